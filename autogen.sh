@@ -1,0 +1,29 @@
+#!/bin/sh
+# Prepare a fresh checkout for ./configure.  On Debian, installs the build
+# dependencies first when some are missing (needs root).
+set -e
+cd "$(dirname "$0")"
+
+PKGS="autoconf automake libtool pkg-config make gcc libevent-dev libglib2.0-dev \
+libjson-glib-dev libssl-dev libsqlite3-dev libmongoc-dev libbson-dev libcunit1-dev \
+sqlite3 python3"
+
+if [ -x /usr/bin/dpkg-query ] && [ "${HPF_NO_APT:-}" != 1 ]; then
+    missing=""
+    for p in $PKGS; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+            missing="$missing $p"
+    done
+    if [ -n "$missing" ]; then
+        if [ "$(id -u)" -ne 0 ]; then
+            echo "autogen.sh: missing Debian packages:$missing (run as root to install)" >&2
+            exit 1
+        fi
+        echo "autogen.sh: installing:$missing"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
+    fi
+fi
+
+mkdir -p m4 build-aux
+autoreconf --install --force

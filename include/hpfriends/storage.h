@@ -1,0 +1,137 @@
+/**
+ * @file hpfriends/storage.h
+ * @brief Storage plugins: where users, groups, shares, acceptances and
+ *        authkeys live.
+ *
+ * A storage plugin sets HPF_KIND_STORAGE and points `storage` at a constant
+ * struct hpf_storage_ops.  Exactly one storage instance is configured.
+ *
+ * Threading: the broker never calls storage on its event loop thread.  All
+ * calls into one storage instance come from one worker thread at a time
+ * (they are serialised), so a plugin needs no locking of its own.
+ * hpfriendsctl calls it from its only thread.
+ *
+ * The data model:
+ *  - user: a name.  Every authkey owner counts as a user even when no user
+ *    row exists (hpfeeds databases have authkeys only).
+ *  - group: a name, an owning user, and member users.
+ *  - share: (from user, to user-or-group, channel, type) where type is
+ *    HPF_SHARE_SHARES (from's own messages) or HPF_SHARE_ALL (also what
+ *    from can read on channel).
+ *  - accept: user accepted the offer of `from` on `channel`.
+ *  - authkey: struct hpf_authkey.
+ *  - version: a counter that every successful apply() increases.
+ */
+#ifndef HPFRIENDS_STORAGE_H
+#define HPFRIENDS_STORAGE_H
+
+#include <hpfriends/plugin.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum hpf_share_type {
+    HPF_SHARE_SHARES = 0, /**< "shares": from's own messages */
+    HPF_SHARE_ALL = 1,    /**< "shares_all": also what from receives */
+};
+
+/**
+ * Callbacks a snapshot() fills in.  Any member may be NULL (then that kind
+ * is skipped).  Strings are copied by the receiver.
+ */
+struct hpf_snapshot_visitor {
+    void (*user)(void *ud, const char *name, bool admin);
+    void (*group)(void *ud, const char *name, const char *owner);
+    void (*member)(void *ud, const char *group, const char *user);
+    void (*share)(void *ud, const char *from, const char *to, bool to_group,
+                  const char *channel, int type);
+    void (*accept)(void *ud, const char *user, const char *from, const char *channel);
+    void (*authkey)(void *ud, const struct hpf_authkey *key);
+    const void *reserved[8];
+};
+
+/** Mutations applied by hpfriendsctl (and the web console). */
+enum hpf_mutation_op {
+    HPF_MUT_USER_ADD = 1,  /**< user */
+    HPF_MUT_USER_DEL,      /**< user; also drops its memberships, shares
+                                (both ends), acceptances, authkeys and the
+                                groups it owns */
+    HPF_MUT_GROUP_ADD,     /**< group, user = owner */
+    HPF_MUT_GROUP_DEL,     /**< group; also drops members and shares to it */
+    HPF_MUT_MEMBER_ADD,    /**< group, user */
+    HPF_MUT_MEMBER_DEL,    /**< group, user */
+    HPF_MUT_SHARE_ADD,     /**< user = from, target(+target_is_group),
+                                channel, share_type; an existing edge with
+                                the same ends and channel gets the new type */
+    HPF_MUT_SHARE_DEL,     /**< user = from, target, channel */
+    HPF_MUT_ACCEPT_ADD,    /**< user, target = from, channel */
+    HPF_MUT_ACCEPT_DEL,    /**< user, target = from, channel */
+    HPF_MUT_AUTHKEY_ADD,   /**< authkey (replaces one with the same ident
+                                only when `replace` is set) */
+    HPF_MUT_AUTHKEY_DEL,   /**< authkey->ident */
+    HPF_MUT_CLEAR,         /**< remove everything (used by import) */
+    HPF_MUT_USER_SET_ADMIN,/**< user, flag */
+};
+
+struct hpf_mutation {
+    int op; /**< enum hpf_mutation_op */
+    const char *user;
+    const char *group;
+    const char *target;
+    bool target_is_group;
+    const char *channel;
+    int share_type; /**< enum hpf_share_type */
+    const struct hpf_authkey *authkey;
+    bool replace;
+    bool flag;
+    const void *reserved[6];
+};
+
+/** Per-authkey traffic counters (totals, or deltas when adding). */
+struct hpf_counters {
+    const char *ident;
+    uint64_t published_msgs;
+    uint64_t published_bytes;
+    uint64_t received_msgs;
+    uint64_t received_bytes;
+};
+
+struct hpf_storage_ops {
+    /**
+     * Look up one authkey.  HPF_OK after calling cb exactly once,
+     * HPF_ERR_NOTFOUND when there is none, another status on failure.
+     */
+    int (*authkey_get)(void *instance, const char *ident, hpf_authkey_cb cb,
+                       void *user_data);
+
+    /** Current data version; changes whenever anything changed. */
+    int (*version)(void *instance, uint64_t *version);
+
+    /** Report everything, consistently (one read transaction). */
+    int (*snapshot)(void *instance, const struct hpf_snapshot_visitor *visitor,
+                    void *user_data);
+
+    /**
+     * Apply n mutations atomically: all or none.  On failure, write a one
+     * line reason into err (e.g. "user 'bob' not found") and return
+     * HPF_ERR_NOTFOUND, HPF_ERR_EXISTS, HPF_ERR_INVALID or HPF_ERR_IO.
+     * Deleting something absent is HPF_ERR_NOTFOUND.
+     */
+    int (*apply)(void *instance, const struct hpf_mutation *mutations, size_t n,
+                 char *err, size_t err_len);
+
+    /** Add deltas to the stored per-authkey counters.  May be NULL. */
+    int (*counters_add)(void *instance, const struct hpf_counters *deltas, size_t n);
+
+    /** Read the stored counters of one authkey (zeros if none).  May be NULL. */
+    int (*counters_get)(void *instance, const char *ident, struct hpf_counters *out);
+
+    const void *reserved[16];
+};
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,5 @@
+sdkinclude_HEADERS += \
+	%reldir%/hpfriends/plugin.h \
+	%reldir%/hpfriends/storage.h \
+	%reldir%/hpfriends/auth.h \
+	%reldir%/hpfriends/sink.h
