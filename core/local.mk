@@ -1,1 +1,25 @@
-# rules for core
+# The daemon: everything but main.c lives in a convenience library that the
+# unit tests link too.
+noinst_LTLIBRARIES += %reldir%/libhpfcore.la
+%canon_reldir%_libhpfcore_la_SOURCES = \
+	%reldir%/wire.c %reldir%/wire.h \
+	%reldir%/log.c %reldir%/log.h \
+	%reldir%/config.c %reldir%/config.h \
+	%reldir%/plugin.c %reldir%/plugin.h \
+	%reldir%/worker.c %reldir%/worker.h \
+	%reldir%/router.c %reldir%/router.h \
+	%reldir%/names.h \
+	%reldir%/broker.c %reldir%/broker.h \
+	%reldir%/conn.c \
+	%reldir%/handle_auth.c \
+	%reldir%/handle_publish.c \
+	%reldir%/handle_subscribe.c
+%canon_reldir%_libhpfcore_la_CPPFLAGS = $(AM_CPPFLAGS) -DHPF_PLUGINDIR='"$(pluginsdir)"'
+%canon_reldir%_libhpfcore_la_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(LIBEVENT_CFLAGS) \
+	$(OPENSSL_CFLAGS)
+%canon_reldir%_libhpfcore_la_LIBADD = $(GLIB_LIBS) $(LIBEVENT_LIBS) $(OPENSSL_LIBS)
+
+sbin_PROGRAMS += %reldir%/hpfriendsd
+%canon_reldir%_hpfriendsd_SOURCES = %reldir%/main.c
+%canon_reldir%_hpfriendsd_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(LIBEVENT_CFLAGS)
+%canon_reldir%_hpfriendsd_LDADD = %reldir%/libhpfcore.la

@@ -7,6 +7,7 @@
 #define HPF_CORE_PLUGIN_H
 
 #include <glib.h>
+#include <gmodule.h>
 
 #include <hpfriends/auth.h>
 #include <hpfriends/plugin.h>

@@ -1,0 +1,356 @@
+/* The broker: plugins, listeners, signals, the housekeeping tick. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/util.h>
+
+#include "broker.h"
+#include "log.h"
+#include "router.h"
+#include "worker.h"
+
+char *broker_deny_text(const struct broker *b, enum deny_kind kind, const char *ident,
+                       const char *chan)
+{
+    gboolean legacy = b->cfg->error_style == ERROR_STYLE_LEGACY;
+    switch (kind) {
+    case DENY_AUTH:
+        return legacy ? g_strdup("authfail.") : g_strdup_printf("Authentication failed for %s", ident);
+    case DENY_IDENT:
+        return legacy ? g_strdup("identfail.")
+                      : g_strdup_printf("Invalid authkey in message, ident=%s", ident);
+    case DENY_PUB:
+        return legacy ? g_strdup("accessfail.")
+                      : g_strdup_printf("Authkey not allowed to pub here. ident=%s, chan=%s", ident,
+                                        chan);
+    case DENY_SUB:
+        return legacy ? g_strdup("accessfail.")
+                      : g_strdup_printf("Authkey not allowed to sub here. ident=%s, chan=%s", ident,
+                                        chan);
+    }
+    return g_strdup("denied");
+}
+
+gboolean broker_may_read(const struct broker *b, const char *publisher, const char *chan,
+                         const char *reader)
+{
+    return strcmp(publisher, reader) == 0;
+}
+
+static guint64 id_hash_key(gconstpointer p) { return *(const guint64 *)p; }
+static guint id_hash(gconstpointer p) { return (guint)(id_hash_key(p) ^ (id_hash_key(p) >> 32)); }
+static gboolean id_equal(gconstpointer a, gconstpointer b)
+{
+    return *(const guint64 *)a == *(const guint64 *)b;
+}
+
+struct broker *broker_new(struct config *cfg, GError **error)
+{
+    struct broker *b = g_new0(struct broker, 1);
+    b->cfg = cfg;
+    b->base = event_base_new();
+    if (!b->base) {
+        g_set_error(error, CONFIG_ERROR, 0, "cannot create the event loop");
+        g_free(b);
+        return NULL;
+    }
+    b->listeners = g_ptr_array_new_with_free_func((GDestroyNotify)evconnlistener_free);
+    b->conns = g_hash_table_new(id_hash, id_equal);
+    b->router = router_new();
+    b->auth_chain = g_ptr_array_new_with_free_func((GDestroyNotify)plugin_instance_free);
+    return b;
+}
+
+/* ---- accepting ---- */
+
+static void reject_connection(evutil_socket_t fd, const char *text)
+{
+    uint8_t buf[128];
+    size_t n = wire_encode_error(buf, sizeof buf, text, strlen(text));
+    ssize_t w = send(fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    (void)w; /* best effort: the peer learns why, or just sees the close */
+    shutdown(fd, SHUT_WR);
+    evutil_closesocket(fd);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    struct broker *b = arg;
+    if (b->stopping) {
+        evutil_closesocket(fd);
+        return;
+    }
+    if (g_hash_table_size(b->conns) >= b->cfg->max_connections) {
+        static struct log_ratelimit rl = LOG_RATELIMIT_INIT(10);
+        uint64_t held = 0;
+        if (log_ratelimit_ok(&rl, &held))
+            log_warn("broker: refusing connection: max_connections (%u) reached (%" G_GUINT64_FORMAT
+                     " more refused since last said)",
+                     b->cfg->max_connections, held);
+        reject_connection(fd, "Too many connections");
+        return;
+    }
+    conn_new(b, fd, sa, salen);
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    static struct log_ratelimit rl = LOG_RATELIMIT_INIT(10);
+    int err = EVUTIL_SOCKET_ERROR();
+    if (log_ratelimit_ok(&rl, NULL))
+        log_err("broker: accept failed: %s", evutil_socket_error_to_string(err));
+}
+
+static gboolean bind_one(struct broker *b, const struct listen_addr *la, FILE *ready,
+                         GError **error)
+{
+    struct evutil_addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_NUMERICSERV;
+    const char *host = (*la->host && strcmp(la->host, "*")) ? la->host : NULL;
+    char *spec = listen_addr_to_string(la);
+    int rc = evutil_getaddrinfo(host, la->port, &hints, &res);
+    if (rc != 0) {
+        g_set_error(error, CONFIG_ERROR, 0, "listen %s: %s", spec, evutil_gai_strerror(rc));
+        g_free(spec);
+        return FALSE;
+    }
+    if (la->tls) {
+        g_set_error(error, CONFIG_ERROR, 0, "listen %s: TLS listeners are not available yet",
+                    spec);
+        evutil_freeaddrinfo(res);
+        g_free(spec);
+        return FALSE;
+    }
+    struct evconnlistener *l =
+        evconnlistener_new_bind(b->base, on_accept, b,
+                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+                                1024, res->ai_addr, (int)res->ai_addrlen);
+    evutil_freeaddrinfo(res);
+    if (!l) {
+        g_set_error(error, CONFIG_ERROR, 0, "listen %s: %s", spec,
+                    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        g_free(spec);
+        return FALSE;
+    }
+    evconnlistener_set_error_cb(l, on_accept_error);
+    g_ptr_array_add(b->listeners, l);
+
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char addr[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+            evutil_inet_ntop(AF_INET6, &s6->sin6_addr, addr, sizeof addr);
+            port = ntohs(s6->sin6_port);
+        } else {
+            struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+            evutil_inet_ntop(AF_INET, &s4->sin_addr, addr, sizeof addr);
+            port = ntohs(s4->sin_port);
+        }
+    }
+    log_notice("broker: listening on %s (port %d)", spec, port);
+    if (ready)
+        fprintf(ready, "%s %s %d\n", la->tls ? "tls" : "tcp", addr, port);
+    g_free(spec);
+    return TRUE;
+}
+
+/* ---- housekeeping ---- */
+
+static void check_slow_consumers(struct broker *b)
+{
+    gint64 now = g_get_monotonic_time();
+    gint64 deadline = (gint64)b->cfg->slow_deadline * G_USEC_PER_SEC;
+    GPtrArray *victims = NULL;
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, b->conns);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        struct conn *c = v;
+        if (!c->over_since_us)
+            continue;
+        if (conn_queued(c) <= b->cfg->max_queued_bytes / 2) {
+            log_notice("%s@%s: slow consumer caught up; %" G_GUINT64_FORMAT
+                       " messages were dropped for it",
+                       c->ident, c->peer, c->dropped);
+            c->over_since_us = 0;
+        } else if (now - c->over_since_us >= deadline) {
+            if (!victims)
+                victims = g_ptr_array_new();
+            g_ptr_array_add(victims, c);
+        }
+    }
+    for (guint i = 0; victims && i < victims->len; i++) {
+        struct conn *c = victims->pdata[i];
+        log_warn("%s@%s: disconnecting slow consumer: %zu bytes queued for over %u s, %" G_GUINT64_FORMAT
+                 " messages dropped",
+                 c->ident, c->peer, conn_queued(c), b->cfg->slow_deadline, c->dropped);
+        b->stats.slow_disconnects++;
+        conn_close(c, "slow consumer");
+    }
+    if (victims)
+        g_ptr_array_unref(victims);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg) { check_slow_consumers(arg); }
+
+static void begin_shutdown(struct broker *b, const char *why)
+{
+    if (b->stopping)
+        return;
+    b->stopping = TRUE;
+    log_notice("broker: %s: shutting down", why);
+    g_ptr_array_set_size(b->listeners, 0);
+    GList *all = g_hash_table_get_values(b->conns);
+    for (GList *l = all; l; l = l->next)
+        conn_close(l->data, "broker shutting down");
+    g_list_free(all);
+    event_base_loopexit(b->base, NULL);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct broker *b = arg;
+    if (sig == SIGHUP) {
+        log_notice("broker: SIGHUP: reloading");
+        return;
+    }
+    begin_shutdown(b, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* ---- plugins ---- */
+
+static struct plugin_instance *load_plugin(struct broker *b, const struct plugin_conf *pc,
+                                           enum hpf_kind kind, gboolean start, GError **error)
+{
+    const char *dir = plugin_dir_resolve(b->cfg->plugin_dir);
+    char *iname = kind == HPF_KIND_STORAGE ? g_strdup("storage")
+                                            : g_strdup_printf("%s", pc->section);
+    struct plugin_instance *pi =
+        plugin_instance_new(dir, pc->plugin, kind, iname, pc->keys, b->cfg->dir, error);
+    g_free(iname);
+    if (pi && start && !plugin_instance_start(pi, error)) {
+        plugin_instance_free(pi);
+        return NULL;
+    }
+    return pi;
+}
+
+gboolean broker_load_plugins(struct broker *b, gboolean start, GError **error);
+gboolean broker_load_plugins(struct broker *b, gboolean start, GError **error)
+{
+    b->storage = load_plugin(b, b->cfg->storage, HPF_KIND_STORAGE, start, error);
+    if (!b->storage)
+        return FALSE;
+    plugin_set_storage(b->storage);
+    for (guint i = 0; i < b->cfg->auth->len; i++) {
+        struct plugin_instance *pi = load_plugin(b, b->cfg->auth->pdata[i], HPF_KIND_AUTH, start,
+                                                 error);
+        if (!pi)
+            return FALSE;
+        g_ptr_array_add(b->auth_chain, pi);
+    }
+    if (b->cfg->sinks->len > 0) {
+        g_set_error(error, CONFIG_ERROR, 0, "[%s]: sinks are not available yet",
+                    ((struct plugin_conf *)b->cfg->sinks->pdata[0])->section);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean broker_start(struct broker *b, const char *ready_file, GError **error)
+{
+    if (!broker_load_plugins(b, TRUE, error))
+        return FALSE;
+    b->worker = worker_new(b->base, "storage");
+    if (!b->worker) {
+        g_set_error(error, CONFIG_ERROR, 0, "cannot start the storage worker");
+        return FALSE;
+    }
+
+    /* Write the ready file under a temporary name: readers never see half. */
+    FILE *ready = NULL;
+    char *tmp = NULL;
+    if (ready_file) {
+        tmp = g_strdup_printf("%s.tmp", ready_file);
+        ready = fopen(tmp, "w");
+        if (!ready) {
+            g_set_error(error, CONFIG_ERROR, 0, "--ready-file %s: %s", tmp, g_strerror(errno));
+            g_free(tmp);
+            return FALSE;
+        }
+    }
+    gboolean ok = TRUE;
+    for (guint i = 0; i < b->cfg->listen->len && ok; i++)
+        ok = bind_one(b, b->cfg->listen->pdata[i], ready, error);
+    if (ready) {
+        if (fclose(ready) != 0 && ok) {
+            g_set_error(error, CONFIG_ERROR, 0, "--ready-file %s: %s", tmp, g_strerror(errno));
+            ok = FALSE;
+        }
+        if (ok && rename(tmp, ready_file) != 0) {
+            g_set_error(error, CONFIG_ERROR, 0, "--ready-file %s: %s", ready_file,
+                        g_strerror(errno));
+            ok = FALSE;
+        }
+        if (!ok)
+            unlink(tmp);
+        g_free(tmp);
+    }
+    if (!ok)
+        return FALSE;
+
+    b->sig_term = evsignal_new(b->base, SIGTERM, on_signal, b);
+    b->sig_int = evsignal_new(b->base, SIGINT, on_signal, b);
+    b->sig_hup = evsignal_new(b->base, SIGHUP, on_signal, b);
+    evsignal_add(b->sig_term, NULL);
+    evsignal_add(b->sig_int, NULL);
+    evsignal_add(b->sig_hup, NULL);
+    b->tick = event_new(b->base, -1, EV_PERSIST, on_tick, b);
+    struct timeval one = {1, 0};
+    evtimer_add(b->tick, &one);
+    log_notice("broker: %s ready (access = %s)", b->cfg->name,
+               b->cfg->access == ACCESS_GRAPH ? "graph" : "channels");
+    return TRUE;
+}
+
+int broker_run(struct broker *b)
+{
+    event_base_dispatch(b->base);
+    return b->exit_code;
+}
+
+void broker_free(struct broker *b)
+{
+    if (!b)
+        return;
+    GList *all = g_hash_table_get_values(b->conns);
+    for (GList *l = all; l; l = l->next)
+        conn_close(l->data, "broker shutting down");
+    g_list_free(all);
+    g_ptr_array_unref(b->listeners);
+    /* Finish queued plugin calls before the plugins go. */
+    worker_free(b->worker);
+    g_ptr_array_unref(b->auth_chain);
+    plugin_instance_free(b->storage);
+    router_free(b->router);
+    g_hash_table_unref(b->conns);
+    if (b->sig_term) {
+        event_free(b->sig_term);
+        event_free(b->sig_int);
+        event_free(b->sig_hup);
+        event_free(b->tick);
+    }
+    event_base_free(b->base);
+    g_free(b);
+}

@@ -1,0 +1,128 @@
+/*
+ * The broker: listeners, connections, and the state they share.
+ * Everything here runs on the event loop thread unless said otherwise.
+ */
+#ifndef HPF_BROKER_H
+#define HPF_BROKER_H
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <glib.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "plugin.h"
+#include "wire.h"
+
+struct router;
+struct worker;
+struct graph;
+
+enum conn_state {
+    CONN_AWAIT_AUTH, /* INFO sent; the first frame must be AUTH */
+    CONN_AUTHING,    /* AUTH handed to the worker; reading paused */
+    CONN_READY,
+    CONN_CLOSING, /* flushing a last ERROR, then gone */
+};
+
+struct conn {
+    struct broker *b;
+    guint64 id;
+    struct bufferevent *bev;
+    char peer[64];
+    enum conn_state state;
+    uint8_t nonce[WIRE_NONCE_LEN];
+
+    /* Set once authenticated. */
+    char *ident;
+    char *owner;
+    GHashTable *may_publish;   /* channel set */
+    GHashTable *may_subscribe; /* channel set */
+    GHashTable *subscribed;    /* channel set: what the router holds us under */
+
+    struct event *timer; /* auth timeout, then close-flush deadline */
+
+    /* Slow consumer: when the output queue first went over the bound. */
+    gint64 over_since_us;
+    guint64 dropped;
+
+    /* Traffic, per connection (summed per authkey by the stats). */
+    guint64 pub_msgs, pub_bytes, recv_msgs, recv_bytes;
+};
+
+struct broker_stats {
+    guint64 connections_made;
+    guint64 connections_ready;
+    guint64 connections_lost;
+    guint64 auth_failures;
+    guint64 publishes;
+    guint64 publish_bytes;
+    guint64 deliveries;
+    guint64 drops;
+    guint64 slow_disconnects;
+};
+
+struct broker {
+    struct config *cfg;
+    struct event_base *base;
+    GPtrArray *listeners; /* struct evconnlistener * */
+    GHashTable *conns;    /* guint64 id -> struct conn * */
+    guint64 next_conn_id;
+    struct router *router;
+    struct worker *worker;
+    struct plugin_instance *storage;
+    GPtrArray *auth_chain; /* struct plugin_instance * */
+    struct event *sig_term, *sig_int, *sig_hup, *tick;
+    struct broker_stats stats;
+    char *ready_file;
+    gboolean stopping;
+    int exit_code;
+};
+
+/* broker.c */
+struct broker *broker_new(struct config *cfg, GError **error);
+/** Load and start the plugins, bind the listeners. */
+gboolean broker_start(struct broker *b, const char *ready_file, GError **error);
+/** Run until SIGTERM/SIGINT; returns the exit code. */
+int broker_run(struct broker *b);
+void broker_free(struct broker *b);
+
+/* conn.c */
+struct conn *conn_new(struct broker *b, evutil_socket_t fd, const struct sockaddr *sa, int salen);
+/** Send ERROR text, then close once it is flushed (bounded wait). */
+void conn_fail(struct conn *c, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+/** Send ERROR text and keep the connection. */
+void conn_send_error(struct conn *c, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+/** Close now; frees c. */
+void conn_close(struct conn *c, const char *reason);
+/** Process whatever complete frames are buffered. */
+void conn_process_input(struct conn *c);
+/** Bytes waiting in the output queue. */
+size_t conn_queued(const struct conn *c);
+
+enum deny_kind { DENY_AUTH, DENY_IDENT, DENY_PUB, DENY_SUB };
+
+/* handle_*.c: one per verb; return FALSE when the connection is gone or closing. */
+gboolean handle_auth(struct conn *c, const struct wire_msg *m);
+gboolean handle_publish(struct conn *c, const struct wire_msg *m, const uint8_t *frame);
+gboolean handle_subscribe(struct conn *c, const struct wire_msg *m);
+gboolean handle_unsubscribe(struct conn *c, const struct wire_msg *m);
+
+/* Helpers the handlers share (handle_publish.c). */
+/** FALSE (and the connection failed) when the frame's ident is not ours. */
+gboolean handle_check_ident(struct conn *c, const struct wire_msg *m);
+/** The frame's channel as a C string, or NULL (and the connection failed). */
+char *handle_channel(struct conn *c, const struct wire_msg *m);
+/** A denied pub/sub: ERROR, then close or go on per on_denied; returns go-on. */
+gboolean handle_denied(struct conn *c, enum deny_kind kind, const char *chan);
+
+/** Graph mode: may `reader` read what `publisher` publishes on chan? */
+gboolean broker_may_read(const struct broker *b, const char *publisher, const char *chan,
+                         const char *reader);
+
+/** Error texts in the configured style. */
+char *broker_deny_text(const struct broker *b, enum deny_kind kind, const char *ident,
+                       const char *chan);
+
+#endif

@@ -1,0 +1,96 @@
+/*
+ * Broker configuration: a GLib key file, or hpfeeds3-style command-line
+ * flags.  Pure: parsing and validation only, no side effects.
+ */
+#ifndef HPF_CONFIG_H
+#define HPF_CONFIG_H
+
+#include <glib.h>
+
+enum access_mode { ACCESS_CHANNELS, ACCESS_GRAPH };
+enum error_style { ERROR_STYLE_HPFEEDS, ERROR_STYLE_LEGACY };
+enum on_denied { ON_DENIED_CLOSE, ON_DENIED_CONTINUE };
+
+struct listen_addr {
+    gboolean tls;
+    char *host; /**< without brackets; "" or "*" for any */
+    char *port;
+};
+
+/** One plugin section: which plugin, and the keys handed to it. */
+struct plugin_conf {
+    char *section;  /**< "storage", "auth:NAME", "sink:NAME" */
+    char *name;     /**< instance name: "storage", NAME for auth and sinks */
+    char *plugin;   /**< plugin name from `plugin =` */
+    GHashTable *keys; /**< every other key -> value */
+};
+
+struct config {
+    char *path; /**< config file, NULL with flags only */
+    char *dir;  /**< anchors relative paths */
+
+    char *name;
+    GPtrArray *listen; /**< struct listen_addr * */
+    enum access_mode access;
+    guint reload_interval;
+    gboolean require_accept;
+    enum error_style error_style;
+    enum on_denied on_denied;
+    guint32 max_frame;
+    gsize max_queued_bytes;
+    guint slow_deadline;
+    guint max_connections;
+    guint auth_timeout;
+    char *plugin_dir; /**< NULL: built-in default */
+    char *tls_cert;
+    char *tls_key;
+    char *exporter;  /**< HOST:PORT or NULL */
+    char *log_level; /**< NULL: info */
+
+    struct plugin_conf *storage;
+    GPtrArray *auth;  /**< struct plugin_conf *, chain order */
+    GPtrArray *sinks; /**< struct plugin_conf * */
+};
+
+#define CONFIG_ERROR (config_error_quark())
+GQuark config_error_quark(void);
+
+/** Defaults, as with no config file and no flags. */
+struct config *config_new_default(void);
+
+/**
+ * Read a key file.  Errors name the file, the section and the key, e.g.
+ * "hpfriendsd.conf: [broker] max_frame: expected a number of bytes".
+ */
+struct config *config_load_file(const char *path, GError **error);
+
+/**
+ * Apply hpfeeds3-style flags on top of cfg (binds replace the listen list;
+ * auth selects the storage by its form: mongodb:// URI, *.json file, or
+ * SQLite file).  NULL/empty arguments leave the value alone.
+ */
+gboolean config_apply_flags(struct config *cfg, char **binds, char **auths, const char *name,
+                            const char *tlscert, const char *tlskey, const char *exporter,
+                            GError **error);
+
+/**
+ * Fill in what neither the file nor the flags set: listen on
+ * 127.0.0.1:10000, SQLite storage in hpfriends.db, the auth chain
+ * "storage".
+ */
+void config_finish(struct config *cfg);
+
+/** Parse "tcp:HOST:PORT", "tls:HOST:PORT", "HOST:PORT"; IPv6 in brackets. */
+struct listen_addr *config_parse_listen(const char *spec, GError **error);
+void listen_addr_free(struct listen_addr *la);
+char *listen_addr_to_string(const struct listen_addr *la);
+
+/** Parse a size with an optional K, M or G suffix (powers of 1024). */
+gboolean config_parse_size(const char *s, guint64 *out);
+
+/** Resolve a path against cfg->dir unless it is absolute. */
+char *config_resolve_path(const struct config *cfg, const char *path);
+
+void config_free(struct config *cfg);
+
+#endif

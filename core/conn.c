@@ -1,0 +1,285 @@
+/* One client connection: framing, the session state machine, closing. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/rand.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+
+#include "broker.h"
+#include "log.h"
+#include "router.h"
+
+/* How long a closing connection may take to flush its last ERROR. */
+#define CLOSE_FLUSH_SECONDS 5
+/* How long we keep reading (and discarding) after our half-close. */
+#define CLOSE_LINGER_SECONDS 2
+
+static void on_read(struct bufferevent *bev, void *arg);
+static void on_write(struct bufferevent *bev, void *arg);
+static void on_event(struct bufferevent *bev, short what, void *arg);
+
+static void describe_peer(const struct sockaddr *sa, char *out, size_t len)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        evutil_inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        port = ntohs(in->sin_port);
+        g_snprintf(out, len, "%s:%d", host, port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        evutil_inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        port = ntohs(in6->sin6_port);
+        g_snprintf(out, len, "[%s]:%d", host, port);
+    } else {
+        g_strlcpy(out, "unknown", len);
+    }
+}
+
+static void set_keepalive(evutil_socket_t fd)
+{
+    int on = 1, idle = 10, intvl = 5, cnt = 3;
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+}
+
+static void on_auth_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    if (c->state == CONN_AWAIT_AUTH || c->state == CONN_AUTHING)
+        conn_fail(c, "Timed out waiting for AUTH");
+}
+
+struct conn *conn_new(struct broker *b, evutil_socket_t fd, const struct sockaddr *sa, int salen)
+{
+    struct conn *c = g_new0(struct conn, 1);
+    c->b = b;
+    c->id = ++b->next_conn_id;
+    describe_peer(sa, c->peer, sizeof c->peer);
+    set_keepalive(fd);
+
+    c->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) {
+        evutil_closesocket(fd);
+        g_free(c);
+        return NULL;
+    }
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    /* Never buffer more than one frame's worth of input. */
+    bufferevent_setwatermark(c->bev, EV_READ, 0, b->cfg->max_frame);
+    c->subscribed = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    g_hash_table_insert(b->conns, &c->id, c);
+    b->stats.connections_made++;
+
+    if (RAND_bytes(c->nonce, sizeof c->nonce) != 1) {
+        log_err("%s: cannot draw a nonce: RAND_bytes failed", c->peer);
+        conn_close(c, "no randomness");
+        return NULL;
+    }
+    /* INFO in one write: the Python blocking client needs it in one recv(). */
+    const char *name = b->cfg->name;
+    uint8_t info[WIRE_HEADER_LEN + 1 + WIRE_MAX_NAME + WIRE_NONCE_LEN];
+    size_t n = wire_encode_info(info, sizeof info, name, strlen(name), c->nonce, sizeof c->nonce);
+    bufferevent_write(c->bev, info, n);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+
+    c->timer = evtimer_new(b->base, on_auth_timeout, c);
+    struct timeval tv = {(time_t)b->cfg->auth_timeout, 0};
+    evtimer_add(c->timer, &tv);
+    log_debug("%s: connected", c->peer);
+    return c;
+}
+
+size_t conn_queued(const struct conn *c)
+{
+    return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+static void drop_subscriptions(struct conn *c)
+{
+    GHashTableIter it;
+    gpointer chan;
+    g_hash_table_iter_init(&it, c->subscribed);
+    while (g_hash_table_iter_next(&it, &chan, NULL))
+        router_unsubscribe(c->b->router, chan, c);
+    g_hash_table_remove_all(c->subscribed);
+}
+
+void conn_close(struct conn *c, const char *reason)
+{
+    struct broker *b = c->b;
+    log_debug("%s%s%s: disconnected: %s", c->ident ? c->ident : "", c->ident ? "@" : "",
+              c->peer, reason);
+    drop_subscriptions(c);
+    g_hash_table_remove(b->conns, &c->id);
+    b->stats.connections_lost++;
+    if (c->timer)
+        event_free(c->timer);
+    bufferevent_free(c->bev);
+    g_hash_table_unref(c->subscribed);
+    if (c->may_publish)
+        g_hash_table_unref(c->may_publish);
+    if (c->may_subscribe)
+        g_hash_table_unref(c->may_subscribe);
+    g_free(c->ident);
+    g_free(c->owner);
+    g_free(c);
+}
+
+static void send_error_frame(struct conn *c, const char *text)
+{
+    size_t len = strlen(text);
+    size_t n = wire_encode_error(NULL, 0, text, len);
+    uint8_t *buf = g_malloc(n);
+    wire_encode_error(buf, n, text, len);
+    bufferevent_write(c->bev, buf, n);
+    g_free(buf);
+}
+
+void conn_send_error(struct conn *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *text = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    send_error_frame(c, text);
+    g_free(text);
+}
+
+static void on_close_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    conn_close(arg, "closed after error");
+}
+
+void conn_fail(struct conn *c, const char *fmt, ...)
+{
+    if (c->state == CONN_CLOSING)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    char *text = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    log_info("%s%s%s: closing: %s", c->ident ? c->ident : "", c->ident ? "@" : "", c->peer, text);
+    send_error_frame(c, text);
+    g_free(text);
+
+    c->state = CONN_CLOSING;
+    drop_subscriptions(c);
+    bufferevent_disable(c->bev, EV_READ);
+    evbuffer_drain(bufferevent_get_input(c->bev), (size_t)-1);
+    /* on_write finishes the close once the ERROR is out; bound the wait. */
+    evtimer_del(c->timer);
+    event_assign(c->timer, c->b->base, -1, 0, on_close_deadline, c);
+    struct timeval tv = {CLOSE_FLUSH_SECONDS, 0};
+    evtimer_add(c->timer, &tv);
+}
+
+/*
+ * After the last ERROR is flushed: half-close, then read and discard until
+ * the peer closes too.  Closing with unread input would make the kernel
+ * send a RST, which can destroy the ERROR before the client reads it.
+ */
+static void linger_read(struct bufferevent *bev, void *arg)
+{
+    evbuffer_drain(bufferevent_get_input(bev), (size_t)-1);
+}
+
+static void begin_linger(struct conn *c)
+{
+    shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+    bufferevent_setcb(c->bev, linger_read, NULL, on_event, c);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+    bufferevent_enable(c->bev, EV_READ);
+    evtimer_del(c->timer);
+    struct timeval tv = {CLOSE_LINGER_SECONDS, 0};
+    evtimer_add(c->timer, &tv);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    if (c->state == CONN_CLOSING && conn_queued(c) == 0)
+        begin_linger(c);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct conn *c = arg;
+    if (what & BEV_EVENT_EOF)
+        conn_close(c, "closed by peer");
+    else if (what & BEV_EVENT_ERROR)
+        conn_close(c, g_strerror(EVUTIL_SOCKET_ERROR()));
+    else if (what & BEV_EVENT_TIMEOUT)
+        conn_close(c, "timeout");
+}
+
+static void on_read(struct bufferevent *bev, void *arg) { conn_process_input(arg); }
+
+static gboolean dispatch(struct conn *c, const struct wire_msg *m, const uint8_t *frame)
+{
+    if (c->state == CONN_AWAIT_AUTH) {
+        if (m->op != WIRE_OP_AUTH) {
+            conn_fail(c, "First message was not AUTH");
+            return FALSE;
+        }
+        return handle_auth(c, m);
+    }
+    switch (m->op) {
+    case WIRE_OP_PUBLISH: return handle_publish(c, m, frame);
+    case WIRE_OP_SUBSCRIBE: return handle_subscribe(c, m);
+    case WIRE_OP_UNSUBSCRIBE: return handle_unsubscribe(c, m);
+    case WIRE_OP_AUTH:
+        conn_fail(c, "Bad frame: AUTH on an authenticated connection");
+        return FALSE;
+    default:
+        conn_fail(c, "Bad frame: %s is not sent by clients", wire_op_name(m->op));
+        return FALSE;
+    }
+}
+
+void conn_process_input(struct conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    const uint32_t max_frame = c->b->cfg->max_frame;
+    char reason[128];
+
+    while (c->state == CONN_AWAIT_AUTH || c->state == CONN_READY) {
+        size_t len = evbuffer_get_length(in);
+        if (len < 4)
+            return;
+        uint8_t hdr[WIRE_HEADER_LEN];
+        size_t hl = len < WIRE_HEADER_LEN ? len : WIRE_HEADER_LEN;
+        evbuffer_copyout(in, hdr, hl);
+
+        struct wire_msg m;
+        const char *err = NULL;
+        uint32_t flen = wire_peek_length(hdr);
+        /* Reject a bad length or opcode before waiting for the body. */
+        int rc = wire_decode(hdr, hl, max_frame, &m, reason, sizeof reason, &err);
+        if (rc == WIRE_INVALID) {
+            conn_fail(c, "Bad frame: %s", err);
+            return;
+        }
+        if (len < flen)
+            return;
+        const uint8_t *frame = evbuffer_pullup(in, flen);
+        rc = wire_decode(frame, flen, max_frame, &m, reason, sizeof reason, &err);
+        if (rc != WIRE_FRAME) {
+            conn_fail(c, "Bad frame: %s", err ? err : "truncated");
+            return;
+        }
+        gboolean go_on = dispatch(c, &m, frame);
+        if (c->state != CONN_CLOSING)
+            evbuffer_drain(in, flen);
+        if (!go_on)
+            return;
+    }
+}

@@ -1,0 +1,117 @@
+/* AUTH: ask the auth chain off the loop, then open the session. */
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "broker.h"
+#include "log.h"
+#include "names.h"
+#include "worker.h"
+
+struct auth_job {
+    struct broker *b;
+    guint64 conn_id;
+    char *ident;
+    uint8_t nonce[WIRE_NONCE_LEN];
+    uint8_t hash[WIRE_HASH_LEN];
+    char peer[64];
+    int verdict;
+    struct auth_request req;
+};
+
+/* Worker thread: the chain; first ALLOW or DENY wins, all-DEFER denies. */
+static void auth_run(void *arg)
+{
+    struct auth_job *j = arg;
+    j->verdict = HPF_AUTH_DENY;
+    for (guint i = 0; i < j->b->auth_chain->len; i++) {
+        struct plugin_instance *pi = j->b->auth_chain->pdata[i];
+        auth_request_clear(&j->req);
+        j->req.pub.ident = j->ident;
+        j->req.pub.nonce = j->nonce;
+        j->req.pub.nonce_len = sizeof j->nonce;
+        j->req.pub.hash = j->hash;
+        j->req.pub.peer = j->peer;
+        int v = pi->desc->auth->authenticate(pi->inst, &j->req.pub);
+        if (v == HPF_AUTH_ALLOW && !j->req.granted) {
+            log_err("%s: answered ALLOW without auth_grant(); treating as DENY", pi->name);
+            v = HPF_AUTH_DENY;
+        }
+        if (v == HPF_AUTH_ALLOW || v == HPF_AUTH_DENY) {
+            j->verdict = v;
+            return;
+        }
+    }
+}
+
+static GHashTable *channel_set(GPtrArray *list)
+{
+    GHashTable *set = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    for (guint i = 0; list && i < list->len; i++)
+        g_hash_table_add(set, g_strdup(list->pdata[i]));
+    return set;
+}
+
+static void auth_job_free(struct auth_job *j)
+{
+    auth_request_clear(&j->req);
+    g_free(j->ident);
+    g_free(j);
+}
+
+static void auth_done(void *arg)
+{
+    struct auth_job *j = arg;
+    struct conn *c = g_hash_table_lookup(j->b->conns, &j->conn_id);
+    if (!c || c->state != CONN_AUTHING) {
+        auth_job_free(j);
+        return;
+    }
+    if (j->verdict != HPF_AUTH_ALLOW) {
+        c->b->stats.auth_failures++;
+        char *text = broker_deny_text(c->b, DENY_AUTH, j->ident, NULL);
+        conn_fail(c, "%s", text);
+        g_free(text);
+        auth_job_free(j);
+        return;
+    }
+    c->ident = g_steal_pointer(&j->ident);
+    c->owner = g_steal_pointer(&j->req.owner);
+    c->may_publish = channel_set(j->req.publish);
+    c->may_subscribe = channel_set(j->req.subscribe);
+    c->state = CONN_READY;
+    c->b->stats.connections_ready++;
+    evtimer_del(c->timer);
+    log_info("%s@%s: authenticated (owner %s)", c->ident, c->peer, c->owner);
+    auth_job_free(j);
+
+    /* Frames pipelined behind AUTH wait in the input buffer: run them now. */
+    bufferevent_enable(c->bev, EV_READ);
+    conn_process_input(c);
+}
+
+gboolean handle_auth(struct conn *c, const struct wire_msg *m)
+{
+    char *ident = wire_str_dup(m->name);
+    if (!ident || m->data.len != WIRE_HASH_LEN) {
+        c->b->stats.auth_failures++;
+        if (!ident)
+            ident = g_strndup((const char *)m->name.ptr, m->name.len);
+        char *text = broker_deny_text(c->b, DENY_AUTH, ident, NULL);
+        conn_fail(c, "%s", text);
+        g_free(text);
+        g_free(ident);
+        return FALSE;
+    }
+    struct auth_job *j = g_new0(struct auth_job, 1);
+    j->b = c->b;
+    j->conn_id = c->id;
+    j->ident = ident;
+    memcpy(j->nonce, c->nonce, sizeof j->nonce);
+    memcpy(j->hash, m->data.ptr, WIRE_HASH_LEN);
+    g_strlcpy(j->peer, c->peer, sizeof j->peer);
+    c->state = CONN_AUTHING;
+    bufferevent_disable(c->bev, EV_READ);
+    worker_submit(c->b->worker, auth_run, auth_done, j);
+    return TRUE;
+}

@@ -1,0 +1,158 @@
+/* hpfriendsd: command line, config, daemon life cycle. */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <event2/thread.h>
+
+#include "broker.h"
+#include "config.h"
+#include "log.h"
+
+gboolean broker_load_plugins(struct broker *b, gboolean start, GError **error);
+
+static char *opt_config;
+static gboolean opt_test, opt_foreground, opt_debug, opt_version;
+static char **opt_bind, **opt_auth;
+static char *opt_name, *opt_tlscert, *opt_tlskey, *opt_exporter, *opt_ready_file, *opt_plugin_dir;
+
+static const GOptionEntry entries[] = {
+    {"config", 'c', 0, G_OPTION_ARG_FILENAME, &opt_config, "Configuration file (GLib key file)",
+     "FILE"},
+    {"test", 't', 0, G_OPTION_ARG_NONE, &opt_test, "Check the configuration and exit", NULL},
+    {"foreground", 'f', 0, G_OPTION_ARG_NONE, &opt_foreground,
+     "Stay in the foreground, log to stderr", NULL},
+    {"debug", 'd', 0, G_OPTION_ARG_NONE, &opt_debug, "Log debug messages", NULL},
+    {"bind", 0, 0, G_OPTION_ARG_STRING_ARRAY, &opt_bind,
+     "Listen on HOST:PORT (repeatable; hpfeeds3 compatible)", "HOST:PORT"},
+    {"auth", 0, 0, G_OPTION_ARG_STRING_ARRAY, &opt_auth,
+     "Authkeys from a SQLite file, a .json file or a mongodb:// URI", "PATH|URI"},
+    {"name", 0, 0, G_OPTION_ARG_STRING, &opt_name, "Broker name sent in INFO", "NAME"},
+    {"tlscert", 0, 0, G_OPTION_ARG_FILENAME, &opt_tlscert, "TLS certificate (PEM)", "FILE"},
+    {"tlskey", 0, 0, G_OPTION_ARG_FILENAME, &opt_tlskey, "TLS private key (PEM)", "FILE"},
+    {"exporter", 0, 0, G_OPTION_ARG_STRING, &opt_exporter, "Prometheus exporter address",
+     "HOST:PORT"},
+    {"ready-file", 0, 0, G_OPTION_ARG_FILENAME, &opt_ready_file,
+     "Once listening, write 'tcp ADDRESS PORT' lines to FILE", "FILE"},
+    {"plugin-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt_plugin_dir, "Load plugins from DIR", "DIR"},
+    {"version", 'V', 0, G_OPTION_ARG_NONE, &opt_version, "Print the version and exit", NULL},
+    {NULL},
+};
+
+static int level_from_name(const char *s)
+{
+    if (!s)
+        return HPF_LOG_INFO;
+    if (!g_ascii_strcasecmp(s, "error"))
+        return HPF_LOG_ERR;
+    if (!g_ascii_strcasecmp(s, "warning"))
+        return HPF_LOG_WARNING;
+    if (!g_ascii_strcasecmp(s, "notice"))
+        return HPF_LOG_NOTICE;
+    if (!g_ascii_strcasecmp(s, "debug"))
+        return HPF_LOG_DEBUG;
+    if (!g_ascii_strcasecmp(s, "info"))
+        return HPF_LOG_INFO;
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    GError *error = NULL;
+    struct config *cfg = NULL;
+    struct broker *b = NULL;
+    int rc = 1;
+
+    GOptionContext *ctx = g_option_context_new("- hpfriends broker (hpfeeds protocol)");
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
+        fprintf(stderr, "hpfriendsd: %s\n", error->message);
+        g_option_context_free(ctx);
+        g_error_free(error);
+        return 2;
+    }
+    g_option_context_free(ctx);
+    if (opt_version) {
+        printf("hpfriendsd %s (plugin ABI %d.%d)\n", PACKAGE_VERSION, HPF_ABI_MAJOR,
+               HPF_ABI_MINOR);
+        return 0;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "hpfriendsd: unexpected argument '%s'\n", argv[1]);
+        return 2;
+    }
+
+    cfg = opt_config ? config_load_file(opt_config, &error) : config_new_default();
+    if (!cfg)
+        goto out;
+    if (!config_apply_flags(cfg, opt_bind, opt_auth, opt_name, opt_tlscert, opt_tlskey,
+                            opt_exporter, &error))
+        goto out;
+    if (opt_plugin_dir) {
+        g_free(cfg->plugin_dir);
+        cfg->plugin_dir = g_strdup(opt_plugin_dir);
+    }
+    config_finish(cfg);
+    int level = level_from_name(cfg->log_level);
+    if (level < 0) {
+        g_set_error(&error, CONFIG_ERROR, 0, "[broker] log_level: expected error, warning, "
+                                             "notice, info or debug, got '%s'",
+                    cfg->log_level);
+        goto out;
+    }
+    log_set_level(opt_debug ? HPF_LOG_DEBUG : level);
+
+    /* Libevent must know about threads before the base exists. */
+    evthread_use_pthreads();
+    signal(SIGPIPE, SIG_IGN);
+
+    b = broker_new(cfg, &error);
+    if (!b)
+        goto out;
+
+    if (opt_test) {
+        /* Pure phase only: parse, load and configure the plugins, no side effects. */
+        if (!broker_load_plugins(b, FALSE, &error))
+            goto out;
+        printf("hpfriendsd: configuration %s is valid\n", opt_config ? opt_config : "(flags)");
+        rc = 0;
+        goto out;
+    }
+
+    if (!opt_foreground) {
+        if (daemon(0, 0) != 0) {
+            g_set_error(&error, CONFIG_ERROR, 0, "cannot daemonize: %s", g_strerror(errno));
+            goto out;
+        }
+        log_use_syslog("hpfriendsd");
+        /* The fork happened after the base was made; tell libevent. */
+        event_reinit(b->base);
+    }
+    if (!broker_start(b, opt_ready_file, &error))
+        goto out;
+    rc = broker_run(b);
+
+out:
+    if (error) {
+        if (opt_test)
+            printf("hpfriendsd: configuration is NOT valid: %s\n", error->message);
+        log_err("hpfriendsd: %s", error->message);
+        g_error_free(error);
+    }
+    broker_free(b);
+    config_free(cfg);
+    g_free(opt_config);
+    g_strfreev(opt_bind);
+    g_strfreev(opt_auth);
+    g_free(opt_name);
+    g_free(opt_tlscert);
+    g_free(opt_tlskey);
+    g_free(opt_exporter);
+    g_free(opt_ready_file);
+    g_free(opt_plugin_dir);
+    return rc;
+}

@@ -1,0 +1,341 @@
+#include "plugin.h"
+
+#include <openssl/crypto.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "wire.h"
+
+#ifndef HPF_PLUGINDIR
+#define HPF_PLUGINDIR "/usr/local/lib/hpfriends/plugins"
+#endif
+
+G_DEFINE_QUARK(hpf-plugin-error-quark, hpf_plugin_error)
+
+struct hpf_plugin_ctx {
+    char *name;
+    GHashTable *config; /* owned copy: key -> value */
+    char *config_dir;
+};
+
+static struct plugin_instance *the_storage;
+
+void plugin_set_storage(struct plugin_instance *storage) { the_storage = storage; }
+
+const char *plugin_dir_resolve(const char *configured)
+{
+    const char *env = g_getenv("HPFRIENDS_PLUGIN_DIR");
+    if (env && *env)
+        return env;
+    if (configured && *configured)
+        return configured;
+    return HPF_PLUGINDIR;
+}
+
+/* ---- the host table ---- */
+
+static void host_log(const struct hpf_plugin_ctx *ctx, int level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_msgv(level, ctx ? ctx->name : "plugin", fmt, ap);
+    va_end(ap);
+}
+
+static const char *host_config_get(const struct hpf_plugin_ctx *ctx, const char *key)
+{
+    return ctx->config ? g_hash_table_lookup(ctx->config, key) : NULL;
+}
+
+static char *host_config_path(const struct hpf_plugin_ctx *ctx, const char *key)
+{
+    const char *v = host_config_get(ctx, key);
+    if (!v)
+        return NULL;
+    char *p = (g_path_is_absolute(v) || strstr(v, "://"))
+                  ? g_strdup(v)
+                  : g_build_filename(ctx->config_dir, v, NULL);
+    /* Plugins free with free(): hand them malloc'd memory. */
+    char *out = strdup(p);
+    g_free(p);
+    return out;
+}
+
+static const char *host_instance_name(const struct hpf_plugin_ctx *ctx) { return ctx->name; }
+
+static int host_authkey_lookup(const struct hpf_plugin_ctx *ctx, const char *ident,
+                               hpf_authkey_cb cb, void *user_data)
+{
+    if (!the_storage || !the_storage->desc->storage->authkey_get)
+        return HPF_ERR_UNSUPPORTED;
+    return the_storage->desc->storage->authkey_get(the_storage->inst, ident, cb, user_data);
+}
+
+static bool host_auth_hash_matches(const struct hpf_auth_request *req, const char *secret)
+{
+    uint8_t want[WIRE_HASH_LEN];
+    if (!secret || !req->hash)
+        return false;
+    if (wire_auth_hash(req->nonce, req->nonce_len, secret, strlen(secret), want) < 0)
+        return false;
+    return CRYPTO_memcmp(want, req->hash, WIRE_HASH_LEN) == 0;
+}
+
+static GPtrArray *copy_list(const char *const *items, size_t n)
+{
+    GPtrArray *a = g_ptr_array_new_full((guint)n, g_free);
+    for (size_t i = 0; i < n; i++)
+        if (items[i])
+            g_ptr_array_add(a, g_strdup(items[i]));
+    return a;
+}
+
+static void host_auth_grant(struct hpf_auth_request *pub, const struct hpf_authkey *key)
+{
+    struct auth_request *req = (struct auth_request *)pub;
+    g_free(req->owner);
+    req->owner = g_strdup(key->owner && *key->owner ? key->owner : pub->ident);
+    if (req->publish)
+        g_ptr_array_unref(req->publish);
+    if (req->subscribe)
+        g_ptr_array_unref(req->subscribe);
+    req->publish = copy_list(key->publish, key->n_publish);
+    req->subscribe = copy_list(key->subscribe, key->n_subscribe);
+    req->granted = TRUE;
+}
+
+static const struct hpf_host host_table = {
+    .abi_major = HPF_ABI_MAJOR,
+    .abi_minor = HPF_ABI_MINOR,
+    .log = host_log,
+    .config_get = host_config_get,
+    .config_path = host_config_path,
+    .instance_name = host_instance_name,
+    .authkey_lookup = host_authkey_lookup,
+    .auth_hash_matches = host_auth_hash_matches,
+    .auth_grant = host_auth_grant,
+};
+
+const struct hpf_host *plugin_host(void) { return &host_table; }
+
+void auth_request_init(struct auth_request *req) { memset(req, 0, sizeof *req); }
+
+void auth_request_clear(struct auth_request *req)
+{
+    g_free(req->owner);
+    if (req->publish)
+        g_ptr_array_unref(req->publish);
+    if (req->subscribe)
+        g_ptr_array_unref(req->subscribe);
+    memset(req, 0, sizeof *req);
+}
+
+/* ---- the loader: a table of checks ---- */
+
+static const char *kind_prefix(enum hpf_kind kind)
+{
+    switch (kind) {
+    case HPF_KIND_STORAGE: return "storage";
+    case HPF_KIND_AUTH: return "auth";
+    case HPF_KIND_SINK: return "sink";
+    }
+    return "plugin";
+}
+
+struct load_check {
+    const char *what;
+    /* Returns NULL when fine, else a newly allocated reason. */
+    char *(*check)(const struct hpf_plugin *p, enum hpf_kind kind);
+};
+
+static char *check_abi(const struct hpf_plugin *p, enum hpf_kind kind)
+{
+    if (p->abi_major != HPF_ABI_MAJOR || p->abi_minor > HPF_ABI_MINOR)
+        return g_strdup_printf("built for plugin ABI %u.%u, this broker speaks %u.%u "
+                               "(same major and a minor up to %u required)",
+                               p->abi_major, p->abi_minor, HPF_ABI_MAJOR, HPF_ABI_MINOR,
+                               HPF_ABI_MINOR);
+    return NULL;
+}
+
+static char *check_identity(const struct hpf_plugin *p, enum hpf_kind kind)
+{
+    if (!p->name || !*p->name)
+        return g_strdup("has no name");
+    if (!p->create || !p->destroy)
+        return g_strdup("lacks create() or destroy()");
+    return NULL;
+}
+
+static char *check_kinds(const struct hpf_plugin *p, enum hpf_kind kind)
+{
+    if (!(p->kinds & kind))
+        return g_strdup_printf("is not a %s plugin", kind_prefix(kind));
+    if ((p->kinds & HPF_KIND_STORAGE) && !p->storage)
+        return g_strdup("declares kind storage without storage ops");
+    if ((p->kinds & HPF_KIND_AUTH) && (!p->auth || !p->auth->authenticate))
+        return g_strdup("declares kind auth without auth ops");
+    if ((p->kinds & HPF_KIND_SINK) && !p->sink)
+        return g_strdup("declares kind sink without sink ops");
+    if (p->storage && (p->kinds & HPF_KIND_STORAGE) &&
+        (!p->storage->authkey_get || !p->storage->version || !p->storage->snapshot ||
+         !p->storage->apply))
+        return g_strdup("storage ops lack authkey_get, version, snapshot or apply");
+    return NULL;
+}
+
+static const struct load_check load_checks[] = {
+    {"ABI version", check_abi},
+    {"identity", check_identity},
+    {"kinds", check_kinds},
+};
+
+static char *find_module(const char *dir, const char *module, enum hpf_kind kind)
+{
+    if (strchr(module, '/'))
+        return g_strdup(module);
+    char *candidates[2];
+    candidates[0] = g_strdup_printf("%s/%s_%s.so", dir, kind_prefix(kind), module);
+    candidates[1] = g_strdup_printf("%s/%s.so", dir, module);
+    char *found = NULL;
+    for (int i = 0; i < 2; i++) {
+        if (!found && g_file_test(candidates[i], G_FILE_TEST_EXISTS))
+            found = candidates[i];
+        else
+            g_free(candidates[i]);
+    }
+    return found;
+}
+
+struct plugin_instance *plugin_instance_new(const char *dir, const char *module,
+                                            enum hpf_kind kind, const char *instance_name,
+                                            GHashTable *config, const char *config_dir,
+                                            GError **error)
+{
+    struct plugin_instance *pi = g_new0(struct plugin_instance, 1);
+    char *path = find_module(dir, module, kind);
+    char err[512] = "";
+
+    pi->name = g_strdup(instance_name ? instance_name : module);
+    if (!path) {
+        g_set_error(error, HPF_PLUGIN_ERROR, 0,
+                    "%s plugin '%s': not found (looked for %s/%s_%s.so and %s/%s.so)",
+                    kind_prefix(kind), module, dir, kind_prefix(kind), module, dir, module);
+        goto fail;
+    }
+    pi->module = g_module_open(path, G_MODULE_BIND_LOCAL | G_MODULE_BIND_LAZY);
+    if (!pi->module) {
+        g_set_error(error, HPF_PLUGIN_ERROR, 0, "plugin '%s': cannot load %s: %s", module, path,
+                    g_module_error());
+        goto fail;
+    }
+    gpointer sym = NULL;
+    if (!g_module_symbol(pi->module, HPF_PLUGIN_ENTRY_SYMBOL, &sym) || !sym) {
+        g_set_error(error, HPF_PLUGIN_ERROR, 0, "plugin '%s': %s has no %s() entry point", module,
+                    path, HPF_PLUGIN_ENTRY_SYMBOL);
+        goto fail;
+    }
+    pi->desc = ((hpf_plugin_entry_fn)sym)();
+    if (!pi->desc) {
+        g_set_error(error, HPF_PLUGIN_ERROR, 0, "plugin '%s': %s() returned NULL", module,
+                    HPF_PLUGIN_ENTRY_SYMBOL);
+        goto fail;
+    }
+    for (gsize i = 0; i < G_N_ELEMENTS(load_checks); i++) {
+        char *why = load_checks[i].check(pi->desc, kind);
+        if (why) {
+            g_set_error(error, HPF_PLUGIN_ERROR, 0, "plugin '%s' (%s): %s",
+                        pi->desc->name && *pi->desc->name ? pi->desc->name : module, path, why);
+            g_free(why);
+            goto fail;
+        }
+    }
+
+    /* Every configured key must be one the plugin accepts. */
+    if (config) {
+        GHashTableIter it;
+        gpointer k;
+        g_hash_table_iter_init(&it, config);
+        while (g_hash_table_iter_next(&it, &k, NULL)) {
+            gboolean known = FALSE;
+            for (const char *const *ck = pi->desc->config_keys; ck && *ck; ck++)
+                known |= !strcmp(*ck, k);
+            if (!known) {
+                GString *acc = g_string_new(NULL);
+                for (const char *const *ck = pi->desc->config_keys; ck && *ck; ck++)
+                    g_string_append_printf(acc, "%s%s", acc->len ? ", " : "", *ck);
+                g_set_error(error, HPF_PLUGIN_ERROR, 0,
+                            "%s: unknown key '%s' for plugin '%s' (accepted: %s)", pi->name,
+                            (char *)k, pi->desc->name, acc->len ? acc->str : "none");
+                g_string_free(acc, TRUE);
+                goto fail;
+            }
+        }
+    }
+
+    pi->ctx = g_new0(struct hpf_plugin_ctx, 1);
+    pi->ctx->name = g_strdup(pi->name);
+    pi->ctx->config = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    if (config) {
+        GHashTableIter it;
+        gpointer k, v;
+        g_hash_table_iter_init(&it, config);
+        while (g_hash_table_iter_next(&it, &k, &v))
+            g_hash_table_insert(pi->ctx->config, g_strdup(k), g_strdup(v));
+    }
+    pi->ctx->config_dir = g_strdup(config_dir ? config_dir : ".");
+
+    int rc = pi->desc->create(&host_table, pi->ctx, &pi->inst, err, sizeof err);
+    if (rc != HPF_OK) {
+        g_set_error(error, HPF_PLUGIN_ERROR, 0, "%s: %s", pi->name,
+                    *err ? err : hpf_strerror(rc));
+        pi->inst = NULL;
+        goto fail;
+    }
+    g_free(path);
+    return pi;
+
+fail:
+    g_free(path);
+    pi->desc = NULL;
+    plugin_instance_free(pi);
+    return NULL;
+}
+
+gboolean plugin_instance_start(struct plugin_instance *pi, GError **error)
+{
+    char err[512] = "";
+    if (pi->desc->start) {
+        int rc = pi->desc->start(pi->inst, err, sizeof err);
+        if (rc != HPF_OK) {
+            g_set_error(error, HPF_PLUGIN_ERROR, 0, "%s: %s", pi->name,
+                        *err ? err : hpf_strerror(rc));
+            return FALSE;
+        }
+    }
+    pi->started = TRUE;
+    return TRUE;
+}
+
+void plugin_instance_free(struct plugin_instance *pi)
+{
+    if (!pi)
+        return;
+    if (pi->desc && pi->inst)
+        pi->desc->destroy(pi->inst);
+    if (the_storage == pi)
+        the_storage = NULL;
+    if (pi->ctx) {
+        g_free(pi->ctx->name);
+        g_hash_table_unref(pi->ctx->config);
+        g_free(pi->ctx->config_dir);
+        g_free(pi->ctx);
+    }
+    if (pi->module)
+        g_module_close(pi->module);
+    g_free(pi->name);
+    g_free(pi);
+}

@@ -1,0 +1,86 @@
+#include "router.h"
+
+struct channel {
+    char *name;
+    GPtrArray *subs;     /* void * */
+    GHashTable *index;   /* sub -> position in subs + 1 */
+};
+
+struct router {
+    GHashTable *channels; /* name -> struct channel * (owns) */
+    guint subscriptions;
+};
+
+static void channel_free(gpointer p)
+{
+    struct channel *ch = p;
+    g_ptr_array_unref(ch->subs);
+    g_hash_table_unref(ch->index);
+    g_free(ch->name);
+    g_free(ch);
+}
+
+struct router *router_new(void)
+{
+    struct router *r = g_new0(struct router, 1);
+    r->channels = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, channel_free);
+    return r;
+}
+
+void router_free(struct router *r)
+{
+    if (!r)
+        return;
+    g_hash_table_unref(r->channels);
+    g_free(r);
+}
+
+gboolean router_subscribe(struct router *r, const char *chan, void *sub)
+{
+    struct channel *ch = g_hash_table_lookup(r->channels, chan);
+    if (!ch) {
+        ch = g_new0(struct channel, 1);
+        ch->name = g_strdup(chan);
+        ch->subs = g_ptr_array_new();
+        ch->index = g_hash_table_new(g_direct_hash, g_direct_equal);
+        g_hash_table_insert(r->channels, ch->name, ch);
+    } else if (g_hash_table_contains(ch->index, sub)) {
+        return FALSE;
+    }
+    g_ptr_array_add(ch->subs, sub);
+    g_hash_table_insert(ch->index, sub, GUINT_TO_POINTER(ch->subs->len));
+    r->subscriptions++;
+    return TRUE;
+}
+
+gboolean router_unsubscribe(struct router *r, const char *chan, void *sub)
+{
+    struct channel *ch = g_hash_table_lookup(r->channels, chan);
+    if (!ch)
+        return FALSE;
+    guint pos = GPOINTER_TO_UINT(g_hash_table_lookup(ch->index, sub));
+    if (!pos)
+        return FALSE;
+    g_hash_table_remove(ch->index, sub);
+    guint last = ch->subs->len - 1;
+    if (pos - 1 != last) {
+        void *moved = ch->subs->pdata[last];
+        ch->subs->pdata[pos - 1] = moved;
+        g_hash_table_insert(ch->index, moved, GUINT_TO_POINTER(pos));
+    }
+    g_ptr_array_set_size(ch->subs, last);
+    r->subscriptions--;
+    if (ch->subs->len == 0)
+        g_hash_table_remove(r->channels, chan);
+    return TRUE;
+}
+
+const GPtrArray *router_subscribers(struct router *r, const char *chan)
+{
+    struct channel *ch = g_hash_table_lookup(r->channels, chan);
+    return ch ? ch->subs : NULL;
+}
+
+guint router_channel_count(const struct router *r) { return g_hash_table_size(r->channels); }
+
+guint router_subscription_count(const struct router *r) { return r->subscriptions; }

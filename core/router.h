@@ -1,0 +1,31 @@
+/*
+ * Router: channel -> subscribers.  Knows nothing about connections; a
+ * subscriber is an opaque pointer.  O(1) subscribe and unsubscribe,
+ * subscribers of a channel kept in an array for a tight fanout loop.
+ */
+#ifndef HPF_ROUTER_H
+#define HPF_ROUTER_H
+
+#include <glib.h>
+
+struct router;
+
+struct router *router_new(void);
+void router_free(struct router *r);
+
+/** FALSE when sub was already subscribed to chan (no change). */
+gboolean router_subscribe(struct router *r, const char *chan, void *sub);
+/** FALSE when sub was not subscribed to chan (no change). */
+gboolean router_unsubscribe(struct router *r, const char *chan, void *sub);
+
+/**
+ * Subscribers of chan, or NULL when none.  Valid until the next
+ * subscribe/unsubscribe; do not keep it across those.
+ */
+const GPtrArray *router_subscribers(struct router *r, const char *chan);
+
+guint router_channel_count(const struct router *r);
+/** Total subscriptions over all channels. */
+guint router_subscription_count(const struct router *r);
+
+#endif
