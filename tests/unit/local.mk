@@ -1,1 +1,19 @@
-# rules for tests/unit
+# CUnit unit tests, one program per core module; they link the core library.
+if HAVE_CUNIT
+UNIT_TESTS = %reldir%/test_wire %reldir%/test_router %reldir%/test_config
+check_PROGRAMS += $(UNIT_TESTS)
+TESTS += $(UNIT_TESTS)
+
+UNIT_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(CUNIT_CFLAGS)
+UNIT_LDADD = core/libhpfcore.la $(CUNIT_LIBS)
+
+%canon_reldir%_test_wire_SOURCES = %reldir%/test_wire.c tests/common/cunit_run.h
+%canon_reldir%_test_wire_CFLAGS = $(UNIT_CFLAGS)
+%canon_reldir%_test_wire_LDADD = $(UNIT_LDADD)
+%canon_reldir%_test_router_SOURCES = %reldir%/test_router.c
+%canon_reldir%_test_router_CFLAGS = $(UNIT_CFLAGS)
+%canon_reldir%_test_router_LDADD = $(UNIT_LDADD)
+%canon_reldir%_test_config_SOURCES = %reldir%/test_config.c
+%canon_reldir%_test_config_CFLAGS = $(UNIT_CFLAGS)
+%canon_reldir%_test_config_LDADD = $(UNIT_LDADD)
+endif

@@ -1,0 +1,86 @@
+/* Router: subscribe, dedupe, unsubscribe, removal in any order. */
+#include <glib.h>
+
+#include "../common/cunit_run.h"
+#include "router.h"
+
+static int a, b, c; /* three distinct subscriber identities */
+
+static gboolean has(const GPtrArray *subs, void *p)
+{
+    for (guint i = 0; subs && i < subs->len; i++)
+        if (subs->pdata[i] == p)
+            return TRUE;
+    return FALSE;
+}
+
+static void test_subscribe_dedupe(void)
+{
+    struct router *r = router_new();
+    CU_ASSERT_PTR_NULL(router_subscribers(r, "x"));
+    CU_ASSERT_TRUE(router_subscribe(r, "x", &a));
+    CU_ASSERT_FALSE(router_subscribe(r, "x", &a));
+    CU_ASSERT_TRUE(router_subscribe(r, "x", &b));
+    CU_ASSERT_TRUE(router_subscribe(r, "y", &a));
+    const GPtrArray *s = router_subscribers(r, "x");
+    CU_ASSERT_EQUAL_FATAL(s->len, 2);
+    CU_ASSERT_TRUE(has(s, &a) && has(s, &b));
+    CU_ASSERT_EQUAL(router_subscription_count(r), 3);
+    CU_ASSERT_EQUAL(router_channel_count(r), 2);
+    router_free(r);
+}
+
+static void test_unsubscribe(void)
+{
+    struct router *r = router_new();
+    CU_ASSERT_FALSE(router_unsubscribe(r, "x", &a));
+    router_subscribe(r, "x", &a);
+    router_subscribe(r, "x", &b);
+    router_subscribe(r, "x", &c);
+    CU_ASSERT_FALSE(router_unsubscribe(r, "y", &a));
+    /* Remove from the middle, the end, the start. */
+    CU_ASSERT_TRUE(router_unsubscribe(r, "x", &b));
+    CU_ASSERT_FALSE(has(router_subscribers(r, "x"), &b));
+    CU_ASSERT_TRUE(has(router_subscribers(r, "x"), &a));
+    CU_ASSERT_TRUE(has(router_subscribers(r, "x"), &c));
+    CU_ASSERT_TRUE(router_unsubscribe(r, "x", &c));
+    CU_ASSERT_FALSE(router_unsubscribe(r, "x", &c));
+    CU_ASSERT_TRUE(router_unsubscribe(r, "x", &a));
+    /* An empty channel is gone. */
+    CU_ASSERT_PTR_NULL(router_subscribers(r, "x"));
+    CU_ASSERT_EQUAL(router_channel_count(r), 0);
+    CU_ASSERT_EQUAL(router_subscription_count(r), 0);
+    router_free(r);
+}
+
+static void test_many(void)
+{
+    struct router *r = router_new();
+    enum { N = 5000 };
+    static char subs[N];
+    for (int i = 0; i < N; i++)
+        CU_ASSERT_TRUE(router_subscribe(r, "big", &subs[i]));
+    /* Remove every other one, then check membership is exact. */
+    for (int i = 0; i < N; i += 2)
+        CU_ASSERT_TRUE(router_unsubscribe(r, "big", &subs[i]));
+    const GPtrArray *s = router_subscribers(r, "big");
+    CU_ASSERT_EQUAL_FATAL(s->len, N / 2);
+    GHashTable *seen = g_hash_table_new(NULL, NULL);
+    for (guint i = 0; i < s->len; i++)
+        g_hash_table_add(seen, s->pdata[i]);
+    for (int i = 0; i < N; i++)
+        CU_ASSERT_EQUAL(g_hash_table_contains(seen, &subs[i]), i % 2 == 1);
+    g_hash_table_unref(seen);
+    router_free(r);
+}
+
+int main(void)
+{
+    static const struct test_case cases[] = {
+        {"subscribe and dedupe", test_subscribe_dedupe},
+        {"unsubscribe in any order", test_unsubscribe},
+        {"5000 subscribers", test_many},
+        {NULL, NULL},
+    };
+    return cunit_run("router", cases);
+}
