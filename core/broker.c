@@ -10,6 +10,7 @@
 #include <event2/util.h>
 
 #include "broker.h"
+#include "graph.h"
 #include "log.h"
 #include "router.h"
 #include "worker.h"
@@ -36,10 +37,11 @@ char *broker_deny_text(const struct broker *b, enum deny_kind kind, const char *
     return g_strdup("denied");
 }
 
-gboolean broker_may_read(const struct broker *b, const char *publisher, const char *chan,
-                         const char *reader)
+static void counters_free(gpointer p)
 {
-    return strcmp(publisher, reader) == 0;
+    struct hpf_counters *d = p;
+    g_free((char *)d->ident);
+    g_free(d);
 }
 
 static guint64 id_hash_key(gconstpointer p) { return *(const guint64 *)p; }
@@ -63,6 +65,7 @@ struct broker *broker_new(struct config *cfg, GError **error)
     b->conns = g_hash_table_new(id_hash, id_equal);
     b->router = router_new();
     b->auth_chain = g_ptr_array_new_with_free_func((GDestroyNotify)plugin_instance_free);
+    b->counter_deltas = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, counters_free);
     return b;
 }
 
@@ -222,7 +225,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct broker *b = arg;
     if (sig == SIGHUP) {
-        log_notice("broker: SIGHUP: reloading");
+        log_notice("broker: SIGHUP: reloading the graph and authkeys");
+        reload_request(b);
         return;
     }
     begin_shutdown(b, sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -277,6 +281,14 @@ gboolean broker_start(struct broker *b, const char *ready_file, GError **error)
         g_set_error(error, CONFIG_ERROR, 0, "cannot start the storage worker");
         return FALSE;
     }
+
+    /* Start on current data; if storage is down, serve and keep trying. */
+    GError *e = NULL;
+    if (!reload_initial(b, &e)) {
+        log_err("%s (will retry every %u s)", e->message, b->cfg->reload_interval);
+        g_error_free(e);
+    }
+    reload_start(b);
 
     /* Write the ready file under a temporary name: readers never see half. */
     FILE *ready = NULL;
@@ -339,8 +351,13 @@ void broker_free(struct broker *b)
         conn_close(l->data, "broker shutting down");
     g_list_free(all);
     g_ptr_array_unref(b->listeners);
-    /* Finish queued plugin calls before the plugins go. */
+    reload_stop(b);
+    /* Finish queued plugin calls before the plugins go, then save counters. */
     worker_free(b->worker);
+    if (b->storage && b->storage->started)
+        counters_flush(b, TRUE);
+    g_hash_table_unref(b->counter_deltas);
+    graph_free(b->graph);
     g_ptr_array_unref(b->auth_chain);
     plugin_instance_free(b->storage);
     router_free(b->router);

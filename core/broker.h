@@ -42,12 +42,14 @@ struct conn {
     GHashTable *subscribed;    /* channel set: what the router holds us under */
 
     struct event *timer; /* auth timeout, then close-flush deadline */
+    guint32 uid;               /* owner's id in the current graph */
+    gboolean key_from_storage; /* granted from storage: re-checked on reload */
 
     /* Slow consumer: when the output queue first went over the bound. */
     gint64 over_since_us;
     guint64 dropped;
 
-    /* Traffic, per connection (summed per authkey by the stats). */
+    /* Traffic not yet added to the per-authkey counters. */
     guint64 pub_msgs, pub_bytes, recv_msgs, recv_bytes;
 };
 
@@ -61,6 +63,9 @@ struct broker_stats {
     guint64 deliveries;
     guint64 drops;
     guint64 slow_disconnects;
+    guint64 graph_reloads;
+    guint64 graph_reload_failures;
+    double graph_build_ms; /* last one */
 };
 
 struct broker {
@@ -75,6 +80,15 @@ struct broker {
     GPtrArray *auth_chain; /* struct plugin_instance * */
     struct event *sig_term, *sig_int, *sig_hup, *tick;
     struct broker_stats stats;
+
+    /* reload.c: the data version we run on, and what was built from it. */
+    struct graph *graph;
+    guint64 data_version;
+    gboolean have_data;
+    gboolean reload_running;
+    gboolean reload_pending_force;
+    struct event *reload_timer;
+    GHashTable *counter_deltas; /* ident -> struct hpf_counters (ident owned) */
     char *ready_file;
     gboolean stopping;
     int exit_code;
@@ -87,6 +101,19 @@ gboolean broker_start(struct broker *b, const char *ready_file, GError **error);
 /** Run until SIGTERM/SIGINT; returns the exit code. */
 int broker_run(struct broker *b);
 void broker_free(struct broker *b);
+
+/* reload.c */
+/** Read storage and build the graph synchronously (start-up). */
+gboolean reload_initial(struct broker *b, GError **error);
+/** Start polling the data version every reload_interval. */
+void reload_start(struct broker *b);
+/** Reload now, even if the version did not change (SIGHUP). */
+void reload_request(struct broker *b);
+/** Move a connection's traffic into the per-authkey deltas. */
+void counters_collect(struct broker *b, struct conn *c);
+/** Hand the per-authkey deltas to storage; synchronously when `now`. */
+void counters_flush(struct broker *b, gboolean now);
+void reload_stop(struct broker *b);
 
 /* conn.c */
 struct conn *conn_new(struct broker *b, evutil_socket_t fd, const struct sockaddr *sa, int salen);
@@ -116,10 +143,6 @@ gboolean handle_check_ident(struct conn *c, const struct wire_msg *m);
 char *handle_channel(struct conn *c, const struct wire_msg *m);
 /** A denied pub/sub: ERROR, then close or go on per on_denied; returns go-on. */
 gboolean handle_denied(struct conn *c, enum deny_kind kind, const char *chan);
-
-/** Graph mode: may `reader` read what `publisher` publishes on chan? */
-gboolean broker_may_read(const struct broker *b, const char *publisher, const char *chan,
-                         const char *reader);
 
 /** Error texts in the configured style. */
 char *broker_deny_text(const struct broker *b, enum deny_kind kind, const char *ident,

@@ -119,6 +119,7 @@ void conn_close(struct conn *c, const char *reason)
     log_debug("%s%s%s: disconnected: %s", c->ident ? c->ident : "", c->ident ? "@" : "",
               c->peer, reason);
     drop_subscriptions(c);
+    counters_collect(b, c);
     g_hash_table_remove(b->conns, &c->id);
     b->stats.connections_lost++;
     if (c->timer)

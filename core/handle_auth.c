@@ -4,6 +4,7 @@
 #include <event2/buffer.h>
 
 #include "broker.h"
+#include "graph.h"
 #include "log.h"
 #include "names.h"
 #include "worker.h"
@@ -16,6 +17,7 @@ struct auth_job {
     uint8_t hash[WIRE_HASH_LEN];
     char peer[64];
     int verdict;
+    gboolean from_storage; /* granted by auth_storage: re-checked on reload */
     struct auth_request req;
 };
 
@@ -39,6 +41,7 @@ static void auth_run(void *arg)
         }
         if (v == HPF_AUTH_ALLOW || v == HPF_AUTH_DENY) {
             j->verdict = v;
+            j->from_storage = !strcmp(pi->desc->name, "auth_storage");
             return;
         }
     }
@@ -79,6 +82,8 @@ static void auth_done(void *arg)
     c->owner = g_steal_pointer(&j->req.owner);
     c->may_publish = channel_set(j->req.publish);
     c->may_subscribe = channel_set(j->req.subscribe);
+    c->key_from_storage = j->from_storage;
+    c->uid = c->b->graph ? graph_user_id(c->b->graph, c->owner) : GRAPH_NO_USER;
     c->state = CONN_READY;
     c->b->stats.connections_ready++;
     evtimer_del(c->timer);

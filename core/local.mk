@@ -8,6 +8,11 @@ noinst_LTLIBRARIES += %reldir%/libhpfcore.la
 	%reldir%/plugin.c %reldir%/plugin.h \
 	%reldir%/worker.c %reldir%/worker.h \
 	%reldir%/router.c %reldir%/router.h \
+	%reldir%/snapshot.c %reldir%/snapshot.h \
+	%reldir%/graph.c %reldir%/graph.h \
+	%reldir%/reload.c \
+	%reldir%/admin.c %reldir%/admin.h \
+	%reldir%/export.c \
 	%reldir%/names.h \
 	%reldir%/broker.c %reldir%/broker.h \
 	%reldir%/conn.c \
@@ -15,11 +20,16 @@ noinst_LTLIBRARIES += %reldir%/libhpfcore.la
 	%reldir%/handle_publish.c \
 	%reldir%/handle_subscribe.c
 %canon_reldir%_libhpfcore_la_CPPFLAGS = $(AM_CPPFLAGS) -DHPF_PLUGINDIR='"$(pluginsdir)"'
-%canon_reldir%_libhpfcore_la_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(LIBEVENT_CFLAGS) \
-	$(OPENSSL_CFLAGS)
-%canon_reldir%_libhpfcore_la_LIBADD = $(GLIB_LIBS) $(LIBEVENT_LIBS) $(OPENSSL_LIBS)
+%canon_reldir%_libhpfcore_la_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(JSONGLIB_CFLAGS) \
+	$(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS)
+%canon_reldir%_libhpfcore_la_LIBADD = $(JSONGLIB_LIBS) $(GLIB_LIBS) $(LIBEVENT_LIBS) $(OPENSSL_LIBS)
 
 sbin_PROGRAMS += %reldir%/hpfriendsd
 %canon_reldir%_hpfriendsd_SOURCES = %reldir%/main.c
 %canon_reldir%_hpfriendsd_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(LIBEVENT_CFLAGS)
 %canon_reldir%_hpfriendsd_LDADD = %reldir%/libhpfcore.la
+
+bin_PROGRAMS += %reldir%/hpfriendsctl
+%canon_reldir%_hpfriendsctl_SOURCES = %reldir%/ctl.c
+%canon_reldir%_hpfriendsctl_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS)
+%canon_reldir%_hpfriendsctl_LDADD = %reldir%/libhpfcore.la

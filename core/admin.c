@@ -1,0 +1,395 @@
+#include "admin.h"
+
+#include <openssl/rand.h>
+#include <string.h>
+
+G_DEFINE_QUARK(hpf-admin-error-quark, admin_error)
+
+gboolean admin_valid_name(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n > 64)
+        return FALSE;
+    for (const char *p = name; *p; p++)
+        if (!g_ascii_isalnum(*p) && !strchr("._@-", *p))
+            return FALSE;
+    return TRUE;
+}
+
+gboolean admin_valid_channel(const char *chan)
+{
+    size_t n = chan ? strlen(chan) : 0;
+    if (n == 0 || n > 255)
+        return FALSE;
+    for (const unsigned char *p = (const unsigned char *)chan; *p; p++)
+        if (*p <= ' ' || *p == 0x7f || *p == ',')
+            return FALSE;
+    return TRUE;
+}
+
+static gboolean apply(struct admin *a, const struct hpf_mutation *m, size_t n, GError **error)
+{
+    char err[512] = "";
+    int rc = a->storage->desc->storage->apply(a->storage->inst, m, n, err, sizeof err);
+    if (rc != HPF_OK) {
+        g_set_error(error, ADMIN_ERROR, rc, "%s", *err ? err : hpf_strerror(rc));
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static gboolean bad(GError **error, int code, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+static gboolean bad(GError **error, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    g_set_error_literal(error, ADMIN_ERROR, code, msg);
+    g_free(msg);
+    return FALSE;
+}
+
+#define CHECK_NAME(what, v)                                                                  \
+    do {                                                                                     \
+        if (!admin_valid_name(v))                                                            \
+            return bad(error, HPF_ERR_INVALID,                                               \
+                       "bad %s name '%s': use 1-64 letters, digits, '.', '_', '@' or '-'",   \
+                       what, v ? v : "");                                                    \
+    } while (0)
+
+#define CHECK_CHANNEL(v)                                                                     \
+    do {                                                                                     \
+        if (!admin_valid_channel(v))                                                         \
+            return bad(error, HPF_ERR_INVALID,                                               \
+                       "bad channel name '%s': 1-255 printable bytes, no spaces or commas",  \
+                       v ? v : "");                                                          \
+    } while (0)
+
+struct snapshot *admin_snapshot(struct admin *a, GError **error)
+{
+    return snapshot_read(a->storage, error);
+}
+
+/* Checks that need the current data; one snapshot per call. */
+static gboolean need_explicit_user(struct admin *a, const char *name, GError **error)
+{
+    struct snapshot *s = admin_snapshot(a, error);
+    if (!s)
+        return FALSE;
+    gboolean found = FALSE;
+    for (guint i = 0; i < s->users->len && !found; i++)
+        found = !strcmp(s->users->pdata[i], name);
+    snapshot_free(s);
+    if (!found)
+        return bad(error, HPF_ERR_NOTFOUND, "unknown user '%s' (add it with: user add %s)", name,
+                   name);
+    return TRUE;
+}
+
+gboolean admin_user_add(struct admin *a, const char *name, gboolean admin, GError **error)
+{
+    CHECK_NAME("user", name);
+    struct hpf_mutation m[2] = {{.op = HPF_MUT_USER_ADD, .user = name},
+                                {.op = HPF_MUT_USER_SET_ADMIN, .user = name, .flag = true}};
+    return apply(a, m, admin ? 2 : 1, error);
+}
+
+gboolean admin_user_del(struct admin *a, const char *name, GError **error)
+{
+    CHECK_NAME("user", name);
+    struct hpf_mutation m = {.op = HPF_MUT_USER_DEL, .user = name};
+    return apply(a, &m, 1, error);
+}
+
+gboolean admin_group_add(struct admin *a, const char *name, const char *owner, GError **error)
+{
+    CHECK_NAME("group", name);
+    CHECK_NAME("user", owner);
+    if (!need_explicit_user(a, owner, error))
+        return FALSE;
+    struct hpf_mutation m = {.op = HPF_MUT_GROUP_ADD, .group = name, .user = owner};
+    return apply(a, &m, 1, error);
+}
+
+gboolean admin_group_del(struct admin *a, const char *name, GError **error)
+{
+    CHECK_NAME("group", name);
+    struct hpf_mutation m = {.op = HPF_MUT_GROUP_DEL, .group = name};
+    return apply(a, &m, 1, error);
+}
+
+gboolean admin_member_add(struct admin *a, const char *group, const char *user, GError **error)
+{
+    CHECK_NAME("group", group);
+    CHECK_NAME("user", user);
+    struct hpf_mutation m = {.op = HPF_MUT_MEMBER_ADD, .group = group, .user = user};
+    return apply(a, &m, 1, error);
+}
+
+gboolean admin_member_del(struct admin *a, const char *group, const char *user, GError **error)
+{
+    CHECK_NAME("group", group);
+    CHECK_NAME("user", user);
+    struct hpf_mutation m = {.op = HPF_MUT_MEMBER_DEL, .group = group, .user = user};
+    return apply(a, &m, 1, error);
+}
+
+static const char *split_target(const char *to, gboolean *is_group)
+{
+    *is_group = to && to[0] == '@';
+    return *is_group ? to + 1 : to;
+}
+
+gboolean admin_share_add(struct admin *a, const char *from, const char *to, const char *chan,
+                         int type, GError **error)
+{
+    gboolean to_group;
+    const char *target = split_target(to, &to_group);
+    CHECK_NAME("user", from);
+    CHECK_NAME(to_group ? "group" : "user", target);
+    CHECK_CHANNEL(chan);
+    if (type != HPF_SHARE_SHARES && type != HPF_SHARE_ALL)
+        return bad(error, HPF_ERR_INVALID, "bad share type: use shares or shares_all");
+    if (!to_group && !strcmp(from, target))
+        return bad(error, HPF_ERR_INVALID, "'%s' cannot share with itself: everyone reads "
+                                           "their own messages", from);
+    struct hpf_mutation m = {.op = HPF_MUT_SHARE_ADD,
+                             .user = from,
+                             .target = target,
+                             .target_is_group = to_group,
+                             .channel = chan,
+                             .share_type = type};
+    return apply(a, &m, 1, error);
+}
+
+gboolean admin_share_del(struct admin *a, const char *from, const char *to, const char *chan,
+                         GError **error)
+{
+    gboolean to_group;
+    const char *target = split_target(to, &to_group);
+    CHECK_NAME("user", from);
+    CHECK_NAME(to_group ? "group" : "user", target);
+    CHECK_CHANNEL(chan);
+    struct hpf_mutation m = {.op = HPF_MUT_SHARE_DEL,
+                             .user = from,
+                             .target = target,
+                             .target_is_group = to_group,
+                             .channel = chan};
+    return apply(a, &m, 1, error);
+}
+
+gboolean admin_accept(struct admin *a, const char *user, const char *from, const char *chan,
+                      gboolean accept, GError **error)
+{
+    CHECK_NAME("user", user);
+    CHECK_NAME("user", from);
+    CHECK_CHANNEL(chan);
+    struct hpf_mutation m = {.op = accept ? HPF_MUT_ACCEPT_ADD : HPF_MUT_ACCEPT_DEL,
+                             .user = user,
+                             .target = from,
+                             .channel = chan};
+    return apply(a, &m, 1, error);
+}
+
+static char *new_secret(void)
+{
+    guint8 raw[16];
+    if (RAND_bytes(raw, sizeof raw) != 1)
+        return NULL;
+    GString *hex = g_string_sized_new(2 * sizeof raw);
+    for (gsize i = 0; i < sizeof raw; i++)
+        g_string_append_printf(hex, "%02x", raw[i]);
+    return g_string_free(hex, FALSE);
+}
+
+gboolean admin_authkey_add(struct admin *a, const char *owner, const char *ident,
+                           const char *secret, char **publish, char **subscribe,
+                           char **secret_out, GError **error)
+{
+    CHECK_NAME("user", owner);
+    if (!ident || !*ident || strlen(ident) > 255 || strpbrk(ident, " \t\r\n"))
+        return bad(error, HPF_ERR_INVALID, "bad ident '%s': 1-255 bytes, no white space",
+                   ident ? ident : "");
+    for (char **c = publish; c && *c; c++)
+        CHECK_CHANNEL(*c);
+    for (char **c = subscribe; c && *c; c++)
+        CHECK_CHANNEL(*c);
+    if (secret && !*secret)
+        return bad(error, HPF_ERR_INVALID, "empty secret");
+    if (!need_explicit_user(a, owner, error))
+        return FALSE;
+    char *generated = secret ? NULL : new_secret();
+    if (!secret && !generated)
+        return bad(error, HPF_ERR_IO, "cannot generate a secret: RAND_bytes failed");
+    struct hpf_authkey key = {
+        .ident = ident,
+        .owner = owner,
+        .secret = secret ? secret : generated,
+        .publish = (const char *const *)publish,
+        .n_publish = publish ? g_strv_length(publish) : 0,
+        .subscribe = (const char *const *)subscribe,
+        .n_subscribe = subscribe ? g_strv_length(subscribe) : 0,
+    };
+    struct hpf_mutation m = {.op = HPF_MUT_AUTHKEY_ADD, .authkey = &key};
+    gboolean ok = apply(a, &m, 1, error);
+    if (ok && secret_out)
+        *secret_out = g_strdup(key.secret);
+    g_free(generated);
+    return ok;
+}
+
+gboolean admin_authkey_del(struct admin *a, const char *ident, GError **error)
+{
+    struct hpf_authkey key = {.ident = ident};
+    struct hpf_mutation m = {.op = HPF_MUT_AUTHKEY_DEL, .authkey = &key};
+    return apply(a, &m, 1, error);
+}
+
+/* ---- readers, explained ---- */
+
+void admin_reader_free(gpointer p)
+{
+    struct admin_reader *r = p;
+    g_free(r->user);
+    g_free(r->path);
+    g_free(r);
+}
+
+static gboolean has_accepted(const struct snapshot *s, const char *user, const char *from,
+                             const char *chan)
+{
+    for (guint i = 0; i < s->accepts->len; i++) {
+        const struct snap_accept *ac = s->accepts->pdata[i];
+        if (!strcmp(ac->user, user) && !strcmp(ac->from, from) && !strcmp(ac->channel, chan))
+            return TRUE;
+    }
+    return FALSE;
+}
+
+/*
+ * Breadth-first from the publisher, remembering how each reader was first
+ * reached.  A second implementation of the rule, kept deliberately simple
+ * (it walks the snapshot); the broker uses the flattened table.
+ */
+GPtrArray *admin_readers(const struct snapshot *s, const char *user, const char *chan,
+                         gboolean require_accept)
+{
+    GPtrArray *out = g_ptr_array_new_with_free_func(admin_reader_free);
+    GHashTable *path = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    GQueue queue = G_QUEUE_INIT;
+
+    g_hash_table_insert(path, g_strdup(user), g_strdup("(publisher)"));
+    struct admin_reader *self = g_new0(struct admin_reader, 1);
+    self->user = g_strdup(user);
+    self->path = g_strdup("(publisher)");
+    g_ptr_array_add(out, self);
+    g_queue_push_tail(&queue, g_strdup(user));
+
+    while (!g_queue_is_empty(&queue)) {
+        char *w = g_queue_pop_head(&queue);
+        gboolean is_pub = !strcmp(w, user);
+        const char *prefix = is_pub ? w : g_hash_table_lookup(path, w);
+        for (guint i = 0; i < s->shares->len; i++) {
+            const struct snap_share *sh = s->shares->pdata[i];
+            if (strcmp(sh->from, w) || strcmp(sh->channel, chan))
+                continue;
+            if (!is_pub && sh->type != HPF_SHARE_ALL)
+                continue;
+            for (guint j = 0; j < (sh->to_group ? s->members->len : 1); j++) {
+                const char *t;
+                if (sh->to_group) {
+                    const struct snap_member *m = s->members->pdata[j];
+                    if (strcmp(m->group, sh->to))
+                        continue;
+                    t = m->user;
+                } else {
+                    t = sh->to;
+                }
+                if (g_hash_table_contains(path, t))
+                    continue;
+                if (require_accept && !has_accepted(s, t, sh->from, chan))
+                    continue;
+                char *p = g_strdup_printf("%s -%s-> %s%s", prefix, share_type_name(sh->type),
+                                          sh->to_group ? "@" : "", sh->to);
+                g_hash_table_insert(path, g_strdup(t), p);
+                struct admin_reader *r = g_new0(struct admin_reader, 1);
+                r->user = g_strdup(t);
+                r->path = g_strdup(p);
+                g_ptr_array_add(out, r);
+                g_queue_push_tail(&queue, g_strdup(t));
+            }
+        }
+        g_free(w);
+    }
+    g_hash_table_unref(path);
+    return out;
+}
+
+/* ---- Graphviz ---- */
+
+static void dot_id(GString *out, const char *prefix, const char *name)
+{
+    g_string_append_printf(out, "\"%s", prefix);
+    for (const char *p = name; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            g_string_append_c(out, '\\');
+        g_string_append_c(out, *p);
+    }
+    g_string_append_c(out, '"');
+}
+
+char *admin_graph_dot(const struct snapshot *s)
+{
+    GString *out = g_string_new("digraph hpfriends {\n"
+                                "  rankdir=LR;\n"
+                                "  node [fontname=\"Helvetica\"];\n"
+                                "  edge [fontname=\"Helvetica\", fontsize=10];\n");
+    GHashTable *users = g_hash_table_new(g_str_hash, g_str_equal);
+    for (guint i = 0; i < s->users->len; i++)
+        g_hash_table_add(users, s->users->pdata[i]);
+    for (guint i = 0; i < s->authkeys->len; i++)
+        g_hash_table_add(users, ((struct snap_authkey *)s->authkeys->pdata[i])->owner);
+    GList *names = g_list_sort(g_hash_table_get_keys(users), (GCompareFunc)strcmp);
+    for (GList *l = names; l; l = l->next) {
+        g_string_append(out, "  ");
+        dot_id(out, "u:", l->data);
+        g_string_append(out, " [label=");
+        dot_id(out, "", l->data);
+        g_string_append(out, ", shape=ellipse];\n");
+    }
+    g_list_free(names);
+    g_hash_table_unref(users);
+    for (guint i = 0; i < s->groups->len; i++) {
+        const struct snap_group *g = s->groups->pdata[i];
+        g_string_append(out, "  ");
+        dot_id(out, "g:", g->name);
+        g_string_append(out, " [label=");
+        dot_id(out, "@", g->name);
+        g_string_append(out, ", shape=box, style=rounded];\n");
+    }
+    for (guint i = 0; i < s->members->len; i++) {
+        const struct snap_member *m = s->members->pdata[i];
+        g_string_append(out, "  ");
+        dot_id(out, "g:", m->group);
+        g_string_append(out, " -> ");
+        dot_id(out, "u:", m->user);
+        g_string_append(out, " [style=dashed, arrowhead=none, label=\"member\"];\n");
+    }
+    for (guint i = 0; i < s->shares->len; i++) {
+        const struct snap_share *sh = s->shares->pdata[i];
+        g_string_append(out, "  ");
+        dot_id(out, "u:", sh->from);
+        g_string_append(out, " -> ");
+        dot_id(out, sh->to_group ? "g:" : "u:", sh->to);
+        /* The label is "CHANNEL\nTYPE": escape the channel, keep the \n. */
+        g_string_append(out, " [label=");
+        dot_id(out, "", sh->channel);
+        g_string_truncate(out, out->len - 1);
+        g_string_append_printf(out, "\\n%s\"", share_type_name(sh->type));
+        g_string_append_printf(out, "%s];\n",
+                               sh->type == HPF_SHARE_ALL ? ", style=bold" : "");
+    }
+    g_string_append(out, "}\n");
+    return g_string_free(out, FALSE);
+}

@@ -1,0 +1,72 @@
+/*
+ * Administrative operations on storage, validated the same way for every
+ * front end (hpfriendsctl today, the web console later): names are checked,
+ * references must exist, and each operation is one atomic storage apply.
+ * Storage is the final word on uniqueness (it answers "already exists").
+ */
+#ifndef HPF_ADMIN_H
+#define HPF_ADMIN_H
+
+#include <glib.h>
+
+#include "plugin.h"
+#include "snapshot.h"
+
+#define ADMIN_ERROR (admin_error_quark())
+GQuark admin_error_quark(void);
+
+/** Error codes: the hpf_status that caused them (HPF_ERR_NOTFOUND, ...). */
+
+struct admin {
+    struct plugin_instance *storage;
+};
+
+/** User and group names: 1-64 of [A-Za-z0-9._@-]. */
+gboolean admin_valid_name(const char *name);
+/** Channels: 1-255 bytes, printable, no spaces or commas. */
+gboolean admin_valid_channel(const char *chan);
+
+/** Read a fresh snapshot (for validation and listings). */
+struct snapshot *admin_snapshot(struct admin *a, GError **error);
+
+gboolean admin_user_add(struct admin *a, const char *name, gboolean admin, GError **error);
+gboolean admin_user_del(struct admin *a, const char *name, GError **error);
+gboolean admin_group_add(struct admin *a, const char *name, const char *owner, GError **error);
+gboolean admin_group_del(struct admin *a, const char *name, GError **error);
+gboolean admin_member_add(struct admin *a, const char *group, const char *user, GError **error);
+gboolean admin_member_del(struct admin *a, const char *group, const char *user, GError **error);
+/** to may be "@group" for a group. */
+gboolean admin_share_add(struct admin *a, const char *from, const char *to, const char *chan,
+                         int type, GError **error);
+gboolean admin_share_del(struct admin *a, const char *from, const char *to, const char *chan,
+                         GError **error);
+gboolean admin_accept(struct admin *a, const char *user, const char *from, const char *chan,
+                      gboolean accept, GError **error);
+/**
+ * Add an authkey.  secret may be NULL: one is generated (OpenSSL RAND,
+ * 32 hex digits... 128 bits) and returned in *secret_out (caller frees).
+ */
+gboolean admin_authkey_add(struct admin *a, const char *owner, const char *ident,
+                           const char *secret, char **publish, char **subscribe,
+                           char **secret_out, GError **error);
+gboolean admin_authkey_del(struct admin *a, const char *ident, GError **error);
+
+/** Export everything as JSON text (deterministic order). */
+char *admin_export(struct admin *a, GError **error);
+/** Replace everything with the JSON document (atomic). */
+gboolean admin_import(struct admin *a, const char *json, gsize len, GError **error);
+
+/** One reader of a publisher's messages, with the chain of edges behind it. */
+struct admin_reader {
+    char *user;
+    char *path; /* "jojo -shares-> mark -shares_all-> @partners" */
+};
+/** Readers of user's messages on chan per the sharing rule, publisher first. */
+GPtrArray *admin_readers(const struct snapshot *s, const char *user, const char *chan,
+                         gboolean require_accept);
+void admin_reader_free(gpointer p);
+
+/** Graphviz of users, groups, membership and shares. */
+char *admin_graph_dot(const struct snapshot *s);
+
+#endif

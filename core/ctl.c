@@ -1,0 +1,514 @@
+/*
+ * hpfriendsctl: manage users, groups, shares, acceptances and authkeys in
+ * the storage named by the broker's own config file, through the same
+ * plugin loader.  Exit 0 on success, 1 with one line on stderr otherwise,
+ * 2 on a usage error.
+ */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "admin.h"
+#include "config.h"
+#include "log.h"
+#include "plugin.h"
+#include "snapshot.h"
+
+static char *opt_config, **opt_auth, *opt_plugin_dir;
+static char *opt_from, *opt_to, *opt_channel, *opt_type, *opt_user, *opt_owner, *opt_ident,
+    *opt_secret, *opt_publish, *opt_subscribe;
+static gboolean opt_admin, opt_dot, opt_version;
+
+static const GOptionEntry entries[] = {
+    {"config", 'c', 0, G_OPTION_ARG_FILENAME, &opt_config, "The broker's config file", "FILE"},
+    {"auth", 0, 0, G_OPTION_ARG_STRING_ARRAY, &opt_auth,
+     "Storage without a config file: SQLite file, .json file or mongodb:// URI", "PATH|URI"},
+    {"plugin-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt_plugin_dir, "Load plugins from DIR", "DIR"},
+    {"from", 0, 0, G_OPTION_ARG_STRING, &opt_from, "Sharing user", "USER"},
+    {"to", 0, 0, G_OPTION_ARG_STRING, &opt_to, "Receiving user, or @GROUP", "USER|@GROUP"},
+    {"channel", 0, 0, G_OPTION_ARG_STRING, &opt_channel, "Channel", "CHANNEL"},
+    {"type", 0, 0, G_OPTION_ARG_STRING, &opt_type, "shares (default) or shares_all", "TYPE"},
+    {"user", 0, 0, G_OPTION_ARG_STRING, &opt_user, "User", "USER"},
+    {"owner", 0, 0, G_OPTION_ARG_STRING, &opt_owner, "Owning user", "USER"},
+    {"ident", 0, 0, G_OPTION_ARG_STRING, &opt_ident, "Authkey ident", "IDENT"},
+    {"secret", 0, 0, G_OPTION_ARG_STRING, &opt_secret, "Authkey secret (generated if absent)",
+     "SECRET"},
+    {"publish", 0, 0, G_OPTION_ARG_STRING, &opt_publish, "Channels it may publish on", "C1,C2"},
+    {"subscribe", 0, 0, G_OPTION_ARG_STRING, &opt_subscribe, "Channels it may subscribe to",
+     "C1,C2"},
+    {"admin", 0, 0, G_OPTION_ARG_NONE, &opt_admin, "With user add: an administrator", NULL},
+    {"dot", 0, 0, G_OPTION_ARG_NONE, &opt_dot, "With graph: Graphviz output", NULL},
+    {"version", 'V', 0, G_OPTION_ARG_NONE, &opt_version, "Print the version and exit", NULL},
+    {NULL},
+};
+
+static const char usage_text[] =
+    "Commands:\n"
+    "  user add NAME [--admin] | user del NAME | user list\n"
+    "  group add NAME --owner USER | group del NAME | group list\n"
+    "  group member add|del GROUP USER\n"
+    "  share add --from U --to U|@GROUP --channel C [--type shares|shares_all]\n"
+    "  share del --from U --to U|@GROUP --channel C\n"
+    "  share list [--user U]\n"
+    "  share accept|reject --user U --from F --channel C\n"
+    "  authkey add --owner U --ident I [--secret S] [--publish C1,C2] [--subscribe C1,C2]\n"
+    "  authkey del IDENT | authkey list [--owner U] | authkey show IDENT\n"
+    "  readers --user U --channel C\n"
+    "  graph --dot\n"
+    "  export [FILE] | import FILE|-\n";
+
+struct ctx {
+    struct config *cfg;
+    struct admin admin;
+    int argc;
+    char **argv; /* the words after the program name and options */
+};
+
+static int fail(GError *e)
+{
+    fprintf(stderr, "hpfriendsctl: %s\n", e->message);
+    g_error_free(e);
+    return 1;
+}
+
+static int fail_msg(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+static int fail_msg(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "hpfriendsctl: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    return 1;
+}
+
+static int usage(const char *why)
+{
+    fprintf(stderr, "hpfriendsctl: %s\n%s", why, usage_text);
+    return 2;
+}
+
+#define NEED(opt, name)                                                                      \
+    do {                                                                                     \
+        if (!(opt))                                                                          \
+            return usage("missing --" name);                                                 \
+    } while (0)
+
+/* Takes the error by address: it is read only after the call ran. */
+static int done(gboolean ok, GError **e)
+{
+    return ok ? 0 : fail(*e);
+}
+
+static char **split_channels(const char *list)
+{
+    if (!list || !*list)
+        return g_new0(char *, 1);
+    char **v = g_strsplit(list, ",", -1);
+    for (char **p = v; *p; p++)
+        g_strstrip(*p);
+    return v;
+}
+
+/* ---- user ---- */
+
+static int cmd_user(struct ctx *c)
+{
+    GError *e = NULL;
+    const char *verb = c->argc > 1 ? c->argv[1] : "";
+    if (!strcmp(verb, "add") && c->argc == 3)
+        return done(admin_user_add(&c->admin, c->argv[2], opt_admin, &e), &e);
+    if (!strcmp(verb, "del") && c->argc == 3)
+        return done(admin_user_del(&c->admin, c->argv[2], &e), &e);
+    if (!strcmp(verb, "list") && c->argc == 2) {
+        struct snapshot *s = admin_snapshot(&c->admin, &e);
+        if (!s)
+            return fail(e);
+        GHashTable *owners = g_hash_table_new(g_str_hash, g_str_equal);
+        for (guint i = 0; i < s->users->len; i++) {
+            const char *u = s->users->pdata[i];
+            printf("%s%s\n", u, g_hash_table_contains(s->admins, u) ? "\tadmin" : "");
+            g_hash_table_add(owners, (gpointer)u);
+        }
+        /* hpfeeds databases have authkey owners without user rows. */
+        for (guint i = 0; i < s->authkeys->len; i++) {
+            const char *o = ((struct snap_authkey *)s->authkeys->pdata[i])->owner;
+            if (g_hash_table_add(owners, (gpointer)o))
+                printf("%s\t(authkey owner only)\n", o);
+        }
+        g_hash_table_unref(owners);
+        snapshot_free(s);
+        return 0;
+    }
+    return usage("user: expected add NAME, del NAME or list");
+}
+
+/* ---- group ---- */
+
+static int cmd_group(struct ctx *c)
+{
+    GError *e = NULL;
+    const char *verb = c->argc > 1 ? c->argv[1] : "";
+    if (!strcmp(verb, "add") && c->argc == 3) {
+        NEED(opt_owner, "owner");
+        return done(admin_group_add(&c->admin, c->argv[2], opt_owner, &e), &e);
+    }
+    if (!strcmp(verb, "del") && c->argc == 3)
+        return done(admin_group_del(&c->admin, c->argv[2], &e), &e);
+    if (!strcmp(verb, "member") && c->argc == 5) {
+        if (!strcmp(c->argv[2], "add"))
+            return done(admin_member_add(&c->admin, c->argv[3], c->argv[4], &e), &e);
+        if (!strcmp(c->argv[2], "del"))
+            return done(admin_member_del(&c->admin, c->argv[3], c->argv[4], &e), &e);
+    }
+    if (!strcmp(verb, "list") && c->argc == 2) {
+        struct snapshot *s = admin_snapshot(&c->admin, &e);
+        if (!s)
+            return fail(e);
+        for (guint i = 0; i < s->groups->len; i++) {
+            const struct snap_group *g = s->groups->pdata[i];
+            GString *m = g_string_new(NULL);
+            for (guint j = 0; j < s->members->len; j++) {
+                const struct snap_member *mb = s->members->pdata[j];
+                if (!strcmp(mb->group, g->name))
+                    g_string_append_printf(m, "%s%s", m->len ? "," : "", mb->user);
+            }
+            printf("%s\towner=%s\tmembers=%s\n", g->name, g->owner, m->str);
+            g_string_free(m, TRUE);
+        }
+        snapshot_free(s);
+        return 0;
+    }
+    return usage("group: expected add NAME --owner U, del NAME, member add|del GROUP USER "
+                 "or list");
+}
+
+/* ---- share ---- */
+
+/* Is there an offer from `from` on `chan` that reaches `user`? */
+static gboolean offer_exists(const struct snapshot *s, const char *user, const char *from,
+                             const char *chan)
+{
+    for (guint i = 0; i < s->shares->len; i++) {
+        const struct snap_share *sh = s->shares->pdata[i];
+        if (strcmp(sh->from, from) || strcmp(sh->channel, chan))
+            continue;
+        if (!sh->to_group && !strcmp(sh->to, user))
+            return TRUE;
+        if (sh->to_group)
+            for (guint j = 0; j < s->members->len; j++) {
+                const struct snap_member *m = s->members->pdata[j];
+                if (!strcmp(m->group, sh->to) && !strcmp(m->user, user))
+                    return TRUE;
+            }
+    }
+    return FALSE;
+}
+
+static gboolean is_accepted(const struct snapshot *s, const char *user, const char *from,
+                            const char *chan)
+{
+    for (guint i = 0; i < s->accepts->len; i++) {
+        const struct snap_accept *a = s->accepts->pdata[i];
+        if (!strcmp(a->user, user) && !strcmp(a->from, from) && !strcmp(a->channel, chan))
+            return TRUE;
+    }
+    return FALSE;
+}
+
+static int cmd_share(struct ctx *c)
+{
+    GError *e = NULL;
+    const char *verb = c->argc > 1 ? c->argv[1] : "";
+    if (c->argc != 2)
+        return usage("share: unexpected arguments");
+    if (!strcmp(verb, "add")) {
+        NEED(opt_from, "from");
+        NEED(opt_to, "to");
+        NEED(opt_channel, "channel");
+        int type = share_type_parse(opt_type ? opt_type : "shares");
+        if (type < 0)
+            return usage("--type must be shares or shares_all");
+        return done(admin_share_add(&c->admin, opt_from, opt_to, opt_channel, type, &e), &e);
+    }
+    if (!strcmp(verb, "del")) {
+        NEED(opt_from, "from");
+        NEED(opt_to, "to");
+        NEED(opt_channel, "channel");
+        return done(admin_share_del(&c->admin, opt_from, opt_to, opt_channel, &e), &e);
+    }
+    if (!strcmp(verb, "accept") || !strcmp(verb, "reject")) {
+        gboolean accept = !strcmp(verb, "accept");
+        NEED(opt_user, "user");
+        NEED(opt_from, "from");
+        NEED(opt_channel, "channel");
+        struct snapshot *s = admin_snapshot(&c->admin, &e);
+        if (!s)
+            return fail(e);
+        gboolean offered = offer_exists(s, opt_user, opt_from, opt_channel);
+        gboolean accepted = is_accepted(s, opt_user, opt_from, opt_channel);
+        snapshot_free(s);
+        if (accept && !offered)
+            return fail_msg("no offer from '%s' on '%s' reaches '%s'", opt_from, opt_channel,
+                            opt_user);
+        if (!accept && !accepted && !offered)
+            return fail_msg("no offer from '%s' on '%s' reaches '%s'", opt_from, opt_channel,
+                            opt_user);
+        if (accept == accepted)
+            return 0; /* already so */
+        return done(admin_accept(&c->admin, opt_user, opt_from, opt_channel, accept, &e), &e);
+    }
+    if (!strcmp(verb, "list")) {
+        struct snapshot *s = admin_snapshot(&c->admin, &e);
+        if (!s)
+            return fail(e);
+        for (guint i = 0; i < s->shares->len; i++) {
+            const struct snap_share *sh = s->shares->pdata[i];
+            gboolean mine = !opt_user || !strcmp(sh->from, opt_user) ||
+                            (!sh->to_group && !strcmp(sh->to, opt_user));
+            if (!mine && sh->to_group)
+                for (guint j = 0; j < s->members->len && !mine; j++) {
+                    const struct snap_member *m = s->members->pdata[j];
+                    mine = !strcmp(m->group, sh->to) && !strcmp(m->user, opt_user);
+                }
+            if (!mine)
+                continue;
+            printf("%s\t%s%s\t%s\t%s", sh->from, sh->to_group ? "@" : "", sh->to, sh->channel,
+                   share_type_name(sh->type));
+            if (opt_user && strcmp(sh->from, opt_user))
+                printf("\t%s", is_accepted(s, opt_user, sh->from, sh->channel) ? "accepted"
+                                                                               : "not accepted");
+            printf("\n");
+        }
+        snapshot_free(s);
+        return 0;
+    }
+    return usage("share: expected add, del, list, accept or reject");
+}
+
+/* ---- authkey ---- */
+
+static void print_list(const char *label, GPtrArray *list, const char *end)
+{
+    printf("%s", label);
+    for (guint i = 0; i < list->len; i++)
+        printf("%s%s", i ? "," : "", (char *)list->pdata[i]);
+    printf("%s", end);
+}
+
+static int cmd_authkey(struct ctx *c)
+{
+    GError *e = NULL;
+    const char *verb = c->argc > 1 ? c->argv[1] : "";
+    if (!strcmp(verb, "add") && c->argc == 2) {
+        NEED(opt_owner, "owner");
+        NEED(opt_ident, "ident");
+        char **pub = split_channels(opt_publish), **sub = split_channels(opt_subscribe);
+        char *secret = NULL;
+        gboolean ok = admin_authkey_add(&c->admin, opt_owner, opt_ident, opt_secret, pub, sub,
+                                        &secret, &e);
+        g_strfreev(pub);
+        g_strfreev(sub);
+        if (!ok)
+            return fail(e);
+        if (!opt_secret)
+            printf("%s\n", secret);
+        g_free(secret);
+        return 0;
+    }
+    const char *ident = c->argc == 3 ? c->argv[2] : opt_ident;
+    if (!strcmp(verb, "del") && ident)
+        return done(admin_authkey_del(&c->admin, ident, &e), &e);
+    if (!strcmp(verb, "list") && c->argc == 2) {
+        struct snapshot *s = admin_snapshot(&c->admin, &e);
+        if (!s)
+            return fail(e);
+        for (guint i = 0; i < s->authkeys->len; i++) {
+            const struct snap_authkey *k = s->authkeys->pdata[i];
+            if (opt_owner && strcmp(k->owner, opt_owner))
+                continue;
+            printf("%s\towner=%s\t", k->ident, k->owner);
+            print_list("publish=", k->publish, "\t");
+            print_list("subscribe=", k->subscribe, "\n");
+        }
+        snapshot_free(s);
+        return 0;
+    }
+    if (!strcmp(verb, "show") && ident) {
+        struct snapshot *s = admin_snapshot(&c->admin, &e);
+        if (!s)
+            return fail(e);
+        const struct snap_authkey *k = g_hash_table_lookup(s->authkey_by_ident, ident);
+        if (!k) {
+            snapshot_free(s);
+            return fail_msg("unknown authkey '%s'", ident);
+        }
+        printf("ident: %s\nowner: %s\nsecret: %s\n", k->ident, k->owner, k->secret);
+        print_list("publish: ", k->publish, "\n");
+        print_list("subscribe: ", k->subscribe, "\n");
+        const struct hpf_storage_ops *ops = c->admin.storage->desc->storage;
+        struct hpf_counters n = {0};
+        if (ops->counters_get && ops->counters_get(c->admin.storage->inst, ident, &n) == HPF_OK)
+            printf("published: %" G_GUINT64_FORMAT " messages, %" G_GUINT64_FORMAT " bytes\n"
+                   "received: %" G_GUINT64_FORMAT " messages, %" G_GUINT64_FORMAT " bytes\n",
+                   (guint64)n.published_msgs, (guint64)n.published_bytes,
+                   (guint64)n.received_msgs, (guint64)n.received_bytes);
+        snapshot_free(s);
+        return 0;
+    }
+    return usage("authkey: expected add, del IDENT, list or show IDENT");
+}
+
+/* ---- readers, graph, export, import ---- */
+
+static int cmd_readers(struct ctx *c)
+{
+    GError *e = NULL;
+    NEED(opt_user, "user");
+    NEED(opt_channel, "channel");
+    struct snapshot *s = admin_snapshot(&c->admin, &e);
+    if (!s)
+        return fail(e);
+    if (!snapshot_has_user(s, opt_user)) {
+        snapshot_free(s);
+        return fail_msg("unknown user '%s'", opt_user);
+    }
+    GPtrArray *r = admin_readers(s, opt_user, opt_channel, c->cfg->require_accept);
+    for (guint i = 0; i < r->len; i++) {
+        const struct admin_reader *rd = r->pdata[i];
+        printf("%s\t%s\n", rd->user, rd->path);
+    }
+    g_ptr_array_unref(r);
+    snapshot_free(s);
+    return 0;
+}
+
+static int cmd_graph(struct ctx *c)
+{
+    GError *e = NULL;
+    if (!opt_dot)
+        return usage("graph: only --dot output exists");
+    struct snapshot *s = admin_snapshot(&c->admin, &e);
+    if (!s)
+        return fail(e);
+    char *dot = admin_graph_dot(s);
+    fputs(dot, stdout);
+    g_free(dot);
+    snapshot_free(s);
+    return 0;
+}
+
+static int cmd_export(struct ctx *c)
+{
+    GError *e = NULL;
+    char *json = admin_export(&c->admin, &e);
+    if (!json)
+        return fail(e);
+    int rc = 0;
+    if (c->argc > 1 && strcmp(c->argv[1], "-")) {
+        if (!g_file_set_contents(c->argv[1], json, -1, &e))
+            rc = fail(e);
+    } else {
+        fputs(json, stdout);
+    }
+    g_free(json);
+    return rc;
+}
+
+static int cmd_import(struct ctx *c)
+{
+    GError *e = NULL;
+    if (c->argc != 2)
+        return usage("import: expected FILE or -");
+    char *data = NULL;
+    gsize len = 0;
+    if (!strcmp(c->argv[1], "-")) {
+        GString *buf = g_string_new(NULL);
+        char chunk[65536];
+        size_t n;
+        while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0)
+            g_string_append_len(buf, chunk, (gssize)n);
+        len = buf->len;
+        data = g_string_free(buf, FALSE);
+    } else if (!g_file_get_contents(c->argv[1], &data, &len, &e)) {
+        return fail(e);
+    }
+    gboolean ok = admin_import(&c->admin, data, len, &e);
+    g_free(data);
+    return done(ok, &e);
+}
+
+static const struct {
+    const char *name;
+    int (*run)(struct ctx *c);
+} commands[] = {
+    {"user", cmd_user},       {"group", cmd_group},   {"share", cmd_share},
+    {"authkey", cmd_authkey}, {"readers", cmd_readers}, {"graph", cmd_graph},
+    {"export", cmd_export},   {"import", cmd_import},
+};
+
+int main(int argc, char **argv)
+{
+    GError *e = NULL;
+    int rc = 1;
+    struct ctx c = {0};
+
+    GOptionContext *octx = g_option_context_new("COMMAND ... - manage hpfriends storage");
+    g_option_context_add_main_entries(octx, entries, NULL);
+    g_option_context_set_description(octx, usage_text);
+    if (!g_option_context_parse(octx, &argc, &argv, &e)) {
+        g_option_context_free(octx);
+        fprintf(stderr, "hpfriendsctl: %s\n", e->message);
+        g_error_free(e);
+        return 2;
+    }
+    g_option_context_free(octx);
+    if (opt_version) {
+        printf("hpfriendsctl %s\n", PACKAGE_VERSION);
+        return 0;
+    }
+    if (argc < 2)
+        return usage("no command given");
+    c.argc = argc - 1;
+    c.argv = argv + 1;
+
+    int (*run)(struct ctx *) = NULL;
+    for (gsize i = 0; i < G_N_ELEMENTS(commands); i++)
+        if (!strcmp(commands[i].name, c.argv[0]))
+            run = commands[i].run;
+    if (!run) {
+        char *why = g_strdup_printf("unknown command '%s'", c.argv[0]);
+        rc = usage(why);
+        g_free(why);
+        return rc;
+    }
+
+    log_set_level(HPF_LOG_WARNING);
+    c.cfg = opt_config ? config_load_file(opt_config, &e) : config_new_default();
+    if (!c.cfg)
+        return fail(e);
+    if (!config_apply_flags(c.cfg, NULL, opt_auth, NULL, NULL, NULL, NULL, &e)) {
+        config_free(c.cfg);
+        return fail(e);
+    }
+    if (!opt_config && !opt_auth) {
+        config_free(c.cfg);
+        return usage("name the storage: -c CONFIG or --auth PATH");
+    }
+    config_finish(c.cfg);
+    const char *dir = plugin_dir_resolve(opt_plugin_dir ? opt_plugin_dir : c.cfg->plugin_dir);
+    c.admin.storage = plugin_instance_new(dir, c.cfg->storage->plugin, HPF_KIND_STORAGE,
+                                          "storage", c.cfg->storage->keys, c.cfg->dir, &e);
+    if (!c.admin.storage || !plugin_instance_start(c.admin.storage, &e)) {
+        rc = fail(e);
+        goto out;
+    }
+    rc = run(&c);
+out:
+    plugin_instance_free(c.admin.storage);
+    config_free(c.cfg);
+    return rc;
+}

@@ -1,0 +1,313 @@
+/*
+ * Keeping the running broker in step with storage: poll the data version,
+ * and when it moved (or on SIGHUP) read a snapshot and flatten the graph on
+ * the worker thread; then, on the loop thread, swap the graph in and
+ * re-check every live session against the new authkeys.  Also carries the
+ * per-authkey traffic counters back to storage.
+ */
+#include <string.h>
+
+#include "broker.h"
+#include "graph.h"
+#include "log.h"
+#include "router.h"
+#include "snapshot.h"
+#include "worker.h"
+
+/* How often traffic counters are written back, in reload ticks' seconds. */
+#define COUNTERS_FLUSH_SECONDS 10
+
+struct reload_job {
+    struct broker *b;
+    gboolean force;
+    guint64 known_version;
+    gboolean have_data;
+    /* results */
+    gboolean changed;
+    struct snapshot *snap;
+    struct graph *graph;
+    double build_ms;
+    char *error;
+};
+
+/* Worker thread: everything that blocks or takes time. */
+static void reload_run(void *arg)
+{
+    struct reload_job *j = arg;
+    struct plugin_instance *st = j->b->storage;
+    guint64 version = 0;
+    int rc = st->desc->storage->version(st->inst, &version);
+    if (rc != HPF_OK) {
+        j->error = g_strdup_printf("reading the data version: %s", hpf_strerror(rc));
+        return;
+    }
+    if (!j->force && j->have_data && version == j->known_version)
+        return;
+    GError *e = NULL;
+    j->snap = snapshot_read(st, &e);
+    if (!j->snap) {
+        j->error = g_strdup(e->message);
+        g_error_free(e);
+        return;
+    }
+    j->changed = TRUE;
+    if (j->b->cfg->access == ACCESS_GRAPH) {
+        gint64 t0 = g_get_monotonic_time();
+        j->graph = graph_build(j->snap, j->b->cfg->require_accept);
+        j->build_ms = (double)(g_get_monotonic_time() - t0) / 1000.0;
+    }
+}
+
+static GHashTable *channel_set_of(GPtrArray *list)
+{
+    GHashTable *set = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    for (guint i = 0; i < list->len; i++)
+        g_hash_table_add(set, g_strdup(list->pdata[i]));
+    return set;
+}
+
+/* Bring one session in line with the new data; FALSE if it was closed. */
+static void recheck_session(struct broker *b, struct conn *c, const struct snapshot *s)
+{
+    if (c->state != CONN_READY)
+        return;
+    if (b->graph)
+        c->uid = graph_user_id(b->graph, c->owner);
+    if (!c->key_from_storage)
+        return;
+    const struct snap_authkey *k = g_hash_table_lookup(s->authkey_by_ident, c->ident);
+    if (!k) {
+        log_notice("%s@%s: authkey deleted: closing its session", c->ident, c->peer);
+        conn_fail(c, "Authkey %s was revoked", c->ident);
+        return;
+    }
+    if (strcmp(k->owner, c->owner)) {
+        g_free(c->owner);
+        c->owner = g_strdup(k->owner);
+        if (b->graph)
+            c->uid = graph_user_id(b->graph, c->owner);
+    }
+    g_hash_table_unref(c->may_publish);
+    g_hash_table_unref(c->may_subscribe);
+    c->may_publish = channel_set_of(k->publish);
+    c->may_subscribe = channel_set_of(k->subscribe);
+
+    GPtrArray *gone = NULL;
+    GHashTableIter it;
+    gpointer chan;
+    g_hash_table_iter_init(&it, c->subscribed);
+    while (g_hash_table_iter_next(&it, &chan, NULL))
+        if (!g_hash_table_contains(c->may_subscribe, chan)) {
+            if (!gone)
+                gone = g_ptr_array_new();
+            g_ptr_array_add(gone, chan);
+        }
+    for (guint i = 0; gone && i < gone->len; i++) {
+        log_notice("%s@%s: no longer allowed to subscribe to %s: subscription dropped",
+                   c->ident, c->peer, (char *)gone->pdata[i]);
+        router_unsubscribe(b->router, gone->pdata[i], c);
+        g_hash_table_remove(c->subscribed, gone->pdata[i]);
+    }
+    if (gone)
+        g_ptr_array_unref(gone);
+}
+
+static void apply_result(struct broker *b, struct reload_job *j)
+{
+    if (j->graph) {
+        graph_free(b->graph);
+        b->graph = g_steal_pointer(&j->graph);
+        b->stats.graph_build_ms = j->build_ms;
+        struct graph_stats gs;
+        graph_get_stats(b->graph, &gs);
+        log_info("graph: version %" G_GUINT64_FORMAT ": %u users, %u channels, %u entries, "
+                 "%u distinct reader sets, built in %.1f ms",
+                 j->snap->version, gs.users, gs.channels, gs.entries, gs.distinct_sets,
+                 j->build_ms);
+    }
+    b->data_version = j->snap->version;
+    b->have_data = TRUE;
+    b->stats.graph_reloads++;
+    GList *all = g_hash_table_get_values(b->conns);
+    for (GList *l = all; l; l = l->next)
+        recheck_session(b, l->data, j->snap);
+    g_list_free(all);
+}
+
+static void reload_job_free(struct reload_job *j)
+{
+    snapshot_free(j->snap);
+    graph_free(j->graph);
+    g_free(j->error);
+    g_free(j);
+}
+
+static struct log_ratelimit reload_rl = LOG_RATELIMIT_INIT(60);
+static gboolean reload_failing;
+
+static void reload_done(void *arg)
+{
+    struct reload_job *j = arg;
+    struct broker *b = j->b;
+    b->reload_running = FALSE;
+    if (j->error) {
+        uint64_t held = 0;
+        b->stats.graph_reload_failures++;
+        if (log_ratelimit_ok(&reload_rl, &held))
+            log_err("storage: reload failed: %s (keeping the data of version %" G_GUINT64_FORMAT
+                    "; %" G_GUINT64_FORMAT " more failures not logged)",
+                    j->error, b->data_version, held);
+        reload_failing = TRUE;
+    } else {
+        if (reload_failing)
+            log_notice("storage: reload works again");
+        reload_failing = FALSE;
+        if (j->changed && !b->stopping)
+            apply_result(b, j);
+    }
+    reload_job_free(j);
+    if (b->reload_pending_force && !b->stopping) {
+        b->reload_pending_force = FALSE;
+        reload_request(b);
+    }
+}
+
+static void submit(struct broker *b, gboolean force)
+{
+    if (b->reload_running) {
+        if (force)
+            b->reload_pending_force = TRUE;
+        return;
+    }
+    struct reload_job *j = g_new0(struct reload_job, 1);
+    j->b = b;
+    j->force = force;
+    j->known_version = b->data_version;
+    j->have_data = b->have_data;
+    b->reload_running = TRUE;
+    worker_submit(b->worker, reload_run, reload_done, j);
+}
+
+void reload_request(struct broker *b) { submit(b, TRUE); }
+
+gboolean reload_initial(struct broker *b, GError **error)
+{
+    struct reload_job *j = g_new0(struct reload_job, 1);
+    j->b = b;
+    j->force = TRUE;
+    reload_run(j); /* no worker yet: nothing else touches storage */
+    gboolean ok = j->error == NULL;
+    if (!ok)
+        g_set_error(error, HPF_PLUGIN_ERROR, 0, "storage: %s", j->error);
+    else
+        apply_result(b, j);
+    reload_job_free(j);
+    return ok;
+}
+
+/* ---- traffic counters ---- */
+
+static void add_delta(struct broker *b, const char *ident, guint64 pm, guint64 pb, guint64 rm,
+                      guint64 rb)
+{
+    if (!ident || (pm | pb | rm | rb) == 0)
+        return;
+    struct hpf_counters *d = g_hash_table_lookup(b->counter_deltas, ident);
+    if (!d) {
+        d = g_new0(struct hpf_counters, 1);
+        d->ident = g_strdup(ident);
+        g_hash_table_insert(b->counter_deltas, (char *)d->ident, d);
+    }
+    d->published_msgs += pm;
+    d->published_bytes += pb;
+    d->received_msgs += rm;
+    d->received_bytes += rb;
+}
+
+void counters_collect(struct broker *b, struct conn *c)
+{
+    add_delta(b, c->ident, c->pub_msgs, c->pub_bytes, c->recv_msgs, c->recv_bytes);
+    c->pub_msgs = c->pub_bytes = c->recv_msgs = c->recv_bytes = 0;
+}
+
+struct counters_job {
+    struct plugin_instance *storage;
+    GArray *deltas; /* struct hpf_counters, idents owned */
+    int rc;
+};
+
+static void counters_run(void *arg)
+{
+    struct counters_job *j = arg;
+    const struct hpf_storage_ops *ops = j->storage->desc->storage;
+    j->rc = ops->counters_add(j->storage->inst, (const struct hpf_counters *)j->deltas->data,
+                              j->deltas->len);
+}
+
+static void counters_done(void *arg)
+{
+    static struct log_ratelimit rl = LOG_RATELIMIT_INIT(300);
+    struct counters_job *j = arg;
+    if (j->rc != HPF_OK && log_ratelimit_ok(&rl, NULL))
+        log_warn("storage: saving traffic counters failed: %s (those counts are lost)",
+                 hpf_strerror(j->rc));
+    for (guint i = 0; i < j->deltas->len; i++)
+        g_free((char *)g_array_index(j->deltas, struct hpf_counters, i).ident);
+    g_array_unref(j->deltas);
+    g_free(j);
+}
+
+void counters_flush(struct broker *b, gboolean now)
+{
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, b->conns);
+    while (g_hash_table_iter_next(&it, NULL, &v))
+        counters_collect(b, v);
+    if (g_hash_table_size(b->counter_deltas) == 0 || !b->storage->desc->storage->counters_add)
+        return;
+    struct counters_job *j = g_new0(struct counters_job, 1);
+    j->storage = b->storage;
+    j->deltas = g_array_new(FALSE, FALSE, sizeof(struct hpf_counters));
+    g_hash_table_iter_init(&it, b->counter_deltas);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        g_array_append_vals(j->deltas, v, 1);
+        g_free(v); /* the ident moves into the array */
+        g_hash_table_iter_steal(&it);
+    }
+    if (now) {
+        counters_run(j);
+        counters_done(j);
+    } else {
+        worker_submit(b->worker, counters_run, counters_done, j);
+    }
+}
+
+/* ---- the poll timer ---- */
+
+static void on_reload_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct broker *b = arg;
+    static guint ticks;
+    submit(b, FALSE);
+    ticks += b->cfg->reload_interval;
+    if (ticks >= COUNTERS_FLUSH_SECONDS) {
+        ticks = 0;
+        counters_flush(b, FALSE);
+    }
+}
+
+void reload_start(struct broker *b)
+{
+    b->reload_timer = event_new(b->base, -1, EV_PERSIST, on_reload_timer, b);
+    struct timeval tv = {(time_t)b->cfg->reload_interval, 0};
+    evtimer_add(b->reload_timer, &tv);
+}
+
+void reload_stop(struct broker *b)
+{
+    if (b->reload_timer) {
+        event_free(b->reload_timer);
+        b->reload_timer = NULL;
+    }
+}

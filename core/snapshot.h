@@ -1,0 +1,81 @@
+/*
+ * A consistent copy of everything storage holds, read through the
+ * snapshot visitor.  Read on the worker thread (or by hpfriendsctl), then
+ * immutable: the graph flattener, session re-checks, listings and exports
+ * all read it.
+ */
+#ifndef HPF_SNAPSHOT_H
+#define HPF_SNAPSHOT_H
+
+#include <glib.h>
+
+#include "plugin.h"
+
+struct snap_group {
+    char *name;
+    char *owner;
+};
+
+struct snap_member {
+    char *group;
+    char *user;
+};
+
+struct snap_share {
+    char *from;
+    char *to;
+    gboolean to_group;
+    char *channel;
+    int type; /* enum hpf_share_type */
+};
+
+struct snap_accept {
+    char *user;
+    char *from;
+    char *channel;
+};
+
+struct snap_authkey {
+    char *ident;
+    char *owner;
+    char *secret;
+    GPtrArray *publish;   /* char * */
+    GPtrArray *subscribe; /* char * */
+};
+
+struct snapshot {
+    guint64 version;
+    GPtrArray *users;    /* char *, explicit users only, in storage order */
+    GHashTable *admins;  /* user names with the admin flag */
+    GPtrArray *groups;   /* struct snap_group * */
+    GPtrArray *members;  /* struct snap_member * */
+    GPtrArray *shares;   /* struct snap_share * */
+    GPtrArray *accepts;  /* struct snap_accept * */
+    GPtrArray *authkeys; /* struct snap_authkey * */
+    GHashTable *authkey_by_ident; /* ident -> struct snap_authkey * (first wins) */
+};
+
+struct snapshot *snapshot_new(void);
+/** Read storage's version and a snapshot.  NULL with error on failure. */
+struct snapshot *snapshot_read(struct plugin_instance *storage, GError **error);
+void snapshot_free(struct snapshot *s);
+
+/** Add rows by hand (tests, import). */
+void snapshot_add_user(struct snapshot *s, const char *name, gboolean admin);
+void snapshot_add_group(struct snapshot *s, const char *name, const char *owner);
+void snapshot_add_member(struct snapshot *s, const char *group, const char *user);
+void snapshot_add_share(struct snapshot *s, const char *from, const char *to, gboolean to_group,
+                        const char *channel, int type);
+void snapshot_add_accept(struct snapshot *s, const char *user, const char *from,
+                         const char *channel);
+void snapshot_add_authkey(struct snapshot *s, const struct hpf_authkey *key);
+
+/** Is `name` a user: an explicit one, or the owner of an authkey. */
+gboolean snapshot_has_user(const struct snapshot *s, const char *name);
+const struct snap_group *snapshot_find_group(const struct snapshot *s, const char *name);
+
+const char *share_type_name(int type);
+/** "shares" or "shares_all" -> type; -1 otherwise. */
+int share_type_parse(const char *name);
+
+#endif
