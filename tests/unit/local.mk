@@ -16,4 +16,5 @@ UNIT_LDADD = core/libhpfcore.la $(CUNIT_LIBS)
 %canon_reldir%_test_config_SOURCES = %reldir%/test_config.c
 %canon_reldir%_test_config_CFLAGS = $(UNIT_CFLAGS)
 %canon_reldir%_test_config_LDADD = $(UNIT_LDADD)
+include tests/unit/graph.mk
 endif
