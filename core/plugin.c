@@ -232,6 +232,11 @@ struct plugin_instance *plugin_instance_new(const char *dir, const char *module,
                     g_module_error());
         goto fail;
     }
+    /*
+     * Never unload: plugins may register GObject types (json-glib does),
+     * which cannot be unregistered, so a reload would crash.
+     */
+    g_module_make_resident(pi->module);
     gpointer sym = NULL;
     if (!g_module_symbol(pi->module, HPF_PLUGIN_ENTRY_SYMBOL, &sym) || !sym) {
         g_set_error(error, HPF_PLUGIN_ERROR, 0, "plugin '%s': %s has no %s() entry point", module,

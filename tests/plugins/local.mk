@@ -1,1 +1,38 @@
 # rules for tests/plugins
+#
+# Plugins through the real loader (core's plugin.c, host table included),
+# found via HPFRIENDS_PLUGIN_DIR which AM_TESTS_ENVIRONMENT points at the
+# build tree's plugins/.libs.
+
+# A module built for the next ABI major, for the loader to refuse.
+# check_LTLIBRARIES is not predeclared in the top Makefile.am.
+check_LTLIBRARIES = %reldir%/abi_mismatch.la
+%canon_reldir%_abi_mismatch_la_SOURCES = %reldir%/abi_mismatch.c
+%canon_reldir%_abi_mismatch_la_CPPFLAGS = -I$(top_srcdir)/include
+%canon_reldir%_abi_mismatch_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere \
+	-export-symbols-regex '^hpf_plugin_entry$$'
+
+if HAVE_CUNIT
+PLUGIN_TEST_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(CUNIT_CFLAGS)
+PLUGIN_TEST_LDADD = core/libhpfcore.la $(GLIB_LIBS) $(CUNIT_LIBS)
+
+check_PROGRAMS += %reldir%/test_storage_sqlite
+%canon_reldir%_test_storage_sqlite_SOURCES = %reldir%/test_storage_sqlite.c
+%canon_reldir%_test_storage_sqlite_CFLAGS = $(PLUGIN_TEST_CFLAGS) $(SQLITE_CFLAGS)
+%canon_reldir%_test_storage_sqlite_LDADD = $(PLUGIN_TEST_LDADD) $(SQLITE_LIBS)
+
+check_PROGRAMS += %reldir%/test_auth_storage
+%canon_reldir%_test_auth_storage_SOURCES = %reldir%/test_auth_storage.c
+%canon_reldir%_test_auth_storage_CFLAGS = $(PLUGIN_TEST_CFLAGS)
+%canon_reldir%_test_auth_storage_LDADD = $(PLUGIN_TEST_LDADD)
+
+check_PROGRAMS += %reldir%/test_plugin_abi
+%canon_reldir%_test_plugin_abi_SOURCES = %reldir%/test_plugin_abi.c
+%canon_reldir%_test_plugin_abi_CFLAGS = $(PLUGIN_TEST_CFLAGS)
+%canon_reldir%_test_plugin_abi_LDADD = $(PLUGIN_TEST_LDADD)
+
+TESTS += \
+	%reldir%/test_storage_sqlite \
+	%reldir%/test_auth_storage \
+	%reldir%/test_plugin_abi
+endif

@@ -1,0 +1,97 @@
+/*
+ * The loader against this directory's plugins: a module built for another
+ * ABI major is refused with a message naming it and both versions; the
+ * shipped plugins export nothing but their entry point.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <glib.h>
+
+#include <CUnit/Basic.h>
+
+#include "log.h"
+#include "plugin.h"
+
+static char *mismatch_path(void)
+{
+    const char *builddir = g_getenv("HPF_BUILDDIR");
+    return g_build_filename(builddir ? builddir : ".", "tests", "plugins", ".libs",
+                            "abi_mismatch.so", NULL);
+}
+
+static void test_abi_mismatch_refused(void)
+{
+    char *path = mismatch_path();
+    CU_ASSERT_TRUE_FATAL(g_file_test(path, G_FILE_TEST_IS_REGULAR));
+    GError *error = NULL;
+    struct plugin_instance *pi = plugin_instance_new(plugin_dir_resolve(NULL), path,
+                                                     HPF_KIND_SINK, "sink:mismatch", NULL,
+                                                     NULL, &error);
+    g_free(path);
+    CU_ASSERT_PTR_NULL(pi);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(error);
+    char *theirs = g_strdup_printf("%d.0", HPF_ABI_MAJOR + 1);
+    char *ours = g_strdup_printf("%d.%d", HPF_ABI_MAJOR, HPF_ABI_MINOR);
+    if (!strstr(error->message, "abi_mismatch") || !strstr(error->message, theirs) ||
+        !strstr(error->message, ours))
+        fprintf(stderr, "\nmessage: %s\n", error->message);
+    CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "abi_mismatch"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(error->message, theirs));
+    CU_ASSERT_PTR_NOT_NULL(strstr(error->message, ours));
+    g_free(theirs);
+    g_free(ours);
+    g_error_free(error);
+}
+
+/* Only hpf_plugin_entry is visible: internal names cannot clash with the host's. */
+static void check_exports(const char *file, const char *internal)
+{
+    char *path = g_build_filename(plugin_dir_resolve(NULL), file, NULL);
+    GModule *m = g_module_open(path, G_MODULE_BIND_LOCAL | G_MODULE_BIND_LAZY);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    gpointer sym = NULL;
+    CU_ASSERT_TRUE(g_module_symbol(m, HPF_PLUGIN_ENTRY_SYMBOL, &sym));
+    CU_ASSERT_FALSE(g_module_symbol(m, internal, &sym));
+    g_module_close(m);
+    g_free(path);
+}
+
+static void test_exports(void)
+{
+    check_exports("storage_sqlite.so", "sq_apply");
+    check_exports("auth_storage.so", "auth_storage_authenticate");
+}
+
+static void test_wrong_kind_refused(void)
+{
+    char *path = g_build_filename(plugin_dir_resolve(NULL), "storage_sqlite.so", NULL);
+    GError *error = NULL;
+    struct plugin_instance *pi =
+        plugin_instance_new(plugin_dir_resolve(NULL), path, HPF_KIND_AUTH, "auth", NULL, NULL,
+                            &error);
+    g_free(path);
+    CU_ASSERT_PTR_NULL(pi);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(error);
+    CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "storage_sqlite"));
+    g_error_free(error);
+}
+
+int main(void)
+{
+    log_set_level(HPF_LOG_WARNING);
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    CU_pSuite suite = CU_add_suite("plugin ABI", NULL, NULL);
+    if (!suite || !CU_add_test(suite, "ABI major mismatch refused", test_abi_mismatch_refused) ||
+        !CU_add_test(suite, "plugins export only the entry point", test_exports) ||
+        !CU_add_test(suite, "wrong kind refused", test_wrong_kind_refused))
+        goto out;
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+out:;
+    int failed = CU_get_number_of_tests_failed() != 0 || CU_get_error() != CUE_SUCCESS ||
+                 CU_get_number_of_suites_failed() != 0;
+    CU_cleanup_registry();
+    return failed;
+}
