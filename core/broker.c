@@ -13,6 +13,7 @@
 #include "graph.h"
 #include "log.h"
 #include "router.h"
+#include "sinks.h"
 #include "worker.h"
 
 char *broker_deny_text(const struct broker *b, enum deny_kind kind, const char *ident,
@@ -195,6 +196,8 @@ static void check_slow_consumers(struct broker *b)
     }
     for (guint i = 0; victims && i < victims->len; i++) {
         struct conn *c = victims->pdata[i];
+        sinks_event(b->sinks, HPF_EVENT_DISCONNECT, c->ident, c->owner, c->peer, NULL,
+                    "slow consumer", c->dropped);
         log_warn("%s@%s: disconnecting slow consumer: %zu bytes queued for over %u s, %" G_GUINT64_FORMAT
                  " messages dropped",
                  c->ident, c->peer, conn_queued(c), b->cfg->slow_deadline, c->dropped);
@@ -225,8 +228,9 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct broker *b = arg;
     if (sig == SIGHUP) {
-        log_notice("broker: SIGHUP: reloading the graph and authkeys");
+        log_notice("broker: SIGHUP: reloading the graph and authkeys, reopening sinks");
         reload_request(b);
+        sinks_reopen(b->sinks);
         return;
     }
     begin_shutdown(b, sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -264,12 +268,10 @@ gboolean broker_load_plugins(struct broker *b, gboolean start, GError **error)
             return FALSE;
         g_ptr_array_add(b->auth_chain, pi);
     }
-    if (b->cfg->sinks->len > 0) {
-        g_set_error(error, CONFIG_ERROR, 0, "[%s]: sinks are not available yet",
-                    ((struct plugin_conf *)b->cfg->sinks->pdata[0])->section);
+    b->sinks = sinks_new(b->cfg, plugin_dir_resolve(b->cfg->plugin_dir), error);
+    if (!b->sinks)
         return FALSE;
-    }
-    return TRUE;
+    return !start || sinks_start(b->sinks, error);
 }
 
 gboolean broker_start(struct broker *b, const char *ready_file, GError **error)
@@ -358,6 +360,8 @@ void broker_free(struct broker *b)
         counters_flush(b, TRUE);
     g_hash_table_unref(b->counter_deltas);
     graph_free(b->graph);
+    /* Every accepted message is queued by now: let the sinks drain and flush. */
+    sinks_free(b->sinks);
     g_ptr_array_unref(b->auth_chain);
     plugin_instance_free(b->storage);
     router_free(b->router);

@@ -16,6 +16,7 @@
 #include "wire.h"
 
 struct router;
+struct sinks;
 struct worker;
 struct graph;
 
@@ -78,6 +79,7 @@ struct broker {
     struct worker *worker;
     struct plugin_instance *storage;
     GPtrArray *auth_chain; /* struct plugin_instance * */
+    struct sinks *sinks;
     struct event *sig_term, *sig_int, *sig_hup, *tick;
     struct broker_stats stats;
 

@@ -12,6 +12,7 @@
 #include "broker.h"
 #include "log.h"
 #include "router.h"
+#include "sinks.h"
 
 /* How long a closing connection may take to flush its last ERROR. */
 #define CLOSE_FLUSH_SECONDS 5
@@ -95,6 +96,7 @@ struct conn *conn_new(struct broker *b, evutil_socket_t fd, const struct sockadd
     struct timeval tv = {(time_t)b->cfg->auth_timeout, 0};
     evtimer_add(c->timer, &tv);
     log_debug("%s: connected", c->peer);
+    sinks_event(b->sinks, HPF_EVENT_CONNECT, NULL, NULL, c->peer, NULL, NULL, 0);
     return c;
 }
 
@@ -120,6 +122,7 @@ void conn_close(struct conn *c, const char *reason)
               c->peer, reason);
     drop_subscriptions(c);
     counters_collect(b, c);
+    sinks_event(b->sinks, HPF_EVENT_DISCONNECT, c->ident, c->owner, c->peer, NULL, reason, 0);
     g_hash_table_remove(b->conns, &c->id);
     b->stats.connections_lost++;
     if (c->timer)

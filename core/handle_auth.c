@@ -7,6 +7,7 @@
 #include "graph.h"
 #include "log.h"
 #include "names.h"
+#include "sinks.h"
 #include "worker.h"
 
 struct auth_job {
@@ -72,6 +73,8 @@ static void auth_done(void *arg)
     }
     if (j->verdict != HPF_AUTH_ALLOW) {
         c->b->stats.auth_failures++;
+        sinks_event(c->b->sinks, HPF_EVENT_AUTH_FAILED, j->ident, NULL, c->peer, NULL,
+                    "authentication failed", 0);
         char *text = broker_deny_text(c->b, DENY_AUTH, j->ident, NULL);
         conn_fail(c, "%s", text);
         g_free(text);
@@ -102,6 +105,8 @@ gboolean handle_auth(struct conn *c, const struct wire_msg *m)
         c->b->stats.auth_failures++;
         if (!ident)
             ident = g_strndup((const char *)m->name.ptr, m->name.len);
+        sinks_event(c->b->sinks, HPF_EVENT_AUTH_FAILED, ident, NULL, c->peer, NULL,
+                    "malformed AUTH", 0);
         char *text = broker_deny_text(c->b, DENY_AUTH, ident, NULL);
         conn_fail(c, "%s", text);
         g_free(text);

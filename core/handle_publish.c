@@ -8,6 +8,7 @@
 #include "log.h"
 #include "names.h"
 #include "router.h"
+#include "sinks.h"
 
 /* A published frame, stored once and shared by every subscriber queue. */
 struct frame_ref {
@@ -30,8 +31,13 @@ static gboolean deliver(struct conn *s, struct frame_ref *f)
     size_t queued = conn_queued(s);
     /* One message always fits an empty queue, however large. */
     if (queued > 0 && queued + f->len > b->cfg->max_queued_bytes) {
-        if (s->over_since_us == 0)
+        if (s->over_since_us == 0) {
             s->over_since_us = g_get_monotonic_time();
+            log_notice("%s@%s: slow consumer: %zu bytes queued; dropping its messages",
+                       s->ident, s->peer, queued);
+            sinks_event(b->sinks, HPF_EVENT_SLOW_DROP, s->ident, s->owner, s->peer, NULL,
+                        "output queue full", s->dropped + 1);
+        }
         s->dropped++;
         b->stats.drops++;
         return FALSE;
@@ -77,6 +83,8 @@ gboolean handle_denied(struct conn *c, enum deny_kind kind, const char *chan)
 {
     char *text = broker_deny_text(c->b, kind, c->ident, chan);
     gboolean go_on = c->b->cfg->on_denied == ON_DENIED_CONTINUE;
+    sinks_event(c->b->sinks, HPF_EVENT_DENIED, c->ident, c->owner, c->peer, chan,
+                kind == DENY_PUB ? "publish denied" : "subscribe denied", 0);
     if (go_on) {
         log_info("%s@%s: denied: %s", c->ident, c->peer, text);
         conn_send_error(c, "%s", text);
@@ -105,6 +113,7 @@ gboolean handle_publish(struct conn *c, const struct wire_msg *m, const uint8_t 
     c->pub_bytes += m->data.len;
     b->stats.publishes++;
     b->stats.publish_bytes += m->data.len;
+    sinks_message(b->sinks, c->ident, c->owner, chan, m->data.ptr, m->data.len);
 
     const GPtrArray *subs = router_subscribers(b->router, chan);
     if (subs && subs->len) {

@@ -11,6 +11,7 @@ noinst_LTLIBRARIES += %reldir%/libhpfcore.la
 	%reldir%/snapshot.c %reldir%/snapshot.h \
 	%reldir%/graph.c %reldir%/graph.h \
 	%reldir%/reload.c \
+	%reldir%/sinks.c %reldir%/sinks.h \
 	%reldir%/admin.c %reldir%/admin.h \
 	%reldir%/export.c \
 	%reldir%/names.h \

@@ -1,0 +1,48 @@
+/*
+ * Sinks: every accepted message and broker event, handed to each sink
+ * plugin instance on its own worker thread through a bounded queue.  The
+ * event loop never waits for a sink: when a queue is full the item is
+ * dropped for that sink, counted, and logged (rate-limited).
+ *
+ * Keys every [sink:NAME] section may hold besides the plugin's own:
+ *   channels   = a;b;c   only messages on these channels (default: all)
+ *   queue_size = 64M     queue bound in bytes (default 64M)
+ */
+#ifndef HPF_SINKS_H
+#define HPF_SINKS_H
+
+#include <glib.h>
+
+#include "config.h"
+#include "plugin.h"
+
+struct sinks;
+
+struct sink_stats {
+    const char *name;
+    guint64 delivered;
+    guint64 dropped;
+    guint64 errors;
+    guint64 queued_bytes;
+};
+
+/** Load and configure (pure) every sink of cfg; NULL with error. */
+struct sinks *sinks_new(const struct config *cfg, const char *plugin_dir, GError **error);
+/** Start the plugins and their threads. */
+gboolean sinks_start(struct sinks *s, GError **error);
+/** Nothing to do? (no sinks, or none wants this kind) */
+gboolean sinks_want_messages(const struct sinks *s);
+
+void sinks_message(struct sinks *s, const char *ident, const char *owner, const char *channel,
+                   const guint8 *payload, gsize len);
+void sinks_event(struct sinks *s, int type, const char *ident, const char *owner,
+                 const char *peer, const char *channel, const char *reason, guint64 count);
+/** Ask every sink to reopen its files (SIGHUP). */
+void sinks_reopen(struct sinks *s);
+/** Let every queue drain, flush, stop the threads, destroy the plugins. */
+void sinks_free(struct sinks *s);
+
+guint sinks_count(const struct sinks *s);
+void sinks_get_stats(const struct sinks *s, guint i, struct sink_stats *out);
+
+#endif
