@@ -12,6 +12,7 @@
 #include "broker.h"
 #include "graph.h"
 #include "log.h"
+#include "metrics.h"
 #include "router.h"
 #include "sinks.h"
 #include "worker.h"
@@ -67,6 +68,7 @@ struct broker *broker_new(struct config *cfg, GError **error)
     b->router = router_new();
     b->auth_chain = g_ptr_array_new_with_free_func((GDestroyNotify)plugin_instance_free);
     b->counter_deltas = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, counters_free);
+    b->metrics = metrics_new();
     return b;
 }
 
@@ -184,6 +186,7 @@ static void check_slow_consumers(struct broker *b)
         if (!c->over_since_us)
             continue;
         if (conn_queued(c) <= b->cfg->max_queued_bytes / 2) {
+            metrics_deadline(b->metrics, c->ident, FALSE);
             log_notice("%s@%s: slow consumer caught up; %" G_GUINT64_FORMAT
                        " messages were dropped for it",
                        c->ident, c->peer, c->dropped);
@@ -217,6 +220,7 @@ static void begin_shutdown(struct broker *b, const char *why)
     b->stopping = TRUE;
     log_notice("broker: %s: shutting down", why);
     g_ptr_array_set_size(b->listeners, 0);
+    metrics_stop(b);
     GList *all = g_hash_table_get_values(b->conns);
     for (GList *l = all; l; l = l->next)
         conn_close(l->data, "broker shutting down");
@@ -307,6 +311,15 @@ gboolean broker_start(struct broker *b, const char *ready_file, GError **error)
     gboolean ok = TRUE;
     for (guint i = 0; i < b->cfg->listen->len && ok; i++)
         ok = bind_one(b, b->cfg->listen->pdata[i], ready, error);
+    if (ok && b->cfg->exporter) {
+        ok = metrics_listen(b, error);
+        if (ok) {
+            log_notice("broker: metrics on http://%s/metrics (port %d)", b->cfg->exporter,
+                       b->exporter_port);
+            if (ready)
+                fprintf(ready, "http %s %d\n", "exporter", b->exporter_port);
+        }
+    }
     if (ready) {
         if (fclose(ready) != 0 && ok) {
             g_set_error(error, CONFIG_ERROR, 0, "--ready-file %s: %s", tmp, g_strerror(errno));
@@ -362,6 +375,8 @@ void broker_free(struct broker *b)
     graph_free(b->graph);
     /* Every accepted message is queued by now: let the sinks drain and flush. */
     sinks_free(b->sinks);
+    metrics_stop(b);
+    metrics_free(b->metrics);
     g_ptr_array_unref(b->auth_chain);
     plugin_instance_free(b->storage);
     router_free(b->router);

@@ -15,6 +15,8 @@
 #include "plugin.h"
 #include "wire.h"
 
+struct metrics;
+struct pub_stat;
 struct router;
 struct sinks;
 struct worker;
@@ -50,6 +52,10 @@ struct conn {
     gint64 over_since_us;
     guint64 dropped;
 
+    guint64 sent_fill; /* bytes ever queued to this connection's output */
+    struct pub_stat *pub_stat; /* metrics of the channel last published on */
+    char *pub_stat_chan;
+
     /* Traffic not yet added to the per-authkey counters. */
     guint64 pub_msgs, pub_bytes, recv_msgs, recv_bytes;
 };
@@ -80,6 +86,8 @@ struct broker {
     struct plugin_instance *storage;
     GPtrArray *auth_chain; /* struct plugin_instance * */
     struct sinks *sinks;
+    struct metrics *metrics;
+    int exporter_port;
     struct event *sig_term, *sig_int, *sig_hup, *tick;
     struct broker_stats stats;
 
@@ -120,7 +128,7 @@ void reload_stop(struct broker *b);
 /* conn.c */
 struct conn *conn_new(struct broker *b, evutil_socket_t fd, const struct sockaddr *sa, int salen);
 /** Send ERROR text, then close once it is flushed (bounded wait). */
-void conn_fail(struct conn *c, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+void conn_fail(struct conn *c, const char *category, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 /** Send ERROR text and keep the connection. */
 void conn_send_error(struct conn *c, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 /** Close now; frees c. */

@@ -11,6 +11,7 @@
 
 #include "broker.h"
 #include "log.h"
+#include "metrics.h"
 #include "router.h"
 #include "sinks.h"
 
@@ -56,7 +57,7 @@ static void on_auth_timeout(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
     if (c->state == CONN_AWAIT_AUTH || c->state == CONN_AUTHING)
-        conn_fail(c, "Timed out waiting for AUTH");
+        conn_fail(c, "auth-timeout", "Timed out waiting for AUTH");
 }
 
 struct conn *conn_new(struct broker *b, evutil_socket_t fd, const struct sockaddr *sa, int salen)
@@ -123,6 +124,12 @@ void conn_close(struct conn *c, const char *reason)
     drop_subscriptions(c);
     counters_collect(b, c);
     sinks_event(b->sinks, HPF_EVENT_DISCONNECT, c->ident, c->owner, c->peer, NULL, reason, 0);
+    if (c->ident) {
+        guint64 queued = conn_queued(c);
+        metrics_lost(b->metrics, c->ident);
+        metrics_send_totals(b->metrics, c->ident, c->sent_fill,
+                            c->sent_fill - MIN(c->sent_fill, queued));
+    }
     g_hash_table_remove(b->conns, &c->id);
     b->stats.connections_lost++;
     if (c->timer)
@@ -135,6 +142,7 @@ void conn_close(struct conn *c, const char *reason)
         g_hash_table_unref(c->may_subscribe);
     g_free(c->ident);
     g_free(c->owner);
+    g_free(c->pub_stat_chan);
     g_free(c);
 }
 
@@ -163,7 +171,7 @@ static void on_close_deadline(evutil_socket_t fd, short what, void *arg)
     conn_close(arg, "closed after error");
 }
 
-void conn_fail(struct conn *c, const char *fmt, ...)
+void conn_fail(struct conn *c, const char *category, const char *fmt, ...)
 {
     if (c->state == CONN_CLOSING)
         return;
@@ -172,6 +180,8 @@ void conn_fail(struct conn *c, const char *fmt, ...)
     char *text = g_strdup_vprintf(fmt, ap);
     va_end(ap);
     log_info("%s%s%s: closing: %s", c->ident ? c->ident : "", c->ident ? "@" : "", c->peer, text);
+    if (category)
+        metrics_error(c->b->metrics, c->ident, category);
     send_error_frame(c, text);
     g_free(text);
 
@@ -231,7 +241,7 @@ static gboolean dispatch(struct conn *c, const struct wire_msg *m, const uint8_t
 {
     if (c->state == CONN_AWAIT_AUTH) {
         if (m->op != WIRE_OP_AUTH) {
-            conn_fail(c, "First message was not AUTH");
+            conn_fail(c, "first-not-auth", "First message was not AUTH");
             return FALSE;
         }
         return handle_auth(c, m);
@@ -241,10 +251,10 @@ static gboolean dispatch(struct conn *c, const struct wire_msg *m, const uint8_t
     case WIRE_OP_SUBSCRIBE: return handle_subscribe(c, m);
     case WIRE_OP_UNSUBSCRIBE: return handle_unsubscribe(c, m);
     case WIRE_OP_AUTH:
-        conn_fail(c, "Bad frame: AUTH on an authenticated connection");
+        conn_fail(c, "bad-frame", "Bad frame: AUTH on an authenticated connection");
         return FALSE;
     default:
-        conn_fail(c, "Bad frame: %s is not sent by clients", wire_op_name(m->op));
+        conn_fail(c, "bad-frame", "Bad frame: %s is not sent by clients", wire_op_name(m->op));
         return FALSE;
     }
 }
@@ -269,7 +279,7 @@ void conn_process_input(struct conn *c)
         /* Reject a bad length or opcode before waiting for the body. */
         int rc = wire_decode(hdr, hl, max_frame, &m, reason, sizeof reason, &err);
         if (rc == WIRE_INVALID) {
-            conn_fail(c, "Bad frame: %s", err);
+            conn_fail(c, "bad-frame", "Bad frame: %s", err);
             return;
         }
         if (len < flen)
@@ -277,7 +287,7 @@ void conn_process_input(struct conn *c)
         const uint8_t *frame = evbuffer_pullup(in, flen);
         rc = wire_decode(frame, flen, max_frame, &m, reason, sizeof reason, &err);
         if (rc != WIRE_FRAME) {
-            conn_fail(c, "Bad frame: %s", err ? err : "truncated");
+            conn_fail(c, "bad-frame", "Bad frame: %s", err ? err : "truncated");
             return;
         }
         gboolean go_on = dispatch(c, &m, frame);

@@ -6,6 +6,7 @@
 #include "broker.h"
 #include "graph.h"
 #include "log.h"
+#include "metrics.h"
 #include "names.h"
 #include "sinks.h"
 #include "worker.h"
@@ -75,8 +76,9 @@ static void auth_done(void *arg)
         c->b->stats.auth_failures++;
         sinks_event(c->b->sinks, HPF_EVENT_AUTH_FAILED, j->ident, NULL, c->peer, NULL,
                     "authentication failed", 0);
+        metrics_error(c->b->metrics, j->ident, "auth-failed");
         char *text = broker_deny_text(c->b, DENY_AUTH, j->ident, NULL);
-        conn_fail(c, "%s", text);
+        conn_fail(c, NULL, "%s", text);
         g_free(text);
         auth_job_free(j);
         return;
@@ -89,6 +91,7 @@ static void auth_done(void *arg)
     c->uid = c->b->graph ? graph_user_id(c->b->graph, c->owner) : GRAPH_NO_USER;
     c->state = CONN_READY;
     c->b->stats.connections_ready++;
+    metrics_ready(c->b->metrics, c->ident);
     evtimer_del(c->timer);
     log_info("%s@%s: authenticated (owner %s)", c->ident, c->peer, c->owner);
     auth_job_free(j);
@@ -107,8 +110,9 @@ gboolean handle_auth(struct conn *c, const struct wire_msg *m)
             ident = g_strndup((const char *)m->name.ptr, m->name.len);
         sinks_event(c->b->sinks, HPF_EVENT_AUTH_FAILED, ident, NULL, c->peer, NULL,
                     "malformed AUTH", 0);
+        metrics_error(c->b->metrics, ident, "auth-failed");
         char *text = broker_deny_text(c->b, DENY_AUTH, ident, NULL);
-        conn_fail(c, "%s", text);
+        conn_fail(c, NULL, "%s", text);
         g_free(text);
         g_free(ident);
         return FALSE;

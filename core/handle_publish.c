@@ -6,6 +6,7 @@
 #include "broker.h"
 #include "graph.h"
 #include "log.h"
+#include "metrics.h"
 #include "names.h"
 #include "router.h"
 #include "sinks.h"
@@ -35,6 +36,7 @@ static gboolean deliver(struct conn *s, struct frame_ref *f)
             s->over_since_us = g_get_monotonic_time();
             log_notice("%s@%s: slow consumer: %zu bytes queued; dropping its messages",
                        s->ident, s->peer, queued);
+            metrics_deadline(b->metrics, s->ident, TRUE);
             sinks_event(b->sinks, HPF_EVENT_SLOW_DROP, s->ident, s->owner, s->peer, NULL,
                         "output queue full", s->dropped + 1);
         }
@@ -50,6 +52,7 @@ static gboolean deliver(struct conn *s, struct frame_ref *f)
         b->stats.drops++;
         return FALSE;
     }
+    s->sent_fill += f->len;
     s->recv_msgs++;
     s->recv_bytes += f->len;
     b->stats.deliveries++;
@@ -63,7 +66,7 @@ gboolean handle_check_ident(struct conn *c, const struct wire_msg *m)
         return TRUE;
     char *ident = g_strndup((const char *)m->name.ptr, m->name.len);
     char *text = broker_deny_text(c->b, DENY_IDENT, ident, NULL);
-    conn_fail(c, "%s", text);
+    conn_fail(c, "ident-mismatch", "%s", text);
     g_free(text);
     g_free(ident);
     return FALSE;
@@ -74,7 +77,7 @@ char *handle_channel(struct conn *c, const struct wire_msg *m)
 {
     char *chan = wire_str_dup(m->channel);
     if (!chan)
-        conn_fail(c, "Bad frame: channel name contains a NUL byte");
+        conn_fail(c, "bad-frame", "Bad frame: channel name contains a NUL byte");
     return chan;
 }
 
@@ -89,7 +92,7 @@ gboolean handle_denied(struct conn *c, enum deny_kind kind, const char *chan)
         log_info("%s@%s: denied: %s", c->ident, c->peer, text);
         conn_send_error(c, "%s", text);
     } else {
-        conn_fail(c, "%s", text);
+        conn_fail(c, "not-authorized", "%s", text);
     }
     g_free(text);
     return go_on;
@@ -114,6 +117,13 @@ gboolean handle_publish(struct conn *c, const struct wire_msg *m, const uint8_t 
     b->stats.publishes++;
     b->stats.publish_bytes += m->data.len;
     sinks_message(b->sinks, c->ident, c->owner, chan, m->data.ptr, m->data.len);
+    /* Sensors publish on one channel or few: remember the last one's stats. */
+    if (!c->pub_stat_chan || strcmp(c->pub_stat_chan, chan)) {
+        g_free(c->pub_stat_chan);
+        c->pub_stat_chan = g_strdup(chan);
+        c->pub_stat = metrics_pub_stat(b->metrics, c->ident, chan);
+    }
+    pub_stat_observe(c->pub_stat, m->data.len);
 
     const GPtrArray *subs = router_subscribers(b->router, chan);
     if (subs && subs->len) {

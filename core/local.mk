@@ -12,6 +12,7 @@ noinst_LTLIBRARIES += %reldir%/libhpfcore.la
 	%reldir%/graph.c %reldir%/graph.h \
 	%reldir%/reload.c \
 	%reldir%/sinks.c %reldir%/sinks.h \
+	%reldir%/metrics.c %reldir%/metrics.h \
 	%reldir%/admin.c %reldir%/admin.h \
 	%reldir%/export.c \
 	%reldir%/names.h \

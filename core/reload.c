@@ -78,7 +78,7 @@ static void recheck_session(struct broker *b, struct conn *c, const struct snaps
     const struct snap_authkey *k = g_hash_table_lookup(s->authkey_by_ident, c->ident);
     if (!k) {
         log_notice("%s@%s: authkey deleted: closing its session", c->ident, c->peer);
-        conn_fail(c, "Authkey %s was revoked", c->ident);
+        conn_fail(c, "revoked", "Authkey %s was revoked", c->ident);
         return;
     }
     if (strcmp(k->owner, c->owner)) {

@@ -1,0 +1,470 @@
+#include "metrics.h"
+
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+
+#include "broker.h"
+#include "graph.h"
+#include "router.h"
+#include "sinks.h"
+
+/* hpfeeds3's buckets for hpfeeds_broker_receive_publish_size. */
+static const guint64 size_buckets[] = {1024,   2048,   4096,   8192,    16384,   32768,  65536,
+                                       131072, 262144, 524288, 1048576, 2097152, 4194304};
+G_STATIC_ASSERT(G_N_ELEMENTS(size_buckets) < G_N_ELEMENTS(((struct pub_stat *)0)->buckets));
+
+struct ident_stat {
+    guint64 ready, lost;
+    guint64 send_fill, send_drain; /* of closed connections */
+    guint64 deadline_start, deadline_recover;
+    GHashTable *errors; /* category -> guint64 count (in the pointer) */
+};
+
+struct metrics {
+    GHashTable *idents; /* ident -> struct ident_stat * */
+    GHashTable *pubs;   /* "ident\nchan" -> struct pub_stat * */
+    struct evhttp *http;
+};
+
+static void ident_stat_free(gpointer p)
+{
+    struct ident_stat *s = p;
+    g_hash_table_unref(s->errors);
+    g_free(s);
+}
+
+struct metrics *metrics_new(void)
+{
+    struct metrics *m = g_new0(struct metrics, 1);
+    m->idents = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, ident_stat_free);
+    m->pubs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    return m;
+}
+
+void metrics_free(struct metrics *m)
+{
+    if (!m)
+        return;
+    g_hash_table_unref(m->idents);
+    g_hash_table_unref(m->pubs);
+    g_free(m);
+}
+
+static struct ident_stat *ident_stat(struct metrics *m, const char *ident)
+{
+    if (!ident)
+        ident = "";
+    struct ident_stat *s = g_hash_table_lookup(m->idents, ident);
+    if (!s) {
+        s = g_new0(struct ident_stat, 1);
+        s->errors = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        g_hash_table_insert(m->idents, g_strdup(ident), s);
+    }
+    return s;
+}
+
+void metrics_ready(struct metrics *m, const char *ident) { ident_stat(m, ident)->ready++; }
+void metrics_lost(struct metrics *m, const char *ident) { ident_stat(m, ident)->lost++; }
+
+void metrics_error(struct metrics *m, const char *ident, const char *category)
+{
+    struct ident_stat *s = ident_stat(m, ident);
+    gpointer v = g_hash_table_lookup(s->errors, category);
+    g_hash_table_insert(s->errors, g_strdup(category), GSIZE_TO_POINTER(GPOINTER_TO_SIZE(v) + 1));
+}
+
+void metrics_deadline(struct metrics *m, const char *ident, gboolean started)
+{
+    struct ident_stat *s = ident_stat(m, ident);
+    if (started)
+        s->deadline_start++;
+    else
+        s->deadline_recover++;
+}
+
+void metrics_send_totals(struct metrics *m, const char *ident, guint64 fill, guint64 drain)
+{
+    struct ident_stat *s = ident_stat(m, ident);
+    s->send_fill += fill;
+    s->send_drain += drain;
+}
+
+struct pub_stat *metrics_pub_stat(struct metrics *m, const char *ident, const char *chan)
+{
+    char *key = g_strconcat(ident, "\n", chan, NULL);
+    struct pub_stat *ps = g_hash_table_lookup(m->pubs, key);
+    if (!ps) {
+        ps = g_new0(struct pub_stat, 1);
+        g_hash_table_insert(m->pubs, key, ps);
+    } else {
+        g_free(key);
+    }
+    return ps;
+}
+
+void pub_stat_observe(struct pub_stat *ps, gsize size)
+{
+    ps->count++;
+    ps->size_sum += size;
+    gsize i = 0;
+    while (i < G_N_ELEMENTS(size_buckets) && size > size_buckets[i])
+        i++;
+    ps->buckets[i]++;
+}
+
+/* ---- rendering ---- */
+
+/* Label values escape backslash, double quote and newline. */
+static void label(GString *out, const char *name, const char *value)
+{
+    g_string_append_printf(out, "%s=\"", name);
+    for (const char *p = value ? value : ""; *p; p++) {
+        if (*p == '\\' || *p == '"')
+            g_string_append_c(out, '\\');
+        if (*p == '\n')
+            g_string_append(out, "\\n");
+        else
+            g_string_append_c(out, *p);
+    }
+    g_string_append_c(out, '"');
+}
+
+static void head(GString *out, const char *name, const char *type, const char *help)
+{
+    g_string_append_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void sample(GString *out, const char *name, double v)
+{
+    g_string_append_printf(out, "%s %.17g\n", name, v);
+}
+
+static gint cmp_keys(gconstpointer a, gconstpointer b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Keys of a string-keyed table, sorted, for stable output. */
+static GPtrArray *sorted_keys(GHashTable *t)
+{
+    GPtrArray *keys = g_ptr_array_new();
+    GHashTableIter it;
+    gpointer k;
+    g_hash_table_iter_init(&it, t);
+    while (g_hash_table_iter_next(&it, &k, NULL))
+        g_ptr_array_add(keys, k);
+    g_ptr_array_sort(keys, cmp_keys);
+    return keys;
+}
+
+struct live_ident {
+    guint64 send_size, recv_size, fill, drain;
+};
+
+char *metrics_render(struct broker *b)
+{
+    struct metrics *m = b->metrics;
+    GString *out = g_string_sized_new(4096);
+
+    /* What the live connections hold now, per ident. */
+    GHashTable *live = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
+    GHashTable *subs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, b->conns);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        struct conn *c = v;
+        if (!c->ident)
+            continue;
+        struct live_ident *li = g_hash_table_lookup(live, c->ident);
+        if (!li) {
+            li = g_new0(struct live_ident, 1);
+            g_hash_table_insert(live, c->ident, li);
+        }
+        size_t queued = conn_queued(c);
+        li->send_size += queued;
+        li->recv_size += evbuffer_get_length(bufferevent_get_input(c->bev));
+        li->fill += c->sent_fill;
+        li->drain += c->sent_fill - MIN(c->sent_fill, (guint64)queued);
+        GHashTableIter si;
+        gpointer chan;
+        g_hash_table_iter_init(&si, c->subscribed);
+        while (g_hash_table_iter_next(&si, &chan, NULL)) {
+            char *key = g_strconcat(c->ident, "\n", (char *)chan, NULL);
+            gpointer n = g_hash_table_lookup(subs, key);
+            g_hash_table_insert(subs, key, GSIZE_TO_POINTER(GPOINTER_TO_SIZE(n) + 1));
+        }
+    }
+
+    head(out, "hpfeeds_broker_client_connections", "gauge", "Number of clients connected to broker");
+    sample(out, "hpfeeds_broker_client_connections", g_hash_table_size(b->conns));
+    head(out, "hpfeeds_broker_connection_made", "counter", "Number of connections established");
+    sample(out, "hpfeeds_broker_connection_made", (double)b->stats.connections_made);
+
+    GPtrArray *idents = sorted_keys(m->idents);
+    struct {
+        const char *name, *type, *help;
+        gsize offset;
+    } per_ident[] = {
+        {"hpfeeds_broker_connection_ready", "counter",
+         "Number of connections established + authenticated", G_STRUCT_OFFSET(struct ident_stat, ready)},
+        {"hpfeeds_broker_connection_lost", "counter", "Number of connections lost",
+         G_STRUCT_OFFSET(struct ident_stat, lost)},
+        {"hpfeeds_broker_connection_send_buffer_deadline_start", "counter",
+         "High watermark was exceeded and this connection was put on a deadline timer",
+         G_STRUCT_OFFSET(struct ident_stat, deadline_start)},
+        {"hpfeeds_broker_connection_send_buffer_deadline_recover", "counter",
+         "Buffer recovered to low watermark or better and deadline timer was cancelled",
+         G_STRUCT_OFFSET(struct ident_stat, deadline_recover)},
+    };
+    for (gsize d = 0; d < G_N_ELEMENTS(per_ident); d++) {
+        head(out, per_ident[d].name, per_ident[d].type, per_ident[d].help);
+        for (guint i = 0; i < idents->len; i++) {
+            struct ident_stat *s = g_hash_table_lookup(m->idents, idents->pdata[i]);
+            g_string_append_printf(out, "%s{", per_ident[d].name);
+            label(out, "ident", idents->pdata[i]);
+            g_string_append_printf(out, "} %" G_GUINT64_FORMAT "\n",
+                                   G_STRUCT_MEMBER(guint64, s, per_ident[d].offset));
+        }
+    }
+
+    head(out, "hpfeeds_broker_connection_error", "counter",
+         "Number of connections that experienced a protocol error");
+    for (guint i = 0; i < idents->len; i++) {
+        struct ident_stat *s = g_hash_table_lookup(m->idents, idents->pdata[i]);
+        GPtrArray *cats = sorted_keys(s->errors);
+        for (guint j = 0; j < cats->len; j++) {
+            g_string_append(out, "hpfeeds_broker_connection_error{");
+            label(out, "ident", idents->pdata[i]);
+            g_string_append_c(out, ',');
+            label(out, "category", cats->pdata[j]);
+            g_string_append_printf(out, "} %" G_GSIZE_FORMAT "\n",
+                                   GPOINTER_TO_SIZE(g_hash_table_lookup(s->errors, cats->pdata[j])));
+        }
+        g_ptr_array_unref(cats);
+    }
+
+    /* Send buffer: totals of closed connections plus the live ones. */
+    head(out, "hpfeeds_broker_connection_send_buffer_fill", "counter",
+         "Number of bytes queued in the send buffer");
+    head(out, "hpfeeds_broker_connection_send_buffer_drain", "counter",
+         "Number of bytes drained from the send buffer and sent");
+    for (guint i = 0; i < idents->len; i++) {
+        struct ident_stat *s = g_hash_table_lookup(m->idents, idents->pdata[i]);
+        struct live_ident *li = g_hash_table_lookup(live, idents->pdata[i]);
+        g_string_append(out, "hpfeeds_broker_connection_send_buffer_fill{");
+        label(out, "ident", idents->pdata[i]);
+        g_string_append_printf(out, "} %" G_GUINT64_FORMAT "\n", s->send_fill + (li ? li->fill : 0));
+        g_string_append(out, "hpfeeds_broker_connection_send_buffer_drain{");
+        label(out, "ident", idents->pdata[i]);
+        g_string_append_printf(out, "} %" G_GUINT64_FORMAT "\n", s->send_drain + (li ? li->drain : 0));
+    }
+    g_ptr_array_unref(idents);
+
+    GPtrArray *live_idents = sorted_keys(live);
+    head(out, "hpfeeds_broker_connection_send_buffer_size", "gauge",
+         "Number of bytes queued for transmission");
+    head(out, "hpfeeds_broker_connection_receive_buffer_size", "gauge",
+         "Number of bytes received but not yet parsed");
+    for (guint i = 0; i < live_idents->len; i++) {
+        struct live_ident *li = g_hash_table_lookup(live, live_idents->pdata[i]);
+        g_string_append(out, "hpfeeds_broker_connection_send_buffer_size{");
+        label(out, "ident", live_idents->pdata[i]);
+        g_string_append_printf(out, "} %" G_GUINT64_FORMAT "\n", li->send_size);
+        g_string_append(out, "hpfeeds_broker_connection_receive_buffer_size{");
+        label(out, "ident", live_idents->pdata[i]);
+        g_string_append_printf(out, "} %" G_GUINT64_FORMAT "\n", li->recv_size);
+    }
+    g_ptr_array_unref(live_idents);
+
+    head(out, "hpfeeds_broker_subscriptions", "gauge", "Number of subscriptions to a channel");
+    GPtrArray *sk = sorted_keys(subs);
+    for (guint i = 0; i < sk->len; i++) {
+        char **parts = g_strsplit(sk->pdata[i], "\n", 2);
+        g_string_append(out, "hpfeeds_broker_subscriptions{");
+        label(out, "ident", parts[0]);
+        g_string_append_c(out, ',');
+        label(out, "chan", parts[1]);
+        g_string_append_printf(out, "} %" G_GSIZE_FORMAT "\n",
+                               GPOINTER_TO_SIZE(g_hash_table_lookup(subs, sk->pdata[i])));
+        g_strfreev(parts);
+    }
+    g_ptr_array_unref(sk);
+
+    head(out, "hpfeeds_broker_receive_publish_count", "counter",
+         "Number of events received by broker for a channel");
+    GPtrArray *pk = sorted_keys(m->pubs);
+    for (guint i = 0; i < pk->len; i++) {
+        struct pub_stat *ps = g_hash_table_lookup(m->pubs, pk->pdata[i]);
+        char **parts = g_strsplit(pk->pdata[i], "\n", 2);
+        g_string_append(out, "hpfeeds_broker_receive_publish_count{");
+        label(out, "ident", parts[0]);
+        g_string_append_c(out, ',');
+        label(out, "chan", parts[1]);
+        g_string_append_printf(out, "} %" G_GUINT64_FORMAT "\n", ps->count);
+        g_strfreev(parts);
+    }
+    head(out, "hpfeeds_broker_receive_publish_size", "histogram",
+         "Sizes of messages received by broker for a channel");
+    for (guint i = 0; i < pk->len; i++) {
+        struct pub_stat *ps = g_hash_table_lookup(m->pubs, pk->pdata[i]);
+        char **parts = g_strsplit(pk->pdata[i], "\n", 2);
+        guint64 cum = 0;
+        for (gsize j = 0; j <= G_N_ELEMENTS(size_buckets); j++) {
+            cum += ps->buckets[j];
+            g_string_append(out, "hpfeeds_broker_receive_publish_size_bucket{");
+            label(out, "ident", parts[0]);
+            g_string_append_c(out, ',');
+            label(out, "chan", parts[1]);
+            if (j < G_N_ELEMENTS(size_buckets))
+                g_string_append_printf(out, ",le=\"%" G_GUINT64_FORMAT "\"", size_buckets[j]);
+            else
+                g_string_append(out, ",le=\"+Inf\"");
+            g_string_append_printf(out, "} %" G_GUINT64_FORMAT "\n", cum);
+        }
+        const char *suffix[] = {"_count", "_sum"};
+        guint64 val[] = {ps->count, ps->size_sum};
+        for (int j = 0; j < 2; j++) {
+            g_string_append_printf(out, "hpfeeds_broker_receive_publish_size%s{", suffix[j]);
+            label(out, "ident", parts[0]);
+            g_string_append_c(out, ',');
+            label(out, "chan", parts[1]);
+            g_string_append_printf(out, "} %" G_GUINT64_FORMAT "\n", val[j]);
+        }
+        g_strfreev(parts);
+    }
+    g_ptr_array_unref(pk);
+    g_hash_table_unref(live);
+    g_hash_table_unref(subs);
+
+    /* hpfriends' own. */
+    struct {
+        const char *name, *type, *help;
+        double v;
+    } own[] = {
+        {"hpfriends_publishes_total", "counter", "Accepted PUBLISH frames",
+         (double)b->stats.publishes},
+        {"hpfriends_publish_bytes_total", "counter", "Payload bytes of accepted PUBLISH frames",
+         (double)b->stats.publish_bytes},
+        {"hpfriends_deliveries_total", "counter", "Messages queued to subscribers",
+         (double)b->stats.deliveries},
+        {"hpfriends_drops_total", "counter",
+         "Messages dropped because a subscriber's output queue was full",
+         (double)b->stats.drops},
+        {"hpfriends_slow_disconnects_total", "counter",
+         "Subscribers disconnected for staying over max_queued_bytes",
+         (double)b->stats.slow_disconnects},
+        {"hpfriends_auth_failures_total", "counter", "Failed AUTH attempts",
+         (double)b->stats.auth_failures},
+        {"hpfriends_graph_reloads_total", "counter", "Data reloads applied",
+         (double)b->stats.graph_reloads},
+        {"hpfriends_graph_reload_failures_total", "counter", "Data reloads that failed",
+         (double)b->stats.graph_reload_failures},
+        {"hpfriends_graph_build_seconds", "gauge", "Time the last graph flattening took",
+         b->stats.graph_build_ms / 1000.0},
+        {"hpfriends_data_version", "gauge", "Storage data version in force",
+         (double)b->data_version},
+        {"hpfriends_subscriptions", "gauge", "Subscriptions over all channels",
+         (double)router_subscription_count(b->router)},
+    };
+    for (gsize i = 0; i < G_N_ELEMENTS(own); i++) {
+        head(out, own[i].name, own[i].type, own[i].help);
+        sample(out, own[i].name, own[i].v);
+    }
+    if (b->graph) {
+        struct graph_stats gs;
+        graph_get_stats(b->graph, &gs);
+        head(out, "hpfriends_graph_entries", "gauge", "(publisher, channel) entries in the table");
+        sample(out, "hpfriends_graph_entries", gs.entries);
+        head(out, "hpfriends_graph_users", "gauge", "Users in the graph");
+        sample(out, "hpfriends_graph_users", gs.users);
+    }
+    const char *sink_names[] = {"hpfriends_sink_delivered_total", "hpfriends_sink_dropped_total",
+                                "hpfriends_sink_errors_total", "hpfriends_sink_queued_bytes"};
+    const char *sink_help[] = {"Items a sink handled", "Items dropped: sink queue full",
+                               "Items a sink failed to handle", "Bytes waiting in a sink queue"};
+    for (gsize d = 0; d < G_N_ELEMENTS(sink_names); d++) {
+        head(out, sink_names[d], d == 3 ? "gauge" : "counter", sink_help[d]);
+        for (guint i = 0; i < sinks_count(b->sinks); i++) {
+            struct sink_stats st;
+            sinks_get_stats(b->sinks, i, &st);
+            guint64 vals[] = {st.delivered, st.dropped, st.errors, st.queued_bytes};
+            g_string_append_printf(out, "%s{", sink_names[d]);
+            label(out, "sink", st.name);
+            g_string_append_printf(out, "} %" G_GUINT64_FORMAT "\n", vals[d]);
+        }
+    }
+    return g_string_free(out, FALSE);
+}
+
+/* ---- HTTP ---- */
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    struct broker *b = arg;
+    const char *uri = evhttp_request_get_uri(req);
+    struct evbuffer *body = evbuffer_new();
+    struct evkeyvalq *hdr = evhttp_request_get_output_headers(req);
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+        evhttp_send_error(req, 405, "Method Not Allowed");
+    } else if (!strcmp(uri, "/metrics")) {
+        char *text = metrics_render(b);
+        evbuffer_add(body, text, strlen(text));
+        g_free(text);
+        evhttp_add_header(hdr, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+        evhttp_send_reply(req, 200, "OK", body);
+    } else if (!strcmp(uri, "/healthz")) {
+        /* Healthy: listening, and the data in force is readable. */
+        gboolean ok = b->listeners->len > 0 && b->have_data && !b->stopping;
+        evbuffer_add_printf(body, "%s\n", ok ? "ok" : (b->stopping ? "stopping" : "storage unavailable"));
+        evhttp_add_header(hdr, "Content-Type", "text/plain; charset=utf-8");
+        evhttp_send_reply(req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable", body);
+    } else {
+        evhttp_send_error(req, 404, "Not Found");
+    }
+    evbuffer_free(body);
+}
+
+gboolean metrics_listen(struct broker *b, GError **error)
+{
+    if (!b->cfg->exporter)
+        return TRUE;
+    GError *e = NULL;
+    struct listen_addr *la = config_parse_listen(b->cfg->exporter, &e);
+    if (!la) {
+        g_set_error(error, CONFIG_ERROR, 0, "exporter: %s", e->message);
+        g_error_free(e);
+        return FALSE;
+    }
+    b->metrics->http = evhttp_new(b->base);
+    evhttp_set_allowed_methods(b->metrics->http, EVHTTP_REQ_GET);
+    evhttp_set_gencb(b->metrics->http, on_request, b);
+    evhttp_set_timeout(b->metrics->http, 10);
+    struct evhttp_bound_socket *bs =
+        evhttp_bind_socket_with_handle(b->metrics->http, *la->host ? la->host : "0.0.0.0",
+                                       (ev_uint16_t)atoi(la->port));
+    if (!bs) {
+        g_set_error(error, CONFIG_ERROR, 0, "exporter %s: cannot listen", b->cfg->exporter);
+        listen_addr_free(la);
+        return FALSE;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    int port = 0;
+    if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sl) == 0)
+        port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                              : ((struct sockaddr_in *)&ss)->sin_port);
+    b->exporter_port = port;
+    listen_addr_free(la);
+    return TRUE;
+}
+
+void metrics_stop(struct broker *b)
+{
+    if (b->metrics && b->metrics->http) {
+        evhttp_free(b->metrics->http);
+        b->metrics->http = NULL;
+    }
+}

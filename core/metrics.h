@@ -1,0 +1,41 @@
+/*
+ * Prometheus metrics: hpfeeds3's metric names (so existing dashboards keep
+ * working) plus hpfriends' own, served as text on the exporter address at
+ * /metrics, with /healthz beside it.  Counters live on the loop thread;
+ * gauges are computed when scraped.
+ */
+#ifndef HPF_METRICS_H
+#define HPF_METRICS_H
+
+#include <glib.h>
+
+struct broker;
+struct metrics;
+
+/** Per (ident, channel) publish statistics; owned by the metrics. */
+struct pub_stat {
+    guint64 count;
+    guint64 size_sum;
+    guint64 buckets[14]; /* cumulative at render time; raw counts here */
+};
+
+struct metrics *metrics_new(void);
+void metrics_free(struct metrics *m);
+
+void metrics_ready(struct metrics *m, const char *ident);
+void metrics_lost(struct metrics *m, const char *ident);
+void metrics_error(struct metrics *m, const char *ident, const char *category);
+void metrics_deadline(struct metrics *m, const char *ident, gboolean started);
+/** A closed connection's send-buffer totals. */
+void metrics_send_totals(struct metrics *m, const char *ident, guint64 fill, guint64 drain);
+struct pub_stat *metrics_pub_stat(struct metrics *m, const char *ident, const char *chan);
+void pub_stat_observe(struct pub_stat *ps, gsize size);
+
+/** The exposition text for the broker's current state. */
+char *metrics_render(struct broker *b);
+
+/** Serve /metrics and /healthz on cfg->exporter; FALSE with error. */
+gboolean metrics_listen(struct broker *b, GError **error);
+void metrics_stop(struct broker *b);
+
+#endif
