@@ -15,7 +15,21 @@
 #include "metrics.h"
 #include "router.h"
 #include "sinks.h"
+#include "tls.h"
 #include "worker.h"
+
+struct listener {
+    struct broker *b;
+    struct evconnlistener *l;
+    gboolean tls;
+};
+
+static void listener_free(gpointer p)
+{
+    struct listener *li = p;
+    evconnlistener_free(li->l);
+    g_free(li);
+}
 
 char *broker_deny_text(const struct broker *b, enum deny_kind kind, const char *ident,
                        const char *chan)
@@ -63,7 +77,7 @@ struct broker *broker_new(struct config *cfg, GError **error)
         g_free(b);
         return NULL;
     }
-    b->listeners = g_ptr_array_new_with_free_func((GDestroyNotify)evconnlistener_free);
+    b->listeners = g_ptr_array_new_with_free_func(listener_free);
     b->conns = g_hash_table_new(id_hash, id_equal);
     b->router = router_new();
     b->auth_chain = g_ptr_array_new_with_free_func((GDestroyNotify)plugin_instance_free);
@@ -87,7 +101,8 @@ static void reject_connection(evutil_socket_t fd, const char *text)
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
                       int salen, void *arg)
 {
-    struct broker *b = arg;
+    struct listener *li = arg;
+    struct broker *b = li->b;
     if (b->stopping) {
         evutil_closesocket(fd);
         return;
@@ -102,7 +117,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         reject_connection(fd, "Too many connections");
         return;
     }
-    conn_new(b, fd, sa, salen);
+    conn_new(b, fd, sa, li->tls);
 }
 
 static void on_accept_error(struct evconnlistener *l, void *arg)
@@ -128,26 +143,37 @@ static gboolean bind_one(struct broker *b, const struct listen_addr *la, FILE *r
         g_free(spec);
         return FALSE;
     }
-    if (la->tls) {
-        g_set_error(error, CONFIG_ERROR, 0, "listen %s: TLS listeners are not available yet",
-                    spec);
-        evutil_freeaddrinfo(res);
-        g_free(spec);
-        return FALSE;
+    if (la->tls && !b->tls) {
+        char *cert = config_resolve_path(b->cfg, b->cfg->tls_cert);
+        char *key = config_resolve_path(b->cfg, b->cfg->tls_key);
+        b->tls = tls_server_ctx(cert, key, error);
+        g_free(cert);
+        g_free(key);
+        if (!b->tls) {
+            g_prefix_error(error, "listen %s: ", spec);
+            evutil_freeaddrinfo(res);
+            g_free(spec);
+            return FALSE;
+        }
     }
+    struct listener *li = g_new0(struct listener, 1);
+    li->b = b;
+    li->tls = la->tls;
     struct evconnlistener *l =
-        evconnlistener_new_bind(b->base, on_accept, b,
+        evconnlistener_new_bind(b->base, on_accept, li,
                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
                                 1024, res->ai_addr, (int)res->ai_addrlen);
     evutil_freeaddrinfo(res);
     if (!l) {
         g_set_error(error, CONFIG_ERROR, 0, "listen %s: %s", spec,
                     evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        g_free(li);
         g_free(spec);
         return FALSE;
     }
+    li->l = l;
     evconnlistener_set_error_cb(l, on_accept_error);
-    g_ptr_array_add(b->listeners, l);
+    g_ptr_array_add(b->listeners, li);
 
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
@@ -228,11 +254,33 @@ static void begin_shutdown(struct broker *b, const char *why)
     event_base_loopexit(b->base, NULL);
 }
 
+/* New certificate and key for new sessions; live sessions keep theirs. */
+static void reload_tls(struct broker *b)
+{
+    if (!b->tls)
+        return;
+    GError *e = NULL;
+    char *cert = config_resolve_path(b->cfg, b->cfg->tls_cert);
+    char *key = config_resolve_path(b->cfg, b->cfg->tls_key);
+    SSL_CTX *ctx = tls_server_ctx(cert, key, &e);
+    g_free(cert);
+    g_free(key);
+    if (!ctx) {
+        log_err("broker: TLS reload failed, keeping the old certificate: %s", e->message);
+        g_error_free(e);
+        return;
+    }
+    SSL_CTX_free(b->tls); /* sessions hold their own reference */
+    b->tls = ctx;
+    log_notice("broker: TLS certificate and key reloaded");
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct broker *b = arg;
     if (sig == SIGHUP) {
         log_notice("broker: SIGHUP: reloading the graph and authkeys, reopening sinks");
+        reload_tls(b);
         reload_request(b);
         sinks_reopen(b->sinks);
         return;
@@ -387,6 +435,8 @@ void broker_free(struct broker *b)
         event_free(b->sig_hup);
         event_free(b->tick);
     }
+    if (b->tls)
+        SSL_CTX_free(b->tls);
     event_base_free(b->base);
     g_free(b);
 }

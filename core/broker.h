@@ -9,6 +9,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <glib.h>
+#include <openssl/ssl.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -34,6 +35,7 @@ struct conn {
     guint64 id;
     struct bufferevent *bev;
     char peer[64];
+    gboolean tls;
     enum conn_state state;
     uint8_t nonce[WIRE_NONCE_LEN];
 
@@ -78,7 +80,8 @@ struct broker_stats {
 struct broker {
     struct config *cfg;
     struct event_base *base;
-    GPtrArray *listeners; /* struct evconnlistener * */
+    GPtrArray *listeners; /* struct listener * */
+    SSL_CTX *tls;         /* for tls: listeners; replaced on SIGHUP */
     GHashTable *conns;    /* guint64 id -> struct conn * */
     guint64 next_conn_id;
     struct router *router;
@@ -126,7 +129,9 @@ void counters_flush(struct broker *b, gboolean now);
 void reload_stop(struct broker *b);
 
 /* conn.c */
-struct conn *conn_new(struct broker *b, evutil_socket_t fd, const struct sockaddr *sa, int salen);
+/** A connection on fd; with tls, a TLS server session on b->tls. */
+struct conn *conn_new(struct broker *b, evutil_socket_t fd, const struct sockaddr *sa,
+                      gboolean tls);
 /** Send ERROR text, then close once it is flushed (bounded wait). */
 void conn_fail(struct conn *c, const char *category, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 /** Send ERROR text and keep the connection. */

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
 
 #include "broker.h"
 #include "log.h"
@@ -60,7 +61,8 @@ static void on_auth_timeout(evutil_socket_t fd, short what, void *arg)
         conn_fail(c, "auth-timeout", "Timed out waiting for AUTH");
 }
 
-struct conn *conn_new(struct broker *b, evutil_socket_t fd, const struct sockaddr *sa, int salen)
+struct conn *conn_new(struct broker *b, evutil_socket_t fd, const struct sockaddr *sa,
+                      gboolean tls)
 {
     struct conn *c = g_new0(struct conn, 1);
     c->b = b;
@@ -68,8 +70,21 @@ struct conn *conn_new(struct broker *b, evutil_socket_t fd, const struct sockadd
     describe_peer(sa, c->peer, sizeof c->peer);
     set_keepalive(fd);
 
-    c->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->tls = tls;
+    if (tls) {
+        SSL *ssl = SSL_new(b->tls);
+        c->bev = ssl ? bufferevent_openssl_socket_new(b->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                      BEV_OPT_CLOSE_ON_FREE)
+                     : NULL;
+        if (c->bev)
+            bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+        else if (ssl)
+            SSL_free(ssl);
+    } else {
+        c->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
     if (!c->bev) {
+        log_err("%s: cannot set up the connection", c->peer);
         evutil_closesocket(fd);
         g_free(c);
         return NULL;
@@ -208,6 +223,11 @@ static void linger_read(struct bufferevent *bev, void *arg)
 
 static void begin_linger(struct conn *c)
 {
+    if (c->tls) {
+        /* A TLS stream cannot be half-closed underneath OpenSSL. */
+        conn_close(c, "closed after error");
+        return;
+    }
     shutdown(bufferevent_getfd(c->bev), SHUT_WR);
     bufferevent_setcb(c->bev, linger_read, NULL, on_event, c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, 0);

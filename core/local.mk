@@ -13,6 +13,7 @@ noinst_LTLIBRARIES += %reldir%/libhpfcore.la
 	%reldir%/reload.c \
 	%reldir%/sinks.c %reldir%/sinks.h \
 	%reldir%/metrics.c %reldir%/metrics.h \
+	%reldir%/tls.c %reldir%/tls.h \
 	%reldir%/admin.c %reldir%/admin.h \
 	%reldir%/export.c \
 	%reldir%/names.h \
