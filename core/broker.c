@@ -11,6 +11,7 @@
 
 #include "broker.h"
 #include "graph.h"
+#include "ipguard.h"
 #include "log.h"
 #include "metrics.h"
 #include "router.h"
@@ -83,6 +84,8 @@ struct broker *broker_new(struct config *cfg, GError **error)
     b->auth_chain = g_ptr_array_new_with_free_func((GDestroyNotify)plugin_instance_free);
     b->counter_deltas = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, counters_free);
     b->metrics = metrics_new();
+    b->ipguard = ipguard_new(cfg->max_connections_per_ip, cfg->auth_failures_before_backoff,
+                             cfg->auth_backoff);
     return b;
 }
 
@@ -115,6 +118,16 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
                      " more refused since last said)",
                      b->cfg->max_connections, held);
         reject_connection(fd, "Too many connections");
+        return;
+    }
+    char addr[48];
+    ipguard_key(sa, addr, sizeof addr);
+    const char *why = ipguard_admit(b->ipguard, addr);
+    if (why) {
+        static struct log_ratelimit rl = LOG_RATELIMIT_INIT(10);
+        if (log_ratelimit_ok(&rl, NULL))
+            log_warn("broker: refusing a connection from %s: %s", addr, why);
+        reject_connection(fd, why);
         return;
     }
     conn_new(b, fd, sa, li->tls);
@@ -237,7 +250,14 @@ static void check_slow_consumers(struct broker *b)
         g_ptr_array_unref(victims);
 }
 
-static void on_tick(evutil_socket_t fd, short what, void *arg) { check_slow_consumers(arg); }
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct broker *b = arg;
+    static guint ticks;
+    check_slow_consumers(b);
+    if (++ticks % 60 == 0)
+        ipguard_expire(b->ipguard);
+}
 
 static void begin_shutdown(struct broker *b, const char *why)
 {
@@ -425,6 +445,7 @@ void broker_free(struct broker *b)
     sinks_free(b->sinks);
     metrics_stop(b);
     metrics_free(b->metrics);
+    ipguard_free(b->ipguard);
     g_ptr_array_unref(b->auth_chain);
     plugin_instance_free(b->storage);
     router_free(b->router);

@@ -16,6 +16,7 @@
 #include "plugin.h"
 #include "wire.h"
 
+struct ipguard;
 struct metrics;
 struct pub_stat;
 struct router;
@@ -35,6 +36,7 @@ struct conn {
     guint64 id;
     struct bufferevent *bev;
     char peer[64];
+    char addr[48]; /* peer address without port: the ipguard key */
     gboolean tls;
     enum conn_state state;
     uint8_t nonce[WIRE_NONCE_LEN];
@@ -90,6 +92,7 @@ struct broker {
     GPtrArray *auth_chain; /* struct plugin_instance * */
     struct sinks *sinks;
     struct metrics *metrics;
+    struct ipguard *ipguard;
     int exporter_port;
     struct event *sig_term, *sig_int, *sig_hup, *tick;
     struct broker_stats stats;

@@ -37,6 +37,9 @@ struct config *config_new_default(void)
     cfg->max_queued_bytes = 8u * 1024 * 1024;
     cfg->slow_deadline = 30;
     cfg->max_connections = 10000;
+    cfg->max_connections_per_ip = 1000;
+    cfg->auth_failures_before_backoff = 10;
+    cfg->auth_backoff = 10;
     cfg->auth_timeout = 30;
     cfg->auth = g_ptr_array_new_with_free_func((GDestroyNotify)plugin_conf_free);
     cfg->sinks = g_ptr_array_new_with_free_func((GDestroyNotify)plugin_conf_free);
@@ -211,6 +214,9 @@ static const struct key_def broker_keys[] = {
     {"max_queued_bytes", K_SIZE, OFF(max_queued_bytes), 4096, G_MAXSIZE, NULL},
     {"slow_deadline", K_UINT, OFF(slow_deadline), 1, 86400, NULL},
     {"max_connections", K_UINT, OFF(max_connections), 1, 1000000, NULL},
+    {"max_connections_per_ip", K_UINT, OFF(max_connections_per_ip), 0, 1000000, NULL},
+    {"auth_failures_before_backoff", K_UINT, OFF(auth_failures_before_backoff), 0, 1000000, NULL},
+    {"auth_backoff", K_UINT, OFF(auth_backoff), 1, 3600, NULL},
     {"auth_timeout", K_UINT, OFF(auth_timeout), 1, 3600, NULL},
     {"plugin_dir", K_STRING, OFF(plugin_dir), 0, 0, NULL},
     {"tls_cert", K_STRING, OFF(tls_cert), 0, 0, NULL},

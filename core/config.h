@@ -40,6 +40,9 @@ struct config {
     gsize max_queued_bytes;
     guint slow_deadline;
     guint max_connections;
+    guint max_connections_per_ip; /**< 0: unlimited */
+    guint auth_failures_before_backoff; /**< 0: never back off */
+    guint auth_backoff;           /**< seconds, doubling while failures go on */
     guint auth_timeout;
     char *plugin_dir; /**< NULL: built-in default */
     char *tls_cert;

@@ -11,6 +11,7 @@
 #include <event2/bufferevent_ssl.h>
 
 #include "broker.h"
+#include "ipguard.h"
 #include "log.h"
 #include "metrics.h"
 #include "router.h"
@@ -68,6 +69,7 @@ struct conn *conn_new(struct broker *b, evutil_socket_t fd, const struct sockadd
     c->b = b;
     c->id = ++b->next_conn_id;
     describe_peer(sa, c->peer, sizeof c->peer);
+    ipguard_key(sa, c->addr, sizeof c->addr);
     set_keepalive(fd);
 
     c->tls = tls;
@@ -85,6 +87,7 @@ struct conn *conn_new(struct broker *b, evutil_socket_t fd, const struct sockadd
     }
     if (!c->bev) {
         log_err("%s: cannot set up the connection", c->peer);
+        ipguard_release(b->ipguard, c->addr);
         evutil_closesocket(fd);
         g_free(c);
         return NULL;
@@ -146,6 +149,7 @@ void conn_close(struct conn *c, const char *reason)
                             c->sent_fill - MIN(c->sent_fill, queued));
     }
     g_hash_table_remove(b->conns, &c->id);
+    ipguard_release(b->ipguard, c->addr);
     b->stats.connections_lost++;
     if (c->timer)
         event_free(c->timer);

@@ -5,6 +5,7 @@
 
 #include "broker.h"
 #include "graph.h"
+#include "ipguard.h"
 #include "log.h"
 #include "metrics.h"
 #include "names.h"
@@ -77,6 +78,7 @@ static void auth_done(void *arg)
         sinks_event(c->b->sinks, HPF_EVENT_AUTH_FAILED, j->ident, NULL, c->peer, NULL,
                     "authentication failed", 0);
         metrics_error(c->b->metrics, j->ident, "auth-failed");
+        ipguard_auth_failed(c->b->ipguard, c->addr);
         char *text = broker_deny_text(c->b, DENY_AUTH, j->ident, NULL);
         conn_fail(c, NULL, "%s", text);
         g_free(text);
@@ -111,6 +113,7 @@ gboolean handle_auth(struct conn *c, const struct wire_msg *m)
         sinks_event(c->b->sinks, HPF_EVENT_AUTH_FAILED, ident, NULL, c->peer, NULL,
                     "malformed AUTH", 0);
         metrics_error(c->b->metrics, ident, "auth-failed");
+        ipguard_auth_failed(c->b->ipguard, c->addr);
         char *text = broker_deny_text(c->b, DENY_AUTH, ident, NULL);
         conn_fail(c, NULL, "%s", text);
         g_free(text);

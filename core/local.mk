@@ -14,6 +14,7 @@ noinst_LTLIBRARIES += %reldir%/libhpfcore.la
 	%reldir%/sinks.c %reldir%/sinks.h \
 	%reldir%/metrics.c %reldir%/metrics.h \
 	%reldir%/tls.c %reldir%/tls.h \
+	%reldir%/ipguard.c %reldir%/ipguard.h \
 	%reldir%/admin.c %reldir%/admin.h \
 	%reldir%/export.c \
 	%reldir%/names.h \

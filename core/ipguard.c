@@ -1,0 +1,114 @@
+#include "ipguard.h"
+
+#include <netinet/in.h>
+#include <event2/util.h>
+
+#define WINDOW_US (60 * G_USEC_PER_SEC)
+#define MAX_BACKOFF_US (15 * 60 * G_USEC_PER_SEC)
+
+struct ipstate {
+    guint conns;
+    guint failures;      /* within the current window */
+    gint64 window_start;
+    gint64 blocked_until;
+    gint64 backoff_us;   /* next block length */
+};
+
+struct ipguard {
+    GHashTable *ips; /* key -> struct ipstate * */
+    guint max_per_ip;
+    guint threshold;
+    gint64 backoff_us;
+};
+
+struct ipguard *ipguard_new(guint max_per_ip, guint threshold, guint backoff_seconds)
+{
+    struct ipguard *g = g_new0(struct ipguard, 1);
+    g->ips = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    g->max_per_ip = max_per_ip;
+    g->threshold = threshold;
+    g->backoff_us = (gint64)backoff_seconds * G_USEC_PER_SEC;
+    return g;
+}
+
+void ipguard_free(struct ipguard *g)
+{
+    if (!g)
+        return;
+    g_hash_table_unref(g->ips);
+    g_free(g);
+}
+
+void ipguard_key(const struct sockaddr *sa, char *out, gsize len)
+{
+    if (sa->sa_family == AF_INET)
+        evutil_inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, len);
+    else if (sa->sa_family == AF_INET6)
+        evutil_inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, len);
+    else
+        g_strlcpy(out, "local", len);
+}
+
+static struct ipstate *lookup(struct ipguard *g, const char *key, gboolean create)
+{
+    struct ipstate *s = g_hash_table_lookup(g->ips, key);
+    if (!s && create) {
+        s = g_new0(struct ipstate, 1);
+        s->backoff_us = g->backoff_us;
+        g_hash_table_insert(g->ips, g_strdup(key), s);
+    }
+    return s;
+}
+
+const char *ipguard_admit(struct ipguard *g, const char *key)
+{
+    struct ipstate *s = lookup(g, key, TRUE);
+    if (s->blocked_until > g_get_monotonic_time())
+        return "Too many authentication failures from your address; try again later";
+    if (g->max_per_ip && s->conns >= g->max_per_ip)
+        return "Too many connections from your address";
+    s->conns++;
+    return NULL;
+}
+
+void ipguard_release(struct ipguard *g, const char *key)
+{
+    struct ipstate *s = lookup(g, key, FALSE);
+    if (s && s->conns)
+        s->conns--;
+}
+
+void ipguard_auth_failed(struct ipguard *g, const char *key)
+{
+    if (!g->threshold)
+        return;
+    struct ipstate *s = lookup(g, key, TRUE);
+    gint64 now = g_get_monotonic_time();
+    if (now - s->window_start > WINDOW_US) {
+        s->window_start = now;
+        s->failures = 0;
+    }
+    if (++s->failures >= g->threshold) {
+        s->blocked_until = now + s->backoff_us;
+        s->backoff_us = MIN(s->backoff_us * 2, MAX_BACKOFF_US);
+        s->failures = 0;
+        s->window_start = now;
+    }
+}
+
+void ipguard_expire(struct ipguard *g)
+{
+    gint64 now = g_get_monotonic_time();
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, g->ips);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        struct ipstate *s = v;
+        /* Keep the back-off memory for a while after a block ends. */
+        if (s->conns == 0 && now - s->window_start > WINDOW_US &&
+            now > s->blocked_until + MAX_BACKOFF_US)
+            g_hash_table_iter_remove(&it);
+    }
+}
+
+guint ipguard_tracked(const struct ipguard *g) { return g_hash_table_size(g->ips); }

@@ -1,0 +1,34 @@
+/*
+ * Per-address limits: how many connections one address may hold, and a
+ * back-off for addresses that keep failing AUTH (after `threshold`
+ * failures within a minute, new connections from there are refused for
+ * `backoff` seconds, doubling while it goes on, up to 15 minutes).
+ */
+#ifndef HPF_IPGUARD_H
+#define HPF_IPGUARD_H
+
+#include <glib.h>
+#include <sys/socket.h>
+
+struct ipguard;
+
+struct ipguard *ipguard_new(guint max_per_ip, guint threshold, guint backoff_seconds);
+void ipguard_free(struct ipguard *g);
+
+/** The address part of a socket address, as a key ("192.0.2.1", "2001:db8::1"). */
+void ipguard_key(const struct sockaddr *sa, char *out, gsize len);
+
+/**
+ * May a new connection from key be accepted?  NULL when yes (and it is
+ * counted), else the reason to send in an ERROR.
+ */
+const char *ipguard_admit(struct ipguard *g, const char *key);
+/** A connection from key ended. */
+void ipguard_release(struct ipguard *g, const char *key);
+/** An AUTH from key failed. */
+void ipguard_auth_failed(struct ipguard *g, const char *key);
+/** Forget addresses with nothing left to remember. */
+void ipguard_expire(struct ipguard *g);
+guint ipguard_tracked(const struct ipguard *g);
+
+#endif

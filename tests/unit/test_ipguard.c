@@ -1,0 +1,83 @@
+/* Per-address connection caps and AUTH-failure back-off. */
+#include <arpa/inet.h>
+#include <string.h>
+
+#include "../common/cunit_run.h"
+#include "ipguard.h"
+
+static void test_cap(void)
+{
+    struct ipguard *g = ipguard_new(2, 0, 10);
+    CU_ASSERT_PTR_NULL(ipguard_admit(g, "10.0.0.1"));
+    CU_ASSERT_PTR_NULL(ipguard_admit(g, "10.0.0.1"));
+    const char *why = ipguard_admit(g, "10.0.0.1");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(why);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "Too many connections"));
+    /* Another address is not affected. */
+    CU_ASSERT_PTR_NULL(ipguard_admit(g, "10.0.0.2"));
+    ipguard_release(g, "10.0.0.1");
+    CU_ASSERT_PTR_NULL(ipguard_admit(g, "10.0.0.1"));
+    /* Releasing more than was admitted never underflows. */
+    for (int i = 0; i < 5; i++)
+        ipguard_release(g, "10.0.0.2");
+    CU_ASSERT_PTR_NULL(ipguard_admit(g, "10.0.0.2"));
+    ipguard_free(g);
+}
+
+static void test_unlimited(void)
+{
+    struct ipguard *g = ipguard_new(0, 0, 10);
+    for (int i = 0; i < 10000; i++)
+        CU_ASSERT_PTR_NULL(ipguard_admit(g, "10.0.0.1"));
+    CU_ASSERT_EQUAL(ipguard_tracked(g), 1);
+    ipguard_free(g);
+}
+
+static void test_backoff(void)
+{
+    struct ipguard *g = ipguard_new(0, 3, 60);
+    ipguard_auth_failed(g, "10.0.0.9");
+    ipguard_auth_failed(g, "10.0.0.9");
+    CU_ASSERT_PTR_NULL(ipguard_admit(g, "10.0.0.9"));
+    ipguard_auth_failed(g, "10.0.0.9");
+    const char *why = ipguard_admit(g, "10.0.0.9");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(why);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "authentication failures"));
+    CU_ASSERT_PTR_NULL(ipguard_admit(g, "10.0.0.10"));
+    /* Expiry keeps an address that is blocked. */
+    ipguard_expire(g);
+    CU_ASSERT_PTR_NOT_NULL(ipguard_admit(g, "10.0.0.9"));
+    ipguard_free(g);
+
+    /* Threshold 0: never blocks. */
+    g = ipguard_new(0, 0, 60);
+    for (int i = 0; i < 100; i++)
+        ipguard_auth_failed(g, "10.0.0.9");
+    CU_ASSERT_PTR_NULL(ipguard_admit(g, "10.0.0.9"));
+    ipguard_free(g);
+}
+
+static void test_keys(void)
+{
+    char key[64];
+    struct sockaddr_in in4 = {.sin_family = AF_INET, .sin_port = htons(1234)};
+    inet_pton(AF_INET, "192.0.2.7", &in4.sin_addr);
+    ipguard_key((struct sockaddr *)&in4, key, sizeof key);
+    CU_ASSERT_STRING_EQUAL(key, "192.0.2.7");
+    struct sockaddr_in6 in6 = {.sin6_family = AF_INET6, .sin6_port = htons(1)};
+    inet_pton(AF_INET6, "2001:db8::1", &in6.sin6_addr);
+    ipguard_key((struct sockaddr *)&in6, key, sizeof key);
+    CU_ASSERT_STRING_EQUAL(key, "2001:db8::1");
+}
+
+int main(void)
+{
+    static const struct test_case cases[] = {
+        {"per-address cap", test_cap},
+        {"no cap", test_unlimited},
+        {"auth failure back-off", test_backoff},
+        {"address keys", test_keys},
+        {NULL, NULL},
+    };
+    return cunit_run("ipguard", cases);
+}
