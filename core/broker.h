@@ -135,6 +135,13 @@ void reload_stop(struct broker *b);
 /** A connection on fd; with tls, a TLS server session on b->tls. */
 struct conn *conn_new(struct broker *b, evutil_socket_t fd, const struct sockaddr *sa,
                       gboolean tls);
+/**
+ * A connection over an existing bufferevent (which it then owns); the
+ * address is the peer's, already admitted by the ipguard.  conn_new() uses
+ * it, and so do the fuzzers, over bufferevent pairs.
+ */
+struct conn *conn_attach(struct broker *b, struct bufferevent *bev, const struct sockaddr *sa,
+                         gboolean tls);
 /** Send ERROR text, then close once it is flushed (bounded wait). */
 void conn_fail(struct conn *c, const char *category, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 /** Send ERROR text and keep the connection. */

@@ -65,33 +65,41 @@ static void on_auth_timeout(evutil_socket_t fd, short what, void *arg)
 struct conn *conn_new(struct broker *b, evutil_socket_t fd, const struct sockaddr *sa,
                       gboolean tls)
 {
+    struct bufferevent *bev;
+    set_keepalive(fd);
+    if (tls) {
+        SSL *ssl = SSL_new(b->tls);
+        bev = ssl ? bufferevent_openssl_socket_new(b->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                   BEV_OPT_CLOSE_ON_FREE)
+                  : NULL;
+        if (bev)
+            bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+        else if (ssl)
+            SSL_free(ssl);
+    } else {
+        bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
+    if (!bev) {
+        char addr[48];
+        ipguard_key(sa, addr, sizeof addr);
+        log_err("%s: cannot set up the connection", addr);
+        ipguard_release(b->ipguard, addr);
+        evutil_closesocket(fd);
+        return NULL;
+    }
+    return conn_attach(b, bev, sa, tls);
+}
+
+struct conn *conn_attach(struct broker *b, struct bufferevent *bev, const struct sockaddr *sa,
+                         gboolean tls)
+{
     struct conn *c = g_new0(struct conn, 1);
     c->b = b;
     c->id = ++b->next_conn_id;
     describe_peer(sa, c->peer, sizeof c->peer);
     ipguard_key(sa, c->addr, sizeof c->addr);
-    set_keepalive(fd);
-
     c->tls = tls;
-    if (tls) {
-        SSL *ssl = SSL_new(b->tls);
-        c->bev = ssl ? bufferevent_openssl_socket_new(b->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                      BEV_OPT_CLOSE_ON_FREE)
-                     : NULL;
-        if (c->bev)
-            bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
-        else if (ssl)
-            SSL_free(ssl);
-    } else {
-        c->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    }
-    if (!c->bev) {
-        log_err("%s: cannot set up the connection", c->peer);
-        ipguard_release(b->ipguard, c->addr);
-        evutil_closesocket(fd);
-        g_free(c);
-        return NULL;
-    }
+    c->bev = bev;
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     /* Never buffer more than one frame's worth of input. */
     bufferevent_setwatermark(c->bev, EV_READ, 0, b->cfg->max_frame);
