@@ -259,6 +259,38 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         ipguard_expire(b->ipguard);
 }
 
+/* How long a stopping broker waits for subscribers to take what is queued. */
+#define SHUTDOWN_DRAIN_US (2 * G_USEC_PER_SEC)
+
+static void close_all(struct broker *b, const char *reason)
+{
+    GList *all = g_hash_table_get_values(b->conns);
+    for (GList *l = all; l; l = l->next)
+        conn_close(l->data, reason);
+    g_list_free(all);
+}
+
+/*
+ * Stopping: no new connections and no new input, then give subscribers a
+ * moment to receive what is already queued for them, then close.
+ */
+static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct broker *b = arg;
+    size_t queued = 0;
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, b->conns);
+    while (g_hash_table_iter_next(&it, NULL, &v))
+        queued += conn_queued(v);
+    if (queued > 0 && g_get_monotonic_time() < b->stop_deadline_us)
+        return;
+    if (queued > 0)
+        log_warn("broker: %zu queued bytes not delivered at shutdown", queued);
+    close_all(b, "broker shutting down");
+    event_base_loopexit(b->base, NULL);
+}
+
 static void begin_shutdown(struct broker *b, const char *why)
 {
     if (b->stopping)
@@ -267,11 +299,16 @@ static void begin_shutdown(struct broker *b, const char *why)
     log_notice("broker: %s: shutting down", why);
     g_ptr_array_set_size(b->listeners, 0);
     metrics_stop(b);
-    GList *all = g_hash_table_get_values(b->conns);
-    for (GList *l = all; l; l = l->next)
-        conn_close(l->data, "broker shutting down");
-    g_list_free(all);
-    event_base_loopexit(b->base, NULL);
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, b->conns);
+    while (g_hash_table_iter_next(&it, NULL, &v))
+        bufferevent_disable(((struct conn *)v)->bev, EV_READ);
+    b->stop_deadline_us = g_get_monotonic_time() + SHUTDOWN_DRAIN_US;
+    event_del(b->tick);
+    event_assign(b->tick, b->base, -1, EV_PERSIST, on_drain_tick, b);
+    struct timeval tick = {0, 50000};
+    evtimer_add(b->tick, &tick);
 }
 
 /* New certificate and key for new sessions; live sessions keep theirs. */
@@ -429,10 +466,7 @@ void broker_free(struct broker *b)
 {
     if (!b)
         return;
-    GList *all = g_hash_table_get_values(b->conns);
-    for (GList *l = all; l; l = l->next)
-        conn_close(l->data, "broker shutting down");
-    g_list_free(all);
+    close_all(b, "broker shutting down");
     g_ptr_array_unref(b->listeners);
     reload_stop(b);
     /* Finish queued plugin calls before the plugins go, then save counters. */

@@ -107,6 +107,7 @@ struct broker {
     GHashTable *counter_deltas; /* ident -> struct hpf_counters (ident owned) */
     char *ready_file;
     gboolean stopping;
+    gint64 stop_deadline_us;
     int exit_code;
 };
 

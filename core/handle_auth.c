@@ -99,6 +99,8 @@ static void auth_done(void *arg)
     auth_job_free(j);
 
     /* Frames pipelined behind AUTH wait in the input buffer: run them now. */
+    if (c->b->stopping)
+        return; /* no new input while the broker drains */
     bufferevent_enable(c->bev, EV_READ);
     conn_process_input(c);
 }
