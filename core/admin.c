@@ -239,6 +239,45 @@ gboolean admin_authkey_add(struct admin *a, const char *owner, const char *ident
     return ok;
 }
 
+gboolean admin_authkey_set(struct admin *a, const char *ident, const char *owner,
+                           const char *secret, char **publish, char **subscribe,
+                           GError **error)
+{
+    if (owner)
+        CHECK_NAME("user", owner);
+    for (char **c = publish; c && *c; c++)
+        CHECK_CHANNEL(*c);
+    for (char **c = subscribe; c && *c; c++)
+        CHECK_CHANNEL(*c);
+    if (secret && !*secret)
+        return bad(error, HPF_ERR_INVALID, "empty secret");
+    struct snapshot *s = admin_snapshot(a, error);
+    if (!s)
+        return FALSE;
+    const struct snap_authkey *k = g_hash_table_lookup(s->authkey_by_ident, ident);
+    if (!k) {
+        snapshot_free(s);
+        return bad(error, HPF_ERR_NOTFOUND, "authkey '%s' not found", ident);
+    }
+    g_ptr_array_add(k->publish, NULL);
+    g_ptr_array_add(k->subscribe, NULL);
+    char **pub = publish ? publish : (char **)k->publish->pdata;
+    char **sub = subscribe ? subscribe : (char **)k->subscribe->pdata;
+    struct hpf_authkey key = {
+        .ident = ident,
+        .owner = owner ? owner : k->owner,
+        .secret = secret ? secret : k->secret,
+        .publish = (const char *const *)pub,
+        .n_publish = g_strv_length(pub),
+        .subscribe = (const char *const *)sub,
+        .n_subscribe = g_strv_length(sub),
+    };
+    struct hpf_mutation m = {.op = HPF_MUT_AUTHKEY_ADD, .authkey = &key, .replace = true};
+    gboolean ok = apply(a, &m, 1, error);
+    snapshot_free(s);
+    return ok;
+}
+
 gboolean admin_authkey_del(struct admin *a, const char *ident, GError **error)
 {
     struct hpf_authkey key = {.ident = ident};

@@ -393,6 +393,14 @@ gboolean broker_start(struct broker *b, const char *ready_file, GError **error)
         return FALSE;
     }
 
+    /* Signals first: whoever sees the ready file may signal at once. */
+    b->sig_term = evsignal_new(b->base, SIGTERM, on_signal, b);
+    b->sig_int = evsignal_new(b->base, SIGINT, on_signal, b);
+    b->sig_hup = evsignal_new(b->base, SIGHUP, on_signal, b);
+    evsignal_add(b->sig_term, NULL);
+    evsignal_add(b->sig_int, NULL);
+    evsignal_add(b->sig_hup, NULL);
+
     /* Start on current data; if storage is down, serve and keep trying. */
     GError *e = NULL;
     if (!reload_initial(b, &e)) {
@@ -442,12 +450,6 @@ gboolean broker_start(struct broker *b, const char *ready_file, GError **error)
     if (!ok)
         return FALSE;
 
-    b->sig_term = evsignal_new(b->base, SIGTERM, on_signal, b);
-    b->sig_int = evsignal_new(b->base, SIGINT, on_signal, b);
-    b->sig_hup = evsignal_new(b->base, SIGHUP, on_signal, b);
-    evsignal_add(b->sig_term, NULL);
-    evsignal_add(b->sig_int, NULL);
-    evsignal_add(b->sig_hup, NULL);
     b->tick = event_new(b->base, -1, EV_PERSIST, on_tick, b);
     struct timeval one = {1, 0};
     evtimer_add(b->tick, &one);

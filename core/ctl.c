@@ -54,6 +54,7 @@ static const char usage_text[] =
     "  share list [--user U]\n"
     "  share accept|reject --user U --from F --channel C\n"
     "  authkey add --owner U --ident I [--secret S] [--publish C1,C2] [--subscribe C1,C2]\n"
+    "  authkey set IDENT [--owner U] [--secret S] [--publish C1,C2] [--subscribe C1,C2]\n"
     "  authkey del IDENT | authkey list [--owner U] | authkey show IDENT\n"
     "  readers --user U --channel C\n"
     "  graph --dot\n"
@@ -320,6 +321,14 @@ static int cmd_authkey(struct ctx *c)
         return 0;
     }
     const char *ident = c->argc == 3 ? c->argv[2] : opt_ident;
+    if (!strcmp(verb, "set") && ident) {
+        char **pub = opt_publish ? split_channels(opt_publish) : NULL;
+        char **sub = opt_subscribe ? split_channels(opt_subscribe) : NULL;
+        gboolean ok = admin_authkey_set(&c->admin, ident, opt_owner, opt_secret, pub, sub, &e);
+        g_strfreev(pub);
+        g_strfreev(sub);
+        return done(ok, &e);
+    }
     if (!strcmp(verb, "del") && ident)
         return done(admin_authkey_del(&c->admin, ident, &e), &e);
     if (!strcmp(verb, "list") && c->argc == 2) {
@@ -359,7 +368,7 @@ static int cmd_authkey(struct ctx *c)
         snapshot_free(s);
         return 0;
     }
-    return usage("authkey: expected add, del IDENT, list or show IDENT");
+    return usage("authkey: expected add, set IDENT, del IDENT, list or show IDENT");
 }
 
 /* ---- readers, graph, export, import ---- */

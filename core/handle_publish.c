@@ -14,7 +14,8 @@
 /* A published frame, stored once and shared by every subscriber queue. */
 struct frame_ref {
     gint refs;
-    size_t len;
+    size_t len;         /* the whole frame */
+    size_t payload_len; /* what the counters count */
     uint8_t data[];
 };
 
@@ -54,7 +55,7 @@ static gboolean deliver(struct conn *s, struct frame_ref *f)
     }
     s->sent_fill += f->len;
     s->recv_msgs++;
-    s->recv_bytes += f->len;
+    s->recv_bytes += f->payload_len;
     b->stats.deliveries++;
     return TRUE;
 }
@@ -134,6 +135,7 @@ gboolean handle_publish(struct conn *c, const struct wire_msg *m, const uint8_t 
         struct frame_ref *f = g_malloc(sizeof *f + m->frame_len);
         f->refs = 1;
         f->len = m->frame_len;
+        f->payload_len = m->data.len;
         memcpy(f->data, frame, m->frame_len);
         for (guint i = 0; i < subs->len; i++) {
             struct conn *s = subs->pdata[i];
