@@ -25,3 +25,6 @@ plugins_LTLIBRARIES += %reldir%/auth_storage.la
 %canon_reldir%_auth_storage_la_SOURCES = %reldir%/auth_storage/auth_storage.c
 %canon_reldir%_auth_storage_la_CPPFLAGS = $(PLUGIN_CPPFLAGS)
 %canon_reldir%_auth_storage_la_LDFLAGS = $(PLUGIN_LDFLAGS)
+
+include plugins/sinks.mk
+include plugins/backends.mk
