@@ -1,0 +1,283 @@
+/*
+ * Slow consumers: a subscriber that never reads must neither hold back the
+ * others nor grow the broker's memory, and is disconnected after
+ * slow_deadline.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "harness.h"
+
+#define MSG_PAYLOAD (64 * 1024)
+#define BURST_BYTES (100u * 1000u * 1000u)
+#define MAX_QUEUED 1048576
+#define SLOW_DEADLINE_S 2
+#define RSS_SLACK_KB (20 * 1024)
+/* messages in flight to the reading subscriber: 8 x 64 KiB < MAX_QUEUED */
+#define WINDOW 8
+
+struct reader {
+    int fd;
+    gint total;        /* number of messages to expect; 0 while unknown */
+    gint count;        /* messages received, in order */
+    int failure;       /* h_read result that stopped the reader, or 0 */
+    guint64 bad_seq;   /* first out-of-order sequence number + 1, or 0 */
+};
+
+/* Counts PUBLISH frames on "big" with their 8-byte sequence numbers. */
+static gpointer reader_main(gpointer data)
+{
+    struct reader *rd = data;
+    struct h_frame f = {0};
+
+    int64_t last = h_now_ms();
+
+    for (;;) {
+        gint total = g_atomic_int_get(&rd->total);
+        if (total > 0 && g_atomic_int_get(&rd->count) >= total)
+            break;
+        /* short polls so the end (total set late) is noticed; 10 s with
+         * nothing at all is a failure */
+        struct pollfd pfd = {.fd = rd->fd, .events = POLLIN};
+        if (poll(&pfd, 1, 100) == 0) {
+            if (h_now_ms() - last > 10000) {
+                rd->failure = H_TIMEOUT;
+                break;
+            }
+            continue;
+        }
+        last = h_now_ms();
+        int r = h_read_frame(rd->fd, 10000, &f);
+        if (r != H_FRAME) {
+            rd->failure = r;
+            break;
+        }
+        const uint8_t *id, *ch, *pl;
+        size_t il, cl, pll;
+        if (!h_parse_publish(&f, &id, &il, &ch, &cl, &pl, &pll) || pll != MSG_PAYLOAD) {
+            rd->failure = -10;
+            break;
+        }
+        guint64 seq = 0;
+        memcpy(&seq, pl, sizeof seq);
+        if (seq != (guint64)g_atomic_int_get(&rd->count) && !rd->bad_seq)
+            rd->bad_seq = seq + 1;
+        g_atomic_int_inc(&rd->count);
+    }
+    h_frame_clear(&f);
+    return NULL;
+}
+
+/* Reads and discards until EOF/reset; true when that happens in time. */
+static bool drain_to_eof(int fd, int timeout_ms, size_t *bytes)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+    static uint8_t buf[1 << 16];
+
+    *bytes = 0;
+    while (h_now_ms() < deadline) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int left = (int)(deadline - h_now_ms());
+        if (poll(&pfd, 1, left > 0 ? left : 0) <= 0)
+            continue;
+        ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n == 0)
+            return true;
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                continue;
+            return true; /* reset: closed by the broker as well */
+        }
+        *bytes += (size_t)n;
+    }
+    return false;
+}
+
+static void test_slow_consumer(void)
+{
+    struct h_broker *b = h_broker_new();
+    struct reader rd = {0};
+    GThread *thread;
+    GByteArray *frame = g_byte_array_new();
+    uint8_t *payload = g_malloc0(MSG_PAYLOAD);
+    size_t seq_off, slow_bytes = 0;
+    long rss0, rss_max, rss;
+    guint64 sent = 0;
+    int pub, fast, slow, sync;
+    int64_t t0, t_burst;
+
+    CU_ASSERT_FATAL(b != NULL);
+    CU_ASSERT_FATAL(h_broker_add_key(b, "pub1", "pub1-secret", "big", ""));
+    CU_ASSERT_FATAL(h_broker_add_key(b, "fast", "fast-secret", "", "big"));
+    CU_ASSERT_FATAL(h_broker_add_key(b, "slow", "slow-secret", "", "big"));
+    CU_ASSERT_FATAL(h_broker_add_key(b, "sync", "sync-secret", "", ""));
+    CU_ASSERT_FATAL(h_broker_start(b, "max_queued_bytes = 1048576\n"
+                                      "slow_deadline = 2\n"));
+
+    slow = h_connect_opt(b->port, 4096);
+    CU_ASSERT_FATAL(slow >= 0);
+    CU_ASSERT_FATAL(h_auth(slow, "slow", "slow-secret"));
+    fast = h_client(b->port, "fast", "fast-secret");
+    pub = h_client(b->port, "pub1", "pub1-secret");
+    sync = h_client(b->port, "sync", "sync-secret");
+    CU_ASSERT_FATAL(fast >= 0 && pub >= 0 && sync >= 0);
+    CU_ASSERT_FATAL(h_sub(slow, "slow", "big"));
+    CU_ASSERT_FATAL(h_sub(fast, "fast", "big"));
+    CU_ASSERT_FATAL(h_barrier(b, (int[]){slow, fast}, (const char *[]){"slow", "fast"}, 2, sync,
+                              "sync"));
+
+    rss0 = h_broker_rss_kb(b);
+    CU_ASSERT_FATAL(rss0 > 0);
+    rss_max = rss0;
+
+    rd.fd = fast;
+    thread = g_thread_new("fast-reader", reader_main, &rd);
+
+    /* one frame, re-sent with a new sequence number each time */
+    for (size_t i = 0; i < MSG_PAYLOAD; i++)
+        payload[i] = (uint8_t)(i * 31);
+    h_enc_publish(frame, "pub1", "big", payload, MSG_PAYLOAD);
+    seq_off = frame->len - MSG_PAYLOAD;
+
+    /* the burst as fast as the broker takes it, then a trickle that keeps
+     * the slow subscriber over its bound for well past slow_deadline */
+    t0 = h_now_ms();
+    t_burst = 0;
+    for (;;) {
+        int64_t elapsed = h_now_ms() - t0;
+        if (sent * MSG_PAYLOAD >= BURST_BYTES) {
+            if (!t_burst) {
+                t_burst = elapsed;
+                fprintf(stderr, "  burst of %llu messages took %lld ms\n",
+                        (unsigned long long)sent, (long long)t_burst);
+            }
+            if (elapsed >= (SLOW_DEADLINE_S + 3) * 1000)
+                break;
+            h_sleep_ms(20);
+        }
+        /* Never more than WINDOW messages ahead of the reading subscriber:
+         * it keeps up by construction, however loaded the test machine, so
+         * any loss it sees is the broker's doing.  A broker that let the
+         * stuck subscriber hold up the others stalls this loop. */
+        int64_t stall = h_now_ms() + 10000;
+        while (sent - (guint64)g_atomic_int_get(&rd.count) >= WINDOW && h_now_ms() < stall)
+            g_usleep(100);
+        if (sent - (guint64)g_atomic_int_get(&rd.count) >= WINDOW) {
+            CU_FAIL("reading subscriber got nothing for 10 s");
+            break;
+        }
+        memcpy(frame->data + seq_off, &sent, sizeof sent);
+        if (!h_send(pub, frame->data, frame->len)) {
+            CU_FAIL("publisher could not send (broker stopped reading?)");
+            break;
+        }
+        sent++;
+        if (sent % 16 == 0) {
+            rss = h_broker_rss_kb(b);
+            if (rss > rss_max)
+                rss_max = rss;
+        }
+    }
+    g_atomic_int_set(&rd.total, (gint)sent);
+    g_thread_join(thread);
+    rss = h_broker_rss_kb(b);
+    if (rss > rss_max)
+        rss_max = rss;
+
+    fprintf(stderr,
+            "  sent %llu in %lld ms, reading subscriber got %d (stop: %s), RSS %ld -> max %ld KiB\n",
+            (unsigned long long)sent, (long long)(h_now_ms() - t0), g_atomic_int_get(&rd.count),
+            rd.failure ? h_read_str(rd.failure) : "none", rss0, rss_max);
+    CU_ASSERT(sent * MSG_PAYLOAD >= BURST_BYTES);
+    CU_ASSERT(g_atomic_int_get(&rd.count) == (gint)sent);
+    CU_ASSERT(rd.failure == 0);
+    CU_ASSERT(rd.bad_seq == 0);
+    CU_ASSERT(rss_max - rss0 < MAX_QUEUED / 1024 + RSS_SLACK_KB);
+
+    /* the stuck subscriber was over its bound for longer than slow_deadline:
+     * once it reads what its socket holds, it finds the broker gone */
+    CU_ASSERT(drain_to_eof(slow, 10000, &slow_bytes));
+    fprintf(stderr, "  slow subscriber drained %zu bytes before the close\n", slow_bytes);
+    CU_ASSERT(slow_bytes < sent * frame->len);
+
+    /* the broker is healthy afterwards */
+    CU_ASSERT_FATAL(h_pub(pub, "pub1", "big", payload, MSG_PAYLOAD));
+    {
+        struct h_frame f = {0};
+        CU_ASSERT(h_read_frame(fast, H_WAIT_MS, &f) == H_FRAME && f.len == frame->len);
+        h_frame_clear(&f);
+    }
+    g_byte_array_free(frame, TRUE);
+    g_free(payload);
+    H_FINISH(b);
+}
+
+/* The bound is per connection: a subscriber that reads slowly but keeps up
+ * over time loses nothing as long as it stays under the bound. */
+static void test_bounded_but_lossless_when_under(void)
+{
+    struct h_broker *b = h_broker_new();
+    int pub, sub, sync;
+    char payload[1024];
+
+    CU_ASSERT_FATAL(b != NULL);
+    CU_ASSERT_FATAL(h_broker_add_key(b, "pub1", "pub1-secret", "big", ""));
+    CU_ASSERT_FATAL(h_broker_add_key(b, "sub1", "sub1-secret", "", "big"));
+    CU_ASSERT_FATAL(h_broker_add_key(b, "sync", "sync-secret", "", ""));
+    CU_ASSERT_FATAL(h_broker_start(b, "max_queued_bytes = 1048576\n"
+                                      "slow_deadline = 2\n"));
+    sub = h_connect_opt(b->port, 4096);
+    CU_ASSERT_FATAL(sub >= 0);
+    CU_ASSERT_FATAL(h_auth(sub, "sub1", "sub1-secret"));
+    pub = h_client(b->port, "pub1", "pub1-secret");
+    sync = h_client(b->port, "sync", "sync-secret");
+    CU_ASSERT_FATAL(pub >= 0 && sync >= 0);
+    CU_ASSERT_FATAL(h_sub(sub, "sub1", "big"));
+    CU_ASSERT_FATAL(h_barrier1(b, sub, "sub1", sync, "sync"));
+
+    /* about 400 KB queued while the subscriber does not read: under the
+     * 1 MiB bound, so nothing may be dropped and nobody disconnected */
+    for (int m = 0; m < 400; m++) {
+        memset(payload, 'a' + m % 26, sizeof payload);
+        snprintf(payload, sizeof payload, "%06d", m);
+        CU_ASSERT_FATAL(h_pub(pub, "pub1", "big", payload, sizeof payload));
+    }
+    h_sleep_ms(500);
+    for (int m = 0; m < 400; m++) {
+        memset(payload, 'a' + m % 26, sizeof payload);
+        snprintf(payload, sizeof payload, "%06d", m);
+        if (!h_expect_pub(sub, "pub1", "big", payload, sizeof payload)) {
+            CU_FAIL("message lost or out of order while under max_queued_bytes");
+            break;
+        }
+    }
+    CU_ASSERT(h_expect_silence(sub, 100));
+    H_FINISH(b);
+}
+
+static const struct h_test tests[] = {
+    {"slow consumer: bounded memory, others served, disconnected", test_slow_consumer},
+    {"under the bound nothing is dropped", test_bounded_but_lossless_when_under},
+    {NULL, NULL},
+};
+
+int main(void)
+{
+    /* A sanitized daemon keeps freed memory in ASan's quarantine (256 MB by
+     * default), which would show as RSS growth the broker is not to blame
+     * for.  The daemon inherits our environment; this process has read its
+     * own options already. */
+    const char *asan = g_getenv("ASAN_OPTIONS");
+    if (!asan || !strstr(asan, "quarantine_size_mb")) {
+        char *v = g_strdup_printf("%s%squarantine_size_mb=1", asan ? asan : "",
+                                  asan && *asan ? ":" : "");
+        g_setenv("ASAN_OPTIONS", v, TRUE);
+        g_free(v);
+    }
+    h_init(120);
+    if (CU_initialize_registry() != CUE_SUCCESS || !h_add_suite("t05_slow", tests))
+        return 1;
+    return h_run();
+}

@@ -1,0 +1,286 @@
+/*
+ * Many clients at once: 100 subscribers and 100 publishers authenticated
+ * together, every message counted at every subscriber; and connection
+ * churn that must not leak descriptors.
+ */
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "harness.h"
+
+#define NSUB 100
+#define NPUB 100
+#define PER_PUB 5
+
+static int count_fds(pid_t pid)
+{
+    char path[64];
+    GDir *d;
+    int n = 0;
+
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    d = g_dir_open(path, 0, NULL);
+    if (!d)
+        return -1;
+    while (g_dir_read_name(d))
+        n++;
+    g_dir_close(d);
+    return n;
+}
+
+/* Reads INFO without complaining when something else comes. */
+static bool quiet_info(int fd, uint8_t nonce[4])
+{
+    struct h_frame f = {0};
+    bool ok = h_read_frame_raw(fd, H_WAIT_MS, &f) == H_FRAME && f.op == H_OP_INFO &&
+              f.len == 6u + f.raw[5] + 4u;
+
+    if (ok && nonce)
+        memcpy(nonce, f.raw + 6 + f.raw[5], 4);
+    h_frame_clear(&f);
+    return ok;
+}
+
+static bool quiet_auth(int fd, const char *ident, const char *secret)
+{
+    uint8_t nonce[4], hash[20];
+    GByteArray *out;
+    bool ok;
+
+    if (!quiet_info(fd, nonce))
+        return false;
+    h_auth_hash(nonce, secret, hash);
+    out = g_byte_array_new();
+    h_enc_auth(out, ident, hash);
+    ok = h_send(fd, out->data, out->len);
+    g_byte_array_free(out, TRUE);
+    return ok;
+}
+
+static void test_200_clients(void)
+{
+    struct h_broker *b = h_broker_new();
+    char *sub_ident[NSUB], *pub_ident[NPUB];
+    int subs[NSUB], pubs[NPUB], sync;
+    uint8_t nonce[NSUB + NPUB][4];
+    /* got[s][p]: messages from publisher p seen by subscriber s, in order */
+    static int got[NSUB][NPUB];
+    int done = 0, total_frames = 0, bad = 0;
+    int64_t deadline;
+
+    CU_ASSERT_FATAL(b != NULL);
+    memset(got, 0, sizeof got);
+    for (int i = 0; i < NSUB; i++) {
+        sub_ident[i] = g_strdup_printf("s%03d", i);
+        CU_ASSERT_FATAL(h_broker_add_key(b, sub_ident[i], "load-secret", "", "load"));
+    }
+    for (int i = 0; i < NPUB; i++) {
+        pub_ident[i] = g_strdup_printf("p%03d", i);
+        CU_ASSERT_FATAL(h_broker_add_key(b, pub_ident[i], "load-secret", "load", ""));
+    }
+    CU_ASSERT_FATAL(h_broker_add_key(b, "sync", "sync-secret", "", ""));
+    CU_ASSERT_FATAL(h_broker_start(b, "max_connections = 1000\n"));
+
+    /* all 200 connected before anyone authenticates */
+    for (int i = 0; i < NSUB + NPUB; i++) {
+        int fd = h_connect(b->port);
+        CU_ASSERT_FATAL(fd >= 0);
+        if (i < NSUB)
+            subs[i] = fd;
+        else
+            pubs[i - NSUB] = fd;
+    }
+    for (int i = 0; i < NSUB + NPUB; i++)
+        CU_ASSERT_FATAL(h_read_info(i < NSUB ? subs[i] : pubs[i - NSUB], false, NULL, nonce[i]));
+    /* then every AUTH (subscribers with their SUBSCRIBE) back to back */
+    for (int i = 0; i < NSUB + NPUB; i++) {
+        GByteArray *out = g_byte_array_new();
+        uint8_t hash[20];
+        const char *ident = i < NSUB ? sub_ident[i] : pub_ident[i - NSUB];
+        h_auth_hash(nonce[i], "load-secret", hash);
+        h_enc_auth(out, ident, hash);
+        if (i < NSUB)
+            h_enc_subscribe(out, ident, "load");
+        CU_ASSERT_FATAL(h_send(i < NSUB ? subs[i] : pubs[i - NSUB], out->data, out->len));
+        g_byte_array_free(out, TRUE);
+    }
+    sync = h_client(b->port, "sync", "sync-secret");
+    CU_ASSERT_FATAL(sync >= 0);
+    CU_ASSERT_FATAL(h_barrier(b, subs, (const char *const *)sub_ident, NSUB, sync, "sync"));
+
+    /* publishers take turns, PER_PUB rounds */
+    for (int m = 0; m < PER_PUB; m++) {
+        for (int p = 0; p < NPUB; p++) {
+            char payload[32];
+            snprintf(payload, sizeof payload, "%03d:%d", p, m);
+            CU_ASSERT_FATAL(h_pub_str(pubs[p], pub_ident[p], "load", payload));
+        }
+    }
+
+    /* every subscriber gets every message exactly once, each publisher's
+     * in its order */
+    deadline = h_now_ms() + 15000;
+    while (done < NSUB && h_now_ms() < deadline) {
+        struct pollfd pfds[NSUB];
+        for (int s = 0; s < NSUB; s++) {
+            int n = 0;
+            for (int p = 0; p < NPUB; p++)
+                n += got[s][p];
+            pfds[s].fd = n < NPUB * PER_PUB ? subs[s] : -1;
+            pfds[s].events = POLLIN;
+            pfds[s].revents = 0;
+        }
+        int left = (int)(deadline - h_now_ms());
+        if (poll(pfds, NSUB, left > 0 ? left : 0) <= 0)
+            break;
+        for (int s = 0; s < NSUB; s++) {
+            struct h_frame f = {0};
+            const uint8_t *id, *ch, *pl;
+            size_t il, cl, pll;
+            int p, m;
+            char text[32];
+
+            if (!pfds[s].revents)
+                continue;
+            int r = h_read_frame(subs[s], 5000, &f);
+            if (r == H_TIMEOUT) {
+                /* only a sync straggler was there */
+                continue;
+            }
+            if (r != H_FRAME || !h_parse_publish(&f, &id, &il, &ch, &cl, &pl, &pll) ||
+                pll >= sizeof text) {
+                fprintf(stderr, "  subscriber %d: %s\n", s, h_read_str(r));
+                bad++;
+                subs[s] = -1;
+                h_frame_clear(&f);
+                continue;
+            }
+            memcpy(text, pl, pll);
+            text[pll] = '\0';
+            total_frames++;
+            if (sscanf(text, "%d:%d", &p, &m) != 2 || p < 0 || p >= NPUB || m != got[s][p] ||
+                il != 4 || memcmp(id, pub_ident[p], 4) != 0 || cl != 4 ||
+                memcmp(ch, "load", 4) != 0) {
+                if (bad++ < 5)
+                    fprintf(stderr, "  subscriber %d: unexpected message \"%s\"\n", s, text);
+            } else if (++got[s][p] == PER_PUB) {
+                bool all = true;
+                for (int q = 0; q < NPUB && all; q++)
+                    all = got[s][q] == PER_PUB;
+                if (all)
+                    done++;
+            }
+            h_frame_clear(&f);
+        }
+    }
+    fprintf(stderr, "  %d of %d subscribers got all %d messages; %d frames, %d bad\n", done, NSUB,
+            NPUB * PER_PUB, total_frames, bad);
+    CU_ASSERT(done == NSUB);
+    CU_ASSERT(bad == 0);
+    CU_ASSERT(total_frames == NSUB * NPUB * PER_PUB);
+    /* and nothing more arrives */
+    for (int s = 0; s < NSUB; s++)
+        if (subs[s] >= 0 && !h_expect_silence(subs[s], s == 0 ? 200 : 0))
+            CU_FAIL("a subscriber got more than it should");
+    for (int i = 0; i < NSUB; i++)
+        g_free(sub_ident[i]);
+    for (int i = 0; i < NPUB; i++)
+        g_free(pub_ident[i]);
+    H_FINISH(b);
+}
+
+/* 300 connections that end in every way (mid-INFO, mid-AUTH, failed AUTH,
+ * bad frame, after subscribing): the broker keeps serving and its
+ * descriptor count returns to where it was. */
+static void test_churn_no_leak(void)
+{
+    struct h_broker *b = h_std_broker(NULL);
+    int sub, pub, sync, fds0, fds1 = -1;
+    int64_t deadline;
+
+    CU_ASSERT_FATAL(b != NULL);
+    sub = h_std_client(b, "sub1");
+    pub = h_std_client(b, "pub1");
+    sync = h_std_client(b, "sync");
+    CU_ASSERT_FATAL(sub >= 0 && pub >= 0 && sync >= 0);
+    CU_ASSERT_FATAL(h_sub(sub, "sub1", "chan.a"));
+    CU_ASSERT_FATAL(h_barrier1(b, sub, "sub1", sync, "sync"));
+    fds0 = count_fds(b->pid);
+    CU_ASSERT_FATAL(fds0 > 0);
+
+    for (int i = 0; i < 300; i++) {
+        int fd = h_connect(b->port);
+        CU_ASSERT_FATAL(fd >= 0);
+        switch (i % 6) {
+        case 0: /* gone at once */
+            break;
+        case 1: /* half an AUTH */
+            if (quiet_info(fd, NULL))
+                h_send(fd, "\x00\x00\x00\x1e\x02\x04su", 8);
+            break;
+        case 2:
+            /* a failed AUTH, not waiting for the answer; only a few, so
+             * the per-address back-off does not turn the rest of the churn
+             * into refusals at accept */
+            if (i < 6 * 5)
+                quiet_auth(fd, "sub1", "nope");
+            else if (quiet_info(fd, NULL))
+                h_sub(fd, "sub1", "chan.a"); /* first frame not AUTH */
+            break;
+        case 3: /* a bad frame */
+            if (quiet_info(fd, NULL))
+                h_send(fd, "\x00\x00\x00\x02\x02", 5);
+            break;
+        case 4: /* subscribed, then gone */
+            if (quiet_auth(fd, "sub2", "sub2-secret"))
+                h_sub(fd, "sub2", "chan.a");
+            break;
+        case 5: /* published, then gone */
+            if (quiet_auth(fd, "pub1", "pub1-secret"))
+                h_pub_str(fd, "pub1", "chan.a", "churn");
+            break;
+        }
+        h_close(fd);
+    }
+
+    /* the survivors still work; "churn" messages may be interleaved */
+    CU_ASSERT_FATAL(h_pub_str(pub, "pub1", "chan.a", "after churn"));
+    {
+        struct h_frame f = {0};
+        GByteArray *want = g_byte_array_new();
+        bool found = false;
+        h_enc_publish(want, "pub1", "chan.a", "after churn", 11);
+        while (!found && h_read_frame(sub, H_WAIT_MS, &f) == H_FRAME)
+            found = f.len == want->len && memcmp(f.raw, want->data, want->len) == 0;
+        CU_ASSERT(found);
+        h_frame_clear(&f);
+        g_byte_array_free(want, TRUE);
+    }
+
+    /* every closed connection is released within a few seconds */
+    deadline = h_now_ms() + 5000;
+    while (h_now_ms() < deadline) {
+        fds1 = count_fds(b->pid);
+        if (fds1 >= 0 && fds1 <= fds0)
+            break;
+        h_sleep_ms(100);
+    }
+    fprintf(stderr, "  broker descriptors: %d before churn, %d after\n", fds0, fds1);
+    CU_ASSERT(fds1 >= 0 && fds1 <= fds0);
+    H_FINISH(b);
+}
+
+static const struct h_test tests[] = {
+    {"200 concurrent clients, every message counted", test_200_clients},
+    {"300 connections of churn: no descriptor leak", test_churn_no_leak},
+    {NULL, NULL},
+};
+
+int main(void)
+{
+    h_init(120);
+    if (CU_initialize_registry() != CUE_SUCCESS || !h_add_suite("t06_load", tests))
+        return 1;
+    return h_run();
+}
