@@ -25,3 +25,13 @@ bin_PROGRAMS += %reldir%/cli/hpfeeds-cli
 	$(GLIB_CFLAGS) $(JSONGLIB_CFLAGS) $(LIBEVENT_CFLAGS)
 %canon_reldir%_cli_hpfeeds_cli_LDADD = %reldir%/client/libhpfeeds-client.la \
 	$(JSONGLIB_LIBS) $(GLIB_LIBS) $(LIBEVENT_LIBS)
+
+# Plugin SDK (the headers are installed by include/local.mk): the pkg-config
+# file, the guide, and the example sink, installed as a starting point.
+pkgconfig_DATA += %reldir%/hpfriends-plugin.pc
+sdkdocdir = $(docdir)
+dist_sdkdoc_DATA = %reldir%/WRITING_PLUGINS.md
+sdkexampledir = $(docdir)/example-sink
+dist_sdkexample_DATA = \
+	%reldir%/example-sink/example_sink.c \
+	%reldir%/example-sink/Makefile

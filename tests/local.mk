@@ -5,3 +5,5 @@ include tests/interop/local.mk
 include tests/system/local.mk
 include tests/bench/local.mk
 include tests/storage/local.mk
+include tests/sinks/local.mk
+include tests/fuzz/local.mk

@@ -1,0 +1,7 @@
+# Benchmarks: built with the tree (noinst), never run by `make check`.
+# Paths are spelled out rather than %reldir%, like other nested fragments.
+noinst_PROGRAMS += tests/bench/graph-flatten-bench
+tests_bench_graph_flatten_bench_SOURCES = tests/bench/graph_flatten.c
+tests_bench_graph_flatten_bench_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS)
+tests_bench_graph_flatten_bench_LDADD = core/libhpfcore.la -lm
+include tests/bench/hpfriends-bench.mk
