@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 
 PKGS="autoconf automake libtool pkg-config make gcc libevent-dev libglib2.0-dev \
 libjson-glib-dev libssl-dev libsqlite3-dev libmongoc-dev libbson-dev libcunit1-dev \
-sqlite3 python3 graphviz"
+sqlite3 python3 graphviz rsyslog"
 
 if [ -x /usr/bin/dpkg-query ] && [ "${HPF_NO_APT:-}" != 1 ]; then
     missing=""
@@ -23,6 +23,12 @@ if [ -x /usr/bin/dpkg-query ] && [ "${HPF_NO_APT:-}" != 1 ]; then
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
     fi
+fi
+
+# The MongoDB-wire server the storage tests start (npm packages, once).
+if [ -f tests/mongo/setup.sh ] && [ "${HPF_NO_NPM:-}" != 1 ]; then
+    sh tests/mongo/setup.sh ||
+        echo "autogen.sh: warning: tests/mongo/setup.sh failed; the mongodb storage tests will fail" >&2
 fi
 
 mkdir -p m4 build-aux
