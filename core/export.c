@@ -240,6 +240,34 @@ static JsonObject *object_at(struct importer *im, JsonArray *a, const char *wher
     return json_node_get_object(n);
 }
 
+/* Typed reads of optional members: NULL/FALSE/-1 when absent or of another type. */
+static const char *opt_string(JsonObject *o, const char *key)
+{
+    JsonNode *n = json_object_get_member(o, key);
+    if (!n || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING)
+        return NULL;
+    return json_node_get_string(n);
+}
+
+static gint64 opt_int(JsonObject *o, const char *key)
+{
+    JsonNode *n = json_object_get_member(o, key);
+    if (!n || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_INT64)
+        return -1;
+    return json_node_get_int(n);
+}
+
+/* TRUE, FALSE, or -1 when present but not a boolean. */
+static int opt_bool(JsonObject *o, const char *key)
+{
+    JsonNode *n = json_object_get_member(o, key);
+    if (!n)
+        return FALSE;
+    if (!JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_BOOLEAN)
+        return -1;
+    return json_node_get_boolean(n);
+}
+
 static void push(struct importer *im, struct hpf_mutation m) { g_array_append_val(im->muts, m); }
 
 /* A string list member as a NULL-terminated array kept alive in im->keep. */
@@ -286,7 +314,10 @@ static gboolean collect(struct importer *im, JsonObject *root)
             if (!name)
                 return FALSE;
             push(im, (struct hpf_mutation){.op = HPF_MUT_USER_ADD, .user = name});
-            if (json_object_get_boolean_member_with_default(o, "admin", FALSE))
+            int admin = opt_bool(o, "admin");
+            if (admin < 0)
+                return fail_at(im, "users", i, "'admin' must be true or false");
+            if (admin)
                 push(im, (struct hpf_mutation){.op = HPF_MUT_USER_SET_ADMIN, .user = name,
                                                .flag = true});
         }
@@ -397,17 +428,17 @@ gboolean admin_import(struct admin *a, const char *json, gsize len, GError **err
         goto out;
     }
     JsonObject *o = json_node_get_object(root);
-    const char *format = json_object_get_string_member_with_default(o, "format", "");
-    if (strcmp(format, EXPORT_FORMAT)) {
+    const char *format = opt_string(o, "format");
+    if (!format || strcmp(format, EXPORT_FORMAT)) {
         g_set_error(error, ADMIN_ERROR, HPF_ERR_INVALID,
                     "import: not an hpfriends export (\"format\" must be \"%s\")", EXPORT_FORMAT);
         goto out;
     }
-    gint64 version = json_object_get_int_member_with_default(o, "version", 0);
+    gint64 version = opt_int(o, "version");
     if (version != EXPORT_VERSION) {
         g_set_error(error, ADMIN_ERROR, HPF_ERR_INVALID,
-                    "import: export version %" G_GINT64_FORMAT " is not supported (this is %d)",
-                    version, EXPORT_VERSION);
+                    "import: \"version\" must be %d (the export format this build reads)",
+                    EXPORT_VERSION);
         goto out;
     }
     if (!collect(&im, o)) {
