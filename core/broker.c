@@ -72,7 +72,15 @@ struct broker *broker_new(struct config *cfg, GError **error)
 {
     struct broker *b = g_new0(struct broker, 1);
     b->cfg = cfg;
-    b->base = event_base_new();
+    /* The changelist folds the write-event add and delete that every
+     * subscriber's queue goes through in one loop turn into no syscall;
+     * without it each delivery batch costs two epoll_ctl.  (Its caveat,
+     * dup()ed descriptors, does not apply: we never dup a socket.) */
+    struct event_config *ecfg = event_config_new();
+    event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    b->base = ecfg ? event_base_new_with_config(ecfg) : NULL;
+    if (ecfg)
+        event_config_free(ecfg);
     if (!b->base) {
         g_set_error(error, CONFIG_ERROR, 0, "cannot create the event loop");
         g_free(b);
@@ -80,6 +88,7 @@ struct broker *broker_new(struct config *cfg, GError **error)
     }
     b->listeners = g_ptr_array_new_with_free_func(listener_free);
     b->conns = g_hash_table_new(id_hash, id_equal);
+    b->pending_runs = g_ptr_array_new();
     b->router = router_new();
     b->auth_chain = g_ptr_array_new_with_free_func((GDestroyNotify)plugin_instance_free);
     b->counter_deltas = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, counters_free);
@@ -486,6 +495,7 @@ void broker_free(struct broker *b)
     plugin_instance_free(b->storage);
     router_free(b->router);
     g_hash_table_unref(b->conns);
+    g_ptr_array_unref(b->pending_runs);
     if (b->sig_term) {
         event_free(b->sig_term);
         event_free(b->sig_int);

@@ -147,6 +147,9 @@ void conn_close(struct conn *c, const char *reason)
     struct broker *b = c->b;
     log_debug("%s%s%s: disconnected: %s", c->ident ? c->ident : "", c->ident ? "@" : "",
               c->peer, reason);
+    if (c->run_listed)
+        g_ptr_array_remove_fast(b->pending_runs, c);
+    handle_publish_flush_one(c, TRUE);
     drop_subscriptions(c);
     counters_collect(b, c);
     sinks_event(b->sinks, HPF_EVENT_DISCONNECT, c->ident, c->owner, c->peer, NULL, reason, 0);
@@ -175,6 +178,8 @@ void conn_close(struct conn *c, const char *reason)
 
 static void send_error_frame(struct conn *c, const char *text)
 {
+    /* Deliveries already counted for c go out before the ERROR. */
+    handle_publish_flush_one(c, FALSE);
     size_t len = strlen(text);
     size_t n = wire_encode_error(NULL, 0, text, len);
     uint8_t *buf = g_malloc(n);
@@ -269,7 +274,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 
 static void on_read(struct bufferevent *bev, void *arg) { conn_process_input(arg); }
 
-static gboolean dispatch(struct conn *c, const struct wire_msg *m, const uint8_t *frame)
+static gboolean dispatch(struct conn *c, const struct wire_msg *m, struct frame_block *blk,
+                         size_t off)
 {
     if (c->state == CONN_AWAIT_AUTH) {
         if (m->op != WIRE_OP_AUTH) {
@@ -279,7 +285,7 @@ static gboolean dispatch(struct conn *c, const struct wire_msg *m, const uint8_t
         return handle_auth(c, m);
     }
     switch (m->op) {
-    case WIRE_OP_PUBLISH: return handle_publish(c, m, frame);
+    case WIRE_OP_PUBLISH: return handle_publish(c, m, blk, off);
     case WIRE_OP_SUBSCRIBE: return handle_subscribe(c, m);
     case WIRE_OP_UNSUBSCRIBE: return handle_unsubscribe(c, m);
     case WIRE_OP_AUTH:
@@ -291,16 +297,50 @@ static gboolean dispatch(struct conn *c, const struct wire_msg *m, const uint8_t
     }
 }
 
+/* At most this much input is copied into one block (more when one frame is larger). */
+#define BLOCK_MAX (64u * 1024)
+
+/*
+ * Copy the complete frames at the head of in (at least the first, of flen
+ * bytes) into a new block.
+ */
+static struct frame_block *block_new(struct evbuffer *in, size_t len, uint32_t flen,
+                                     uint32_t max_frame)
+{
+    size_t want = MAX((size_t)flen, MIN(len, BLOCK_MAX));
+    struct frame_block *blk = g_malloc(sizeof *blk + want);
+    blk->refs = 1;
+    evbuffer_copyout(in, blk->data, want);
+    size_t span = flen;
+    while (want - span >= 4) {
+        uint32_t next = wire_peek_length(blk->data + span);
+        if (next < WIRE_HEADER_LEN || next > max_frame || next > want - span)
+            break;
+        span += next;
+    }
+    blk->len = span;
+    return blk;
+}
+
+void frame_block_unref(struct frame_block *blk)
+{
+    if (blk && g_atomic_int_dec_and_test(&blk->refs))
+        g_free(blk);
+}
+
 void conn_process_input(struct conn *c)
 {
+    struct broker *b = c->b;
     struct evbuffer *in = bufferevent_get_input(c->bev);
-    const uint32_t max_frame = c->b->cfg->max_frame;
+    const uint32_t max_frame = b->cfg->max_frame;
     char reason[128];
+    struct frame_block *blk = NULL;
+    size_t pos = 0; /* where the head of in is in blk */
 
     while (c->state == CONN_AWAIT_AUTH || c->state == CONN_READY) {
         size_t len = evbuffer_get_length(in);
         if (len < 4)
-            return;
+            break;
         uint8_t hdr[WIRE_HEADER_LEN];
         size_t hl = len < WIRE_HEADER_LEN ? len : WIRE_HEADER_LEN;
         evbuffer_copyout(in, hdr, hl);
@@ -312,20 +352,29 @@ void conn_process_input(struct conn *c)
         int rc = wire_decode(hdr, hl, max_frame, &m, reason, sizeof reason, &err);
         if (rc == WIRE_INVALID) {
             conn_fail(c, "bad-frame", "Bad frame: %s", err);
-            return;
+            break;
         }
         if (len < flen)
-            return;
-        const uint8_t *frame = evbuffer_pullup(in, flen);
+            break;
+        if (!blk || pos + flen > blk->len) {
+            frame_block_unref(blk);
+            blk = block_new(in, len, flen, max_frame);
+            pos = 0;
+        }
+        const uint8_t *frame = blk->data + pos;
         rc = wire_decode(frame, flen, max_frame, &m, reason, sizeof reason, &err);
         if (rc != WIRE_FRAME) {
             conn_fail(c, "bad-frame", "Bad frame: %s", err ? err : "truncated");
-            return;
+            break;
         }
-        gboolean go_on = dispatch(c, &m, frame);
-        if (c->state != CONN_CLOSING)
+        gboolean go_on = dispatch(c, &m, blk, pos);
+        if (c->state != CONN_CLOSING) {
             evbuffer_drain(in, flen);
+            pos += flen;
+        }
         if (!go_on)
-            return;
+            break;
     }
+    frame_block_unref(blk);
+    handle_publish_flush(b);
 }

@@ -1,4 +1,4 @@
-/* PUBLISH: check, then fan the frame out by reference to every reader. */
+/* PUBLISH: check, then fan the frame out to every reader by reference, in runs. */
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -11,28 +11,63 @@
 #include "router.h"
 #include "sinks.h"
 
-/* A published frame, stored once and shared by every subscriber queue. */
-struct frame_ref {
-    gint refs;
-    size_t len;         /* the whole frame */
-    size_t payload_len; /* what the counters count */
-    uint8_t data[];
-};
+/*
+ * A run pins its whole block.  When the run is under half of it (the
+ * subscriber takes few of the frames read together), copy it instead: what
+ * a subscriber pins then stays under twice what max_queued_bytes counts.
+ */
+#define RUN_COPY_RATIO 2
 
-static void frame_unref(const void *data, size_t len, void *arg)
+static void block_release(const void *data, size_t len, void *arg) { frame_block_unref(arg); }
+
+void handle_publish_flush_one(struct conn *s, gboolean discard)
 {
-    struct frame_ref *f = arg;
-    if (g_atomic_int_dec_and_test(&f->refs))
-        g_free(f);
+    struct frame_block *blk = s->run_block;
+    if (!blk)
+        return;
+    int rc = 0;
+    if (!discard) {
+        struct evbuffer *out = bufferevent_get_output(s->bev);
+        const uint8_t *p = blk->data + s->run_off;
+        if (s->run_len * RUN_COPY_RATIO < blk->len) {
+            rc = evbuffer_add(out, p, s->run_len);
+        } else {
+            g_atomic_int_inc(&blk->refs);
+            rc = evbuffer_add_reference(out, p, s->run_len, block_release, blk);
+            if (rc < 0)
+                g_atomic_int_dec_and_test(&blk->refs);
+        }
+    }
+    if (rc < 0) {
+        /* Out of memory: what was counted as delivered is dropped after all. */
+        s->dropped += s->run_msgs;
+        s->b->stats.drops += s->run_msgs;
+        s->b->stats.deliveries -= s->run_msgs;
+    }
+    frame_block_unref(blk);
+    s->run_block = NULL;
+    s->run_off = s->run_len = 0;
+    s->run_msgs = 0;
 }
 
-/* Queue f on s unless s is over its bound; FALSE when dropped. */
-static gboolean deliver(struct conn *s, struct frame_ref *f)
+void handle_publish_flush(struct broker *b)
+{
+    for (guint i = 0; i < b->pending_runs->len; i++) {
+        struct conn *s = b->pending_runs->pdata[i];
+        s->run_listed = FALSE;
+        handle_publish_flush_one(s, FALSE);
+    }
+    g_ptr_array_set_size(b->pending_runs, 0);
+}
+
+/* Count the frame at off in blk for s, unless s is over its bound; FALSE when dropped. */
+static gboolean deliver(struct conn *s, struct frame_block *blk, size_t off, size_t len,
+                        size_t payload_len)
 {
     struct broker *b = s->b;
-    size_t queued = conn_queued(s);
+    size_t queued = conn_queued(s) + s->run_len;
     /* One message always fits an empty queue, however large. */
-    if (queued > 0 && queued + f->len > b->cfg->max_queued_bytes) {
+    if (queued > 0 && queued + len > b->cfg->max_queued_bytes) {
         if (s->over_since_us == 0) {
             s->over_since_us = g_get_monotonic_time();
             log_notice("%s@%s: slow consumer: %zu bytes queued; dropping its messages",
@@ -45,17 +80,24 @@ static gboolean deliver(struct conn *s, struct frame_ref *f)
         b->stats.drops++;
         return FALSE;
     }
-    g_atomic_int_inc(&f->refs);
-    if (evbuffer_add_reference(bufferevent_get_output(s->bev), f->data, f->len, frame_unref, f) <
-        0) {
-        g_atomic_int_dec_and_test(&f->refs);
-        s->dropped++;
-        b->stats.drops++;
-        return FALSE;
+    if (s->run_block == blk && s->run_off + s->run_len == off) {
+        s->run_len += len;
+        s->run_msgs++;
+    } else {
+        handle_publish_flush_one(s, FALSE);
+        g_atomic_int_inc(&blk->refs);
+        s->run_block = blk;
+        s->run_off = off;
+        s->run_len = len;
+        s->run_msgs = 1;
+        if (!s->run_listed) {
+            s->run_listed = TRUE;
+            g_ptr_array_add(b->pending_runs, s);
+        }
     }
-    s->sent_fill += f->len;
+    s->sent_fill += len;
     s->recv_msgs++;
-    s->recv_bytes += f->payload_len;
+    s->recv_bytes += payload_len;
     b->stats.deliveries++;
     return TRUE;
 }
@@ -99,7 +141,8 @@ gboolean handle_denied(struct conn *c, enum deny_kind kind, const char *chan)
     return go_on;
 }
 
-gboolean handle_publish(struct conn *c, const struct wire_msg *m, const uint8_t *frame)
+gboolean handle_publish(struct conn *c, const struct wire_msg *m, struct frame_block *blk,
+                        size_t off)
 {
     if (!handle_check_ident(c, m))
         return FALSE;
@@ -132,20 +175,14 @@ gboolean handle_publish(struct conn *c, const struct wire_msg *m, const uint8_t 
         gboolean graph = b->cfg->access == ACCESS_GRAPH;
         const struct graph_readers *readers =
             graph && b->graph ? graph_readers(b->graph, c->owner, chan) : NULL;
-        struct frame_ref *f = g_malloc(sizeof *f + m->frame_len);
-        f->refs = 1;
-        f->len = m->frame_len;
-        f->payload_len = m->data.len;
-        memcpy(f->data, frame, m->frame_len);
         for (guint i = 0; i < subs->len; i++) {
             struct conn *s = subs->pdata[i];
             if (s->state != CONN_READY)
                 continue;
             if (graph && !graph_readers_has(readers, s->uid) && strcmp(s->owner, c->owner))
                 continue;
-            deliver(s, f);
+            deliver(s, blk, off, m->frame_len, m->data.len);
         }
-        frame_unref(NULL, 0, f);
     }
     g_free(chan);
     return TRUE;

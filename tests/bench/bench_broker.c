@@ -1,7 +1,8 @@
 /*
  * The process under test: a broker the bench starts (temporary config and
  * storage, ready file), an external one (--host/--port), or the trivial
- * relay forked from the bench itself.  Also /proc sampling, perf, and the
+ * relay forked from the bench itself (bench_relay.c).  Also /proc sampling,
+ * the broker's own counters, perf, and the
  * storage the scenarios need (an hpfeeds3 authkeys table written directly,
  * or a generated sharing graph loaded through `hpfriendsctl import`).
  */
@@ -17,10 +18,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/event.h>
-#include <event2/listener.h>
 #include <json-glib/json-glib.h>
 #include <sqlite3.h>
 
@@ -29,7 +26,7 @@
 #define READY_TIMEOUT_MS 60000
 #define STOP_TIMEOUT_MS 15000
 
-static GQuark bench_quark(void) { return g_quark_from_static_string("hpfriends-bench"); }
+GQuark bench_error_quark(void) { return g_quark_from_static_string("hpfriends-bench"); }
 
 char *key_ident(const char *role, int i) { return g_strdup_printf("bench-%s-%d", role, i); }
 
@@ -140,6 +137,10 @@ gboolean target_counters(const struct target *t, struct broker_counters *out)
         out->deliveries = metric(body + 4, "hpfriends_deliveries_total");
         out->drops = metric(body + 4, "hpfriends_drops_total");
         out->slow_disconnects = metric(body + 4, "hpfriends_slow_disconnects_total");
+        out->graph_build_s = metric(body + 4, "hpfriends_graph_build_seconds");
+        out->graph_entries = metric(body + 4, "hpfriends_graph_entries");
+        out->graph_users = metric(body + 4, "hpfriends_graph_users");
+        out->graph_reloads = metric(body + 4, "hpfriends_graph_reloads_total");
         out->ok = TRUE;
     }
     g_string_free(resp, TRUE);
@@ -195,7 +196,7 @@ static gboolean sql_ok(sqlite3 *db, int rc, const char *what, GError **error)
 {
     if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW)
         return TRUE;
-    g_set_error(error, bench_quark(), 0, "authkeys db: %s: %s", what, sqlite3_errmsg(db));
+    g_set_error(error, bench_error_quark(), 0, "authkeys db: %s: %s", what, sqlite3_errmsg(db));
     return FALSE;
 }
 
@@ -462,7 +463,7 @@ static gboolean load_graph(const struct opts *o, const struct plan *p, const cha
         ok = g_spawn_sync(NULL, argv, env, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL,
                           &err_text, &status, error);
         if (ok && !g_spawn_check_wait_status(status, NULL)) {
-            g_set_error(error, bench_quark(), 0, "%s import failed: %s", o->ctl,
+            g_set_error(error, bench_error_quark(), 0, "%s import failed: %s", o->ctl,
                         err_text ? g_strstrip(err_text) : "");
             ok = FALSE;
         }
@@ -494,8 +495,8 @@ static gboolean write_config(const struct plan *p, const char *path, GError **er
     return ok;
 }
 
-static gboolean parse_addr(const char *host, int port, struct sockaddr_storage *ss,
-                           socklen_t *len)
+gboolean bench_parse_addr(const char *host, int port, struct sockaddr_storage *ss,
+                          socklen_t *len)
 {
     memset(ss, 0, sizeof *ss);
     struct sockaddr_in *in = (struct sockaddr_in *)ss;
@@ -544,6 +545,7 @@ static gboolean spawn_broker(const struct opts *o, const struct plan *p, struct 
         goto out;
 
     char **env = child_env(o);
+    gint64 t0 = g_get_monotonic_time();
     pid_t pid = fork();
     if (pid == 0) {
         int fd = open(t->log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -558,7 +560,7 @@ static gboolean spawn_broker(const struct opts *o, const struct plan *p, struct 
     }
     g_strfreev(env);
     if (pid < 0) {
-        g_set_error(error, bench_quark(), 0, "fork: %s", g_strerror(errno));
+        g_set_error(error, bench_error_quark(), 0, "fork: %s", g_strerror(errno));
         ok = FALSE;
         goto out;
     }
@@ -573,10 +575,11 @@ static gboolean spawn_broker(const struct opts *o, const struct plan *p, struct 
             char addr[64];
             int port;
             if (sscanf(text, "tcp %63s %d", addr, &port) == 2 &&
-                parse_addr(addr, port, &t->addr, &t->addr_len)) {
+                bench_parse_addr(addr, port, &t->addr, &t->addr_len)) {
                 ok = TRUE;
+                t->start_s = (double)(g_get_monotonic_time() - t0) / 1e6;
             } else {
-                g_set_error(error, bench_quark(), 0, "unexpected ready file: %s", text);
+                g_set_error(error, bench_error_quark(), 0, "unexpected ready file: %s", text);
             }
             const char *http = strstr(text, "http exporter ");
             if (http)
@@ -587,7 +590,7 @@ static gboolean spawn_broker(const struct opts *o, const struct plan *p, struct 
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid) {
             char *tail = log_tail(t->log_path);
-            g_set_error(error, bench_quark(), 0, "broker exited during start-up (status %d): %s",
+            g_set_error(error, bench_error_quark(), 0, "broker exited during start-up (status %d): %s",
                         st, tail);
             g_free(tail);
             t->pid = 0;
@@ -597,7 +600,7 @@ static gboolean spawn_broker(const struct opts *o, const struct plan *p, struct 
         g_usleep(10000);
     }
     if (!ok && error && !*error)
-        g_set_error(error, bench_quark(), 0, "broker not ready after %d s",
+        g_set_error(error, bench_error_quark(), 0, "broker not ready after %d s",
                     READY_TIMEOUT_MS / 1000);
 out:
     g_free(conf);
@@ -606,198 +609,15 @@ out:
     return ok;
 }
 
-/* ---- the relay: no parsing, no auth, one publisher's bytes to every subscriber ---- */
-
-#define RELAY_HIGH (4u << 20) /* stop reading the publisher when a subscriber holds this */
-#define RELAY_LOW (1u << 20)
-
-struct relay {
-    struct event_base *base;
-    GPtrArray *subs; /* struct bufferevent * */
-    struct bufferevent *pub;
-    gboolean paused;
-};
-
-struct relay_block {
-    int refs;
-    uint8_t data[];
-};
-
-static void relay_block_unref(G_GNUC_UNUSED const void *data, G_GNUC_UNUSED size_t len,
-                              void *arg)
-{
-    struct relay_block *b = arg;
-    if (--b->refs == 0)
-        g_free(b);
-}
-
-static void relay_drop(struct relay *r, struct bufferevent *bev)
-{
-    if (bev == r->pub)
-        r->pub = NULL;
-    else
-        g_ptr_array_remove_fast(r->subs, bev);
-    bufferevent_free(bev);
-}
-
-static void relay_event(struct bufferevent *bev, short what, void *arg)
-{
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-        relay_drop(arg, bev);
-}
-
-static void relay_pub_read(struct bufferevent *bev, void *arg)
-{
-    struct relay *r = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    size_t n = evbuffer_get_length(in);
-    if (n == 0)
-        return;
-    if (r->subs->len == 0) {
-        evbuffer_drain(in, n);
-        return;
-    }
-    /* One copy out of the socket buffer, then a reference per subscriber. */
-    struct relay_block *b = g_malloc(sizeof *b + n);
-    b->refs = 1;
-    evbuffer_remove(in, b->data, n);
-    gboolean full = FALSE;
-    for (guint i = 0; i < r->subs->len; i++) {
-        struct evbuffer *out = bufferevent_get_output(r->subs->pdata[i]);
-        b->refs++;
-        evbuffer_add_reference(out, b->data, n, relay_block_unref, b);
-        full |= evbuffer_get_length(out) > RELAY_HIGH;
-    }
-    relay_block_unref(NULL, 0, b);
-    if (full) {
-        bufferevent_disable(bev, EV_READ);
-        r->paused = TRUE;
-    }
-}
-
-static void relay_sub_write(G_GNUC_UNUSED struct bufferevent *bev, void *arg)
-{
-    struct relay *r = arg;
-    if (!r->paused || !r->pub)
-        return;
-    for (guint i = 0; i < r->subs->len; i++)
-        if (evbuffer_get_length(bufferevent_get_output(r->subs->pdata[i])) > RELAY_LOW)
-            return;
-    r->paused = FALSE;
-    bufferevent_enable(r->pub, EV_READ);
-}
-
-static void relay_sub_read(struct bufferevent *bev, G_GNUC_UNUSED void *arg)
-{
-    evbuffer_drain(bufferevent_get_input(bev), (size_t)-1);
-}
-
-static struct bufferevent *relay_bev(struct relay *r, evutil_socket_t fd)
-{
-    struct bufferevent *bev = bufferevent_socket_new(r->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    bufferevent_set_max_single_read(bev, 65536);
-    bufferevent_set_max_single_write(bev, 65536);
-    return bev;
-}
-
-static void relay_accept_pub(G_GNUC_UNUSED struct evconnlistener *l, evutil_socket_t fd,
-                             G_GNUC_UNUSED struct sockaddr *sa, G_GNUC_UNUSED int salen,
-                             void *arg)
-{
-    struct relay *r = arg;
-    if (r->pub) {
-        evutil_closesocket(fd); /* bytes from two publishers would interleave */
-        return;
-    }
-    r->pub = relay_bev(r, fd);
-    bufferevent_setcb(r->pub, relay_pub_read, NULL, relay_event, r);
-    bufferevent_enable(r->pub, EV_READ);
-}
-
-static void relay_accept_sub(G_GNUC_UNUSED struct evconnlistener *l, evutil_socket_t fd,
-                             G_GNUC_UNUSED struct sockaddr *sa, G_GNUC_UNUSED int salen,
-                             void *arg)
-{
-    struct relay *r = arg;
-    struct bufferevent *bev = relay_bev(r, fd);
-    bufferevent_setcb(bev, relay_sub_read, relay_sub_write, relay_event, r);
-    bufferevent_setwatermark(bev, EV_WRITE, RELAY_LOW, 0);
-    bufferevent_enable(bev, EV_READ | EV_WRITE);
-    g_ptr_array_add(r->subs, bev);
-}
-
-static struct evconnlistener *relay_listen(struct relay *r, evconnlistener_cb cb, int *port)
-{
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    struct evconnlistener *l =
-        evconnlistener_new_bind(r->base, cb, r, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 128,
-                                (struct sockaddr *)&sin, sizeof sin);
-    if (!l)
-        return NULL;
-    struct sockaddr_in got;
-    socklen_t len = sizeof got;
-    getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&got, &len);
-    *port = ntohs(got.sin_port);
-    return l;
-}
-
-/* The child: serve until killed, or until the parent goes away. */
-static void G_GNUC_NORETURN relay_main(int report_fd)
-{
-    struct relay r = {.base = event_base_new(), .subs = g_ptr_array_new()};
-    int ports[2] = {0, 0};
-    if (!relay_listen(&r, relay_accept_pub, &ports[0]) ||
-        !relay_listen(&r, relay_accept_sub, &ports[1]))
-        _exit(1);
-    if (write(report_fd, ports, sizeof ports) != sizeof ports)
-        _exit(1);
-    close(report_fd);
-    event_base_dispatch(r.base);
-    _exit(0);
-}
-
-static gboolean spawn_relay(struct target *t, GError **error)
-{
-    int fds[2];
-    if (pipe(fds) != 0) {
-        g_set_error(error, bench_quark(), 0, "pipe: %s", g_strerror(errno));
-        return FALSE;
-    }
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(fds[0]);
-        relay_main(fds[1]);
-    }
-    close(fds[1]);
-    int ports[2];
-    ssize_t n = pid > 0 ? read(fds[0], ports, sizeof ports) : -1;
-    close(fds[0]);
-    if (n != (ssize_t)sizeof ports) {
-        g_set_error(error, bench_quark(), 0, "relay did not start");
-        if (pid > 0) {
-            kill(pid, SIGKILL);
-            waitpid(pid, NULL, 0);
-        }
-        return FALSE;
-    }
-    t->pid = pid;
-    t->spawned = TRUE;
-    t->is_relay = TRUE;
-    parse_addr("127.0.0.1", ports[0], &t->addr, &t->addr_len);
-    socklen_t l;
-    parse_addr("127.0.0.1", ports[1], &t->sub_addr, &l);
-    return TRUE;
-}
-
 gboolean target_start(const struct opts *o, const struct plan *p, struct target *t,
                       GError **error)
 {
     memset(t, 0, sizeof *t);
     if (p->relay)
-        return spawn_relay(t, error);
+        return relay_spawn(t, error);
     if (o->host) {
-        if (!parse_addr(o->host, o->port, &t->addr, &t->addr_len)) {
-            g_set_error(error, bench_quark(), 0, "--host: '%s' is not a numeric address",
+        if (!bench_parse_addr(o->host, o->port, &t->addr, &t->addr_len)) {
+            g_set_error(error, bench_error_quark(), 0, "--host: '%s' is not a numeric address",
                         o->host);
             return FALSE;
         }

@@ -7,6 +7,7 @@
 
 #include <glib.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -29,6 +30,7 @@ struct opts {
     char *secret;
     char *write_authdb;
     char *perf_dir;
+    char *json_out;
     gboolean json, keep, verbose;
     int seed;
     /* Overrides; negative when not given (each scenario has its own default). */
@@ -66,6 +68,7 @@ struct plan {
 struct broker_counters {
     gboolean ok;
     double publishes, deliveries, drops, slow_disconnects;
+    double graph_build_s, graph_entries, graph_users, graph_reloads;
 };
 
 struct proc_sample {
@@ -117,6 +120,7 @@ struct target {
     char *log_path;
     pid_t perf_pid;
     int exporter_port;  /* 0: no metrics endpoint */
+    double start_s;     /* spawn to ready file */
 };
 
 
@@ -144,12 +148,20 @@ gboolean authdb_write(const char *path, const struct opts *o, const struct plan 
                       guint n_plans, GError **error);
 char *key_ident(const char *role, int i);
 
+GQuark bench_error_quark(void);
+/* A numeric IPv4 or IPv6 address and a port. */
+gboolean bench_parse_addr(const char *host, int port, struct sockaddr_storage *ss,
+                          socklen_t *len);
+
+/* bench_relay.c: fork the relay; its two ports go to t->addr and t->sub_addr. */
+gboolean relay_spawn(struct target *t, GError **error);
+
 /* bench_run.c */
 void run_plan(const struct opts *o, const struct plan *p, struct target *t, struct result *r);
 
 /* bench_report.c */
 void report_table(const struct opts *o, struct result *rs, guint n);
-void report_json(const struct opts *o, struct result *rs, guint n);
+void report_json(const struct opts *o, struct result *rs, guint n, FILE *out);
 
 /* latency histogram: log-linear, 256 sub-buckets per power of two (< 0.4 % error) */
 #define HIST_SUB_BITS 8

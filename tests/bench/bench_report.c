@@ -1,11 +1,58 @@
-/* The result table and its JSON twin. */
+/* Latency statistics, the result table and its JSON twin. */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <json-glib/json-glib.h>
 
 #include "bench_common.h"
+
+guint64 now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (guint64)ts.tv_sec * 1000000000u + (guint64)ts.tv_nsec;
+}
+
+/* ---- histogram ---- */
+
+static guint hist_index(guint64 v)
+{
+    if (v < (1u << HIST_SUB_BITS))
+        return (guint)v;
+    int msb = 63 - __builtin_clzll(v);
+    int shift = msb - (HIST_SUB_BITS - 1);
+    return (guint)((shift << (HIST_SUB_BITS - 1)) + (v >> shift));
+}
+
+void hist_add(struct hist *h, guint64 v)
+{
+    h->counts[hist_index(v)]++;
+    h->n++;
+    if (v > h->max)
+        h->max = v;
+}
+
+double hist_quantile(const struct hist *h, double q)
+{
+    if (h->n == 0)
+        return 0;
+    guint64 rank = (guint64)(q * (double)h->n + 0.5);
+    rank = CLAMP(rank, 1, h->n);
+    guint64 seen = 0;
+    for (guint i = 0; i < HIST_BUCKETS; i++) {
+        seen += h->counts[i];
+        if (seen < rank)
+            continue;
+        if (i < (1u << HIST_SUB_BITS))
+            return i;
+        guint shift = (i >> (HIST_SUB_BITS - 1)) - 1;
+        double lo = (double)((guint64)(i - (shift << (HIST_SUB_BITS - 1))) << shift);
+        return MIN(lo + (double)(G_GUINT64_CONSTANT(1) << shift) / 2, (double)h->max);
+    }
+    return (double)h->max;
+}
 
 static double relay_rate(const struct result *rs, guint n)
 {
@@ -166,7 +213,7 @@ static void add_str(JsonBuilder *jb, const char *name, const char *v)
         json_builder_add_null_value(jb);
 }
 
-void report_json(const struct opts *o, struct result *rs, guint n)
+void report_json(const struct opts *o, struct result *rs, guint n, FILE *out)
 {
     double relay = relay_rate(rs, n);
     JsonBuilder *jb = json_builder_new();
@@ -236,7 +283,7 @@ void report_json(const struct opts *o, struct result *rs, guint n)
     json_generator_set_root(gen, root);
     json_generator_set_pretty(gen, TRUE);
     char *text = json_generator_to_data(gen, NULL);
-    puts(text);
+    fprintf(out, "%s\n", text);
     g_free(text);
     json_node_unref(root);
     g_object_unref(gen);

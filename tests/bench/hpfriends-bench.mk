@@ -7,6 +7,7 @@ tests_bench_hpfriends_bench_SOURCES = \
 	tests/bench/hpfriends_bench.c \
 	tests/bench/bench_common.h \
 	tests/bench/bench_broker.c \
+	tests/bench/bench_relay.c \
 	tests/bench/bench_run.c \
 	tests/bench/bench_report.c
 tests_bench_hpfriends_bench_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(JSONGLIB_CFLAGS) \

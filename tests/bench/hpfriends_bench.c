@@ -116,6 +116,8 @@ static const GOptionEntry entries[] = {
      "Broker max_queued_bytes (its default, 8 MiB, when absent)", "B"},
     {"seed", 0, 0, G_OPTION_ARG_INT, &o.seed, "Random seed of the generated graph (1)", "N"},
     {"json", 0, 0, G_OPTION_ARG_NONE, &o.json, "Print JSON instead of the table", NULL},
+    {"json-out", 0, 0, G_OPTION_ARG_FILENAME, &o.json_out,
+     "Also write the JSON to FILE", "FILE"},
     {"perf", 0, 0, G_OPTION_ARG_FILENAME, &o.perf_dir,
      "Record the broker with perf during each window into DIR/perf-SCENARIO.data", "DIR"},
     {"keep", 0, 0, G_OPTION_ARG_NONE, &o.keep, "Keep each broker's temp dir (config, log)",
@@ -331,9 +333,18 @@ int main(int argc, char **argv)
         n++;
     }
     if (o.json)
-        report_json(&o, results, n);
+        report_json(&o, results, n, stdout);
     else
         report_table(&o, results, n);
+    if (o.json_out) {
+        FILE *f = fopen(o.json_out, "w");
+        if (f) {
+            report_json(&o, results, n, f);
+            fclose(f);
+        } else {
+            fprintf(stderr, "hpfriends-bench: %s: %s\n", o.json_out, g_strerror(errno));
+        }
+    }
     for (guint i = 0; i < n; i++)
         result_clear(&results[i]);
     g_strfreev(o.scenarios);
@@ -344,5 +355,6 @@ int main(int argc, char **argv)
     g_free(o.secret);
     g_free(o.write_authdb);
     g_free(o.perf_dir);
+    g_free(o.json_out);
     return failures ? 1 : 0;
 }
