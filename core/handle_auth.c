@@ -42,7 +42,7 @@ static void auth_run(void *arg)
             log_err("%s: answered ALLOW without auth_grant(); treating as DENY", pi->name);
             v = HPF_AUTH_DENY;
         }
-        if (v == HPF_AUTH_ALLOW || v == HPF_AUTH_DENY) {
+        if (v == HPF_AUTH_ALLOW || v == HPF_AUTH_DENY || v == HPF_AUTH_ERROR) {
             j->verdict = v;
             j->from_storage = !strcmp(pi->desc->name, "auth_storage");
             return;
@@ -77,8 +77,11 @@ static void auth_done(void *arg)
         c->b->stats.auth_failures++;
         sinks_event(c->b->sinks, HPF_EVENT_AUTH_FAILED, j->ident, NULL, c->peer, NULL,
                     "authentication failed", 0);
-        metrics_error(c->b->metrics, j->ident, "auth-failed");
-        ipguard_auth_failed(c->b->ipguard, c->addr);
+        /* An undecided AUTH (storage down) is denied but not held against the address. */
+        metrics_error(c->b->metrics, j->ident,
+                      j->verdict == HPF_AUTH_ERROR ? "auth-unavailable" : "auth-failed");
+        if (j->verdict != HPF_AUTH_ERROR)
+            ipguard_auth_failed(c->b->ipguard, c->addr);
         char *text = broker_deny_text(c->b, DENY_AUTH, j->ident, NULL);
         conn_fail(c, NULL, "%s", text);
         g_free(text);

@@ -3,7 +3,8 @@
  * @brief Auth plugins: who may connect.
  *
  * The broker keeps an ordered chain of auth plugins.  For every AUTH frame
- * it asks each in turn; the first HPF_AUTH_ALLOW or HPF_AUTH_DENY wins, and
+ * it asks each in turn; the first HPF_AUTH_ALLOW, HPF_AUTH_DENY or
+ * HPF_AUTH_ERROR wins, and
  * when every plugin answers HPF_AUTH_DEFER the client is denied (fail
  * closed: an error is a deny).  The default plugin, `auth_storage`, answers
  * from the configured storage's authkeys.
@@ -29,6 +30,12 @@ enum hpf_auth_verdict {
     HPF_AUTH_DEFER = 0, /**< no opinion: ask the next plugin */
     HPF_AUTH_ALLOW = 1,
     HPF_AUTH_DENY = 2,
+    /**
+     * Could not decide (the backend is unavailable): the client is denied
+     * like with DENY, but it is not held against the client's address
+     * (no auth-failure back-off), since a retry may well succeed.
+     */
+    HPF_AUTH_ERROR = 3,
 };
 
 /** One AUTH attempt.  Opaque parts are reached through the host table. */

@@ -56,7 +56,7 @@ static int auth_storage_authenticate(void *instance, struct hpf_auth_request *re
     default:
         a->host->log(a->ctx, HPF_LOG_ERR, "authkey lookup of '%s' from %s failed: %s; denying",
                      req->ident, req->peer ? req->peer : "?", hpf_strerror(status));
-        return HPF_AUTH_DENY;
+        return HPF_AUTH_ERROR;
     }
 }
 

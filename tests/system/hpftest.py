@@ -2,19 +2,33 @@
 directory, hpfriendsctl runs, hpfeeds client connections, and a small check
 recorder that prints one line per check and a final "N passed, M failed".
 
+Storage backend: every config written with write_config() (so every broker
+and hpfriendsctl run a runner starts with it) uses the backend chosen by the
+command-line argument `--backend sqlite|file|mongodb`, else by the
+environment variable HPF_TEST_BACKEND, else sqlite.  For mongodb the runner
+starts ONE MongoDB-wire test server (tests/mongo/server.mjs, CongoDB, in
+memory) on a random port the first time a config needs it, and stops it when
+the runner ends, whatever happened; each config directory gets a database
+of its own on it, so tests never see each other's data.  A missing node, a
+server that does not start: failed checks, never a skip.
+
 Environment (all optional; `make check` sets the first three):
   HPF_BUILDDIR           top build directory (default: the current directory)
   HPF_SRCDIR             top source directory (default: derived from this file)
   HPFRIENDS_PLUGIN_DIR   plugin directory (default: $HPF_BUILDDIR/plugins/.libs)
   HPFRIENDSD, HPFRIENDSCTL   override the two programs' paths
+  HPF_TEST_BACKEND       sqlite (default), file or mongodb
+  HPF_NODE (or NODE)     node for the MongoDB-wire test server (default: node on PATH)
   HPF_KEEP_TMP=1         keep the temporary directory even when all passed
 
 Waiting is always bounded: every loop has a deadline, and short sleeps only
 pace a poll, they never stand in for a check.
 """
 
+import atexit
 import hashlib
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -41,11 +55,39 @@ except ImportError as _e:  # keep the one-line-per-check output contract
     print("0 passed, 1 failed")
     sys.exit(1)
 
+BACKENDS = ("sqlite", "file", "mongodb")
+
+
+def _backend_from_argv():
+    """--backend X (or --backend=X) from the command line, removed from
+    sys.argv; else HPF_TEST_BACKEND; else sqlite."""
+    chosen = os.environ.get("HPF_TEST_BACKEND") or "sqlite"
+    argv = sys.argv[:1]
+    it = iter(sys.argv[1:])
+    for a in it:
+        if a == "--backend":
+            chosen = next(it, "")
+        elif a.startswith("--backend="):
+            chosen = a.split("=", 1)[1]
+        else:
+            argv.append(a)
+    sys.argv[:] = argv
+    return chosen
+
+
+BACKEND = _backend_from_argv()
+if BACKEND not in BACKENDS:
+    print("FAIL - storage backend %r: want one of %s (--backend or HPF_TEST_BACKEND)"
+          % (BACKEND, ", ".join(BACKENDS)))
+    print("0 passed, 1 failed")
+    sys.exit(1)
+
 HOST = "127.0.0.1"
 READY_TIMEOUT = 15.0     # broker start to ready file
 STOP_TIMEOUT = 15.0      # SIGTERM to exit
 CTL_TIMEOUT = 30.0       # one hpfriendsctl run
 IO_TIMEOUT = 5.0         # one expected frame
+MONGO_READY_TIMEOUT = 15.0  # node server.mjs to "ready PORT"
 SYNC_PREFIX = b"\x00hpftest-sync:"
 
 
@@ -66,12 +108,15 @@ class Runner:
     one failed check, so one broken step does not hide the remaining ones."""
 
     def __init__(self, name):
+        global _current
         self.name = name
         self.passed = 0
         self.failed = 0
         self.tmp = tempfile.mkdtemp(prefix="hpf-%s-" % name)
         self.brokers = []
         self.peers = []
+        self.mongo = None  # the MongoDB-wire test server, once one was asked for
+        _current = self
 
     def check(self, name, cond, detail=""):
         if cond:
@@ -99,6 +144,8 @@ class Runner:
             self.close_all()
 
     def dump_logs(self):
+        if self.mongo is not None:
+            self.mongo.dump_log()
         for b in self.brokers:
             text = b.new_log()
             if text:
@@ -116,6 +163,8 @@ class Runner:
 
     def finish(self):
         self.close_all()
+        if self.mongo is not None:
+            self.mongo.stop()
         print("%d passed, %d failed" % (self.passed, self.failed), flush=True)
         if self.failed == 0 and not os.environ.get("HPF_KEEP_TMP"):
             shutil.rmtree(self.tmp, ignore_errors=True)
@@ -129,12 +178,47 @@ class Runner:
         return d
 
 
-def main(name, sections):
-    """Run [(title, fn), ...] and exit with the verdict."""
+class Interrupted(BaseException):
+    """SIGTERM/SIGINT/SIGHUP to the runner (make check's timeout, ^C): unwinds
+    past the sections so that finish() still stops what was started."""
+
+
+def _interrupted(signum, frame):
+    raise Interrupted("signal %d" % signum)
+
+
+def _cleanup_at_exit():
+    r = _current
+    if r is None:
+        return
+    for b in r.brokers:
+        try:
+            b.kill()
+        except Exception:  # noqa: BLE001 - best effort on the way out
+            pass
+    if r.mongo is not None:
+        r.mongo.stop()
+
+
+atexit.register(_cleanup_at_exit)
+
+
+def main(name, sections, backend_specific=True):
+    """Run [(title, fn), ...] and exit with the verdict.  backend_specific:
+    the runner follows the selected storage backend (named in its output
+    and temporary directory); runners that choose their backends
+    themselves pass False."""
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, _interrupted)
+    if backend_specific:
+        name = "%s-%s" % (name, BACKEND)
+        print("# storage backend: %s" % BACKEND, flush=True)
     r = Runner(name)
     try:
         for title, fn in sections:
             r.section(title, fn)
+    except Interrupted as e:
+        r.check("the runner ran to its end", False, "interrupted by %s" % e)
     finally:
         code = r.finish()
     sys.exit(code)
@@ -142,17 +226,64 @@ def main(name, sections):
 
 # ----------------------------------------------------------- config + ctl
 
-def write_config(directory, broker=None, db="hpfriends.db", name="hpfriends.conf"):
+def _keyfile_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def storage_keys(directory, db="hpfriends.db", backend=None):
+    """The [storage] keys of backend (default: the selected one) for the
+    data set called db in directory.  sqlite: the file db; file: the JSON
+    file db with .json for .db; mongodb: a database of its own, named after
+    directory/db, on the runner's MongoDB-wire server (started if need be).
+    The same (directory, db) always names the same data."""
+    backend = backend or BACKEND
+    if backend == "sqlite":
+        return {"plugin": "sqlite", "path": db}
+    if backend == "file":
+        return {"plugin": "file", "path": json_name(db)}
+    if backend == "mongodb":
+        return {"plugin": "mongodb", "uri": mongo_uri(directory, db)}
+    raise CheckFailed("unknown storage backend %r" % backend)
+
+
+def json_name(db):
+    return db[:-3] + ".json" if db.endswith(".db") else db
+
+
+def mongo_db_name(directory, db="hpfriends.db"):
+    digest = hashlib.sha1(os.path.abspath(os.path.join(directory, db)).encode()).hexdigest()
+    return "hpf_" + digest[:16]
+
+
+def mongo_uri(directory, db="hpfriends.db"):
+    return "mongodb://%s:%d/%s" % (HOST, mongo_server().port, mongo_db_name(directory, db))
+
+
+def auth_location(directory, db="hpfriends.db", backend=None):
+    """What --auth takes for the same data as storage_keys(): a path or a URI."""
+    keys = storage_keys(directory, db, backend)
+    if "uri" in keys:
+        return keys["uri"]
+    return os.path.join(directory, keys["path"])
+
+
+def write_config(directory, broker=None, db="hpfriends.db", name="hpfriends.conf",
+                 backend=None, storage=None):
     """A config in directory: [broker] with a random port plus the given
-    keys, [storage] sqlite at db (relative to the config's directory)."""
+    keys, [storage] of backend (default: the selected one) for the data set
+    db (see storage_keys), plus the given storage keys."""
     keys = {"name": "hpftest", "listen": "tcp:%s:0" % HOST}
     keys.update(broker or {})
     lines = ["[broker]"]
     for k, v in keys.items():
-        if isinstance(v, bool):
-            v = "true" if v else "false"
-        lines.append("%s = %s" % (k, v))
-    lines += ["", "[storage]", "plugin = sqlite", "path = %s" % db, ""]
+        lines.append("%s = %s" % (k, _keyfile_value(v)))
+    skeys = storage_keys(directory, db, backend)
+    skeys.update(storage or {})
+    lines += ["", "[storage]"]
+    lines += ["%s = %s" % (k, _keyfile_value(v)) for k, v in skeys.items()]
+    lines.append("")
     path = os.path.join(directory, name)
     with open(path, "w") as f:
         f.write("\n".join(lines))
@@ -188,6 +319,121 @@ def ctl_ok(conf, *args, input=None):
     res = ctl(conf, *args, input=input)
     expect(res.rc == 0, "hpfriendsctl %s: %r" % (" ".join(str(a) for a in args), res))
     return res
+
+
+# ------------------------------------------------- MongoDB-wire test server
+
+_current = None  # the Runner of this process
+
+
+def mongo_server():
+    """The runner's MongoDB-wire test server, started on first use."""
+    r = _current
+    expect(r is not None, "no Runner yet")
+    if r.mongo is None:
+        r.mongo = MongoServer(r)
+    if not r.mongo.running():
+        r.mongo.start()
+    return r.mongo
+
+
+class MongoServer:
+    """node tests/mongo/server.mjs (CongoDB, in memory) on 127.0.0.1, its
+    output in a log file.  --exit-on-stdin-eof with a pipe we hold: if this
+    runner dies without cleaning up, the server goes too.  start(port)
+    restarts it on a given port (empty: it keeps nothing in memory)."""
+
+    def __init__(self, runner):
+        self.dir = runner.subdir("mongo-server")
+        self.log_path = os.path.join(self.dir, "server.log")
+        self.proc = None
+        self.port = None
+        self.error = None  # why the first start failed: later ones fail alike, at once
+        self.log_shown = 0
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, port=0):
+        if self.error and port == 0:
+            raise CheckFailed(self.error)
+        try:
+            self._start(port)
+        except CheckFailed as e:
+            if port == 0:
+                self.error = "MongoDB-wire test server: %s" % e
+            self.stop()
+            raise CheckFailed("MongoDB-wire test server: %s" % e) from None
+        return self
+
+    def _start(self, port):
+        node = os.environ.get("HPF_NODE") or os.environ.get("NODE") or shutil.which("node")
+        expect(node, "node not found on PATH (install nodejs, or set HPF_NODE)")
+        script = os.path.join(SRCDIR, "tests", "mongo", "server.mjs")
+        expect(os.path.exists(script), "missing " + script)
+        mods = os.path.join(SRCDIR, "tests", "mongo", "node_modules", "@push.rocks", "smartmongo")
+        expect(os.path.isdir(mods), "its npm packages are not installed (%s missing): run "
+               "tests/mongo/setup.sh" % mods)
+        try:
+            start_at = os.path.getsize(self.log_path)
+        except OSError:
+            start_at = 0
+        with open(self.log_path, "ab") as log:
+            try:
+                self.proc = subprocess.Popen(
+                    [node, script, "--port", str(port), "--exit-on-stdin-eof"],
+                    stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir)
+            except OSError as e:
+                raise CheckFailed("cannot run %s: %s" % (node, e)) from None
+        deadline = time.monotonic() + MONGO_READY_TIMEOUT
+        while time.monotonic() < deadline:
+            with open(self.log_path, "rb") as f:
+                f.seek(start_at)
+                text = f.read().decode("utf-8", "replace")
+            for line in text.splitlines():
+                parts = line.split()
+                if len(parts) == 2 and parts[0] == "ready" and parts[1].isdigit() \
+                        and text.endswith("\n"):
+                    self.port = int(parts[1])
+                    expect(port in (0, self.port), "asked for port %d, got %d" % (port, self.port))
+                    return
+            if self.proc.poll() is not None:
+                raise CheckFailed("exited with status %d before it was ready: %s"
+                                  % (self.proc.returncode, text.strip()))
+            time.sleep(0.02)
+        raise CheckFailed("not ready after %.0f s" % MONGO_READY_TIMEOUT)
+
+    def stop(self):
+        """SIGTERM and wait (then SIGKILL); returns the exit status."""
+        p = self.proc
+        if p is None:
+            return None
+        if p.poll() is None:
+            p.send_signal(signal.SIGCONT)  # in case a test stopped it
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if p.stdin:
+            p.stdin.close()
+        return p.returncode
+
+    def dump_log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self.log_shown)
+                data = f.read()
+        except OSError:
+            return
+        self.log_shown += len(data)
+        text = data.decode("utf-8", "replace").strip()
+        if text:
+            print("# ---- MongoDB-wire test server log ----")
+            for line in text.splitlines():
+                print("# " + line)
+            print("# ---- end of server log ----", flush=True)
 
 
 # ---------------------------------------------------------------- broker
@@ -302,7 +548,11 @@ class Peer:
     def __init__(self, broker, ident, secret):
         self.ident = ident.encode() if isinstance(ident, str) else ident
         self.client = hp.Client(HOST, broker.port, ident, secret, timeout=IO_TIMEOUT)
-        self.client.connect()
+        try:
+            self.client.connect()
+        except BaseException:
+            self.client.close()
+            raise
         self.inbox = []
         self.closed = False
 
@@ -379,6 +629,26 @@ class Peer:
             elif op == hp.OP_PUBLISH:
                 self._file(tuple(fields))
         return errors, closed
+
+
+def drain_all(peers, timeout):
+    """Like Peer.drain for several peers at once, in timeout seconds in
+    all: whatever arrives at any of them until the deadline is filed."""
+    peers = list(peers)
+    deadline = time.monotonic() + timeout
+    while True:
+        for p in peers:
+            if p.client.buf:  # frames already read from the socket
+                p.drain(0.001)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        ready, _, _ = select.select([p.client.sock for p in peers], [], [], remaining)
+        for p in peers:
+            if p.client.sock in ready:
+                p.drain(0.001)
+    for p in peers:  # one last look
+        p.drain(0.001)
 
 
 def poll(cond, timeout, pace=0.1):

@@ -92,8 +92,7 @@ def reach_round(r, peers, tag, want, label):
         peers[u].sync(CHAN)
     for u in USERS:
         peers[u].sync(CHAN)  # collects everything queued for u before now
-    for u in USERS:
-        peers[u].drain(0.2)  # and nothing trails behind
+    t.drain_all(peers.values(), 0.2)  # and nothing trails behind
     by_payload = {msgs[u]: u for u in USERS}
     frames_ok, problems = True, []
     got = {u: [] for u in USERS}

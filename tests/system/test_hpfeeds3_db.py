@@ -17,14 +17,9 @@ import sys
 sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hpftest as t  # noqa: E402
+import hp3common as h  # noqa: E402
 
-C1, C2 = "hp3.one", "hp3.two"
-# (owner, ident, secret, pubchans, subchans)
-ROWS = [
-    ("owner-a", "key-a", "secret-a", [C1], [C1]),
-    ("owner-b", "key-b", "secret-b", [C1, C2], [C1]),
-    ("owner-c", "key-c", "secret-c", [], [C1, C2]),
-]
+C1, C2, ROWS = h.C1, h.C2, h.ROWS
 
 
 def make_db(path):
@@ -55,20 +50,6 @@ def read_db(path):
     return rows, tables, cols
 
 
-def wait_subscribed(sub, pub, chan, timeout=t.IO_TIMEOUT):
-    """sub cannot publish, so it cannot sync itself: pub sends markers on
-    chan until one arrives at sub (bounded)."""
-    def once():
-        m = t.unique("marker")
-        pub.publish(chan, m)
-        pub.sync(C1)
-        sub.drain(0.2)
-        return any(p.startswith(b"marker-") for p in sub.payloads())
-    ok = t.poll(once, timeout, pace=0)
-    sub.take()
-    return ok
-
-
 def hpfeeds3_db(r):
     d = r.subdir("hp3")
     db = os.path.join(d, "hpfeeds.db")
@@ -76,8 +57,7 @@ def hpfeeds3_db(r):
     rows_before, _, cols_before = read_db(db)
 
     res = t.ctl_raw(["--auth", db], "authkey", "list")
-    want = sorted("%s\towner=%s\tpublish=%s\tsubscribe=%s" % (i, o, ",".join(p), ",".join(s))
-                  for o, i, _, p, s in ROWS)
+    want = h.list_lines(ROWS)
     r.check("hpfriendsctl --auth DB authkey list: all 3 hpfeeds3 keys, with their channels",
             res.rc == 0 and sorted(res.lines()) == want, repr(res))
     res = t.ctl_raw(["--auth", db], "authkey", "show", "key-b")
@@ -86,38 +66,7 @@ def hpfeeds3_db(r):
             and "publish: %s,%s\n" % (C1, C2) in res.out, repr(res))
 
     b = t.Broker(r, "hp3-broker", args=["--bind", "%s:0" % t.HOST, "--auth", db], cwd=d).start()
-    a = b.connect("key-a", "secret-a")
-    a.subscribe(C1)
-    a.sync(C1)
-    bb = b.connect("key-b", "secret-b")
-    bb.subscribe(C1)
-    bb.sync(C1)
-    c = b.connect("key-c", "secret-c")
-    c.subscribe(C2)
-    c.subscribe(C1)  # frames are handled in order: C1 live implies C2 live
-    r.check("key-c (subscribe only) is subscribed", wait_subscribed(c, a, C1))
-    for p in (a, bb, c):
-        p.take()
-
-    m1, m2 = t.unique("from-a"), t.unique("from-b")
-    a.publish(C1, m1)
-    bb.publish(C2, m2)
-    a.sync(C1)
-    bb.sync(C1)
-    t.poll(lambda: c.drain(0.1) or (m1 in c.payloads() and m2 in c.payloads()), t.IO_TIMEOUT,
-           pace=0)
-    got_c = c.payloads()
-    r.check("channels mode: key-a's message on %s reaches key-a, key-b and key-c "
-            "(three owners, no shares)" % C1,
-            m1 in a.payloads() and m1 in bb.payloads() and m1 in got_c,
-            "a=%r b=%r c=%r" % (a.payloads(), bb.payloads(), got_c))
-    r.check("key-b's message on %s reaches key-c only (the only subscriber)" % C2,
-            m2 in got_c and m2 not in a.payloads() and m2 not in bb.payloads())
-    c.publish(C1, b"not allowed")
-    errors, closed = c.wait_error_and_close(t.IO_TIMEOUT)
-    r.check("key-c's empty publish list ('[]') is honoured: PUBLISH denied",
-            errors == ["Authkey not allowed to pub here. ident=key-c, chan=%s" % C1] and closed,
-            "errors=%r closed=%s" % (errors, closed))
+    h.pubsub_checks(r, b)
     rc = b.stop()
     r.check("broker exits 0 on SIGTERM", rc == 0, "status %r" % rc)
 
@@ -143,19 +92,7 @@ def broker_first(r):
     make_db(db)
     rows_before, _, _ = read_db(db)
     b = t.Broker(r, "hp3-first", args=["--bind", "%s:0" % t.HOST, "--auth", db], cwd=d).start()
-    a = b.connect("key-a", "secret-a")
-    a.subscribe(C1)
-    a.sync(C1)
-    bb = b.connect("key-b", "secret-b")
-    bb.subscribe(C1)
-    bb.sync(C1)
-    a.take()
-    m = t.unique("first")
-    bb.publish(C1, m)
-    bb.sync(C1)
-    a.sync(C1)
-    r.check("broker first on a pristine hpfeeds3 file: pub/sub between two owners works",
-            m in a.payloads(), repr(a.payloads()))
+    h.two_owner_exchange(r, b, "broker first on a pristine hpfeeds3 file")
     rc = b.stop()
     r.check("broker first: exits 0 on SIGTERM", rc == 0, "status %r" % rc)
     rows_after, tables, _ = read_db(db)
@@ -173,4 +110,4 @@ if __name__ == "__main__":
     t.main("hpfeeds3-db", [
         ("hpfeeds3 database upgraded in place", hpfeeds3_db),
         ("hpfeeds3 database opened by the broker first", broker_first),
-    ])
+    ], backend_specific=False)
