@@ -112,10 +112,45 @@ static void recheck_session(struct broker *b, struct conn *c, const struct snaps
         g_ptr_array_unref(gone);
 }
 
+/*
+ * Freeing a large graph or snapshot takes long enough (hundreds of ms at
+ * 100,000 users) to stall the loop: do it on a short-lived thread.
+ */
+struct garbage {
+    struct graph *graph;
+    struct snapshot *snap;
+};
+
+static gpointer free_garbage(gpointer p)
+{
+    struct garbage *g = p;
+    graph_free(g->graph);
+    snapshot_free(g->snap);
+    g_free(g);
+    return NULL;
+}
+
+static void free_later(struct graph *graph, struct snapshot *snap)
+{
+    if (!graph && !snap)
+        return;
+    struct garbage *g = g_new0(struct garbage, 1);
+    g->graph = graph;
+    g->snap = snap;
+    GError *e = NULL;
+    GThread *t = g_thread_try_new("hpf-free", free_garbage, g, &e);
+    if (t) {
+        g_thread_unref(t);
+    } else {
+        g_error_free(e);
+        free_garbage(g); /* no thread to be had: pay the stall */
+    }
+}
+
 static void apply_result(struct broker *b, struct reload_job *j)
 {
     if (j->graph) {
-        graph_free(b->graph);
+        free_later(b->graph, NULL);
         b->graph = g_steal_pointer(&j->graph);
         b->stats.graph_build_ms = j->build_ms;
         struct graph_stats gs;
@@ -165,6 +200,7 @@ static void reload_done(void *arg)
         if (j->changed && !b->stopping)
             apply_result(b, j);
     }
+    free_later(NULL, g_steal_pointer(&j->snap));
     reload_job_free(j);
     if (b->reload_pending_force && !b->stopping) {
         b->reload_pending_force = FALSE;

@@ -421,6 +421,57 @@ static void test_publisher_in_group(void)
     snapshot_free(s);
 }
 
+/*
+ * Sizes the random graphs never reach: a long shares_all chain (deep walks,
+ * a different set per user) and a long ring (one set for everybody).
+ */
+static void test_long_chain_and_ring(void)
+{
+    enum { N = 3000 };
+    char name[N][8];
+    for (int i = 0; i < N; i++)
+        g_snprintf(name[i], sizeof name[i], "n%d", i);
+    struct snapshot *s = snapshot_new();
+    for (int i = 0; i + 1 < N; i++)
+        share(s, name[i], name[i + 1], "chain", ALL);
+    for (int i = 0; i < N; i++)
+        share(s, name[i], name[(i + 1) % N], "ring", ALL);
+    /* A plain share into the ring's middle: the ring, plus the sharer. */
+    share(s, "outsider", name[N / 2], "ring", SH);
+    struct graph *g = graph_build(s, FALSE);
+
+    gboolean chain_ok = TRUE, ring_ok = TRUE;
+    for (int i = 0; i + 1 < N; i++) {
+        const struct graph_readers *r = graph_readers(g, name[i], "chain");
+        chain_ok = chain_ok && r && r->n == (guint)(N - i) &&
+                   graph_may_read(g, name[i], "chain", name[N - 1]) &&
+                   (i == 0 || !graph_may_read(g, name[i], "chain", name[i - 1]));
+    }
+    const struct graph_readers *first = graph_readers(g, name[0], "ring");
+    for (int i = 0; i < N; i++)
+        ring_ok = ring_ok && graph_readers(g, name[i], "ring") == first;
+    CU_ASSERT_TRUE(chain_ok);
+    CU_ASSERT_TRUE(ring_ok);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(first);
+    CU_ASSERT_EQUAL(first->n, N);
+    CU_ASSERT_FALSE(graph_readers_has(first, graph_user_id(g, "outsider")));
+    const struct graph_readers *out = graph_readers(g, "outsider", "ring");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    CU_ASSERT_EQUAL(out->n, N + 1);
+    gboolean ascending = TRUE;
+    for (guint i = 1; i < out->n; i++)
+        ascending = ascending && out->ids[i - 1] < out->ids[i];
+    CU_ASSERT_TRUE(ascending);
+    struct graph_stats st;
+    graph_get_stats(g, &st);
+    CU_ASSERT_EQUAL(st.entries, (N - 1) + N + 1);
+    /* The ring's set is also the chain head's (everybody), across channels. */
+    CU_ASSERT_PTR_EQUAL(first, graph_readers(g, name[0], "chain"));
+    CU_ASSERT_EQUAL(st.distinct_sets, (N - 1) + 1);
+    graph_free(g);
+    snapshot_free(s);
+}
+
 static void test_stats_interning(void)
 {
     struct snapshot *s = snapshot_new();
@@ -789,6 +840,7 @@ int main(void)
         {"publisher's own edge types", test_publisher_own_edge_types},
         {"publisher reached again", test_publisher_reached_again},
         {"publisher in a group", test_publisher_in_group},
+        {"long chain and ring", test_long_chain_and_ring},
         {"stats and interning", test_stats_interning},
         {"property: random graphs vs reference", test_property_random},
         {NULL, NULL},
