@@ -204,6 +204,22 @@ static gboolean fail_at(struct importer *im, const char *where, guint i, const c
     return FALSE;
 }
 
+/*
+ * Names, channels and secrets: what an export can hold and give back.
+ * json-glib's parser lets some escapes through that make invalid UTF-8,
+ * which would make the next export invalid JSON.
+ */
+static gboolean import_text_ok(const char *v)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n > 4096 || !g_utf8_validate(v, (gssize)n, NULL))
+        return FALSE;
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return FALSE;
+    return TRUE;
+}
+
 /* A required string member, or NULL (and the error set). */
 static const char *str_member(struct importer *im, JsonObject *o, const char *key,
                               const char *where, guint i)
@@ -215,7 +231,16 @@ static const char *str_member(struct importer *im, JsonObject *o, const char *ke
         g_free(what);
         return NULL;
     }
-    return json_node_get_string(n);
+    const char *v = json_node_get_string(n);
+    if (!import_text_ok(v)) {
+        char *what = g_strdup_printf("'%s' must be 1-4096 bytes of UTF-8 text without control "
+                                     "characters",
+                                     key);
+        fail_at(im, where, i, what);
+        g_free(what);
+        return NULL;
+    }
+    return v;
 }
 
 static JsonArray *array_member(struct importer *im, JsonObject *root, const char *key)
@@ -297,6 +322,12 @@ static const char **strv_member(struct importer *im, JsonObject *o, const char *
             return (const char **)-1;
         }
         v[j] = json_node_get_string(e);
+        if (!import_text_ok(v[j])) {
+            char *what = g_strdup_printf("'%s' must hold 1-4096 bytes of UTF-8 text each", key);
+            fail_at(im, where, i, what);
+            g_free(what);
+            return (const char **)-1;
+        }
     }
     *n = len;
     return v;
