@@ -5,9 +5,9 @@
  *   {"time":"2026-11-26T22:50:39.958123Z","ident":"i","owner":"o",
  *    "channel":"c","payload":"text"}
  *
- * "payload" holds the payload when it is valid UTF-8 without NUL bytes (the
- * generator escapes quotes and control characters); anything else is written
- * as "payload_b64" (standard base64).  Events look like
+ * "payload" holds the payload when it is valid UTF-8 without NUL bytes
+ * (quotes, backslashes and control characters escaped); anything else is
+ * written as "payload_b64" (standard base64).  Events look like
  *
  *   {"time":"...","event":"auth_failed","ident":"i","peer":"127.0.0.1:5555",
  *    "reason":"..."}
@@ -27,9 +27,14 @@
  * Every line is handed to the kernel with one write(2) as soon as it is
  * built, so a reader (tail -f, a shipper) sees whole lines and a crash of the
  * broker loses nothing the sink has seen.  fsync only decides how often the
- * data is forced to the disk.  reopen() (SIGHUP) closes and reopens `path`,
- * which is all logrotate's rename-then-signal needs; flush() (shutdown)
- * fsyncs.
+ * data is forced to the disk (in interval mode: when a line is written and
+ * the last fsync is older than fsync_interval; an idle file is left to the
+ * kernel's writeback until the next line or the shutdown flush).  reopen()
+ * (SIGHUP) closes and reopens `path`, which is all logrotate's
+ * rename-then-signal needs; flush() (shutdown) fsyncs whatever `fsync` says.
+ * Rotation (max_size) renames path -> path.1 -> ... -> path.KEEP, dropping
+ * the oldest; a line is never split across files, and a line longer than
+ * max_size gets a file of its own.
  *
  * Threading: create/start/destroy run on the broker's main thread, every
  * other call on this instance's sink thread, one at a time: no locks.
@@ -44,7 +49,6 @@
 #include <unistd.h>
 
 #include <glib.h>
-#include <json-glib/json-glib.h>
 
 #include <hpfriends/plugin.h>
 #include <hpfriends/sink.h>
@@ -78,9 +82,9 @@ struct file_sink {
     bool torn;             /* the last write stopped mid-line */
     int64_t last_sync_us;  /* monotonic */
     int64_t rotate_retry_us; /* monotonic: no rotation attempt before this */
-    JsonBuilder *builder;
-    JsonGenerator *gen;
     GString *line;
+    int64_t ts_secs;    /* the second ts_prefix was formatted for */
+    char ts_prefix[64]; /* "2026-11-26T22:50:39." */
 
     /* rate-limited complaints: once a minute, and once on recovery */
     int64_t last_complaint_us;
@@ -216,8 +220,6 @@ static int file_create(const struct hpf_host *host, const struct hpf_plugin_ctx 
         goto fail;
     }
 
-    fs->builder = json_builder_new();
-    fs->gen = json_generator_new();
     fs->line = g_string_sized_new(512);
     *instance = fs;
     return HPF_OK;
@@ -231,7 +233,7 @@ fail:
 /* ---- the file ---- */
 
 /* Logs at most once a minute, saying how many failures went unreported. */
-static void complain(struct file_sink *fs, const char *what, int errnum)
+static void complain(struct file_sink *fs, const char *what, const char *path, int errnum)
 {
     int64_t now = g_get_monotonic_time();
     fs->failing = true;
@@ -240,7 +242,7 @@ static void complain(struct file_sink *fs, const char *what, int errnum)
         return;
     fs->host->log(fs->ctx, HPF_LOG_ERR,
                   "%s %s failed: %s (%" G_GUINT64_FORMAT " failures since the last report)",
-                  what, fs->path, g_strerror(errnum), fs->failures);
+                  what, path, g_strerror(errnum), fs->failures);
     fs->last_complaint_us = now;
     fs->failures = 0;
 }
@@ -268,7 +270,7 @@ static void sync_now(struct file_sink *fs)
     if (fs->fd < 0 || !fs->dirty)
         return;
     if (fdatasync(fs->fd) != 0)
-        complain(fs, "fsync of", errno);
+        complain(fs, "fsync of", fs->path, errno);
     fs->dirty = false;
     fs->last_sync_us = g_get_monotonic_time();
 }
@@ -310,7 +312,7 @@ static void rotate(struct file_sink *fs)
     for (unsigned i = fs->keep; i > 1; i--) {
         char *from = numbered(fs->path, i - 1), *to = numbered(fs->path, i);
         if (rename(from, to) != 0 && errno != ENOENT)
-            complain(fs, "rotation: rename to", errno);
+            complain(fs, "rotation: rename of", from, errno);
         g_free(from);
         g_free(to);
     }
@@ -319,14 +321,14 @@ static void rotate(struct file_sink *fs)
     int rename_errno = errno;
     g_free(first);
     if (rc != 0 && rename_errno != ENOENT) {
-        complain(fs, "rotation: rename of", rename_errno);
+        complain(fs, "rotation: rename of", fs->path, rename_errno);
         fs->rotate_retry_us = now + ROTATE_RETRY_US;
         return;
     }
     uint64_t size = 0;
     int fd = open_path(fs->path, &size);
     if (fd < 0) {
-        complain(fs, "rotation: open of", errno);
+        complain(fs, "rotation: open of", fs->path, errno);
         fs->rotate_retry_us = now + ROTATE_RETRY_US;
         return;
     }
@@ -368,7 +370,7 @@ static int write_line(struct file_sink *fs)
         fs->dirty = true;
     if (!ok) {
         fs->torn = done > 0 || fs->torn;
-        complain(fs, "write to", errno);
+        complain(fs, "write to", fs->path, errno);
         return HPF_ERR_IO;
     }
     fs->torn = false;
@@ -383,78 +385,117 @@ static int write_line(struct file_sink *fs)
 
 /* ---- formatting ---- */
 
-/* RFC 3339, UTC, microseconds: 2026-11-26T22:50:39.958123Z */
-static void format_time(int64_t time_us, char *out, size_t out_len)
+/*
+ * Appends "time":"2026-11-26T22:50:39.958123Z" (RFC 3339, UTC, microseconds).
+ * The date and time part is formatted once per second and reused.
+ */
+static void append_time(struct file_sink *fs, int64_t time_us)
 {
+    static const char digits[] = "0123456789";
     int64_t secs = time_us / G_USEC_PER_SEC;
     int64_t frac = time_us % G_USEC_PER_SEC;
     if (frac < 0) {
         frac += G_USEC_PER_SEC;
         secs--;
     }
-    time_t t = (time_t)secs;
-    struct tm tm;
-    if (!gmtime_r(&t, &tm))
-        memset(&tm, 0, sizeof tm);
-    snprintf(out, out_len, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
+    if (secs != fs->ts_secs || !fs->ts_prefix[0]) {
+        time_t t = (time_t)secs;
+        struct tm tm;
+        if (!gmtime_r(&t, &tm))
+            memset(&tm, 0, sizeof tm);
+        snprintf(fs->ts_prefix, sizeof fs->ts_prefix, "%04d-%02d-%02dT%02d:%02d:%02d.",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                 tm.tm_sec);
+        fs->ts_secs = secs;
+    }
+    char us[8];
+    for (int i = 5; i >= 0; i--) {
+        us[i] = digits[frac % 10];
+        frac /= 10;
+    }
+    us[6] = 'Z';
+    us[7] = '"';
+    g_string_append(fs->line, "\"time\":\"");
+    g_string_append(fs->line, fs->ts_prefix);
+    g_string_append_len(fs->line, us, sizeof us);
 }
 
-/* Idents and channels come off the wire as bytes: make them valid UTF-8. */
-static void add_text(JsonBuilder *b, const char *key, const char *value)
+/*
+ * JSON is written directly into fs->line rather than through json-glib:
+ * json-glib 1.6 writes U+001F unescaped (invalid JSON, refused by strict
+ * parsers), and building a tree per line was most of this sink's cost.
+ * Strings reaching json_string() are valid UTF-8 without NUL; only '"',
+ * '\\' and the control characters U+0000..U+001F need escaping (RFC 8259).
+ */
+static void json_string(GString *out, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    const char *run = s, *end = s + n;
+    g_string_append_c(out, '"');
+    for (const char *p = s; p < end; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        g_string_append_len(out, run, p - run);
+        run = p + 1;
+        switch (c) {
+        case '"': g_string_append(out, "\\\""); break;
+        case '\\': g_string_append(out, "\\\\"); break;
+        case '\n': g_string_append(out, "\\n"); break;
+        case '\r': g_string_append(out, "\\r"); break;
+        case '\t': g_string_append(out, "\\t"); break;
+        case '\b': g_string_append(out, "\\b"); break;
+        case '\f': g_string_append(out, "\\f"); break;
+        default: {
+            char u[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], '\0'};
+            g_string_append(out, u);
+        }
+        }
+    }
+    g_string_append_len(out, run, end - run);
+    g_string_append_c(out, '"');
+}
+
+/* ,"key":"value" -- idents and channels are wire bytes: made valid UTF-8. */
+static void add_text(GString *out, const char *key, const char *value)
 {
     if (!value)
         return;
-    json_builder_set_member_name(b, key);
-    if (g_utf8_validate(value, -1, NULL)) {
-        json_builder_add_string_value(b, value);
+    g_string_append(out, ",\"");
+    g_string_append(out, key);
+    g_string_append(out, "\":");
+    size_t n = strlen(value);
+    if (g_utf8_validate_len(value, n, NULL)) {
+        json_string(out, value, n);
     } else {
-        char *valid = g_utf8_make_valid(value, -1);
-        json_builder_add_string_value(b, valid);
+        char *valid = g_utf8_make_valid(value, (gssize)n);
+        json_string(out, valid, strlen(valid));
         g_free(valid);
     }
 }
 
 static void begin_line(struct file_sink *fs, int64_t time_us)
 {
-    char ts[80];
-    format_time(time_us, ts, sizeof ts);
-    json_builder_reset(fs->builder);
-    json_builder_begin_object(fs->builder);
-    json_builder_set_member_name(fs->builder, "time");
-    json_builder_add_string_value(fs->builder, ts);
-}
-
-/*
- * json-glib 1.6 escapes control characters below 0x1f but writes 0x1f (unit
- * separator) raw, which RFC 8259 forbids and strict parsers (Python's json)
- * reject.  Outside strings the generator writes no control characters, so
- * every raw 0x1f is inside a string: escape it there.
- */
-static void escape_unit_separators(GString *s)
-{
-    for (gsize i = 0; i < s->len; i++) {
-        if (s->str[i] == '\x1f') {
-            s->str[i] = '\\';
-            g_string_insert(s, (gssize)i + 1, "u001f");
-            i += 5;
-        }
-    }
+    g_string_truncate(fs->line, 0);
+    g_string_append_c(fs->line, '{');
+    append_time(fs, time_us);
 }
 
 static int end_line(struct file_sink *fs)
 {
-    json_builder_end_object(fs->builder);
-    JsonNode *root = json_builder_get_root(fs->builder);
-    json_generator_set_root(fs->gen, root);
-    g_string_truncate(fs->line, 0);
-    json_generator_to_gstring(fs->gen, fs->line);
-    if (memchr(fs->line->str, 0x1f, fs->line->len))
-        escape_unit_separators(fs->line);
-    g_string_append_c(fs->line, '\n');
-    json_generator_set_root(fs->gen, NULL);
-    json_node_unref(root);
+    g_string_append(fs->line, "}\n");
     return write_line(fs);
+}
+
+/* Standard base64, appended without an intermediate copy. */
+static void append_base64(GString *out, const uint8_t *data, size_t len)
+{
+    gint state = 0, save = 0;
+    gsize at = out->len;
+    g_string_set_size(out, at + (len / 3 + 1) * 4 + 8);
+    gsize n = g_base64_encode_step(data, len, FALSE, out->str + at, &state, &save);
+    n += g_base64_encode_close(FALSE, out->str + at + n, &state, &save);
+    g_string_truncate(out, at + n);
 }
 
 static int file_message(void *instance, const struct hpf_message *msg)
@@ -463,21 +504,18 @@ static int file_message(void *instance, const struct hpf_message *msg)
     if (!fs->messages)
         return HPF_OK;
     begin_line(fs, msg->time_us);
-    add_text(fs->builder, "ident", msg->ident);
-    add_text(fs->builder, "owner", msg->owner);
-    add_text(fs->builder, "channel", msg->channel);
+    add_text(fs->line, "ident", msg->ident);
+    add_text(fs->line, "owner", msg->owner);
+    add_text(fs->line, "channel", msg->channel);
     /* validate_len refuses NUL bytes too: JSON strings here never hold them. */
     const char *bytes = (const char *)msg->payload;
     if (!msg->payload_len || g_utf8_validate_len(bytes, msg->payload_len, NULL)) {
-        char *text = g_strndup(bytes ? bytes : "", msg->payload_len);
-        json_builder_set_member_name(fs->builder, "payload");
-        json_builder_add_string_value(fs->builder, text);
-        g_free(text);
+        g_string_append(fs->line, ",\"payload\":");
+        json_string(fs->line, bytes ? bytes : "", msg->payload_len);
     } else {
-        char *b64 = g_base64_encode(msg->payload, msg->payload_len);
-        json_builder_set_member_name(fs->builder, "payload_b64");
-        json_builder_add_string_value(fs->builder, b64);
-        g_free(b64);
+        g_string_append(fs->line, ",\"payload_b64\":\"");
+        append_base64(fs->line, msg->payload, msg->payload_len);
+        g_string_append_c(fs->line, '"');
     }
     return end_line(fs);
 }
@@ -500,25 +538,18 @@ static int file_event(void *instance, const struct hpf_event *ev)
     if (!fs->events)
         return HPF_OK;
     begin_line(fs, ev->time_us);
-    json_builder_set_member_name(fs->builder, "event");
     const char *name = event_name(ev->type);
-    if (name) {
-        json_builder_add_string_value(fs->builder, name);
-    } else {
-        /* A type newer than this plugin: still worth a line. */
-        char *unknown = g_strdup_printf("event_%d", ev->type);
-        json_builder_add_string_value(fs->builder, unknown);
-        g_free(unknown);
-    }
-    add_text(fs->builder, "ident", ev->ident);
-    add_text(fs->builder, "owner", ev->owner);
-    add_text(fs->builder, "peer", ev->peer);
-    add_text(fs->builder, "channel", ev->channel);
-    add_text(fs->builder, "reason", ev->reason);
-    if (ev->count || ev->type == HPF_EVENT_SLOW_DROP) {
-        json_builder_set_member_name(fs->builder, "count");
-        json_builder_add_int_value(fs->builder, (gint64)MIN(ev->count, (uint64_t)G_MAXINT64));
-    }
+    if (name)
+        g_string_append_printf(fs->line, ",\"event\":\"%s\"", name);
+    else /* a type newer than this plugin: still worth a line */
+        g_string_append_printf(fs->line, ",\"event\":\"event_%d\"", ev->type);
+    add_text(fs->line, "ident", ev->ident);
+    add_text(fs->line, "owner", ev->owner);
+    add_text(fs->line, "peer", ev->peer);
+    add_text(fs->line, "channel", ev->channel);
+    add_text(fs->line, "reason", ev->reason);
+    if (ev->count || ev->type == HPF_EVENT_SLOW_DROP)
+        g_string_append_printf(fs->line, ",\"count\":%" G_GUINT64_FORMAT, (guint64)ev->count);
     return end_line(fs);
 }
 
@@ -533,7 +564,7 @@ static int file_reopen(void *instance)
     int fd = open_path(fs->path, &size);
     if (fd < 0) {
         /* Keep writing where we were: late lines beat lost lines. */
-        complain(fs, "reopen of", errno);
+        complain(fs, "reopen of", fs->path, errno);
         return HPF_ERR_IO;
     }
     if (fs->fd >= 0)
@@ -565,10 +596,6 @@ static void file_destroy(void *instance)
         return;
     if (fs->fd >= 0)
         close(fs->fd);
-    if (fs->builder)
-        g_object_unref(fs->builder);
-    if (fs->gen)
-        g_object_unref(fs->gen);
     if (fs->line)
         g_string_free(fs->line, TRUE);
     g_free(fs->path);

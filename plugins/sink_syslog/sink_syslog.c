@@ -624,13 +624,18 @@ static int deliver(struct syslog_sink *s)
             }
             return HPF_OK;
         }
-        /* A UDP send may report an earlier datagram's ICMP error: just retry. */
+        /*
+         * A stale connection (daemon restarted; or, for UDP, an earlier
+         * datagram's ICMP error) deserves one retry on a fresh socket; a
+         * send timeout (daemon alive but not reading) does not.
+         */
         disconnect(s);
         what = "sending to";
         why = strerror(err);
-        if (attempt == 1) {
+        if (attempt == 1 || err == EAGAIN || err == EWOULDBLOCK) {
             s->backoff_us = BACKOFF_MIN_US;
             s->retry_at_us = now_mono_us() + s->backoff_us;
+            break;
         }
     }
     s->lost++;

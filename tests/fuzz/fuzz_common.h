@@ -47,9 +47,9 @@ extern unsigned fuzz_failures;
 
 /*
  * Common set-up, idempotent: logs off (HPF_FUZZ_LOG=debug|info|... turns
- * them on), GLib criticals fatal (a g_return_if_fail() tripped by input is
- * a bug), HPFRIENDS_PLUGIN_DIR pointed at the build tree's plugins when
- * unset.
+ * them on), GLib criticals made check failures (a g_return_if_fail()
+ * tripped by input is a bug; HPF_FUZZ_CRITICALS=warn only prints them),
+ * HPFRIENDS_PLUGIN_DIR pointed at the build tree's plugins when unset.
  */
 void fuzz_setup(void);
 

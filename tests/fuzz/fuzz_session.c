@@ -306,15 +306,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     add_share(dir, db);
 
     char *conf = g_build_filename(dir, "hpfriendsd.conf", NULL);
-    char *text = g_strdup_printf("[broker]\n"
-                                 "name = fuzz-broker\n"
-                                 "listen = tcp:127.0.0.1:0\n"
-                                 "access = graph\n"
-                                 "max_connections_per_ip = 0\n"
-                                 "auth_failures_before_backoff = 0\n"
-                                 "[storage]\n"
-                                 "plugin = sqlite\n"
-                                 "path = session.db\n");
+    char *text = g_strdup("[broker]\n"
+                          "name = fuzz-broker\n"
+                          "listen = tcp:127.0.0.1:0\n"
+                          "access = graph\n"
+                          "max_connections_per_ip = 0\n"
+                          "auth_failures_before_backoff = 0\n"
+                          "[storage]\n"
+                          "plugin = sqlite\n"
+                          "path = session.db\n");
     fuzz_write_file(conf, (const uint8_t *)text, strlen(text));
     GError *e = NULL;
     struct config *cfg = config_load_file(conf, &e);

@@ -67,7 +67,7 @@ fuzz-programs: $(EXTRA_PROGRAMS) $(FUZZ_PLUGINS)
 
 fuzz:
 	HPF_FUZZ_BUILDDIR='$(abs_top_builddir)/build-fuzz' \
-	  '$(abs_top_srcdir)/tests/fuzz/run-fuzzers.sh' '$(FUZZ_SECONDS)'
+	  bash '$(abs_top_srcdir)/tests/fuzz/run-fuzzers.sh' '$(FUZZ_SECONDS)'
 
 .PHONY: fuzz fuzz-programs
 

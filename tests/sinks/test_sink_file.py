@@ -9,6 +9,8 @@ One broker with several [sink:NAME] sections, each a scenario:
   rotkeep  rotation with keep = 2: only path, path.1, path.2, holding the newest
   hup      rename + SIGHUP (logrotate): nothing lost, new lines in the new file
   fa, fb   channel filters: each gets only its channels
+  full     path = /dev/full: write errors are logged once (rate-limited), the
+           broker and the other sinks carry on
   ev       events = true, messages = false: auth failures and denials with
            ident and peer, no message lines
   burst    SIGTERM right after a burst: every line is in the file, exit 0
@@ -77,6 +79,11 @@ channels = f.a
 plugin = file
 path = fb.jsonl
 channels = f.b;f.c
+
+[sink:full]
+plugin = file
+path = /dev/full
+channels = f.a
 
 [sink:ev]
 plugin = file
@@ -289,6 +296,16 @@ class FileSinkTest:
         self.c.check("channels = f.a: exactly the 3 f.a messages", a == ["f.a"] * 3, repr(a))
         self.c.check("channels = f.b;f.c: exactly the 4 + 5 f.b and f.c messages",
                      b == ["f.b"] * 4 + ["f.c"] * 5, repr(b))
+
+        # [sink:full] writes f.a to /dev/full: every write fails (ENOSPC).
+        def complaints():
+            with open(self.broker.log_path, errors="replace") as f:
+                return [ln for ln in f if "sink:full:" in ln and "write to /dev/full failed" in ln]
+        found = st.wait_for(complaints)
+        self.c.check("a failing sink (/dev/full) fails soft: logged once for 3 failed writes "
+                     "(rate-limited), the broker and other sinks carry on",
+                     len(found) == 1 and "No space left" in found[0] and a == ["f.a"] * 3,
+                     repr(found))
 
     def test_events(self):
         path = self.tmp.join("ev.jsonl")

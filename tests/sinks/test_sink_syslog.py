@@ -12,6 +12,7 @@ PID and header format.  rsyslogd is restarted to check that the TCP and
 local targets reconnect.
 
 rsyslogd missing is a failure, not a skip (Debian package rsyslog).
+RSYSLOGD=PATH picks another rsyslogd binary.
 """
 
 import os
@@ -122,8 +123,8 @@ def free_port(kind):
 class Rsyslog:
     def __init__(self, tmp):
         self.tmp = tmp
-        self.exe = shutil.which("rsyslogd") or (
-            "/usr/sbin/rsyslogd" if os.access("/usr/sbin/rsyslogd", os.X_OK) else None)
+        exe = os.environ.get("RSYSLOGD") or shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
+        self.exe = exe if os.access(exe, os.X_OK) else None
         self.udp = free_port(socket.SOCK_DGRAM)
         self.tcp = free_port(socket.SOCK_STREAM)
         self.conf = tmp.join("rsyslog.conf")
