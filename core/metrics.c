@@ -52,11 +52,22 @@ void metrics_free(struct metrics *m)
     g_free(m);
 }
 
+/*
+ * Idents come from the wire (a failed AUTH names any ident it likes): past
+ * this many series, new idents share one, so memory stays bounded.
+ */
+#define MAX_IDENT_SERIES 10000
+#define OVERFLOW_IDENT "(other)"
+
 static struct ident_stat *ident_stat(struct metrics *m, const char *ident)
 {
     if (!ident)
         ident = "";
     struct ident_stat *s = g_hash_table_lookup(m->idents, ident);
+    if (!s && g_hash_table_size(m->idents) >= MAX_IDENT_SERIES) {
+        ident = OVERFLOW_IDENT;
+        s = g_hash_table_lookup(m->idents, ident);
+    }
     if (!s) {
         s = g_new0(struct ident_stat, 1);
         s->errors = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);

@@ -162,6 +162,7 @@ class Broker:
                 self.port = port
                 return self
             time.sleep(0.02)
+        self.stop(signal.SIGKILL)  # never leave a half-started broker behind
         raise CheckFailed("broker not ready after %.0f s: %s" % (READY_TIMEOUT, self.log_tail()))
 
     def _read_ready(self):

@@ -333,13 +333,14 @@ class SyslogSinkTest:
         self.c.check("rsyslogd is installed (Debian package rsyslog)", self.rs.exe is not None,
                      "not found in PATH or /usr/sbin")
         expect(self.rs.exe, "cannot test the syslog sink without rsyslogd")
-        self.rs.start()
-        self.c.check("rsyslogd runs with a private config (socket, udp %d, tcp %d)"
-                     % (self.rs.udp, self.rs.tcp), True)
-        st.make_auth_db(self.tmp.join("auth.db"), KEYS)
-        sinks = SINKS.format(udp=self.rs.udp, tcp=self.rs.tcp, chan=CHAN, odd=ODD_CHAN)
-        self.broker = st.Broker(self.tmp, sinks).start()
         try:
+            self.rs.start()
+            self.c.check("rsyslogd runs with a private config (socket, udp %d, tcp %d)"
+                         % (self.rs.udp, self.rs.tcp), True)
+            st.make_auth_db(self.tmp.join("auth.db"), KEYS)
+            sinks = SINKS.format(udp=self.rs.udp, tcp=self.rs.tcp, chan=CHAN, odd=ODD_CHAN)
+            self.broker = st.Broker(self.tmp, sinks)
+            self.broker.start()
             self.pub = self.broker.client(PUB, PUB_SECRET)
             self.pub.subscribe(SYNC)
             self.c.run("syslog: messages", self.test_messages)
@@ -349,7 +350,8 @@ class SyslogSinkTest:
         finally:
             if self.pub:
                 self.pub.close()
-            self.broker.stop(signal.SIGKILL)
+            if self.broker:
+                self.broker.stop(signal.SIGKILL)
             self.rs.stop()
 
 
