@@ -41,7 +41,7 @@ static const GOptionEntry entries[] = {
     {"admin", 0, 0, G_OPTION_ARG_NONE, &opt_admin, "With user add: an administrator", NULL},
     {"dot", 0, 0, G_OPTION_ARG_NONE, &opt_dot, "With graph: Graphviz output", NULL},
     {"version", 'V', 0, G_OPTION_ARG_NONE, &opt_version, "Print the version and exit", NULL},
-    {NULL},
+    G_OPTION_ENTRY_NULL,
 };
 
 static const char usage_text[] =

@@ -40,7 +40,7 @@ static const GOptionEntry entries[] = {
      "Once listening, write 'tcp ADDRESS PORT' lines to FILE", "FILE"},
     {"plugin-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt_plugin_dir, "Load plugins from DIR", "DIR"},
     {"version", 'V', 0, G_OPTION_ARG_NONE, &opt_version, "Print the version and exit", NULL},
-    {NULL},
+    G_OPTION_ENTRY_NULL,
 };
 
 static int level_from_name(const char *s)
