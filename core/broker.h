@@ -188,6 +188,9 @@ void handle_publish_flush_one(struct conn *c, gboolean discard);
 gboolean handle_subscribe(struct conn *c, const struct wire_msg *m);
 gboolean handle_unsubscribe(struct conn *c, const struct wire_msg *m);
 
+/** A session's channel permission set (char * items copied) from a list. */
+GHashTable *conn_channel_set(GPtrArray *list);
+
 /* Helpers the handlers share (handle_publish.c). */
 /** FALSE (and the connection failed) when the frame's ident is not ours. */
 gboolean handle_check_ident(struct conn *c, const struct wire_msg *m);

@@ -50,7 +50,7 @@ static void auth_run(void *arg)
     }
 }
 
-static GHashTable *channel_set(GPtrArray *list)
+GHashTable *conn_channel_set(GPtrArray *list)
 {
     GHashTable *set = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     for (guint i = 0; list && i < list->len; i++)
@@ -90,8 +90,8 @@ static void auth_done(void *arg)
     }
     c->ident = g_steal_pointer(&j->ident);
     c->owner = g_steal_pointer(&j->req.owner);
-    c->may_publish = channel_set(j->req.publish);
-    c->may_subscribe = channel_set(j->req.subscribe);
+    c->may_publish = conn_channel_set(j->req.publish);
+    c->may_subscribe = conn_channel_set(j->req.subscribe);
     c->key_from_storage = j->from_storage;
     c->uid = c->b->graph ? graph_user_id(c->b->graph, c->owner) : GRAPH_NO_USER;
     c->state = CONN_READY;

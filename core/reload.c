@@ -58,15 +58,7 @@ static void reload_run(void *arg)
     }
 }
 
-static GHashTable *channel_set_of(GPtrArray *list)
-{
-    GHashTable *set = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    for (guint i = 0; i < list->len; i++)
-        g_hash_table_add(set, g_strdup(list->pdata[i]));
-    return set;
-}
-
-/* Bring one session in line with the new data; FALSE if it was closed. */
+/* Bring one session in line with the new data (it may be closed). */
 static void recheck_session(struct broker *b, struct conn *c, const struct snapshot *s)
 {
     if (c->state != CONN_READY)
@@ -89,8 +81,8 @@ static void recheck_session(struct broker *b, struct conn *c, const struct snaps
     }
     g_hash_table_unref(c->may_publish);
     g_hash_table_unref(c->may_subscribe);
-    c->may_publish = channel_set_of(k->publish);
-    c->may_subscribe = channel_set_of(k->subscribe);
+    c->may_publish = conn_channel_set(k->publish);
+    c->may_subscribe = conn_channel_set(k->subscribe);
 
     GPtrArray *gone = NULL;
     GHashTableIter it;
