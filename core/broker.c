@@ -367,8 +367,10 @@ static struct plugin_instance *load_plugin(struct broker *b, const struct plugin
     g_free(iname);
     if (pi && start && !plugin_instance_start(pi, error)) {
         plugin_instance_free(pi);
-        return NULL;
+        pi = NULL;
     }
+    if (!pi)
+        config_prefix_error(b->cfg, error);
     return pi;
 }
 
@@ -389,7 +391,11 @@ gboolean broker_load_plugins(struct broker *b, gboolean start, GError **error)
     b->sinks = sinks_new(b->cfg, plugin_dir_resolve(b->cfg->plugin_dir), error);
     if (!b->sinks)
         return FALSE;
-    return !start || sinks_start(b->sinks, error);
+    if (start && !sinks_start(b->sinks, error)) {
+        config_prefix_error(b->cfg, error);
+        return FALSE;
+    }
+    return TRUE;
 }
 
 gboolean broker_start(struct broker *b, const char *ready_file, GError **error)

@@ -57,6 +57,15 @@ static struct plugin_conf *plugin_conf_new(const char *section, const char *name
     return pc;
 }
 
+void config_prefix_error(const struct config *cfg, GError **error)
+{
+    if (cfg && cfg->path && error && *error) {
+        char *base = g_path_get_basename(cfg->path);
+        g_prefix_error(error, "%s: ", base);
+        g_free(base);
+    }
+}
+
 void config_free(struct config *cfg)
 {
     if (!cfg)

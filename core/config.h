@@ -94,6 +94,9 @@ gboolean config_parse_size(const char *s, guint64 *out);
 /** Resolve a path against cfg->dir unless it is absolute. */
 char *config_resolve_path(const struct config *cfg, const char *path);
 
+/** Prefix an error with the config file's name, when there is one. */
+void config_prefix_error(const struct config *cfg, GError **error);
+
 void config_free(struct config *cfg);
 
 #endif
