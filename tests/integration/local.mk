@@ -21,7 +21,8 @@ it_progs = \
 	%reldir%/t04_limits \
 	%reldir%/t05_slow \
 	%reldir%/t06_load \
-	%reldir%/t07_config
+	%reldir%/t07_config \
+	%reldir%/t08_soak
 check_PROGRAMS += $(it_progs)
 TESTS += $(it_progs)
 
@@ -46,4 +47,8 @@ TESTS += $(it_progs)
 %canon_reldir%_t07_config_SOURCES = %reldir%/t07_config.c $(it_harness)
 %canon_reldir%_t07_config_CFLAGS = $(it_cflags)
 %canon_reldir%_t07_config_LDADD = $(it_ldadd)
+# the soak test drives its 1,000 clients from one libevent loop
+%canon_reldir%_t08_soak_SOURCES = %reldir%/t08_soak.c $(it_harness)
+%canon_reldir%_t08_soak_CFLAGS = $(it_cflags) $(LIBEVENT_CFLAGS)
+%canon_reldir%_t08_soak_LDADD = $(it_ldadd) $(LIBEVENT_LIBS)
 endif
