@@ -22,7 +22,8 @@ it_progs = \
 	%reldir%/t05_slow \
 	%reldir%/t06_load \
 	%reldir%/t07_config \
-	%reldir%/t08_soak
+	%reldir%/t08_soak \
+	%reldir%/t09_abuse
 check_PROGRAMS += $(it_progs)
 TESTS += $(it_progs)
 
@@ -51,4 +52,7 @@ TESTS += $(it_progs)
 %canon_reldir%_t08_soak_SOURCES = %reldir%/t08_soak.c $(it_harness)
 %canon_reldir%_t08_soak_CFLAGS = $(it_cflags) $(LIBEVENT_CFLAGS)
 %canon_reldir%_t08_soak_LDADD = $(it_ldadd) $(LIBEVENT_LIBS)
+%canon_reldir%_t09_abuse_SOURCES = %reldir%/t09_abuse.c $(it_harness)
+%canon_reldir%_t09_abuse_CFLAGS = $(it_cflags)
+%canon_reldir%_t09_abuse_LDADD = $(it_ldadd)
 endif
