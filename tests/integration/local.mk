@@ -23,7 +23,8 @@ it_progs = \
 	%reldir%/t06_load \
 	%reldir%/t07_config \
 	%reldir%/t08_soak \
-	%reldir%/t09_abuse
+	%reldir%/t09_abuse \
+	%reldir%/t10_shutdown
 check_PROGRAMS += $(it_progs)
 TESTS += $(it_progs)
 
@@ -55,4 +56,7 @@ TESTS += $(it_progs)
 %canon_reldir%_t09_abuse_SOURCES = %reldir%/t09_abuse.c $(it_harness)
 %canon_reldir%_t09_abuse_CFLAGS = $(it_cflags)
 %canon_reldir%_t09_abuse_LDADD = $(it_ldadd)
+%canon_reldir%_t10_shutdown_SOURCES = %reldir%/t10_shutdown.c $(it_harness)
+%canon_reldir%_t10_shutdown_CFLAGS = $(it_cflags)
+%canon_reldir%_t10_shutdown_LDADD = $(it_ldadd)
 endif
