@@ -36,7 +36,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hpftest as t  # noqa: E402
 
-N_USERS = 6000
+N_USERS = 3000
 IMPORT_TIMEOUT = 300
 
 
@@ -141,6 +141,11 @@ def kill_tests(r):
     t.expect(rc == 0, "reference: import of the small data set failed")
     rc, full_s = run_import(ref, big_path)
     t.expect(rc == 0, "reference: import of the large data set failed")
+    # the shorter of two runs, so that one slow moment of a busy machine
+    # does not push the kills below past the end of the import
+    rc, again_s = run_import(ref, big_path)
+    t.expect(rc == 0, "reference: second import of the large data set failed")
+    full_s = min(full_s, again_s)
     after = ref.export()
     print("# a complete import of %d users takes %.2f s" % (N_USERS, full_s), flush=True)
 
