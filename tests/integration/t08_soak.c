@@ -61,30 +61,25 @@
 #define SETTLE_MS 30000
 /*
  * RSS bounds.  Start = after the subscribers are set up, before the first
- * storm; after each round = 2 s after its last client is gone.
- *  - after round 1, at most RSS_SLACK_KB (48 MiB) above the start: glibc
- *    keeps the heap a round's peak needed mapped for reuse rather than
- *    returning it (measured: 11 MiB at the start, a peak of 25-40 MiB,
- *    which stays), and the broker keeps a few bounded tables (per-address
- *    back-off entries until they expire, metrics series), so "equal to the
- *    start" is not a property a correct broker has; the bound is the
- *    round's peak with room, and catches growth without bound;
- *  - round 2 replays round 1's workload (same clients, kinds, timing,
- *    messages) and may end at most RSS_ROUND2_KB above round 1's peak:
- *    memory that was freed is reused, so a steady broker stays within what
- *    the same work needed before (timing moves the peak by up to ~6 MiB:
- *    how much the never-reading subscribers pin), while leaking 12 KiB per
- *    connection (1,000 of them) or 1.2 KiB per delivered message (~10,000
- *    to the counted subscribers alone) would add more.
- *    Smaller leaks are LeakSanitizer's job: under ASan the broker's exit
- *    check is part of the verdict.
+ * storm.  After each round (2 s after its last client is gone, and then up
+ * to 15 s more for the broker's periodic release of free memory to the
+ * system) the broker's RSS must be back within RSS_SLACK_KB of the start.
+ * Why not exactly the start: a few bounded tables stay (per-address
+ * back-off entries until they expire, metrics series) and the heap is left
+ * somewhat fragmented; measured: 11 MiB at the start, peaks of 40-100 MiB
+ * during a round, 13-16 MiB after.  A leak of 8 KiB per connection (2,000
+ * of them) or 150 bytes per delivery (~120,000) would exceed it; smaller
+ * leaks are LeakSanitizer's job (the ASan build runs this test too, and the
+ * broker's exit-time leak check is part of the verdict).
+ *
  * Under ASan the allocator keeps what a round used (redzones, shadow
- * memory, per-size-class free lists; measured: 20 MiB at the start, 220
- * MiB after round 1, unchanged after round 2), so there the first bound is
- * not checked, the second is 32 MiB (with the broker's quarantine of freed
- * blocks cut from 256 to 16 MiB), and LeakSanitizer has the last word.
+ * memory, per-size-class free lists; measured: 20 MiB at the start, ~200
+ * MiB after round 1, flat after round 2), so there the check is that round
+ * 2, which replays round 1's workload exactly, ends at most RSS_ROUND2_KB
+ * above round 1's peak (with the broker's quarantine of freed blocks cut
+ * from 256 to 16 MiB so that freed memory is reused).
  */
-#define RSS_SLACK_KB (48 * 1024)
+#define RSS_SLACK_KB (16 * 1024)
 #if defined(__SANITIZE_ADDRESS__)
 #define SOAK_ASAN 1
 #elif defined(__has_feature)
@@ -92,11 +87,7 @@
 #define SOAK_ASAN 1
 #endif
 #endif
-#ifdef SOAK_ASAN
 #define RSS_ROUND2_KB (32 * 1024)
-#else
-#define RSS_ROUND2_KB (12 * 1024)
-#endif
 
 enum kind {
     /* well-behaved publishers: their messages are counted */
@@ -976,6 +967,12 @@ static void test_soak(void)
         }
         /* anything extra would arrive now; and memory settles */
         h_sleep_ms(2000);
+#ifndef SOAK_ASAN
+        /* the broker gives free memory back every 5 s */
+        int64_t rss_deadline = h_now_ms() + 15000;
+        while (h_broker_rss_kb(s.b) > s.rss_start + RSS_SLACK_KB && h_now_ms() < rss_deadline)
+            h_sleep_ms(250);
+#endif
         settle_ms[r] = h_now_ms() - s.t0 - storm_ms[r];
         rss_after[r] = h_broker_rss_kb(s.b);
         if (rss_after[r] > s.rss_peak)
@@ -1053,19 +1050,21 @@ static void test_soak(void)
             s.n_clients, s.refused, sent, got_total, N_SUBS, want_total);
     fprintf(stderr,
             "  soak: broker RSS start %ld KiB; round 1 peak %ld, after %ld KiB; round 2 peak %ld, "
-            "after %ld KiB (bounds: %s, round 2 ends <= round 1's peak + %d KiB); descriptors %d -> %d\n",
+            "after %ld KiB (bound: %s); descriptors %d -> %d\n",
             s.rss_start, rss_peak_round[0], rss_after[0], rss_peak_round[1], rss_end,
 #ifdef SOAK_ASAN
-            "after round 1 not checked under ASan",
+            "ASan: round 2 ends <= round 1's peak + 32 MiB",
 #else
-            "after round 1 <= start + " G_STRINGIFY(RSS_SLACK_KB) " KiB",
+            "each round ends <= start + 16 MiB",
 #endif
-            RSS_ROUND2_KB, fds_start, fds_end);
+            fds_start, fds_end);
     CU_ASSERT(sent > 0 && got_total > 0);
 #ifndef SOAK_ASAN
-    CU_ASSERT(rss_after[0] > 0 && rss_after[0] <= s.rss_start + RSS_SLACK_KB);
-#endif
+    for (int r = 0; r < ROUNDS; r++)
+        CU_ASSERT(rss_after[r] > 0 && rss_after[r] <= s.rss_start + RSS_SLACK_KB);
+#else
     CU_ASSERT(rss_end > 0 && rss_end <= MAX(rss_after[0], rss_peak_round[0]) + RSS_ROUND2_KB);
+#endif
     CU_ASSERT(fds_end >= 0 && fds_end <= fds_start);
 
     /* a clean stop, and nothing for the sanitizers to say */
