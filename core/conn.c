@@ -67,6 +67,12 @@ struct conn *conn_new(struct broker *b, evutil_socket_t fd, const struct sockadd
 {
     struct bufferevent *bev;
     set_keepalive(fd);
+    /* A peer that takes nothing for slow_deadline (its window closed, or it
+     * vanished with data unacknowledged) is cut off by the kernel as well:
+     * light traffic fits in the socket buffers, so its queue never stays
+     * full and the slow-consumer deadline alone would keep it forever. */
+    unsigned int user_timeout = b->cfg->slow_deadline * 1000u;
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout);
     if (tls) {
         SSL *ssl = SSL_new(b->tls);
         bev = ssl ? bufferevent_openssl_socket_new(b->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
