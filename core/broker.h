@@ -75,6 +75,11 @@ struct conn {
     size_t run_off, run_len;
     guint run_msgs;
     gboolean run_listed; /* in broker.pending_runs */
+    /* Plain sockets: output is written by conn.c at the end of the loop turn
+     * (broker.out_pending); the bufferevent writes only a backlog the socket
+     * did not take then (EV_WRITE enabled while there is one). */
+    gboolean direct_out;
+    gboolean out_listed; /* in broker.out_pending */
     struct pub_stat *pub_stat; /* metrics of the channel last published on */
     char *pub_stat_chan;
 
@@ -104,6 +109,8 @@ struct broker {
     SSL_CTX *tls;         /* for tls: listeners; replaced on SIGHUP */
     GHashTable *conns;    /* guint64 id -> struct conn * */
     GPtrArray *pending_runs; /* struct conn * with a run to queue */
+    GPtrArray *out_pending;  /* struct conn * with output to write this turn */
+    struct event *out_flush; /* active when out_pending is not empty */
     guint64 next_conn_id;
     struct router *router;
     struct worker *worker;
@@ -172,6 +179,10 @@ void conn_close(struct conn *c, const char *reason);
 void conn_process_input(struct conn *c);
 /** Bytes waiting in the output queue. */
 size_t conn_queued(const struct conn *c);
+/** Something was added to c's output: have it written at the end of this loop turn. */
+void conn_output_kick(struct conn *c);
+/** Write every kicked connection's output now (the out_flush event's callback). */
+void conn_output_flush(evutil_socket_t fd, short what, void *arg);
 
 enum deny_kind { DENY_AUTH, DENY_IDENT, DENY_PUB, DENY_SUB };
 

@@ -21,6 +21,8 @@
 #define CLOSE_FLUSH_SECONDS 5
 /* How long we keep reading (and discarding) after our half-close. */
 #define CLOSE_LINGER_SECONDS 2
+/* What the bufferevent writes per writable event when a backlog waits. */
+#define BACKLOG_MAX_WRITE (256 * 1024)
 
 static void on_read(struct bufferevent *bev, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
@@ -117,7 +119,16 @@ struct conn *conn_attach(struct broker *b, struct bufferevent *bev, const struct
     uint8_t info[WIRE_HEADER_LEN + 1 + WIRE_MAX_NAME + WIRE_NONCE_LEN];
     size_t n = wire_encode_info(info, sizeof info, name, strlen(name), c->nonce, sizeof c->nonce);
     bufferevent_write(c->bev, info, n);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    /* Plain sockets: we write their output ourselves (conn_output_kick). */
+    c->direct_out = !tls && bufferevent_getfd(c->bev) >= 0;
+    if (c->direct_out) {
+        bufferevent_set_max_single_write(c->bev, BACKLOG_MAX_WRITE);
+        bufferevent_disable(c->bev, EV_WRITE); /* enabled from birth */
+        bufferevent_enable(c->bev, EV_READ);
+        conn_output_kick(c);
+    } else {
+        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    }
 
     c->timer = evtimer_new(b->base, on_auth_timeout, c);
     struct timeval tv = {(time_t)b->cfg->auth_timeout, 0};
@@ -130,6 +141,55 @@ struct conn *conn_attach(struct broker *b, struct bufferevent *bev, const struct
 size_t conn_queued(const struct conn *c)
 {
     return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+/*
+ * Output of plain sockets.  Whatever is queued for a connection during a
+ * loop turn (a frame fanned out from several publishers' reads, an ERROR) is
+ * written once, straight from the queue, when the turn's other callbacks are
+ * done: one writev per subscriber per turn, in the turn the input came in,
+ * and no epoll_ctl as long as the socket takes it all.  Only a backlog the
+ * socket refused waits for writability, through the bufferevent (EV_WRITE
+ * enabled until on_write sees the queue empty).  The write is not capped at
+ * the bufferevent's 16 KiB a turn, so a subscriber fed by many publishers is
+ * not served one small write per turn while they are read in full.
+ */
+void conn_output_kick(struct conn *c)
+{
+    struct broker *b = c->b;
+    if (!c->direct_out) /* TLS, pairs: the bufferevent writes, EV_WRITE always on */
+        return;
+    if (c->out_listed || (bufferevent_get_enabled(c->bev) & EV_WRITE) || conn_queued(c) == 0)
+        return;
+    c->out_listed = TRUE;
+    g_ptr_array_add(b->out_pending, c);
+    /* Activated now, it runs after the callbacks already due this turn. */
+    if (b->out_pending->len == 1)
+        event_active(b->out_flush, EV_TIMEOUT, 0);
+}
+
+static void output_drained(struct conn *c);
+
+void conn_output_flush(evutil_socket_t fd, short what, void *arg)
+{
+    struct broker *b = arg;
+    /* Each connection is handled once; none is freed in here. */
+    for (guint i = 0; i < b->out_pending->len; i++) {
+        struct conn *c = b->out_pending->pdata[i];
+        c->out_listed = FALSE;
+        struct evbuffer *out = bufferevent_get_output(c->bev);
+        /* A socket bufferevent keeps its output's head frozen except while it
+         * writes itself; we write for it here, the same way. */
+        evbuffer_unfreeze(out, 1);
+        evbuffer_write(out, bufferevent_getfd(c->bev));
+        evbuffer_freeze(out, 1);
+        if (evbuffer_get_length(out) == 0)
+            output_drained(c);
+        else /* the rest when the socket takes it; after an error, it meets the
+              * error again and reports it to on_event */
+            bufferevent_enable(c->bev, EV_WRITE);
+    }
+    g_ptr_array_set_size(b->out_pending, 0);
 }
 
 static void drop_subscriptions(struct conn *c)
@@ -149,6 +209,8 @@ void conn_close(struct conn *c, const char *reason)
               c->peer, reason);
     if (c->run_listed)
         g_ptr_array_remove_fast(b->pending_runs, c);
+    if (c->out_listed)
+        g_ptr_array_remove_fast(b->out_pending, c);
     handle_publish_flush_one(c, TRUE);
     drop_subscriptions(c);
     counters_collect(b, c);
@@ -186,6 +248,7 @@ static void send_error_frame(struct conn *c, const char *text)
     wire_encode_error(buf, n, text, len);
     bufferevent_write(c->bev, buf, n);
     g_free(buf);
+    conn_output_kick(c);
 }
 
 void conn_send_error(struct conn *c, const char *fmt, ...)
@@ -254,11 +317,21 @@ static void begin_linger(struct conn *c)
     evtimer_add(c->timer, &tv);
 }
 
+/* The output queue is empty. */
+static void output_drained(struct conn *c)
+{
+    if (c->state == CONN_CLOSING)
+        begin_linger(c);
+}
+
 static void on_write(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
-    if (c->state == CONN_CLOSING && conn_queued(c) == 0)
-        begin_linger(c);
+    if (conn_queued(c) != 0)
+        return;
+    if (c->direct_out) /* backlog written: back to writing at the end of the turn */
+        bufferevent_disable(bev, EV_WRITE);
+    output_drained(c);
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
