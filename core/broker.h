@@ -80,6 +80,12 @@ struct conn {
      * did not take then (EV_WRITE enabled while there is one). */
     gboolean direct_out;
     gboolean out_listed; /* in broker.out_pending */
+    /* Backlog (conn.c): queue over the mark, in broker.backlogged; exempt once
+     * it stayed there past the grace (a slow consumer: drops, not backpressure). */
+    gboolean backlogged, backlog_exempt;
+    gint64 backlog_since_us, backlog_moved_us; /* over the mark since; last progress */
+    size_t backlog_left;                       /* queue at the last progress */
+    gboolean input_paused; /* in broker.paused: reading stopped for a backlog */
     struct pub_stat *pub_stat; /* metrics of the channel last published on */
     char *pub_stat_chan;
 
@@ -111,6 +117,11 @@ struct broker {
     GPtrArray *pending_runs; /* struct conn * with a run to queue */
     GPtrArray *out_pending;  /* struct conn * with output to write this turn */
     struct event *out_flush; /* active when out_pending is not empty */
+    /* Publishers wait while a subscriber that keeps up has a backlog (conn.c). */
+    GPtrArray *backlogged;      /* struct conn * over the mark, not exempt */
+    GPtrArray *paused;          /* struct conn * whose reading is stopped */
+    struct event *backlog_timer; /* checks the backlogs' progress */
+    struct event *resume;       /* active: restart the paused */
     guint64 next_conn_id;
     struct router *router;
     struct worker *worker;
@@ -183,6 +194,9 @@ size_t conn_queued(const struct conn *c);
 void conn_output_kick(struct conn *c);
 /** Write every kicked connection's output now (the out_flush event's callback). */
 void conn_output_flush(evutil_socket_t fd, short what, void *arg);
+/** Set up / free what conn.c keeps in the broker (the output and backlog lists). */
+void conn_output_init(struct broker *b);
+void conn_output_free(struct broker *b);
 
 enum deny_kind { DENY_AUTH, DENY_IDENT, DENY_PUB, DENY_SUB };
 
