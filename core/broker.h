@@ -81,7 +81,7 @@ struct conn {
     gboolean direct_out;
     gboolean out_listed; /* in broker.out_pending */
     /* Backlog (conn.c): queue over the mark, in broker.backlogged; exempt once
-     * it stayed there past the grace (a slow consumer: drops, not backpressure). */
+     * it stalls or stays behind too long (a slow consumer: drops, not backpressure). */
     gboolean backlogged, backlog_exempt;
     gint64 backlog_since_us, backlog_moved_us; /* over the mark since; last progress */
     size_t backlog_left;                       /* queue at the last progress */
@@ -192,8 +192,6 @@ void conn_process_input(struct conn *c);
 size_t conn_queued(const struct conn *c);
 /** Something was added to c's output: have it written at the end of this loop turn. */
 void conn_output_kick(struct conn *c);
-/** Write every kicked connection's output now (the out_flush event's callback). */
-void conn_output_flush(evutil_socket_t fd, short what, void *arg);
 /** Set up / free what conn.c keeps in the broker (the output and backlog lists). */
 void conn_output_init(struct broker *b);
 void conn_output_free(struct broker *b);

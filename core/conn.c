@@ -188,7 +188,8 @@ void conn_output_kick(struct conn *c)
 
 static void output_drained(struct conn *c);
 
-void conn_output_flush(evutil_socket_t fd, short what, void *arg)
+/* The out_flush event: write every kicked connection's output. */
+static void conn_output_flush(evutil_socket_t fd, short what, void *arg)
 {
     struct broker *b = arg;
     /* Each connection is handled once; none is freed in here. */
@@ -285,7 +286,7 @@ static void on_backlog_check(evutil_socket_t fd, short what, void *arg)
         if (now - c->backlog_moved_us < BACKLOG_STALL_US &&
             now - c->backlog_since_us < BACKLOG_HOLD_US)
             continue;
-        log_info("%s@%s: %zu bytes queued for %d ms: a slow consumer, no longer holding "
+        log_notice("%s@%s: %zu bytes queued for %d ms: a slow consumer, no longer holding "
                  "publishers back",
                  c->ident, c->peer, queued, (int)((now - c->backlog_since_us) / 1000));
         c->backlog_exempt = TRUE;
