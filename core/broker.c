@@ -92,6 +92,7 @@ struct broker *broker_new(struct config *cfg, GError **error)
     b->listeners = g_ptr_array_new_with_free_func(listener_free);
     b->conns = g_hash_table_new(id_hash, id_equal);
     b->pending_runs = g_ptr_array_new();
+    conn_output_init(b);
     b->router = router_new();
     b->auth_chain = g_ptr_array_new_with_free_func((GDestroyNotify)plugin_instance_free);
     b->counter_deltas = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, counters_free);
@@ -522,6 +523,7 @@ void broker_free(struct broker *b)
     router_free(b->router);
     g_hash_table_unref(b->conns);
     g_ptr_array_unref(b->pending_runs);
+    conn_output_free(b);
     if (b->sig_term) {
         event_free(b->sig_term);
         event_free(b->sig_int);

@@ -257,7 +257,80 @@ static void test_bounded_but_lossless_when_under(void)
     H_FINISH(b);
 }
 
+struct flood {
+    int fd;
+    int count;
+    bool ok;
+};
+
+/* Publishes count 4 KiB messages, sequence numbered, as fast as TCP takes them. */
+static gpointer flood_main(gpointer data)
+{
+    struct flood *fl = data;
+    uint8_t payload[4096];
+    memset(payload, 'f', sizeof payload);
+    fl->ok = true;
+    for (int m = 0; m < fl->count && fl->ok; m++) {
+        memcpy(payload, &m, sizeof m);
+        fl->ok = h_pub(fl->fd, "pub1", "big", payload, sizeof payload);
+    }
+    return NULL;
+}
+
+/*
+ * A subscriber that keeps reading, only slower than the publisher sends,
+ * loses nothing: the publisher is held back while the subscriber's queue is
+ * over its mark, instead of the queue running into max_queued_bytes and
+ * dropping.  16 MB through a 1 MiB bound at at most 32 MB/s.
+ */
+static void test_reader_behind_loses_nothing(void)
+{
+    struct h_broker *b = h_broker_new();
+    enum { COUNT = 4000 };
+    CU_ASSERT_FATAL(b != NULL);
+    CU_ASSERT_FATAL(h_broker_add_key(b, "pub1", "pub1-secret", "big", ""));
+    CU_ASSERT_FATAL(h_broker_add_key(b, "sub1", "sub1-secret", "", "big"));
+    CU_ASSERT_FATAL(h_broker_start(b, "max_queued_bytes = 1048576\n"
+                                      "slow_deadline = 30\n"));
+    int sub = h_connect_opt(b->port, 65536);
+    CU_ASSERT_FATAL(sub >= 0);
+    CU_ASSERT_FATAL(h_auth(sub, "sub1", "sub1-secret"));
+    int pub = h_client(b->port, "pub1", "pub1-secret");
+    CU_ASSERT_FATAL(pub >= 0);
+    CU_ASSERT_FATAL(h_sub(sub, "sub1", "big"));
+    CU_ASSERT_FATAL(h_barrier1(b, sub, "sub1", pub, "pub1"));
+
+    struct flood fl = {.fd = pub, .count = COUNT};
+    GThread *t = g_thread_new("flood", flood_main, &fl);
+    struct h_frame f = {0};
+    int got = 0;
+    for (; got < COUNT; got++) {
+        int r = h_read_frame(sub, 10000, &f);
+        if (r != H_FRAME) {
+            CU_FAIL("subscriber stopped receiving");
+            break;
+        }
+        const uint8_t *id, *ch, *pl;
+        size_t il, cl, pll;
+        int seq = -1;
+        if (h_parse_publish(&f, &id, &il, &ch, &cl, &pl, &pll) && pll == 4096)
+            memcpy(&seq, pl, sizeof seq);
+        if (seq != got) {
+            CU_FAIL("a message was lost or reordered while the subscriber kept reading");
+            break;
+        }
+        if (got % 16 == 15)
+            h_sleep_ms(2); /* 64 KiB per 2 ms at most */
+    }
+    h_frame_clear(&f);
+    g_thread_join(t);
+    CU_ASSERT(fl.ok);
+    CU_ASSERT_EQUAL(got, COUNT);
+    H_FINISH(b);
+}
+
 static const struct h_test tests[] = {
+    {"a reader slower than the publisher loses nothing", test_reader_behind_loses_nothing},
     {"slow consumer: bounded memory, others served, disconnected", test_slow_consumer},
     {"under the bound nothing is dropped", test_bounded_but_lossless_when_under},
     {NULL, NULL},
