@@ -39,6 +39,7 @@ struct config {
     guint32 max_frame;
     gsize max_queued_bytes;
     guint slow_deadline;
+    guint backpressure_hold; /**< ms a lagging reader may hold publishers back; 0: never */
     guint max_connections;
     guint max_connections_per_ip; /**< 0: unlimited */
     guint auth_failures_before_backoff; /**< 0: never back off */

@@ -24,11 +24,10 @@
 /* What the bufferevent writes per writable event when a backlog waits. */
 #define BACKLOG_MAX_WRITE (256 * 1024)
 /* A backlog holds publishers back until its connection has taken nothing
- * for BACKLOG_STALL_US, or for BACKLOG_HOLD_US in all; then it counts as a
- * slow consumer (drops at max_queued_bytes instead).  Checked every
- * BACKLOG_CHECK_US. */
+ * for BACKLOG_STALL_US, or for [broker] backpressure_hold in all; then it
+ * counts as a slow consumer (drops at max_queued_bytes instead).  Checked
+ * every BACKLOG_CHECK_US. */
 #define BACKLOG_STALL_US (300 * 1000)
-#define BACKLOG_HOLD_US (2 * 1000 * 1000)
 #define BACKLOG_CHECK_US (50 * 1000)
 
 static void on_read(struct bufferevent *bev, void *arg);
@@ -262,7 +261,7 @@ static void backlog_update(struct conn *c)
     struct broker *b = c->b;
     size_t queued = conn_queued(c), mark = backlog_mark(b);
     if (!c->backlogged && !c->backlog_exempt) {
-        if (queued > mark && c->state == CONN_READY) {
+        if (queued > mark && c->state == CONN_READY && b->cfg->backpressure_hold) {
             c->backlogged = TRUE;
             c->backlog_since_us = c->backlog_moved_us = g_get_monotonic_time();
             c->backlog_left = queued;
@@ -289,8 +288,9 @@ static void on_backlog_check(evutil_socket_t fd, short what, void *arg)
             c->backlog_left = queued;
             c->backlog_moved_us = now;
         }
-        if (now - c->backlog_moved_us < BACKLOG_STALL_US &&
-            now - c->backlog_since_us < BACKLOG_HOLD_US)
+        gint64 hold_us = (gint64)b->cfg->backpressure_hold * 1000;
+        if (now - c->backlog_moved_us < MIN(BACKLOG_STALL_US, hold_us) &&
+            now - c->backlog_since_us < hold_us)
             continue;
         log_notice("%s@%s: %zu bytes queued for %d ms: a slow consumer, no longer holding "
                  "publishers back",
