@@ -465,6 +465,8 @@ int main(int argc, char **argv)
     int rc = 1;
     struct ctx c = {0};
 
+    plugin_process_init();
+
     GOptionContext *octx = g_option_context_new("COMMAND ... - manage hpfriends storage");
     g_option_context_add_main_entries(octx, entries, NULL);
     g_option_context_set_description(octx, usage_text);

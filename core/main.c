@@ -12,6 +12,7 @@
 #include "broker.h"
 #include "config.h"
 #include "log.h"
+#include "plugin.h"
 
 gboolean broker_load_plugins(struct broker *b, gboolean start, GError **error);
 
@@ -66,6 +67,8 @@ int main(int argc, char **argv)
     struct config *cfg = NULL;
     struct broker *b = NULL;
     int rc = 1;
+
+    plugin_process_init();
 
     GOptionContext *ctx = g_option_context_new("- hpfriends broker (hpfeeds protocol)");
     g_option_context_add_main_entries(ctx, entries, NULL);

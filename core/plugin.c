@@ -210,6 +210,11 @@ static char *find_module(const char *dir, const char *module, enum hpf_kind kind
     return found;
 }
 
+void plugin_process_init(void)
+{
+    g_setenv("MONGOC_DISABLE_SHM", "1", FALSE);
+}
+
 struct plugin_instance *plugin_instance_new(const char *dir, const char *module,
                                             enum hpf_kind kind, const char *instance_name,
                                             GHashTable *config, const char *config_dir,

@@ -34,6 +34,16 @@ struct plugin_instance {
 const char *plugin_dir_resolve(const char *configured);
 
 /**
+ * Call first thing in main(), before any thread exists.  Sets what the
+ * libraries plugins link read from the environment as they are loaded:
+ * libmongoc's constructor would otherwise put its diagnostic counters in a
+ * /dev/shm/mongoc-PID segment that a killed process leaves behind, and
+ * print "Falling back to malloc for counters" on stderr when a later
+ * process gets that pid.  What the operator set is kept.
+ */
+void plugin_process_init(void);
+
+/**
  * Load module `module` (a file name without ".so", or a path containing a
  * '/') from `dir`, check it provides `kind`, validate that every key in
  * `config` (key -> value, may be NULL) is one the plugin accepts, and run

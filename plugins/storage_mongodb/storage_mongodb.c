@@ -117,16 +117,11 @@ static gpointer init_mongoc(gpointer unused)
 {
     (void)unused;
     /*
-     * libmongoc keeps its diagnostic counters in a shared-memory segment
-     * named after the pid, /dev/shm/mongoc-PID, removed only by
-     * mongoc_cleanup(), which we never call (above).  Every hpfriendsctl
-     * run would leave one behind, and a later process that reuses the pid
-     * prints "Falling back to malloc for counters" on stderr.  The counters
-     * only serve libmongoc's own stat tool: keep them on the heap, unless
-     * the operator asked otherwise.  create() runs at start-up, on the main
-     * thread, before the plugin has threads of its own.
+     * Debian's libmongoc also initialises itself from a constructor when
+     * this module is loaded, counters in /dev/shm included unless
+     * MONGOC_DISABLE_SHM is set: the programs set it before loading any
+     * plugin (plugin_process_init()).
      */
-    setenv("MONGOC_DISABLE_SHM", "1", 0);
     mongoc_init();
     return NULL;
 }

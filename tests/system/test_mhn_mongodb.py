@@ -84,6 +84,11 @@ def mhn_db(r):
     b = t.Broker(r, "mhn-broker", args=["--bind", "%s:0" % t.HOST, "--auth", uri],
                  cwd=d).start()
     a, bb = h.pubsub_checks(r, b)
+    # libmongoc's constructor would put counters in /dev/shm/mongoc-PID, left
+    # behind by a killed broker; hpfriendsd turns that off before loading it.
+    shm = "/dev/shm/mongoc-%d" % b.proc.pid
+    r.check("the broker keeps no libmongoc counters in shared memory (%s)" % shm,
+            not os.path.exists(shm))
 
     # MHN's web UI adds a sensor: a new document, written behind our back.
     errors, closed = h.auth_refused(b, "key-d", "secret-d")
