@@ -10,6 +10,7 @@
 #include <event2/util.h>
 
 #include "broker.h"
+#include "cluster.h"
 #include "graph.h"
 #include "ipguard.h"
 #include "log.h"
@@ -389,7 +390,14 @@ gboolean broker_load_plugins(struct broker *b, gboolean start, GError **error)
     b->sinks = sinks_new(b->cfg, plugin_dir_resolve(b->cfg->plugin_dir), error);
     if (!b->sinks)
         return FALSE;
-    return !start || sinks_start(b->sinks, error);
+    if (start && !sinks_start(b->sinks, error))
+        return FALSE;
+    if (b->cfg->cluster) {
+        b->cluster = cluster_new(b, error);
+        if (!b->cluster || (start && !cluster_start(b->cluster, error)))
+            return FALSE;
+    }
+    return TRUE;
 }
 
 gboolean broker_start(struct broker *b, const char *ready_file, GError **error)
@@ -479,6 +487,7 @@ void broker_free(struct broker *b)
         return;
     close_all(b, "broker shutting down");
     g_ptr_array_unref(b->listeners);
+    cluster_free(b->cluster);
     reload_stop(b);
     /* Finish queued plugin calls before the plugins go, then save counters. */
     worker_free(b->worker);

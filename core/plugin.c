@@ -25,6 +25,16 @@ static struct plugin_instance *the_storage;
 
 void plugin_set_storage(struct plugin_instance *storage) { the_storage = storage; }
 
+/* Set and cleared on the loop thread while no plugin thread runs. */
+static plugin_inject_fn the_inject;
+static void *the_inject_data;
+
+void plugin_set_cluster_inject(plugin_inject_fn fn, void *data)
+{
+    the_inject = fn;
+    the_inject_data = data;
+}
+
 const char *plugin_dir_resolve(const char *configured)
 {
     const char *env = g_getenv("HPFRIENDS_PLUGIN_DIR");
@@ -107,6 +117,13 @@ static void host_auth_grant(struct hpf_auth_request *pub, const struct hpf_authk
     req->granted = TRUE;
 }
 
+static int host_cluster_inject(const struct hpf_plugin_ctx *ctx, const struct hpf_message *msg)
+{
+    if (!the_inject)
+        return HPF_ERR_UNSUPPORTED;
+    return the_inject(the_inject_data, msg);
+}
+
 static const struct hpf_host host_table = {
     .abi_major = HPF_ABI_MAJOR,
     .abi_minor = HPF_ABI_MINOR,
@@ -117,6 +134,7 @@ static const struct hpf_host host_table = {
     .authkey_lookup = host_authkey_lookup,
     .auth_hash_matches = host_auth_hash_matches,
     .auth_grant = host_auth_grant,
+    .cluster_inject = host_cluster_inject,
 };
 
 const struct hpf_host *plugin_host(void) { return &host_table; }
@@ -141,6 +159,7 @@ static const char *kind_prefix(enum hpf_kind kind)
     case HPF_KIND_STORAGE: return "storage";
     case HPF_KIND_AUTH: return "auth";
     case HPF_KIND_SINK: return "sink";
+    case HPF_KIND_CLUSTER: return "cluster";
     }
     return "plugin";
 }
@@ -180,6 +199,11 @@ static char *check_kinds(const struct hpf_plugin *p, enum hpf_kind kind)
         return g_strdup("declares kind auth without auth ops");
     if ((p->kinds & HPF_KIND_SINK) && !p->sink)
         return g_strdup("declares kind sink without sink ops");
+    /* p->cluster exists from ABI 1.1 on: older plugins' struct ends before it
+     * in meaning (that slot was reserved, and zero). */
+    if ((p->kinds & HPF_KIND_CLUSTER) &&
+        (p->abi_minor < 1 || !p->cluster || !p->cluster->publish || !p->cluster->interest))
+        return g_strdup("declares kind cluster without cluster ops (publish, interest)");
     if (p->storage && (p->kinds & HPF_KIND_STORAGE) &&
         (!p->storage->authkey_get || !p->storage->version || !p->storage->snapshot ||
          !p->storage->apply))

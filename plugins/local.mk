@@ -28,3 +28,4 @@ plugins_LTLIBRARIES += %reldir%/auth_storage.la
 
 include plugins/sinks.mk
 include plugins/backends.mk
+include plugins/cluster.mk

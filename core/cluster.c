@@ -1,0 +1,228 @@
+/*
+ * Cluster glue.  Local publishes go to the plugin once, after the local
+ * fanout; local interest (first subscriber of a channel, last one gone)
+ * follows the router; messages from other nodes arrive on the plugin's
+ * threads through host->cluster_inject(), are encoded into a PUBLISH frame
+ * right there, and wait in one bounded FIFO for the loop thread, which fans
+ * them out exactly as a local publish (handle_publish_fanout) but never
+ * forwards them again.
+ */
+#include "cluster.h"
+
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "broker.h"
+#include "log.h"
+#include "plugin.h"
+#include "router.h"
+
+struct injected {
+    char *owner;
+    char *chan;
+    struct frame_block *blk; /* the whole PUBLISH frame */
+    size_t payload_len;
+};
+
+struct cluster {
+    struct broker *b;
+    struct plugin_instance *pi;
+    struct event *notify;
+
+    GMutex lock; /* guards the four below */
+    GQueue queue; /* struct injected *, oldest first */
+    size_t queued_bytes;
+    gboolean notify_pending;
+    guint64 drops;
+
+    guint64 injected;    /* loop thread only */
+    guint64 drops_logged; /* loop thread only */
+    struct log_ratelimit drop_rl;
+};
+
+static void injected_free(struct injected *in)
+{
+    frame_block_unref(in->blk);
+    g_free(in->owner);
+    g_free(in->chan);
+    g_free(in);
+}
+
+/* Any thread: the plugin's. */
+static int inject(void *data, const struct hpf_message *msg)
+{
+    struct cluster *cl = data;
+    if (!msg || !msg->ident || !msg->owner || !msg->channel ||
+        (!msg->payload && msg->payload_len))
+        return HPF_ERR_INVALID;
+    size_t il = strlen(msg->ident), cl_len = strlen(msg->channel);
+    size_t flen = wire_encode_publish(NULL, 0, msg->ident, il, msg->channel, cl_len,
+                                      msg->payload, msg->payload_len);
+    if (flen == 0) {
+        g_mutex_lock(&cl->lock);
+        cl->drops++;
+        g_mutex_unlock(&cl->lock);
+        return HPF_ERR_INVALID;
+    }
+    g_mutex_lock(&cl->lock);
+    gboolean full = cl->queue.length >= CLUSTER_INJECT_MAX_MSGS ||
+                    cl->queued_bytes + flen > CLUSTER_INJECT_MAX_BYTES;
+    if (full)
+        cl->drops++;
+    g_mutex_unlock(&cl->lock);
+    if (full)
+        return HPF_ERR_UNAVAILABLE;
+
+    struct injected *in = g_new0(struct injected, 1);
+    in->blk = g_malloc(sizeof *in->blk + flen);
+    in->blk->refs = 1;
+    in->blk->len = flen;
+    wire_encode_publish(in->blk->data, flen, msg->ident, il, msg->channel, cl_len, msg->payload,
+                        msg->payload_len);
+    in->owner = g_strdup(msg->owner);
+    in->chan = g_strdup(msg->channel);
+    in->payload_len = msg->payload_len;
+
+    g_mutex_lock(&cl->lock);
+    g_queue_push_tail(&cl->queue, in);
+    cl->queued_bytes += flen;
+    gboolean wake = !cl->notify_pending;
+    cl->notify_pending = TRUE;
+    g_mutex_unlock(&cl->lock);
+    /* Thread-safe with evthread_use_pthreads(), which main() enables. */
+    if (wake)
+        event_active(cl->notify, EV_READ, 0);
+    return HPF_OK;
+}
+
+static void log_drops(struct cluster *cl, guint64 drops)
+{
+    if (drops == cl->drops_logged)
+        return;
+    uint64_t held = 0;
+    if (!log_ratelimit_ok(&cl->drop_rl, &held))
+        return;
+    log_warn("cluster: dropped %" G_GUINT64_FORMAT " messages from other nodes "
+             "(hand-over queue full: %u messages or %u bytes); %" G_GUINT64_FORMAT " in all",
+             drops - cl->drops_logged, CLUSTER_INJECT_MAX_MSGS, CLUSTER_INJECT_MAX_BYTES, drops);
+    cl->drops_logged = drops;
+}
+
+/* Loop thread: take what is queued now, fan it out, queue the runs. */
+static void on_notify(evutil_socket_t fd, short what, void *arg)
+{
+    struct cluster *cl = arg;
+    struct broker *b = cl->b;
+    GQueue batch = G_QUEUE_INIT;
+    g_mutex_lock(&cl->lock);
+    batch = cl->queue;
+    g_queue_init(&cl->queue);
+    cl->queued_bytes = 0;
+    cl->notify_pending = FALSE;
+    guint64 drops = cl->drops;
+    g_mutex_unlock(&cl->lock);
+
+    struct injected *in;
+    while ((in = g_queue_pop_head(&batch))) {
+        handle_publish_fanout(b, in->owner, in->chan, in->blk, 0, in->blk->len, in->payload_len);
+        cl->injected++;
+        injected_free(in);
+    }
+    handle_publish_flush(b);
+    log_drops(cl, drops);
+}
+
+static void on_interest(void *data, const char *chan, gboolean on)
+{
+    struct cluster *cl = data;
+    int rc = cl->pi->desc->cluster->interest(cl->pi->inst, chan, on);
+    if (rc != HPF_OK)
+        log_warn("cluster: %s interest in channel %s failed: %s", on ? "registering" : "dropping",
+                 chan, hpf_strerror(rc));
+}
+
+struct cluster *cluster_new(struct broker *b, GError **error)
+{
+    const struct plugin_conf *pc = b->cfg->cluster;
+    const char *dir = plugin_dir_resolve(b->cfg->plugin_dir);
+    struct plugin_instance *pi =
+        plugin_instance_new(dir, pc->plugin, HPF_KIND_CLUSTER, "cluster", pc->keys, b->cfg->dir,
+                            error);
+    if (!pi)
+        return NULL;
+    struct cluster *cl = g_new0(struct cluster, 1);
+    cl->b = b;
+    cl->pi = pi;
+    g_mutex_init(&cl->lock);
+    g_queue_init(&cl->queue);
+    cl->drop_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10);
+    cl->notify = event_new(b->base, -1, 0, on_notify, cl);
+    return cl;
+}
+
+gboolean cluster_start(struct cluster *cl, GError **error)
+{
+    /* Before start(): the plugin may receive (and inject) at once. */
+    plugin_set_cluster_inject(inject, cl);
+    if (!plugin_instance_start(cl->pi, error)) {
+        plugin_set_cluster_inject(NULL, NULL);
+        return FALSE;
+    }
+    router_set_interest(cl->b->router, on_interest, cl);
+    log_notice("cluster: plugin %s %s started", cl->pi->desc->name,
+               cl->pi->desc->version ? cl->pi->desc->version : "");
+    return TRUE;
+}
+
+void cluster_publish(struct cluster *cl, const char *ident, const char *owner, const char *chan,
+                     const uint8_t *payload, size_t len)
+{
+    if (!cl->pi->started)
+        return;
+    struct hpf_message msg = {
+        .time_us = g_get_real_time(),
+        .ident = ident,
+        .owner = owner,
+        .channel = chan,
+        .payload = payload,
+        .payload_len = len,
+    };
+    /* The plugin counts and logs what it could not forward. */
+    (void)cl->pi->desc->cluster->publish(cl->pi->inst, &msg);
+}
+
+void cluster_get_counters(struct cluster *cl, struct cluster_counters *out)
+{
+    memset(out, 0, sizeof *out);
+    out->injected = cl->injected;
+    g_mutex_lock(&cl->lock);
+    out->inject_drops = cl->drops;
+    g_mutex_unlock(&cl->lock);
+    if (cl->pi->started && cl->pi->desc->cluster->stats) {
+        struct hpf_cluster_stats st;
+        memset(&st, 0, sizeof st);
+        cl->pi->desc->cluster->stats(cl->pi->inst, &st);
+        out->forwarded = st.forwarded;
+        out->forward_failed = st.forward_failed;
+        out->received = st.received;
+        out->received_bad = st.received_bad;
+        out->connected = st.connected;
+    }
+}
+
+void cluster_free(struct cluster *cl)
+{
+    if (!cl)
+        return;
+    router_set_interest(cl->b->router, NULL, NULL);
+    /* destroy() ends the plugin's threads: nothing injects after it. */
+    plugin_instance_free(cl->pi);
+    plugin_set_cluster_inject(NULL, NULL);
+    struct injected *in;
+    while ((in = g_queue_pop_head(&cl->queue)))
+        injected_free(in);
+    event_free(cl->notify);
+    g_mutex_clear(&cl->lock);
+    g_free(cl);
+}
