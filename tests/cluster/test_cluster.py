@@ -1,0 +1,649 @@
+#!/usr/bin/env python3
+"""Cluster test: three hpfriendsd nodes as one broker over NATS (issue #9).
+
+Real processes over real TCP: a NATS cluster of three nats-server processes
+(routes between them on 127.0.0.1), the MongoDB-wire test server holding
+the one graph and authkey store every node reads, and three hpfriendsd
+nodes with `[cluster] plugin = cluster_nats`, each listing all three NATS
+servers.  Clients are spread over the nodes.
+
+Checks:
+  - the worked example of DESIGN.md section 3 across nodes: who receives
+    and who does not, every delivery exactly once (subscribers on the
+    publisher's own node included), per-publisher order, payloads bytes-
+    exact, also on a channel whose name is no valid NATS subject;
+  - a graph change made with hpfriendsctl through one node's config reaches
+    the others within reload_interval;
+  - access = channels across nodes;
+  - one nats-server killed: the node that used it reconnects to another
+    and traffic flows again, exactly once;
+  - one hpfriendsd node killed: its subscribers (hpfeeds-cli with
+    --failover, i.e. the client library's reconnect) come back on another
+    node and resubscribe; subscribers on the surviving nodes lose nothing
+    published on surviving nodes, and see nothing twice;
+  - every NATS server down: each node keeps serving its local clients,
+    counts and logs what it could not forward, and rejoins by itself when
+    NATS is back.
+
+A missing nats-server, node or MongoDB-wire server is a failure, never a
+skip.  Environment as tests/system/hpftest.py, plus HPF_NATS_SERVER (the
+nats-server binary; default: nats-server on PATH) and HPFEEDS_CLI.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+sys.dont_write_bytecode = True  # leave no __pycache__ in the source tree
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "system"))
+os.environ.setdefault("HPF_TEST_BACKEND", "mongodb")
+import hpftest as t  # noqa: E402
+
+CLI = os.environ.get("HPFEEDS_CLI") or os.path.join(t.BUILDDIR, "sdk", "cli", "hpfeeds-cli")
+CHAN = "dionaea.captures"
+# Dots and NATS wildcards: no valid NATS subject as it is.  (hpfriendsctl
+# takes printable ASCII channel names without spaces or commas.)
+ODD = "odd.chan.*>%"
+USERS = ("jojo", "mark", "alice", "eve")
+# DESIGN.md section 3: who reads what each user publishes on CHAN.
+READERS = {
+    "jojo": {"jojo", "mark", "alice"},
+    "mark": {"mark", "alice"},
+    "alice": {"alice"},
+    "eve": {"eve"},
+}
+NODES = 3
+RELOAD = 1  # reload_interval of the nodes, seconds
+FLOW_TIMEOUT = 15.0  # NATS interest to settle, a reconnect to happen
+NATS_READY_TIMEOUT = 10.0
+PER_PUBLISHER = 5
+
+
+def free_port():
+    s = socket.socket()
+    s.bind((t.HOST, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+# ------------------------------------------------------------------ NATS
+
+class NatsCluster:
+    """Three nats-server processes, routed to each other on 127.0.0.1."""
+
+    def __init__(self, runner):
+        self.dir = runner.subdir("nats")
+        self.bin = os.environ.get("HPF_NATS_SERVER") or shutil.which("nats-server")
+        t.expect(self.bin, "nats-server not found on PATH (apt-get install nats-server, or set "
+                           "HPF_NATS_SERVER)")
+        self.ports = [free_port() for _ in range(NODES)]
+        self.routes = [free_port() for _ in range(NODES)]
+        self.monitor = [free_port() for _ in range(NODES)]
+        self.procs = [None] * NODES
+
+    def urls(self):
+        return ["nats://%s:%d" % (t.HOST, p) for p in self.ports]
+
+    def start(self, i):
+        others = ",".join("nats://%s:%d" % (t.HOST, self.routes[j])
+                          for j in range(NODES) if j != i)
+        conf = os.path.join(self.dir, "nats%d.conf" % i)
+        with open(conf, "w") as f:
+            # max_payload above the broker's default max_frame (1 MiB + 5).
+            f.write("max_payload: 2097152\n")
+        log = open(os.path.join(self.dir, "nats%d.log" % i), "ab")
+        self.procs[i] = subprocess.Popen(
+            [self.bin, "-c", conf, "-a", t.HOST, "-p", str(self.ports[i]),
+             "-m", str(self.monitor[i]), "-n", "nats%d" % i,
+             "--cluster_name", "hpftest", "--cluster", "nats://%s:%d" % (t.HOST, self.routes[i]),
+             "--routes", others],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir)
+        log.close()
+
+    def start_all(self):
+        for i in range(NODES):
+            self.start(i)
+        self.wait_routes(list(range(NODES)))
+
+    def varz(self, i, what="routez"):
+        with urllib.request.urlopen("http://%s:%d/%s" % (t.HOST, self.monitor[i], what),
+                                    timeout=2) as resp:
+            return json.loads(resp.read().decode())
+
+    def wait_routes(self, alive):
+        """Until every live server has a route to every other live one."""
+        want = len(alive) - 1
+
+        def ok():
+            try:
+                return all(self.varz(i)["num_routes"] >= want for i in alive)
+            except (OSError, ValueError, KeyError):
+                return False
+        t.expect(t.poll(ok, NATS_READY_TIMEOUT, 0.05),
+                 "NATS servers %s: not all routed to each other after %.0f s"
+                 % (alive, NATS_READY_TIMEOUT))
+
+    def server_of(self, node_name):
+        """Index of the server that holds the connection named node_name."""
+        for i in range(NODES):
+            if not self.alive(i):
+                continue
+            try:
+                for c in self.varz(i, "connz").get("connections") or []:
+                    if c.get("name") == node_name:
+                        return i
+            except (OSError, ValueError):
+                pass
+        return None
+
+    def alive(self, i):
+        return self.procs[i] is not None and self.procs[i].poll() is None
+
+    def kill(self, i):
+        p = self.procs[i]
+        if p is not None and p.poll() is None:
+            p.kill()
+            p.wait()
+
+    def stop_all(self):
+        for i in range(NODES):
+            self.kill(i)
+
+
+_nats = None
+
+
+def nats(r):
+    global _nats
+    if _nats is None:
+        _nats = NatsCluster(r)
+        _nats.start_all()
+    return _nats
+
+
+def _stop_nats_at_exit():
+    if _nats is not None:
+        _nats.stop_all()
+
+
+import atexit  # noqa: E402
+atexit.register(_stop_nats_at_exit)
+
+
+# ------------------------------------------------------------ the nodes
+
+_data_ready = False
+
+
+def shared_dir(r):
+    return r.subdir("shared")
+
+
+def node_conf(r, i, access="graph", cluster_extra=None, tag="n"):
+    d = r.subdir("%s%d" % (tag, i))
+    # One storage for all nodes: the same (directory, db) names the same
+    # MongoDB database.
+    keys = t.storage_keys(shared_dir(r), "cluster.db", "mongodb")
+    lines = ["[broker]", "name = node%d" % i, "listen = tcp:%s:0" % t.HOST,
+             "access = %s" % access, "reload_interval = %d" % RELOAD,
+             "exporter = %s:0" % t.HOST, "", "[storage]"]
+    lines += ["%s = %s" % kv for kv in keys.items()]
+    cl = {"plugin": "cluster_nats", "servers": ",".join(nats(r).urls()), "node": "node%d" % i,
+          "reconnect_wait": "0.2"}
+    cl.update(cluster_extra or {})
+    lines += ["", "[cluster]"] + ["%s = %s" % kv for kv in cl.items()] + [""]
+    path = os.path.join(d, "node%d.conf" % i)
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+    return path
+
+
+def setup_data(r, conf):
+    global _data_ready
+    if _data_ready:
+        return
+    for u in USERS + ("probe",):
+        t.ctl_ok(conf, "user", "add", u)
+        t.ctl_ok(conf, "authkey", "add", "--owner", u, "--ident", "%s-key" % u,
+                 "--secret", "%s-secret" % u, "--publish", "%s,%s" % (CHAN, ODD),
+                 "--subscribe", "%s,%s" % (CHAN, ODD))
+    t.ctl_ok(conf, "group", "add", "partners", "--owner", "mark")
+    t.ctl_ok(conf, "group", "member", "add", "partners", "alice")
+    t.ctl_ok(conf, "group", "add", "everyone", "--owner", "probe")
+    for u in USERS:
+        t.ctl_ok(conf, "group", "member", "add", "everyone", u)
+    for ch in (CHAN, ODD):
+        t.ctl_ok(conf, "share", "add", "--from", "jojo", "--to", "mark", "--channel", ch)
+        t.ctl_ok(conf, "share", "add", "--from", "mark", "--to", "@partners", "--channel", ch,
+                 "--type", "shares_all")
+        # probe's messages reach everybody: the test's own markers.
+        t.ctl_ok(conf, "share", "add", "--from", "probe", "--to", "@everyone", "--channel", ch)
+    _data_ready = True
+
+
+def start_nodes(r, access="graph", cluster_extra=None, tag="n"):
+    nats(r)
+    confs = [node_conf(r, i, access, cluster_extra, tag) for i in range(NODES)]
+    setup_data(r, confs[0])
+    nodes = [t.Broker(r, "node%d" % i, conf=confs[i]).start() for i in range(NODES)]
+    for n in nodes:
+        n.exporter = exporter_port(n)
+    return nodes, confs
+
+
+def exporter_port(b):
+    with open(b.ready) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == "http":
+                return int(parts[2])
+    raise t.CheckFailed("%s: no exporter port in %s" % (b.name, b.ready))
+
+
+def metric(b, name):
+    with urllib.request.urlopen("http://%s:%d/metrics" % (t.HOST, b.exporter), timeout=5) as rsp:
+        for line in rsp.read().decode().splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0] == name:
+                return float(parts[1])
+    return None
+
+
+def log_text(b):
+    with open(b.log_path, "rb") as f:
+        return f.read().decode("utf-8", "replace")
+
+
+# ------------------------------------------------------------- traffic
+
+# Markers of this test, and the interop client's sync tokens.
+MARK_PREFIXES = (b"warm:", b"end:", b"sync-")
+
+
+def user_of(ident):
+    return ident.decode().rsplit("-key", 1)[0]
+
+
+class Crowd:
+    """peers[(user, node)]: one subscriber per user per node on chan, and a
+    probe publisher per node.  Files messages; markers kept apart."""
+
+    def __init__(self, nodes, chan, users=USERS):
+        self.nodes = nodes
+        self.chan = chan
+        self.peers = {}
+        for u in users:
+            for i, n in enumerate(nodes):
+                p = n.connect("%s-key" % u, "%s-secret" % u)
+                p.subscribe(chan)
+                self.peers[(u, i)] = p
+        self.probes = [n.connect("probe-key", "probe-secret") for n in nodes]
+        self.seq = 0
+
+    def live(self):
+        return {k: p for k, p in self.peers.items() if self.nodes[k[1]].alive()}
+
+    def marks(self, p, prefix):
+        return {m[2] for m in p.inbox if m[2].startswith(prefix)}
+
+    def wait_marks(self, prefix, from_nodes, timeout=FLOW_TIMEOUT, resend=False):
+        """Until every live peer saw the marker prefix:<node> of each of
+        from_nodes (published by that node's probe; with resend, again each
+        round, for interest that is still settling).  Returns the peers
+        still missing some."""
+        deadline = time.monotonic() + timeout
+        want = {b"%s%d" % (prefix, i) for i in from_nodes}
+        while True:
+            if resend or not getattr(self, "_sent_" + prefix.decode(), False):
+                for i in from_nodes:
+                    self.probes[i].publish(self.chan, b"%s%d" % (prefix, i))
+                setattr(self, "_sent_" + prefix.decode(), True)
+            peers = self.live()
+            t.drain_all(peers.values(), 0.2)
+            missing = [k for k, p in peers.items() if not want <= self.marks(p, prefix)]
+            if not missing or time.monotonic() >= deadline:
+                return missing
+
+    def clear(self):
+        for p in self.peers.values():
+            p.inbox = []
+        for k in list(vars(self)):
+            if k.startswith("_sent_"):
+                delattr(self, k)
+
+    def messages(self, p):
+        """(publisher user, payload) of every non-marker message, in order."""
+        return [(user_of(m[0]), m[2]) for m in p.inbox
+                if not m[2].startswith(MARK_PREFIXES) and m[1] == self.chan.encode()]
+
+
+def payload(user, node, k):
+    # Every byte value, so a mangled payload cannot go unnoticed.
+    return ("%s@%d#%d|" % (user, node, k)).encode() + bytes(range(256)) + b"\r\n\x00end"
+
+
+def exchange(r, label, crowd, publishers, readers_of, from_nodes):
+    """Each (user, node) in publishers publishes PER_PUBLISHER messages
+    through its own subscriber connection; then every live peer must hold
+    exactly what readers_of says, once each and in order."""
+    crowd.clear()
+    missing = crowd.wait_marks(b"warm:", from_nodes, resend=True)
+    t.expect(not missing, "%s: NATS interest did not settle within %.0f s; no warm-up marker "
+             "at %s" % (label, FLOW_TIMEOUT, missing))
+    crowd.clear()
+    sent = {}
+    for (u, i) in publishers:
+        p = crowd.peers[(u, i)]
+        sent[(u, i)] = [payload(u, i, k) for k in range(PER_PUBLISHER)]
+        for pl in sent[(u, i)]:
+            p.publish(crowd.chan, pl)
+        p.sync(crowd.chan)  # node i has handled all of them
+    missing = crowd.wait_marks(b"end:", from_nodes)
+    t.expect(not missing, "%s: end markers missing at %s" % (label, missing))
+    bad = []
+    for (v, j), p in crowd.live().items():
+        got = crowd.messages(p)
+        want_set = {(u, pl) for (u, i), pls in sent.items() if readers_of(u, v)
+                    for pl in pls}
+        if sorted(got) != sorted(want_set):
+            extra = [x[1][:20] for x in got if x not in want_set]
+            lost = [x[1][:20] for x in want_set if x not in got]
+            dup = len(got) - len(set(got))
+            bad.append("%s@node%d: %d got, %d wanted; lost %r, unexpected %r, %d duplicates"
+                       % (v, j, len(got), len(want_set), lost[:3], extra[:3], dup))
+            continue
+        for key, pls in sent.items():
+            seq = [x[1] for x in got if x[1] in set(pls)]
+            if seq and seq != pls:
+                bad.append("%s@node%d: %s@node%d's messages out of order" % ((v, j) + key))
+    return bad, sum(len(v) for v in sent.values())
+
+
+# ------------------------------------------------------------- sections
+
+def graph_across_nodes(r):
+    nodes, confs = start_nodes(r)
+    for chan in (CHAN, ODD):
+        crowd = Crowd(nodes, chan)
+        publishers = [(u, k % NODES) for k, u in enumerate(USERS)]
+        bad, n = exchange(r, "graph", crowd, publishers,
+                          lambda u, v: v in READERS[u], range(NODES))
+        r.check("graph mode, channel %r: %d messages from 4 publishers spread over 3 nodes "
+                "reach exactly the readers of DESIGN.md section 3 on every node (jojo: jojo, "
+                "mark, alice; mark: mark, alice; alice and eve: themselves), each once, in "
+                "order, bytes-exact" % (chan, n), not bad, "; ".join(bad))
+    counts = {}
+
+    def forwarded_all():
+        counts["pub"] = metric(nodes[0], "hpfriends_publishes_total")
+        counts["fwd"] = metric(nodes[0], "hpfriends_cluster_forwarded_total")
+        return counts["pub"] is not None and counts["pub"] == counts["fwd"]
+    # The sender thread counts once it handed a message to libnats: poll.
+    r.check("node0 forwarded each local publish to NATS once (forwarded == publishes)",
+            t.poll(forwarded_all, 3), repr(counts))
+    inj = metric(nodes[1], "hpfriends_cluster_injected_total")
+    r.check("node1 fanned out messages from other nodes (injected > 0)",
+            inj is not None and inj > 0, "injected %r" % inj)
+
+    # A graph change through node2's config reaches node0 and node1.
+    t.ctl_ok(confs[2], "share", "add", "--from", "eve", "--to", "alice", "--channel", CHAN)
+    deadline = time.monotonic() + RELOAD + 3
+    crowd = Crowd(nodes, CHAN)
+    ok = False
+    while not ok and time.monotonic() < deadline:
+        time.sleep(RELOAD / 2)
+        bad, _ = exchange(r, "after share add", crowd, [("eve", 0)],
+                          lambda u, v: v in READERS[u] | ({"alice"} if u == "eve" else set()),
+                          range(NODES))
+        ok = not bad
+    r.check("share eve -> alice added with hpfriendsctl via node2's config: eve's messages "
+            "published on node0 reach alice on all three nodes within reload_interval + 3 s",
+            ok, "; ".join(bad))
+    t.ctl_ok(confs[2], "share", "del", "--from", "eve", "--to", "alice", "--channel", CHAN)
+
+
+def channels_across_nodes(r):
+    nodes, _ = start_nodes(r, access="channels", tag="c")
+    crowd = Crowd(nodes, CHAN)
+    publishers = [(u, k % NODES) for k, u in enumerate(USERS)]
+    bad, n = exchange(r, "channels", crowd, publishers, lambda u, v: True, range(NODES))
+    r.check("channels mode: %d messages from 4 publishers on 3 nodes reach all 12 subscribers "
+            "on every node, each once, in order" % n, not bad, "; ".join(bad))
+
+
+def kill_nats_server(r):
+    nodes, _ = start_nodes(r, tag="k")
+    nc = nats(r)
+    crowd = Crowd(nodes, CHAN)
+    publishers = [(u, k % NODES) for k, u in enumerate(USERS)]
+    bad, _ = exchange(r, "before", crowd, publishers, lambda u, v: v in READERS[u],
+                      range(NODES))
+    t.expect(not bad, "before the kill: " + "; ".join(bad))
+    victim = nc.server_of("node0")
+    t.expect(victim is not None, "no NATS server lists a connection named node0")
+    nc.kill(victim)
+    print("# killed nats%d, node0's server" % victim)
+    ok = t.poll(lambda: nc.server_of("node0") not in (None, victim), FLOW_TIMEOUT)
+    r.check("node0 reconnects to another NATS server by itself after nats%d was killed" % victim,
+            ok, "server of node0: %r" % nc.server_of("node0"))
+    bad, n = exchange(r, "after", crowd, publishers, lambda u, v: v in READERS[u],
+                      range(NODES))
+    r.check("with nats%d dead, %d messages from all three nodes still reach exactly their "
+            "readers on every node, once each" % (victim, n), not bad, "; ".join(bad))
+    nc.start(victim)
+    nc.wait_routes(list(range(NODES)))
+
+
+class CliSub:
+    """hpfeeds-cli sub --reconnect --json --failover ...: the client
+    library's reconnect, in its own process."""
+
+    def __init__(self, r, ident, secret, chan, first, others):
+        argv = [CLI, "sub", "--host", t.HOST, "--port", str(first.port), "-i", ident, "-s",
+                secret, "-c", chan, "--json", "--reconnect", "--verbose"]
+        for o in others:
+            argv += ["--failover", "%s:%d" % (t.HOST, o.port)]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+        self.lines, self.err = [], []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._read, args=(self.proc.stdout, self.lines),
+                         daemon=True).start()
+        threading.Thread(target=self._read, args=(self.proc.stderr, self.err),
+                         daemon=True).start()
+        r.cli_subs.append(self)
+
+    def _read(self, f, into):
+        for line in f:
+            with self.lock:
+                into.append(line.decode("utf-8", "replace").rstrip("\n"))
+
+    def announced(self, broker):
+        with self.lock:
+            return any("(broker %s)" % broker in x for x in self.err)
+
+    def payloads(self):
+        out = []
+        with self.lock:
+            lines = list(self.lines)
+        for x in lines:
+            d = json.loads(x)
+            pl = d["payload"].encode("utf-8") if "payload" in d else None
+            if pl is None:
+                import base64
+                pl = base64.b64decode(d["payload_b64"])
+            out.append(pl)
+        return out
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def kill_broker_node(r):
+    nodes, _ = start_nodes(r, tag="b")
+    # Surviving subscribers: every user on every node (Python peers).
+    crowd = Crowd(nodes, CHAN)
+    # The victim's subscribers with failover: alice and mark on node2.
+    subs = {u: CliSub(r, "%s-key" % u, "%s-secret" % u, CHAN, nodes[2], nodes[:2])
+            for u in ("alice", "mark")}
+    t.expect(t.poll(lambda: all(s.announced("node2") for s in subs.values()), 10),
+             "hpfeeds-cli subscribers did not come up on node2: %r"
+             % {u: s.err for u, s in subs.items()})
+    missing = crowd.wait_marks(b"warm:", range(NODES), resend=True)
+    t.expect(not missing, "warm-up: %r" % missing)
+    crowd.clear()
+
+    # jojo publishes on node0 without pause, from its own connection, while
+    # node2 dies and its subscribers move.
+    conn = t.hp.Client(t.HOST, nodes[0].port, "jojo-key", "jojo-secret", timeout=t.IO_TIMEOUT)
+    conn.connect()
+    conn.subscribe(CHAN)  # for the sync below; its socket buffers what comes
+    stop = threading.Event()
+    sent = []
+
+    def publish_loop():
+        k = 0
+        while not stop.is_set():
+            pl = payload("jojo", 0, k)
+            conn.publish(CHAN, pl)
+            sent.append(pl)
+            k += 1
+            time.sleep(0.005)
+    th = threading.Thread(target=publish_loop, daemon=True)
+    th.start()
+    try:
+        time.sleep(0.3)
+        nodes[2].kill()
+        print("# killed node2 (SIGKILL) after %d messages" % len(sent))
+        came_back = t.poll(lambda: all(s.announced("node0") or s.announced("node1")
+                                       for s in subs.values()), FLOW_TIMEOUT)
+        r.check("the killed node's hpfeeds-cli subscribers reconnect to a surviving node and "
+                "resubscribe (client library failover)", came_back,
+                "; ".join("%s: %s" % (u, s.err[-3:]) for u, s in subs.items()))
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        th.join()
+    # node0 has handled every publish of the loop once this comes back; the
+    # end markers published after it follow them through NATS.
+    conn.sync(CHAN, timeout=FLOW_TIMEOUT)
+    conn.close()
+    missing = crowd.wait_marks(b"end:", (0, 1))
+    t.expect(not missing, "end markers: %r" % missing)
+    t.expect(t.poll(lambda: all(b"end:0" in s.payloads() for s in subs.values()),
+                    FLOW_TIMEOUT), "end marker did not reach the reconnected subscribers")
+    print("# jojo published %d messages on node0 during the node2 kill" % len(sent))
+    bad = []
+    for (v, j), p in crowd.live().items():
+        got = [m[2] for m in p.inbox if not m[2].startswith(MARK_PREFIXES)
+               and user_of(m[0]) == "jojo"]
+        want = sent if v in READERS["jojo"] else []
+        if got != want:
+            bad.append("%s@node%d: %d of %d, %d distinct" % (v, j, len(got), len(want),
+                                                              len(set(got))))
+    r.check("subscribers on the surviving nodes got all %d messages jojo published on node0 "
+            "while node2 was killed, once each and in order (non-readers none)" % len(sent),
+            not bad, "; ".join(bad))
+    bad = []
+    for u, s in subs.items():
+        got = [x for x in s.payloads() if not x.startswith(MARK_PREFIXES)]
+        idx = [sent.index(x) if x in sent else -1 for x in got]
+        gaps = [(a, b) for a, b in zip(idx, idx[1:]) if b != a + 1]
+        # Before the kill, through node2: a run from where they started;
+        # then what was published while they had no node is gone (hpfeeds
+        # has no replay); from their resubscription on: an unbroken run,
+        # once each, in order, to the last message.
+        print("# %s (failed over): %d of %d received; gap %r" % (u, len(got), len(sent), gaps))
+        if -1 in idx or not idx or idx[-1] != len(sent) - 1 or len(gaps) > 1 or \
+                any(b <= a for a, b in gaps):
+            bad.append("%s: %d received (first %r, last %r of %d; breaks %r)"
+                       % (u, len(got), idx[:1], idx[-1:], len(sent), gaps[:5]))
+    r.check("the failed-over subscribers (alice, mark) got, from their resubscription on, "
+            "every message jojo published, once each, in order (one gap at most: the "
+            "failover itself)", not bad, "; ".join(bad))
+    for s in subs.values():
+        s.stop()
+
+
+def nats_down(r):
+    # A small reconnect buffer, so that a few publishes overflow it.
+    nodes, _ = start_nodes(r, cluster_extra={"reconnect_buffer": "4K"}, tag="d")
+    nc = nats(r)
+    crowd = Crowd(nodes, CHAN)
+    bad, _ = exchange(r, "before", crowd, [("jojo", 0)], lambda u, v: v in READERS[u],
+                      range(NODES))
+    t.expect(not bad, "before NATS went down: " + "; ".join(bad))
+    nc.stop_all()
+    ok = t.poll(lambda: all(metric(n, "hpfriends_cluster_connected") == 0 for n in nodes),
+                FLOW_TIMEOUT)
+    r.check("all NATS servers killed: every node notices (hpfriends_cluster_connected 0)", ok)
+    # Local service goes on: jojo on node0 to mark and alice on node0.
+    crowd.clear()
+    pub = crowd.peers[("jojo", 0)]
+    local = [payload("jojo", 0, 1000 + k) + b"x" * 1000 for k in range(20)]
+    for pl in local:
+        pub.publish(CHAN, pl)
+    pub.sync(CHAN)
+    t.drain_all([crowd.peers[("mark", 0)], crowd.peers[("alice", 0)]], 0.5)
+    got = {v: crowd.messages(crowd.peers[(v, 0)]) for v in ("mark", "alice", "eve")}
+    r.check("NATS down: node0 still delivers its local publishes to its local readers "
+            "(mark, alice: 20 each; eve: none)",
+            [x[1] for x in got["mark"]] == local and [x[1] for x in got["alice"]] == local
+            and not got["eve"], repr({k: len(v) for k, v in got.items()}))
+    failed = metric(nodes[0], "hpfriends_cluster_forward_failed_total")
+    r.check("what node0 could not forward is counted (20 x 1.3 KB into a 4 KB reconnect "
+            "buffer: forward_failed > 0) and logged", (failed or 0) > 0 and
+            "could not forward" in log_text(nodes[0]),
+            "forward_failed %r" % failed)
+    for i in range(NODES):
+        nc.start(i)
+    nc.wait_routes(list(range(NODES)))
+    ok = t.poll(lambda: all(metric(n, "hpfriends_cluster_connected") == 1 for n in nodes),
+                FLOW_TIMEOUT)
+    r.check("NATS back: every node reconnects by itself", ok)
+    bad, n = exchange(r, "after", crowd, [(u, k % NODES) for k, u in enumerate(USERS)],
+                      lambda u, v: v in READERS[u], range(NODES))
+    r.check("and cross-node traffic resumes: %d messages reach exactly their readers on every "
+            "node, once each" % n, not bad, "; ".join(bad))
+
+
+def preflight(r):
+    nc = nats(r)
+    r.check("three nats-server processes up and routed to each other (%s)"
+            % ", ".join(nc.urls()), all(nc.alive(i) for i in range(NODES)))
+    t.expect(os.access(CLI, os.X_OK), "hpfeeds-cli not found: " + CLI)
+
+
+if __name__ == "__main__":
+    _orig_close_all = t.Runner.close_all
+
+    def close_all(self):
+        for s in getattr(self, "cli_subs", []):
+            s.stop()
+        self.cli_subs = []
+        _orig_close_all(self)
+    t.Runner.close_all = close_all
+    t.Runner.cli_subs = []
+    t.main("cluster", [
+        ("NATS cluster", preflight),
+        ("graph mode across three nodes", graph_across_nodes),
+        ("channels mode across three nodes", channels_across_nodes),
+        ("one nats-server killed", kill_nats_server),
+        ("one hpfriendsd node killed", kill_broker_node),
+        ("NATS entirely down, then back", nats_down),
+    ], backend_specific=False)
