@@ -240,6 +240,13 @@ def start_nodes(r, access="graph", cluster_extra=None, tag="n"):
     return nodes, confs
 
 
+def stop_nodes(r, nodes, label):
+    """SIGTERM each node: it must exit 0 (under ASan: no leak, no error)."""
+    codes = [n.stop() for n in nodes]
+    r.check("%s: every node stops cleanly on SIGTERM (exit 0), cluster plugin and libnats "
+            "included" % label, codes == [0] * len(nodes), "exit codes %r" % codes)
+
+
 def exporter_port(b):
     with open(b.ready) as f:
         for line in f:
@@ -409,6 +416,7 @@ def graph_across_nodes(r):
             "published on node0 reach alice on all three nodes within reload_interval + 3 s",
             ok, "; ".join(bad))
     t.ctl_ok(confs[2], "share", "del", "--from", "eve", "--to", "alice", "--channel", CHAN)
+    stop_nodes(r, nodes, "graph")
 
 
 def channels_across_nodes(r):
@@ -485,6 +493,7 @@ class CliSub:
         return out
 
     def stop(self):
+        """SIGTERM; returns the exit status (None: it had to be killed)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -492,6 +501,8 @@ class CliSub:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+                return None
+        return self.proc.returncode
 
 
 def kill_broker_node(r):
@@ -576,8 +587,10 @@ def kill_broker_node(r):
     r.check("the failed-over subscribers (alice, mark) got, from their resubscription on, "
             "every message jojo published, once each, in order (one gap at most: the "
             "failover itself)", not bad, "; ".join(bad))
-    for s in subs.values():
-        s.stop()
+    codes = {u: s.stop() for u, s in subs.items()}
+    r.check("the failed-over hpfeeds-cli subscribers exit 0 on SIGTERM", set(codes.values()) == {0},
+            repr(codes) + " " + "; ".join("%s: %s" % (u, s.err[-5:]) for u, s in subs.items()))
+    stop_nodes(r, nodes[:2], "after the node kill")
 
 
 def nats_down(r):
@@ -620,6 +633,7 @@ def nats_down(r):
                       lambda u, v: v in READERS[u], range(NODES))
     r.check("and cross-node traffic resumes: %d messages reach exactly their readers on every "
             "node, once each" % n, not bad, "; ".join(bad))
+    stop_nodes(r, nodes, "after NATS came back")
 
 
 def preflight(r):
