@@ -623,17 +623,34 @@ def nats_down(r):
             "buffer: forward_failed > 0) and logged", (failed or 0) > 0 and
             "could not forward" in log_text(nodes[0]),
             "forward_failed %r" % failed)
+    # A node started while no NATS server answers serves its clients too.
+    late = t.Broker(r, "late", conf=node_conf(r, 3, tag="d")).start()
+    late.exporter = exporter_port(late)
+    lp = late.connect("jojo-key", "jojo-secret")
+    lp.subscribe(CHAN)
+    lp.sync(CHAN)
+    r.check("a node started while NATS is down comes up and serves its local clients",
+            metric(late, "hpfriends_cluster_connected") == 0)
     for i in range(NODES):
         nc.start(i)
     nc.wait_routes(list(range(NODES)))
-    ok = t.poll(lambda: all(metric(n, "hpfriends_cluster_connected") == 1 for n in nodes),
-                FLOW_TIMEOUT)
-    r.check("NATS back: every node reconnects by itself", ok)
+    ok = t.poll(lambda: all(metric(n, "hpfriends_cluster_connected") == 1
+                            for n in nodes + [late]), FLOW_TIMEOUT)
+    r.check("NATS back: every node reconnects by itself (the late one connects)", ok)
+    got = []
+
+    def late_gets():
+        crowd.peers[("jojo", 0)].publish(CHAN, b"warm:late")
+        lp.drain(0.2)
+        got[:] = [m for m in lp.inbox if m[2] == b"warm:late"]
+        return got
+    r.check("the late node receives what node0 forwards once NATS is there",
+            t.poll(late_gets, FLOW_TIMEOUT, 0.05))
     bad, n = exchange(r, "after", crowd, [(u, k % NODES) for k, u in enumerate(USERS)],
                       lambda u, v: v in READERS[u], range(NODES))
     r.check("and cross-node traffic resumes: %d messages reach exactly their readers on every "
             "node, once each" % n, not bad, "; ".join(bad))
-    stop_nodes(r, nodes, "after NATS came back")
+    stop_nodes(r, nodes + [late], "after NATS came back")
 
 
 def preflight(r):
@@ -641,6 +658,28 @@ def preflight(r):
     r.check("three nats-server processes up and routed to each other (%s)"
             % ", ".join(nc.urls()), all(nc.alive(i) for i in range(NODES)))
     t.expect(os.access(CLI, os.X_OK), "hpfeeds-cli not found: " + CLI)
+    # hpfriendsd -t: [cluster] mistakes name the section and the key.
+    d = r.subdir("config")
+    cases = [
+        ({"servers": "http://127.0.0.1:4222"}, "servers"),
+        ({}, "servers"),
+        ({"servers": nc.urls()[0], "bogus": "1"}, "bogus"),
+        ({"servers": nc.urls()[0], "subject_prefix": "a..b"}, "subject_prefix"),
+        ({"servers": nc.urls()[0], "reconnect_buffer": "lots"}, "reconnect_buffer"),
+        ({"servers": nc.urls()[0], "password": "x"}, "password"),
+    ]
+    for keys, named in cases:
+        conf = os.path.join(d, "bad.conf")
+        lines = ["[broker]", "name = bad", "[storage]", "plugin = sqlite", "path = bad.db",
+                 "[cluster]", "plugin = cluster_nats"] + ["%s = %s" % kv for kv in keys.items()]
+        with open(conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        p = subprocess.run([t.DAEMON, "-t", "-c", conf], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=30)
+        out = p.stdout.decode("utf-8", "replace")
+        r.check("hpfriendsd -t refuses [cluster] %r, naming cluster and %s" % (keys, named),
+                p.returncode != 0 and "cluster" in out and named in out, "rc %d: %s"
+                % (p.returncode, out.strip()))
 
 
 if __name__ == "__main__":
