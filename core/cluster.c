@@ -164,9 +164,9 @@ struct cluster *cluster_new(struct broker *b, GError **error)
 gboolean cluster_start(struct cluster *cl, GError **error)
 {
     /* Before start(): the plugin may receive (and inject) at once. */
-    plugin_set_cluster_inject(inject, cl);
+    plugin_set_cluster_inject(inject, cl, cl->pi->ctx);
     if (!plugin_instance_start(cl->pi, error)) {
-        plugin_set_cluster_inject(NULL, NULL);
+        plugin_set_cluster_inject(NULL, NULL, NULL);
         return FALSE;
     }
     router_set_interest(cl->b->router, on_interest, cl);
@@ -218,7 +218,7 @@ void cluster_free(struct cluster *cl)
     router_set_interest(cl->b->router, NULL, NULL);
     /* destroy() ends the plugin's threads: nothing injects after it. */
     plugin_instance_free(cl->pi);
-    plugin_set_cluster_inject(NULL, NULL);
+    plugin_set_cluster_inject(NULL, NULL, NULL);
     struct injected *in;
     while ((in = g_queue_pop_head(&cl->queue)))
         injected_free(in);

@@ -28,11 +28,14 @@ void plugin_set_storage(struct plugin_instance *storage) { the_storage = storage
 /* Set and cleared on the loop thread while no plugin thread runs. */
 static plugin_inject_fn the_inject;
 static void *the_inject_data;
+static const struct hpf_plugin_ctx *the_inject_ctx;
 
-void plugin_set_cluster_inject(plugin_inject_fn fn, void *data)
+void plugin_set_cluster_inject(plugin_inject_fn fn, void *data,
+                               const struct hpf_plugin_ctx *from)
 {
     the_inject = fn;
     the_inject_data = data;
+    the_inject_ctx = from;
 }
 
 const char *plugin_dir_resolve(const char *configured)
@@ -119,7 +122,8 @@ static void host_auth_grant(struct hpf_auth_request *pub, const struct hpf_authk
 
 static int host_cluster_inject(const struct hpf_plugin_ctx *ctx, const struct hpf_message *msg)
 {
-    if (!the_inject)
+    /* Only the cluster plugin speaks for other nodes. */
+    if (!the_inject || ctx != the_inject_ctx)
         return HPF_ERR_UNSUPPORTED;
     return the_inject(the_inject_data, msg);
 }

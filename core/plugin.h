@@ -58,10 +58,13 @@ void plugin_set_storage(struct plugin_instance *storage);
 
 /**
  * Where host->cluster_inject() goes (core/cluster.c sets it while a cluster
- * plugin runs); NULL makes the call fail with HPF_ERR_UNSUPPORTED.
+ * plugin runs): calls made with the context `from` (that plugin's) reach fn;
+ * any other call, or any call while fn is NULL, fails with
+ * HPF_ERR_UNSUPPORTED.
  */
 typedef int (*plugin_inject_fn)(void *data, const struct hpf_message *msg);
-void plugin_set_cluster_inject(plugin_inject_fn fn, void *data);
+void plugin_set_cluster_inject(plugin_inject_fn fn, void *data,
+                               const struct hpf_plugin_ctx *from);
 
 /** The host table handed to plugins. */
 const struct hpf_host *plugin_host(void);

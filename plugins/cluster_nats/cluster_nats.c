@@ -100,6 +100,7 @@ struct nats_cluster {
 
     natsConnection *nc;
     GThread *sender;
+    bool opened; /* start() ran: libnats's global state exists */
 
     GMutex lock; /* guards queue, queued_bytes, stopping */
     GCond cond;
@@ -633,6 +634,7 @@ static int start(void *inst, char *err, size_t err_len)
     const char *what = "options";
     natsStatus s = natsOptions_Create(&o);
     int n = (int)g_strv_length(c->servers);
+    c->opened = true;
 
     /* One delivery thread for every subscription: arrival order is kept
      * across channels too, and channels cost no thread each. */
@@ -715,7 +717,7 @@ static void destroy(void *inst)
         g_hash_table_unref(c->subs); /* destroys the subscriptions */
     if (c->nc)
         natsConnection_Destroy(c->nc);
-    if (c->sender) {
+    if (c->opened) {
         /* Wait for libnats's own threads (delivery, flusher, reconnect),
          * which call back into us, before this instance goes away. */
         nats_CloseAndWait(5000);
