@@ -653,6 +653,102 @@ def nats_down(r):
     stop_nodes(r, nodes + [late], "after NATS came back")
 
 
+class RawNats:
+    """A bare NATS protocol client: what a foreign or hostile NATS client
+    could send on the brokers' subjects."""
+
+    def __init__(self, url):
+        host, port = url.split("//")[1].split(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=5)
+        self.buf = b""
+        t.expect(self._line().startswith(b"INFO "), "no INFO from nats-server")
+        self.sock.sendall(b'CONNECT {"verbose":false,"pedantic":false,"headers":true,'
+                          b'"name":"hostile"}\r\nPING\r\n')
+        t.expect(self._line() == b"PONG", "no PONG from nats-server")
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            data = self.sock.recv(65536)
+            t.expect(data, "nats-server closed the connection")
+            self.buf += data
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def pub(self, subject, payload, headers=None):
+        if headers is None:
+            self.sock.sendall(b"PUB %s %d\r\n%s\r\n" % (subject, len(payload), payload))
+            return
+        hdr = b"NATS/1.0\r\n" + b"".join(b"%s: %s\r\n" % kv for kv in headers) + b"\r\n"
+        self.sock.sendall(b"HPUB %s %d %d\r\n%s%s\r\n"
+                          % (subject, len(hdr), len(hdr) + len(payload), hdr, payload))
+
+    def flush(self):
+        self.sock.sendall(b"PING\r\n")
+        while self._line() != b"PONG":
+            pass
+
+    def close(self):
+        self.sock.close()
+
+
+def subject_of(chan, prefix=b"hpfriends"):
+    return prefix + b".x" + chan.encode().hex().encode()
+
+
+def hostile_nats(r):
+    nodes, _ = start_nodes(r, tag="h")
+    crowd = Crowd(nodes, CHAN)
+    missing = crowd.wait_marks(b"warm:", range(NODES), resend=True)
+    t.expect(not missing, "warm-up: %r" % missing)
+    crowd.clear()
+    raw = RawNats(nats(r).urls()[0])
+    subj = subject_of(CHAN)
+    bad = [
+        None,                                            # no headers at all
+        [(b"Hpf-Ident", b"jojo-key")],                   # no owner
+        [(b"Hpf-Ident", b"%zz"), (b"Hpf-Owner", b"jojo")],  # bad escape
+        [(b"Hpf-Ident", b"jojo-key"), (b"Hpf-Owner", b"%00")],  # NUL
+        [(b"Hpf-Ident", b"jojo-key"), (b"Hpf-Owner", b"")],     # empty owner
+    ]
+    for h in bad:
+        raw.pub(subj, b"bad", h)
+    # An ident no hpfeeds frame can carry (s8: at most 255 bytes).
+    raw.pub(subj, b"long", [(b"Hpf-Ident", b"i" * 300), (b"Hpf-Owner", b"jojo")])
+    # Claiming to come from node1: node1 drops it, the others deliver it.
+    raw.pub(subj, b"as-node1", [(b"Hpf-Ident", b"jojo-key"), (b"Hpf-Owner", b"jojo"),
+                                (b"Hpf-Origin", b"node1")])
+    # Well-formed: the owner header decides who reads it.
+    raw.pub(subj, b"as-jojo", [(b"Hpf-Ident", b"jojo-key"), (b"Hpf-Owner", b"jojo")])
+    raw.pub(subj, b"as-eve", [(b"Hpf-Ident", b"jojo-key"), (b"Hpf-Owner", b"eve")])
+    raw.pub(subj, b"", [(b"Hpf-Ident", b"mark-key"), (b"Hpf-Owner", b"mark")])
+    raw.flush()
+    raw.close()
+    missing = crowd.wait_marks(b"end:", range(NODES))
+    t.expect(not missing, "end markers: %r" % missing)
+    wrong = []
+    for (v, j), p in crowd.live().items():
+        got = sorted(m[2] for m in p.inbox if not m[2].startswith(MARK_PREFIXES))
+        want = []
+        if v in READERS["jojo"]:
+            want += [b"as-jojo"] + ([b"as-node1"] if j != 1 else [])
+        if v == "eve":
+            want += [b"as-eve"]
+        if v in READERS["mark"]:
+            want += [b""]
+        if got != sorted(want):
+            wrong.append("%s@node%d: got %r, want %r" % (v, j, got, sorted(want)))
+    r.check("messages injected on NATS by a foreign client: the malformed ones reach nobody, "
+            "the well-formed ones exactly the readers of their Hpf-Owner, and a node drops "
+            "what claims to come from itself", not wrong, "; ".join(wrong))
+    counts = {i: (metric(n, "hpfriends_cluster_received_bad_total"),
+                  metric(n, "hpfriends_cluster_inject_drops_total")) for i, n in enumerate(nodes)}
+    r.check("each node counted the 5 malformed messages (received_bad) and the one it could "
+            "not encode (inject_drops), and still runs",
+            all(c == (5, 1) for c in counts.values()) and all(n.alive() for n in nodes),
+            repr(counts))
+    stop_nodes(r, nodes, "after hostile NATS traffic")
+
+
 def preflight(r):
     nc = nats(r)
     r.check("three nats-server processes up and routed to each other (%s)"
@@ -699,4 +795,5 @@ if __name__ == "__main__":
         ("one nats-server killed", kill_nats_server),
         ("one hpfriendsd node killed", kill_broker_node),
         ("NATS entirely down, then back", nats_down),
+        ("malformed and foreign messages on NATS", hostile_nats),
     ], backend_specific=False)
