@@ -17,8 +17,16 @@
 #include "log.h"
 #include "plugin.h"
 #include "router.h"
+#include "snapshot.h"
+
+/* What an injected message is checked against: storage's authkeys. */
+struct cluster_key {
+    char *owner;
+    GHashTable *publish; /* channel set */
+};
 
 struct injected {
+    char *ident;
     char *owner;
     char *chan;
     struct frame_block *blk; /* the whole PUBLISH frame */
@@ -39,11 +47,66 @@ struct cluster {
     guint64 injected;    /* loop thread only */
     guint64 drops_logged; /* loop thread only */
     struct log_ratelimit drop_rl;
+
+    /* Loop thread only: ident -> struct cluster_key, from the last reload
+     * (NULL before the first); what does not match it is refused. */
+    GHashTable *keys;
+    guint64 refused;
+    struct log_ratelimit refuse_rl;
 };
+
+static void cluster_key_free(gpointer p)
+{
+    struct cluster_key *k = p;
+    g_free(k->owner);
+    g_hash_table_unref(k->publish);
+    g_free(k);
+}
+
+GHashTable *cluster_keys_build(const struct snapshot *s)
+{
+    GHashTable *keys = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, cluster_key_free);
+    GHashTableIter it;
+    gpointer ident, v;
+    g_hash_table_iter_init(&it, s->authkey_by_ident);
+    while (g_hash_table_iter_next(&it, &ident, &v)) {
+        const struct snap_authkey *a = v;
+        struct cluster_key *k = g_new0(struct cluster_key, 1);
+        k->owner = g_strdup(a->owner);
+        k->publish = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        for (guint i = 0; a->publish && i < a->publish->len; i++)
+            g_hash_table_add(k->publish, g_strdup(a->publish->pdata[i]));
+        g_hash_table_insert(keys, g_strdup(ident), k);
+    }
+    return keys;
+}
+
+GHashTable *cluster_set_keys(struct cluster *cl, GHashTable *keys)
+{
+    GHashTable *old = cl->keys;
+    cl->keys = keys;
+    return old;
+}
+
+/* Loop thread: NULL when the message may be fanned out, else why not. */
+static const char *refusal(const struct cluster *cl, const struct injected *in)
+{
+    if (!cl->keys)
+        return "no authkey data loaded yet";
+    const struct cluster_key *k = g_hash_table_lookup(cl->keys, in->ident);
+    if (!k)
+        return "unknown ident";
+    if (strcmp(k->owner, in->owner))
+        return "owner is not the ident's owner";
+    if (!g_hash_table_contains(k->publish, in->chan))
+        return "ident may not publish on the channel";
+    return NULL;
+}
 
 static void injected_free(struct injected *in)
 {
     frame_block_unref(in->blk);
+    g_free(in->ident);
     g_free(in->owner);
     g_free(in->chan);
     g_free(in);
@@ -80,6 +143,7 @@ static int inject(void *data, const struct hpf_message *msg)
     in->blk->len = flen;
     wire_encode_publish(in->blk->data, flen, msg->ident, il, msg->channel, cl_len, msg->payload,
                         msg->payload_len);
+    in->ident = g_strdup(msg->ident);
     in->owner = g_strdup(msg->owner);
     in->chan = g_strdup(msg->channel);
     in->payload_len = msg->payload_len;
@@ -125,6 +189,18 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
 
     struct injected *in;
     while ((in = g_queue_pop_head(&batch))) {
+        const char *why = refusal(cl, in);
+        if (why) {
+            cl->refused++;
+            uint64_t held = 0;
+            if (log_ratelimit_ok(&cl->refuse_rl, &held))
+                log_warn("cluster: refused a message from NATS on channel %s as %s (owner %s): "
+                         "%s (%" G_GUINT64_FORMAT " in all; %" G_GUINT64_FORMAT
+                         " more not logged)",
+                         in->chan, in->ident, in->owner, why, cl->refused, held);
+            injected_free(in);
+            continue;
+        }
         handle_publish_fanout(b, in->owner, in->chan, in->blk, 0, in->blk->len, in->payload_len);
         cl->injected++;
         injected_free(in);
@@ -157,6 +233,7 @@ struct cluster *cluster_new(struct broker *b, GError **error)
     g_mutex_init(&cl->lock);
     g_queue_init(&cl->queue);
     cl->drop_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10);
+    cl->refuse_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10);
     cl->notify = event_new(b->base, -1, 0, on_notify, cl);
     return cl;
 }
@@ -196,6 +273,7 @@ void cluster_get_counters(struct cluster *cl, struct cluster_counters *out)
 {
     memset(out, 0, sizeof *out);
     out->injected = cl->injected;
+    out->refused = cl->refused;
     g_mutex_lock(&cl->lock);
     out->inject_drops = cl->drops;
     g_mutex_unlock(&cl->lock);
@@ -223,6 +301,8 @@ void cluster_free(struct cluster *cl)
     while ((in = g_queue_pop_head(&cl->queue)))
         injected_free(in);
     event_free(cl->notify);
+    if (cl->keys)
+        g_hash_table_unref(cl->keys);
     g_mutex_clear(&cl->lock);
     g_free(cl);
 }

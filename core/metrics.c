@@ -425,6 +425,9 @@ char *metrics_render(struct broker *b)
              "Messages from other nodes refused as malformed", cc.received_bad},
             {"hpfriends_cluster_injected_total", "counter",
              "Messages from other nodes fanned out to local subscribers", cc.injected},
+            {"hpfriends_cluster_refused_total", "counter",
+             "Messages from other nodes refused: ident unknown, owner not the ident's, or "
+             "channel not in its publish list", cc.refused},
             {"hpfriends_cluster_inject_drops_total", "counter",
              "Messages from other nodes dropped: hand-over queue full", cc.inject_drops},
             {"hpfriends_cluster_connected", "gauge", "1 while the cluster transport is up",

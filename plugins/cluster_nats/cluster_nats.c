@@ -63,7 +63,7 @@
 static const char *const config_keys[] = {
     "servers", "node", "subject_prefix", "queue_size", "reconnect_buffer", "reconnect_wait",
     "user", "password", "token", "credentials", "tls", "tls_ca", "tls_cert", "tls_key",
-    "tls_hostname", NULL,
+    "tls_hostname", "allow_anonymous", NULL,
 };
 
 enum cmd_kind { CMD_PUBLISH, CMD_SUBSCRIBE, CMD_UNSUBSCRIBE };
@@ -591,6 +591,23 @@ static int create(const struct hpf_host *host, const struct hpf_plugin_ctx *ctx,
     c->credentials = path_key(c, "credentials");
     if (c->password && !c->user) {
         snprintf(err, err_len, "password: set user too");
+        goto fail;
+    }
+    bool anonymous = false;
+    if ((v = host->config_get(ctx, "allow_anonymous"))) {
+        if (!strcmp(v, "true"))
+            anonymous = true;
+        else if (strcmp(v, "false")) {
+            snprintf(err, err_len, "allow_anonymous: expected true or false, got '%s'", v);
+            goto fail;
+        }
+    }
+    /* Whoever may publish on the prefix speaks for the cluster: no NATS
+     * without credentials unless the operator says so. */
+    if (!c->user && !c->token && !c->credentials && !anonymous) {
+        snprintf(err, err_len,
+                 "no NATS credentials: set user and password, token or credentials "
+                 "(or allow_anonymous = true for a NATS that only the nodes can reach)");
         goto fail;
     }
     if ((v = host->config_get(ctx, "tls"))) {

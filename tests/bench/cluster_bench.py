@@ -109,8 +109,9 @@ def start_node(procs, d, i, nats_urls):
              "log_level = notice", "[storage]", "plugin = sqlite",
              "path = %s" % os.path.join(d, "auth.db")]
     if nats_urls:
-        lines += ["[cluster]", "plugin = cluster_nats", "servers = %s" % ",".join(nats_urls),
-                  "node = node%d" % i]
+        # The bench's NATS servers take anonymous clients on 127.0.0.1.
+        lines += ["[cluster]", "plugin = cluster_nats", "allow_anonymous = true",
+                  "servers = %s" % ",".join(nats_urls), "node = node%d" % i]
     with open(conf, "w") as f:
         f.write("\n".join(lines) + "\n")
     if os.path.exists(ready):

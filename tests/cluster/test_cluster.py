@@ -65,6 +65,10 @@ RELOAD = 1  # reload_interval of the nodes, seconds
 FLOW_TIMEOUT = 15.0  # NATS interest to settle, a reconnect to happen
 NATS_READY_TIMEOUT = 10.0
 PER_PUBLISHER = 5
+# NATS users: the nodes' own, and one more that may publish on the prefix
+# too (a compromised or foreign client).
+NATS_USER, NATS_PASS = "hpfnode", "node-pass"
+INTRUDER, INTRUDER_PASS = "intruder", "intruder-pass"
 
 
 def free_port():
@@ -100,6 +104,12 @@ class NatsCluster:
         with open(conf, "w") as f:
             # max_payload above the broker's default max_frame (1 MiB + 5).
             f.write("max_payload: 2097152\n")
+            f.write('authorization { users = [\n'
+                    '  {user: "%s", password: "%s", permissions: {publish: "hpfriends.>", '
+                    'subscribe: "hpfriends.>"}}\n'
+                    '  {user: "%s", password: "%s", permissions: {publish: "hpfriends.>", '
+                    'subscribe: "_INBOX.>"}}\n'
+                    '] }\n' % (NATS_USER, NATS_PASS, INTRUDER, INTRUDER_PASS))
         log = open(os.path.join(self.dir, "nats%d.log" % i), "ab")
         self.procs[i] = subprocess.Popen(
             [self.bin, "-c", conf, "-a", t.HOST, "-p", str(self.ports[i]),
@@ -198,7 +208,7 @@ def node_conf(r, i, access="graph", cluster_extra=None, tag="n"):
              "exporter = %s:0" % t.HOST, "", "[storage]"]
     lines += ["%s = %s" % kv for kv in keys.items()]
     cl = {"plugin": "cluster_nats", "servers": ",".join(nats(r).urls()), "node": "node%d" % i,
-          "reconnect_wait": "0.2"}
+          "reconnect_wait": "0.2", "user": NATS_USER, "password": NATS_PASS}
     cl.update(cluster_extra or {})
     lines += ["", "[cluster]"] + ["%s = %s" % kv for kv in cl.items()] + [""]
     path = os.path.join(d, "node%d.conf" % i)
@@ -657,13 +667,14 @@ class RawNats:
     """A bare NATS protocol client: what a foreign or hostile NATS client
     could send on the brokers' subjects."""
 
-    def __init__(self, url):
+    def __init__(self, url, user, password):
         host, port = url.split("//")[1].split(":")
         self.sock = socket.create_connection((host, int(port)), timeout=5)
         self.buf = b""
         t.expect(self._line().startswith(b"INFO "), "no INFO from nats-server")
         self.sock.sendall(b'CONNECT {"verbose":false,"pedantic":false,"headers":true,'
-                          b'"name":"hostile"}\r\nPING\r\n')
+                          b'"name":"hostile","user":"%s","pass":"%s"}\r\nPING\r\n'
+                          % (user.encode(), password.encode()))
         t.expect(self._line() == b"PONG", "no PONG from nats-server")
 
     def _line(self):
@@ -701,7 +712,7 @@ def hostile_nats(r):
     missing = crowd.wait_marks(b"warm:", range(NODES), resend=True)
     t.expect(not missing, "warm-up: %r" % missing)
     crowd.clear()
-    raw = RawNats(nats(r).urls()[0])
+    raw = RawNats(nats(r).urls()[0], INTRUDER, INTRUDER_PASS)
     subj = subject_of(CHAN)
     bad = [
         None,                                            # no headers at all
@@ -717,9 +728,13 @@ def hostile_nats(r):
     # Claiming to come from node1: node1 drops it, the others deliver it.
     raw.pub(subj, b"as-node1", [(b"Hpf-Ident", b"jojo-key"), (b"Hpf-Owner", b"jojo"),
                                 (b"Hpf-Origin", b"node1")])
-    # Well-formed: the owner header decides who reads it.
+    # Well-formed and true to storage's authkeys: delivered to the readers
+    # of the key's owner.
     raw.pub(subj, b"as-jojo", [(b"Hpf-Ident", b"jojo-key"), (b"Hpf-Owner", b"jojo")])
+    # Forged: jojo's ident with eve's owner, and an ident storage does not
+    # know.  Refused by every node.
     raw.pub(subj, b"as-eve", [(b"Hpf-Ident", b"jojo-key"), (b"Hpf-Owner", b"eve")])
+    raw.pub(subj, b"ghost", [(b"Hpf-Ident", b"ghost-key"), (b"Hpf-Owner", b"jojo")])
     raw.pub(subj, b"", [(b"Hpf-Ident", b"mark-key"), (b"Hpf-Owner", b"mark")])
     raw.flush()
     raw.close()
@@ -731,21 +746,25 @@ def hostile_nats(r):
         want = []
         if v in READERS["jojo"]:
             want += [b"as-jojo"] + ([b"as-node1"] if j != 1 else [])
-        if v == "eve":
-            want += [b"as-eve"]
         if v in READERS["mark"]:
             want += [b""]
         if got != sorted(want):
             wrong.append("%s@node%d: got %r, want %r" % (v, j, got, sorted(want)))
-    r.check("messages injected on NATS by a foreign client: the malformed ones reach nobody, "
-            "the well-formed ones exactly the readers of their Hpf-Owner, and a node drops "
-            "what claims to come from itself", not wrong, "; ".join(wrong))
+    r.check("messages injected on NATS by a foreign client: the malformed ones and the forged "
+            "ones (jojo-key with owner eve, an unknown ident) reach nobody; those true to "
+            "storage's authkeys exactly the readers of the key's owner; a node drops what "
+            "claims to come from itself", not wrong, "; ".join(wrong))
     counts = {i: (metric(n, "hpfriends_cluster_received_bad_total"),
-                  metric(n, "hpfriends_cluster_inject_drops_total")) for i, n in enumerate(nodes)}
-    r.check("each node counted the 5 malformed messages (received_bad) and the one it could "
-            "not encode (inject_drops), and still runs",
-            all(c == (5, 1) for c in counts.values()) and all(n.alive() for n in nodes),
+                  metric(n, "hpfriends_cluster_inject_drops_total"),
+                  metric(n, "hpfriends_cluster_refused_total")) for i, n in enumerate(nodes)}
+    r.check("each node counted the 5 malformed messages (received_bad), the one it could "
+            "not encode (inject_drops) and the 2 forged ones (refused), and still runs",
+            all(c == (5, 1, 2) for c in counts.values()) and all(n.alive() for n in nodes),
             repr(counts))
+    # Rate-limited: the first refusal (as-eve) is logged, with its reason.
+    r.check("the first refusal is logged with its reason on every node",
+            all("refused a message from NATS on channel %s as jojo-key (owner eve): owner is "
+                "not the ident's owner" % CHAN in log_text(n) for n in nodes))
     stop_nodes(r, nodes, "after hostile NATS traffic")
 
 
@@ -763,6 +782,8 @@ def preflight(r):
         ({"servers": nc.urls()[0], "subject_prefix": "a..b"}, "subject_prefix"),
         ({"servers": nc.urls()[0], "reconnect_buffer": "lots"}, "reconnect_buffer"),
         ({"servers": nc.urls()[0], "password": "x"}, "password"),
+        ({"servers": nc.urls()[0]}, "no NATS credentials"),
+        ({"servers": nc.urls()[0], "allow_anonymous": "maybe"}, "allow_anonymous"),
     ]
     for keys, named in cases:
         conf = os.path.join(d, "bad.conf")
@@ -776,6 +797,26 @@ def preflight(r):
         r.check("hpfriendsd -t refuses [cluster] %r, naming cluster and %s" % (keys, named),
                 p.returncode != 0 and "cluster" in out and named in out, "rc %d: %s"
                 % (p.returncode, out.strip()))
+    # Without credentials only when the operator says so; and the NATS
+    # servers of this test turn an anonymous client away.
+    anon = {"servers": nc.urls()[0], "allow_anonymous": "true"}
+    conf = os.path.join(d, "anon.conf")
+    with open(conf, "w") as f:
+        f.write("\n".join(["[broker]", "name = anon", "[storage]", "plugin = sqlite",
+                           "path = anon.db", "[cluster]", "plugin = cluster_nats"]
+                          + ["%s = %s" % kv for kv in anon.items()]) + "\n")
+    p = subprocess.run([t.DAEMON, "-t", "-c", conf], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=30)
+    r.check("hpfriendsd -t accepts [cluster] without credentials given allow_anonymous = true",
+            p.returncode == 0, "rc %d: %s" % (p.returncode, p.stdout.decode("utf-8", "replace")))
+    sock = socket.create_connection((t.HOST, nc.ports[0]), timeout=5)
+    sock.recv(65536)  # INFO
+    sock.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\nPING\r\n')
+    time.sleep(0.3)
+    reply = sock.recv(65536)
+    sock.close()
+    r.check("the test's nats-server refuses an anonymous client (authorization is on)",
+            b"Authorization Violation" in reply, repr(reply[:200]))
 
 
 if __name__ == "__main__":
