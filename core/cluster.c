@@ -286,6 +286,8 @@ void cluster_get_counters(struct cluster *cl, struct cluster_counters *out)
         out->received = st.received;
         out->received_bad = st.received_bad;
         out->connected = st.connected;
+        out->same_name = st.same_name;
+        out->slow_consumer_drops = st.slow_consumer_drops;
     }
 }
 
@@ -294,9 +296,10 @@ void cluster_free(struct cluster *cl)
     if (!cl)
         return;
     router_set_interest(cl->b->router, NULL, NULL);
-    /* destroy() ends the plugin's threads: nothing injects after it. */
-    plugin_instance_free(cl->pi);
+    /* No more hand-overs from now on; a plugin thread already inside
+     * inject() finishes with cl, which lives until after destroy(). */
     plugin_set_cluster_inject(NULL, NULL, NULL);
+    plugin_instance_free(cl->pi);
     struct injected *in;
     while ((in = g_queue_pop_head(&cl->queue)))
         injected_free(in);

@@ -26,6 +26,8 @@ struct cluster_counters {
     guint64 forward_failed;
     guint64 received;
     guint64 received_bad;
+    guint64 same_name;
+    guint64 slow_consumer_drops;
     gboolean connected;
 };
 

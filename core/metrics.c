@@ -430,6 +430,12 @@ char *metrics_render(struct broker *b)
              "channel not in its publish list", cc.refused},
             {"hpfriends_cluster_inject_drops_total", "counter",
              "Messages from other nodes dropped: hand-over queue full", cc.inject_drops},
+            {"hpfriends_cluster_same_node_name_total", "counter",
+             "Messages from another node that uses this node's name (a configuration mistake)",
+             cc.same_name},
+            {"hpfriends_cluster_slow_consumer_drops_total", "counter",
+             "Messages from other nodes the transport dropped because this node read too slowly",
+             cc.slow_consumer_drops},
             {"hpfriends_cluster_connected", "gauge", "1 while the cluster transport is up",
              cc.connected ? 1 : 0},
         };

@@ -25,7 +25,13 @@ static struct plugin_instance *the_storage;
 
 void plugin_set_storage(struct plugin_instance *storage) { the_storage = storage; }
 
-/* Set and cleared on the loop thread while no plugin thread runs. */
+/*
+ * Set on the loop thread before the cluster plugin starts, cleared before
+ * it is stopped, while its threads may still call in: the function pointer
+ * is the switch, stored last when set (release) and first when cleared, and
+ * loaded first (acquire) by host_cluster_inject().  What `data` points to
+ * outlives the plugin's threads (cluster_free frees it after destroy()).
+ */
 static plugin_inject_fn the_inject;
 static void *the_inject_data;
 static const struct hpf_plugin_ctx *the_inject_ctx;
@@ -33,9 +39,13 @@ static const struct hpf_plugin_ctx *the_inject_ctx;
 void plugin_set_cluster_inject(plugin_inject_fn fn, void *data,
                                const struct hpf_plugin_ctx *from)
 {
-    the_inject = fn;
-    the_inject_data = data;
-    the_inject_ctx = from;
+    if (!fn) {
+        __atomic_store_n(&the_inject, NULL, __ATOMIC_SEQ_CST);
+        return;
+    }
+    __atomic_store_n(&the_inject_data, data, __ATOMIC_RELAXED);
+    __atomic_store_n(&the_inject_ctx, from, __ATOMIC_RELAXED);
+    __atomic_store_n(&the_inject, fn, __ATOMIC_RELEASE);
 }
 
 const char *plugin_dir_resolve(const char *configured)
@@ -123,9 +133,10 @@ static void host_auth_grant(struct hpf_auth_request *pub, const struct hpf_authk
 static int host_cluster_inject(const struct hpf_plugin_ctx *ctx, const struct hpf_message *msg)
 {
     /* Only the cluster plugin speaks for other nodes. */
-    if (!the_inject || ctx != the_inject_ctx)
+    plugin_inject_fn fn = __atomic_load_n(&the_inject, __ATOMIC_ACQUIRE);
+    if (!fn || ctx != __atomic_load_n(&the_inject_ctx, __ATOMIC_RELAXED))
         return HPF_ERR_UNSUPPORTED;
-    return the_inject(the_inject_data, msg);
+    return fn(__atomic_load_n(&the_inject_data, __ATOMIC_RELAXED), msg);
 }
 
 static const struct hpf_host host_table = {

@@ -46,7 +46,12 @@ struct hpf_cluster_stats {
     uint64_t received;       /**< messages received from other nodes */
     uint64_t received_bad;   /**< received but malformed: not injected */
     bool connected;          /**< the transport is up right now */
-    uint64_t reserved[8];
+    /** received from another process that uses this node's name (a
+     * configuration mistake: every node needs its own name) */
+    uint64_t same_name;
+    /** dropped by the transport because this node read too slowly */
+    uint64_t slow_consumer_drops;
+    uint64_t reserved[6];
 };
 
 struct hpf_cluster_ops {

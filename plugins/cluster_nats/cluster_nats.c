@@ -14,14 +14,21 @@
  * message body, bytes as they are.
  *
  * Echoes.  The connection is made with no_echo, so the server never hands a
- * node its own messages; a message whose Hpf-Origin names this node is
- * dropped all the same (two nodes configured with one name would be a
- * mistake worth seeing in the counters, not a loop).
+ * node its own messages.  Hpf-Instance carries a random id drawn at each
+ * start; a message with our own id is dropped all the same.  A message
+ * that names this node in Hpf-Origin under another id comes from another
+ * process configured with our name: it is delivered (it is no echo), but
+ * counted and logged as an error, since such a mistake is easy to make.
  *
  * Threads.  The broker calls publish() and interest() on its event loop;
- * they only queue a command (bounded in bytes: what does not fit is
- * counted and logged) for this plugin's sender thread, which talks to
- * libnats, so a slow or absent NATS never blocks the loop.  libnats
+ * publish() only queues a command (bounded by what the commands really
+ * cost in memory and by their number: what does not fit is counted and
+ * logged) and interest() records the wanted state of the channel's
+ * subscription (one entry per channel, however often it flaps), for this
+ * plugin's sender thread, which talks to libnats, so a slow or absent NATS
+ * never blocks the loop.  Writes to NATS have a deadline, so a stalled
+ * server turns into counted publish errors rather than a stuck sender; on
+ * stop, what is still queued is dropped (counted, logged once).  libnats
  * delivers received messages on one thread of its global delivery pool
  * (pool size 1: messages are handed on in the order they arrived); that
  * thread decodes them and calls host->cluster_inject(), which copies.
@@ -50,6 +57,16 @@
 #define DEFAULT_QUEUE_BYTES (64u * 1024u * 1024u)
 #define DEFAULT_RECONNECT_BUFFER (8 * 1024 * 1024)
 #define DEFAULT_RECONNECT_WAIT_MS 250
+/* At most this many publishes wait for the sender, whatever their size. */
+#define QUEUE_MAX_CMDS 1000000u
+/* What a queued command costs beyond its strings: its allocations' heads. */
+#define CMD_OVERHEAD 64u
+/* A write to NATS that does not finish within this fails (ms). */
+#define WRITE_DEADLINE_MS 2000
+/* destroy(): how long the sender may take to notice before the connection
+ * is closed under it (ms), and how long libnats's threads get to end. */
+#define STOP_GRACE_MS 2500
+#define CLOSE_WAIT_MS 4000
 /* Counters bumped on several threads, read on the loop thread. */
 #define COUNT_ADD(x) __atomic_fetch_add(&(x), 1, __ATOMIC_RELAXED)
 #define COUNT_GET(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
@@ -57,6 +74,7 @@
 #define HDR_IDENT "Hpf-Ident"
 #define HDR_OWNER "Hpf-Owner"
 #define HDR_ORIGIN "Hpf-Origin"
+#define HDR_INSTANCE "Hpf-Instance"
 /* Seconds between two log lines about the same kind of trouble. */
 #define COMPLAIN_INTERVAL_US (10 * G_USEC_PER_SEC)
 
@@ -66,14 +84,13 @@ static const char *const config_keys[] = {
     "tls_hostname", "allow_anonymous", NULL,
 };
 
-enum cmd_kind { CMD_PUBLISH, CMD_SUBSCRIBE, CMD_UNSUBSCRIBE };
-
+/* A publish waiting for the sender thread. */
 struct cmd {
-    enum cmd_kind kind;
     char *subject;
-    char *ident; /* percent-encoded, publish only */
+    char *ident; /* percent-encoded */
     char *owner;
     size_t len;
+    size_t cost; /* what it holds in memory, all told */
     uint8_t data[]; /* payload */
 };
 
@@ -90,6 +107,8 @@ struct nats_cluster {
     /* configuration */
     char **servers;
     char *node;
+    char *node_enc; /* percent-encoded, as in Hpf-Origin */
+    char instance[17]; /* random, hex: this start of this node */
     char *prefix;
     guint64 queue_limit;
     int reconnect_buffer;
@@ -102,11 +121,13 @@ struct nats_cluster {
     GThread *sender;
     bool opened; /* start() ran: libnats's global state exists */
 
-    GMutex lock; /* guards queue, queued_bytes, stopping */
+    GMutex lock; /* guards queue, queued_bytes, interest, stopping, sender_done */
     GCond cond;
     GQueue queue; /* struct cmd *, oldest first */
-    guint64 queued_bytes;
+    guint64 queued_bytes; /* sum of cost */
+    GHashTable *interest; /* subject -> GINT_TO_POINTER(wanted 0/1), not yet applied */
     bool stopping;
+    bool sender_done;
     gint closing; /* destroy() began: a disconnect is ours, not news */
 
     /* sender thread only */
@@ -118,6 +139,9 @@ struct nats_cluster {
 
     /* any thread */
     uint64_t forwarded, forward_failed, received, received_bad; /* COUNT_*() */
+    uint64_t same_name;   /* COUNT_*(): another instance uses our node name */
+    uint64_t sc_dropped;  /* COUNT_*(): slow-consumer drops, summed by the sender */
+    gint same_name_said;
     gint connected;
     struct complaint bad_c; /* delivery thread only */
 };
@@ -281,11 +305,21 @@ static void on_message(natsConnection *nc, natsSubscription *sub, natsMsg *m, vo
     char *chan = channel_of(nc_->prefix, natsMsg_GetSubject(m));
     char *ident = NULL, *owner = NULL;
     const char *why = NULL;
+    const char *inst_h = NULL;
+    if (natsMsgHeader_Get(m, HDR_INSTANCE, &inst_h) == NATS_OK && inst_h &&
+        !strcmp(inst_h, nc_->instance))
+        goto out; /* our own message (cannot happen with no_echo) */
+    if (natsMsgHeader_Get(m, HDR_ORIGIN, &origin_h) == NATS_OK && origin_h &&
+        !strcmp(origin_h, nc_->node_enc)) {
+        COUNT_ADD(nc_->same_name);
+        if (g_atomic_int_compare_and_exchange(&nc_->same_name_said, 0, 1))
+            nc_->host->log(nc_->ctx, HPF_LOG_ERR,
+                           "another node uses the name %s (instance %s; this one is %s): give "
+                           "every node its own [cluster] node name",
+                           nc_->node, inst_h ? inst_h : "none", nc_->instance);
+    }
     if (!chan)
         why = "subject is not a channel subject";
-    else if (natsMsgHeader_Get(m, HDR_ORIGIN, &origin_h) == NATS_OK && origin_h &&
-             !strcmp(origin_h, nc_->node))
-        goto out; /* our own message (cannot happen with no_echo) */
     else if (natsMsgHeader_Get(m, HDR_IDENT, &ident_h) != NATS_OK ||
              natsMsgHeader_Get(m, HDR_OWNER, &owner_h) != NATS_OK)
         why = "no " HDR_IDENT " or " HDR_OWNER " header";
@@ -365,7 +399,9 @@ static void send_publish(struct nats_cluster *c, struct cmd *cmd)
     if (s == NATS_OK)
         s = natsMsgHeader_Set(m, HDR_OWNER, cmd->owner);
     if (s == NATS_OK)
-        s = natsMsgHeader_Set(m, HDR_ORIGIN, c->node);
+        s = natsMsgHeader_Set(m, HDR_ORIGIN, c->node_enc);
+    if (s == NATS_OK)
+        s = natsMsgHeader_Set(m, HDR_INSTANCE, c->instance);
     if (s == NATS_OK)
         s = natsConnection_PublishMsg(c->nc, m);
     natsMsg_Destroy(m);
@@ -382,59 +418,113 @@ static void send_publish(struct nats_cluster *c, struct cmd *cmd)
                      cmd->len, natsStatus_GetText(s), held, (gint64)COUNT_GET(c->forward_failed));
 }
 
-static void send_interest(struct nats_cluster *c, struct cmd *cmd)
+static void send_interest(struct nats_cluster *c, const char *subject, bool on)
 {
-    natsSubscription *sub = g_hash_table_lookup(c->subs, cmd->subject);
-    if (cmd->kind == CMD_SUBSCRIBE) {
+    natsSubscription *sub = g_hash_table_lookup(c->subs, subject);
+    if (on) {
         if (sub)
             return;
-        natsStatus s = natsConnection_Subscribe(&sub, c->nc, cmd->subject, on_message, c);
+        natsStatus s = natsConnection_Subscribe(&sub, c->nc, subject, on_message, c);
         if (s != NATS_OK) {
-            c->host->log(c->ctx, HPF_LOG_ERR, "cannot subscribe to %s: %s", cmd->subject,
+            c->host->log(c->ctx, HPF_LOG_ERR, "cannot subscribe to %s: %s", subject,
                          natsStatus_GetText(s));
             return;
         }
         /* No limit in count; bytes as the broker's own hand-over bound. */
         natsSubscription_SetPendingLimits(sub, -1, 64 * 1024 * 1024);
-        g_hash_table_insert(c->subs, g_strdup(cmd->subject), sub);
+        g_hash_table_insert(c->subs, g_strdup(subject), sub);
     } else if (sub) {
+        int64_t d = 0;
+        if (natsSubscription_GetDropped(sub, &d) == NATS_OK && d > 0)
+            __atomic_fetch_add(&c->sc_dropped, (uint64_t)d, __ATOMIC_RELAXED);
         natsSubscription_Unsubscribe(sub);
-        g_hash_table_remove(c->subs, cmd->subject); /* destroys it */
+        g_hash_table_remove(c->subs, subject); /* destroys it */
     }
+}
+
+/* Sender thread: slow-consumer drops of the live subscriptions, plus those
+ * of the ones gone (already in sc_dropped). */
+static uint64_t live_dropped(struct nats_cluster *c)
+{
+    uint64_t sum = 0;
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, c->subs);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        int64_t d = 0;
+        if (natsSubscription_GetDropped(v, &d) == NATS_OK && d > 0)
+            sum += (uint64_t)d;
+    }
+    return sum;
 }
 
 static gpointer sender_main(gpointer arg)
 {
     struct nats_cluster *c = arg;
+    uint64_t dropped_shown = 0; /* live_dropped() as last added */
     for (;;) {
         g_mutex_lock(&c->lock);
-        while (!c->queue.length && !c->stopping)
-            g_cond_wait(&c->cond, &c->lock);
+        /* Wake each second at least, to keep the slow-consumer count fresh. */
+        if (!c->queue.length && !g_hash_table_size(c->interest) && !c->stopping)
+            g_cond_wait_until(&c->cond, &c->lock, g_get_monotonic_time() + G_USEC_PER_SEC);
+        if (c->stopping) {
+            /* Stop now: what is queued is not sent (NATS may be the reason
+             * we are slow), it is counted. */
+            guint n = c->queue.length;
+            struct cmd *cmd;
+            while ((cmd = g_queue_pop_head(&c->queue)))
+                cmd_free(cmd);
+            c->queued_bytes = 0;
+            g_mutex_unlock(&c->lock);
+            if (n) {
+                __atomic_fetch_add(&c->forward_failed, n, __ATOMIC_RELAXED);
+                c->host->log(c->ctx, HPF_LOG_WARNING,
+                             "stopping: %u queued messages were not forwarded to NATS", n);
+            }
+            break;
+        }
+        GHashTable *interest = NULL;
+        if (g_hash_table_size(c->interest)) {
+            interest = c->interest;
+            c->interest = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        }
         struct cmd *cmd = g_queue_pop_head(&c->queue);
         if (cmd)
-            c->queued_bytes -= cmd->len;
-        bool stop = !cmd && c->stopping;
+            c->queued_bytes -= cmd->cost;
         g_mutex_unlock(&c->lock);
-        if (stop)
-            break;
-        if (cmd->kind == CMD_PUBLISH)
+        if (interest) {
+            GHashTableIter it;
+            gpointer k, v;
+            g_hash_table_iter_init(&it, interest);
+            while (g_hash_table_iter_next(&it, &k, &v))
+                send_interest(c, k, GPOINTER_TO_INT(v) != 0);
+            g_hash_table_unref(interest);
+        }
+        if (cmd) {
             send_publish(c, cmd);
-        else
-            send_interest(c, cmd);
-        cmd_free(cmd);
+            cmd_free(cmd);
+        }
+        uint64_t d = live_dropped(c);
+        if (d > dropped_shown)
+            __atomic_fetch_add(&c->sc_dropped, d - dropped_shown, __ATOMIC_RELAXED);
+        dropped_shown = d;
     }
+    g_mutex_lock(&c->lock);
+    c->sender_done = true;
+    g_cond_broadcast(&c->cond);
+    g_mutex_unlock(&c->lock);
     return NULL;
 }
 
-/* Loop thread.  Interest commands are never refused: they are small and few. */
+/* Loop thread: queue a publish unless the bounds say no. */
 static bool enqueue(struct nats_cluster *c, struct cmd *cmd)
 {
     g_mutex_lock(&c->lock);
-    bool ok = cmd->kind != CMD_PUBLISH || c->queued_bytes + cmd->len <= c->queue_limit ||
-              c->queue.length == 0;
+    bool ok = !c->stopping && c->queue.length < QUEUE_MAX_CMDS &&
+              (c->queued_bytes + cmd->cost <= c->queue_limit || c->queue.length == 0);
     if (ok) {
         g_queue_push_tail(&c->queue, cmd);
-        c->queued_bytes += cmd->len;
+        c->queued_bytes += cmd->cost;
         g_cond_signal(&c->cond);
     }
     g_mutex_unlock(&c->lock);
@@ -447,13 +537,14 @@ static int op_publish(void *inst, const struct hpf_message *msg)
 {
     struct nats_cluster *c = inst;
     struct cmd *cmd = g_malloc(sizeof *cmd + msg->payload_len);
-    cmd->kind = CMD_PUBLISH;
     cmd->len = msg->payload_len;
     if (msg->payload_len)
         memcpy(cmd->data, msg->payload, msg->payload_len);
     cmd->subject = subject_for(c->prefix, msg->channel);
     cmd->ident = pct_encode(msg->ident);
     cmd->owner = pct_encode(msg->owner);
+    cmd->cost = sizeof *cmd + cmd->len + strlen(cmd->subject) + strlen(cmd->ident) +
+                strlen(cmd->owner) + 3 + CMD_OVERHEAD;
     if (enqueue(c, cmd))
         return HPF_OK;
     cmd_free(cmd);
@@ -461,19 +552,23 @@ static int op_publish(void *inst, const struct hpf_message *msg)
     guint64 held = 0;
     if (complain_now(&c->queue_full_c, &held))
         c->host->log(c->ctx, HPF_LOG_WARNING,
-                     "send queue full (%" G_GUINT64_FORMAT " bytes): a message was not forwarded "
-                     "(%" G_GUINT64_FORMAT " more since last said)",
-                     c->queue_limit, held);
+                     "send queue full (%" G_GUINT64_FORMAT " bytes or %u messages): a message "
+                     "was not forwarded (%" G_GUINT64_FORMAT " more since last said)",
+                     c->queue_limit, QUEUE_MAX_CMDS, held);
     return HPF_ERR_UNAVAILABLE;
 }
 
+/* The wanted state replaces any not yet applied: one entry per channel
+ * (and the router calls this only for channels with or just without local
+ * subscribers), so flapping interest costs no memory. */
 static int op_interest(void *inst, const char *channel, bool on)
 {
     struct nats_cluster *c = inst;
-    struct cmd *cmd = g_malloc0(sizeof *cmd);
-    cmd->kind = on ? CMD_SUBSCRIBE : CMD_UNSUBSCRIBE;
-    cmd->subject = subject_for(c->prefix, channel);
-    enqueue(c, cmd);
+    char *subject = subject_for(c->prefix, channel);
+    g_mutex_lock(&c->lock);
+    g_hash_table_replace(c->interest, subject, GINT_TO_POINTER(on ? 1 : 0));
+    g_cond_signal(&c->cond);
+    g_mutex_unlock(&c->lock);
     return HPF_OK;
 }
 
@@ -484,6 +579,8 @@ static void op_stats(void *inst, struct hpf_cluster_stats *st)
     st->forward_failed = COUNT_GET(c->forward_failed);
     st->received = COUNT_GET(c->received);
     st->received_bad = COUNT_GET(c->received_bad);
+    st->same_name = COUNT_GET(c->same_name);
+    st->slow_consumer_drops = COUNT_GET(c->sc_dropped);
     st->connected = g_atomic_int_get(&c->connected) != 0;
 }
 
@@ -515,6 +612,8 @@ static int create(const struct hpf_host *host, const struct hpf_plugin_ctx *ctx,
     g_mutex_init(&c->lock);
     g_cond_init(&c->cond);
     g_queue_init(&c->queue);
+    c->interest = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    snprintf(c->instance, sizeof c->instance, "%08x%08x", g_random_int(), g_random_int());
     c->queue_limit = DEFAULT_QUEUE_BYTES;
     c->reconnect_buffer = DEFAULT_RECONNECT_BUFFER;
     c->reconnect_wait_ms = DEFAULT_RECONNECT_WAIT_MS;
@@ -549,6 +648,7 @@ static int create(const struct hpf_host *host, const struct hpf_plugin_ctx *ctx,
     c->node = dup_key(c, "node");
     if (!c->node)
         c->node = g_strdup_printf("%s-%d", g_get_host_name(), (int)getpid());
+    c->node_enc = pct_encode(c->node);
     c->prefix = dup_key(c, "subject_prefix");
     if (!c->prefix)
         c->prefix = g_strdup(DEFAULT_PREFIX);
@@ -663,6 +763,8 @@ static int start(void *inst, char *err, size_t err_len)
     OPT_STEP("reconnect", natsOptions_SetMaxReconnect(o, -1));
     OPT_STEP("reconnect_wait", natsOptions_SetReconnectWait(o, c->reconnect_wait_ms));
     OPT_STEP("reconnect_buffer", natsOptions_SetReconnectBufSize(o, c->reconnect_buffer));
+    /* A stalled server: publishes fail (counted) instead of blocking the sender. */
+    OPT_STEP("write deadline", natsOptions_SetWriteDeadline(o, WRITE_DEADLINE_MS));
     OPT_STEP("callbacks", natsOptions_SetDisconnectedCB(o, on_disconnected, c));
     OPT_STEP("callbacks", natsOptions_SetReconnectedCB(o, on_reconnected, c));
     OPT_STEP("callbacks", natsOptions_SetClosedCB(o, on_closed, c));
@@ -698,7 +800,8 @@ static int start(void *inst, char *err, size_t err_len)
         g_atomic_int_set(&c->connected, 1);
         char url[256] = "?";
         natsConnection_GetConnectedUrl(c->nc, url, sizeof url);
-        c->host->log(c->ctx, HPF_LOG_NOTICE, "node %s connected to NATS at %s", c->node, url);
+        c->host->log(c->ctx, HPF_LOG_NOTICE, "node %s (instance %s) connected to NATS at %s",
+                     c->node, c->instance, url);
     } else if (s == NATS_NOT_YET_CONNECTED) {
         c->host->log(c->ctx, HPF_LOG_WARNING,
                      "node %s: no NATS server reachable yet; serving local clients and retrying",
@@ -712,22 +815,42 @@ static int start(void *inst, char *err, size_t err_len)
     return HPF_OK;
 }
 
+/* An instance libnats may still call back into, after a shutdown timeout. */
+static void *volatile kept_after_timeout;
+
 static void destroy(void *inst)
 {
     struct nats_cluster *c = inst;
     if (!c)
         return;
+    bool closed = false;
     if (c->sender) {
         g_mutex_lock(&c->lock);
         c->stopping = true;
-        g_cond_signal(&c->cond);
+        g_cond_broadcast(&c->cond);
+        /* The sender drops what is queued and ends, unless it is inside a
+         * write to a stalled server: then close the connection under it,
+         * which fails that write. */
+        gint64 until = g_get_monotonic_time() + STOP_GRACE_MS * (gint64)1000;
+        while (!c->sender_done)
+            if (!g_cond_wait_until(&c->cond, &c->lock, until))
+                break;
+        bool done = c->sender_done;
         g_mutex_unlock(&c->lock);
+        if (!done) {
+            c->host->log(c->ctx, HPF_LOG_WARNING,
+                         "stopping: the NATS sender is stuck in a write; closing the connection");
+            g_atomic_int_set(&c->closing, 1);
+            natsConnection_Close(c->nc);
+            closed = true;
+        }
         g_thread_join(c->sender);
     }
     g_atomic_int_set(&c->closing, 1);
-    if (c->nc) {
+    if (c->nc && !closed) {
         /* Hand what is buffered to the server before going (bounded). */
-        natsConnection_FlushTimeout(c->nc, 1000);
+        if (g_atomic_int_get(&c->connected))
+            natsConnection_FlushTimeout(c->nc, 500);
         natsConnection_Close(c->nc);
     }
     if (c->subs)
@@ -737,13 +860,25 @@ static void destroy(void *inst)
     if (c->opened) {
         /* Wait for libnats's own threads (delivery, flusher, reconnect),
          * which call back into us, before this instance goes away. */
-        nats_CloseAndWait(5000);
+        natsStatus s = nats_CloseAndWait(CLOSE_WAIT_MS);
+        if (s != NATS_OK) {
+            /* A libnats thread may still run our callbacks: keep what they
+             * read (the process is on its way out). */
+            kept_after_timeout = c;
+            c->host->log(c->ctx, HPF_LOG_WARNING,
+                         "libnats did not finish within %d ms (%s); leaving its state alone",
+                         CLOSE_WAIT_MS, natsStatus_GetText(s));
+            return;
+        }
     }
     struct cmd *cmd;
     while ((cmd = g_queue_pop_head(&c->queue)))
         cmd_free(cmd);
     g_strfreev(c->servers);
     g_free(c->node);
+    g_free(c->node_enc);
+    if (c->interest)
+        g_hash_table_unref(c->interest);
     g_free(c->prefix);
     g_free(c->user);
     g_free(c->password);

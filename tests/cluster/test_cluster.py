@@ -725,7 +725,8 @@ def hostile_nats(r):
         raw.pub(subj, b"bad", h)
     # An ident no hpfeeds frame can carry (s8: at most 255 bytes).
     raw.pub(subj, b"long", [(b"Hpf-Ident", b"i" * 300), (b"Hpf-Owner", b"jojo")])
-    # Claiming to come from node1: node1 drops it, the others deliver it.
+    # Claiming to come from node1 (no instance id): not an echo, so every
+    # node delivers it, and node1 reports another node using its name.
     raw.pub(subj, b"as-node1", [(b"Hpf-Ident", b"jojo-key"), (b"Hpf-Owner", b"jojo"),
                                 (b"Hpf-Origin", b"node1")])
     # Well-formed and true to storage's authkeys: delivered to the readers
@@ -745,15 +746,20 @@ def hostile_nats(r):
         got = sorted(m[2] for m in p.inbox if not m[2].startswith(MARK_PREFIXES))
         want = []
         if v in READERS["jojo"]:
-            want += [b"as-jojo"] + ([b"as-node1"] if j != 1 else [])
+            want += [b"as-jojo", b"as-node1"]
         if v in READERS["mark"]:
             want += [b""]
         if got != sorted(want):
             wrong.append("%s@node%d: got %r, want %r" % (v, j, got, sorted(want)))
     r.check("messages injected on NATS by a foreign client: the malformed ones and the forged "
             "ones (jojo-key with owner eve, an unknown ident) reach nobody; those true to "
-            "storage's authkeys exactly the readers of the key's owner; a node drops what "
-            "claims to come from itself", not wrong, "; ".join(wrong))
+            "storage's authkeys exactly the readers of the key's owner (also one that names "
+            "node1 as its origin)", not wrong, "; ".join(wrong))
+    same = [metric(n, "hpfriends_cluster_same_node_name_total") for n in nodes]
+    r.check("node1 alone counts the message that named it as origin under another instance "
+            "(same_node_name 0, 1, 0) and logs an error about it",
+            same == [0, 1, 0] and "another node uses the name node1" in log_text(nodes[1])
+            and "another node uses the name" not in log_text(nodes[0]), repr(same))
     counts = {i: (metric(n, "hpfriends_cluster_received_bad_total"),
                   metric(n, "hpfriends_cluster_inject_drops_total"),
                   metric(n, "hpfriends_cluster_refused_total")) for i, n in enumerate(nodes)}
@@ -766,6 +772,100 @@ def hostile_nats(r):
             all("refused a message from NATS on channel %s as jojo-key (owner eve): owner is "
                 "not the ident's owner" % CHAN in log_text(n) for n in nodes))
     stop_nodes(r, nodes, "after hostile NATS traffic")
+
+
+def same_name(r):
+    """Two nodes configured with one name: both keep working (no echo
+    suppression on the name), and both say so."""
+    conf = [node_conf(r, i, cluster_extra={"node": "twin"}, tag="s") for i in range(2)]
+    setup_data(r, conf[0])
+    nodes = [t.Broker(r, "twin%d" % i, conf=conf[i]).start() for i in range(2)]
+    for n in nodes:
+        n.exporter = exporter_port(n)
+    crowd = Crowd(nodes, CHAN)
+    bad, n = exchange(r, "same name", crowd, [("jojo", 0), ("mark", 1)],
+                      lambda u, v: v in READERS[u], range(2))
+    r.check("two nodes both named twin still exchange messages: %d reach exactly their "
+            "readers on both, once each" % n, not bad, "; ".join(bad))
+    counts = [metric(x, "hpfriends_cluster_same_node_name_total") for x in nodes]
+    logged = ["another node uses the name twin" in log_text(x) for x in nodes]
+    r.check("each counts the other's messages (same_node_name > 0) and logs the clash "
+            "as an error once", all((c or 0) > 0 for c in counts) and all(logged) and
+            all(log_text(x).count("another node uses the name") == 1 for x in nodes),
+            "counts %r, logged %r" % (counts, logged))
+    stop_nodes(r, nodes, "same name")
+
+
+def vm_rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise t.CheckFailed("no VmRSS for pid %d" % pid)
+
+
+STALL_MSGS = 300000
+STALL_RSS_BOUND_MIB = 40
+LONG_CHAN = "stall." + "c" * 200
+
+
+def stalled_nats(r):
+    """Every NATS server stopped (SIGSTOP: a hung or partitioned server, no
+    RST): a publisher's many small messages must not grow the node's
+    memory, what is not forwarded is counted, and SIGTERM still works."""
+    nc = nats(r)
+    conf = node_conf(r, 0, cluster_extra={"queue_size": "256K", "reconnect_buffer": "1M"},
+                     tag="st")
+    setup_data(r, conf)
+    t.ctl_ok(conf, "authkey", "add", "--owner", "probe", "--ident", "stall-key", "--secret",
+             "stall-secret", "--publish", LONG_CHAN, "--subscribe", LONG_CHAN)
+    node = t.Broker(r, "stall0", conf=conf).start()
+    node.exporter = exporter_port(node)
+    t.expect(t.poll(lambda: metric(node, "hpfriends_cluster_connected") == 1, FLOW_TIMEOUT),
+             "stall0 did not connect to NATS")
+    pub = node.connect("stall-key", "stall-secret")
+    pub.subscribe(LONG_CHAN)
+    pub.sync(LONG_CHAN)
+    pid = node.proc.pid
+    for i in range(NODES):
+        nc.procs[i].send_signal(signal.SIGSTOP)
+    try:
+        base = vm_rss_kib(pid)
+        frame = t.hp.encode_publish(b"stall-key", LONG_CHAN.encode(), b"")
+        peak = base
+        batch = 5000
+        for k in range(STALL_MSGS // batch):
+            pub.client.send(frame * batch)
+            if k % 6 == 0:
+                peak = max(peak, vm_rss_kib(pid))
+        pub.sync(LONG_CHAN, timeout=60)  # the node has handled all of them
+        time.sleep(1)
+        peak = max(peak, vm_rss_kib(pid))
+        failed = metric(node, "hpfriends_cluster_forward_failed_total") or 0
+        print("# stalled NATS: RSS %d KiB before, %d KiB at most; forward_failed %d"
+              % (base, peak, failed))
+        r.check("NATS stalled (SIGSTOP), queue_size 256K, %d empty messages on a 206-byte "
+                "channel: the node's RSS grows by less than %d MiB"
+                % (STALL_MSGS, STALL_RSS_BOUND_MIB),
+                peak - base < STALL_RSS_BOUND_MIB * 1024,
+                "VmRSS %d KiB -> %d KiB" % (base, peak))
+        r.check("and what could not be queued or sent is counted (forward_failed > 100,000)",
+                failed > 100000, "forward_failed %r" % failed)
+        t0 = time.monotonic()
+        node.proc.send_signal(signal.SIGTERM)
+        try:
+            code = node.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            code = None
+        took = time.monotonic() - t0
+        r.check("SIGTERM while NATS is stalled: the node exits 0 within 10 s",
+                code == 0, "exit %r after %.1f s" % (code, took))
+        print("# exited %r after %.1f s" % (code, took))
+    finally:
+        for i in range(NODES):
+            if nc.alive(i):
+                nc.procs[i].send_signal(signal.SIGCONT)
+    node.stop()
 
 
 def preflight(r):
@@ -837,4 +937,6 @@ if __name__ == "__main__":
         ("one hpfriendsd node killed", kill_broker_node),
         ("NATS entirely down, then back", nats_down),
         ("malformed and foreign messages on NATS", hostile_nats),
+        ("two nodes with one name", same_name),
+        ("NATS stalled: bounded memory, prompt stop", stalled_nats),
     ], backend_specific=False)
