@@ -37,6 +37,8 @@ struct cluster {
     struct broker *b;
     struct plugin_instance *pi;
     struct event *notify;
+    struct event *check; /* the transport's max payload against max_frame */
+    guint64 payload_warned; /* loop thread: the max payload last warned about */
 
     GMutex lock; /* guards the four below */
     GQueue queue; /* struct injected *, oldest first */
@@ -218,6 +220,37 @@ static void on_interest(void *data, const char *chan, gboolean on)
                  chan, hpf_strerror(rc));
 }
 
+/*
+ * What a frame of max_frame bytes needs on the transport: its payload is
+ * smaller than the frame, but the headers (ident, owner, origin, each
+ * percent-encoded, and the instance id) come on top.
+ */
+#define CLUSTER_HEADER_ALLOWANCE 2048u
+#define CLUSTER_CHECK_SECONDS 5
+
+static void on_check(evutil_socket_t fd, short what, void *arg)
+{
+    struct cluster *cl = arg;
+    if (!cl->pi->started || !cl->pi->desc->cluster->stats)
+        return;
+    struct hpf_cluster_stats st;
+    memset(&st, 0, sizeof st);
+    cl->pi->desc->cluster->stats(cl->pi->inst, &st);
+    guint64 need = (guint64)cl->b->cfg->max_frame + CLUSTER_HEADER_ALLOWANCE;
+    if (!st.max_payload || st.max_payload >= need) {
+        cl->payload_warned = 0;
+        return;
+    }
+    if (st.max_payload == cl->payload_warned)
+        return;
+    cl->payload_warned = st.max_payload;
+    log_err("cluster: the transport takes messages of at most %" G_GUINT64_FORMAT
+            " bytes, but max_frame is %u (plus up to %u bytes of headers): larger messages "
+            "are delivered locally only and counted as not forwarded; raise NATS's "
+            "max_payload to %" G_GUINT64_FORMAT " or more, or lower max_frame",
+            (guint64)st.max_payload, cl->b->cfg->max_frame, CLUSTER_HEADER_ALLOWANCE, need);
+}
+
 struct cluster *cluster_new(struct broker *b, GError **error)
 {
     const struct plugin_conf *pc = b->cfg->cluster;
@@ -235,6 +268,7 @@ struct cluster *cluster_new(struct broker *b, GError **error)
     cl->drop_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10);
     cl->refuse_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10);
     cl->notify = event_new(b->base, -1, 0, on_notify, cl);
+    cl->check = event_new(b->base, -1, EV_PERSIST, on_check, cl);
     return cl;
 }
 
@@ -247,6 +281,10 @@ gboolean cluster_start(struct cluster *cl, GError **error)
         return FALSE;
     }
     router_set_interest(cl->b->router, on_interest, cl);
+    struct timeval every = {CLUSTER_CHECK_SECONDS, 0};
+    event_add(cl->check, &every);
+    /* Soon after start too: the connection is usually up within a second. */
+    event_active(cl->check, EV_TIMEOUT, 0);
     log_notice("cluster: plugin %s %s started", cl->pi->desc->name,
                cl->pi->desc->version ? cl->pi->desc->version : "");
     return TRUE;
@@ -304,6 +342,7 @@ void cluster_free(struct cluster *cl)
     while ((in = g_queue_pop_head(&cl->queue)))
         injected_free(in);
     event_free(cl->notify);
+    event_free(cl->check);
     if (cl->keys)
         g_hash_table_unref(cl->keys);
     g_mutex_clear(&cl->lock);

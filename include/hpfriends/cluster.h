@@ -15,7 +15,10 @@
  *    closed connection, a permission withdrawn on reload), with on = false;
  *  - a message the plugin received from another node is handed back with
  *    host->cluster_inject(), carrying the publisher's ident and owner as
- *    the origin node accepted it.  The broker delivers it to its local
+ *    the origin node accepted it.  The broker first checks it against
+ *    storage's authkeys as of its last reload (the ident exists, the owner
+ *    is that key's owner, the channel is in its publish list) and refuses
+ *    (counts, logs) what does not match.  Then it delivers it to its local
  *    subscribers with the same access decision as a local publish (the
  *    owner decides in `access = graph`), counts it as delivered where it
  *    is delivered, and never hands it to ops->publish() again.  Sinks and
@@ -51,7 +54,11 @@ struct hpf_cluster_stats {
     uint64_t same_name;
     /** dropped by the transport because this node read too slowly */
     uint64_t slow_consumer_drops;
-    uint64_t reserved[6];
+    /** largest message (payload and headers) the transport takes right
+     * now; 0 when unknown.  The broker warns when its own max_frame does
+     * not fit. */
+    uint64_t max_payload;
+    uint64_t reserved[5];
 };
 
 struct hpf_cluster_ops {

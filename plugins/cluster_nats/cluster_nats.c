@@ -582,6 +582,10 @@ static void op_stats(void *inst, struct hpf_cluster_stats *st)
     st->same_name = COUNT_GET(c->same_name);
     st->slow_consumer_drops = COUNT_GET(c->sc_dropped);
     st->connected = g_atomic_int_get(&c->connected) != 0;
+    if (st->connected && c->nc) {
+        int64_t mp = natsConnection_GetMaxPayload(c->nc);
+        st->max_payload = mp > 0 ? (uint64_t)mp : 0;
+    }
 }
 
 /* ---- life cycle ---- */
