@@ -130,6 +130,15 @@ static void test_cluster_nats(void)
     /* Found as cluster_<name>.so; create() checks its keys without connecting. */
     GHashTable *conf = g_hash_table_new(g_str_hash, g_str_equal);
     g_hash_table_insert(conf, "servers", "nats://127.0.0.1:1");
+    /* No credentials and no allow_anonymous: refused. */
+    pi = plugin_instance_new(plugin_dir_resolve(NULL), "nats", HPF_KIND_CLUSTER, "cluster", conf,
+                             NULL, &error);
+    CU_ASSERT_PTR_NULL(pi);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(error);
+    CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "no NATS credentials"));
+    g_clear_error(&error);
+    plugin_instance_free(pi);
+    g_hash_table_insert(conf, "token", "t0ken");
     pi = plugin_instance_new(plugin_dir_resolve(NULL), "nats", HPF_KIND_CLUSTER, "cluster", conf,
                              NULL, &error);
     CU_ASSERT_PTR_NOT_NULL(pi);
