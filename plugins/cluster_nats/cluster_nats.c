@@ -798,6 +798,22 @@ static int start(void *inst, char *err, size_t err_len)
         natsOptions_Destroy(o);
         return HPF_ERR_INVALID;
     }
+    if (!(c->tls || c->tls_ca || c->tls_cert)) {
+        for (char **u = c->servers; *u; u++) {
+            if (!g_str_has_prefix(*u, "nats://"))
+                continue;
+            const char *h = *u + strlen("nats://");
+            const char *at = strchr(h, '@'); /* user:pass@host */
+            if (at)
+                h = at + 1;
+            if (!g_str_has_prefix(h, "127.") && !g_str_has_prefix(h, "localhost") &&
+                !g_str_has_prefix(h, "[::1]"))
+                c->host->log(c->ctx, HPF_LOG_WARNING,
+                             "NATS server %s is reached without TLS: messages and "
+                             "credentials cross the network in clear",
+                             h);
+        }
+    }
     s = natsConnection_Connect(&c->nc, o);
     natsOptions_Destroy(o);
     if (s == NATS_OK) {
