@@ -13,6 +13,7 @@
 #include <event2/util.h>
 
 #include "broker.h"
+#include "cluster.h"
 #include "graph.h"
 #include "ipguard.h"
 #include "log.h"
@@ -416,6 +417,11 @@ gboolean broker_load_plugins(struct broker *b, gboolean start, GError **error)
         config_prefix_error(b->cfg, error);
         return FALSE;
     }
+    if (b->cfg->cluster) {
+        b->cluster = cluster_new(b, error);
+        if (!b->cluster || (start && !cluster_start(b->cluster, error)))
+            return FALSE;
+    }
     return TRUE;
 }
 
@@ -506,6 +512,7 @@ void broker_free(struct broker *b)
         return;
     close_all(b, "broker shutting down");
     g_ptr_array_unref(b->listeners);
+    cluster_free(b->cluster);
     reload_stop(b);
     /* Finish queued plugin calls before the plugins go, then save counters. */
     worker_free(b->worker);

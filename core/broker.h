@@ -21,6 +21,7 @@ struct metrics;
 struct pub_stat;
 struct router;
 struct sinks;
+struct cluster;
 struct worker;
 struct graph;
 
@@ -128,6 +129,7 @@ struct broker {
     struct plugin_instance *storage;
     GPtrArray *auth_chain; /* struct plugin_instance * */
     struct sinks *sinks;
+    struct cluster *cluster; /* [cluster]: NULL on a single node */
     struct metrics *metrics;
     struct ipguard *ipguard;
     int exporter_port;
@@ -204,6 +206,13 @@ gboolean handle_auth(struct conn *c, const struct wire_msg *m);
 gboolean handle_publish(struct conn *c, const struct wire_msg *m, struct frame_block *blk,
                         size_t off);
 void frame_block_unref(struct frame_block *blk);
+/**
+ * Deliver the PUBLISH frame at off in blk (frame_len bytes, payload_len of
+ * them payload) to chan's subscribers that may read what owner publishes.
+ */
+void handle_publish_fanout(struct broker *b, const char *owner, const char *chan,
+                           struct frame_block *blk, size_t off, size_t frame_len,
+                           size_t payload_len);
 /** Queue every pending run; called once a publisher's input is processed. */
 void handle_publish_flush(struct broker *b);
 /** Queue c's pending run now, or with discard release it unqueued. */

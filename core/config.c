@@ -81,6 +81,7 @@ void config_free(struct config *cfg)
     g_free(cfg->exporter);
     g_free(cfg->log_level);
     plugin_conf_free(cfg->storage);
+    plugin_conf_free(cfg->cluster);
     g_ptr_array_unref(cfg->auth);
     g_ptr_array_unref(cfg->sinks);
     g_free(cfg);
@@ -443,6 +444,9 @@ struct config *config_load_file(const char *path, GError **error)
         } else if (!strcmp(*g, "storage")) {
             cfg->storage = load_plugin_section(kf, *g, "storage", NULL, path, error);
             ok = cfg->storage != NULL;
+        } else if (!strcmp(*g, "cluster")) {
+            cfg->cluster = load_plugin_section(kf, *g, "cluster", NULL, path, error);
+            ok = cfg->cluster != NULL;
         } else if (!strcmp(*g, "auth")) {
             gsize n = 0;
             char **keys = g_key_file_get_keys(kf, *g, &n, NULL);
@@ -458,7 +462,8 @@ struct config *config_load_file(const char *path, GError **error)
                           "instance name must be letters, digits, '_', '-' or '.'");
         } else {
             ok = fail(error, path, *g, NULL,
-                      "unknown section (expected broker, storage, auth, auth:NAME, sink:NAME)");
+                      "unknown section (expected broker, storage, auth, auth:NAME, sink:NAME, "
+                      "cluster)");
         }
     }
 

@@ -54,6 +54,7 @@ struct config {
     struct plugin_conf *storage;
     GPtrArray *auth;  /**< struct plugin_conf *, chain order */
     GPtrArray *sinks; /**< struct plugin_conf * */
+    struct plugin_conf *cluster; /**< [cluster], or NULL: a single node */
 };
 
 #define CONFIG_ERROR (config_error_quark())

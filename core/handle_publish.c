@@ -4,6 +4,7 @@
 #include <event2/buffer.h>
 
 #include "broker.h"
+#include "cluster.h"
 #include "graph.h"
 #include "log.h"
 #include "metrics.h"
@@ -143,6 +144,27 @@ gboolean handle_denied(struct conn *c, enum deny_kind kind, const char *chan)
     return go_on;
 }
 
+void handle_publish_fanout(struct broker *b, const char *owner, const char *chan,
+                           struct frame_block *blk, size_t off, size_t frame_len,
+                           size_t payload_len)
+{
+    const GPtrArray *subs = router_subscribers(b->router, chan);
+    if (subs && subs->len) {
+        /* Graph mode: one lookup per message, a binary search per subscriber. */
+        gboolean graph = b->cfg->access == ACCESS_GRAPH;
+        const struct graph_readers *readers =
+            graph && b->graph ? graph_readers(b->graph, owner, chan) : NULL;
+        for (guint i = 0; i < subs->len; i++) {
+            struct conn *s = subs->pdata[i];
+            if (s->state != CONN_READY)
+                continue;
+            if (graph && !graph_readers_has(readers, s->uid) && strcmp(s->owner, owner))
+                continue;
+            deliver(s, blk, off, frame_len, payload_len);
+        }
+    }
+}
+
 gboolean handle_publish(struct conn *c, const struct wire_msg *m, struct frame_block *blk,
                         size_t off)
 {
@@ -171,21 +193,9 @@ gboolean handle_publish(struct conn *c, const struct wire_msg *m, struct frame_b
     }
     pub_stat_observe(c->pub_stat, m->data.len);
 
-    const GPtrArray *subs = router_subscribers(b->router, chan);
-    if (subs && subs->len) {
-        /* Graph mode: one lookup per message, a binary search per subscriber. */
-        gboolean graph = b->cfg->access == ACCESS_GRAPH;
-        const struct graph_readers *readers =
-            graph && b->graph ? graph_readers(b->graph, c->owner, chan) : NULL;
-        for (guint i = 0; i < subs->len; i++) {
-            struct conn *s = subs->pdata[i];
-            if (s->state != CONN_READY)
-                continue;
-            if (graph && !graph_readers_has(readers, s->uid) && strcmp(s->owner, c->owner))
-                continue;
-            deliver(s, blk, off, m->frame_len, m->data.len);
-        }
-    }
+    handle_publish_fanout(b, c->owner, chan, blk, off, m->frame_len, m->data.len);
+    if (b->cluster)
+        cluster_publish(b->cluster, c->ident, c->owner, chan, m->data.ptr, m->data.len);
     g_free(chan);
     return TRUE;
 }

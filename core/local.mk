@@ -12,6 +12,7 @@ noinst_LTLIBRARIES += %reldir%/libhpfcore.la
 	%reldir%/graph.c %reldir%/graph.h \
 	%reldir%/reload.c \
 	%reldir%/sinks.c %reldir%/sinks.h \
+	%reldir%/cluster.c %reldir%/cluster.h \
 	%reldir%/metrics.c %reldir%/metrics.h \
 	%reldir%/tls.c %reldir%/tls.h \
 	%reldir%/ipguard.c %reldir%/ipguard.h \

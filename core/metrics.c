@@ -6,6 +6,7 @@
 #include <event2/http.h>
 
 #include "broker.h"
+#include "cluster.h"
 #include "graph.h"
 #include "router.h"
 #include "sinks.h"
@@ -405,6 +406,42 @@ char *metrics_render(struct broker *b)
             g_string_append_printf(out, "%s{", sink_names[d]);
             label(out, "sink", st.name);
             g_string_append_printf(out, "} %" G_GUINT64_FORMAT "\n", vals[d]);
+        }
+    }
+    if (b->cluster) {
+        struct cluster_counters cc;
+        cluster_get_counters(b->cluster, &cc);
+        const struct {
+            const char *name, *type, *help;
+            guint64 v;
+        } cl[] = {
+            {"hpfriends_cluster_forwarded_total", "counter",
+             "Local publishes handed to the cluster transport", cc.forwarded},
+            {"hpfriends_cluster_forward_failed_total", "counter",
+             "Local publishes that could not be forwarded to other nodes", cc.forward_failed},
+            {"hpfriends_cluster_received_total", "counter", "Messages received from other nodes",
+             cc.received},
+            {"hpfriends_cluster_received_bad_total", "counter",
+             "Messages from other nodes refused as malformed", cc.received_bad},
+            {"hpfriends_cluster_injected_total", "counter",
+             "Messages from other nodes fanned out to local subscribers", cc.injected},
+            {"hpfriends_cluster_refused_total", "counter",
+             "Messages from other nodes refused: ident unknown, owner not the ident's, or "
+             "channel not in its publish list", cc.refused},
+            {"hpfriends_cluster_inject_drops_total", "counter",
+             "Messages from other nodes dropped: hand-over queue full", cc.inject_drops},
+            {"hpfriends_cluster_same_node_name_total", "counter",
+             "Messages from another node that uses this node's name (a configuration mistake)",
+             cc.same_name},
+            {"hpfriends_cluster_slow_consumer_drops_total", "counter",
+             "Messages from other nodes the transport dropped because this node read too slowly",
+             cc.slow_consumer_drops},
+            {"hpfriends_cluster_connected", "gauge", "1 while the cluster transport is up",
+             cc.connected ? 1 : 0},
+        };
+        for (gsize i = 0; i < G_N_ELEMENTS(cl); i++) {
+            head(out, cl[i].name, cl[i].type, cl[i].help);
+            sample(out, cl[i].name, (double)cl[i].v);
         }
     }
     return g_string_free(out, FALSE);

@@ -25,6 +25,29 @@ static struct plugin_instance *the_storage;
 
 void plugin_set_storage(struct plugin_instance *storage) { the_storage = storage; }
 
+/*
+ * Set on the loop thread before the cluster plugin starts, cleared before
+ * it is stopped, while its threads may still call in: the function pointer
+ * is the switch, stored last when set (release) and first when cleared, and
+ * loaded first (acquire) by host_cluster_inject().  What `data` points to
+ * outlives the plugin's threads (cluster_free frees it after destroy()).
+ */
+static plugin_inject_fn the_inject;
+static void *the_inject_data;
+static const struct hpf_plugin_ctx *the_inject_ctx;
+
+void plugin_set_cluster_inject(plugin_inject_fn fn, void *data,
+                               const struct hpf_plugin_ctx *from)
+{
+    if (!fn) {
+        __atomic_store_n(&the_inject, NULL, __ATOMIC_SEQ_CST);
+        return;
+    }
+    __atomic_store_n(&the_inject_data, data, __ATOMIC_RELAXED);
+    __atomic_store_n(&the_inject_ctx, from, __ATOMIC_RELAXED);
+    __atomic_store_n(&the_inject, fn, __ATOMIC_RELEASE);
+}
+
 const char *plugin_dir_resolve(const char *configured)
 {
     const char *env = g_getenv("HPFRIENDS_PLUGIN_DIR");
@@ -107,6 +130,15 @@ static void host_auth_grant(struct hpf_auth_request *pub, const struct hpf_authk
     req->granted = TRUE;
 }
 
+static int host_cluster_inject(const struct hpf_plugin_ctx *ctx, const struct hpf_message *msg)
+{
+    /* Only the cluster plugin speaks for other nodes. */
+    plugin_inject_fn fn = __atomic_load_n(&the_inject, __ATOMIC_ACQUIRE);
+    if (!fn || ctx != __atomic_load_n(&the_inject_ctx, __ATOMIC_RELAXED))
+        return HPF_ERR_UNSUPPORTED;
+    return fn(__atomic_load_n(&the_inject_data, __ATOMIC_RELAXED), msg);
+}
+
 static const struct hpf_host host_table = {
     .abi_major = HPF_ABI_MAJOR,
     .abi_minor = HPF_ABI_MINOR,
@@ -117,6 +149,7 @@ static const struct hpf_host host_table = {
     .authkey_lookup = host_authkey_lookup,
     .auth_hash_matches = host_auth_hash_matches,
     .auth_grant = host_auth_grant,
+    .cluster_inject = host_cluster_inject,
 };
 
 const struct hpf_host *plugin_host(void) { return &host_table; }
@@ -141,6 +174,7 @@ static const char *kind_prefix(enum hpf_kind kind)
     case HPF_KIND_STORAGE: return "storage";
     case HPF_KIND_AUTH: return "auth";
     case HPF_KIND_SINK: return "sink";
+    case HPF_KIND_CLUSTER: return "cluster";
     }
     return "plugin";
 }
@@ -180,6 +214,11 @@ static char *check_kinds(const struct hpf_plugin *p, enum hpf_kind kind)
         return g_strdup("declares kind auth without auth ops");
     if ((p->kinds & HPF_KIND_SINK) && !p->sink)
         return g_strdup("declares kind sink without sink ops");
+    /* p->cluster exists from ABI 1.1 on: older plugins' struct ends before it
+     * in meaning (that slot was reserved, and zero). */
+    if ((p->kinds & HPF_KIND_CLUSTER) &&
+        (p->abi_minor < 1 || !p->cluster || !p->cluster->publish || !p->cluster->interest))
+        return g_strdup("declares kind cluster without cluster ops (publish, interest)");
     if (p->storage && (p->kinds & HPF_KIND_STORAGE) &&
         (!p->storage->authkey_get || !p->storage->version || !p->storage->snapshot ||
          !p->storage->apply))

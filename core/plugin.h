@@ -10,6 +10,7 @@
 #include <gmodule.h>
 
 #include <hpfriends/auth.h>
+#include <hpfriends/cluster.h>
 #include <hpfriends/plugin.h>
 #include <hpfriends/sink.h>
 #include <hpfriends/storage.h>
@@ -64,6 +65,16 @@ void plugin_instance_free(struct plugin_instance *pi);
 
 /** Storage that auth plugins of this process reach via host->authkey_lookup. */
 void plugin_set_storage(struct plugin_instance *storage);
+
+/**
+ * Where host->cluster_inject() goes (core/cluster.c sets it while a cluster
+ * plugin runs): calls made with the context `from` (that plugin's) reach fn;
+ * any other call, or any call while fn is NULL, fails with
+ * HPF_ERR_UNSUPPORTED.
+ */
+typedef int (*plugin_inject_fn)(void *data, const struct hpf_message *msg);
+void plugin_set_cluster_inject(plugin_inject_fn fn, void *data,
+                               const struct hpf_plugin_ctx *from);
 
 /** The host table handed to plugins. */
 const struct hpf_host *plugin_host(void);

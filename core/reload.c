@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "broker.h"
+#include "cluster.h"
 #include "graph.h"
 #include "log.h"
 #include "router.h"
@@ -26,6 +27,7 @@ struct reload_job {
     gboolean changed;
     struct snapshot *snap;
     struct graph *graph;
+    GHashTable *cluster_keys; /* [cluster]: what injected messages are checked against */
     double build_ms;
     char *error;
 };
@@ -51,6 +53,8 @@ static void reload_run(void *arg)
         return;
     }
     j->changed = TRUE;
+    if (j->b->cluster)
+        j->cluster_keys = cluster_keys_build(j->snap);
     if (j->b->cfg->access == ACCESS_GRAPH) {
         gint64 t0 = g_get_monotonic_time();
         j->graph = graph_build(j->snap, j->b->cfg->require_accept);
@@ -111,6 +115,7 @@ static void recheck_session(struct broker *b, struct conn *c, const struct snaps
 struct garbage {
     struct graph *graph;
     struct snapshot *snap;
+    GHashTable *table;
 };
 
 static gpointer free_garbage(gpointer p)
@@ -118,17 +123,20 @@ static gpointer free_garbage(gpointer p)
     struct garbage *g = p;
     graph_free(g->graph);
     snapshot_free(g->snap);
+    if (g->table)
+        g_hash_table_unref(g->table);
     g_free(g);
     return NULL;
 }
 
-static void free_later(struct graph *graph, struct snapshot *snap)
+static void free_later3(struct graph *graph, struct snapshot *snap, GHashTable *table)
 {
-    if (!graph && !snap)
+    if (!graph && !snap && !table)
         return;
     struct garbage *g = g_new0(struct garbage, 1);
     g->graph = graph;
     g->snap = snap;
+    g->table = table;
     GError *e = NULL;
     GThread *t = g_thread_try_new("hpf-free", free_garbage, g, &e);
     if (t) {
@@ -137,6 +145,11 @@ static void free_later(struct graph *graph, struct snapshot *snap)
         g_error_free(e);
         free_garbage(g); /* no thread to be had: pay the stall */
     }
+}
+
+static void free_later(struct graph *graph, struct snapshot *snap)
+{
+    free_later3(graph, snap, NULL);
 }
 
 static void apply_result(struct broker *b, struct reload_job *j)
@@ -152,6 +165,8 @@ static void apply_result(struct broker *b, struct reload_job *j)
                  j->snap->version, gs.users, gs.channels, gs.entries, gs.distinct_sets,
                  j->build_ms);
     }
+    if (j->cluster_keys)
+        free_later3(NULL, NULL, cluster_set_keys(b->cluster, g_steal_pointer(&j->cluster_keys)));
     b->data_version = j->snap->version;
     b->have_data = TRUE;
     b->stats.graph_reloads++;
@@ -165,6 +180,8 @@ static void reload_job_free(struct reload_job *j)
 {
     snapshot_free(j->snap);
     graph_free(j->graph);
+    if (j->cluster_keys)
+        g_hash_table_unref(j->cluster_keys);
     g_free(j->error);
     g_free(j);
 }

@@ -9,7 +9,15 @@ struct channel {
 struct router {
     GHashTable *channels; /* name -> struct channel * (owns) */
     guint subscriptions;
+    router_interest_fn interest;
+    void *interest_data;
 };
+
+void router_set_interest(struct router *r, router_interest_fn fn, void *data)
+{
+    r->interest = fn;
+    r->interest_data = data;
+}
 
 static void channel_free(gpointer p)
 {
@@ -44,6 +52,8 @@ gboolean router_subscribe(struct router *r, const char *chan, void *sub)
         ch->subs = g_ptr_array_new();
         ch->index = g_hash_table_new(g_direct_hash, g_direct_equal);
         g_hash_table_insert(r->channels, ch->name, ch);
+        if (r->interest)
+            r->interest(r->interest_data, ch->name, TRUE);
     } else if (g_hash_table_contains(ch->index, sub)) {
         return FALSE;
     }
@@ -70,8 +80,11 @@ gboolean router_unsubscribe(struct router *r, const char *chan, void *sub)
     }
     g_ptr_array_set_size(ch->subs, last);
     r->subscriptions--;
-    if (ch->subs->len == 0)
+    if (ch->subs->len == 0) {
+        if (r->interest)
+            r->interest(r->interest_data, ch->name, FALSE);
         g_hash_table_remove(r->channels, chan);
+    }
     return TRUE;
 }
 

@@ -24,6 +24,14 @@ gboolean router_unsubscribe(struct router *r, const char *chan, void *sub);
  */
 const GPtrArray *router_subscribers(struct router *r, const char *chan);
 
+/**
+ * Called when a channel gets its first subscriber (on) and when it loses
+ * its last one (!on), whoever causes it; fn must not subscribe or
+ * unsubscribe.  NULL turns it off.
+ */
+typedef void (*router_interest_fn)(void *data, const char *chan, gboolean on);
+void router_set_interest(struct router *r, router_interest_fn fn, void *data);
+
 guint router_channel_count(const struct router *r);
 /** Total subscriptions over all channels. */
 guint router_subscription_count(const struct router *r);

@@ -2,4 +2,5 @@ sdkinclude_HEADERS += \
 	%reldir%/hpfriends/plugin.h \
 	%reldir%/hpfriends/storage.h \
 	%reldir%/hpfriends/auth.h \
-	%reldir%/hpfriends/sink.h
+	%reldir%/hpfriends/sink.h \
+	%reldir%/hpfriends/cluster.h

@@ -29,3 +29,4 @@ plugins_LTLIBRARIES += %reldir%/auth_storage.la
 
 include plugins/sinks.mk
 include plugins/backends.mk
+include plugins/cluster.mk

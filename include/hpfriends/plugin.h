@@ -76,6 +76,7 @@ enum hpf_kind {
     HPF_KIND_STORAGE = 1u << 0,
     HPF_KIND_AUTH = 1u << 1,
     HPF_KIND_SINK = 1u << 2,
+    HPF_KIND_CLUSTER = 1u << 3, /**< since ABI 1.1: hpfriends/cluster.h */
 };
 
 /** Log levels: syslog's numbers. */
@@ -105,6 +106,7 @@ struct hpf_authkey {
 typedef void (*hpf_authkey_cb)(void *user_data, const struct hpf_authkey *key);
 
 struct hpf_auth_request;
+struct hpf_message; /* hpfriends/sink.h */
 
 /**
  * What the broker offers every plugin.  Every function may be called from
@@ -151,12 +153,22 @@ struct hpf_host {
      */
     void (*auth_grant)(struct hpf_auth_request *req, const struct hpf_authkey *key);
 
-    const void *reserved[16];
+    /**
+     * Since ABI 1.1, for cluster plugins: deliver a message received from
+     * another node to this node's subscribers (see hpfriends/cluster.h).
+     * Any thread; copies msg and returns at once.  HPF_OK when queued,
+     * HPF_ERR_UNAVAILABLE when the hand-over queue is full (dropped and
+     * counted), HPF_ERR_INVALID for a message the wire cannot carry.
+     */
+    int (*cluster_inject)(const struct hpf_plugin_ctx *ctx, const struct hpf_message *msg);
+
+    const void *reserved[15];
 };
 
 struct hpf_storage_ops;
 struct hpf_auth_ops;
 struct hpf_sink_ops;
+struct hpf_cluster_ops;
 
 /** What hpf_plugin_entry() returns. Keep it `static const`. */
 struct hpf_plugin {
@@ -181,8 +193,10 @@ struct hpf_plugin {
     const struct hpf_storage_ops *storage; /**< set with HPF_KIND_STORAGE */
     const struct hpf_auth_ops *auth;       /**< set with HPF_KIND_AUTH */
     const struct hpf_sink_ops *sink;       /**< set with HPF_KIND_SINK */
+    /** Set with HPF_KIND_CLUSTER (since ABI 1.1). */
+    const struct hpf_cluster_ops *cluster;
 
-    const void *reserved[16];
+    const void *reserved[15];
 };
 
 /** Prototype of the exported entry point. */

@@ -6,7 +6,7 @@
  *                   --channel C [--verbose] [MESSAGE...]
  *   hpfeeds-cli sub [--host H] [--port P] [--tls [--cafile F]] --ident I --secret S --channel C
  *                   [--channel C2...] [--count N] [--json] [--timeout SECONDS]
- *                   [--reconnect] [--verbose]
+ *                   [--reconnect] [--verbose] [--failover HOST:PORT...]
  *
  * The secret may come from $HPFEEDS_SECRET instead of the command line.
  * --tls speaks TLS to a tls: listener, verifying the broker's certificate
@@ -59,6 +59,7 @@ struct cli {
     gboolean reconnect;
     gboolean tls;
     gchar *cafile;
+    gchar **failover; /* --failover HOST:PORT... */
 
     /* run time */
     struct event_base *base;
@@ -362,9 +363,11 @@ static void on_drained(void *ud)
         /* AUTH and subscriptions are in the kernel: a script may go on. */
         gchar *chans = g_strjoinv(",", cli->channels);
         const char *name = hpfc_broker_name(cli->client);
+        uint16_t port = 0;
+        const char *host = hpfc_current_host(cli->client, &port);
         fprintf(stderr, PROG ": %s %s on %s:%d (broker %s) as %s\n",
-                cli->mode == MODE_SUB ? "subscribed to" : "publishing to", chans, cli->host,
-                cli->port, name ? name : "?", cli->ident);
+                cli->mode == MODE_SUB ? "subscribed to" : "publishing to", chans, host,
+                (int)port, name ? name : "?", cli->ident);
         g_free(chans);
         cli->announced = true;
     }
@@ -381,6 +384,29 @@ static void on_signal(evutil_socket_t fd, short what, void *arg)
 }
 
 /* ---- command line ---- */
+
+/* --failover HOST:PORT (IPv6 in brackets) for each other broker. */
+static bool add_failover(struct cli *cli)
+{
+    for (gchar **f = cli->failover; f && *f; f++) {
+        char *colon = strrchr(*f, ':');
+        char *end = NULL;
+        long port = colon ? strtol(colon + 1, &end, 10) : 0;
+        if (!colon || colon == *f || !end || *end || port < 1 || port > 65535) {
+            fprintf(stderr, PROG ": --failover %s: expected HOST:PORT\n", *f);
+            return false;
+        }
+        gchar *host = (**f == '[' && colon[-1] == ']') ? g_strndup(*f + 1, colon - *f - 2)
+                                                      : g_strndup(*f, colon - *f);
+        int rc = hpfc_add_broker(cli->client, host, (uint16_t)port);
+        g_free(host);
+        if (rc != HPFC_OK) {
+            fprintf(stderr, PROG ": --failover %s: %s\n", *f, hpfc_strerror(rc));
+            return false;
+        }
+    }
+    return true;
+}
 
 static void usage(FILE *to)
 {
@@ -411,6 +437,10 @@ static bool parse_args(struct cli *cli, int argc, char **argv, gchar ***rest)
          "FILE"},
         {"verbose", 'v', 0, G_OPTION_ARG_NONE, &cli->verbose,
          "Say on stderr once AUTH and subscriptions were sent", NULL},
+        {"failover", 0, 0, G_OPTION_ARG_STRING_ARRAY, &cli->failover,
+         "Another broker (node of the same cluster) to try when the connection is lost, "
+         "round robin (repeatable)",
+         "HOST:PORT"},
         G_OPTION_ENTRY_NULL,
     };
     GOptionEntry sub[] = {
@@ -530,6 +560,8 @@ static int run(struct cli *cli, gchar **args)
             return 1;
         }
     }
+    if (!add_failover(cli))
+        return 1;
 
     if (cli->mode == MODE_SUB) {
         for (gchar **ch = cli->channels; *ch; ch++) {
@@ -567,6 +599,7 @@ static int run(struct cli *cli, gchar **args)
 
 static void cleanup(struct cli *cli)
 {
+    g_strfreev(cli->failover);
     hpfc_free(cli->client);
     if (cli->stdin_ev)
         event_free(cli->stdin_ev);

@@ -89,7 +89,20 @@ struct hpfc_client {
     /* re-entrancy: callbacks may call hpfc_free() */
     unsigned busy;
     bool free_requested;
+
+    /* failover: every broker to try, host/port above is brokers[broker_idx] */
+    struct hpfc_addr *brokers;
+    size_t n_brokers;
+    size_t broker_idx;
 };
+
+struct hpfc_addr {
+    char *host;
+    uint16_t port;
+};
+
+static void failover_next(struct hpfc_client *c);
+static void failover_free(struct hpfc_client *c);
 
 const char *hpfc_strerror(int status)
 {
@@ -429,6 +442,7 @@ static void connection_lost(struct hpfc_client *c, const char *why)
     size_t lost = drop_connection(c);
     if (was_authed && !c->got_error && up >= STABLE_SESSION_MS)
         c->backoff_ms = c->min_ms;
+    failover_next(c);
     schedule_retry(c);
 
     char reason[900];
@@ -739,6 +753,7 @@ static void destroy(struct hpfc_client *c)
     free(c->host);
     free(c->broker_name);
     SSL_CTX_free(c->tls_ctx);
+    failover_free(c);
     free(c);
 }
 
@@ -932,4 +947,66 @@ size_t hpfc_pending_bytes(const struct hpfc_client *c)
 const char *hpfc_broker_name(const struct hpfc_client *c)
 {
     return c ? c->broker_name : NULL;
+}
+
+/* ---- several brokers: failover ---- */
+
+static void failover_free(struct hpfc_client *c)
+{
+    for (size_t i = 0; i < c->n_brokers; i++)
+        free(c->brokers[i].host);
+    free(c->brokers);
+    c->brokers = NULL;
+    c->n_brokers = 0;
+}
+
+/* The connection was lost or never came up: the next attempt goes to the
+ * next broker of the list, round robin. */
+static void failover_next(struct hpfc_client *c)
+{
+    if (c->n_brokers < 2)
+        return;
+    size_t next = (c->broker_idx + 1) % c->n_brokers;
+    char *host = strdup(c->brokers[next].host);
+    if (!host)
+        return; /* out of memory: stay with the current one */
+    free(c->host);
+    c->host = host;
+    c->port = c->brokers[next].port;
+    c->broker_idx = next;
+}
+
+static int failover_append(struct hpfc_client *c, const char *host, uint16_t port)
+{
+    struct hpfc_addr *grown = realloc(c->brokers, (c->n_brokers + 1) * sizeof *grown);
+    if (!grown)
+        return HPFC_ERR_NOMEM;
+    c->brokers = grown;
+    char *h = strdup(host);
+    if (!h)
+        return HPFC_ERR_NOMEM;
+    c->brokers[c->n_brokers].host = h;
+    c->brokers[c->n_brokers].port = port;
+    c->n_brokers++;
+    return HPFC_OK;
+}
+
+int hpfc_add_broker(struct hpfc_client *c, const char *host, uint16_t port)
+{
+    if (!c || !host || !*host || port == 0)
+        return HPFC_ERR_INVALID;
+    /* The broker given to hpfc_client_new() is the first of the list. */
+    if (c->n_brokers == 0 && failover_append(c, c->host, c->port) != HPFC_OK)
+        return HPFC_ERR_NOMEM;
+    int rc = failover_append(c, host, port);
+    if (rc != HPFC_OK && c->n_brokers == 1)
+        failover_free(c);
+    return rc;
+}
+
+const char *hpfc_current_host(const struct hpfc_client *c, uint16_t *port)
+{
+    if (port)
+        *port = c->port;
+    return c->host;
 }

@@ -255,6 +255,26 @@ size_t hpfc_pending_bytes(const struct hpfc_client *c);
  */
 const char *hpfc_broker_name(const struct hpfc_client *c);
 
+/**
+ * Add another broker to try (several nodes of one hpfriends cluster, say).
+ * The broker given to hpfc_client_new() comes first; each time a
+ * connection is lost or cannot be made, the next attempt, after the usual
+ * back-off, goes to the next broker of the list, round robin, and sends
+ * AUTH, every subscription and the queued publishes there.  Publishes that
+ * a dying broker had taken but not yet delivered are lost with it: hpfeeds
+ * has no acknowledgements.
+ * @return HPFC_OK, HPFC_ERR_INVALID (NULL or empty host, port 0),
+ *         HPFC_ERR_NOMEM
+ */
+HPFC_MUST_CHECK int hpfc_add_broker(struct hpfc_client *c, const char *host, uint16_t port);
+
+/**
+ * The broker the client is connected or connecting to, or will try next;
+ * its port in *port when port is not NULL.  Valid until the next hpfc_*
+ * call or callback.
+ */
+const char *hpfc_current_host(const struct hpfc_client *c, uint16_t *port);
+
 /** Text for an hpfc_status value. */
 const char *hpfc_strerror(int status);
 

@@ -36,6 +36,9 @@ struct opts {
     /* Overrides; negative when not given (each scenario has its own default). */
     int subscribers, publishers, size, rate, connections, users, edges, window;
     gint64 max_queued;
+    /* --sub-port: subscribers spread over these ports of --host (the nodes
+     * of a cluster), round robin; publishers stay on --port. */
+    char **sub_ports;
 };
 
 /* ---- one scenario, as the runner executes it ---- */

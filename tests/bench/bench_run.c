@@ -452,6 +452,18 @@ static gboolean client_connect(struct run *r, struct client *c, gboolean small_r
 {
     const struct sockaddr_storage *addr =
         (r->p->relay && c->role == ROLE_SUB) ? &r->t->sub_addr : &r->t->addr;
+    struct sockaddr_storage spread;
+    guint n_ports = r->o->sub_ports ? g_strv_length(r->o->sub_ports) : 0;
+    if (c->role == ROLE_SUB && !r->p->relay && r->o->host && n_ports) {
+        /* Subscribers spread over the nodes of a cluster. */
+        spread = *addr;
+        in_port_t port = htons((in_port_t)atoi(r->o->sub_ports[(guint)c->index % n_ports]));
+        if (spread.ss_family == AF_INET6)
+            ((struct sockaddr_in6 *)&spread)->sin6_port = port;
+        else
+            ((struct sockaddr_in *)&spread)->sin_port = port;
+        addr = &spread;
+    }
     evutil_socket_t fd = socket(addr->ss_family, SOCK_STREAM, 0);
     if (fd < 0) {
         fail(r, "socket: %s", g_strerror(errno));

@@ -93,6 +93,10 @@ static const GOptionEntry entries[] = {
     {"host", 0, 0, G_OPTION_ARG_STRING, &o.host,
      "Use a running broker at this numeric address instead of starting one", "ADDR"},
     {"port", 0, 0, G_OPTION_ARG_INT, &o.port, "Its port (10000)", "PORT"},
+    {"sub-port", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o.sub_ports,
+     "With --host: connect subscribers to these ports instead, round robin (the nodes of "
+     "a cluster; repeatable)",
+     "PORT"},
     {"broker-pid", 0, 0, G_OPTION_ARG_INT, &o.broker_pid,
      "Its process id, for CPU and RSS figures", "PID"},
     {"broker", 0, 0, G_OPTION_ARG_FILENAME, &o.broker,
@@ -356,6 +360,7 @@ int main(int argc, char **argv)
         result_clear(&results[i]);
     g_strfreev(o.scenarios);
     g_free(o.host);
+    g_strfreev(o.sub_ports);
     g_free(o.broker);
     g_free(o.ctl);
     g_free(o.plugin_dir);

@@ -5,3 +5,5 @@ tests_bench_graph_flatten_bench_SOURCES = tests/bench/graph_flatten.c
 tests_bench_graph_flatten_bench_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS)
 tests_bench_graph_flatten_bench_LDADD = core/libhpfcore.la -lm
 include tests/bench/hpfriends-bench.mk
+# One node versus three over NATS (drives hpfriends-bench against running nodes).
+EXTRA_DIST += tests/bench/cluster_bench.py

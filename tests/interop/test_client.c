@@ -716,6 +716,53 @@ static void test_backoff_retries(void)
     hpfc_free(c);
 }
 
+/* hpfc_add_broker(): a refused broker is skipped, a lost one is left for
+ * the next of the list, and each new broker gets AUTH and the
+ * subscriptions. */
+static void test_failover(void)
+{
+    struct fake *dead = fake_new();
+    uint16_t dead_port = dead->port;
+    fake_free(dead);
+    struct fake *f1 = fake_new();
+    struct fake *f2 = fake_new();
+
+    struct obs o;
+    struct hpfc_client *c = client_new(&o, dead_port);
+    hpfc_set_reconnect(c, true, 10, 40);
+    CU_ASSERT_EQUAL(hpfc_add_broker(c, NULL, 1), HPFC_ERR_INVALID);
+    CU_ASSERT_EQUAL(hpfc_add_broker(c, "", 1), HPFC_ERR_INVALID);
+    CU_ASSERT_EQUAL(hpfc_add_broker(c, "127.0.0.1", 0), HPFC_ERR_INVALID);
+    CU_ASSERT_EQUAL(hpfc_add_broker(c, "127.0.0.1", f1->port), HPFC_OK);
+    CU_ASSERT_EQUAL(hpfc_add_broker(c, "127.0.0.1", f2->port), HPFC_OK);
+    CU_ASSERT_EQUAL(hpfc_subscribe(c, "chan.a"), HPFC_OK);
+    uint16_t port = 0;
+    CU_ASSERT_STRING_EQUAL(hpfc_current_host(c, &port), "127.0.0.1");
+    CU_ASSERT_EQUAL(port, dead_port);
+    CU_ASSERT_EQUAL(hpfc_connect(c), HPFC_OK);
+
+    /* Refused by the first, on to the second: AUTH + SUBSCRIBE there. */
+    CU_ASSERT_FATAL(run_until(&f1->n_recs, 2, 3000));
+    assert_rec(f1, 0, 0, WIRE_OP_AUTH, NULL);
+    assert_rec(f1, 0, 1, WIRE_OP_SUBSCRIBE, "chan.a");
+    hpfc_current_host(c, &port);
+    CU_ASSERT_EQUAL(port, f1->port);
+
+    /* That one goes away: the third of the list gets the session. */
+    fake_close(f1, 0);
+    CU_ASSERT_FATAL(run_until(&f2->n_recs, 2, 3000));
+    assert_rec(f2, 0, 0, WIRE_OP_AUTH, NULL);
+    assert_rec(f2, 0, 1, WIRE_OP_SUBSCRIBE, "chan.a");
+    CU_ASSERT_TRUE(f2->recs[0].auth_ok);
+    hpfc_current_host(c, &port);
+    CU_ASSERT_EQUAL(port, f2->port);
+    CU_ASSERT_EQUAL(f1->n_conns, 1);
+
+    hpfc_free(c);
+    fake_free(f1);
+    fake_free(f2);
+}
+
 int main(void)
 {
     /* The fake broker's resets must not kill the test with SIGPIPE. */
@@ -738,7 +785,8 @@ int main(void)
         !CU_add_test(s, "hpfc_free inside a callback", test_free_inside_callback) ||
         !CU_add_test(s, "no INFO: connect timeout", test_info_timeout) ||
         !CU_add_test(s, "connection refused", test_connection_refused) ||
-        !CU_add_test(s, "back-off retries, disconnect stops them", test_backoff_retries)) {
+        !CU_add_test(s, "back-off retries, disconnect stops them", test_backoff_retries) ||
+        !CU_add_test(s, "failover over a list of brokers", test_failover)) {
         CU_cleanup_registry();
         return 1;
     }

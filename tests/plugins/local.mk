@@ -30,6 +30,9 @@ check_PROGRAMS += %reldir%/test_plugin_abi
 %canon_reldir%_test_plugin_abi_SOURCES = %reldir%/test_plugin_abi.c
 %canon_reldir%_test_plugin_abi_CFLAGS = $(PLUGIN_TEST_CFLAGS)
 %canon_reldir%_test_plugin_abi_LDADD = $(PLUGIN_TEST_LDADD)
+if BUILD_NATS
+%canon_reldir%_test_plugin_abi_CPPFLAGS = $(AM_CPPFLAGS) -DHPF_TEST_CLUSTER_NATS
+endif
 
 TESTS += \
 	%reldir%/test_storage_sqlite \

@@ -77,6 +77,79 @@ static void test_wrong_kind_refused(void)
     g_error_free(error);
 }
 
+/* host->cluster_inject() reaches the core only from the cluster plugin's context. */
+static int injected_count;
+static int count_inject(void *data, const struct hpf_message *msg)
+{
+    injected_count++;
+    CU_ASSERT_PTR_EQUAL(data, &injected_count);
+    CU_ASSERT_STRING_EQUAL(msg->channel, "c");
+    return HPF_OK;
+}
+
+static void test_cluster_inject_routing(void)
+{
+    const struct hpf_host *host = plugin_host();
+    int a, b; /* two stand-in plugin contexts: only their addresses matter */
+    const struct hpf_plugin_ctx *ctx_a = (const struct hpf_plugin_ctx *)&a;
+    const struct hpf_plugin_ctx *ctx_b = (const struct hpf_plugin_ctx *)&b;
+    struct hpf_message msg = {.ident = "i", .owner = "o", .channel = "c"};
+    CU_ASSERT_EQUAL(host->abi_minor, HPF_ABI_MINOR);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(host->cluster_inject);
+    CU_ASSERT_EQUAL(host->cluster_inject(ctx_a, &msg), HPF_ERR_UNSUPPORTED); /* no cluster */
+    plugin_set_cluster_inject(count_inject, &injected_count, ctx_a);
+    CU_ASSERT_EQUAL(host->cluster_inject(ctx_b, &msg), HPF_ERR_UNSUPPORTED); /* not it */
+    CU_ASSERT_EQUAL(injected_count, 0);
+    CU_ASSERT_EQUAL(host->cluster_inject(ctx_a, &msg), HPF_OK);
+    CU_ASSERT_EQUAL(injected_count, 1);
+    plugin_set_cluster_inject(NULL, NULL, NULL);
+    CU_ASSERT_EQUAL(host->cluster_inject(ctx_a, &msg), HPF_ERR_UNSUPPORTED);
+    CU_ASSERT_EQUAL(injected_count, 1);
+}
+
+#ifdef HPF_TEST_CLUSTER_NATS
+static void test_cluster_nats(void)
+{
+    check_exports("cluster_nats.so", "subject_for");
+    /* A cluster plugin is not a sink, and a sink is not a cluster plugin. */
+    GError *error = NULL;
+    struct plugin_instance *pi = plugin_instance_new(plugin_dir_resolve(NULL), "cluster_nats",
+                                                     HPF_KIND_SINK, "sink:x", NULL, NULL, &error);
+    CU_ASSERT_PTR_NULL(pi);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(error);
+    CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "not a sink plugin"));
+    g_clear_error(&error);
+    char *sink = g_build_filename(plugin_dir_resolve(NULL), "sink_file.so", NULL);
+    pi = plugin_instance_new(plugin_dir_resolve(NULL), sink, HPF_KIND_CLUSTER, "cluster", NULL,
+                             NULL, &error);
+    g_free(sink);
+    CU_ASSERT_PTR_NULL(pi);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(error);
+    CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "not a cluster plugin"));
+    g_clear_error(&error);
+    /* Found as cluster_<name>.so; create() checks its keys without connecting. */
+    GHashTable *conf = g_hash_table_new(g_str_hash, g_str_equal);
+    g_hash_table_insert(conf, "servers", "nats://127.0.0.1:1");
+    /* No credentials and no allow_anonymous: refused. */
+    pi = plugin_instance_new(plugin_dir_resolve(NULL), "nats", HPF_KIND_CLUSTER, "cluster", conf,
+                             NULL, &error);
+    CU_ASSERT_PTR_NULL(pi);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(error);
+    CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "no NATS credentials"));
+    g_clear_error(&error);
+    plugin_instance_free(pi);
+    g_hash_table_insert(conf, "token", "t0ken");
+    pi = plugin_instance_new(plugin_dir_resolve(NULL), "nats", HPF_KIND_CLUSTER, "cluster", conf,
+                             NULL, &error);
+    CU_ASSERT_PTR_NOT_NULL(pi);
+    if (error)
+        fprintf(stderr, "\nmessage: %s\n", error->message);
+    g_clear_error(&error);
+    plugin_instance_free(pi);
+    g_hash_table_unref(conf);
+}
+#endif
+
 int main(void)
 {
     log_set_level(HPF_LOG_WARNING);
@@ -85,7 +158,13 @@ int main(void)
     CU_pSuite suite = CU_add_suite("plugin ABI", NULL, NULL);
     if (!suite || !CU_add_test(suite, "ABI major mismatch refused", test_abi_mismatch_refused) ||
         !CU_add_test(suite, "plugins export only the entry point", test_exports) ||
-        !CU_add_test(suite, "wrong kind refused", test_wrong_kind_refused))
+        !CU_add_test(suite, "wrong kind refused", test_wrong_kind_refused) ||
+        !CU_add_test(suite, "host->cluster_inject answers the cluster plugin only",
+                     test_cluster_inject_routing) ||
+#ifdef HPF_TEST_CLUSTER_NATS
+        !CU_add_test(suite, "cluster_nats: kind, lookup, exports", test_cluster_nats) ||
+#endif
+        false)
         goto out;
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();

@@ -74,12 +74,41 @@ static void test_many(void)
     router_free(r);
 }
 
+/* What the interest callback was told, as "+chan" / "-chan" lines. */
+static void record_interest(void *data, const char *chan, gboolean on)
+{
+    g_string_append_printf(data, "%c%s\n", on ? '+' : '-', chan);
+}
+
+static void test_interest(void)
+{
+    struct router *r = router_new();
+    GString *log = g_string_new(NULL);
+    char s1, s2;
+    router_set_interest(r, record_interest, log);
+    CU_ASSERT_TRUE(router_subscribe(r, "x", &s1));  /* first: +x */
+    CU_ASSERT_TRUE(router_subscribe(r, "x", &s2));  /* second: nothing */
+    CU_ASSERT_FALSE(router_subscribe(r, "x", &s1)); /* again: nothing */
+    CU_ASSERT_TRUE(router_subscribe(r, "y", &s1));  /* +y */
+    CU_ASSERT_TRUE(router_unsubscribe(r, "x", &s1)); /* s2 is left: nothing */
+    CU_ASSERT_FALSE(router_unsubscribe(r, "x", &s1));
+    CU_ASSERT_TRUE(router_unsubscribe(r, "x", &s2)); /* last: -x */
+    CU_ASSERT_TRUE(router_subscribe(r, "x", &s2));   /* back: +x */
+    CU_ASSERT_STRING_EQUAL(log->str, "+x\n+y\n-x\n+x\n");
+    router_set_interest(r, NULL, NULL);
+    CU_ASSERT_TRUE(router_unsubscribe(r, "y", &s1)); /* off: not told */
+    CU_ASSERT_STRING_EQUAL(log->str, "+x\n+y\n-x\n+x\n");
+    g_string_free(log, TRUE);
+    router_free(r);
+}
+
 int main(void)
 {
     static const struct test_case cases[] = {
         {"subscribe and dedupe", test_subscribe_dedupe},
         {"unsubscribe in any order", test_unsubscribe},
         {"5000 subscribers", test_many},
+        {"interest follows first and last subscriber", test_interest},
         {NULL, NULL},
     };
     return cunit_run("router", cases);

@@ -1,0 +1,936 @@
+/*
+ * cluster_nats: hpfriendsd nodes exchange accepted messages over NATS.
+ *
+ * Subjects.  hpfeeds channel names are arbitrary bytes; NATS subjects are
+ * '.'-separated tokens without spaces or wildcards.  A channel C travels on
+ * "<subject_prefix>.x<hex(C)>" (lower-case hex, two digits per byte; the
+ * 'x' keeps the token non-empty for an empty channel), which maps every
+ * channel to its own subject and back.
+ *
+ * Headers.  Hpf-Ident and Hpf-Owner carry the publisher's ident and owner
+ * as the origin node accepted them, Hpf-Origin the origin's node name.
+ * Values are percent-encoded (every byte outside '!'..'~', and '%' itself)
+ * so that any bytes survive NATS's header syntax.  The payload is the
+ * message body, bytes as they are.
+ *
+ * Echoes.  The connection is made with no_echo, so the server never hands a
+ * node its own messages.  Hpf-Instance carries a random id drawn at each
+ * start; a message with our own id is dropped all the same.  A message
+ * that names this node in Hpf-Origin under another id comes from another
+ * process configured with our name: it is delivered (it is no echo), but
+ * counted and logged as an error, since such a mistake is easy to make.
+ *
+ * Threads.  The broker calls publish() and interest() on its event loop;
+ * publish() only queues a command (bounded by what the commands really
+ * cost in memory and by their number: what does not fit is counted and
+ * logged) and interest() records the wanted state of the channel's
+ * subscription (one entry per channel, however often it flaps), for this
+ * plugin's sender thread, which talks to libnats, so a slow or absent NATS
+ * never blocks the loop.  Writes to NATS have a deadline, so a stalled
+ * server turns into counted publish errors rather than a stuck sender; on
+ * stop, what is still queued is dropped (counted, logged once).  libnats
+ * delivers received messages on one thread of its global delivery pool
+ * (pool size 1: messages are handed on in the order they arrived); that
+ * thread decodes them and calls host->cluster_inject(), which copies.
+ * While NATS is unreachable libnats keeps reconnecting by itself and
+ * buffers publishes up to reconnect_buffer bytes; past that, publishes
+ * fail and are counted.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <glib.h>
+#include <nats/nats.h>
+
+#include <hpfriends/cluster.h>
+#include <hpfriends/plugin.h>
+
+#ifndef PLUGIN_VERSION
+#define PLUGIN_VERSION "0"
+#endif
+
+#define DEFAULT_PREFIX "hpfriends"
+#define DEFAULT_QUEUE_BYTES (64u * 1024u * 1024u)
+#define DEFAULT_RECONNECT_BUFFER (8 * 1024 * 1024)
+#define DEFAULT_RECONNECT_WAIT_MS 250
+/* At most this many publishes wait for the sender, whatever their size. */
+#define QUEUE_MAX_CMDS 1000000u
+/* What a queued command costs beyond its strings: its allocations' heads. */
+#define CMD_OVERHEAD 64u
+/* A write to NATS that does not finish within this fails (ms). */
+#define WRITE_DEADLINE_MS 2000
+/* destroy(): how long the sender may take to notice before the connection
+ * is closed under it (ms), and how long libnats's threads get to end. */
+#define STOP_GRACE_MS 2500
+#define CLOSE_WAIT_MS 4000
+/* Counters bumped on several threads, read on the loop thread. */
+#define COUNT_ADD(x) __atomic_fetch_add(&(x), 1, __ATOMIC_RELAXED)
+#define COUNT_GET(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+
+#define HDR_IDENT "Hpf-Ident"
+#define HDR_OWNER "Hpf-Owner"
+#define HDR_ORIGIN "Hpf-Origin"
+#define HDR_INSTANCE "Hpf-Instance"
+/* Seconds between two log lines about the same kind of trouble. */
+#define COMPLAIN_INTERVAL_US (10 * G_USEC_PER_SEC)
+
+static const char *const config_keys[] = {
+    "servers", "node", "subject_prefix", "queue_size", "reconnect_buffer", "reconnect_wait",
+    "user", "password", "token", "credentials", "tls", "tls_ca", "tls_cert", "tls_key",
+    "tls_hostname", "allow_anonymous", NULL,
+};
+
+/* A publish waiting for the sender thread. */
+struct cmd {
+    char *subject;
+    char *ident; /* percent-encoded */
+    char *owner;
+    size_t len;
+    size_t cost; /* what it holds in memory, all told */
+    uint8_t data[]; /* payload */
+};
+
+/* Rate-limited complaints: one line per interval, with what was held back. */
+struct complaint {
+    gint64 last_us;
+    guint64 held;
+};
+
+struct nats_cluster {
+    const struct hpf_host *host;
+    const struct hpf_plugin_ctx *ctx;
+
+    /* configuration */
+    char **servers;
+    char *node;
+    char *node_enc; /* percent-encoded, as in Hpf-Origin */
+    char instance[17]; /* random, hex: this start of this node */
+    char *prefix;
+    guint64 queue_limit;
+    int reconnect_buffer;
+    int reconnect_wait_ms;
+    char *user, *password, *token, *credentials;
+    bool tls;
+    char *tls_ca, *tls_cert, *tls_key, *tls_hostname;
+
+    natsConnection *nc;
+    GThread *sender;
+    bool opened; /* start() ran: libnats's global state exists */
+
+    GMutex lock; /* guards queue, queued_bytes, interest, stopping, sender_done */
+    GCond cond;
+    GQueue queue; /* struct cmd *, oldest first */
+    guint64 queued_bytes; /* sum of cost */
+    GHashTable *interest; /* subject -> GINT_TO_POINTER(wanted 0/1), not yet applied */
+    bool stopping;
+    bool sender_done;
+    gint closing; /* destroy() began: a disconnect is ours, not news */
+
+    /* sender thread only */
+    GHashTable *subs; /* subject -> natsSubscription * */
+    struct complaint pub_fail_c;
+
+    /* loop thread only */
+    struct complaint queue_full_c;
+
+    /* any thread */
+    uint64_t forwarded, forward_failed, received, received_bad; /* COUNT_*() */
+    uint64_t same_name;   /* COUNT_*(): another instance uses our node name */
+    uint64_t sc_dropped;  /* COUNT_*(): slow-consumer drops, summed by the sender */
+    gint same_name_said;
+    gint connected;
+    struct complaint bad_c; /* delivery thread only */
+};
+
+/* ---- small helpers ---- */
+
+static bool complain_now(struct complaint *c, guint64 *held)
+{
+    gint64 now = g_get_monotonic_time();
+    if (c->last_us && now - c->last_us < COMPLAIN_INTERVAL_US) {
+        c->held++;
+        return false;
+    }
+    c->last_us = now;
+    *held = c->held;
+    c->held = 0;
+    return true;
+}
+
+static void cmd_free(struct cmd *c)
+{
+    if (!c)
+        return;
+    g_free(c->subject);
+    g_free(c->ident);
+    g_free(c->owner);
+    g_free(c);
+}
+
+static char *subject_for(const char *prefix, const char *chan)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n = strlen(chan), pl = strlen(prefix);
+    char *s = g_malloc(pl + 2 + 2 * n + 1);
+    memcpy(s, prefix, pl);
+    s[pl] = '.';
+    s[pl + 1] = 'x';
+    char *p = s + pl + 2;
+    for (size_t i = 0; i < n; i++) {
+        *p++ = hex[(uint8_t)chan[i] >> 4];
+        *p++ = hex[(uint8_t)chan[i] & 15];
+    }
+    *p = '\0';
+    return s;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* The channel of a subject of ours, or NULL when it is not one. */
+static char *channel_of(const char *prefix, const char *subject)
+{
+    size_t pl = strlen(prefix);
+    if (strncmp(subject, prefix, pl) || subject[pl] != '.' || subject[pl + 1] != 'x')
+        return NULL;
+    const char *h = subject + pl + 2;
+    size_t n = strlen(h);
+    if (n % 2)
+        return NULL;
+    char *chan = g_malloc(n / 2 + 1);
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = hexval(h[2 * i]), lo = hexval(h[2 * i + 1]);
+        /* A NUL byte cannot come from a channel name the broker accepted. */
+        if (hi < 0 || lo < 0 || (hi | lo) == 0) {
+            g_free(chan);
+            return NULL;
+        }
+        chan[i] = (char)(hi << 4 | lo);
+    }
+    chan[n / 2] = '\0';
+    return chan;
+}
+
+static char *pct_encode(const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    GString *out = g_string_sized_new(strlen(s) + 8);
+    for (const uint8_t *p = (const uint8_t *)s; *p; p++) {
+        if (*p < '!' || *p > '~' || *p == '%')
+            g_string_append_printf(out, "%%%c%c", hex[*p >> 4], hex[*p & 15]);
+        else
+            g_string_append_c(out, (char)*p);
+    }
+    return g_string_free(out, FALSE);
+}
+
+static int hexval_any(char c)
+{
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return hexval(c);
+}
+
+/* NULL when s is not a well-formed encoding of a NUL-free, non-empty string. */
+static char *pct_decode(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0)
+        return NULL;
+    char *out = g_malloc(n + 1), *o = out;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '%') {
+            *o++ = s[i];
+            continue;
+        }
+        int hi = i + 2 < n ? hexval_any(s[i + 1]) : -1;
+        int lo = hi >= 0 ? hexval_any(s[i + 2]) : -1;
+        if (hi < 0 || lo < 0 || (hi | lo) == 0) {
+            g_free(out);
+            return NULL;
+        }
+        *o++ = (char)(hi << 4 | lo);
+        i += 2;
+    }
+    *o = '\0';
+    return out;
+}
+
+static bool valid_prefix(const char *p)
+{
+    if (!*p || *p == '.' || p[strlen(p) - 1] == '.' || strstr(p, ".."))
+        return false;
+    for (; *p; p++)
+        if (!g_ascii_isalnum(*p) && *p != '_' && *p != '-' && *p != '.')
+            return false;
+    return true;
+}
+
+static bool parse_size(const char *s, guint64 *out)
+{
+    char *end = NULL;
+    errno = 0;
+    guint64 v = g_ascii_strtoull(s, &end, 10);
+    if (errno || end == s)
+        return false;
+    guint64 mult = 1;
+    if (*end == 'K' || *end == 'k')
+        mult = 1024, end++;
+    else if (*end == 'M' || *end == 'm')
+        mult = 1024 * 1024, end++;
+    else if (*end == 'G' || *end == 'g')
+        mult = 1024 * 1024 * 1024, end++;
+    if (*end || v > G_MAXUINT64 / mult)
+        return false;
+    *out = v * mult;
+    return true;
+}
+
+/* ---- libnats callbacks: libnats's threads ---- */
+
+static void on_message(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)
+{
+    struct nats_cluster *nc_ = closure;
+    const char *ident_h = NULL, *owner_h = NULL, *origin_h = NULL;
+    char *chan = channel_of(nc_->prefix, natsMsg_GetSubject(m));
+    char *ident = NULL, *owner = NULL;
+    const char *why = NULL;
+    const char *inst_h = NULL;
+    if (natsMsgHeader_Get(m, HDR_INSTANCE, &inst_h) == NATS_OK && inst_h &&
+        !strcmp(inst_h, nc_->instance))
+        goto out; /* our own message (cannot happen with no_echo) */
+    if (natsMsgHeader_Get(m, HDR_ORIGIN, &origin_h) == NATS_OK && origin_h &&
+        !strcmp(origin_h, nc_->node_enc)) {
+        COUNT_ADD(nc_->same_name);
+        if (g_atomic_int_compare_and_exchange(&nc_->same_name_said, 0, 1))
+            nc_->host->log(nc_->ctx, HPF_LOG_ERR,
+                           "another node uses the name %s (instance %s; this one is %s): give "
+                           "every node its own [cluster] node name",
+                           nc_->node, inst_h ? inst_h : "none", nc_->instance);
+    }
+    if (!chan)
+        why = "subject is not a channel subject";
+    else if (natsMsgHeader_Get(m, HDR_IDENT, &ident_h) != NATS_OK ||
+             natsMsgHeader_Get(m, HDR_OWNER, &owner_h) != NATS_OK)
+        why = "no " HDR_IDENT " or " HDR_OWNER " header";
+    else if (!(ident = pct_decode(ident_h)) || !(owner = pct_decode(owner_h)))
+        why = "bad " HDR_IDENT " or " HDR_OWNER " header";
+    if (why) {
+        COUNT_ADD(nc_->received_bad);
+        guint64 held = 0;
+        if (complain_now(&nc_->bad_c, &held))
+            nc_->host->log(nc_->ctx, HPF_LOG_WARNING,
+                           "dropped a message on %s: %s (%" G_GUINT64_FORMAT " more since last said)",
+                           natsMsg_GetSubject(m), why, held);
+        goto out;
+    }
+    COUNT_ADD(nc_->received);
+    struct hpf_message msg = {
+        .time_us = g_get_real_time(),
+        .ident = ident,
+        .owner = owner,
+        .channel = chan,
+        .payload = (const uint8_t *)natsMsg_GetData(m),
+        .payload_len = (size_t)natsMsg_GetDataLength(m),
+    };
+    /* The broker counts and logs what its hand-over queue cannot take. */
+    (void)nc_->host->cluster_inject(nc_->ctx, &msg);
+out:
+    g_free(chan);
+    g_free(ident);
+    g_free(owner);
+    natsMsg_Destroy(m);
+}
+
+static void on_disconnected(natsConnection *nc, void *closure)
+{
+    struct nats_cluster *c = closure;
+    g_atomic_int_set(&c->connected, 0);
+    if (g_atomic_int_get(&c->closing))
+        return;
+    c->host->log(c->ctx, HPF_LOG_WARNING,
+                 "disconnected from NATS; reconnecting (publishes are buffered up to %d bytes, "
+                 "then counted as not forwarded)",
+                 c->reconnect_buffer);
+}
+
+static void on_reconnected(natsConnection *nc, void *closure)
+{
+    struct nats_cluster *c = closure;
+    char url[256] = "?";
+    natsConnection_GetConnectedUrl(nc, url, sizeof url);
+    g_atomic_int_set(&c->connected, 1);
+    c->host->log(c->ctx, HPF_LOG_NOTICE, "connected to NATS at %s", url);
+}
+
+static void on_closed(natsConnection *nc, void *closure)
+{
+    struct nats_cluster *c = closure;
+    g_atomic_int_set(&c->connected, 0);
+}
+
+static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
+{
+    struct nats_cluster *c = closure;
+    const char *last = NULL;
+    natsConnection_GetLastError(nc, &last);
+    c->host->log(c->ctx, HPF_LOG_WARNING, "NATS error: %s%s%s", natsStatus_GetText(err),
+                 last ? ": " : "", last ? last : "");
+}
+
+/* ---- the sender thread ---- */
+
+static void send_publish(struct nats_cluster *c, struct cmd *cmd)
+{
+    natsMsg *m = NULL;
+    natsStatus s = natsMsg_Create(&m, cmd->subject, NULL, (const char *)cmd->data, (int)cmd->len);
+    if (s == NATS_OK)
+        s = natsMsgHeader_Set(m, HDR_IDENT, cmd->ident);
+    if (s == NATS_OK)
+        s = natsMsgHeader_Set(m, HDR_OWNER, cmd->owner);
+    if (s == NATS_OK)
+        s = natsMsgHeader_Set(m, HDR_ORIGIN, c->node_enc);
+    if (s == NATS_OK)
+        s = natsMsgHeader_Set(m, HDR_INSTANCE, c->instance);
+    if (s == NATS_OK)
+        s = natsConnection_PublishMsg(c->nc, m);
+    natsMsg_Destroy(m);
+    if (s == NATS_OK) {
+        COUNT_ADD(c->forwarded);
+        return;
+    }
+    COUNT_ADD(c->forward_failed);
+    guint64 held = 0;
+    if (complain_now(&c->pub_fail_c, &held))
+        c->host->log(c->ctx, HPF_LOG_WARNING,
+                     "could not forward a message (%zu bytes) to NATS: %s (%" G_GUINT64_FORMAT
+                     " more failed since last said; %" G_GINT64_FORMAT " in all)",
+                     cmd->len, natsStatus_GetText(s), held, (gint64)COUNT_GET(c->forward_failed));
+}
+
+static void send_interest(struct nats_cluster *c, const char *subject, bool on)
+{
+    natsSubscription *sub = g_hash_table_lookup(c->subs, subject);
+    if (on) {
+        if (sub)
+            return;
+        natsStatus s = natsConnection_Subscribe(&sub, c->nc, subject, on_message, c);
+        if (s != NATS_OK) {
+            c->host->log(c->ctx, HPF_LOG_ERR, "cannot subscribe to %s: %s", subject,
+                         natsStatus_GetText(s));
+            return;
+        }
+        /* No limit in count; bytes as the broker's own hand-over bound. */
+        natsSubscription_SetPendingLimits(sub, -1, 64 * 1024 * 1024);
+        g_hash_table_insert(c->subs, g_strdup(subject), sub);
+    } else if (sub) {
+        int64_t d = 0;
+        if (natsSubscription_GetDropped(sub, &d) == NATS_OK && d > 0)
+            __atomic_fetch_add(&c->sc_dropped, (uint64_t)d, __ATOMIC_RELAXED);
+        natsSubscription_Unsubscribe(sub);
+        g_hash_table_remove(c->subs, subject); /* destroys it */
+    }
+}
+
+/* Sender thread: slow-consumer drops of the live subscriptions, plus those
+ * of the ones gone (already in sc_dropped). */
+static uint64_t live_dropped(struct nats_cluster *c)
+{
+    uint64_t sum = 0;
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, c->subs);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        int64_t d = 0;
+        if (natsSubscription_GetDropped(v, &d) == NATS_OK && d > 0)
+            sum += (uint64_t)d;
+    }
+    return sum;
+}
+
+static gpointer sender_main(gpointer arg)
+{
+    struct nats_cluster *c = arg;
+    uint64_t dropped_shown = 0; /* live_dropped() as last added */
+    for (;;) {
+        g_mutex_lock(&c->lock);
+        /* Wake each second at least, to keep the slow-consumer count fresh. */
+        if (!c->queue.length && !g_hash_table_size(c->interest) && !c->stopping)
+            g_cond_wait_until(&c->cond, &c->lock, g_get_monotonic_time() + G_USEC_PER_SEC);
+        if (c->stopping) {
+            /* Stop now: what is queued is not sent (NATS may be the reason
+             * we are slow), it is counted. */
+            guint n = c->queue.length;
+            struct cmd *cmd;
+            while ((cmd = g_queue_pop_head(&c->queue)))
+                cmd_free(cmd);
+            c->queued_bytes = 0;
+            g_mutex_unlock(&c->lock);
+            if (n) {
+                __atomic_fetch_add(&c->forward_failed, n, __ATOMIC_RELAXED);
+                c->host->log(c->ctx, HPF_LOG_WARNING,
+                             "stopping: %u queued messages were not forwarded to NATS", n);
+            }
+            break;
+        }
+        GHashTable *interest = NULL;
+        if (g_hash_table_size(c->interest)) {
+            interest = c->interest;
+            c->interest = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        }
+        struct cmd *cmd = g_queue_pop_head(&c->queue);
+        if (cmd)
+            c->queued_bytes -= cmd->cost;
+        g_mutex_unlock(&c->lock);
+        if (interest) {
+            GHashTableIter it;
+            gpointer k, v;
+            g_hash_table_iter_init(&it, interest);
+            while (g_hash_table_iter_next(&it, &k, &v))
+                send_interest(c, k, GPOINTER_TO_INT(v) != 0);
+            g_hash_table_unref(interest);
+        }
+        if (cmd) {
+            send_publish(c, cmd);
+            cmd_free(cmd);
+        }
+        uint64_t d = live_dropped(c);
+        if (d > dropped_shown)
+            __atomic_fetch_add(&c->sc_dropped, d - dropped_shown, __ATOMIC_RELAXED);
+        dropped_shown = d;
+    }
+    g_mutex_lock(&c->lock);
+    c->sender_done = true;
+    g_cond_broadcast(&c->cond);
+    g_mutex_unlock(&c->lock);
+    return NULL;
+}
+
+/* Loop thread: queue a publish unless the bounds say no. */
+static bool enqueue(struct nats_cluster *c, struct cmd *cmd)
+{
+    g_mutex_lock(&c->lock);
+    bool ok = !c->stopping && c->queue.length < QUEUE_MAX_CMDS &&
+              (c->queued_bytes + cmd->cost <= c->queue_limit || c->queue.length == 0);
+    if (ok) {
+        g_queue_push_tail(&c->queue, cmd);
+        c->queued_bytes += cmd->cost;
+        g_cond_signal(&c->cond);
+    }
+    g_mutex_unlock(&c->lock);
+    return ok;
+}
+
+/* ---- the cluster ops: loop thread ---- */
+
+static int op_publish(void *inst, const struct hpf_message *msg)
+{
+    struct nats_cluster *c = inst;
+    struct cmd *cmd = g_malloc(sizeof *cmd + msg->payload_len);
+    cmd->len = msg->payload_len;
+    if (msg->payload_len)
+        memcpy(cmd->data, msg->payload, msg->payload_len);
+    cmd->subject = subject_for(c->prefix, msg->channel);
+    cmd->ident = pct_encode(msg->ident);
+    cmd->owner = pct_encode(msg->owner);
+    cmd->cost = sizeof *cmd + cmd->len + strlen(cmd->subject) + strlen(cmd->ident) +
+                strlen(cmd->owner) + 3 + CMD_OVERHEAD;
+    if (enqueue(c, cmd))
+        return HPF_OK;
+    cmd_free(cmd);
+    COUNT_ADD(c->forward_failed);
+    guint64 held = 0;
+    if (complain_now(&c->queue_full_c, &held))
+        c->host->log(c->ctx, HPF_LOG_WARNING,
+                     "send queue full (%" G_GUINT64_FORMAT " bytes or %u messages): a message "
+                     "was not forwarded (%" G_GUINT64_FORMAT " more since last said)",
+                     c->queue_limit, QUEUE_MAX_CMDS, held);
+    return HPF_ERR_UNAVAILABLE;
+}
+
+/* The wanted state replaces any not yet applied: one entry per channel
+ * (and the router calls this only for channels with or just without local
+ * subscribers), so flapping interest costs no memory. */
+static int op_interest(void *inst, const char *channel, bool on)
+{
+    struct nats_cluster *c = inst;
+    char *subject = subject_for(c->prefix, channel);
+    g_mutex_lock(&c->lock);
+    g_hash_table_replace(c->interest, subject, GINT_TO_POINTER(on ? 1 : 0));
+    g_cond_signal(&c->cond);
+    g_mutex_unlock(&c->lock);
+    return HPF_OK;
+}
+
+static void op_stats(void *inst, struct hpf_cluster_stats *st)
+{
+    struct nats_cluster *c = inst;
+    st->forwarded = COUNT_GET(c->forwarded);
+    st->forward_failed = COUNT_GET(c->forward_failed);
+    st->received = COUNT_GET(c->received);
+    st->received_bad = COUNT_GET(c->received_bad);
+    st->same_name = COUNT_GET(c->same_name);
+    st->slow_consumer_drops = COUNT_GET(c->sc_dropped);
+    st->connected = g_atomic_int_get(&c->connected) != 0;
+    if (st->connected && c->nc) {
+        int64_t mp = natsConnection_GetMaxPayload(c->nc);
+        st->max_payload = mp > 0 ? (uint64_t)mp : 0;
+    }
+}
+
+/* ---- life cycle ---- */
+
+static void destroy(void *inst);
+
+static char *dup_key(const struct nats_cluster *c, const char *key)
+{
+    const char *v = c->host->config_get(c->ctx, key);
+    return v && *v ? g_strdup(v) : NULL;
+}
+
+/* Paths through config_path (relative to the config file), kept in GLib memory. */
+static char *path_key(const struct nats_cluster *c, const char *key)
+{
+    char *p = c->host->config_path(c->ctx, key);
+    char *out = p ? g_strdup(p) : NULL;
+    free(p);
+    return out;
+}
+
+static int create(const struct hpf_host *host, const struct hpf_plugin_ctx *ctx, void **instance,
+                  char *err, size_t err_len)
+{
+    struct nats_cluster *c = g_new0(struct nats_cluster, 1);
+    c->host = host;
+    c->ctx = ctx;
+    g_mutex_init(&c->lock);
+    g_cond_init(&c->cond);
+    g_queue_init(&c->queue);
+    c->interest = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    snprintf(c->instance, sizeof c->instance, "%08x%08x", g_random_int(), g_random_int());
+    c->queue_limit = DEFAULT_QUEUE_BYTES;
+    c->reconnect_buffer = DEFAULT_RECONNECT_BUFFER;
+    c->reconnect_wait_ms = DEFAULT_RECONNECT_WAIT_MS;
+
+    const char *v = host->config_get(ctx, "servers");
+    if (!v || !*v) {
+        snprintf(err, err_len, "servers: missing (e.g. servers = nats://127.0.0.1:4222)");
+        goto fail;
+    }
+    c->servers = g_strsplit_set(v, ",; \t", -1);
+    {
+        /* Drop the empty pieces that separators next to each other leave. */
+        char **w = c->servers;
+        for (char **r = c->servers; *r; r++) {
+            if (**r)
+                *w++ = *r;
+            else
+                g_free(*r);
+        }
+        *w = NULL;
+    }
+    if (!c->servers[0]) {
+        snprintf(err, err_len, "servers: no server URL in '%s'", v);
+        goto fail;
+    }
+    for (char **s = c->servers; *s; s++) {
+        if (!g_str_has_prefix(*s, "nats://") && !g_str_has_prefix(*s, "tls://")) {
+            snprintf(err, err_len, "servers: '%s' is not a nats:// or tls:// URL", *s);
+            goto fail;
+        }
+    }
+    c->node = dup_key(c, "node");
+    if (!c->node)
+        c->node = g_strdup_printf("%s-%d", g_get_host_name(), (int)getpid());
+    c->node_enc = pct_encode(c->node);
+    c->prefix = dup_key(c, "subject_prefix");
+    if (!c->prefix)
+        c->prefix = g_strdup(DEFAULT_PREFIX);
+    if (!valid_prefix(c->prefix)) {
+        snprintf(err, err_len,
+                 "subject_prefix: '%s' must be NATS tokens of letters, digits, '_' or '-' "
+                 "separated by single dots",
+                 c->prefix);
+        goto fail;
+    }
+    guint64 n;
+    if ((v = host->config_get(ctx, "queue_size"))) {
+        if (!parse_size(v, &n) || n < 1024) {
+            snprintf(err, err_len, "queue_size: expected a size of at least 1K, got '%s'", v);
+            goto fail;
+        }
+        c->queue_limit = n;
+    }
+    if ((v = host->config_get(ctx, "reconnect_buffer"))) {
+        if (!parse_size(v, &n) || n < 1024 || n > G_MAXINT) {
+            snprintf(err, err_len, "reconnect_buffer: expected a size from 1K to 2G, got '%s'", v);
+            goto fail;
+        }
+        c->reconnect_buffer = (int)n;
+    }
+    if ((v = host->config_get(ctx, "reconnect_wait"))) {
+        char *end = NULL;
+        double s = g_ascii_strtod(v, &end);
+        if (end == v || *end || !(s > 0 && s <= 60)) {
+            snprintf(err, err_len, "reconnect_wait: expected seconds in (0, 60], got '%s'", v);
+            goto fail;
+        }
+        c->reconnect_wait_ms = (int)(s * 1000);
+        if (c->reconnect_wait_ms < 1)
+            c->reconnect_wait_ms = 1;
+    }
+    c->user = dup_key(c, "user");
+    c->password = dup_key(c, "password");
+    c->token = dup_key(c, "token");
+    c->credentials = path_key(c, "credentials");
+    if (c->password && !c->user) {
+        snprintf(err, err_len, "password: set user too");
+        goto fail;
+    }
+    bool anonymous = false;
+    if ((v = host->config_get(ctx, "allow_anonymous"))) {
+        if (!strcmp(v, "true"))
+            anonymous = true;
+        else if (strcmp(v, "false")) {
+            snprintf(err, err_len, "allow_anonymous: expected true or false, got '%s'", v);
+            goto fail;
+        }
+    }
+    /* Whoever may publish on the prefix speaks for the cluster: no NATS
+     * without credentials unless the operator says so. */
+    if (!c->user && !c->token && !c->credentials && !anonymous) {
+        snprintf(err, err_len,
+                 "no NATS credentials: set user and password, token or credentials "
+                 "(or allow_anonymous = true for a NATS that only the nodes can reach)");
+        goto fail;
+    }
+    if ((v = host->config_get(ctx, "tls"))) {
+        if (!strcmp(v, "true"))
+            c->tls = true;
+        else if (strcmp(v, "false")) {
+            snprintf(err, err_len, "tls: expected true or false, got '%s'", v);
+            goto fail;
+        }
+    }
+    c->tls_ca = path_key(c, "tls_ca");
+    c->tls_cert = path_key(c, "tls_cert");
+    c->tls_key = path_key(c, "tls_key");
+    c->tls_hostname = dup_key(c, "tls_hostname");
+    if (!c->tls_cert != !c->tls_key) {
+        snprintf(err, err_len, "tls_cert and tls_key: set both or neither");
+        goto fail;
+    }
+    c->subs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                    (GDestroyNotify)natsSubscription_Destroy);
+    *instance = c;
+    return HPF_OK;
+fail:
+    destroy(c);
+    return HPF_ERR_INVALID;
+}
+
+/* One option step: stop at the first failure and remember which it was. */
+#define OPT_STEP(label, call)                                                  \
+    do {                                                                       \
+        if (s == NATS_OK) {                                                    \
+            what = (label);                                                    \
+            s = (call);                                                        \
+        }                                                                      \
+    } while (0)
+
+static int start(void *inst, char *err, size_t err_len)
+{
+    struct nats_cluster *c = inst;
+    natsOptions *o = NULL;
+    const char *what = "options";
+    natsStatus s = natsOptions_Create(&o);
+    int n = (int)g_strv_length(c->servers);
+    c->opened = true;
+
+    /* One delivery thread for every subscription: arrival order is kept
+     * across channels too, and channels cost no thread each. */
+    OPT_STEP("delivery pool", nats_SetMessageDeliveryPoolSize(1));
+    OPT_STEP("global delivery", natsOptions_UseGlobalMessageDelivery(o, true));
+    OPT_STEP("servers", natsOptions_SetServers(o, (const char **)c->servers, n));
+    OPT_STEP("name", natsOptions_SetName(o, c->node));
+    OPT_STEP("no_echo", natsOptions_SetNoEcho(o, true));
+    OPT_STEP("reconnect", natsOptions_SetMaxReconnect(o, -1));
+    OPT_STEP("reconnect_wait", natsOptions_SetReconnectWait(o, c->reconnect_wait_ms));
+    OPT_STEP("reconnect_buffer", natsOptions_SetReconnectBufSize(o, c->reconnect_buffer));
+    /* A stalled server: publishes fail (counted) instead of blocking the sender. */
+    OPT_STEP("write deadline", natsOptions_SetWriteDeadline(o, WRITE_DEADLINE_MS));
+    OPT_STEP("callbacks", natsOptions_SetDisconnectedCB(o, on_disconnected, c));
+    OPT_STEP("callbacks", natsOptions_SetReconnectedCB(o, on_reconnected, c));
+    OPT_STEP("callbacks", natsOptions_SetClosedCB(o, on_closed, c));
+    OPT_STEP("callbacks", natsOptions_SetErrorHandler(o, on_error, c));
+    /* Start even when no server answers yet: the node serves its local
+     * clients and joins the cluster once NATS is there. */
+    OPT_STEP("retry on failed connect",
+             natsOptions_SetRetryOnFailedConnect(o, true, on_reconnected, c));
+    if (c->user)
+        OPT_STEP("user", natsOptions_SetUserInfo(o, c->user, c->password));
+    if (c->token)
+        OPT_STEP("token", natsOptions_SetToken(o, c->token));
+    if (c->credentials)
+        OPT_STEP("credentials", natsOptions_SetUserCredentialsFromFiles(o, c->credentials, NULL));
+    if (c->tls || c->tls_ca || c->tls_cert)
+        OPT_STEP("tls", natsOptions_SetSecure(o, true));
+    if (c->tls_ca)
+        OPT_STEP("tls_ca", natsOptions_LoadCATrustedCertificates(o, c->tls_ca));
+    if (c->tls_cert)
+        OPT_STEP("tls_cert/tls_key", natsOptions_LoadCertificatesChain(o, c->tls_cert, c->tls_key));
+    if (c->tls_hostname)
+        OPT_STEP("tls_hostname", natsOptions_SetExpectedHostname(o, c->tls_hostname));
+    if (s != NATS_OK) {
+        natsStatus ls = NATS_OK;
+        const char *last = nats_GetLastError(&ls);
+        snprintf(err, err_len, "NATS %s: %s", what, last ? last : natsStatus_GetText(s));
+        natsOptions_Destroy(o);
+        return HPF_ERR_INVALID;
+    }
+    if (!(c->tls || c->tls_ca || c->tls_cert)) {
+        for (char **u = c->servers; *u; u++) {
+            if (!g_str_has_prefix(*u, "nats://"))
+                continue;
+            const char *h = *u + strlen("nats://");
+            const char *at = strchr(h, '@'); /* user:pass@host */
+            if (at)
+                h = at + 1;
+            if (!g_str_has_prefix(h, "127.") && !g_str_has_prefix(h, "localhost") &&
+                !g_str_has_prefix(h, "[::1]"))
+                c->host->log(c->ctx, HPF_LOG_WARNING,
+                             "NATS server %s is reached without TLS: messages and "
+                             "credentials cross the network in clear",
+                             h);
+        }
+    }
+    s = natsConnection_Connect(&c->nc, o);
+    natsOptions_Destroy(o);
+    if (s == NATS_OK) {
+        g_atomic_int_set(&c->connected, 1);
+        char url[256] = "?";
+        natsConnection_GetConnectedUrl(c->nc, url, sizeof url);
+        c->host->log(c->ctx, HPF_LOG_NOTICE, "node %s (instance %s) connected to NATS at %s",
+                     c->node, c->instance, url);
+    } else if (s == NATS_NOT_YET_CONNECTED) {
+        c->host->log(c->ctx, HPF_LOG_WARNING,
+                     "node %s: no NATS server reachable yet; serving local clients and retrying",
+                     c->node);
+    } else {
+        snprintf(err, err_len, "cannot connect to NATS: %s", natsStatus_GetText(s));
+        c->nc = NULL;
+        return HPF_ERR_UNAVAILABLE;
+    }
+    c->sender = g_thread_new("cluster_nats", sender_main, c);
+    return HPF_OK;
+}
+
+/* An instance libnats may still call back into, after a shutdown timeout. */
+static void *volatile kept_after_timeout;
+
+static void destroy(void *inst)
+{
+    struct nats_cluster *c = inst;
+    if (!c)
+        return;
+    bool closed = false;
+    if (c->sender) {
+        g_mutex_lock(&c->lock);
+        c->stopping = true;
+        g_cond_broadcast(&c->cond);
+        /* The sender drops what is queued and ends, unless it is inside a
+         * write to a stalled server: then close the connection under it,
+         * which fails that write. */
+        gint64 until = g_get_monotonic_time() + STOP_GRACE_MS * (gint64)1000;
+        while (!c->sender_done)
+            if (!g_cond_wait_until(&c->cond, &c->lock, until))
+                break;
+        bool done = c->sender_done;
+        g_mutex_unlock(&c->lock);
+        if (!done) {
+            c->host->log(c->ctx, HPF_LOG_WARNING,
+                         "stopping: the NATS sender is stuck in a write; closing the connection");
+            g_atomic_int_set(&c->closing, 1);
+            natsConnection_Close(c->nc);
+            closed = true;
+        }
+        g_thread_join(c->sender);
+    }
+    g_atomic_int_set(&c->closing, 1);
+    if (c->nc && !closed) {
+        /* Hand what is buffered to the server before going (bounded). */
+        if (g_atomic_int_get(&c->connected))
+            natsConnection_FlushTimeout(c->nc, 500);
+        natsConnection_Close(c->nc);
+    }
+    if (c->subs)
+        g_hash_table_unref(c->subs); /* destroys the subscriptions */
+    if (c->nc)
+        natsConnection_Destroy(c->nc);
+    if (c->opened) {
+        /* Wait for libnats's own threads (delivery, flusher, reconnect),
+         * which call back into us, before this instance goes away. */
+        natsStatus s = nats_CloseAndWait(CLOSE_WAIT_MS);
+        if (s != NATS_OK) {
+            /* A libnats thread may still run our callbacks: keep what they
+             * read (the process is on its way out). */
+            kept_after_timeout = c;
+            c->host->log(c->ctx, HPF_LOG_WARNING,
+                         "libnats did not finish within %d ms (%s); leaving its state alone",
+                         CLOSE_WAIT_MS, natsStatus_GetText(s));
+            return;
+        }
+    }
+    struct cmd *cmd;
+    while ((cmd = g_queue_pop_head(&c->queue)))
+        cmd_free(cmd);
+    g_strfreev(c->servers);
+    g_free(c->node);
+    g_free(c->node_enc);
+    if (c->interest)
+        g_hash_table_unref(c->interest);
+    g_free(c->prefix);
+    g_free(c->user);
+    g_free(c->password);
+    g_free(c->token);
+    g_free(c->credentials);
+    g_free(c->tls_ca);
+    g_free(c->tls_cert);
+    g_free(c->tls_key);
+    g_free(c->tls_hostname);
+    g_mutex_clear(&c->lock);
+    g_cond_clear(&c->cond);
+    g_free(c);
+}
+
+static const struct hpf_cluster_ops cluster_ops = {
+    .publish = op_publish,
+    .interest = op_interest,
+    .stats = op_stats,
+};
+
+static const struct hpf_plugin cluster_nats_plugin = {
+    .abi_major = HPF_ABI_MAJOR,
+    .abi_minor = HPF_ABI_MINOR,
+    .name = "cluster_nats",
+    .version = PLUGIN_VERSION,
+    .description = "several hpfriendsd nodes as one broker, over NATS",
+    .kinds = HPF_KIND_CLUSTER,
+    .config_keys = config_keys,
+    .create = create,
+    .start = start,
+    .destroy = destroy,
+    .cluster = &cluster_ops,
+};
+
+HPF_PLUGIN_DEFINE(cluster_nats_plugin)
