@@ -5,7 +5,7 @@
 # HPF_NATS_SERVER) and tests/mongo/setup.sh done: it fails, never skips,
 # without them.  Exists when both cluster_nats and storage_mongodb are built.
 
-EXTRA_DIST += %reldir%/test_cluster.py
+EXTRA_DIST += %reldir%/test_cluster.py %reldir%/lsan.supp
 
 if BUILD_NATS
 if BUILD_MONGODB

@@ -1026,6 +1026,10 @@ def preflight(r):
 
 
 if __name__ == "__main__":
+    # Sanitizer builds: what libnats itself leaks is not ours (lsan.supp says why).
+    supp = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lsan.supp")
+    lsan = os.environ.get("LSAN_OPTIONS")
+    os.environ["LSAN_OPTIONS"] = (lsan + ":" if lsan else "") + "suppressions=" + supp
     _orig_close_all = t.Runner.close_all
 
     def close_all(self):
