@@ -5,6 +5,7 @@ noinst_LTLIBRARIES += %reldir%/libhpfcore.la
 	%reldir%/wire.c %reldir%/wire.h \
 	%reldir%/log.c %reldir%/log.h \
 	%reldir%/config.c %reldir%/config.h \
+	%reldir%/web_config.c \
 	%reldir%/plugin.c %reldir%/plugin.h \
 	%reldir%/worker.c %reldir%/worker.h \
 	%reldir%/router.c %reldir%/router.h \
@@ -16,6 +17,7 @@ noinst_LTLIBRARIES += %reldir%/libhpfcore.la
 	%reldir%/tls.c %reldir%/tls.h \
 	%reldir%/ipguard.c %reldir%/ipguard.h \
 	%reldir%/admin.c %reldir%/admin.h \
+	%reldir%/password.c %reldir%/password.h \
 	%reldir%/export.c \
 	%reldir%/names.h \
 	%reldir%/broker.c %reldir%/broker.h \
