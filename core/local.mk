@@ -24,8 +24,11 @@ noinst_LTLIBRARIES += %reldir%/libhpfcore.la
 	%reldir%/conn.c \
 	%reldir%/handle_auth.c \
 	%reldir%/handle_publish.c \
-	%reldir%/handle_subscribe.c
-%canon_reldir%_libhpfcore_la_CPPFLAGS = $(AM_CPPFLAGS) -DHPF_PLUGINDIR='"$(pluginsdir)"'
+	%reldir%/handle_subscribe.c \
+	%reldir%/web.c %reldir%/web.h %reldir%/web_internal.h \
+	%reldir%/web_api.c
+%canon_reldir%_libhpfcore_la_CPPFLAGS = $(AM_CPPFLAGS) -DHPF_PLUGINDIR='"$(pluginsdir)"' \
+	-DHPF_WEBDIR='"$(pkgdatadir)/web"'
 %canon_reldir%_libhpfcore_la_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(JSONGLIB_CFLAGS) \
 	$(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS)
 %canon_reldir%_libhpfcore_la_LIBADD = $(JSONGLIB_LIBS) $(GLIB_LIBS) $(LIBEVENT_LIBS) $(OPENSSL_LIBS)
