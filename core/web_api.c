@@ -85,12 +85,13 @@ static struct snapshot *begin(struct web_job *j)
     return s;
 }
 
-/* Report an admin_* result. */
-static void done_op(struct web_job *j, gboolean ok, GError *e)
+/* Report an admin_* result.  Takes the error by address: it is read only
+ * after the call ran (argument evaluation order is unspecified). */
+static void done_op(struct web_job *j, gboolean ok, GError **e)
 {
     if (!ok) {
-        web_job_gerror(j, e);
-        g_error_free(e);
+        web_job_gerror(j, *e);
+        g_clear_error(e);
         return;
     }
     j->changed = TRUE;
@@ -302,7 +303,7 @@ static void run_share_add(struct web_job *j)
         return;
     snapshot_free(s);
     GError *e = NULL;
-    done_op(j, admin_share_add(&j->admin, j->acting, to, chan, t, &e), e);
+    done_op(j, admin_share_add(&j->admin, j->acting, to, chan, t, &e), &e);
 }
 
 static void run_share_del(struct web_job *j)
@@ -316,7 +317,7 @@ static void run_share_del(struct web_job *j)
         return;
     snapshot_free(s);
     GError *e = NULL;
-    done_op(j, admin_share_del(&j->admin, j->acting, to, chan, &e), e);
+    done_op(j, admin_share_del(&j->admin, j->acting, to, chan, &e), &e);
 }
 
 /* ---- offers: shares to me ---- */
@@ -388,7 +389,7 @@ static void offer_decide(struct web_job *j, gboolean accept)
         return;
     }
     GError *e = NULL;
-    done_op(j, admin_accept(&j->admin, j->acting, from, chan, accept, &e), e);
+    done_op(j, admin_accept(&j->admin, j->acting, from, chan, accept, &e), &e);
 }
 
 static void run_accept(struct web_job *j) { offer_decide(j, TRUE); }
@@ -528,7 +529,7 @@ static void run_authkey_set(struct web_job *j)
     struct snapshot *s = j->status ? NULL : begin(j);
     if (s && own_key(j, s, ident)) {
         GError *e = NULL;
-        done_op(j, admin_authkey_set(&j->admin, ident, NULL, NULL, pub, sub, &e), e);
+        done_op(j, admin_authkey_set(&j->admin, ident, NULL, NULL, pub, sub, &e), &e);
     }
     snapshot_free(s);
     g_strfreev(pub);
@@ -543,7 +544,7 @@ static void run_authkey_del(struct web_job *j)
     struct snapshot *s = begin(j);
     if (s && own_key(j, s, ident)) {
         GError *e = NULL;
-        done_op(j, admin_authkey_del(&j->admin, ident, &e), e);
+        done_op(j, admin_authkey_del(&j->admin, ident, &e), &e);
     }
     snapshot_free(s);
 }
@@ -606,7 +607,7 @@ static void run_group_add(struct web_job *j)
         return;
     snapshot_free(s);
     GError *e = NULL;
-    done_op(j, admin_group_add(&j->admin, name, j->acting, &e), e);
+    done_op(j, admin_group_add(&j->admin, name, j->acting, &e), &e);
 }
 
 static void run_group_del(struct web_job *j)
@@ -617,7 +618,7 @@ static void run_group_del(struct web_job *j)
     struct snapshot *s = begin(j);
     if (s && own_group(j, s, name)) {
         GError *e = NULL;
-        done_op(j, admin_group_del(&j->admin, name, &e), e);
+        done_op(j, admin_group_del(&j->admin, name, &e), &e);
     }
     snapshot_free(s);
 }
@@ -634,7 +635,7 @@ static void run_member_add(struct web_job *j)
         if (!snapshot_has_user(s, member))
             web_job_error(j, 404, "user '%s' not found", member);
         else
-            done_op(j, admin_member_add(&j->admin, group, member, &e), e);
+            done_op(j, admin_member_add(&j->admin, group, member, &e), &e);
     }
     snapshot_free(s);
 }
@@ -648,7 +649,7 @@ static void run_member_del(struct web_job *j)
     struct snapshot *s = begin(j);
     if (s && own_group(j, s, group)) {
         GError *e = NULL;
-        done_op(j, admin_member_del(&j->admin, group, member, &e), e);
+        done_op(j, admin_member_del(&j->admin, group, member, &e), &e);
     }
     snapshot_free(s);
 }
@@ -665,7 +666,7 @@ static void run_group_leave(struct web_job *j)
         web_job_error(j, 404, "you are not a member of group '%s'", group);
     } else {
         GError *e = NULL;
-        done_op(j, admin_member_del(&j->admin, group, j->acting, &e), e);
+        done_op(j, admin_member_del(&j->admin, group, j->acting, &e), &e);
     }
     snapshot_free(s);
 }
