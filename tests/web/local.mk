@@ -10,13 +10,15 @@
 # with tests/web/setup.sh); it fails, never skips, when either is missing.
 # Screenshots of each page land in tests/web/artifacts/ of the build tree.
 
-EXTRA_DIST += %reldir%/test_api.py
+EXTRA_DIST += %reldir%/test_api.py %reldir%/e2e.mjs %reldir%/package.json \
+	%reldir%/package-lock.json %reldir%/setup.sh
 
 %canon_reldir%_wrappers =
 if BUILD_MONGODB
 %canon_reldir%_wrappers += %reldir%/test_web_api-mongodb.test
 endif
 %canon_reldir%_wrappers += \
+	%reldir%/test_web_e2e.test \
 	%reldir%/test_web_api-sqlite.test \
 	%reldir%/test_web_api-file.test
 
