@@ -71,16 +71,16 @@ async function api(method, path, body) {
   return doc;
 }
 
-// Run an action, report its outcome, redraw the page.
+// Run an action, redraw the page, then report the outcome.
 async function act(what, fn) {
   try {
     await fn();
-    say(what, "ok");
   } catch (e) {
     say(e.message, "error");
     return;
   }
   await route();
+  say(what, "ok");
 }
 
 // ---- pages ----

@@ -212,7 +212,8 @@ async function main() {
     await page.fill('form.member-form[data-group="partners"] input', "bob");
     await page.click('form.member-form[data-group="partners"] button[type="submit"]');
     await waitText(page, "#status", /added bob/);
-    check("alice makes group partners with bob", (await page.textContent("section#page")).includes("bob"));
+    check("alice makes group partners with bob",
+      /Memberbob/.test(await waitText(page, "section#page", /Memberbob/, "the group's members")));
     await shot(page, "03-groups");
 
     await go(page, "shares");
@@ -221,7 +222,7 @@ async function main() {
     await page.selectOption("#share-type", "shares");
     await page.click("#share-add");
     await waitText(page, "#status", /shared/);
-    const sharesText = await page.textContent("section#page");
+    const sharesText = await waitText(page, "section#page", /@partners/, "the share list");
     check("alice shares the channel with @partners", sharesText.includes("@partners") && sharesText.includes(CHAN),
       sharesText);
     await shot(page, "04-shares");
