@@ -161,8 +161,23 @@ def static_and_http(r):
     big = b'{"user": "' + b"x" * 70000 + b'", "password": "y"}'
     status, _, _, _ = h.request("POST", "/api/login", raw=big)
     r.check("a 70 KB body -> 413", status == 413, repr(status))
+    # A client that leaves while its request is being worked on.
+    for _ in range(3):
+        s = socket.create_connection((t.HOST, port), timeout=5)
+        body = json.dumps({"user": "alice", "password": PASSWORDS["alice"]}).encode()
+        s.sendall(b"POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        s.close()
+    time.sleep(1.5)  # let the abandoned logins finish on the workers
     status, _, _, _ = h.request("GET", "/")
     r.check("still serving after bad requests", status == 200 and b.alive(), repr(status))
+    # Stopping with a request in flight.
+    s = socket.create_connection((t.HOST, port), timeout=5)
+    s.sendall(b"POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    time.sleep(0.05)
+    r.check("the broker stops cleanly with a request in flight", b.stop() == 0)
+    s.close()
 
 
 def login_and_sessions(r):
@@ -284,6 +299,7 @@ def login_and_sessions(r):
     hb = logged_in(port, "bob")
     t.ctl_ok(conf, "user", "del", "bob")
     err(r, "a deleted user's session", hb.call("GET", "/api/authkeys"), 401)
+    r.check("the broker stops cleanly", b.stop() == 0)
 
 
 
@@ -295,6 +311,7 @@ def login_backoff(r):
     st, doc, _ = Http(port).login("root", PASSWORDS["root"])
     r.check("then even the right password -> 429 for a while", st == 429 and "error" in doc,
             "%r %r" % (st, doc))
+    r.check("the broker stops cleanly", b.stop() == 0)
 
 
 def objects_and_authorization(r):
