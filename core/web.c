@@ -34,6 +34,8 @@
 #define MAX_BODY 65536
 #define MAX_FILE (4 * 1024 * 1024)
 #define MAX_SESSIONS 10000
+/* Requests being worked on at once; more get a 503 rather than a queue. */
+#define MAX_JOBS 256
 
 /* ---- small helpers ---- */
 
@@ -582,6 +584,10 @@ static void on_request(struct evhttp_request *req, void *arg)
     const char *why;
     if (changes && (why = cross_origin(w, req))) {
         reply_error(req, 403, why);
+        return;
+    }
+    if (g_hash_table_size(w->jobs) >= MAX_JOBS) {
+        reply_error(req, 503, "busy: too many requests in progress; try again");
         return;
     }
     struct web_session *s = session_of(w, req);

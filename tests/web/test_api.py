@@ -15,6 +15,8 @@ import json
 import os
 import re
 import socket
+import ssl
+import subprocess
 import sys
 import time
 
@@ -32,11 +34,12 @@ class Http:
     """One browser-like client: a cookie jar of one cookie, the CSRF token
     from login, and the Origin a same-origin page would send."""
 
-    def __init__(self, port):
+    def __init__(self, port, tls=False):
         self.port = port
+        self.tls = tls
         self.cookie = None
         self.csrf = None
-        self.origin = "http://127.0.0.1:%d" % port
+        self.origin = "%s://127.0.0.1:%d" % ("https" if tls else "http", port)
 
     def request(self, method, path, body=None, raw=None, csrf=True, origin=True, headers=None,
                 ctype="application/json"):
@@ -52,7 +55,13 @@ class Http:
         if data is not None and ctype:
             h["Content-Type"] = ctype
         h.update(headers or {})
-        c = http.client.HTTPConnection(t.HOST, self.port, timeout=15)
+        if self.tls:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            c = http.client.HTTPSConnection(t.HOST, self.port, timeout=15, context=ctx)
+        else:
+            c = http.client.HTTPConnection(t.HOST, self.port, timeout=15)
         try:
             c.request(method, path, body=data, headers=h)
             r = c.getresponse()
@@ -96,12 +105,13 @@ def err(r, name, res, want, text=None):
                    good, "got %r %r" % (status, doc))
 
 
-def setup(r, name, broker=None):
+def setup(r, name, broker=None, web_extra=""):
     d = r.subdir(name)
     conf = t.write_config(d, dict({"access": "graph", "reload_interval": 1}, **(broker or {})))
+    listen = "tls" if web_extra else "tcp"
     with open(conf, "a") as f:
-        f.write("\n[web]\nlisten = tcp:%s:0\nroot = %s\n"
-                % (t.HOST, os.path.join(t.SRCDIR, "web")))
+        f.write("\n[web]\nlisten = %s:%s:0\nroot = %s\n%s"
+                % (listen, t.HOST, os.path.join(t.SRCDIR, "web"), web_extra))
     for u in ("alice", "bob", "carol", "root"):
         t.ctl_ok(conf, "user", "add", u)
     t.ctl_ok(conf, "user", "admin", "root", "yes")
@@ -558,10 +568,41 @@ def objects_and_authorization(r):
     r.check("the broker stops cleanly", b.stop() == 0)
 
 
+def tls_console(r):
+    d = r.subdir("tls-cert")
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    res = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                          "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                          "/CN=127.0.0.1", "-keyout", key, "-out", cert],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    t.expect(res.returncode == 0, "openssl req: %r" % res.stderr)
+    conf, b, port = setup(r, "tls", web_extra="tls_cert = %s\ntls_key = %s\n" % (cert, key))
+    h = Http(port, tls=True)
+    status, _, _, body = h.request("GET", "/")
+    r.check("HTTPS: GET / -> 200", status == 200 and b"<html" in body.lower(), repr(status))
+    status, doc, hdrs = h.login("alice", PASSWORDS["alice"])
+    cookie = " ".join(hdrs["set-cookie-all"])
+    r.check("HTTPS: login -> 200, cookie marked Secure", status == 200 and "; Secure" in cookie,
+            "%r %r" % (status, cookie))
+    ok(r, "HTTPS: a state change with token and https Origin",
+       h.call("POST", "/api/groups", {"name": "tlsgroup"}))
+    err(r, "HTTPS: an http:// Origin is refused",
+        h.call("POST", "/api/groups", {"name": "g2"}, origin=False,
+               headers={"Origin": "http://127.0.0.1:%d" % port}), 403, "cross-origin")
+    plain = Http(port)
+    try:
+        status = plain.request("GET", "/")[0]
+    except (http.client.HTTPException, OSError):
+        status = None
+    r.check("plain HTTP on the TLS port gets no page", status != 200, repr(status))
+    r.check("the broker stops cleanly", b.stop() == 0)
+
+
 if __name__ == "__main__":
     t.main("test_web_api", [
         ("static files and bad HTTP", static_and_http),
         ("login, sessions, CSRF, bad JSON", login_and_sessions),
         ("objects and authorization", objects_and_authorization),
         ("login back-off", login_backoff),
+        ("HTTPS console", tls_console),
     ])
