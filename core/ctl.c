@@ -167,7 +167,7 @@ static int cmd_passwd(struct ctx *c, const char *name)
         g_free(pw);
         return fail_msg("password too short: at least %d characters", PASSWORD_MIN_LEN);
     }
-    char *hash = password_hash(pw, PASSWORD_ITERATIONS);
+    char *hash = password_hash(pw, password_iterations());
     explicit_bzero(pw, strlen(pw));
     g_free(pw);
     if (!hash)

@@ -20,6 +20,15 @@ static gboolean derive(const char *password, const guint8 *salt, gsize salt_len,
                              EVP_sha256(), HASH_LEN, out) == 1;
 }
 
+guint password_iterations(void)
+{
+    const char *env = g_getenv("HPFRIENDS_PASSWORD_ITERATIONS");
+    guint64 n;
+    if (env && g_ascii_string_to_unsigned(env, 10, MIN_ITER, MAX_ITER, &n, NULL))
+        return (guint)n;
+    return PASSWORD_ITERATIONS;
+}
+
 char *password_hash(const char *password, guint iterations)
 {
     guint8 salt[SALT_LEN], out[HASH_LEN];

@@ -13,6 +13,15 @@
 /** Shortest password accepted for a new hash. */
 #define PASSWORD_MIN_LEN 8
 
+/**
+ * Iterations for new hashes: PASSWORD_ITERATIONS, unless the environment
+ * variable HPFRIENDS_PASSWORD_ITERATIONS says otherwise (1000 at least).
+ * That is for test suites, where sanitizer builds make 600,000 rounds take
+ * seconds; lowering it weakens the hashes it makes.  Verifying always uses
+ * the count stored in the hash.
+ */
+guint password_iterations(void);
+
 /** A new hash of password, or NULL when OpenSSL fails. */
 char *password_hash(const char *password, guint iterations);
 /**

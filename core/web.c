@@ -360,17 +360,20 @@ static void crypto_run(void *arg)
     if (!j->req)
         return;
     /* A user without a password still costs one derivation: no timing hint. */
-    static const char dummy[] = "pbkdf2-sha256$600000$AAAAAAAAAAAAAAAAAAAAAA==$"
-                                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
     if (!strcmp(j->route->path, "/api/login")) {
-        j->verified = password_verify(j->password ? j->password : "",
-                                      j->hash ? j->hash : dummy) && j->hash;
+        char *dummy = j->hash ? NULL
+                              : g_strdup_printf("pbkdf2-sha256$%u$AAAAAAAAAAAAAAAAAAAAAA==$"
+                                                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+                                                password_iterations());
+        gboolean match = password_verify(j->password ? j->password : "", j->hash ? j->hash : dummy);
+        j->verified = match && j->hash;
+        g_free(dummy);
     } else {
         /* /api/password: check the old one, hash the new one. */
         j->verified = j->hash && password_verify(j->password, j->hash);
         g_clear_pointer(&j->hash, g_free);
         if (j->verified)
-            j->hash = password_hash(j->password2, PASSWORD_ITERATIONS);
+            j->hash = password_hash(j->password2, password_iterations());
     }
 }
 
