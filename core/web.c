@@ -317,11 +317,19 @@ static void job_free(struct web_job *j)
     g_free(j);
 }
 
+/*
+ * OpenSSL keeps per-thread state (error queue, random generators) that it
+ * frees only when the thread exits, and GLib keeps idle pool threads alive:
+ * release it after each job, so nothing stays behind the workers' backs.
+ */
+static void release_thread_state(void) { OPENSSL_thread_stop(); }
+
 static void job_run(void *arg)
 {
     struct web_job *j = arg;
     if (j->req)
         j->route->run(j);
+    release_thread_state();
 }
 
 static void job_reply(struct web_job *j)
@@ -375,6 +383,7 @@ static void crypto_run(void *arg)
         if (j->verified)
             j->hash = password_hash(j->password2, password_iterations());
     }
+    release_thread_state();
 }
 
 static void crypto_done(void *arg);
