@@ -76,6 +76,17 @@ struct conn {
     size_t run_off, run_len;
     guint run_msgs;
     gboolean run_listed; /* in broker.pending_runs */
+    /* Plain sockets: output is written by conn.c at the end of the loop turn
+     * (broker.out_pending); the bufferevent writes only a backlog the socket
+     * did not take then (EV_WRITE enabled while there is one). */
+    gboolean direct_out;
+    gboolean out_listed; /* in broker.out_pending */
+    /* Backlog (conn.c): queue over the mark, in broker.backlogged; exempt once
+     * it stalls or stays behind too long (a slow consumer: drops, not backpressure). */
+    gboolean backlogged, backlog_exempt;
+    gint64 backlog_since_us, backlog_moved_us; /* over the mark since; last progress */
+    size_t backlog_left;                       /* queue at the last progress */
+    gboolean input_paused; /* in broker.paused: reading stopped for a backlog */
     struct pub_stat *pub_stat; /* metrics of the channel last published on */
     char *pub_stat_chan;
 
@@ -105,6 +116,13 @@ struct broker {
     SSL_CTX *tls;         /* for tls: listeners; replaced on SIGHUP */
     GHashTable *conns;    /* guint64 id -> struct conn * */
     GPtrArray *pending_runs; /* struct conn * with a run to queue */
+    GPtrArray *out_pending;  /* struct conn * with output to write this turn */
+    struct event *out_flush; /* active when out_pending is not empty */
+    /* Publishers wait while a subscriber that keeps up has a backlog (conn.c). */
+    GPtrArray *backlogged;      /* struct conn * over the mark, not exempt */
+    GPtrArray *paused;          /* struct conn * whose reading is stopped */
+    struct event *backlog_timer; /* checks the backlogs' progress */
+    struct event *resume;       /* active: restart the paused */
     guint64 next_conn_id;
     struct router *router;
     struct worker *worker;
@@ -174,6 +192,11 @@ void conn_close(struct conn *c, const char *reason);
 void conn_process_input(struct conn *c);
 /** Bytes waiting in the output queue. */
 size_t conn_queued(const struct conn *c);
+/** Something was added to c's output: have it written at the end of this loop turn. */
+void conn_output_kick(struct conn *c);
+/** Set up / free what conn.c keeps in the broker (the output and backlog lists). */
+void conn_output_init(struct broker *b);
+void conn_output_free(struct broker *b);
 
 enum deny_kind { DENY_AUTH, DENY_IDENT, DENY_PUB, DENY_SUB };
 

@@ -36,6 +36,7 @@ struct config *config_new_default(void)
     cfg->max_frame = WIRE_DEFAULT_MAX_FRAME;
     cfg->max_queued_bytes = 8u * 1024 * 1024;
     cfg->slow_deadline = 30;
+    cfg->backpressure_hold = 2000;
     cfg->max_connections = 10000;
     cfg->max_connections_per_ip = 1000;
     cfg->auth_failures_before_backoff = 10;
@@ -55,6 +56,15 @@ static struct plugin_conf *plugin_conf_new(const char *section, const char *name
     pc->plugin = g_strdup(plugin);
     pc->keys = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     return pc;
+}
+
+void config_prefix_error(const struct config *cfg, GError **error)
+{
+    if (cfg && cfg->path && error && *error) {
+        char *base = g_path_get_basename(cfg->path);
+        g_prefix_error(error, "%s: ", base);
+        g_free(base);
+    }
 }
 
 void config_free(struct config *cfg)
@@ -214,6 +224,7 @@ static const struct key_def broker_keys[] = {
     {"max_frame", K_SIZE, OFF(max_frame), 64, G_MAXUINT32, NULL},
     {"max_queued_bytes", K_SIZE, OFF(max_queued_bytes), 4096, G_MAXSIZE, NULL},
     {"slow_deadline", K_UINT, OFF(slow_deadline), 1, 86400, NULL},
+    {"backpressure_hold", K_UINT, OFF(backpressure_hold), 0, 60000, NULL},
     {"max_connections", K_UINT, OFF(max_connections), 1, 1000000, NULL},
     {"max_connections_per_ip", K_UINT, OFF(max_connections_per_ip), 0, 1000000, NULL},
     {"auth_failures_before_backoff", K_UINT, OFF(auth_failures_before_backoff), 0, 1000000, NULL},

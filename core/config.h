@@ -48,6 +48,7 @@ struct config {
     guint32 max_frame;
     gsize max_queued_bytes;
     guint slow_deadline;
+    guint backpressure_hold; /**< ms a lagging reader may hold publishers back; 0: never */
     guint max_connections;
     guint max_connections_per_ip; /**< 0: unlimited */
     guint auth_failures_before_backoff; /**< 0: never back off */
@@ -104,6 +105,9 @@ gboolean config_parse_size(const char *s, guint64 *out);
 
 /** Resolve a path against cfg->dir unless it is absolute. */
 char *config_resolve_path(const struct config *cfg, const char *path);
+
+/** Prefix an error with the config file's name, when there is one. */
+void config_prefix_error(const struct config *cfg, GError **error);
 
 void config_free(struct config *cfg);
 

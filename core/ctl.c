@@ -580,6 +580,7 @@ int main(int argc, char **argv)
     c.admin.storage = plugin_instance_new(dir, c.cfg->storage->plugin, HPF_KIND_STORAGE,
                                           "storage", c.cfg->storage->keys, c.cfg->dir, &e);
     if (!c.admin.storage || !plugin_instance_start(c.admin.storage, &e)) {
+        config_prefix_error(c.cfg, &e);
         rc = fail(e);
         goto out;
     }

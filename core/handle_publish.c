@@ -48,6 +48,8 @@ void handle_publish_flush_one(struct conn *s, gboolean discard)
     s->run_block = NULL;
     s->run_off = s->run_len = 0;
     s->run_msgs = 0;
+    if (!discard)
+        conn_output_kick(s);
 }
 
 void handle_publish_flush(struct broker *b)

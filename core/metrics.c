@@ -394,7 +394,7 @@ char *metrics_render(struct broker *b)
     }
     const char *sink_names[] = {"hpfriends_sink_delivered_total", "hpfriends_sink_dropped_total",
                                 "hpfriends_sink_errors_total", "hpfriends_sink_queued_bytes"};
-    const char *sink_help[] = {"Items a sink handled", "Items dropped: sink queue full",
+    const char *sink_help[] = {"Messages and events a sink handled", "Items dropped: sink queue full",
                                "Items a sink failed to handle", "Bytes waiting in a sink queue"};
     for (gsize d = 0; d < G_N_ELEMENTS(sink_names); d++) {
         head(out, sink_names[d], d == 3 ? "gauge" : "counter", sink_help[d]);

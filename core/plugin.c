@@ -273,8 +273,8 @@ struct plugin_instance *plugin_instance_new(const char *dir, const char *module,
                 for (const char *const *ck = pi->desc->config_keys; ck && *ck; ck++)
                     g_string_append_printf(acc, "%s%s", acc->len ? ", " : "", *ck);
                 g_set_error(error, HPF_PLUGIN_ERROR, 0,
-                            "%s: unknown key '%s' for plugin '%s' (accepted: %s)", pi->name,
-                            (char *)k, pi->desc->name, acc->len ? acc->str : "none");
+                            "%s: unknown key for plugin '%s' (accepted: %s)", (char *)k,
+                            pi->desc->name, acc->len ? acc->str : "none");
                 g_string_free(acc, TRUE);
                 goto fail;
             }
@@ -295,8 +295,7 @@ struct plugin_instance *plugin_instance_new(const char *dir, const char *module,
 
     int rc = pi->desc->create(&host_table, pi->ctx, &pi->inst, err, sizeof err);
     if (rc != HPF_OK) {
-        g_set_error(error, HPF_PLUGIN_ERROR, 0, "%s: %s", pi->name,
-                    *err ? err : hpf_strerror(rc));
+        g_set_error(error, HPF_PLUGIN_ERROR, 0, "%s", *err ? err : hpf_strerror(rc));
         pi->inst = NULL;
         goto fail;
     }
@@ -304,6 +303,8 @@ struct plugin_instance *plugin_instance_new(const char *dir, const char *module,
     return pi;
 
 fail:
+    /* Every refusal names the config section it came from, like config.c. */
+    g_prefix_error(error, "[%s] ", pi->name);
     g_free(path);
     pi->desc = NULL;
     plugin_instance_free(pi);
@@ -316,7 +317,7 @@ gboolean plugin_instance_start(struct plugin_instance *pi, GError **error)
     if (pi->desc->start) {
         int rc = pi->desc->start(pi->inst, err, sizeof err);
         if (rc != HPF_OK) {
-            g_set_error(error, HPF_PLUGIN_ERROR, 0, "%s: %s", pi->name,
+            g_set_error(error, HPF_PLUGIN_ERROR, 0, "[%s] %s", pi->name,
                         *err ? err : hpf_strerror(rc));
             return FALSE;
         }

@@ -22,6 +22,7 @@ struct item {
 
 struct sink {
     struct plugin_instance *pi;
+    uint32_t wants;       /* enum hpf_sink_wants: the plugin's, narrowed by the instance */
     GHashTable *channels; /* NULL: all */
     gsize max_bytes;
     GAsyncQueue *q;
@@ -72,7 +73,8 @@ static void *sink_thread(void *arg)
         }
         __atomic_sub_fetch(&sk->queued_bytes, (gint64)it->size, __ATOMIC_RELAXED);
         if (rc == HPF_OK) {
-            __atomic_add_fetch(&sk->delivered, 1, __ATOMIC_RELAXED);
+            if (it->kind != ITEM_REOPEN) /* delivered: messages and events */
+                __atomic_add_fetch(&sk->delivered, 1, __ATOMIC_RELAXED);
         } else {
             uint64_t held = 0;
             __atomic_add_fetch(&sk->errors, 1, __ATOMIC_RELAXED);
@@ -153,6 +155,7 @@ struct sinks *sinks_new(const struct config *cfg, const char *plugin_dir, GError
                     g_set_error(error, CONFIG_ERROR, 0,
                                 "[%s] queue_size: expected a size of at least 4K, got '%s'",
                                 pc->section, (char *)v);
+                    config_prefix_error(cfg, error);
                     g_hash_table_unref(keys);
                     sinks_free(s);
                     return NULL;
@@ -166,11 +169,17 @@ struct sinks *sinks_new(const struct config *cfg, const char *plugin_dir, GError
                                      cfg->dir, error);
         g_hash_table_unref(keys);
         if (!sk->pi) {
+            config_prefix_error(cfg, error);
             sinks_free(s);
             return NULL;
         }
-        s->any_messages |= (sk->pi->desc->sink->wants & HPF_SINK_MESSAGES) != 0;
-        s->any_events |= (sk->pi->desc->sink->wants & HPF_SINK_EVENTS) != 0;
+        const struct hpf_sink_ops *ops = sk->pi->desc->sink;
+        sk->wants = ops->wants;
+        /* instance_wants came with ABI 1.1: older plugins' slot is reserved. */
+        if (sk->pi->desc->abi_minor >= 1 && ops->instance_wants)
+            sk->wants &= ops->instance_wants(sk->pi->inst);
+        s->any_messages |= (sk->wants & HPF_SINK_MESSAGES) != 0;
+        s->any_events |= (sk->wants & HPF_SINK_EVENTS) != 0;
     }
     return s;
 }
@@ -210,7 +219,7 @@ void sinks_message(struct sinks *s, const char *ident, const char *owner, const 
     struct item *it = NULL;
     for (guint i = 0; i < s->all->len; i++) {
         struct sink *sk = s->all->pdata[i];
-        if (!(sk->pi->desc->sink->wants & HPF_SINK_MESSAGES))
+        if (!(sk->wants & HPF_SINK_MESSAGES))
             continue;
         if (sk->channels && !g_hash_table_contains(sk->channels, channel))
             continue;
@@ -262,7 +271,7 @@ void sinks_event(struct sinks *s, int type, const char *ident, const char *owner
     it->u.ev.count = count;
     for (guint i = 0; i < s->all->len; i++) {
         struct sink *sk = s->all->pdata[i];
-        if (sk->pi->desc->sink->wants & HPF_SINK_EVENTS)
+        if (sk->wants & HPF_SINK_EVENTS)
             push(sk, it);
     }
     item_unref(it);

@@ -14,6 +14,7 @@ STORAGE_MODEL_SOURCES = \
 plugins_LTLIBRARIES += plugins/storage_file.la
 plugins_storage_file_la_SOURCES = \
 	$(STORAGE_MODEL_SOURCES) \
+	plugins/crash_point.h \
 	plugins/storage_file/file_store.h \
 	plugins/storage_file/jsonfile.c \
 	plugins/storage_file/storage_file.c

@@ -8,6 +8,7 @@ PLUGIN_LDFLAGS = -module -avoid-version -shared -export-symbols-regex '^hpf_plug
 
 plugins_LTLIBRARIES += %reldir%/storage_sqlite.la
 %canon_reldir%_storage_sqlite_la_SOURCES = \
+	%reldir%/crash_point.h \
 	%reldir%/storage_sqlite/sqlite_store.h \
 	%reldir%/storage_sqlite/storage_sqlite.c \
 	%reldir%/storage_sqlite/schema.c \

@@ -16,7 +16,7 @@ lib_LTLIBRARIES += %reldir%/client/libhpfeeds-client.la
 %canon_reldir%_client_libhpfeeds_client_la_CPPFLAGS = $(AM_CPPFLAGS) \
 	$(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS)
 %canon_reldir%_client_libhpfeeds_client_la_LDFLAGS = \
-	-version-info 0:0:0 -no-undefined -export-symbols-regex '^hpfc_'
+	-version-info 1:0:1 -no-undefined -export-symbols-regex '^hpfc_'
 %canon_reldir%_client_libhpfeeds_client_la_LIBADD = $(LIBEVENT_LIBS) $(OPENSSL_LIBS)
 
 bin_PROGRAMS += %reldir%/cli/hpfeeds-cli

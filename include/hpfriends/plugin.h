@@ -44,7 +44,7 @@ extern "C" {
 #endif
 
 #define HPF_ABI_MAJOR 1
-#define HPF_ABI_MINOR 1
+#define HPF_ABI_MINOR 2
 
 /** The one symbol a plugin exports. */
 #define HPF_PLUGIN_ENTRY_SYMBOL "hpf_plugin_entry"

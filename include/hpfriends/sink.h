@@ -67,7 +67,15 @@ struct hpf_sink_ops {
     int (*reopen)(void *instance);
     /** Make everything so far durable (shutdown).  May be NULL. */
     int (*flush)(void *instance);
-    const void *reserved[8];
+    /**
+     * ABI 1.1.  What this instance wants, after its configuration: a
+     * subset of `wants` (a file sink set to write events only answers
+     * HPF_SINK_EVENTS).  The broker then never queues the rest for it, so
+     * it costs nothing and cannot fill the instance's queue.  Called once,
+     * right after create().  May be NULL: every instance gets `wants`.
+     */
+    uint32_t (*instance_wants)(void *instance);
+    const void *reserved[7];
 };
 
 #ifdef __cplusplus

@@ -49,7 +49,7 @@ struct hpf_snapshot_visitor {
     void (*accept)(void *ud, const char *user, const char *from, const char *channel);
     void (*authkey)(void *ud, const struct hpf_authkey *key);
     /**
-     * A user's console password hash (ABI 1.1; only for users that have
+     * A user's console password hash (ABI 1.2; only for users that have
      * one).  Called after user() for that name.  The text is opaque to
      * storage (the broker writes "pbkdf2-sha256$ITER$SALT$HASH").
      */
@@ -78,7 +78,7 @@ enum hpf_mutation_op {
     HPF_MUT_AUTHKEY_DEL,   /**< authkey->ident */
     HPF_MUT_CLEAR,         /**< remove everything (used by import) */
     HPF_MUT_USER_SET_ADMIN,/**< user, flag */
-    HPF_MUT_USER_SET_PASSWORD, /**< user, password (NULL clears it); ABI 1.1 */
+    HPF_MUT_USER_SET_PASSWORD, /**< user, password (NULL clears it); ABI 1.2 */
 };
 
 struct hpf_mutation {
@@ -92,7 +92,7 @@ struct hpf_mutation {
     const struct hpf_authkey *authkey;
     bool replace;
     bool flag;
-    const char *password; /**< HPF_MUT_USER_SET_PASSWORD: the hash (ABI 1.1) */
+    const char *password; /**< HPF_MUT_USER_SET_PASSWORD: the hash (ABI 1.2) */
     const void *reserved[5];
 };
 

@@ -602,16 +602,20 @@ static void file_destroy(void *instance)
     g_free(fs);
 }
 
-/*
- * wants is fixed per plugin, not per instance: both are asked for, and
- * file_message()/file_event() skip what this instance's config turned off.
- */
+/* The plugin can write both; each instance asks for what its config keeps. */
+static uint32_t file_instance_wants(void *instance)
+{
+    const struct file_sink *fs = instance;
+    return (fs->messages ? HPF_SINK_MESSAGES : 0u) | (fs->events ? HPF_SINK_EVENTS : 0u);
+}
+
 static const struct hpf_sink_ops sink_ops = {
     .wants = HPF_SINK_MESSAGES | HPF_SINK_EVENTS,
     .message = file_message,
     .event = file_event,
     .reopen = file_reopen,
     .flush = file_flush,
+    .instance_wants = file_instance_wants,
 };
 
 static const struct hpf_plugin plugin = {

@@ -812,12 +812,19 @@ static int syslog_reopen(void *instance)
 
 static void syslog_destroy(void *instance) { sink_free(instance); }
 
-/* wants is per plugin; each instance skips what its config turned off. */
+/* The plugin can send both; each instance asks for what its config keeps. */
+static uint32_t syslog_instance_wants(void *instance)
+{
+    const struct syslog_sink *s = instance;
+    return (s->messages ? HPF_SINK_MESSAGES : 0u) | (s->events ? HPF_SINK_EVENTS : 0u);
+}
+
 static const struct hpf_sink_ops sink_ops = {
     .wants = HPF_SINK_MESSAGES | HPF_SINK_EVENTS,
     .message = syslog_message,
     .event = syslog_event,
     .reopen = syslog_reopen,
+    .instance_wants = syslog_instance_wants,
 };
 
 static const struct hpf_plugin plugin = {

@@ -3,6 +3,7 @@
  * file_store.h for the format and the write protocol.
  */
 #include "file_store.h"
+#include "../crash_point.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -741,6 +742,12 @@ static int write_atomically(struct fstore *s, const char *target, const char *te
         status = fs_fail(err, err_len, HPF_ERR_IO, "%s: %s", tmp, g_strerror(errno));
         goto remove_tmp;
     }
+    if (hpf_crash_point_armed("file-tmp-half")) {
+        /* test-only (crash_point.h): half of the new text written, then gone */
+        if (fwrite(text, 1, len / 2, f) == len / 2)
+            fflush(f);
+        raise(SIGKILL);
+    }
     if (fwrite(text, 1, len, f) != len || fflush(f) != 0 || fsync(fileno(f)) != 0) {
         status = fs_fail(err, err_len, HPF_ERR_IO, "%s: writing %s: %s", s->path, tmp,
                          g_strerror(errno));
@@ -755,6 +762,8 @@ static int write_atomically(struct fstore *s, const char *target, const char *te
                          g_strerror(errno));
         goto remove_tmp;
     }
+    if (!no_replace)
+        hpf_crash_point("file-before-rename");
     if (no_replace) {
         /* link() fails when the name exists: never clobbers a file made meanwhile. */
         rc = link(tmp, target);
@@ -768,6 +777,7 @@ static int write_atomically(struct fstore *s, const char *target, const char *te
                          "%s: cannot put the new file in place: %s", s->path, g_strerror(errno));
         goto remove_tmp;
     }
+    hpf_crash_point("file-after-rename");
     /* Past this point the change is made: a failure here only costs durability. */
     if (fsync_dir(dir) < 0)
         FS_LOG(s, HPF_LOG_WARNING, "%s: fsync of directory %s: %s (the change may not survive "

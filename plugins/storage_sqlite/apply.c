@@ -8,6 +8,7 @@
  * count as users elsewhere.
  */
 #include "sqlite_store.h"
+#include "../crash_point.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -449,6 +450,8 @@ int sq_apply(void *instance, const struct hpf_mutation *mutations, size_t n, cha
         }
         b.op = ops[op].name;
         status = ops[op].fn(&b, &mutations[i]);
+        if (i == n / 2)
+            hpf_crash_point("sqlite-apply-half");
     }
     /* Every successful apply moves the version, even one that changed no row. */
     if (status == HPF_OK) {
@@ -456,6 +459,8 @@ int sq_apply(void *instance, const struct hpf_mutation *mutations, size_t n, cha
         status = run(&b, NULL,
                      "UPDATE hpf_meta SET value = value + 1 WHERE key = 'data_version'", "");
     }
+    if (status == HPF_OK)
+        hpf_crash_point("sqlite-before-commit");
     if (status == HPF_OK && sq_exec(s, "COMMIT") != SQLITE_OK)
         status = sql_fail(&b);
     if (status != HPF_OK)

@@ -2,13 +2,16 @@
  * hpfeeds-cli: publish to and subscribe from an hpfeeds broker, built on
  * the client library (sdk/client).
  *
- *   hpfeeds-cli pub [--host H] [--port P] --ident I --secret S --channel C
- *                   [--verbose] [MESSAGE...]
- *   hpfeeds-cli sub [--host H] [--port P] --ident I --secret S --channel C
+ *   hpfeeds-cli pub [--host H] [--port P] [--tls [--cafile F]] --ident I --secret S
+ *                   --channel C [--verbose] [MESSAGE...]
+ *   hpfeeds-cli sub [--host H] [--port P] [--tls [--cafile F]] --ident I --secret S --channel C
  *                   [--channel C2...] [--count N] [--json] [--timeout SECONDS]
  *                   [--reconnect] [--verbose]
  *
  * The secret may come from $HPFEEDS_SECRET instead of the command line.
+ * --tls speaks TLS to a tls: listener, verifying the broker's certificate
+ * (against --cafile, or the system's trust store) and that it names --host;
+ * --cafile implies --tls.
  * Exit status: 0 success; 1 error (usage, connection, broker ERROR);
  * 2 sub --timeout expired before --count messages arrived (or before the
  * connection was up).
@@ -54,6 +57,8 @@ struct cli {
     gboolean json;
     gdouble timeout;
     gboolean reconnect;
+    gboolean tls;
+    gchar *cafile;
 
     /* run time */
     struct event_base *base;
@@ -399,6 +404,11 @@ static bool parse_args(struct cli *cli, int argc, char **argv, gchar ***rest)
         {"channel", 'c', 0, G_OPTION_ARG_STRING_ARRAY, &cli->channels,
          cli->mode == MODE_PUB ? "Channel to publish on" : "Channel to subscribe to (repeatable)",
          "CHANNEL"},
+        {"tls", 0, 0, G_OPTION_ARG_NONE, &cli->tls,
+         "Use TLS; the broker's certificate must verify and name HOST", NULL},
+        {"cafile", 0, 0, G_OPTION_ARG_FILENAME, &cli->cafile,
+         "Trust the CA certificates in FILE (PEM) instead of the system's; implies --tls",
+         "FILE"},
         {"verbose", 'v', 0, G_OPTION_ARG_NONE, &cli->verbose,
          "Say on stderr once AUTH and subscriptions were sent", NULL},
         G_OPTION_ENTRY_NULL,
@@ -455,6 +465,8 @@ static bool parse_args(struct cli *cli, int argc, char **argv, gchar ***rest)
         fprintf(stderr, PROG ": sub takes no arguments (got '%s')\n", args[1]);
     } else if (cli->count < 0) {
         fprintf(stderr, PROG ": --count must not be negative\n");
+    } else if (cli->cafile && !*cli->cafile) {
+        fprintf(stderr, PROG ": --cafile must name a file\n");
     } else if (cli->timeout < 0 || cli->timeout > 1e9) {
         fprintf(stderr, PROG ": --timeout must be 0..1e9 seconds\n");
     } else {
@@ -508,6 +520,16 @@ static int run(struct cli *cli, gchar **args)
         return 1;
     }
     hpfc_set_reconnect(cli->client, keeps_going(cli), 0, 0);
+    if (cli->tls || cli->cafile) {
+        int rc = hpfc_set_tls(cli->client, true, cli->cafile);
+        if (rc != HPFC_OK) {
+            if (rc == HPFC_ERR_TLS && cli->cafile)
+                fprintf(stderr, PROG ": cannot load CA certificates from %s\n", cli->cafile);
+            else
+                fprintf(stderr, PROG ": cannot set up TLS: %s\n", hpfc_strerror(rc));
+            return 1;
+        }
+    }
 
     if (cli->mode == MODE_SUB) {
         for (gchar **ch = cli->channels; *ch; ch++) {
@@ -559,6 +581,7 @@ static void cleanup(struct cli *cli)
     if (cli->base)
         event_base_free(cli->base);
     g_free(cli->host);
+    g_free(cli->cafile);
     g_free(cli->ident);
     if (cli->secret) {
         memset(cli->secret, 0, strlen(cli->secret));

@@ -14,6 +14,7 @@
  */
 #include "hpfeeds-client.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -27,9 +28,13 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/util.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "wire.h"
 
@@ -78,6 +83,9 @@ struct hpfc_client {
     size_t n_subs;
     size_t cap_subs;
 
+    /* TLS: NULL for plain TCP; see hpfc_set_tls() */
+    SSL_CTX *tls_ctx;
+
     /* re-entrancy: callbacks may call hpfc_free() */
     unsigned busy;
     bool free_requested;
@@ -91,6 +99,7 @@ const char *hpfc_strerror(int status)
     case HPFC_ERR_NOMEM: return "out of memory";
     case HPFC_ERR_QUEUE_FULL: return "publish queue full";
     case HPFC_ERR_IO: return "cannot start a connection";
+    case HPFC_ERR_TLS: return "TLS set-up failed";
     default: return "unknown status";
     }
 }
@@ -279,14 +288,80 @@ static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
 
 /*
- * The one place that decides what a connection is made of.  A TLS variant
- * would wrap the socket with bufferevent_openssl_socket_new() here (in state
- * BUFFEREVENT_SSL_CONNECTING); the rest of the client only sees a
+ * The one place that decides what a connection is made of: a plain socket,
+ * or TLS over it (the handshake runs as part of connecting, and
+ * BEV_EVENT_CONNECTED arrives once it completed and the broker's
+ * certificate was verified).  The rest of the client only sees a
  * bufferevent that connects, reads and writes.
  */
 static struct bufferevent *transport_new(struct hpfc_client *c)
 {
-    return bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    const int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
+    if (!c->tls_ctx)
+        return bufferevent_socket_new(c->base, -1, opts);
+
+    SSL *ssl = SSL_new(c->tls_ctx);
+    if (!ssl)
+        return NULL;
+    /* The certificate must name the host we were given: an IP address is
+     * matched against its IP SANs, a name against its DNS names (and sent
+     * as SNI). */
+    unsigned char addr[sizeof(struct in6_addr)];
+    bool numeric = inet_pton(AF_INET, c->host, addr) == 1 || inet_pton(AF_INET6, c->host, addr) == 1;
+    int ok = numeric ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), c->host)
+                     : SSL_set1_host(ssl, c->host) && SSL_set_tlsext_host_name(ssl, c->host);
+    if (ok != 1) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    /* On failure libevent frees nothing it was handed: the SSL is ours. */
+    struct bufferevent *bev =
+        bufferevent_openssl_socket_new(c->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, opts);
+    if (!bev) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    /* A broker that closes without close_notify has still closed. */
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
+
+/*
+ * Why a TLS connection failed, when it was TLS: the certificate check's
+ * verdict, or OpenSSL's error.  False when TLS has nothing to say.
+ */
+static bool tls_failure(struct hpfc_client *c, struct bufferevent *bev, char *buf, size_t len)
+{
+    if (!c->tls_ctx)
+        return false;
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    /* libevent queues SSL_get_error()'s code (a small number, no library)
+     * ahead of OpenSSL's own packed error codes. */
+    unsigned long e, last = 0, code = 0;
+    while ((e = bufferevent_get_openssl_error(bev)) != 0) {
+        if (ERR_GET_LIB(e) == 0 && e < 256)
+            code = e;
+        else
+            last = e;
+    }
+    long v = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+    if (ssl && v != X509_V_OK && c->state == HPFC_STATE_CONNECTING) {
+        snprintf(buf, len, "certificate verify failed: %s", X509_verify_cert_error_string(v));
+        return true;
+    }
+    if (last) {
+        const char *r = ERR_reason_error_string(last);
+        if (r)
+            snprintf(buf, len, "%s", r);
+        else
+            ERR_error_string_n(last, buf, len);
+        return true;
+    }
+    if (code == SSL_ERROR_SSL) {
+        snprintf(buf, len, "TLS protocol error (not a TLS listener?)");
+        return true;
+    }
+    return false;
 }
 
 static int start_connection(struct hpfc_client *c)
@@ -356,7 +431,7 @@ static void connection_lost(struct hpfc_client *c, const char *why)
         c->backoff_ms = c->min_ms;
     schedule_retry(c);
 
-    char reason[600];
+    char reason[900];
     if (lost)
         snprintf(reason, sizeof reason, "%s (%zu bytes of unsent publishes lost: out of memory)",
                  why, lost);
@@ -425,9 +500,10 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         emit_state(c, HPFC_STATE_CONNECTED, NULL);
     } else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
         int err = EVUTIL_SOCKET_ERROR();
-        char where[300], why[512];
+        char where[300], why[768];
         host_port(c, where, sizeof where);
         int dns_err = bufferevent_socket_get_dns_error(bev);
+        char tls_why[300];
         if (dns_err)
             snprintf(why, sizeof why, "cannot resolve %s: %s", c->host,
                      evutil_gai_strerror(dns_err));
@@ -435,6 +511,12 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
             snprintf(why, sizeof why, "%s %s timed out",
                      c->state == HPFC_STATE_CONNECTING ? "connect to" : "waiting for INFO from",
                      where);
+        else if ((what & BEV_EVENT_ERROR) && tls_failure(c, bev, tls_why, sizeof tls_why))
+            snprintf(why, sizeof why, "%s %s: %s",
+                     c->state == HPFC_STATE_CONNECTING ? "TLS handshake with" : "TLS error from",
+                     where, tls_why);
+        else if ((what & BEV_EVENT_EOF) && c->tls_ctx && c->state == HPFC_STATE_CONNECTING)
+            snprintf(why, sizeof why, "connection closed by %s during the TLS handshake", where);
         else if (what & BEV_EVENT_EOF)
             snprintf(why, sizeof why, "connection closed by broker %s", where);
         else if (c->state == HPFC_STATE_CONNECTING)
@@ -656,6 +738,7 @@ static void destroy(struct hpfc_client *c)
     free(c->ident);
     free(c->host);
     free(c->broker_name);
+    SSL_CTX_free(c->tls_ctx);
     free(c);
 }
 
@@ -702,6 +785,32 @@ void hpfc_set_connect_timeout(struct hpfc_client *c, uint32_t ms)
 {
     if (c)
         c->connect_timeout_ms = ms ? ms : HPFC_DEFAULT_CONNECT_TIMEOUT_MS;
+}
+
+int hpfc_set_tls(struct hpfc_client *c, bool enable, const char *cafile)
+{
+    if (!c || (cafile && !*cafile))
+        return HPFC_ERR_INVALID;
+    SSL_CTX *ctx = NULL;
+    if (enable) {
+        ctx = SSL_CTX_new(TLS_client_method());
+        if (!ctx)
+            return HPFC_ERR_NOMEM;
+        bool ok = SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) == 1 &&
+                  (cafile ? SSL_CTX_load_verify_locations(ctx, cafile, NULL)
+                          : SSL_CTX_set_default_verify_paths(ctx)) == 1;
+        if (!ok) {
+            SSL_CTX_free(ctx);
+            ERR_clear_error();
+            return HPFC_ERR_TLS;
+        }
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+        SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    }
+    SSL_CTX_free(c->tls_ctx);
+    c->tls_ctx = ctx;
+    return HPFC_OK;
 }
 
 int hpfc_connect(struct hpfc_client *c)

@@ -4,7 +4,7 @@
  *        from a libevent event loop.
  *
  * One struct hpfc_client is one logical connection to one broker.  It owns
- * its TCP connection and keeps it alive:
+ * its TCP (or TLS) connection and keeps it alive:
  *
  *  - hpfc_connect() starts connecting.  The broker greets with INFO; the
  *    client answers AUTH (SHA-1 of the broker's nonce and the secret), then
@@ -36,6 +36,13 @@
  * Signals: the library writes to sockets with write(2); a broker that closes
  * its end can raise SIGPIPE.  Programs should ignore SIGPIPE
  * (signal(SIGPIPE, SIG_IGN)), as most libevent programs do.
+ *
+ * TLS: hpfc_set_tls() makes every connection of a client TLS (1.2 or
+ * newer), with the broker's certificate verified against a CA file or the
+ * system's trust store and checked against the host given to
+ * hpfc_client_new().  A failed verification is reported to on_state as a
+ * disconnect whose reason says why ("TLS handshake with HOST:PORT:
+ * certificate verify failed: ..."), and retried like any failed connect.
  *
  * Host names are resolved with the system resolver, which blocks the loop
  * while it runs; pass a numeric address where that matters.
@@ -71,6 +78,7 @@ enum hpfc_status {
     HPFC_ERR_NOMEM,      /**< allocation failed; nothing was changed */
     HPFC_ERR_QUEUE_FULL, /**< the publish would exceed the queue bound; not queued */
     HPFC_ERR_IO,         /**< the connection could not be started */
+    HPFC_ERR_TLS,        /**< TLS could not be set up (e.g. an unreadable CA file) */
 };
 
 /** Connection states, as reported by the state callback and hpfc_state(). */
@@ -179,6 +187,24 @@ void hpfc_set_max_frame(struct hpfc_client *c, uint32_t bytes);
  * 0 restores the default.  Applies from the next attempt.
  */
 void hpfc_set_connect_timeout(struct hpfc_client *c, uint32_t ms);
+
+/**
+ * Speak TLS to the broker (a tls: listener of hpfriendsd), or plain TCP
+ * again with enable false.  Applies from the next connection attempt.
+ *
+ * The broker's certificate chain must verify against cafile (PEM, one or
+ * more CA certificates) or, when cafile is NULL, against the system's
+ * default trust store; and it must be issued for the host given to
+ * hpfc_client_new(): a numeric address must appear among its IP address
+ * names, a host name among its DNS names (the name is also sent as SNI).
+ * There is no way to skip verification.
+ *
+ * @param cafile PEM file of trusted CA certificates, or NULL
+ * @return HPFC_OK, HPFC_ERR_INVALID (cafile is ""), HPFC_ERR_NOMEM, or
+ *         HPFC_ERR_TLS (cafile cannot be read or holds no certificate;
+ *         the previous setting is kept)
+ */
+HPFC_MUST_CHECK int hpfc_set_tls(struct hpfc_client *c, bool enable, const char *cafile);
 
 /**
  * Start connecting, now.  Cancels a scheduled reconnect.  Does nothing and

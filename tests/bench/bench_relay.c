@@ -14,6 +14,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -108,6 +109,9 @@ static void relay_sub_read(struct bufferevent *bev, G_GNUC_UNUSED void *arg)
 
 static struct bufferevent *relay_bev(struct relay *r, evutil_socket_t fd)
 {
+    /* As the broker does: no Nagle delay on small writes (latency-relay). */
+    int on = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
     struct bufferevent *bev = bufferevent_socket_new(r->base, fd, BEV_OPT_CLOSE_ON_FREE);
     bufferevent_set_max_single_read(bev, 65536);
     bufferevent_set_max_single_write(bev, 65536);

@@ -54,6 +54,114 @@ double hist_quantile(const struct hist *h, double q)
     return (double)h->max;
 }
 
+static const struct result *find(const struct result *rs, guint n, const char *name)
+{
+    for (guint i = 0; i < n; i++)
+        if (!strcmp(rs[i].name, name) && !rs[i].error && !rs[i].skipped)
+            return &rs[i];
+    return NULL;
+}
+
+/* The broker's max_queued_bytes in a plan: its own, else the broker's default. */
+static double max_queued_mib(const struct plan *p)
+{
+    return (p->max_queued ? (double)p->max_queued : 8.0 * 1024 * 1024) / (1024.0 * 1024.0);
+}
+
+/*
+ * The performance targets (issue #6), judged from this run's results; a
+ * target whose scenarios did not run is left out.
+ */
+struct target_check {
+    const char *name;
+    double value, limit;
+    gboolean met;
+    char *detail;
+};
+
+static GPtrArray *target_checks(const struct result *rs, guint n)
+{
+    GPtrArray *out = g_ptr_array_new();
+    const struct result *relay = find(rs, n, "relay"), *fanout = find(rs, n, "fanout"),
+                        *graph = find(rs, n, "graph"), *lat = find(rs, n, "latency"),
+                        *lat_relay = find(rs, n, "latency-relay"), *idle = find(rs, n, "idle"),
+                        *slow = find(rs, n, "slow");
+    struct target_check *t;
+    if (relay && fanout && relay->deliveries_per_s > 0) {
+        t = g_new0(struct target_check, 1);
+        t->name = "fanout deliveries/s >= 0.60 x relay";
+        t->value = fanout->deliveries_per_s / relay->deliveries_per_s;
+        t->limit = 0.60;
+        t->met = t->value >= t->limit;
+        t->detail = g_strdup_printf("%.0f vs %.0f: %.3f", fanout->deliveries_per_s,
+                                    relay->deliveries_per_s, t->value);
+        g_ptr_array_add(out, t);
+    }
+    if (fanout && graph && fanout->deliveries_per_s > 0) {
+        t = g_new0(struct target_check, 1);
+        t->name = "graph deliveries/s within 10% of fanout";
+        t->value = graph->deliveries_per_s / fanout->deliveries_per_s;
+        t->limit = 0.90;
+        t->met = t->value >= t->limit;
+        t->detail = g_strdup_printf("%.0f vs %.0f: %.3f", graph->deliveries_per_s,
+                                    fanout->deliveries_per_s, t->value);
+        g_ptr_array_add(out, t);
+    }
+    if (lat && lat->have_latency) {
+        t = g_new0(struct target_check, 1);
+        t->name = "latency p99 < 2 ms";
+        t->value = lat->p99_us / 1000;
+        t->limit = 2;
+        t->met = t->value < t->limit && lat->drops == 0;
+        t->detail = g_strdup_printf(
+            "p99 %.2f ms at %.0f deliveries/s, %" G_GUINT64_FORMAT " drops%s", t->value,
+            lat->deliveries_per_s, lat->drops, lat->drops ? " (drops fail it)" : "");
+        if (lat_relay && lat_relay->have_latency) {
+            char *d = t->detail;
+            t->detail = g_strdup_printf("%s; the relay at the same load: p99 %.2f ms", d,
+                                        lat_relay->p99_us / 1000);
+            g_free(d);
+        }
+        g_ptr_array_add(out, t);
+    }
+    if (idle && idle->have_per_conn) {
+        t = g_new0(struct target_check, 1);
+        t->name = "idle broker RSS < 4 KiB per connection";
+        t->value = idle->per_conn_kib;
+        t->limit = 4;
+        t->met = t->value < t->limit;
+        t->detail = g_strdup_printf("%.2f KiB", t->value);
+        g_ptr_array_add(out, t);
+    }
+    if (slow && slow->have_proc && slow->plan) {
+        double bound = max_queued_mib(slow->plan) + 20;
+        t = g_new0(struct target_check, 1);
+        t->name = "slow: peak RSS < max_queued_bytes + 20 MiB, readers at full speed";
+        t->value = slow->hwm_kib / 1024.0;
+        t->limit = bound;
+        /* Full speed: no drops for the readers, and a rate near the relay's
+         * (or fanout's, when relay did not run) in the same run. */
+        const struct result *ref = relay ? relay : fanout;
+        double ratio = ref && ref->deliveries_per_s > 0
+                           ? slow->deliveries_per_s / ref->deliveries_per_s
+                           : 0;
+        t->met = t->value < bound && slow->drops == 0 && (!ref || ratio >= 0.60);
+        t->detail = g_strdup_printf("peak %.1f MiB vs %.1f MiB; readers %.0f deliveries/s%s%s "
+                                    "(%.3f), %" G_GUINT64_FORMAT " drops",
+                                    t->value, bound, slow->deliveries_per_s,
+                                    ref ? " vs " : "", ref ? ref->name : "", ratio, slow->drops);
+        g_ptr_array_add(out, t);
+    }
+    return out;
+}
+
+static void target_check_free(gpointer p)
+{
+    struct target_check *t = p;
+    g_free(t->detail);
+    g_free(t);
+}
+
 static double relay_rate(const struct result *rs, guint n)
 {
     for (guint i = 0; i < n; i++)
@@ -121,13 +229,13 @@ void report_table(const struct opts *o, struct result *rs, guint n)
     double relay = relay_rate(rs, n);
     printf("hpfriends-bench: %.1f s per scenario, %ld CPUs; broker %s\n", o->duration,
            sysconf(_SC_NPROCESSORS_ONLN), o->host ? o->host : o->broker);
-    printf("%-8s %10s %7s %8s %8s %9s %7s %6s %7s %8s %8s %7s %9s %8s\n", "scenario",
+    printf("%-13s %10s %7s %8s %8s %9s %7s %6s %7s %8s %8s %7s %9s %8s\n", "scenario",
            "deliv/s", "MB/s", "p50 us", "p99 us", "p99.9 us", "brk CPU", "CPU %", "ns/out",
            "peak MiB", "end MiB", "bench %", "drops", "vs relay");
     for (guint i = 0; i < n; i++) {
         const struct result *r = &rs[i];
         GString *line = g_string_new(NULL);
-        g_string_append_printf(line, "%-8s", r->name);
+        g_string_append_printf(line, "%-13s", r->name);
         if (r->skipped || r->error) {
             g_string_append_printf(line, " %s", r->skipped ? "skipped" : "FAILED");
             puts(line->str);
@@ -158,6 +266,15 @@ void report_table(const struct opts *o, struct result *rs, guint n)
            "since the window opened, end = VmRSS at its end; bench %% = this process's CPU;\n"
            "drops = deliveries a reading subscriber still lacked after the drain; vs relay =\n"
            "deliveries/s / relay's.\n");
+    GPtrArray *checks = target_checks(rs, n);
+    g_ptr_array_set_free_func(checks, target_check_free);
+    if (checks->len)
+        printf("\nTargets (this run):\n");
+    for (guint i = 0; i < checks->len; i++) {
+        const struct target_check *t = checks->pdata[i];
+        printf("  %-66s %-8s %s\n", t->name, t->met ? "met" : "NOT MET", t->detail);
+    }
+    g_ptr_array_free(checks, TRUE);
     for (guint i = 0; i < n; i++) {
         const struct result *r = &rs[i];
         char *what = r->plan ? describe(o, r->plan) : g_strdup("");
@@ -277,6 +394,23 @@ void report_json(const struct opts *o, struct result *rs, guint n, FILE *out)
         json_builder_end_object(jb);
     }
     json_builder_end_array(jb);
+    GPtrArray *checks = target_checks(rs, n);
+    g_ptr_array_set_free_func(checks, target_check_free);
+    json_builder_set_member_name(jb, "targets");
+    json_builder_begin_array(jb);
+    for (guint i = 0; i < checks->len; i++) {
+        const struct target_check *t = checks->pdata[i];
+        json_builder_begin_object(jb);
+        add_str(jb, "target", t->name);
+        add_num(jb, "value", TRUE, t->value);
+        add_num(jb, "limit", TRUE, t->limit);
+        json_builder_set_member_name(jb, "met");
+        json_builder_add_boolean_value(jb, t->met);
+        add_str(jb, "detail", t->detail);
+        json_builder_end_object(jb);
+    }
+    json_builder_end_array(jb);
+    g_ptr_array_free(checks, TRUE);
     json_builder_end_object(jb);
     JsonGenerator *gen = json_generator_new();
     JsonNode *root = json_builder_get_root(jb);

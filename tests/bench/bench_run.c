@@ -467,7 +467,12 @@ static gboolean client_connect(struct run *r, struct client *c, gboolean small_r
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
     }
     c->bev = bufferevent_socket_new(r->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    bufferevent_priority_set(c->bev, c->role == ROLE_PUB ? PRIO_PUBLISH : PRIO_READ);
+    /* A paced publisher is not throttled by priority: its timer sets the rate, and
+     * libevent runs only the most urgent priority each turn, so a low-priority
+     * publisher would wait behind every busy reader (latency the broker never saw). */
+    bufferevent_priority_set(c->bev, c->role == ROLE_PUB && r->p->mode == MODE_STREAM
+                                         ? PRIO_PUBLISH
+                                         : PRIO_READ);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     if (c->role == ROLE_SUB)
         bufferevent_set_max_single_read(c->bev, SUB_MAX_READ);

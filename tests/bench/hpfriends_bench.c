@@ -17,6 +17,8 @@
  *            flight (--window 0: an open-loop flood, which the broker can
  *            only answer by dropping).
  *   latency  10,000 msg/s from a timer, 10 subscribers.
+ *   latency-relay  the same load through the relay: the latency floor of the
+ *            machine as loaded during the run (two processes, loopback TCP).
  *   slow     1 subscriber that never reads + 10 that do.
  *   idle     10,000 authenticated idle connections: broker RSS per connection.
  *
@@ -37,7 +39,7 @@
 
 #include "bench_common.h"
 
-enum { S_RELAY, S_FANOUT, S_GRAPH, S_INGEST, S_LATENCY, S_SLOW, S_IDLE, S_COUNT };
+enum { S_RELAY, S_FANOUT, S_GRAPH, S_INGEST, S_LATENCY, S_LATENCY_RELAY, S_SLOW, S_IDLE, S_COUNT };
 
 static const struct plan defaults[S_COUNT] = {
     [S_RELAY] = {.name = "relay", .what = "1 -> 50 via the in-bench byte relay",
@@ -56,6 +58,9 @@ static const struct plan defaults[S_COUNT] = {
     [S_LATENCY] = {.name = "latency", .what = "timer-paced, 10 subscribers",
                    .mode = MODE_PACED, .publishers = 1, .subscribers = 10, .size = 1024,
                    .rate = 10000},
+    [S_LATENCY_RELAY] = {.name = "latency-relay", .what = "latency's load through the byte relay",
+                         .mode = MODE_PACED, .relay = TRUE, .publishers = 1, .subscribers = 10,
+                         .size = 1024, .rate = 10000},
     [S_SLOW] = {.name = "slow", .what = "1 stalled + 10 reading subscribers",
                 .mode = MODE_STREAM, .publishers = 1, .subscribers = 11, .stalled = 1,
                 .size = 1024},
@@ -81,7 +86,8 @@ static struct opts o = {
 
 static const GOptionEntry entries[] = {
     {"scenario", 's', 0, G_OPTION_ARG_STRING_ARRAY, &o.scenarios,
-     "relay, fanout, graph, ingest, latency, slow, idle, or all (repeatable; default all)",
+     "relay, fanout, graph, ingest, latency, latency-relay, slow, idle, or all (repeatable; "
+     "default all)",
      "NAME"},
     {"duration", 'd', 0, G_OPTION_ARG_DOUBLE, &o.duration, "Seconds per scenario (5)", "S"},
     {"host", 0, 0, G_OPTION_ARG_STRING, &o.host,
@@ -104,7 +110,8 @@ static const GOptionEntry entries[] = {
      "Subscribers in relay/fanout/graph/latency, readers in slow", "N"},
     {"publishers", 0, 0, G_OPTION_ARG_INT, &o.publishers, "Publishers in ingest (200)", "N"},
     {"size", 0, 0, G_OPTION_ARG_INT, &o.size, "Payload bytes, all scenarios (>= 24)", "B"},
-    {"rate", 0, 0, G_OPTION_ARG_INT, &o.rate, "latency: messages per second (10000)", "N"},
+    {"rate", 0, 0, G_OPTION_ARG_INT, &o.rate,
+     "latency, latency-relay: messages per second (10000)", "N"},
     {"connections", 0, 0, G_OPTION_ARG_INT, &o.connections, "idle: connections (10000)", "N"},
     {"users", 0, 0, G_OPTION_ARG_INT, &o.users, "graph: users (10000)", "N"},
     {"edges", 0, 0, G_OPTION_ARG_INT, &o.edges, "graph: share edges (100000)", "N"},

@@ -71,7 +71,7 @@ fuzz:
 
 .PHONY: fuzz fuzz-programs
 
-EXTRA_DIST += tests/fuzz/run-fuzzers.sh tests/fuzz/corpus
+EXTRA_DIST += tests/fuzz/run-fuzzers.sh tests/fuzz/ci.sh tests/fuzz/corpus
 
 if HAVE_CUNIT
 check_PROGRAMS += tests/fuzz/regressions

@@ -575,7 +575,7 @@ bool h_broker_alive(struct h_broker *b)
     return true;
 }
 
-bool h_broker_stop(struct h_broker *b, int timeout_ms)
+static bool broker_wait(struct h_broker *b, int timeout_ms, bool signal_first)
 {
     int64_t deadline = h_now_ms() + timeout_ms;
     int status = 0;
@@ -585,7 +585,8 @@ bool h_broker_stop(struct h_broker *b, int timeout_ms)
         fprintf(stderr, "harness: stop: daemon is not running\n");
         return false;
     }
-    kill(b->pid, SIGTERM);
+    if (signal_first)
+        kill(b->pid, SIGTERM);
     while (h_now_ms() < deadline) {
         if (waitpid(b->pid, &status, WNOHANG) == b->pid) {
             exited = true;
@@ -610,6 +611,13 @@ bool h_broker_stop(struct h_broker *b, int timeout_ms)
         return false;
     }
     return true;
+}
+
+bool h_broker_stop(struct h_broker *b, int timeout_ms) { return broker_wait(b, timeout_ms, true); }
+
+bool h_broker_wait_exit(struct h_broker *b, int timeout_ms)
+{
+    return broker_wait(b, timeout_ms, false);
 }
 
 long h_broker_rss_kb(struct h_broker *b)

@@ -105,6 +105,9 @@ bool h_broker_wait_listeners(struct h_broker *b, int n);
 bool h_broker_alive(struct h_broker *b);
 /* SIGTERM, wait up to timeout_ms; true when it exited with status 0. */
 bool h_broker_stop(struct h_broker *b, int timeout_ms);
+/* Waits (no signal) up to timeout_ms for the daemon to exit by itself, then
+ * as h_broker_stop: true when it exited with status 0. */
+bool h_broker_wait_exit(struct h_broker *b, int timeout_ms);
 /* Resident set size in KiB from /proc/PID/status, -1 on error. */
 long h_broker_rss_kb(struct h_broker *b);
 /* Dump the daemon log to stderr (done automatically when a start fails). */

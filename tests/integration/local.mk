@@ -21,7 +21,10 @@ it_progs = \
 	%reldir%/t04_limits \
 	%reldir%/t05_slow \
 	%reldir%/t06_load \
-	%reldir%/t07_config
+	%reldir%/t07_config \
+	%reldir%/t08_soak \
+	%reldir%/t09_abuse \
+	%reldir%/t10_shutdown
 check_PROGRAMS += $(it_progs)
 TESTS += $(it_progs)
 
@@ -46,4 +49,14 @@ TESTS += $(it_progs)
 %canon_reldir%_t07_config_SOURCES = %reldir%/t07_config.c $(it_harness)
 %canon_reldir%_t07_config_CFLAGS = $(it_cflags)
 %canon_reldir%_t07_config_LDADD = $(it_ldadd)
+# the soak test drives its 1,000 clients from one libevent loop
+%canon_reldir%_t08_soak_SOURCES = %reldir%/t08_soak.c $(it_harness)
+%canon_reldir%_t08_soak_CFLAGS = $(it_cflags) $(LIBEVENT_CFLAGS)
+%canon_reldir%_t08_soak_LDADD = $(it_ldadd) $(LIBEVENT_LIBS)
+%canon_reldir%_t09_abuse_SOURCES = %reldir%/t09_abuse.c $(it_harness)
+%canon_reldir%_t09_abuse_CFLAGS = $(it_cflags)
+%canon_reldir%_t09_abuse_LDADD = $(it_ldadd)
+%canon_reldir%_t10_shutdown_SOURCES = %reldir%/t10_shutdown.c $(it_harness)
+%canon_reldir%_t10_shutdown_CFLAGS = $(it_cflags)
+%canon_reldir%_t10_shutdown_LDADD = $(it_ldadd)
 endif

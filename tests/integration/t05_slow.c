@@ -257,7 +257,101 @@ static void test_bounded_but_lossless_when_under(void)
     H_FINISH(b);
 }
 
+struct flood {
+    int fd;
+    int count;
+    bool ok;
+};
+
+/* Publishes count 4 KiB messages, sequence numbered, as fast as TCP takes them. */
+static gpointer flood_main(gpointer data)
+{
+    struct flood *fl = data;
+    uint8_t payload[4096];
+    memset(payload, 'f', sizeof payload);
+    fl->ok = true;
+    for (int m = 0; m < fl->count && fl->ok; m++) {
+        memcpy(payload, &m, sizeof m);
+        fl->ok = h_pub(fl->fd, "pub1", "big", payload, sizeof payload);
+    }
+    return NULL;
+}
+
+/*
+ * One reader slower than a flooding publisher: 16 MB through a 1 MiB bound,
+ * read at 12.8 MB/s at most (64 KiB per 5 ms), so about 1.3 s: under the
+ * default backpressure_hold of 2 s.  With it the publisher is held back
+ * while the reader's queue is over its mark, and nothing is lost or
+ * reordered; with backpressure_hold = 0 the publisher is never held back,
+ * so the same reader must see drops, the rest in order.  Returns how many
+ * of BEHIND_COUNT messages arrived.
+ */
+enum { BEHIND_COUNT = 4000 };
+
+static int reader_behind(const char *extra, int sleep_ms, gboolean *in_order)
+{
+    struct h_broker *b = h_broker_new();
+    CU_ASSERT_FATAL(b != NULL);
+    CU_ASSERT_FATAL(h_broker_add_key(b, "pub1", "pub1-secret", "big", ""));
+    CU_ASSERT_FATAL(h_broker_add_key(b, "sub1", "sub1-secret", "", "big"));
+    char *conf = g_strdup_printf("max_queued_bytes = 1048576\nslow_deadline = 30\n%s", extra);
+    CU_ASSERT_FATAL(h_broker_start(b, conf));
+    g_free(conf);
+    int sub = h_connect_opt(b->port, 65536);
+    CU_ASSERT_FATAL(sub >= 0);
+    CU_ASSERT_FATAL(h_auth(sub, "sub1", "sub1-secret"));
+    int pub = h_client(b->port, "pub1", "pub1-secret");
+    CU_ASSERT_FATAL(pub >= 0);
+    CU_ASSERT_FATAL(h_sub(sub, "sub1", "big"));
+    CU_ASSERT_FATAL(h_barrier1(b, sub, "sub1", pub, "pub1"));
+
+    struct flood fl = {.fd = pub, .count = BEHIND_COUNT};
+    GThread *t = g_thread_new("flood", flood_main, &fl);
+    struct h_frame f = {0};
+    int got = 0, last = -1;
+    *in_order = TRUE;
+    for (;;) {
+        /* Past the last message, or once drops made it never come: 3 s of quiet. */
+        if (h_read_frame(sub, last == BEHIND_COUNT - 1 ? 100 : 3000, &f) != H_FRAME)
+            break;
+        const uint8_t *id, *ch, *pl;
+        size_t il, cl, pll;
+        int seq = -1;
+        if (h_parse_publish(&f, &id, &il, &ch, &cl, &pl, &pll) && pll == 4096)
+            memcpy(&seq, pl, sizeof seq);
+        if (seq <= last)
+            *in_order = FALSE;
+        last = seq;
+        got++;
+        if (got % 16 == 15)
+            h_sleep_ms(sleep_ms);
+    }
+    h_frame_clear(&f);
+    g_thread_join(t);
+    CU_ASSERT(fl.ok);
+    H_FINISH(b);
+    return got;
+}
+
+static void test_reader_behind_loses_nothing(void)
+{
+    gboolean in_order;
+    int got = reader_behind("", 5, &in_order);
+    CU_ASSERT(in_order);
+    CU_ASSERT_EQUAL(got, BEHIND_COUNT);
+}
+
+static void test_reader_behind_without_backpressure(void)
+{
+    gboolean in_order;
+    int got = reader_behind("backpressure_hold = 0\n", 5, &in_order);
+    CU_ASSERT(in_order);
+    CU_ASSERT(got > 0 && got < BEHIND_COUNT);
+}
+
 static const struct h_test tests[] = {
+    {"a reader slower than the publisher loses nothing", test_reader_behind_loses_nothing},
+    {"backpressure_hold = 0: that reader gets drops instead", test_reader_behind_without_backpressure},
     {"slow consumer: bounded memory, others served, disconnected", test_slow_consumer},
     {"under the bound nothing is dropped", test_bounded_but_lossless_when_under},
     {NULL, NULL},

@@ -14,6 +14,9 @@
 
 static char *script_path(void)
 {
+    const char *dir = g_getenv("HPF_MONGO_DIR");
+    if (dir && *dir)
+        return g_build_filename(dir, "server.mjs", NULL);
     const char *srcdir = g_getenv("HPF_SRCDIR");
     return g_build_filename(srcdir && *srcdir ? srcdir : ".", "tests", "mongo", "server.mjs",
                             NULL);

@@ -123,7 +123,7 @@ static void test_descriptor(void)
     g_hash_table_unref(cfg);
     CU_ASSERT_PTR_NULL(pi);
     CU_ASSERT_PTR_NOT_NULL_FATAL(error);
-    CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "'path'"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "path: unknown key"));
     g_error_free(error);
 }
 

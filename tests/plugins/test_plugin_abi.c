@@ -81,7 +81,7 @@ static void test_old_minor_storage(void)
     CU_ASSERT_EQUAL(error->code, HPF_ERR_UNSUPPORTED);
     CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "abi_old_storage"));
     CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "ABI 1.0"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "needs ABI 1.1"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "needs ABI 1.2"));
     g_clear_error(&error);
     struct snapshot *s = admin_snapshot(&a, &error);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);

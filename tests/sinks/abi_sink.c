@@ -1,7 +1,8 @@
 /*
- * A sink that accepts and drops everything, built three times by
- * tests/sinks/local.mk: for this broker's ABI (abi_sink_ok), for the next
- * major (abi_sink_next_major) and for the next minor (abi_sink_next_minor).
+ * A sink that accepts and drops everything, built four times by
+ * tests/sinks/local.mk: for this broker's ABI (abi_sink_ok), the previous
+ * minor (abi_sink_prev_minor), the next major (abi_sink_next_major) and
+ * the next minor (abi_sink_next_minor).
  * Only the version differs, so a refusal can only be about the version.
  */
 #include <stdlib.h>

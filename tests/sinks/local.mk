@@ -12,17 +12,21 @@ EXTRA_DIST += \
 	tests/sinks/test_example_sink.py \
 	tests/sinks/sdk_check.sh
 
-# One drop-everything sink, built for this ABI, the next major and the next
-# minor.  -rpath forces a shared module although it is never installed.
+# One drop-everything sink, built for this ABI, the previous minor (1.0
+# when the broker is 1.1), the next major and the next minor.  -rpath forces a shared module although it is never installed.
 ABI_SINK_LDFLAGS = -module -avoid-version -shared -rpath /nowhere \
 	-export-symbols-regex '^hpf_plugin_entry$$'
 check_LTLIBRARIES += \
 	tests/sinks/abi_sink_ok.la \
+	tests/sinks/abi_sink_prev_minor.la \
 	tests/sinks/abi_sink_next_major.la \
 	tests/sinks/abi_sink_next_minor.la
 tests_sinks_abi_sink_ok_la_SOURCES = tests/sinks/abi_sink.c
 tests_sinks_abi_sink_ok_la_CPPFLAGS = -I$(top_srcdir)/include
 tests_sinks_abi_sink_ok_la_LDFLAGS = $(ABI_SINK_LDFLAGS)
+tests_sinks_abi_sink_prev_minor_la_SOURCES = tests/sinks/abi_sink.c
+tests_sinks_abi_sink_prev_minor_la_CPPFLAGS = -I$(top_srcdir)/include -DABI_MINOR_DELTA=-1
+tests_sinks_abi_sink_prev_minor_la_LDFLAGS = $(ABI_SINK_LDFLAGS)
 tests_sinks_abi_sink_next_major_la_SOURCES = tests/sinks/abi_sink.c
 tests_sinks_abi_sink_next_major_la_CPPFLAGS = -I$(top_srcdir)/include -DABI_MAJOR_DELTA=1
 tests_sinks_abi_sink_next_major_la_LDFLAGS = $(ABI_SINK_LDFLAGS)

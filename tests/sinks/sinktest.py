@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import traceback
 
 sys.dont_write_bytecode = True
@@ -143,6 +144,7 @@ class Broker:
             f.write(BROKER_CONF.format(sinks=sinks, broker_extra=broker_extra))
         self.proc = None
         self.port = None
+        self.exporter_port = None  # with `exporter = 127.0.0.1:0` in broker_extra
 
     def start(self):
         expect(os.access(self.daemon, os.X_OK), "broker not executable: " + self.daemon)
@@ -168,12 +170,28 @@ class Broker:
     def _read_ready(self):
         try:
             with open(self.ready) as f:
+                port = None
                 for line in f:
                     parts = line.split()
                     if len(parts) == 3 and parts[0] == "tcp" and parts[1] == HOST:
-                        return int(parts[2])
+                        port = int(parts[2])
+                    elif len(parts) == 3 and parts[:2] == ["http", "exporter"]:
+                        self.exporter_port = int(parts[2])
+                return port
         except FileNotFoundError:
             pass
+        return None
+
+    def metric(self, name, labels):
+        """One sample from /metrics, e.g. metric("x_total", 'sink="a"'); None if absent."""
+        expect(self.exporter_port, "broker started without an exporter")
+        url = "http://%s:%d/metrics" % (HOST, self.exporter_port)
+        with urllib.request.urlopen(url, timeout=10) as r:
+            text = r.read().decode()
+        want = "%s{%s} " % (name, labels)
+        for line in text.splitlines():
+            if line.startswith(want):
+                return float(line[len(want):])
         return None
 
     def client(self, ident, secret):

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """The plugin ABI check, as a [sink:NAME] section sees it.
 
-tests/sinks/abi_sink.c is built three times (tests/sinks/local.mk): for this
-broker's ABI, for the next major and for the next minor.  The broker must
-load the first, and refuse the other two, both at `hpfriendsd -t` and at a
-real start, with a message naming the plugin, its file and both versions.
+tests/sinks/abi_sink.c is built four times (tests/sinks/local.mk): for this
+broker's ABI, the previous minor, the next major and the next minor.  The
+broker must load the first two (a plugin built against an older 1.x keeps
+working), and refuse the other two, both at `hpfriendsd -t` and at a real
+start, with a message naming the section, the plugin, its file and both
+versions.
 The versions expected are read from include/hpfriends/plugin.h.
 """
 
@@ -55,14 +57,30 @@ def main():
         except st.CheckFailed as e:
             c.check("ABI %s sink loads and runs; SIGTERM exits 0" % ours, False, str(e))
 
+        # Built against the previous minor: still loaded (the 1.x promise).
+        if minor > 0:
+            old = "%d.%d" % (major, minor - 1)
+            prev = st.Broker(tmp, "[sink:x]\nplugin = %s\n" % module("abi_sink_prev_minor"),
+                             name="prev")
+            rc, out = st.run_daemon_once(["-t", "-c", prev.conf], tmp)
+            c.check("ABI %s sink passes -t in a %s broker" % (old, ours), rc == 0, out.strip())
+            try:
+                prev.start()
+                rc = prev.stop(signal.SIGTERM)
+                c.check("ABI %s sink loads and runs in a %s broker; SIGTERM exits 0"
+                        % (old, ours), rc == 0, "status %r" % rc)
+            except st.CheckFailed as e:
+                c.check("ABI %s sink loads and runs in a %s broker" % (old, ours), False, str(e))
+
         for name, theirs in (("abi_sink_next_major", "%d.%d" % (major + 1, minor)),
                              ("abi_sink_next_minor", "%d.%d" % (major, minor + 1))):
             so = module(name)
             conf = st.Broker(tmp, "[sink:x]\nplugin = %s\n" % so, name=name)
             rc, out = st.run_daemon_once(["-t", "-c", conf.conf], tmp)
-            named = theirs in out and ours in out and "abi_sink" in out and so in out
-            c.check("ABI %s sink refused by -t (exit %d), naming the plugin, its file, %s and %s"
-                    % (theirs, rc, theirs, ours), rc != 0 and named, out.strip())
+            named = (theirs in out and ours in out and "abi_sink" in out and so in out and
+                     "[sink:x]" in out)
+            c.check("ABI %s sink refused by -t (exit %d), naming [sink:x], the plugin, its file, "
+                    "%s and %s" % (theirs, rc, theirs, ours), rc != 0 and named, out.strip())
             ready = tmp.join(name + ".ready")
             rc, out = st.run_daemon_once(["-f", "-c", conf.conf, "--ready-file", ready], tmp)
             c.check("ABI %s sink refused at start: exit %d, never ready, both versions named"

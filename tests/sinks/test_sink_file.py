@@ -351,6 +351,16 @@ class FileSinkTest:
         self.c.check("events: connect and disconnect are reported too",
                      {"connect", "disconnect"} <= kinds, repr(sorted(kinds)))
 
+        # An events-only instance is never handed messages: what it handled
+        # (counted after each line is written) cannot exceed its lines,
+        # although every test above published messages to [sink:all].
+        handled = self.broker.metric("hpfriends_sink_delivered_total", 'sink="sink:ev"')
+        lines = len(decode_lines(path))
+        every = self.broker.metric("hpfriends_sink_delivered_total", 'sink="sink:all"')
+        self.c.check("events: messages = false: the broker queues no message for it "
+                     "(%r handled, %d lines; [sink:all] handled %r)" % (handled, lines, every),
+                     handled is not None and every is not None and 0 < handled <= lines < every)
+
     def test_burst_then_sigterm(self):
         path = self.tmp.join("burst.jsonl")
         body = b"b" * 150
@@ -368,7 +378,7 @@ class FileSinkTest:
 
     def run(self):
         st.make_auth_db(self.tmp.join("auth.db"), KEYS)
-        self.broker = st.Broker(self.tmp, SINKS).start()
+        self.broker = st.Broker(self.tmp, SINKS, broker_extra="exporter = 127.0.0.1:0").start()
         try:
             self.pub = self.broker.client(PUB, PUB_SECRET)
             self.pub.subscribe(SYNC)
@@ -414,8 +424,10 @@ def test_config(c, tmp):
     for what, body, word in CONFIG_ERRORS:
         b = st.Broker(tmp, "[sink:bad]\nplugin = file\n%s\n" % body, name="bad")
         rc, out = st.run_daemon_once(["-t", "-c", b.conf], tmp)
-        c.check("config: %s is refused naming [sink:bad] and '%s'" % (what, word),
-                rc != 0 and "sink:bad" in out and word in out, "status %d: %s" % (rc, out.strip()))
+        conf = os.path.basename(b.conf)
+        c.check("config: %s is refused naming %s, [sink:bad] and '%s'" % (what, conf, word),
+                rc != 0 and "%s: [sink:bad] " % conf in out and word in out,
+                "status %d: %s" % (rc, out.strip()))
 
 
 def main():

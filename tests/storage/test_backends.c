@@ -484,7 +484,7 @@ static void v_password(void *ud, const char *name, const char *hash)
     g_ptr_array_add(ud, g_strdup_printf("password %s %s", name, hash));
 }
 
-/* Console passwords (ABI 1.1): set, replace, clear, kept across a reopen. */
+/* Console passwords (ABI 1.2): set, replace, clear, kept across a reopen. */
 static void test_user_passwords(void)
 {
     struct hpf_snapshot_visitor pv = visitor;

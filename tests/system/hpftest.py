@@ -369,9 +369,10 @@ class MongoServer:
     def _start(self, port):
         node = os.environ.get("HPF_NODE") or os.environ.get("NODE") or shutil.which("node")
         expect(node, "node not found on PATH (install nodejs, or set HPF_NODE)")
-        script = os.path.join(SRCDIR, "tests", "mongo", "server.mjs")
+        where = os.environ.get("HPF_MONGO_DIR") or os.path.join(SRCDIR, "tests", "mongo")
+        script = os.path.join(where, "server.mjs")
         expect(os.path.exists(script), "missing " + script)
-        mods = os.path.join(SRCDIR, "tests", "mongo", "node_modules", "@push.rocks", "smartmongo")
+        mods = os.path.join(where, "node_modules", "@push.rocks", "smartmongo")
         expect(os.path.isdir(mods), "its npm packages are not installed (%s missing): run "
                "tests/mongo/setup.sh" % mods)
         try:

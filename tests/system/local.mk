@@ -3,6 +3,10 @@
 # and the interop client tests/interop/hpfeeds_py.py.  test_ctl.py needs
 # Graphviz's dot on PATH (it fails, not skips, without it).
 #
+# test_kill_import (sqlite and file only) SIGKILLs hpfriendsctl import at
+# the storage plugins' test-only crash points (plugins/crash_point.h) and
+# at delays, and checks the previous state survives intact.
+#
 # The behavioural runners (graph, live reload, hpfriendsctl, counters) run
 # once per storage backend: test_NAME-BACKEND.test runs test_NAME.py
 # --backend BACKEND, so `make check` lists each pair on its own.  The
@@ -21,7 +25,8 @@
 	%reldir%/test_hpfeeds3_json.py \
 	%reldir%/test_mhn_mongodb.py \
 	%reldir%/test_roundtrip.py \
-	%reldir%/test_mongo_outage.py
+	%reldir%/test_mongo_outage.py \
+	%reldir%/test_kill_import.py
 
 EXTRA_DIST += %reldir%/hpftest.py %reldir%/hp3common.py %reldir%/mongowire.py \
 	$(%canon_reldir%_scripts)
@@ -41,6 +46,8 @@ if BUILD_MONGODB
 	%reldir%/test_mhn_mongodb.test
 endif
 %canon_reldir%_wrappers += \
+	%reldir%/test_kill_import-file.test \
+	%reldir%/test_kill_import-sqlite.test \
 	%reldir%/test_ctl-sqlite.test \
 	%reldir%/test_ctl-file.test \
 	%reldir%/test_graph_e2e-sqlite.test \

@@ -56,6 +56,7 @@ static void test_full(void)
                               "max_frame = 10M\n"
                               "max_queued_bytes = 64K\n"
                               "slow_deadline = 7\n"
+                              "backpressure_hold = 0\n"
                               "max_connections = 42\n"
                               "auth_timeout = 3\n"
                               "[storage]\n"
@@ -83,6 +84,7 @@ static void test_full(void)
     CU_ASSERT_EQUAL(cfg->max_frame, 10u * 1024 * 1024);
     CU_ASSERT_EQUAL(cfg->max_queued_bytes, 64u * 1024);
     CU_ASSERT_EQUAL(cfg->slow_deadline, 7);
+    CU_ASSERT_EQUAL(cfg->backpressure_hold, 0);
     CU_ASSERT_EQUAL(cfg->max_connections, 42);
     CU_ASSERT_EQUAL(cfg->auth_timeout, 3);
     CU_ASSERT_STRING_EQUAL(cfg->storage->plugin, "sqlite");
