@@ -14,7 +14,7 @@
 // exits 1 on any failure.  Never skips: a missing browser or package fails.
 //
 // Environment (make check sets the first two): HPF_BUILDDIR, HPF_SRCDIR,
-// HPFRIENDS_PLUGIN_DIR, HPF_CHROMIUM (default /usr/bin/chromium),
+// HPFRIENDS_PLUGIN_DIR, HPF_WEB_NODE_DIR, HPF_CHROMIUM (default /usr/bin/chromium),
 // HPF_KEEP_TMP=1 keeps the temporary directory.
 
 import { spawn, spawnSync } from "node:child_process";
@@ -33,6 +33,9 @@ const CLI = path.join(BUILDDIR, "sdk", "cli", "hpfeeds-cli");
 const CHROMIUM = process.env.HPF_CHROMIUM || "/usr/bin/chromium";
 const ARTIFACTS = path.join(BUILDDIR, "tests", "web", "artifacts");
 const PLUGINS = process.env.HPFRIENDS_PLUGIN_DIR || path.join(BUILDDIR, "plugins", ".libs");
+// Where playwright-core's node_modules is: tests/web, or HPF_WEB_NODE_DIR
+// (make distcheck points it at the developer's tree).
+const NODE_DIR = process.env.HPF_WEB_NODE_DIR || here;
 const CHAN = "dionaea.captures";
 const STEP_TIMEOUT = 60000;
 // Few PBKDF2 rounds for the hashes made here: sanitizer builds make the
@@ -157,9 +160,9 @@ async function main() {
   const require = createRequire(import.meta.url);
   let chromium;
   try {
-    ({ chromium } = require(path.join(here, "node_modules", "playwright-core")));
+    ({ chromium } = require(path.join(NODE_DIR, "node_modules", "playwright-core")));
   } catch (e) {
-    throw new Broken("playwright-core is not installed in tests/web/node_modules (run tests/web/setup.sh): " + e.message);
+    throw new Broken("playwright-core is not installed in " + NODE_DIR + "/node_modules (run tests/web/setup.sh): " + e.message);
   }
   expect(fs.existsSync(CHROMIUM), CHROMIUM + " not found (apt-get install chromium)");
   for (const f of [DAEMON, CTL, CLI]) expect(fs.existsSync(f), f + " not built");
