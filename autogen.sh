@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 
 PKGS="autoconf automake libtool pkg-config make gcc libevent-dev libglib2.0-dev \
 libjson-glib-dev libssl-dev libsqlite3-dev libmongoc-dev libbson-dev libcunit1-dev \
-sqlite3 python3 graphviz rsyslog libnats-dev nats-server"
+sqlite3 python3 graphviz rsyslog libnats-dev nats-server chromium"
 
 if [ -x /usr/bin/dpkg-query ] && [ "${HPF_NO_APT:-}" != 1 ]; then
     missing=""
@@ -29,6 +29,11 @@ fi
 if [ -f tests/mongo/setup.sh ] && [ "${HPF_NO_NPM:-}" != 1 ]; then
     sh tests/mongo/setup.sh ||
         echo "autogen.sh: warning: tests/mongo/setup.sh failed; the mongodb storage tests will fail" >&2
+fi
+# playwright-core for the console's browser test (Debian's chromium is the browser).
+if [ -f tests/web/setup.sh ] && [ "${HPF_NO_NPM:-}" != 1 ]; then
+    sh tests/web/setup.sh ||
+        echo "autogen.sh: warning: tests/web/setup.sh failed; the console's browser test will fail" >&2
 fi
 
 mkdir -p m4 build-aux

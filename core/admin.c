@@ -102,6 +102,26 @@ gboolean admin_user_del(struct admin *a, const char *name, GError **error)
     return apply(a, &m, 1, error);
 }
 
+gboolean admin_user_set_admin(struct admin *a, const char *name, gboolean admin, GError **error)
+{
+    CHECK_NAME("user", name);
+    struct hpf_mutation m = {.op = HPF_MUT_USER_SET_ADMIN, .user = name, .flag = admin};
+    return apply(a, &m, 1, error);
+}
+
+gboolean admin_user_set_password(struct admin *a, const char *name, const char *hash,
+                                 GError **error)
+{
+    CHECK_NAME("user", name);
+    const struct hpf_plugin *d = a->storage->desc;
+    if (d->abi_minor < 2)
+        return bad(error, HPF_ERR_UNSUPPORTED,
+                   "storage plugin '%s' (ABI %d.%d) cannot store passwords: it needs ABI 1.2",
+                   d->name, d->abi_major, d->abi_minor);
+    struct hpf_mutation m = {.op = HPF_MUT_USER_SET_PASSWORD, .user = name, .password = hash};
+    return apply(a, &m, 1, error);
+}
+
 gboolean admin_group_add(struct admin *a, const char *name, const char *owner, GError **error)
 {
     CHECK_NAME("group", name);

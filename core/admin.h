@@ -31,6 +31,13 @@ struct snapshot *admin_snapshot(struct admin *a, GError **error);
 
 gboolean admin_user_add(struct admin *a, const char *name, gboolean admin, GError **error);
 gboolean admin_user_del(struct admin *a, const char *name, GError **error);
+gboolean admin_user_set_admin(struct admin *a, const char *name, gboolean admin, GError **error);
+/**
+ * Set a user's console password to the hash made by password_hash() (NULL
+ * removes it: no console login).  Needs a storage plugin of ABI 1.2 or newer.
+ */
+gboolean admin_user_set_password(struct admin *a, const char *name, const char *hash,
+                                 GError **error);
 gboolean admin_group_add(struct admin *a, const char *name, const char *owner, GError **error);
 gboolean admin_group_del(struct admin *a, const char *name, GError **error);
 gboolean admin_member_add(struct admin *a, const char *group, const char *user, GError **error);

@@ -21,6 +21,7 @@
 #include "router.h"
 #include "sinks.h"
 #include "tls.h"
+#include "web.h"
 #include "worker.h"
 
 struct listener {
@@ -330,6 +331,7 @@ static void begin_shutdown(struct broker *b, const char *why)
     log_notice("broker: %s: shutting down", why);
     g_ptr_array_set_size(b->listeners, 0);
     metrics_stop(b);
+    web_stop(b->web);
     GHashTableIter it;
     gpointer v;
     g_hash_table_iter_init(&it, b->conns);
@@ -475,6 +477,8 @@ gboolean broker_start(struct broker *b, const char *ready_file, GError **error)
                 fprintf(ready, "http %s %d\n", "exporter", b->exporter_port);
         }
     }
+    if (ok && b->cfg->web)
+        ok = web_start(b, ready, error);
     if (ready) {
         if (fclose(ready) != 0 && ok) {
             g_set_error(error, CONFIG_ERROR, 0, "--ready-file %s: %s", tmp, g_strerror(errno));
@@ -515,7 +519,9 @@ void broker_free(struct broker *b)
     cluster_free(b->cluster);
     reload_stop(b);
     /* Finish queued plugin calls before the plugins go, then save counters. */
+    web_stop(b->web);
     worker_free(b->worker);
+    web_free(b->web);
     if (b->storage && b->storage->started)
         counters_flush(b, TRUE);
     g_hash_table_unref(b->counter_deltas);

@@ -24,6 +24,7 @@ struct sinks;
 struct cluster;
 struct worker;
 struct graph;
+struct web;
 
 enum conn_state {
     CONN_AWAIT_AUTH, /* INFO sent; the first frame must be AUTH */
@@ -133,6 +134,7 @@ struct broker {
     struct metrics *metrics;
     struct ipguard *ipguard;
     int exporter_port;
+    struct web *web; /* the admin console, when [web] is configured */
     struct event *sig_term, *sig_int, *sig_hup, *tick;
     struct broker_stats stats;
 

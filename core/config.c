@@ -80,6 +80,7 @@ void config_free(struct config *cfg)
     g_free(cfg->tls_key);
     g_free(cfg->exporter);
     g_free(cfg->log_level);
+    web_conf_free(cfg->web);
     plugin_conf_free(cfg->storage);
     plugin_conf_free(cfg->cluster);
     g_ptr_array_unref(cfg->auth);
@@ -441,6 +442,8 @@ struct config *config_load_file(const char *path, GError **error)
     for (char **g = groups; *g && ok; g++) {
         if (!strcmp(*g, "broker")) {
             ok = load_broker(cfg, kf, path, error);
+        } else if (!strcmp(*g, "web")) {
+            ok = config_load_web(cfg, kf, path, error);
         } else if (!strcmp(*g, "storage")) {
             cfg->storage = load_plugin_section(kf, *g, "storage", NULL, path, error);
             ok = cfg->storage != NULL;
@@ -462,8 +465,8 @@ struct config *config_load_file(const char *path, GError **error)
                           "instance name must be letters, digits, '_', '-' or '.'");
         } else {
             ok = fail(error, path, *g, NULL,
-                      "unknown section (expected broker, storage, auth, auth:NAME, sink:NAME, "
-                      "cluster)");
+                      "unknown section (expected broker, storage, web, auth, auth:NAME, "
+                      "sink:NAME, cluster)");
         }
     }
 

@@ -25,6 +25,15 @@ struct plugin_conf {
     GHashTable *keys; /**< every other key -> value */
 };
 
+/** The [web] section: the admin console's HTTP listener. */
+struct web_conf {
+    struct listen_addr *listen; /**< tcp: or tls: */
+    char *root;                 /**< static files; NULL: installed ones */
+    char *tls_cert, *tls_key;   /**< NULL: the broker's */
+    guint session_timeout;      /**< seconds of inactivity before a session ends */
+    guint login_failures;       /**< failed logins per address per minute before back-off */
+};
+
 struct config {
     char *path; /**< config file, NULL with flags only */
     char *dir;  /**< anchors relative paths */
@@ -50,6 +59,8 @@ struct config {
     char *tls_key;
     char *exporter;  /**< HOST:PORT or NULL */
     char *log_level; /**< NULL: info */
+
+    struct web_conf *web; /**< NULL: no console */
 
     struct plugin_conf *storage;
     GPtrArray *auth;  /**< struct plugin_conf *, chain order */
@@ -100,5 +111,9 @@ char *config_resolve_path(const struct config *cfg, const char *path);
 void config_prefix_error(const struct config *cfg, GError **error);
 
 void config_free(struct config *cfg);
+
+/** Read the [web] section (web_config.c); sets cfg->web. */
+gboolean config_load_web(struct config *cfg, GKeyFile *kf, const char *file, GError **error);
+void web_conf_free(struct web_conf *wc);
 
 #endif

@@ -9,10 +9,13 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include "admin.h"
 #include "config.h"
 #include "log.h"
+#include "password.h"
 #include "plugin.h"
 #include "snapshot.h"
 
@@ -47,6 +50,8 @@ static const GOptionEntry entries[] = {
 static const char usage_text[] =
     "Commands:\n"
     "  user add NAME [--admin] | user del NAME | user list\n"
+    "  user passwd NAME (console password: first line of stdin, or asked twice on a tty)\n"
+    "  user admin NAME yes|no\n"
     "  group add NAME --owner USER | group del NAME | group list\n"
     "  group member add|del GROUP USER\n"
     "  share add --from U --to U|@GROUP --channel C [--type shares|shares_all]\n"
@@ -116,6 +121,63 @@ static char **split_channels(const char *list)
 
 /* ---- user ---- */
 
+/* One line from stdin without its end of line; on a terminal, without echo. */
+static char *read_password(const char *prompt)
+{
+    gboolean tty = isatty(STDIN_FILENO);
+    struct termios old, quiet;
+    if (tty) {
+        fprintf(stderr, "%s", prompt);
+        fflush(stderr);
+        if (tcgetattr(STDIN_FILENO, &old) == 0) {
+            quiet = old;
+            quiet.c_lflag &= ~(tcflag_t)ECHO;
+            tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+        } else {
+            tty = FALSE;
+        }
+    }
+    char buf[1024];
+    char *line = fgets(buf, sizeof buf, stdin) ? g_strdup(buf) : NULL;
+    if (tty) {
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+        fprintf(stderr, "\n");
+    }
+    if (line)
+        line[strcspn(line, "\r\n")] = '\0';
+    explicit_bzero(buf, sizeof buf);
+    return line;
+}
+
+static int cmd_passwd(struct ctx *c, const char *name)
+{
+    char *pw = read_password("new console password: ");
+    if (!pw)
+        return fail_msg("no password on standard input");
+    if (isatty(STDIN_FILENO)) {
+        char *again = read_password("again: ");
+        gboolean same = again && !strcmp(again, pw);
+        g_free(again);
+        if (!same) {
+            g_free(pw);
+            return fail_msg("the passwords differ");
+        }
+    }
+    if (strlen(pw) < PASSWORD_MIN_LEN) {
+        g_free(pw);
+        return fail_msg("password too short: at least %d characters", PASSWORD_MIN_LEN);
+    }
+    char *hash = password_hash(pw, password_iterations());
+    explicit_bzero(pw, strlen(pw));
+    g_free(pw);
+    if (!hash)
+        return fail_msg("cannot hash the password: OpenSSL failed");
+    GError *e = NULL;
+    gboolean ok = admin_user_set_password(&c->admin, name, hash, &e);
+    g_free(hash);
+    return done(ok, &e);
+}
+
 static int cmd_user(struct ctx *c)
 {
     GError *e = NULL;
@@ -124,6 +186,12 @@ static int cmd_user(struct ctx *c)
         return done(admin_user_add(&c->admin, c->argv[2], opt_admin, &e), &e);
     if (!strcmp(verb, "del") && c->argc == 3)
         return done(admin_user_del(&c->admin, c->argv[2], &e), &e);
+    if (!strcmp(verb, "passwd") && c->argc == 3)
+        return cmd_passwd(c, c->argv[2]);
+    if (!strcmp(verb, "admin") && c->argc == 4 &&
+        (!strcmp(c->argv[3], "yes") || !strcmp(c->argv[3], "no")))
+        return done(admin_user_set_admin(&c->admin, c->argv[2], !strcmp(c->argv[3], "yes"), &e),
+                    &e);
     if (!strcmp(verb, "list") && c->argc == 2) {
         struct snapshot *s = admin_snapshot(&c->admin, &e);
         if (!s)
@@ -144,7 +212,7 @@ static int cmd_user(struct ctx *c)
         snapshot_free(s);
         return 0;
     }
-    return usage("user: expected add NAME, del NAME or list");
+    return usage("user: expected add NAME, del NAME, list, passwd NAME or admin NAME yes|no");
 }
 
 /* ---- group ---- */

@@ -98,6 +98,11 @@ char *admin_export(struct admin *a, GError **error)
         json_builder_add_string_value(jb, users->pdata[i]);
         json_builder_set_member_name(jb, "admin");
         json_builder_add_boolean_value(jb, g_hash_table_contains(s->admins, users->pdata[i]));
+        const char *pw = g_hash_table_lookup(s->passwords, users->pdata[i]);
+        if (pw) {
+            json_builder_set_member_name(jb, "password");
+            json_builder_add_string_value(jb, pw);
+        }
         json_builder_end_object(jb);
     }
     json_builder_end_array(jb);
@@ -351,6 +356,12 @@ static gboolean collect(struct importer *im, JsonObject *root)
             if (admin)
                 push(im, (struct hpf_mutation){.op = HPF_MUT_USER_SET_ADMIN, .user = name,
                                                .flag = true});
+            JsonNode *pw = json_object_get_member(o, "password");
+            if (pw && !opt_string(o, "password"))
+                return fail_at(im, "users", i, "'password' must be a string");
+            if (pw)
+                push(im, (struct hpf_mutation){.op = HPF_MUT_USER_SET_PASSWORD, .user = name,
+                                               .password = opt_string(o, "password")});
         }
     else if (im->err)
         return FALSE;

@@ -5,6 +5,7 @@ noinst_LTLIBRARIES += %reldir%/libhpfcore.la
 	%reldir%/wire.c %reldir%/wire.h \
 	%reldir%/log.c %reldir%/log.h \
 	%reldir%/config.c %reldir%/config.h \
+	%reldir%/web_config.c \
 	%reldir%/plugin.c %reldir%/plugin.h \
 	%reldir%/worker.c %reldir%/worker.h \
 	%reldir%/router.c %reldir%/router.h \
@@ -17,14 +18,18 @@ noinst_LTLIBRARIES += %reldir%/libhpfcore.la
 	%reldir%/tls.c %reldir%/tls.h \
 	%reldir%/ipguard.c %reldir%/ipguard.h \
 	%reldir%/admin.c %reldir%/admin.h \
+	%reldir%/password.c %reldir%/password.h \
 	%reldir%/export.c \
 	%reldir%/names.h \
 	%reldir%/broker.c %reldir%/broker.h \
 	%reldir%/conn.c \
 	%reldir%/handle_auth.c \
 	%reldir%/handle_publish.c \
-	%reldir%/handle_subscribe.c
-%canon_reldir%_libhpfcore_la_CPPFLAGS = $(AM_CPPFLAGS) -DHPF_PLUGINDIR='"$(pluginsdir)"'
+	%reldir%/handle_subscribe.c \
+	%reldir%/web.c %reldir%/web.h %reldir%/web_internal.h \
+	%reldir%/web_api.c
+%canon_reldir%_libhpfcore_la_CPPFLAGS = $(AM_CPPFLAGS) -DHPF_PLUGINDIR='"$(pluginsdir)"' \
+	-DHPF_WEBDIR='"$(pkgdatadir)/web"'
 %canon_reldir%_libhpfcore_la_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(JSONGLIB_CFLAGS) \
 	$(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS)
 %canon_reldir%_libhpfcore_la_LIBADD = $(JSONGLIB_LIBS) $(GLIB_LIBS) $(LIBEVENT_LIBS) $(OPENSSL_LIBS)

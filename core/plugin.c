@@ -214,10 +214,10 @@ static char *check_kinds(const struct hpf_plugin *p, enum hpf_kind kind)
         return g_strdup("declares kind auth without auth ops");
     if ((p->kinds & HPF_KIND_SINK) && !p->sink)
         return g_strdup("declares kind sink without sink ops");
-    /* p->cluster exists from ABI 1.1 on: older plugins' struct ends before it
+    /* p->cluster exists from ABI 1.3 on: older plugins' struct ends before it
      * in meaning (that slot was reserved, and zero). */
     if ((p->kinds & HPF_KIND_CLUSTER) &&
-        (p->abi_minor < 1 || !p->cluster || !p->cluster->publish || !p->cluster->interest))
+        (p->abi_minor < 3 || !p->cluster || !p->cluster->publish || !p->cluster->interest))
         return g_strdup("declares kind cluster without cluster ops (publish, interest)");
     if (p->storage && (p->kinds & HPF_KIND_STORAGE) &&
         (!p->storage->authkey_get || !p->storage->version || !p->storage->snapshot ||

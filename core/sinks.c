@@ -37,6 +37,8 @@ struct sinks {
     GPtrArray *all; /* struct sink * */
     gboolean any_messages;
     gboolean any_events;
+    sinks_tap_fn tap;
+    void *tap_ud;
 };
 
 static void item_unref(struct item *it)
@@ -247,6 +249,8 @@ void sinks_message(struct sinks *s, const char *ident, const char *owner, const 
 void sinks_event(struct sinks *s, int type, const char *ident, const char *owner,
                  const char *peer, const char *channel, const char *reason, guint64 count)
 {
+    if (s && s->tap)
+        s->tap(s->tap_ud, type, ident, owner, peer, channel, reason, count);
     if (!s || !s->any_events)
         return;
     gsize strs = str_size(ident) + str_size(owner) + str_size(peer) + str_size(channel) +
@@ -271,6 +275,12 @@ void sinks_event(struct sinks *s, int type, const char *ident, const char *owner
             push(sk, it);
     }
     item_unref(it);
+}
+
+void sinks_set_tap(struct sinks *s, sinks_tap_fn fn, void *ud)
+{
+    s->tap = fn;
+    s->tap_ud = ud;
 }
 
 void sinks_reopen(struct sinks *s)

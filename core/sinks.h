@@ -37,6 +37,14 @@ void sinks_message(struct sinks *s, const char *ident, const char *owner, const 
                    const guint8 *payload, gsize len);
 void sinks_event(struct sinks *s, int type, const char *ident, const char *owner,
                  const char *peer, const char *channel, const char *reason, guint64 count);
+/**
+ * Also hand every event to fn on the loop thread (the console's log of
+ * recent events), whether or not a sink wants events.  One tap; NULL clears.
+ */
+typedef void (*sinks_tap_fn)(void *ud, int type, const char *ident, const char *owner,
+                             const char *peer, const char *channel, const char *reason,
+                             guint64 count);
+void sinks_set_tap(struct sinks *s, sinks_tap_fn fn, void *ud);
 /** Ask every sink to reopen its files (SIGHUP). */
 void sinks_reopen(struct sinks *s);
 /** Let every queue drain, flush, stop the threads, destroy the plugins. */

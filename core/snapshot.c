@@ -52,6 +52,7 @@ struct snapshot *snapshot_new(void)
     struct snapshot *s = g_new0(struct snapshot, 1);
     s->users = g_ptr_array_new_with_free_func(g_free);
     s->admins = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    s->passwords = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     s->groups = g_ptr_array_new_with_free_func(group_free);
     s->members = g_ptr_array_new_with_free_func(member_free);
     s->shares = g_ptr_array_new_with_free_func(share_free);
@@ -68,6 +69,7 @@ void snapshot_free(struct snapshot *s)
     g_hash_table_unref(s->authkey_by_ident);
     g_ptr_array_unref(s->users);
     g_hash_table_unref(s->admins);
+    g_hash_table_unref(s->passwords);
     g_ptr_array_unref(s->groups);
     g_ptr_array_unref(s->members);
     g_ptr_array_unref(s->shares);
@@ -81,6 +83,12 @@ void snapshot_add_user(struct snapshot *s, const char *name, gboolean admin)
     g_ptr_array_add(s->users, g_strdup(name));
     if (admin)
         g_hash_table_add(s->admins, g_strdup(name));
+}
+
+void snapshot_set_password(struct snapshot *s, const char *name, const char *hash)
+{
+    if (name && hash)
+        g_hash_table_replace(s->passwords, g_strdup(name), g_strdup(hash));
 }
 
 void snapshot_add_group(struct snapshot *s, const char *name, const char *owner)
@@ -148,6 +156,10 @@ void snapshot_add_authkey(struct snapshot *s, const struct hpf_authkey *key)
 /* ---- visitor glue ---- */
 
 static void v_user(void *ud, const char *name, bool admin) { snapshot_add_user(ud, name, admin); }
+static void v_password(void *ud, const char *name, const char *hash)
+{
+    snapshot_set_password(ud, name, hash);
+}
 static void v_group(void *ud, const char *name, const char *owner)
 {
     snapshot_add_group(ud, name, owner);
@@ -174,6 +186,7 @@ static const struct hpf_snapshot_visitor visitor = {
     .share = v_share,
     .accept = v_accept,
     .authkey = v_authkey,
+    .user_password = v_password,
 };
 
 struct snapshot *snapshot_read(struct plugin_instance *storage, GError **error)

@@ -47,6 +47,7 @@ struct snapshot {
     guint64 version;
     GPtrArray *users;    /* char *, explicit users only, in storage order */
     GHashTable *admins;  /* user names with the admin flag */
+    GHashTable *passwords; /* user name -> console password hash */
     GPtrArray *groups;   /* struct snap_group * */
     GPtrArray *members;  /* struct snap_member * */
     GPtrArray *shares;   /* struct snap_share * */
@@ -62,6 +63,7 @@ void snapshot_free(struct snapshot *s);
 
 /** Add rows by hand (tests, import). */
 void snapshot_add_user(struct snapshot *s, const char *name, gboolean admin);
+void snapshot_set_password(struct snapshot *s, const char *name, const char *hash);
 void snapshot_add_group(struct snapshot *s, const char *name, const char *owner);
 void snapshot_add_member(struct snapshot *s, const char *group, const char *user);
 void snapshot_add_share(struct snapshot *s, const char *from, const char *to, gboolean to_group,

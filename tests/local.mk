@@ -7,4 +7,5 @@ include tests/bench/local.mk
 include tests/storage/local.mk
 include tests/sinks/local.mk
 include tests/fuzz/local.mk
+include tests/web/local.mk
 include tests/cluster/local.mk

@@ -44,7 +44,7 @@ extern "C" {
 #endif
 
 #define HPF_ABI_MAJOR 1
-#define HPF_ABI_MINOR 1
+#define HPF_ABI_MINOR 3
 
 /** The one symbol a plugin exports. */
 #define HPF_PLUGIN_ENTRY_SYMBOL "hpf_plugin_entry"
@@ -76,7 +76,7 @@ enum hpf_kind {
     HPF_KIND_STORAGE = 1u << 0,
     HPF_KIND_AUTH = 1u << 1,
     HPF_KIND_SINK = 1u << 2,
-    HPF_KIND_CLUSTER = 1u << 3, /**< since ABI 1.1: hpfriends/cluster.h */
+    HPF_KIND_CLUSTER = 1u << 3, /**< since ABI 1.3: hpfriends/cluster.h */
 };
 
 /** Log levels: syslog's numbers. */
@@ -154,7 +154,7 @@ struct hpf_host {
     void (*auth_grant)(struct hpf_auth_request *req, const struct hpf_authkey *key);
 
     /**
-     * Since ABI 1.1, for cluster plugins: deliver a message received from
+     * Since ABI 1.3, for cluster plugins: deliver a message received from
      * another node to this node's subscribers (see hpfriends/cluster.h).
      * Any thread; copies msg and returns at once.  HPF_OK when queued,
      * HPF_ERR_UNAVAILABLE when the hand-over queue is full (dropped and
@@ -193,7 +193,7 @@ struct hpf_plugin {
     const struct hpf_storage_ops *storage; /**< set with HPF_KIND_STORAGE */
     const struct hpf_auth_ops *auth;       /**< set with HPF_KIND_AUTH */
     const struct hpf_sink_ops *sink;       /**< set with HPF_KIND_SINK */
-    /** Set with HPF_KIND_CLUSTER (since ABI 1.1). */
+    /** Set with HPF_KIND_CLUSTER (since ABI 1.3). */
     const struct hpf_cluster_ops *cluster;
 
     const void *reserved[15];

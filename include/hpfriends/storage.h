@@ -48,7 +48,13 @@ struct hpf_snapshot_visitor {
                   const char *channel, int type);
     void (*accept)(void *ud, const char *user, const char *from, const char *channel);
     void (*authkey)(void *ud, const struct hpf_authkey *key);
-    const void *reserved[8];
+    /**
+     * A user's console password hash (ABI 1.2; only for users that have
+     * one).  Called after user() for that name.  The text is opaque to
+     * storage (the broker writes "pbkdf2-sha256$ITER$SALT$HASH").
+     */
+    void (*user_password)(void *ud, const char *name, const char *hash);
+    const void *reserved[7];
 };
 
 /** Mutations applied by hpfriendsctl (and the web console). */
@@ -72,6 +78,7 @@ enum hpf_mutation_op {
     HPF_MUT_AUTHKEY_DEL,   /**< authkey->ident */
     HPF_MUT_CLEAR,         /**< remove everything (used by import) */
     HPF_MUT_USER_SET_ADMIN,/**< user, flag */
+    HPF_MUT_USER_SET_PASSWORD, /**< user, password (NULL clears it); ABI 1.2 */
 };
 
 struct hpf_mutation {
@@ -85,7 +92,8 @@ struct hpf_mutation {
     const struct hpf_authkey *authkey;
     bool replace;
     bool flag;
-    const void *reserved[6];
+    const char *password; /**< HPF_MUT_USER_SET_PASSWORD: the hash (ABI 1.2) */
+    const void *reserved[5];
 };
 
 /** Per-authkey traffic counters (totals, or deltas when adding). */

@@ -325,6 +325,11 @@ static int parse_section(struct parse *p, struct fs_state *st, JsonNode *node)
                        json_node_get_value_type(admin) == G_TYPE_BOOLEAN))
             return section_fail(p, "users[%u]: \"admin\" is not true or false", i);
         gm_add_user(st->model, name, admin && json_node_get_boolean(admin));
+        JsonNode *pw = json_object_get_member(ELEM(a, i), "password");
+        if (pw && !(JSON_NODE_HOLDS_VALUE(pw) && json_node_get_value_type(pw) == G_TYPE_STRING))
+            return section_fail(p, "users[%u]: \"password\" is not a string", i);
+        if (pw)
+            gm_set_password(st->model, name, json_node_get_string(pw));
     }
     TRY(section_array(p, sec, "groups", &a));
     for (guint i = 0; a && i < json_array_get_length(a); i++) {
@@ -561,6 +566,10 @@ static JsonNode *section_node(const struct fs_state *st)
         json_builder_add_string_value(b, u->name);
         json_builder_set_member_name(b, "admin");
         json_builder_add_boolean_value(b, u->admin);
+        if (u->password) {
+            json_builder_set_member_name(b, "password");
+            json_builder_add_string_value(b, u->password);
+        }
         json_builder_end_object(b);
     }
     json_builder_end_array(b);

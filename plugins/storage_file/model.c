@@ -19,6 +19,7 @@ static void user_free(gpointer p)
 {
     struct gm_user *u = p;
     g_free(u->name);
+    g_free(u->password);
     g_free(u);
 }
 
@@ -138,6 +139,16 @@ bool gm_add_user(struct gm_model *m, const char *name, bool admin)
     u->admin = admin;
     g_ptr_array_add(m->users, u);
     g_hash_table_insert(m->user_by_name, u->name, u);
+    return true;
+}
+
+bool gm_set_password(struct gm_model *m, const char *name, const char *hash)
+{
+    struct gm_user *u = g_hash_table_lookup(m->user_by_name, name);
+    if (!u)
+        return false;
+    g_free(u->password);
+    u->password = g_strdup(hash);
     return true;
 }
 
@@ -272,6 +283,7 @@ struct gm_model *gm_model_copy(const struct gm_model *m)
     for (guint i = 0; i < m->users->len; i++) {
         const struct gm_user *u = m->users->pdata[i];
         gm_add_user(c, u->name, u->admin);
+        gm_set_password(c, u->name, u->password);
     }
     for (guint i = 0; i < m->groups->len; i++) {
         const struct gm_group *g = m->groups->pdata[i];
@@ -455,6 +467,14 @@ static int user_set_admin(struct batch *b, const struct hpf_mutation *mu)
     if (!u)
         return fail(b, HPF_ERR_NOTFOUND, "user '%s' not found", mu->user);
     u->admin = mu->flag;
+    return HPF_OK;
+}
+
+static int user_set_password(struct batch *b, const struct hpf_mutation *mu)
+{
+    CHECK(need(b, mu->user, "user name"));
+    if (!gm_set_password(b->m, mu->user, mu->password))
+        return fail(b, HPF_ERR_NOTFOUND, "user '%s' not found", mu->user);
     return HPF_OK;
 }
 
@@ -679,6 +699,7 @@ static const struct op op_table[] = {
     [HPF_MUT_AUTHKEY_DEL] = {"authkey_del", authkey_del},
     [HPF_MUT_CLEAR] = {"clear", clear_all},
     [HPF_MUT_USER_SET_ADMIN] = {"user_set_admin", user_set_admin},
+    [HPF_MUT_USER_SET_PASSWORD] = {"user_set_password", user_set_password},
 };
 
 int gm_apply(struct gm_model *m, const struct hpf_mutation *mutations, size_t n, char *err,
@@ -722,6 +743,8 @@ void gm_visit(const struct gm_model *m, const struct hpf_snapshot_visitor *v, vo
     for (guint i = 0; v->user && i < m->users->len; i++) {
         const struct gm_user *u = m->users->pdata[i];
         v->user(ud, u->name, u->admin);
+        if (v->user_password && u->password)
+            v->user_password(ud, u->name, u->password);
     }
     for (guint i = 0; v->group && i < m->groups->len; i++) {
         const struct gm_group *g = m->groups->pdata[i];
@@ -780,6 +803,7 @@ void gm_digest(const struct gm_model *m, GChecksum *sum)
         const struct gm_user *u = m->users->pdata[i];
         feed(sum, u->name);
         feed_int(sum, u->admin);
+        feed(sum, u->password ? u->password : "");
     }
     feed(sum, "groups");
     for (guint i = 0; i < m->groups->len; i++) {
@@ -920,7 +944,8 @@ void gm_diff(const struct gm_model *before, const struct gm_model *after,
         const struct gm_user *n = g_hash_table_lookup(after->user_by_name, u->name);
         if (!n)
             ops->del(ud, GM_USER, u, NULL);
-        else if (n->admin != u->admin && !ops->del(ud, GM_USER, u, n))
+        else if ((n->admin != u->admin || g_strcmp0(n->password, u->password)) &&
+                 !ops->del(ud, GM_USER, u, n))
             g_ptr_array_add(readd_users, (gpointer)n);
     }
 

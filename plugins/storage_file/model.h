@@ -26,6 +26,7 @@
 struct gm_user {
     char *name;
     bool admin;
+    char *password; /* console password hash, or NULL */
 };
 
 struct gm_group {
@@ -95,6 +96,8 @@ struct gm_model *gm_model_copy(const struct gm_model *m);
  * references are not checked (hand-edited data may dangle; the core copes).
  */
 bool gm_add_user(struct gm_model *m, const char *name, bool admin);
+/** Set (or with NULL clear) a user's password hash; false if no such user. */
+bool gm_set_password(struct gm_model *m, const char *name, const char *hash);
 bool gm_add_group(struct gm_model *m, const char *name, const char *owner);
 bool gm_add_member(struct gm_model *m, const char *group, const char *user);
 bool gm_add_share(struct gm_model *m, const char *from, const char *to, bool to_group,

@@ -5,7 +5,7 @@
  *  - auth_key: MHN's authkeys, read and written in MHN's shape
  *    {identifier, secret, publish: [..], subscribe: [..]} plus `owner`
  *    (absent: the identifier owns the key).  Other fields are left alone.
- *  - hpf_users {name, admin, created}, hpf_groups {name, owner, created},
+ *  - hpf_users {name, admin, password (optional), created}, hpf_groups {name, owner, created},
  *    hpf_members {group, user}, hpf_shares {from, to, to_group, channel,
  *    type: "shares"|"shares_all"}, hpf_accepts {user, from, channel},
  *    hpf_counters {ident, published_msgs, published_bytes, received_msgs,

@@ -165,6 +165,9 @@ static void load_user(struct mstore *s, const bson_t *doc, void *arg)
     if (!bool_field(doc, "admin", FALSE, &admin))
         ms_warn_doc(s, MS_USERS, "'admin' is not true or false (taken as false)");
     gm_add_user(arg, name, admin);
+    const char *password = str_field(doc, "password");
+    if (password)
+        gm_set_password(arg, name, password);
 }
 
 static void load_group(struct mstore *s, const bson_t *doc, void *arg)

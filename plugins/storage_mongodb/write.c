@@ -113,9 +113,13 @@ static bool on_del(void *ud, enum gm_kind kind, const void *record, const void *
     GPtrArray *ops = ud;
     /* Values that change in place keep the document (and its _id, and its fields we do not know). */
     if (replacement && kind == GM_USER) {
-        push(ops, W_UPDATE, MS_USERS, record_filter(kind, record),
-             BCON_NEW("$set", "{", "admin",
-                      BCON_BOOL(((const struct gm_user *)replacement)->admin), "}"));
+        const struct gm_user *n = replacement;
+        bson_t *update = n->password
+                             ? BCON_NEW("$set", "{", "admin", BCON_BOOL(n->admin), "password",
+                                        BCON_UTF8(n->password), "}")
+                             : BCON_NEW("$set", "{", "admin", BCON_BOOL(n->admin), "}", "$unset",
+                                        "{", "password", BCON_UTF8(""), "}");
+        push(ops, W_UPDATE, MS_USERS, record_filter(kind, record), update);
         return true;
     }
     if (replacement && kind == GM_SHARE) {
@@ -138,6 +142,8 @@ static void on_add(void *ud, enum gm_kind kind, const void *r)
         const struct gm_user *u = r;
         doc = BCON_NEW("name", BCON_UTF8(u->name), "admin", BCON_BOOL(u->admin), "created",
                        BCON_DATE_TIME(now));
+        if (u->password)
+            BSON_APPEND_UTF8(doc, "password", u->password);
         break;
     }
     case GM_GROUP: {

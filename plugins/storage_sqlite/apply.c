@@ -183,6 +183,21 @@ static int user_set_admin(struct batch *b, const struct hpf_mutation *m)
     return HPF_OK;
 }
 
+static int user_set_password(struct batch *b, const struct hpf_mutation *m)
+{
+    CHECK(need(b, m->user, "user name"));
+    int changes = 0;
+    if (m->password)
+        CHECK(run(b, &changes, "UPDATE hpf_users SET password = ?2 WHERE name = ?1", "tt",
+                  m->user, m->password));
+    else
+        CHECK(run(b, &changes, "UPDATE hpf_users SET password = NULL WHERE name = ?1", "t",
+                  m->user));
+    if (changes == 0)
+        return fail(b, HPF_ERR_NOTFOUND, "user '%s' not found", m->user);
+    return HPF_OK;
+}
+
 static int group_add(struct batch *b, const struct hpf_mutation *m)
 {
     CHECK(need(b, m->group, "group name"));
@@ -408,6 +423,7 @@ static const struct op ops[] = {
     [HPF_MUT_AUTHKEY_DEL] = {"authkey_del", authkey_del},
     [HPF_MUT_CLEAR] = {"clear", clear_all},
     [HPF_MUT_USER_SET_ADMIN] = {"user_set_admin", user_set_admin},
+    [HPF_MUT_USER_SET_PASSWORD] = {"user_set_password", user_set_password},
 };
 
 int sq_apply(void *instance, const struct hpf_mutation *mutations, size_t n, char *err,

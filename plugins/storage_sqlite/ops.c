@@ -126,12 +126,16 @@ int sq_version(void *instance, uint64_t *version)
 
 static int visit_users(struct store *s, const struct hpf_snapshot_visitor *v, void *ud)
 {
-    sqlite3_stmt *st = sq_stmt(s, "SELECT name, admin FROM hpf_users ORDER BY name");
+    sqlite3_stmt *st =
+        sq_stmt(s, "SELECT name, admin, password FROM hpf_users ORDER BY name");
     if (!st)
         return sqlite3_errcode(s->db);
     int rc;
-    EACH_ROW (st, rc)
+    EACH_ROW (st, rc) {
         v->user(ud, TEXT(st, 0), sqlite3_column_int(st, 1) != 0);
+        if (v->user_password && sqlite3_column_type(st, 2) == SQLITE_TEXT)
+            v->user_password(ud, TEXT(st, 0), TEXT(st, 2));
+    }
     sqlite3_reset(st);
     return rc;
 }

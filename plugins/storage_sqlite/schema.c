@@ -87,6 +87,9 @@ static const char step1_sql[] =
     BUMP("authkeys") BUMP("hpf_users") BUMP("hpf_groups") BUMP("hpf_members")
     BUMP("hpf_shares") BUMP("hpf_accepts");
 
+/* Console passwords: a salted slow hash, written by the broker. */
+static const char step2_sql[] = "ALTER TABLE hpf_users ADD COLUMN password TEXT;\n";
+
 struct step {
     int version;
     const char *what;
@@ -96,6 +99,7 @@ struct step {
 /* Append only; never edit a step that has shipped. */
 static const struct step steps[] = {
     {1, "hpfriends tables beside hpfeeds3's", step1_sql},
+    {2, "console password hashes of users", step2_sql},
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(steps) == SQ_SCHEMA_VERSION);

@@ -16,7 +16,7 @@
 #include <hpfriends/storage.h>
 
 /* Highest schema version this build knows; see schema.c. */
-#define SQ_SCHEMA_VERSION 1
+#define SQ_SCHEMA_VERSION 2
 
 /* What the run-time error logging tracks, to complain once per outage. */
 enum sq_health { SQ_READS, SQ_COUNTERS, SQ_N_HEALTH };

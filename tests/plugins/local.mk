@@ -11,6 +11,12 @@ check_LTLIBRARIES = %reldir%/abi_mismatch.la
 %canon_reldir%_abi_mismatch_la_CPPFLAGS = -I$(top_srcdir)/include
 %canon_reldir%_abi_mismatch_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere \
 	-export-symbols-regex '^hpf_plugin_entry$$'
+# A storage plugin built for ABI 1.0 (before passwords): still loads.
+check_LTLIBRARIES += %reldir%/abi_old_storage.la
+%canon_reldir%_abi_old_storage_la_SOURCES = %reldir%/abi_old_storage.c
+%canon_reldir%_abi_old_storage_la_CPPFLAGS = -I$(top_srcdir)/include
+%canon_reldir%_abi_old_storage_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere \
+	-export-symbols-regex '^hpf_plugin_entry$$'
 
 if HAVE_CUNIT
 PLUGIN_TEST_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(CUNIT_CFLAGS)

@@ -10,8 +10,10 @@
 
 #include <CUnit/Basic.h>
 
+#include "admin.h"
 #include "log.h"
 #include "plugin.h"
+#include "snapshot.h"
 
 static char *mismatch_path(void)
 {
@@ -55,6 +57,38 @@ static void check_exports(const char *file, const char *internal)
     CU_ASSERT_FALSE(g_module_symbol(m, internal, &sym));
     g_module_close(m);
     g_free(path);
+}
+
+/* ABI 1.0 storage (before passwords) loads and works; only passwords are refused. */
+static void test_old_minor_storage(void)
+{
+    const char *builddir = g_getenv("HPF_BUILDDIR");
+    char *path = g_build_filename(builddir ? builddir : ".", "tests", "plugins", ".libs",
+                                  "abi_old_storage.so", NULL);
+    GError *error = NULL;
+    struct plugin_instance *pi = plugin_instance_new(plugin_dir_resolve(NULL), path,
+                                                     HPF_KIND_STORAGE, "storage", NULL, NULL,
+                                                     &error);
+    g_free(path);
+    if (!pi)
+        fprintf(stderr, "\n%s\n", error->message);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
+    CU_ASSERT_TRUE_FATAL(plugin_instance_start(pi, &error));
+    struct admin a = {.storage = pi};
+    CU_ASSERT_TRUE(admin_user_add(&a, "olduser", FALSE, &error));
+    CU_ASSERT_FALSE(admin_user_set_password(&a, "olduser", "pbkdf2-sha256$1000$x$y", &error));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(error);
+    CU_ASSERT_EQUAL(error->code, HPF_ERR_UNSUPPORTED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "abi_old_storage"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "ABI 1.0"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "needs ABI 1.2"));
+    g_clear_error(&error);
+    struct snapshot *s = admin_snapshot(&a, &error);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL(s->users->len, 1);
+    CU_ASSERT_EQUAL(g_hash_table_size(s->passwords), 0);
+    snapshot_free(s);
+    plugin_instance_free(pi);
 }
 
 static void test_exports(void)
@@ -158,6 +192,8 @@ int main(void)
     CU_pSuite suite = CU_add_suite("plugin ABI", NULL, NULL);
     if (!suite || !CU_add_test(suite, "ABI major mismatch refused", test_abi_mismatch_refused) ||
         !CU_add_test(suite, "plugins export only the entry point", test_exports) ||
+        !CU_add_test(suite, "ABI 1.0 storage still loads; passwords refused",
+                     test_old_minor_storage) ||
         !CU_add_test(suite, "wrong kind refused", test_wrong_kind_refused) ||
         !CU_add_test(suite, "host->cluster_inject answers the cluster plugin only",
                      test_cluster_inject_routing) ||

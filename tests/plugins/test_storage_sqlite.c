@@ -325,7 +325,7 @@ static void test_fresh_database(void)
         CU_ASSERT_TRUE(raw_has(h, "table", tables[i]));
     CU_ASSERT_TRUE(raw_has(h, "index", "hpf_authkeys_ident_unique"));
     CU_ASSERT_TRUE(raw_has(h, "trigger", "hpf_bump_authkeys_INSERT"));
-    CU_ASSERT_EQUAL(raw_int(h, "SELECT value FROM hpf_meta WHERE key = 'schema_version'"), 1);
+    CU_ASSERT_EQUAL(raw_int(h, "SELECT value FROM hpf_meta WHERE key = 'schema_version'"), 2);
     char *mode = raw_text(h, "PRAGMA journal_mode");
     CU_ASSERT_STRING_EQUAL(mode, "wal");
     g_free(mode);
@@ -413,7 +413,7 @@ static void test_hpfeeds3_database(void)
     CU_ASSERT_EQUAL(raw_int(h, "SELECT count(*) FROM authkeys"), 4);
     CU_ASSERT_EQUAL(raw_int(h, "SELECT count(*) FROM logs"), 2);
     CU_ASSERT_EQUAL(raw_int(h, "SELECT count(*) FROM stats"), 1);
-    CU_ASSERT_EQUAL(raw_int(h, "SELECT value FROM hpf_meta WHERE key = 'schema_version'"), 1);
+    CU_ASSERT_EQUAL(raw_int(h, "SELECT value FROM hpf_meta WHERE key = 'schema_version'"), 2);
     CU_ASSERT_TRUE(raw_has(h, "table", "hpf_shares"));
     CU_ASSERT_TRUE(raw_has(h, "index", "hpf_authkeys_ident_unique"));
     /* hpfeeds3 reads `select *` into six names: the table must keep six columns. */
@@ -744,7 +744,7 @@ static void test_newer_schema_refused(void)
     CU_ASSERT_PTR_NULL(pi);
     CU_ASSERT_PTR_NOT_NULL_FATAL(error);
     CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "schema version 99 is newer"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "(1)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "(2)"));
     CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "future.db"));
     g_clear_error(&error);
     /* Refused, not touched. */

@@ -479,6 +479,64 @@ static void test_users_and_groups(void)
     plugin_instance_free(pi);
 }
 
+static void v_password(void *ud, const char *name, const char *hash)
+{
+    g_ptr_array_add(ud, g_strdup_printf("password %s %s", name, hash));
+}
+
+/* Console passwords (ABI 1.2): set, replace, clear, kept across a reopen. */
+static void test_user_passwords(void)
+{
+    struct hpf_snapshot_visitor pv = visitor;
+    pv.user_password = v_password;
+    struct plugin_instance *pi = open_store("passwords");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
+    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_USER_ADD, .user = "alice"), HPF_OK);
+    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_USER_ADD, .user = "bob"), HPF_OK);
+    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_USER_SET_PASSWORD, .user = "alice",
+                           .password = "pbkdf2-sha256$1000$c2FsdA==$aGFzaA=="),
+                    HPF_OK);
+    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_USER_SET_PASSWORD, .user = "zed",
+                           .password = "x"),
+                    HPF_ERR_NOTFOUND);
+    CHECK_ERR("user 'zed' not found");
+    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_USER_SET_ADMIN, .user = "alice", .flag = true),
+                    HPF_OK);
+    char *snap = snapshot_with(pi, &pv);
+    CU_ASSERT_STRING_EQUAL(snap, "password alice pbkdf2-sha256$1000$c2FsdA==$aGFzaA==\n"
+                                 "user alice admin\n"
+                                 "user bob");
+    g_free(snap);
+    /* The plain visitor (no user_password) still works. */
+    CHECK_SNAPSHOT(pi, "user alice admin\nuser bob");
+    plugin_instance_free(pi);
+
+    pi = open_store("passwords");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
+    snap = snapshot_with(pi, &pv);
+    CU_ASSERT_STRING_EQUAL(snap, "password alice pbkdf2-sha256$1000$c2FsdA==$aGFzaA==\n"
+                                 "user alice admin\n"
+                                 "user bob");
+    g_free(snap);
+    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_USER_SET_PASSWORD, .user = "alice",
+                           .password = "second"),
+                    HPF_OK);
+    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_USER_SET_PASSWORD, .user = "bob",
+                           .password = "third"),
+                    HPF_OK);
+    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_USER_SET_PASSWORD, .user = "alice"), HPF_OK);
+    plugin_instance_free(pi);
+
+    pi = open_store("passwords");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
+    snap = snapshot_with(pi, &pv);
+    CU_ASSERT_STRING_EQUAL(snap, "password bob third\n"
+                                 "user alice admin\n"
+                                 "user bob");
+    g_free(snap);
+    plugin_instance_free(pi);
+}
+
 static void test_shares_and_accepts(void)
 {
     struct plugin_instance *pi = open_store("shares");
@@ -931,6 +989,7 @@ static const struct test_def {
 } conformance[] = {
     {"fresh store", test_fresh_store},
     {"users, groups, members", test_users_and_groups},
+    {"console passwords", test_user_passwords},
     {"shares, accepts, group_del", test_shares_and_accepts},
     {"authkey add/replace/del", test_authkey_mutations},
     {"authkey_get and the owner fallback", test_authkey_get},

@@ -1,7 +1,7 @@
 # CUnit unit tests, one program per core module; they link the core library.
 if HAVE_CUNIT
 UNIT_TESTS = %reldir%/test_wire %reldir%/test_router %reldir%/test_config \
-	%reldir%/test_ipguard
+	%reldir%/test_ipguard %reldir%/test_password
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 
@@ -20,5 +20,8 @@ UNIT_LDADD = core/libhpfcore.la $(CUNIT_LIBS)
 %canon_reldir%_test_ipguard_SOURCES = %reldir%/test_ipguard.c
 %canon_reldir%_test_ipguard_CFLAGS = $(UNIT_CFLAGS)
 %canon_reldir%_test_ipguard_LDADD = $(UNIT_LDADD)
+%canon_reldir%_test_password_SOURCES = %reldir%/test_password.c
+%canon_reldir%_test_password_CFLAGS = $(UNIT_CFLAGS)
+%canon_reldir%_test_password_LDADD = $(UNIT_LDADD)
 include tests/unit/graph.mk
 endif

@@ -1,0 +1,27 @@
+/*
+ * The admin console: an HTTP listener (evhttp, TLS optional) serving a JSON
+ * API under /api/ and the single-page console's static files.  Runs on the
+ * broker's event loop; everything that touches storage runs on the storage
+ * worker and password hashing on a worker of its own, with replies sent
+ * from their completions.
+ */
+#ifndef HPF_WEB_H
+#define HPF_WEB_H
+
+#include <stdio.h>
+
+#include <glib.h>
+
+struct broker;
+struct web;
+
+/** Start the console of b->cfg->web (does nothing without one); adds "http web PORT" to ready. */
+gboolean web_start(struct broker *b, FILE *ready, GError **error);
+/** Stop listening; pending requests are dropped (their jobs still finish). */
+void web_stop(struct web *w);
+/** Free everything; after the storage worker has finished. */
+void web_free(struct web *w);
+/** Port the console listens on (0 when none). */
+int web_port(const struct web *w);
+
+#endif

@@ -1,0 +1,895 @@
+/*
+ * The console's JSON API.  Each route's run() executes on the storage
+ * worker with a fresh snapshot, so authorization is always decided on
+ * current data: a user acts on their own shares, authkeys and the groups
+ * they own; an admin may name another user (?user=NAME, or "user" in the
+ * body).  Objects of other users are reported as not found, so a user
+ * cannot probe for them.  Changes go through the same admin_* operations as
+ * hpfriendsctl, then the broker reloads.
+ */
+#include <string.h>
+
+#include "password.h"
+#include "snapshot.h"
+#include "web_internal.h"
+
+/* ---- common ---- */
+
+#define OBJ(b) json_builder_begin_object(b)
+#define END(b) json_builder_end_object(b)
+#define STR(b, k, v)                                                                         \
+    do {                                                                                     \
+        json_builder_set_member_name(b, k);                                                  \
+        if (v)                                                                               \
+            json_builder_add_string_value(b, v);                                             \
+        else                                                                                 \
+            json_builder_add_null_value(b);                                                  \
+    } while (0)
+#define BOOL(b, k, v)                                                                        \
+    do {                                                                                     \
+        json_builder_set_member_name(b, k);                                                  \
+        json_builder_add_boolean_value(b, v);                                                \
+    } while (0)
+#define INT(b, k, v)                                                                         \
+    do {                                                                                     \
+        json_builder_set_member_name(b, k);                                                  \
+        json_builder_add_int_value(b, (gint64)(v));                                          \
+    } while (0)
+
+static void ok_simple(struct web_job *j)
+{
+    JsonBuilder *b = json_builder_new();
+    OBJ(b);
+    BOOL(b, "ok", TRUE);
+    END(b);
+    web_job_ok(j, b);
+}
+
+/* Snapshot, check the session's user still exists, settle whose objects. */
+static struct snapshot *begin(struct web_job *j)
+{
+    GError *e = NULL;
+    struct snapshot *s = admin_snapshot(&j->admin, &e);
+    if (!s) {
+        web_job_gerror(j, e);
+        g_error_free(e);
+        return NULL;
+    }
+    if (!j->user || !snapshot_has_user(s, j->user)) {
+        web_job_error(j, 401, "your user no longer exists");
+        snapshot_free(s);
+        return NULL;
+    }
+    j->is_admin = g_hash_table_contains(s->admins, j->user);
+    const char *as = web_query(j, "user");
+    if (!as && j->body)
+        as = web_body_str(j, "user", FALSE);
+    if (j->status) {
+        snapshot_free(s);
+        return NULL;
+    }
+    if (as && strcmp(as, j->user)) {
+        if (!j->is_admin) {
+            web_job_error(j, 403, "only an administrator may act for another user");
+            snapshot_free(s);
+            return NULL;
+        }
+        if (!snapshot_has_user(s, as)) {
+            web_job_error(j, 404, "user '%s' not found", as);
+            snapshot_free(s);
+            return NULL;
+        }
+    }
+    g_free(j->acting);
+    j->acting = g_strdup(as ? as : j->user);
+    return s;
+}
+
+/* Report an admin_* result.  Takes the error by address: it is read only
+ * after the call ran (argument evaluation order is unspecified). */
+static void done_op(struct web_job *j, gboolean ok, GError **e)
+{
+    if (!ok) {
+        web_job_gerror(j, *e);
+        g_clear_error(e);
+        return;
+    }
+    j->changed = TRUE;
+    ok_simple(j);
+}
+
+static gboolean is_member(const struct snapshot *s, const char *group, const char *user)
+{
+    for (guint i = 0; i < s->members->len; i++) {
+        const struct snap_member *m = s->members->pdata[i];
+        if (!strcmp(m->group, group) && !strcmp(m->user, user))
+            return TRUE;
+    }
+    return FALSE;
+}
+
+static gboolean has_accept(const struct snapshot *s, const char *user, const char *from,
+                           const char *chan)
+{
+    for (guint i = 0; i < s->accepts->len; i++) {
+        const struct snap_accept *a = s->accepts->pdata[i];
+        if (!strcmp(a->user, user) && !strcmp(a->from, from) && !strcmp(a->channel, chan))
+            return TRUE;
+    }
+    return FALSE;
+}
+
+static void add_strv(JsonBuilder *b, const char *key, GPtrArray *a)
+{
+    json_builder_set_member_name(b, key);
+    json_builder_begin_array(b);
+    for (guint i = 0; i < a->len; i++)
+        json_builder_add_string_value(b, a->pdata[i]);
+    json_builder_end_array(b);
+}
+
+/* ---- session ---- */
+
+static void run_login(struct web_job *j)
+{
+    const char *user = web_body_str(j, "user", TRUE);
+    const char *pw = user ? web_body_str(j, "password", TRUE) : NULL;
+    if (!user || !pw)
+        return;
+    GError *e = NULL;
+    struct snapshot *s = admin_snapshot(&j->admin, &e);
+    if (!s) {
+        web_job_gerror(j, e);
+        g_error_free(e);
+        return;
+    }
+    g_free(j->user);
+    j->user = g_strdup(user);
+    j->password = g_strdup(pw);
+    j->hash = g_strdup(g_hash_table_lookup(s->passwords, user));
+    j->is_admin = g_hash_table_contains(s->admins, user);
+    snapshot_free(s);
+    j->status = 200; /* on to the password worker */
+}
+
+static void run_session(struct web_job *j)
+{
+    struct snapshot *s = begin(j);
+    if (!s)
+        return;
+    snapshot_free(s);
+    JsonBuilder *b = json_builder_new();
+    OBJ(b);
+    STR(b, "user", j->user);
+    BOOL(b, "admin", j->is_admin);
+    BOOL(b, "require_accept", j->require_accept);
+    END(b);
+    web_job_ok(j, b);
+}
+
+static void finish_session(struct web_job *j)
+{
+    const char *csrf = web_session_csrf(j);
+    if (csrf && j->result)
+        json_object_set_string_member(json_node_get_object(j->result), "csrf", csrf);
+}
+
+static void run_logout(struct web_job *j) { ok_simple(j); }
+
+static void finish_logout(struct web_job *j) { web_logout(j); }
+
+static void run_password(struct web_job *j)
+{
+    if (j->verified) {
+        /* Last stage: the new hash is made, store it. */
+        GError *e = NULL;
+        gboolean ok = admin_user_set_password(&j->admin, j->user, j->hash, &e);
+        if (!ok) {
+            web_job_gerror(j, e);
+            g_error_free(e);
+        } else {
+            ok_simple(j);
+        }
+        return;
+    }
+    const char *old = web_body_str(j, "old", TRUE);
+    const char *new = old ? web_body_str(j, "new", TRUE) : NULL;
+    if (!old || !new)
+        return;
+    if (strlen(new) < PASSWORD_MIN_LEN) {
+        web_job_error(j, 400, "the new password is too short: at least %d characters",
+                      PASSWORD_MIN_LEN);
+        return;
+    }
+    struct snapshot *s = begin(j);
+    if (!s)
+        return;
+    if (strcmp(j->acting, j->user)) {
+        web_job_error(j, 403, "change your own password only (use hpfriendsctl user passwd)");
+        snapshot_free(s);
+        return;
+    }
+    j->hash = g_strdup(g_hash_table_lookup(s->passwords, j->user));
+    snapshot_free(s);
+    j->password = g_strdup(old);
+    j->password2 = g_strdup(new);
+    j->status = 200;
+}
+
+/* ---- users ---- */
+
+static void run_users(struct web_job *j)
+{
+    struct snapshot *s = begin(j);
+    if (!s)
+        return;
+    GHashTable *names = g_hash_table_new(g_str_hash, g_str_equal);
+    for (guint i = 0; i < s->users->len; i++)
+        g_hash_table_add(names, s->users->pdata[i]);
+    for (guint i = 0; i < s->authkeys->len; i++)
+        g_hash_table_add(names, ((struct snap_authkey *)s->authkeys->pdata[i])->owner);
+    GList *sorted = g_list_sort(g_hash_table_get_keys(names), (GCompareFunc)strcmp);
+    JsonBuilder *b = json_builder_new();
+    OBJ(b);
+    json_builder_set_member_name(b, "users");
+    json_builder_begin_array(b);
+    for (GList *l = sorted; l; l = l->next) {
+        OBJ(b);
+        STR(b, "name", (const char *)l->data);
+        if (j->is_admin) {
+            BOOL(b, "admin", g_hash_table_contains(s->admins, l->data));
+            BOOL(b, "password", g_hash_table_contains(s->passwords, l->data));
+        }
+        END(b);
+    }
+    json_builder_end_array(b);
+    END(b);
+    g_list_free(sorted);
+    g_hash_table_unref(names);
+    snapshot_free(s);
+    web_job_ok(j, b);
+}
+
+/* ---- shares ---- */
+
+static void share_obj(JsonBuilder *b, const struct snap_share *sh)
+{
+    OBJ(b);
+    STR(b, "from", sh->from);
+    char *to = g_strdup_printf("%s%s", sh->to_group ? "@" : "", sh->to);
+    STR(b, "to", to);
+    g_free(to);
+    BOOL(b, "to_group", sh->to_group);
+    STR(b, "channel", sh->channel);
+    STR(b, "type", share_type_name(sh->type));
+    END(b);
+}
+
+static void run_shares(struct web_job *j)
+{
+    struct snapshot *s = begin(j);
+    if (!s)
+        return;
+    gboolean all = j->is_admin && !g_strcmp0(web_query(j, "all"), "1");
+    JsonBuilder *b = json_builder_new();
+    OBJ(b);
+    json_builder_set_member_name(b, "shares");
+    json_builder_begin_array(b);
+    for (guint i = 0; i < s->shares->len; i++) {
+        const struct snap_share *sh = s->shares->pdata[i];
+        if (all || !strcmp(sh->from, j->acting))
+            share_obj(b, sh);
+    }
+    json_builder_end_array(b);
+    END(b);
+    snapshot_free(s);
+    web_job_ok(j, b);
+}
+
+static void run_share_add(struct web_job *j)
+{
+    const char *to = web_body_str(j, "to", TRUE);
+    const char *chan = to ? web_body_str(j, "channel", TRUE) : NULL;
+    const char *type = chan ? web_body_str(j, "type", FALSE) : NULL;
+    if (j->status)
+        return;
+    int t = type ? share_type_parse(type) : HPF_SHARE_SHARES;
+    if (t < 0) {
+        web_job_error(j, 400, "'type' must be shares or shares_all");
+        return;
+    }
+    struct snapshot *s = begin(j);
+    if (!s)
+        return;
+    snapshot_free(s);
+    GError *e = NULL;
+    done_op(j, admin_share_add(&j->admin, j->acting, to, chan, t, &e), &e);
+}
+
+static void run_share_del(struct web_job *j)
+{
+    const char *to = web_body_str(j, "to", TRUE);
+    const char *chan = to ? web_body_str(j, "channel", TRUE) : NULL;
+    if (!chan)
+        return;
+    struct snapshot *s = begin(j);
+    if (!s)
+        return;
+    snapshot_free(s);
+    GError *e = NULL;
+    done_op(j, admin_share_del(&j->admin, j->acting, to, chan, &e), &e);
+}
+
+/* ---- offers: shares to me ---- */
+
+/* The share behind an offer of `from` on `chan` to user, and how it reaches them. */
+static const struct snap_share *find_offer(const struct snapshot *s, const char *user,
+                                           const char *from, const char *chan)
+{
+    for (guint i = 0; i < s->shares->len; i++) {
+        const struct snap_share *sh = s->shares->pdata[i];
+        if (strcmp(sh->from, from) || strcmp(sh->channel, chan))
+            continue;
+        if (sh->to_group ? is_member(s, sh->to, user) : !strcmp(sh->to, user))
+            return sh;
+    }
+    return NULL;
+}
+
+static void run_offers(struct web_job *j)
+{
+    struct snapshot *s = begin(j);
+    if (!s)
+        return;
+    JsonBuilder *b = json_builder_new();
+    OBJ(b);
+    BOOL(b, "require_accept", j->require_accept);
+    json_builder_set_member_name(b, "offers");
+    json_builder_begin_array(b);
+    for (guint i = 0; i < s->shares->len; i++) {
+        const struct snap_share *sh = s->shares->pdata[i];
+        if (!strcmp(sh->from, j->acting))
+            continue;
+        if (sh->to_group ? !is_member(s, sh->to, j->acting) : strcmp(sh->to, j->acting))
+            continue;
+        OBJ(b);
+        STR(b, "from", sh->from);
+        STR(b, "channel", sh->channel);
+        STR(b, "type", share_type_name(sh->type));
+        char *via = sh->to_group ? g_strdup_printf("@%s", sh->to) : NULL;
+        STR(b, "via", via);
+        g_free(via);
+        BOOL(b, "accepted", has_accept(s, j->acting, sh->from, sh->channel));
+        END(b);
+    }
+    json_builder_end_array(b);
+    END(b);
+    snapshot_free(s);
+    web_job_ok(j, b);
+}
+
+static void offer_decide(struct web_job *j, gboolean accept)
+{
+    const char *from = web_body_str(j, "from", TRUE);
+    const char *chan = from ? web_body_str(j, "channel", TRUE) : NULL;
+    if (!chan)
+        return;
+    struct snapshot *s = begin(j);
+    if (!s)
+        return;
+    gboolean offered = find_offer(s, j->acting, from, chan) != NULL;
+    gboolean accepted = has_accept(s, j->acting, from, chan);
+    snapshot_free(s);
+    if (!offered && accept) {
+        web_job_error(j, 404, "'%s' offers you nothing on '%s'", from, chan);
+        return;
+    }
+    if (accept == accepted) {
+        ok_simple(j); /* already so */
+        return;
+    }
+    GError *e = NULL;
+    done_op(j, admin_accept(&j->admin, j->acting, from, chan, accept, &e), &e);
+}
+
+static void run_accept(struct web_job *j) { offer_decide(j, TRUE); }
+static void run_reject(struct web_job *j) { offer_decide(j, FALSE); }
+
+/* ---- authkeys ---- */
+
+static const struct snap_authkey *own_key(struct web_job *j, const struct snapshot *s,
+                                          const char *ident)
+{
+    const struct snap_authkey *k = g_hash_table_lookup(s->authkey_by_ident, ident);
+    if (!k || strcmp(k->owner, j->acting)) {
+        web_job_error(j, 404, "authkey '%s' not found", ident);
+        return NULL;
+    }
+    return k;
+}
+
+static void run_authkeys(struct web_job *j)
+{
+    struct snapshot *s = begin(j);
+    if (!s)
+        return;
+    const struct hpf_storage_ops *ops = j->admin.storage->desc->storage;
+    JsonBuilder *b = json_builder_new();
+    OBJ(b);
+    json_builder_set_member_name(b, "authkeys");
+    json_builder_begin_array(b);
+    for (guint i = 0; i < s->authkeys->len; i++) {
+        const struct snap_authkey *k = s->authkeys->pdata[i];
+        if (strcmp(k->owner, j->acting) || g_hash_table_lookup(s->authkey_by_ident, k->ident) != k)
+            continue;
+        struct hpf_counters c = {0};
+        if (ops->counters_get)
+            ops->counters_get(j->admin.storage->inst, k->ident, &c);
+        OBJ(b);
+        STR(b, "ident", k->ident);
+        STR(b, "owner", k->owner);
+        add_strv(b, "publish", k->publish);
+        add_strv(b, "subscribe", k->subscribe);
+        INT(b, "published_msgs", c.published_msgs);
+        INT(b, "published_bytes", c.published_bytes);
+        INT(b, "received_msgs", c.received_msgs);
+        INT(b, "received_bytes", c.received_bytes);
+        INT(b, "connections", 0);
+        END(b);
+    }
+    json_builder_end_array(b);
+    END(b);
+    snapshot_free(s);
+    web_job_ok(j, b);
+}
+
+static void bump(JsonObject *o, const char *key, guint64 by)
+{
+    json_object_set_int_member(o, key, json_object_get_int_member(o, key) + (gint64)by);
+}
+
+/* Stored counters plus what the broker holds and has not saved yet. */
+static void finish_authkeys(struct web_job *j)
+{
+    struct broker *b = j->w->b;
+    GHashTable *by_ident = g_hash_table_new(g_str_hash, g_str_equal);
+    JsonArray *a = json_object_get_array_member(json_node_get_object(j->result), "authkeys");
+    for (guint i = 0; i < json_array_get_length(a); i++) {
+        JsonObject *o = json_array_get_object_element(a, i);
+        g_hash_table_insert(by_ident, (gpointer)json_object_get_string_member(o, "ident"), o);
+    }
+    GHashTableIter it;
+    gpointer k, v;
+    g_hash_table_iter_init(&it, b->counter_deltas);
+    while (g_hash_table_iter_next(&it, &k, &v)) {
+        const struct hpf_counters *d = v;
+        JsonObject *o = g_hash_table_lookup(by_ident, d->ident);
+        if (!o)
+            continue;
+        bump(o, "published_msgs", d->published_msgs);
+        bump(o, "published_bytes", d->published_bytes);
+        bump(o, "received_msgs", d->received_msgs);
+        bump(o, "received_bytes", d->received_bytes);
+    }
+    g_hash_table_iter_init(&it, b->conns);
+    while (g_hash_table_iter_next(&it, &k, &v)) {
+        const struct conn *c = v;
+        JsonObject *o = c->ident ? g_hash_table_lookup(by_ident, c->ident) : NULL;
+        if (!o)
+            continue;
+        bump(o, "published_msgs", c->pub_msgs);
+        bump(o, "published_bytes", c->pub_bytes);
+        bump(o, "received_msgs", c->recv_msgs);
+        bump(o, "received_bytes", c->recv_bytes);
+        bump(o, "connections", 1);
+    }
+    g_hash_table_unref(by_ident);
+}
+
+static void run_authkey_add(struct web_job *j)
+{
+    const char *ident = web_body_str(j, "ident", TRUE);
+    if (!ident)
+        return;
+    gboolean has_pub, has_sub;
+    char **pub = web_body_strv(j, "publish", &has_pub);
+    char **sub = j->status ? NULL : web_body_strv(j, "subscribe", &has_sub);
+    struct snapshot *s = j->status ? NULL : begin(j);
+    if (s) {
+        snapshot_free(s);
+        GError *e = NULL;
+        char *secret = NULL;
+        if (!admin_authkey_add(&j->admin, j->acting, ident, NULL, pub, sub, &secret, &e)) {
+            web_job_gerror(j, e);
+            g_error_free(e);
+        } else {
+            j->changed = TRUE;
+            JsonBuilder *b = json_builder_new();
+            OBJ(b);
+            STR(b, "ident", ident);
+            STR(b, "owner", j->acting);
+            STR(b, "secret", secret);
+            END(b);
+            web_job_ok(j, b);
+            g_free(secret);
+        }
+    }
+    g_strfreev(pub);
+    g_strfreev(sub);
+}
+
+static void run_authkey_set(struct web_job *j)
+{
+    const char *ident = web_body_str(j, "ident", TRUE);
+    if (!ident)
+        return;
+    gboolean has_pub, has_sub;
+    char **pub = web_body_strv(j, "publish", &has_pub);
+    char **sub = j->status ? NULL : web_body_strv(j, "subscribe", &has_sub);
+    struct snapshot *s = j->status ? NULL : begin(j);
+    if (s && own_key(j, s, ident)) {
+        GError *e = NULL;
+        done_op(j, admin_authkey_set(&j->admin, ident, NULL, NULL, pub, sub, &e), &e);
+    }
+    snapshot_free(s);
+    g_strfreev(pub);
+    g_strfreev(sub);
+}
+
+static void run_authkey_del(struct web_job *j)
+{
+    const char *ident = web_body_str(j, "ident", TRUE);
+    if (!ident)
+        return;
+    struct snapshot *s = begin(j);
+    if (s && own_key(j, s, ident)) {
+        GError *e = NULL;
+        done_op(j, admin_authkey_del(&j->admin, ident, &e), &e);
+    }
+    snapshot_free(s);
+}
+
+/* ---- groups ---- */
+
+static void run_groups(struct web_job *j)
+{
+    struct snapshot *s = begin(j);
+    if (!s)
+        return;
+    JsonBuilder *b = json_builder_new();
+    OBJ(b);
+    json_builder_set_member_name(b, "groups");
+    json_builder_begin_array(b);
+    for (guint i = 0; i < s->groups->len; i++) {
+        const struct snap_group *g = s->groups->pdata[i];
+        gboolean mine = !strcmp(g->owner, j->acting);
+        if (!mine && !is_member(s, g->name, j->acting))
+            continue;
+        OBJ(b);
+        STR(b, "name", g->name);
+        STR(b, "owner", g->owner);
+        BOOL(b, "mine", mine);
+        BOOL(b, "member", is_member(s, g->name, j->acting));
+        json_builder_set_member_name(b, "members");
+        json_builder_begin_array(b);
+        for (guint m = 0; m < s->members->len; m++) {
+            const struct snap_member *mb = s->members->pdata[m];
+            if (!strcmp(mb->group, g->name))
+                json_builder_add_string_value(b, mb->user);
+        }
+        json_builder_end_array(b);
+        END(b);
+    }
+    json_builder_end_array(b);
+    END(b);
+    snapshot_free(s);
+    web_job_ok(j, b);
+}
+
+/* The group, when the acting user owns it (else 404: no probing). */
+static gboolean own_group(struct web_job *j, const struct snapshot *s, const char *name)
+{
+    const struct snap_group *g = snapshot_find_group(s, name);
+    if (!g || strcmp(g->owner, j->acting)) {
+        web_job_error(j, 404, "group '%s' not found among your groups", name);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static void run_group_add(struct web_job *j)
+{
+    const char *name = web_body_str(j, "name", TRUE);
+    if (!name)
+        return;
+    struct snapshot *s = begin(j);
+    if (!s)
+        return;
+    snapshot_free(s);
+    GError *e = NULL;
+    done_op(j, admin_group_add(&j->admin, name, j->acting, &e), &e);
+}
+
+static void run_group_del(struct web_job *j)
+{
+    const char *name = web_body_str(j, "name", TRUE);
+    if (!name)
+        return;
+    struct snapshot *s = begin(j);
+    if (s && own_group(j, s, name)) {
+        GError *e = NULL;
+        done_op(j, admin_group_del(&j->admin, name, &e), &e);
+    }
+    snapshot_free(s);
+}
+
+static void run_member_add(struct web_job *j)
+{
+    const char *group = web_body_str(j, "group", TRUE);
+    const char *member = group ? web_body_str(j, "member", TRUE) : NULL;
+    if (!member)
+        return;
+    struct snapshot *s = begin(j);
+    if (s && own_group(j, s, group)) {
+        GError *e = NULL;
+        if (!snapshot_has_user(s, member))
+            web_job_error(j, 404, "user '%s' not found", member);
+        else
+            done_op(j, admin_member_add(&j->admin, group, member, &e), &e);
+    }
+    snapshot_free(s);
+}
+
+static void run_member_del(struct web_job *j)
+{
+    const char *group = web_body_str(j, "group", TRUE);
+    const char *member = group ? web_body_str(j, "member", TRUE) : NULL;
+    if (!member)
+        return;
+    struct snapshot *s = begin(j);
+    if (s && own_group(j, s, group)) {
+        GError *e = NULL;
+        done_op(j, admin_member_del(&j->admin, group, member, &e), &e);
+    }
+    snapshot_free(s);
+}
+
+static void run_group_leave(struct web_job *j)
+{
+    const char *group = web_body_str(j, "group", TRUE);
+    if (!group)
+        return;
+    struct snapshot *s = begin(j);
+    if (!s)
+        return;
+    if (!is_member(s, group, j->acting)) {
+        web_job_error(j, 404, "you are not a member of group '%s'", group);
+    } else {
+        GError *e = NULL;
+        done_op(j, admin_member_del(&j->admin, group, j->acting, &e), &e);
+    }
+    snapshot_free(s);
+}
+
+/* ---- logs ---- */
+
+static void run_logs(struct web_job *j)
+{
+    struct snapshot *s = begin(j);
+    if (!s)
+        return;
+    gboolean all = j->is_admin && !web_query(j, "user");
+    if (!all) {
+        j->idents = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        for (guint i = 0; i < s->authkeys->len; i++) {
+            const struct snap_authkey *k = s->authkeys->pdata[i];
+            if (!strcmp(k->owner, j->acting))
+                g_hash_table_add(j->idents, g_strdup(k->ident));
+        }
+    }
+    snapshot_free(s);
+    JsonBuilder *b = json_builder_new();
+    OBJ(b);
+    END(b);
+    web_job_ok(j, b);
+}
+
+static const char *event_name(int type)
+{
+    switch (type) {
+    case HPF_EVENT_AUTH_FAILED: return "auth_failed";
+    case HPF_EVENT_DENIED: return "denied";
+    case HPF_EVENT_SLOW_DROP: return "slow_drop";
+    case HPF_EVENT_DISCONNECT: return "disconnect";
+    default: return "other";
+    }
+}
+
+#define MAX_LOG_ROWS 500
+
+static void finish_logs(struct web_job *j)
+{
+    JsonArray *a = json_array_new();
+    guint n = 0;
+    for (GList *l = j->w->events.tail; l && n < MAX_LOG_ROWS; l = l->prev) {
+        const struct web_event *e = l->data;
+        if (j->idents && !g_hash_table_contains(j->idents, e->ident) &&
+            g_strcmp0(e->owner, j->acting))
+            continue;
+        JsonObject *o = json_object_new();
+        GDateTime *t = g_date_time_new_from_unix_utc(e->time_us / G_USEC_PER_SEC);
+        char *ts = t ? g_date_time_format(t, "%Y-%m-%dT%H:%M:%SZ") : g_strdup("");
+        json_object_set_string_member(o, "time", ts);
+        g_free(ts);
+        if (t)
+            g_date_time_unref(t);
+        json_object_set_string_member(o, "type", event_name(e->type));
+        json_object_set_string_member(o, "ident", e->ident);
+        if (e->owner)
+            json_object_set_string_member(o, "owner", e->owner);
+        if (e->peer)
+            json_object_set_string_member(o, "peer", e->peer);
+        if (e->channel)
+            json_object_set_string_member(o, "channel", e->channel);
+        if (e->reason)
+            json_object_set_string_member(o, "reason", e->reason);
+        json_object_set_int_member(o, "count", (gint64)e->count);
+        json_array_add_object_element(a, o);
+        n++;
+    }
+    json_object_set_array_member(json_node_get_object(j->result), "events", a);
+}
+
+/* ---- graph and readers ---- */
+
+static void node(JsonBuilder *b, GHashTable *seen, const char *id, const char *label,
+                 const char *kind)
+{
+    if (!g_hash_table_add(seen, g_strdup(id)))
+        return;
+    OBJ(b);
+    STR(b, "id", id);
+    STR(b, "label", label);
+    STR(b, "kind", kind);
+    END(b);
+}
+
+static void run_graph(struct web_job *j)
+{
+    struct snapshot *s = begin(j);
+    if (!s)
+        return;
+    gboolean all = j->is_admin && !web_query(j, "user");
+    const char *me = j->acting;
+    /* Groups in view: mine and those I am in. */
+    GHashTable *groups = g_hash_table_new(g_str_hash, g_str_equal);
+    for (guint i = 0; i < s->groups->len; i++) {
+        const struct snap_group *g = s->groups->pdata[i];
+        if (all || !strcmp(g->owner, me) || is_member(s, g->name, me))
+            g_hash_table_add(groups, g->name);
+    }
+    JsonBuilder *b = json_builder_new();
+    OBJ(b);
+    GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    json_builder_set_member_name(b, "nodes");
+    json_builder_begin_array(b);
+    node(b, seen, me, me, "user");
+    GPtrArray *edges = g_ptr_array_new();
+    for (guint i = 0; i < s->shares->len; i++) {
+        const struct snap_share *sh = s->shares->pdata[i];
+        gboolean touches = !strcmp(sh->from, me) ||
+                           (sh->to_group ? g_hash_table_contains(groups, sh->to)
+                                         : !strcmp(sh->to, me));
+        if (!all && !touches)
+            continue;
+        g_ptr_array_add(edges, (gpointer)sh);
+        char *to_id = g_strdup_printf("%s%s", sh->to_group ? "@" : "", sh->to);
+        node(b, seen, sh->from, sh->from, "user");
+        node(b, seen, to_id, to_id, sh->to_group ? "group" : "user");
+        g_free(to_id);
+    }
+    GPtrArray *members = g_ptr_array_new();
+    for (guint i = 0; i < s->members->len; i++) {
+        const struct snap_member *m = s->members->pdata[i];
+        if (!g_hash_table_contains(groups, m->group))
+            continue;
+        g_ptr_array_add(members, (gpointer)m);
+        char *gid = g_strdup_printf("@%s", m->group);
+        node(b, seen, gid, gid, "group");
+        node(b, seen, m->user, m->user, "user");
+        g_free(gid);
+    }
+    json_builder_end_array(b);
+    json_builder_set_member_name(b, "edges");
+    json_builder_begin_array(b);
+    for (guint i = 0; i < edges->len; i++) {
+        const struct snap_share *sh = edges->pdata[i];
+        char *to_id = g_strdup_printf("%s%s", sh->to_group ? "@" : "", sh->to);
+        OBJ(b);
+        STR(b, "from", sh->from);
+        STR(b, "to", to_id);
+        STR(b, "kind", share_type_name(sh->type));
+        STR(b, "channel", sh->channel);
+        END(b);
+        g_free(to_id);
+    }
+    for (guint i = 0; i < members->len; i++) {
+        const struct snap_member *m = members->pdata[i];
+        char *gid = g_strdup_printf("@%s", m->group);
+        OBJ(b);
+        STR(b, "from", gid);
+        STR(b, "to", m->user);
+        STR(b, "kind", "member");
+        END(b);
+        g_free(gid);
+    }
+    json_builder_end_array(b);
+    END(b);
+    g_ptr_array_unref(edges);
+    g_ptr_array_unref(members);
+    g_hash_table_unref(seen);
+    g_hash_table_unref(groups);
+    snapshot_free(s);
+    web_job_ok(j, b);
+}
+
+static void run_readers(struct web_job *j)
+{
+    const char *chan = web_query(j, "channel");
+    if (!chan || !admin_valid_channel(chan)) {
+        web_job_error(j, 400, "give a channel: ?channel=NAME (1-255 printable bytes, no "
+                              "spaces or commas)");
+        return;
+    }
+    struct snapshot *s = begin(j);
+    if (!s)
+        return;
+    GPtrArray *r = admin_readers(s, j->acting, chan, j->require_accept);
+    JsonBuilder *b = json_builder_new();
+    OBJ(b);
+    STR(b, "publisher", j->acting);
+    STR(b, "channel", chan);
+    BOOL(b, "require_accept", j->require_accept);
+    json_builder_set_member_name(b, "readers");
+    json_builder_begin_array(b);
+    for (guint i = 0; i < r->len; i++) {
+        const struct admin_reader *rd = r->pdata[i];
+        OBJ(b);
+        STR(b, "user", rd->user);
+        STR(b, "path", rd->path);
+        END(b);
+    }
+    json_builder_end_array(b);
+    END(b);
+    g_ptr_array_unref(r);
+    snapshot_free(s);
+    web_job_ok(j, b);
+}
+
+const struct web_route web_routes[] = {
+    {"POST", "/api/login", FALSE, run_login, web_crypto_finish},
+    {"POST", "/api/logout", TRUE, run_logout, finish_logout},
+    {"GET", "/api/session", TRUE, run_session, finish_session},
+    {"POST", "/api/password", TRUE, run_password, web_crypto_finish},
+    {"GET", "/api/users", TRUE, run_users, NULL},
+    {"GET", "/api/shares", TRUE, run_shares, NULL},
+    {"POST", "/api/shares", TRUE, run_share_add, NULL},
+    {"DELETE", "/api/shares", TRUE, run_share_del, NULL},
+    {"GET", "/api/offers", TRUE, run_offers, NULL},
+    {"POST", "/api/offers/accept", TRUE, run_accept, NULL},
+    {"POST", "/api/offers/reject", TRUE, run_reject, NULL},
+    {"GET", "/api/authkeys", TRUE, run_authkeys, finish_authkeys},
+    {"POST", "/api/authkeys", TRUE, run_authkey_add, NULL},
+    {"PUT", "/api/authkeys", TRUE, run_authkey_set, NULL},
+    {"DELETE", "/api/authkeys", TRUE, run_authkey_del, NULL},
+    {"GET", "/api/groups", TRUE, run_groups, NULL},
+    {"POST", "/api/groups", TRUE, run_group_add, NULL},
+    {"DELETE", "/api/groups", TRUE, run_group_del, NULL},
+    {"POST", "/api/groups/members", TRUE, run_member_add, NULL},
+    {"DELETE", "/api/groups/members", TRUE, run_member_del, NULL},
+    {"POST", "/api/groups/leave", TRUE, run_group_leave, NULL},
+    {"GET", "/api/logs", TRUE, run_logs, finish_logs},
+    {"GET", "/api/graph", TRUE, run_graph, NULL},
+    {"GET", "/api/readers", TRUE, run_readers, NULL},
+};
+const gsize web_n_routes = G_N_ELEMENTS(web_routes);

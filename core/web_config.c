@@ -1,0 +1,88 @@
+/* The [web] section of the config file: pure parsing, no side effects. */
+#include <string.h>
+
+#include "config.h"
+
+void web_conf_free(struct web_conf *wc)
+{
+    if (!wc)
+        return;
+    listen_addr_free(wc->listen);
+    g_free(wc->root);
+    g_free(wc->tls_cert);
+    g_free(wc->tls_key);
+    g_free(wc);
+}
+
+static gboolean web_fail(GError **error, const char *file, const char *key, const char *fmt,
+                         ...) G_GNUC_PRINTF(4, 5);
+static gboolean web_fail(GError **error, const char *file, const char *key, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *why = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    char *base = g_path_get_basename(file);
+    g_set_error(error, CONFIG_ERROR, 0, "%s: [web] %s: %s", base, key, why);
+    g_free(base);
+    g_free(why);
+    return FALSE;
+}
+
+static gboolean get_uint(const char *v, guint64 min, guint64 max, guint *out)
+{
+    guint64 n;
+    if (!g_ascii_string_to_unsigned(v, 10, min, max, &n, NULL))
+        return FALSE;
+    *out = (guint)n;
+    return TRUE;
+}
+
+gboolean config_load_web(struct config *cfg, GKeyFile *kf, const char *file, GError **error)
+{
+    struct web_conf *wc = g_new0(struct web_conf, 1);
+    wc->session_timeout = 8 * 3600;
+    wc->login_failures = 5;
+    web_conf_free(cfg->web);
+    cfg->web = wc;
+
+    gsize n = 0;
+    char **keys = g_key_file_get_keys(kf, "web", &n, NULL);
+    gboolean ok = TRUE;
+    for (gsize i = 0; i < n && ok; i++) {
+        const char *k = keys[i];
+        char *v = g_strstrip(g_key_file_get_value(kf, "web", k, NULL));
+        if (!strcmp(k, "listen")) {
+            GError *e = NULL;
+            listen_addr_free(wc->listen);
+            wc->listen = config_parse_listen(v, &e);
+            if (!wc->listen) {
+                ok = web_fail(error, file, k, "%s", e->message);
+                g_error_free(e);
+            }
+        } else if (!strcmp(k, "root") || !strcmp(k, "tls_cert") || !strcmp(k, "tls_key")) {
+            char **field = !strcmp(k, "root") ? &wc->root
+                           : !strcmp(k, "tls_cert") ? &wc->tls_cert : &wc->tls_key;
+            if (!*v) {
+                ok = web_fail(error, file, k, "must not be empty");
+            } else {
+                g_free(*field);
+                *field = g_strdup(v);
+            }
+        } else if (!strcmp(k, "session_timeout")) {
+            if (!get_uint(v, 60, 30 * 86400, &wc->session_timeout))
+                ok = web_fail(error, file, k, "expected seconds from 60 to 2592000, got '%s'", v);
+        } else if (!strcmp(k, "login_failures")) {
+            if (!get_uint(v, 1, 1000, &wc->login_failures))
+                ok = web_fail(error, file, k, "expected a whole number from 1 to 1000, got '%s'",
+                              v);
+        } else {
+            ok = web_fail(error, file, k, "unknown key");
+        }
+        g_free(v);
+    }
+    g_strfreev(keys);
+    if (ok && !wc->listen)
+        ok = web_fail(error, file, "listen", "missing (e.g. listen = tcp:127.0.0.1:8080)");
+    return ok;
+}

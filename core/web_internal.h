@@ -1,0 +1,106 @@
+/* Shared by web.c (HTTP, sessions, static files) and web_api.c (the API). */
+#ifndef HPF_WEB_INTERNAL_H
+#define HPF_WEB_INTERNAL_H
+
+#include <event2/http.h>
+#include <glib.h>
+#include <json-glib/json-glib.h>
+
+#include "admin.h"
+#include "broker.h"
+#include "web.h"
+
+#define WEB_MAX_EVENTS 2000
+
+struct web_event {
+    gint64 time_us;
+    int type; /* enum hpf_event_type */
+    char *ident, *owner, *peer, *channel, *reason;
+    guint64 count;
+};
+
+struct web_session {
+    char *id;
+    char *csrf;
+    char *user;
+    gint64 last_used_us;
+};
+
+struct web {
+    struct broker *b;
+    struct evhttp *http;
+    SSL_CTX *tls;
+    int port;
+    char *root;
+    GHashTable *files;    /* name -> GBytes */
+    GHashTable *sessions; /* id -> struct web_session * */
+    GHashTable *jobs;     /* struct web_job * in flight */
+    GQueue events;        /* struct web_event *, oldest first */
+    struct ipguard *login_guard;
+    struct worker *crypto; /* password hashing, so it never delays storage */
+    struct event *tick;
+    gboolean stopped;
+};
+
+struct web_job;
+typedef void (*web_run_fn)(struct web_job *j);
+
+struct web_route {
+    const char *method; /* "GET", "POST", "PUT", "DELETE" */
+    const char *path;
+    gboolean session;   /* needs a logged-in user */
+    web_run_fn run;     /* worker thread: storage work */
+    web_run_fn finish;  /* loop thread, optional: what only the loop may read */
+};
+
+struct web_job {
+    struct web *w;
+    struct evhttp_request *req; /* NULL once the console stopped */
+    const struct web_route *route;
+    struct admin admin;
+    gboolean require_accept;
+    char *user;      /* session's user */
+    char *acting;    /* whose objects (user, or another for an admin) */
+    gboolean is_admin;
+    char *session_id;
+    char *peer;
+    JsonNode *body;  /* parsed request body (an object) or NULL */
+    GHashTable *query;
+    /* results */
+    int status;
+    JsonNode *result; /* object; NULL on error */
+    char *error;
+    gboolean changed; /* storage changed: reload the broker now */
+    gboolean resubmitted;
+    /* per route */
+    GHashTable *idents; /* logs: the acting user's authkeys (NULL: all) */
+    char *hash;         /* login: stored hash; passwd: the new one */
+    char *password;     /* login, passwd: plain text, wiped when freed */
+    char *password2;
+    gboolean verified;
+};
+
+extern const struct web_route web_routes[];
+extern const gsize web_n_routes;
+
+/* Results, from either thread. */
+void web_job_error(struct web_job *j, int status, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+/** The error of an admin_* call, mapped to an HTTP status. */
+void web_job_gerror(struct web_job *j, GError *e);
+void web_job_ok(struct web_job *j, JsonBuilder *b);
+/** A member of the body: string, or NULL (and a 400 set when required). */
+const char *web_body_str(struct web_job *j, const char *key, gboolean required);
+/** A string-array member of the body as a NULL-terminated vector, or NULL. */
+char **web_body_strv(struct web_job *j, const char *key, gboolean *present);
+const char *web_query(struct web_job *j, const char *key);
+
+/* Loop thread. */
+/** After a first storage pass: run the password work on the password worker. */
+void web_crypto_finish(struct web_job *j);
+/** The session's CSRF token (loop thread), or NULL. */
+const char *web_session_csrf(struct web_job *j);
+void web_logout(struct web_job *j);
+void web_events_push(struct web *w, int type, const char *ident, const char *owner,
+                     const char *peer, const char *channel, const char *reason, guint64 count);
+
+#endif

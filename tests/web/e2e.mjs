@@ -1,0 +1,349 @@
+// End to end: the web console in headless Chromium (Debian's
+// /usr/bin/chromium, driven by playwright-core from tests/web/node_modules).
+//
+// A real hpfriendsd (SQLite storage, require_accept = true) is started here
+// with two users that have console passwords.  In the browser alice logs in,
+// creates an authkey (its secret is shown once), creates a group with bob and
+// shares a channel with it; bob logs in, creates his authkey and accepts the
+// offer.  Then a real hpfeeds subscriber (hpfeeds-cli sub) with bob's
+// authkey receives what alice's authkey publishes (hpfeeds-cli pub), and
+// alice's authkeys page shows the messages counted.  A screenshot of each
+// page is saved under tests/web/artifacts/ in the build tree.
+//
+// Prints "ok - ..." / "FAIL - ..." per check and "N passed, M failed";
+// exits 1 on any failure.  Never skips: a missing browser or package fails.
+//
+// Environment (make check sets the first two): HPF_BUILDDIR, HPF_SRCDIR,
+// HPFRIENDS_PLUGIN_DIR, HPF_WEB_NODE_DIR, HPF_CHROMIUM (default /usr/bin/chromium),
+// HPF_KEEP_TMP=1 keeps the temporary directory.
+
+import { spawn, spawnSync } from "node:child_process";
+import { createRequire } from "node:module";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const SRCDIR = process.env.HPF_SRCDIR || path.resolve(here, "..", "..");
+const BUILDDIR = process.env.HPF_BUILDDIR || process.cwd();
+const DAEMON = path.join(BUILDDIR, "core", "hpfriendsd");
+const CTL = path.join(BUILDDIR, "core", "hpfriendsctl");
+const CLI = path.join(BUILDDIR, "sdk", "cli", "hpfeeds-cli");
+const CHROMIUM = process.env.HPF_CHROMIUM || "/usr/bin/chromium";
+const ARTIFACTS = path.join(BUILDDIR, "tests", "web", "artifacts");
+const PLUGINS = process.env.HPFRIENDS_PLUGIN_DIR || path.join(BUILDDIR, "plugins", ".libs");
+// Where playwright-core's node_modules is: tests/web, or HPF_WEB_NODE_DIR
+// (make distcheck points it at the developer's tree).
+const NODE_DIR = process.env.HPF_WEB_NODE_DIR || here;
+const CHAN = "dionaea.captures";
+const STEP_TIMEOUT = 60000;
+// Few PBKDF2 rounds for the hashes made here: sanitizer builds make the
+// default 600,000 take seconds per login (the API test checks the default).
+const FAST = { HPFRIENDS_PASSWORD_ITERATIONS: "1000" };
+
+let passed = 0, failed = 0;
+const children = [];
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "hpf-web-e2e-"));
+
+function check(name, cond, detail) {
+  if (cond) {
+    passed++;
+    console.log("ok - " + name);
+  } else {
+    failed++;
+    console.log("FAIL - " + name + (detail ? ": " + detail : ""));
+  }
+  return !!cond;
+}
+
+class Broken extends Error {}
+function expect(cond, what) {
+  if (!cond) throw new Broken(what);
+}
+
+function ctl(conf, args, input) {
+  const r = spawnSync(CTL, ["-c", conf, ...args], { input: input || "", encoding: "utf8",
+    env: { ...process.env, ...FAST, HPFRIENDS_PLUGIN_DIR: PLUGINS }, timeout: 30000 });
+  expect(r.status === 0, "hpfriendsctl " + args.join(" ") + ": " + r.stderr);
+  return r.stdout;
+}
+
+const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
+
+async function startBroker() {
+  const conf = path.join(tmp, "hpfriends.conf");
+  fs.writeFileSync(conf, [
+    "[broker]", "name = e2e", "listen = tcp:127.0.0.1:0", "access = graph",
+    "require_accept = true", "reload_interval = 1", "",
+    "[storage]", "plugin = sqlite", "path = hpfriends.db", "",
+    "[web]", "listen = tcp:127.0.0.1:0", "root = " + path.join(SRCDIR, "web"), ""].join("\n"));
+  for (const u of ["alice", "bob"]) {
+    ctl(conf, ["user", "add", u]);
+    ctl(conf, ["user", "passwd", u], u + "-password\n");
+  }
+  const ready = path.join(tmp, "ready");
+  const log = fs.openSync(path.join(tmp, "broker.log"), "a");
+  const p = spawn(DAEMON, ["-f", "-c", conf, "--ready-file", ready],
+    { stdio: ["ignore", log, log], env: { ...process.env, ...FAST, HPFRIENDS_PLUGIN_DIR: PLUGINS } });
+  children.push(p);
+  const deadline = Date.now() + STEP_TIMEOUT;
+  while (Date.now() < deadline) {
+    expect(p.exitCode === null, "hpfriendsd exited with " + p.exitCode);
+    if (fs.existsSync(ready)) {
+      const lines = fs.readFileSync(ready, "utf8").split("\n").map((l) => l.split(" "));
+      const tcp = lines.find((l) => l[0] === "tcp");
+      const web = lines.find((l) => l[0] === "http" && l[1] === "web");
+      if (tcp && web) return { proc: p, port: Number(tcp[2]), web: Number(web[2]), conf };
+    }
+    await sleep(50);
+  }
+  throw new Broken("hpfriendsd not ready");
+}
+
+// hpfeeds-cli sub --count 1 --json with bob's key, in the background.
+function subscriber(port, ident, secret) {
+  const p = spawn(CLI, ["sub", "-p", String(port), "-i", ident, "-s", secret, "-c", CHAN,
+    "--count", "1", "--json", "--timeout", "30"], { stdio: ["ignore", "pipe", "pipe"] });
+  children.push(p);
+  const out = { text: "", err: "", code: null, done: null };
+  p.stdout.on("data", (d) => { out.text += d; });
+  p.stderr.on("data", (d) => { out.err += d; });
+  out.done = new Promise((res) => p.on("exit", (code) => { out.code = code; res(code); }));
+  return out;
+}
+
+function publish(port, ident, secret, payload) {
+  return spawnSync(CLI, ["pub", "-p", String(port), "-i", ident, "-s", secret, "-c", CHAN, payload],
+    { encoding: "utf8", timeout: 10000 });
+}
+
+async function shot(page, name) {
+  const file = path.join(ARTIFACTS, name + ".png");
+  await page.screenshot({ path: file, fullPage: true });
+  check("screenshot " + name + ".png saved", fs.statSync(file).size > 1000);
+}
+
+async function login(page, base, user) {
+  await page.goto(base + "/");
+  await page.waitForSelector("#login-form", { state: "visible", timeout: STEP_TIMEOUT });
+  await page.fill("#login-user", user);
+  await page.fill("#login-password", user + "-password");
+  await page.click("#login-submit");
+  await page.waitForSelector("#nav:not([hidden])", { timeout: STEP_TIMEOUT });
+  const who = await page.textContent("#whoami");
+  check(user + " logs in", who.startsWith(user), who);
+}
+
+async function go(page, name) {
+  await page.click('#nav a[data-page="' + name + '"]');
+  await page.waitForSelector('section#page[data-page="' + name + '"]', { timeout: STEP_TIMEOUT });
+}
+
+// Poll text in node: the console's CSP forbids eval, so no waitForFunction.
+async function waitText(page, selector, re, what) {
+  const deadline = Date.now() + STEP_TIMEOUT;
+  let last = "";
+  while (Date.now() < deadline) {
+    last = (await page.textContent(selector).catch(() => "")) || "";
+    if (re.test(last)) return last;
+    await sleep(100);
+  }
+  throw new Broken((what || selector) + ": no " + re + " in " + JSON.stringify(last));
+}
+
+async function status(page) {
+  return (await page.textContent("#status")) || "";
+}
+
+async function main() {
+  const require = createRequire(import.meta.url);
+  let chromium;
+  try {
+    ({ chromium } = require(path.join(NODE_DIR, "node_modules", "playwright-core")));
+  } catch (e) {
+    throw new Broken("playwright-core is not installed in " + NODE_DIR + "/node_modules (run tests/web/setup.sh): " + e.message);
+  }
+  expect(fs.existsSync(CHROMIUM), CHROMIUM + " not found (apt-get install chromium)");
+  for (const f of [DAEMON, CTL, CLI]) expect(fs.existsSync(f), f + " not built");
+  fs.rmSync(ARTIFACTS, { recursive: true, force: true });
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+
+  const b = await startBroker();
+  const base = "http://127.0.0.1:" + b.web;
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
+  try {
+    const ctx = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+    const page = await ctx.newPage();
+    const consoleErrors = [];
+    // Refused API calls (401 before login, the wrong password) are logged by
+    // Chromium as failed loads; those are expected.  Anything else is not.
+    page.on("console", (m) => {
+      if (m.type() === "error" && !/^Failed to load resource/.test(m.text())) consoleErrors.push(m.text());
+    });
+    page.on("pageerror", (e) => consoleErrors.push(String(e)));
+
+    // ---- alice ----
+    await page.goto(base + "/");
+    await page.waitForSelector("#login-form", { state: "visible", timeout: STEP_TIMEOUT });
+    await shot(page, "01-login");
+    await page.fill("#login-user", "alice");
+    await page.fill("#login-password", "wrong-password");
+    await page.click("#login-submit");
+    await waitText(page, "#status", /./);
+    check("a wrong password is refused in the page", /wrong user name or password/.test(await status(page)),
+      await status(page));
+    await login(page, base, "alice");
+    const cookies = await ctx.cookies();
+    const sess = cookies.find((c) => c.name === "hpf_session");
+    check("session cookie is HttpOnly and SameSite=Strict", sess && sess.httpOnly && sess.sameSite === "Strict",
+      JSON.stringify(sess));
+
+    await go(page, "authkeys");
+    await page.fill("#key-ident", "alice-sensor");
+    await page.fill("#key-publish", CHAN);
+    await page.fill("#key-subscribe", "");
+    await page.click("#key-add");
+    await page.waitForSelector("#secret-value", { timeout: STEP_TIMEOUT });
+    const aliceSecret = (await page.textContent("#secret-value")).trim();
+    check("alice creates an authkey; its secret is shown", /^[0-9a-f]{32}$/.test(aliceSecret), aliceSecret);
+    check("the new authkey is listed", await page.isVisible('tr[data-ident="alice-sensor"]'));
+    await shot(page, "02-authkeys-alice");
+
+    await go(page, "groups");
+    await page.fill("#group-name", "partners");
+    await page.click("#group-add");
+    await page.waitForSelector('form.member-form[data-group="partners"]', { timeout: STEP_TIMEOUT });
+    await page.fill('form.member-form[data-group="partners"] input', "bob");
+    await page.click('form.member-form[data-group="partners"] button[type="submit"]');
+    await waitText(page, "#status", /added bob/);
+    check("alice makes group partners with bob",
+      /Memberbob/.test(await waitText(page, "section#page", /Memberbob/, "the group's members")));
+    await shot(page, "03-groups");
+
+    await go(page, "shares");
+    await page.fill("#share-to", "@partners");
+    await page.fill("#share-channel", CHAN);
+    await page.selectOption("#share-type", "shares");
+    await page.click("#share-add");
+    await waitText(page, "#status", /shared/);
+    const sharesText = await waitText(page, "section#page", /@partners/, "the share list");
+    check("alice shares the channel with @partners", sharesText.includes("@partners") && sharesText.includes(CHAN),
+      sharesText);
+    await shot(page, "04-shares");
+
+    await go(page, "graph");
+    await page.waitForSelector("svg.graph", { timeout: STEP_TIMEOUT });
+    const graphText = await page.textContent("svg.graph");
+    check("the graph shows alice, @partners and bob", ["alice", "@partners", "bob"].every((n) => graphText.includes(n)),
+      graphText);
+    await page.fill("#readers-channel", CHAN);
+    await page.click("#readers-go");
+    await page.waitForSelector("#readers-out li", { timeout: STEP_TIMEOUT });
+    const readers = await page.textContent("#readers-out");
+    // require_accept: bob has not accepted yet, so he is not a reader.
+    check("readers before bob accepts: alice only", readers.includes("alice") && !readers.includes("bob"), readers);
+    await shot(page, "05-graph");
+
+    await page.click("#logout");
+    await page.waitForSelector("#login-form", { state: "visible", timeout: STEP_TIMEOUT });
+
+    // ---- bob ----
+    await login(page, base, "bob");
+    await go(page, "authkeys");
+    await page.fill("#key-ident", "bob-sub");
+    await page.fill("#key-publish", "");
+    await page.fill("#key-subscribe", CHAN);
+    await page.click("#key-add");
+    await page.waitForSelector("#secret-value", { timeout: STEP_TIMEOUT });
+    const bobSecret = (await page.textContent("#secret-value")).trim();
+    check("bob creates his authkey", /^[0-9a-f]{32}$/.test(bobSecret), bobSecret);
+
+    await go(page, "offers");
+    const offerRow = 'tr[data-from="alice"][data-channel="' + CHAN + '"]';
+    await page.waitForSelector(offerRow, { timeout: STEP_TIMEOUT });
+    check("bob sees alice's offer, not accepted", (await page.textContent(offerRow)).includes("no"));
+    await page.click(offerRow + " button.accept");
+    await waitText(page, "#status", /accepted/);
+    await page.waitForSelector(offerRow + " .tag.yes", { timeout: STEP_TIMEOUT });
+    check("bob accepts the offer", true);
+    await shot(page, "06-shared-with-me");
+
+    // A real hpfeeds subscriber with bob's key receives what alice's key publishes.
+    const sub = subscriber(b.port, "bob-sub", bobSecret);
+    const payload = "hello from alice " + Date.now();
+    let pubOk = true;
+    const deadline = Date.now() + 20000;
+    while (sub.code === null && Date.now() < deadline) {
+      const r = publish(b.port, "alice-sensor", aliceSecret, payload);
+      if (r.status !== 0) { pubOk = false; check("hpfeeds-cli pub", false, r.stderr); break; }
+      await Promise.race([sub.done, sleep(300)]);
+    }
+    if (sub.code === null) sub.done = Promise.resolve(null);
+    let got = null;
+    try { got = JSON.parse(sub.text.split("\n")[0]); } catch (e) { got = null; }
+    check("bob's hpfeeds subscriber receives alice's message", pubOk && sub.code === 0 && got &&
+      got.payload === payload && got.ident === "alice-sensor" && got.channel === CHAN,
+      "exit " + sub.code + " out " + JSON.stringify(sub.text) + " err " + JSON.stringify(sub.err));
+
+    await go(page, "logs");
+    await shot(page, "07-logs");
+    await page.click("#logout");
+    await page.waitForSelector("#login-form", { state: "visible", timeout: STEP_TIMEOUT });
+
+    // ---- alice again: counters and logs ----
+    const bad = publish(b.port, "alice-sensor", "not-the-secret", "x");
+    check("a wrong secret is refused by the broker", bad.status !== 0, bad.stdout + bad.stderr);
+    await login(page, base, "alice");
+    await go(page, "authkeys");
+    const row = 'tr[data-ident="alice-sensor"]';
+    const counts = await waitText(page, row + " td.counters", /^\s*[1-9]\d* \//, "live counters");
+    check("alice's authkey shows published messages and bytes", /^[1-9]\d* \/ \d/.test(counts.trim()), counts);
+    await shot(page, "08-authkeys-counters");
+    await go(page, "logs");
+    await waitText(page, "section#page", /auth_failed/);
+    check("alice's logs show the failed login of her authkey", true);
+    await shot(page, "09-logs-alice");
+    await go(page, "graph");
+    await page.fill("#readers-channel", CHAN);
+    await page.click("#readers-go");
+    await page.waitForSelector("#readers-out li", { timeout: STEP_TIMEOUT });
+    const readers2 = await page.textContent("#readers-out");
+    check("readers after bob accepted: bob via @partners", readers2.includes("bob") &&
+      readers2.includes("alice -shares-> @partners"), readers2);
+    await shot(page, "10-graph-readers");
+    check("no JavaScript errors in the pages", consoleErrors.length === 0, consoleErrors.join(" | "));
+  } finally {
+    await browser.close();
+  }
+  b.proc.kill("SIGTERM");
+  const code = await new Promise((res) => {
+    if (b.proc.exitCode !== null) res(b.proc.exitCode);
+    b.proc.on("exit", (c) => res(c));
+    setTimeout(() => res("timeout"), STEP_TIMEOUT);
+  });
+  check("the broker stops cleanly", code === 0, String(code));
+}
+
+function cleanup() {
+  for (const c of children) {
+    if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+  }
+}
+
+try {
+  await main();
+} catch (e) {
+  check("the end-to-end run completed", false, e instanceof Broken ? e.message : (e.stack || String(e)));
+}
+cleanup();
+if (failed) {
+  try {
+    for (const line of fs.readFileSync(path.join(tmp, "broker.log"), "utf8").split("\n")) console.log("# " + line);
+  } catch (e) { /* no log */ }
+}
+console.log(passed + " passed, " + failed + " failed");
+if (failed === 0 && !process.env.HPF_KEEP_TMP) fs.rmSync(tmp, { recursive: true, force: true });
+else console.log("# files kept in " + tmp);
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,16 @@
+#!/bin/sh
+# Installs playwright-core (pinned in package-lock.json) into
+# tests/web/node_modules, once: does nothing when it is there.  The browser
+# is Debian's chromium (apt-get install chromium), never a download.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "tests/web/setup.sh: node and npm are needed" >&2
+    exit 1
+fi
+if [ -f "$here/node_modules/playwright-core/package.json" ]; then
+    exit 0
+fi
+cd "$here"
+# No browser downloads: the test uses /usr/bin/chromium.
+PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund

@@ -1,0 +1,625 @@
+#!/usr/bin/env python3
+"""Web console API over real HTTP against a real hpfriendsd: every endpoint,
+its errors, and authorization (user A can never read or change user B's
+objects, tried endpoint by endpoint), CSRF and Origin checks, bad JSON and
+bad HTTP, login back-off, sessions, and that every change reaches the
+running broker (an authkey made in the console logs in over hpfeeds; a
+share made in the console delivers messages).
+
+Runs once per storage backend (--backend sqlite|file|mongodb), so passwords
+and the admin flag are checked in all three.
+"""
+
+import http.client
+import json
+import os
+import re
+import socket
+import ssl
+import subprocess
+import sys
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "system"))
+import hpftest as t  # noqa: E402
+
+hp = t.hp
+CHAN = "dionaea.captures"
+PASSWORDS = {"alice": "alice-pass-1", "bob": "bob-pass-22", "root": "root-pass-333"}
+# Hashes made by hpfriendsctl here, and by brokers started with fast=True,
+# use few PBKDF2 rounds: sanitizer builds make 600,000 take seconds.  The
+# login section's broker keeps the default, and checks it.
+FAST = {"HPFRIENDS_PASSWORD_ITERATIONS": "1000"}
+HTTP_TIMEOUT = 120
+
+
+class Http:
+    """One browser-like client: a cookie jar of one cookie, the CSRF token
+    from login, and the Origin a same-origin page would send."""
+
+    def __init__(self, port, tls=False):
+        self.port = port
+        self.tls = tls
+        self.cookie = None
+        self.csrf = None
+        self.origin = "%s://127.0.0.1:%d" % ("https" if tls else "http", port)
+
+    def request(self, method, path, body=None, raw=None, csrf=True, origin=True, headers=None,
+                ctype="application/json"):
+        h = {}
+        if self.cookie:
+            h["Cookie"] = "hpf_session=" + self.cookie
+        if csrf and self.csrf and method != "GET":
+            h["X-CSRF-Token"] = self.csrf
+        if origin and method != "GET":
+            h["Origin"] = self.origin
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None
+                                            else None)
+        if data is not None and ctype:
+            h["Content-Type"] = ctype
+        h.update(headers or {})
+        if self.tls:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            c = http.client.HTTPSConnection(t.HOST, self.port, timeout=HTTP_TIMEOUT, context=ctx)
+        else:
+            c = http.client.HTTPConnection(t.HOST, self.port, timeout=HTTP_TIMEOUT)
+        try:
+            c.request(method, path, body=data, headers=h)
+            r = c.getresponse()
+            text = r.read()
+            hdrs = {k.lower(): v for k, v in r.getheaders()}
+            hdrs["set-cookie-all"] = r.msg.get_all("Set-Cookie") or []
+            try:
+                doc = json.loads(text) if text else None
+            except ValueError:
+                doc = None
+            return r.status, doc, hdrs, text
+        finally:
+            c.close()
+
+    def call(self, method, path, body=None, **kw):
+        status, doc, _, _ = self.request(method, path, body, **kw)
+        return status, doc
+
+    def login(self, user, password):
+        status, doc, hdrs, _ = self.request("POST", "/api/login",
+                                            {"user": user, "password": password})
+        if status == 200:
+            for c in hdrs["set-cookie-all"]:
+                m = re.match(r"hpf_session=([0-9a-f]+);", c)
+                if m:
+                    self.cookie = m.group(1)
+            self.csrf = doc.get("csrf")
+        return status, doc, hdrs
+
+
+def ok(r, name, res, want=200):
+    status, doc = res[0], res[1]
+    return r.check("%s -> %d" % (name, want), status == want, "got %r %r" % (status, doc))
+
+
+def err(r, name, res, want, text=None):
+    status, doc = res[0], res[1]
+    good = status == want and isinstance(doc, dict) and isinstance(doc.get("error"), str) \
+        and doc["error"] != "" and (text is None or text in doc["error"])
+    return r.check("%s -> %d with a message%s" % (name, want, (" (%s)" % text) if text else ""),
+                   good, "got %r %r" % (status, doc))
+
+
+def setup(r, name, broker=None, web_extra="", fast=True):
+    d = r.subdir(name)
+    conf = t.write_config(d, dict({"access": "graph", "reload_interval": 1}, **(broker or {})))
+    listen = "tls" if web_extra else "tcp"
+    with open(conf, "a") as f:
+        f.write("\n[web]\nlisten = %s:%s:0\nroot = %s\n%s"
+                % (listen, t.HOST, os.path.join(t.SRCDIR, "web"), web_extra))
+    for u in ("alice", "bob", "carol", "root"):
+        t.ctl_ok(conf, "user", "add", u)
+    t.ctl_ok(conf, "user", "admin", "root", "yes")
+    saved = {k: os.environ.get(k) for k in FAST}
+    os.environ.update(FAST)
+    try:
+        for u, pw in PASSWORDS.items():
+            t.ctl_ok(conf, "user", "passwd", u, input=(pw + "\n").encode())
+        if not fast:
+            for k in FAST:
+                del os.environ[k]
+        b = t.Broker(r, name, conf)
+        b.start()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    port = None
+    deadline = time.monotonic() + 5
+    while port is None and time.monotonic() < deadline:
+        with open(b.ready) as f:
+            for line in f:
+                p = line.split()
+                if len(p) == 3 and p[0] == "http" and p[1] == "web":
+                    port = int(p[2])
+    t.expect(port, "no 'http web PORT' line in the ready file")
+    return conf, b, port
+
+
+def logged_in(port, user):
+    h = Http(port)
+    status, doc, _ = h.login(user, PASSWORDS[user])
+    t.expect(status == 200, "login %s: %r %r" % (user, status, doc))
+    return h
+
+
+# ------------------------------------------------------------------ sections
+
+def static_and_http(r):
+    conf, b, port = setup(r, "static")
+    h = Http(port)
+    status, _, hdrs, body = h.request("GET", "/")
+    r.check("GET / serves the console page", status == 200 and
+            hdrs.get("content-type", "").startswith("text/html") and b"<html" in body.lower(),
+            "%r %r" % (status, hdrs))
+    r.check("pages carry a Content-Security-Policy without inline scripts",
+            "script-src 'self'" in hdrs.get("content-security-policy", "") and
+            "unsafe-inline" not in hdrs.get("content-security-policy", ""), repr(hdrs))
+    for f, ctype in (("app.js", "text/javascript"), ("app.css", "text/css")):
+        status, _, hdrs, _ = h.request("GET", "/" + f)
+        r.check("GET /%s -> 200 %s" % (f, ctype),
+                status == 200 and hdrs.get("content-type", "").startswith(ctype), repr(hdrs))
+    err(r, "GET /missing.js", h.call("GET", "/missing.js"), 404)
+    err(r, "GET /../hpfriends.conf", h.call("GET", "/../hpfriends.conf"), 404)
+    err(r, "GET /%2e%2e/hpfriends.conf", h.call("GET", "/%2e%2e/hpfriends.conf"), 404)
+    err(r, "POST /", h.call("POST", "/", {}), 405)
+    err(r, "GET /api/nothing", h.call("GET", "/api/nothing"), 404)
+    err(r, "PUT /api/login (wrong method)", h.call("PUT", "/api/login", {}), 405)
+
+    # Bad HTTP: garbage, an oversized body; the broker answers and lives on.
+    s = socket.create_connection((t.HOST, port), timeout=5)
+    s.sendall(b"\x00\x01garbage that is not HTTP\r\n\r\n")
+    reply = s.recv(4096)
+    s.close()
+    r.check("garbage instead of HTTP -> 400 or closed", reply == b"" or b" 400 " in reply,
+            repr(reply[:80]))
+    big = b'{"user": "' + b"x" * 70000 + b'", "password": "y"}'
+    status, _, _, _ = h.request("POST", "/api/login", raw=big)
+    r.check("a 70 KB body -> 413", status == 413, repr(status))
+    # A client that leaves while its request is being worked on.
+    for _ in range(3):
+        s = socket.create_connection((t.HOST, port), timeout=5)
+        body = json.dumps({"user": "alice", "password": PASSWORDS["alice"]}).encode()
+        s.sendall(b"POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        s.close()
+    time.sleep(1.5)  # let the abandoned logins finish on the workers
+    status, _, _, _ = h.request("GET", "/")
+    r.check("still serving after bad requests", status == 200 and b.alive(), repr(status))
+    # Stopping with a request in flight.
+    s = socket.create_connection((t.HOST, port), timeout=5)
+    s.sendall(b"POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    time.sleep(0.05)
+    r.check("the broker stops cleanly with a request in flight", b.stop() == 0)
+    s.close()
+
+
+def login_and_sessions(r):
+    conf, b, port = setup(r, "login", fast=False)
+    h = Http(port)
+    for path in ("/api/session", "/api/users", "/api/shares", "/api/offers", "/api/authkeys",
+                 "/api/groups", "/api/logs", "/api/graph", "/api/readers?channel=c"):
+        err(r, "GET %s without a session" % path, h.call("GET", path), 401, "not logged in")
+    for method, path in (("POST", "/api/shares"), ("DELETE", "/api/shares"),
+                         ("POST", "/api/offers/accept"), ("POST", "/api/offers/reject"),
+                         ("POST", "/api/authkeys"), ("PUT", "/api/authkeys"),
+                         ("DELETE", "/api/authkeys"), ("POST", "/api/groups"),
+                         ("DELETE", "/api/groups"), ("POST", "/api/groups/members"),
+                         ("DELETE", "/api/groups/members"), ("POST", "/api/groups/leave"),
+                         ("POST", "/api/password"), ("POST", "/api/logout")):
+        err(r, "%s %s without a session" % (method, path), h.call(method, path, {}), 401)
+
+    err(r, "login: wrong password", h.login("alice", "nope-nope")[:2], 401,
+        "wrong user name or password")
+    err(r, "login: unknown user", h.login("mallory", "whatever1")[:2], 401,
+        "wrong user name or password")
+    err(r, "login: user without a password", h.login("carol", "")[:2], 401)
+    err(r, "login: bad JSON", h.call("POST", "/api/login", raw=b'{"user": '), 400, "bad JSON")
+    err(r, "login: JSON that is not an object", h.call("POST", "/api/login", [1, 2]), 400,
+        "must be an object")
+    err(r, "login: missing password", h.call("POST", "/api/login", {"user": "alice"}), 400,
+        "missing 'password'")
+    err(r, "login: password of the wrong type",
+        h.call("POST", "/api/login", {"user": "alice", "password": 7}), 400,
+        "'password' must be a string")
+    err(r, "login: not JSON content type",
+        h.call("POST", "/api/login", raw=b"user=alice", ctype="application/x-www-form-urlencoded"),
+        415)
+    err(r, "login: from a foreign Origin",
+        h.call("POST", "/api/login", {"user": "alice", "password": PASSWORDS["alice"]},
+               headers={"Origin": "http://evil.example"}), 403, "cross-origin")
+
+    status, doc, hdrs = h.login("alice", PASSWORDS["alice"])
+    cookie = " ".join(hdrs["set-cookie-all"])
+    r.check("login -> 200 with user, admin flag and CSRF token",
+            status == 200 and doc.get("user") == "alice" and doc.get("admin") is False and
+            re.fullmatch(r"[0-9a-f]{64}", doc.get("csrf", "")), repr(doc))
+    r.check("session cookie: HttpOnly, SameSite=Strict, Path=/, 256-bit id, not Secure on http",
+            "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie and
+            "Secure" not in cookie and h.cookie and len(h.cookie) == 64, cookie)
+    status, doc = h.call("GET", "/api/session")
+    r.check("GET /api/session -> user, admin, csrf", status == 200 and doc["user"] == "alice"
+            and doc["csrf"] == h.csrf and doc["admin"] is False, repr(doc))
+
+    # CSRF: every state-changing request needs the token; Origin must be ours.
+    err(r, "POST without the CSRF header", h.call("POST", "/api/groups", {"name": "g1"},
+                                                   csrf=False), 403, "X-CSRF-Token")
+    err(r, "POST with a wrong CSRF token",
+        h.call("POST", "/api/groups", {"name": "g1"}, csrf=False,
+               headers={"X-CSRF-Token": "0" * 64}), 403, "X-CSRF-Token")
+    err(r, "POST with the token but a foreign Origin",
+        h.call("POST", "/api/groups", {"name": "g1"}, origin=False,
+               headers={"Origin": "http://127.0.0.1:1"}), 403, "cross-origin")
+    err(r, "POST with Sec-Fetch-Site: cross-site",
+        h.call("POST", "/api/groups", {"name": "g1"}, headers={"Sec-Fetch-Site": "cross-site"}),
+        403, "cross-site")
+    err(r, "DELETE without the CSRF header",
+        h.call("DELETE", "/api/authkeys", {"ident": "x"}, csrf=False), 403)
+    err(r, "PUT without the CSRF header",
+        h.call("PUT", "/api/authkeys", {"ident": "x"}, csrf=False), 403)
+    st, doc = h.call("GET", "/api/groups")
+    r.check("nothing was created by the refused requests", st == 200 and doc["groups"] == [],
+            repr(doc))
+    other = Http(port)
+    other.cookie = h.cookie  # a stolen cookie without the token is not enough
+    err(r, "cookie without the session's token", other.call("POST", "/api/groups",
+                                                             {"name": "g1"}), 403)
+
+    # Bad JSON on every state-changing endpoint gets a 400 with a message.
+    for method, path in (("POST", "/api/shares"), ("DELETE", "/api/shares"),
+                         ("POST", "/api/offers/accept"), ("POST", "/api/offers/reject"),
+                         ("POST", "/api/authkeys"), ("PUT", "/api/authkeys"),
+                         ("DELETE", "/api/authkeys"), ("POST", "/api/groups"),
+                         ("DELETE", "/api/groups"), ("POST", "/api/groups/members"),
+                         ("DELETE", "/api/groups/members"), ("POST", "/api/groups/leave"),
+                         ("POST", "/api/password")):
+        err(r, "%s %s with bad JSON" % (method, path),
+            h.call(method, path, raw=b'{"name": "x",'), 400, "bad JSON")
+        err(r, "%s %s with an empty body" % (method, path),
+            h.call(method, path, raw=b""), 400, "bad JSON")
+        err(r, "%s %s with a JSON string" % (method, path),
+            h.call(method, path, raw=b'"x"'), 400, "bad JSON")
+    err(r, "POST /api/authkeys with a non-list publish",
+        h.call("POST", "/api/authkeys", {"ident": "k", "publish": "c1"}), 400, "array of strings")
+    err(r, "POST /api/authkeys with a number in subscribe",
+        h.call("POST", "/api/authkeys", {"ident": "k", "subscribe": ["a", 2]}), 400)
+    err(r, "POST /api/shares with a bad type",
+        h.call("POST", "/api/shares", {"to": "bob", "channel": "c", "type": "all"}), 400)
+    err(r, "POST /api/shares with a bad channel",
+        h.call("POST", "/api/shares", {"to": "bob", "channel": "a b"}), 400, "bad channel")
+    err(r, "POST /api/groups with a bad name", h.call("POST", "/api/groups", {"name": "a/b"}), 400)
+    err(r, "GET /api/readers without a channel", h.call("GET", "/api/readers"), 400)
+
+    # Passwords: change, wrong old one, too short; old one stops working.
+    err(r, "password change with a wrong old password",
+        h.call("POST", "/api/password", {"old": "wrong-one", "new": "new-pass-4444"}), 403)
+    err(r, "password change to a short one",
+        h.call("POST", "/api/password", {"old": PASSWORDS["alice"], "new": "short"}), 400,
+        "too short")
+    ok(r, "password change", h.call("POST", "/api/password",
+                                    {"old": PASSWORDS["alice"], "new": "new-pass-4444"}))
+    err(r, "the old password no longer logs in", Http(port).login("alice", PASSWORDS["alice"])[:2],
+        401)
+    ok(r, "the new password logs in", Http(port).login("alice", "new-pass-4444")[:2])
+    exported = t.ctl_ok(conf, "export").out
+    r.check("the stored password is a PBKDF2-SHA256 hash, not the text",
+            "new-pass-4444" not in exported and
+            re.search(r'"password" : "pbkdf2-sha256\$600000\$', exported), exported[:400])
+
+    ok(r, "logout", h.call("POST", "/api/logout"))
+    err(r, "the session is gone after logout", h.call("GET", "/api/session"), 401)
+
+    # A deleted user's session stops working at once.
+    hb = logged_in(port, "bob")
+    t.ctl_ok(conf, "user", "del", "bob")
+    err(r, "a deleted user's session", hb.call("GET", "/api/authkeys"), 401)
+    r.check("the broker stops cleanly", b.stop() == 0)
+
+
+
+def login_backoff(r):
+    conf, b, port = setup(r, "backoff")
+    # After 5 failures from one address, logins are refused for a while.
+    codes = [Http(port).login("root", "wrong-%d" % i)[0] for i in range(5)]
+    r.check("5 failed logins -> 401 each", codes == [401] * 5, repr(codes))
+    st, doc, _ = Http(port).login("root", PASSWORDS["root"])
+    r.check("then even the right password -> 429 for a while", st == 429 and "error" in doc,
+            "%r %r" % (st, doc))
+    r.check("the broker stops cleanly", b.stop() == 0)
+
+
+def objects_and_authorization(r):
+    conf, b, port = setup(r, "objects")
+    alice = logged_in(port, "alice")
+    bob = logged_in(port, "bob")
+    root = logged_in(port, "root")
+
+    # alice: an authkey, a group with bob, a share to the group.
+    st, doc = alice.call("POST", "/api/authkeys",
+                         {"ident": "alice-k", "publish": [CHAN], "subscribe": [CHAN]})
+    r.check("create an authkey -> secret shown", st == 200 and doc.get("ident") == "alice-k" and
+            re.fullmatch(r"[0-9a-f]{32}", doc.get("secret") or ""), repr(doc))
+    alice_secret = doc.get("secret")
+    err(r, "create it again", alice.call("POST", "/api/authkeys", {"ident": "alice-k"}), 409,
+        "already exists")
+    st, doc = alice.call("GET", "/api/authkeys")
+    keys = doc.get("authkeys", []) if doc else []
+    r.check("list authkeys: no secret, channel lists, counters",
+            st == 200 and len(keys) == 1 and "secret" not in keys[0] and
+            keys[0]["publish"] == [CHAN] and keys[0]["published_msgs"] == 0, repr(doc))
+    ok(r, "edit an authkey's subscribe list",
+       alice.call("PUT", "/api/authkeys", {"ident": "alice-k", "subscribe": [CHAN, "other"]}))
+    st, doc = alice.call("GET", "/api/authkeys")
+    r.check("the edit is stored", doc["authkeys"][0]["subscribe"] == [CHAN, "other"] and
+            doc["authkeys"][0]["publish"] == [CHAN], repr(doc))
+    st, doc = bob.call("POST", "/api/authkeys", {"ident": "bob-k", "subscribe": [CHAN]})
+    bob_secret = doc.get("secret") if doc else None
+    r.check("bob creates his authkey", st == 200 and bob_secret, repr(doc))
+
+    ok(r, "create a group", alice.call("POST", "/api/groups", {"name": "ateam"}))
+    err(r, "create it again", alice.call("POST", "/api/groups", {"name": "ateam"}), 409)
+    ok(r, "add a member", alice.call("POST", "/api/groups/members",
+                                     {"group": "ateam", "member": "bob"}))
+    ok(r, "add another member", alice.call("POST", "/api/groups/members",
+                                           {"group": "ateam", "member": "carol"}))
+    err(r, "add an unknown user", alice.call("POST", "/api/groups/members",
+                                             {"group": "ateam", "member": "zed"}), 404)
+    st, doc = alice.call("GET", "/api/groups")
+    r.check("list groups: mine, with members", st == 200 and doc["groups"] == [
+        {"name": "ateam", "owner": "alice", "mine": True, "member": False,
+         "members": ["bob", "carol"]}], repr(doc))
+    ok(r, "share a channel with the group",
+       alice.call("POST", "/api/shares", {"to": "@ateam", "channel": CHAN}))
+    ok(r, "share another with a user (shares_all)",
+       alice.call("POST", "/api/shares", {"to": "carol", "channel": "ch2", "type": "shares_all"}))
+    err(r, "share with an unknown user",
+        alice.call("POST", "/api/shares", {"to": "zed", "channel": CHAN}), 404)
+    st, doc = alice.call("GET", "/api/shares")
+    r.check("list my shares", st == 200 and sorted((s["to"], s["channel"], s["type"])
+                                                   for s in doc["shares"]) ==
+            [("@ateam", CHAN, "shares"), ("carol", "ch2", "shares_all")], repr(doc))
+
+    # bob sees the offer and the group he is in.
+    st, doc = bob.call("GET", "/api/offers")
+    r.check("shared with me: the offer via the group", st == 200 and doc["offers"] == [
+        {"from": "alice", "channel": CHAN, "type": "shares", "via": "@ateam",
+         "accepted": False}], repr(doc))
+    ok(r, "accept", bob.call("POST", "/api/offers/accept", {"from": "alice", "channel": CHAN}))
+    st, doc = bob.call("GET", "/api/offers")
+    r.check("accepted", doc["offers"][0]["accepted"] is True, repr(doc))
+    ok(r, "reject", bob.call("POST", "/api/offers/reject", {"from": "alice", "channel": CHAN}))
+    st, doc = bob.call("GET", "/api/offers")
+    r.check("rejected", doc["offers"][0]["accepted"] is False, repr(doc))
+    ok(r, "accept again", bob.call("POST", "/api/offers/accept",
+                                   {"from": "alice", "channel": CHAN}))
+    err(r, "accept an offer nobody made",
+        bob.call("POST", "/api/offers/accept", {"from": "carol", "channel": CHAN}), 404)
+    st, doc = bob.call("GET", "/api/groups")
+    r.check("bob sees the group he is in, not as owner", st == 200 and len(doc["groups"]) == 1
+            and doc["groups"][0]["mine"] is False and doc["groups"][0]["member"] is True,
+            repr(doc))
+
+    st, doc = alice.call("GET", "/api/readers?channel=" + CHAN)
+    r.check("who receives my messages on C, with paths", st == 200 and doc["readers"] == [
+        {"user": "alice", "path": "(publisher)"},
+        {"user": "bob", "path": "alice -shares-> @ateam"},
+        {"user": "carol", "path": "alice -shares-> @ateam"}], repr(doc))
+    st, doc = alice.call("GET", "/api/graph")
+    edges = sorted((e["from"], e["to"], e["kind"]) for e in doc.get("edges", []))
+    r.check("graph: shares and memberships around me", st == 200 and edges == [
+        ("@ateam", "bob", "member"), ("@ateam", "carol", "member"),
+        ("alice", "@ateam", "shares"), ("alice", "carol", "shares_all")], repr(doc))
+    st, doc = alice.call("GET", "/api/users")
+    r.check("users: names only for a non-admin", st == 200 and
+            [u["name"] for u in doc["users"]] == ["alice", "bob", "carol", "root"] and
+            "admin" not in doc["users"][0], repr(doc))
+
+    # The console's changes reach the running broker: bob's key receives what
+    # alice's key publishes (reload is requested at once; allow the interval).
+    def delivered():
+        sub = pub = None
+        try:
+            sub = b.connect("bob-k", bob_secret)
+            sub.subscribe(CHAN)
+            pub = b.connect("alice-k", alice_secret)
+            pub.subscribe(CHAN)
+            pub.publish(CHAN, b"from-alice")
+            pub.sync(CHAN)
+            sub.drain(0.5)
+            return b"from-alice" in sub.payloads()
+        except (hp.BrokerError, hp.Closed, OSError, TimeoutError):
+            return False
+        finally:
+            for p in (sub, pub):
+                if p:
+                    p.close()
+    r.check("a share made in the console delivers over hpfeeds", t.poll(delivered, 10))
+
+    # Live counters: what alice-k published shows without waiting for a save.
+    p = b.connect("alice-k", alice_secret)
+    p.subscribe(CHAN)
+    for i in range(3):
+        p.publish(CHAN, b"x" * 10)
+    p.sync(CHAN)
+    st, doc = alice.call("GET", "/api/authkeys")
+    k = doc["authkeys"][0]
+    r.check("authkey counters include live traffic", k["published_msgs"] >= 4 and
+            k["published_bytes"] >= 30 and k["connections"] == 1, repr(k))
+    p.close()
+
+    # Logs: a failed AUTH with alice's ident and a denied subscribe.
+    bad = hp.Client(t.HOST, b.port, "alice-k", "wrong-secret", timeout=5)
+    try:
+        bad.connect()
+        bad.read_frame(5)
+    except (hp.BrokerError, hp.Closed, OSError, TimeoutError):
+        pass
+    bad.close()
+    den = b.connect("alice-k", alice_secret)
+    den.subscribe("forbidden.chan")
+    den.wait_error_and_close(5)
+    den.close()
+
+    def alice_logs():
+        st, doc = alice.call("GET", "/api/logs")
+        kinds = sorted({e["type"] for e in doc.get("events", []) if e.get("ident") == "alice-k"})
+        return kinds if "auth_failed" in kinds and "denied" in kinds else None
+    kinds = t.poll(alice_logs, 5)
+    r.check("logs: auth failure and denial of my authkey", kinds is not None, repr(kinds))
+    st, doc = bob.call("GET", "/api/logs")
+    r.check("bob's logs do not show alice's authkey",
+            st == 200 and all(e["ident"] != "alice-k" for e in doc["events"]), repr(doc))
+    st, doc = root.call("GET", "/api/logs")
+    r.check("the admin's logs show everyone's",
+            st == 200 and any(e["ident"] == "alice-k" for e in doc["events"]), repr(doc)[:300])
+
+    # ---- authorization: bob against alice's objects, endpoint by endpoint ----
+    for path in ("/api/authkeys", "/api/shares", "/api/offers", "/api/groups", "/api/logs",
+                 "/api/graph", "/api/readers?channel=" + CHAN, "/api/session", "/api/users"):
+        sep = "&" if "?" in path else "?"
+        err(r, "bob: GET %s%suser=alice" % (path, sep),
+            bob.call("GET", path + sep + "user=alice"), 403, "administrator")
+    st, doc = bob.call("GET", "/api/authkeys")
+    r.check("bob's authkey list has only his", [k["ident"] for k in doc["authkeys"]] == ["bob-k"],
+            repr(doc))
+    st, doc = bob.call("GET", "/api/shares")
+    r.check("bob's share list has none of alice's", doc["shares"] == [], repr(doc))
+    st, doc = bob.call("GET", "/api/graph")
+    r.check("bob's graph has no share of alice to carol",
+            not any(e["to"] == "carol" and e["kind"] == "shares_all" for e in doc["edges"]),
+            repr(doc))
+    err(r, "bob: PUT alice's authkey",
+        bob.call("PUT", "/api/authkeys", {"ident": "alice-k", "publish": ["x"]}), 404)
+    err(r, "bob: DELETE alice's authkey",
+        bob.call("DELETE", "/api/authkeys", {"ident": "alice-k"}), 404)
+    err(r, "bob: DELETE alice's group", bob.call("DELETE", "/api/groups", {"name": "ateam"}), 404)
+    err(r, "bob: add a member to alice's group",
+        bob.call("POST", "/api/groups/members", {"group": "ateam", "member": "root"}), 404)
+    err(r, "bob: remove a member from alice's group",
+        bob.call("DELETE", "/api/groups/members", {"group": "ateam", "member": "carol"}), 404)
+    err(r, "bob: delete alice's share", bob.call("DELETE", "/api/shares",
+                                                 {"to": "@ateam", "channel": CHAN}), 404)
+    err(r, "bob: add a share as alice", bob.call("POST", "/api/shares",
+                                                 {"user": "alice", "to": "bob",
+                                                  "channel": "stolen"}), 403)
+    err(r, "bob: accept for alice", bob.call("POST", "/api/offers/accept",
+                                             {"user": "alice", "from": "x", "channel": "y"}), 403)
+    err(r, "bob: reject for carol", bob.call("POST", "/api/offers/reject",
+                                             {"user": "carol", "from": "alice",
+                                              "channel": CHAN}), 403)
+    err(r, "bob: create an authkey for alice",
+        bob.call("POST", "/api/authkeys", {"user": "alice", "ident": "evil"}), 403)
+    err(r, "bob: create a group owned by alice",
+        bob.call("POST", "/api/groups", {"user": "alice", "name": "evil"}), 403)
+    err(r, "bob: make alice leave", bob.call("POST", "/api/groups/leave",
+                                             {"user": "alice", "group": "ateam"}), 403)
+    err(r, "bob: change alice's password",
+        bob.call("POST", "/api/password", {"user": "alice", "old": "x", "new": "long-enough-1"}),
+        403)
+    st, doc = alice.call("GET", "/api/authkeys")
+    r.check("alice's authkey is unchanged", doc["authkeys"][0]["publish"] == [CHAN], repr(doc))
+    st, doc = alice.call("GET", "/api/groups")
+    r.check("alice's group is unchanged", doc["groups"][0]["members"] == ["bob", "carol"],
+            repr(doc))
+    st, doc = alice.call("GET", "/api/shares")
+    r.check("alice's shares are unchanged", len(doc["shares"]) == 2, repr(doc))
+
+    # The admin sees and acts for anyone.
+    st, doc = root.call("GET", "/api/authkeys?user=alice")
+    r.check("admin: alice's authkeys", st == 200 and
+            [k["ident"] for k in doc["authkeys"]] == ["alice-k"], repr(doc))
+    st, doc = root.call("GET", "/api/users")
+    r.check("admin: users with admin and password flags",
+            {u["name"]: (u["admin"], u["password"]) for u in doc["users"]} ==
+            {"alice": (False, True), "bob": (False, True), "carol": (False, False),
+             "root": (True, True)}, repr(doc))
+    st, doc = root.call("GET", "/api/shares?all=1")
+    r.check("admin: all shares", st == 200 and len(doc["shares"]) == 2, repr(doc))
+    ok(r, "admin: add a member to alice's group for her",
+       root.call("POST", "/api/groups/members", {"user": "alice", "group": "ateam",
+                                                 "member": "root"}))
+    err(r, "admin: act for a user that does not exist",
+        root.call("GET", "/api/authkeys?user=nobody"), 404)
+
+    # Leaving and deleting.
+    ok(r, "bob leaves the group", bob.call("POST", "/api/groups/leave", {"group": "ateam"}))
+    err(r, "bob leaves it again", bob.call("POST", "/api/groups/leave", {"group": "ateam"}), 404)
+    ok(r, "alice removes a member", alice.call("DELETE", "/api/groups/members",
+                                               {"group": "ateam", "member": "carol"}))
+    ok(r, "alice deletes a share", alice.call("DELETE", "/api/shares",
+                                              {"to": "carol", "channel": "ch2"}))
+    err(r, "and again", alice.call("DELETE", "/api/shares", {"to": "carol", "channel": "ch2"}),
+        404)
+    ok(r, "alice deletes the group", alice.call("DELETE", "/api/groups", {"name": "ateam"}))
+    ok(r, "alice deletes her authkey", alice.call("DELETE", "/api/authkeys", {"ident": "alice-k"}))
+    st, doc = alice.call("GET", "/api/authkeys")
+    r.check("it is gone", doc["authkeys"] == [], repr(doc))
+
+    def key_refused():
+        c = hp.Client(t.HOST, b.port, "alice-k", alice_secret, timeout=2)
+        try:
+            c.connect()
+            op, fields = c.read_frame(2)
+            return op == hp.OP_ERROR and b"Authentication failed" in fields[0]
+        except hp.BrokerError as e:
+            return "Authentication failed" in str(e)
+        except (hp.Closed, OSError, TimeoutError):
+            return False
+        finally:
+            c.close()
+    r.check("a deleted authkey no longer logs in", t.poll(key_refused, 10))
+    r.check("the broker is still running", b.alive())
+    r.check("the broker stops cleanly", b.stop() == 0)
+
+
+def tls_console(r):
+    d = r.subdir("tls-cert")
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    res = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                          "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                          "/CN=127.0.0.1", "-keyout", key, "-out", cert],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    t.expect(res.returncode == 0, "openssl req: %r" % res.stderr)
+    conf, b, port = setup(r, "tls", web_extra="tls_cert = %s\ntls_key = %s\n" % (cert, key))
+    h = Http(port, tls=True)
+    status, _, _, body = h.request("GET", "/")
+    r.check("HTTPS: GET / -> 200", status == 200 and b"<html" in body.lower(), repr(status))
+    status, doc, hdrs = h.login("alice", PASSWORDS["alice"])
+    cookie = " ".join(hdrs["set-cookie-all"])
+    r.check("HTTPS: login -> 200, cookie marked Secure", status == 200 and "; Secure" in cookie,
+            "%r %r" % (status, cookie))
+    ok(r, "HTTPS: a state change with token and https Origin",
+       h.call("POST", "/api/groups", {"name": "tlsgroup"}))
+    err(r, "HTTPS: an http:// Origin is refused",
+        h.call("POST", "/api/groups", {"name": "g2"}, origin=False,
+               headers={"Origin": "http://127.0.0.1:%d" % port}), 403, "cross-origin")
+    plain = Http(port)
+    try:
+        status = plain.request("GET", "/")[0]
+    except (http.client.HTTPException, OSError):
+        status = None
+    r.check("plain HTTP on the TLS port gets no page", status != 200, repr(status))
+    r.check("the broker stops cleanly", b.stop() == 0)
+
+
+if __name__ == "__main__":
+    t.main("test_web_api", [
+        ("static files and bad HTTP", static_and_http),
+        ("login, sessions, CSRF, bad JSON", login_and_sessions),
+        ("objects and authorization", objects_and_authorization),
+        ("login back-off", login_backoff),
+        ("HTTPS console", tls_console),
+    ])
