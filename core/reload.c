@@ -12,6 +12,7 @@
 #include "log.h"
 #include "router.h"
 #include "snapshot.h"
+#include "web.h"
 #include "worker.h"
 
 /* How often traffic counters are written back, in reload ticks' seconds. */
@@ -154,6 +155,8 @@ static void apply_result(struct broker *b, struct reload_job *j)
     }
     b->data_version = j->snap->version;
     b->have_data = TRUE;
+    if (b->web)
+        web_snapshot_loaded(b->web, j->snap);
     b->stats.graph_reloads++;
     GList *all = g_hash_table_get_values(b->conns);
     for (GList *l = all; l; l = l->next)
