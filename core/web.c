@@ -35,6 +35,8 @@
 #define MAX_BODY 65536
 #define MAX_FILE (4 * 1024 * 1024)
 #define MAX_SESSIONS 10000
+/* Sessions of one user; a new login ends the oldest past it. */
+#define MAX_USER_SESSIONS 20
 /* Requests being worked on at once; more get a 503 rather than a queue. */
 #define MAX_JOBS 256
 /*
@@ -506,6 +508,21 @@ static void login_complete(struct web_job *j)
         web_job_error(j, 401, "wrong user name or password");
         return;
     }
+    struct web_session *oldest = NULL;
+    guint mine = 0;
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, w->sessions);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        struct web_session *o = v;
+        if (strcmp(o->user, j->user))
+            continue;
+        mine++;
+        if (!oldest || o->created_us < oldest->created_us)
+            oldest = o;
+    }
+    if (mine >= MAX_USER_SESSIONS)
+        g_hash_table_remove(w->sessions, oldest->id);
     if (g_hash_table_size(w->sessions) >= MAX_SESSIONS) {
         web_job_error(j, 503, "too many sessions; try again later");
         return;

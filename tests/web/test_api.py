@@ -466,6 +466,16 @@ def password_ends_sessions(r):
             t.poll(lambda: h1.call("GET", "/api/session")[0] == 401, 10))
     ok(r, "bob's session still works", hb.call("GET", "/api/session"))
     ok(r, "the new password logs in", Http(port).login("alice", "alice-ctl-666")[:2])
+
+    # At most 20 sessions per user: the 21st login ends the oldest.
+    first = Http(port)
+    ok(r, "bob logs in once more", first.login("bob", PASSWORDS["bob"])[:2])
+    for _ in range(20):
+        Http(port).login("bob", PASSWORDS["bob"])
+    err(r, "after 20 more logins, bob's oldest session has ended",
+        first.call("GET", "/api/session"), 401)
+    ok(r, "alice's sessions are not touched by bob's logins",
+       Http(port).login("alice", "alice-ctl-666")[:2])
     r.check("the broker stops cleanly", b.stop() == 0)
 
 
