@@ -53,6 +53,9 @@
 #define MAX_LOGIN_BODY 4096
 #define MAX_JSON_DEPTH 32
 #define SESSION_MAX_US ((gint64)24 * 3600 * G_USEC_PER_SEC)
+/* Connections (counted from their first request), in all and per address. */
+#define MAX_CONNS 512
+#define MAX_CONNS_PER_IP 64
 
 /* ---- small helpers ---- */
 
@@ -711,6 +714,36 @@ static void serve_file(struct web *w, struct evhttp_request *req, const char *pa
     reply_text(req, 200, ctype, bytes, len);
 }
 
+static void on_conn_close(struct evhttp_connection *evcon, void *arg)
+{
+    struct web *w = arg;
+    char *peer = g_hash_table_lookup(w->conns, evcon);
+    if (peer) {
+        ipguard_release(w->conn_guard, peer);
+        g_hash_table_remove(w->conns, evcon);
+    }
+}
+
+/* Count a connection on its first request; past the caps it gets a 503 and is closed. */
+static gboolean conn_admit(struct web *w, struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    if (!evcon || g_hash_table_contains(w->conns, evcon))
+        return TRUE;
+    char *addr = NULL;
+    ev_uint16_t port = 0;
+    evhttp_connection_get_peer(evcon, &addr, &port);
+    const char *peer = addr ? addr : "?";
+    if (g_hash_table_size(w->conns) >= MAX_CONNS || ipguard_admit(w->conn_guard, peer)) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        reply_error(req, 503, "too many connections; try again later");
+        return FALSE;
+    }
+    g_hash_table_insert(w->conns, evcon, g_strdup(peer));
+    evhttp_connection_set_closecb(evcon, on_conn_close, w);
+    return TRUE;
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     struct web *w = arg;
@@ -721,6 +754,8 @@ static void on_request(struct evhttp_request *req, void *arg)
         reply_error(req, 503, "shutting down");
         return;
     }
+    if (!conn_admit(w, req))
+        return;
     if (!path || path[0] != '/') {
         reply_error(req, 400, "bad request path");
         return;
@@ -930,6 +965,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     struct web *w = arg;
     g_hash_table_foreach_remove(w->sessions, expire_session, w);
     ipguard_expire(w->login_guard);
+    ipguard_expire(w->conn_guard);
 }
 
 gboolean web_start(struct broker *b, FILE *ready, GError **error)
@@ -946,6 +982,8 @@ gboolean web_start(struct broker *b, FILE *ready, GError **error)
     g_queue_init(&w->events);
     g_queue_init(&w->storage_wait);
     w->login_guard = ipguard_new(0, wc->login_failures, 30);
+    w->conns = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
+    w->conn_guard = ipguard_new(MAX_CONNS_PER_IP, 0, 0);
     const char *env = g_getenv("HPFRIENDS_WEB_ROOT");
     w->root = env && *env ? g_strdup(env)
               : wc->root  ? config_resolve_path(b->cfg, wc->root)
@@ -1049,6 +1087,8 @@ void web_free(struct web *w)
     g_hash_table_unref(w->sessions);
     g_queue_clear_full(&w->events, web_event_free);
     ipguard_free(w->login_guard);
+    g_hash_table_unref(w->conns);
+    ipguard_free(w->conn_guard);
     if (w->creds)
         g_hash_table_unref(w->creds);
     if (w->tls)

@@ -50,6 +50,8 @@ struct web {
     guint storage_busy;    /* console jobs on the storage worker */
     GQueue storage_wait;   /* struct web_job * waiting for a place there */
     guint crypto_busy;     /* jobs on the password worker */
+    GHashTable *conns;     /* struct evhttp_connection * -> peer address */
+    struct ipguard *conn_guard; /* connections per address */
     struct event *tick;
     gboolean stopped;
 };

@@ -200,6 +200,23 @@ def static_and_http(r):
     time.sleep(1.5)  # let the abandoned logins finish on the workers
     status, _, _, _ = h.request("GET", "/")
     r.check("still serving after bad requests", status == 200 and b.alive(), repr(status))
+
+    # Connections per address are capped (64): the 65th gets a 503 and is closed;
+    # closing some makes room again.
+    held = []
+    for _ in range(64):
+        c = http.client.HTTPConnection(t.HOST, port, timeout=10)
+        c.request("GET", "/")
+        c.getresponse().read()
+        held.append(c)
+    status = h.request("GET", "/")[0]
+    r.check("a 65th connection from one address -> 503", status == 503, repr(status))
+    for c in held[:8]:
+        c.close()
+    r.check("closing connections makes room again",
+            t.poll(lambda: h.request("GET", "/")[0] == 200, 5))
+    for c in held[8:]:
+        c.close()
     # Stopping with a request in flight.
     s = socket.create_connection((t.HOST, port), timeout=5)
     s.sendall(b"POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
