@@ -25,6 +25,12 @@ void ipguard_key(const struct sockaddr *sa, char *out, gsize len);
 const char *ipguard_admit(struct ipguard *g, const char *key);
 /** A connection from key ended. */
 void ipguard_release(struct ipguard *g, const char *key);
+/**
+ * May one more login attempt from key start?  Attempts in progress count
+ * as failures until they end (ipguard_release), so concurrent guesses
+ * cannot get past the threshold.  NULL when yes (and it is counted).
+ */
+const char *ipguard_login_begin(struct ipguard *g, const char *key);
 /** An AUTH from key failed. */
 void ipguard_auth_failed(struct ipguard *g, const char *key);
 /** Forget addresses with nothing left to remember. */

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "router.h"
 #include "snapshot.h"
+#include "web.h"
 #include "worker.h"
 
 /* How often traffic counters are written back, in reload ticks' seconds. */
@@ -169,6 +170,8 @@ static void apply_result(struct broker *b, struct reload_job *j)
         free_later3(NULL, NULL, cluster_set_keys(b->cluster, g_steal_pointer(&j->cluster_keys)));
     b->data_version = j->snap->version;
     b->have_data = TRUE;
+    if (b->web)
+        web_snapshot_loaded(b->web, j->snap);
     b->stats.graph_reloads++;
     GList *all = g_hash_table_get_values(b->conns);
     for (GList *l = all; l; l = l->next)

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "password.h"
 #include "sinks.h"
+#include "snapshot.h"
 #include "tls.h"
 #include "web_internal.h"
 #include "worker.h"
@@ -34,8 +35,27 @@
 #define MAX_BODY 65536
 #define MAX_FILE (4 * 1024 * 1024)
 #define MAX_SESSIONS 10000
+/* Sessions of one user; a new login ends the oldest past it. */
+#define MAX_USER_SESSIONS 20
 /* Requests being worked on at once; more get a 503 rather than a queue. */
 #define MAX_JOBS 256
+/*
+ * hpfeeds AUTH and reloads share the storage worker: the console keeps at
+ * most this many jobs there, the rest wait in a short queue of its own.
+ */
+#define MAX_STORAGE_JOBS 2
+#define MAX_STORAGE_WAIT 64
+/* Logins waiting for storage (only before the first snapshot is in). */
+#define MAX_LOGIN_WAIT 8
+/* Password derivations queued or running; more get a 503. */
+#define MAX_CRYPTO_JOBS 32
+/* Login bodies are small; nesting deeper than this is refused unparsed. */
+#define MAX_LOGIN_BODY 4096
+#define MAX_JSON_DEPTH 32
+#define SESSION_MAX_US ((gint64)24 * 3600 * G_USEC_PER_SEC)
+/* Connections (counted from their first request), in all and per address. */
+#define MAX_CONNS 512
+#define MAX_CONNS_PER_IP 64
 
 /* ---- small helpers ---- */
 
@@ -212,7 +232,44 @@ static void session_free(gpointer p)
     g_free(s->id);
     g_free(s->csrf);
     g_free(s->user);
+    g_free(s->epoch);
     g_free(s);
+}
+
+static void cred_free(gpointer p)
+{
+    struct web_cred *c = p;
+    g_free(c->hash);
+    g_free(c);
+}
+
+void web_snapshot_loaded(struct web *w, const struct snapshot *s)
+{
+    GHashTable *t = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, cred_free);
+    GHashTableIter it;
+    gpointer k, v;
+    g_hash_table_iter_init(&it, s->passwords);
+    while (g_hash_table_iter_next(&it, &k, &v)) {
+        struct web_cred *c = g_new0(struct web_cred, 1);
+        c->hash = g_strdup(v);
+        c->admin = g_hash_table_contains(s->admins, k);
+        g_hash_table_insert(t, g_strdup(k), c);
+    }
+    if (w->creds)
+        g_hash_table_unref(w->creds);
+    w->creds = t;
+}
+
+/* Over its idle time or its lifetime, or its user's password changed since. */
+static gboolean session_over(const struct web *w, const struct web_session *s, gint64 now)
+{
+    if (now - s->last_used_us > (gint64)w->b->cfg->web->session_timeout * G_USEC_PER_SEC ||
+        now - s->created_us > SESSION_MAX_US)
+        return TRUE;
+    if (!w->creds)
+        return FALSE;
+    const struct web_cred *c = g_hash_table_lookup(w->creds, s->user);
+    return !c || g_strcmp0(c->hash, s->epoch);
 }
 
 static gboolean is_secure(const struct web *w) { return w->tls != NULL; }
@@ -233,8 +290,7 @@ static struct web_session *session_of(struct web *w, struct evhttp_request *req)
     }
     g_strfreev(parts);
     gint64 now = g_get_monotonic_time();
-    if (found && now - found->last_used_us >
-                     (gint64)w->b->cfg->web->session_timeout * G_USEC_PER_SEC) {
+    if (found && session_over(w, found, now)) {
         g_hash_table_remove(w->sessions, found->id);
         return NULL;
     }
@@ -294,6 +350,8 @@ static void on_event(void *ud, int type, const char *ident, const char *owner, c
 
 static void job_free(struct web_job *j)
 {
+    if (j->guarded)
+        ipguard_release(j->w->login_guard, j->peer);
     if (j->password)
         OPENSSL_cleanse(j->password, strlen(j->password));
     if (j->password2)
@@ -345,10 +403,27 @@ static void job_reply(struct web_job *j)
     j->req = NULL;
 }
 
+static void job_done(void *arg);
+
+static void storage_submit(struct web *w, struct web_job *j)
+{
+    if (w->storage_busy < MAX_STORAGE_JOBS) {
+        w->storage_busy++;
+        worker_submit(w->b->worker, job_run, job_done, j);
+    } else {
+        g_queue_push_tail(&w->storage_wait, j);
+    }
+}
+
 static void job_done(void *arg)
 {
     struct web_job *j = arg;
     struct web *w = j->w;
+    w->storage_busy--;
+    while (w->storage_busy < MAX_STORAGE_JOBS && !g_queue_is_empty(&w->storage_wait)) {
+        w->storage_busy++;
+        worker_submit(w->b->worker, job_run, job_done, g_queue_pop_head(&w->storage_wait));
+    }
     j->resubmitted = FALSE;
     if (j->req && j->status == 200 && j->route->finish)
         j->route->finish(j);
@@ -393,9 +468,35 @@ void web_crypto_finish(struct web_job *j)
     struct web *w = j->w;
     if (!j->verified) {
         /* First pass (storage read): verify on the password worker. */
+        if (w->crypto_busy >= MAX_CRYPTO_JOBS) {
+            web_job_error(j, 503, "busy: too many password checks in progress; try again");
+            return;
+        }
         j->resubmitted = TRUE;
         j->verified = FALSE;
+        w->crypto_busy++;
         worker_submit(w->crypto, crypto_run, crypto_done, j);
+    } else if (j->session_id) {
+        /* /api/password stored the new hash: that ends the user's other sessions. */
+        GHashTableIter it;
+        gpointer v;
+        g_hash_table_iter_init(&it, w->sessions);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+            struct web_session *s = v;
+            if (!strcmp(s->user, j->user) && strcmp(s->id, j->session_id))
+                g_hash_table_iter_remove(&it);
+        }
+        struct web_session *s = g_hash_table_lookup(w->sessions, j->session_id);
+        if (s) {
+            g_free(s->epoch);
+            s->epoch = g_strdup(j->hash);
+        }
+        /* Until the reload brings it in, or the current session would end too. */
+        struct web_cred *c = w->creds ? g_hash_table_lookup(w->creds, j->user) : NULL;
+        if (c) {
+            g_free(c->hash);
+            c->hash = g_strdup(j->hash);
+        }
     }
 }
 
@@ -404,10 +505,27 @@ static void login_complete(struct web_job *j)
     struct web *w = j->w;
     if (!j->verified) {
         ipguard_auth_failed(w->login_guard, j->peer);
-        log_notice("web: failed login for '%s' from %s", j->user ? j->user : "", j->peer);
+        char *name = g_strescape(j->user ? j->user : "", NULL); /* no forged log lines */
+        log_notice("web: failed login for '%s' from %s", name, j->peer);
+        g_free(name);
         web_job_error(j, 401, "wrong user name or password");
         return;
     }
+    struct web_session *oldest = NULL;
+    guint mine = 0;
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, w->sessions);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        struct web_session *o = v;
+        if (strcmp(o->user, j->user))
+            continue;
+        mine++;
+        if (!oldest || o->created_us < oldest->created_us)
+            oldest = o;
+    }
+    if (mine >= MAX_USER_SESSIONS)
+        g_hash_table_remove(w->sessions, oldest->id);
     if (g_hash_table_size(w->sessions) >= MAX_SESSIONS) {
         web_job_error(j, 503, "too many sessions; try again later");
         return;
@@ -423,7 +541,8 @@ static void login_complete(struct web_job *j)
         return;
     }
     s->user = g_strdup(j->user);
-    s->last_used_us = g_get_monotonic_time();
+    s->epoch = g_strdup(j->hash);
+    s->last_used_us = s->created_us = g_get_monotonic_time();
     g_hash_table_insert(w->sessions, s->id, s);
     set_cookie(w, j->req, s->id, FALSE);
     log_notice("web: '%s' logged in from %s", j->user, j->peer);
@@ -444,6 +563,7 @@ static void crypto_done(void *arg)
 {
     struct web_job *j = arg;
     struct web *w = j->w;
+    w->crypto_busy--;
     if (j->req && !strcmp(j->route->path, "/api/login")) {
         login_complete(j);
     } else if (j->req && !w->stopped) {
@@ -455,7 +575,7 @@ static void crypto_done(void *arg)
             /* Third stage: store it. */
             j->status = 0;
             j->resubmitted = TRUE;
-            worker_submit(w->b->worker, job_run, job_done, j);
+            storage_submit(w, j);
             return;
         }
     }
@@ -523,6 +643,49 @@ static GHashTable *parse_query(const char *q)
     return t;
 }
 
+/*
+ * json-glib parses recursively, without a depth limit: refuse deep nesting
+ * before it sees the text, so no request can run the loop's stack out.
+ */
+static gboolean json_too_deep(const char *text, size_t len, guint max)
+{
+    guint depth = 0;
+    gboolean in_string = FALSE;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = FALSE;
+        } else if (c == '"') {
+            in_string = TRUE;
+        } else if (c == '[' || c == '{') {
+            if (++depth > max)
+                return TRUE;
+        } else if ((c == ']' || c == '}') && depth) {
+            depth--;
+        }
+    }
+    return FALSE;
+}
+
+/* The first stage of a login, on the loop: the hash comes from the last snapshot. */
+static void login_lookup(struct web *w, struct web_job *j)
+{
+    const char *user = web_body_str(j, "user", TRUE);
+    const char *pw = user ? web_body_str(j, "password", TRUE) : NULL;
+    if (!user || !pw)
+        return;
+    const struct web_cred *c = g_hash_table_lookup(w->creds, user);
+    g_free(j->user);
+    j->user = g_strdup(user);
+    j->password = g_strdup(pw);
+    j->hash = c ? g_strdup(c->hash) : NULL;
+    j->is_admin = c && c->admin;
+    j->status = 200;
+}
+
 static void serve_file(struct web *w, struct evhttp_request *req, const char *path)
 {
     const char *name = !strcmp(path, "/") ? "index.html" : path + 1;
@@ -551,6 +714,36 @@ static void serve_file(struct web *w, struct evhttp_request *req, const char *pa
     reply_text(req, 200, ctype, bytes, len);
 }
 
+static void on_conn_close(struct evhttp_connection *evcon, void *arg)
+{
+    struct web *w = arg;
+    char *peer = g_hash_table_lookup(w->conns, evcon);
+    if (peer) {
+        ipguard_release(w->conn_guard, peer);
+        g_hash_table_remove(w->conns, evcon);
+    }
+}
+
+/* Count a connection on its first request; past the caps it gets a 503 and is closed. */
+static gboolean conn_admit(struct web *w, struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    if (!evcon || g_hash_table_contains(w->conns, evcon))
+        return TRUE;
+    char *addr = NULL;
+    ev_uint16_t port = 0;
+    evhttp_connection_get_peer(evcon, &addr, &port);
+    const char *peer = addr ? addr : "?";
+    if (g_hash_table_size(w->conns) >= MAX_CONNS || ipguard_admit(w->conn_guard, peer)) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        reply_error(req, 503, "too many connections; try again later");
+        return FALSE;
+    }
+    g_hash_table_insert(w->conns, evcon, g_strdup(peer));
+    evhttp_connection_set_closecb(evcon, on_conn_close, w);
+    return TRUE;
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     struct web *w = arg;
@@ -561,6 +754,8 @@ static void on_request(struct evhttp_request *req, void *arg)
         reply_error(req, 503, "shutting down");
         return;
     }
+    if (!conn_admit(w, req))
+        return;
     if (!path || path[0] != '/') {
         reply_error(req, 400, "bad request path");
         return;
@@ -637,6 +832,27 @@ static void on_request(struct evhttp_request *req, void *arg)
 
     struct evbuffer *body = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(body);
+    gboolean login = !strcmp(route->path, "/api/login");
+    if (login) {
+        /* Before the body is even parsed. */
+        if (len > MAX_LOGIN_BODY) {
+            reply_error(req, 413, "login request too large");
+            job_free(j);
+            return;
+        }
+        if (ipguard_login_begin(w->login_guard, j->peer)) {
+            reply_error(req, 429, "too many failed logins from your address; try again later");
+            job_free(j);
+            return;
+        }
+        j->guarded = TRUE;
+        if (w->crypto_busy >= MAX_CRYPTO_JOBS ||
+            (!w->creds && w->storage_wait.length >= MAX_LOGIN_WAIT)) {
+            reply_error(req, 503, "busy: too many logins in progress; try again");
+            job_free(j);
+            return;
+        }
+    }
     if (changes && len > 0) {
         const char *ctype = evhttp_find_header(in, "Content-Type");
         if (!ctype || g_ascii_strncasecmp(ctype, "application/json", 16)) {
@@ -647,6 +863,12 @@ static void on_request(struct evhttp_request *req, void *arg)
         JsonParser *p = json_parser_new();
         GError *e = NULL;
         const char *text = (const char *)evbuffer_pullup(body, (ev_ssize_t)len);
+        if (json_too_deep(text, len, MAX_JSON_DEPTH)) {
+            reply_error(req, 400, "bad JSON: nested too deeply");
+            g_object_unref(p);
+            job_free(j);
+            return;
+        }
         if (!json_parser_load_from_data(p, text, (gssize)len, &e)) {
             char *msg = g_strdup_printf("bad JSON: %s", e->message);
             reply_error(req, 400, msg);
@@ -671,18 +893,25 @@ static void on_request(struct evhttp_request *req, void *arg)
         return;
     }
 
-    if (!strcmp(route->path, "/api/login")) {
-        const char *blocked = ipguard_admit(w->login_guard, j->peer);
-        if (blocked) {
-            reply_error(req, 429, "too many failed logins from your address; try again later");
+    if (login && w->creds) {
+        /* No storage: the hash is known; only the derivation runs, on its worker. */
+        login_lookup(w, j);
+        if (j->status != 200) {
+            job_reply(j);
             job_free(j);
             return;
         }
-        ipguard_release(w->login_guard, j->peer);
+        g_hash_table_add(w->jobs, j);
+        web_crypto_finish(j);
+        return;
     }
-
+    if (w->storage_busy >= MAX_STORAGE_JOBS && w->storage_wait.length >= MAX_STORAGE_WAIT) {
+        reply_error(req, 503, "busy: too many requests in progress; try again");
+        job_free(j);
+        return;
+    }
     g_hash_table_add(w->jobs, j);
-    worker_submit(w->b->worker, job_run, job_done, j);
+    storage_submit(w, j);
 }
 
 /* ---- life cycle ---- */
@@ -728,9 +957,7 @@ static struct bufferevent *make_tls_bev(struct event_base *base, void *arg)
 static gboolean expire_session(gpointer k, gpointer v, gpointer ud)
 {
     struct web *w = ud;
-    const struct web_session *s = v;
-    return g_get_monotonic_time() - s->last_used_us >
-           (gint64)w->b->cfg->web->session_timeout * G_USEC_PER_SEC;
+    return session_over(w, v, g_get_monotonic_time());
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -738,6 +965,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     struct web *w = arg;
     g_hash_table_foreach_remove(w->sessions, expire_session, w);
     ipguard_expire(w->login_guard);
+    ipguard_expire(w->conn_guard);
 }
 
 gboolean web_start(struct broker *b, FILE *ready, GError **error)
@@ -752,7 +980,10 @@ gboolean web_start(struct broker *b, FILE *ready, GError **error)
     w->sessions = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, session_free);
     w->jobs = g_hash_table_new(g_direct_hash, g_direct_equal);
     g_queue_init(&w->events);
+    g_queue_init(&w->storage_wait);
     w->login_guard = ipguard_new(0, wc->login_failures, 30);
+    w->conns = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
+    w->conn_guard = ipguard_new(MAX_CONNS_PER_IP, 0, 0);
     const char *env = g_getenv("HPFRIENDS_WEB_ROOT");
     w->root = env && *env ? g_strdup(env)
               : wc->root  ? config_resolve_path(b->cfg, wc->root)
@@ -808,6 +1039,7 @@ gboolean web_start(struct broker *b, FILE *ready, GError **error)
         fprintf(ready, "http web %d\n", w->port);
     g_free(spec);
     sinks_set_tap(b->sinks, on_event, w);
+    reload_request(b); /* a snapshot for the login table */
     w->tick = event_new(b->base, -1, EV_PERSIST, on_tick, w);
     struct timeval minute = {60, 0};
     evtimer_add(w->tick, &minute);
@@ -827,6 +1059,12 @@ void web_stop(struct web *w)
     g_hash_table_iter_init(&it, w->jobs);
     while (g_hash_table_iter_next(&it, &k, NULL))
         ((struct web_job *)k)->req = NULL;
+    /* Jobs still waiting for the storage worker never run. */
+    struct web_job *q;
+    while ((q = g_queue_pop_head(&w->storage_wait))) {
+        g_hash_table_remove(w->jobs, q);
+        job_free(q);
+    }
     if (w->http)
         evhttp_free(w->http);
     w->http = NULL;
@@ -849,6 +1087,10 @@ void web_free(struct web *w)
     g_hash_table_unref(w->sessions);
     g_queue_clear_full(&w->events, web_event_free);
     ipguard_free(w->login_guard);
+    g_hash_table_unref(w->conns);
+    ipguard_free(w->conn_guard);
+    if (w->creds)
+        g_hash_table_unref(w->creds);
     if (w->tls)
         SSL_CTX_free(w->tls);
     g_free(w->root);

@@ -13,6 +13,7 @@
 #include <glib.h>
 
 struct broker;
+struct snapshot;
 struct web;
 
 /** Start the console of b->cfg->web (does nothing without one); adds "http web PORT" to ready. */
@@ -21,6 +22,8 @@ gboolean web_start(struct broker *b, FILE *ready, GError **error);
 void web_stop(struct web *w);
 /** Free everything; after the storage worker has finished. */
 void web_free(struct web *w);
+/** The broker read a new snapshot: keep what logins and sessions need from it. */
+void web_snapshot_loaded(struct web *w, const struct snapshot *s);
 /** Port the console listens on (0 when none). */
 int web_port(const struct web *w);
 

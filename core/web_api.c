@@ -713,8 +713,10 @@ static void finish_logs(struct web_job *j)
     guint n = 0;
     for (GList *l = j->w->events.tail; l && n < MAX_LOG_ROWS; l = l->prev) {
         const struct web_event *e = l->data;
-        if (j->idents && !g_hash_table_contains(j->idents, e->ident) &&
-            g_strcmp0(e->owner, j->acting))
+        /* An owner's events go to that owner only (an ident may change hands);
+         * owner-less ones (AUTH failures) to whoever holds the ident now. */
+        if (j->idents && (e->owner ? strcmp(e->owner, j->acting)
+                                   : !g_hash_table_contains(j->idents, e->ident)))
             continue;
         JsonObject *o = json_object_new();
         GDateTime *t = g_date_time_new_from_unix_utc(e->time_us / G_USEC_PER_SEC);

@@ -23,7 +23,15 @@ struct web_session {
     char *id;
     char *csrf;
     char *user;
+    char *epoch;         /* the user's password hash at login: a change ends the session */
     gint64 last_used_us;
+    gint64 created_us;   /* sessions end a day after login, used or not */
+};
+
+/* What a login needs, kept from the broker's last snapshot. */
+struct web_cred {
+    char *hash;
+    gboolean admin;
 };
 
 struct web {
@@ -38,6 +46,12 @@ struct web {
     GQueue events;        /* struct web_event *, oldest first */
     struct ipguard *login_guard;
     struct worker *crypto; /* password hashing, so it never delays storage */
+    GHashTable *creds;     /* user -> struct web_cred *, NULL before the first snapshot */
+    guint storage_busy;    /* console jobs on the storage worker */
+    GQueue storage_wait;   /* struct web_job * waiting for a place there */
+    guint crypto_busy;     /* jobs on the password worker */
+    GHashTable *conns;     /* struct evhttp_connection * -> peer address */
+    struct ipguard *conn_guard; /* connections per address */
     struct event *tick;
     gboolean stopped;
 };
@@ -78,6 +92,7 @@ struct web_job {
     char *password;     /* login, passwd: plain text, wiped when freed */
     char *password2;
     gboolean verified;
+    gboolean guarded;   /* login: counted by the login guard until freed */
 };
 
 extern const struct web_route web_routes[];

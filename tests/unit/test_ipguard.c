@@ -57,6 +57,30 @@ static void test_backoff(void)
     ipguard_free(g);
 }
 
+static void test_login_pending(void)
+{
+    struct ipguard *g = ipguard_new(0, 3, 60);
+    /* Attempts in progress count: three may run, the fourth waits. */
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_PTR_NULL(ipguard_login_begin(g, "10.0.0.9"));
+    CU_ASSERT_PTR_NOT_NULL(ipguard_login_begin(g, "10.0.0.9"));
+    CU_ASSERT_PTR_NULL(ipguard_login_begin(g, "10.0.0.10"));
+    /* One fails and ends: still two running plus one failure. */
+    ipguard_auth_failed(g, "10.0.0.9");
+    ipguard_release(g, "10.0.0.9");
+    CU_ASSERT_PTR_NOT_NULL(ipguard_login_begin(g, "10.0.0.9"));
+    /* One succeeds and ends: room for one more. */
+    ipguard_release(g, "10.0.0.9");
+    CU_ASSERT_PTR_NULL(ipguard_login_begin(g, "10.0.0.9"));
+    /* Two more failures reach the threshold: blocked even with none running. */
+    ipguard_auth_failed(g, "10.0.0.9");
+    ipguard_auth_failed(g, "10.0.0.9");
+    ipguard_release(g, "10.0.0.9");
+    ipguard_release(g, "10.0.0.9");
+    CU_ASSERT_PTR_NOT_NULL(ipguard_login_begin(g, "10.0.0.9"));
+    ipguard_free(g);
+}
+
 static void test_keys(void)
 {
     char key[64];
@@ -76,6 +100,7 @@ int main(void)
         {"per-address cap", test_cap},
         {"no cap", test_unlimited},
         {"auth failure back-off", test_backoff},
+        {"logins in progress count", test_login_pending},
         {"address keys", test_keys},
         {NULL, NULL},
     };

@@ -11,9 +11,11 @@ and the admin flag are checked in all three.
 """
 
 import http.client
+import concurrent.futures
 import json
 import os
 import re
+import resource
 import socket
 import ssl
 import subprocess
@@ -110,13 +112,13 @@ def err(r, name, res, want, text=None):
                    good, "got %r %r" % (status, doc))
 
 
-def setup(r, name, broker=None, web_extra="", fast=True):
+def setup(r, name, broker=None, web_extra="", fast=True, web_more=""):
     d = r.subdir(name)
     conf = t.write_config(d, dict({"access": "graph", "reload_interval": 1}, **(broker or {})))
     listen = "tls" if web_extra else "tcp"
     with open(conf, "a") as f:
         f.write("\n[web]\nlisten = %s:%s:0\nroot = %s\n%s"
-                % (listen, t.HOST, os.path.join(t.SRCDIR, "web"), web_extra))
+                % (listen, t.HOST, os.path.join(t.SRCDIR, "web"), web_extra + web_more))
     for u in ("alice", "bob", "carol", "root"):
         t.ctl_ok(conf, "user", "add", u)
     t.ctl_ok(conf, "user", "admin", "root", "yes")
@@ -198,6 +200,23 @@ def static_and_http(r):
     time.sleep(1.5)  # let the abandoned logins finish on the workers
     status, _, _, _ = h.request("GET", "/")
     r.check("still serving after bad requests", status == 200 and b.alive(), repr(status))
+
+    # Connections per address are capped (64): the 65th gets a 503 and is closed;
+    # closing some makes room again.
+    held = []
+    for _ in range(64):
+        c = http.client.HTTPConnection(t.HOST, port, timeout=10)
+        c.request("GET", "/")
+        c.getresponse().read()
+        held.append(c)
+    status = h.request("GET", "/")[0]
+    r.check("a 65th connection from one address -> 503", status == 503, repr(status))
+    for c in held[:8]:
+        c.close()
+    r.check("closing connections makes room again",
+            t.poll(lambda: h.request("GET", "/")[0] == 200, 5))
+    for c in held[8:]:
+        c.close()
     # Stopping with a request in flight.
     s = socket.create_connection((t.HOST, port), timeout=5)
     s.sendall(b"POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -338,6 +357,169 @@ def login_backoff(r):
     st, doc, _ = Http(port).login("root", PASSWORDS["root"])
     r.check("then even the right password -> 429 for a while", st == 429 and "error" in doc,
             "%r %r" % (st, doc))
+    r.check("the broker stops cleanly", b.stop() == 0)
+
+
+def concurrent_logins(n, user, password_of):
+    """n logins at once, each on its own connection; their statuses."""
+    def one(i):
+        try:
+            return Http(PORTS[0]).login(user, password_of(i))[0]
+        except (http.client.HTTPException, OSError) as e:
+            return repr(e)
+    with concurrent.futures.ThreadPoolExecutor(n) as ex:
+        return list(ex.map(one, range(n)))
+
+
+PORTS = [0]
+
+
+def login_backoff_concurrent(r):
+    # Guesses sent together count against the limit before they are checked.
+    conf, b, port = setup(r, "backoff-burst", fast=False)
+    PORTS[0] = port
+    codes = concurrent_logins(40, "root", lambda i: "wrong-%d" % i)
+    n401, n429 = codes.count(401), codes.count(429)
+    r.check("40 concurrent wrong logins (login_failures = 5): at most 5 checked, the rest 429",
+            n401 <= 5 and n401 + n429 == 40, repr(codes))
+    r.check("the broker stops cleanly", b.stop() == 0)
+
+
+def login_flood_and_hpfeeds(r):
+    # Logins must not take the storage worker from hpfeeds AUTH, however many
+    # come in and however large the data is.
+    conf, b, port = setup(r, "flood", web_more="login_failures = 1000\n")
+    PORTS[0] = port
+    path = os.path.join(r.subdir("flood"), "keys.json")
+    data = json.loads(t.ctl_ok(conf, "export").out)
+    data["authkeys"] = [{"ident": "k%05d" % i, "owner": "bob", "secret": "s%d" % i,
+                         "publish": [CHAN], "subscribe": [CHAN]} for i in range(20000)] + \
+        [{"ident": "probe", "owner": "alice", "secret": "probe-secret", "publish": [CHAN],
+          "subscribe": [CHAN]}]
+    with open(path, "w") as f:
+        json.dump(data, f)
+    t.ctl_ok(conf, "import", path)
+
+    def round_trip():
+        t0 = time.monotonic()
+        p = None
+        try:
+            p = b.connect("probe", "probe-secret")
+            p.subscribe(CHAN)
+            p.publish(CHAN, b"ping")
+            p.sync(CHAN, timeout=60)
+            return time.monotonic() - t0
+        except (hp.BrokerError, hp.Closed, OSError, TimeoutError) as e:
+            return "%r after %.1f s" % (e, time.monotonic() - t0)
+        finally:
+            if p:
+                p.close()
+    first = t.poll(lambda: isinstance(round_trip(), float), 15)
+    r.check("the probe key works (broker reloaded the imported keys)", first)
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        flood = ex.submit(concurrent_logins, 200, "alice", lambda i: "wrong-%d" % i)
+        time.sleep(0.3)
+        took = round_trip()
+        codes = flood.result()
+    r.check("hpfeeds AUTH+SUBSCRIBE+PUBLISH during 200 concurrent logins: under 5 s",
+            isinstance(took, float) and took < 5, repr(took))
+    r.check("the logins were refused (401) or turned away (503), none lost",
+            all(c in (401, 503) for c in codes), repr(codes))
+    r.check("the broker stops cleanly", b.stop() == 0)
+
+
+def deep_json(r):
+    # json-glib recurses: deep nesting is refused before it parses.  A 1 MiB
+    # stack makes the broker crash at about 9,000 levels without that check.
+    soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
+    resource.setrlimit(resource.RLIMIT_STACK, (1 << 20, hard))
+    try:
+        conf, b, port = setup(r, "deep")
+    finally:
+        resource.setrlimit(resource.RLIMIT_STACK, (soft, hard))
+    h = Http(port)
+    err(r, "login: 64 KiB of '['", h.call("POST", "/api/login", raw=b"[" * 65000), 413)
+    err(r, "login: a body over 4 KiB", h.call("POST", "/api/login", raw=b'{"user": "' +
+                                               b"x" * 5000 + b'", "password": "y"}'), 413)
+    err(r, "login: 4000 levels of '['", h.call("POST", "/api/login", raw=b"[" * 4000), 400,
+        "nested too deeply")
+    err(r, "login: 33 levels", h.call("POST", "/api/login", raw=b"[" * 33 + b"]" * 33), 400,
+        "nested too deeply")
+    err(r, "login: brackets inside strings do not count",
+        h.call("POST", "/api/login", {"user": "[{" * 100 + '\\"', "password": "x"}), 401)
+    h = logged_in(port, "alice")
+    err(r, "60,000 levels of '[' to a session endpoint",
+        h.call("POST", "/api/groups", raw=b"[" * 60000), 400, "nested too deeply")
+    err(r, "60,000 levels of '{\"a\":'", h.call("POST", "/api/groups",
+                                               raw=b'{"a":' * 12000), 400, "nested too deeply")
+    ok(r, "nesting within the limit still works",
+       h.call("POST", "/api/groups", {"name": "deepg", "x": [[[[1]]]]}))
+    r.check("the broker is still running", b.alive())
+    r.check("the broker stops cleanly", b.stop() == 0)
+
+
+def password_ends_sessions(r):
+    conf, b, port = setup(r, "sessions")
+    h1, h2 = logged_in(port, "alice"), logged_in(port, "alice")
+    hb = logged_in(port, "bob")
+    ok(r, "alice changes her password in one session",
+       h1.call("POST", "/api/password", {"old": PASSWORDS["alice"], "new": "alice-new-55"}))
+    err(r, "her other session ended", h2.call("GET", "/api/session"), 401)
+    ok(r, "the session that changed it goes on", h1.call("GET", "/api/session"))
+    time.sleep(2)  # the reload that follows the change must not end it either
+    ok(r, "and still after the reload", h1.call("GET", "/api/session"))
+    ok(r, "bob's session is not touched", hb.call("GET", "/api/session"))
+    saved = {k: os.environ.get(k) for k in FAST}
+    os.environ.update(FAST)
+    try:
+        t.ctl_ok(conf, "user", "passwd", "alice", input=b"alice-ctl-666\n")
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    r.check("hpfriendsctl user passwd ends her sessions (after the reload)",
+            t.poll(lambda: h1.call("GET", "/api/session")[0] == 401, 10))
+    ok(r, "bob's session still works", hb.call("GET", "/api/session"))
+    ok(r, "the new password logs in", Http(port).login("alice", "alice-ctl-666")[:2])
+
+    # At most 20 sessions per user: the 21st login ends the oldest.
+    first = Http(port)
+    ok(r, "bob logs in once more", first.login("bob", PASSWORDS["bob"])[:2])
+    for _ in range(20):
+        Http(port).login("bob", PASSWORDS["bob"])
+    err(r, "after 20 more logins, bob's oldest session has ended",
+        first.call("GET", "/api/session"), 401)
+    ok(r, "alice's sessions are not touched by bob's logins",
+       Http(port).login("alice", "alice-ctl-666")[:2])
+    r.check("the broker stops cleanly", b.stop() == 0)
+
+
+def logs_of_reused_ident(r):
+    conf, b, port = setup(r, "reused")
+    alice, bob = logged_in(port, "alice"), logged_in(port, "bob")
+    st, doc = alice.call("POST", "/api/authkeys", {"ident": "shared-k", "publish": [CHAN],
+                                                   "subscribe": [CHAN]})
+    ok(r, "alice makes an authkey", (st, doc))
+    secret = doc.get("secret") if isinstance(doc, dict) else None
+
+    def connects():
+        try:
+            p = b.connect("shared-k", secret)
+            p.close()
+            return True
+        except (hp.BrokerError, hp.Closed, OSError, TimeoutError):
+            return False
+    r.check("alice's key connects (a disconnect event owned by alice)", t.poll(connects, 10))
+    r.check("alice sees her event", t.poll(lambda: any(
+        e.get("owner") == "alice" for e in alice.call("GET", "/api/logs")[1]["events"]), 5))
+    ok(r, "alice deletes it", alice.call("DELETE", "/api/authkeys", {"ident": "shared-k"}))
+    ok(r, "bob makes an authkey of the same ident",
+       bob.call("POST", "/api/authkeys", {"ident": "shared-k"}), 200)
+    st, doc = bob.call("GET", "/api/logs")
+    r.check("bob does not see alice's events of that ident",
+            st == 200 and not any(e.get("owner") == "alice" for e in doc["events"]), repr(doc))
     r.check("the broker stops cleanly", b.stop() == 0)
 
 
@@ -621,5 +803,10 @@ if __name__ == "__main__":
         ("login, sessions, CSRF, bad JSON", login_and_sessions),
         ("objects and authorization", objects_and_authorization),
         ("login back-off", login_backoff),
+        ("login back-off against concurrent guesses", login_backoff_concurrent),
+        ("logins do not hold up hpfeeds AUTH", login_flood_and_hpfeeds),
+        ("deeply nested JSON", deep_json),
+        ("a password change ends other sessions", password_ends_sessions),
+        ("logs of an ident that changed owner", logs_of_reused_ident),
         ("HTTPS console", tls_console),
     ])
