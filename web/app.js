@@ -3,7 +3,9 @@
 // per session sent on every state-changing request.
 "use strict";
 
-const state = { user: null, admin: false, csrf: null, timer: null };
+// view counts page renders: a render that finishes after a newer one began
+// (a click during a slow load) is dropped, never shown over the newer page.
+const state = { user: null, admin: false, csrf: null, timer: null, view: 0 };
 
 // ---- DOM helpers ----
 
@@ -183,7 +185,8 @@ pages.authkeys = async (root) => {
       h("button", { type: "submit", id: "key-add" }, "Create")),
     shown, tbl);
   // Live counters: refresh the numbers only, so edits in progress survive.
-  state.timer = setInterval(async () => {
+  // route() owns the timer: it starts to count only if this page is shown.
+  root.timer = setInterval(async () => {
     try {
       const d = await api("GET", "/api/authkeys");
       for (const k of d.authkeys) {
@@ -323,7 +326,13 @@ pages.account = async (root) => {
 
 // ---- navigation ----
 
+function stopTimer() {
+  if (state.timer) { clearInterval(state.timer); state.timer = null; }
+}
+
 function showLogin() {
+  state.view++;
+  stopTimer();
   state.user = null;
   state.csrf = null;
   document.getElementById("nav").hidden = true;
@@ -334,19 +343,24 @@ function showLogin() {
 }
 
 async function route() {
-  if (state.timer) { clearInterval(state.timer); state.timer = null; }
+  const view = ++state.view;
+  stopTimer();
   if (!state.user) { showLogin(); return; }
   const name = (location.hash.match(/^#\/(\w+)/) || [])[1] || "shares";
   const render = pages[name] || pages.shares;
   for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.dataset.page === name);
-  const page = document.getElementById("page");
   const fresh = h("section", { id: "page", "data-page": name });
   try {
     await render(fresh);
   } catch (e) {
-    say(e.message, "error");
+    if (view === state.view) say(e.message, "error");
   }
-  page.replaceWith(fresh);
+  if (view !== state.view) {
+    if (fresh.timer) clearInterval(fresh.timer);
+    return;
+  }
+  state.timer = fresh.timer || null;
+  document.getElementById("page").replaceWith(fresh);
 }
 
 function loggedIn(doc) {

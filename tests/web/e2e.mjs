@@ -7,8 +7,10 @@
 // shares a channel with it; bob logs in, creates his authkey and accepts the
 // offer.  Then a real hpfeeds subscriber (hpfeeds-cli sub) with bob's
 // authkey receives what alice's authkey publishes (hpfeeds-cli pub), and
-// alice's authkeys page shows the messages counted.  A screenshot of each
-// page is saved under tests/web/artifacts/ in the build tree.
+// alice's authkeys page shows the messages counted.  On the way, a page
+// clicked while another still loads must win even when it loads last.  A
+// screenshot of each page is saved under tests/web/artifacts/ in the build
+// tree (failure.png too when a step breaks).
 //
 // Prints "ok - ..." / "FAIL - ..." per check and "N passed, M failed";
 // exits 1 on any failure.  Never skips: a missing browser or package fails.
@@ -43,6 +45,7 @@ const STEP_TIMEOUT = 60000;
 const FAST = { HPFRIENDS_PASSWORD_ITERATIONS: "1000" };
 
 let passed = 0, failed = 0;
+const failures = [];
 const children = [];
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "hpf-web-e2e-"));
 
@@ -52,6 +55,7 @@ function check(name, cond, detail) {
     console.log("ok - " + name);
   } else {
     failed++;
+    failures.push(name + (detail ? ": " + detail : ""));
     console.log("FAIL - " + name + (detail ? ": " + detail : ""));
   }
   return !!cond;
@@ -173,9 +177,9 @@ async function main() {
   const base = "http://127.0.0.1:" + b.web;
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true,
     args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
+  const ctx = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+  const page = await ctx.newPage();
   try {
-    const ctx = await browser.newContext({ viewport: { width: 1200, height: 800 } });
-    const page = await ctx.newPage();
     const consoleErrors = [];
     // Refused API calls (401 before login, the wrong password) are logged by
     // Chromium as failed loads; those are expected.  Anything else is not.
@@ -295,8 +299,24 @@ async function main() {
     // ---- alice again: counters and logs ----
     const bad = publish(b.port, "alice-sensor", "not-the-secret", "x");
     check("a wrong secret is refused by the broker", bad.status !== 0, bad.stdout + bad.stderr);
+    // alice lands on My shares and clicks Authkeys while it still loads;
+    // Authkeys, held back longer, loads last and must be the page shown.
+    let held = 0;
+    const hold = (ms) => async (r) => {
+      held++;
+      await sleep(ms);
+      await r.continue();
+    };
+    await page.route("**/api/shares", hold(1000));
+    await page.route("**/api/authkeys", hold(2000));
     await login(page, base, "alice");
     await go(page, "authkeys");
+    await page.unroute("**/api/shares");
+    await page.unroute("**/api/authkeys");
+    await sleep(300); // past where a stale render would land
+    check("the page clicked last is shown, though it loaded last",
+      held >= 2 && (await page.getAttribute("section#page", "data-page")) === "authkeys",
+      "held " + held + ", shown " + (await page.getAttribute("section#page", "data-page")));
     const row = 'tr[data-ident="alice-sensor"]';
     const counts = await waitText(page, row + " td.counters", /^\s*[1-9]\d* \//, "live counters");
     check("alice's authkey shows published messages and bytes", /^[1-9]\d* \/ \d/.test(counts.trim()), counts);
@@ -314,6 +334,14 @@ async function main() {
       readers2.includes("alice -shares-> @partners"), readers2);
     await shot(page, "10-graph-readers");
     check("no JavaScript errors in the pages", consoleErrors.length === 0, consoleErrors.join(" | "));
+  } catch (e) {
+    // What the browser showed when a step broke: the page and the status line.
+    await page.screenshot({ path: path.join(ARTIFACTS, "failure.png"), fullPage: true }).catch(() => {});
+    const at = await page.getAttribute("section#page", "data-page").catch(() => "?");
+    const text = await page.textContent("section#page").catch(() => "?");
+    console.log("# page at failure: " + at + ": " + JSON.stringify((text || "").slice(0, 400)));
+    console.log("# status line: " + JSON.stringify(await page.textContent("#status").catch(() => "?")));
+    throw e;
   } finally {
     await browser.close();
   }
@@ -343,6 +371,8 @@ if (failed) {
     for (const line of fs.readFileSync(path.join(tmp, "broker.log"), "utf8").split("\n")) console.log("# " + line);
   } catch (e) { /* no log */ }
 }
+// Again after the broker's log, so the end of the output names them.
+for (const f of failures) console.log("# failed check: " + f);
 console.log(passed + " passed, " + failed + " failed");
 if (failed === 0 && !process.env.HPF_KEEP_TMP) fs.rmSync(tmp, { recursive: true, force: true });
 else console.log("# files kept in " + tmp);
