@@ -637,6 +637,36 @@ long h_broker_rss_kb(struct h_broker *b)
     return kb;
 }
 
+int h_broker_fds(struct h_broker *b)
+{
+    char path[64];
+    GDir *d;
+    int n = 0;
+
+    if (!b || b->pid <= 0)
+        return -1;
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)b->pid);
+    d = g_dir_open(path, 0, NULL);
+    if (!d)
+        return -1;
+    while (g_dir_read_name(d))
+        n++;
+    g_dir_close(d);
+    return n;
+}
+
+int h_broker_wait_fds(struct h_broker *b, int want, int timeout_ms)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+    int n = h_broker_fds(b);
+
+    while ((n < 0 || n > want) && h_now_ms() < deadline) {
+        h_sleep_ms(100);
+        n = h_broker_fds(b);
+    }
+    return n;
+}
+
 void h_broker_dump_log(struct h_broker *b)
 {
     char *text = NULL;
@@ -1078,20 +1108,25 @@ out:
     return ok;
 }
 
-bool h_auth(int fd, const char *ident, const char *secret)
+bool h_send_auth(int fd, const uint8_t nonce[4], const char *ident, const char *secret)
 {
-    uint8_t nonce[4], hash[20];
-    GByteArray *out;
+    uint8_t hash[20];
+    GByteArray *out = g_byte_array_new();
     bool ok;
 
-    if (fd < 0 || !h_read_info(fd, false, NULL, nonce))
-        return false;
     h_auth_hash(nonce, secret, hash);
-    out = g_byte_array_new();
     h_enc_auth(out, ident, hash);
     ok = h_send(fd, out->data, out->len);
     g_byte_array_free(out, TRUE);
     return ok;
+}
+
+bool h_auth(int fd, const char *ident, const char *secret)
+{
+    uint8_t nonce[4];
+
+    return fd >= 0 && h_read_info(fd, false, NULL, nonce) &&
+           h_send_auth(fd, nonce, ident, secret);
 }
 
 int h_client(int port, const char *ident, const char *secret)

@@ -110,6 +110,11 @@ bool h_broker_stop(struct h_broker *b, int timeout_ms);
 bool h_broker_wait_exit(struct h_broker *b, int timeout_ms);
 /* Resident set size in KiB from /proc/PID/status, -1 on error. */
 long h_broker_rss_kb(struct h_broker *b);
+/* Descriptors the daemon holds open (/proc/PID/fd), -1 on error. */
+int h_broker_fds(struct h_broker *b);
+/* Waits up to timeout_ms until the daemon holds at most want descriptors
+ * (a closed connection is released asynchronously); the last count. */
+int h_broker_wait_fds(struct h_broker *b, int want, int timeout_ms);
 /* Dump the daemon log to stderr (done automatically when a start fails). */
 void h_broker_dump_log(struct h_broker *b);
 
@@ -148,7 +153,10 @@ bool h_parse_publish(const struct h_frame *f, const uint8_t **ident, size_t *ide
 /* Reads INFO.  one_read: also require the whole frame to be available in
  * the first recv().  name_out (256 bytes) and nonce_out may be NULL. */
 bool h_read_info(int fd, bool one_read, char *name_out, uint8_t nonce_out[4]);
-/* Reads INFO and sends AUTH; the broker's answer to a good AUTH is silence. */
+/* Sends AUTH answering the INFO that carried nonce. */
+bool h_send_auth(int fd, const uint8_t nonce[4], const char *ident, const char *secret);
+/* Reads INFO and sends AUTH; the broker's answer to a good AUTH is silence.
+ * False also for fd < 0, so it may take h_connect's result unchecked. */
 bool h_auth(int fd, const char *ident, const char *secret);
 /* h_connect + h_auth; returns fd or -1. */
 int h_client(int port, const char *ident, const char *secret);
