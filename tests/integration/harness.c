@@ -1394,6 +1394,47 @@ int h_std_client(struct h_broker *b, const char *ident)
     return fd;
 }
 
+void h_std_trio(struct h_broker *b, int *sub, int *pub, int *sync)
+{
+    CU_ASSERT_FATAL(b != NULL);
+    *sub = h_std_client(b, "sub1");
+    *pub = h_std_client(b, "pub1");
+    *sync = h_std_client(b, "sync");
+    CU_ASSERT_FATAL(*sub >= 0 && *pub >= 0 && *sync >= 0);
+}
+
+void h_std_pubsub(struct h_broker *b, const char *chan, int *sub, int *pub, int *sync)
+{
+    h_std_trio(b, sub, pub, sync);
+    CU_ASSERT_FATAL(h_sub(*sub, "sub1", chan));
+    CU_ASSERT_FATAL(h_barrier1(b, *sub, "sub1", *sync, "sync"));
+}
+
+void h_std_pubsub2(struct h_broker *b, const char *chan1, const char *chan2, int *sub1,
+                   int *sub2, int *pub, int *sync)
+{
+    CU_ASSERT_FATAL(b != NULL);
+    *sub1 = h_std_client(b, "sub1");
+    *sub2 = h_std_client(b, "sub2");
+    *pub = h_std_client(b, "pub1");
+    *sync = h_std_client(b, "sync");
+    CU_ASSERT_FATAL(*sub1 >= 0 && *sub2 >= 0 && *pub >= 0 && *sync >= 0);
+    CU_ASSERT_FATAL(h_sub(*sub1, "sub1", chan1));
+    CU_ASSERT_FATAL(h_sub(*sub2, "sub2", chan2));
+    CU_ASSERT_FATAL(h_barrier(b, (int[]){*sub1, *sub2}, (const char *[]){"sub1", "sub2"}, 2,
+                              *sync, "sync"));
+}
+
+int h_std_subscriber(struct h_broker *b, const char *ident, const char *chan, int sync)
+{
+    int fd = h_std_client(b, ident);
+
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_FATAL(h_sub(fd, ident, chan));
+    CU_ASSERT_FATAL(h_barrier1(b, fd, ident, sync, "sync"));
+    return fd;
+}
+
 bool h_add_suite(const char *name, const struct h_test *tests)
 {
     CU_pSuite s = CU_add_suite_with_setup_and_teardown(name, NULL, NULL, h_setup, h_teardown);

@@ -200,6 +200,25 @@ struct h_broker *h_std_broker(const char *broker_extra);
 /* h_client with the standard secret. */
 int h_std_client(struct h_broker *b, const char *ident);
 
+/* ---- fixtures that assert ----
+ * Unlike the helpers above, these make their CUnit assertions themselves,
+ * fatal ones, the same ones every test used to write out: a failure names
+ * the test, the condition and a line of harness.c; the detail is in the
+ * log.  b is what h_std_broker returned (NULL fails the test). */
+
+/* *sub, *pub, *sync: sessions of sub1, pub1 and sync. */
+void h_std_trio(struct h_broker *b, int *sub, int *pub, int *sync);
+/* h_std_trio, then sub1 subscribes to chan, with a barrier so that the
+ * subscription is in force before anything is published. */
+void h_std_pubsub(struct h_broker *b, const char *chan, int *sub, int *pub, int *sync);
+/* The same with two subscribers: sub1 on chan1 and sub2 on chan2 (one
+ * barrier for both), pub1 and sync. */
+void h_std_pubsub2(struct h_broker *b, const char *chan1, const char *chan2, int *sub1,
+                   int *sub2, int *pub, int *sync);
+/* One more session of ident subscribed to chan, past a barrier published by
+ * the sync session. */
+int h_std_subscriber(struct h_broker *b, const char *ident, const char *chan, int sync);
+
 struct h_test {
     const char *name;
     void (*fn)(void);

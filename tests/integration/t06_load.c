@@ -173,13 +173,7 @@ static void test_churn_no_leak(void)
     struct h_broker *b = h_std_broker(NULL);
     int sub, pub, sync, fds0, fds1;
 
-    CU_ASSERT_FATAL(b != NULL);
-    sub = h_std_client(b, "sub1");
-    pub = h_std_client(b, "pub1");
-    sync = h_std_client(b, "sync");
-    CU_ASSERT_FATAL(sub >= 0 && pub >= 0 && sync >= 0);
-    CU_ASSERT_FATAL(h_sub(sub, "sub1", "chan.a"));
-    CU_ASSERT_FATAL(h_barrier1(b, sub, "sub1", sync, "sync"));
+    h_std_pubsub(b, "chan.a", &sub, &pub, &sync);
     fds0 = h_broker_fds(b);
     CU_ASSERT_FATAL(fds0 > 0);
 

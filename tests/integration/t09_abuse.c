@@ -75,13 +75,7 @@ static void test_per_ip_cap(void)
     struct h_broker *b = h_std_broker("max_connections_per_ip = 3\n");
     int sub, pub, sync, fds0, capped[3], other, fd;
 
-    CU_ASSERT_FATAL(b != NULL);
-    sub = h_std_client(b, "sub1");
-    pub = h_std_client(b, "pub1");
-    sync = h_std_client(b, "sync");
-    CU_ASSERT_FATAL(sub >= 0 && pub >= 0 && sync >= 0);
-    CU_ASSERT_FATAL(h_sub(sub, "sub1", "chan.a"));
-    CU_ASSERT_FATAL(h_barrier1(b, sub, "sub1", sync, "sync"));
+    h_std_pubsub(b, "chan.a", &sub, &pub, &sync);
     fds0 = h_broker_fds(b);
 
     /* three from 127.0.0.5 are fine, authenticated or not */
@@ -146,13 +140,7 @@ static void test_auth_backoff(void)
         h_std_broker("auth_failures_before_backoff = 3\nauth_backoff = 2\n");
     int sub, pub, sync, fd;
 
-    CU_ASSERT_FATAL(b != NULL);
-    sub = h_std_client(b, "sub1");
-    pub = h_std_client(b, "pub1");
-    sync = h_std_client(b, "sync");
-    CU_ASSERT_FATAL(sub >= 0 && pub >= 0 && sync >= 0);
-    CU_ASSERT_FATAL(h_sub(sub, "sub1", "chan.a"));
-    CU_ASSERT_FATAL(h_barrier1(b, sub, "sub1", sync, "sync"));
+    h_std_pubsub(b, "chan.a", &sub, &pub, &sync);
 
     /* three failed AUTHs from 127.0.0.7 */
     for (int i = 0; i < 3; i++) {
@@ -214,13 +202,7 @@ static void test_trickle_crowd(void)
     long rss0, rss_busy, rss_end;
     int64_t worst = 0;
 
-    CU_ASSERT_FATAL(b != NULL);
-    sub = h_std_client(b, "sub1");
-    pub = h_std_client(b, "pub1");
-    sync = h_std_client(b, "sync");
-    CU_ASSERT_FATAL(sub >= 0 && pub >= 0 && sync >= 0);
-    CU_ASSERT_FATAL(h_sub(sub, "sub1", "chan.a"));
-    CU_ASSERT_FATAL(h_barrier1(b, sub, "sub1", sync, "sync"));
+    h_std_pubsub(b, "chan.a", &sub, &pub, &sync);
     fds0 = h_broker_fds(b);
     rss0 = h_broker_rss_kb(b);
 
@@ -299,13 +281,7 @@ static void test_half_open_crowd(void)
     char payload[8192];
     int64_t worst = 0;
 
-    CU_ASSERT_FATAL(b != NULL);
-    sub = h_std_client(b, "sub1");
-    pub = h_std_client(b, "pub1");
-    sync = h_std_client(b, "sync");
-    CU_ASSERT_FATAL(sub >= 0 && pub >= 0 && sync >= 0);
-    CU_ASSERT_FATAL(h_sub(sub, "sub1", "chan.a"));
-    CU_ASSERT_FATAL(h_barrier1(b, sub, "sub1", sync, "sync"));
+    h_std_pubsub(b, "chan.a", &sub, &pub, &sync);
     fds0 = h_broker_fds(b);
 
     for (int i = 0; i < CROWD; i++) {
