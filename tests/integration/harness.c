@@ -637,6 +637,36 @@ long h_broker_rss_kb(struct h_broker *b)
     return kb;
 }
 
+int h_broker_fds(struct h_broker *b)
+{
+    char path[64];
+    GDir *d;
+    int n = 0;
+
+    if (!b || b->pid <= 0)
+        return -1;
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)b->pid);
+    d = g_dir_open(path, 0, NULL);
+    if (!d)
+        return -1;
+    while (g_dir_read_name(d))
+        n++;
+    g_dir_close(d);
+    return n;
+}
+
+int h_broker_wait_fds(struct h_broker *b, int want, int timeout_ms)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+    int n = h_broker_fds(b);
+
+    while ((n < 0 || n > want) && h_now_ms() < deadline) {
+        h_sleep_ms(100);
+        n = h_broker_fds(b);
+    }
+    return n;
+}
+
 void h_broker_dump_log(struct h_broker *b)
 {
     char *text = NULL;
@@ -1078,20 +1108,25 @@ out:
     return ok;
 }
 
-bool h_auth(int fd, const char *ident, const char *secret)
+bool h_send_auth(int fd, const uint8_t nonce[4], const char *ident, const char *secret)
 {
-    uint8_t nonce[4], hash[20];
-    GByteArray *out;
+    uint8_t hash[20];
+    GByteArray *out = g_byte_array_new();
     bool ok;
 
-    if (fd < 0 || !h_read_info(fd, false, NULL, nonce))
-        return false;
     h_auth_hash(nonce, secret, hash);
-    out = g_byte_array_new();
     h_enc_auth(out, ident, hash);
     ok = h_send(fd, out->data, out->len);
     g_byte_array_free(out, TRUE);
     return ok;
+}
+
+bool h_auth(int fd, const char *ident, const char *secret)
+{
+    uint8_t nonce[4];
+
+    return fd >= 0 && h_read_info(fd, false, NULL, nonce) &&
+           h_send_auth(fd, nonce, ident, secret);
 }
 
 int h_client(int port, const char *ident, const char *secret)
@@ -1356,6 +1391,47 @@ int h_std_client(struct h_broker *b, const char *ident)
     if (fd < 0)
         fprintf(stderr, "harness: client %s could not connect and authenticate\n", ident);
     g_free(secret);
+    return fd;
+}
+
+void h_std_trio(struct h_broker *b, int *sub, int *pub, int *sync)
+{
+    CU_ASSERT_FATAL(b != NULL);
+    *sub = h_std_client(b, "sub1");
+    *pub = h_std_client(b, "pub1");
+    *sync = h_std_client(b, "sync");
+    CU_ASSERT_FATAL(*sub >= 0 && *pub >= 0 && *sync >= 0);
+}
+
+void h_std_pubsub(struct h_broker *b, const char *chan, int *sub, int *pub, int *sync)
+{
+    h_std_trio(b, sub, pub, sync);
+    CU_ASSERT_FATAL(h_sub(*sub, "sub1", chan));
+    CU_ASSERT_FATAL(h_barrier1(b, *sub, "sub1", *sync, "sync"));
+}
+
+void h_std_pubsub2(struct h_broker *b, const char *chan1, const char *chan2, int *sub1,
+                   int *sub2, int *pub, int *sync)
+{
+    CU_ASSERT_FATAL(b != NULL);
+    *sub1 = h_std_client(b, "sub1");
+    *sub2 = h_std_client(b, "sub2");
+    *pub = h_std_client(b, "pub1");
+    *sync = h_std_client(b, "sync");
+    CU_ASSERT_FATAL(*sub1 >= 0 && *sub2 >= 0 && *pub >= 0 && *sync >= 0);
+    CU_ASSERT_FATAL(h_sub(*sub1, "sub1", chan1));
+    CU_ASSERT_FATAL(h_sub(*sub2, "sub2", chan2));
+    CU_ASSERT_FATAL(h_barrier(b, (int[]){*sub1, *sub2}, (const char *[]){"sub1", "sub2"}, 2,
+                              *sync, "sync"));
+}
+
+int h_std_subscriber(struct h_broker *b, const char *ident, const char *chan, int sync)
+{
+    int fd = h_std_client(b, ident);
+
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_FATAL(h_sub(fd, ident, chan));
+    CU_ASSERT_FATAL(h_barrier1(b, fd, ident, sync, "sync"));
     return fd;
 }
 

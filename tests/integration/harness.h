@@ -110,6 +110,11 @@ bool h_broker_stop(struct h_broker *b, int timeout_ms);
 bool h_broker_wait_exit(struct h_broker *b, int timeout_ms);
 /* Resident set size in KiB from /proc/PID/status, -1 on error. */
 long h_broker_rss_kb(struct h_broker *b);
+/* Descriptors the daemon holds open (/proc/PID/fd), -1 on error. */
+int h_broker_fds(struct h_broker *b);
+/* Waits up to timeout_ms until the daemon holds at most want descriptors
+ * (a closed connection is released asynchronously); the last count. */
+int h_broker_wait_fds(struct h_broker *b, int want, int timeout_ms);
 /* Dump the daemon log to stderr (done automatically when a start fails). */
 void h_broker_dump_log(struct h_broker *b);
 
@@ -148,7 +153,10 @@ bool h_parse_publish(const struct h_frame *f, const uint8_t **ident, size_t *ide
 /* Reads INFO.  one_read: also require the whole frame to be available in
  * the first recv().  name_out (256 bytes) and nonce_out may be NULL. */
 bool h_read_info(int fd, bool one_read, char *name_out, uint8_t nonce_out[4]);
-/* Reads INFO and sends AUTH; the broker's answer to a good AUTH is silence. */
+/* Sends AUTH answering the INFO that carried nonce. */
+bool h_send_auth(int fd, const uint8_t nonce[4], const char *ident, const char *secret);
+/* Reads INFO and sends AUTH; the broker's answer to a good AUTH is silence.
+ * False also for fd < 0, so it may take h_connect's result unchecked. */
 bool h_auth(int fd, const char *ident, const char *secret);
 /* h_connect + h_auth; returns fd or -1. */
 int h_client(int port, const char *ident, const char *secret);
@@ -191,6 +199,25 @@ bool h_barrier1(struct h_broker *b, int sub_fd, const char *sub_ident, int pub_f
 struct h_broker *h_std_broker(const char *broker_extra);
 /* h_client with the standard secret. */
 int h_std_client(struct h_broker *b, const char *ident);
+
+/* ---- fixtures that assert ----
+ * Unlike the helpers above, these make their CUnit assertions themselves,
+ * fatal ones, the same ones every test used to write out: a failure names
+ * the test, the condition and a line of harness.c; the detail is in the
+ * log.  b is what h_std_broker returned (NULL fails the test). */
+
+/* *sub, *pub, *sync: sessions of sub1, pub1 and sync. */
+void h_std_trio(struct h_broker *b, int *sub, int *pub, int *sync);
+/* h_std_trio, then sub1 subscribes to chan, with a barrier so that the
+ * subscription is in force before anything is published. */
+void h_std_pubsub(struct h_broker *b, const char *chan, int *sub, int *pub, int *sync);
+/* The same with two subscribers: sub1 on chan1 and sub2 on chan2 (one
+ * barrier for both), pub1 and sync. */
+void h_std_pubsub2(struct h_broker *b, const char *chan1, const char *chan2, int *sub1,
+                   int *sub2, int *pub, int *sync);
+/* One more session of ident subscribed to chan, past a barrier published by
+ * the sync session. */
+int h_std_subscriber(struct h_broker *b, const char *ident, const char *chan, int sync);
 
 struct h_test {
     const char *name;

@@ -15,13 +15,7 @@ static void test_byte_identical(void)
     GByteArray *big = g_byte_array_new();
     int sub, pub, sync;
 
-    CU_ASSERT_FATAL(b != NULL);
-    sub = h_std_client(b, "sub1");
-    pub = h_std_client(b, "pub1");
-    sync = h_std_client(b, "sync");
-    CU_ASSERT_FATAL(sub >= 0 && pub >= 0 && sync >= 0);
-    CU_ASSERT_FATAL(h_sub(sub, "sub1", "chan.bin"));
-    CU_ASSERT_FATAL(h_barrier1(b, sub, "sub1", sync, "sync"));
+    h_std_pubsub(b, "chan.bin", &sub, &pub, &sync);
 
     for (int i = 0; i < 256; i++)
         all[i] = (uint8_t)(255 - i);
@@ -63,12 +57,7 @@ static void test_subscribe_twice_delivers_once(void)
     struct h_broker *b = h_std_broker(NULL);
     int sub, pub, sync;
 
-    CU_ASSERT_FATAL(b != NULL);
-    sub = h_std_client(b, "sub1");
-    pub = h_std_client(b, "pub1");
-    sync = h_std_client(b, "sync");
-    CU_ASSERT_FATAL(sub >= 0 && pub >= 0 && sync >= 0);
-    CU_ASSERT_FATAL(h_sub(sub, "sub1", "chan.a"));
+    h_std_pubsub(b, "chan.a", &sub, &pub, &sync);
     CU_ASSERT_FATAL(h_sub(sub, "sub1", "chan.a"));
     CU_ASSERT_FATAL(h_barrier1(b, sub, "sub1", sync, "sync"));
     CU_ASSERT_FATAL(h_pub_str(pub, "pub1", "chan.a", "once"));
@@ -90,12 +79,7 @@ static void test_unsubscribe_stops_delivery(void)
     struct h_broker *b = h_std_broker(NULL);
     int sub, pub, sync;
 
-    CU_ASSERT_FATAL(b != NULL);
-    sub = h_std_client(b, "sub1");
-    pub = h_std_client(b, "pub1");
-    sync = h_std_client(b, "sync");
-    CU_ASSERT_FATAL(sub >= 0 && pub >= 0 && sync >= 0);
-    CU_ASSERT_FATAL(h_sub(sub, "sub1", "chan.a"));
+    h_std_pubsub(b, "chan.a", &sub, &pub, &sync);
     CU_ASSERT_FATAL(h_sub(sub, "sub1", "chan.b"));
     CU_ASSERT_FATAL(h_barrier1(b, sub, "sub1", sync, "sync"));
     CU_ASSERT_FATAL(h_pub_str(pub, "pub1", "chan.a", "a1"));
@@ -123,11 +107,7 @@ static void test_unsubscribe_unknown_is_noop(void)
     struct h_broker *b = h_std_broker(NULL);
     int sub, pub, sync;
 
-    CU_ASSERT_FATAL(b != NULL);
-    sub = h_std_client(b, "sub1");
-    pub = h_std_client(b, "pub1");
-    sync = h_std_client(b, "sync");
-    CU_ASSERT_FATAL(sub >= 0 && pub >= 0 && sync >= 0);
+    h_std_trio(b, &sub, &pub, &sync);
     CU_ASSERT_FATAL(h_unsub(sub, "sub1", "chan.b"));
     CU_ASSERT_FATAL(h_unsub(sub, "sub1", "never.heard.of"));
     CU_ASSERT(h_expect_silence(sub, 300));
@@ -176,16 +156,7 @@ static void test_channel_isolation(void)
     struct h_broker *b = h_std_broker(NULL);
     int sa, sb, pub, sync;
 
-    CU_ASSERT_FATAL(b != NULL);
-    sa = h_std_client(b, "sub1");
-    sb = h_std_client(b, "sub2");
-    pub = h_std_client(b, "pub1");
-    sync = h_std_client(b, "sync");
-    CU_ASSERT_FATAL(sa >= 0 && sb >= 0 && pub >= 0 && sync >= 0);
-    CU_ASSERT_FATAL(h_sub(sa, "sub1", "chan.a"));
-    CU_ASSERT_FATAL(h_sub(sb, "sub2", "chan.b"));
-    CU_ASSERT_FATAL(h_barrier(b, (int[]){sa, sb}, (const char *[]){"sub1", "sub2"}, 2, sync,
-                              "sync"));
+    h_std_pubsub2(b, "chan.a", "chan.b", &sa, &sb, &pub, &sync);
     CU_ASSERT_FATAL(h_pub_str(pub, "pub1", "chan.a", "for-a"));
     CU_ASSERT_FATAL(h_pub_str(pub, "pub1", "chan.b", "for-b"));
     CU_ASSERT(h_expect_pub_str(sa, "pub1", "chan.a", "for-a"));
@@ -201,15 +172,10 @@ static void test_publisher_idents(void)
     struct h_broker *b = h_std_broker(NULL);
     int sub, p1, p2, self, sync;
 
-    CU_ASSERT_FATAL(b != NULL);
-    sub = h_std_client(b, "sub1");
-    p1 = h_std_client(b, "pub1");
+    h_std_pubsub(b, "chan.a", &sub, &p1, &sync);
     p2 = h_std_client(b, "pub2");
     self = h_std_client(b, "self");
-    sync = h_std_client(b, "sync");
-    CU_ASSERT_FATAL(sub >= 0 && p1 >= 0 && p2 >= 0 && self >= 0 && sync >= 0);
-    CU_ASSERT_FATAL(h_sub(sub, "sub1", "chan.a"));
-    CU_ASSERT_FATAL(h_barrier1(b, sub, "sub1", sync, "sync"));
+    CU_ASSERT_FATAL(p2 >= 0 && self >= 0);
     CU_ASSERT_FATAL(h_pub_str(p1, "pub1", "chan.a", "from-1"));
     CU_ASSERT(h_expect_pub_str(sub, "pub1", "chan.a", "from-1"));
     CU_ASSERT_FATAL(h_pub_str(p2, "pub2", "chan.a", "from-2"));
@@ -226,13 +192,7 @@ static void test_order_preserved(void)
     GByteArray *burst = g_byte_array_new();
     int sub, pub, sync, n = 2000;
 
-    CU_ASSERT_FATAL(b != NULL);
-    sub = h_std_client(b, "sub1");
-    pub = h_std_client(b, "pub1");
-    sync = h_std_client(b, "sync");
-    CU_ASSERT_FATAL(sub >= 0 && pub >= 0 && sync >= 0);
-    CU_ASSERT_FATAL(h_sub(sub, "sub1", "chan.a"));
-    CU_ASSERT_FATAL(h_barrier1(b, sub, "sub1", sync, "sync"));
+    h_std_pubsub(b, "chan.a", &sub, &pub, &sync);
     for (int m = 0; m < n; m++) {
         char payload[32];
         snprintf(payload, sizeof payload, "seq %06d", m);
@@ -258,16 +218,7 @@ static void test_subscriber_leaves(void)
     struct h_broker *b = h_std_broker(NULL);
     int s1, s2, pub, sync;
 
-    CU_ASSERT_FATAL(b != NULL);
-    s1 = h_std_client(b, "sub1");
-    s2 = h_std_client(b, "sub2");
-    pub = h_std_client(b, "pub1");
-    sync = h_std_client(b, "sync");
-    CU_ASSERT_FATAL(s1 >= 0 && s2 >= 0 && pub >= 0 && sync >= 0);
-    CU_ASSERT_FATAL(h_sub(s1, "sub1", "chan.a"));
-    CU_ASSERT_FATAL(h_sub(s2, "sub2", "chan.a"));
-    CU_ASSERT_FATAL(h_barrier(b, (int[]){s1, s2}, (const char *[]){"sub1", "sub2"}, 2, sync,
-                              "sync"));
+    h_std_pubsub2(b, "chan.a", "chan.a", &s1, &s2, &pub, &sync);
     CU_ASSERT_FATAL(h_pub_str(pub, "pub1", "chan.a", "both"));
     CU_ASSERT(h_expect_pub_str(s1, "pub1", "chan.a", "both"));
     CU_ASSERT(h_expect_pub_str(s2, "pub1", "chan.a", "both"));
@@ -277,10 +228,7 @@ static void test_subscriber_leaves(void)
     for (int m = 0; m < 50; m++)
         CU_ASSERT(h_expect_pub_str(s1, "pub1", "chan.a", "after"));
     /* the same ident may be connected twice; both get their copy */
-    s2 = h_std_client(b, "sub1");
-    CU_ASSERT_FATAL(s2 >= 0);
-    CU_ASSERT_FATAL(h_sub(s2, "sub1", "chan.a"));
-    CU_ASSERT_FATAL(h_barrier1(b, s2, "sub1", sync, "sync"));
+    s2 = h_std_subscriber(b, "sub1", "chan.a", sync);
     CU_ASSERT_FATAL(h_pub_str(pub, "pub1", "chan.a", "twice"));
     CU_ASSERT(h_expect_pub_str(s1, "pub1", "chan.a", "twice"));
     CU_ASSERT(h_expect_pub_str(s2, "pub1", "chan.a", "twice"));

@@ -20,14 +20,9 @@ static void test_pub_wrong_ident(void)
     struct h_broker *b = h_std_broker(NULL);
     int sub, pub, pub2, sync;
 
-    CU_ASSERT_FATAL(b != NULL);
-    sub = h_std_client(b, "sub1");
-    pub = h_std_client(b, "pub1");
+    h_std_pubsub(b, "chan.a", &sub, &pub, &sync);
     pub2 = h_std_client(b, "pub2");
-    sync = h_std_client(b, "sync");
-    CU_ASSERT_FATAL(sub >= 0 && pub >= 0 && pub2 >= 0 && sync >= 0);
-    CU_ASSERT_FATAL(h_sub(sub, "sub1", "chan.a"));
-    CU_ASSERT_FATAL(h_barrier1(b, sub, "sub1", sync, "sync"));
+    CU_ASSERT_FATAL(pub2 >= 0);
 
     CU_ASSERT_FATAL(h_pub_str(pub, "pub2", "chan.a", "spoofed"));
     CU_ASSERT(h_expect_error(pub, "Invalid authkey in message, ident=pub2"));
@@ -41,14 +36,9 @@ static void test_pub_denied_channel(void)
     struct h_broker *b = h_std_broker(NULL);
     int sub, pub1, pub2, sync;
 
-    CU_ASSERT_FATAL(b != NULL);
-    sub = h_std_client(b, "sub1");
-    pub1 = h_std_client(b, "pub1");
+    h_std_pubsub(b, "chan.b", &sub, &pub1, &sync);
     pub2 = h_std_client(b, "pub2");
-    sync = h_std_client(b, "sync");
-    CU_ASSERT_FATAL(sub >= 0 && pub1 >= 0 && pub2 >= 0 && sync >= 0);
-    CU_ASSERT_FATAL(h_sub(sub, "sub1", "chan.b"));
-    CU_ASSERT_FATAL(h_barrier1(b, sub, "sub1", sync, "sync"));
+    CU_ASSERT_FATAL(pub2 >= 0);
 
     /* pub2 may publish on chan.a only */
     CU_ASSERT_FATAL(h_pub_str(pub2, "pub2", "chan.b", "not yours"));
@@ -85,13 +75,7 @@ static void test_legacy_texts(void)
     struct h_broker *b = h_std_broker("error_style = legacy\n");
     int fd, sub, pub1, sync;
 
-    CU_ASSERT_FATAL(b != NULL);
-    sub = h_std_client(b, "sub1");
-    pub1 = h_std_client(b, "pub1");
-    sync = h_std_client(b, "sync");
-    CU_ASSERT_FATAL(sub >= 0 && pub1 >= 0 && sync >= 0);
-    CU_ASSERT_FATAL(h_sub(sub, "sub1", "chan.b"));
-    CU_ASSERT_FATAL(h_barrier1(b, sub, "sub1", sync, "sync"));
+    h_std_pubsub(b, "chan.b", &sub, &pub1, &sync);
 
     fd = h_std_client(b, "pub2");
     CU_ASSERT_FATAL(h_pub_str(fd, "pub1", "chan.a", "spoofed"));
@@ -119,17 +103,9 @@ static void test_continue_pub_denied(void)
     struct h_broker *b = h_std_broker("on_denied = continue\n");
     int sa, sb, pub1, pub2, sync;
 
-    CU_ASSERT_FATAL(b != NULL);
-    sa = h_std_client(b, "sub1");
-    sb = h_std_client(b, "sub2");
-    pub1 = h_std_client(b, "pub1");
+    h_std_pubsub2(b, "chan.a", "chan.b", &sa, &sb, &pub1, &sync);
     pub2 = h_std_client(b, "pub2");
-    sync = h_std_client(b, "sync");
-    CU_ASSERT_FATAL(sa >= 0 && sb >= 0 && pub1 >= 0 && pub2 >= 0 && sync >= 0);
-    CU_ASSERT_FATAL(h_sub(sa, "sub1", "chan.a"));
-    CU_ASSERT_FATAL(h_sub(sb, "sub2", "chan.b"));
-    CU_ASSERT_FATAL(h_barrier(b, (int[]){sa, sb}, (const char *[]){"sub1", "sub2"}, 2, sync,
-                              "sync"));
+    CU_ASSERT_FATAL(pub2 >= 0);
 
     CU_ASSERT_FATAL(h_pub_str(pub2, "pub2", "chan.b", "refused"));
     CU_ASSERT(h_expect_error(pub2, "Authkey not allowed to pub here. ident=pub2, chan=chan.b"));
@@ -153,12 +129,9 @@ static void test_continue_sub_denied(void)
     struct h_broker *b = h_std_broker("on_denied = continue\n");
     int pub1, pub2, sub, sync;
 
-    CU_ASSERT_FATAL(b != NULL);
-    pub1 = h_std_client(b, "pub1");
+    h_std_trio(b, &sub, &pub1, &sync);
     pub2 = h_std_client(b, "pub2");
-    sub = h_std_client(b, "sub1");
-    sync = h_std_client(b, "sync");
-    CU_ASSERT_FATAL(pub1 >= 0 && pub2 >= 0 && sub >= 0 && sync >= 0);
+    CU_ASSERT_FATAL(pub2 >= 0);
 
     /* pub1 may not subscribe to chan.a */
     CU_ASSERT_FATAL(h_sub(pub1, "pub1", "chan.a"));
@@ -183,14 +156,9 @@ static void test_continue_wrong_ident(void)
     struct h_broker *b = h_std_broker("on_denied = continue\n");
     int sub, pub1, pub2, sync;
 
-    CU_ASSERT_FATAL(b != NULL);
-    sub = h_std_client(b, "sub1");
-    pub1 = h_std_client(b, "pub1");
+    h_std_pubsub(b, "chan.a", &sub, &pub1, &sync);
     pub2 = h_std_client(b, "pub2");
-    sync = h_std_client(b, "sync");
-    CU_ASSERT_FATAL(sub >= 0 && pub1 >= 0 && pub2 >= 0 && sync >= 0);
-    CU_ASSERT_FATAL(h_sub(sub, "sub1", "chan.a"));
-    CU_ASSERT_FATAL(h_barrier1(b, sub, "sub1", sync, "sync"));
+    CU_ASSERT_FATAL(pub2 >= 0);
     CU_ASSERT_FATAL(h_pub_str(pub1, "pub2", "chan.a", "spoofed"));
     CU_ASSERT(h_expect_error(pub1, "Invalid authkey in message, ident=pub2"));
     CU_ASSERT(marker_next(pub2, "pub2", sub, "chan.a"));
@@ -345,13 +313,7 @@ static void test_bad_frame_after_good_ones(void)
     GByteArray *out = g_byte_array_new();
     int sub, pub, sync;
 
-    CU_ASSERT_FATAL(b != NULL);
-    sub = h_std_client(b, "sub1");
-    pub = h_std_client(b, "pub1");
-    sync = h_std_client(b, "sync");
-    CU_ASSERT_FATAL(sub >= 0 && pub >= 0 && sync >= 0);
-    CU_ASSERT_FATAL(h_sub(sub, "sub1", "chan.a"));
-    CU_ASSERT_FATAL(h_barrier1(b, sub, "sub1", sync, "sync"));
+    h_std_pubsub(b, "chan.a", &sub, &pub, &sync);
     h_enc_publish(out, "pub1", "chan.a", "good 1", 6);
     h_enc_publish(out, "pub1", "chan.a", "good 2", 6);
     g_byte_array_append(out, (const uint8_t *)"\x00\x00\x00\x07\x09xx", 7);
@@ -392,12 +354,7 @@ static void check_max_frame(struct h_broker *b, uint32_t max_frame)
     uint8_t f[32];
     int sub, pub, sync;
 
-    sub = h_std_client(b, "sub1");
-    pub = h_std_client(b, "pub1");
-    sync = h_std_client(b, "sync");
-    CU_ASSERT_FATAL(sub >= 0 && pub >= 0 && sync >= 0);
-    CU_ASSERT_FATAL(h_sub(sub, "sub1", "chan.bin"));
-    CU_ASSERT_FATAL(h_barrier1(b, sub, "sub1", sync, "sync"));
+    h_std_pubsub(b, "chan.bin", &sub, &pub, &sync);
 
     /* exactly max_frame: accepted and delivered intact */
     CU_ASSERT_FATAL(publish_sized(pub, max_frame, &sent));

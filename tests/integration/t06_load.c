@@ -13,22 +13,6 @@
 #define NPUB 100
 #define PER_PUB 5
 
-static int count_fds(pid_t pid)
-{
-    char path[64];
-    GDir *d;
-    int n = 0;
-
-    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
-    d = g_dir_open(path, 0, NULL);
-    if (!d)
-        return -1;
-    while (g_dir_read_name(d))
-        n++;
-    g_dir_close(d);
-    return n;
-}
-
 /* Reads INFO without complaining when something else comes. */
 static bool quiet_info(int fd, uint8_t nonce[4])
 {
@@ -44,18 +28,9 @@ static bool quiet_info(int fd, uint8_t nonce[4])
 
 static bool quiet_auth(int fd, const char *ident, const char *secret)
 {
-    uint8_t nonce[4], hash[20];
-    GByteArray *out;
-    bool ok;
+    uint8_t nonce[4];
 
-    if (!quiet_info(fd, nonce))
-        return false;
-    h_auth_hash(nonce, secret, hash);
-    out = g_byte_array_new();
-    h_enc_auth(out, ident, hash);
-    ok = h_send(fd, out->data, out->len);
-    g_byte_array_free(out, TRUE);
-    return ok;
+    return quiet_info(fd, nonce) && h_send_auth(fd, nonce, ident, secret);
 }
 
 static void test_200_clients(void)
@@ -196,17 +171,10 @@ static void test_200_clients(void)
 static void test_churn_no_leak(void)
 {
     struct h_broker *b = h_std_broker(NULL);
-    int sub, pub, sync, fds0, fds1 = -1;
-    int64_t deadline;
+    int sub, pub, sync, fds0, fds1;
 
-    CU_ASSERT_FATAL(b != NULL);
-    sub = h_std_client(b, "sub1");
-    pub = h_std_client(b, "pub1");
-    sync = h_std_client(b, "sync");
-    CU_ASSERT_FATAL(sub >= 0 && pub >= 0 && sync >= 0);
-    CU_ASSERT_FATAL(h_sub(sub, "sub1", "chan.a"));
-    CU_ASSERT_FATAL(h_barrier1(b, sub, "sub1", sync, "sync"));
-    fds0 = count_fds(b->pid);
+    h_std_pubsub(b, "chan.a", &sub, &pub, &sync);
+    fds0 = h_broker_fds(b);
     CU_ASSERT_FATAL(fds0 > 0);
 
     for (int i = 0; i < 300; i++) {
@@ -259,13 +227,7 @@ static void test_churn_no_leak(void)
     }
 
     /* every closed connection is released within a few seconds */
-    deadline = h_now_ms() + 5000;
-    while (h_now_ms() < deadline) {
-        fds1 = count_fds(b->pid);
-        if (fds1 >= 0 && fds1 <= fds0)
-            break;
-        h_sleep_ms(100);
-    }
+    fds1 = h_broker_wait_fds(b, fds0, 5000);
     fprintf(stderr, "  broker descriptors: %d before churn, %d after\n", fds0, fds1);
     CU_ASSERT(fds1 >= 0 && fds1 <= fds0);
     H_FINISH(b);

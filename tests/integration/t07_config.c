@@ -156,13 +156,7 @@ static void test_sighup_keeps_serving(void)
     struct h_broker *b = h_std_broker(NULL);
     int sub, pub, sync, late;
 
-    CU_ASSERT_FATAL(b != NULL);
-    sub = h_std_client(b, "sub1");
-    pub = h_std_client(b, "pub1");
-    sync = h_std_client(b, "sync");
-    CU_ASSERT_FATAL(sub >= 0 && pub >= 0 && sync >= 0);
-    CU_ASSERT_FATAL(h_sub(sub, "sub1", "chan.a"));
-    CU_ASSERT_FATAL(h_barrier1(b, sub, "sub1", sync, "sync"));
+    h_std_pubsub(b, "chan.a", &sub, &pub, &sync);
     for (int i = 0; i < 3; i++) {
         CU_ASSERT_FATAL(kill(b->pid, SIGHUP) == 0);
         h_sleep_ms(200);
@@ -170,10 +164,7 @@ static void test_sighup_keeps_serving(void)
     }
     CU_ASSERT_FATAL(h_pub_str(pub, "pub1", "chan.a", "after HUP"));
     CU_ASSERT(h_expect_pub_str(sub, "pub1", "chan.a", "after HUP"));
-    late = h_std_client(b, "sub2");
-    CU_ASSERT_FATAL(late >= 0);
-    CU_ASSERT_FATAL(h_sub(late, "sub2", "chan.a"));
-    CU_ASSERT_FATAL(h_barrier1(b, late, "sub2", sync, "sync"));
+    late = h_std_subscriber(b, "sub2", "chan.a", sync);
     CU_ASSERT_FATAL(h_pub_str(pub, "pub1", "chan.a", "late"));
     CU_ASSERT(h_expect_pub_str(late, "pub1", "chan.a", "late"));
     CU_ASSERT(h_expect_pub_str(sub, "pub1", "chan.a", "late"));

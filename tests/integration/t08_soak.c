@@ -704,20 +704,6 @@ static gpointer sub_thread_main(gpointer arg)
     return NULL;
 }
 
-static int count_fds(pid_t pid)
-{
-    char path[64];
-    int n = 0;
-    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
-    GDir *d = g_dir_open(path, 0, NULL);
-    if (!d)
-        return -1;
-    while (g_dir_read_name(d))
-        n++;
-    g_dir_close(d);
-    return n;
-}
-
 /* What the broker has open, for the log when a descriptor stayed. */
 static void list_fds(pid_t pid)
 {
@@ -956,7 +942,7 @@ static void test_soak(void)
 
     h_sleep_ms(300);
     s.rss_start = s.rss_peak = h_broker_rss_kb(s.b);
-    int fds_start = count_fds(s.b->pid);
+    int fds_start = h_broker_fds(s.b);
     CU_ASSERT_FATAL(s.rss_start > 0 && fds_start > 0);
 
     struct event **starts = g_new0(struct event *, s.n_clients);
@@ -1072,14 +1058,7 @@ static void test_soak(void)
     long rss_end = rss_after[ROUNDS - 1];
     /* a connection whose peer left is closed within the broker's bounds:
      * at once on EOF, else ERROR flush 5 s + linger 2 s, or auth_timeout */
-    int fds_end = -1;
-    deadline = h_now_ms() + 30000;
-    while (h_now_ms() < deadline) {
-        fds_end = count_fds(s.b->pid);
-        if (fds_end >= 0 && fds_end <= fds_start)
-            break;
-        h_sleep_ms(100);
-    }
+    int fds_end = h_broker_wait_fds(s.b, fds_start, 30000);
     for (int r = 0; r < ROUNDS; r++)
         fprintf(stderr, "  soak: round %d: %u clients, peak %u connected at once; storm %lld ms, "
                         "then %lld ms until delivered and settled\n",

@@ -22,32 +22,6 @@
 
 #define CROWD 100
 
-static int count_fds(pid_t pid)
-{
-    char path[64];
-    int n = 0;
-    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
-    GDir *d = g_dir_open(path, 0, NULL);
-    if (!d)
-        return -1;
-    while (g_dir_read_name(d))
-        n++;
-    g_dir_close(d);
-    return n;
-}
-
-/* Waits until the broker holds at most want descriptors; the last count. */
-static int wait_fds_at_most(struct h_broker *b, int want, int timeout_ms)
-{
-    int64_t deadline = h_now_ms() + timeout_ms;
-    int n = count_fds(b->pid);
-    while ((n < 0 || n > want) && h_now_ms() < deadline) {
-        h_sleep_ms(100);
-        n = count_fds(b->pid);
-    }
-    return n;
-}
-
 /* A TCP connection to 127.0.0.1:port from the address src (blocking). */
 static int connect_from(const char *src, int port, int rcvbuf)
 {
@@ -68,12 +42,6 @@ static int connect_from(const char *src, int port, int rcvbuf)
         return -1;
     }
     return fd;
-}
-
-/* INFO, then AUTH with the standard secret; true when sent. */
-static bool auth_on(int fd, const char *ident, const char *secret)
-{
-    return fd >= 0 && h_auth(fd, ident, secret);
 }
 
 /* The next frame is an ERROR with text (an INFO first is tolerated), then EOF. */
@@ -107,20 +75,14 @@ static void test_per_ip_cap(void)
     struct h_broker *b = h_std_broker("max_connections_per_ip = 3\n");
     int sub, pub, sync, fds0, capped[3], other, fd;
 
-    CU_ASSERT_FATAL(b != NULL);
-    sub = h_std_client(b, "sub1");
-    pub = h_std_client(b, "pub1");
-    sync = h_std_client(b, "sync");
-    CU_ASSERT_FATAL(sub >= 0 && pub >= 0 && sync >= 0);
-    CU_ASSERT_FATAL(h_sub(sub, "sub1", "chan.a"));
-    CU_ASSERT_FATAL(h_barrier1(b, sub, "sub1", sync, "sync"));
-    fds0 = count_fds(b->pid);
+    h_std_pubsub(b, "chan.a", &sub, &pub, &sync);
+    fds0 = h_broker_fds(b);
 
     /* three from 127.0.0.5 are fine, authenticated or not */
     capped[0] = connect_from("127.0.0.5", b->port, 0);
     capped[1] = connect_from("127.0.0.5", b->port, 0);
     capped[2] = connect_from("127.0.0.5", b->port, 0);
-    CU_ASSERT_FATAL(auth_on(capped[0], "sub2", "sub2-secret"));
+    CU_ASSERT_FATAL(h_auth(capped[0], "sub2", "sub2-secret"));
     CU_ASSERT_FATAL(h_read_info(capped[1], false, NULL, NULL));
     CU_ASSERT_FATAL(h_read_info(capped[2], false, NULL, NULL));
     /* the fourth and fifth are refused */
@@ -132,7 +94,7 @@ static void test_per_ip_cap(void)
     }
     /* another address is not affected, nor are the clients on 127.0.0.1 */
     other = connect_from("127.0.0.6", b->port, 0);
-    CU_ASSERT_FATAL(auth_on(other, "sub3", "sub3-secret"));
+    CU_ASSERT_FATAL(h_auth(other, "sub3", "sub3-secret"));
     CU_ASSERT_FATAL(h_sub(other, "sub3", "chan.a"));
     CU_ASSERT_FATAL(h_barrier1(b, other, "sub3", sync, "sync"));
     CU_ASSERT(round_trip(pub, sub, "cap 1") >= 0);
@@ -165,7 +127,7 @@ static void test_per_ip_cap(void)
         if (capped[i] >= 0)
             close(capped[i]);
     close(other);
-    int n = wait_fds_at_most(b, fds0, 5000);
+    int n = h_broker_wait_fds(b, fds0, 5000);
     fprintf(stderr, "  broker descriptors: %d before, %d after\n", fds0, n);
     CU_ASSERT(n >= 0 && n <= fds0);
     CU_ASSERT(round_trip(pub, sub, "cap 2") >= 0);
@@ -178,18 +140,12 @@ static void test_auth_backoff(void)
         h_std_broker("auth_failures_before_backoff = 3\nauth_backoff = 2\n");
     int sub, pub, sync, fd;
 
-    CU_ASSERT_FATAL(b != NULL);
-    sub = h_std_client(b, "sub1");
-    pub = h_std_client(b, "pub1");
-    sync = h_std_client(b, "sync");
-    CU_ASSERT_FATAL(sub >= 0 && pub >= 0 && sync >= 0);
-    CU_ASSERT_FATAL(h_sub(sub, "sub1", "chan.a"));
-    CU_ASSERT_FATAL(h_barrier1(b, sub, "sub1", sync, "sync"));
+    h_std_pubsub(b, "chan.a", &sub, &pub, &sync);
 
     /* three failed AUTHs from 127.0.0.7 */
     for (int i = 0; i < 3; i++) {
         fd = connect_from("127.0.0.7", b->port, 0);
-        CU_ASSERT_FATAL(auth_on(fd, "sub2", "wrong"));
+        CU_ASSERT_FATAL(h_auth(fd, "sub2", "wrong"));
         CU_ASSERT(h_expect_error(fd, "Authentication failed for sub2"));
         CU_ASSERT(h_expect_eof(fd, H_WAIT_MS));
         close(fd);
@@ -202,7 +158,7 @@ static void test_auth_backoff(void)
     close(fd);
     /* another address, and the clients already in, are not affected */
     fd = connect_from("127.0.0.8", b->port, 0);
-    CU_ASSERT_FATAL(auth_on(fd, "sub2", "sub2-secret"));
+    CU_ASSERT_FATAL(h_auth(fd, "sub2", "sub2-secret"));
     CU_ASSERT_FATAL(h_sub(fd, "sub2", "chan.a"));
     CU_ASSERT_FATAL(h_barrier1(b, fd, "sub2", sync, "sync"));
     CU_ASSERT(round_trip(pub, sub, "backoff 1") >= 0);
@@ -216,7 +172,7 @@ static void test_auth_backoff(void)
     bool in = false;
     while (!in && h_now_ms() < deadline) {
         fd = connect_from("127.0.0.7", b->port, 0);
-        in = auth_on(fd, "sub3", "sub3-secret") && h_sub(fd, "sub3", "chan.a") &&
+        in = h_auth(fd, "sub3", "sub3-secret") && h_sub(fd, "sub3", "chan.a") &&
              h_barrier1(b, fd, "sub3", sync, "sync");
         if (!in) {
             if (fd >= 0)
@@ -246,14 +202,8 @@ static void test_trickle_crowd(void)
     long rss0, rss_busy, rss_end;
     int64_t worst = 0;
 
-    CU_ASSERT_FATAL(b != NULL);
-    sub = h_std_client(b, "sub1");
-    pub = h_std_client(b, "pub1");
-    sync = h_std_client(b, "sync");
-    CU_ASSERT_FATAL(sub >= 0 && pub >= 0 && sync >= 0);
-    CU_ASSERT_FATAL(h_sub(sub, "sub1", "chan.a"));
-    CU_ASSERT_FATAL(h_barrier1(b, sub, "sub1", sync, "sync"));
-    fds0 = count_fds(b->pid);
+    h_std_pubsub(b, "chan.a", &sub, &pub, &sync);
+    fds0 = h_broker_fds(b);
     rss0 = h_broker_rss_kb(b);
 
     for (int i = 0; i < CROWD; i++) {
@@ -307,7 +257,7 @@ static void test_trickle_crowd(void)
         close(crowd[i]);
         g_byte_array_free(frames[i], TRUE);
     }
-    int n = wait_fds_at_most(b, fds0, 5000);
+    int n = h_broker_wait_fds(b, fds0, 5000);
     rss_end = h_broker_rss_kb(b);
     fprintf(stderr, "  broker descriptors: %d before, %d after; RSS at the end %ld KiB\n", fds0, n,
             rss_end);
@@ -331,14 +281,8 @@ static void test_half_open_crowd(void)
     char payload[8192];
     int64_t worst = 0;
 
-    CU_ASSERT_FATAL(b != NULL);
-    sub = h_std_client(b, "sub1");
-    pub = h_std_client(b, "pub1");
-    sync = h_std_client(b, "sync");
-    CU_ASSERT_FATAL(sub >= 0 && pub >= 0 && sync >= 0);
-    CU_ASSERT_FATAL(h_sub(sub, "sub1", "chan.a"));
-    CU_ASSERT_FATAL(h_barrier1(b, sub, "sub1", sync, "sync"));
-    fds0 = count_fds(b->pid);
+    h_std_pubsub(b, "chan.a", &sub, &pub, &sync);
+    fds0 = h_broker_fds(b);
 
     for (int i = 0; i < CROWD; i++) {
         char src[32];
@@ -346,12 +290,12 @@ static void test_half_open_crowd(void)
         crowd[i] = connect_from(src, b->port, 4096);
         CU_ASSERT_FATAL(crowd[i] >= 0);
         if (i % 2) {
-            CU_ASSERT_FATAL(auth_on(crowd[i], "sub2", "sub2-secret"));
+            CU_ASSERT_FATAL(h_auth(crowd[i], "sub2", "sub2-secret"));
             CU_ASSERT_FATAL(h_sub(crowd[i], "sub2", "chan.a"));
         }
     }
     CU_ASSERT_FATAL(h_barrier1(b, sub, "sub1", sync, "sync"));
-    int with_crowd = count_fds(b->pid);
+    int with_crowd = h_broker_fds(b);
 
     /* 8 KiB messages, each read by sub1 before the next: the stalled ones
      * fill up and are dropped, sub1 gets every one, in order */
@@ -370,7 +314,7 @@ static void test_half_open_crowd(void)
         h_sleep_ms(2);
     }
     CU_ASSERT_FATAL(all);
-    int n = wait_fds_at_most(b, fds0, 10000);
+    int n = h_broker_wait_fds(b, fds0, 10000);
     fprintf(stderr, "  %d messages, slowest %lld ms; broker descriptors %d before, %d with the "
                     "crowd, %d after (our ends still open)\n",
             sent, (long long)worst, fds0, with_crowd, n);

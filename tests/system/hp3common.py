@@ -3,6 +3,8 @@
 MongoDB as MHN fills it): the same three keys, and the same channels-mode
 pub/sub checks against a broker started hpfeeds3-style on them."""
 
+import time
+
 import hpftest as t
 
 C1, C2 = "hp3.one", "hp3.two"
@@ -111,3 +113,33 @@ def auth_works(b, ident, secret, chan):
     finally:
         if p is not None:
             p.close()
+
+
+def added_key_checks(r, b, before, add, what, deadline):
+    """key-d (secret-d) is refused until add() puts it into the auth data
+    (before and what say how), then it authenticates and its subscription
+    to C1 delivers within deadline seconds."""
+    errors, closed = auth_refused(b, "key-d", "secret-d")
+    r.check("before %s, key-d is refused (Authentication failed for key-d)" % before,
+            errors == ["Authentication failed for key-d"] and closed,
+            "errors=%r closed=%s" % (errors, closed))
+    add()
+    t0 = time.monotonic()
+    ok = t.poll(lambda: auth_works(b, "key-d", "secret-d", C1), deadline)
+    print("# took %.2f s" % (time.monotonic() - t0))
+    r.check("%s: it authenticates and pub/subs within %d s" % (what, deadline), ok)
+
+
+def removed_key_checks(r, b, a, bb, what, deadline):
+    """key-a's entry has just been removed from the auth data (what says
+    how) while a, a session of key-a, is live: a gets ERROR and is closed
+    within deadline seconds, a new key-a connection is refused, and bb
+    (key-b) keeps working."""
+    errors, closed = a.wait_error_and_close(deadline)
+    r.check("%s: its live session gets ERROR and is closed within %d s" % (what, deadline),
+            bool(errors) and closed, "errors=%r closed=%s" % (errors, closed))
+    errors, closed = auth_refused(b, "key-a", "secret-a")
+    r.check("and a new connection as key-a is refused (Authentication failed for key-a)",
+            errors == ["Authentication failed for key-a"] and closed,
+            "errors=%r closed=%s" % (errors, closed))
+    r.check("key-b's session is unaffected by the changes", bb.still_works(C1))

@@ -590,6 +590,16 @@ class Peer:
                 return token
             self._file(msg)
 
+    def still_works(self, chan):
+        """sync on chan as a check: True, or False with the reason printed as
+        a comment."""
+        try:
+            self.sync(chan)
+            return True
+        except Exception as e:  # noqa: BLE001 - ERROR, close or timeout
+            print("# %s: %s: %s" % (self.ident.decode(errors="replace"), type(e).__name__, e))
+            return False
+
     def drain(self, timeout):
         """Read whatever arrives within timeout seconds into inbox."""
         deadline = time.monotonic() + timeout
