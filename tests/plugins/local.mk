@@ -23,7 +23,9 @@ PLUGIN_TEST_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(CUNIT_CFLAGS)
 PLUGIN_TEST_LDADD = core/libhpfcore.la $(GLIB_LIBS) $(CUNIT_LIBS)
 
 check_PROGRAMS += %reldir%/test_storage_sqlite
-%canon_reldir%_test_storage_sqlite_SOURCES = %reldir%/test_storage_sqlite.c
+%canon_reldir%_test_storage_sqlite_SOURCES = %reldir%/test_storage_sqlite.c \
+	tests/storage/store_check.c tests/storage/store_check.h
+%canon_reldir%_test_storage_sqlite_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/storage
 %canon_reldir%_test_storage_sqlite_CFLAGS = $(PLUGIN_TEST_CFLAGS) $(SQLITE_CFLAGS)
 %canon_reldir%_test_storage_sqlite_LDADD = $(PLUGIN_TEST_LDADD) $(SQLITE_LIBS)
 

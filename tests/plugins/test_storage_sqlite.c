@@ -23,26 +23,11 @@
 
 #include "log.h"
 #include "plugin.h"
+#include "store_check.h"
 
 static char *tmpdir;
-static char errbuf[256];
 
 /* ---- plumbing ---- */
-
-static void rm_tree(const char *dir)
-{
-    GDir *d = g_dir_open(dir, 0, NULL);
-    if (!d)
-        return;
-    const char *name;
-    while ((name = g_dir_read_name(d))) {
-        char *p = g_build_filename(dir, name, NULL);
-        g_remove(p);
-        g_free(p);
-    }
-    g_dir_close(d);
-    g_rmdir(dir);
-}
 
 static int suite_init(void)
 {
@@ -67,14 +52,8 @@ static struct plugin_instance *load_store(const char *db, const char *key, const
         g_hash_table_insert(cfg, (gpointer) "path", (gpointer)db);
     if (key)
         g_hash_table_insert(cfg, (gpointer)key, (gpointer)value);
-    struct plugin_instance *pi = plugin_instance_new(plugin_dir_resolve(NULL), "sqlite",
-                                                     HPF_KIND_STORAGE, "storage", cfg, tmpdir,
-                                                     error);
+    struct plugin_instance *pi = load_cfg("sqlite", cfg, tmpdir, error);
     g_hash_table_unref(cfg);
-    if (pi && !plugin_instance_start(pi, error)) {
-        plugin_instance_free(pi);
-        pi = NULL;
-    }
     return pi;
 }
 
@@ -93,26 +72,6 @@ static struct plugin_instance *open_store_with(const char *db, const char *key,
 static struct plugin_instance *open_store(const char *db)
 {
     return open_store_with(db, NULL, NULL);
-}
-
-static const struct hpf_storage_ops *S(struct plugin_instance *pi)
-{
-    return pi->desc->storage;
-}
-
-static int apply(struct plugin_instance *pi, const struct hpf_mutation *m, size_t n)
-{
-    errbuf[0] = '\0';
-    return S(pi)->apply(pi->inst, m, n, errbuf, sizeof errbuf);
-}
-
-#define APPLY1(pi, ...) apply((pi), &(struct hpf_mutation){__VA_ARGS__}, 1)
-
-static uint64_t version_of(struct plugin_instance *pi)
-{
-    uint64_t v = 0;
-    CU_ASSERT_EQUAL(S(pi)->version(pi->inst, &v), HPF_OK);
-    return v;
 }
 
 static sqlite3 *raw_open(const char *db)
@@ -181,130 +140,6 @@ static void make_hpfeeds3_db(sqlite3 *h)
                 "    owner TEXT, ident TEXT, secret TEXT,\n"
                 "    pubchans TEXT, subchans TEXT)");
 }
-
-/* ---- an authkey, copied out of the callback ---- */
-
-struct got {
-    int calls;
-    char *ident, *owner, *secret, *pub, *sub;
-};
-
-static char *join(const char *const *items, size_t n)
-{
-    GString *s = g_string_new(NULL);
-    for (size_t i = 0; i < n; i++)
-        g_string_append_printf(s, "%s%s", i ? "," : "", items[i]);
-    return g_string_free(s, FALSE);
-}
-
-static void got_cb(void *ud, const struct hpf_authkey *k)
-{
-    struct got *g = ud;
-    g->calls++;
-    g->ident = g_strdup(k->ident);
-    g->owner = g_strdup(k->owner);
-    g->secret = g_strdup(k->secret);
-    g->pub = join(k->publish, k->n_publish);
-    g->sub = join(k->subscribe, k->n_subscribe);
-}
-
-static void got_clear(struct got *g)
-{
-    g_free(g->ident);
-    g_free(g->owner);
-    g_free(g->secret);
-    g_free(g->pub);
-    g_free(g->sub);
-    memset(g, 0, sizeof(*g));
-}
-
-static int get_key(struct plugin_instance *pi, const char *ident, struct got *g)
-{
-    got_clear(g);
-    return S(pi)->authkey_get(pi->inst, ident, got_cb, g);
-}
-
-/* ---- a snapshot as sorted text lines ---- */
-
-static void v_user(void *ud, const char *name, bool admin)
-{
-    g_ptr_array_add(ud, g_strdup_printf("user %s%s", name, admin ? " admin" : ""));
-}
-
-static void v_group(void *ud, const char *name, const char *owner)
-{
-    g_ptr_array_add(ud, g_strdup_printf("group %s owner=%s", name, owner));
-}
-
-static void v_member(void *ud, const char *group, const char *user)
-{
-    g_ptr_array_add(ud, g_strdup_printf("member %s %s", group, user));
-}
-
-static void v_share(void *ud, const char *from, const char *to, bool to_group,
-                    const char *channel, int type)
-{
-    g_ptr_array_add(ud, g_strdup_printf("share %s %s:%s %s %s", from, to_group ? "group" : "user",
-                                        to, channel,
-                                        type == HPF_SHARE_ALL ? "shares_all" : "shares"));
-}
-
-static void v_accept(void *ud, const char *user, const char *from, const char *channel)
-{
-    g_ptr_array_add(ud, g_strdup_printf("accept %s %s %s", user, from, channel));
-}
-
-static void v_authkey(void *ud, const struct hpf_authkey *k)
-{
-    char *pub = join(k->publish, k->n_publish);
-    char *sub = join(k->subscribe, k->n_subscribe);
-    g_ptr_array_add(ud, g_strdup_printf("authkey %s owner=%s secret=%s pub=%s sub=%s", k->ident,
-                                        k->owner, k->secret ? k->secret : "(null)", pub, sub));
-    g_free(pub);
-    g_free(sub);
-}
-
-static const struct hpf_snapshot_visitor visitor = {
-    .user = v_user,
-    .group = v_group,
-    .member = v_member,
-    .share = v_share,
-    .accept = v_accept,
-    .authkey = v_authkey,
-};
-
-static gint cmp_str(gconstpointer a, gconstpointer b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static char *snapshot_with(struct plugin_instance *pi, const struct hpf_snapshot_visitor *v)
-{
-    GPtrArray *lines = g_ptr_array_new_with_free_func(g_free);
-    CU_ASSERT_EQUAL(S(pi)->snapshot(pi->inst, v, lines), HPF_OK);
-    g_ptr_array_sort(lines, cmp_str);
-    g_ptr_array_add(lines, NULL);
-    char *text = g_strjoinv("\n", (char **)lines->pdata);
-    g_ptr_array_unref(lines);
-    return text;
-}
-
-static char *snapshot_text(struct plugin_instance *pi)
-{
-    return snapshot_with(pi, &visitor);
-}
-
-#define CHECK_SNAPSHOT(pi, expected)                                                         \
-    do {                                                                                     \
-        char *snap_ = snapshot_text(pi);                                                     \
-        if (strcmp(snap_, (expected)) != 0)                                                  \
-            fprintf(stderr, "\nsnapshot:\n%s\nexpected:\n%s\n", snap_, (expected));         \
-        CU_ASSERT_STRING_EQUAL(snap_, (expected));                                           \
-        g_free(snap_);                                                                       \
-    } while (0)
-
-static const char *const chans_ab[] = {"a", "b"};
-static const char *const chans_c[] = {"c"};
 
 /* ---- tests ---- */
 
@@ -702,7 +537,7 @@ static void test_version_out_of_band(void)
     /* Reads leave no transaction open that would hide other processes' writes. */
     struct got g = {0};
     CU_ASSERT_EQUAL(get_key(pi, "a1", &g), HPF_OK);
-    char *snap = snapshot_text(pi);
+    char *snap = snapshot_with(pi, &visitor);
     g_free(snap);
 
     /* An hpfeeds3-era script adding a key behind our back. */

@@ -16,7 +16,8 @@ EXTRA_DIST += \
 
 if HAVE_CUNIT
 check_PROGRAMS += tests/storage/test_backends
-tests_storage_test_backends_SOURCES = tests/storage/test_backends.c
+tests_storage_test_backends_SOURCES = tests/storage/test_backends.c \
+	tests/storage/store_check.c tests/storage/store_check.h
 tests_storage_test_backends_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(JSONGLIB_CFLAGS) \
 	$(SQLITE_CFLAGS) $(CUNIT_CFLAGS)
 tests_storage_test_backends_LDADD = core/libhpfcore.la $(JSONGLIB_LIBS) $(GLIB_LIBS) \

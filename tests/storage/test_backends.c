@@ -32,6 +32,7 @@
 
 #include "log.h"
 #include "plugin.h"
+#include "store_check.h"
 
 #ifdef HPF_TEST_MONGODB
 #include <mongoc/mongoc.h>
@@ -53,31 +54,12 @@ struct backend {
 
 static const struct backend *B;
 static char *tmpdir;
-static char errbuf[256];
 
 #ifdef HPF_TEST_MONGODB
 static struct mongo_server *mongo;
 static int mongo_port;
 static mongoc_client_t *mongo_client;
 #endif
-
-static void rm_tree(const char *dir)
-{
-    GDir *d = g_dir_open(dir, 0, NULL);
-    if (!d)
-        return;
-    const char *name;
-    while ((name = g_dir_read_name(d))) {
-        char *p = g_build_filename(dir, name, NULL);
-        if (g_file_test(p, G_FILE_TEST_IS_DIR))
-            rm_tree(p);
-        else
-            g_remove(p);
-        g_free(p);
-    }
-    g_dir_close(d);
-    g_rmdir(dir);
-}
 
 static char *store_path(const char *label)
 {
@@ -117,24 +99,12 @@ static GHashTable *config_for(const char *label)
     return cfg;
 }
 
-static struct plugin_instance *load_cfg(const char *module, GHashTable *cfg, GError **error)
-{
-    struct plugin_instance *pi = plugin_instance_new(plugin_dir_resolve(NULL), module,
-                                                     HPF_KIND_STORAGE, "storage", cfg, tmpdir,
-                                                     error);
-    if (pi && !plugin_instance_start(pi, error)) {
-        plugin_instance_free(pi);
-        pi = NULL;
-    }
-    return pi;
-}
-
 /* The store called `label` of the backend under test (created on first use). */
 static struct plugin_instance *open_store(const char *label)
 {
     GHashTable *cfg = config_for(label);
     GError *error = NULL;
-    struct plugin_instance *pi = load_cfg(B->module, cfg, &error);
+    struct plugin_instance *pi = load_cfg(B->module, cfg, tmpdir, &error);
     g_hash_table_unref(cfg);
     if (!pi) {
         fprintf(stderr, "\n%s: open %s: %s\n", B->suite, label, error->message);
@@ -143,143 +113,6 @@ static struct plugin_instance *open_store(const char *label)
     return pi;
 }
 
-static const struct hpf_storage_ops *S(struct plugin_instance *pi)
-{
-    return pi->desc->storage;
-}
-
-static int apply(struct plugin_instance *pi, const struct hpf_mutation *m, size_t n)
-{
-    errbuf[0] = '\0';
-    return S(pi)->apply(pi->inst, m, n, errbuf, sizeof errbuf);
-}
-
-#define APPLY1(pi, ...) apply((pi), &(struct hpf_mutation){__VA_ARGS__}, 1)
-
-static uint64_t version_of(struct plugin_instance *pi)
-{
-    uint64_t v = 0;
-    CU_ASSERT_EQUAL(S(pi)->version(pi->inst, &v), HPF_OK);
-    return v;
-}
-
-/* ---- an authkey, copied out of the callback ---- */
-
-struct got {
-    int calls;
-    char *ident, *owner, *secret, *pub, *sub;
-};
-
-static char *join(const char *const *items, size_t n)
-{
-    GString *s = g_string_new(NULL);
-    for (size_t i = 0; i < n; i++)
-        g_string_append_printf(s, "%s%s", i ? "," : "", items[i]);
-    return g_string_free(s, FALSE);
-}
-
-static void got_cb(void *ud, const struct hpf_authkey *k)
-{
-    struct got *g = ud;
-    g->calls++;
-    g->ident = g_strdup(k->ident);
-    g->owner = g_strdup(k->owner);
-    g->secret = g_strdup(k->secret);
-    g->pub = join(k->publish, k->n_publish);
-    g->sub = join(k->subscribe, k->n_subscribe);
-}
-
-static void got_clear(struct got *g)
-{
-    g_free(g->ident);
-    g_free(g->owner);
-    g_free(g->secret);
-    g_free(g->pub);
-    g_free(g->sub);
-    memset(g, 0, sizeof(*g));
-}
-
-static int get_key(struct plugin_instance *pi, const char *ident, struct got *g)
-{
-    got_clear(g);
-    return S(pi)->authkey_get(pi->inst, ident, got_cb, g);
-}
-
-/* ---- a snapshot as sorted text lines ---- */
-
-static void v_user(void *ud, const char *name, bool admin)
-{
-    g_ptr_array_add(ud, g_strdup_printf("user %s%s", name, admin ? " admin" : ""));
-}
-
-static void v_group(void *ud, const char *name, const char *owner)
-{
-    g_ptr_array_add(ud, g_strdup_printf("group %s owner=%s", name, owner));
-}
-
-static void v_member(void *ud, const char *group, const char *user)
-{
-    g_ptr_array_add(ud, g_strdup_printf("member %s %s", group, user));
-}
-
-static void v_share(void *ud, const char *from, const char *to, bool to_group,
-                    const char *channel, int type)
-{
-    g_ptr_array_add(ud, g_strdup_printf("share %s %s:%s %s %s", from, to_group ? "group" : "user",
-                                        to, channel,
-                                        type == HPF_SHARE_ALL ? "shares_all" : "shares"));
-}
-
-static void v_accept(void *ud, const char *user, const char *from, const char *channel)
-{
-    g_ptr_array_add(ud, g_strdup_printf("accept %s %s %s", user, from, channel));
-}
-
-static void v_authkey(void *ud, const struct hpf_authkey *k)
-{
-    char *pub = join(k->publish, k->n_publish);
-    char *sub = join(k->subscribe, k->n_subscribe);
-    g_ptr_array_add(ud, g_strdup_printf("authkey %s owner=%s secret=%s pub=%s sub=%s", k->ident,
-                                        k->owner, k->secret ? k->secret : "(null)", pub, sub));
-    g_free(pub);
-    g_free(sub);
-}
-
-static const struct hpf_snapshot_visitor visitor = {
-    .user = v_user,
-    .group = v_group,
-    .member = v_member,
-    .share = v_share,
-    .accept = v_accept,
-    .authkey = v_authkey,
-};
-
-static gint cmp_str(gconstpointer a, gconstpointer b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static char *snapshot_with(struct plugin_instance *pi, const struct hpf_snapshot_visitor *v)
-{
-    GPtrArray *lines = g_ptr_array_new_with_free_func(g_free);
-    CU_ASSERT_EQUAL(S(pi)->snapshot(pi->inst, v, lines), HPF_OK);
-    g_ptr_array_sort(lines, cmp_str);
-    g_ptr_array_add(lines, NULL);
-    char *text = g_strjoinv("\n", (char **)lines->pdata);
-    g_ptr_array_unref(lines);
-    return text;
-}
-
-#define CHECK_SNAPSHOT(pi, expected)                                                         \
-    do {                                                                                     \
-        char *snap_ = snapshot_with((pi), &visitor);                                         \
-        if (strcmp(snap_, (expected)) != 0)                                                  \
-            fprintf(stderr, "\n%s snapshot:\n%s\nexpected:\n%s\n", B->suite, snap_,          \
-                    (expected));                                                             \
-        CU_ASSERT_STRING_EQUAL(snap_, (expected));                                           \
-        g_free(snap_);                                                                       \
-    } while (0)
-
 #define CHECK_ERR(expected)                                                                  \
     do {                                                                                     \
         if (strcmp(errbuf, (expected)) != 0)                                                 \
@@ -287,9 +120,6 @@ static char *snapshot_with(struct plugin_instance *pi, const struct hpf_snapshot
                     (expected));                                                             \
         CU_ASSERT_STRING_EQUAL(errbuf, (expected));                                          \
     } while (0)
-
-static const char *const chans_ab[] = {"a", "b"};
-static const char *const chans_c[] = {"c"};
 
 /* ---- out-of-band writers, one per backend ---- */
 
@@ -1302,7 +1132,7 @@ static void test_file_malformed(void)
     write_text(path, "{\n  \"a\": {\"secret\": \"x\",}\n}\n");
     GHashTable *cfg = config_for("bad");
     GError *error = NULL;
-    CU_ASSERT_PTR_NULL(load_cfg("file", cfg, &error));
+    CU_ASSERT_PTR_NULL(load_cfg("file", cfg, tmpdir, &error));
     CU_ASSERT_PTR_NOT_NULL_FATAL(error);
     char *want = g_strdup_printf("%s:2:", path);
     /* The loader puts the instance name in front: "storage: path:LINE:COL: ...". */
@@ -1313,14 +1143,14 @@ static void test_file_malformed(void)
     g_clear_error(&error);
 
     write_text(path, "\n  [1, 2]");
-    CU_ASSERT_PTR_NULL(load_cfg("file", cfg, &error));
+    CU_ASSERT_PTR_NULL(load_cfg("file", cfg, tmpdir, &error));
     CU_ASSERT_PTR_NOT_NULL_FATAL(error);
     want = g_strdup_printf("%s:2:3: the top level is not a JSON object", path);
     CU_ASSERT_PTR_NOT_NULL(strstr(error->message, want));
     g_free(want);
     g_clear_error(&error);
     write_text(path, "");
-    CU_ASSERT_PTR_NULL(load_cfg("file", cfg, &error));
+    CU_ASSERT_PTR_NULL(load_cfg("file", cfg, tmpdir, &error));
     CU_ASSERT_PTR_NOT_NULL_FATAL(error);
     CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "empty"));
     g_clear_error(&error);
@@ -1369,7 +1199,7 @@ static void test_file_malformed(void)
     char *broken = replaced(good, "\"admin\" : false", "\"admin\" : 12345");
     write_text(path, broken);
     cfg = config_for("bad2");
-    CU_ASSERT_PTR_NULL(load_cfg("file", cfg, &error));
+    CU_ASSERT_PTR_NULL(load_cfg("file", cfg, tmpdir, &error));
     CU_ASSERT_PTR_NOT_NULL_FATAL(error);
     CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "users[0]: \"admin\" is not true or false"));
     CU_ASSERT_PTR_NOT_NULL(strstr(error->message, path));
@@ -1377,7 +1207,7 @@ static void test_file_malformed(void)
     g_free(broken);
     broken = replaced(good, "\"format\" : 1", "\"format\" : 7");
     write_text(path, broken);
-    CU_ASSERT_PTR_NULL(load_cfg("file", cfg, &error));
+    CU_ASSERT_PTR_NULL(load_cfg("file", cfg, tmpdir, &error));
     CU_ASSERT_PTR_NOT_NULL_FATAL(error);
     CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "format 7 is newer"));
     g_clear_error(&error);
@@ -1500,19 +1330,19 @@ static void test_file_config(void)
 {
     GError *error = NULL;
     GHashTable *cfg = g_hash_table_new(g_str_hash, g_str_equal);
-    CU_ASSERT_PTR_NULL(load_cfg("file", cfg, &error));
+    CU_ASSERT_PTR_NULL(load_cfg("file", cfg, tmpdir, &error));
     CU_ASSERT_PTR_NOT_NULL_FATAL(error);
     CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "'path'"));
     g_clear_error(&error);
     g_hash_table_insert(cfg, "path", "cfg.json");
     g_hash_table_insert(cfg, "lock_timeout", "soon");
-    CU_ASSERT_PTR_NULL(load_cfg("file", cfg, &error));
+    CU_ASSERT_PTR_NULL(load_cfg("file", cfg, tmpdir, &error));
     CU_ASSERT_PTR_NOT_NULL_FATAL(error);
     CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "lock_timeout"));
     g_clear_error(&error);
     g_hash_table_remove(cfg, "lock_timeout");
     g_hash_table_insert(cfg, "journal", "x");
-    CU_ASSERT_PTR_NULL(load_cfg("file", cfg, &error));
+    CU_ASSERT_PTR_NULL(load_cfg("file", cfg, tmpdir, &error));
     g_clear_error(&error);
     g_hash_table_remove(cfg, "journal");
 
@@ -1720,27 +1550,27 @@ static void test_mongo_config(void)
 {
     GError *error = NULL;
     GHashTable *cfg = g_hash_table_new(g_str_hash, g_str_equal);
-    CU_ASSERT_PTR_NULL(load_cfg("mongodb", cfg, &error));
+    CU_ASSERT_PTR_NULL(load_cfg("mongodb", cfg, tmpdir, &error));
     CU_ASSERT_PTR_NOT_NULL_FATAL(error);
     CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "'uri'"));
     g_clear_error(&error);
     g_hash_table_insert(cfg, "uri", "mongodb://127.0.0.1:1");
-    CU_ASSERT_PTR_NULL(load_cfg("mongodb", cfg, &error));
+    CU_ASSERT_PTR_NULL(load_cfg("mongodb", cfg, tmpdir, &error));
     CU_ASSERT_PTR_NOT_NULL_FATAL(error);
     CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "no database name"));
     g_clear_error(&error);
     g_hash_table_insert(cfg, "uri", "http://nope");
-    CU_ASSERT_PTR_NULL(load_cfg("mongodb", cfg, &error));
+    CU_ASSERT_PTR_NULL(load_cfg("mongodb", cfg, tmpdir, &error));
     g_clear_error(&error);
     g_hash_table_insert(cfg, "uri", "mongodb://127.0.0.1:1/db");
     g_hash_table_insert(cfg, "timeout_ms", "0");
-    CU_ASSERT_PTR_NULL(load_cfg("mongodb", cfg, &error));
+    CU_ASSERT_PTR_NULL(load_cfg("mongodb", cfg, tmpdir, &error));
     CU_ASSERT_PTR_NOT_NULL_FATAL(error);
     CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "timeout_ms"));
     g_clear_error(&error);
     g_hash_table_remove(cfg, "timeout_ms");
     g_hash_table_insert(cfg, "transactions", "sometimes");
-    CU_ASSERT_PTR_NULL(load_cfg("mongodb", cfg, &error));
+    CU_ASSERT_PTR_NULL(load_cfg("mongodb", cfg, tmpdir, &error));
     CU_ASSERT_PTR_NOT_NULL_FATAL(error);
     CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "transactions"));
     g_clear_error(&error);
@@ -1788,7 +1618,7 @@ static void test_mongo_outage(void)
     GHashTable *tcfg = config_for("outage");
     g_hash_table_replace(tcfg, g_strdup("transactions"), g_strdup("always"));
     GError *terr = NULL;
-    struct plugin_instance *pt = load_cfg("mongodb", tcfg, &terr);
+    struct plugin_instance *pt = load_cfg("mongodb", tcfg, tmpdir, &terr);
     g_hash_table_unref(tcfg);
     g_clear_error(&terr);
     CU_ASSERT_PTR_NOT_NULL_FATAL(pt);
@@ -1879,6 +1709,7 @@ static const struct backend mongo_txn_backend = {"storage_mongodb_txn", "mongodb
 static int enter(const struct backend *b)
 {
     B = b;
+    store_suite = b->suite;
     char *tmpl = g_strdup_printf("hpf-%s-XXXXXX", b->suite);
     tmpdir = g_dir_make_tmp(tmpl, NULL);
     g_free(tmpl);
