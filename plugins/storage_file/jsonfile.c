@@ -574,6 +574,18 @@ static JsonNode *section_node(const struct fs_state *st)
     }
     json_builder_end_array(b);
 
+    /* Each group's members in storage order, gathered in one pass over them. */
+    GHashTable *members_of =
+        g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)g_ptr_array_unref);
+    for (guint j = 0; j < m->members->len; j++) {
+        const struct gm_member *mb = m->members->pdata[j];
+        GPtrArray *users = g_hash_table_lookup(members_of, mb->group);
+        if (!users) {
+            users = g_ptr_array_new();
+            g_hash_table_insert(members_of, mb->group, users);
+        }
+        g_ptr_array_add(users, mb->user);
+    }
     json_builder_set_member_name(b, "groups");
     json_builder_begin_array(b);
     for (guint i = 0; i < m->groups->len; i++) {
@@ -585,15 +597,14 @@ static JsonNode *section_node(const struct fs_state *st)
         json_builder_add_string_value(b, g->owner);
         json_builder_set_member_name(b, "members");
         json_builder_begin_array(b);
-        for (guint j = 0; j < m->members->len; j++) {
-            const struct gm_member *mb = m->members->pdata[j];
-            if (!strcmp(mb->group, g->name))
-                json_builder_add_string_value(b, mb->user);
-        }
+        const GPtrArray *users = g_hash_table_lookup(members_of, g->name);
+        for (guint j = 0; users && j < users->len; j++)
+            json_builder_add_string_value(b, users->pdata[j]);
         json_builder_end_array(b);
         json_builder_end_object(b);
     }
     json_builder_end_array(b);
+    g_hash_table_destroy(members_of);
 
     json_builder_set_member_name(b, "shares");
     json_builder_begin_array(b);
