@@ -26,7 +26,10 @@
  * Writes: under an exclusive flock() on the current file, re-read it, apply,
  * write a temporary file in the same directory (fwrite, fflush, fsync),
  * rename() it over the file, fsync() the directory.  Readers never lock:
- * rename() shows them the old file or the new one, never a mix.
+ * rename() shows them the old file or the new one, never a mix.  A writer
+ * killed half-way leaves its temporary file (".<name>.tmp-XXXXXX"); the
+ * next writer removes such files while it holds the lock (jsonfile.c says
+ * why only then), and so does start() when the lock is free.
  */
 #ifndef HPF_STORAGE_FILE_STORE_H
 #define HPF_STORAGE_FILE_STORE_H
@@ -119,6 +122,12 @@ int fs_change(struct fstore *s, fs_change_fn fn, void *arg, char *err, size_t er
 
 /* Create the file as `{}` if it does not exist (never replacing one). */
 int fs_create_empty(struct fstore *s, char *err, size_t err_len);
+
+/*
+ * Remove temporary files of writes that were killed half-way, if the
+ * writers' lock is free right now (else the next writer does).  Logs them.
+ */
+void fs_tidy(struct fstore *s);
 
 /* Install st as the data in force; moves the version when its content differs. */
 void fs_install(struct fstore *s, struct fs_state *st, const struct fs_identity *id);

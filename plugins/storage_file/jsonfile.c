@@ -574,6 +574,18 @@ static JsonNode *section_node(const struct fs_state *st)
     }
     json_builder_end_array(b);
 
+    /* Each group's members in storage order, gathered in one pass over them. */
+    GHashTable *members_of =
+        g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)g_ptr_array_unref);
+    for (guint j = 0; j < m->members->len; j++) {
+        const struct gm_member *mb = m->members->pdata[j];
+        GPtrArray *users = g_hash_table_lookup(members_of, mb->group);
+        if (!users) {
+            users = g_ptr_array_new();
+            g_hash_table_insert(members_of, mb->group, users);
+        }
+        g_ptr_array_add(users, mb->user);
+    }
     json_builder_set_member_name(b, "groups");
     json_builder_begin_array(b);
     for (guint i = 0; i < m->groups->len; i++) {
@@ -585,15 +597,14 @@ static JsonNode *section_node(const struct fs_state *st)
         json_builder_add_string_value(b, g->owner);
         json_builder_set_member_name(b, "members");
         json_builder_begin_array(b);
-        for (guint j = 0; j < m->members->len; j++) {
-            const struct gm_member *mb = m->members->pdata[j];
-            if (!strcmp(mb->group, g->name))
-                json_builder_add_string_value(b, mb->user);
-        }
+        const GPtrArray *users = g_hash_table_lookup(members_of, g->name);
+        for (guint j = 0; users && j < users->len; j++)
+            json_builder_add_string_value(b, users->pdata[j]);
         json_builder_end_array(b);
         json_builder_end_object(b);
     }
     json_builder_end_array(b);
+    g_hash_table_destroy(members_of);
 
     json_builder_set_member_name(b, "shares");
     json_builder_begin_array(b);
@@ -707,6 +718,10 @@ static int fsync_dir(const char *dir)
     return rc;
 }
 
+/* A temporary file is ".<name of the file>" TMP_INFIX and mkstemp's six characters. */
+#define TMP_INFIX ".tmp-"
+#define TMP_RANDOM 6
+
 /*
  * The new text into a temporary file beside target, then renamed over it.
  * `like` (may be NULL) gives mode and ownership to keep.  Nothing is
@@ -718,7 +733,7 @@ static int write_atomically(struct fstore *s, const char *target, const char *te
 {
     char *dir = g_path_get_dirname(target);
     char *base = g_path_get_basename(target);
-    char *tmp = g_strdup_printf("%s/.%s.tmp-XXXXXX", dir, base);
+    char *tmp = g_strdup_printf("%s/." "%s" TMP_INFIX "XXXXXX", dir, base);
     int status = HPF_OK;
     FILE *f = NULL;
     int fd = g_mkstemp_full(tmp, O_RDWR | O_CLOEXEC, 0600);
@@ -809,7 +824,13 @@ int fs_create_empty(struct fstore *s, char *err, size_t err_len)
     if (g_file_test(s->path, G_FILE_TEST_EXISTS))
         return HPF_OK;
     int status = write_atomically(s, s->path, "{}\n", 3, NULL, NULL, err, err_len, TRUE);
-    if (status == HPF_ERR_EXISTS) /* made by another process meanwhile: use it */
+    /*
+     * Made by another process meanwhile: use it.  (Its next writer may even
+     * have removed our temporary file as stale, see remove_stale_temps(),
+     * failing our link() with ENOENT: the file is there all the same.)
+     */
+    if (status == HPF_ERR_EXISTS ||
+        (status != HPF_OK && g_file_test(s->path, G_FILE_TEST_EXISTS)))
         return HPF_OK;
     if (status == HPF_OK)
         FS_LOG(s, HPF_LOG_NOTICE, "%s: created an empty authkey file", s->path);
@@ -819,12 +840,12 @@ int fs_create_empty(struct fstore *s, char *err, size_t err_len)
 /*
  * Open target and take an exclusive lock on it, making sure the locked file
  * is still the one the name points at (a writer may have replaced it while
- * we waited).  Gives up after lock_timeout_ms.
+ * we waited).  Gives up after timeout_ms (0: a single try).
  */
-static int lock_current(struct fstore *s, const char *target, int *fd_out, char *err,
-                        size_t err_len)
+static int lock_current(struct fstore *s, const char *target, int timeout_ms, int *fd_out,
+                        char *err, size_t err_len)
 {
-    gint64 deadline = g_get_monotonic_time() + (gint64)s->lock_timeout_ms * 1000;
+    gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
     for (;;) {
         int fd = open(target, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
@@ -846,9 +867,88 @@ static int lock_current(struct fstore *s, const char *target, int *fd_out, char 
         if (g_get_monotonic_time() >= deadline)
             return fs_fail(err, err_len, HPF_ERR_IO,
                            "%s: locked by another writer for more than %d ms", s->path,
-                           s->lock_timeout_ms);
+                           timeout_ms);
         g_usleep(5000);
     }
+}
+
+/* Is name one of write_atomically()'s temporary files for the file called base? */
+static gboolean is_temp_of(const char *name, const char *base)
+{
+    size_t blen = strlen(base);
+    if (strlen(name) != 1 + blen + strlen(TMP_INFIX) + TMP_RANDOM || name[0] != '.' ||
+        strncmp(name + 1, base, blen) != 0 || !g_str_has_prefix(name + 1 + blen, TMP_INFIX))
+        return FALSE;
+    for (const char *c = name + 1 + blen + strlen(TMP_INFIX); *c; c++)
+        if (!g_ascii_isalnum(*c))
+            return FALSE;
+    return TRUE;
+}
+
+/*
+ * Remove the temporary files that writes killed half-way (kill -9, a power
+ * cut) left beside target.  The caller holds lock_current()'s lock, which
+ * is what makes this safe: every writer creates its temporary file only
+ * while it holds that lock on the file the name points at, and renames it
+ * over the file or removes it before letting go.  So while we hold the lock
+ * on the current file, no live writer owns a temporary file there, with
+ * two exceptions that removing does not harm:
+ *  - fs_create_empty() writes without a lock, because there is no file to
+ *    lock yet.  Its temporary file exists while the name is missing (then
+ *    nobody holds our lock) or, once link()ed, as a second name of the file
+ *    itself; a creator that finds its temporary file gone sees that the
+ *    file exists and uses it.
+ *  - a writer whose locked file was replaced from outside (an editor's
+ *    rename) after it took the lock: its rename() then fails and reports
+ *    an error, which beats overwriting that edit with data read before it.
+ */
+static void remove_stale_temps(struct fstore *s, const char *target)
+{
+    char *dir = g_path_get_dirname(target);
+    char *base = g_path_get_basename(target);
+    GDir *d = g_dir_open(dir, 0, NULL);
+    GString *removed = NULL;
+    guint n = 0;
+    const char *name;
+    while (d && (name = g_dir_read_name(d))) {
+        if (!is_temp_of(name, base))
+            continue;
+        char *path = g_build_filename(dir, name, NULL);
+        struct stat sb;
+        if (lstat(path, &sb) == 0 && S_ISREG(sb.st_mode)) {
+            if (unlink(path) == 0) {
+                if (!removed)
+                    removed = g_string_new(NULL);
+                g_string_append_printf(removed, "%s%s", n++ ? ", " : "", name);
+            } else if (errno != ENOENT) {
+                FS_LOG(s, HPF_LOG_WARNING, "%s: cannot remove stale temporary file %s: %s",
+                       s->path, path, g_strerror(errno));
+            }
+        }
+        g_free(path);
+    }
+    if (d)
+        g_dir_close(d);
+    if (removed) {
+        FS_LOG(s, HPF_LOG_WARNING, "%s: removed %u temporary file%s left by an interrupted "
+               "write: %s", s->path, n, n == 1 ? "" : "s", removed->str);
+        g_string_free(removed, TRUE);
+    }
+    g_free(base);
+    g_free(dir);
+}
+
+void fs_tidy(struct fstore *s)
+{
+    char *target = write_target(s);
+    int fd = -1;
+    char err[256];
+    /* Busy: that writer removes them itself (fs_change), so do not wait. */
+    if (lock_current(s, target, 0, &fd, err, sizeof err) == HPF_OK) {
+        remove_stale_temps(s, target);
+        close(fd);
+    }
+    g_free(target);
 }
 
 int fs_change(struct fstore *s, fs_change_fn fn, void *arg, char *err, size_t err_len)
@@ -856,9 +956,10 @@ int fs_change(struct fstore *s, fs_change_fn fn, void *arg, char *err, size_t er
     char *target = write_target(s);
     int fd = -1;
     struct fs_state *st = NULL;
-    int status = lock_current(s, target, &fd, err, err_len);
+    int status = lock_current(s, target, s->lock_timeout_ms, &fd, err, err_len);
     if (status != HPF_OK)
         goto out;
+    remove_stale_temps(s, target);
     struct fs_identity id;
     /* Locked: no writer of ours changes it now; an editor still might, so retry a little. */
     for (int tries = 0; tries < 5; tries++) {

@@ -93,6 +93,51 @@ void gm_key_free(struct gm_model *m, struct gm_key *k)
     g_free(k);
 }
 
+/* ---- the edge sets: records hashed and compared by their identifying fields ---- */
+
+static guint hash_mix(guint h, const char *s)
+{
+    return h * 31u + g_str_hash(s);
+}
+
+static guint member_hash(gconstpointer p)
+{
+    const struct gm_member *mb = p;
+    return hash_mix(g_str_hash(mb->group), mb->user);
+}
+
+static gboolean member_equal(gconstpointer a, gconstpointer b)
+{
+    const struct gm_member *x = a, *y = b;
+    return !strcmp(x->group, y->group) && !strcmp(x->user, y->user);
+}
+
+static guint share_hash(gconstpointer p)
+{
+    const struct gm_share *s = p;
+    return hash_mix(hash_mix(g_str_hash(s->from), s->to), s->channel) * 2u + s->to_group;
+}
+
+static gboolean share_equal(gconstpointer a, gconstpointer b)
+{
+    const struct gm_share *x = a, *y = b;
+    return x->to_group == y->to_group && !strcmp(x->from, y->from) && !strcmp(x->to, y->to) &&
+           !strcmp(x->channel, y->channel);
+}
+
+static guint accept_hash(gconstpointer p)
+{
+    const struct gm_accept *a = p;
+    return hash_mix(hash_mix(g_str_hash(a->user), a->from), a->channel);
+}
+
+static gboolean accept_equal(gconstpointer a, gconstpointer b)
+{
+    const struct gm_accept *x = a, *y = b;
+    return !strcmp(x->user, y->user) && !strcmp(x->from, y->from) &&
+           !strcmp(x->channel, y->channel);
+}
+
 /* ---- the model ---- */
 
 struct gm_model *gm_model_new(gpointer (*raw_ref)(gpointer), GDestroyNotify raw_unref)
@@ -107,6 +152,9 @@ struct gm_model *gm_model_new(gpointer (*raw_ref)(gpointer), GDestroyNotify raw_
     m->key_by_ident = g_hash_table_new(g_str_hash, g_str_equal);
     m->user_by_name = g_hash_table_new(g_str_hash, g_str_equal);
     m->group_by_name = g_hash_table_new(g_str_hash, g_str_equal);
+    m->member_set = g_hash_table_new(member_hash, member_equal);
+    m->share_set = g_hash_table_new(share_hash, share_equal);
+    m->accept_set = g_hash_table_new(accept_hash, accept_equal);
     m->raw_ref = raw_ref;
     m->raw_unref = raw_unref;
     return m;
@@ -119,6 +167,9 @@ void gm_model_free(struct gm_model *m)
     g_hash_table_destroy(m->key_by_ident);
     g_hash_table_destroy(m->user_by_name);
     g_hash_table_destroy(m->group_by_name);
+    g_hash_table_destroy(m->member_set);
+    g_hash_table_destroy(m->share_set);
+    g_hash_table_destroy(m->accept_set);
     for (guint i = 0; i < m->keys->len; i++)
         gm_key_free(m, m->keys->pdata[i]);
     g_ptr_array_unref(m->keys);
@@ -164,14 +215,16 @@ bool gm_add_group(struct gm_model *m, const char *name, const char *owner)
     return true;
 }
 
+static struct gm_member *find_member(const struct gm_model *m, const char *group,
+                                     const char *user)
+{
+    const struct gm_member probe = {.group = (char *)group, .user = (char *)user};
+    return g_hash_table_lookup(m->member_set, &probe);
+}
+
 bool gm_is_member(const struct gm_model *m, const char *group, const char *user)
 {
-    for (guint i = 0; i < m->members->len; i++) {
-        const struct gm_member *mb = m->members->pdata[i];
-        if (!strcmp(mb->group, group) && !strcmp(mb->user, user))
-            return true;
-    }
-    return false;
+    return find_member(m, group, user) != NULL;
 }
 
 bool gm_add_member(struct gm_model *m, const char *group, const char *user)
@@ -182,28 +235,22 @@ bool gm_add_member(struct gm_model *m, const char *group, const char *user)
     mb->group = g_strdup(group);
     mb->user = g_strdup(user);
     g_ptr_array_add(m->members, mb);
+    g_hash_table_add(m->member_set, mb);
     return true;
 }
 
 static struct gm_share *find_share(const struct gm_model *m, const char *from, const char *to,
-                                   bool to_group, const char *channel, guint *index)
+                                   bool to_group, const char *channel)
 {
-    for (guint i = 0; i < m->shares->len; i++) {
-        struct gm_share *s = m->shares->pdata[i];
-        if (s->to_group == to_group && !strcmp(s->from, from) && !strcmp(s->to, to) &&
-            !strcmp(s->channel, channel)) {
-            if (index)
-                *index = i;
-            return s;
-        }
-    }
-    return NULL;
+    const struct gm_share probe = {
+        .from = (char *)from, .to = (char *)to, .to_group = to_group, .channel = (char *)channel};
+    return g_hash_table_lookup(m->share_set, &probe);
 }
 
 bool gm_add_share(struct gm_model *m, const char *from, const char *to, bool to_group,
                   const char *channel, int type)
 {
-    if (find_share(m, from, to, to_group, channel, NULL))
+    if (find_share(m, from, to, to_group, channel))
         return false;
     struct gm_share *s = g_new0(struct gm_share, 1);
     s->from = g_strdup(from);
@@ -212,32 +259,28 @@ bool gm_add_share(struct gm_model *m, const char *from, const char *to, bool to_
     s->channel = g_strdup(channel);
     s->type = type == HPF_SHARE_ALL ? HPF_SHARE_ALL : HPF_SHARE_SHARES;
     g_ptr_array_add(m->shares, s);
+    g_hash_table_add(m->share_set, s);
     return true;
 }
 
 static struct gm_accept *find_accept(const struct gm_model *m, const char *user,
-                                     const char *from, const char *channel, guint *index)
+                                     const char *from, const char *channel)
 {
-    for (guint i = 0; i < m->accepts->len; i++) {
-        struct gm_accept *a = m->accepts->pdata[i];
-        if (!strcmp(a->user, user) && !strcmp(a->from, from) && !strcmp(a->channel, channel)) {
-            if (index)
-                *index = i;
-            return a;
-        }
-    }
-    return NULL;
+    const struct gm_accept probe = {
+        .user = (char *)user, .from = (char *)from, .channel = (char *)channel};
+    return g_hash_table_lookup(m->accept_set, &probe);
 }
 
 bool gm_add_accept(struct gm_model *m, const char *user, const char *from, const char *channel)
 {
-    if (find_accept(m, user, from, channel, NULL))
+    if (find_accept(m, user, from, channel))
         return false;
     struct gm_accept *a = g_new0(struct gm_accept, 1);
     a->user = g_strdup(user);
     a->from = g_strdup(from);
     a->channel = g_strdup(channel);
     g_ptr_array_add(m->accepts, a);
+    g_hash_table_add(m->accept_set, a);
     return true;
 }
 
@@ -308,11 +351,23 @@ struct gm_model *gm_model_copy(const struct gm_model *m)
 
 typedef bool (*match_fn)(const void *record, const void *arg);
 
-static void remove_where(GPtrArray *a, match_fn match, const void *arg)
+/* set: the array's edge set (see gm_model), which holds exactly its records. */
+static void remove_where(GPtrArray *a, GHashTable *set, match_fn match, const void *arg)
 {
     for (guint i = a->len; i-- > 0;)
-        if (match(a->pdata[i], arg))
+        if (match(a->pdata[i], arg)) {
+            g_hash_table_remove(set, a->pdata[i]);
             g_ptr_array_remove_index(a, i);
+        }
+}
+
+/* One record, found in the set, out of both. */
+static void remove_record(GPtrArray *a, GHashTable *set, gpointer record)
+{
+    guint i;
+    g_hash_table_remove(set, record);
+    if (g_ptr_array_find(a, record, &i))
+        g_ptr_array_remove_index(a, i);
 }
 
 static void remove_user(struct gm_model *m, const char *name)
@@ -440,8 +495,8 @@ static int user_del(struct batch *b, const struct hpf_mutation *mu)
         if (!strcmp(g->owner, mu->user))
             g_hash_table_add(owned, g_strdup(g->name));
     }
-    remove_where(m->members, member_in, owned);
-    remove_where(m->shares, share_to_group_in, owned);
+    remove_where(m->members, m->member_set, member_in, owned);
+    remove_where(m->shares, m->share_set, share_to_group_in, owned);
     GHashTableIter it;
     gpointer name;
     g_hash_table_iter_init(&it, owned);
@@ -449,9 +504,9 @@ static int user_del(struct batch *b, const struct hpf_mutation *mu)
         remove_group(m, name);
     g_hash_table_destroy(owned);
 
-    remove_where(m->members, member_is_user, mu->user);
-    remove_where(m->shares, share_touches_user, mu->user);
-    remove_where(m->accepts, accept_touches_user, mu->user);
+    remove_where(m->members, m->member_set, member_is_user, mu->user);
+    remove_where(m->shares, m->share_set, share_touches_user, mu->user);
+    remove_where(m->accepts, m->accept_set, accept_touches_user, mu->user);
     /* Effective owner: an authkey without one belongs to its ident. */
     for (guint i = m->keys->len; i-- > 0;)
         if (!strcmp(((struct gm_key *)m->keys->pdata[i])->owner, mu->user))
@@ -504,8 +559,8 @@ static int group_del(struct batch *b, const struct hpf_mutation *mu)
 {
     CHECK(need(b, mu->group, "group name"));
     CHECK(require_group(b, mu->group));
-    remove_where(b->m->members, member_of_group, mu->group);
-    remove_where(b->m->shares, share_to_group, mu->group);
+    remove_where(b->m->members, b->m->member_set, member_of_group, mu->group);
+    remove_where(b->m->shares, b->m->share_set, share_to_group, mu->group);
     remove_group(b->m, mu->group);
     return HPF_OK;
 }
@@ -527,12 +582,10 @@ static int member_del(struct batch *b, const struct hpf_mutation *mu)
 {
     CHECK(need(b, mu->group, "group name"));
     CHECK(need(b, mu->user, "user name"));
-    for (guint i = 0; i < b->m->members->len; i++) {
-        const struct gm_member *mb = b->m->members->pdata[i];
-        if (!strcmp(mb->group, mu->group) && !strcmp(mb->user, mu->user)) {
-            g_ptr_array_remove_index(b->m->members, i);
-            return HPF_OK;
-        }
+    struct gm_member *mb = find_member(b->m, mu->group, mu->user);
+    if (mb) {
+        remove_record(b->m->members, b->m->member_set, mb);
+        return HPF_OK;
     }
     return fail(b, HPF_ERR_NOTFOUND, "user '%s' is not a member of group '%s'", mu->user,
                 mu->group);
@@ -556,7 +609,7 @@ static int share_add(struct batch *b, const struct hpf_mutation *mu)
     CHECK(mu->target_is_group ? require_group(b, mu->target) : require_user(b, mu->target));
     /* An existing edge keeps its place and takes the new type. */
     struct gm_share *s =
-        find_share(b->m, mu->user, mu->target, mu->target_is_group, mu->channel, NULL);
+        find_share(b->m, mu->user, mu->target, mu->target_is_group, mu->channel);
     if (s)
         s->type = mu->share_type;
     else
@@ -570,11 +623,11 @@ static int share_del(struct batch *b, const struct hpf_mutation *mu)
     CHECK(need(b, mu->user, "sharing user"));
     CHECK(need(b, mu->target, "share target"));
     CHECK(need(b, mu->channel, "channel"));
-    guint i;
-    if (!find_share(b->m, mu->user, mu->target, mu->target_is_group, mu->channel, &i))
+    struct gm_share *s = find_share(b->m, mu->user, mu->target, mu->target_is_group, mu->channel);
+    if (!s)
         return fail(b, HPF_ERR_NOTFOUND, "no share from '%s' to %s '%s' on '%s'", mu->user,
                     target_kind(mu), mu->target, mu->channel);
-    g_ptr_array_remove_index(b->m->shares, i);
+    remove_record(b->m->shares, b->m->share_set, s);
     return HPF_OK;
 }
 
@@ -585,7 +638,7 @@ static int accept_add(struct batch *b, const struct hpf_mutation *mu)
     CHECK(need(b, mu->channel, "channel"));
     CHECK(require_user(b, mu->user));
     CHECK(require_user(b, mu->target));
-    if (find_accept(b->m, mu->user, mu->target, mu->channel, NULL))
+    if (find_accept(b->m, mu->user, mu->target, mu->channel))
         return fail(b, HPF_ERR_EXISTS, "user '%s' already accepted '%s' on '%s'", mu->user,
                     mu->target, mu->channel);
     gm_add_accept(b->m, mu->user, mu->target, mu->channel);
@@ -597,11 +650,11 @@ static int accept_del(struct batch *b, const struct hpf_mutation *mu)
     CHECK(need(b, mu->user, "accepting user"));
     CHECK(need(b, mu->target, "offering user"));
     CHECK(need(b, mu->channel, "channel"));
-    guint i;
-    if (!find_accept(b->m, mu->user, mu->target, mu->channel, &i))
+    struct gm_accept *a = find_accept(b->m, mu->user, mu->target, mu->channel);
+    if (!a)
         return fail(b, HPF_ERR_NOTFOUND, "user '%s' has not accepted '%s' on '%s'", mu->user,
                     mu->target, mu->channel);
-    g_ptr_array_remove_index(b->m->accepts, i);
+    remove_record(b->m->accepts, b->m->accept_set, a);
     return HPF_OK;
 }
 
@@ -667,8 +720,11 @@ static int clear_all(struct batch *b, const struct hpf_mutation *mu)
 {
     (void)mu;
     struct gm_model *m = b->m;
+    g_hash_table_remove_all(m->accept_set);
     g_ptr_array_set_size(m->accepts, 0);
+    g_hash_table_remove_all(m->share_set);
     g_ptr_array_set_size(m->shares, 0);
+    g_hash_table_remove_all(m->member_set);
     g_ptr_array_set_size(m->members, 0);
     g_hash_table_remove_all(m->group_by_name);
     g_ptr_array_set_size(m->groups, 0);

@@ -80,6 +80,15 @@ struct gm_model {
     GHashTable *key_by_ident;
     GHashTable *user_by_name;
     GHashTable *group_by_name;
+    /*
+     * Sets of the records themselves, compared by their fields (member:
+     * group and user; share: from, to, to_group and channel; accept: user,
+     * from and channel), so that a check for an existing edge does not scan
+     * the array: an import of N shares would otherwise cost N^2/2 compares.
+     */
+    GHashTable *member_set;
+    GHashTable *share_set;
+    GHashTable *accept_set;
     /* how gm_key.raw is copied and freed; may be NULL when raw is unused */
     gpointer (*raw_ref)(gpointer raw);
     GDestroyNotify raw_unref;

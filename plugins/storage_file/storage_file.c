@@ -140,6 +140,7 @@ static int file_start(void *instance, char *err, size_t err_len)
     int status = fs_create_empty(s, err, err_len);
     if (status != HPF_OK)
         return status;
+    fs_tidy(s);
     int fd = open(s->path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return fs_fail(err, err_len, HPF_ERR_IO, "%s: %s", s->path, g_strerror(errno));

@@ -7,3 +7,5 @@ tests_bench_graph_flatten_bench_LDADD = core/libhpfcore.la -lm
 include tests/bench/hpfriends-bench.mk
 # One node versus three over NATS (drives hpfriends-bench against running nodes).
 EXTRA_DIST += tests/bench/cluster_bench.py
+# hpfriendsctl import per storage backend, on generated data sets of growing size.
+EXTRA_DIST += tests/bench/import_bench.py

@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1326,6 +1327,100 @@ static void test_file_atomic_writes(void)
     g_free(dir);
 }
 
+static void touch_in(const char *dir, const char *name)
+{
+    char *p = g_build_filename(dir, name, NULL);
+    write_text(p, "{\"half\": ");
+    g_free(p);
+}
+
+static void add_user_x9(void *arg)
+{
+    CU_ASSERT_EQUAL(APPLY1((struct plugin_instance *)arg, .op = HPF_MUT_USER_ADD, .user = "x9"),
+                    HPF_OK);
+}
+
+static void open_and_close(void *arg)
+{
+    struct plugin_instance *pi = open_store(arg);
+    CU_ASSERT_PTR_NOT_NULL(pi);
+    plugin_instance_free(pi);
+}
+
+/*
+ * A writer killed half-way leaves its temporary file.  The next writer
+ * removes it while holding the writers' lock, and so does an open when that
+ * lock is free; nothing is removed while another holds it, and nothing but
+ * that exact name pattern for that file.
+ */
+static void test_file_stale_temps(void)
+{
+    int level = log_get_level();
+    log_set_level(HPF_LOG_WARNING); /* the removal is logged as a warning */
+    char *dir = g_build_filename(tmpdir, "tidydir", NULL);
+    CU_ASSERT_EQUAL(g_mkdir(dir, 0700), 0);
+    struct plugin_instance *pi = open_store("tidydir/store");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
+    char *path = store_path("tidydir/store");
+    static const char keep[] = ".other.json.tmp-AbC123 .store.json.tmp-AbC12 "
+                               ".store.json.tmp-AbC1234 .store.json.tmp-AbC_23 "
+                               "store.json store.json.tmp-AbC123";
+    touch_in(dir, ".store.json.tmp-AbC12");
+    touch_in(dir, ".store.json.tmp-AbC1234");
+    touch_in(dir, ".store.json.tmp-AbC_23");
+    touch_in(dir, ".other.json.tmp-AbC123");
+    touch_in(dir, "store.json.tmp-AbC123");
+
+    /* Another process holds the writers' lock: an open leaves the file alone. */
+    touch_in(dir, ".store.json.tmp-Stale1");
+    int lock_fd = open(path, O_RDONLY | O_CLOEXEC);
+    CU_ASSERT_EQUAL_FATAL(flock(lock_fd, LOCK_EX | LOCK_NB), 0);
+    char *log = capture_stderr(open_and_close, "tidydir/store");
+    CU_ASSERT_PTR_NULL(strstr(log, "interrupted write"));
+    g_free(log);
+    char *stale = g_build_filename(dir, ".store.json.tmp-Stale1", NULL);
+    CU_ASSERT_TRUE(g_file_test(stale, G_FILE_TEST_EXISTS));
+    close(lock_fd);
+
+    /* The next write, by an instance started long before, removes it: one line. */
+    touch_in(dir, ".store.json.tmp-Stale2");
+    log = capture_stderr(add_user_x9, pi);
+    CU_ASSERT_EQUAL(count_lines_with(log, "left by an interrupted write"), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "removed 2 temporary files"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, ".store.json.tmp-Stale1"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, ".store.json.tmp-Stale2"));
+    g_free(log);
+    GString *files = g_string_new(NULL);
+    list_dir(dir, files);
+    GStrv names = g_strsplit(files->str, " ", -1);
+    qsort(names, g_strv_length(names), sizeof *names, cmp_str);
+    char *sorted = g_strjoinv(" ", names);
+    CU_ASSERT_STRING_EQUAL(sorted, keep);
+    g_free(sorted);
+    g_strfreev(names);
+
+    /* An open with the lock free removes one too; the data is what was written. */
+    touch_in(dir, ".store.json.tmp-Stale3");
+    log = capture_stderr(open_and_close, "tidydir/store");
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "removed 1 temporary file left by an interrupted "
+                                       "write: .store.json.tmp-Stale3"));
+    g_free(log);
+    char *stale3 = g_build_filename(dir, ".store.json.tmp-Stale3", NULL);
+    CU_ASSERT_FALSE(g_file_test(stale3, G_FILE_TEST_EXISTS));
+    const struct hpf_snapshot_visitor users = {.user = v_user};
+    char *snap = snapshot_with(pi, &users);
+    CU_ASSERT_STRING_EQUAL(snap, "user x9");
+    g_free(snap);
+
+    g_free(stale3);
+    g_free(stale);
+    g_string_free(files, TRUE);
+    plugin_instance_free(pi);
+    g_free(path);
+    g_free(dir);
+    log_set_level(level);
+}
+
 static void test_file_config(void)
 {
     GError *error = NULL;
@@ -1370,6 +1465,7 @@ static const struct test_def file_cases[] = {
     {"external edits are picked up", test_file_external_edit},
     {"malformed file: refused with line:col, old data kept", test_file_malformed},
     {"atomic writes, mode kept, no lost updates", test_file_atomic_writes},
+    {"stale temporary files removed under the writers' lock", test_file_stale_temps},
     {"config keys and validation", test_file_config},
 };
 

@@ -21,6 +21,10 @@ After every kill: `hpfriendsctl export` is compared byte for byte, SQLite
 passes PRAGMA integrity_check, the JSON file parses; and at the end a full
 import and a re-import of "before" still work on the store the kills left.
 
+The file backend's temporary copy that a kill leaves behind must be gone
+after the next open of the store (the export above) or the next write, with
+one warning naming it, and the data must be the previous consistent one.
+
 Usage: test_kill_import.py --backend sqlite|file
 """
 
@@ -65,7 +69,9 @@ class Store:
         self.path = os.path.join(self.dir, keys["path"])
 
     def export(self):
-        return t.ctl_ok(self.conf, "export").out
+        res = t.ctl_ok(self.conf, "export")
+        self.last_err = res.err
+        return res.out
 
     def import_(self, path):
         return t.ctl(self.conf, "import", path)
@@ -183,6 +189,8 @@ def kill_tests(r):
             r.check("crash point %s: killed inside the write (it left a temporary file)" % point,
                     left)
         which = verify("crash point " + point, [want])
+        if t.BACKEND == "file":
+            check_tidied(r, "crash point %s: the next open" % point, st, left)
         if which == "after":
             rc, _ = run_import(st, before_path)
             t.expect(rc == 0 and st.export() == before, "restoring the small data set failed")
@@ -193,7 +201,10 @@ def kill_tests(r):
         delay = full_s * frac
         rc, secs = run_import(st, big_path, kill_after=delay)
         name = "SIGKILL after %.2f s (%.0f%% of an import)" % (delay, frac * 100)
+        left = st.leftovers()
         which = verify(name, ["after"] if rc == 0 else ["before", "after"])
+        if t.BACKEND == "file":
+            check_tidied(r, name + ": the next open", st, left)
         print("# %s: %s, store holds %s" % (name, "exited 0 first" if rc == 0 else "killed",
                                            which), flush=True)
         if rc != 0:
@@ -205,6 +216,19 @@ def kill_tests(r):
     r.check("SIGKILL from outside cut at least one import short (%d kills, %d before the "
             "commit)" % (kills, mid), mid >= 1)
 
+    if t.BACKEND == "file":
+        # Killed again, and the next command is a write, not an open.
+        rc, _ = run_import(st, big_path, crash_at="file-before-rename")
+        left = st.leftovers()
+        t.expect(rc == -signal.SIGKILL and left, "file-before-rename left no temporary file")
+        res = t.ctl(st.conf, "user", "add", "tidy-writer")
+        r.check("after a kill, the next write succeeds", res.rc == 0, res.err)
+        st.last_err = res.err
+        check_tidied(r, "after a kill, the next write", st, left)
+        res = t.ctl(st.conf, "user", "del", "tidy-writer")
+        r.check("and the data before the kill is intact",
+                res.rc == 0 and st.export() == before)
+
     # The store the kills left works normally.
     rc, _ = run_import(st, big_path)
     r.check("a complete import after the kills", rc == 0 and st.export() == after)
@@ -212,6 +236,19 @@ def kill_tests(r):
     r.check("and back to the small data set", rc == 0 and st.export() == before)
     ok, detail = st.intact()
     r.check("the store is intact at the end", ok, detail)
+    r.check("no temporary file at the end", not st.leftovers(), ", ".join(st.leftovers()))
+
+
+def check_tidied(r, name, st, left):
+    """After a kill left the temporary files `left`, the command just run
+    (its stderr in st.last_err) removed them and said so in one line."""
+    now = st.leftovers()
+    r.check("%s removed the temporary file left behind" % name, not now, ", ".join(now))
+    if left:
+        lines = [ln for ln in st.last_err.splitlines()
+                 if "left by an interrupted write: " in ln]
+        r.check("%s logged it once, by name" % name,
+                len(lines) == 1 and all(n in lines[0] for n in left), st.last_err.strip())
 
 
 if __name__ == "__main__":
