@@ -141,7 +141,7 @@ const struct hpf_snapshot_visitor visitor = {
     .authkey = v_authkey,
 };
 
-static gint cmp_str(gconstpointer a, gconstpointer b)
+gint cmp_str(gconstpointer a, gconstpointer b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }

@@ -66,6 +66,9 @@ void got_cb(void *ud, const struct hpf_authkey *k);
 void got_clear(struct got *g);
 int get_key(struct plugin_instance *pi, const char *ident, struct got *g);
 
+/* Orders an array of strings (g_ptr_array_sort, qsort). */
+gint cmp_str(gconstpointer a, gconstpointer b);
+
 /* The snapshot seen through v (whose user data is a GPtrArray of lines),
  * sorted and joined with newlines. */
 char *snapshot_with(struct plugin_instance *pi, const struct hpf_snapshot_visitor *v);
