@@ -421,8 +421,10 @@ gboolean broker_load_plugins(struct broker *b, gboolean start, GError **error)
     }
     if (b->cfg->cluster) {
         b->cluster = cluster_new(b, error);
-        if (!b->cluster || (start && !cluster_start(b->cluster, error)))
+        if (!b->cluster || (start && !cluster_start(b->cluster, error))) {
+            config_prefix_error(b->cfg, error);
             return FALSE;
+        }
     }
     return TRUE;
 }

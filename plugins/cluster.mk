@@ -2,13 +2,14 @@
 #
 # cluster_nats links libnats, whose global state (threads, the delivery
 # pool) is torn down once per process: the module stays mapped once
-# loaded (-z nodelete), like the storage backends.
+# loaded (-z nodelete), like the storage backends.  It links OpenSSL itself
+# only to work around libnats's teardown (see destroy() in cluster_nats.c).
 
 if BUILD_NATS
 plugins_LTLIBRARIES += plugins/cluster_nats.la
 plugins_cluster_nats_la_SOURCES = plugins/cluster_nats/cluster_nats.c
 plugins_cluster_nats_la_CPPFLAGS = $(PLUGIN_CPPFLAGS)
-plugins_cluster_nats_la_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(NATS_CFLAGS)
+plugins_cluster_nats_la_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(NATS_CFLAGS) $(OPENSSL_CFLAGS)
 plugins_cluster_nats_la_LDFLAGS = $(PLUGIN_LDFLAGS) -Wl,-z,nodelete
-plugins_cluster_nats_la_LIBADD = $(NATS_LIBS) $(GLIB_LIBS)
+plugins_cluster_nats_la_LIBADD = $(NATS_LIBS) $(GLIB_LIBS) $(OPENSSL_LIBS)
 endif

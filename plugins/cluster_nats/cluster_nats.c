@@ -32,9 +32,23 @@
  * delivers received messages on one thread of its global delivery pool
  * (pool size 1: messages are handed on in the order they arrived); that
  * thread decodes them and calls host->cluster_inject(), which copies.
- * While NATS is unreachable libnats keeps reconnecting by itself and
- * buffers publishes up to reconnect_buffer bytes; past that, publishes
- * fail and are counted.
+ * Connecting.  start() tries once; when no server takes the node (none
+ * answers, or a TLS or authorization failure), the sender thread tries
+ * again every reconnect_wait (doubling up to CONNECT_RETRY_MAX_MS) and
+ * logs why, while publishes fail (counted) and interest is kept for when
+ * the connection comes.  libnats's own retry of a failed first connect is
+ * not used: libnats 3.4 closes such a connection for good after a TLS
+ * failure and forgets the reason.  Once connected, libnats keeps
+ * reconnecting by itself and buffers publishes up to reconnect_buffer
+ * bytes; past that, publishes fail and are counted.  A connection libnats
+ * closes on its own is dropped and made anew by the sender thread.
+ *
+ * TLS.  On with tls = true, any tls:// server URL or any tls_* key (libnats
+ * would otherwise talk in clear to a tls:// URL whose server offers no
+ * TLS).  libnats checks the server's name only when given one, so the name
+ * defaults to the host the server URLs share (an IP address is checked
+ * against the certificate's IP addresses); servers on several hosts need
+ * tls_hostname, the one name libnats checks for all of them.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -45,6 +59,7 @@
 
 #include <glib.h>
 #include <nats/nats.h>
+#include <openssl/ssl.h>
 
 #include <hpfriends/cluster.h>
 #include <hpfriends/plugin.h>
@@ -67,6 +82,8 @@
  * is closed under it (ms), and how long libnats's threads get to end. */
 #define STOP_GRACE_MS 2500
 #define CLOSE_WAIT_MS 4000
+/* Retries of a connect that failed: reconnect_wait, doubling up to this (ms). */
+#define CONNECT_RETRY_MAX_MS 5000
 /* Counters bumped on several threads, read on the loop thread. */
 #define COUNT_ADD(x) __atomic_fetch_add(&(x), 1, __ATOMIC_RELAXED)
 #define COUNT_GET(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
@@ -115,9 +132,12 @@ struct nats_cluster {
     int reconnect_wait_ms;
     char *user, *password, *token, *credentials;
     bool tls;
-    char *tls_ca, *tls_cert, *tls_key, *tls_hostname;
+    char *tls_ca, *tls_cert, *tls_key;
+    char *tls_hostname; /* as set, or the host the server URLs share */
+    bool tls_hostname_set;
 
-    natsConnection *nc;
+    natsOptions *opts; /* built by start(), for every connect attempt */
+    natsConnection *nc; /* set and cleared by the sender (and start()) */
     GThread *sender;
     bool opened; /* start() ran: libnats's global state exists */
 
@@ -130,9 +150,14 @@ struct nats_cluster {
     bool sender_done;
     gint closing; /* destroy() began: a disconnect is ours, not news */
 
-    /* sender thread only */
-    GHashTable *subs; /* subject -> natsSubscription * */
+    /* sender thread only (and start(), before it runs) */
+    GHashTable *subs; /* subject -> natsSubscription *, NULL until connected */
     struct complaint pub_fail_c;
+    struct complaint connect_c; /* failed connect attempts */
+    char *connect_why;          /* the last failure said */
+    char *reconnect_why;        /* libnats's last reconnect failure said */
+    gint64 next_connect_us;
+    int connect_wait_ms;
 
     /* loop thread only */
     struct complaint queue_full_c;
@@ -143,6 +168,8 @@ struct nats_cluster {
     uint64_t sc_dropped;  /* COUNT_*(): slow-consumer drops, summed by the sender */
     gint same_name_said;
     gint connected;
+    gint lost;           /* libnats closed the connection by itself */
+    gint64 max_payload;  /* atomic: of the connection, 0 when unknown */
     struct complaint bad_c; /* delivery thread only */
 };
 
@@ -377,6 +404,14 @@ static void on_closed(natsConnection *nc, void *closure)
 {
     struct nats_cluster *c = closure;
     g_atomic_int_set(&c->connected, 0);
+    /* Ours (destroy()), or a connection that never became c->nc. */
+    if (g_atomic_int_get(&c->closing) || nc != g_atomic_pointer_get(&c->nc))
+        return;
+    /* libnats gave up on it: the sender thread makes a new connection. */
+    g_atomic_int_set(&c->lost, 1);
+    g_mutex_lock(&c->lock);
+    g_cond_signal(&c->cond);
+    g_mutex_unlock(&c->lock);
 }
 
 static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
@@ -393,7 +428,9 @@ static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, 
 static void send_publish(struct nats_cluster *c, struct cmd *cmd)
 {
     natsMsg *m = NULL;
-    natsStatus s = natsMsg_Create(&m, cmd->subject, NULL, (const char *)cmd->data, (int)cmd->len);
+    natsStatus s = c->nc ? natsMsg_Create(&m, cmd->subject, NULL, (const char *)cmd->data,
+                                          (int)cmd->len)
+                         : NATS_NOT_YET_CONNECTED;
     if (s == NATS_OK)
         s = natsMsgHeader_Set(m, HDR_IDENT, cmd->ident);
     if (s == NATS_OK)
@@ -418,28 +455,201 @@ static void send_publish(struct nats_cluster *c, struct cmd *cmd)
                      cmd->len, natsStatus_GetText(s), held, (gint64)COUNT_GET(c->forward_failed));
 }
 
+static natsSubscription *subscribe(struct nats_cluster *c, const char *subject)
+{
+    natsSubscription *sub = NULL;
+    natsStatus s = natsConnection_Subscribe(&sub, c->nc, subject, on_message, c);
+    if (s != NATS_OK) {
+        c->host->log(c->ctx, HPF_LOG_ERR, "cannot subscribe to %s: %s", subject,
+                     natsStatus_GetText(s));
+        return NULL;
+    }
+    /* No limit in count; bytes as the broker's own hand-over bound. */
+    natsSubscription_SetPendingLimits(sub, -1, 64 * 1024 * 1024);
+    return sub;
+}
+
+/* Without a connection the wanted subject is kept (value NULL) and
+ * subscribed once the connection comes. */
 static void send_interest(struct nats_cluster *c, const char *subject, bool on)
 {
-    natsSubscription *sub = g_hash_table_lookup(c->subs, subject);
+    gpointer v = NULL;
+    bool known = g_hash_table_lookup_extended(c->subs, subject, NULL, &v);
+    natsSubscription *sub = v;
     if (on) {
-        if (sub)
+        if (known)
             return;
-        natsStatus s = natsConnection_Subscribe(&sub, c->nc, subject, on_message, c);
-        if (s != NATS_OK) {
-            c->host->log(c->ctx, HPF_LOG_ERR, "cannot subscribe to %s: %s", subject,
-                         natsStatus_GetText(s));
+        if (c->nc && !(sub = subscribe(c, subject)))
             return;
-        }
-        /* No limit in count; bytes as the broker's own hand-over bound. */
-        natsSubscription_SetPendingLimits(sub, -1, 64 * 1024 * 1024);
         g_hash_table_insert(c->subs, g_strdup(subject), sub);
-    } else if (sub) {
+    } else if (known) {
         int64_t d = 0;
-        if (natsSubscription_GetDropped(sub, &d) == NATS_OK && d > 0)
+        if (sub && natsSubscription_GetDropped(sub, &d) == NATS_OK && d > 0)
             __atomic_fetch_add(&c->sc_dropped, (uint64_t)d, __ATOMIC_RELAXED);
-        natsSubscription_Unsubscribe(sub);
+        if (sub)
+            natsSubscription_Unsubscribe(sub);
         g_hash_table_remove(c->subs, subject); /* destroys it */
     }
+}
+
+static void sub_free(gpointer sub)
+{
+    if (sub)
+        natsSubscription_Destroy(sub);
+}
+
+/* libnats's last error on this thread, without its "(file.c:123): " head. */
+static const char *last_error(natsStatus s)
+{
+    natsStatus ls = NATS_OK;
+    const char *t = nats_GetLastError(&ls);
+    if (!t || !*t)
+        return natsStatus_GetText(s);
+    const char *e = *t == '(' ? strstr(t, "): ") : NULL;
+    return e ? e + 3 : t;
+}
+
+/* Why a connection failed (status s, NATS_OK when unknown; libnats's text
+ * why), with what in the configuration it points at.  *serious: a mistake
+ * to fix rather than an outage. */
+static char *describe_failure(const struct nats_cluster *c, natsStatus s, const char *why,
+                              bool *serious)
+{
+    GString *m = g_string_new(s != NATS_OK ? natsStatus_GetText(s) : "");
+    why = why ? why : "";
+    if (*why && strcmp(why, m->str))
+        g_string_append_printf(m, "%s%s", m->len ? ": " : "", why);
+    *serious = true;
+    if (strstr(why, "hostname mismatch") || strstr(why, "IP address mismatch"))
+        g_string_append_printf(m, " (the server's certificate does not name %s%s)",
+                               c->tls_hostname, c->tls_hostname_set ? ", tls_hostname" : "");
+    /* ":depth=": libnats's report of a failed certificate check */
+    else if (strstr(why, ":depth=") || (s == NATS_SSL_ERROR && strstr(why, "certificate")))
+        g_string_append_printf(m, " (the server's certificate is not trusted: %s%s)",
+                               c->tls_ca ? "no CA in tls_ca " : "no CA the system trusts; set tls_ca",
+                               c->tls_ca ? c->tls_ca : "");
+    else if (s == NATS_SECURE_CONNECTION_WANTED)
+        g_string_append(m, " (TLS is on, by a tls:// URL, tls = true or a tls_* key, but the "
+                           "server offers no TLS)");
+    else if (c->tls && (s == NATS_PROTOCOL_ERROR || s == NATS_IO_ERROR ||
+                        s == NATS_CONNECTION_CLOSED))
+        g_string_append_printf(m, c->tls_cert ? " (the server ended the connection after the "
+                                                "TLS handshake: it may refuse the client "
+                                                "certificate %s; see its log)"
+                                              : " (the server ended the connection after the "
+                                                "TLS handshake: no tls_cert and tls_key are "
+                                                "set, and a server that verifies client "
+                                                "certificates refuses a node without one)%s",
+                               c->tls_cert ? c->tls_cert : "");
+    else if (!strstr(why, "Authorization") && !strstr(why, "Authentication"))
+        *serious = false;
+    return g_string_free(m, FALSE);
+}
+
+static void set_connect_wait(struct nats_cluster *c, int ms)
+{
+    c->connect_wait_ms = ms;
+    c->next_connect_us = g_get_monotonic_time() + (gint64)ms * 1000;
+}
+
+/* Sender thread (or start(), before it runs): one attempt at the servers.
+ * On failure, says why (when it changed, else rate-limited) and sets when
+ * to try again. */
+static bool try_connect(struct nats_cluster *c)
+{
+    natsConnection *nc = NULL;
+    natsStatus s = natsConnection_Connect(&nc, c->opts);
+    if (s != NATS_OK) {
+        bool serious = false;
+        char *why = describe_failure(c, s, last_error(s), &serious);
+        if (!c->connect_why || strcmp(why, c->connect_why))
+            c->connect_c.last_us = 0; /* news: say it now */
+        guint64 held = 0;
+        if (complain_now(&c->connect_c, &held)) {
+            char *urls = g_strjoinv(",", c->servers);
+            char more[64] = "";
+            if (held)
+                snprintf(more, sizeof more, " (%" G_GUINT64_FORMAT " more failed since last said)",
+                         held);
+            c->host->log(c->ctx, serious ? HPF_LOG_ERR : HPF_LOG_WARNING,
+                         "node %s: cannot connect to NATS (%s): %s; serving local clients, "
+                         "not forwarding, trying again%s",
+                         c->node, urls, why, more);
+            g_free(urls);
+        }
+        g_free(c->connect_why);
+        c->connect_why = why;
+        set_connect_wait(c, MIN(c->connect_wait_ms * 2, CONNECT_RETRY_MAX_MS));
+        return false;
+    }
+    g_atomic_pointer_set(&c->nc, nc);
+    g_atomic_int_set(&c->connected, 1);
+    __atomic_store_n(&c->max_payload, natsConnection_GetMaxPayload(nc), __ATOMIC_RELAXED);
+    g_free(c->connect_why);
+    c->connect_why = NULL;
+    c->connect_c.last_us = 0;
+    c->connect_wait_ms = c->reconnect_wait_ms;
+    char url[256] = "?";
+    natsConnection_GetConnectedUrl(nc, url, sizeof url);
+    c->host->log(c->ctx, HPF_LOG_NOTICE, "node %s (instance %s) connected to NATS at %s%s",
+                 c->node, c->instance, url, c->tls ? " (TLS)" : "");
+    GHashTableIter it;
+    gpointer k, v;
+    g_hash_table_iter_init(&it, c->subs);
+    while (g_hash_table_iter_next(&it, &k, &v)) {
+        if (v)
+            continue;
+        natsSubscription *sub = subscribe(c, k);
+        if (sub)
+            g_hash_table_iter_replace(&it, sub);
+        else
+            g_hash_table_iter_remove(&it);
+    }
+    return true;
+}
+
+/* Sender thread: libnats closed the connection by itself; start anew. */
+static void drop_connection(struct nats_cluster *c)
+{
+    const char *last = NULL;
+    natsStatus s = natsConnection_GetLastError(c->nc, &last);
+    c->host->log(c->ctx, HPF_LOG_ERR, "the NATS connection was closed (%s%s%s); connecting anew",
+                 natsStatus_GetText(s), last && *last ? ": " : "", last ? last : "");
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, c->subs);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        sub_free(v);
+        g_hash_table_iter_replace(&it, NULL);
+    }
+    natsConnection *nc = c->nc;
+    g_atomic_pointer_set(&c->nc, NULL);
+    natsConnection_Destroy(nc);
+    g_atomic_int_set(&c->lost, 0);
+    g_atomic_int_set(&c->connected, 0);
+    set_connect_wait(c, c->reconnect_wait_ms);
+}
+
+/* Sender thread: while libnats reconnects, say why it fails when that
+ * changes (it keeps no other record a log could show). */
+static void watch_reconnect(struct nats_cluster *c)
+{
+    if (g_atomic_int_get(&c->connected)) {
+        g_free(c->reconnect_why);
+        c->reconnect_why = NULL;
+        return;
+    }
+    const char *last = NULL;
+    natsStatus s = natsConnection_GetLastError(c->nc, &last);
+    if (!last || !*last || (c->reconnect_why && !strcmp(last, c->reconnect_why)))
+        return;
+    g_free(c->reconnect_why);
+    c->reconnect_why = g_strdup(last);
+    bool serious = false;
+    char *why = describe_failure(c, s, c->reconnect_why, &serious);
+    c->host->log(c->ctx, serious ? HPF_LOG_ERR : HPF_LOG_WARNING,
+                 "reconnecting to NATS: %s", why);
+    g_free(why);
 }
 
 /* Sender thread: slow-consumer drops of the live subscriptions, plus those
@@ -452,7 +662,7 @@ static uint64_t live_dropped(struct nats_cluster *c)
     g_hash_table_iter_init(&it, c->subs);
     while (g_hash_table_iter_next(&it, NULL, &v)) {
         int64_t d = 0;
-        if (natsSubscription_GetDropped(v, &d) == NATS_OK && d > 0)
+        if (v && natsSubscription_GetDropped(v, &d) == NATS_OK && d > 0)
             sum += (uint64_t)d;
     }
     return sum;
@@ -464,9 +674,14 @@ static gpointer sender_main(gpointer arg)
     uint64_t dropped_shown = 0; /* live_dropped() as last added */
     for (;;) {
         g_mutex_lock(&c->lock);
-        /* Wake each second at least, to keep the slow-consumer count fresh. */
-        if (!c->queue.length && !g_hash_table_size(c->interest) && !c->stopping)
-            g_cond_wait_until(&c->cond, &c->lock, g_get_monotonic_time() + G_USEC_PER_SEC);
+        /* Wake each second at least, to keep the slow-consumer count fresh,
+         * and when the next connect attempt is due. */
+        gint64 wake = g_get_monotonic_time() + G_USEC_PER_SEC;
+        if (!c->nc && c->next_connect_us < wake)
+            wake = c->next_connect_us;
+        if (!c->queue.length && !g_hash_table_size(c->interest) && !c->stopping &&
+            !g_atomic_int_get(&c->lost))
+            g_cond_wait_until(&c->cond, &c->lock, wake);
         if (c->stopping) {
             /* Stop now: what is queued is not sent (NATS may be the reason
              * we are slow), it is counted. */
@@ -492,6 +707,10 @@ static gpointer sender_main(gpointer arg)
         if (cmd)
             c->queued_bytes -= cmd->cost;
         g_mutex_unlock(&c->lock);
+        if (c->nc && g_atomic_int_get(&c->lost))
+            drop_connection(c);
+        if (!c->nc && g_get_monotonic_time() >= c->next_connect_us)
+            try_connect(c);
         if (interest) {
             GHashTableIter it;
             gpointer k, v;
@@ -508,6 +727,11 @@ static gpointer sender_main(gpointer arg)
         if (d > dropped_shown)
             __atomic_fetch_add(&c->sc_dropped, d - dropped_shown, __ATOMIC_RELAXED);
         dropped_shown = d;
+        if (c->nc) {
+            __atomic_store_n(&c->max_payload, natsConnection_GetMaxPayload(c->nc),
+                             __ATOMIC_RELAXED);
+            watch_reconnect(c);
+        }
     }
     g_mutex_lock(&c->lock);
     c->sender_done = true;
@@ -582,8 +806,9 @@ static void op_stats(void *inst, struct hpf_cluster_stats *st)
     st->same_name = COUNT_GET(c->same_name);
     st->slow_consumer_drops = COUNT_GET(c->sc_dropped);
     st->connected = g_atomic_int_get(&c->connected) != 0;
-    if (st->connected && c->nc) {
-        int64_t mp = natsConnection_GetMaxPayload(c->nc);
+    if (st->connected) {
+        /* The sender thread reads it: the connection may be replaced under us. */
+        int64_t mp = __atomic_load_n(&c->max_payload, __ATOMIC_RELAXED);
         st->max_payload = mp > 0 ? (uint64_t)mp : 0;
     }
 }
@@ -596,6 +821,42 @@ static char *dup_key(const struct nats_cluster *c, const char *key)
 {
     const char *v = c->host->config_get(c->ctx, key);
     return v && *v ? g_strdup(v) : NULL;
+}
+
+/* The host of a server URL, without user info, port or IPv6 brackets. */
+static char *url_host(const char *url)
+{
+    const char *h = strstr(url, "://");
+    h = h ? h + 3 : url;
+    const char *end = h + strcspn(h, "/?#");
+    for (const char *p = h; p < end; p++)
+        if (*p == '@')
+            h = p + 1;
+    if (*h == '[') {
+        const char *close = memchr(h, ']', (size_t)(end - h));
+        return close ? g_strndup(h + 1, (size_t)(close - h - 1)) : NULL;
+    }
+    const char *colon = memchr(h, ':', (size_t)(end - h));
+    return g_strndup(h, (size_t)((colon ? colon : end) - h));
+}
+
+/* A certificate or key file: readable, and PEM (what libnats loads). */
+static bool check_pem(const char *key, const char *path, char *err, size_t err_len)
+{
+    char *data = NULL;
+    gsize len = 0;
+    GError *e = NULL;
+    if (!g_file_get_contents(path, &data, &len, &e)) {
+        snprintf(err, err_len, "%s: %s", key, e->message);
+        g_error_free(e);
+        return false;
+    }
+    bool pem = g_strstr_len(data, (gssize)len, "-----BEGIN ") != NULL;
+    memset(data, 0, len); /* tls_key: no copy of the secret lingers */
+    g_free(data);
+    if (!pem)
+        snprintf(err, err_len, "%s: %s holds no PEM block (-----BEGIN ...)", key, path);
+    return pem;
 }
 
 /* Paths through config_path (relative to the config file), kept in GLib memory. */
@@ -714,10 +975,13 @@ static int create(const struct hpf_host *host, const struct hpf_plugin_ctx *ctx,
                  "(or allow_anonymous = true for a NATS that only the nodes can reach)");
         goto fail;
     }
+    bool tls_off = false;
     if ((v = host->config_get(ctx, "tls"))) {
         if (!strcmp(v, "true"))
             c->tls = true;
-        else if (strcmp(v, "false")) {
+        else if (!strcmp(v, "false"))
+            tls_off = true;
+        else {
             snprintf(err, err_len, "tls: expected true or false, got '%s'", v);
             goto fail;
         }
@@ -726,12 +990,51 @@ static int create(const struct hpf_host *host, const struct hpf_plugin_ctx *ctx,
     c->tls_cert = path_key(c, "tls_cert");
     c->tls_key = path_key(c, "tls_key");
     c->tls_hostname = dup_key(c, "tls_hostname");
+    c->tls_hostname_set = c->tls_hostname != NULL;
     if (!c->tls_cert != !c->tls_key) {
-        snprintf(err, err_len, "tls_cert and tls_key: set both or neither");
+        snprintf(err, err_len, "%s: set tls_cert and tls_key both, or neither",
+                 c->tls_cert ? "tls_key" : "tls_cert");
         goto fail;
     }
-    c->subs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                    (GDestroyNotify)natsSubscription_Destroy);
+    /* What asks for TLS besides tls = true. */
+    const char *wants_tls = c->tls_ca ? "tls_ca" : c->tls_cert ? "tls_cert" :
+                            c->tls_hostname ? "tls_hostname" : NULL;
+    for (char **s = c->servers; *s && !wants_tls; s++)
+        if (g_str_has_prefix(*s, "tls://"))
+            wants_tls = "a tls:// URL in servers";
+    if (tls_off && wants_tls) {
+        snprintf(err, err_len, "tls: false, but %s asks for TLS", wants_tls);
+        goto fail;
+    }
+    c->tls = c->tls || wants_tls;
+    if ((c->tls_ca && !check_pem("tls_ca", c->tls_ca, err, err_len)) ||
+        (c->tls_cert && !check_pem("tls_cert", c->tls_cert, err, err_len)) ||
+        (c->tls_key && !check_pem("tls_key", c->tls_key, err, err_len)))
+        goto fail;
+    /* libnats checks the server's name only when told one, and one for
+     * every server: by default the host all server URLs name. */
+    for (char **s = c->servers; *s && c->tls && !c->tls_hostname_set; s++) {
+        char *h = url_host(*s);
+        if (!h || !*h) {
+            snprintf(err, err_len, "servers: no host in '%s'", *s);
+            g_free(h);
+            goto fail;
+        }
+        if (!c->tls_hostname) {
+            c->tls_hostname = h;
+        } else if (g_ascii_strcasecmp(h, c->tls_hostname)) {
+            snprintf(err, err_len,
+                     "tls_hostname: missing, and the servers are on several hosts (%s, %s); "
+                     "set the one name every server's certificate carries, which is checked "
+                     "for all of them",
+                     c->tls_hostname, h);
+            g_free(h);
+            goto fail;
+        } else {
+            g_free(h);
+        }
+    }
+    c->subs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, sub_free);
     *instance = c;
     return HPF_OK;
 fail:
@@ -773,67 +1076,57 @@ static int start(void *inst, char *err, size_t err_len)
     OPT_STEP("callbacks", natsOptions_SetReconnectedCB(o, on_reconnected, c));
     OPT_STEP("callbacks", natsOptions_SetClosedCB(o, on_closed, c));
     OPT_STEP("callbacks", natsOptions_SetErrorHandler(o, on_error, c));
-    /* Start even when no server answers yet: the node serves its local
-     * clients and joins the cluster once NATS is there. */
-    OPT_STEP("retry on failed connect",
-             natsOptions_SetRetryOnFailedConnect(o, true, on_reconnected, c));
     if (c->user)
         OPT_STEP("user", natsOptions_SetUserInfo(o, c->user, c->password));
     if (c->token)
         OPT_STEP("token", natsOptions_SetToken(o, c->token));
     if (c->credentials)
         OPT_STEP("credentials", natsOptions_SetUserCredentialsFromFiles(o, c->credentials, NULL));
-    if (c->tls || c->tls_ca || c->tls_cert)
+    /* Secure first: it makes the TLS context the other steps fill in. */
+    if (c->tls)
         OPT_STEP("tls", natsOptions_SetSecure(o, true));
     if (c->tls_ca)
         OPT_STEP("tls_ca", natsOptions_LoadCATrustedCertificates(o, c->tls_ca));
     if (c->tls_cert)
-        OPT_STEP("tls_cert/tls_key", natsOptions_LoadCertificatesChain(o, c->tls_cert, c->tls_key));
+        OPT_STEP("tls_cert", natsOptions_LoadCertificatesChain(o, c->tls_cert, c->tls_key));
     if (c->tls_hostname)
         OPT_STEP("tls_hostname", natsOptions_SetExpectedHostname(o, c->tls_hostname));
     if (s != NATS_OK) {
-        natsStatus ls = NATS_OK;
-        const char *last = nats_GetLastError(&ls);
-        snprintf(err, err_len, "NATS %s: %s", what, last ? last : natsStatus_GetText(s));
+        const char *file = !strcmp(what, "tls_ca") ? c->tls_ca
+                           : !strcmp(what, "tls_cert") ? c->tls_cert
+                           : !strcmp(what, "credentials") ? c->credentials
+                                                          : NULL;
+        if (!strcmp(what, "tls_cert"))
+            snprintf(err, err_len, "tls_cert, tls_key: cannot load %s with %s: %s", c->tls_cert,
+                     c->tls_key, last_error(s));
+        else if (file)
+            snprintf(err, err_len, "%s: cannot load %s: %s", what, file, last_error(s));
+        else
+            snprintf(err, err_len, "NATS %s: %s", what, last_error(s));
         natsOptions_Destroy(o);
         return HPF_ERR_INVALID;
     }
-    if (!(c->tls || c->tls_ca || c->tls_cert)) {
+    c->opts = o;
+    if (!c->tls) {
         for (char **u = c->servers; *u; u++) {
-            if (!g_str_has_prefix(*u, "nats://"))
-                continue;
-            const char *h = *u + strlen("nats://");
-            const char *at = strchr(h, '@'); /* user:pass@host */
-            if (at)
-                h = at + 1;
-            if (!g_str_has_prefix(h, "127.") && !g_str_has_prefix(h, "localhost") &&
-                !g_str_has_prefix(h, "[::1]"))
+            char *h = url_host(*u);
+            if (h && !g_str_has_prefix(h, "127.") && strcmp(h, "localhost") && strcmp(h, "::1"))
                 c->host->log(c->ctx, HPF_LOG_WARNING,
                              "NATS server %s is reached without TLS: messages and "
                              "credentials cross the network in clear",
                              h);
+            g_free(h);
         }
     }
-    s = natsConnection_Connect(&c->nc, o);
-    natsOptions_Destroy(o);
-    if (s == NATS_OK) {
-        g_atomic_int_set(&c->connected, 1);
-        char url[256] = "?";
-        natsConnection_GetConnectedUrl(c->nc, url, sizeof url);
-        c->host->log(c->ctx, HPF_LOG_NOTICE, "node %s (instance %s) connected to NATS at %s",
-                     c->node, c->instance, url);
-    } else if (s == NATS_NOT_YET_CONNECTED) {
-        c->host->log(c->ctx, HPF_LOG_WARNING,
-                     "node %s: no NATS server reachable yet; serving local clients and retrying",
-                     c->node);
-    } else {
-        snprintf(err, err_len, "cannot connect to NATS: %s", natsStatus_GetText(s));
-        c->nc = NULL;
-        return HPF_ERR_UNAVAILABLE;
-    }
+    /* Start even when no server takes the node: it serves its local
+     * clients and joins the cluster once it can (the sender retries). */
+    c->connect_wait_ms = c->reconnect_wait_ms;
+    try_connect(c);
     c->sender = g_thread_new("cluster_nats", sender_main, c);
     return HPF_OK;
 }
+
+static void comp_free(SSL_COMP *m) { OPENSSL_free(m); }
 
 /* An instance libnats may still call back into, after a shutdown timeout. */
 static void *volatile kept_after_timeout;
@@ -857,11 +1150,12 @@ static void destroy(void *inst)
                 break;
         bool done = c->sender_done;
         g_mutex_unlock(&c->lock);
-        if (!done) {
+        natsConnection *nc = g_atomic_pointer_get(&c->nc);
+        if (!done && nc) {
             c->host->log(c->ctx, HPF_LOG_WARNING,
                          "stopping: the NATS sender is stuck in a write; closing the connection");
             g_atomic_int_set(&c->closing, 1);
-            natsConnection_Close(c->nc);
+            natsConnection_Close(nc);
             closed = true;
         }
         g_thread_join(c->sender);
@@ -877,9 +1171,18 @@ static void destroy(void *inst)
         g_hash_table_unref(c->subs); /* destroys the subscriptions */
     if (c->nc)
         natsConnection_Destroy(c->nc);
+    if (c->opts)
+        natsOptions_Destroy(c->opts);
     if (c->opened) {
         /* Wait for libnats's own threads (delivery, flusher, reconnect),
          * which call back into us, before this instance goes away. */
+        /* libnats 3.4, as it ends, frees OpenSSL's list of compression
+         * methods (sk_free of SSL_COMP_get_compression_methods()), which
+         * OpenSSL, once a TLS context existed, frees again at exit: a crash
+         * in OPENSSL_cleanup.  The last reference may drop on a libnats
+         * thread after nats_CloseAndWait() returns, so take the list away
+         * first (libnats then frees NULL) and free it here, once. */
+        STACK_OF(SSL_COMP) *comp = SSL_COMP_set0_compression_methods(NULL);
         natsStatus s = nats_CloseAndWait(CLOSE_WAIT_MS);
         if (s != NATS_OK) {
             /* A libnats thread may still run our callbacks: keep what they
@@ -888,8 +1191,10 @@ static void destroy(void *inst)
             c->host->log(c->ctx, HPF_LOG_WARNING,
                          "libnats did not finish within %d ms (%s); leaving its state alone",
                          CLOSE_WAIT_MS, natsStatus_GetText(s));
+            sk_SSL_COMP_pop_free(comp, comp_free);
             return;
         }
+        sk_SSL_COMP_pop_free(comp, comp_free);
     }
     struct cmd *cmd;
     while ((cmd = g_queue_pop_head(&c->queue)))
@@ -908,6 +1213,8 @@ static void destroy(void *inst)
     g_free(c->tls_cert);
     g_free(c->tls_key);
     g_free(c->tls_hostname);
+    g_free(c->connect_why);
+    g_free(c->reconnect_why);
     g_mutex_clear(&c->lock);
     g_cond_clear(&c->cond);
     g_free(c);

@@ -2,8 +2,9 @@
 # (cluster_nats), a cluster of three nats-server processes and the
 # MongoDB-wire test server, driven by test_cluster.py (standard library
 # Python, sharing tests/system/hpftest.py).  Needs nats-server on PATH (or
-# HPF_NATS_SERVER) and tests/mongo/setup.sh done: it fails, never skips,
-# without them.  Exists when both cluster_nats and storage_mongodb are built.
+# HPF_NATS_SERVER), openssl (certificates for the TLS checks are made at
+# test time) and tests/mongo/setup.sh done: it fails, never skips, without
+# them.  Exists when both cluster_nats and storage_mongodb are built.
 
 EXTRA_DIST += %reldir%/test_cluster.py %reldir%/lsan.supp
 

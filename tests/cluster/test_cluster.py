@@ -23,10 +23,17 @@ Checks:
     published on surviving nodes, and see nothing twice;
   - every NATS server down: each node keeps serving its local clients,
     counts and logs what it could not forward, and rejoins by itself when
-    NATS is back.
+    NATS is back;
+  - NATS over TLS with client certificates (a CA, server and client
+    certificates made with the openssl CLI at test time): two nodes
+    exchange messages through a nats-server that requires TLS and verifies
+    clients; a node that does not trust the server's CA, one without a
+    client certificate, one expecting another server name and one given a
+    tls:// URL of a server without TLS stay out of the cluster, say why in
+    their logs and serve their local clients.
 
-A missing nats-server, node or MongoDB-wire server is a failure, never a
-skip.  Environment as tests/system/hpftest.py, plus HPF_NATS_SERVER (the
+A missing nats-server, openssl, node or MongoDB-wire server is a failure,
+never a skip.  Environment as tests/system/hpftest.py, plus HPF_NATS_SERVER (the
 nats-server binary; default: nats-server on PATH) and HPFEEDS_CLI.
 """
 
@@ -887,6 +894,197 @@ def max_payload_check(r):
     stop_nodes(r, nodes, "max_payload check")
 
 
+# ------------------------------------------------------------------ TLS
+
+OPENSSL_CNF = """\
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = hpfriends test
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = CA:FALSE
+subjectAltName = IP:127.0.0.1
+extendedKeyUsage = serverAuth
+[client]
+basicConstraints = CA:FALSE
+extendedKeyUsage = clientAuth
+"""
+
+
+def make_pki(d):
+    """With the openssl CLI, into d: a CA, an unrelated second CA, a server
+    certificate for 127.0.0.1 (IP address SAN) and a client certificate,
+    both signed by the first CA.  Returns the file paths by name."""
+    exe = os.environ.get("OPENSSL") or shutil.which("openssl")
+    t.expect(exe, "openssl not found on PATH (apt-get install openssl, or set OPENSSL)")
+    cnf = os.path.join(d, "openssl.cnf")
+    with open(cnf, "w") as f:
+        f.write(OPENSSL_CNF)
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+
+    def run(*args):
+        p = subprocess.run([exe] + list(args), cwd=d, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=30)
+        t.expect(p.returncode == 0, "openssl %s failed: %s"
+                 % (" ".join(args), p.stdout.decode("utf-8", "replace")[-400:]))
+    for ca in ("ca", "other-ca"):
+        run("req", "-x509", "-config", cnf, "-extensions", "ca", *key, "-keyout", ca + ".key",
+            "-out", ca + ".pem", "-days", "2", "-subj", "/CN=hpfriends test %s" % ca)
+    for serial, who in ((1, "server"), (2, "client")):
+        run("req", "-new", "-config", cnf, *key, "-keyout", who + ".key", "-out", who + ".csr",
+            "-subj", "/CN=hpfriends test %s" % who)
+        run("x509", "-req", "-in", who + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-set_serial", str(serial), "-days", "2", "-extfile", cnf, "-extensions", who,
+            "-out", who + ".pem")
+    return {n: os.path.join(d, n) for n in ("ca.pem", "other-ca.pem", "server.pem",
+                                             "server.key", "client.pem", "client.key")}
+
+
+class TlsNats:
+    """One nats-server that requires TLS and verifies client certificates
+    (verify: true), with the users of NatsCluster."""
+
+    def __init__(self, r, pki):
+        self.dir = r.subdir("nats-tls")
+        self.bin = os.environ.get("HPF_NATS_SERVER") or shutil.which("nats-server")
+        t.expect(self.bin, "nats-server not found on PATH")
+        self.port, self.monitor = free_port(), free_port()
+        conf = os.path.join(self.dir, "nats-tls.conf")
+        with open(conf, "w") as f:
+            f.write("max_payload: 2097152\n")
+            f.write('tls {\n  cert_file: "%s"\n  key_file: "%s"\n  ca_file: "%s"\n'
+                    '  verify: true\n  timeout: 2\n}\n'
+                    % (pki["server.pem"], pki["server.key"], pki["ca.pem"]))
+            f.write('authorization { users = [\n'
+                    '  {user: "%s", password: "%s", permissions: {publish: "hpfriends.>", '
+                    'subscribe: "hpfriends.>"}}\n'
+                    '] }\n' % (NATS_USER, NATS_PASS))
+        self.log_path = os.path.join(self.dir, "nats-tls.log")
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [self.bin, "-c", conf, "-a", t.HOST, "-p", str(self.port), "-m", str(self.monitor),
+             "-n", "nats-tls"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir)
+        log.close()
+
+        def up():
+            try:
+                return self.connz() is not None
+            except (OSError, ValueError):
+                return False
+        t.expect(t.poll(up, NATS_READY_TIMEOUT, 0.05),
+                 "the TLS nats-server did not come up: " + self.log_text()[-400:])
+
+    def url(self):
+        return "tls://%s:%d" % (t.HOST, self.port)
+
+    def connz(self):
+        with urllib.request.urlopen("http://%s:%d/connz" % (t.HOST, self.monitor),
+                                    timeout=2) as resp:
+            return json.loads(resp.read().decode()).get("connections") or []
+
+    def tls_version_of(self, name):
+        for c in self.connz():
+            if c.get("name") == name:
+                return c.get("tls_version")
+        return None
+
+    def log_text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def nats_tls(r):
+    pki = make_pki(r.subdir("pki"))
+    srv = TlsNats(r, pki)
+    try:
+        _nats_tls(r, srv, pki)
+    finally:
+        srv.stop()
+
+
+def _nats_tls(r, srv, pki):
+    good = {"servers": srv.url(), "tls_ca": pki["ca.pem"], "tls_cert": pki["client.pem"],
+            "tls_key": pki["client.key"]}
+    # name: (extra [cluster] keys, what its log must say, why it fails)
+    bad = {
+        "untrusting": (dict(good, tls_ca=pki["other-ca.pem"]),
+                       "unable to get local issuer certificate",
+                       "tls_ca an unrelated CA"),
+        "certless": ({"servers": srv.url(), "tls_ca": pki["ca.pem"]},
+                     "no tls_cert and tls_key are set",
+                     "no client certificate"),
+        "misnamed": (dict(good, tls_hostname="nats.invalid"),
+                     "hostname mismatch:expected=nats.invalid",
+                     "tls_hostname names another server"),
+        # libnats alone would talk in clear to a tls:// URL without TLS.
+        "downgraded": (dict(good, servers="tls://%s:%d" % (t.HOST, nats(r).ports[0])),
+                       "the server offers no TLS",
+                       "a tls:// URL to a server without TLS"),
+    }
+    nodes = []
+    for i in range(2):
+        conf = node_conf(r, i, cluster_extra=dict(good, node="tls%d" % i), tag="tls")
+        setup_data(r, conf)
+        nodes.append(t.Broker(r, "tls%d" % i, conf=conf).start())
+    for k, (name, (extra, _, _)) in enumerate(bad.items()):
+        conf = node_conf(r, 2 + k, cluster_extra=dict(extra, node=name), tag="tls")
+        nodes.append(t.Broker(r, name, conf=conf).start())
+    for n in nodes:
+        n.exporter = exporter_port(n)
+    versions = {}
+
+    def both_tls():
+        versions.update({n.name: srv.tls_version_of(n.name) for n in nodes[:2]})
+        return all(versions.values())
+    r.check("tls0 and tls1 (servers = %s, tls_ca, tls_cert, tls_key) connect to a nats-server "
+            "that requires TLS and verifies client certificates: it lists both connections "
+            "with a TLS version" % srv.url(), t.poll(both_tls, FLOW_TIMEOUT), repr(versions))
+    crowd = Crowd(nodes[:2], CHAN)
+    bad_msgs, count = exchange(r, "TLS", crowd, [("jojo", 0), ("mark", 1), ("alice", 0)],
+                               lambda u, v: v in READERS[u], range(2))
+    r.check("over TLS: %d messages published on both nodes reach exactly their entitled "
+            "readers on the other node (and their own), each once, in order, bytes-exact"
+            % count, not bad_msgs, "; ".join(bad_msgs))
+
+    for k, (name, (_, said, why)) in enumerate(bad.items()):
+        n = nodes[2 + k]
+        logged = t.poll(lambda: said in log_text(n), FLOW_TIMEOUT)
+        tail = [x for x in log_text(n).splitlines() if "cannot connect to NATS" in x][:1]
+        r.check("%s (%s): not connected, and its log says why (%r)" % (name, why, said),
+                logged and metric(n, "hpfriends_cluster_connected") == 0,
+                "; ".join(tail) or log_text(n)[-600:])
+        sub = n.connect("mark-key", "mark-secret")
+        sub.subscribe(CHAN)
+        sub.sync(CHAN)
+        pub = n.connect("jojo-key", "jojo-secret")
+        pub.subscribe(CHAN)  # for its sync
+        pl = payload("jojo", 2 + k, 0)
+        pub.publish(CHAN, pl)
+        pub.sync(CHAN)
+        sub.drain(0.5)
+        got = [m[2] for m in sub.inbox if m[1] == CHAN.encode()]
+        failed = metric(n, "hpfriends_cluster_forward_failed_total")
+        r.check("%s still serves its local clients (jojo's message reaches mark on the same "
+                "node, once, bytes-exact) and counts it as not forwarded" % name,
+                got == [pl] and (failed or 0) >= 1,
+                "got %d messages, forward_failed %r" % (len(got), failed))
+    r.check("the TLS nats-server logs that it refused the node without a client certificate",
+            t.poll(lambda: "client didn't provide a certificate" in srv.log_text(), 5),
+            srv.log_text()[-600:])
+    stop_nodes(r, nodes, "TLS")
+
+
 def vm_rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -981,6 +1179,7 @@ def preflight(r):
     t.expect(os.access(CLI, os.X_OK), "hpfeeds-cli not found: " + CLI)
     # hpfriendsd -t: [cluster] mistakes name the section and the key.
     d = r.subdir("config")
+    creds = {"user": NATS_USER, "password": NATS_PASS}
     cases = [
         ({"servers": "http://127.0.0.1:4222"}, "servers"),
         ({}, "servers"),
@@ -990,6 +1189,18 @@ def preflight(r):
         ({"servers": nc.urls()[0], "password": "x"}, "password"),
         ({"servers": nc.urls()[0]}, "no NATS credentials"),
         ({"servers": nc.urls()[0], "allow_anonymous": "maybe"}, "allow_anonymous"),
+        # TLS: a tls:// URL or a tls_* key with tls = false, files that are
+        # missing or not PEM, half a key pair, servers on several hosts with
+        # no tls_hostname.
+        (dict(creds, servers="tls://%s:%d" % (t.HOST, nc.ports[0]), tls="false"),
+         "tls: false, but a tls:// URL"),
+        (dict(creds, servers=nc.urls()[0], tls="false", tls_hostname="nats.example"),
+         "tls: false, but tls_hostname"),
+        (dict(creds, servers=nc.urls()[0], tls_ca="no-such-ca.pem"), "tls_ca: "),
+        (dict(creds, servers=nc.urls()[0], tls_ca="bad.conf"), "tls_ca: "),
+        (dict(creds, servers=nc.urls()[0], tls_cert="bad.conf"), "tls_key: set tls_cert"),
+        (dict(creds, servers="tls://a.example:4222,tls://b.example:4222"), "tls_hostname: "),
+        (dict(creds, servers=nc.urls()[0], tls="maybe"), "tls: expected"),
     ]
     for keys, named in cases:
         conf = os.path.join(d, "bad.conf")
@@ -1050,5 +1261,6 @@ if __name__ == "__main__":
         ("two nodes with one name", same_name),
         ("NATS subscriptions follow local subscribers", nats_interest),
         ("NATS max_payload against max_frame", max_payload_check),
+        ("NATS over TLS with client certificates", nats_tls),
         ("NATS stalled: bounded memory, prompt stop", stalled_nats),
     ], backend_specific=False)
