@@ -78,12 +78,7 @@ NATS_USER, NATS_PASS = "hpfnode", "node-pass"
 INTRUDER, INTRUDER_PASS = "intruder", "intruder-pass"
 
 
-def free_port():
-    s = socket.socket()
-    s.bind((t.HOST, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+free_port = t.free_port  # outside the ephemeral range: see tests/interop/ports.py
 
 
 # ------------------------------------------------------------------ NATS

@@ -4,6 +4,7 @@
 
 EXTRA_DIST += \
 	%reldir%/hpfeeds_py.py \
+	%reldir%/ports.py \
 	%reldir%/test_interop.py \
 	%reldir%/test_tls.py
 

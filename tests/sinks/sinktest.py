@@ -27,6 +27,7 @@ SRCDIR = os.environ.get("HPF_SRCDIR") or os.path.normpath(os.path.join(HERE, "..
 BUILDDIR = os.environ.get("HPF_BUILDDIR") or os.getcwd()
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "interop"))
 import hpfeeds_py as hp  # noqa: E402,F401  (re-exported for the tests)
+from ports import free_port  # noqa: E402,F401  (for the tests)
 
 HOST = "127.0.0.1"
 READY_TIMEOUT = 15.0

@@ -112,12 +112,7 @@ def expected_line(channel, payload, preview):
     return line
 
 
-def free_port(kind):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind((st.HOST, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+free_port = st.free_port  # outside the ephemeral range: see tests/interop/ports.py
 
 
 class Rsyslog:

@@ -49,6 +49,7 @@ if not os.environ.get("HPFRIENDS_PLUGIN_DIR"):
 sys.path.insert(0, os.path.join(SRCDIR, "tests", "interop"))
 try:
     import hpfeeds_py as hp  # noqa: E402
+    from ports import free_port  # noqa: E402,F401  (for the tests)
 except ImportError as _e:  # keep the one-line-per-check output contract
     print("FAIL - import the hpfeeds client tests/interop/hpfeeds_py.py (HPF_SRCDIR=%s): %s"
           % (SRCDIR, _e))
