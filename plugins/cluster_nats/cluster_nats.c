@@ -84,6 +84,10 @@
 #define CLOSE_WAIT_MS 4000
 /* Retries of a connect that failed: reconnect_wait, doubling up to this (ms). */
 #define CONNECT_RETRY_MAX_MS 5000
+/* One attempt at one server (TCP, TLS and the NATS handshake); a stop
+ * that comes while the sender is in a connect waits for it, so this bounds
+ * that wait too (per listed server, plus name resolution). */
+#define CONNECT_TIMEOUT_MS 2000
 /* Counters bumped on several threads, read on the loop thread. */
 #define COUNT_ADD(x) __atomic_fetch_add(&(x), 1, __ATOMIC_RELAXED)
 #define COUNT_GET(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
@@ -403,10 +407,11 @@ static void on_reconnected(natsConnection *nc, void *closure)
 static void on_closed(natsConnection *nc, void *closure)
 {
     struct nats_cluster *c = closure;
-    g_atomic_int_set(&c->connected, 0);
-    /* Ours (destroy()), or a connection that never became c->nc. */
+    /* Ours (destroy()), or a connection not (yet) stored as c->nc: the
+     * sender checks natsConnection_IsClosed() after storing it. */
     if (g_atomic_int_get(&c->closing) || nc != g_atomic_pointer_get(&c->nc))
         return;
+    g_atomic_int_set(&c->connected, 0);
     /* libnats gave up on it: the sender thread makes a new connection. */
     g_atomic_int_set(&c->lost, 1);
     g_mutex_lock(&c->lock);
@@ -583,6 +588,13 @@ static bool try_connect(struct nats_cluster *c)
         return false;
     }
     g_atomic_pointer_set(&c->nc, nc);
+    /* libnats may have closed it for good between Connect() and the line
+     * above, when on_closed() could not yet know it as ours: then it is
+     * lost now, and the next turn makes a new one. */
+    if (natsConnection_IsClosed(nc)) {
+        g_atomic_int_set(&c->lost, 1);
+        return false;
+    }
     g_atomic_int_set(&c->connected, 1);
     __atomic_store_n(&c->max_payload, natsConnection_GetMaxPayload(nc), __ATOMIC_RELAXED);
     g_free(c->connect_why);
@@ -1074,6 +1086,7 @@ static int start(void *inst, char *err, size_t err_len)
     OPT_STEP("write deadline", natsOptions_SetWriteDeadline(o, WRITE_DEADLINE_MS));
     OPT_STEP("callbacks", natsOptions_SetDisconnectedCB(o, on_disconnected, c));
     OPT_STEP("callbacks", natsOptions_SetReconnectedCB(o, on_reconnected, c));
+    OPT_STEP("servers", natsOptions_SetTimeout(o, CONNECT_TIMEOUT_MS));
     OPT_STEP("callbacks", natsOptions_SetClosedCB(o, on_closed, c));
     OPT_STEP("callbacks", natsOptions_SetErrorHandler(o, on_error, c));
     if (c->user)
@@ -1091,6 +1104,11 @@ static int start(void *inst, char *err, size_t err_len)
         OPT_STEP("tls_cert", natsOptions_LoadCertificatesChain(o, c->tls_cert, c->tls_key));
     if (c->tls_hostname)
         OPT_STEP("tls_hostname", natsOptions_SetExpectedHostname(o, c->tls_hostname));
+    /* A name taken from the listed URLs need not be one the servers that a
+     * NATS cluster announces carry: then the node uses the listed ones only,
+     * rather than fail over to servers whose name check must fail. */
+    if (c->tls && !c->tls_hostname_set)
+        OPT_STEP("servers", natsOptions_SetIgnoreDiscoveredServers(o, true));
     if (s != NATS_OK) {
         const char *file = !strcmp(what, "tls_ca") ? c->tls_ca
                            : !strcmp(what, "tls_cert") ? c->tls_cert
