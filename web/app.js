@@ -176,7 +176,9 @@ pages.authkeys = async (root) => {
         const r = await api("POST", "/api/authkeys", { ident: ident.value.trim(), publish: channels(pub.value), subscribe: channels(sub.value) });
         await route();
         say("created " + r.ident, "ok");
-        document.getElementById("new-secret").replaceChildren(h("div", { class: "secret" },
+        // The secret is shown once: on the status line if the user has
+        // moved on to another page meanwhile.
+        (document.getElementById("new-secret") || document.getElementById("status")).replaceChildren(h("div", { class: "secret" },
           "Secret of ", h("code", {}, r.ident), " (shown once, copy it now): ",
           h("code", { id: "secret-value" }, r.secret)));
       } catch (e) { say(e.message, "error"); }

@@ -84,6 +84,8 @@
 #define CLOSE_WAIT_MS 4000
 /* Retries of a connect that failed: reconnect_wait, doubling up to this (ms). */
 #define CONNECT_RETRY_MAX_MS 5000
+/* A subscribe that failed on a live connection is tried again after this. */
+#define RESUB_RETRY_US (5 * G_USEC_PER_SEC)
 /* One attempt at one server (TCP, TLS and the NATS handshake); a stop
  * that comes while the sender is in a connect waits for it, so this bounds
  * that wait too (per listed server, plus name resolution). */
@@ -173,6 +175,7 @@ struct nats_cluster {
     gint same_name_said;
     gint connected;
     gint lost;           /* libnats closed the connection by itself */
+    gint64 next_resub_us; /* sender: when to retry subjects wanted, not subscribed */
     gint64 max_payload;  /* atomic: of the connection, 0 when unknown */
     struct complaint bad_c; /* delivery thread only */
 };
@@ -474,8 +477,27 @@ static natsSubscription *subscribe(struct nats_cluster *c, const char *subject)
     return sub;
 }
 
-/* Without a connection the wanted subject is kept (value NULL) and
- * subscribed once the connection comes. */
+/* Sender thread: subscribe the subjects wanted but not subscribed (value
+ * NULL); what fails again is retried in RESUB_RETRY_US. */
+static void resubscribe(struct nats_cluster *c)
+{
+    GHashTableIter it;
+    gpointer k, v;
+    c->next_resub_us = 0;
+    g_hash_table_iter_init(&it, c->subs);
+    while (g_hash_table_iter_next(&it, &k, &v)) {
+        if (v)
+            continue;
+        natsSubscription *sub = subscribe(c, k);
+        if (sub)
+            g_hash_table_iter_replace(&it, sub);
+        else
+            c->next_resub_us = g_get_monotonic_time() + RESUB_RETRY_US;
+    }
+}
+
+/* Without a connection, or when subscribing fails, the wanted subject is
+ * kept (value NULL) and subscribed once the connection comes, or later. */
 static void send_interest(struct nats_cluster *c, const char *subject, bool on)
 {
     gpointer v = NULL;
@@ -485,7 +507,7 @@ static void send_interest(struct nats_cluster *c, const char *subject, bool on)
         if (known)
             return;
         if (c->nc && !(sub = subscribe(c, subject)))
-            return;
+            c->next_resub_us = g_get_monotonic_time() + RESUB_RETRY_US;
         g_hash_table_insert(c->subs, g_strdup(subject), sub);
     } else if (known) {
         int64_t d = 0;
@@ -584,7 +606,8 @@ static bool try_connect(struct nats_cluster *c)
         }
         g_free(c->connect_why);
         c->connect_why = why;
-        set_connect_wait(c, MIN(c->connect_wait_ms * 2, CONNECT_RETRY_MAX_MS));
+        set_connect_wait(c, MAX(c->reconnect_wait_ms,
+                                MIN(c->connect_wait_ms * 2, CONNECT_RETRY_MAX_MS)));
         return false;
     }
     g_atomic_pointer_set(&c->nc, nc);
@@ -605,18 +628,7 @@ static bool try_connect(struct nats_cluster *c)
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
     c->host->log(c->ctx, HPF_LOG_NOTICE, "node %s (instance %s) connected to NATS at %s%s",
                  c->node, c->instance, url, c->tls ? " (TLS)" : "");
-    GHashTableIter it;
-    gpointer k, v;
-    g_hash_table_iter_init(&it, c->subs);
-    while (g_hash_table_iter_next(&it, &k, &v)) {
-        if (v)
-            continue;
-        natsSubscription *sub = subscribe(c, k);
-        if (sub)
-            g_hash_table_iter_replace(&it, sub);
-        else
-            g_hash_table_iter_remove(&it);
-    }
+    resubscribe(c);
     return true;
 }
 
@@ -743,6 +755,9 @@ static gpointer sender_main(gpointer arg)
             __atomic_store_n(&c->max_payload, natsConnection_GetMaxPayload(c->nc),
                              __ATOMIC_RELAXED);
             watch_reconnect(c);
+            if (c->next_resub_us && g_get_monotonic_time() >= c->next_resub_us &&
+                g_atomic_int_get(&c->connected))
+                resubscribe(c);
         }
     }
     g_mutex_lock(&c->lock);
