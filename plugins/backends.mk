@@ -8,6 +8,7 @@
 # the modules stay mapped once loaded (-z nodelete), as storage_sqlite does.
 
 STORAGE_MODEL_SOURCES = \
+	$(MUTATION_CHECK_SOURCES) \
 	plugins/storage_file/model.h \
 	plugins/storage_file/model.c
 

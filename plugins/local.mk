@@ -6,8 +6,15 @@
 PLUGIN_CPPFLAGS = -I$(top_srcdir)/include -DPLUGIN_VERSION='"$(PACKAGE_VERSION)"'
 PLUGIN_LDFLAGS = -module -avoid-version -shared -export-symbols-regex '^hpf_plugin_entry$$'
 
+# The checks of a storage mutation that need no stored data: compiled into
+# each storage plugin (plugins link nothing of the core).
+MUTATION_CHECK_SOURCES = \
+	%reldir%/common/mutation_check.h \
+	%reldir%/common/mutation_check.c
+
 plugins_LTLIBRARIES += %reldir%/storage_sqlite.la
 %canon_reldir%_storage_sqlite_la_SOURCES = \
+	$(MUTATION_CHECK_SOURCES) \
 	%reldir%/crash_point.h \
 	%reldir%/storage_sqlite/sqlite_store.h \
 	%reldir%/storage_sqlite/storage_sqlite.c \

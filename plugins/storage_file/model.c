@@ -1,13 +1,15 @@
 /*
  * The storage data model and apply()'s rules; see model.h.
  *
- * The checks, their order and their messages follow storage_sqlite's
- * apply.c exactly: a batch that fails there fails here with the same status
- * and the same one-line reason.  References are checked against user and
- * group records only (an authkey owner without a user record is no user for
- * a mutation, as in SQLite).
+ * The checks that need no stored data are mut_check()'s, shared with the
+ * other backends; the ones against the model, their order and their
+ * messages follow storage_sqlite's apply.c exactly: a batch that fails there
+ * fails here with the same status and the same one-line reason.  References
+ * are checked against user and group records only (an authkey owner without
+ * a user record is no user for a mutation, as in SQLite).
  */
 #include "model.h"
+#include "../common/mutation_check.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -71,7 +73,7 @@ struct gm_key *gm_key_new(const char *ident, const char *owner, const char *secr
 {
     struct gm_key *k = g_new0(struct gm_key, 1);
     k->ident = g_strdup(ident);
-    k->owner = g_strdup(owner && *owner ? owner : ident);
+    k->owner = g_strdup(mut_key_owner(owner, ident));
     k->secret = g_strdup(secret);
     k->publish = str_list(publish, publish ? n_publish : 0);
     k->subscribe = str_list(subscribe, subscribe ? n_subscribe : 0);
@@ -402,7 +404,6 @@ struct batch {
     struct gm_model *m;
     char *err;
     size_t err_len;
-    const char *op;
 };
 
 static int fail(struct batch *b, int status, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
@@ -425,13 +426,6 @@ static int fail(struct batch *b, int status, const char *fmt, ...)
             return check_status_;                                                            \
     } while (0)
 
-static int need(struct batch *b, const char *value, const char *what)
-{
-    if (!value || !*value)
-        return fail(b, HPF_ERR_INVALID, "%s: %s is empty", b->op, what);
-    return HPF_OK;
-}
-
 static int require_user(struct batch *b, const char *user)
 {
     if (!g_hash_table_contains(b->m->user_by_name, user))
@@ -448,7 +442,6 @@ static int require_group(struct batch *b, const char *group)
 
 static int user_add(struct batch *b, const struct hpf_mutation *mu)
 {
-    CHECK(need(b, mu->user, "user name"));
     if (g_hash_table_contains(b->m->user_by_name, mu->user))
         return fail(b, HPF_ERR_EXISTS, "user '%s' already exists", mu->user);
     gm_add_user(b->m, mu->user, false);
@@ -486,7 +479,6 @@ static bool accept_touches_user(const void *r, const void *arg)
 static int user_del(struct batch *b, const struct hpf_mutation *mu)
 {
     struct gm_model *m = b->m;
-    CHECK(need(b, mu->user, "user name"));
     CHECK(require_user(b, mu->user));
     /* The groups it owns go, and with them their members and the shares to them. */
     GHashTable *owned = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
@@ -517,7 +509,6 @@ static int user_del(struct batch *b, const struct hpf_mutation *mu)
 
 static int user_set_admin(struct batch *b, const struct hpf_mutation *mu)
 {
-    CHECK(need(b, mu->user, "user name"));
     struct gm_user *u = g_hash_table_lookup(b->m->user_by_name, mu->user);
     if (!u)
         return fail(b, HPF_ERR_NOTFOUND, "user '%s' not found", mu->user);
@@ -527,7 +518,6 @@ static int user_set_admin(struct batch *b, const struct hpf_mutation *mu)
 
 static int user_set_password(struct batch *b, const struct hpf_mutation *mu)
 {
-    CHECK(need(b, mu->user, "user name"));
     if (!gm_set_password(b->m, mu->user, mu->password))
         return fail(b, HPF_ERR_NOTFOUND, "user '%s' not found", mu->user);
     return HPF_OK;
@@ -535,8 +525,6 @@ static int user_set_password(struct batch *b, const struct hpf_mutation *mu)
 
 static int group_add(struct batch *b, const struct hpf_mutation *mu)
 {
-    CHECK(need(b, mu->group, "group name"));
-    CHECK(need(b, mu->user, "group owner"));
     if (g_hash_table_contains(b->m->group_by_name, mu->group))
         return fail(b, HPF_ERR_EXISTS, "group '%s' already exists", mu->group);
     CHECK(require_user(b, mu->user));
@@ -557,7 +545,6 @@ static bool share_to_group(const void *r, const void *arg)
 
 static int group_del(struct batch *b, const struct hpf_mutation *mu)
 {
-    CHECK(need(b, mu->group, "group name"));
     CHECK(require_group(b, mu->group));
     remove_where(b->m->members, b->m->member_set, member_of_group, mu->group);
     remove_where(b->m->shares, b->m->share_set, share_to_group, mu->group);
@@ -567,8 +554,6 @@ static int group_del(struct batch *b, const struct hpf_mutation *mu)
 
 static int member_add(struct batch *b, const struct hpf_mutation *mu)
 {
-    CHECK(need(b, mu->group, "group name"));
-    CHECK(need(b, mu->user, "user name"));
     CHECK(require_group(b, mu->group));
     CHECK(require_user(b, mu->user));
     if (gm_is_member(b->m, mu->group, mu->user))
@@ -580,8 +565,6 @@ static int member_add(struct batch *b, const struct hpf_mutation *mu)
 
 static int member_del(struct batch *b, const struct hpf_mutation *mu)
 {
-    CHECK(need(b, mu->group, "group name"));
-    CHECK(need(b, mu->user, "user name"));
     struct gm_member *mb = find_member(b->m, mu->group, mu->user);
     if (mb) {
         remove_record(b->m->members, b->m->member_set, mb);
@@ -598,13 +581,6 @@ static const char *target_kind(const struct hpf_mutation *mu)
 
 static int share_add(struct batch *b, const struct hpf_mutation *mu)
 {
-    CHECK(need(b, mu->user, "sharing user"));
-    CHECK(need(b, mu->target, "share target"));
-    CHECK(need(b, mu->channel, "channel"));
-    if (mu->share_type != HPF_SHARE_SHARES && mu->share_type != HPF_SHARE_ALL)
-        return fail(b, HPF_ERR_INVALID, "share_add: unknown share type %d", mu->share_type);
-    if (!mu->target_is_group && !strcmp(mu->user, mu->target))
-        return fail(b, HPF_ERR_INVALID, "user '%s' cannot share with itself", mu->user);
     CHECK(require_user(b, mu->user));
     CHECK(mu->target_is_group ? require_group(b, mu->target) : require_user(b, mu->target));
     /* An existing edge keeps its place and takes the new type. */
@@ -620,9 +596,6 @@ static int share_add(struct batch *b, const struct hpf_mutation *mu)
 
 static int share_del(struct batch *b, const struct hpf_mutation *mu)
 {
-    CHECK(need(b, mu->user, "sharing user"));
-    CHECK(need(b, mu->target, "share target"));
-    CHECK(need(b, mu->channel, "channel"));
     struct gm_share *s = find_share(b->m, mu->user, mu->target, mu->target_is_group, mu->channel);
     if (!s)
         return fail(b, HPF_ERR_NOTFOUND, "no share from '%s' to %s '%s' on '%s'", mu->user,
@@ -633,9 +606,6 @@ static int share_del(struct batch *b, const struct hpf_mutation *mu)
 
 static int accept_add(struct batch *b, const struct hpf_mutation *mu)
 {
-    CHECK(need(b, mu->user, "accepting user"));
-    CHECK(need(b, mu->target, "offering user"));
-    CHECK(need(b, mu->channel, "channel"));
     CHECK(require_user(b, mu->user));
     CHECK(require_user(b, mu->target));
     if (find_accept(b->m, mu->user, mu->target, mu->channel))
@@ -647,9 +617,6 @@ static int accept_add(struct batch *b, const struct hpf_mutation *mu)
 
 static int accept_del(struct batch *b, const struct hpf_mutation *mu)
 {
-    CHECK(need(b, mu->user, "accepting user"));
-    CHECK(need(b, mu->target, "offering user"));
-    CHECK(need(b, mu->channel, "channel"));
     struct gm_accept *a = find_accept(b->m, mu->user, mu->target, mu->channel);
     if (!a)
         return fail(b, HPF_ERR_NOTFOUND, "user '%s' has not accepted '%s' on '%s'", mu->user,
@@ -658,28 +625,10 @@ static int accept_del(struct batch *b, const struct hpf_mutation *mu)
     return HPF_OK;
 }
 
-static int check_channels(struct batch *b, const char *ident, const char *what,
-                          const char *const *chans, size_t n)
-{
-    if (n > 0 && !chans)
-        return fail(b, HPF_ERR_INVALID, "authkey '%s': %s list is missing", ident, what);
-    for (size_t i = 0; i < n; i++)
-        if (!chans[i] || !*chans[i])
-            return fail(b, HPF_ERR_INVALID, "authkey '%s': empty %s channel", ident, what);
-    return HPF_OK;
-}
-
 static int authkey_add(struct batch *b, const struct hpf_mutation *mu)
 {
     const struct hpf_authkey *k = mu->authkey;
-    if (!k)
-        return fail(b, HPF_ERR_INVALID, "authkey_add: no authkey");
-    CHECK(need(b, k->ident, "authkey ident"));
-    if (!k->secret || !*k->secret)
-        return fail(b, HPF_ERR_INVALID, "authkey '%s': secret is empty", k->ident);
-    CHECK(check_channels(b, k->ident, "publish", k->publish, k->n_publish));
-    CHECK(check_channels(b, k->ident, "subscribe", k->subscribe, k->n_subscribe));
-    const char *owner = k->owner && *k->owner ? k->owner : k->ident;
+    const char *owner = mut_key_owner(k->owner, k->ident);
     CHECK(require_user(b, owner));
 
     struct gm_key *nk = gm_key_new(k->ident, owner, k->secret, k->publish, k->n_publish,
@@ -704,8 +653,7 @@ static int authkey_add(struct batch *b, const struct hpf_mutation *mu)
 
 static int authkey_del(struct batch *b, const struct hpf_mutation *mu)
 {
-    const char *ident = mu->authkey ? mu->authkey->ident : NULL;
-    CHECK(need(b, ident, "authkey ident"));
+    const char *ident = mu->authkey->ident;
     struct gm_key *k = g_hash_table_lookup(b->m->key_by_ident, ident);
     if (!k)
         return fail(b, HPF_ERR_NOTFOUND, "authkey '%s' not found", ident);
@@ -735,47 +683,36 @@ static int clear_all(struct batch *b, const struct hpf_mutation *mu)
     return HPF_OK;
 }
 
-struct op {
-    const char *name;
-    int (*fn)(struct batch *, const struct hpf_mutation *);
-};
-
-static const struct op op_table[] = {
-    [HPF_MUT_USER_ADD] = {"user_add", user_add},
-    [HPF_MUT_USER_DEL] = {"user_del", user_del},
-    [HPF_MUT_GROUP_ADD] = {"group_add", group_add},
-    [HPF_MUT_GROUP_DEL] = {"group_del", group_del},
-    [HPF_MUT_MEMBER_ADD] = {"member_add", member_add},
-    [HPF_MUT_MEMBER_DEL] = {"member_del", member_del},
-    [HPF_MUT_SHARE_ADD] = {"share_add", share_add},
-    [HPF_MUT_SHARE_DEL] = {"share_del", share_del},
-    [HPF_MUT_ACCEPT_ADD] = {"accept_add", accept_add},
-    [HPF_MUT_ACCEPT_DEL] = {"accept_del", accept_del},
-    [HPF_MUT_AUTHKEY_ADD] = {"authkey_add", authkey_add},
-    [HPF_MUT_AUTHKEY_DEL] = {"authkey_del", authkey_del},
-    [HPF_MUT_CLEAR] = {"clear", clear_all},
-    [HPF_MUT_USER_SET_ADMIN] = {"user_set_admin", user_set_admin},
-    [HPF_MUT_USER_SET_PASSWORD] = {"user_set_password", user_set_password},
+/* By op; mut_check() has vouched for the op before one is called. */
+static int (*const op_fn[MUT_OP_COUNT])(struct batch *, const struct hpf_mutation *) = {
+    [HPF_MUT_USER_ADD] = user_add,
+    [HPF_MUT_USER_DEL] = user_del,
+    [HPF_MUT_GROUP_ADD] = group_add,
+    [HPF_MUT_GROUP_DEL] = group_del,
+    [HPF_MUT_MEMBER_ADD] = member_add,
+    [HPF_MUT_MEMBER_DEL] = member_del,
+    [HPF_MUT_SHARE_ADD] = share_add,
+    [HPF_MUT_SHARE_DEL] = share_del,
+    [HPF_MUT_ACCEPT_ADD] = accept_add,
+    [HPF_MUT_ACCEPT_DEL] = accept_del,
+    [HPF_MUT_AUTHKEY_ADD] = authkey_add,
+    [HPF_MUT_AUTHKEY_DEL] = authkey_del,
+    [HPF_MUT_CLEAR] = clear_all,
+    [HPF_MUT_USER_SET_ADMIN] = user_set_admin,
+    [HPF_MUT_USER_SET_PASSWORD] = user_set_password,
 };
 
 int gm_apply(struct gm_model *m, const struct hpf_mutation *mutations, size_t n, char *err,
              size_t err_len)
 {
-    struct batch b = {.m = m, .err = err, .err_len = err_len, .op = "apply"};
-    if (err && err_len > 0)
-        err[0] = '\0';
-    if (n > 0 && !mutations)
-        return fail(&b, HPF_ERR_INVALID, "apply: no mutations");
-    for (size_t i = 0; i < n; i++) {
-        int op = mutations[i].op;
-        if (op <= 0 || (size_t)op >= G_N_ELEMENTS(op_table) || !op_table[op].fn)
-            return fail(&b, HPF_ERR_INVALID, "apply: unknown mutation %d", op);
-        b.op = op_table[op].name;
-        int status = op_table[op].fn(&b, &mutations[i]);
-        if (status != HPF_OK)
-            return status;
+    struct batch b = {.m = m, .err = err, .err_len = err_len};
+    int status = mut_check_batch(mutations, n, err, err_len);
+    for (size_t i = 0; i < n && status == HPF_OK; i++) {
+        status = mut_check(&mutations[i], err, err_len);
+        if (status == HPF_OK)
+            status = op_fn[mutations[i].op](&b, &mutations[i]);
     }
-    return HPF_OK;
+    return status;
 }
 
 /* ---- reading it out ---- */

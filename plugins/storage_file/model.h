@@ -6,9 +6,10 @@
  * mutations against it with gm_apply(), and then persist the result: the
  * file plugin writes the whole model back, the MongoDB plugin writes the
  * difference (gm_diff()).  So the three backends share one set of
- * semantics: gm_apply() mirrors storage_sqlite's apply.c check by check and
- * message by message, and the conformance suite in tests/storage holds them
- * to it.
+ * semantics: the checks that need no stored data are one code for all three
+ * (plugins/common/mutation_check.c), the rest of gm_apply() mirrors
+ * storage_sqlite's apply.c check by check and message by message, and the
+ * conformance suite in tests/storage holds them to it.
  *
  * This file is compiled into both plugins (it lives here, not in core/, as
  * plugins see only the SDK headers).  Nothing in it does I/O or logs.

@@ -14,6 +14,7 @@
  * not make the broker rebuild its graph.
  */
 #include "file_store.h"
+#include "../common/mutation_check.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -243,13 +244,12 @@ static int file_apply(void *instance, const struct hpf_mutation *mutations, size
                       char *err, size_t err_len)
 {
     struct fstore *s = instance;
-    if (err && err_len > 0)
-        err[0] = '\0';
-    if (n > 0 && !mutations)
-        return fs_fail(err, err_len, HPF_ERR_INVALID, "apply: no mutations");
+    int status = mut_check_batch(mutations, n, err, err_len);
+    if (status != HPF_OK)
+        return status;
     NEED_STATE(s);
     struct batch b = {mutations, n};
-    int status = fs_change(s, apply_batch, &b, err, err_len);
+    status = fs_change(s, apply_batch, &b, err, err_len);
     /* The contract's statuses: a lock or a vanished file is an i/o problem here. */
     if (status == HPF_ERR_UNAVAILABLE)
         status = HPF_ERR_IO;
@@ -293,11 +293,8 @@ static int file_counters_add(void *instance, const struct hpf_counters *deltas, 
     struct fstore *s = instance;
     if (n == 0)
         return HPF_OK;
-    if (!deltas)
+    if (!mut_counters_ok(deltas, n))
         return HPF_ERR_INVALID;
-    for (size_t i = 0; i < n; i++)
-        if (!deltas[i].ident)
-            return HPF_ERR_INVALID;
     NEED_STATE(s);
     char err[512];
     struct deltas d = {deltas, n};

@@ -22,6 +22,7 @@
  * which the tests use to exercise this path).
  */
 #include "mongo_store.h"
+#include "../common/mutation_check.h"
 
 #include <string.h>
 
@@ -379,10 +380,9 @@ int ms_apply(void *instance, const struct hpf_mutation *mutations, size_t n, cha
              size_t err_len)
 {
     struct mstore *s = instance;
-    if (err && err_len > 0)
-        err[0] = '\0';
-    if (n > 0 && !mutations)
-        return ms_fail(err, err_len, HPF_ERR_INVALID, "apply: no mutations");
+    int status = mut_check_batch(mutations, n, err, err_len);
+    if (status != HPF_OK)
+        return status;
     if (!s->client)
         return ms_fail(err, err_len, HPF_ERR_UNAVAILABLE, "apply: not started");
     struct apply_ctx a = {.s = s, .mutations = mutations, .n = n, .err = err,
@@ -393,7 +393,7 @@ int ms_apply(void *instance, const struct hpf_mutation *mutations, size_t n, cha
         gboolean reachable;
         txn = server_has_transactions(s, &e, &reachable);
         if (!reachable) {
-            int status = ms_trouble(s, "apply", &e);
+            status = ms_trouble(s, "apply", &e);
             return ms_fail(err, err_len, status, "apply: mongodb at %s: %s", s->where,
                            e.message);
         }
@@ -412,11 +412,8 @@ int ms_counters_add(void *instance, const struct hpf_counters *deltas, size_t n)
     struct mstore *s = instance;
     if (n == 0)
         return HPF_OK;
-    if (!deltas)
+    if (!mut_counters_ok(deltas, n))
         return HPF_ERR_INVALID;
-    for (size_t i = 0; i < n; i++)
-        if (!deltas[i].ident)
-            return HPF_ERR_INVALID;
     if (!s->client)
         return HPF_ERR_UNAVAILABLE;
     bson_t bulk_opts = BSON_INITIALIZER;

@@ -5,10 +5,13 @@
  * wrong.  References are checked against rows, not against what the broker
  * infers: a group owner, member, share end, acceptance party or authkey
  * owner must have an hpf_users row, even though authkey owners without one
- * count as users elsewhere.
+ * count as users elsewhere.  What needs no row (required fields, share
+ * type, an authkey's secret and channels) is mut_check()'s, shared with the
+ * other storage backends, and runs just before each mutation's own checks.
  */
 #include "sqlite_store.h"
 #include "../crash_point.h"
+#include "../common/mutation_check.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -99,13 +102,6 @@ static int exists(struct batch *b, const char *sql, const char *types, ...)
     return -1;
 }
 
-static int need(struct batch *b, const char *value, const char *what)
-{
-    if (!value || !*value)
-        return fail(b, HPF_ERR_INVALID, "%s: %s is empty", b->op, what);
-    return HPF_OK;
-}
-
 /* HPF_OK when user has a row; HPF_ERR_NOTFOUND naming it; HPF_ERR_IO. */
 static int require_user(struct batch *b, const char *user)
 {
@@ -134,7 +130,6 @@ static int require_group(struct batch *b, const char *group)
 
 static int user_add(struct batch *b, const struct hpf_mutation *m)
 {
-    CHECK(need(b, m->user, "user name"));
     switch (exists(b, "SELECT 1 FROM hpf_users WHERE name = ?1", "t", m->user)) {
     case 0: break;
     case 1: return fail(b, HPF_ERR_EXISTS, "user '%s' already exists", m->user);
@@ -145,7 +140,6 @@ static int user_add(struct batch *b, const struct hpf_mutation *m)
 
 static int user_del(struct batch *b, const struct hpf_mutation *m)
 {
-    CHECK(need(b, m->user, "user name"));
     CHECK(require_user(b, m->user));
     /* The groups it owns go, and with them what only made sense for them. */
     CHECK(run(b, NULL,
@@ -174,7 +168,6 @@ static int user_del(struct batch *b, const struct hpf_mutation *m)
 
 static int user_set_admin(struct batch *b, const struct hpf_mutation *m)
 {
-    CHECK(need(b, m->user, "user name"));
     int changes = 0;
     CHECK(run(b, &changes, "UPDATE hpf_users SET admin = ?2 WHERE name = ?1", "ti", m->user,
               m->flag ? 1 : 0));
@@ -185,7 +178,6 @@ static int user_set_admin(struct batch *b, const struct hpf_mutation *m)
 
 static int user_set_password(struct batch *b, const struct hpf_mutation *m)
 {
-    CHECK(need(b, m->user, "user name"));
     int changes = 0;
     if (m->password)
         CHECK(run(b, &changes, "UPDATE hpf_users SET password = ?2 WHERE name = ?1", "tt",
@@ -200,8 +192,6 @@ static int user_set_password(struct batch *b, const struct hpf_mutation *m)
 
 static int group_add(struct batch *b, const struct hpf_mutation *m)
 {
-    CHECK(need(b, m->group, "group name"));
-    CHECK(need(b, m->user, "group owner"));
     switch (exists(b, "SELECT 1 FROM hpf_groups WHERE name = ?1", "t", m->group)) {
     case 0: break;
     case 1: return fail(b, HPF_ERR_EXISTS, "group '%s' already exists", m->group);
@@ -214,7 +204,6 @@ static int group_add(struct batch *b, const struct hpf_mutation *m)
 
 static int group_del(struct batch *b, const struct hpf_mutation *m)
 {
-    CHECK(need(b, m->group, "group name"));
     CHECK(require_group(b, m->group));
     CHECK(run(b, NULL, "DELETE FROM hpf_members WHERE group_name = ?1", "t", m->group));
     CHECK(run(b, NULL, "DELETE FROM hpf_shares WHERE to_is_group = 1 AND to_name = ?1", "t",
@@ -224,8 +213,6 @@ static int group_del(struct batch *b, const struct hpf_mutation *m)
 
 static int member_add(struct batch *b, const struct hpf_mutation *m)
 {
-    CHECK(need(b, m->group, "group name"));
-    CHECK(need(b, m->user, "user name"));
     CHECK(require_group(b, m->group));
     CHECK(require_user(b, m->user));
     switch (exists(b, "SELECT 1 FROM hpf_members WHERE group_name = ?1 AND user_name = ?2",
@@ -242,8 +229,6 @@ static int member_add(struct batch *b, const struct hpf_mutation *m)
 
 static int member_del(struct batch *b, const struct hpf_mutation *m)
 {
-    CHECK(need(b, m->group, "group name"));
-    CHECK(need(b, m->user, "user name"));
     int changes = 0;
     CHECK(run(b, &changes, "DELETE FROM hpf_members WHERE group_name = ?1 AND user_name = ?2",
               "tt", m->group, m->user));
@@ -260,13 +245,6 @@ static const char *target_kind(const struct hpf_mutation *m)
 
 static int share_add(struct batch *b, const struct hpf_mutation *m)
 {
-    CHECK(need(b, m->user, "sharing user"));
-    CHECK(need(b, m->target, "share target"));
-    CHECK(need(b, m->channel, "channel"));
-    if (m->share_type != HPF_SHARE_SHARES && m->share_type != HPF_SHARE_ALL)
-        return fail(b, HPF_ERR_INVALID, "share_add: unknown share type %d", m->share_type);
-    if (!m->target_is_group && g_strcmp0(m->user, m->target) == 0)
-        return fail(b, HPF_ERR_INVALID, "user '%s' cannot share with itself", m->user);
     CHECK(require_user(b, m->user));
     CHECK(m->target_is_group ? require_group(b, m->target) : require_user(b, m->target));
     /* An existing edge keeps its row and takes the new type. */
@@ -281,9 +259,6 @@ static int share_add(struct batch *b, const struct hpf_mutation *m)
 
 static int share_del(struct batch *b, const struct hpf_mutation *m)
 {
-    CHECK(need(b, m->user, "sharing user"));
-    CHECK(need(b, m->target, "share target"));
-    CHECK(need(b, m->channel, "channel"));
     int changes = 0;
     CHECK(run(b, &changes,
               "DELETE FROM hpf_shares WHERE from_user = ?1 AND to_name = ?2 "
@@ -297,9 +272,6 @@ static int share_del(struct batch *b, const struct hpf_mutation *m)
 
 static int accept_add(struct batch *b, const struct hpf_mutation *m)
 {
-    CHECK(need(b, m->user, "accepting user"));
-    CHECK(need(b, m->target, "offering user"));
-    CHECK(need(b, m->channel, "channel"));
     CHECK(require_user(b, m->user));
     CHECK(require_user(b, m->target));
     switch (exists(b,
@@ -319,9 +291,6 @@ static int accept_add(struct batch *b, const struct hpf_mutation *m)
 
 static int accept_del(struct batch *b, const struct hpf_mutation *m)
 {
-    CHECK(need(b, m->user, "accepting user"));
-    CHECK(need(b, m->target, "offering user"));
-    CHECK(need(b, m->channel, "channel"));
     int changes = 0;
     CHECK(run(b, &changes,
               "DELETE FROM hpf_accepts WHERE user_name = ?1 AND from_user = ?2 "
@@ -333,28 +302,10 @@ static int accept_del(struct batch *b, const struct hpf_mutation *m)
     return HPF_OK;
 }
 
-static int check_channels(struct batch *b, const char *ident, const char *what,
-                          const char *const *chans, size_t n)
-{
-    if (n > 0 && !chans)
-        return fail(b, HPF_ERR_INVALID, "authkey '%s': %s list is missing", ident, what);
-    for (size_t i = 0; i < n; i++)
-        if (!chans[i] || !*chans[i])
-            return fail(b, HPF_ERR_INVALID, "authkey '%s': empty %s channel", ident, what);
-    return HPF_OK;
-}
-
 static int authkey_add(struct batch *b, const struct hpf_mutation *m)
 {
     const struct hpf_authkey *k = m->authkey;
-    if (!k)
-        return fail(b, HPF_ERR_INVALID, "authkey_add: no authkey");
-    CHECK(need(b, k->ident, "authkey ident"));
-    if (!k->secret || !*k->secret)
-        return fail(b, HPF_ERR_INVALID, "authkey '%s': secret is empty", k->ident);
-    CHECK(check_channels(b, k->ident, "publish", k->publish, k->n_publish));
-    CHECK(check_channels(b, k->ident, "subscribe", k->subscribe, k->n_subscribe));
-    const char *owner = k->owner && *k->owner ? k->owner : k->ident;
+    const char *owner = mut_key_owner(k->owner, k->ident);
     CHECK(require_user(b, owner));
 
     switch (exists(b, "SELECT 1 FROM authkeys WHERE ident = ?1", "t", k->ident)) {
@@ -381,8 +332,7 @@ static int authkey_add(struct batch *b, const struct hpf_mutation *m)
 
 static int authkey_del(struct batch *b, const struct hpf_mutation *m)
 {
-    const char *ident = m->authkey ? m->authkey->ident : NULL;
-    CHECK(need(b, ident, "authkey ident"));
+    const char *ident = m->authkey->ident;
     int changes = 0;
     CHECK(run(b, &changes, "DELETE FROM authkeys WHERE ident = ?1", "t", ident));
     if (changes == 0)
@@ -403,27 +353,23 @@ static int clear_all(struct batch *b, const struct hpf_mutation *m)
     return HPF_OK;
 }
 
-struct op {
-    const char *name;
-    int (*fn)(struct batch *, const struct hpf_mutation *);
-};
-
-static const struct op ops[] = {
-    [HPF_MUT_USER_ADD] = {"user_add", user_add},
-    [HPF_MUT_USER_DEL] = {"user_del", user_del},
-    [HPF_MUT_GROUP_ADD] = {"group_add", group_add},
-    [HPF_MUT_GROUP_DEL] = {"group_del", group_del},
-    [HPF_MUT_MEMBER_ADD] = {"member_add", member_add},
-    [HPF_MUT_MEMBER_DEL] = {"member_del", member_del},
-    [HPF_MUT_SHARE_ADD] = {"share_add", share_add},
-    [HPF_MUT_SHARE_DEL] = {"share_del", share_del},
-    [HPF_MUT_ACCEPT_ADD] = {"accept_add", accept_add},
-    [HPF_MUT_ACCEPT_DEL] = {"accept_del", accept_del},
-    [HPF_MUT_AUTHKEY_ADD] = {"authkey_add", authkey_add},
-    [HPF_MUT_AUTHKEY_DEL] = {"authkey_del", authkey_del},
-    [HPF_MUT_CLEAR] = {"clear", clear_all},
-    [HPF_MUT_USER_SET_ADMIN] = {"user_set_admin", user_set_admin},
-    [HPF_MUT_USER_SET_PASSWORD] = {"user_set_password", user_set_password},
+/* By op; mut_check() has vouched for the op before one is called. */
+static int (*const op_fn[MUT_OP_COUNT])(struct batch *, const struct hpf_mutation *) = {
+    [HPF_MUT_USER_ADD] = user_add,
+    [HPF_MUT_USER_DEL] = user_del,
+    [HPF_MUT_GROUP_ADD] = group_add,
+    [HPF_MUT_GROUP_DEL] = group_del,
+    [HPF_MUT_MEMBER_ADD] = member_add,
+    [HPF_MUT_MEMBER_DEL] = member_del,
+    [HPF_MUT_SHARE_ADD] = share_add,
+    [HPF_MUT_SHARE_DEL] = share_del,
+    [HPF_MUT_ACCEPT_ADD] = accept_add,
+    [HPF_MUT_ACCEPT_DEL] = accept_del,
+    [HPF_MUT_AUTHKEY_ADD] = authkey_add,
+    [HPF_MUT_AUTHKEY_DEL] = authkey_del,
+    [HPF_MUT_CLEAR] = clear_all,
+    [HPF_MUT_USER_SET_ADMIN] = user_set_admin,
+    [HPF_MUT_USER_SET_PASSWORD] = user_set_password,
 };
 
 int sq_apply(void *instance, const struct hpf_mutation *mutations, size_t n, char *err,
@@ -431,26 +377,24 @@ int sq_apply(void *instance, const struct hpf_mutation *mutations, size_t n, cha
 {
     struct store *s = instance;
     struct batch b = {.s = s, .err = err, .err_len = err_len, .op = "apply"};
-    if (err && err_len > 0)
-        err[0] = '\0';
-    if (n > 0 && !mutations)
-        return fail(&b, HPF_ERR_INVALID, "apply: no mutations");
+    int status = mut_check_batch(mutations, n, err, err_len);
+    if (status != HPF_OK)
+        return status;
 
     /* IMMEDIATE: take the write lock up front (waiting up to busy_timeout)
      * rather than fail half-way when another process writes. */
     if (sq_exec(s, "BEGIN IMMEDIATE") != SQLITE_OK)
         return sql_fail(&b);
 
-    int status = HPF_OK;
     for (size_t i = 0; i < n && status == HPF_OK; i++) {
-        int op = mutations[i].op;
-        if (op <= 0 || (size_t)op >= G_N_ELEMENTS(ops) || !ops[op].fn) {
-            status = fail(&b, HPF_ERR_INVALID, "apply: unknown mutation %d", op);
-            break;
+        const struct hpf_mutation *m = &mutations[i];
+        status = mut_check(m, err, err_len);
+        if (status == HPF_OK) {
+            b.op = mut_op_name(m->op);
+            status = op_fn[m->op](&b, m);
         }
-        b.op = ops[op].name;
-        status = ops[op].fn(&b, &mutations[i]);
-        if (i == n / 2)
+        /* Every known op passes the crash point, valid or not; an unknown one never did. */
+        if (i == n / 2 && mut_op_name(m->op))
             hpf_crash_point("sqlite-apply-half");
     }
     /* Every successful apply moves the version, even one that changed no row. */

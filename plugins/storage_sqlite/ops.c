@@ -6,6 +6,7 @@
  * and the connection would keep seeing the data of that moment.
  */
 #include "sqlite_store.h"
+#include "../common/mutation_check.h"
 
 #include <string.h>
 
@@ -49,7 +50,7 @@ static void emit_authkey(struct store *s, sqlite3_stmt *st, hpf_authkey_cb cb, v
 
     struct hpf_authkey key = {
         .ident = ident,
-        .owner = owner && *owner ? owner : ident,
+        .owner = mut_key_owner(owner, ident),
         .secret = secret,
         .publish = (const char *const *)pub->pdata,
         .n_publish = pub->len,
