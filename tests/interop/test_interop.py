@@ -16,7 +16,6 @@ import json
 import os
 import queue
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -30,6 +29,7 @@ import urllib.request
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hpfeeds_py as hp  # noqa: E402
+from ports import free_port  # noqa: E402
 
 BUILDDIR = os.environ.get("HPF_BUILDDIR") or os.getcwd()
 DAEMON = os.environ.get("HPFRIENDSD") or os.path.join(BUILDDIR, "core", "hpfriendsd")
@@ -248,14 +248,6 @@ class CliSubscriber:
             self.proc.wait()
 
 
-def closed_port():
-    s = socket.socket()
-    s.bind((HOST, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 # ---- checks ----
 
 def check_py_to_py(broker):
@@ -381,7 +373,11 @@ def check_cli_pub_denied(broker):
 
 
 def check_cli_refused(broker):
-    port = closed_port()
+    # Not bind-to-0-and-close: that port is in the ephemeral range, where
+    # a broker of a test running alongside (--bind :0) may listen on it by
+    # the time the CLI connects, and where the CLI's own source port may
+    # equal it (a TCP self-connect that succeeds).
+    port = free_port()
     r = run_cli([CLI, "sub", "--host", HOST, "--port", str(port), "--ident", "dave",
                  "--secret", "x", "--channel", CHAN, "--timeout", "10"])
     expect(r.returncode == 1, "exit status %d, stderr %r" % (r.returncode, r.stderr))
