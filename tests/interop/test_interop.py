@@ -102,7 +102,8 @@ class Broker:
                 self.port, self.exporter_port = ports
                 return
             time.sleep(0.02)
-        raise CheckFailed("no listener in %s after %.0f s" % (ready, READY_TIMEOUT))
+        raise CheckFailed("no hpfeeds and exporter listeners in %s after %.0f s"
+                          % (ready, READY_TIMEOUT))
 
     @staticmethod
     def _read_ready(path):

@@ -120,7 +120,7 @@ class TlsBroker:
             if self.tcp_port and self.tls_port and self.exporter_port:
                 return
             time.sleep(0.02)
-        raise CheckFailed("the broker did not report a tcp and a tls listener")
+        raise CheckFailed("the broker did not report a tcp, a tls and an exporter listener")
 
     def log_text(self):
         with open(self.log_path, "rb") as f:
