@@ -678,12 +678,29 @@ static void test_info_timeout(void)
     fake_free(f);
 }
 
+/*
+ * A port where connections are refused: a socket bound to it and never
+ * listening, held until the test ends.  Binding, noting and closing would
+ * free the port inside the ephemeral range, where another test's listener
+ * may take it, or the client's own source port may match it (a TCP
+ * self-connect that succeeds); a bound port is used by neither.
+ */
+static int dead_port_new(uint16_t *port)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sin;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_FATAL(bind(fd, (struct sockaddr *)&sin, sizeof sin) == 0);
+    CU_ASSERT_FATAL(getsockname(fd, (struct sockaddr *)&sin, &len) == 0);
+    *port = ntohs(sin.sin_port);
+    return fd;
+}
+
 static void test_connection_refused(void)
 {
-    /* A port nobody listens on: bind, note it, close. */
-    struct fake *f = fake_new();
-    uint16_t port = f->port;
-    fake_free(f);
+    uint16_t port;
+    int dead = dead_port_new(&port);
 
     struct obs o;
     struct hpfc_client *c = client_new(&o, port);
@@ -694,14 +711,14 @@ static void test_connection_refused(void)
     CU_ASSERT_EQUAL(o.n_connected, 0);
     CU_ASSERT_EQUAL(hpfc_state(c), HPFC_STATE_DISCONNECTED);
     hpfc_free(c);
+    close(dead);
 }
 
 /* With reconnect on, a refused connection is retried with growing delays. */
 static void test_backoff_retries(void)
 {
-    struct fake *f = fake_new();
-    uint16_t port = f->port;
-    fake_free(f);
+    uint16_t port;
+    int dead = dead_port_new(&port);
 
     struct obs o;
     struct hpfc_client *c = client_new(&o, port);
@@ -714,6 +731,7 @@ static void test_backoff_retries(void)
     run_for(150);
     CU_ASSERT_EQUAL(o.n_disconnected, seen); /* stopped */
     hpfc_free(c);
+    close(dead);
 }
 
 /* hpfc_add_broker(): a refused broker is skipped, a lost one is left for
@@ -721,9 +739,8 @@ static void test_backoff_retries(void)
  * subscriptions. */
 static void test_failover(void)
 {
-    struct fake *dead = fake_new();
-    uint16_t dead_port = dead->port;
-    fake_free(dead);
+    uint16_t dead_port;
+    int dead = dead_port_new(&dead_port);
     struct fake *f1 = fake_new();
     struct fake *f2 = fake_new();
 
@@ -761,6 +778,7 @@ static void test_failover(void)
     hpfc_free(c);
     fake_free(f1);
     fake_free(f2);
+    close(dead);
 }
 
 int main(void)

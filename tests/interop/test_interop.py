@@ -16,7 +16,6 @@ import json
 import os
 import queue
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -24,11 +23,13 @@ import tempfile
 import threading
 import time
 import traceback
+import urllib.request
 
 # No __pycache__ in the source tree (which may also be read-only).
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hpfeeds_py as hp  # noqa: E402
+from ports import free_port  # noqa: E402
 
 BUILDDIR = os.environ.get("HPF_BUILDDIR") or os.getcwd()
 DAEMON = os.environ.get("HPFRIENDSD") or os.path.join(BUILDDIR, "core", "hpfriendsd")
@@ -77,6 +78,7 @@ class Broker:
         self.tmp = tmp
         self.proc = None
         self.port = None
+        self.exporter_port = None
         self.log_path = os.path.join(tmp, "hpfriendsd.log")
         self.log = None
 
@@ -87,19 +89,21 @@ class Broker:
         expect(os.access(DAEMON, os.X_OK), "broker not found or not executable: " + DAEMON)
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [DAEMON, "-f", "--bind", HOST + ":0", "--auth", db, "--ready-file", ready],
+            [DAEMON, "-f", "--bind", HOST + ":0", "--auth", db, "--ready-file", ready,
+             "--exporter", HOST + ":0"],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.tmp)
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise CheckFailed("broker exited with status %d before it was ready"
                                   % self.proc.returncode)
-            port = self._read_ready(ready)
-            if port:
-                self.port = port
+            ports = self._read_ready(ready)
+            if ports:
+                self.port, self.exporter_port = ports
                 return
             time.sleep(0.02)
-        raise CheckFailed("no listener in %s after %.0f s" % (ready, READY_TIMEOUT))
+        raise CheckFailed("no hpfeeds and exporter listeners in %s after %.0f s"
+                          % (ready, READY_TIMEOUT))
 
     @staticmethod
     def _read_ready(path):
@@ -108,11 +112,16 @@ class Broker:
                 text = f.read()
         except FileNotFoundError:
             return None
+        port = exporter = None
         for line in text.splitlines(keepends=True):
             parts = line.split()
-            if line.endswith("\n") and len(parts) == 3 and parts[0] == "tcp" and parts[1] == HOST:
-                return int(parts[2])
-        return None
+            if not line.endswith("\n") or len(parts) != 3:
+                continue
+            if parts[0] == "tcp" and parts[1] == HOST:
+                port = int(parts[2])
+            elif parts[:2] == ["http", "exporter"]:
+                exporter = int(parts[2])
+        return (port, exporter) if port and exporter else None
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -138,6 +147,30 @@ class Broker:
 
 
 # ---- helpers ----
+
+def subscriptions(port, ident, chan):
+    """ident's subscriptions to chan as the broker's /metrics counts them."""
+    url = "http://%s:%d/metrics" % (HOST, port)
+    with urllib.request.urlopen(url, timeout=STEP_TIMEOUT) as r:
+        text = r.read().decode("utf-8", "replace")
+    want = 'hpfeeds_broker_subscriptions{ident="%s",chan="%s"} ' % (ident, chan)
+    for line in text.splitlines():
+        if line.startswith(want):
+            return int(line[len(want):])
+    return 0
+
+
+def wait_subscribed(port, ident, chans, timeout=STEP_TIMEOUT):
+    """Waits until the broker holds ident's subscription to every one of
+    chans.  A client's own "subscribed" line only says the SUBSCRIBE was
+    written to the socket; a publish from another connection that the
+    broker handles first is not delivered to it."""
+    deadline = time.monotonic() + timeout
+    while not all(subscriptions(port, ident, ch) > 0 for ch in chans):
+        if time.monotonic() > deadline:
+            raise CheckFailed("the broker has no subscription of %s to %s after %.0f s"
+                              % (ident, ", ".join(chans), timeout))
+        time.sleep(0.02)
 
 def py_client(broker, ident, secret=None):
     c = hp.Client(HOST, broker.port, ident, KEYS[ident][0] if secret is None else secret)
@@ -189,9 +222,6 @@ class CliSubscriber:
                                   + b"".join(self.stderr_seen).decode("utf-8", "replace"))
             self.stderr_seen.append(line)
             if b"subscribed to" in line:
-                # The SUBSCRIBE is in the kernel; give the broker a moment
-                # to process it before another connection publishes.
-                time.sleep(0.3)
                 return
 
     def finish(self):
@@ -219,14 +249,6 @@ class CliSubscriber:
             self.proc.wait()
 
 
-def closed_port():
-    s = socket.socket()
-    s.bind((HOST, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 # ---- checks ----
 
 def check_py_to_py(broker):
@@ -245,6 +267,7 @@ def check_py_to_cli_sub(broker):
                         + ["--count", "3", "--timeout", "10"])
     try:
         cli.ready()
+        wait_subscribed(broker.exporter_port, "dave", [CHAN])
         with py_client(broker, "alice") as pub:
             for i in range(3):
                 pub.publish(CHAN, "message %d" % i)
@@ -298,6 +321,7 @@ def check_binary_cli_json(broker):
                         + ["--count", "2", "--json", "--timeout", "10"])
     try:
         cli.ready()
+        wait_subscribed(broker.exporter_port, "dave", [BIN])
         with py_client(broker, "alice") as pub:
             pub.publish(BIN, payload)
             pub.publish(BIN, text.encode("utf-8"))
@@ -350,7 +374,11 @@ def check_cli_pub_denied(broker):
 
 
 def check_cli_refused(broker):
-    port = closed_port()
+    # Not bind-to-0-and-close: that port is in the ephemeral range, where
+    # a broker of a test running alongside (--bind :0) may listen on it by
+    # the time the CLI connects, and where the CLI's own source port may
+    # equal it (a TCP self-connect that succeeds).
+    port = free_port()
     r = run_cli([CLI, "sub", "--host", HOST, "--port", str(port), "--ident", "dave",
                  "--secret", "x", "--channel", CHAN, "--timeout", "10"])
     expect(r.returncode == 1, "exit status %d, stderr %r" % (r.returncode, r.stderr))

@@ -39,8 +39,7 @@ CHAN = ti.CHAN
 STEP_TIMEOUT = 20.0
 
 
-class CheckFailed(Exception):
-    pass
+CheckFailed = ti.CheckFailed  # ti.wait_subscribed raises it too
 
 
 def expect(cond, what):
@@ -79,6 +78,7 @@ class TlsBroker:
         self.proc = None
         self.tcp_port = None
         self.tls_port = None
+        self.exporter_port = None
         self.cert = os.path.join(tmp, "broker-cert.pem")
         self.key = os.path.join(tmp, "broker-key.pem")
         self.log_path = os.path.join(tmp, "hpfriendsd.log")
@@ -98,7 +98,8 @@ class TlsBroker:
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [ti.DAEMON, "-f", "--bind", "tcp:%s:0" % HOST, "--bind", "%s:0" % HOST,
-             "--tlscert", self.cert, "--tlskey", self.key, "--auth", db, "--ready-file", ready],
+             "--tlscert", self.cert, "--tlskey", self.key, "--auth", db, "--ready-file", ready,
+             "--exporter", "%s:0" % HOST],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.tmp)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -112,12 +113,14 @@ class TlsBroker:
                             self.tcp_port = int(port)
                         elif kind == "tls":
                             self.tls_port = int(port)
+                        elif kind == "http":
+                            self.exporter_port = int(port)
             except FileNotFoundError:
                 pass
-            if self.tcp_port and self.tls_port:
+            if self.tcp_port and self.tls_port and self.exporter_port:
                 return
             time.sleep(0.02)
-        raise CheckFailed("the broker did not report a tcp and a tls listener")
+        raise CheckFailed("the broker did not report a tcp, a tls and an exporter listener")
 
     def log_text(self):
         with open(self.log_path, "rb") as f:
@@ -178,7 +181,6 @@ class Sub:
                    + b"".join(seen).decode(errors="replace"))
             seen.append(line)
             if b"subscribed to" in line:
-                time.sleep(0.3)  # let the broker process the SUBSCRIBE
                 return
         raise CheckFailed("hpfeeds-cli sub did not report its subscription")
 
@@ -256,6 +258,7 @@ def main():
         nonlocal sub
         sub = Sub(cli(broker, "sub", "dave", "--tls", "--cafile", ca1))
         sub.ready()
+        ti.wait_subscribed(broker.exporter_port, "dave", [CHAN])
         r = run(cli(broker, "pub", "carol", "--tls", "--cafile", ca1, "over tls 1", "over tls 2"))
         expect(r.returncode == 0, "pub exit %d: %s" % (r.returncode, r.stderr.decode(errors="replace")))
         sub.expect_line(b"%s carol over tls 1\n" % CHAN.encode())

@@ -302,22 +302,22 @@ class Result:
         return "rc=%r out=%r err=%r" % (self.rc, self.out, self.err)
 
 
-def ctl_raw(storage_args, *args, input=None):
+def ctl_raw(storage_args, *args, input=None, timeout=CTL_TIMEOUT):
     """Run hpfriendsctl; storage_args is ["-c", CONF] or ["--auth", DB]."""
     argv = [CTL] + list(storage_args) + [str(a) for a in args]
     p = subprocess.run(argv, input=input if input is not None else b"",
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=CTL_TIMEOUT)
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
     return Result(argv, p.returncode, p.stdout.decode("utf-8", "replace"),
                   p.stderr.decode("utf-8", "replace"))
 
 
-def ctl(conf, *args, input=None):
-    return ctl_raw(["-c", conf], *args, input=input)
+def ctl(conf, *args, input=None, timeout=CTL_TIMEOUT):
+    return ctl_raw(["-c", conf], *args, input=input, timeout=timeout)
 
 
-def ctl_ok(conf, *args, input=None):
+def ctl_ok(conf, *args, input=None, timeout=CTL_TIMEOUT):
     """Run hpfriendsctl; a non-zero exit is a broken precondition."""
-    res = ctl(conf, *args, input=input)
+    res = ctl(conf, *args, input=input, timeout=timeout)
     expect(res.rc == 0, "hpfriendsctl %s: %r" % (" ".join(str(a) for a in args), res))
     return res
 

@@ -35,6 +35,7 @@ PASSWORDS = {"alice": "alice-pass-1", "bob": "bob-pass-22", "root": "root-pass-3
 # login section's broker keeps the default, and checks it.
 FAST = {"HPFRIENDS_PASSWORD_ITERATIONS": "1000"}
 HTTP_TIMEOUT = 120
+IMPORT_TIMEOUT = 300  # hpfriendsctl import of the 20,000 keys of the login flood
 
 
 class Http:
@@ -398,7 +399,10 @@ def login_flood_and_hpfeeds(r):
           "subscribe": [CHAN]}]
     with open(path, "w") as f:
         json.dump(data, f)
-    t.ctl_ok(conf, "import", path)
+    # Setting the scene, not what is tested: with mongodb every key is one
+    # write round trip to the test server (over 30 s under an ASan build on
+    # a busy machine), so this run gets longer than the usual CTL_TIMEOUT.
+    t.ctl_ok(conf, "import", path, timeout=IMPORT_TIMEOUT)
 
     def round_trip():
         t0 = time.monotonic()
