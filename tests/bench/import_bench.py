@@ -7,7 +7,11 @@ N/2 accepts and N authkeys.  Each import goes into a fresh, empty store.
 
 Usage (from a build directory, after `make`):
   tests/bench/import_bench.py [--sizes 1000,5000,20000] [--backends file,sqlite]
-                              [--repeat 1] [--keep DIR]
+                              [--repeat 1] [--keep DIR] [--mongo-uri mongodb://HOST:PORT]
+
+The mongodb backend needs --mongo-uri (a running server, e.g. the test
+server: tests/mongo/mongo-server.sh start DIR); each run gets a database of
+its own.
 
 Prints one line per (backend, size): the best of --repeat runs, in seconds.
 Not part of `make check`: the numbers depend on the machine.
@@ -43,12 +47,18 @@ def dataset(n, tag="u"):
             "shares": shares, "accepts": accepts, "authkeys": keys}
 
 
-def storage_section(backend, directory):
+def storage_section(backend, directory, mongo_uri=None):
     if backend == "file":
         return "plugin = file\npath = %s\n" % os.path.join(directory, "hpfriends.json")
     if backend == "sqlite":
         return "plugin = sqlite\npath = %s\n" % os.path.join(directory, "hpfriends.db")
-    raise SystemExit("import_bench: unknown backend %r (file or sqlite)" % backend)
+    if backend == "mongodb":
+        if not mongo_uri:
+            raise SystemExit("import_bench: the mongodb backend needs --mongo-uri")
+        return "plugin = mongodb\nuri = %s/%s\n" % (mongo_uri.rstrip("/"),
+                                                   "bench_" + os.path.basename(directory)
+                                                   .replace("-", "_"))
+    raise SystemExit("import_bench: unknown backend %r (file, sqlite or mongodb)" % backend)
 
 
 def ctl(ctl_path, conf, *args):
@@ -68,6 +78,7 @@ def main():
     ap.add_argument("--backends", default="file,sqlite")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--keep", help="write data sets and stores here and keep them")
+    ap.add_argument("--mongo-uri", help="mongodb://HOST:PORT for the mongodb backend")
     ap.add_argument("--ctl", default=os.path.join(os.getcwd(), "core", "hpfriendsctl"),
                     help="hpfriendsctl to run (default: ./core/hpfriendsctl)")
     args = ap.parse_args()
@@ -95,7 +106,7 @@ def main():
                     conf = os.path.join(d, "hpfriends.conf")
                     with open(conf, "w") as f:
                         f.write("[broker]\nname = bench\nlisten = tcp:127.0.0.1:0\n\n"
-                                "[storage]\n" + storage_section(backend, d))
+                                "[storage]\n" + storage_section(backend, d, args.mongo_uri))
                     secs = ctl(args.ctl, conf, "import", files[n])
                     best = secs if best is None else min(best, secs)
                 print("%-7s %6d %8.2f" % (backend, n, best), flush=True)
