@@ -315,17 +315,6 @@ void admin_reader_free(gpointer p)
     g_free(r);
 }
 
-static gboolean has_accepted(const struct snapshot *s, const char *user, const char *from,
-                             const char *chan)
-{
-    for (guint i = 0; i < s->accepts->len; i++) {
-        const struct snap_accept *ac = s->accepts->pdata[i];
-        if (!strcmp(ac->user, user) && !strcmp(ac->from, from) && !strcmp(ac->channel, chan))
-            return TRUE;
-    }
-    return FALSE;
-}
-
 /*
  * Breadth-first from the publisher, remembering how each reader was first
  * reached.  A second implementation of the rule, kept deliberately simple
@@ -367,7 +356,7 @@ GPtrArray *admin_readers(const struct snapshot *s, const char *user, const char 
                 }
                 if (g_hash_table_contains(path, t))
                     continue;
-                if (require_accept && !has_accepted(s, t, sh->from, chan))
+                if (require_accept && !snapshot_has_accept(s, t, sh->from, chan))
                     continue;
                 char *p = g_strdup_printf("%s -%s-> %s%s", prefix, share_type_name(sh->type),
                                           sh->to_group ? "@" : "", sh->to);

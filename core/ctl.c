@@ -265,24 +265,7 @@ static gboolean offer_exists(const struct snapshot *s, const char *user, const c
         const struct snap_share *sh = s->shares->pdata[i];
         if (strcmp(sh->from, from) || strcmp(sh->channel, chan))
             continue;
-        if (!sh->to_group && !strcmp(sh->to, user))
-            return TRUE;
-        if (sh->to_group)
-            for (guint j = 0; j < s->members->len; j++) {
-                const struct snap_member *m = s->members->pdata[j];
-                if (!strcmp(m->group, sh->to) && !strcmp(m->user, user))
-                    return TRUE;
-            }
-    }
-    return FALSE;
-}
-
-static gboolean is_accepted(const struct snapshot *s, const char *user, const char *from,
-                            const char *chan)
-{
-    for (guint i = 0; i < s->accepts->len; i++) {
-        const struct snap_accept *a = s->accepts->pdata[i];
-        if (!strcmp(a->user, user) && !strcmp(a->from, from) && !strcmp(a->channel, chan))
+        if (sh->to_group ? snapshot_is_member(s, sh->to, user) : !strcmp(sh->to, user))
             return TRUE;
     }
     return FALSE;
@@ -318,7 +301,7 @@ static int cmd_share(struct ctx *c)
         if (!s)
             return fail(e);
         gboolean offered = offer_exists(s, opt_user, opt_from, opt_channel);
-        gboolean accepted = is_accepted(s, opt_user, opt_from, opt_channel);
+        gboolean accepted = snapshot_has_accept(s, opt_user, opt_from, opt_channel);
         snapshot_free(s);
         if (accept && !offered)
             return fail_msg("no offer from '%s' on '%s' reaches '%s'", opt_from, opt_channel,
@@ -339,16 +322,13 @@ static int cmd_share(struct ctx *c)
             gboolean mine = !opt_user || !strcmp(sh->from, opt_user) ||
                             (!sh->to_group && !strcmp(sh->to, opt_user));
             if (!mine && sh->to_group)
-                for (guint j = 0; j < s->members->len && !mine; j++) {
-                    const struct snap_member *m = s->members->pdata[j];
-                    mine = !strcmp(m->group, sh->to) && !strcmp(m->user, opt_user);
-                }
+                mine = snapshot_is_member(s, sh->to, opt_user);
             if (!mine)
                 continue;
             printf("%s\t%s%s\t%s\t%s", sh->from, sh->to_group ? "@" : "", sh->to, sh->channel,
                    share_type_name(sh->type));
             if (opt_user && strcmp(sh->from, opt_user))
-                printf("\t%s", is_accepted(s, opt_user, sh->from, sh->channel) ? "accepted"
+                printf("\t%s", snapshot_has_accept(s, opt_user, sh->from, sh->channel) ? "accepted"
                                                                                : "not accepted");
             printf("\n");
         }

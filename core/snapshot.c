@@ -216,6 +216,27 @@ gboolean snapshot_has_user(const struct snapshot *s, const char *name)
     return FALSE;
 }
 
+gboolean snapshot_is_member(const struct snapshot *s, const char *group, const char *user)
+{
+    for (guint i = 0; i < s->members->len; i++) {
+        const struct snap_member *m = s->members->pdata[i];
+        if (!strcmp(m->group, group) && !strcmp(m->user, user))
+            return TRUE;
+    }
+    return FALSE;
+}
+
+gboolean snapshot_has_accept(const struct snapshot *s, const char *user, const char *from,
+                             const char *channel)
+{
+    for (guint i = 0; i < s->accepts->len; i++) {
+        const struct snap_accept *a = s->accepts->pdata[i];
+        if (!strcmp(a->user, user) && !strcmp(a->from, from) && !strcmp(a->channel, channel))
+            return TRUE;
+    }
+    return FALSE;
+}
+
 const struct snap_group *snapshot_find_group(const struct snapshot *s, const char *name)
 {
     for (guint i = 0; i < s->groups->len; i++) {

@@ -75,6 +75,11 @@ void snapshot_add_authkey(struct snapshot *s, const struct hpf_authkey *key);
 /** Is `name` a user: an explicit one, or the owner of an authkey. */
 gboolean snapshot_has_user(const struct snapshot *s, const char *name);
 const struct snap_group *snapshot_find_group(const struct snapshot *s, const char *name);
+/** Is `user` a member of `group`. */
+gboolean snapshot_is_member(const struct snapshot *s, const char *group, const char *user);
+/** Has `user` accepted what `from` shares on `channel`. */
+gboolean snapshot_has_accept(const struct snapshot *s, const char *user, const char *from,
+                             const char *channel);
 
 const char *share_type_name(int type);
 /** "shares" or "shares_all" -> type; -1 otherwise. */

@@ -98,27 +98,6 @@ static void done_op(struct web_job *j, gboolean ok, GError **e)
     ok_simple(j);
 }
 
-static gboolean is_member(const struct snapshot *s, const char *group, const char *user)
-{
-    for (guint i = 0; i < s->members->len; i++) {
-        const struct snap_member *m = s->members->pdata[i];
-        if (!strcmp(m->group, group) && !strcmp(m->user, user))
-            return TRUE;
-    }
-    return FALSE;
-}
-
-static gboolean has_accept(const struct snapshot *s, const char *user, const char *from,
-                           const char *chan)
-{
-    for (guint i = 0; i < s->accepts->len; i++) {
-        const struct snap_accept *a = s->accepts->pdata[i];
-        if (!strcmp(a->user, user) && !strcmp(a->from, from) && !strcmp(a->channel, chan))
-            return TRUE;
-    }
-    return FALSE;
-}
-
 static void add_strv(JsonBuilder *b, const char *key, GPtrArray *a)
 {
     json_builder_set_member_name(b, key);
@@ -330,7 +309,7 @@ static const struct snap_share *find_offer(const struct snapshot *s, const char 
         const struct snap_share *sh = s->shares->pdata[i];
         if (strcmp(sh->from, from) || strcmp(sh->channel, chan))
             continue;
-        if (sh->to_group ? is_member(s, sh->to, user) : !strcmp(sh->to, user))
+        if (sh->to_group ? snapshot_is_member(s, sh->to, user) : !strcmp(sh->to, user))
             return sh;
     }
     return NULL;
@@ -350,7 +329,7 @@ static void run_offers(struct web_job *j)
         const struct snap_share *sh = s->shares->pdata[i];
         if (!strcmp(sh->from, j->acting))
             continue;
-        if (sh->to_group ? !is_member(s, sh->to, j->acting) : strcmp(sh->to, j->acting))
+        if (sh->to_group ? !snapshot_is_member(s, sh->to, j->acting) : strcmp(sh->to, j->acting))
             continue;
         OBJ(b);
         STR(b, "from", sh->from);
@@ -359,7 +338,7 @@ static void run_offers(struct web_job *j)
         char *via = sh->to_group ? g_strdup_printf("@%s", sh->to) : NULL;
         STR(b, "via", via);
         g_free(via);
-        BOOL(b, "accepted", has_accept(s, j->acting, sh->from, sh->channel));
+        BOOL(b, "accepted", snapshot_has_accept(s, j->acting, sh->from, sh->channel));
         END(b);
     }
     json_builder_end_array(b);
@@ -378,7 +357,7 @@ static void offer_decide(struct web_job *j, gboolean accept)
     if (!s)
         return;
     gboolean offered = find_offer(s, j->acting, from, chan) != NULL;
-    gboolean accepted = has_accept(s, j->acting, from, chan);
+    gboolean accepted = snapshot_has_accept(s, j->acting, from, chan);
     snapshot_free(s);
     if (!offered && accept) {
         web_job_error(j, 404, "'%s' offers you nothing on '%s'", from, chan);
@@ -563,13 +542,13 @@ static void run_groups(struct web_job *j)
     for (guint i = 0; i < s->groups->len; i++) {
         const struct snap_group *g = s->groups->pdata[i];
         gboolean mine = !strcmp(g->owner, j->acting);
-        if (!mine && !is_member(s, g->name, j->acting))
+        if (!mine && !snapshot_is_member(s, g->name, j->acting))
             continue;
         OBJ(b);
         STR(b, "name", g->name);
         STR(b, "owner", g->owner);
         BOOL(b, "mine", mine);
-        BOOL(b, "member", is_member(s, g->name, j->acting));
+        BOOL(b, "member", snapshot_is_member(s, g->name, j->acting));
         json_builder_set_member_name(b, "members");
         json_builder_begin_array(b);
         for (guint m = 0; m < s->members->len; m++) {
@@ -662,7 +641,7 @@ static void run_group_leave(struct web_job *j)
     struct snapshot *s = begin(j);
     if (!s)
         return;
-    if (!is_member(s, group, j->acting)) {
+    if (!snapshot_is_member(s, group, j->acting)) {
         web_job_error(j, 404, "you are not a member of group '%s'", group);
     } else {
         GError *e = NULL;
@@ -694,17 +673,6 @@ static void run_logs(struct web_job *j)
     web_job_ok(j, b);
 }
 
-static const char *event_name(int type)
-{
-    switch (type) {
-    case HPF_EVENT_AUTH_FAILED: return "auth_failed";
-    case HPF_EVENT_DENIED: return "denied";
-    case HPF_EVENT_SLOW_DROP: return "slow_drop";
-    case HPF_EVENT_DISCONNECT: return "disconnect";
-    default: return "other";
-    }
-}
-
 #define MAX_LOG_ROWS 500
 
 static void finish_logs(struct web_job *j)
@@ -725,7 +693,8 @@ static void finish_logs(struct web_job *j)
         g_free(ts);
         if (t)
             g_date_time_unref(t);
-        json_object_set_string_member(o, "type", event_name(e->type));
+        const char *type = hpf_event_name(e->type); /* the ring holds no connects */
+        json_object_set_string_member(o, "type", type ? type : "other");
         json_object_set_string_member(o, "ident", e->ident);
         if (e->owner)
             json_object_set_string_member(o, "owner", e->owner);
@@ -767,7 +736,7 @@ static void run_graph(struct web_job *j)
     GHashTable *groups = g_hash_table_new(g_str_hash, g_str_equal);
     for (guint i = 0; i < s->groups->len; i++) {
         const struct snap_group *g = s->groups->pdata[i];
-        if (all || !strcmp(g->owner, me) || is_member(s, g->name, me))
+        if (all || !strcmp(g->owner, me) || snapshot_is_member(s, g->name, me))
             g_hash_table_add(groups, g->name);
     }
     JsonBuilder *b = json_builder_new();

@@ -45,6 +45,20 @@ enum hpf_event_type {
     HPF_EVENT_CONNECT,         /**< peer */
 };
 
+/** The event's name as the bundled sinks and the console write it
+ *  ("auth_failed", "denied", ...); NULL for a type this header does not know. */
+static inline const char *hpf_event_name(int type)
+{
+    switch (type) {
+    case HPF_EVENT_AUTH_FAILED: return "auth_failed";
+    case HPF_EVENT_DENIED: return "denied";
+    case HPF_EVENT_SLOW_DROP: return "slow_drop";
+    case HPF_EVENT_DISCONNECT: return "disconnect";
+    case HPF_EVENT_CONNECT: return "connect";
+    default: return NULL;
+    }
+}
+
 /** A broker event; unset strings are NULL. */
 struct hpf_event {
     int64_t time_us;

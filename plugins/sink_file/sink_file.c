@@ -520,25 +520,13 @@ static int file_message(void *instance, const struct hpf_message *msg)
     return end_line(fs);
 }
 
-static const char *event_name(int type)
-{
-    switch (type) {
-    case HPF_EVENT_AUTH_FAILED: return "auth_failed";
-    case HPF_EVENT_DENIED: return "denied";
-    case HPF_EVENT_SLOW_DROP: return "slow_drop";
-    case HPF_EVENT_DISCONNECT: return "disconnect";
-    case HPF_EVENT_CONNECT: return "connect";
-    default: return NULL;
-    }
-}
-
 static int file_event(void *instance, const struct hpf_event *ev)
 {
     struct file_sink *fs = instance;
     if (!fs->events)
         return HPF_OK;
     begin_line(fs, ev->time_us);
-    const char *name = event_name(ev->type);
+    const char *name = hpf_event_name(ev->type);
     if (name)
         g_string_append_printf(fs->line, ",\"event\":\"%s\"", name);
     else /* a type newer than this plugin: still worth a line */

@@ -772,16 +772,16 @@ static int syslog_event(void *instance, const struct hpf_event *ev)
     struct syslog_sink *s = instance;
     if (!s->events)
         return HPF_OK;
-    const char *name;
+    const char *name = hpf_event_name(ev->type);
     int severity = SEV_INFO;
     switch (ev->type) {
-    case HPF_EVENT_AUTH_FAILED: name = "auth_failed"; severity = SEV_WARNING; break;
-    case HPF_EVENT_DENIED: name = "denied"; severity = SEV_NOTICE; break;
-    case HPF_EVENT_SLOW_DROP: name = "slow_drop"; severity = SEV_WARNING; break;
-    case HPF_EVENT_DISCONNECT: name = "disconnect"; break;
-    case HPF_EVENT_CONNECT: name = "connect"; break;
-    default: name = "event"; break;
+    case HPF_EVENT_AUTH_FAILED: severity = SEV_WARNING; break;
+    case HPF_EVENT_DENIED: severity = SEV_NOTICE; break;
+    case HPF_EVENT_SLOW_DROP: severity = SEV_WARNING; break;
+    default: break;
     }
+    if (!name)
+        name = "event";
     buf_reset(&s->line);
     buf_str(&s->line, name);
     if (!strcmp(name, "event"))
