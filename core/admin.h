@@ -1,6 +1,6 @@
 /*
  * Administrative operations on storage, validated the same way for every
- * front end (hpfriendsctl today, the web console later): names are checked,
+ * front end (hpfriendsctl and the web console): names are checked,
  * references must exist, and each operation is one atomic storage apply.
  * Storage is the final word on uniqueness (it answers "already exists").
  */
@@ -9,7 +9,7 @@
 
 #include <glib.h>
 
-#include "plugin.h"
+#include "loader.h"
 #include "snapshot.h"
 
 #define ADMIN_ERROR (admin_error_quark())

@@ -21,7 +21,7 @@
 #include "router.h"
 #include "sinks.h"
 #include "tls.h"
-#include "web.h"
+#include "web/web.h"
 #include "worker.h"
 
 struct listener {
@@ -398,7 +398,6 @@ static struct plugin_instance *load_plugin(struct broker *b, const struct plugin
     return pi;
 }
 
-gboolean broker_load_plugins(struct broker *b, gboolean start, GError **error);
 gboolean broker_load_plugins(struct broker *b, gboolean start, GError **error)
 {
     b->storage = load_plugin(b, b->cfg->storage, HPF_KIND_STORAGE, start, error);
@@ -508,8 +507,7 @@ gboolean broker_start(struct broker *b, const char *ready_file, GError **error)
 
 int broker_run(struct broker *b)
 {
-    event_base_dispatch(b->base);
-    return b->exit_code;
+    return event_base_dispatch(b->base) < 0 ? 1 : 0;
 }
 
 void broker_free(struct broker *b)

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "config.h"
-#include "plugin.h"
+#include "loader.h"
 #include "wire.h"
 
 struct ipguard;
@@ -146,17 +146,19 @@ struct broker {
     gboolean reload_pending_force;
     struct event *reload_timer;
     GHashTable *counter_deltas; /* ident -> struct hpf_counters (ident owned) */
-    char *ready_file;
     gboolean stopping;
     gint64 stop_deadline_us;
-    int exit_code;
 };
 
 /* broker.c */
 struct broker *broker_new(struct config *cfg, GError **error);
 /** Load and start the plugins, bind the listeners. */
 gboolean broker_start(struct broker *b, const char *ready_file, GError **error);
-/** Run until SIGTERM/SIGINT; returns the exit code. */
+/** Load the configured plugins; with start, also start them (main.c loads
+ * them without starting for --test). */
+gboolean broker_load_plugins(struct broker *b, gboolean start, GError **error);
+/** Run until SIGTERM/SIGINT and the drain that follows: 0 then, 1 when the
+ * event loop itself failed. */
 int broker_run(struct broker *b);
 void broker_free(struct broker *b);
 

@@ -15,7 +15,7 @@
 
 #include "broker.h"
 #include "log.h"
-#include "plugin.h"
+#include "loader.h"
 #include "router.h"
 #include "snapshot.h"
 

@@ -112,7 +112,7 @@ void config_prefix_error(const struct config *cfg, GError **error);
 
 void config_free(struct config *cfg);
 
-/** Read the [web] section (web_config.c); sets cfg->web. */
+/** Read the [web] section (web/config.c); sets cfg->web. */
 gboolean config_load_web(struct config *cfg, GKeyFile *kf, const char *file, GError **error);
 void web_conf_free(struct web_conf *wc);
 

@@ -226,7 +226,8 @@ static void conn_output_flush(evutil_socket_t fd, short what, void *arg)
  * growth brokers are known for.  So while any subscriber's queue is over
  * the mark, publishers are not read (their data waits in their sockets:
  * TCP slows them down).  A subscriber that takes nothing for
- * BACKLOG_STALL_US, or is still over the mark after BACKLOG_HOLD_US, does
+ * BACKLOG_STALL_US, or is still over the mark after [broker]
+ * backpressure_hold, does
  * not keep up: it stops holding the others back (exempt) and is bounded by
  * max_queued_bytes and slow_deadline as before, until it has caught up to
  * half the mark.

@@ -3,7 +3,7 @@
  *
  * graph_build() turns a storage snapshot into a table
  *     (publisher user, channel) -> sorted set of reader user ids
- * following DESIGN.md section 3: the publisher itself; every user an edge
+ * following the reader rule (README, "Who receives what"): the publisher itself; every user an edge
  * on the channel reaches from the publisher (a group edge reaches all its
  * members); then, from every reader other than the publisher, whatever its
  * `shares_all` edges on the channel reach, repeatedly.  With

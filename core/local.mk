@@ -1,12 +1,14 @@
 # The daemon: everything but main.c lives in a convenience library that the
-# unit tests link too.
+# unit tests link too.  core/web/ is the console (served by the daemon
+# itself), core/ctl/ the admin tool hpfriendsctl; both drive storage through
+# admin.c.  Export/import (core/ctl/export.c) sits in the library so that
+# the fuzzers and tests reach it.
 noinst_LTLIBRARIES += %reldir%/libhpfcore.la
 %canon_reldir%_libhpfcore_la_SOURCES = \
 	%reldir%/wire.c %reldir%/wire.h \
 	%reldir%/log.c %reldir%/log.h \
 	%reldir%/config.c %reldir%/config.h \
-	%reldir%/web_config.c \
-	%reldir%/plugin.c %reldir%/plugin.h \
+	%reldir%/loader.c %reldir%/loader.h \
 	%reldir%/worker.c %reldir%/worker.h \
 	%reldir%/router.c %reldir%/router.h \
 	%reldir%/snapshot.c %reldir%/snapshot.h \
@@ -19,15 +21,17 @@ noinst_LTLIBRARIES += %reldir%/libhpfcore.la
 	%reldir%/ipguard.c %reldir%/ipguard.h \
 	%reldir%/admin.c %reldir%/admin.h \
 	%reldir%/password.c %reldir%/password.h \
-	%reldir%/export.c \
 	%reldir%/names.h \
 	%reldir%/broker.c %reldir%/broker.h \
 	%reldir%/conn.c \
 	%reldir%/handle_auth.c \
 	%reldir%/handle_publish.c \
 	%reldir%/handle_subscribe.c \
-	%reldir%/web.c %reldir%/web.h %reldir%/web_internal.h \
-	%reldir%/web_api.c
+	%reldir%/web/web.h %reldir%/web/internal.h \
+	%reldir%/web/config.c \
+	%reldir%/web/server.c \
+	%reldir%/web/api.c \
+	%reldir%/ctl/export.c
 %canon_reldir%_libhpfcore_la_CPPFLAGS = $(AM_CPPFLAGS) -DHPF_PLUGINDIR='"$(pluginsdir)"' \
 	-DHPF_WEBDIR='"$(pkgdatadir)/web"'
 %canon_reldir%_libhpfcore_la_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(JSONGLIB_CFLAGS) \
@@ -40,6 +44,6 @@ sbin_PROGRAMS += %reldir%/hpfriendsd
 %canon_reldir%_hpfriendsd_LDADD = %reldir%/libhpfcore.la
 
 bin_PROGRAMS += %reldir%/hpfriendsctl
-%canon_reldir%_hpfriendsctl_SOURCES = %reldir%/ctl.c
+%canon_reldir%_hpfriendsctl_SOURCES = %reldir%/ctl/ctl.c
 %canon_reldir%_hpfriendsctl_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS)
 %canon_reldir%_hpfriendsctl_LDADD = %reldir%/libhpfcore.la

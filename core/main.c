@@ -12,9 +12,7 @@
 #include "broker.h"
 #include "config.h"
 #include "log.h"
-#include "plugin.h"
-
-gboolean broker_load_plugins(struct broker *b, gboolean start, GError **error);
+#include "loader.h"
 
 static char *opt_config;
 static gboolean opt_test, opt_foreground, opt_debug, opt_version;

@@ -13,7 +13,7 @@
 #include "log.h"
 #include "router.h"
 #include "snapshot.h"
-#include "web.h"
+#include "web/web.h"
 #include "worker.h"
 
 /* How often traffic counters are written back, in reload ticks' seconds. */

@@ -196,8 +196,6 @@ gboolean sinks_start(struct sinks *s, GError **error)
     return TRUE;
 }
 
-gboolean sinks_want_messages(const struct sinks *s) { return s && s->any_messages; }
-
 static char *put_str(char **cursor, const char *src)
 {
     if (!src)

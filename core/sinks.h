@@ -14,7 +14,7 @@
 #include <glib.h>
 
 #include "config.h"
-#include "plugin.h"
+#include "loader.h"
 
 struct sinks;
 
@@ -30,8 +30,6 @@ struct sink_stats {
 struct sinks *sinks_new(const struct config *cfg, const char *plugin_dir, GError **error);
 /** Start the plugins and their threads. */
 gboolean sinks_start(struct sinks *s, GError **error);
-/** Nothing to do? (no sinks, or none wants this kind) */
-gboolean sinks_want_messages(const struct sinks *s);
 
 void sinks_message(struct sinks *s, const char *ident, const char *owner, const char *channel,
                    const guint8 *payload, gsize len);

@@ -9,7 +9,7 @@
 
 #include <glib.h>
 
-#include "plugin.h"
+#include "loader.h"
 
 struct snap_group {
     char *name;

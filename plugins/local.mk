@@ -1,39 +1,38 @@
-# rules for plugins
+# rules for plugins: what every plugin shares, then one local.mk a plugin.
 #
 # Each plugin is a libtool module exporting only hpf_plugin_entry; plugins
-# see the SDK headers, never core/ (the host table is all they get).
+# see the SDK headers, never core/ (the host table is all they get).  The
+# modules are built as plugins/NAME.la (so plugins/.libs/ holds them all,
+# which is where the tests point HPFRIENDS_PLUGIN_DIR); each plugin's
+# sources live in plugins/NAME/ with its rules, paths written out.
+#
+# Plugins that link json-glib, libmongoc or libnats stay mapped once loaded
+# (-z nodelete): those libraries register global state (GObject types,
+# libmongoc's global init, libnats's threads) that cannot be torn down and
+# set up again in one process.
 
 PLUGIN_CPPFLAGS = -I$(top_srcdir)/include -DPLUGIN_VERSION='"$(PACKAGE_VERSION)"'
 PLUGIN_LDFLAGS = -module -avoid-version -shared -export-symbols-regex '^hpf_plugin_entry$$'
 
-# The checks of a storage mutation that need no stored data: compiled into
-# each storage plugin (plugins link nothing of the core).
+# plugins/common/: code compiled into several plugins (plugins link nothing
+# of the core, so each module gets its own copy).
+# - the checks of a storage mutation that need no stored data (every storage);
 MUTATION_CHECK_SOURCES = \
-	%reldir%/common/mutation_check.h \
-	%reldir%/common/mutation_check.c
-
-plugins_LTLIBRARIES += %reldir%/storage_sqlite.la
-%canon_reldir%_storage_sqlite_la_SOURCES = \
+	plugins/common/mutation_check.h \
+	plugins/common/mutation_check.c
+# - the in-memory data model with storage_sqlite's apply() rules, for the
+#   backends that keep the whole graph in memory (file, MongoDB);
+STORAGE_MODEL_SOURCES = \
 	$(MUTATION_CHECK_SOURCES) \
-	%reldir%/crash_point.h \
-	%reldir%/storage_sqlite/sqlite_store.h \
-	%reldir%/storage_sqlite/storage_sqlite.c \
-	%reldir%/storage_sqlite/schema.c \
-	%reldir%/storage_sqlite/ops.c \
-	%reldir%/storage_sqlite/apply.c
-%canon_reldir%_storage_sqlite_la_CPPFLAGS = $(PLUGIN_CPPFLAGS)
-%canon_reldir%_storage_sqlite_la_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(JSONGLIB_CFLAGS) $(SQLITE_CFLAGS)
-# json-glib registers GObject types, which cannot be unregistered: unloading
-# it and loading it again (plugin reopened in one process) breaks GType.  So
-# this module, and with it json-glib, stays mapped once loaded.
-%canon_reldir%_storage_sqlite_la_LDFLAGS = $(PLUGIN_LDFLAGS) -Wl,-z,nodelete
-%canon_reldir%_storage_sqlite_la_LIBADD = $(JSONGLIB_LIBS) $(GLIB_LIBS) $(SQLITE_LIBS)
+	plugins/common/model.h \
+	plugins/common/model.c
+# - test-only crash points (HPF_CRASH_AT), used by the system tests.
+CRASH_POINT_SOURCES = plugins/common/crash_point.h
 
-plugins_LTLIBRARIES += %reldir%/auth_storage.la
-%canon_reldir%_auth_storage_la_SOURCES = %reldir%/auth_storage/auth_storage.c
-%canon_reldir%_auth_storage_la_CPPFLAGS = $(PLUGIN_CPPFLAGS)
-%canon_reldir%_auth_storage_la_LDFLAGS = $(PLUGIN_LDFLAGS)
-
-include plugins/sinks.mk
-include plugins/backends.mk
-include plugins/cluster.mk
+include plugins/storage_sqlite/local.mk
+include plugins/storage_file/local.mk
+include plugins/storage_mongodb/local.mk
+include plugins/auth_storage/local.mk
+include plugins/sink_file/local.mk
+include plugins/sink_syslog/local.mk
+include plugins/cluster_nats/local.mk

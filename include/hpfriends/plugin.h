@@ -51,11 +51,9 @@ extern "C" {
 
 #if defined(__GNUC__)
 #define HPF_EXPORT __attribute__((visibility("default")))
-#define HPF_MUST_CHECK __attribute__((warn_unused_result))
 #define HPF_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
 #define HPF_EXPORT
-#define HPF_MUST_CHECK
 #define HPF_PRINTF(f, a)
 #endif
 

@@ -43,7 +43,7 @@
 #include <hpfriends/plugin.h>
 #include <hpfriends/storage.h>
 
-#include "model.h"
+#include "../common/model.h"
 
 #define FS_SECTION_KEY                                                                       \
     "hpfriends: sharing graph, traffic counters and data version of hpfriends. This entry "  \

@@ -3,7 +3,7 @@
  * file_store.h for the format and the write protocol.
  */
 #include "file_store.h"
-#include "../crash_point.h"
+#include "../common/crash_point.h"
 
 #include <errno.h>
 #include <fcntl.h>

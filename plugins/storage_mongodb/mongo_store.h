@@ -43,7 +43,7 @@
 #include <hpfriends/plugin.h>
 #include <hpfriends/storage.h>
 
-#include "model.h"
+#include "../common/model.h"
 
 #define MS_SCHEMA_VERSION 1
 

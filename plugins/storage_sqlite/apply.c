@@ -10,7 +10,7 @@
  * other storage backends, and runs just before each mutation's own checks.
  */
 #include "sqlite_store.h"
-#include "../crash_point.h"
+#include "../common/crash_point.h"
 #include "../common/mutation_check.h"
 
 #include <stdarg.h>

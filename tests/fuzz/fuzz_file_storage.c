@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "fuzz_common.h"
-#include "plugin.h"
+#include "loader.h"
 #include "snapshot.h"
 
 #define NEW_USER "fuzz-added-user"

@@ -11,7 +11,7 @@
 #include <CUnit/Basic.h>
 
 #include "log.h"
-#include "plugin.h"
+#include "loader.h"
 
 static char *tmpdir;
 static struct plugin_instance *storage;

@@ -12,7 +12,7 @@
 
 #include "admin.h"
 #include "log.h"
-#include "plugin.h"
+#include "loader.h"
 #include "snapshot.h"
 
 static char *mismatch_path(void)

@@ -22,7 +22,7 @@
 #include <CUnit/Basic.h>
 
 #include "log.h"
-#include "plugin.h"
+#include "loader.h"
 #include "store_check.h"
 
 static char *tmpdir;

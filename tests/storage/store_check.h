@@ -15,7 +15,7 @@
 
 #include <glib.h>
 
-#include "plugin.h"
+#include "loader.h"
 
 /* The error text of the last apply(). */
 extern char errbuf[256];

@@ -32,7 +32,7 @@
 #include <CUnit/Basic.h>
 
 #include "log.h"
-#include "plugin.h"
+#include "loader.h"
 #include "store_check.h"
 
 #ifdef HPF_TEST_MONGODB

@@ -4,7 +4,7 @@
 # Graphviz's dot on PATH (it fails, not skips, without it).
 #
 # test_kill_import (sqlite and file only) SIGKILLs hpfriendsctl import at
-# the storage plugins' test-only crash points (plugins/crash_point.h) and
+# the storage plugins' test-only crash points (plugins/common/crash_point.h) and
 # at delays, and checks the previous state survives intact.
 #
 # The behavioural runners (graph, live reload, hpfriendsctl, counters) run

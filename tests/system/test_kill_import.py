@@ -7,7 +7,7 @@ large import (thousands of users, groups, shares and authkeys) is killed
 with SIGKILL:
 
   - at named points inside the write, through the test-only crash points
-    of the storage plugins (plugins/crash_point.h; the variable
+    of the storage plugins (plugins/common/crash_point.h; the variable
     HPF_TEST_CRASH_AT exists for this test only): half-way through the
     SQLite transaction, just before its COMMIT; half-way through writing
     the JSON file's temporary copy, just before renaming it into place,

@@ -1,5 +1,5 @@
 /*
- * Graph flattener: the reader rule of DESIGN.md section 3.
+ * Graph flattener: the reader rule of README's "Who receives what".
  *
  * Hand-made cases pin down each clause of the rule; then a property test
  * builds a few hundred random snapshots and compares graph_may_read() for

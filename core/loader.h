@@ -3,8 +3,8 @@
  * checks it against a table of rules (entry symbol, ABI version, kinds and
  * their ops, config keys), then runs its create()/start() phases.
  */
-#ifndef HPF_CORE_PLUGIN_H
-#define HPF_CORE_PLUGIN_H
+#ifndef HPF_CORE_LOADER_H
+#define HPF_CORE_LOADER_H
 
 #include <glib.h>
 #include <gmodule.h>

@@ -123,7 +123,6 @@ struct gm_key *gm_key_new(const char *ident, const char *owner, const char *secr
 void gm_key_free(struct gm_model *m, struct gm_key *k);
 
 const struct gm_key *gm_find_key(const struct gm_model *m, const char *ident);
-const struct gm_user *gm_find_user(const struct gm_model *m, const char *name);
 bool gm_is_member(const struct gm_model *m, const char *group, const char *user);
 
 /*

@@ -11,7 +11,7 @@
 
 #include "password.h"
 #include "snapshot.h"
-#include "web_internal.h"
+#include "internal.h"
 
 /* ---- common ---- */
 

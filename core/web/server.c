@@ -24,7 +24,7 @@
 #include "sinks.h"
 #include "snapshot.h"
 #include "tls.h"
-#include "web_internal.h"
+#include "internal.h"
 #include "worker.h"
 
 #ifndef HPF_WEBDIR
@@ -1045,8 +1045,6 @@ gboolean web_start(struct broker *b, FILE *ready, GError **error)
     evtimer_add(w->tick, &minute);
     return TRUE;
 }
-
-int web_port(const struct web *w) { return w ? w->port : 0; }
 
 void web_stop(struct web *w)
 {

@@ -1,10 +1,6 @@
-# rules for the cluster plugins (included from plugins/local.mk).
-#
-# cluster_nats links libnats, whose global state (threads, the delivery
-# pool) is torn down once per process: the module stays mapped once
-# loaded (-z nodelete), like the storage backends.  It links OpenSSL itself
-# only to work around libnats's teardown (see destroy() in cluster_nats.c).
-
+# cluster_nats: several nodes as one broker over NATS (libnats).  It links
+# OpenSSL itself only to work around libnats's teardown (see destroy() in
+# cluster_nats.c).
 if BUILD_NATS
 plugins_LTLIBRARIES += plugins/cluster_nats.la
 plugins_cluster_nats_la_SOURCES = plugins/cluster_nats/cluster_nats.c

@@ -1,4 +1,5 @@
-/* Shared by web.c (HTTP, sessions, static files) and web_api.c (the API). */
+/* Shared by the console's files: server.c (HTTP, static files), session.c
+ * (sessions, CSRF, login) and api.c (the API). */
 #ifndef HPF_WEB_INTERNAL_H
 #define HPF_WEB_INTERNAL_H
 

@@ -16,7 +16,7 @@
 #include "config.h"
 #include "log.h"
 #include "password.h"
-#include "plugin.h"
+#include "loader.h"
 #include "snapshot.h"
 
 static char *opt_config, **opt_auth, *opt_plugin_dir;

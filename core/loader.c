@@ -1,4 +1,4 @@
-#include "plugin.h"
+#include "loader.h"
 
 #include <openssl/crypto.h>
 #include <stdarg.h>

@@ -24,7 +24,5 @@ void web_stop(struct web *w);
 void web_free(struct web *w);
 /** The broker read a new snapshot: keep what logins and sessions need from it. */
 void web_snapshot_loaded(struct web *w, const struct snapshot *s);
-/** Port the console listens on (0 when none). */
-int web_port(const struct web *w);
 
 #endif

@@ -9,7 +9,7 @@
  * a user record is no user for a mutation, as in SQLite).
  */
 #include "model.h"
-#include "../common/mutation_check.h"
+#include "mutation_check.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -300,11 +300,6 @@ bool gm_add_key(struct gm_model *m, struct gm_key *k)
 const struct gm_key *gm_find_key(const struct gm_model *m, const char *ident)
 {
     return g_hash_table_lookup(m->key_by_ident, ident);
-}
-
-const struct gm_user *gm_find_user(const struct gm_model *m, const char *name)
-{
-    return g_hash_table_lookup(m->user_by_name, name);
 }
 
 static struct gm_key *key_copy(const struct gm_model *m, const struct gm_key *k)
