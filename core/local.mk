@@ -30,6 +30,7 @@ noinst_LTLIBRARIES += %reldir%/libhpfcore.la
 	%reldir%/web/web.h %reldir%/web/internal.h \
 	%reldir%/web/config.c \
 	%reldir%/web/server.c \
+	%reldir%/web/session.c \
 	%reldir%/web/api.c \
 	%reldir%/ctl/export.c
 %canon_reldir%_libhpfcore_la_CPPFLAGS = $(AM_CPPFLAGS) -DHPF_PLUGINDIR='"$(pluginsdir)"' \

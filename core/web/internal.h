@@ -74,6 +74,7 @@ struct web_job {
     const struct web_route *route;
     struct admin admin;
     gboolean require_accept;
+    gboolean channels_mode; /* access = channels: the lists are the only access control */
     char *user;      /* session's user */
     char *acting;    /* whose objects (user, or another for an admin) */
     gboolean is_admin;
@@ -110,7 +111,41 @@ const char *web_body_str(struct web_job *j, const char *key, gboolean required);
 char **web_body_strv(struct web_job *j, const char *key, gboolean *present);
 const char *web_query(struct web_job *j, const char *key);
 
-/* Loop thread. */
+/* Why a request is refused before it becomes a job (loop thread). */
+struct web_refusal {
+    int status;        /* 0: not refused */
+    char *msg;
+    const char *allow; /* an Allow header for a 405 */
+    gboolean close;    /* close the connection after the reply */
+};
+/** Set the refusal (the first one wins); returns FALSE, for guards to return it. */
+gboolean web_refuse(struct web_refusal *no, int status, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+
+/* Loop thread: jobs (server.c). */
+void web_job_free(struct web_job *j);
+/** Reply (when the request is still there), forget and free the job. */
+void web_job_end(struct web_job *j);
+/** Run the job's route on the storage worker, or queue it for a place there. */
+void web_storage_submit(struct web *w, struct web_job *j);
+/** Free the per-thread state a worker job leaves in OpenSSL. */
+void web_release_thread_state(void);
+
+/* Loop thread: sessions, CSRF, login (session.c). */
+void web_session_free(gpointer p);
+/** End sessions past their time; let the login throttle forget old failures. */
+void web_sessions_expire(struct web *w);
+/**
+ * Origin and Sec-Fetch-Site for a change, then the session (*s, or NULL) a
+ * route needs and its CSRF token: FALSE with the refusal set when one fails.
+ */
+gboolean web_session_guard(struct web *w, struct evhttp_request *req,
+                           const struct web_route *route, struct web_session **s,
+                           struct web_refusal *no);
+/** A login may go on (size, throttle, password worker capacity); before its body is parsed. */
+gboolean web_login_admit(struct web *w, struct web_job *j, size_t body_len,
+                         struct web_refusal *no);
+/** With the credentials at hand, run the login without storage (takes j); FALSE: no snapshot yet. */
+gboolean web_login_start(struct web_job *j);
 /** After a first storage pass: run the password work on the password worker. */
 void web_crypto_finish(struct web_job *j);
 /** The session's CSRF token (loop thread), or NULL. */
