@@ -1,4 +1,5 @@
 /* hpfriendsctl export / import: the whole dataset as one JSON document. */
+#include <hpfriends/names.h>
 #include <json-glib/json-glib.h>
 #include <string.h>
 
@@ -209,22 +210,6 @@ static gboolean fail_at(struct importer *im, const char *where, guint i, const c
     return FALSE;
 }
 
-/*
- * Names, channels and secrets: what an export can hold and give back.
- * json-glib's parser lets some escapes through that make invalid UTF-8,
- * which would make the next export invalid JSON.
- */
-static gboolean import_text_ok(const char *v)
-{
-    size_t n = strlen(v);
-    if (n == 0 || n > 4096 || !g_utf8_validate(v, (gssize)n, NULL))
-        return FALSE;
-    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
-        if (*p < 0x20 || *p == 0x7f)
-            return FALSE;
-    return TRUE;
-}
-
 /* A required string member, or NULL (and the error set). */
 static const char *str_member(struct importer *im, JsonObject *o, const char *key,
                               const char *where, guint i)
@@ -237,10 +222,12 @@ static const char *str_member(struct importer *im, JsonObject *o, const char *ke
         return NULL;
     }
     const char *v = json_node_get_string(n);
-    if (!import_text_ok(v)) {
-        char *what = g_strdup_printf("'%s' must be 1-4096 bytes of UTF-8 text without control "
-                                     "characters",
-                                     key);
+    /* json-glib lets escapes through that make invalid UTF-8: the next export would break. */
+    const char *why = hpf_name_check(v, strcmp(key, "secret") && strcmp(key, "password")
+                                            ? HPF_NAME_MAX
+                                            : HPF_SECRET_MAX);
+    if (why) {
+        char *what = g_strdup_printf("'%s' %s", key, why);
         fail_at(im, where, i, what);
         g_free(what);
         return NULL;
@@ -327,8 +314,9 @@ static const char **strv_member(struct importer *im, JsonObject *o, const char *
             return (const char **)-1;
         }
         v[j] = json_node_get_string(e);
-        if (!import_text_ok(v[j])) {
-            char *what = g_strdup_printf("'%s' must hold 1-4096 bytes of UTF-8 text each", key);
+        const char *why = hpf_name_check(v[j], HPF_NAME_MAX);
+        if (why) {
+            char *what = g_strdup_printf("'%s' entry %u %s", key, j + 1, why);
             fail_at(im, where, i, what);
             g_free(what);
             return (const char **)-1;
@@ -357,8 +345,8 @@ static gboolean collect(struct importer *im, JsonObject *root)
                 push(im, (struct hpf_mutation){.op = HPF_MUT_USER_SET_ADMIN, .user = name,
                                                .flag = true});
             JsonNode *pw = json_object_get_member(o, "password");
-            if (pw && !opt_string(o, "password"))
-                return fail_at(im, "users", i, "'password' must be a string");
+            if (pw && !str_member(im, o, "password", "users", i))
+                return FALSE;
             if (pw)
                 push(im, (struct hpf_mutation){.op = HPF_MUT_USER_SET_PASSWORD, .user = name,
                                                .password = opt_string(o, "password")});

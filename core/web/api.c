@@ -142,6 +142,8 @@ static void run_session(struct web_job *j)
     STR(b, "user", j->user);
     BOOL(b, "admin", j->is_admin);
     BOOL(b, "require_accept", j->require_accept);
+    /* The console shows channel lists read-only to users who may not set them. */
+    BOOL(b, "lists_editable", j->is_admin || !j->channels_mode);
     END(b);
     web_job_ok(j, b);
 }
@@ -323,6 +325,8 @@ static void run_offers(struct web_job *j)
     JsonBuilder *b = json_builder_new();
     OBJ(b);
     BOOL(b, "require_accept", j->require_accept);
+    /* The console shows channel lists read-only to users who may not set them. */
+    BOOL(b, "lists_editable", j->is_admin || !j->channels_mode);
     json_builder_set_member_name(b, "offers");
     json_builder_begin_array(b);
     for (guint i = 0; i < s->shares->len; i++) {
@@ -465,6 +469,20 @@ static void finish_authkeys(struct web_job *j)
     g_hash_table_unref(by_ident);
 }
 
+/*
+ * With access = channels the lists are the only access control: a user who
+ * set their own could read every channel.  Only an administrator sets them
+ * then; a user may still make a key (its lists empty) or delete one.
+ */
+static gboolean lists_allowed(struct web_job *j, gboolean sets_lists)
+{
+    if (!j->channels_mode || j->is_admin || !sets_lists)
+        return TRUE;
+    web_job_error(j, 403, "with access = channels only an administrator may set an authkey's "
+                          "publish and subscribe lists");
+    return FALSE;
+}
+
 static void run_authkey_add(struct web_job *j)
 {
     const char *ident = web_body_str(j, "ident", TRUE);
@@ -474,6 +492,8 @@ static void run_authkey_add(struct web_job *j)
     char **pub = web_body_strv(j, "publish", &has_pub);
     char **sub = j->status ? NULL : web_body_strv(j, "subscribe", &has_sub);
     struct snapshot *s = j->status ? NULL : begin(j);
+    if (s && !lists_allowed(j, (pub && *pub) || (sub && *sub)))
+        g_clear_pointer(&s, snapshot_free);
     if (s) {
         snapshot_free(s);
         GError *e = NULL;
@@ -502,11 +522,11 @@ static void run_authkey_set(struct web_job *j)
     const char *ident = web_body_str(j, "ident", TRUE);
     if (!ident)
         return;
-    gboolean has_pub, has_sub;
+    gboolean has_pub = FALSE, has_sub = FALSE;
     char **pub = web_body_strv(j, "publish", &has_pub);
     char **sub = j->status ? NULL : web_body_strv(j, "subscribe", &has_sub);
     struct snapshot *s = j->status ? NULL : begin(j);
-    if (s && own_key(j, s, ident)) {
+    if (s && own_key(j, s, ident) && lists_allowed(j, has_pub || has_sub)) {
         GError *e = NULL;
         done_op(j, admin_authkey_set(&j->admin, ident, NULL, NULL, pub, sub, &e), &e);
     }
@@ -821,6 +841,8 @@ static void run_readers(struct web_job *j)
     STR(b, "publisher", j->acting);
     STR(b, "channel", chan);
     BOOL(b, "require_accept", j->require_accept);
+    /* The console shows channel lists read-only to users who may not set them. */
+    BOOL(b, "lists_editable", j->is_admin || !j->channels_mode);
     json_builder_set_member_name(b, "readers");
     json_builder_begin_array(b);
     for (guint i = 0; i < r->len; i++) {

@@ -254,6 +254,9 @@ static void login_complete(struct web_job *j)
     json_builder_add_boolean_value(b, j->is_admin);
     json_builder_set_member_name(b, "csrf");
     json_builder_add_string_value(b, s->csrf);
+    /* The console shows channel lists read-only to users who may not set them. */
+    json_builder_set_member_name(b, "lists_editable");
+    json_builder_add_boolean_value(b, j->is_admin || !j->channels_mode);
     json_builder_end_object(b);
     web_job_ok(j, b);
 }
