@@ -20,6 +20,7 @@ noinst_LTLIBRARIES += %reldir%/libhpfcore.la
 	%reldir%/tls.c %reldir%/tls.h \
 	%reldir%/ipguard.c %reldir%/ipguard.h \
 	%reldir%/admin.c %reldir%/admin.h \
+	%reldir%/jsonutil.c %reldir%/jsonutil.h \
 	%reldir%/password.c %reldir%/password.h \
 	%reldir%/names.h \
 	%reldir%/broker.c %reldir%/broker.h \

@@ -9,6 +9,7 @@
  */
 #include <string.h>
 
+#include "jsonutil.h"
 #include "password.h"
 #include "snapshot.h"
 #include "internal.h"
@@ -17,19 +18,8 @@
 
 #define OBJ(b) json_builder_begin_object(b)
 #define END(b) json_builder_end_object(b)
-#define STR(b, k, v)                                                                         \
-    do {                                                                                     \
-        json_builder_set_member_name(b, k);                                                  \
-        if (v)                                                                               \
-            json_builder_add_string_value(b, v);                                             \
-        else                                                                                 \
-            json_builder_add_null_value(b);                                                  \
-    } while (0)
-#define BOOL(b, k, v)                                                                        \
-    do {                                                                                     \
-        json_builder_set_member_name(b, k);                                                  \
-        json_builder_add_boolean_value(b, v);                                                \
-    } while (0)
+#define STR(b, k, v) jsonutil_add_str(b, k, v)
+#define BOOL(b, k, v) jsonutil_add_bool(b, k, v)
 #define INT(b, k, v)                                                                         \
     do {                                                                                     \
         json_builder_set_member_name(b, k);                                                  \
@@ -96,15 +86,6 @@ static void done_op(struct web_job *j, gboolean ok, GError **e)
     }
     j->changed = TRUE;
     ok_simple(j);
-}
-
-static void add_strv(JsonBuilder *b, const char *key, GPtrArray *a)
-{
-    json_builder_set_member_name(b, key);
-    json_builder_begin_array(b);
-    for (guint i = 0; i < a->len; i++)
-        json_builder_add_string_value(b, a->pdata[i]);
-    json_builder_end_array(b);
 }
 
 /* ---- session ---- */
@@ -411,8 +392,8 @@ static void run_authkeys(struct web_job *j)
         OBJ(b);
         STR(b, "ident", k->ident);
         STR(b, "owner", k->owner);
-        add_strv(b, "publish", k->publish);
-        add_strv(b, "subscribe", k->subscribe);
+        jsonutil_add_strv(b, "publish", k->publish);
+        jsonutil_add_strv(b, "subscribe", k->subscribe);
         INT(b, "published_msgs", c.published_msgs);
         INT(b, "published_bytes", c.published_bytes);
         INT(b, "received_msgs", c.received_msgs);
