@@ -45,12 +45,14 @@ struct web {
     GHashTable *sessions; /* id -> struct web_session * */
     GHashTable *jobs;     /* struct web_job * in flight */
     GQueue events;        /* struct web_event *, oldest first */
-    struct ipguard *login_guard;
+    struct ipguard *login_guard; /* password checks per address */
+    struct ipguard *user_guard;  /* password checks per account (user name) */
     struct worker *crypto; /* password hashing, so it never delays storage */
     GHashTable *creds;     /* user -> struct web_cred *, NULL before the first snapshot */
     guint storage_busy;    /* console jobs on the storage worker */
     GQueue storage_wait;   /* struct web_job * waiting for a place there */
     guint crypto_busy;     /* jobs on the password worker */
+    guint crypto_change_busy; /* of which /api/password */
     GHashTable *conns;     /* struct evhttp_connection * -> peer address */
     struct ipguard *conn_guard; /* connections per address */
     struct event *tick;
@@ -94,7 +96,8 @@ struct web_job {
     char *password;     /* login, passwd: plain text, wiped when freed */
     char *password2;
     gboolean verified;
-    gboolean guarded;   /* login: counted by the login guard until freed */
+    gboolean guarded;   /* counted by the login guard (address) until freed */
+    gboolean user_guarded; /* counted by the user guard (account) until freed */
 };
 
 extern const struct web_route web_routes[];
@@ -144,7 +147,7 @@ gboolean web_session_guard(struct web *w, struct evhttp_request *req,
 /** A login may go on (size, throttle, password worker capacity); before its body is parsed. */
 gboolean web_login_admit(struct web *w, struct web_job *j, size_t body_len,
                          struct web_refusal *no);
-/** With the credentials at hand, run the login without storage (takes j); FALSE: no snapshot yet. */
+/** Run a login without storage when its credentials are at hand (takes j); FALSE: not yet. */
 gboolean web_login_start(struct web_job *j);
 /** After a first storage pass: run the password work on the password worker. */
 void web_crypto_finish(struct web_job *j);

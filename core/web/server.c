@@ -239,6 +239,8 @@ void web_job_free(struct web_job *j)
 {
     if (j->guarded)
         ipguard_release(j->w->login_guard, j->peer);
+    if (j->user_guarded)
+        ipguard_release(j->w->user_guard, j->user ? j->user : "");
     if (j->password)
         OPENSSL_cleanse(j->password, strlen(j->password));
     if (j->password2)
@@ -685,6 +687,7 @@ gboolean web_start(struct broker *b, FILE *ready, GError **error)
     g_queue_init(&w->events);
     g_queue_init(&w->storage_wait);
     w->login_guard = ipguard_new(0, wc->login_failures, 30);
+    w->user_guard = ipguard_new(0, wc->login_failures, 30);
     w->conns = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
     w->conn_guard = ipguard_new(MAX_CONNS_PER_IP, 0, 0);
     const char *env = g_getenv("HPFRIENDS_WEB_ROOT");
@@ -788,6 +791,7 @@ void web_free(struct web *w)
     g_hash_table_unref(w->sessions);
     g_queue_clear_full(&w->events, web_event_free);
     ipguard_free(w->login_guard);
+    ipguard_free(w->user_guard);
     g_hash_table_unref(w->conns);
     ipguard_free(w->conn_guard);
     if (w->creds)

@@ -24,6 +24,8 @@
 #define MAX_LOGIN_WAIT 8
 /* Password derivations queued or running; more get a 503. */
 #define MAX_CRYPTO_JOBS 32
+/* Of those, password changes (the rest stay free for logins). */
+#define MAX_CRYPTO_CHANGES 8
 /* Login bodies are small: a larger one is refused before it is parsed. */
 #define MAX_LOGIN_BODY 4096
 #define SESSION_MAX_US ((gint64)24 * 3600 * G_USEC_PER_SEC)
@@ -163,18 +165,59 @@ static void crypto_run(void *arg)
 
 static void crypto_done(void *arg);
 
+static gboolean is_login(const struct web_job *j) { return !strcmp(j->route->path, "/api/login"); }
+
+/*
+ * Password checks are throttled per address and per account (many
+ * addresses guessing one account, or a stolen session guessing its own
+ * password), and password changes get only part of the password worker,
+ * so they can never keep logins out.  FALSE with the error set.
+ */
+static gboolean crypto_admit(struct web_job *j)
+{
+    struct web *w = j->w;
+    gboolean login = is_login(j);
+    if (!login && !j->guarded) {
+        if (ipguard_login_begin(w->login_guard, j->peer)) {
+            web_job_error(j, 429, "too many wrong passwords from your address; try again later");
+            return FALSE;
+        }
+        j->guarded = TRUE;
+    }
+    if (!j->user_guarded) {
+        if (ipguard_login_begin(w->user_guard, j->user ? j->user : "")) {
+            web_job_error(j, 429, "too many wrong passwords for this account; try again later");
+            return FALSE;
+        }
+        j->user_guarded = TRUE;
+    }
+    if (w->crypto_busy >= MAX_CRYPTO_JOBS ||
+        (!login && w->crypto_change_busy >= MAX_CRYPTO_CHANGES)) {
+        web_job_error(j, 503, "busy: too many password checks in progress; try again");
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* A password check failed: it counts against the address and the account. */
+static void crypto_failed(struct web_job *j)
+{
+    ipguard_auth_failed(j->w->login_guard, j->peer);
+    ipguard_auth_failed(j->w->user_guard, j->user ? j->user : "");
+}
+
 void web_crypto_finish(struct web_job *j)
 {
     struct web *w = j->w;
     if (!j->verified) {
         /* First pass (storage read): verify on the password worker. */
-        if (w->crypto_busy >= MAX_CRYPTO_JOBS) {
-            web_job_error(j, 503, "busy: too many password checks in progress; try again");
+        if (!crypto_admit(j))
             return;
-        }
         j->resubmitted = TRUE;
         j->verified = FALSE;
         w->crypto_busy++;
+        if (!is_login(j))
+            w->crypto_change_busy++;
         worker_submit(w->crypto, crypto_run, crypto_done, j);
     } else if (j->session_id) {
         /* /api/password stored the new hash: that ends the user's other sessions. */
@@ -204,7 +247,7 @@ static void login_complete(struct web_job *j)
 {
     struct web *w = j->w;
     if (!j->verified) {
-        ipguard_auth_failed(w->login_guard, j->peer);
+        crypto_failed(j);
         char *name = g_strescape(j->user ? j->user : "", NULL); /* no forged log lines */
         log_notice("web: failed login for '%s' from %s", name, j->peer);
         g_free(name);
@@ -267,10 +310,13 @@ static void crypto_done(void *arg)
     struct web_job *j = arg;
     struct web *w = j->w;
     w->crypto_busy--;
-    if (j->req && !strcmp(j->route->path, "/api/login")) {
+    if (!is_login(j))
+        w->crypto_change_busy--;
+    if (j->req && is_login(j)) {
         login_complete(j);
     } else if (j->req && !w->stopped) {
         if (!j->verified) {
+            crypto_failed(j);
             web_job_error(j, 403, "the current password is wrong");
         } else if (!j->hash) {
             web_job_error(j, 500, "cannot hash the password: OpenSSL failed");
@@ -348,6 +394,7 @@ void web_sessions_expire(struct web *w)
 {
     g_hash_table_foreach_remove(w->sessions, session_expired, w);
     ipguard_expire(w->login_guard);
+    ipguard_expire(w->user_guard);
 }
 
 /* ---- guards of a request ---- */

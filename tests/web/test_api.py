@@ -42,9 +42,10 @@ class Http:
     """One browser-like client: a cookie jar of one cookie, the CSRF token
     from login, and the Origin a same-origin page would send."""
 
-    def __init__(self, port, tls=False):
+    def __init__(self, port, tls=False, source=None):
         self.port = port
         self.tls = tls
+        self.source = (source, 0) if source else None  # another 127.x address to come from
         self.cookie = None
         self.csrf = None
         self.origin = "%s://127.0.0.1:%d" % ("https" if tls else "http", port)
@@ -67,9 +68,11 @@ class Http:
             ctx = ssl.create_default_context()
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
-            c = http.client.HTTPSConnection(t.HOST, self.port, timeout=HTTP_TIMEOUT, context=ctx)
+            c = http.client.HTTPSConnection(t.HOST, self.port, timeout=HTTP_TIMEOUT, context=ctx,
+                                            source_address=self.source)
         else:
-            c = http.client.HTTPConnection(t.HOST, self.port, timeout=HTTP_TIMEOUT)
+            c = http.client.HTTPConnection(t.HOST, self.port, timeout=HTTP_TIMEOUT,
+                                           source_address=self.source)
         try:
             c.request(method, path, body=data, headers=h)
             r = c.getresponse()
@@ -324,8 +327,12 @@ def login_and_sessions(r):
     err(r, "GET /api/readers without a channel", h.call("GET", "/api/readers"), 400)
 
     # Passwords: change, wrong old one, too short; old one stops working.
+    # From another address: a wrong old password counts as a failed login
+    # there, and this address has had its share of failures above.
+    other = Http(port, source="127.0.0.5")
+    other.login("alice", PASSWORDS["alice"])
     err(r, "password change with a wrong old password",
-        h.call("POST", "/api/password", {"old": "wrong-one", "new": "new-pass-4444"}), 403)
+        other.call("POST", "/api/password", {"old": "wrong-one", "new": "new-pass-4444"}), 403)
     err(r, "password change to a short one",
         h.call("POST", "/api/password", {"old": PASSWORDS["alice"], "new": "short"}), 400,
         "too short")
@@ -615,6 +622,31 @@ def strict_json_and_query(r):
     r.check("?user= alone works", status == 200, repr(doc))
     err(r, "a key without '=' does not drop ?user=",
         root.call("GET", "/api/authkeys?flag&user=alice"), 400, "query")
+    r.check("the broker stops cleanly", b.stop() == 0)
+
+
+def password_throttles(r):
+    conf, b, port = setup(r, "throttle")
+    # A stolen session must not be a password-guessing oracle: wrong old
+    # passwords count like failed logins.
+    h = logged_in(port, "alice")
+    for i in range(5):
+        err(r, "wrong old password %d" % (i + 1),
+            h.call("POST", "/api/password", {"old": "guess-%d" % i, "new": "new-pass-4444"}), 403)
+    err(r, "then even the right one is throttled",
+        h.call("POST", "/api/password", {"old": PASSWORDS["alice"], "new": "new-pass-4444"}),
+        429, "too many wrong passwords")
+    # Per account as well as per address: one wrong guess from each of five
+    # addresses, then the right password from a sixth.
+    for i in range(5):
+        status, doc, _ = Http(port, source="127.0.0.%d" % (10 + i)).login("bob", "guess-%d" % i)
+        r.check("bob: wrong password from 127.0.0.%d -> 401" % (10 + i), status == 401,
+                repr((status, doc)))
+    status, doc, _ = Http(port, source="127.0.0.20").login("bob", PASSWORDS["bob"])
+    r.check("bob's account is throttled from a new address too", status == 429 and
+            "account" in (doc or {}).get("error", ""), repr((status, doc)))
+    status, doc, _ = Http(port, source="127.0.0.21").login("root", PASSWORDS["root"])
+    r.check("other accounts log in", status == 200, repr((status, doc)))
     r.check("the broker stops cleanly", b.stop() == 0)
 
 
@@ -969,6 +1001,7 @@ if __name__ == "__main__":
         ("hostile names and secrets", hostile_names),
         ("access = channels: only admins set channel lists", channels_mode),
         ("strict JSON and query strings", strict_json_and_query),
+        ("password checks throttled per address and per account", password_throttles),
         ("a password change ends other sessions", password_ends_sessions),
         ("logs of an ident that changed owner", logs_of_reused_ident),
         ("HTTPS console", tls_console),
