@@ -471,6 +471,36 @@ static gboolean conn_admit(struct web *w, struct evhttp_request *req, struct web
     return TRUE;
 }
 
+/*
+ * DNS rebinding: a page of another site whose name now resolves to us sends
+ * its own name in Host, and its Origin matches it.  Only names the admin
+ * listed ([web] hostnames), IP literals and localhost are ours.  A request
+ * without Host (HTTP/1.0) comes from no browser and passes.
+ */
+static gboolean host_allowed(struct web *w, struct evhttp_request *req, struct web_refusal *no)
+{
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
+    char **names = w->b->cfg->web->hostnames;
+    if (!h || (names && names[0] && !strcmp(names[0], "*")))
+        return TRUE;
+    char *host;
+    if (h[0] == '[') { /* [v6]:port */
+        const char *end = strchr(h, ']');
+        host = end ? g_strndup(h + 1, end - h - 1) : g_strdup(h);
+    } else {
+        const char *colon = strchr(h, ':');
+        host = colon ? g_strndup(h, colon - h) : g_strdup(h);
+    }
+    gboolean ok = g_hostname_is_ip_address(host) || !g_ascii_strcasecmp(host, "localhost");
+    for (char **n = names; n && *n && !ok; n++)
+        ok = !g_ascii_strcasecmp(host, *n);
+    g_free(host);
+    if (!ok)
+        return web_refuse(no, 403, "this console does not answer to that Host name (add it to "
+                                   "[web] hostnames)");
+    return TRUE;
+}
+
 gboolean web_refuse(struct web_refusal *no, int status, const char *fmt, ...)
 {
     if (no->status)
@@ -608,7 +638,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     struct web_refusal no = {0};
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-    gboolean admitted = conn_admit(w, req, &no);
+    gboolean admitted = conn_admit(w, req, &no) && host_allowed(w, req, &no);
     if (admitted && (!path || path[0] != '/'))
         web_refuse(&no, 400, "bad request path");
     else if (admitted && !g_str_has_prefix(path, "/api/"))

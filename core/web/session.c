@@ -16,7 +16,13 @@
 #include "password.h"
 #include "worker.h"
 
+/*
+ * Over TLS the cookie carries the __Host- prefix: browsers then take it
+ * only with Secure, Path=/ and no Domain, so no sibling host or plain-HTTP
+ * page can plant or shadow it.
+ */
 #define COOKIE_NAME "hpf_session"
+#define COOKIE_NAME_TLS "__Host-hpf_session"
 #define MAX_SESSIONS 10000
 /* Sessions of one user; a new login ends the oldest past it. */
 #define MAX_USER_SESSIONS 20
@@ -109,13 +115,15 @@ static struct web_session *session_of(struct web *w, struct evhttp_request *req)
     const char *cookie = evhttp_find_header(evhttp_request_get_input_headers(req), "Cookie");
     if (!cookie)
         return NULL;
+    const char *name = is_secure(w) ? COOKIE_NAME_TLS : COOKIE_NAME;
     struct web_session *found = NULL;
     char **parts = g_strsplit(cookie, ";", 32);
     for (char **p = parts; *p && !found; p++) {
         char *kv = g_strstrip(*p);
-        if (!g_str_has_prefix(kv, COOKIE_NAME "="))
+        const char *eq = strchr(kv, '=');
+        if (!eq || (size_t)(eq - kv) != strlen(name) || strncmp(kv, name, strlen(name)))
             continue;
-        found = g_hash_table_lookup(w->sessions, kv + strlen(COOKIE_NAME "="));
+        found = g_hash_table_lookup(w->sessions, eq + 1);
     }
     g_strfreev(parts);
     gint64 now = g_get_monotonic_time();
@@ -130,7 +138,8 @@ static struct web_session *session_of(struct web *w, struct evhttp_request *req)
 
 static void set_cookie(struct web *w, struct evhttp_request *req, const char *value, gboolean clear)
 {
-    char *c = g_strdup_printf(COOKIE_NAME "=%s; Path=/; HttpOnly; SameSite=Strict%s%s", value,
+    char *c = g_strdup_printf("%s=%s; Path=/; HttpOnly; SameSite=Strict%s%s",
+                              is_secure(w) ? COOKIE_NAME_TLS : COOKIE_NAME, value,
                               is_secure(w) ? "; Secure" : "", clear ? "; Max-Age=0" : "");
     evhttp_add_header(evhttp_request_get_output_headers(req), "Set-Cookie", c);
     g_free(c);

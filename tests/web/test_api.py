@@ -47,6 +47,7 @@ class Http:
         self.tls = tls
         self.source = (source, 0) if source else None  # another 127.x address to come from
         self.cookie = None
+        self.cookie_name = "hpf_session"
         self.csrf = None
         self.origin = "%s://127.0.0.1:%d" % ("https" if tls else "http", port)
 
@@ -54,7 +55,7 @@ class Http:
                 ctype="application/json"):
         h = {}
         if self.cookie:
-            h["Cookie"] = "hpf_session=" + self.cookie
+            h["Cookie"] = self.cookie_name + "=" + self.cookie
         if csrf and self.csrf and method != "GET":
             h["X-CSRF-Token"] = self.csrf
         if origin and method != "GET":
@@ -96,9 +97,9 @@ class Http:
                                             {"user": user, "password": password})
         if status == 200:
             for c in hdrs["set-cookie-all"]:
-                m = re.match(r"hpf_session=([0-9a-f]+);", c)
+                m = re.match(r"((?:__Host-)?hpf_session)=([0-9a-f]+);", c)
                 if m:
-                    self.cookie = m.group(1)
+                    self.cookie_name, self.cookie = m.group(1), m.group(2)
             self.csrf = doc.get("csrf")
         return status, doc, hdrs
 
@@ -650,6 +651,30 @@ def password_throttles(r):
     r.check("the broker stops cleanly", b.stop() == 0)
 
 
+def host_names(r):
+    conf, b, port = setup(r, "hosts")
+    h = Http(port)
+    evil = {"Host": "rebound.example:%d" % port}
+    status, doc, _, _ = h.request("GET", "/", headers=evil)
+    r.check("GET / under another site's name -> 403", status == 403, repr((status, doc)))
+    err(r, "login under another site's name (its Origin matching)",
+        h.call("POST", "/api/login", {"user": "alice", "password": PASSWORDS["alice"]},
+               origin=False, headers=dict(evil, Origin="http://rebound.example:%d" % port)),
+        403, "hostnames")
+    status = h.request("GET", "/", headers={"Host": "localhost:%d" % port})[0]
+    r.check("localhost is ours", status == 200, repr(status))
+    status = h.request("GET", "/", headers={"Host": "[::1]:%d" % port})[0]
+    r.check("an IPv6 literal is ours", status == 200, repr(status))
+    r.check("the broker stops cleanly", b.stop() == 0)
+    conf, b, port = setup(r, "hosts-listed", web_more="hostnames = Console.Example, other.example\n")
+    h = Http(port)
+    status = h.request("GET", "/", headers={"Host": "console.example:%d" % port})[0]
+    r.check("a listed name (any case) is ours", status == 200, repr(status))
+    status = h.request("GET", "/", headers={"Host": "rebound.example"})[0]
+    r.check("an unlisted one is not", status == 403, repr(status))
+    r.check("the broker stops cleanly", b.stop() == 0)
+
+
 def password_ends_sessions(r):
     conf, b, port = setup(r, "sessions")
     h1, h2 = logged_in(port, "alice"), logged_in(port, "alice")
@@ -975,6 +1000,13 @@ def tls_console(r):
     cookie = " ".join(hdrs["set-cookie-all"])
     r.check("HTTPS: login -> 200, cookie marked Secure", status == 200 and "; Secure" in cookie,
             "%r %r" % (status, cookie))
+    r.check("HTTPS: the cookie has the __Host- prefix, Path=/ and no Domain",
+            cookie.startswith("__Host-hpf_session=") and "; Path=/;" in cookie and
+            "domain" not in cookie.lower(), repr(cookie))
+    plain_name = Http(port, tls=True)
+    plain_name.cookie, plain_name.csrf = h.cookie, h.csrf
+    err(r, "HTTPS: the session id under the unprefixed name is not a session",
+        plain_name.call("POST", "/api/groups", {"name": "g3"}), 401)
     ok(r, "HTTPS: a state change with token and https Origin",
        h.call("POST", "/api/groups", {"name": "tlsgroup"}))
     err(r, "HTTPS: an http:// Origin is refused",
@@ -1002,6 +1034,7 @@ if __name__ == "__main__":
         ("access = channels: only admins set channel lists", channels_mode),
         ("strict JSON and query strings", strict_json_and_query),
         ("password checks throttled per address and per account", password_throttles),
+        ("Host names: DNS rebinding", host_names),
         ("a password change ends other sessions", password_ends_sessions),
         ("logs of an ident that changed owner", logs_of_reused_ident),
         ("HTTPS console", tls_console),
