@@ -16,12 +16,10 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 #include <openssl/ssl.h>
 
 #include "ipguard.h"
 #include "log.h"
-#include "password.h"
 #include "sinks.h"
 #include "snapshot.h"
 #include "tls.h"
