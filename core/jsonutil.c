@@ -5,6 +5,8 @@
  */
 #include "jsonutil.h"
 
+#include <string.h>
+
 void jsonutil_add_str(JsonBuilder *b, const char *key, const char *v)
 {
     json_builder_set_member_name(b, key);
@@ -71,4 +73,38 @@ char *jsonutil_to_text(JsonNode *root, gboolean pretty)
     char *out = g_strconcat(text, "\n", NULL);
     g_free(text);
     return out;
+}
+
+/*
+ * json-glib parses recursively, without a depth limit, and also takes a
+ * syntax wider than JSON ('...' strings, comments) in which brackets do
+ * not nest.  Refuse, before it sees the text, anything outside strict
+ * JSON's bytes and any nesting deeper than max, so no input can run the
+ * stack out.  NULL when the text may be parsed.
+ */
+const char *jsonutil_prescan(const char *text, size_t len, guint max)
+{
+    guint depth = 0;
+    gboolean in_string = FALSE;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (in_string) {
+            if (c < 0x20)
+                return "bad JSON: control character in a string";
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = FALSE;
+        } else if (c == '"') {
+            in_string = TRUE;
+        } else if (c == '[' || c == '{') {
+            if (++depth > max)
+                return "bad JSON: nested too deeply";
+        } else if ((c == ']' || c == '}') && depth) {
+            depth--;
+        } else if (!strchr(" \t\r\n]},:-+.0123456789eEtrufalsn", c) || c == 0) {
+            return "bad JSON: only strict JSON is accepted (no comments, no '...' strings)";
+        }
+    }
+    return NULL;
 }

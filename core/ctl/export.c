@@ -13,6 +13,7 @@
 
 #define EXPORT_FORMAT "hpfriends-export"
 #define EXPORT_VERSION 1
+#define IMPORT_MAX_DEPTH 32
 
 static gint cmp_str(gconstpointer a, gconstpointer b)
 {
@@ -392,6 +393,12 @@ gboolean admin_import(struct admin *a, const char *json, gsize len, GError **err
         .keep = g_ptr_array_new_with_free_func(g_free),
     };
 
+    /* An export nests four deep; a deeper document could run the parser's stack out. */
+    const char *why = jsonutil_prescan(json, len, IMPORT_MAX_DEPTH);
+    if (why) {
+        g_set_error(error, ADMIN_ERROR, HPF_ERR_INVALID, "import: %s", why);
+        goto out;
+    }
     if (!json_parser_load_from_data(parser, json, (gssize)len, &e)) {
         /* json-glib's message carries <data>:LINE:COL. */
         g_set_error(error, ADMIN_ERROR, HPF_ERR_INVALID, "import: %s", e->message);

@@ -19,6 +19,7 @@
 #include <openssl/ssl.h>
 
 #include "ipguard.h"
+#include "jsonutil.h"
 #include "log.h"
 #include "sinks.h"
 #include "snapshot.h"
@@ -366,40 +367,6 @@ static gboolean parse_query(const char *q, GHashTable **out)
     return TRUE;
 }
 
-/*
- * json-glib parses recursively, without a depth limit, and also takes a
- * syntax wider than JSON ('...' strings, comments) in which brackets do
- * not nest.  Refuse, before it sees the text, anything outside strict
- * JSON's bytes and any nesting deeper than max, so no request can run the
- * loop's stack out.  NULL when the text may be parsed.
- */
-static const char *json_prescan(const char *text, size_t len, guint max)
-{
-    guint depth = 0;
-    gboolean in_string = FALSE;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)text[i];
-        if (in_string) {
-            if (c < 0x20)
-                return "bad JSON: control character in a string";
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_string = FALSE;
-        } else if (c == '"') {
-            in_string = TRUE;
-        } else if (c == '[' || c == '{') {
-            if (++depth > max)
-                return "bad JSON: nested too deeply";
-        } else if ((c == ']' || c == '}') && depth) {
-            depth--;
-        } else if (!strchr(" \t\r\n]},:-+.0123456789eEtrufalsn", c) || c == 0) {
-            return "bad JSON: only strict JSON is accepted (no comments, no '...' strings)";
-        }
-    }
-    return NULL;
-}
-
 static const char *content_type(const char *name)
 {
     if (g_str_has_suffix(name, ".html"))
@@ -579,7 +546,7 @@ static gboolean body_read(struct web_job *j, struct evhttp_request *req, struct 
     if (!ctype || g_ascii_strncasecmp(ctype, "application/json", 16))
         return web_refuse(no, 415, "send the body as Content-Type: application/json");
     const char *text = (const char *)evbuffer_pullup(body, (ev_ssize_t)len);
-    const char *why = json_prescan(text, len, MAX_JSON_DEPTH);
+    const char *why = jsonutil_prescan(text, len, MAX_JSON_DEPTH);
     if (why)
         return web_refuse(no, 400, "%s", why);
     JsonParser *p = json_parser_new();

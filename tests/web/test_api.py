@@ -538,6 +538,17 @@ def hostile_names(r):
             json.dump(doc, f)
         res = t.ctl(conf, "import", path)
         r.check("import refuses %s" % what, res.rc != 0 and "import" in res.err, repr(res))
+    # json-glib's parser recurses: a deep document ran hpfriendsctl's stack
+    # out (SIGSEGV) before the import checked its depth.
+    path = os.path.join(r.subdir("names-import"), "deep.json")
+    for what, text in [("nested 200,000 deep", '{"format": "hpfriends-export", "version": 1, '
+                        '"users": ' + "[" * 200000 + "]" * 200000 + "}"),
+                       ("with a comment", export.replace("{", "{ /* edited */", 1))]:
+        with open(path, "w") as f:
+            f.write(text)
+        res = t.ctl(conf, "import", path)
+        r.check("import refuses a document %s with a message" % what,
+                res.rc == 1 and "bad JSON" in res.err, repr(res)[:300])
     r.check("the refused imports changed nothing",
             t.ctl_ok(conf, "export").out == export)
     r.check("the broker stops cleanly", b.stop() == 0)
