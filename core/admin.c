@@ -251,7 +251,9 @@ gboolean admin_share_del(struct admin *a, const char *from, const char *to, cons
     const char *target = split_target(to, &to_group);
     CHECK_NAME("user", from);
     CHECK_NAME(to_group ? "group" : "user", target);
-    CHECK_CHANNEL(chan);
+    /* Any stored channel can be removed, even one from before the name rule. */
+    if (!chan || !*chan)
+        return bad(error, HPF_ERR_INVALID, "empty channel name");
     struct hpf_mutation m = {.op = HPF_MUT_SHARE_DEL,
                              .user = from,
                              .target = target,
@@ -265,7 +267,10 @@ gboolean admin_accept(struct admin *a, const char *user, const char *from, const
 {
     CHECK_NAME("user", user);
     CHECK_NAME("user", from);
-    CHECK_CHANNEL(chan);
+    if (accept)
+        CHECK_CHANNEL(chan);
+    else if (!chan || !*chan)
+        return bad(error, HPF_ERR_INVALID, "empty channel name");
     struct hpf_mutation m = {.op = accept ? HPF_MUT_ACCEPT_ADD : HPF_MUT_ACCEPT_DEL,
                              .user = user,
                              .target = from,

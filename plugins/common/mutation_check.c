@@ -96,6 +96,17 @@ static int check_channels(const char *ident, const char *what, const char *const
     return HPF_OK;
 }
 
+/*
+ * What a mutation removes is matched against what is stored, whatever that
+ * holds (data from before the rule, or written by other tools): only what
+ * it adds must pass the name rule, so bad names can still be deleted.
+ */
+static int removes(int op)
+{
+    return op == HPF_MUT_USER_DEL || op == HPF_MUT_GROUP_DEL || op == HPF_MUT_MEMBER_DEL ||
+           op == HPF_MUT_SHARE_DEL || op == HPF_MUT_ACCEPT_DEL || op == HPF_MUT_AUTHKEY_DEL;
+}
+
 const char *mut_op_name(int op)
 {
     if (op <= 0 || op >= MUT_OP_COUNT)
@@ -129,7 +140,7 @@ int mut_check(const struct hpf_mutation *m, char *err, size_t err_len)
         const char *v = field_value(m, r->need[i].field);
         if (!v || !*v)
             return invalid(err, err_len, "%s: %s is empty", name, r->need[i].what);
-        const char *why = hpf_name_check(v, HPF_NAME_MAX);
+        const char *why = removes(m->op) ? NULL : hpf_name_check(v, HPF_NAME_MAX);
         if (why)
             return invalid(err, err_len, "%s: %s %s", name, r->need[i].what, why);
     }

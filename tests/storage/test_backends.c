@@ -607,6 +607,14 @@ static void test_names_checked(void)
             CHECK_ERR(want);
         }
     }
+    /* Removals match what is stored, so they take any name (nothing here to remove). */
+    for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+        struct hpf_authkey k = {.ident = bad[i].v};
+        CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_AUTHKEY_DEL, .authkey = &k), HPF_ERR_NOTFOUND);
+        CU_ASSERT_NOT_EQUAL(APPLY1(pi, .op = HPF_MUT_SHARE_DEL, .user = "alice", .target = "bob",
+                                   .channel = bad[i].v),
+                            HPF_ERR_INVALID);
+    }
     /* Within the rule: any UTF-8 text, up to the limit. */
     longname[HPF_NAME_MAX] = '\0';
     CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_USER_ADD, .user = longname), HPF_OK);
@@ -1058,6 +1066,24 @@ static void test_file_hpfeeds3_json(void)
 }
 
 /* Entries hpfeeds3 would choke on: skipped here, and kept as they are on rewrite. */
+/* A key whose ident breaks the name rule (written by another tool) can still be deleted. */
+static void test_file_bad_name_deleted(void)
+{
+    char *path = store_path("badname");
+    write_text(path, "{\"evil\\u001b]0;x\\u0007\": {\"owner\": \"alice\", \"secret\": \"s\", "
+                     "\"pubchans\": [], \"subchans\": []}}");
+    struct plugin_instance *pi = open_store("badname");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
+    struct hpf_authkey del = {.ident = "evil\x1b]0;x\x07"};
+    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_AUTHKEY_DEL, .authkey = &del), HPF_OK);
+    JsonNode *now = parse_file(path);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(now);
+    CU_ASSERT_FALSE(json_object_has_member(json_node_get_object(now), "evil\x1b]0;x\x07"));
+    json_node_unref(now);
+    plugin_instance_free(pi);
+    g_free(path);
+}
+
 static void test_file_odd_entries(void)
 {
     char *path = store_path("odd");
@@ -1534,6 +1560,7 @@ static void test_file_config(void)
 static const struct test_def file_cases[] = {
     {"hpfeeds3 users.json works unchanged", test_file_hpfeeds3_json},
     {"odd entries skipped and kept", test_file_odd_entries},
+    {"a stored name that breaks the rule can be deleted", test_file_bad_name_deleted},
     {"external edits are picked up", test_file_external_edit},
     {"malformed file: refused with line:col, old data kept", test_file_malformed},
     {"atomic writes, mode kept, no lost updates", test_file_atomic_writes},
