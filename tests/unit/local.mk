@@ -1,7 +1,8 @@
 # CUnit unit tests, one program per core module; they link the core library.
 if HAVE_CUNIT
 UNIT_TESTS = %reldir%/test_wire %reldir%/test_router %reldir%/test_config \
-	%reldir%/test_ipguard %reldir%/test_password
+	%reldir%/test_ipguard %reldir%/test_password %reldir%/test_worker \
+	%reldir%/test_snapshot
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 
@@ -23,5 +24,11 @@ UNIT_LDADD = core/libhpfcore.la $(CUNIT_LIBS)
 %canon_reldir%_test_password_SOURCES = %reldir%/test_password.c
 %canon_reldir%_test_password_CFLAGS = $(UNIT_CFLAGS)
 %canon_reldir%_test_password_LDADD = $(UNIT_LDADD)
+%canon_reldir%_test_worker_SOURCES = %reldir%/test_worker.c
+%canon_reldir%_test_worker_CFLAGS = $(UNIT_CFLAGS) $(LIBEVENT_CFLAGS)
+%canon_reldir%_test_worker_LDADD = $(UNIT_LDADD) $(LIBEVENT_LIBS)
+%canon_reldir%_test_snapshot_SOURCES = %reldir%/test_snapshot.c
+%canon_reldir%_test_snapshot_CFLAGS = $(UNIT_CFLAGS)
+%canon_reldir%_test_snapshot_LDADD = $(UNIT_LDADD)
 include tests/unit/graph.mk
 endif
