@@ -230,19 +230,6 @@ static void buf_word(struct buf *b, const char *s)
 
 /* ---- configuration (create(): pure) ---- */
 
-static bool parse_bool(const char *s, bool *out)
-{
-    if (!strcasecmp(s, "true") || !strcasecmp(s, "yes") || !strcmp(s, "1")) {
-        *out = true;
-        return true;
-    }
-    if (!strcasecmp(s, "false") || !strcasecmp(s, "no") || !strcmp(s, "0")) {
-        *out = false;
-        return true;
-    }
-    return false;
-}
-
 /* "HOST:PORT" or "[V6]:PORT" into two allocated strings. */
 static bool parse_hostport(const char *s, char **host, char **port)
 {
@@ -365,17 +352,10 @@ static int syslog_create(const struct hpf_host *host, const struct hpf_plugin_ct
     }
     s->tag = dup_str(v, strlen(v));
 
-    if ((v = host->config_get(ctx, "preview"))) {
-        char *end = NULL;
-        errno = 0;
-        unsigned long n = strtoul(v, &end, 10);
-        if (errno || end == v || *end || *v == '-' || n > MAX_PREVIEW) {
-            snprintf(err, err_len, "preview: expected a number of bytes from 0 to %d, got '%s'",
-                     MAX_PREVIEW, v);
-            goto fail;
-        }
-        s->preview = n;
-    }
+    uint64_t preview = s->preview;
+    if (host->config_uint(ctx, "preview", 0, MAX_PREVIEW, &preview, err, err_len) != HPF_OK)
+        goto fail;
+    s->preview = (size_t)preview;
 
     if ((v = host->config_get(ctx, "format"))) {
         if (!strcmp(v, "rfc5424"))
@@ -388,14 +368,9 @@ static int syslog_create(const struct hpf_host *host, const struct hpf_plugin_ct
         }
     }
 
-    if ((v = host->config_get(ctx, "messages")) && !parse_bool(v, &s->messages)) {
-        snprintf(err, err_len, "messages: expected true or false, got '%s'", v);
+    if (host->config_bool(ctx, "messages", &s->messages, err, err_len) != HPF_OK ||
+        host->config_bool(ctx, "events", &s->events, err, err_len) != HPF_OK)
         goto fail;
-    }
-    if ((v = host->config_get(ctx, "events")) && !parse_bool(v, &s->events)) {
-        snprintf(err, err_len, "events: expected true or false, got '%s'", v);
-        goto fail;
-    }
     if (!s->messages && !s->events) {
         snprintf(err, err_len, "messages and events are both false: nothing to send");
         goto fail;
@@ -830,7 +805,7 @@ static const struct hpf_sink_ops sink_ops = {
 static const struct hpf_plugin plugin = {
     .abi_major = HPF_ABI_MAJOR,
     .abi_minor = HPF_ABI_MINOR,
-    .name = "syslog",
+    .name = "sink_syslog",
     .version = PLUGIN_VERSION,
     .description = "one syslog line per message (local socket, UDP or TCP RFC 5424)",
     .kinds = HPF_KIND_SINK,
