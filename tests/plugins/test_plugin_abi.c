@@ -149,10 +149,63 @@ static void test_cluster_inject_routing(void)
 
 /* ---- ABI 1.4: old plugins, host config readers, names, auth flags ---- */
 
-static char *test_module_path(const char *file)
+/* A directory for one test's files (plugins write out.txt there) and a config table. */
+struct scratch {
+    char *dir;
+    GHashTable *conf;
+};
+
+static struct scratch scratch_new(void)
+{
+    struct scratch sc = {g_dir_make_tmp("hpf-abi-XXXXXX", NULL),
+                         g_hash_table_new(g_str_hash, g_str_equal)};
+    return sc;
+}
+
+static void scratch_free(struct scratch *sc)
+{
+    char *out = g_build_filename(sc->dir, "out.txt", NULL);
+    g_unlink(out);
+    g_free(out);
+    CU_ASSERT_EQUAL(g_rmdir(sc->dir), 0);
+    g_free(sc->dir);
+    g_hash_table_unref(sc->conf);
+}
+
+/* module: a name looked up in the plugin dir, or a path; NULL (reason on stderr) on failure. */
+static struct plugin_instance *expect_loaded(const char *module, enum hpf_kind kind,
+                                             const char *name, const struct scratch *sc)
+{
+    GError *error = NULL;
+    struct plugin_instance *pi = plugin_instance_new(plugin_dir_resolve(NULL), module, kind,
+                                                     name, sc ? sc->conf : NULL,
+                                                     sc ? sc->dir : NULL, &error);
+    if (!pi)
+        fprintf(stderr, "\n%s: %s\n", module, error->message);
+    g_clear_error(&error);
+    CU_ASSERT_PTR_NOT_NULL(pi);
+    return pi;
+}
+
+static void expect_refused(const char *module, enum hpf_kind kind, const char *name,
+                           const struct scratch *sc, const char *fragment)
+{
+    GError *error = NULL;
+    struct plugin_instance *pi = plugin_instance_new(plugin_dir_resolve(NULL), module, kind,
+                                                     name, sc->conf, sc->dir, &error);
+    CU_ASSERT_PTR_NULL(pi);
+    plugin_instance_free(pi);
+    if (error && !strstr(error->message, fragment))
+        fprintf(stderr, "\n'%s' lacks '%s'\n", error->message, fragment);
+    CU_ASSERT_PTR_NOT_NULL(error && strstr(error->message, fragment));
+    g_clear_error(&error);
+}
+
+static char *abi13_path(void)
 {
     const char *builddir = g_getenv("HPF_BUILDDIR");
-    return g_build_filename(builddir ? builddir : ".", "tests", "plugins", ".libs", file, NULL);
+    return g_build_filename(builddir ? builddir : ".", "tests", "plugins", ".libs",
+                            "abi13_plugin.so", NULL);
 }
 
 /* Every 1.3 field keeps its offset, every struct its size; 1.4 took reserved slots. */
@@ -172,28 +225,14 @@ static void test_abi13_layout(void)
     CU_ASSERT_EQUAL(abi13_auth_ops_reserved(), offsetof(struct hpf_auth_ops, flags));
 }
 
-static struct plugin_instance *load_abi13(enum hpf_kind kind, const char *name,
-                                          GHashTable *conf, const char *dir)
-{
-    char *path = test_module_path("abi13_plugin.so");
-    GError *error = NULL;
-    struct plugin_instance *pi =
-        plugin_instance_new(plugin_dir_resolve(NULL), path, kind, name, conf, dir, &error);
-    g_free(path);
-    if (!pi)
-        fprintf(stderr, "\n%s\n", error->message);
-    g_clear_error(&error);
-    return pi;
-}
-
 /* A plugin compiled against the 1.3 headers loads, reaches every 1.3 host call, and works. */
 static void test_abi13_plugin_works(void)
 {
-    char *dir = g_dir_make_tmp("hpf-abi13-XXXXXX", NULL);
-    GHashTable *conf = g_hash_table_new(g_str_hash, g_str_equal);
-    g_hash_table_insert(conf, "path", "out.txt"); /* relative: config_path anchors it */
-    g_hash_table_insert(conf, "answer", "allow");
-    struct plugin_instance *pi = load_abi13(HPF_KIND_SINK, "sink:old", conf, dir);
+    struct scratch sc = scratch_new();
+    char *module = abi13_path();
+    g_hash_table_insert(sc.conf, "path", "out.txt"); /* relative: config_path anchors it */
+    g_hash_table_insert(sc.conf, "answer", "allow");
+    struct plugin_instance *pi = expect_loaded(module, HPF_KIND_SINK, "sink:old", &sc);
     CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
     CU_ASSERT_EQUAL(pi->desc->abi_minor, 3);
     GError *error = NULL;
@@ -202,13 +241,14 @@ static void test_abi13_plugin_works(void)
     CU_ASSERT_EQUAL(pi->desc->sink->message(pi->inst, &msg), HPF_OK);
     plugin_instance_free(pi);
 
-    char *out = g_build_filename(dir, "out.txt", NULL), *text = NULL;
+    char *out = g_build_filename(sc.dir, "out.txt", NULL), *text = NULL;
     CU_ASSERT_TRUE(g_file_get_contents(out, &text, NULL, NULL));
     CU_ASSERT_STRING_EQUAL(text ? text : "", "instance sink:old\nmessage chan-1\n");
     g_free(text);
+    g_free(out);
 
     /* The same module as an auth plugin: its grant counts, it has no 1.4 flags. */
-    pi = load_abi13(HPF_KIND_AUTH, "old", conf, dir);
+    pi = expect_loaded(module, HPF_KIND_AUTH, "old", &sc);
     CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
     struct auth_request req;
     auth_request_init(&req);
@@ -219,24 +259,21 @@ static void test_abi13_plugin_works(void)
     CU_ASSERT_FALSE(plugin_auth_from_storage(pi));
     auth_request_clear(&req);
     plugin_instance_free(pi);
-
-    g_unlink(out);
-    g_free(out);
-    g_rmdir(dir);
-    g_free(dir);
-    g_hash_table_unref(conf);
+    g_free(module);
+    scratch_free(&sc);
 }
 
 /* host->config_bool/size/uint: the broker's grammar, reasons naming the key. */
 static void test_host_config_readers(void)
 {
-    char *dir = g_dir_make_tmp("hpf-readers-XXXXXX", NULL);
-    GHashTable *conf = g_hash_table_new(g_str_hash, g_str_equal);
-    g_hash_table_insert(conf, "path", "out.txt");
-    g_hash_table_insert(conf, "n", "7");
-    g_hash_table_insert(conf, "flag", "YES");
-    g_hash_table_insert(conf, "size", "64k");
-    struct plugin_instance *pi = load_abi13(HPF_KIND_SINK, "sink:readers", conf, dir);
+    struct scratch sc = scratch_new();
+    char *module = abi13_path();
+    g_hash_table_insert(sc.conf, "path", "out.txt");
+    g_hash_table_insert(sc.conf, "n", "7");
+    g_hash_table_insert(sc.conf, "flag", "YES");
+    g_hash_table_insert(sc.conf, "size", "64k");
+    struct plugin_instance *pi = expect_loaded(module, HPF_KIND_SINK, "sink:readers", &sc);
+    g_free(module);
     CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
     const struct hpf_host *host = plugin_host();
     char err[256] = "";
@@ -265,12 +302,7 @@ static void test_host_config_readers(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "n: expected a whole number from 8 to 9, got '7'"));
     CU_ASSERT_EQUAL(host->config_uint(pi->ctx, "n", 9, 8, &u, NULL, 0), HPF_ERR_INVALID);
     plugin_instance_free(pi);
-    char *out = g_build_filename(dir, "out.txt", NULL);
-    g_unlink(out);
-    g_free(out);
-    g_rmdir(dir);
-    g_free(dir);
-    g_hash_table_unref(conf);
+    scratch_free(&sc);
 }
 
 /* Each shipped plugin's descriptor names its file; the short config value still finds it. */
@@ -302,74 +334,47 @@ static void test_names_are_file_names(void)
     g_dir_close(d);
     CU_ASSERT(seen >= 5); /* storage_sqlite/file, auth_storage, sink_file/syslog at least */
 
-    char *dir = g_dir_make_tmp("hpf-names-XXXXXX", NULL);
-    GHashTable *conf = g_hash_table_new(g_str_hash, g_str_equal);
-    g_hash_table_insert(conf, "path", "x.jsonl");
-    GError *error = NULL;
-    struct plugin_instance *pi = plugin_instance_new(plugin_dir_resolve(NULL), "file",
-                                                     HPF_KIND_SINK, "sink:x", conf, dir, &error);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
-    CU_ASSERT_STRING_EQUAL(pi->desc->name, "sink_file");
+    struct scratch sc = scratch_new();
+    g_hash_table_insert(sc.conf, "path", "out.txt");
+    struct plugin_instance *pi = expect_loaded("file", HPF_KIND_SINK, "sink:x", &sc);
+    CU_ASSERT_STRING_EQUAL(pi ? pi->desc->name : "", "sink_file");
     plugin_instance_free(pi);
-    g_hash_table_unref(conf);
-    g_rmdir(dir);
-    g_free(dir);
+    scratch_free(&sc);
 }
 
 /* auth_storage says its grants come from storage (re-checked on reload); by flag, not name. */
 static void test_auth_flag(void)
 {
-    GError *error = NULL;
-    struct plugin_instance *pi = plugin_instance_new(plugin_dir_resolve(NULL), "storage",
-                                                     HPF_KIND_AUTH, "storage", NULL, NULL,
-                                                     &error);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
-    CU_ASSERT_TRUE(plugin_auth_from_storage(pi));
+    struct plugin_instance *pi = expect_loaded("storage", HPF_KIND_AUTH, "storage", NULL);
+    CU_ASSERT_TRUE(pi && plugin_auth_from_storage(pi));
     plugin_instance_free(pi);
 }
 
 /* The sinks read booleans, sizes and numbers with the host's grammar. */
 static void test_sink_keys_grammar(void)
 {
-    char *dir = g_dir_make_tmp("hpf-sinkkeys-XXXXXX", NULL);
-    GHashTable *conf = g_hash_table_new(g_str_hash, g_str_equal);
-    g_hash_table_insert(conf, "path", "x.jsonl");
-    g_hash_table_insert(conf, "messages", "No");
-    g_hash_table_insert(conf, "events", "1");
-    g_hash_table_insert(conf, "max_size", "1 MiB");
-    g_hash_table_insert(conf, "keep", "3");
-    GError *error = NULL;
-    struct plugin_instance *pi = plugin_instance_new(plugin_dir_resolve(NULL), "file",
-                                                     HPF_KIND_SINK, "sink:x", conf, dir, &error);
-    if (!pi)
-        fprintf(stderr, "\n%s\n", error->message);
-    CU_ASSERT_PTR_NOT_NULL(pi);
+    struct scratch sc = scratch_new();
+    g_hash_table_insert(sc.conf, "path", "out.txt");
+    g_hash_table_insert(sc.conf, "messages", "No");
+    g_hash_table_insert(sc.conf, "events", "1");
+    g_hash_table_insert(sc.conf, "max_size", "1 MiB");
+    g_hash_table_insert(sc.conf, "keep", "3");
+    struct plugin_instance *pi = expect_loaded("file", HPF_KIND_SINK, "sink:x", &sc);
     CU_ASSERT_EQUAL(pi ? pi->desc->sink->instance_wants(pi->inst) : 0, HPF_SINK_EVENTS);
     plugin_instance_free(pi);
-    g_clear_error(&error);
-    g_hash_table_insert(conf, "keep", "0");
-    pi = plugin_instance_new(plugin_dir_resolve(NULL), "file", HPF_KIND_SINK, "sink:x", conf,
-                             dir, &error);
-    CU_ASSERT_PTR_NULL(pi);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(error);
-    CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "[sink:x] keep: expected a whole number"));
-    g_clear_error(&error);
-    g_hash_table_remove(conf, "keep");
-    g_hash_table_remove(conf, "max_size");
-    g_hash_table_remove(conf, "path");
-    g_hash_table_insert(conf, "events", "yes");
-    g_hash_table_insert(conf, "preview", "8");
-    pi = plugin_instance_new(plugin_dir_resolve(NULL), "syslog", HPF_KIND_SINK, "sink:s", conf,
-                             dir, &error);
-    if (!pi)
-        fprintf(stderr, "\n%s\n", error->message);
-    CU_ASSERT_PTR_NOT_NULL(pi);
+    g_hash_table_insert(sc.conf, "keep", "0");
+    expect_refused("file", HPF_KIND_SINK, "sink:x", &sc, "[sink:x] keep: expected a whole number");
+    g_hash_table_remove(sc.conf, "keep");
+    g_hash_table_remove(sc.conf, "max_size");
+    g_hash_table_remove(sc.conf, "path");
+    g_hash_table_insert(sc.conf, "events", "yes");
+    g_hash_table_insert(sc.conf, "preview", "8");
+    pi = expect_loaded("syslog", HPF_KIND_SINK, "sink:s", &sc);
     CU_ASSERT_STRING_EQUAL(pi ? pi->desc->name : "", "sink_syslog");
     plugin_instance_free(pi);
-    g_clear_error(&error);
-    g_hash_table_unref(conf);
-    g_rmdir(dir);
-    g_free(dir);
+    g_hash_table_insert(sc.conf, "preview", "lots");
+    expect_refused("syslog", HPF_KIND_SINK, "sink:s", &sc, "[sink:s] preview: expected a whole");
+    scratch_free(&sc);
 }
 
 #ifdef HPF_TEST_CLUSTER_NATS
@@ -412,38 +417,21 @@ static void test_cluster_nats(void)
     g_clear_error(&error);
     plugin_instance_free(pi);
     /* Booleans in the broker's grammar: yes is true here as in [broker]. */
+    struct scratch sc = {NULL, conf};
     g_hash_table_remove(conf, "token");
     g_hash_table_insert(conf, "allow_anonymous", "yes");
     g_hash_table_insert(conf, "tls", "yes");
-    pi = plugin_instance_new(plugin_dir_resolve(NULL), "nats", HPF_KIND_CLUSTER, "cluster", conf,
-                             NULL, &error);
-    CU_ASSERT_PTR_NOT_NULL(pi);
-    if (error)
-        fprintf(stderr, "\nmessage: %s\n", error->message);
-    g_clear_error(&error);
-    plugin_instance_free(pi);
+    plugin_instance_free(expect_loaded("nats", HPF_KIND_CLUSTER, "cluster", &sc));
     g_hash_table_insert(conf, "tls", "maybe");
-    pi = plugin_instance_new(plugin_dir_resolve(NULL), "nats", HPF_KIND_CLUSTER, "cluster", conf,
-                             NULL, &error);
-    CU_ASSERT_PTR_NULL(pi);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(error);
-    CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "[cluster] tls: expected true or false"));
-    g_clear_error(&error);
+    expect_refused("nats", HPF_KIND_CLUSTER, "cluster", &sc,
+                   "[cluster] tls: expected true or false");
     /* Sizes too: 64k is the host's grammar; under 1K is refused, naming the key. */
     g_hash_table_insert(conf, "tls", "no");
     g_hash_table_insert(conf, "queue_size", "64k");
-    pi = plugin_instance_new(plugin_dir_resolve(NULL), "nats", HPF_KIND_CLUSTER, "cluster", conf,
-                             NULL, &error);
-    CU_ASSERT_PTR_NOT_NULL(pi);
-    g_clear_error(&error);
-    plugin_instance_free(pi);
+    plugin_instance_free(expect_loaded("nats", HPF_KIND_CLUSTER, "cluster", &sc));
     g_hash_table_insert(conf, "queue_size", "512");
-    pi = plugin_instance_new(plugin_dir_resolve(NULL), "nats", HPF_KIND_CLUSTER, "cluster", conf,
-                             NULL, &error);
-    CU_ASSERT_PTR_NULL(pi);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(error);
-    CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "queue_size: expected a size in bytes"));
-    g_clear_error(&error);
+    expect_refused("nats", HPF_KIND_CLUSTER, "cluster", &sc,
+                   "[cluster] queue_size: expected a size in bytes");
     g_hash_table_unref(conf);
 }
 #endif
