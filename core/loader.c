@@ -324,6 +324,32 @@ static char *find_module(const char *dir, const char *module, enum hpf_kind kind
     return found;
 }
 
+/* Every configured key must be one the plugin accepts; the refusal lists those. */
+static gboolean check_config_keys(const struct hpf_plugin *p, GHashTable *config,
+                                  GError **error)
+{
+    GHashTableIter it;
+    gpointer k;
+    if (!config)
+        return TRUE;
+    g_hash_table_iter_init(&it, config);
+    while (g_hash_table_iter_next(&it, &k, NULL)) {
+        gboolean known = FALSE;
+        for (const char *const *ck = p->config_keys; ck && *ck; ck++)
+            known |= !strcmp(*ck, k);
+        if (known)
+            continue;
+        GString *acc = g_string_new(NULL);
+        for (const char *const *ck = p->config_keys; ck && *ck; ck++)
+            g_string_append_printf(acc, "%s%s", acc->len ? ", " : "", *ck);
+        g_set_error(error, HPF_PLUGIN_ERROR, 0, "%s: unknown key for plugin '%s' (accepted: %s)",
+                    (char *)k, p->name, acc->len ? acc->str : "none");
+        g_string_free(acc, TRUE);
+        return FALSE;
+    }
+    return TRUE;
+}
+
 void plugin_process_init(void)
 {
     g_setenv("MONGOC_DISABLE_SHM", "1", FALSE);
@@ -378,27 +404,8 @@ struct plugin_instance *plugin_instance_new(const char *dir, const char *module,
         }
     }
 
-    /* Every configured key must be one the plugin accepts. */
-    if (config) {
-        GHashTableIter it;
-        gpointer k;
-        g_hash_table_iter_init(&it, config);
-        while (g_hash_table_iter_next(&it, &k, NULL)) {
-            gboolean known = FALSE;
-            for (const char *const *ck = pi->desc->config_keys; ck && *ck; ck++)
-                known |= !strcmp(*ck, k);
-            if (!known) {
-                GString *acc = g_string_new(NULL);
-                for (const char *const *ck = pi->desc->config_keys; ck && *ck; ck++)
-                    g_string_append_printf(acc, "%s%s", acc->len ? ", " : "", *ck);
-                g_set_error(error, HPF_PLUGIN_ERROR, 0,
-                            "%s: unknown key for plugin '%s' (accepted: %s)", (char *)k,
-                            pi->desc->name, acc->len ? acc->str : "none");
-                g_string_free(acc, TRUE);
-                goto fail;
-            }
-        }
-    }
+    if (!check_config_keys(pi->desc, config, error))
+        goto fail;
 
     pi->ctx = g_new0(struct hpf_plugin_ctx, 1);
     pi->ctx->name = g_strdup(pi->name);
