@@ -20,7 +20,7 @@ struct auth_job {
     uint8_t hash[WIRE_HASH_LEN];
     char peer[64];
     int verdict;
-    gboolean from_storage; /* granted by auth_storage: re-checked on reload */
+    gboolean from_storage; /* granted from storage's authkeys: re-checked on reload */
     struct auth_request req;
 };
 
@@ -44,7 +44,7 @@ static void auth_run(void *arg)
         }
         if (v == HPF_AUTH_ALLOW || v == HPF_AUTH_DENY || v == HPF_AUTH_ERROR) {
             j->verdict = v;
-            j->from_storage = !strcmp(pi->desc->name, "auth_storage");
+            j->from_storage = plugin_auth_from_storage(pi);
             return;
         }
     }

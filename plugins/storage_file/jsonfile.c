@@ -18,17 +18,6 @@
 
 G_STATIC_ASSERT(sizeof(FS_SECTION_KEY) - 1 > 255);
 
-int fs_fail(char *err, size_t err_len, int status, const char *fmt, ...)
-{
-    if (err && err_len > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, err_len, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
-
 static gpointer node_ref(gpointer node)
 {
     return json_node_ref(node);
@@ -122,8 +111,8 @@ static int section_fail(struct parse *p, const char *fmt, ...)
     va_start(ap, fmt);
     char *why = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-    int status = fs_fail(p->err, p->err_len, HPF_ERR_INVALID, "%s:%u:%u: hpfriends section: %s",
-                         p->s->path, line, col, why);
+    int status = hpf_set_error(p->err, p->err_len, HPF_ERR_INVALID,
+                               "%s:%u:%u: hpfriends section: %s", p->s->path, line, col, why);
     g_free(why);
     return status;
 }
@@ -358,9 +347,7 @@ static int parse_section(struct parse *p, struct fs_state *st, JsonNode *node)
         TRY(need_str(p, o, "shares", i, "to", &to));
         TRY(need_str(p, o, "shares", i, "channel", &channel));
         TRY(need_str(p, o, "shares", i, "type", &type));
-        int t = !strcmp(type, "shares_all") ? HPF_SHARE_ALL
-                : !strcmp(type, "shares")   ? HPF_SHARE_SHARES
-                                            : -1;
+        int t = hpf_share_type_from_name(type);
         if (t < 0)
             return section_fail(p, "shares[%u]: type '%s' is not shares or shares_all", i, type);
         JsonNode *tg = json_object_get_member(o, "to_group");
@@ -385,8 +372,9 @@ static int syntax_fail(struct fstore *s, const GError *error, char *err, size_t 
 {
     const char *msg = error->message;
     if (g_str_has_prefix(msg, "<data>:"))
-        return fs_fail(err, err_len, HPF_ERR_INVALID, "%s:%s", s->path, msg + strlen("<data>:"));
-    return fs_fail(err, err_len, HPF_ERR_INVALID, "%s:1:1: %s", s->path, msg);
+        return hpf_set_error(err, err_len, HPF_ERR_INVALID, "%s:%s", s->path,
+                             msg + strlen("<data>:"));
+    return hpf_set_error(err, err_len, HPF_ERR_INVALID, "%s:1:1: %s", s->path, msg);
 }
 
 static int parse_text(struct fstore *s, const char *text, gsize len, struct fs_state **out,
@@ -394,8 +382,8 @@ static int parse_text(struct fstore *s, const char *text, gsize len, struct fs_s
 {
     *out = NULL;
     if (memchr(text, '\0', len))
-        return fs_fail(err, err_len, HPF_ERR_INVALID, "%s:1:1: the file contains NUL bytes",
-                       s->path);
+        return hpf_set_error(err, err_len, HPF_ERR_INVALID, "%s:1:1: the file contains NUL bytes",
+                             s->path);
     JsonParser *parser = json_parser_new_immutable();
     GError *error = NULL;
     int status = HPF_OK;
@@ -412,15 +400,15 @@ static int parse_text(struct fstore *s, const char *text, gsize len, struct fs_s
     unsigned line, col;
     position_of(text, first, &line, &col);
     if (!root) {
-        status = fs_fail(err, err_len, HPF_ERR_INVALID,
-                         "%s:%u:%u: the file is empty, expected a JSON object", s->path, line,
-                         col);
+        status = hpf_set_error(err, err_len, HPF_ERR_INVALID,
+                               "%s:%u:%u: the file is empty, expected a JSON object", s->path, line,
+                               col);
         goto out;
     }
     if (!JSON_NODE_HOLDS_OBJECT(root)) {
-        status = fs_fail(err, err_len, HPF_ERR_INVALID,
-                         "%s:%u:%u: the top level is not a JSON object of authkeys", s->path,
-                         line, col);
+        status = hpf_set_error(err, err_len, HPF_ERR_INVALID,
+                               "%s:%u:%u: the top level is not a JSON object of authkeys", s->path,
+                               line, col);
         goto out;
     }
     st = fs_state_new();
@@ -452,7 +440,7 @@ int fs_read_fd(struct fstore *s, int fd, struct fs_state **out, struct fs_identi
     *out = NULL;
     struct fs_identity after;
     if (fs_identity_of(fd, id) < 0)
-        return fs_fail(err, err_len, HPF_ERR_IO, "%s: %s", s->path, g_strerror(errno));
+        return hpf_set_error(err, err_len, HPF_ERR_IO, "%s: %s", s->path, g_strerror(errno));
     GByteArray *buf = g_byte_array_sized_new(id->size > 0 ? (guint)id->size + 1 : 4096);
     if (lseek(fd, 0, SEEK_SET) < 0)
         goto io_error;
@@ -471,8 +459,8 @@ int fs_read_fd(struct fstore *s, int fd, struct fs_state **out, struct fs_identi
         goto io_error;
     if (!fs_identity_equal(id, &after)) {
         g_byte_array_unref(buf);
-        return fs_fail(err, err_len, HPF_ERR_UNAVAILABLE, "%s: changed while being read",
-                       s->path);
+        return hpf_set_error(err, err_len, HPF_ERR_UNAVAILABLE, "%s: changed while being read",
+                             s->path);
     }
     gsize len = buf->len;
     g_byte_array_append(buf, (const guint8 *)"", 1);
@@ -483,7 +471,7 @@ int fs_read_fd(struct fstore *s, int fd, struct fs_state **out, struct fs_identi
 io_error:;
     int e = errno;
     g_byte_array_unref(buf);
-    return fs_fail(err, err_len, HPF_ERR_IO, "%s: read: %s", s->path, g_strerror(e));
+    return hpf_set_error(err, err_len, HPF_ERR_IO, "%s: read: %s", s->path, g_strerror(e));
 }
 
 /* ---- writing ---- */
@@ -620,7 +608,7 @@ static JsonNode *section_node(const struct fs_state *st)
         json_builder_set_member_name(b, "channel");
         json_builder_add_string_value(b, s->channel);
         json_builder_set_member_name(b, "type");
-        json_builder_add_string_value(b, s->type == HPF_SHARE_ALL ? "shares_all" : "shares");
+        json_builder_add_string_value(b, hpf_share_type_name(s->type));
         json_builder_end_object(b);
     }
     json_builder_end_array(b);
@@ -738,8 +726,9 @@ static int write_atomically(struct fstore *s, const char *target, const char *te
     FILE *f = NULL;
     int fd = g_mkstemp_full(tmp, O_RDWR | O_CLOEXEC, 0600);
     if (fd < 0) {
-        status = fs_fail(err, err_len, HPF_ERR_IO, "%s: cannot create a temporary file in %s: %s",
-                         s->path, dir, g_strerror(errno));
+        status = hpf_set_error(err, err_len, HPF_ERR_IO,
+                               "%s: cannot create a temporary file in %s: %s", s->path, dir,
+                               g_strerror(errno));
         goto out;
     }
     if (like) {
@@ -754,7 +743,7 @@ static int write_atomically(struct fstore *s, const char *target, const char *te
     f = fdopen(fd, "w");
     if (!f) {
         close(fd);
-        status = fs_fail(err, err_len, HPF_ERR_IO, "%s: %s", tmp, g_strerror(errno));
+        status = hpf_set_error(err, err_len, HPF_ERR_IO, "%s: %s", tmp, g_strerror(errno));
         goto remove_tmp;
     }
     if (hpf_crash_point_armed("file-tmp-half")) {
@@ -764,8 +753,8 @@ static int write_atomically(struct fstore *s, const char *target, const char *te
         raise(SIGKILL);
     }
     if (fwrite(text, 1, len, f) != len || fflush(f) != 0 || fsync(fileno(f)) != 0) {
-        status = fs_fail(err, err_len, HPF_ERR_IO, "%s: writing %s: %s", s->path, tmp,
-                         g_strerror(errno));
+        status = hpf_set_error(err, err_len, HPF_ERR_IO, "%s: writing %s: %s", s->path, tmp,
+                               g_strerror(errno));
         goto remove_tmp;
     }
     struct fs_identity tmp_id;
@@ -773,8 +762,8 @@ static int write_atomically(struct fstore *s, const char *target, const char *te
     int rc = fclose(f);
     f = NULL;
     if (rc != 0) {
-        status = fs_fail(err, err_len, HPF_ERR_IO, "%s: writing %s: %s", s->path, tmp,
-                         g_strerror(errno));
+        status = hpf_set_error(err, err_len, HPF_ERR_IO, "%s: writing %s: %s", s->path, tmp,
+                               g_strerror(errno));
         goto remove_tmp;
     }
     if (!no_replace)
@@ -788,8 +777,9 @@ static int write_atomically(struct fstore *s, const char *target, const char *te
         rc = rename(tmp, target);
     }
     if (rc < 0) {
-        status = fs_fail(err, err_len, errno == EEXIST ? HPF_ERR_EXISTS : HPF_ERR_IO,
-                         "%s: cannot put the new file in place: %s", s->path, g_strerror(errno));
+        status = hpf_set_error(err, err_len, errno == EEXIST ? HPF_ERR_EXISTS : HPF_ERR_IO,
+                               "%s: cannot put the new file in place: %s", s->path,
+                               g_strerror(errno));
         goto remove_tmp;
     }
     hpf_crash_point("file-after-rename");
@@ -849,7 +839,7 @@ static int lock_current(struct fstore *s, const char *target, int timeout_ms, in
     for (;;) {
         int fd = open(target, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
-            return fs_fail(err, err_len, HPF_ERR_IO, "%s: %s", s->path, g_strerror(errno));
+            return hpf_set_error(err, err_len, HPF_ERR_IO, "%s: %s", s->path, g_strerror(errno));
         if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
             struct stat a, b;
             if (fstat(fd, &a) == 0 && stat(target, &b) == 0 && a.st_dev == b.st_dev &&
@@ -863,11 +853,11 @@ static int lock_current(struct fstore *s, const char *target, int timeout_ms, in
         int e = errno;
         close(fd);
         if (e != EWOULDBLOCK && e != EINTR)
-            return fs_fail(err, err_len, HPF_ERR_IO, "%s: lock: %s", s->path, g_strerror(e));
+            return hpf_set_error(err, err_len, HPF_ERR_IO, "%s: lock: %s", s->path, g_strerror(e));
         if (g_get_monotonic_time() >= deadline)
-            return fs_fail(err, err_len, HPF_ERR_IO,
-                           "%s: locked by another writer for more than %d ms", s->path,
-                           timeout_ms);
+            return hpf_set_error(err, err_len, HPF_ERR_IO,
+                                 "%s: locked by another writer for more than %d ms", s->path,
+                                 timeout_ms);
         g_usleep(5000);
     }
 }
