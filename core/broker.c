@@ -14,6 +14,7 @@
 
 #include "broker.h"
 #include "cluster.h"
+#include "counters.h"
 #include "graph.h"
 #include "ipguard.h"
 #include "log.h"
@@ -59,13 +60,6 @@ char *broker_deny_text(const struct broker *b, enum deny_kind kind, const char *
     return g_strdup("denied");
 }
 
-static void counters_free(gpointer p)
-{
-    struct hpf_counters *d = p;
-    g_free((char *)d->ident);
-    g_free(d);
-}
-
 static guint64 id_hash_key(gconstpointer p) { return *(const guint64 *)p; }
 static guint id_hash(gconstpointer p) { return (guint)(id_hash_key(p) ^ (id_hash_key(p) >> 32)); }
 static gboolean id_equal(gconstpointer a, gconstpointer b)
@@ -93,11 +87,11 @@ struct broker *broker_new(struct config *cfg, GError **error)
     }
     b->listeners = g_ptr_array_new_with_free_func(listener_free);
     b->conns = g_hash_table_new(id_hash, id_equal);
-    b->pending_runs = g_ptr_array_new();
-    conn_output_init(b);
+    b->out = output_new(b);
     b->router = router_new();
     b->auth_chain = g_ptr_array_new_with_free_func((GDestroyNotify)plugin_instance_free);
-    b->counter_deltas = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, counters_free);
+    b->reload = reload_new();
+    b->counters = counters_new();
     b->metrics = metrics_new();
     b->ipguard = ipguard_new(cfg->max_connections_per_ip, cfg->auth_failures_before_backoff,
                              cfg->auth_backoff);
@@ -253,8 +247,9 @@ static void check_slow_consumers(struct broker *b)
     }
     for (guint i = 0; victims && i < victims->len; i++) {
         struct conn *c = victims->pdata[i];
-        sinks_event(b->sinks, HPF_EVENT_DISCONNECT, c->ident, c->owner, c->peer, NULL,
-                    "slow consumer", c->dropped);
+        sinks_event(b->sinks, &(struct hpf_event){.type = HPF_EVENT_DISCONNECT, .ident = c->ident,
+                                                  .owner = c->owner, .peer = c->peer,
+                                                  .reason = "slow consumer", .count = c->dropped});
         log_warn("%s@%s: disconnecting slow consumer: %zu bytes queued for over %u s, %" G_GUINT64_FORMAT
                  " messages dropped",
                  c->ident, c->peer, conn_queued(c), b->cfg->slow_deadline, c->dropped);
@@ -524,7 +519,8 @@ void broker_free(struct broker *b)
     web_free(b->web);
     if (b->storage && b->storage->started)
         counters_flush(b, TRUE);
-    g_hash_table_unref(b->counter_deltas);
+    counters_free(b->counters);
+    reload_free(b->reload);
     graph_free(b->graph);
     /* Every accepted message is queued by now: let the sinks drain and flush. */
     sinks_free(b->sinks);
@@ -535,8 +531,7 @@ void broker_free(struct broker *b)
     plugin_instance_free(b->storage);
     router_free(b->router);
     g_hash_table_unref(b->conns);
-    g_ptr_array_unref(b->pending_runs);
-    conn_output_free(b);
+    output_free(b->out);
     if (b->sig_term) {
         event_free(b->sig_term);
         event_free(b->sig_int);

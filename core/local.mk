@@ -24,6 +24,8 @@ noinst_LTLIBRARIES += %reldir%/libhpfcore.la
 	%reldir%/names.h \
 	%reldir%/broker.c %reldir%/broker.h \
 	%reldir%/conn.c \
+	%reldir%/output.c \
+	%reldir%/counters.c %reldir%/counters.h \
 	%reldir%/handle_auth.c \
 	%reldir%/handle_publish.c \
 	%reldir%/handle_subscribe.c \

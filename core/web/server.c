@@ -340,10 +340,10 @@ void web_events_push(struct web *w, int type, const char *ident, const char *own
         web_event_free(g_queue_pop_head(&w->events));
 }
 
-static void on_event(void *ud, int type, const char *ident, const char *owner, const char *peer,
-                     const char *channel, const char *reason, guint64 count)
+static void on_event(void *ud, const struct hpf_event *ev)
 {
-    web_events_push(ud, type, ident, owner, peer, channel, reason, count);
+    web_events_push(ud, ev->type, ev->ident, ev->owner, ev->peer, ev->channel, ev->reason,
+                    ev->count);
 }
 
 /* ---- jobs ---- */
