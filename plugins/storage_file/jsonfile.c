@@ -525,43 +525,43 @@ static gint64 clamp64(uint64_t v)
     return v > (uint64_t)G_MAXINT64 ? G_MAXINT64 : (gint64)v;
 }
 
-static JsonNode *section_node(const struct fs_state *st)
+/* One member of the object being built. */
+static void put_str(JsonBuilder *b, const char *key, const char *v)
 {
-    const struct gm_model *m = st->model;
-    JsonBuilder *b = json_builder_new();
-    json_builder_begin_object(b);
-    json_builder_set_member_name(b, "owner");
-    json_builder_add_string_value(b, "hpfriends");
-    json_builder_set_member_name(b, "secret");
-    json_builder_add_string_value(b, st->section_secret);
-    json_builder_set_member_name(b, "pubchans");
-    json_builder_begin_array(b);
-    json_builder_end_array(b);
-    json_builder_set_member_name(b, "subchans");
-    json_builder_begin_array(b);
-    json_builder_end_array(b);
-    json_builder_set_member_name(b, "format");
-    json_builder_add_int_value(b, FS_FORMAT);
-    json_builder_set_member_name(b, "data_version");
-    json_builder_add_int_value(b, clamp64(st->data_version));
+    json_builder_set_member_name(b, key);
+    json_builder_add_string_value(b, v);
+}
 
+static void put_bool(JsonBuilder *b, const char *key, gboolean v)
+{
+    json_builder_set_member_name(b, key);
+    json_builder_add_boolean_value(b, v);
+}
+
+static void put_int(JsonBuilder *b, const char *key, uint64_t v)
+{
+    json_builder_set_member_name(b, key);
+    json_builder_add_int_value(b, clamp64(v));
+}
+
+static void section_users(JsonBuilder *b, const struct gm_model *m)
+{
     json_builder_set_member_name(b, "users");
     json_builder_begin_array(b);
     for (guint i = 0; i < m->users->len; i++) {
         const struct gm_user *u = m->users->pdata[i];
         json_builder_begin_object(b);
-        json_builder_set_member_name(b, "name");
-        json_builder_add_string_value(b, u->name);
-        json_builder_set_member_name(b, "admin");
-        json_builder_add_boolean_value(b, u->admin);
-        if (u->password) {
-            json_builder_set_member_name(b, "password");
-            json_builder_add_string_value(b, u->password);
-        }
+        put_str(b, "name", u->name);
+        put_bool(b, "admin", u->admin);
+        if (u->password)
+            put_str(b, "password", u->password);
         json_builder_end_object(b);
     }
     json_builder_end_array(b);
+}
 
+static void section_groups(JsonBuilder *b, const struct gm_model *m)
+{
     /* Each group's members in storage order, gathered in one pass over them. */
     GHashTable *members_of =
         g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)g_ptr_array_unref);
@@ -579,10 +579,8 @@ static JsonNode *section_node(const struct fs_state *st)
     for (guint i = 0; i < m->groups->len; i++) {
         const struct gm_group *g = m->groups->pdata[i];
         json_builder_begin_object(b);
-        json_builder_set_member_name(b, "name");
-        json_builder_add_string_value(b, g->name);
-        json_builder_set_member_name(b, "owner");
-        json_builder_add_string_value(b, g->owner);
+        put_str(b, "name", g->name);
+        put_str(b, "owner", g->owner);
         json_builder_set_member_name(b, "members");
         json_builder_begin_array(b);
         const GPtrArray *users = g_hash_table_lookup(members_of, g->name);
@@ -593,22 +591,20 @@ static JsonNode *section_node(const struct fs_state *st)
     }
     json_builder_end_array(b);
     g_hash_table_destroy(members_of);
+}
 
+static void section_shares(JsonBuilder *b, const struct gm_model *m)
+{
     json_builder_set_member_name(b, "shares");
     json_builder_begin_array(b);
     for (guint i = 0; i < m->shares->len; i++) {
         const struct gm_share *s = m->shares->pdata[i];
         json_builder_begin_object(b);
-        json_builder_set_member_name(b, "from");
-        json_builder_add_string_value(b, s->from);
-        json_builder_set_member_name(b, "to");
-        json_builder_add_string_value(b, s->to);
-        json_builder_set_member_name(b, "to_group");
-        json_builder_add_boolean_value(b, s->to_group);
-        json_builder_set_member_name(b, "channel");
-        json_builder_add_string_value(b, s->channel);
-        json_builder_set_member_name(b, "type");
-        json_builder_add_string_value(b, hpf_share_type_name(s->type));
+        put_str(b, "from", s->from);
+        put_str(b, "to", s->to);
+        put_bool(b, "to_group", s->to_group);
+        put_str(b, "channel", s->channel);
+        put_str(b, "type", hpf_share_type_name(s->type));
         json_builder_end_object(b);
     }
     json_builder_end_array(b);
@@ -618,37 +614,54 @@ static JsonNode *section_node(const struct fs_state *st)
     for (guint i = 0; i < m->accepts->len; i++) {
         const struct gm_accept *a = m->accepts->pdata[i];
         json_builder_begin_object(b);
-        json_builder_set_member_name(b, "user");
-        json_builder_add_string_value(b, a->user);
-        json_builder_set_member_name(b, "from");
-        json_builder_add_string_value(b, a->from);
-        json_builder_set_member_name(b, "channel");
-        json_builder_add_string_value(b, a->channel);
+        put_str(b, "user", a->user);
+        put_str(b, "from", a->from);
+        put_str(b, "channel", a->channel);
         json_builder_end_object(b);
     }
     json_builder_end_array(b);
+}
 
+static void section_counters(JsonBuilder *b, GHashTable *counters)
+{
     /* Sorted, so that a rewrite of the same data gives the same text. */
     json_builder_set_member_name(b, "counters");
     json_builder_begin_object(b);
-    GList *idents = g_list_sort(g_hash_table_get_keys(st->counters), (GCompareFunc)strcmp);
+    GList *idents = g_list_sort(g_hash_table_get_keys(counters), (GCompareFunc)strcmp);
     for (GList *l = idents; l; l = l->next) {
-        const struct fs_counts *c = g_hash_table_lookup(st->counters, l->data);
+        const struct fs_counts *c = g_hash_table_lookup(counters, l->data);
         json_builder_set_member_name(b, l->data);
         json_builder_begin_object(b);
-        json_builder_set_member_name(b, "published_msgs");
-        json_builder_add_int_value(b, clamp64(c->published_msgs));
-        json_builder_set_member_name(b, "published_bytes");
-        json_builder_add_int_value(b, clamp64(c->published_bytes));
-        json_builder_set_member_name(b, "received_msgs");
-        json_builder_add_int_value(b, clamp64(c->received_msgs));
-        json_builder_set_member_name(b, "received_bytes");
-        json_builder_add_int_value(b, clamp64(c->received_bytes));
+        put_int(b, "published_msgs", c->published_msgs);
+        put_int(b, "published_bytes", c->published_bytes);
+        put_int(b, "received_msgs", c->received_msgs);
+        put_int(b, "received_bytes", c->received_bytes);
         json_builder_end_object(b);
     }
     g_list_free(idents);
     json_builder_end_object(b);
+}
 
+/* The hpfriends section: an hpfeeds3-shaped entry (so hpfeeds3 reads the
+ * file) that carries the graph. */
+static JsonNode *section_node(const struct fs_state *st)
+{
+    JsonBuilder *b = json_builder_new();
+    json_builder_begin_object(b);
+    put_str(b, "owner", "hpfriends");
+    put_str(b, "secret", st->section_secret);
+    json_builder_set_member_name(b, "pubchans");
+    json_builder_begin_array(b);
+    json_builder_end_array(b);
+    json_builder_set_member_name(b, "subchans");
+    json_builder_begin_array(b);
+    json_builder_end_array(b);
+    put_int(b, "format", FS_FORMAT);
+    put_int(b, "data_version", st->data_version);
+    section_users(b, st->model);
+    section_groups(b, st->model);
+    section_shares(b, st->model);
+    section_counters(b, st->counters);
     json_builder_end_object(b);
     JsonNode *n = json_builder_get_root(b);
     g_object_unref(b);
