@@ -12,6 +12,7 @@
 #include <event2/buffer.h>
 #include <event2/util.h>
 
+#include "accept.h"
 #include "broker.h"
 #include "cluster.h"
 #include "graph.h"
@@ -33,6 +34,7 @@ struct listener {
 static void listener_free(gpointer p)
 {
     struct listener *li = p;
+    accept_guard_detach(li->l);
     evconnlistener_free(li->l);
     g_free(li);
 }
@@ -148,14 +150,6 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     conn_new(b, fd, sa, li->tls);
 }
 
-static void on_accept_error(struct evconnlistener *l, void *arg)
-{
-    static struct log_ratelimit rl = LOG_RATELIMIT_INIT(10);
-    int err = EVUTIL_SOCKET_ERROR();
-    if (log_ratelimit_ok(&rl, NULL))
-        log_err("broker: accept failed: %s", evutil_socket_error_to_string(err));
-}
-
 static gboolean bind_one(struct broker *b, const struct listen_addr *la, FILE *ready,
                          GError **error)
 {
@@ -200,7 +194,15 @@ static gboolean bind_one(struct broker *b, const struct listen_addr *la, FILE *r
         return FALSE;
     }
     li->l = l;
-    evconnlistener_set_error_cb(l, on_accept_error);
+    /* Out of descriptors: rest, and tell the waiting clients (plain ones) why they go. */
+    if (la->tls) {
+        accept_guard_attach(l, "broker", NULL, 0);
+    } else {
+        uint8_t busy[64];
+        const char *text = "Too many connections";
+        accept_guard_attach(l, "broker", busy,
+                            wire_encode_error(busy, sizeof busy, text, strlen(text)));
+    }
     g_ptr_array_add(b->listeners, li);
 
     struct sockaddr_storage ss;
