@@ -33,6 +33,8 @@ void pub_stat_observe(struct pub_stat *ps, gsize size);
 
 /** The exposition text for the broker's current state. */
 char *metrics_render(struct broker *b);
+/** Appends value escaped as an exposition-format label value (no quotes). */
+void metrics_label_value(GString *out, const char *value);
 
 /** Serve /metrics and /healthz on cfg->exporter; FALSE with error. */
 gboolean metrics_listen(struct broker *b, GError **error);
