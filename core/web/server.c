@@ -54,7 +54,7 @@
 #define MAX_LOGIN_BODY 4096
 #define MAX_JSON_DEPTH 32
 #define SESSION_MAX_US ((gint64)24 * 3600 * G_USEC_PER_SEC)
-/* Connections (counted from their first request), in all and per address. */
+/* Connections (counted from accept, by the gate), in all and per address. */
 #define MAX_CONNS 512
 #define MAX_CONNS_PER_IP 64
 /* A connection's first request must be complete this long after accept. */
