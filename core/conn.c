@@ -400,7 +400,10 @@ void conn_process_input(struct conn *c)
     if (output_hold_input(c))
         return;
     struct evbuffer *in = bufferevent_get_input(c->bev);
-    const uint32_t max_frame = b->cfg->max_frame;
+    /* Before AUTH only an AUTH-sized frame is acceptable. */
+    const uint32_t max_frame = c->state == CONN_AWAIT_AUTH
+                                   ? MIN(b->cfg->max_frame, WIRE_MAX_PREAUTH_FRAME)
+                                   : b->cfg->max_frame;
     char reason[128];
     struct frame_block *blk = NULL;
     size_t pos = 0; /* where the head of in is in blk */

@@ -50,12 +50,67 @@ static void auth_run(void *arg)
     }
 }
 
+/*
+ * Channel sets are shared: every session of an authkey (a sensor fleet may
+ * run hundreds under one key) refers to one set of its channels instead of
+ * a copy each.  A set is found by its contents; it leaves the cache when
+ * its last session lets go of it (the tag's destroy notify, run as the set
+ * is finalised).
+ */
+static GHashTable *set_cache; /* contents key -> GHashTable * (not a reference) */
+
+static void set_tag_free(gpointer p)
+{
+    if (!p) /* not the tag */
+        return;
+    g_hash_table_remove(set_cache, p);
+    g_free(p);
+}
+
+static char *set_contents_key(GPtrArray *list)
+{
+    GString *k = g_string_new(NULL);
+    for (guint i = 0; i < list->len; i++) {
+        const char *chan = list->pdata[i];
+        g_string_append_printf(k, "%zu:", strlen(chan));
+        g_string_append(k, chan);
+    }
+    return g_string_free(k, FALSE);
+}
+
 GHashTable *conn_channel_set(GPtrArray *list)
 {
-    GHashTable *set = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    for (guint i = 0; list && i < list->len; i++)
-        g_hash_table_add(set, g_strdup(list->pdata[i]));
+    if (!list || list->len == 0)
+        return g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    if (!set_cache)
+        set_cache = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, NULL);
+    char *key = set_contents_key(list);
+    GHashTable *set = g_hash_table_lookup(set_cache, key);
+    if (set) {
+        g_free(key);
+        return g_hash_table_ref(set);
+    }
+    /* The first channel's value is the tag; the others' are unused. */
+    set = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, set_tag_free);
+    g_hash_table_insert(set, g_strdup(list->pdata[0]), key);
+    for (guint i = 1; i < list->len; i++)
+        if (!g_hash_table_contains(set, list->pdata[i]))
+            g_hash_table_insert(set, g_strdup(list->pdata[i]), NULL);
+    g_hash_table_insert(set_cache, key, set);
     return set;
+}
+
+/* An authkey's channel lists are bounded; a longer one is refused whole. */
+static gboolean key_lists_fit(const struct auth_job *j)
+{
+    guint np = j->req.publish ? j->req.publish->len : 0;
+    guint ns = j->req.subscribe ? j->req.subscribe->len : 0;
+    if (np <= HPF_MAX_KEY_CHANNELS && ns <= HPF_MAX_KEY_CHANNELS)
+        return TRUE;
+    log_warn("%s: authkey lists %u publish and %u subscribe channels, more than %u: "
+             "refusing it",
+             j->ident, np, ns, HPF_MAX_KEY_CHANNELS);
+    return FALSE;
 }
 
 static void auth_job_free(struct auth_job *j)
@@ -73,6 +128,8 @@ static void auth_done(void *arg)
         auth_job_free(j);
         return;
     }
+    if (j->verdict == HPF_AUTH_ALLOW && !key_lists_fit(j))
+        j->verdict = HPF_AUTH_ERROR;
     if (j->verdict != HPF_AUTH_ALLOW) {
         c->b->stats.auth_failures++;
         sinks_event(c->b->sinks, &(struct hpf_event){.type = HPF_EVENT_AUTH_FAILED,

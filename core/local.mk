@@ -22,6 +22,7 @@ noinst_LTLIBRARIES += %reldir%/libhpfcore.la
 	%reldir%/admin.c %reldir%/admin.h \
 	%reldir%/password.c %reldir%/password.h \
 	%reldir%/names.h \
+	%reldir%/accept.c %reldir%/accept.h \
 	%reldir%/broker.c %reldir%/broker.h \
 	%reldir%/conn.c \
 	%reldir%/output.c \

@@ -11,6 +11,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 
+#include "accept.h"
 #include "broker.h"
 #include "cluster.h"
 #include "graph.h"
@@ -33,6 +34,7 @@ struct metrics {
     GHashTable *idents; /* ident -> struct ident_stat * */
     GHashTable *pubs;   /* "ident\nchan" -> struct pub_stat * */
     struct evhttp *http;
+    struct http_gate *gate;
 };
 
 static void ident_stat_free(gpointer p)
@@ -134,18 +136,36 @@ void pub_stat_observe(struct pub_stat *ps, gsize size)
 
 /* ---- rendering ---- */
 
-/* Label values escape backslash, double quote and newline. */
+/*
+ * A label value as the exposition format wants it: backslash, double quote
+ * and newline escaped; bytes that are not UTF-8 (a failed AUTH's ident is
+ * whatever the peer sent) replaced by U+FFFD, since one invalid byte makes
+ * Prometheus reject the whole scrape.
+ */
+void metrics_label_value(GString *out, const char *value)
+{
+    const char *p = value ? value : "", *end = p + strlen(p);
+    while (p < end) {
+        gunichar u = g_utf8_get_char_validated(p, end - p);
+        if (u >= 0x110000) {
+            g_string_append(out, "\xef\xbf\xbd");
+            p++;
+            continue;
+        }
+        if (u == '\\' || u == '"')
+            g_string_append_c(out, '\\');
+        if (u == '\n')
+            g_string_append(out, "\\n");
+        else
+            g_string_append_len(out, p, g_utf8_next_char(p) - p);
+        p = g_utf8_next_char(p);
+    }
+}
+
 static void label(GString *out, const char *name, const char *value)
 {
     g_string_append_printf(out, "%s=\"", name);
-    for (const char *p = value ? value : ""; *p; p++) {
-        if (*p == '\\' || *p == '"')
-            g_string_append_c(out, '\\');
-        if (*p == '\n')
-            g_string_append(out, "\\n");
-        else
-            g_string_append_c(out, *p);
-    }
+    metrics_label_value(out, value);
     g_string_append_c(out, '"');
 }
 
@@ -492,13 +512,24 @@ char *metrics_render(struct broker *b)
 
 /* ---- HTTP ---- */
 
+/*
+ * The exporter answers anyone who can reach it, so it holds nothing for
+ * long: a scrape is a GET with a few short headers and no body, and a
+ * handful of scrapers at once is plenty.
+ */
+#define EXPORTER_MAX_HEADERS 8192
+#define EXPORTER_MAX_CONNS 16
+#define EXPORTER_FIRST_REQUEST_SECONDS 5
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     struct broker *b = arg;
     const char *uri = evhttp_request_get_uri(req);
     struct evbuffer *body = evbuffer_new();
     struct evkeyvalq *hdr = evhttp_request_get_output_headers(req);
+    http_gate_request(b->metrics->gate, req);
     if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+        evhttp_add_header(hdr, "Allow", "GET");
         evhttp_send_error(req, 405, "Method Not Allowed");
     } else if (!strcmp(uri, "/metrics")) {
         char *text = metrics_render(b);
@@ -530,7 +561,13 @@ gboolean metrics_listen(struct broker *b, GError **error)
         return FALSE;
     }
     b->metrics->http = evhttp_new(b->base);
-    evhttp_set_allowed_methods(b->metrics->http, EVHTTP_REQ_GET);
+    /* Every method reaches on_request, which answers all but GET with 405. */
+    evhttp_set_allowed_methods(b->metrics->http,
+                               EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+                                   EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                   EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+    evhttp_set_max_headers_size(b->metrics->http, EXPORTER_MAX_HEADERS);
+    evhttp_set_max_body_size(b->metrics->http, 0);
     evhttp_set_gencb(b->metrics->http, on_request, b);
     evhttp_set_timeout(b->metrics->http, 10);
     struct evhttp_bound_socket *bs =
@@ -541,6 +578,8 @@ gboolean metrics_listen(struct broker *b, GError **error)
         listen_addr_free(la);
         return FALSE;
     }
+    b->metrics->gate = http_gate_new(b->metrics->http, bs, "exporter", EXPORTER_MAX_CONNS,
+                                     EXPORTER_FIRST_REQUEST_SECONDS, NULL, NULL);
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     int port = 0;
@@ -557,5 +596,7 @@ void metrics_stop(struct broker *b)
     if (b->metrics && b->metrics->http) {
         evhttp_free(b->metrics->http);
         b->metrics->http = NULL;
+        http_gate_free(b->metrics->gate);
+        b->metrics->gate = NULL;
     }
 }

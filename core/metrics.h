@@ -54,6 +54,8 @@ struct metrics_view {
 char *metrics_format(const struct metrics *m, const struct metrics_view *v);
 /** The exposition text for the broker's current state. */
 char *metrics_render(struct broker *b);
+/** Appends value escaped as an exposition-format label value (no quotes). */
+void metrics_label_value(GString *out, const char *value);
 
 /** Serve /metrics and /healthz on cfg->exporter; FALSE with error. */
 gboolean metrics_listen(struct broker *b, GError **error);
