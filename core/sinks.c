@@ -1,3 +1,10 @@
+/*
+ * Sink fan-out: each accepted message or broker event becomes one
+ * refcounted item (strings and payload in one allocation) pushed to every
+ * sink instance that wants it.  Each instance has its own thread and a
+ * queue bounded in bytes; the loop thread never blocks on a sink: when a
+ * queue is full the item is dropped for that sink and counted.
+ */
 #include "sinks.h"
 
 #include <string.h>

@@ -1,3 +1,10 @@
+/*
+ * Snapshots: the storage plugin's visitor fills plain GLib arrays and
+ * tables with copies of every row, so nothing refers back into storage
+ * once the read is done.  The look-ups here are linear scans: they serve
+ * listings and checks, never the per-message path (the flattened graph
+ * does that).
+ */
 #include "snapshot.h"
 
 #include <string.h>
