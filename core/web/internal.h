@@ -53,6 +53,7 @@ struct web {
     GQueue storage_wait;   /* struct web_job * waiting for a place there */
     guint crypto_busy;     /* jobs on the password worker */
     guint crypto_change_busy; /* of which /api/password */
+    struct http_gate *gate;  /* counts connections from accept on */
     GHashTable *conns;     /* struct evhttp_connection * -> peer address */
     struct ipguard *conn_guard; /* connections per address */
     struct event *tick;
@@ -119,7 +120,6 @@ struct web_refusal {
     int status;        /* 0: not refused */
     char *msg;
     const char *allow; /* an Allow header for a 405 */
-    gboolean close;    /* close the connection after the reply */
 };
 /** Set the refusal (the first one wins); returns FALSE, for guards to return it. */
 gboolean web_refuse(struct web_refusal *no, int status, const char *fmt, ...) G_GNUC_PRINTF(3, 4);

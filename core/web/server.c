@@ -18,6 +18,7 @@
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
 
+#include "accept.h"
 #include "ipguard.h"
 #include "jsonutil.h"
 #include "log.h"
@@ -43,9 +44,11 @@
 #define MAX_STORAGE_WAIT 64
 /* Nesting deeper than this is refused unparsed. */
 #define MAX_JSON_DEPTH 32
-/* Connections (counted from their first request), in all and per address. */
+/* Connections (counted from accept, by the gate), in all and per address. */
 #define MAX_CONNS 512
 #define MAX_CONNS_PER_IP 64
+/* A connection's first request must be complete this long after accept. */
+#define FIRST_REQUEST_SECONDS 10
 
 /* ---- small helpers ---- */
 
@@ -226,10 +229,10 @@ void web_events_push(struct web *w, int type, const char *ident, const char *own
         web_event_free(g_queue_pop_head(&w->events));
 }
 
-static void on_event(void *ud, int type, const char *ident, const char *owner, const char *peer,
-                     const char *channel, const char *reason, guint64 count)
+static void on_event(void *ud, const struct hpf_event *ev)
 {
-    web_events_push(ud, type, ident, owner, peer, channel, reason, count);
+    web_events_push(ud, ev->type, ev->ident, ev->owner, ev->peer, ev->channel, ev->reason,
+                    ev->count);
 }
 
 /* ---- jobs ---- */
@@ -405,7 +408,7 @@ static gboolean serve_file(struct web *w, struct evhttp_request *req, const char
     return TRUE;
 }
 
-static void on_conn_close(struct evhttp_connection *evcon, void *arg)
+static void on_conn_close(void *arg, struct evhttp_connection *evcon)
 {
     struct web *w = arg;
     char *peer = g_hash_table_lookup(w->conns, evcon);
@@ -415,24 +418,23 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg)
     }
 }
 
-/* Count a connection on its first request; past the caps it gets a 503 and is closed. */
-static gboolean conn_admit(struct web *w, struct evhttp_request *req, struct web_refusal *no)
+/* Per address, at accept (the total is the gate's): NULL admits, else why not. */
+static const char *conn_admit(void *arg, struct evhttp_connection *evcon, const char *peer)
+{
+    struct web *w = arg;
+    const char *why = ipguard_admit(w->conn_guard, peer);
+    if (why)
+        return why;
+    g_hash_table_insert(w->conns, evcon, g_strdup(peer));
+    return NULL;
+}
+
+/* Not while stopping; the gate learns the connection has sent a request. */
+static gboolean request_admit(struct web *w, struct evhttp_request *req, struct web_refusal *no)
 {
     if (w->stopped)
         return web_refuse(no, 503, "shutting down");
-    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    if (!evcon || g_hash_table_contains(w->conns, evcon))
-        return TRUE;
-    char *addr = NULL;
-    ev_uint16_t port = 0;
-    evhttp_connection_get_peer(evcon, &addr, &port);
-    const char *peer = addr ? addr : "?";
-    if (g_hash_table_size(w->conns) >= MAX_CONNS || ipguard_admit(w->conn_guard, peer)) {
-        no->close = TRUE;
-        return web_refuse(no, 503, "too many connections; try again later");
-    }
-    g_hash_table_insert(w->conns, evcon, g_strdup(peer));
-    evhttp_connection_set_closecb(evcon, on_conn_close, w);
+    http_gate_request(w->gate, req);
     return TRUE;
 }
 
@@ -603,7 +605,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     struct web_refusal no = {0};
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-    gboolean admitted = conn_admit(w, req, &no) && host_allowed(w, req, &no);
+    gboolean admitted = request_admit(w, req, &no) && host_allowed(w, req, &no);
     if (admitted && (!path || path[0] != '/'))
         web_refuse(&no, 400, "bad request path");
     else if (admitted && !g_str_has_prefix(path, "/api/"))
@@ -614,8 +616,6 @@ static void on_request(struct evhttp_request *req, void *arg)
         struct evkeyvalq *out = evhttp_request_get_output_headers(req);
         if (no.allow)
             evhttp_add_header(out, "Allow", no.allow);
-        if (no.close)
-            evhttp_add_header(out, "Connection", "close");
         reply_error(req, no.status, no.msg);
     }
     g_free(no.msg);
@@ -716,8 +716,6 @@ gboolean web_start(struct broker *b, FILE *ready, GError **error)
     evhttp_set_max_headers_size(w->http, 16384);
     evhttp_set_timeout(w->http, 30);
     evhttp_set_gencb(w->http, on_request, w);
-    if (w->tls)
-        evhttp_set_bevcb(w->http, make_tls_bev, w);
     const char *host = *wc->listen->host && strcmp(wc->listen->host, "*") ? wc->listen->host
                        : strchr(wc->listen->host, ':') ? "::"
                                                         : "0.0.0.0";
@@ -729,6 +727,12 @@ gboolean web_start(struct broker *b, FILE *ready, GError **error)
         g_free(spec);
         return FALSE;
     }
+    const struct http_gate_ops gate_ops = {
+        .make_bev = w->tls ? make_tls_bev : NULL,
+        .admit = conn_admit,
+        .closed = on_conn_close,
+    };
+    w->gate = http_gate_new(w->http, bs, "web", MAX_CONNS, FIRST_REQUEST_SECONDS, &gate_ops, w);
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sl) == 0)
@@ -767,6 +771,8 @@ void web_stop(struct web *w)
     if (w->http)
         evhttp_free(w->http);
     w->http = NULL;
+    http_gate_free(w->gate);
+    w->gate = NULL;
     if (w->tick)
         event_del(w->tick);
     if (w->b->sinks)
