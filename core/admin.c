@@ -1,5 +1,6 @@
 #include "admin.h"
 
+#include <hpfriends/names.h>
 #include <openssl/rand.h>
 #include <string.h>
 
@@ -7,8 +8,7 @@ G_DEFINE_QUARK(hpf-admin-error-quark, admin_error)
 
 gboolean admin_valid_name(const char *name)
 {
-    size_t n = name ? strlen(name) : 0;
-    if (n == 0 || n > 64)
+    if (hpf_name_check(name, 64))
         return FALSE;
     for (const char *p = name; *p; p++)
         if (!g_ascii_isalnum(*p) && !strchr("._@-", *p))
@@ -18,13 +18,52 @@ gboolean admin_valid_name(const char *name)
 
 gboolean admin_valid_channel(const char *chan)
 {
-    size_t n = chan ? strlen(chan) : 0;
-    if (n == 0 || n > 255)
-        return FALSE;
-    for (const unsigned char *p = (const unsigned char *)chan; *p; p++)
-        if (*p <= ' ' || *p == 0x7f || *p == ',')
-            return FALSE;
-    return TRUE;
+    return !hpf_name_check(chan, HPF_NAME_MAX) && !strpbrk(chan, " ,");
+}
+
+gboolean admin_valid_ident(const char *ident)
+{
+    return !hpf_name_check(ident, HPF_NAME_MAX) && !strchr(ident, ' ');
+}
+
+gboolean admin_valid_secret(const char *secret)
+{
+    return !hpf_name_check(secret, HPF_SECRET_MAX);
+}
+
+/*
+ * A value for an error message: what cannot be shown safely (control
+ * characters, invalid UTF-8) is escaped, and it is cut short, so a refused
+ * name cannot write to the admin's terminal or log.
+ */
+static char *shown(const char *v)
+{
+    if (!v)
+        return g_strdup("");
+    char *cut = g_strndup(v, 80);
+    char *out = admin_escape(cut);
+    g_free(cut);
+    return out;
+}
+
+char *admin_escape(const char *v)
+{
+    GString *out = g_string_new(NULL);
+    const char *p = v ? v : "";
+    while (*p) {
+        gunichar c = g_utf8_get_char_validated(p, -1);
+        if (c == (gunichar)-1 || c == (gunichar)-2 || !g_unichar_validate(c)) {
+            g_string_append_printf(out, "\\x%02x", (unsigned char)*p);
+            p++;
+            continue;
+        }
+        if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == '\\')
+            g_string_append_printf(out, c == '\\' ? "\\\\" : "\\x%02x", c);
+        else
+            g_string_append_unichar(out, c);
+        p = g_utf8_next_char(p);
+    }
+    return g_string_free(out, FALSE);
 }
 
 static gboolean apply(struct admin *a, const struct hpf_mutation *m, size_t n, GError **error)
@@ -50,20 +89,42 @@ static gboolean bad(GError **error, int code, const char *fmt, ...)
     return FALSE;
 }
 
+/* A refusal naming the value, escaped. */
+static gboolean bad_value(GError **error, const char *what, const char *v, const char *rule)
+{
+    char *s = shown(v);
+    g_set_error(error, ADMIN_ERROR, HPF_ERR_INVALID, "bad %s '%s': %s", what, s, rule);
+    g_free(s);
+    return FALSE;
+}
+
 #define CHECK_NAME(what, v)                                                                  \
     do {                                                                                     \
         if (!admin_valid_name(v))                                                            \
-            return bad(error, HPF_ERR_INVALID,                                               \
-                       "bad %s name '%s': use 1-64 letters, digits, '.', '_', '@' or '-'",   \
-                       what, v ? v : "");                                                    \
+            return bad_value(error, !strcmp(what, "group") ? "group name" : "user name",     \
+                             v, "use 1-64 letters, digits, '.', '_', '@' or '-'");           \
     } while (0)
 
 #define CHECK_CHANNEL(v)                                                                     \
     do {                                                                                     \
         if (!admin_valid_channel(v))                                                         \
-            return bad(error, HPF_ERR_INVALID,                                               \
-                       "bad channel name '%s': 1-255 printable bytes, no spaces or commas",  \
-                       v ? v : "");                                                          \
+            return bad_value(error, "channel name", v,                                       \
+                             "1-255 bytes of UTF-8 text, no control characters, spaces "     \
+                             "or commas");                                                   \
+    } while (0)
+
+#define CHECK_IDENT(v)                                                                       \
+    do {                                                                                     \
+        if (!admin_valid_ident(v))                                                           \
+            return bad_value(error, "ident", v,                                              \
+                             "1-255 bytes of UTF-8 text, no control characters or spaces");  \
+    } while (0)
+
+#define CHECK_SECRET(v)                                                                      \
+    do {                                                                                     \
+        if (!admin_valid_secret(v))                                                          \
+            return bad(error, HPF_ERR_INVALID, "bad secret: 1-%d bytes of UTF-8 text, no "   \
+                       "control characters", HPF_SECRET_MAX);                                \
     } while (0)
 
 struct snapshot *admin_snapshot(struct admin *a, GError **error)
@@ -190,7 +251,9 @@ gboolean admin_share_del(struct admin *a, const char *from, const char *to, cons
     const char *target = split_target(to, &to_group);
     CHECK_NAME("user", from);
     CHECK_NAME(to_group ? "group" : "user", target);
-    CHECK_CHANNEL(chan);
+    /* Any stored channel can be removed, even one from before the name rule. */
+    if (!chan || !*chan)
+        return bad(error, HPF_ERR_INVALID, "empty channel name");
     struct hpf_mutation m = {.op = HPF_MUT_SHARE_DEL,
                              .user = from,
                              .target = target,
@@ -204,7 +267,10 @@ gboolean admin_accept(struct admin *a, const char *user, const char *from, const
 {
     CHECK_NAME("user", user);
     CHECK_NAME("user", from);
-    CHECK_CHANNEL(chan);
+    if (accept)
+        CHECK_CHANNEL(chan);
+    else if (!chan || !*chan)
+        return bad(error, HPF_ERR_INVALID, "empty channel name");
     struct hpf_mutation m = {.op = accept ? HPF_MUT_ACCEPT_ADD : HPF_MUT_ACCEPT_DEL,
                              .user = user,
                              .target = from,
@@ -228,15 +294,13 @@ gboolean admin_authkey_add(struct admin *a, const char *owner, const char *ident
                            char **secret_out, GError **error)
 {
     CHECK_NAME("user", owner);
-    if (!ident || !*ident || strlen(ident) > 255 || strpbrk(ident, " \t\r\n"))
-        return bad(error, HPF_ERR_INVALID, "bad ident '%s': 1-255 bytes, no white space",
-                   ident ? ident : "");
+    CHECK_IDENT(ident);
     for (char **c = publish; c && *c; c++)
         CHECK_CHANNEL(*c);
     for (char **c = subscribe; c && *c; c++)
         CHECK_CHANNEL(*c);
-    if (secret && !*secret)
-        return bad(error, HPF_ERR_INVALID, "empty secret");
+    if (secret)
+        CHECK_SECRET(secret);
     if (!need_explicit_user(a, owner, error))
         return FALSE;
     char *generated = secret ? NULL : new_secret();
@@ -263,14 +327,15 @@ gboolean admin_authkey_set(struct admin *a, const char *ident, const char *owner
                            const char *secret, char **publish, char **subscribe,
                            GError **error)
 {
+    CHECK_IDENT(ident);
     if (owner)
         CHECK_NAME("user", owner);
     for (char **c = publish; c && *c; c++)
         CHECK_CHANNEL(*c);
     for (char **c = subscribe; c && *c; c++)
         CHECK_CHANNEL(*c);
-    if (secret && !*secret)
-        return bad(error, HPF_ERR_INVALID, "empty secret");
+    if (secret)
+        CHECK_SECRET(secret);
     struct snapshot *s = admin_snapshot(a, error);
     if (!s)
         return FALSE;

@@ -23,8 +23,21 @@ struct admin {
 
 /** User and group names: 1-64 of [A-Za-z0-9._@-]. */
 gboolean admin_valid_name(const char *name);
-/** Channels: 1-255 bytes, printable, no spaces or commas. */
+/*
+ * Every name and secret also passes hpf_name_check() (<hpfriends/names.h>):
+ * valid UTF-8, no control characters, bounded length.
+ */
+/** Channels: 1-255 bytes, no spaces or commas. */
 gboolean admin_valid_channel(const char *chan);
+/** Authkey idents: 1-255 bytes, no spaces. */
+gboolean admin_valid_ident(const char *ident);
+/** Secrets: 1-HPF_SECRET_MAX bytes. */
+gboolean admin_valid_secret(const char *secret);
+/**
+ * v for a terminal, a log or an error message (caller frees): control
+ * characters, invalid UTF-8 and backslashes as \xHH escapes and "\\".
+ */
+char *admin_escape(const char *v);
 
 /** Read a fresh snapshot (for validation and listings). */
 struct snapshot *admin_snapshot(struct admin *a, GError **error);

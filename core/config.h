@@ -32,6 +32,8 @@ struct web_conf {
     char *tls_cert, *tls_key;   /**< NULL: the broker's */
     guint session_timeout;      /**< seconds of inactivity before a session ends */
     guint login_failures;       /**< failed logins per address per minute before back-off */
+    char **hostnames;           /**< Host names allowed besides IP literals and localhost;
+                                     NULL: none; {"*"}: any */
 };
 
 struct config {

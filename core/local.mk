@@ -20,6 +20,7 @@ noinst_LTLIBRARIES += %reldir%/libhpfcore.la
 	%reldir%/tls.c %reldir%/tls.h \
 	%reldir%/ipguard.c %reldir%/ipguard.h \
 	%reldir%/admin.c %reldir%/admin.h \
+	%reldir%/jsonutil.c %reldir%/jsonutil.h \
 	%reldir%/password.c %reldir%/password.h \
 	%reldir%/names.h \
 	%reldir%/accept.c %reldir%/accept.h \
@@ -33,6 +34,7 @@ noinst_LTLIBRARIES += %reldir%/libhpfcore.la
 	%reldir%/web/web.h %reldir%/web/internal.h \
 	%reldir%/web/config.c \
 	%reldir%/web/server.c \
+	%reldir%/web/session.c \
 	%reldir%/web/api.c \
 	%reldir%/ctl/export.c
 %canon_reldir%_libhpfcore_la_CPPFLAGS = $(AM_CPPFLAGS) -DHPF_PLUGINDIR='"$(pluginsdir)"' \

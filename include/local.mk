@@ -3,4 +3,5 @@ sdkinclude_HEADERS += \
 	%reldir%/hpfriends/storage.h \
 	%reldir%/hpfriends/auth.h \
 	%reldir%/hpfriends/sink.h \
-	%reldir%/hpfriends/cluster.h
+	%reldir%/hpfriends/cluster.h \
+	%reldir%/hpfriends/names.h

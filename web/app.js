@@ -141,17 +141,17 @@ function fmtBytes(n) {
 
 function keyRows(keys) {
   return keys.map((k) => {
-    const pub = h("input", { value: k.publish.join(", "), "aria-label": "publish channels of " + k.ident, size: 22 });
-    const sub = h("input", { value: k.subscribe.join(", "), "aria-label": "subscribe channels of " + k.ident, size: 22 });
+    const ro = state.listsEditable ? {} : { readonly: true };
+    const pub = h("input", { value: k.publish.join(", "), "aria-label": "publish channels of " + k.ident, size: 22, ...ro });
+    const sub = h("input", { value: k.subscribe.join(", "), "aria-label": "subscribe channels of " + k.ident, size: 22, ...ro });
+    const save = state.listsEditable ? [h("button", { class: "secondary", type: "button", onclick: () => act("saved " + k.ident,
+      () => api("PUT", "/api/authkeys", { ident: k.ident, publish: channels(pub.value), subscribe: channels(sub.value) })) }, "Save"), " "] : [];
     return h("tr", { "data-ident": k.ident },
       h("td", { class: "mono" }, k.ident), h("td", {}, pub), h("td", {}, sub),
       h("td", { class: "num counters" }, String(k.published_msgs), " / ", fmtBytes(k.published_bytes)),
       h("td", { class: "num" }, String(k.received_msgs), " / ", fmtBytes(k.received_bytes)),
       h("td", { class: "num" }, String(k.connections)),
-      h("td", {},
-        h("button", { class: "secondary", type: "button", onclick: () => act("saved " + k.ident,
-          () => api("PUT", "/api/authkeys", { ident: k.ident, publish: channels(pub.value), subscribe: channels(sub.value) })) }, "Save"),
-        " ",
+      h("td", {}, ...save,
         h("button", { class: "danger", type: "button", onclick: () => {
           if (confirm("Delete authkey " + k.ident + "? Its connections are closed.")) {
             act("deleted " + k.ident, () => api("DELETE", "/api/authkeys", { ident: k.ident }));
@@ -173,7 +173,8 @@ pages.authkeys = async (root) => {
     h("form", { id: "key-form", onsubmit: async (ev) => {
       ev.preventDefault();
       try {
-        const r = await api("POST", "/api/authkeys", { ident: ident.value.trim(), publish: channels(pub.value), subscribe: channels(sub.value) });
+        const lists = state.listsEditable ? { publish: channels(pub.value), subscribe: channels(sub.value) } : {};
+        const r = await api("POST", "/api/authkeys", { ident: ident.value.trim(), ...lists });
         await route();
         say("created " + r.ident, "ok");
         // The secret is shown once: on the status line if the user has
@@ -183,7 +184,9 @@ pages.authkeys = async (root) => {
           h("code", { id: "secret-value" }, r.secret)));
       } catch (e) { say(e.message, "error"); }
     } },
-      h("label", {}, "Ident", ident), h("label", {}, "May publish on", pub), h("label", {}, "May subscribe to", sub),
+      h("label", {}, "Ident", ident),
+      ...(state.listsEditable ? [h("label", {}, "May publish on", pub), h("label", {}, "May subscribe to", sub)]
+        : [h("span", { class: "muted" }, "Channel lists are set by an administrator.")]),
       h("button", { type: "submit", id: "key-add" }, "Create")),
     shown, tbl);
   // Live counters: refresh the numbers only, so edits in progress survive.
@@ -368,6 +371,8 @@ async function route() {
 function loggedIn(doc) {
   state.user = doc.user;
   state.admin = doc.admin;
+  // With access = channels only an administrator sets channel lists.
+  state.listsEditable = doc.lists_editable !== false;
   state.csrf = doc.csrf;
   document.getElementById("login-page").hidden = true;
   document.getElementById("nav").hidden = false;

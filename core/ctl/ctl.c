@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <locale.h>
 #include <string.h>
 #include <termios.h>
 #include <unistd.h>
@@ -77,6 +78,22 @@ static int fail(GError *e)
     fprintf(stderr, "hpfriendsctl: %s\n", e->message);
     g_error_free(e);
     return 1;
+}
+
+/*
+ * A stored value for the terminal: control characters and invalid UTF-8
+ * escaped (admin_escape), so what is already stored cannot drive the
+ * admin's terminal.  The copies live until the command ends.
+ */
+static GPtrArray *shown_pool;
+
+static const char *shown(const char *v)
+{
+    if (!shown_pool)
+        shown_pool = g_ptr_array_new_with_free_func(g_free);
+    char *s = admin_escape(v);
+    g_ptr_array_add(shown_pool, s);
+    return s;
 }
 
 static int fail_msg(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
@@ -199,14 +216,14 @@ static int cmd_user(struct ctx *c)
         GHashTable *owners = g_hash_table_new(g_str_hash, g_str_equal);
         for (guint i = 0; i < s->users->len; i++) {
             const char *u = s->users->pdata[i];
-            printf("%s%s\n", u, g_hash_table_contains(s->admins, u) ? "\tadmin" : "");
+            printf("%s%s\n", shown(u), g_hash_table_contains(s->admins, u) ? "\tadmin" : "");
             g_hash_table_add(owners, (gpointer)u);
         }
         /* hpfeeds databases have authkey owners without user rows. */
         for (guint i = 0; i < s->authkeys->len; i++) {
             const char *o = ((struct snap_authkey *)s->authkeys->pdata[i])->owner;
             if (g_hash_table_add(owners, (gpointer)o))
-                printf("%s\t(authkey owner only)\n", o);
+                printf("%s\t(authkey owner only)\n", shown(o));
         }
         g_hash_table_unref(owners);
         snapshot_free(s);
@@ -243,9 +260,9 @@ static int cmd_group(struct ctx *c)
             for (guint j = 0; j < s->members->len; j++) {
                 const struct snap_member *mb = s->members->pdata[j];
                 if (!strcmp(mb->group, g->name))
-                    g_string_append_printf(m, "%s%s", m->len ? "," : "", mb->user);
+                    g_string_append_printf(m, "%s%s", m->len ? "," : "", shown(mb->user));
             }
-            printf("%s\towner=%s\tmembers=%s\n", g->name, g->owner, m->str);
+            printf("%s\towner=%s\tmembers=%s\n", shown(g->name), shown(g->owner), m->str);
             g_string_free(m, TRUE);
         }
         snapshot_free(s);
@@ -325,7 +342,8 @@ static int cmd_share(struct ctx *c)
                 mine = snapshot_is_member(s, sh->to, opt_user);
             if (!mine)
                 continue;
-            printf("%s\t%s%s\t%s\t%s", sh->from, sh->to_group ? "@" : "", sh->to, sh->channel,
+            printf("%s\t%s%s\t%s\t%s", shown(sh->from), sh->to_group ? "@" : "", shown(sh->to),
+                   shown(sh->channel),
                    share_type_name(sh->type));
             if (opt_user && strcmp(sh->from, opt_user))
                 printf("\t%s", snapshot_has_accept(s, opt_user, sh->from, sh->channel) ? "accepted"
@@ -344,7 +362,7 @@ static void print_list(const char *label, GPtrArray *list, const char *end)
 {
     printf("%s", label);
     for (guint i = 0; i < list->len; i++)
-        printf("%s%s", i ? "," : "", (char *)list->pdata[i]);
+        printf("%s%s", i ? "," : "", shown(list->pdata[i]));
     printf("%s", end);
 }
 
@@ -387,7 +405,7 @@ static int cmd_authkey(struct ctx *c)
             const struct snap_authkey *k = s->authkeys->pdata[i];
             if (opt_owner && strcmp(k->owner, opt_owner))
                 continue;
-            printf("%s\towner=%s\t", k->ident, k->owner);
+            printf("%s\towner=%s\t", shown(k->ident), shown(k->owner));
             print_list("publish=", k->publish, "\t");
             print_list("subscribe=", k->subscribe, "\n");
         }
@@ -403,7 +421,8 @@ static int cmd_authkey(struct ctx *c)
             snapshot_free(s);
             return fail_msg("unknown authkey '%s'", ident);
         }
-        printf("ident: %s\nowner: %s\nsecret: %s\n", k->ident, k->owner, k->secret);
+        printf("ident: %s\nowner: %s\nsecret: %s\n", shown(k->ident), shown(k->owner),
+               shown(k->secret));
         print_list("publish: ", k->publish, "\n");
         print_list("subscribe: ", k->subscribe, "\n");
         const struct hpf_storage_ops *ops = c->admin.storage->desc->storage;
@@ -436,7 +455,7 @@ static int cmd_readers(struct ctx *c)
     GPtrArray *r = admin_readers(s, opt_user, opt_channel, c->cfg->require_accept);
     for (guint i = 0; i < r->len; i++) {
         const struct admin_reader *rd = r->pdata[i];
-        printf("%s\t%s\n", rd->user, rd->path);
+        printf("%s\t%s\n", shown(rd->user), shown(rd->path));
     }
     g_ptr_array_unref(r);
     snapshot_free(s);
@@ -514,6 +533,8 @@ int main(int argc, char **argv)
     struct ctx c = {0};
 
     plugin_process_init();
+    /* GOption converts option values from the locale's charset: UTF-8 names need it. */
+    setlocale(LC_ALL, "");
 
     GOptionContext *octx = g_option_context_new("COMMAND ... - manage hpfriends storage");
     g_option_context_add_main_entries(octx, entries, NULL);
@@ -568,6 +589,8 @@ int main(int argc, char **argv)
     }
     rc = run(&c);
 out:
+    if (shown_pool)
+        g_ptr_array_unref(shown_pool);
     plugin_instance_free(c.admin.storage);
     config_free(c.cfg);
     return rc;

@@ -1,11 +1,19 @@
-/* hpfriendsctl export / import: the whole dataset as one JSON document. */
+/*
+ * hpfriendsctl export / import: the whole dataset as one JSON document,
+ * one array per kind (users, groups, shares, accepts, authkeys), each
+ * written and read by a function of its own; an import checks every name
+ * with hpf_name_check() and applies everything as one storage transaction.
+ */
+#include <hpfriends/names.h>
 #include <json-glib/json-glib.h>
 #include <string.h>
 
 #include "admin.h"
+#include "jsonutil.h"
 
 #define EXPORT_FORMAT "hpfriends-export"
 #define EXPORT_VERSION 1
+#define IMPORT_MAX_DEPTH 32
 
 static gint cmp_str(gconstpointer a, gconstpointer b)
 {
@@ -50,22 +58,15 @@ static gint cmp_authkey(gconstpointer a, gconstpointer b)
     return strcmp(x->ident, y->ident);
 }
 
-static void add_strings(JsonBuilder *jb, const char *name, GPtrArray *list)
-{
-    json_builder_set_member_name(jb, name);
-    json_builder_begin_array(jb);
-    for (guint i = 0; i < list->len; i++)
-        json_builder_add_string_value(jb, list->pdata[i]);
-    json_builder_end_array(jb);
-}
+/*
+ * One exporter per kind: each sorts its rows (the order is part of the
+ * format, so two exports of the same data are equal) and adds them to the
+ * open array of its kind.
+ */
 
-char *admin_export(struct admin *a, GError **error)
+/* Users: explicit ones and every authkey owner, so an import recreates them. */
+static void export_users(JsonBuilder *jb, struct snapshot *s)
 {
-    struct snapshot *s = admin_snapshot(a, error);
-    if (!s)
-        return NULL;
-
-    /* Users: explicit ones and every authkey owner, so an import recreates them. */
     GHashTable *seen = g_hash_table_new(g_str_hash, g_str_equal);
     GPtrArray *users = g_ptr_array_new();
     for (guint i = 0; i < s->users->len; i++)
@@ -78,37 +79,22 @@ char *admin_export(struct admin *a, GError **error)
     }
     g_hash_table_unref(seen);
     g_ptr_array_sort(users, cmp_str);
-    g_ptr_array_sort(s->groups, cmp_group);
-    g_ptr_array_sort(s->shares, cmp_share);
-    g_ptr_array_sort(s->accepts, cmp_accept);
-    g_ptr_array_sort(s->authkeys, cmp_authkey);
-
-    JsonBuilder *jb = json_builder_new();
-    json_builder_begin_object(jb);
-    json_builder_set_member_name(jb, "format");
-    json_builder_add_string_value(jb, EXPORT_FORMAT);
-    json_builder_set_member_name(jb, "version");
-    json_builder_add_int_value(jb, EXPORT_VERSION);
-
-    json_builder_set_member_name(jb, "users");
-    json_builder_begin_array(jb);
     for (guint i = 0; i < users->len; i++) {
+        const char *name = users->pdata[i];
         json_builder_begin_object(jb);
-        json_builder_set_member_name(jb, "name");
-        json_builder_add_string_value(jb, users->pdata[i]);
-        json_builder_set_member_name(jb, "admin");
-        json_builder_add_boolean_value(jb, g_hash_table_contains(s->admins, users->pdata[i]));
-        const char *pw = g_hash_table_lookup(s->passwords, users->pdata[i]);
-        if (pw) {
-            json_builder_set_member_name(jb, "password");
-            json_builder_add_string_value(jb, pw);
-        }
+        jsonutil_add_str(jb, "name", name);
+        jsonutil_add_bool(jb, "admin", g_hash_table_contains(s->admins, name));
+        const char *pw = g_hash_table_lookup(s->passwords, name);
+        if (pw)
+            jsonutil_add_str(jb, "password", pw);
         json_builder_end_object(jb);
     }
-    json_builder_end_array(jb);
+    g_ptr_array_unref(users);
+}
 
-    json_builder_set_member_name(jb, "groups");
-    json_builder_begin_array(jb);
+static void export_groups(JsonBuilder *jb, struct snapshot *s)
+{
+    g_ptr_array_sort(s->groups, cmp_group);
     for (guint i = 0; i < s->groups->len; i++) {
         const struct snap_group *g = s->groups->pdata[i];
         GPtrArray *members = g_ptr_array_new();
@@ -119,332 +105,281 @@ char *admin_export(struct admin *a, GError **error)
         }
         g_ptr_array_sort(members, cmp_str);
         json_builder_begin_object(jb);
-        json_builder_set_member_name(jb, "name");
-        json_builder_add_string_value(jb, g->name);
-        json_builder_set_member_name(jb, "owner");
-        json_builder_add_string_value(jb, g->owner);
-        add_strings(jb, "members", members);
+        jsonutil_add_str(jb, "name", g->name);
+        jsonutil_add_str(jb, "owner", g->owner);
+        jsonutil_add_strv(jb, "members", members);
         json_builder_end_object(jb);
         g_ptr_array_unref(members);
     }
-    json_builder_end_array(jb);
+}
 
-    json_builder_set_member_name(jb, "shares");
-    json_builder_begin_array(jb);
+static void export_shares(JsonBuilder *jb, struct snapshot *s)
+{
+    g_ptr_array_sort(s->shares, cmp_share);
     for (guint i = 0; i < s->shares->len; i++) {
         const struct snap_share *sh = s->shares->pdata[i];
         json_builder_begin_object(jb);
-        json_builder_set_member_name(jb, "from");
-        json_builder_add_string_value(jb, sh->from);
-        json_builder_set_member_name(jb, sh->to_group ? "to_group" : "to_user");
-        json_builder_add_string_value(jb, sh->to);
-        json_builder_set_member_name(jb, "channel");
-        json_builder_add_string_value(jb, sh->channel);
-        json_builder_set_member_name(jb, "type");
-        json_builder_add_string_value(jb, share_type_name(sh->type));
+        jsonutil_add_str(jb, "from", sh->from);
+        jsonutil_add_str(jb, sh->to_group ? "to_group" : "to_user", sh->to);
+        jsonutil_add_str(jb, "channel", sh->channel);
+        jsonutil_add_str(jb, "type", share_type_name(sh->type));
         json_builder_end_object(jb);
     }
-    json_builder_end_array(jb);
+}
 
-    json_builder_set_member_name(jb, "accepts");
-    json_builder_begin_array(jb);
+static void export_accepts(JsonBuilder *jb, struct snapshot *s)
+{
+    g_ptr_array_sort(s->accepts, cmp_accept);
     for (guint i = 0; i < s->accepts->len; i++) {
         const struct snap_accept *ac = s->accepts->pdata[i];
         json_builder_begin_object(jb);
-        json_builder_set_member_name(jb, "user");
-        json_builder_add_string_value(jb, ac->user);
-        json_builder_set_member_name(jb, "from");
-        json_builder_add_string_value(jb, ac->from);
-        json_builder_set_member_name(jb, "channel");
-        json_builder_add_string_value(jb, ac->channel);
+        jsonutil_add_str(jb, "user", ac->user);
+        jsonutil_add_str(jb, "from", ac->from);
+        jsonutil_add_str(jb, "channel", ac->channel);
         json_builder_end_object(jb);
     }
-    json_builder_end_array(jb);
+}
 
-    json_builder_set_member_name(jb, "authkeys");
-    json_builder_begin_array(jb);
+static void export_authkeys(JsonBuilder *jb, struct snapshot *s)
+{
+    g_ptr_array_sort(s->authkeys, cmp_authkey);
     for (guint i = 0; i < s->authkeys->len; i++) {
         const struct snap_authkey *k = s->authkeys->pdata[i];
         json_builder_begin_object(jb);
-        json_builder_set_member_name(jb, "ident");
-        json_builder_add_string_value(jb, k->ident);
-        json_builder_set_member_name(jb, "owner");
-        json_builder_add_string_value(jb, k->owner);
-        json_builder_set_member_name(jb, "secret");
-        json_builder_add_string_value(jb, k->secret);
-        add_strings(jb, "publish", k->publish);
-        add_strings(jb, "subscribe", k->subscribe);
+        jsonutil_add_str(jb, "ident", k->ident);
+        jsonutil_add_str(jb, "owner", k->owner);
+        jsonutil_add_str(jb, "secret", k->secret);
+        jsonutil_add_strv(jb, "publish", k->publish);
+        jsonutil_add_strv(jb, "subscribe", k->subscribe);
         json_builder_end_object(jb);
     }
-    json_builder_end_array(jb);
-    json_builder_end_object(jb);
-
-    JsonGenerator *gen = json_generator_new();
-    JsonNode *root = json_builder_get_root(jb);
-    json_generator_set_root(gen, root);
-    json_generator_set_pretty(gen, TRUE);
-    json_generator_set_indent(gen, 2);
-    char *text = json_generator_to_data(gen, NULL);
-    char *out = g_strconcat(text, "\n", NULL);
-    g_free(text);
-    json_node_unref(root);
-    g_object_unref(gen);
-    g_object_unref(jb);
-    g_ptr_array_unref(users);
-    snapshot_free(s);
-    return out;
 }
 
 /* ---- import ---- */
 
 struct importer {
-    GArray *muts;     /* struct hpf_mutation */
-    GPtrArray *keep;  /* things mutations point to */
+    GArray *muts;      /* struct hpf_mutation */
+    GPtrArray *keep;   /* things mutations point to */
+    const char *where; /* the kind being read, for messages */
     GError *err;
 };
 
-static gboolean fail_at(struct importer *im, const char *where, guint i, const char *what)
+static gboolean fail_at(struct importer *im, guint i, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+static gboolean fail_at(struct importer *im, guint i, const char *fmt, ...)
 {
-    g_set_error(&im->err, ADMIN_ERROR, HPF_ERR_INVALID, "import: %s[%u]: %s", where, i, what);
+    va_list ap;
+    va_start(ap, fmt);
+    char *what = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    g_set_error(&im->err, ADMIN_ERROR, HPF_ERR_INVALID, "import: %s[%u]: %s", im->where, i,
+                what);
+    g_free(what);
     return FALSE;
 }
 
-/*
- * Names, channels and secrets: what an export can hold and give back.
- * json-glib's parser lets some escapes through that make invalid UTF-8,
- * which would make the next export invalid JSON.
- */
-static gboolean import_text_ok(const char *v)
+/* A required string member that passes the name rule, or NULL (and the error set). */
+static const char *str_member(struct importer *im, JsonObject *o, const char *key, guint i)
 {
-    size_t n = strlen(v);
-    if (n == 0 || n > 4096 || !g_utf8_validate(v, (gssize)n, NULL))
-        return FALSE;
-    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
-        if (*p < 0x20 || *p == 0x7f)
-            return FALSE;
-    return TRUE;
-}
-
-/* A required string member, or NULL (and the error set). */
-static const char *str_member(struct importer *im, JsonObject *o, const char *key,
-                              const char *where, guint i)
-{
-    JsonNode *n = json_object_get_member(o, key);
-    if (!n || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING) {
-        char *what = g_strdup_printf("'%s' must be a string", key);
-        fail_at(im, where, i, what);
-        g_free(what);
+    const char *v = jsonutil_get_str(o, key);
+    if (!v) {
+        fail_at(im, i, "'%s' must be a string", key);
         return NULL;
     }
-    const char *v = json_node_get_string(n);
-    if (!import_text_ok(v)) {
-        char *what = g_strdup_printf("'%s' must be 1-4096 bytes of UTF-8 text without control "
-                                     "characters",
-                                     key);
-        fail_at(im, where, i, what);
-        g_free(what);
+    /* json-glib lets escapes through that make invalid UTF-8: the next export would break. */
+    gboolean secret = !strcmp(key, "secret") || !strcmp(key, "password");
+    const char *why = hpf_name_check(v, secret ? HPF_SECRET_MAX : HPF_NAME_MAX);
+    if (why) {
+        fail_at(im, i, "'%s' %s", key, why);
         return NULL;
     }
     return v;
 }
 
-static JsonArray *array_member(struct importer *im, JsonObject *root, const char *key)
-{
-    JsonNode *n = json_object_get_member(root, key);
-    if (!n)
-        return NULL; /* absent: nothing of that kind */
-    if (!JSON_NODE_HOLDS_ARRAY(n)) {
-        g_set_error(&im->err, ADMIN_ERROR, HPF_ERR_INVALID, "import: '%s' must be an array", key);
-        return NULL;
-    }
-    return json_node_get_array(n);
-}
-
-static JsonObject *object_at(struct importer *im, JsonArray *a, const char *where, guint i)
-{
-    JsonNode *n = json_array_get_element(a, i);
-    if (!JSON_NODE_HOLDS_OBJECT(n)) {
-        fail_at(im, where, i, "must be an object");
-        return NULL;
-    }
-    return json_node_get_object(n);
-}
-
-/* Typed reads of optional members: NULL/FALSE/-1 when absent or of another type. */
-static const char *opt_string(JsonObject *o, const char *key)
-{
-    JsonNode *n = json_object_get_member(o, key);
-    if (!n || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING)
-        return NULL;
-    return json_node_get_string(n);
-}
-
-static gint64 opt_int(JsonObject *o, const char *key)
-{
-    JsonNode *n = json_object_get_member(o, key);
-    if (!n || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_INT64)
-        return -1;
-    return json_node_get_int(n);
-}
-
-/* TRUE, FALSE, or -1 when present but not a boolean. */
-static int opt_bool(JsonObject *o, const char *key)
-{
-    JsonNode *n = json_object_get_member(o, key);
-    if (!n)
-        return FALSE;
-    if (!JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_BOOLEAN)
-        return -1;
-    return json_node_get_boolean(n);
-}
-
-static void push(struct importer *im, struct hpf_mutation m) { g_array_append_val(im->muts, m); }
-
-/* A string list member as a NULL-terminated array kept alive in im->keep. */
-static const char **strv_member(struct importer *im, JsonObject *o, const char *key,
-                                const char *where, guint i, size_t *n)
+/*
+ * A string list member as a NULL-terminated array kept alive in im->keep;
+ * an absent one is empty.  FALSE (and the error set) when it is not a list
+ * of names.
+ */
+static gboolean strv_member(struct importer *im, JsonObject *o, const char *key, guint i,
+                            const char *const **out, size_t *n)
 {
     JsonNode *node = json_object_get_member(o, key);
+    *out = NULL;
     *n = 0;
     if (!node)
-        return NULL;
-    if (!JSON_NODE_HOLDS_ARRAY(node)) {
-        char *what = g_strdup_printf("'%s' must be an array of strings", key);
-        fail_at(im, where, i, what);
-        g_free(what);
-        return (const char **)-1;
-    }
+        return TRUE;
+    if (!JSON_NODE_HOLDS_ARRAY(node))
+        return fail_at(im, i, "'%s' must be an array of strings", key);
     JsonArray *a = json_node_get_array(node);
     guint len = json_array_get_length(a);
     const char **v = g_new0(const char *, len + 1);
     g_ptr_array_add(im->keep, v);
     for (guint j = 0; j < len; j++) {
         JsonNode *e = json_array_get_element(a, j);
-        if (!JSON_NODE_HOLDS_VALUE(e) || json_node_get_value_type(e) != G_TYPE_STRING) {
-            char *what = g_strdup_printf("'%s' must be an array of strings", key);
-            fail_at(im, where, i, what);
-            g_free(what);
-            return (const char **)-1;
-        }
+        if (!JSON_NODE_HOLDS_VALUE(e) || json_node_get_value_type(e) != G_TYPE_STRING)
+            return fail_at(im, i, "'%s' must be an array of strings", key);
         v[j] = json_node_get_string(e);
-        if (!import_text_ok(v[j])) {
-            char *what = g_strdup_printf("'%s' must hold 1-4096 bytes of UTF-8 text each", key);
-            fail_at(im, where, i, what);
-            g_free(what);
-            return (const char **)-1;
-        }
+        const char *why = hpf_name_check(v[j], HPF_NAME_MAX);
+        if (why)
+            return fail_at(im, i, "'%s' entry %u %s", key, j + 1, why);
     }
+    *out = v;
     *n = len;
-    return v;
+    return TRUE;
 }
 
+static void push(struct importer *im, struct hpf_mutation m) { g_array_append_val(im->muts, m); }
+
+/* One importer per kind: the mutations of one element of its array. */
+
+static gboolean import_user(struct importer *im, JsonObject *o, guint i)
+{
+    const char *name = str_member(im, o, "name", i);
+    if (!name)
+        return FALSE;
+    push(im, (struct hpf_mutation){.op = HPF_MUT_USER_ADD, .user = name});
+    int admin = jsonutil_get_bool(o, "admin");
+    if (admin < 0)
+        return fail_at(im, i, "'admin' must be true or false");
+    if (admin)
+        push(im, (struct hpf_mutation){.op = HPF_MUT_USER_SET_ADMIN, .user = name, .flag = true});
+    if (!json_object_has_member(o, "password"))
+        return TRUE;
+    const char *pw = str_member(im, o, "password", i);
+    if (pw)
+        push(im, (struct hpf_mutation){.op = HPF_MUT_USER_SET_PASSWORD, .user = name,
+                                       .password = pw});
+    return pw != NULL;
+}
+
+static gboolean import_group(struct importer *im, JsonObject *o, guint i)
+{
+    const char *name = str_member(im, o, "name", i);
+    const char *owner = name ? str_member(im, o, "owner", i) : NULL;
+    const char *const *members;
+    size_t n;
+    if (!owner || !strv_member(im, o, "members", i, &members, &n))
+        return FALSE;
+    push(im, (struct hpf_mutation){.op = HPF_MUT_GROUP_ADD, .group = name, .user = owner});
+    for (size_t j = 0; j < n; j++)
+        push(im, (struct hpf_mutation){.op = HPF_MUT_MEMBER_ADD, .group = name,
+                                       .user = members[j]});
+    return TRUE;
+}
+
+static gboolean import_share(struct importer *im, JsonObject *o, guint i)
+{
+    gboolean to_group = json_object_has_member(o, "to_group");
+    const char *from = str_member(im, o, "from", i);
+    const char *to = from ? str_member(im, o, to_group ? "to_group" : "to_user", i) : NULL;
+    const char *chan = to ? str_member(im, o, "channel", i) : NULL;
+    const char *type = chan ? str_member(im, o, "type", i) : NULL;
+    if (!type)
+        return FALSE;
+    int t = share_type_parse(type);
+    if (t < 0)
+        return fail_at(im, i, "'type' must be shares or shares_all");
+    push(im, (struct hpf_mutation){.op = HPF_MUT_SHARE_ADD, .user = from, .target = to,
+                                   .target_is_group = to_group, .channel = chan,
+                                   .share_type = t});
+    return TRUE;
+}
+
+static gboolean import_accept(struct importer *im, JsonObject *o, guint i)
+{
+    const char *user = str_member(im, o, "user", i);
+    const char *from = user ? str_member(im, o, "from", i) : NULL;
+    const char *chan = from ? str_member(im, o, "channel", i) : NULL;
+    if (!chan)
+        return FALSE;
+    push(im, (struct hpf_mutation){.op = HPF_MUT_ACCEPT_ADD, .user = user, .target = from,
+                                   .channel = chan});
+    return TRUE;
+}
+
+static gboolean import_authkey(struct importer *im, JsonObject *o, guint i)
+{
+    const char *ident = str_member(im, o, "ident", i);
+    const char *owner = ident ? str_member(im, o, "owner", i) : NULL;
+    const char *secret = owner ? str_member(im, o, "secret", i) : NULL;
+    if (!secret)
+        return FALSE;
+    struct hpf_authkey *k = g_new0(struct hpf_authkey, 1);
+    g_ptr_array_add(im->keep, k);
+    k->ident = ident;
+    k->owner = owner;
+    k->secret = secret;
+    if (!strv_member(im, o, "publish", i, &k->publish, &k->n_publish) ||
+        !strv_member(im, o, "subscribe", i, &k->subscribe, &k->n_subscribe))
+        return FALSE;
+    push(im, (struct hpf_mutation){.op = HPF_MUT_AUTHKEY_ADD, .authkey = k});
+    return TRUE;
+}
+
+/*
+ * The kinds of the document, in the order they are written and read back
+ * (an import adds users before the groups, shares and keys that name them).
+ */
+static const struct kind {
+    const char *name; /* its array's member name */
+    void (*export)(JsonBuilder *jb, struct snapshot *s);
+    gboolean (*import)(struct importer *im, JsonObject *o, guint i);
+} kinds[] = {
+    {"users", export_users, import_user},
+    {"groups", export_groups, import_group},
+    {"shares", export_shares, import_share},
+    {"accepts", export_accepts, import_accept},
+    {"authkeys", export_authkeys, import_authkey},
+};
+
+char *admin_export(struct admin *a, GError **error)
+{
+    struct snapshot *s = admin_snapshot(a, error);
+    if (!s)
+        return NULL;
+    JsonBuilder *jb = json_builder_new();
+    json_builder_begin_object(jb);
+    jsonutil_add_str(jb, "format", EXPORT_FORMAT);
+    json_builder_set_member_name(jb, "version");
+    json_builder_add_int_value(jb, EXPORT_VERSION);
+    for (gsize k = 0; k < G_N_ELEMENTS(kinds); k++) {
+        json_builder_set_member_name(jb, kinds[k].name);
+        json_builder_begin_array(jb);
+        kinds[k].export(jb, s);
+        json_builder_end_array(jb);
+    }
+    json_builder_end_object(jb);
+    JsonNode *root = json_builder_get_root(jb);
+    char *out = jsonutil_to_text(root, TRUE);
+    json_node_unref(root);
+    g_object_unref(jb);
+    snapshot_free(s);
+    return out;
+}
+
+/* Every kind's array (an absent one is empty), element by element, after a clear. */
 static gboolean collect(struct importer *im, JsonObject *root)
 {
-    JsonArray *a;
     push(im, (struct hpf_mutation){.op = HPF_MUT_CLEAR});
-
-    if ((a = array_member(im, root, "users")))
-        for (guint i = 0; i < json_array_get_length(a); i++) {
-            JsonObject *o = object_at(im, a, "users", i);
-            const char *name = o ? str_member(im, o, "name", "users", i) : NULL;
-            if (!name)
-                return FALSE;
-            push(im, (struct hpf_mutation){.op = HPF_MUT_USER_ADD, .user = name});
-            int admin = opt_bool(o, "admin");
-            if (admin < 0)
-                return fail_at(im, "users", i, "'admin' must be true or false");
-            if (admin)
-                push(im, (struct hpf_mutation){.op = HPF_MUT_USER_SET_ADMIN, .user = name,
-                                               .flag = true});
-            JsonNode *pw = json_object_get_member(o, "password");
-            if (pw && !opt_string(o, "password"))
-                return fail_at(im, "users", i, "'password' must be a string");
-            if (pw)
-                push(im, (struct hpf_mutation){.op = HPF_MUT_USER_SET_PASSWORD, .user = name,
-                                               .password = opt_string(o, "password")});
+    for (gsize k = 0; k < G_N_ELEMENTS(kinds); k++) {
+        im->where = kinds[k].name;
+        JsonNode *n = json_object_get_member(root, kinds[k].name);
+        if (!n)
+            continue;
+        if (!JSON_NODE_HOLDS_ARRAY(n)) {
+            g_set_error(&im->err, ADMIN_ERROR, HPF_ERR_INVALID, "import: '%s' must be an array",
+                        kinds[k].name);
+            return FALSE;
         }
-    else if (im->err)
-        return FALSE;
-
-    if ((a = array_member(im, root, "groups")))
+        JsonArray *a = json_node_get_array(n);
         for (guint i = 0; i < json_array_get_length(a); i++) {
-            JsonObject *o = object_at(im, a, "groups", i);
-            const char *name = o ? str_member(im, o, "name", "groups", i) : NULL;
-            const char *owner = name ? str_member(im, o, "owner", "groups", i) : NULL;
-            if (!owner)
+            JsonNode *e = json_array_get_element(a, i);
+            if (!JSON_NODE_HOLDS_OBJECT(e))
+                return fail_at(im, i, "must be an object");
+            if (!kinds[k].import(im, json_node_get_object(e), i))
                 return FALSE;
-            push(im, (struct hpf_mutation){.op = HPF_MUT_GROUP_ADD, .group = name, .user = owner});
-            size_t n;
-            const char **members = strv_member(im, o, "members", "groups", i, &n);
-            if (members == (const char **)-1)
-                return FALSE;
-            for (size_t j = 0; j < n; j++)
-                push(im, (struct hpf_mutation){.op = HPF_MUT_MEMBER_ADD, .group = name,
-                                               .user = members[j]});
         }
-    else if (im->err)
-        return FALSE;
-
-    if ((a = array_member(im, root, "shares")))
-        for (guint i = 0; i < json_array_get_length(a); i++) {
-            JsonObject *o = object_at(im, a, "shares", i);
-            if (!o)
-                return FALSE;
-            gboolean to_group = json_object_has_member(o, "to_group");
-            const char *from = str_member(im, o, "from", "shares", i);
-            const char *to = from ? str_member(im, o, to_group ? "to_group" : "to_user", "shares", i)
-                                  : NULL;
-            const char *chan = to ? str_member(im, o, "channel", "shares", i) : NULL;
-            const char *type = chan ? str_member(im, o, "type", "shares", i) : NULL;
-            if (!type)
-                return FALSE;
-            int t = share_type_parse(type);
-            if (t < 0)
-                return fail_at(im, "shares", i, "'type' must be shares or shares_all");
-            push(im, (struct hpf_mutation){.op = HPF_MUT_SHARE_ADD, .user = from, .target = to,
-                                           .target_is_group = to_group, .channel = chan,
-                                           .share_type = t});
-        }
-    else if (im->err)
-        return FALSE;
-
-    if ((a = array_member(im, root, "accepts")))
-        for (guint i = 0; i < json_array_get_length(a); i++) {
-            JsonObject *o = object_at(im, a, "accepts", i);
-            const char *user = o ? str_member(im, o, "user", "accepts", i) : NULL;
-            const char *from = user ? str_member(im, o, "from", "accepts", i) : NULL;
-            const char *chan = from ? str_member(im, o, "channel", "accepts", i) : NULL;
-            if (!chan)
-                return FALSE;
-            push(im, (struct hpf_mutation){.op = HPF_MUT_ACCEPT_ADD, .user = user, .target = from,
-                                           .channel = chan});
-        }
-    else if (im->err)
-        return FALSE;
-
-    if ((a = array_member(im, root, "authkeys")))
-        for (guint i = 0; i < json_array_get_length(a); i++) {
-            JsonObject *o = object_at(im, a, "authkeys", i);
-            const char *ident = o ? str_member(im, o, "ident", "authkeys", i) : NULL;
-            const char *owner = ident ? str_member(im, o, "owner", "authkeys", i) : NULL;
-            const char *secret = owner ? str_member(im, o, "secret", "authkeys", i) : NULL;
-            if (!secret)
-                return FALSE;
-            struct hpf_authkey *k = g_new0(struct hpf_authkey, 1);
-            g_ptr_array_add(im->keep, k);
-            k->ident = ident;
-            k->owner = owner;
-            k->secret = secret;
-            k->publish = strv_member(im, o, "publish", "authkeys", i, &k->n_publish);
-            if (k->publish == (const char **)-1)
-                return FALSE;
-            k->subscribe = strv_member(im, o, "subscribe", "authkeys", i, &k->n_subscribe);
-            if (k->subscribe == (const char **)-1)
-                return FALSE;
-            push(im, (struct hpf_mutation){.op = HPF_MUT_AUTHKEY_ADD, .authkey = k});
-        }
-    else if (im->err)
-        return FALSE;
+    }
     return TRUE;
 }
 
@@ -458,6 +393,12 @@ gboolean admin_import(struct admin *a, const char *json, gsize len, GError **err
         .keep = g_ptr_array_new_with_free_func(g_free),
     };
 
+    /* An export nests four deep; a deeper document could run the parser's stack out. */
+    const char *why = jsonutil_prescan(json, len, IMPORT_MAX_DEPTH);
+    if (why) {
+        g_set_error(error, ADMIN_ERROR, HPF_ERR_INVALID, "import: %s", why);
+        goto out;
+    }
     if (!json_parser_load_from_data(parser, json, (gssize)len, &e)) {
         /* json-glib's message carries <data>:LINE:COL. */
         g_set_error(error, ADMIN_ERROR, HPF_ERR_INVALID, "import: %s", e->message);
@@ -470,13 +411,13 @@ gboolean admin_import(struct admin *a, const char *json, gsize len, GError **err
         goto out;
     }
     JsonObject *o = json_node_get_object(root);
-    const char *format = opt_string(o, "format");
+    const char *format = jsonutil_get_str(o, "format");
     if (!format || strcmp(format, EXPORT_FORMAT)) {
         g_set_error(error, ADMIN_ERROR, HPF_ERR_INVALID,
                     "import: not an hpfriends export (\"format\" must be \"%s\")", EXPORT_FORMAT);
         goto out;
     }
-    gint64 version = opt_int(o, "version");
+    gint64 version = jsonutil_get_int(o, "version");
     if (version != EXPORT_VERSION) {
         g_set_error(error, ADMIN_ERROR, HPF_ERR_INVALID,
                     "import: \"version\" must be %d (the export format this build reads)",

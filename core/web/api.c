@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "counters.h"
+#include "jsonutil.h"
 #include "password.h"
 #include "snapshot.h"
 #include "internal.h"
@@ -18,19 +19,8 @@
 
 #define OBJ(b) json_builder_begin_object(b)
 #define END(b) json_builder_end_object(b)
-#define STR(b, k, v)                                                                         \
-    do {                                                                                     \
-        json_builder_set_member_name(b, k);                                                  \
-        if (v)                                                                               \
-            json_builder_add_string_value(b, v);                                             \
-        else                                                                                 \
-            json_builder_add_null_value(b);                                                  \
-    } while (0)
-#define BOOL(b, k, v)                                                                        \
-    do {                                                                                     \
-        json_builder_set_member_name(b, k);                                                  \
-        json_builder_add_boolean_value(b, v);                                                \
-    } while (0)
+#define STR(b, k, v) jsonutil_add_str(b, k, v)
+#define BOOL(b, k, v) jsonutil_add_bool(b, k, v)
 #define INT(b, k, v)                                                                         \
     do {                                                                                     \
         json_builder_set_member_name(b, k);                                                  \
@@ -99,15 +89,6 @@ static void done_op(struct web_job *j, gboolean ok, GError **e)
     ok_simple(j);
 }
 
-static void add_strv(JsonBuilder *b, const char *key, GPtrArray *a)
-{
-    json_builder_set_member_name(b, key);
-    json_builder_begin_array(b);
-    for (guint i = 0; i < a->len; i++)
-        json_builder_add_string_value(b, a->pdata[i]);
-    json_builder_end_array(b);
-}
-
 /* ---- session ---- */
 
 static void run_login(struct web_job *j)
@@ -143,6 +124,8 @@ static void run_session(struct web_job *j)
     STR(b, "user", j->user);
     BOOL(b, "admin", j->is_admin);
     BOOL(b, "require_accept", j->require_accept);
+    /* The console shows channel lists read-only to users who may not set them. */
+    BOOL(b, "lists_editable", j->is_admin || !j->channels_mode);
     END(b);
     web_job_ok(j, b);
 }
@@ -324,6 +307,8 @@ static void run_offers(struct web_job *j)
     JsonBuilder *b = json_builder_new();
     OBJ(b);
     BOOL(b, "require_accept", j->require_accept);
+    /* The console shows channel lists read-only to users who may not set them. */
+    BOOL(b, "lists_editable", j->is_admin || !j->channels_mode);
     json_builder_set_member_name(b, "offers");
     json_builder_begin_array(b);
     for (guint i = 0; i < s->shares->len; i++) {
@@ -408,8 +393,8 @@ static void run_authkeys(struct web_job *j)
         OBJ(b);
         STR(b, "ident", k->ident);
         STR(b, "owner", k->owner);
-        add_strv(b, "publish", k->publish);
-        add_strv(b, "subscribe", k->subscribe);
+        jsonutil_add_strv(b, "publish", k->publish);
+        jsonutil_add_strv(b, "subscribe", k->subscribe);
         INT(b, "published_msgs", c.published_msgs);
         INT(b, "published_bytes", c.published_bytes);
         INT(b, "received_msgs", c.received_msgs);
@@ -465,6 +450,20 @@ static void finish_authkeys(struct web_job *j)
     g_hash_table_unref(by_ident);
 }
 
+/*
+ * With access = channels the lists are the only access control: a user who
+ * set their own could read every channel.  Only an administrator sets them
+ * then; a user may still make a key (its lists empty) or delete one.
+ */
+static gboolean lists_allowed(struct web_job *j, gboolean sets_lists)
+{
+    if (!j->channels_mode || j->is_admin || !sets_lists)
+        return TRUE;
+    web_job_error(j, 403, "with access = channels only an administrator may set an authkey's "
+                          "publish and subscribe lists");
+    return FALSE;
+}
+
 static void run_authkey_add(struct web_job *j)
 {
     const char *ident = web_body_str(j, "ident", TRUE);
@@ -474,6 +473,8 @@ static void run_authkey_add(struct web_job *j)
     char **pub = web_body_strv(j, "publish", &has_pub);
     char **sub = j->status ? NULL : web_body_strv(j, "subscribe", &has_sub);
     struct snapshot *s = j->status ? NULL : begin(j);
+    if (s && !lists_allowed(j, (pub && *pub) || (sub && *sub)))
+        g_clear_pointer(&s, snapshot_free);
     if (s) {
         snapshot_free(s);
         GError *e = NULL;
@@ -502,11 +503,11 @@ static void run_authkey_set(struct web_job *j)
     const char *ident = web_body_str(j, "ident", TRUE);
     if (!ident)
         return;
-    gboolean has_pub, has_sub;
+    gboolean has_pub = FALSE, has_sub = FALSE;
     char **pub = web_body_strv(j, "publish", &has_pub);
     char **sub = j->status ? NULL : web_body_strv(j, "subscribe", &has_sub);
     struct snapshot *s = j->status ? NULL : begin(j);
-    if (s && own_key(j, s, ident)) {
+    if (s && own_key(j, s, ident) && lists_allowed(j, has_pub || has_sub)) {
         GError *e = NULL;
         done_op(j, admin_authkey_set(&j->admin, ident, NULL, NULL, pub, sub, &e), &e);
     }
@@ -821,6 +822,8 @@ static void run_readers(struct web_job *j)
     STR(b, "publisher", j->acting);
     STR(b, "channel", chan);
     BOOL(b, "require_accept", j->require_accept);
+    /* The console shows channel lists read-only to users who may not set them. */
+    BOOL(b, "lists_editable", j->is_admin || !j->channels_mode);
     json_builder_set_member_name(b, "readers");
     json_builder_begin_array(b);
     for (guint i = 0; i < r->len; i++) {

@@ -11,6 +11,7 @@ void web_conf_free(struct web_conf *wc)
     g_free(wc->root);
     g_free(wc->tls_cert);
     g_free(wc->tls_key);
+    g_strfreev(wc->hostnames);
     g_free(wc);
 }
 
@@ -35,6 +36,37 @@ static gboolean get_uint(const char *v, guint64 min, guint64 max, guint *out)
     if (!g_ascii_string_to_unsigned(v, 10, min, max, &n, NULL))
         return FALSE;
     *out = (guint)n;
+    return TRUE;
+}
+
+/* "a.example, b.example" or "*": names a browser may use for the console. */
+static gboolean parse_hostnames(struct web_conf *wc, const char *v, GError **error,
+                                const char *file)
+{
+    char **names = g_strsplit_set(v, ", \t", -1);
+    GPtrArray *out = g_ptr_array_new();
+    gboolean ok = TRUE;
+    for (char **n = names; *n && ok; n++) {
+        if (!**n)
+            continue;
+        static const char allowed[] = "abcdefghijklmnopqrstuvwxyz"
+                                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-*";
+        if (strlen(*n) > 253 || strspn(*n, allowed) != strlen(*n) ||
+            (strchr(*n, '*') && strcmp(*n, "*")))
+            ok = web_fail(error, file, "hostnames",
+                          "expected host names separated by commas, or *, got '%s'", *n);
+        else
+            g_ptr_array_add(out, g_ascii_strdown(*n, -1));
+    }
+    g_strfreev(names);
+    g_ptr_array_add(out, NULL);
+    char **list = (char **)g_ptr_array_free(out, FALSE);
+    if (!ok) {
+        g_strfreev(list);
+        return FALSE;
+    }
+    g_strfreev(wc->hostnames);
+    wc->hostnames = list;
     return TRUE;
 }
 
@@ -76,6 +108,8 @@ gboolean config_load_web(struct config *cfg, GKeyFile *kf, const char *file, GEr
             if (!get_uint(v, 1, 1000, &wc->login_failures))
                 ok = web_fail(error, file, k, "expected a whole number from 1 to 1000, got '%s'",
                               v);
+        } else if (!strcmp(k, "hostnames")) {
+            ok = parse_hostnames(wc, v, error, file);
         } else {
             ok = web_fail(error, file, k, "unknown key");
         }

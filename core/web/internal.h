@@ -45,12 +45,14 @@ struct web {
     GHashTable *sessions; /* id -> struct web_session * */
     GHashTable *jobs;     /* struct web_job * in flight */
     GQueue events;        /* struct web_event *, oldest first */
-    struct ipguard *login_guard;
+    struct ipguard *login_guard; /* password checks per address */
+    struct ipguard *user_guard;  /* password checks per account (user name) */
     struct worker *crypto; /* password hashing, so it never delays storage */
     GHashTable *creds;     /* user -> struct web_cred *, NULL before the first snapshot */
     guint storage_busy;    /* console jobs on the storage worker */
     GQueue storage_wait;   /* struct web_job * waiting for a place there */
     guint crypto_busy;     /* jobs on the password worker */
+    guint crypto_change_busy; /* of which /api/password */
     struct http_gate *gate;  /* counts connections from accept on */
     GHashTable *conns;     /* struct evhttp_connection * -> peer address */
     struct ipguard *conn_guard; /* connections per address */
@@ -75,6 +77,7 @@ struct web_job {
     const struct web_route *route;
     struct admin admin;
     gboolean require_accept;
+    gboolean channels_mode; /* access = channels: the lists are the only access control */
     char *user;      /* session's user */
     char *acting;    /* whose objects (user, or another for an admin) */
     gboolean is_admin;
@@ -94,7 +97,8 @@ struct web_job {
     char *password;     /* login, passwd: plain text, wiped when freed */
     char *password2;
     gboolean verified;
-    gboolean guarded;   /* login: counted by the login guard until freed */
+    gboolean guarded;   /* counted by the login guard (address) until freed */
+    gboolean user_guarded; /* counted by the user guard (account) until freed */
 };
 
 extern const struct web_route web_routes[];
@@ -111,7 +115,40 @@ const char *web_body_str(struct web_job *j, const char *key, gboolean required);
 char **web_body_strv(struct web_job *j, const char *key, gboolean *present);
 const char *web_query(struct web_job *j, const char *key);
 
-/* Loop thread. */
+/* Why a request is refused before it becomes a job (loop thread). */
+struct web_refusal {
+    int status;        /* 0: not refused */
+    char *msg;
+    const char *allow; /* an Allow header for a 405 */
+};
+/** Set the refusal (the first one wins); returns FALSE, for guards to return it. */
+gboolean web_refuse(struct web_refusal *no, int status, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+
+/* Loop thread: jobs (server.c). */
+void web_job_free(struct web_job *j);
+/** Reply (when the request is still there), forget and free the job. */
+void web_job_end(struct web_job *j);
+/** Run the job's route on the storage worker, or queue it for a place there. */
+void web_storage_submit(struct web *w, struct web_job *j);
+/** Free the per-thread state a worker job leaves in OpenSSL. */
+void web_release_thread_state(void);
+
+/* Loop thread: sessions, CSRF, login (session.c). */
+void web_session_free(gpointer p);
+/** End sessions past their time; let the login throttle forget old failures. */
+void web_sessions_expire(struct web *w);
+/**
+ * Origin and Sec-Fetch-Site for a change, then the session (*s, or NULL) a
+ * route needs and its CSRF token: FALSE with the refusal set when one fails.
+ */
+gboolean web_session_guard(struct web *w, struct evhttp_request *req,
+                           const struct web_route *route, struct web_session **s,
+                           struct web_refusal *no);
+/** A login may go on (size, throttle, password worker capacity); before its body is parsed. */
+gboolean web_login_admit(struct web *w, struct web_job *j, size_t body_len,
+                         struct web_refusal *no);
+/** Run a login without storage when its credentials are at hand (takes j); FALSE: not yet. */
+gboolean web_login_start(struct web_job *j);
 /** After a first storage pass: run the password work on the password worker. */
 void web_crypto_finish(struct web_job *j);
 /** The session's CSRF token (loop thread), or NULL. */

@@ -1,7 +1,8 @@
 /*
  * The console's HTTP side: listener, static files (read once at start, so
- * serving them never touches the disk), sessions, CSRF and Origin checks,
+ * serving them never touches the disk), connection caps, route lookup,
  * request bodies, and the hand-off of API requests to the workers.
+ * Sessions, CSRF and login are in session.c.
  */
 #include "web.h"
 
@@ -15,13 +16,12 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 #include <openssl/ssl.h>
 
 #include "accept.h"
 #include "ipguard.h"
+#include "jsonutil.h"
 #include "log.h"
-#include "password.h"
 #include "sinks.h"
 #include "snapshot.h"
 #include "tls.h"
@@ -32,12 +32,8 @@
 #define HPF_WEBDIR "/usr/local/share/hpfriends/web"
 #endif
 
-#define COOKIE_NAME "hpf_session"
 #define MAX_BODY 65536
 #define MAX_FILE (4 * 1024 * 1024)
-#define MAX_SESSIONS 10000
-/* Sessions of one user; a new login ends the oldest past it. */
-#define MAX_USER_SESSIONS 20
 /* Requests being worked on at once; more get a 503 rather than a queue. */
 #define MAX_JOBS 256
 /*
@@ -46,14 +42,8 @@
  */
 #define MAX_STORAGE_JOBS 2
 #define MAX_STORAGE_WAIT 64
-/* Logins waiting for storage (only before the first snapshot is in). */
-#define MAX_LOGIN_WAIT 8
-/* Password derivations queued or running; more get a 503. */
-#define MAX_CRYPTO_JOBS 32
-/* Login bodies are small; nesting deeper than this is refused unparsed. */
-#define MAX_LOGIN_BODY 4096
+/* Nesting deeper than this is refused unparsed. */
 #define MAX_JSON_DEPTH 32
-#define SESSION_MAX_US ((gint64)24 * 3600 * G_USEC_PER_SEC)
 /* Connections (counted from accept, by the gate), in all and per address. */
 #define MAX_CONNS 512
 #define MAX_CONNS_PER_IP 64
@@ -61,25 +51,6 @@
 #define FIRST_REQUEST_SECONDS 10
 
 /* ---- small helpers ---- */
-
-static char *random_hex(gsize bytes)
-{
-    guint8 raw[64];
-    g_assert(bytes <= sizeof raw);
-    if (RAND_bytes(raw, (int)bytes) != 1)
-        return NULL;
-    GString *s = g_string_sized_new(bytes * 2);
-    for (gsize i = 0; i < bytes; i++)
-        g_string_append_printf(s, "%02x", raw[i]);
-    OPENSSL_cleanse(raw, sizeof raw);
-    return g_string_free(s, FALSE);
-}
-
-static gboolean same_secret(const char *a, const char *b)
-{
-    size_t n = strlen(a);
-    return n == strlen(b) && CRYPTO_memcmp(a, b, n) == 0;
-}
 
 static const char *reason_of(int status)
 {
@@ -225,91 +196,6 @@ const char *web_query(struct web_job *j, const char *key)
     return j->query ? g_hash_table_lookup(j->query, key) : NULL;
 }
 
-/* ---- sessions ---- */
-
-static void session_free(gpointer p)
-{
-    struct web_session *s = p;
-    OPENSSL_cleanse(s->id, strlen(s->id));
-    OPENSSL_cleanse(s->csrf, strlen(s->csrf));
-    g_free(s->id);
-    g_free(s->csrf);
-    g_free(s->user);
-    g_free(s->epoch);
-    g_free(s);
-}
-
-static void cred_free(gpointer p)
-{
-    struct web_cred *c = p;
-    g_free(c->hash);
-    g_free(c);
-}
-
-void web_snapshot_loaded(struct web *w, const struct snapshot *s)
-{
-    GHashTable *t = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, cred_free);
-    GHashTableIter it;
-    gpointer k, v;
-    g_hash_table_iter_init(&it, s->passwords);
-    while (g_hash_table_iter_next(&it, &k, &v)) {
-        struct web_cred *c = g_new0(struct web_cred, 1);
-        c->hash = g_strdup(v);
-        c->admin = g_hash_table_contains(s->admins, k);
-        g_hash_table_insert(t, g_strdup(k), c);
-    }
-    if (w->creds)
-        g_hash_table_unref(w->creds);
-    w->creds = t;
-}
-
-/* Over its idle time or its lifetime, or its user's password changed since. */
-static gboolean session_over(const struct web *w, const struct web_session *s, gint64 now)
-{
-    if (now - s->last_used_us > (gint64)w->b->cfg->web->session_timeout * G_USEC_PER_SEC ||
-        now - s->created_us > SESSION_MAX_US)
-        return TRUE;
-    if (!w->creds)
-        return FALSE;
-    const struct web_cred *c = g_hash_table_lookup(w->creds, s->user);
-    return !c || g_strcmp0(c->hash, s->epoch);
-}
-
-static gboolean is_secure(const struct web *w) { return w->tls != NULL; }
-
-/* The session named by the request's cookie, if it is current. */
-static struct web_session *session_of(struct web *w, struct evhttp_request *req)
-{
-    const char *cookie = evhttp_find_header(evhttp_request_get_input_headers(req), "Cookie");
-    if (!cookie)
-        return NULL;
-    struct web_session *found = NULL;
-    char **parts = g_strsplit(cookie, ";", 32);
-    for (char **p = parts; *p && !found; p++) {
-        char *kv = g_strstrip(*p);
-        if (!g_str_has_prefix(kv, COOKIE_NAME "="))
-            continue;
-        found = g_hash_table_lookup(w->sessions, kv + strlen(COOKIE_NAME "="));
-    }
-    g_strfreev(parts);
-    gint64 now = g_get_monotonic_time();
-    if (found && session_over(w, found, now)) {
-        g_hash_table_remove(w->sessions, found->id);
-        return NULL;
-    }
-    if (found)
-        found->last_used_us = now;
-    return found;
-}
-
-static void set_cookie(struct web *w, struct evhttp_request *req, const char *value, gboolean clear)
-{
-    char *c = g_strdup_printf(COOKIE_NAME "=%s; Path=/; HttpOnly; SameSite=Strict%s%s", value,
-                              is_secure(w) ? "; Secure" : "", clear ? "; Max-Age=0" : "");
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Set-Cookie", c);
-    g_free(c);
-}
-
 /* ---- the event log ---- */
 
 static void web_event_free(gpointer p)
@@ -351,10 +237,12 @@ static void on_event(void *ud, const struct hpf_event *ev)
 
 /* ---- jobs ---- */
 
-static void job_free(struct web_job *j)
+void web_job_free(struct web_job *j)
 {
     if (j->guarded)
         ipguard_release(j->w->login_guard, j->peer);
+    if (j->user_guarded)
+        ipguard_release(j->w->user_guard, j->user ? j->user : "");
     if (j->password)
         OPENSSL_cleanse(j->password, strlen(j->password));
     if (j->password2)
@@ -383,14 +271,14 @@ static void job_free(struct web_job *j)
  * frees only when the thread exits, and GLib keeps idle pool threads alive:
  * release it after each job, so nothing stays behind the workers' backs.
  */
-static void release_thread_state(void) { OPENSSL_thread_stop(); }
+void web_release_thread_state(void) { OPENSSL_thread_stop(); }
 
 static void job_run(void *arg)
 {
     struct web_job *j = arg;
     if (j->req)
         j->route->run(j);
-    release_thread_state();
+    web_release_thread_state();
 }
 
 static void job_reply(struct web_job *j)
@@ -408,7 +296,7 @@ static void job_reply(struct web_job *j)
 
 static void job_done(void *arg);
 
-static void storage_submit(struct web *w, struct web_job *j)
+void web_storage_submit(struct web *w, struct web_job *j)
 {
     if (w->storage_busy < MAX_STORAGE_JOBS) {
         w->storage_busy++;
@@ -434,164 +322,14 @@ static void job_done(void *arg)
         return; /* another stage runs it on */
     if (j->changed && !w->stopped)
         reload_request(w->b);
+    web_job_end(j);
+}
+
+void web_job_end(struct web_job *j)
+{
     job_reply(j);
-    g_hash_table_remove(w->jobs, j);
-    job_free(j);
-}
-
-/* Hand a job on to the password worker; its completion is job_done again. */
-static void crypto_run(void *arg)
-{
-    struct web_job *j = arg;
-    if (!j->req)
-        return;
-    /* A user without a password still costs one derivation: no timing hint. */
-    if (!strcmp(j->route->path, "/api/login")) {
-        char *dummy = j->hash ? NULL
-                              : g_strdup_printf("pbkdf2-sha256$%u$AAAAAAAAAAAAAAAAAAAAAA==$"
-                                                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
-                                                password_iterations());
-        gboolean match = password_verify(j->password ? j->password : "", j->hash ? j->hash : dummy);
-        j->verified = match && j->hash;
-        g_free(dummy);
-    } else {
-        /* /api/password: check the old one, hash the new one. */
-        j->verified = j->hash && password_verify(j->password, j->hash);
-        g_clear_pointer(&j->hash, g_free);
-        if (j->verified)
-            j->hash = password_hash(j->password2, password_iterations());
-    }
-    release_thread_state();
-}
-
-static void crypto_done(void *arg);
-
-void web_crypto_finish(struct web_job *j)
-{
-    struct web *w = j->w;
-    if (!j->verified) {
-        /* First pass (storage read): verify on the password worker. */
-        if (w->crypto_busy >= MAX_CRYPTO_JOBS) {
-            web_job_error(j, 503, "busy: too many password checks in progress; try again");
-            return;
-        }
-        j->resubmitted = TRUE;
-        j->verified = FALSE;
-        w->crypto_busy++;
-        worker_submit(w->crypto, crypto_run, crypto_done, j);
-    } else if (j->session_id) {
-        /* /api/password stored the new hash: that ends the user's other sessions. */
-        GHashTableIter it;
-        gpointer v;
-        g_hash_table_iter_init(&it, w->sessions);
-        while (g_hash_table_iter_next(&it, NULL, &v)) {
-            struct web_session *s = v;
-            if (!strcmp(s->user, j->user) && strcmp(s->id, j->session_id))
-                g_hash_table_iter_remove(&it);
-        }
-        struct web_session *s = g_hash_table_lookup(w->sessions, j->session_id);
-        if (s) {
-            g_free(s->epoch);
-            s->epoch = g_strdup(j->hash);
-        }
-        /* Until the reload brings it in, or the current session would end too. */
-        struct web_cred *c = w->creds ? g_hash_table_lookup(w->creds, j->user) : NULL;
-        if (c) {
-            g_free(c->hash);
-            c->hash = g_strdup(j->hash);
-        }
-    }
-}
-
-static void login_complete(struct web_job *j)
-{
-    struct web *w = j->w;
-    if (!j->verified) {
-        ipguard_auth_failed(w->login_guard, j->peer);
-        char *name = g_strescape(j->user ? j->user : "", NULL); /* no forged log lines */
-        log_notice("web: failed login for '%s' from %s", name, j->peer);
-        g_free(name);
-        web_job_error(j, 401, "wrong user name or password");
-        return;
-    }
-    struct web_session *oldest = NULL;
-    guint mine = 0;
-    GHashTableIter it;
-    gpointer v;
-    g_hash_table_iter_init(&it, w->sessions);
-    while (g_hash_table_iter_next(&it, NULL, &v)) {
-        struct web_session *o = v;
-        if (strcmp(o->user, j->user))
-            continue;
-        mine++;
-        if (!oldest || o->created_us < oldest->created_us)
-            oldest = o;
-    }
-    if (mine >= MAX_USER_SESSIONS)
-        g_hash_table_remove(w->sessions, oldest->id);
-    if (g_hash_table_size(w->sessions) >= MAX_SESSIONS) {
-        web_job_error(j, 503, "too many sessions; try again later");
-        return;
-    }
-    struct web_session *s = g_new0(struct web_session, 1);
-    s->id = random_hex(32);
-    s->csrf = random_hex(32);
-    if (!s->id || !s->csrf) {
-        g_free(s->id);
-        g_free(s->csrf);
-        g_free(s);
-        web_job_error(j, 500, "cannot make a session id: RAND_bytes failed");
-        return;
-    }
-    s->user = g_strdup(j->user);
-    s->epoch = g_strdup(j->hash);
-    s->last_used_us = s->created_us = g_get_monotonic_time();
-    g_hash_table_insert(w->sessions, s->id, s);
-    set_cookie(w, j->req, s->id, FALSE);
-    log_notice("web: '%s' logged in from %s", j->user, j->peer);
-    JsonBuilder *b = json_builder_new();
-    json_builder_begin_object(b);
-    json_builder_set_member_name(b, "user");
-    json_builder_add_string_value(b, j->user);
-    json_builder_set_member_name(b, "admin");
-    json_builder_add_boolean_value(b, j->is_admin);
-    json_builder_set_member_name(b, "csrf");
-    json_builder_add_string_value(b, s->csrf);
-    json_builder_end_object(b);
-    web_job_ok(j, b);
-}
-
-/* Second stage of /api/login and /api/password. */
-static void crypto_done(void *arg)
-{
-    struct web_job *j = arg;
-    struct web *w = j->w;
-    w->crypto_busy--;
-    if (j->req && !strcmp(j->route->path, "/api/login")) {
-        login_complete(j);
-    } else if (j->req && !w->stopped) {
-        if (!j->verified) {
-            web_job_error(j, 403, "the current password is wrong");
-        } else if (!j->hash) {
-            web_job_error(j, 500, "cannot hash the password: OpenSSL failed");
-        } else {
-            /* Third stage: store it. */
-            j->status = 0;
-            j->resubmitted = TRUE;
-            storage_submit(w, j);
-            return;
-        }
-    }
-    job_reply(j);
-    g_hash_table_remove(w->jobs, j);
-    job_free(j);
-}
-
-void web_logout(struct web_job *j)
-{
-    if (j->session_id)
-        g_hash_table_remove(j->w->sessions, j->session_id);
-    set_cookie(j->w, j->req, "", TRUE);
+    g_hash_table_remove(j->w->jobs, j);
+    web_job_free(j);
 }
 
 /* ---- requests ---- */
@@ -609,112 +347,65 @@ static const char *method_name(enum evhttp_cmd_type c)
 }
 
 /*
- * A state-changing request must come from our own pages: when the browser
- * says where it comes from (Origin, Sec-Fetch-Site), that must be us.
- * Clients that send neither (curl, scripts) still need the CSRF token.
+ * The query as a table (NULL when there is none).  A query libevent cannot
+ * take apart (a key without '=') is refused rather than read as empty: that
+ * would drop ?user= and act on the caller's own objects.
  */
-static const char *cross_origin(struct web *w, struct evhttp_request *req)
+static gboolean parse_query(const char *q, GHashTable **out)
 {
-    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
-    const char *origin = evhttp_find_header(in, "Origin");
-    const char *host = evhttp_find_header(in, "Host");
-    const char *site = evhttp_find_header(in, "Sec-Fetch-Site");
-    if (site && strcmp(site, "same-origin") && strcmp(site, "none"))
-        return "cross-site request refused";
-    if (origin) {
-        char *want = g_strdup_printf("%s://%s", is_secure(w) ? "https" : "http", host ? host : "");
-        gboolean ok = host && !strcmp(origin, want);
-        g_free(want);
-        if (!ok)
-            return "cross-origin request refused (Origin does not match Host)";
-    }
-    return NULL;
-}
-
-static GHashTable *parse_query(const char *q)
-{
+    *out = NULL;
     if (!q || !*q)
-        return NULL;
+        return TRUE;
     struct evkeyvalq kv;
     TAILQ_INIT(&kv);
-    if (evhttp_parse_query_str(q, &kv) != 0)
-        return NULL;
+    if (evhttp_parse_query_str(q, &kv) != 0) {
+        evhttp_clear_headers(&kv);
+        return FALSE;
+    }
     GHashTable *t = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     for (struct evkeyval *e = kv.tqh_first; e; e = e->next.tqe_next)
         g_hash_table_replace(t, g_strdup(e->key), g_strdup(e->value));
     evhttp_clear_headers(&kv);
-    return t;
+    *out = t;
+    return TRUE;
 }
 
-/*
- * json-glib parses recursively, without a depth limit: refuse deep nesting
- * before it sees the text, so no request can run the loop's stack out.
- */
-static gboolean json_too_deep(const char *text, size_t len, guint max)
+static const char *content_type(const char *name)
 {
-    guint depth = 0;
-    gboolean in_string = FALSE;
-    for (size_t i = 0; i < len; i++) {
-        char c = text[i];
-        if (in_string) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_string = FALSE;
-        } else if (c == '"') {
-            in_string = TRUE;
-        } else if (c == '[' || c == '{') {
-            if (++depth > max)
-                return TRUE;
-        } else if ((c == ']' || c == '}') && depth) {
-            depth--;
-        }
+    if (g_str_has_suffix(name, ".html"))
+        return "text/html; charset=utf-8";
+    if (g_str_has_suffix(name, ".js"))
+        return "text/javascript; charset=utf-8";
+    if (g_str_has_suffix(name, ".css"))
+        return "text/css; charset=utf-8";
+    if (g_str_has_suffix(name, ".svg"))
+        return "image/svg+xml";
+    return "application/octet-stream";
+}
+
+/* A static file; FALSE with the refusal set. */
+static gboolean serve_file(struct web *w, struct evhttp_request *req, const char *path,
+                           struct web_refusal *no)
+{
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+        no->allow = "GET, HEAD";
+        return web_refuse(no, 405, "method not allowed");
     }
-    return FALSE;
-}
-
-/* The first stage of a login, on the loop: the hash comes from the last snapshot. */
-static void login_lookup(struct web *w, struct web_job *j)
-{
-    const char *user = web_body_str(j, "user", TRUE);
-    const char *pw = user ? web_body_str(j, "password", TRUE) : NULL;
-    if (!user || !pw)
-        return;
-    const struct web_cred *c = g_hash_table_lookup(w->creds, user);
-    g_free(j->user);
-    j->user = g_strdup(user);
-    j->password = g_strdup(pw);
-    j->hash = c ? g_strdup(c->hash) : NULL;
-    j->is_admin = c && c->admin;
-    j->status = 200;
-}
-
-static void serve_file(struct web *w, struct evhttp_request *req, const char *path)
-{
     const char *name = !strcmp(path, "/") ? "index.html" : path + 1;
     GBytes *data = strchr(name, '/') ? NULL : g_hash_table_lookup(w->files, name);
-    if (!data) {
-        reply_error(req, 404, "not found");
-        return;
-    }
-    const char *ctype = "application/octet-stream";
-    if (g_str_has_suffix(name, ".html"))
-        ctype = "text/html; charset=utf-8";
-    else if (g_str_has_suffix(name, ".js"))
-        ctype = "text/javascript; charset=utf-8";
-    else if (g_str_has_suffix(name, ".css"))
-        ctype = "text/css; charset=utf-8";
-    else if (g_str_has_suffix(name, ".svg"))
-        ctype = "image/svg+xml";
+    if (!data)
+        return web_refuse(no, 404, "not found");
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Security-Policy",
                       "default-src 'none'; script-src 'self'; style-src 'self'; "
                       "img-src 'self' data:; connect-src 'self'; base-uri 'none'; "
                       "form-action 'self'; frame-ancestors 'none'");
     gsize len;
     const char *bytes = g_bytes_get_data(data, &len);
-    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD)
+    if (cmd == EVHTTP_REQ_HEAD)
         len = 0;
-    reply_text(req, 200, ctype, bytes, len);
+    reply_text(req, 200, content_type(name), bytes, len);
+    return TRUE;
 }
 
 static void on_conn_close(void *arg, struct evhttp_connection *evcon)
@@ -738,173 +429,196 @@ static const char *conn_admit(void *arg, struct evhttp_connection *evcon, const 
     return NULL;
 }
 
-static void on_request(struct evhttp_request *req, void *arg)
+/* Not while stopping; the gate learns the connection has sent a request. */
+static gboolean request_admit(struct web *w, struct evhttp_request *req, struct web_refusal *no)
 {
-    struct web *w = arg;
-    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-    if (w->stopped) {
-        reply_error(req, 503, "shutting down");
-        return;
-    }
+    if (w->stopped)
+        return web_refuse(no, 503, "shutting down");
     http_gate_request(w->gate, req);
-    if (!path || path[0] != '/') {
-        reply_error(req, 400, "bad request path");
-        return;
-    }
-    if (!g_str_has_prefix(path, "/api/")) {
-        if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
-            evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
-            reply_error(req, 405, "method not allowed");
-        } else {
-            serve_file(w, req, path);
-        }
-        return;
-    }
+    return TRUE;
+}
 
-    const char *method = method_name(cmd);
-    const struct web_route *route = NULL;
+/*
+ * DNS rebinding: a page of another site whose name now resolves to us sends
+ * its own name in Host, and its Origin matches it.  Only names the admin
+ * listed ([web] hostnames), IP literals and localhost are ours.  A request
+ * without Host (HTTP/1.0) comes from no browser and passes.
+ */
+static gboolean host_allowed(struct web *w, struct evhttp_request *req, struct web_refusal *no)
+{
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
+    char **names = w->b->cfg->web->hostnames;
+    if (!h || (names && names[0] && !strcmp(names[0], "*")))
+        return TRUE;
+    char *host;
+    if (h[0] == '[') { /* [v6]:port */
+        const char *end = strchr(h, ']');
+        host = end ? g_strndup(h + 1, end - h - 1) : g_strdup(h);
+    } else {
+        const char *colon = strchr(h, ':');
+        host = colon ? g_strndup(h, colon - h) : g_strdup(h);
+    }
+    gboolean ok = g_hostname_is_ip_address(host) || !g_ascii_strcasecmp(host, "localhost");
+    for (char **n = names; n && *n && !ok; n++)
+        ok = !g_ascii_strcasecmp(host, *n);
+    g_free(host);
+    if (!ok)
+        return web_refuse(no, 403, "this console does not answer to that Host name (add it to "
+                                   "[web] hostnames)");
+    return TRUE;
+}
+
+gboolean web_refuse(struct web_refusal *no, int status, const char *fmt, ...)
+{
+    if (no->status)
+        return FALSE;
+    va_list ap;
+    va_start(ap, fmt);
+    no->msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    no->status = status;
+    return FALSE;
+}
+
+/* The route of an API path and method: 404 for an unknown path, 405 for another method. */
+static const struct web_route *route_lookup(struct evhttp_request *req, const char *path,
+                                            struct web_refusal *no)
+{
+    const char *method = method_name(evhttp_request_get_command(req));
     gboolean path_known = FALSE;
     for (gsize i = 0; i < web_n_routes; i++) {
         if (strcmp(web_routes[i].path, path))
             continue;
         path_known = TRUE;
         if (!strcmp(web_routes[i].method, method))
-            route = &web_routes[i];
+            return &web_routes[i];
     }
-    if (!route) {
-        reply_error(req, path_known ? 405 : 404,
-                    path_known ? "method not allowed here" : "no such API endpoint");
-        return;
-    }
+    if (path_known)
+        web_refuse(no, 405, "method not allowed here");
+    else
+        web_refuse(no, 404, "no such API endpoint");
+    return NULL;
+}
 
-    gboolean changes = cmd != EVHTTP_REQ_GET;
-    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
-    const char *why;
-    if (changes && (why = cross_origin(w, req))) {
-        reply_error(req, 403, why);
-        return;
+/* The job of an admitted API request, with its session's user, or NULL (refused). */
+static struct web_job *job_new(struct web *w, struct evhttp_request *req,
+                               const struct web_route *route, const struct web_session *s,
+                               struct web_refusal *no)
+{
+    GHashTable *query;
+    if (!parse_query(evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req)), &query)) {
+        web_refuse(no, 400, "bad query string: use key=value pairs joined by '&'");
+        return NULL;
     }
-    if (g_hash_table_size(w->jobs) >= MAX_JOBS) {
-        reply_error(req, 503, "busy: too many requests in progress; try again");
-        return;
-    }
-    struct web_session *s = session_of(w, req);
-    if (route->session && !s) {
-        reply_error(req, 401, "not logged in");
-        return;
-    }
-    if (changes && route->session) {
-        const char *token = evhttp_find_header(in, "X-CSRF-Token");
-        if (!token || !same_secret(token, s->csrf)) {
-            reply_error(req, 403, "missing or wrong X-CSRF-Token header");
-            return;
-        }
-    }
-
     char peer[64] = "?";
     char *addr = NULL;
     ev_uint16_t port = 0;
     evhttp_connection_get_peer(evhttp_request_get_connection(req), &addr, &port);
     if (addr)
         g_strlcpy(peer, addr, sizeof peer);
-
     struct web_job *j = g_new0(struct web_job, 1);
     j->w = w;
     j->req = req;
     j->route = route;
     j->admin.storage = w->b->storage;
     j->require_accept = w->b->cfg->require_accept;
+    j->channels_mode = w->b->cfg->access == ACCESS_CHANNELS;
     j->peer = g_strdup(peer);
-    j->query = parse_query(evhttp_uri_get_query(uri));
+    j->query = query;
     if (s) {
         j->user = g_strdup(s->user);
         j->session_id = g_strdup(s->id);
     }
+    return j;
+}
 
+/* The JSON object of a change's body into j->body; FALSE (refused) when it is not one. */
+static gboolean body_read(struct web_job *j, struct evhttp_request *req, struct web_refusal *no)
+{
     struct evbuffer *body = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(body);
-    gboolean login = !strcmp(route->path, "/api/login");
-    if (login) {
-        /* Before the body is even parsed. */
-        if (len > MAX_LOGIN_BODY) {
-            reply_error(req, 413, "login request too large");
-            job_free(j);
-            return;
-        }
-        if (ipguard_login_begin(w->login_guard, j->peer)) {
-            reply_error(req, 429, "too many failed logins from your address; try again later");
-            job_free(j);
-            return;
-        }
-        j->guarded = TRUE;
-        if (w->crypto_busy >= MAX_CRYPTO_JOBS ||
-            (!w->creds && w->storage_wait.length >= MAX_LOGIN_WAIT)) {
-            reply_error(req, 503, "busy: too many logins in progress; try again");
-            job_free(j);
-            return;
-        }
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_GET)
+        return TRUE;
+    if (len == 0) {
+        if (j->route->session && strcmp(j->route->path, "/api/logout"))
+            return web_refuse(no, 400, "bad JSON: empty body, expected an object");
+        return TRUE;
     }
-    if (changes && len > 0) {
-        const char *ctype = evhttp_find_header(in, "Content-Type");
-        if (!ctype || g_ascii_strncasecmp(ctype, "application/json", 16)) {
-            reply_error(req, 415, "send the body as Content-Type: application/json");
-            job_free(j);
-            return;
-        }
-        JsonParser *p = json_parser_new();
-        GError *e = NULL;
-        const char *text = (const char *)evbuffer_pullup(body, (ev_ssize_t)len);
-        if (json_too_deep(text, len, MAX_JSON_DEPTH)) {
-            reply_error(req, 400, "bad JSON: nested too deeply");
-            g_object_unref(p);
-            job_free(j);
-            return;
-        }
-        if (!json_parser_load_from_data(p, text, (gssize)len, &e)) {
-            char *msg = g_strdup_printf("bad JSON: %s", e->message);
-            reply_error(req, 400, msg);
-            g_free(msg);
-            g_error_free(e);
-            g_object_unref(p);
-            job_free(j);
-            return;
-        }
-        JsonNode *root = json_parser_get_root(p);
-        if (!root || !JSON_NODE_HOLDS_OBJECT(root)) {
-            reply_error(req, 400, "bad JSON: the body must be an object");
-            g_object_unref(p);
-            job_free(j);
-            return;
-        }
-        j->body = json_node_copy(root);
-        g_object_unref(p);
-    } else if (changes && route->session && strcmp(route->path, "/api/logout")) {
-        reply_error(req, 400, "bad JSON: empty body, expected an object");
-        job_free(j);
-        return;
+    const char *ctype = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+    if (!ctype || g_ascii_strncasecmp(ctype, "application/json", 16))
+        return web_refuse(no, 415, "send the body as Content-Type: application/json");
+    const char *text = (const char *)evbuffer_pullup(body, (ev_ssize_t)len);
+    const char *why = jsonutil_prescan(text, len, MAX_JSON_DEPTH);
+    if (why)
+        return web_refuse(no, 400, "%s", why);
+    JsonParser *p = json_parser_new();
+    GError *e = NULL;
+    if (!json_parser_load_from_data(p, text, (gssize)len, &e)) {
+        web_refuse(no, 400, "bad JSON: %s", e->message);
+        g_error_free(e);
+    } else if (!json_parser_get_root(p) || !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(p))) {
+        web_refuse(no, 400, "bad JSON: the body must be an object");
+    } else {
+        j->body = json_node_copy(json_parser_get_root(p));
     }
+    g_object_unref(p);
+    return j->body != NULL;
+}
 
-    if (login && w->creds) {
-        /* No storage: the hash is known; only the derivation runs, on its worker. */
-        login_lookup(w, j);
-        if (j->status != 200) {
-            job_reply(j);
-            job_free(j);
-            return;
-        }
-        g_hash_table_add(w->jobs, j);
-        web_crypto_finish(j);
-        return;
-    }
-    if (w->storage_busy >= MAX_STORAGE_JOBS && w->storage_wait.length >= MAX_STORAGE_WAIT) {
-        reply_error(req, 503, "busy: too many requests in progress; try again");
-        job_free(j);
-        return;
-    }
+/* Hand an admitted job on: a login with the credentials at hand, else the storage worker. */
+static gboolean dispatch(struct web *w, struct web_job *j, struct web_refusal *no)
+{
+    if (!strcmp(j->route->path, "/api/login") && web_login_start(j))
+        return TRUE;
+    if (w->storage_busy >= MAX_STORAGE_JOBS && w->storage_wait.length >= MAX_STORAGE_WAIT)
+        return web_refuse(no, 503, "busy: too many requests in progress; try again");
     g_hash_table_add(w->jobs, j);
-    storage_submit(w, j);
+    web_storage_submit(w, j);
+    return TRUE;
+}
+
+/* An API request: route, guards, body, then a job; FALSE with the refusal set. */
+static gboolean api_request(struct web *w, struct evhttp_request *req, const char *path,
+                            struct web_refusal *no)
+{
+    struct web_session *s = NULL;
+    const struct web_route *route = route_lookup(req, path, no);
+    if (!route || !web_session_guard(w, req, route, &s, no))
+        return FALSE;
+    if (g_hash_table_size(w->jobs) >= MAX_JOBS)
+        return web_refuse(no, 503, "busy: too many requests in progress; try again");
+    struct web_job *j = job_new(w, req, route, s, no);
+    if (!j)
+        return FALSE;
+    size_t len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
+    /* A login is throttled and sized before its body is even parsed. */
+    gboolean ok = (strcmp(route->path, "/api/login") || web_login_admit(w, j, len, no)) &&
+                  body_read(j, req, no) && dispatch(w, j, no);
+    if (!ok)
+        web_job_free(j);
+    return ok;
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    struct web *w = arg;
+    struct web_refusal no = {0};
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    gboolean admitted = request_admit(w, req, &no) && host_allowed(w, req, &no);
+    if (admitted && (!path || path[0] != '/'))
+        web_refuse(&no, 400, "bad request path");
+    else if (admitted && !g_str_has_prefix(path, "/api/"))
+        serve_file(w, req, path, &no);
+    else if (admitted)
+        api_request(w, req, path, &no);
+    if (no.status) {
+        struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+        if (no.allow)
+            evhttp_add_header(out, "Allow", no.allow);
+        reply_error(req, no.status, no.msg);
+    }
+    g_free(no.msg);
 }
 
 /* ---- life cycle ---- */
@@ -947,17 +661,10 @@ static struct bufferevent *make_tls_bev(struct event_base *base, void *arg)
                                           BEV_OPT_CLOSE_ON_FREE);
 }
 
-static gboolean expire_session(gpointer k, gpointer v, gpointer ud)
-{
-    struct web *w = ud;
-    return session_over(w, v, g_get_monotonic_time());
-}
-
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct web *w = arg;
-    g_hash_table_foreach_remove(w->sessions, expire_session, w);
-    ipguard_expire(w->login_guard);
+    web_sessions_expire(w);
     ipguard_expire(w->conn_guard);
 }
 
@@ -970,11 +677,12 @@ gboolean web_start(struct broker *b, FILE *ready, GError **error)
     b->web = w;
     w->b = b;
     w->files = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_bytes_unref);
-    w->sessions = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, session_free);
+    w->sessions = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, web_session_free);
     w->jobs = g_hash_table_new(g_direct_hash, g_direct_equal);
     g_queue_init(&w->events);
     g_queue_init(&w->storage_wait);
     w->login_guard = ipguard_new(0, wc->login_failures, 30);
+    w->user_guard = ipguard_new(0, wc->login_failures, 30);
     w->conns = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
     w->conn_guard = ipguard_new(MAX_CONNS_PER_IP, 0, 0);
     const char *env = g_getenv("HPFRIENDS_WEB_ROOT");
@@ -1058,7 +766,7 @@ void web_stop(struct web *w)
     struct web_job *q;
     while ((q = g_queue_pop_head(&w->storage_wait))) {
         g_hash_table_remove(w->jobs, q);
-        job_free(q);
+        web_job_free(q);
     }
     if (w->http)
         evhttp_free(w->http);
@@ -1084,6 +792,7 @@ void web_free(struct web *w)
     g_hash_table_unref(w->sessions);
     g_queue_clear_full(&w->events, web_event_free);
     ipguard_free(w->login_guard);
+    ipguard_free(w->user_guard);
     g_hash_table_unref(w->conns);
     ipguard_free(w->conn_guard);
     if (w->creds)
@@ -1094,9 +803,3 @@ void web_free(struct web *w)
     g_free(w);
 }
 
-const char *web_session_csrf(struct web_job *j)
-{
-    const struct web_session *s =
-        j->session_id ? g_hash_table_lookup(j->w->sessions, j->session_id) : NULL;
-    return s ? s->csrf : NULL;
-}

@@ -1,9 +1,11 @@
 /*
  * The checks of a storage mutation that need no stored data; see
- * mutation_check.h.  The order below is the order the errors win in.
+ * mutation_check.h.  Every name and secret passes hpf_name_check(), the
+ * rule the front ends apply too.  The order below is the order the errors win in.
  */
 #include "mutation_check.h"
 
+#include <hpfriends/names.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -74,15 +76,35 @@ static const char *field_value(const struct hpf_mutation *m, enum field f)
     return NULL;
 }
 
+/*
+ * Refused values are not repeated in err: they may hold exactly what must
+ * not reach a log or a terminal.
+ */
 static int check_channels(const char *ident, const char *what, const char *const *chans,
                           size_t n, char *err, size_t err_len)
 {
     if (n > 0 && !chans)
         return invalid(err, err_len, "authkey '%s': %s list is missing", ident, what);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         if (!chans[i] || !*chans[i])
             return invalid(err, err_len, "authkey '%s': empty %s channel", ident, what);
+        const char *why = hpf_name_check(chans[i], HPF_NAME_MAX);
+        if (why)
+            return invalid(err, err_len, "authkey '%s': %s channel %zu %s", ident, what, i + 1,
+                           why);
+    }
     return HPF_OK;
+}
+
+/*
+ * What a mutation removes is matched against what is stored, whatever that
+ * holds (data from before the rule, or written by other tools): only what
+ * it adds must pass the name rule, so bad names can still be deleted.
+ */
+static int removes(int op)
+{
+    return op == HPF_MUT_USER_DEL || op == HPF_MUT_GROUP_DEL || op == HPF_MUT_MEMBER_DEL ||
+           op == HPF_MUT_SHARE_DEL || op == HPF_MUT_ACCEPT_DEL || op == HPF_MUT_AUTHKEY_DEL;
 }
 
 const char *mut_op_name(int op)
@@ -118,6 +140,9 @@ int mut_check(const struct hpf_mutation *m, char *err, size_t err_len)
         const char *v = field_value(m, r->need[i].field);
         if (!v || !*v)
             return invalid(err, err_len, "%s: %s is empty", name, r->need[i].what);
+        const char *why = removes(m->op) ? NULL : hpf_name_check(v, HPF_NAME_MAX);
+        if (why)
+            return invalid(err, err_len, "%s: %s %s", name, r->need[i].what, why);
     }
 
     if (m->op == HPF_MUT_SHARE_ADD) {
@@ -127,10 +152,21 @@ int mut_check(const struct hpf_mutation *m, char *err, size_t err_len)
             return invalid(err, err_len, "user '%s' cannot share with itself", m->user);
     }
 
+    if (m->op == HPF_MUT_USER_SET_PASSWORD && m->password &&
+        hpf_name_check(m->password, HPF_SECRET_MAX))
+        return invalid(err, err_len, "user_set_password: password hash %s",
+                       hpf_name_check(m->password, HPF_SECRET_MAX));
+
     if (m->op == HPF_MUT_AUTHKEY_ADD) {
         const struct hpf_authkey *k = m->authkey;
         if (!k->secret || !*k->secret)
             return invalid(err, err_len, "authkey '%s': secret is empty", k->ident);
+        const char *why = hpf_name_check(k->secret, HPF_SECRET_MAX);
+        if (why)
+            return invalid(err, err_len, "authkey '%s': secret %s", k->ident, why);
+        why = k->owner && *k->owner ? hpf_name_check(k->owner, HPF_NAME_MAX) : NULL;
+        if (why)
+            return invalid(err, err_len, "authkey '%s': owner %s", k->ident, why);
         int status =
             check_channels(k->ident, "publish", k->publish, k->n_publish, err, err_len);
         if (status == HPF_OK)

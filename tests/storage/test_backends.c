@@ -30,6 +30,7 @@
 #include <sqlite3.h>
 
 #include <CUnit/Basic.h>
+#include <hpfriends/names.h>
 
 #include "log.h"
 #include "loader.h"
@@ -550,6 +551,84 @@ static void test_authkey_mutations(void)
 }
 
 /* authkey_get on keys other writers made: the owner falls back to the ident. */
+/*
+ * Every name and secret passes hpf_name_check() in the mutation check, so
+ * no backend stores what would break its files, an export or a terminal.
+ */
+static void test_names_checked(void)
+{
+    struct plugin_instance *pi = open_store("names");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
+    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_USER_ADD, .user = "alice"), HPF_OK);
+    char longname[HPF_NAME_MAX + 2];
+    memset(longname, 'n', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    const struct {
+        const char *v, *why;
+    } bad[] = {
+        {"c1\xed\xb0\x80x", "is not valid UTF-8"}, /* a lone surrogate, encoded */
+        {"a\xc0\xaf", "is not valid UTF-8"},       /* overlong '/' */
+        {"a\xe2\x82", "is not valid UTF-8"},       /* truncated */
+        {"a\xf4\x90\x80\x80", "is not valid UTF-8"}, /* past U+10FFFF */
+        {"a\xff", "is not valid UTF-8"},
+        {"k\x1fx", "contains a control character"},
+        {"k\x1b[31m", "contains a control character"},
+        {"k\x7f", "contains a control character"},
+        {"k\xc2\x85", "contains a control character"}, /* C1 NEL */
+        {longname, "is too long"},
+    };
+    const char *const good_chans[] = {"ok"};
+    for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+        char want[128];
+        CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_USER_ADD, .user = bad[i].v), HPF_ERR_INVALID);
+        g_snprintf(want, sizeof want, "user_add: user name %s", bad[i].why);
+        CHECK_ERR(want);
+        CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_SHARE_ADD, .user = "alice", .target = "bob",
+                               .channel = bad[i].v),
+                        HPF_ERR_INVALID);
+        g_snprintf(want, sizeof want, "share_add: channel %s", bad[i].why);
+        CHECK_ERR(want);
+        struct hpf_authkey k = {.ident = bad[i].v, .owner = "alice", .secret = "x"};
+        CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_AUTHKEY_ADD, .authkey = &k), HPF_ERR_INVALID);
+        g_snprintf(want, sizeof want, "authkey_add: authkey ident %s", bad[i].why);
+        CHECK_ERR(want);
+        const char *const chans[] = {"ok", bad[i].v};
+        struct hpf_authkey kc = {.ident = "k", .owner = "alice", .secret = "x",
+                                 .publish = good_chans, .n_publish = 1,
+                                 .subscribe = chans, .n_subscribe = 2};
+        CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_AUTHKEY_ADD, .authkey = &kc), HPF_ERR_INVALID);
+        g_snprintf(want, sizeof want, "authkey 'k': subscribe channel 2 %s", bad[i].why);
+        CHECK_ERR(want);
+        if (strlen(bad[i].v) <= HPF_NAME_MAX) {
+            struct hpf_authkey ks = {.ident = "k", .owner = "alice", .secret = bad[i].v};
+            CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_AUTHKEY_ADD, .authkey = &ks),
+                            HPF_ERR_INVALID);
+            g_snprintf(want, sizeof want, "authkey 'k': secret %s", bad[i].why);
+            CHECK_ERR(want);
+        }
+    }
+    /* Removals match what is stored, so they take any name (nothing here to remove). */
+    for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+        struct hpf_authkey k = {.ident = bad[i].v};
+        CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_AUTHKEY_DEL, .authkey = &k), HPF_ERR_NOTFOUND);
+        CU_ASSERT_NOT_EQUAL(APPLY1(pi, .op = HPF_MUT_SHARE_DEL, .user = "alice", .target = "bob",
+                                   .channel = bad[i].v),
+                            HPF_ERR_INVALID);
+    }
+    /* Within the rule: any UTF-8 text, up to the limit. */
+    longname[HPF_NAME_MAX] = '\0';
+    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_USER_ADD, .user = longname), HPF_OK);
+    const char *const utf8_chans[] = {"gr\xc3\xbc\xc3\x9f" "e", "\xf0\x9f\x90\x9d"};
+    struct hpf_authkey ok = {.ident = "\xc3\xa9t\xc3\xa9", .owner = "alice", .secret = "x",
+                             .subscribe = utf8_chans, .n_subscribe = 2};
+    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_AUTHKEY_ADD, .authkey = &ok), HPF_OK);
+    struct got g = {0};
+    CU_ASSERT_EQUAL(get_key(pi, "\xc3\xa9t\xc3\xa9", &g), HPF_OK);
+    CU_ASSERT_STRING_EQUAL(g.sub, "gr\xc3\xbc\xc3\x9f" "e,\xf0\x9f\x90\x9d");
+    got_clear(&g);
+    plugin_instance_free(pi);
+}
+
 static void test_authkey_get(void)
 {
     struct plugin_instance *pi = open_store("get");
@@ -823,6 +902,7 @@ static const struct test_def {
     {"console passwords", test_user_passwords},
     {"shares, accepts, group_del", test_shares_and_accepts},
     {"authkey add/replace/del", test_authkey_mutations},
+    {"names and secrets: UTF-8, no controls, bounded", test_names_checked},
     {"authkey_get and the owner fallback", test_authkey_get},
     {"user_del cascades, clear", test_user_del_cascades},
     {"apply is atomic", test_atomic_rollback},
@@ -986,6 +1066,24 @@ static void test_file_hpfeeds3_json(void)
 }
 
 /* Entries hpfeeds3 would choke on: skipped here, and kept as they are on rewrite. */
+/* A key whose ident breaks the name rule (written by another tool) can still be deleted. */
+static void test_file_bad_name_deleted(void)
+{
+    char *path = store_path("badname");
+    write_text(path, "{\"evil\\u001b]0;x\\u0007\": {\"owner\": \"alice\", \"secret\": \"s\", "
+                     "\"pubchans\": [], \"subchans\": []}}");
+    struct plugin_instance *pi = open_store("badname");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
+    struct hpf_authkey del = {.ident = "evil\x1b]0;x\x07"};
+    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_AUTHKEY_DEL, .authkey = &del), HPF_OK);
+    JsonNode *now = parse_file(path);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(now);
+    CU_ASSERT_FALSE(json_object_has_member(json_node_get_object(now), "evil\x1b]0;x\x07"));
+    json_node_unref(now);
+    plugin_instance_free(pi);
+    g_free(path);
+}
+
 static void test_file_odd_entries(void)
 {
     char *path = store_path("odd");
@@ -1462,6 +1560,7 @@ static void test_file_config(void)
 static const struct test_def file_cases[] = {
     {"hpfeeds3 users.json works unchanged", test_file_hpfeeds3_json},
     {"odd entries skipped and kept", test_file_odd_entries},
+    {"a stored name that breaks the rule can be deleted", test_file_bad_name_deleted},
     {"external edits are picked up", test_file_external_edit},
     {"malformed file: refused with line:col, old data kept", test_file_malformed},
     {"atomic writes, mode kept, no lost updates", test_file_atomic_writes},

@@ -75,10 +75,11 @@ function ctl(conf, args, input) {
 
 const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
 
-async function startBroker() {
-  const conf = path.join(tmp, "hpfriends.conf");
+async function startBroker(access = "graph", dir = tmp) {
+  fs.mkdirSync(dir, { recursive: true });
+  const conf = path.join(dir, "hpfriends.conf");
   fs.writeFileSync(conf, [
-    "[broker]", "name = e2e", "listen = tcp:127.0.0.1:0", "access = graph",
+    "[broker]", "name = e2e", "listen = tcp:127.0.0.1:0", "access = " + access,
     "require_accept = true", "reload_interval = 1", "",
     "[storage]", "plugin = sqlite", "path = hpfriends.db", "",
     "[web]", "listen = tcp:127.0.0.1:0", "root = " + path.join(SRCDIR, "web"), ""].join("\n"));
@@ -86,8 +87,8 @@ async function startBroker() {
     ctl(conf, ["user", "add", u]);
     ctl(conf, ["user", "passwd", u], u + "-password\n");
   }
-  const ready = path.join(tmp, "ready");
-  const log = fs.openSync(path.join(tmp, "broker.log"), "a");
+  const ready = path.join(dir, "ready");
+  const log = fs.openSync(path.join(dir, "broker.log"), "a");
   const p = spawn(DAEMON, ["-f", "-c", conf, "--ready-file", ready],
     { stdio: ["ignore", log, log], env: { ...process.env, ...FAST, HPFRIENDS_PLUGIN_DIR: PLUGINS } });
   children.push(p);
@@ -345,13 +346,47 @@ async function main() {
   } finally {
     await browser.close();
   }
+  check("the broker stops cleanly", await stopBroker(b) === 0);
+  await channelsMode(chromium);
+}
+
+async function stopBroker(b) {
   b.proc.kill("SIGTERM");
-  const code = await new Promise((res) => {
+  return new Promise((res) => {
     if (b.proc.exitCode !== null) res(b.proc.exitCode);
     b.proc.on("exit", (c) => res(c));
     setTimeout(() => res("timeout"), STEP_TIMEOUT);
   });
-  check("the broker stops cleanly", code === 0, String(code));
+}
+
+// access = channels: the lists are the only access control, so a user sees
+// them read-only and cannot send them.
+async function channelsMode(chromium) {
+  const b = await startBroker("channels", path.join(tmp, "channels"));
+  ctl(b.conf, ["authkey", "add", "--owner", "alice", "--ident", "alice-ro", "--secret", "s",
+    "--subscribe", "c1"]);
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
+  try {
+    const page = await (await browser.newContext({ viewport: { width: 1200, height: 800 } })).newPage();
+    await login(page, "http://127.0.0.1:" + b.web, "alice");
+    await go(page, "authkeys");
+    const row = 'tr[data-ident="alice-ro"]';
+    await page.waitForSelector(row, { timeout: STEP_TIMEOUT });
+    check("channels mode: the key's lists are read-only",
+      await page.getAttribute(row + ' input[aria-label^="subscribe"]', "readonly") !== null);
+    check("channels mode: no Save button", await page.locator(row + " button", { hasText: "Save" }).count() === 0);
+    check("channels mode: no list inputs to create a key", await page.locator("#key-publish").count() === 0);
+    check("channels mode: the page says who sets the lists",
+      (await page.textContent("#key-form")).includes("set by an administrator"));
+    await page.fill("#key-ident", "alice-new");
+    await page.click("#key-add");
+    await waitText(page, "#status", /created alice-new/, "creating a key without lists");
+    await shot(page, "11-channels-mode-authkeys");
+  } finally {
+    await browser.close();
+  }
+  check("the channels-mode broker stops cleanly", await stopBroker(b) === 0);
 }
 
 function cleanup() {

@@ -1,0 +1,84 @@
+/**
+ * @file hpfriends/names.h
+ * @brief The one rule for every name (user, group, authkey ident,
+ *        channel) and secret that may be stored.
+ *
+ * Stored names travel far: into JSON files that must stay valid UTF-8, into
+ * the console's pages, into an administrator's terminal, into exports that
+ * must import again.  So every front end (hpfriendsctl, the web console,
+ * import) and every storage plugin's mutation check applies the same rule:
+ *
+ *  - at least 1 and at most `max` bytes (HPF_NAME_MAX for names,
+ *    HPF_SECRET_MAX for secrets);
+ *  - valid UTF-8: no truncated or overlong sequences, no surrogates
+ *    (U+D800-U+DFFF), nothing past U+10FFFF;
+ *  - no control characters: C0 (U+0000-U+001F), DEL (U+007F) and C1
+ *    (U+0080-U+009F).
+ *
+ * Front ends may add rules of their own on top (hpfriendsctl and the
+ * console allow only [A-Za-z0-9._@-] in user and group names, no spaces or
+ * commas in channels), never fewer.
+ *
+ * Header only (a static inline function), so a plugin needs nothing more
+ * than this header to apply it.
+ */
+#ifndef HPFRIENDS_NAMES_H
+#define HPFRIENDS_NAMES_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Longest name in bytes: the hpfeeds wire gives an ident or channel a one-byte length. */
+#define HPF_NAME_MAX 255
+/** Longest secret in bytes. */
+#define HPF_SECRET_MAX 1024
+
+/**
+ * NULL when s is an acceptable name or secret of at most max bytes;
+ * otherwise why not, as a phrase to follow the value's description
+ * ("is empty", "is not valid UTF-8", ...).  s may be NULL (then "is empty").
+ */
+static inline const char *hpf_name_check(const char *s, size_t max)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    if (!p || !*p)
+        return "is empty";
+    while (p[i]) {
+        if (i >= max)
+            return "is too long";
+        unsigned char c = p[i];
+        if (c < 0x80) {
+            if (c < 0x20 || c == 0x7f)
+                return "contains a control character";
+            i++;
+            continue;
+        }
+        size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
+                     : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+        if (!len)
+            return "is not valid UTF-8";
+        unsigned long cp = c & (0x7f >> len);
+        for (size_t k = 1; k < len; k++) {
+            if ((p[i + k] & 0xc0) != 0x80) /* also stops at the terminating NUL */
+                return "is not valid UTF-8";
+            cp = (cp << 6) | (p[i + k] & 0x3f);
+        }
+        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return "is not valid UTF-8";
+        if (cp <= 0x9f)
+            return "contains a control character";
+        i += len;
+    }
+    return i > max ? "is too long" : NULL;
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
