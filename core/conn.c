@@ -1,4 +1,13 @@
-/* One client connection: framing, the session state machine, closing. */
+/*
+ * One client connection: framing, the session state machine, closing.
+ *
+ * Input is read in batches: a read event takes what the socket holds, up to
+ * READ_BATCH, and every complete frame in it is handled before the loop
+ * turns (see handle_publish.c for what that means for the fanout).  libevent
+ * 2.1's socket bufferevent reads at most 4 KiB per event and keeps its
+ * input's end frozen while our callback runs, so on_read tops the input up
+ * itself; OpenSSL bufferevents honour max_single_read.
+ */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -6,6 +15,7 @@
 #include <stdarg.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
@@ -23,6 +33,10 @@
 #define CLOSE_LINGER_SECONDS 2
 /* What the bufferevent writes per writable event when a backlog waits. */
 #define BACKLOG_MAX_WRITE (256 * 1024)
+/* What one read event takes from a connection at most: large enough that a
+ * busy publisher costs one read and one write per subscriber per loop turn,
+ * small enough that it cannot keep the loop from the other connections. */
+#define READ_BATCH (256 * 1024)
 /* A backlog holds publishers back until its connection has taken nothing
  * for BACKLOG_STALL_US, or for [broker] backpressure_hold in all; then it
  * counts as a slow consumer (drops at max_queued_bytes instead).  Checked
@@ -96,6 +110,8 @@ struct conn *conn_new(struct broker *b, evutil_socket_t fd, const struct sockadd
     } else {
         bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
     }
+    if (bev)
+        bufferevent_set_max_single_read(bev, READ_BATCH);
     if (!bev) {
         char addr[48];
         ipguard_key(sa, addr, sizeof addr);
@@ -503,7 +519,49 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         conn_close(c, "timeout");
 }
 
-static void on_read(struct bufferevent *bev, void *arg) { conn_process_input(arg); }
+/*
+ * A plain socket's input, topped up from the socket with one readv to
+ * READ_BATCH (or max_frame, the input's high watermark, when lower).  An
+ * error or EOF is left in the socket for the bufferevent's next read to
+ * report.
+ */
+static void read_batch(struct conn *c)
+{
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    if (c->tls || fd < 0)
+        return;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t have = evbuffer_get_length(in);
+    size_t bound = MIN((size_t)READ_BATCH, (size_t)c->b->cfg->max_frame);
+    if (have >= bound)
+        return;
+    struct evbuffer_iovec v[2];
+    evbuffer_unfreeze(in, 0);
+    int n = evbuffer_reserve_space(in, (ev_ssize_t)(bound - have), v, 2);
+    if (n > 0) {
+        struct iovec iov[2];
+        for (int i = 0; i < n; i++)
+            iov[i] = (struct iovec){.iov_base = v[i].iov_base, .iov_len = v[i].iov_len};
+        ssize_t got = readv(fd, iov, n);
+        size_t left = got > 0 ? (size_t)got : 0;
+        int used = 0;
+        for (; used < n && left > 0; used++) {
+            v[used].iov_len = MIN(v[used].iov_len, left);
+            left -= v[used].iov_len;
+        }
+        evbuffer_commit_space(in, v, used);
+    }
+    evbuffer_freeze(in, 0);
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    /* Not while paused for a backlog: that input waits in the socket. */
+    if (!c->b->backlogged->len || c->state != CONN_READY)
+        read_batch(c);
+    conn_process_input(c);
+}
 
 static gboolean dispatch(struct conn *c, const struct wire_msg *m, struct frame_block *blk,
                          size_t off)
@@ -529,7 +587,7 @@ static gboolean dispatch(struct conn *c, const struct wire_msg *m, struct frame_
 }
 
 /* At most this much input is copied into one block (more when one frame is larger). */
-#define BLOCK_MAX (64u * 1024)
+#define BLOCK_MAX ((size_t)READ_BATCH)
 
 /*
  * Copy the complete frames at the head of in (at least the first, of flen
