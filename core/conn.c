@@ -37,6 +37,8 @@
  * busy publisher costs one read and one write per subscriber per loop turn,
  * small enough that it cannot keep the loop from the other connections. */
 #define READ_BATCH (256 * 1024)
+/* What libevent 2.1 reads from a socket per read event at most. */
+#define LIBEVENT_MAX_READ 4096
 /* A backlog holds publishers back until its connection has taken nothing
  * for BACKLOG_STALL_US, or for [broker] backpressure_hold in all; then it
  * counts as a slow consumer (drops at max_queued_bytes instead).  Checked
@@ -457,9 +459,14 @@ void conn_fail(struct conn *c, const char *category, const char *fmt, ...)
     drop_subscriptions(c);
     bufferevent_disable(c->bev, EV_READ);
     evbuffer_drain(bufferevent_get_input(c->bev), (size_t)-1);
-    /* on_write finishes the close once the ERROR is out; bound the wait. */
-    evtimer_del(c->timer);
-    event_assign(c->timer, c->b->base, -1, 0, on_close_deadline, c);
+    /* on_write finishes the close once the ERROR is out; bound the wait.
+     * An authenticated session has no timer until now. */
+    if (c->timer) {
+        evtimer_del(c->timer);
+        event_assign(c->timer, c->b->base, -1, 0, on_close_deadline, c);
+    } else {
+        c->timer = evtimer_new(c->b->base, on_close_deadline, c);
+    }
     struct timeval tv = {CLOSE_FLUSH_SECONDS, 0};
     evtimer_add(c->timer, &tv);
 }
@@ -523,7 +530,9 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
  * A plain socket's input, topped up from the socket with one readv to
  * READ_BATCH (or max_frame, the input's high watermark, when lower).  An
  * error or EOF is left in the socket for the bufferevent's next read to
- * report.
+ * report.  libevent sizes its own read by FIONREAD: when the input holds
+ * less than its 4 KiB, the socket had no more and the readv is skipped (many
+ * publishers of small messages would pay a second syscall for nothing).
  */
 static void read_batch(struct conn *c)
 {
@@ -533,7 +542,7 @@ static void read_batch(struct conn *c)
     struct evbuffer *in = bufferevent_get_input(c->bev);
     size_t have = evbuffer_get_length(in);
     size_t bound = MIN((size_t)READ_BATCH, (size_t)c->b->cfg->max_frame);
-    if (have >= bound)
+    if (have < LIBEVENT_MAX_READ || have >= bound)
         return;
     struct evbuffer_iovec v[2];
     evbuffer_unfreeze(in, 0);

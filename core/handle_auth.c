@@ -50,11 +50,45 @@ static void auth_run(void *arg)
     }
 }
 
+/* Distinct permission sets kept for sharing; past this the cache starts over. */
+#define CHANNEL_SETS_MAX 1024
+
+/*
+ * Sessions of one authkey (and keys with the same channels) share one
+ * immutable set: the sets are only ever looked into and unreferenced, and
+ * two private tables were a quarter of an idle session's memory.  The
+ * cache holds a reference to each set it knows, by content; it is used on
+ * the loop thread only.
+ */
+static GHashTable *channel_sets; /* content key -> GHashTable * (a reference) */
+
+static char *channel_set_key(GPtrArray *list)
+{
+    GString *k = g_string_new(NULL);
+    for (guint i = 0; list && i < list->len; i++) {
+        const char *ch = list->pdata[i];
+        g_string_append_printf(k, "%zu:%s,", strlen(ch), ch);
+    }
+    return g_string_free(k, FALSE);
+}
+
 GHashTable *conn_channel_set(GPtrArray *list)
 {
-    GHashTable *set = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    char *key = channel_set_key(list);
+    if (!channel_sets)
+        channel_sets = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                             (GDestroyNotify)g_hash_table_unref);
+    GHashTable *set = g_hash_table_lookup(channel_sets, key);
+    if (set) {
+        g_free(key);
+        return g_hash_table_ref(set);
+    }
+    set = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     for (guint i = 0; list && i < list->len; i++)
         g_hash_table_add(set, g_strdup(list->pdata[i]));
+    if (g_hash_table_size(channel_sets) >= CHANNEL_SETS_MAX)
+        g_hash_table_remove_all(channel_sets); /* sets in use keep their own references */
+    g_hash_table_insert(channel_sets, key, g_hash_table_ref(set));
     return set;
 }
 
@@ -97,7 +131,9 @@ static void auth_done(void *arg)
     c->state = CONN_READY;
     c->b->stats.connections_ready++;
     metrics_ready(c->b->metrics, c->ident);
-    evtimer_del(c->timer);
+    /* Made again if the session ever closes with an error (conn_fail). */
+    event_free(c->timer);
+    c->timer = NULL;
     log_info("%s@%s: authenticated (owner %s)", c->ident, c->peer, c->owner);
     auth_job_free(j);
 

@@ -239,15 +239,16 @@ gboolean authdb_write(const char *path, const struct opts *o, const struct plan 
         goto out;
     static const char chans[] = "[\"" BENCH_CHANNEL "\"]";
     static const char idle_chans[] = "[\"" BENCH_IDLE_CHANNEL "\"]";
-    /* Idle connections publish one probe on the bench channel (the proof
-     * that they are in) and subscribe to one nobody publishes on. */
+    static const char pub_chans[] = "[\"" BENCH_CHANNEL "\", \"" BENCH_IDLE_CHANNEL "\"]";
+    /* Idle connections subscribe to a channel of their own; publisher 0's
+     * probes there are the proof that they are in.  They publish nothing. */
     const struct {
         const char *role;
         int n;
         const char *pub, *sub;
-    } kinds[] = {{"pub", pubs, chans, "[]"},
+    } kinds[] = {{"pub", pubs, pub_chans, "[]"},
                  {"sub", subs, "[]", chans},
-                 {"idle", idle, chans, idle_chans}};
+                 {"idle", idle, "[]", idle_chans}};
     for (gsize k = 0; k < G_N_ELEMENTS(kinds); k++)
         for (int i = 0; i < kinds[k].n; i++) {
             char *ident = key_ident(kinds[k].role, i);

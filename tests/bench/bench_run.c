@@ -132,8 +132,9 @@ struct run {
     guint64 paced_skipped; /* messages not sent: the publisher's socket was full */
     /* idle (the idle clients live on loop 0) */
     int idle_started, idle_inflight, idle_done;
-    guint8 *idle_seen;
     guint64 idle_t1, hold_t0;
+    uint8_t *idle_probe; /* publisher 0's probe frame on the idle channel */
+    size_t idle_probe_len;
     struct proc_sample before, start, end, held;
     struct rusage ru0, ru1;
     struct broker_counters counted0;
@@ -303,6 +304,14 @@ static void on_pace(G_GNUC_UNUSED evutil_socket_t fd, G_GNUC_UNUSED short what, 
 static void got_probe(struct client *c, uint32_t src)
 {
     struct run *r = c->r;
+    if (c->role == ROLE_IDLE) {
+        /* The publisher's probe on the idle channel: AUTH and SUBSCRIBE are in. */
+        if (!c->warmed) {
+            c->warmed = TRUE;
+            g_atomic_int_inc(&r->idle_done);
+        }
+        return;
+    }
     if (!c->warmed) {
         c->warmed = TRUE;
         g_atomic_int_inc(&r->warmed);
@@ -312,13 +321,6 @@ static void got_probe(struct client *c, uint32_t src)
         if (!g_atomic_int_get(&p->confirmed)) {
             g_atomic_int_set(&p->confirmed, TRUE);
             g_atomic_int_inc(&r->confirmed);
-        }
-    } else if (r->idle_seen && src - r->pubs->len < (guint)r->p->connections) {
-        /* One subscriber reads all idle probes: only its thread writes here. */
-        guint i = src - r->pubs->len;
-        if (!r->idle_seen[i]) {
-            r->idle_seen[i] = 1;
-            g_atomic_int_inc(&r->idle_done);
         }
     }
 }
@@ -375,8 +377,6 @@ static void send_auth(struct client *c, const struct wire_msg *info)
                              strlen(sub));
     /* AUTH and what follows in one write: the broker queues frames behind AUTH. */
     bufferevent_write(c->bev, buf, n);
-    if (c->role == ROLE_IDLE)
-        send_probe(c);
 }
 
 static void idle_launch(struct run *r);
@@ -589,8 +589,6 @@ static struct client *client_new(struct run *r, enum role role, int index)
                             size);
         g_free(filler);
         c->payload_off = c->frame_len - size;
-        if (role == ROLE_IDLE) /* the source number idle probes carry */
-            c->index = (int)r->pubs->len + index;
     } else {
         c->next_seq = g_new0(guint64, MAX(r->p->publishers, 1));
     }
@@ -714,6 +712,9 @@ static void on_wake(G_GNUC_UNUSED evutil_socket_t fd, G_GNUC_UNUSED short what, 
     int ph = phase(r);
     if (ph == PH_MEASURE && r->p->mode == MODE_IDLE && l->index == 0) {
         idle_launch(r);
+        struct client *p = r->pubs->len ? r->pubs->pdata[0] : NULL;
+        if (p && p->bev && r->idle_started == r->p->connections && r->idle_inflight == 0)
+            bufferevent_write(p->bev, r->idle_probe, r->idle_probe_len);
         return;
     }
     guint want_subs = r->subs->len;
@@ -839,7 +840,6 @@ static void begin_measure(struct run *r)
         break;
     }
     case MODE_IDLE:
-        r->idle_seen = g_new0(guint8, r->p->connections);
         event_active(r->loops[0].wake, EV_READ, 0);
         return; /* ends when all are in, not after --duration */
     }
@@ -951,8 +951,11 @@ static void on_tick(G_GNUC_UNUSED evutil_socket_t fd, G_GNUC_UNUSED short what, 
                             ", received %" G_GUINT64_FORMAT "\n",
                     r->p->name, (double)(now - r->t0) / 1e9, total_sent(r), total_received(r));
         }
-        if (r->p->mode == MODE_IDLE)
+        if (r->p->mode == MODE_IDLE) {
             idle_step(r, now);
+            if (phase(r) == PH_MEASURE) /* go on launching; probe once all are in */
+                event_active(r->loops[0].wake, EV_READ, 0);
+        }
         break;
     case PH_IDLE_HOLD:
         if (now - r->hold_t0 >= IDLE_HOLD_NS) {
@@ -1123,6 +1126,22 @@ static void fill_result(struct run *r, struct result *res)
                     res->stalled_received, sent * (guint64)p->stalled, readers);
 }
 
+/* Publisher 0's probe on the idle channel: its receipt proves an idle client is in. */
+static void idle_probe_make(struct run *r)
+{
+    char *ident = key_ident("pub", 0);
+    uint8_t payload[BENCH_HDR_LEN] = {0};
+    wr32(payload, BENCH_MAGIC);
+    wr32(payload + 4, BENCH_PROBE_BIT);
+    size_t il = strlen(ident), cl = strlen(BENCH_IDLE_CHANNEL);
+    r->idle_probe_len =
+        wire_encode_publish(NULL, 0, ident, il, BENCH_IDLE_CHANNEL, cl, NULL, sizeof payload);
+    r->idle_probe = g_malloc(r->idle_probe_len);
+    wire_encode_publish(r->idle_probe, r->idle_probe_len, ident, il, BENCH_IDLE_CHANNEL, cl,
+                        payload, sizeof payload);
+    g_free(ident);
+}
+
 static gboolean run_setup(struct run *r)
 {
     if (r->p->tls) {
@@ -1134,6 +1153,8 @@ static gboolean run_setup(struct run *r)
         SSL_CTX_set_verify(r->ssl_ctx, SSL_VERIFY_NONE, NULL); /* a throw-away certificate */
     }
     loops_plan(r);
+    if (r->p->mode == MODE_IDLE)
+        idle_probe_make(r);
     for (guint i = 0; i < r->n_loops; i++) {
         struct loop *l = &r->loops[i];
         l->r = r;
@@ -1247,7 +1268,7 @@ void run_plan(const struct opts *o, const struct plan *p, struct target *t, stru
         SSL_CTX_free(r->ssl_ctx);
     event_base_free(r->base);
     g_free(r->hist);
-    g_free(r->idle_seen);
+    g_free(r->idle_probe);
     g_free(r->failure);
     g_free(r->first_error);
     g_mutex_clear(&r->lock);
