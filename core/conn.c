@@ -642,21 +642,30 @@ void conn_process_input(struct conn *c)
     const uint32_t max_frame = b->cfg->max_frame;
     char reason[128];
     struct frame_block *blk = NULL;
-    size_t pos = 0; /* where the head of in is in blk */
+    size_t pos = 0;  /* where the next frame is in blk */
+    size_t done = 0; /* handled bytes at the head of in, drained once (each drain runs
+                      * the bufferevent's watermark callback) */
 
     while (c->state == CONN_AWAIT_AUTH || c->state == CONN_READY) {
-        size_t len = evbuffer_get_length(in);
+        size_t len = evbuffer_get_length(in) - done;
         if (len < 4)
             break;
         uint8_t hdr[WIRE_HEADER_LEN];
         size_t hl = len < WIRE_HEADER_LEN ? len : WIRE_HEADER_LEN;
-        evbuffer_copyout(in, hdr, hl);
+        const uint8_t *h = hdr;
+        if (blk && pos + hl <= blk->len) {
+            h = blk->data + pos; /* already copied out */
+        } else {
+            evbuffer_drain(in, done);
+            done = 0;
+            evbuffer_copyout(in, hdr, hl);
+        }
 
         struct wire_msg m;
         const char *err = NULL;
-        uint32_t flen = wire_peek_length(hdr);
+        uint32_t flen = wire_peek_length(h);
         /* Reject a bad length or opcode before waiting for the body. */
-        int rc = wire_decode(hdr, hl, max_frame, &m, reason, sizeof reason, &err);
+        int rc = wire_decode(h, hl, max_frame, &m, reason, sizeof reason, &err);
         if (rc == WIRE_INVALID) {
             conn_fail(c, "bad-frame", "Bad frame: %s", err);
             break;
@@ -665,6 +674,8 @@ void conn_process_input(struct conn *c)
             break;
         if (!blk || pos + flen > blk->len) {
             frame_block_unref(blk);
+            evbuffer_drain(in, done);
+            done = 0;
             blk = block_new(in, len, flen, max_frame);
             pos = 0;
         }
@@ -676,12 +687,15 @@ void conn_process_input(struct conn *c)
         }
         gboolean go_on = dispatch(c, &m, blk, pos);
         if (c->state != CONN_CLOSING) {
-            evbuffer_drain(in, flen);
+            done += flen;
             pos += flen;
         }
         if (!go_on)
             break;
     }
+    /* Closing drained everything already (conn_fail). */
+    if (c->state != CONN_CLOSING)
+        evbuffer_drain(in, done);
     frame_block_unref(blk);
     handle_publish_flush(b);
 }

@@ -152,6 +152,20 @@ char *handle_channel(struct conn *c, const struct wire_msg *m)
     return chan;
 }
 
+/* handle_channel() into buf (WIRE_MAX_NAME + 1 bytes) instead of the heap. */
+static gboolean channel_copy(struct conn *c, const struct wire_msg *m, char *buf)
+{
+    size_t n = m->channel.len;
+    if (n > WIRE_MAX_NAME || (n && memchr(m->channel.ptr, 0, n))) {
+        conn_fail(c, "bad-frame", "Bad frame: channel name contains a NUL byte");
+        return FALSE;
+    }
+    if (n)
+        memcpy(buf, m->channel.ptr, n);
+    buf[n] = 0;
+    return TRUE;
+}
+
 /* Denied: ERROR, then close or carry on as configured.  Returns go-on. */
 gboolean handle_denied(struct conn *c, enum deny_kind kind, const char *chan)
 {
@@ -219,14 +233,12 @@ gboolean handle_publish(struct conn *c, const struct wire_msg *m, struct frame_b
 {
     if (!handle_check_ident(c, m))
         return FALSE;
-    char *chan = handle_channel(c, m);
-    if (!chan)
+    /* On the stack: a channel name is at most 255 bytes, and this runs per message. */
+    char chan[WIRE_MAX_NAME + 1];
+    if (!channel_copy(c, m, chan))
         return FALSE;
-    if (!g_hash_table_contains(c->may_publish, chan)) {
-        gboolean go_on = handle_denied(c, DENY_PUB, chan);
-        g_free(chan);
-        return go_on;
-    }
+    if (!g_hash_table_contains(c->may_publish, chan))
+        return handle_denied(c, DENY_PUB, chan);
 
     struct broker *b = c->b;
     c->pub_msgs++;
@@ -245,6 +257,5 @@ gboolean handle_publish(struct conn *c, const struct wire_msg *m, struct frame_b
     handle_publish_fanout(b, c->owner, chan, blk, off, m->frame_len, m->data.len);
     if (b->cluster)
         cluster_publish(b->cluster, c->ident, c->owner, chan, m->data.ptr, m->data.len);
-    g_free(chan);
     return TRUE;
 }
