@@ -16,9 +16,12 @@
 #include "loader.h"
 #include "wire.h"
 
+struct counters;
 struct ipguard;
 struct metrics;
+struct output;
 struct pub_stat;
+struct reload;
 struct router;
 struct sinks;
 struct cluster;
@@ -76,18 +79,18 @@ struct conn {
     struct frame_block *run_block;
     size_t run_off, run_len;
     guint run_msgs;
-    gboolean run_listed; /* in broker.pending_runs */
-    /* Plain sockets: output is written by conn.c at the end of the loop turn
-     * (broker.out_pending); the bufferevent writes only a backlog the socket
-     * did not take then (EV_WRITE enabled while there is one). */
+    gboolean run_listed; /* in output.c's list of runs */
+    /* Plain sockets: output is written by output.c at the end of the loop
+     * turn (in its pending list); the bufferevent writes only a backlog the
+     * socket did not take then (EV_WRITE enabled while there is one). */
     gboolean direct_out;
-    gboolean out_listed; /* in broker.out_pending */
-    /* Backlog (conn.c): queue over the mark, in broker.backlogged; exempt once
+    gboolean out_listed; /* in output.c's pending list */
+    /* Backlog (output.c): queue over the mark, in its backlogged list; exempt once
      * it stalls or stays behind too long (a slow consumer: drops, not backpressure). */
     gboolean backlogged, backlog_exempt;
     gint64 backlog_since_us, backlog_moved_us; /* over the mark since; last progress */
     size_t backlog_left;                       /* queue at the last progress */
-    gboolean input_paused; /* in broker.paused: reading stopped for a backlog */
+    gboolean input_paused; /* in output.c's paused list: reading stopped for a backlog */
     struct pub_stat *pub_stat; /* metrics of the channel last published on */
     char *pub_stat_chan;
 
@@ -116,14 +119,7 @@ struct broker {
     GPtrArray *listeners; /* struct listener * */
     SSL_CTX *tls;         /* for tls: listeners; replaced on SIGHUP */
     GHashTable *conns;    /* guint64 id -> struct conn * */
-    GPtrArray *pending_runs; /* struct conn * with a run to queue */
-    GPtrArray *out_pending;  /* struct conn * with output to write this turn */
-    struct event *out_flush; /* active when out_pending is not empty */
-    /* Publishers wait while a subscriber that keeps up has a backlog (conn.c). */
-    GPtrArray *backlogged;      /* struct conn * over the mark, not exempt */
-    GPtrArray *paused;          /* struct conn * whose reading is stopped */
-    struct event *backlog_timer; /* checks the backlogs' progress */
-    struct event *resume;       /* active: restart the paused */
+    struct output *out;   /* output.c: runs, per-turn writes, backpressure */
     guint64 next_conn_id;
     struct router *router;
     struct worker *worker;
@@ -138,14 +134,10 @@ struct broker {
     struct event *sig_term, *sig_int, *sig_hup, *tick;
     struct broker_stats stats;
 
-    /* reload.c: the data version we run on, and what was built from it. */
+    /* The graph in force, read by every publish; reload.c replaces it. */
     struct graph *graph;
-    guint64 data_version;
-    gboolean have_data;
-    gboolean reload_running;
-    gboolean reload_pending_force;
-    struct event *reload_timer;
-    GHashTable *counter_deltas; /* ident -> struct hpf_counters (ident owned) */
+    struct reload *reload;     /* reload.c: data version, poll timer, jobs */
+    struct counters *counters; /* counters.c: traffic not yet saved to storage */
     gboolean stopping;
     gint64 stop_deadline_us;
 };
@@ -163,17 +155,19 @@ int broker_run(struct broker *b);
 void broker_free(struct broker *b);
 
 /* reload.c */
+/** Set up / free reload.c's state (free after the worker is gone). */
+struct reload *reload_new(void);
+void reload_free(struct reload *r);
 /** Read storage and build the graph synchronously (start-up). */
 gboolean reload_initial(struct broker *b, GError **error);
 /** Start polling the data version every reload_interval. */
 void reload_start(struct broker *b);
 /** Reload now, even if the version did not change (SIGHUP). */
 void reload_request(struct broker *b);
-/** Move a connection's traffic into the per-authkey deltas. */
-void counters_collect(struct broker *b, struct conn *c);
-/** Hand the per-authkey deltas to storage; synchronously when `now`. */
-void counters_flush(struct broker *b, gboolean now);
 void reload_stop(struct broker *b);
+/** The storage data version in force, and whether any data was read yet. */
+guint64 reload_data_version(const struct broker *b);
+gboolean reload_have_data(const struct broker *b);
 
 /* conn.c */
 /** A connection on fd; with tls, a TLS server session on b->tls. */
@@ -196,11 +190,40 @@ void conn_close(struct conn *c, const char *reason);
 void conn_process_input(struct conn *c);
 /** Bytes waiting in the output queue. */
 size_t conn_queued(const struct conn *c);
+/** c's output queue went empty (output.c tells): a closing connection lingers. */
+void conn_output_drained(struct conn *c);
+
+/* Live connections, summed per ident, for the exporter and the console. */
+struct conn_ident_totals {
+    guint connections;
+    guint64 send_size; /* bytes queued for output */
+    guint64 recv_size; /* bytes read, not parsed yet */
+    guint64 fill;      /* bytes ever queued to the output */
+    guint64 drain;     /* of those, bytes sent */
+    /* Traffic not yet moved into the per-authkey counters (counters.c). */
+    guint64 pub_msgs, pub_bytes, recv_msgs, recv_bytes;
+};
+/** Authenticated connections: ident (owned) -> struct conn_ident_totals (owned). */
+GHashTable *conn_totals_by_ident(struct broker *b);
+/** Their subscriptions: "ident\nchannel" (owned) -> count (GSIZE_TO_POINTER). */
+GHashTable *conn_subscription_counts(struct broker *b);
+
+/* output.c: what conn.c and handle_publish.c queue, written at the end of a turn. */
+struct output *output_new(struct broker *b);
+void output_free(struct output *o);
+/** A new connection: write watermark, and who writes its output. */
+void output_attach(struct conn *c);
 /** Something was added to c's output: have it written at the end of this loop turn. */
 void conn_output_kick(struct conn *c);
-/** Set up / free what conn.c keeps in the broker (the output and backlog lists). */
-void conn_output_init(struct broker *b);
-void conn_output_free(struct broker *b);
+/** The bufferevent wrote some of c's output; TRUE when the queue is empty. */
+gboolean output_written(struct conn *c);
+/** TRUE when c's input must wait for a subscriber's backlog (reading stopped). */
+gboolean output_hold_input(struct conn *c);
+/** c has a publish run to queue at the end of the input (output_runs_flush). */
+void output_run_listed(struct conn *c);
+void output_runs_flush(struct broker *b);
+/** c is closing: off every list. */
+void output_forget(struct conn *c);
 
 enum deny_kind { DENY_AUTH, DENY_IDENT, DENY_PUB, DENY_SUB };
 
@@ -224,7 +247,12 @@ void handle_publish_flush_one(struct conn *c, gboolean discard);
 gboolean handle_subscribe(struct conn *c, const struct wire_msg *m);
 gboolean handle_unsubscribe(struct conn *c, const struct wire_msg *m);
 
-/** A session's channel permission set (char * items copied) from a list. */
+/* At most this many channels in an authkey's publish list, and in its
+ * subscribe list: a session of a key with more is refused. */
+#define HPF_MAX_KEY_CHANNELS 4096
+/** A session's channel permission set from a list: shared by every session
+ * with the same list (a reference; g_hash_table_unref when done, never
+ * changed). */
 GHashTable *conn_channel_set(GPtrArray *list);
 
 /* Helpers the handlers share (handle_publish.c). */

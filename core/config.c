@@ -1,3 +1,11 @@
+/*
+ * Broker configuration: reads hpfriendsd.conf (a GLib key file) into struct
+ * config, or applies hpfeeds3-style flags, and holds the one grammar for
+ * config values (booleans, sizes, numbers) that the [broker] table, the
+ * console and, through the loader's host table, every plugin use.  Pure:
+ * parsing and validation, no side effects; every error names the file,
+ * section and key.
+ */
 #include "config.h"
 
 #include <errno.h>
@@ -156,6 +164,23 @@ struct listen_addr *config_parse_listen(const char *spec, GError **error)
     return la;
 }
 
+/*
+ * The value grammar, one implementation for the [broker] and [web] keys and
+ * for plugins (the loader's host->config_bool/size/uint call these).
+ */
+gboolean config_parse_bool(const char *s, gboolean *out)
+{
+    static const char *const yes[] = {"true", "yes", "1"};
+    static const char *const no[] = {"false", "no", "0"};
+    for (gsize i = 0; i < G_N_ELEMENTS(yes); i++) {
+        if (!g_ascii_strcasecmp(s, yes[i]) || !g_ascii_strcasecmp(s, no[i])) {
+            *out = !g_ascii_strcasecmp(s, yes[i]);
+            return TRUE;
+        }
+    }
+    return FALSE;
+}
+
 gboolean config_parse_size(const char *s, guint64 *out)
 {
     char *end = NULL;
@@ -176,7 +201,7 @@ gboolean config_parse_size(const char *s, guint64 *out)
     case 'G': mul = 1024 * 1024 * 1024; end++; break;
     default: break;
     }
-    if (*end == 'i' || *end == 'I')
+    if (mul > 1 && (*end == 'i' || *end == 'I'))
         end++;
     if (*end == 'B' || *end == 'b')
         end++;
@@ -186,6 +211,61 @@ gboolean config_parse_size(const char *s, guint64 *out)
         return FALSE;
     *out = v * mul;
     return TRUE;
+}
+
+gboolean config_value_bool(const char *v, gboolean *out, GError **error)
+{
+    if (config_parse_bool(v, out))
+        return TRUE;
+    g_set_error(error, CONFIG_ERROR, 0, "expected true or false (or yes, no, 1, 0), got '%s'", v);
+    return FALSE;
+}
+
+gboolean config_value_uint(const char *v, guint64 min, guint64 max, guint64 *out,
+                           GError **error)
+{
+    if (g_ascii_string_to_unsigned(v, 10, min, max, out, NULL))
+        return TRUE;
+    g_set_error(error, CONFIG_ERROR, 0,
+                "expected a whole number from %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT
+                ", got '%s'",
+                min, max, v);
+    return FALSE;
+}
+
+/* A bound as an operator would write it: 65536 -> "64K". */
+static char *size_text(guint64 n)
+{
+    static const char suffix[] = "KMG";
+    int i = -1;
+    while (i < 2 && n >= 1024 && n % 1024 == 0) {
+        n /= 1024;
+        i++;
+    }
+    return i < 0 ? g_strdup_printf("%" G_GUINT64_FORMAT, n)
+                 : g_strdup_printf("%" G_GUINT64_FORMAT "%c", n, suffix[i]);
+}
+
+gboolean config_value_size(const char *v, guint64 min, guint64 max, guint64 *out,
+                           GError **error)
+{
+    guint64 n;
+    if (config_parse_size(v, &n) && n >= min && n <= max) {
+        *out = n;
+        return TRUE;
+    }
+    char *lo = size_text(min), *hi = size_text(max);
+    if (max >= G_MAXUINT64 / 2)
+        g_set_error(error, CONFIG_ERROR, 0,
+                    "expected a size in bytes (K, M, G suffixes allowed) of at least %s, got '%s'",
+                    lo, v);
+    else
+        g_set_error(error, CONFIG_ERROR, 0,
+                    "expected a size in bytes (K, M, G suffixes allowed) from %s to %s, got '%s'",
+                    lo, hi, v);
+    g_free(lo);
+    g_free(hi);
+    return FALSE;
 }
 
 char *config_resolve_path(const struct config *cfg, const char *path)
@@ -266,6 +346,7 @@ static gboolean set_broker_key(struct config *cfg, const struct key_def *d, cons
     char *v = g_strstrip(g_strdup(value));
     gboolean ok = TRUE;
     guint64 n;
+    GError *e = NULL;
 
     switch (d->type) {
     case K_STRING:
@@ -277,36 +358,19 @@ static gboolean set_broker_key(struct config *cfg, const struct key_def *d, cons
         *(char **)field = g_strdup(v);
         break;
     case K_UINT:
-        if (!g_ascii_string_to_unsigned(v, 10, d->min, d->max, &n, NULL)) {
-            ok = fail(error, file, "broker", d->key,
-                      "expected a whole number from %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT
-                      ", got '%s'",
-                      d->min, d->max, v);
-            break;
-        }
-        *(guint *)field = (guint)n;
+        ok = config_value_uint(v, d->min, d->max, &n, &e);
+        if (ok)
+            *(guint *)field = (guint)n;
         break;
     case K_SIZE:
-        if (!config_parse_size(v, &n) || n < d->min || n > d->max) {
-            ok = fail(error, file, "broker", d->key,
-                      "expected a size in bytes (K, M, G suffixes allowed) from %" G_GUINT64_FORMAT
-                      " to %" G_GUINT64_FORMAT ", got '%s'",
-                      d->min, d->max, v);
-            break;
-        }
-        if (d->max == G_MAXUINT32)
+        ok = config_value_size(v, d->min, d->max, &n, &e);
+        if (ok && d->max == G_MAXUINT32)
             *(guint32 *)field = (guint32)n;
-        else
+        else if (ok)
             *(gsize *)field = (gsize)n;
         break;
     case K_BOOL:
-        if (!g_ascii_strcasecmp(v, "true") || !strcmp(v, "1") || !g_ascii_strcasecmp(v, "yes"))
-            *(gboolean *)field = TRUE;
-        else if (!g_ascii_strcasecmp(v, "false") || !strcmp(v, "0") ||
-                 !g_ascii_strcasecmp(v, "no"))
-            *(gboolean *)field = FALSE;
-        else
-            ok = fail(error, file, "broker", d->key, "expected true or false, got '%s'", v);
+        ok = config_value_bool(v, (gboolean *)field, &e);
         break;
     case K_ENUM: {
         int idx = -1;
@@ -328,20 +392,22 @@ static gboolean set_broker_key(struct config *cfg, const struct key_def *d, cons
         for (char **p = parts; *p && ok; p++) {
             if (!*g_strstrip(*p))
                 continue;
-            GError *e = NULL;
             struct listen_addr *la = config_parse_listen(*p, &e);
             if (!la) {
-                ok = fail(error, file, "broker", d->key, "%s", e->message);
-                g_error_free(e);
-            } else {
-                g_ptr_array_add(cfg->listen, la);
+                ok = FALSE; /* e is reported below */
+                break;
             }
+            g_ptr_array_add(cfg->listen, la);
         }
         g_strfreev(parts);
         if (ok && cfg->listen->len == 0)
             ok = fail(error, file, "broker", d->key, "needs at least one address");
         break;
     }
+    }
+    if (e) {
+        fail(error, file, "broker", d->key, "%s", e->message);
+        g_error_free(e);
     }
     g_free(v);
     return ok;
@@ -408,137 +474,160 @@ static gboolean valid_instance_name(const char *s)
     return TRUE;
 }
 
-struct config *config_load_file(const char *path, GError **error)
+/* A config from a file: graph access, relative paths anchored at its directory. */
+static struct config *config_new_for_file(const char *path)
 {
-    GKeyFile *kf = g_key_file_new();
-    GError *e = NULL;
-    struct config *cfg = NULL;
-
-    g_key_file_set_list_separator(kf, ';');
-    if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &e)) {
-        g_set_error(error, CONFIG_ERROR, 0, "%s: %s", path, e->message);
-        g_error_free(e);
-        goto out;
-    }
-
-    cfg = config_new_default();
+    struct config *cfg = config_new_default();
     cfg->access = ACCESS_GRAPH; /* a config file means hpfriends, not hpfeeds3 */
     cfg->path = g_strdup(path);
     g_free(cfg->dir);
-    {
-        char *d = g_path_get_dirname(path);
-        if (g_path_is_absolute(d)) {
-            cfg->dir = d;
-        } else {
-            char *cwd = g_get_current_dir();
-            cfg->dir = g_build_filename(cwd, d, NULL);
-            g_free(cwd);
-            g_free(d);
-        }
+    char *d = g_path_get_dirname(path);
+    if (g_path_is_absolute(d)) {
+        cfg->dir = d;
+    } else {
+        char *cwd = g_get_current_dir();
+        cfg->dir = g_build_filename(cwd, d, NULL);
+        g_free(cwd);
+        g_free(d);
     }
+    return cfg;
+}
 
-    char **groups = g_key_file_get_groups(kf, NULL);
+/* One pass over the sections: the single ones are read, the rest checked by name. */
+static gboolean load_section(struct config *cfg, GKeyFile *kf, const char *group,
+                             const char *path, GError **error)
+{
     gboolean ok = TRUE;
-    for (char **g = groups; *g && ok; g++) {
-        if (!strcmp(*g, "broker")) {
-            ok = load_broker(cfg, kf, path, error);
-        } else if (!strcmp(*g, "web")) {
-            ok = config_load_web(cfg, kf, path, error);
-        } else if (!strcmp(*g, "storage")) {
-            cfg->storage = load_plugin_section(kf, *g, "storage", NULL, path, error);
-            ok = cfg->storage != NULL;
-        } else if (!strcmp(*g, "cluster")) {
-            cfg->cluster = load_plugin_section(kf, *g, "cluster", NULL, path, error);
-            ok = cfg->cluster != NULL;
-        } else if (!strcmp(*g, "auth")) {
-            gsize n = 0;
-            char **keys = g_key_file_get_keys(kf, *g, &n, NULL);
-            for (gsize i = 0; i < n && ok; i++)
-                if (strcmp(keys[i], "chain"))
-                    ok = fail(error, path, *g, keys[i], "unknown key");
-            g_strfreev(keys);
-        } else if (g_str_has_prefix(*g, "auth:") || g_str_has_prefix(*g, "sink:")) {
-            /* handled below, in chain order / file order */
-            const char *name = strchr(*g, ':') + 1;
-            if (!valid_instance_name(name))
-                ok = fail(error, path, *g, NULL,
-                          "instance name must be letters, digits, '_', '-' or '.'");
-        } else {
-            ok = fail(error, path, *g, NULL,
-                      "unknown section (expected broker, storage, web, auth, auth:NAME, "
-                      "sink:NAME, cluster)");
-        }
+    if (!strcmp(group, "broker")) {
+        ok = load_broker(cfg, kf, path, error);
+    } else if (!strcmp(group, "web")) {
+        ok = config_load_web(cfg, kf, path, error);
+    } else if (!strcmp(group, "storage")) {
+        cfg->storage = load_plugin_section(kf, group, "storage", NULL, path, error);
+        ok = cfg->storage != NULL;
+    } else if (!strcmp(group, "cluster")) {
+        cfg->cluster = load_plugin_section(kf, group, "cluster", NULL, path, error);
+        ok = cfg->cluster != NULL;
+    } else if (!strcmp(group, "auth")) {
+        gsize n = 0;
+        char **keys = g_key_file_get_keys(kf, group, &n, NULL);
+        for (gsize i = 0; i < n && ok; i++)
+            if (strcmp(keys[i], "chain"))
+                ok = fail(error, path, group, keys[i], "unknown key");
+        g_strfreev(keys);
+    } else if (g_str_has_prefix(group, "auth:") || g_str_has_prefix(group, "sink:")) {
+        /* read later, in chain order / file order */
+        if (!valid_instance_name(strchr(group, ':') + 1))
+            ok = fail(error, path, group, NULL,
+                      "instance name must be letters, digits, '_', '-' or '.'");
+    } else {
+        ok = fail(error, path, group, NULL,
+                  "unknown section (expected broker, storage, web, auth, auth:NAME, "
+                  "sink:NAME, cluster)");
     }
+    return ok;
+}
 
-    /* The auth chain: [auth] chain = a;b, each optionally with [auth:a]. */
-    if (ok) {
-        char **chain = NULL;
-        if (g_key_file_has_key(kf, "auth", "chain", NULL))
-            chain = g_key_file_get_string_list(kf, "auth", "chain", NULL, NULL);
-        if (!chain || !chain[0]) {
-            g_strfreev(chain);
-            chain = g_new0(char *, 2);
-            chain[0] = g_strdup("storage");
-        }
-        for (char **c = chain; *c && ok; c++) {
-            g_strstrip(*c);
-            if (!valid_instance_name(*c)) {
-                ok = fail(error, path, "auth", "chain", "bad entry '%s'", *c);
-                break;
-            }
-            char *section = g_strdup_printf("auth:%s", *c);
-            char *def = g_strdup(*c);
-            struct plugin_conf *pc;
-            if (g_key_file_has_group(kf, section))
-                pc = load_plugin_section(kf, section, *c, def, path, error);
-            else
-                pc = plugin_conf_new(section, *c, def);
-            if (pc)
-                g_ptr_array_add(cfg->auth, pc);
-            else
-                ok = FALSE;
-            g_free(section);
-            g_free(def);
-        }
+/* The auth chain: [auth] chain = a;b, each optionally with [auth:a]. */
+static gboolean load_auth_chain(struct config *cfg, GKeyFile *kf, char **groups,
+                                const char *path, GError **error)
+{
+    gboolean ok = TRUE;
+    char **chain = NULL;
+    if (g_key_file_has_key(kf, "auth", "chain", NULL))
+        chain = g_key_file_get_string_list(kf, "auth", "chain", NULL, NULL);
+    if (!chain || !chain[0]) {
         g_strfreev(chain);
-        for (char **g = groups; *g && ok; g++) {
-            if (!g_str_has_prefix(*g, "auth:"))
-                continue;
-            gboolean used = FALSE;
-            for (guint i = 0; i < cfg->auth->len; i++)
-                used |= !strcmp(((struct plugin_conf *)cfg->auth->pdata[i])->section, *g);
-            if (!used)
-                ok = fail(error, path, *g, NULL, "not named in [auth] chain");
-        }
+        chain = g_new0(char *, 2);
+        chain[0] = g_strdup("storage");
     }
-
+    for (char **c = chain; *c && ok; c++) {
+        g_strstrip(*c);
+        if (!valid_instance_name(*c)) {
+            ok = fail(error, path, "auth", "chain", "bad entry '%s'", *c);
+            break;
+        }
+        char *section = g_strdup_printf("auth:%s", *c);
+        struct plugin_conf *pc;
+        if (g_key_file_has_group(kf, section))
+            pc = load_plugin_section(kf, section, *c, *c, path, error);
+        else
+            pc = plugin_conf_new(section, *c, *c);
+        if (pc)
+            g_ptr_array_add(cfg->auth, pc);
+        else
+            ok = FALSE;
+        g_free(section);
+    }
+    g_strfreev(chain);
     for (char **g = groups; *g && ok; g++) {
+        if (!g_str_has_prefix(*g, "auth:"))
+            continue;
+        gboolean used = FALSE;
+        for (guint i = 0; i < cfg->auth->len; i++)
+            used |= !strcmp(((struct plugin_conf *)cfg->auth->pdata[i])->section, *g);
+        if (!used)
+            ok = fail(error, path, *g, NULL, "not named in [auth] chain");
+    }
+    return ok;
+}
+
+static gboolean load_sinks(struct config *cfg, GKeyFile *kf, char **groups, const char *path,
+                           GError **error)
+{
+    for (char **g = groups; *g; g++) {
         if (!g_str_has_prefix(*g, "sink:"))
             continue;
         struct plugin_conf *pc = load_plugin_section(kf, *g, *g + 5, NULL, path, error);
-        if (pc)
-            g_ptr_array_add(cfg->sinks, pc);
-        else
-            ok = FALSE;
+        if (!pc)
+            return FALSE;
+        g_ptr_array_add(cfg->sinks, pc);
     }
-    g_strfreev(groups);
+    return TRUE;
+}
 
-    if (ok && !cfg->storage) {
+/* What only the whole file can tell. */
+static gboolean check_complete(const struct config *cfg, const char *path, GError **error)
+{
+    if (!cfg->storage) {
         char *base = g_path_get_basename(path);
         g_set_error(error, CONFIG_ERROR, 0,
                     "%s: [storage]: missing section (e.g. plugin = sqlite, path = hpfriends.db)",
                     base);
         g_free(base);
-        ok = FALSE;
+        return FALSE;
     }
-    if (ok && strlen(cfg->name) > WIRE_MAX_NAME)
-        ok = fail(error, path, "broker", "name", "longer than 255 bytes");
+    if (strlen(cfg->name) > WIRE_MAX_NAME)
+        return fail(error, path, "broker", "name", "longer than 255 bytes");
+    return TRUE;
+}
+
+struct config *config_load_file(const char *path, GError **error)
+{
+    GKeyFile *kf = g_key_file_new();
+    GError *e = NULL;
+
+    g_key_file_set_list_separator(kf, ';');
+    if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &e)) {
+        g_set_error(error, CONFIG_ERROR, 0, "%s: %s", path, e->message);
+        g_error_free(e);
+        g_key_file_free(kf);
+        return NULL;
+    }
+
+    struct config *cfg = config_new_for_file(path);
+    char **groups = g_key_file_get_groups(kf, NULL);
+    gboolean ok = TRUE;
+    for (char **g = groups; *g && ok; g++)
+        ok = load_section(cfg, kf, *g, path, error);
+    ok = ok && load_auth_chain(cfg, kf, groups, path, error) &&
+         load_sinks(cfg, kf, groups, path, error) && check_complete(cfg, path, error);
+    g_strfreev(groups);
+    g_key_file_free(kf);
     if (!ok) {
         config_free(cfg);
-        cfg = NULL;
+        return NULL;
     }
-out:
-    g_key_file_free(kf);
     return cfg;
 }
 

@@ -101,8 +101,22 @@ struct listen_addr *config_parse_listen(const char *spec, GError **error);
 void listen_addr_free(struct listen_addr *la);
 char *listen_addr_to_string(const struct listen_addr *la);
 
-/** Parse a size with an optional K, M or G suffix (powers of 1024). */
+/*
+ * The one grammar for config values: the [broker] keys, the console's and
+ * (through the host table) every plugin's.  The config_value_* forms say
+ * what was expected in error, without file, section or key.
+ */
+
+/** true, yes, 1 / false, no, 0, letters in any case. */
+gboolean config_parse_bool(const char *s, gboolean *out);
+/** Bytes with an optional K, M or G (powers of 1024; "KB", "KiB" alike). */
 gboolean config_parse_size(const char *s, guint64 *out);
+gboolean config_value_bool(const char *v, gboolean *out, GError **error);
+gboolean config_value_size(const char *v, guint64 min, guint64 max, guint64 *out,
+                           GError **error);
+/** A whole decimal number in [min, max]. */
+gboolean config_value_uint(const char *v, guint64 min, guint64 max, guint64 *out,
+                           GError **error);
 
 /** Resolve a path against cfg->dir unless it is absolute. */
 char *config_resolve_path(const struct config *cfg, const char *path);

@@ -21,6 +21,7 @@
 #include <event2/bufferevent_ssl.h>
 
 #include "broker.h"
+#include "counters.h"
 #include "ipguard.h"
 #include "log.h"
 #include "metrics.h"
@@ -31,8 +32,6 @@
 #define CLOSE_FLUSH_SECONDS 5
 /* How long we keep reading (and discarding) after our half-close. */
 #define CLOSE_LINGER_SECONDS 2
-/* What the bufferevent writes per writable event when a backlog waits. */
-#define BACKLOG_MAX_WRITE (256 * 1024)
 /* What one read event takes from a connection at most: large enough that a
  * busy publisher costs one read and one write per subscriber per loop turn,
  * small enough that it cannot keep the loop from the other connections. */
@@ -43,17 +42,8 @@
 #define TLS_READ (32 * 1024)
 /* What libevent 2.1 reads from a socket per read event at most. */
 #define LIBEVENT_MAX_READ 4096
-/* A backlog holds publishers back until its connection has taken nothing
- * for BACKLOG_STALL_US, or for [broker] backpressure_hold in all; then it
- * counts as a slow consumer (drops at max_queued_bytes instead).  Checked
- * every BACKLOG_CHECK_US. */
-#define BACKLOG_STALL_US (300 * 1000)
-#define BACKLOG_CHECK_US (50 * 1000)
 
 static void on_read(struct bufferevent *bev, void *arg);
-static size_t backlog_mark(const struct broker *b);
-static void backlog_update(struct conn *c);
-static void backlog_remove(struct conn *c);
 static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
 
@@ -142,8 +132,6 @@ struct conn *conn_attach(struct broker *b, struct bufferevent *bev, const struct
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     /* Never buffer more than one frame's worth of input. */
     bufferevent_setwatermark(c->bev, EV_READ, 0, b->cfg->max_frame);
-    /* on_write hears when a backlog is half gone (and when the queue is empty). */
-    bufferevent_setwatermark(c->bev, EV_WRITE, backlog_mark(b) / 2, 0);
     c->subscribed = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     g_hash_table_insert(b->conns, &c->id, c);
     b->stats.connections_made++;
@@ -158,22 +146,13 @@ struct conn *conn_attach(struct broker *b, struct bufferevent *bev, const struct
     uint8_t info[WIRE_HEADER_LEN + 1 + WIRE_MAX_NAME + WIRE_NONCE_LEN];
     size_t n = wire_encode_info(info, sizeof info, name, strlen(name), c->nonce, sizeof c->nonce);
     bufferevent_write(c->bev, info, n);
-    /* Plain sockets: we write their output ourselves (conn_output_kick). */
-    c->direct_out = !tls && bufferevent_getfd(c->bev) >= 0;
-    if (c->direct_out) {
-        bufferevent_set_max_single_write(c->bev, BACKLOG_MAX_WRITE);
-        bufferevent_disable(c->bev, EV_WRITE); /* enabled from birth */
-        bufferevent_enable(c->bev, EV_READ);
-        conn_output_kick(c);
-    } else {
-        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    }
+    output_attach(c);
 
     c->timer = evtimer_new(b->base, on_auth_timeout, c);
     struct timeval tv = {(time_t)b->cfg->auth_timeout, 0};
     evtimer_add(c->timer, &tv);
     log_debug("%s: connected", c->peer);
-    sinks_event(b->sinks, HPF_EVENT_CONNECT, NULL, NULL, c->peer, NULL, NULL, 0);
+    sinks_event(b->sinks, &(struct hpf_event){.type = HPF_EVENT_CONNECT, .peer = c->peer});
     return c;
 }
 
@@ -182,189 +161,55 @@ size_t conn_queued(const struct conn *c)
     return evbuffer_get_length(bufferevent_get_output(c->bev));
 }
 
-/*
- * Output of plain sockets.  Whatever is queued for a connection during a
- * loop turn (a frame fanned out from several publishers' reads, an ERROR) is
- * written once, straight from the queue, when the turn's other callbacks are
- * done: one writev per subscriber per turn, in the turn the input came in,
- * and no epoll_ctl as long as the socket takes it all.  Only a backlog the
- * socket refused waits for writability, through the bufferevent (EV_WRITE
- * enabled until on_write sees the queue empty).  The write is not capped at
- * the bufferevent's 16 KiB a turn, so a subscriber fed by many publishers is
- * not served one small write per turn while they are read in full.
- */
-void conn_output_kick(struct conn *c)
+GHashTable *conn_totals_by_ident(struct broker *b)
 {
-    struct broker *b = c->b;
-    if (c->out_listed)
-        return;
-    /* TLS, pairs (EV_WRITE always on) and a backlog being written: the
-     * bufferevent writes; the queue only grew. */
-    if (!c->direct_out || (bufferevent_get_enabled(c->bev) & EV_WRITE)) {
-        backlog_update(c);
-        return;
-    }
-    if (conn_queued(c) == 0)
-        return;
-    c->out_listed = TRUE;
-    g_ptr_array_add(b->out_pending, c);
-    /* Activated now, it runs after the callbacks already due this turn. */
-    if (b->out_pending->len == 1)
-        event_active(b->out_flush, EV_TIMEOUT, 0);
-}
-
-static void output_drained(struct conn *c);
-
-/* The out_flush event: write every kicked connection's output. */
-static void conn_output_flush(evutil_socket_t fd, short what, void *arg)
-{
-    struct broker *b = arg;
-    /* Each connection is handled once; none is freed in here. */
-    for (guint i = 0; i < b->out_pending->len; i++) {
-        struct conn *c = b->out_pending->pdata[i];
-        c->out_listed = FALSE;
-        struct evbuffer *out = bufferevent_get_output(c->bev);
-        /* A socket bufferevent keeps its output's head frozen except while it
-         * writes itself; we write for it here, the same way. */
-        evbuffer_unfreeze(out, 1);
-        evbuffer_write(out, bufferevent_getfd(c->bev));
-        evbuffer_freeze(out, 1);
-        if (evbuffer_get_length(out) == 0) {
-            output_drained(c);
-        } else {
-            /* The rest when the socket takes it; after an error, it meets the
-             * error again and reports it to on_event. */
-            bufferevent_enable(c->bev, EV_WRITE);
-            backlog_update(c);
+    GHashTable *live = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, b->conns);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        const struct conn *c = v;
+        if (!c->ident)
+            continue;
+        struct conn_ident_totals *t = g_hash_table_lookup(live, c->ident);
+        if (!t) {
+            t = g_new0(struct conn_ident_totals, 1);
+            g_hash_table_insert(live, g_strdup(c->ident), t);
         }
-    }
-    g_ptr_array_set_size(b->out_pending, 0);
-}
-
-/*
- * Backpressure.  A subscriber that keeps up can still fall behind for a
- * moment (a burst, a busy reader); dropping its messages then would lose
- * data for a well-behaved peer, and queueing without limit is the memory
- * growth brokers are known for.  So while any subscriber's queue is over
- * the mark, publishers are not read (their data waits in their sockets:
- * TCP slows them down).  A subscriber that takes nothing for
- * BACKLOG_STALL_US, or is still over the mark after [broker]
- * backpressure_hold, does
- * not keep up: it stops holding the others back (exempt) and is bounded by
- * max_queued_bytes and slow_deadline as before, until it has caught up to
- * half the mark.
- */
-static size_t backlog_mark(const struct broker *b)
-{
-    size_t max = b->cfg->max_queued_bytes;
-    return MIN(CLAMP(max / 16, 64 * 1024, 1024 * 1024), max / 2);
-}
-
-static void backlog_arm(struct broker *b)
-{
-    struct timeval tv = {0, BACKLOG_CHECK_US};
-    if (b->backlogged->len)
-        evtimer_add(b->backlog_timer, &tv);
-}
-
-static void backlog_remove(struct conn *c)
-{
-    struct broker *b = c->b;
-    g_ptr_array_remove_fast(b->backlogged, c);
-    c->backlogged = FALSE;
-    if (b->backlogged->len == 0) {
-        evtimer_del(b->backlog_timer);
-        if (b->paused->len)
-            event_active(b->resume, EV_TIMEOUT, 0);
-    }
-}
-
-static void backlog_update(struct conn *c)
-{
-    struct broker *b = c->b;
-    size_t queued = conn_queued(c), mark = backlog_mark(b);
-    if (!c->backlogged && !c->backlog_exempt) {
-        if (queued > mark && c->state == CONN_READY && b->cfg->backpressure_hold) {
-            c->backlogged = TRUE;
-            c->backlog_since_us = c->backlog_moved_us = g_get_monotonic_time();
-            c->backlog_left = queued;
-            g_ptr_array_add(b->backlogged, c);
-            if (b->backlogged->len == 1)
-                backlog_arm(b);
-        }
-    } else if (queued <= mark / 2) {
-        c->backlog_exempt = FALSE;
-        if (c->backlogged)
-            backlog_remove(c);
-    }
-}
-
-static void on_backlog_check(evutil_socket_t fd, short what, void *arg)
-{
-    struct broker *b = arg;
-    gint64 now = g_get_monotonic_time();
-    for (guint i = b->backlogged->len; i-- > 0;) {
-        struct conn *c = b->backlogged->pdata[i];
-        /* Publishers wait, so the queue only shrinks while the peer reads. */
         size_t queued = conn_queued(c);
-        if (queued < c->backlog_left) {
-            c->backlog_left = queued;
-            c->backlog_moved_us = now;
+        t->connections++;
+        t->send_size += queued;
+        t->recv_size += evbuffer_get_length(bufferevent_get_input(c->bev));
+        t->fill += c->sent_fill;
+        t->drain += c->sent_fill - MIN(c->sent_fill, (guint64)queued);
+        t->pub_msgs += c->pub_msgs;
+        t->pub_bytes += c->pub_bytes;
+        t->recv_msgs += c->recv_msgs;
+        t->recv_bytes += c->recv_bytes;
+    }
+    return live;
+}
+
+GHashTable *conn_subscription_counts(struct broker *b)
+{
+    GHashTable *subs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, b->conns);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        const struct conn *c = v;
+        if (!c->ident)
+            continue;
+        GHashTableIter si;
+        gpointer chan;
+        g_hash_table_iter_init(&si, c->subscribed);
+        while (g_hash_table_iter_next(&si, &chan, NULL)) {
+            char *key = g_strconcat(c->ident, "\n", (char *)chan, NULL);
+            gpointer n = g_hash_table_lookup(subs, key);
+            g_hash_table_insert(subs, key, GSIZE_TO_POINTER(GPOINTER_TO_SIZE(n) + 1));
         }
-        gint64 hold_us = (gint64)b->cfg->backpressure_hold * 1000;
-        if (now - c->backlog_moved_us < MIN(BACKLOG_STALL_US, hold_us) &&
-            now - c->backlog_since_us < hold_us)
-            continue;
-        log_notice("%s@%s: %zu bytes queued for %d ms: a slow consumer, no longer holding "
-                 "publishers back",
-                 c->ident, c->peer, queued, (int)((now - c->backlog_since_us) / 1000));
-        c->backlog_exempt = TRUE;
-        backlog_remove(c);
     }
-    backlog_arm(b);
-}
-
-/* Reading resumes: run what the paused read before they stopped. */
-static void on_resume(evutil_socket_t fd, short what, void *arg)
-{
-    struct broker *b = arg;
-    if (b->backlogged->len)
-        return;
-    GPtrArray *paused = b->paused;
-    b->paused = g_ptr_array_new();
-    for (guint i = 0; i < paused->len; i++) {
-        struct conn *c = paused->pdata[i];
-        c->input_paused = FALSE;
-    }
-    for (guint i = 0; i < paused->len; i++) {
-        struct conn *c = paused->pdata[i];
-        /* A connection closed meanwhile has left the list (conn_close). */
-        if (c->state != CONN_READY || b->stopping)
-            continue;
-        bufferevent_enable(c->bev, EV_READ);
-        conn_process_input(c);
-    }
-    g_ptr_array_unref(paused);
-}
-
-void conn_output_init(struct broker *b)
-{
-    b->out_pending = g_ptr_array_new();
-    b->out_flush = event_new(b->base, -1, 0, conn_output_flush, b);
-    b->backlogged = g_ptr_array_new();
-    b->paused = g_ptr_array_new();
-    b->backlog_timer = evtimer_new(b->base, on_backlog_check, b);
-    b->resume = event_new(b->base, -1, 0, on_resume, b);
-}
-
-void conn_output_free(struct broker *b)
-{
-    g_ptr_array_unref(b->out_pending);
-    g_ptr_array_unref(b->backlogged);
-    g_ptr_array_unref(b->paused);
-    event_free(b->out_flush);
-    event_free(b->backlog_timer);
-    event_free(b->resume);
+    return subs;
 }
 
 static void drop_subscriptions(struct conn *c)
@@ -382,18 +227,13 @@ void conn_close(struct conn *c, const char *reason)
     struct broker *b = c->b;
     log_debug("%s%s%s: disconnected: %s", c->ident ? c->ident : "", c->ident ? "@" : "",
               c->peer, reason);
-    if (c->run_listed)
-        g_ptr_array_remove_fast(b->pending_runs, c);
-    if (c->out_listed)
-        g_ptr_array_remove_fast(b->out_pending, c);
-    if (c->input_paused)
-        g_ptr_array_remove_fast(b->paused, c);
-    if (c->backlogged)
-        backlog_remove(c);
+    output_forget(c);
     handle_publish_flush_one(c, TRUE);
     drop_subscriptions(c);
     counters_collect(b, c);
-    sinks_event(b->sinks, HPF_EVENT_DISCONNECT, c->ident, c->owner, c->peer, NULL, reason, 0);
+    sinks_event(b->sinks, &(struct hpf_event){.type = HPF_EVENT_DISCONNECT, .ident = c->ident,
+                                              .owner = c->owner, .peer = c->peer,
+                                              .reason = reason});
     if (c->ident) {
         guint64 queued = conn_queued(c);
         metrics_lost(b->metrics, c->ident);
@@ -501,8 +341,7 @@ static void begin_linger(struct conn *c)
     evtimer_add(c->timer, &tv);
 }
 
-/* The output queue is empty. */
-static void output_drained(struct conn *c)
+void conn_output_drained(struct conn *c)
 {
     if (c->state == CONN_CLOSING)
         begin_linger(c);
@@ -511,12 +350,8 @@ static void output_drained(struct conn *c)
 static void on_write(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
-    backlog_update(c);
-    if (conn_queued(c) != 0)
-        return;
-    if (c->direct_out) /* backlog written: back to writing at the end of the turn */
-        bufferevent_disable(bev, EV_WRITE);
-    output_drained(c);
+    if (output_written(c))
+        conn_output_drained(c);
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -532,17 +367,19 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 
 /*
  * A plain socket's input, topped up from the socket with one readv to
- * READ_BATCH (or max_frame, the input's high watermark, when lower).  An
- * error or EOF is left in the socket for the bufferevent's next read to
- * report.  libevent sizes its own read by FIONREAD: when the input holds
- * less than its 4 KiB, the socket had no more and the readv is skipped (many
- * publishers of small messages would pay a second syscall for nothing).
- * (Sizing the reservation by another FIONREAD measured slower under ingest.)
+ * READ_BATCH (or max_frame, the input's high watermark, when lower);
+ * authenticated sessions only.  An error or EOF is left in the socket for
+ * the bufferevent's next read to report.  libevent sizes its own read by
+ * FIONREAD: when the input holds less than its 4 KiB, the socket had no
+ * more and the readv is skipped (many publishers of small messages would
+ * pay a second syscall for nothing).  (Sizing the reservation by another
+ * FIONREAD measured slower under ingest.)
  */
 static void read_batch(struct conn *c)
 {
     evutil_socket_t fd = bufferevent_getfd(c->bev);
-    if (c->tls || fd < 0)
+    /* Before AUTH a peer gets libevent's 4 KiB a read, nothing more. */
+    if (c->tls || fd < 0 || c->state != CONN_READY)
         return;
     struct evbuffer *in = bufferevent_get_input(c->bev);
     size_t have = evbuffer_get_length(in);
@@ -571,8 +408,8 @@ static void read_batch(struct conn *c)
 static void on_read(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
-    /* Not while paused for a backlog: that input waits in the socket. */
-    if (!c->b->backlogged->len || c->state != CONN_READY)
+    /* Not while a backlog holds input back: that waits in the socket. */
+    if (!output_hold_input(c))
         read_batch(c);
     conn_process_input(c);
 }
@@ -634,17 +471,13 @@ void frame_block_unref(struct frame_block *blk)
 void conn_process_input(struct conn *c)
 {
     struct broker *b = c->b;
-    if (b->backlogged->len && c->state == CONN_READY) {
-        /* A subscriber is behind: this input waits (on_resume). */
-        if (!c->input_paused) {
-            c->input_paused = TRUE;
-            g_ptr_array_add(b->paused, c);
-            bufferevent_disable(c->bev, EV_READ);
-        }
+    if (output_hold_input(c))
         return;
-    }
     struct evbuffer *in = bufferevent_get_input(c->bev);
-    const uint32_t max_frame = b->cfg->max_frame;
+    /* Before AUTH only an AUTH-sized frame is acceptable. */
+    const uint32_t max_frame = c->state == CONN_AWAIT_AUTH
+                                   ? MIN(b->cfg->max_frame, WIRE_MAX_PREAUTH_FRAME)
+                                   : b->cfg->max_frame;
     char reason[128];
     struct frame_block *blk = NULL;
     size_t pos = 0;  /* where the next frame is in blk */

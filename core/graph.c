@@ -1,3 +1,12 @@
+/*
+ * The graph flattener.  A build interns every user and channel as a small
+ * integer, collects each channel's share edges (dropping self-loops and,
+ * with require_accept, offers not yet accepted), then walks the edges from
+ * every publisher to find its readers.  Reader sets are sorted uid arrays,
+ * interned so that identical sets are stored once, and carved out of a few
+ * large blocks rather than allocated one by one; the result is immutable
+ * and only looked up by the loop thread.
+ */
 #include "graph.h"
 
 #include <stdlib.h>

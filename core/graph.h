@@ -3,12 +3,12 @@
  *
  * graph_build() turns a storage snapshot into a table
  *     (publisher user, channel) -> sorted set of reader user ids
- * following the reader rule (README, "Who receives what"): the publisher itself; every user an edge
- * on the channel reaches from the publisher (a group edge reaches all its
- * members); then, from every reader other than the publisher, whatever its
- * `shares_all` edges on the channel reach, repeatedly.  With
- * require_accept, an edge from F reaches a user only once that user has
- * accepted F's offer on the channel.
+ * following the reader rule (README, "Who receives what"): the publisher
+ * itself; every user an edge on the channel reaches from the publisher (a
+ * group edge reaches all its members); then, from every reader other than
+ * the publisher, whatever its `shares_all` edges on the channel reach,
+ * repeatedly.  With require_accept, an edge from F reaches a user only once
+ * that user has accepted F's offer on the channel.
  *
  * Built off the event loop, then immutable: the loop thread only looks
  * things up.  Per message that is two hash lookups and, per subscriber, a

@@ -20,7 +20,7 @@ struct auth_job {
     uint8_t hash[WIRE_HASH_LEN];
     char peer[64];
     int verdict;
-    gboolean from_storage; /* granted by auth_storage: re-checked on reload */
+    gboolean from_storage; /* granted from storage's authkeys: re-checked on reload */
     struct auth_request req;
 };
 
@@ -44,52 +44,73 @@ static void auth_run(void *arg)
         }
         if (v == HPF_AUTH_ALLOW || v == HPF_AUTH_DENY || v == HPF_AUTH_ERROR) {
             j->verdict = v;
-            j->from_storage = !strcmp(pi->desc->name, "auth_storage");
+            j->from_storage = plugin_auth_from_storage(pi);
             return;
         }
     }
 }
 
-/* Distinct permission sets kept for sharing; past this the cache starts over. */
-#define CHANNEL_SETS_MAX 1024
-
 /*
- * Sessions of one authkey (and keys with the same channels) share one
- * immutable set: the sets are only ever looked into and unreferenced, and
- * two private tables were a quarter of an idle session's memory.  The
- * cache holds a reference to each set it knows, by content; it is used on
- * the loop thread only.
+ * Channel sets are shared: every session of an authkey (a sensor fleet may
+ * run hundreds under one key) refers to one set of its channels instead of
+ * a copy each.  A set is found by its contents; it leaves the cache when
+ * its last session lets go of it (the tag's destroy notify, run as the set
+ * is finalised).
  */
-static GHashTable *channel_sets; /* content key -> GHashTable * (a reference) */
+static GHashTable *set_cache; /* contents key -> GHashTable * (not a reference) */
 
-static char *channel_set_key(GPtrArray *list)
+static void set_tag_free(gpointer p)
+{
+    if (!p) /* not the tag */
+        return;
+    g_hash_table_remove(set_cache, p);
+    g_free(p);
+}
+
+static char *set_contents_key(GPtrArray *list)
 {
     GString *k = g_string_new(NULL);
-    for (guint i = 0; list && i < list->len; i++) {
-        const char *ch = list->pdata[i];
-        g_string_append_printf(k, "%zu:%s,", strlen(ch), ch);
+    for (guint i = 0; i < list->len; i++) {
+        const char *chan = list->pdata[i];
+        g_string_append_printf(k, "%zu:", strlen(chan));
+        g_string_append(k, chan);
     }
     return g_string_free(k, FALSE);
 }
 
 GHashTable *conn_channel_set(GPtrArray *list)
 {
-    char *key = channel_set_key(list);
-    if (!channel_sets)
-        channel_sets = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                             (GDestroyNotify)g_hash_table_unref);
-    GHashTable *set = g_hash_table_lookup(channel_sets, key);
+    if (!list || list->len == 0)
+        return g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    if (!set_cache)
+        set_cache = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, NULL);
+    char *key = set_contents_key(list);
+    GHashTable *set = g_hash_table_lookup(set_cache, key);
     if (set) {
         g_free(key);
         return g_hash_table_ref(set);
     }
-    set = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    for (guint i = 0; list && i < list->len; i++)
-        g_hash_table_add(set, g_strdup(list->pdata[i]));
-    if (g_hash_table_size(channel_sets) >= CHANNEL_SETS_MAX)
-        g_hash_table_remove_all(channel_sets); /* sets in use keep their own references */
-    g_hash_table_insert(channel_sets, key, g_hash_table_ref(set));
+    /* The first channel's value is the tag; the others' are unused. */
+    set = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, set_tag_free);
+    g_hash_table_insert(set, g_strdup(list->pdata[0]), key);
+    for (guint i = 1; i < list->len; i++)
+        if (!g_hash_table_contains(set, list->pdata[i]))
+            g_hash_table_insert(set, g_strdup(list->pdata[i]), NULL);
+    g_hash_table_insert(set_cache, key, set);
     return set;
+}
+
+/* An authkey's channel lists are bounded; a longer one is refused whole. */
+static gboolean key_lists_fit(const struct auth_job *j)
+{
+    guint np = j->req.publish ? j->req.publish->len : 0;
+    guint ns = j->req.subscribe ? j->req.subscribe->len : 0;
+    if (np <= HPF_MAX_KEY_CHANNELS && ns <= HPF_MAX_KEY_CHANNELS)
+        return TRUE;
+    log_warn("%s: authkey lists %u publish and %u subscribe channels, more than %u: "
+             "refusing it",
+             j->ident, np, ns, HPF_MAX_KEY_CHANNELS);
+    return FALSE;
 }
 
 static void auth_job_free(struct auth_job *j)
@@ -107,10 +128,13 @@ static void auth_done(void *arg)
         auth_job_free(j);
         return;
     }
+    if (j->verdict == HPF_AUTH_ALLOW && !key_lists_fit(j))
+        j->verdict = HPF_AUTH_ERROR;
     if (j->verdict != HPF_AUTH_ALLOW) {
         c->b->stats.auth_failures++;
-        sinks_event(c->b->sinks, HPF_EVENT_AUTH_FAILED, j->ident, NULL, c->peer, NULL,
-                    "authentication failed", 0);
+        sinks_event(c->b->sinks, &(struct hpf_event){.type = HPF_EVENT_AUTH_FAILED,
+                                                     .ident = j->ident, .peer = c->peer,
+                                                     .reason = "authentication failed"});
         /* An undecided AUTH (storage down) is denied but not held against the address. */
         metrics_error(c->b->metrics, j->ident,
                       j->verdict == HPF_AUTH_ERROR ? "auth-unavailable" : "auth-failed");
@@ -151,8 +175,9 @@ gboolean handle_auth(struct conn *c, const struct wire_msg *m)
         c->b->stats.auth_failures++;
         if (!ident)
             ident = g_strndup((const char *)m->name.ptr, m->name.len);
-        sinks_event(c->b->sinks, HPF_EVENT_AUTH_FAILED, ident, NULL, c->peer, NULL,
-                    "malformed AUTH", 0);
+        sinks_event(c->b->sinks, &(struct hpf_event){.type = HPF_EVENT_AUTH_FAILED,
+                                                     .ident = ident, .peer = c->peer,
+                                                     .reason = "malformed AUTH"});
         metrics_error(c->b->metrics, ident, "auth-failed");
         ipguard_auth_failed(c->b->ipguard, c->addr);
         char *text = broker_deny_text(c->b, DENY_AUTH, ident, NULL);

@@ -79,15 +79,7 @@ void handle_publish_flush_one(struct conn *s, gboolean discard)
         conn_output_kick(s);
 }
 
-void handle_publish_flush(struct broker *b)
-{
-    for (guint i = 0; i < b->pending_runs->len; i++) {
-        struct conn *s = b->pending_runs->pdata[i];
-        s->run_listed = FALSE;
-        handle_publish_flush_one(s, FALSE);
-    }
-    g_ptr_array_set_size(b->pending_runs, 0);
-}
+void handle_publish_flush(struct broker *b) { output_runs_flush(b); }
 
 /* Count the frame at off in blk for s, unless s is over its bound; FALSE when dropped. */
 static gboolean deliver(struct conn *s, struct frame_block *blk, size_t off, size_t len,
@@ -102,8 +94,11 @@ static gboolean deliver(struct conn *s, struct frame_block *blk, size_t off, siz
             log_notice("%s@%s: slow consumer: %zu bytes queued; dropping its messages",
                        s->ident, s->peer, queued);
             metrics_deadline(b->metrics, s->ident, TRUE);
-            sinks_event(b->sinks, HPF_EVENT_SLOW_DROP, s->ident, s->owner, s->peer, NULL,
-                        "output queue full", s->dropped + 1);
+            sinks_event(b->sinks, &(struct hpf_event){.type = HPF_EVENT_SLOW_DROP,
+                                                      .ident = s->ident, .owner = s->owner,
+                                                      .peer = s->peer,
+                                                      .reason = "output queue full",
+                                                      .count = s->dropped + 1});
         }
         s->dropped++;
         b->stats.drops++;
@@ -119,10 +114,7 @@ static gboolean deliver(struct conn *s, struct frame_block *blk, size_t off, siz
         s->run_off = off;
         s->run_len = len;
         s->run_msgs = 1;
-        if (!s->run_listed) {
-            s->run_listed = TRUE;
-            g_ptr_array_add(b->pending_runs, s);
-        }
+        output_run_listed(s);
     }
     s->sent_fill += len;
     s->recv_msgs++;
@@ -172,8 +164,11 @@ gboolean handle_denied(struct conn *c, enum deny_kind kind, const char *chan)
 {
     char *text = broker_deny_text(c->b, kind, c->ident, chan);
     gboolean go_on = c->b->cfg->on_denied == ON_DENIED_CONTINUE;
-    sinks_event(c->b->sinks, HPF_EVENT_DENIED, c->ident, c->owner, c->peer, chan,
-                kind == DENY_PUB ? "publish denied" : "subscribe denied", 0);
+    sinks_event(c->b->sinks,
+                &(struct hpf_event){.type = HPF_EVENT_DENIED, .ident = c->ident, .owner = c->owner,
+                                    .peer = c->peer, .channel = chan,
+                                    .reason = kind == DENY_PUB ? "publish denied"
+                                                               : "subscribe denied"});
     if (go_on) {
         log_info("%s@%s: denied: %s", c->ident, c->peer, text);
         conn_send_error(c, "%s", text);

@@ -1,3 +1,10 @@
+/*
+ * Per-address bookkeeping for the listeners and the console: a table from
+ * address (IPv4 or IPv6 text; "local" for Unix sockets) to its connection count
+ * and recent AUTH failures, with the failure back-off doubling while
+ * failures go on.  Entries that hold nothing are expired by a timer, so
+ * the table stays as small as the set of addresses that are active.
+ */
 #include "ipguard.h"
 
 #include <netinet/in.h>

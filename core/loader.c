@@ -1,3 +1,11 @@
+/*
+ * The plugin loader: finds a module by its config value, checks its
+ * descriptor against a table of rules (ABI version, identity, kinds and
+ * their ops), validates the keys configured for it and runs its create()
+ * and start() phases; it also implements the host table every plugin is
+ * handed (logging, config readers with config.c's grammar, authkey lookup,
+ * auth grants, cluster injection), so plugins link nothing of the core.
+ */
 #include "loader.h"
 
 #include <openssl/crypto.h>
@@ -6,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "log.h"
 #include "wire.h"
 
@@ -87,6 +96,62 @@ static char *host_config_path(const struct hpf_plugin_ctx *ctx, const char *key)
     return out;
 }
 
+/* A value refused by config.c's grammar, as create() hands it back: "KEY: why". */
+static int config_refused(const char *key, GError *e, char *err, size_t err_len)
+{
+    hpf_set_error(err, err_len, HPF_ERR_INVALID, "%s: %s", key, e->message);
+    g_error_free(e);
+    return HPF_ERR_INVALID;
+}
+
+static int host_config_bool(const struct hpf_plugin_ctx *ctx, const char *key, bool *out,
+                            char *err, size_t err_len)
+{
+    if (!ctx || !key || !out)
+        return hpf_set_error(err, err_len, HPF_ERR_INVALID, "config_bool: bad arguments");
+    const char *v = host_config_get(ctx, key);
+    gboolean b;
+    GError *e = NULL;
+    if (!v)
+        return HPF_OK;
+    if (!config_value_bool(v, &b, &e))
+        return config_refused(key, e, err, err_len);
+    *out = b;
+    return HPF_OK;
+}
+
+/* config_size and config_uint: the same frame around two parsers. */
+static int host_config_number(const struct hpf_plugin_ctx *ctx, const char *key, bool size,
+                              uint64_t min, uint64_t max, uint64_t *out, char *err,
+                              size_t err_len)
+{
+    if (!ctx || !key || !out || min > max)
+        return hpf_set_error(err, err_len, HPF_ERR_INVALID, "%s: bad arguments",
+                             size ? "config_size" : "config_uint");
+    const char *v = host_config_get(ctx, key);
+    guint64 n;
+    GError *e = NULL;
+    if (!v)
+        return HPF_OK;
+    if (!(size ? config_value_size(v, min, max, &n, &e)
+               : config_value_uint(v, min, max, &n, &e)))
+        return config_refused(key, e, err, err_len);
+    *out = n;
+    return HPF_OK;
+}
+
+static int host_config_size(const struct hpf_plugin_ctx *ctx, const char *key, uint64_t min,
+                            uint64_t max, uint64_t *out, char *err, size_t err_len)
+{
+    return host_config_number(ctx, key, true, min, max, out, err, err_len);
+}
+
+static int host_config_uint(const struct hpf_plugin_ctx *ctx, const char *key, uint64_t min,
+                            uint64_t max, uint64_t *out, char *err, size_t err_len)
+{
+    return host_config_number(ctx, key, false, min, max, out, err, err_len);
+}
+
 static const char *host_instance_name(const struct hpf_plugin_ctx *ctx) { return ctx->name; }
 
 static int host_authkey_lookup(const struct hpf_plugin_ctx *ctx, const char *ident,
@@ -150,6 +215,9 @@ static const struct hpf_host host_table = {
     .auth_hash_matches = host_auth_hash_matches,
     .auth_grant = host_auth_grant,
     .cluster_inject = host_cluster_inject,
+    .config_bool = host_config_bool,
+    .config_size = host_config_size,
+    .config_uint = host_config_uint,
 };
 
 const struct hpf_host *plugin_host(void) { return &host_table; }
@@ -164,6 +232,13 @@ void auth_request_clear(struct auth_request *req)
     if (req->subscribe)
         g_ptr_array_unref(req->subscribe);
     memset(req, 0, sizeof *req);
+}
+
+gboolean plugin_auth_from_storage(const struct plugin_instance *pi)
+{
+    /* Before 1.4 the flags word was a reserved slot: ignore whatever is there. */
+    return pi->desc->abi_minor >= 4 && pi->desc->auth &&
+           (pi->desc->auth->flags & HPF_AUTH_FROM_STORAGE);
 }
 
 /* ---- the loader: a table of checks ---- */
@@ -249,6 +324,32 @@ static char *find_module(const char *dir, const char *module, enum hpf_kind kind
     return found;
 }
 
+/* Every configured key must be one the plugin accepts; the refusal lists those. */
+static gboolean check_config_keys(const struct hpf_plugin *p, GHashTable *config,
+                                  GError **error)
+{
+    GHashTableIter it;
+    gpointer k;
+    if (!config)
+        return TRUE;
+    g_hash_table_iter_init(&it, config);
+    while (g_hash_table_iter_next(&it, &k, NULL)) {
+        gboolean known = FALSE;
+        for (const char *const *ck = p->config_keys; ck && *ck; ck++)
+            known |= !strcmp(*ck, k);
+        if (known)
+            continue;
+        GString *acc = g_string_new(NULL);
+        for (const char *const *ck = p->config_keys; ck && *ck; ck++)
+            g_string_append_printf(acc, "%s%s", acc->len ? ", " : "", *ck);
+        g_set_error(error, HPF_PLUGIN_ERROR, 0, "%s: unknown key for plugin '%s' (accepted: %s)",
+                    (char *)k, p->name, acc->len ? acc->str : "none");
+        g_string_free(acc, TRUE);
+        return FALSE;
+    }
+    return TRUE;
+}
+
 void plugin_process_init(void)
 {
     g_setenv("MONGOC_DISABLE_SHM", "1", FALSE);
@@ -303,27 +404,8 @@ struct plugin_instance *plugin_instance_new(const char *dir, const char *module,
         }
     }
 
-    /* Every configured key must be one the plugin accepts. */
-    if (config) {
-        GHashTableIter it;
-        gpointer k;
-        g_hash_table_iter_init(&it, config);
-        while (g_hash_table_iter_next(&it, &k, NULL)) {
-            gboolean known = FALSE;
-            for (const char *const *ck = pi->desc->config_keys; ck && *ck; ck++)
-                known |= !strcmp(*ck, k);
-            if (!known) {
-                GString *acc = g_string_new(NULL);
-                for (const char *const *ck = pi->desc->config_keys; ck && *ck; ck++)
-                    g_string_append_printf(acc, "%s%s", acc->len ? ", " : "", *ck);
-                g_set_error(error, HPF_PLUGIN_ERROR, 0,
-                            "%s: unknown key for plugin '%s' (accepted: %s)", (char *)k,
-                            pi->desc->name, acc->len ? acc->str : "none");
-                g_string_free(acc, TRUE);
-                goto fail;
-            }
-        }
-    }
+    if (!check_config_keys(pi->desc, config, error))
+        goto fail;
 
     pi->ctx = g_new0(struct hpf_plugin_ctx, 1);
     pi->ctx->name = g_strdup(pi->name);

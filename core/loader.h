@@ -76,6 +76,13 @@ typedef int (*plugin_inject_fn)(void *data, const struct hpf_message *msg);
 void plugin_set_cluster_inject(plugin_inject_fn fn, void *data,
                                const struct hpf_plugin_ctx *from);
 
+/**
+ * True when an auth plugin's grants come from the configured storage
+ * (HPF_AUTH_FROM_STORAGE, ABI 1.4), so its sessions are re-checked when the
+ * data reloads.  False for plugins built before 1.4.
+ */
+gboolean plugin_auth_from_storage(const struct plugin_instance *pi);
+
 /** The host table handed to plugins. */
 const struct hpf_host *plugin_host(void);
 

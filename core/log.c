@@ -1,3 +1,4 @@
+/* Logging: level filter, stderr or syslog, every line escaped; rate limiting. */
 #include "log.h"
 
 #include <stdio.h>
@@ -28,12 +29,46 @@ static const char *level_name(int level)
     }
 }
 
+/*
+ * Escape what could forge or garble a line: control bytes (a newline in an
+ * ident or channel would start a line of the sender's making; ESC sequences
+ * reach the admin's terminal), C1 controls, and bytes that are not UTF-8,
+ * each as \xNN.  Valid printable UTF-8 is kept as it is.
+ */
+static void escape_line(const char *in, size_t len, char *out, size_t cap)
+{
+    const char *p = in, *end = in + len;
+    size_t o = 0;
+    while (p < end && o + 5 < cap) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch >= 0x20 && ch < 0x7f) {
+            out[o++] = *p++;
+            continue;
+        }
+        if (ch >= 0x80) {
+            gunichar u = g_utf8_get_char_validated(p, end - p);
+            size_t n = u < 0x110000 ? (size_t)(g_utf8_next_char(p) - p) : 0;
+            if (n && u >= 0xa0 && o + n < cap) {
+                memcpy(out + o, p, n);
+                o += n;
+                p += n;
+                continue;
+            }
+        }
+        o += (size_t)g_snprintf(out + o, cap - o, "\\x%02x", ch);
+        p++;
+    }
+    out[o] = '\0';
+}
+
 void log_msgv(int level, const char *prefix, const char *fmt, va_list ap)
 {
     if (level > max_level)
         return;
-    char line[1024];
-    vsnprintf(line, sizeof line, fmt, ap);
+    /* A line is bounded: what runs past raw's end is cut. */
+    char raw[1024], line[4 * sizeof raw + 1];
+    int n = vsnprintf(raw, sizeof raw, fmt, ap);
+    escape_line(raw, n < 0 ? 0 : MIN((size_t)n, sizeof raw - 1), line, sizeof line);
     if (to_syslog) {
         if (prefix)
             syslog(level, "%s: %s", prefix, line);

@@ -59,6 +59,73 @@ static int level_from_name(const char *s)
     return -1;
 }
 
+/* The command line: -1 to go on, otherwise the exit status to stop with. */
+static int parse_options(int *argc, char ***argv)
+{
+    GError *error = NULL;
+    GOptionContext *ctx = g_option_context_new("- hpfriends broker (hpfeeds protocol)");
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    gboolean ok = g_option_context_parse(ctx, argc, argv, &error);
+    g_option_context_free(ctx);
+    if (!ok) {
+        fprintf(stderr, "hpfriendsd: %s\n", error->message);
+        g_error_free(error);
+        return 2;
+    }
+    if (opt_version) {
+        printf("hpfriendsd %s (plugin ABI %d.%d)\n", PACKAGE_VERSION, HPF_ABI_MAJOR,
+               HPF_ABI_MINOR);
+        return 0;
+    }
+    if (*argc > 1) {
+        fprintf(stderr, "hpfriendsd: unexpected argument '%s'\n", (*argv)[1]);
+        return 2;
+    }
+    return -1;
+}
+
+static void free_options(void)
+{
+    g_free(opt_config);
+    g_strfreev(opt_bind);
+    g_strfreev(opt_auth);
+    g_free(opt_name);
+    g_free(opt_tlscert);
+    g_free(opt_tlskey);
+    g_free(opt_exporter);
+    g_free(opt_ready_file);
+    g_free(opt_plugin_dir);
+}
+
+/* The config file (or the defaults), then the flags over it. */
+static struct config *load_config(GError **error)
+{
+    struct config *cfg = opt_config ? config_load_file(opt_config, error) : config_new_default();
+    if (!cfg)
+        return NULL;
+    if (!config_apply_flags(cfg, opt_bind, opt_auth, opt_name, opt_tlscert, opt_tlskey,
+                            opt_exporter, error)) {
+        config_free(cfg);
+        return NULL;
+    }
+    if (opt_plugin_dir) {
+        g_free(cfg->plugin_dir);
+        cfg->plugin_dir = g_strdup(opt_plugin_dir);
+    }
+    config_finish(cfg);
+    int level = level_from_name(cfg->log_level);
+    if (level < 0) {
+        g_set_error(error, CONFIG_ERROR, 0,
+                    "[broker] log_level: expected error, warning, notice, info or debug, "
+                    "got '%s'",
+                    cfg->log_level);
+        config_free(cfg);
+        return NULL;
+    }
+    log_set_level(opt_debug ? HPF_LOG_DEBUG : level);
+    return cfg;
+}
+
 int main(int argc, char **argv)
 {
     GError *error = NULL;
@@ -67,45 +134,14 @@ int main(int argc, char **argv)
     int rc = 1;
 
     plugin_process_init();
-
-    GOptionContext *ctx = g_option_context_new("- hpfriends broker (hpfeeds protocol)");
-    g_option_context_add_main_entries(ctx, entries, NULL);
-    if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
-        fprintf(stderr, "hpfriendsd: %s\n", error->message);
-        g_option_context_free(ctx);
-        g_error_free(error);
-        return 2;
+    int status = parse_options(&argc, &argv);
+    if (status >= 0) {
+        free_options();
+        return status;
     }
-    g_option_context_free(ctx);
-    if (opt_version) {
-        printf("hpfriendsd %s (plugin ABI %d.%d)\n", PACKAGE_VERSION, HPF_ABI_MAJOR,
-               HPF_ABI_MINOR);
-        return 0;
-    }
-    if (argc > 1) {
-        fprintf(stderr, "hpfriendsd: unexpected argument '%s'\n", argv[1]);
-        return 2;
-    }
-
-    cfg = opt_config ? config_load_file(opt_config, &error) : config_new_default();
+    cfg = load_config(&error);
     if (!cfg)
         goto out;
-    if (!config_apply_flags(cfg, opt_bind, opt_auth, opt_name, opt_tlscert, opt_tlskey,
-                            opt_exporter, &error))
-        goto out;
-    if (opt_plugin_dir) {
-        g_free(cfg->plugin_dir);
-        cfg->plugin_dir = g_strdup(opt_plugin_dir);
-    }
-    config_finish(cfg);
-    int level = level_from_name(cfg->log_level);
-    if (level < 0) {
-        g_set_error(&error, CONFIG_ERROR, 0, "[broker] log_level: expected error, warning, "
-                                             "notice, info or debug, got '%s'",
-                    cfg->log_level);
-        goto out;
-    }
-    log_set_level(opt_debug ? HPF_LOG_DEBUG : level);
 
     /* Libevent must know about threads before the base exists. */
     evthread_use_pthreads();
@@ -146,14 +182,6 @@ out:
     }
     broker_free(b);
     config_free(cfg);
-    g_free(opt_config);
-    g_strfreev(opt_bind);
-    g_strfreev(opt_auth);
-    g_free(opt_name);
-    g_free(opt_tlscert);
-    g_free(opt_tlskey);
-    g_free(opt_exporter);
-    g_free(opt_ready_file);
-    g_free(opt_plugin_dir);
+    free_options();
     return rc;
 }

@@ -1,3 +1,9 @@
+/*
+ * The Prometheus exporter: per-ident and per-channel counters kept as the
+ * broker runs, a scrape that collects the rest of the broker's state into a
+ * view and renders it one metric group at a time, and the HTTP server for
+ * /metrics and /healthz.
+ */
 #include "metrics.h"
 
 #include <string.h>
@@ -5,6 +11,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 
+#include "accept.h"
 #include "broker.h"
 #include "cluster.h"
 #include "graph.h"
@@ -27,6 +34,7 @@ struct metrics {
     GHashTable *idents; /* ident -> struct ident_stat * */
     GHashTable *pubs;   /* "ident\nchan" -> struct pub_stat * */
     struct evhttp *http;
+    struct http_gate *gate;
 };
 
 static void ident_stat_free(gpointer p)
@@ -128,18 +136,36 @@ void pub_stat_observe(struct pub_stat *ps, gsize size)
 
 /* ---- rendering ---- */
 
-/* Label values escape backslash, double quote and newline. */
+/*
+ * A label value as the exposition format wants it: backslash, double quote
+ * and newline escaped; bytes that are not UTF-8 (a failed AUTH's ident is
+ * whatever the peer sent) replaced by U+FFFD, since one invalid byte makes
+ * Prometheus reject the whole scrape.
+ */
+void metrics_label_value(GString *out, const char *value)
+{
+    const char *p = value ? value : "", *end = p + strlen(p);
+    while (p < end) {
+        gunichar u = g_utf8_get_char_validated(p, end - p);
+        if (u >= 0x110000) {
+            g_string_append(out, "\xef\xbf\xbd");
+            p++;
+            continue;
+        }
+        if (u == '\\' || u == '"')
+            g_string_append_c(out, '\\');
+        if (u == '\n')
+            g_string_append(out, "\\n");
+        else
+            g_string_append_len(out, p, g_utf8_next_char(p) - p);
+        p = g_utf8_next_char(p);
+    }
+}
+
 static void label(GString *out, const char *name, const char *value)
 {
     g_string_append_printf(out, "%s=\"", name);
-    for (const char *p = value ? value : ""; *p; p++) {
-        if (*p == '\\' || *p == '"')
-            g_string_append_c(out, '\\');
-        if (*p == '\n')
-            g_string_append(out, "\\n");
-        else
-            g_string_append_c(out, *p);
-    }
+    metrics_label_value(out, value);
     g_string_append_c(out, '"');
 }
 
@@ -171,52 +197,29 @@ static GPtrArray *sorted_keys(GHashTable *t)
     return keys;
 }
 
-struct live_ident {
-    guint64 send_size, recv_size, fill, drain;
-};
-
-char *metrics_render(struct broker *b)
+/* name{k1="v1"[,k2="v2"] (the caller closes the brace). */
+static void series(GString *out, const char *name, const char *k1, const char *v1,
+                   const char *k2, const char *v2)
 {
-    struct metrics *m = b->metrics;
-    GString *out = g_string_sized_new(4096);
-
-    /* What the live connections hold now, per ident. */
-    GHashTable *live = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
-    GHashTable *subs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    GHashTableIter it;
-    gpointer v;
-    g_hash_table_iter_init(&it, b->conns);
-    while (g_hash_table_iter_next(&it, NULL, &v)) {
-        struct conn *c = v;
-        if (!c->ident)
-            continue;
-        struct live_ident *li = g_hash_table_lookup(live, c->ident);
-        if (!li) {
-            li = g_new0(struct live_ident, 1);
-            g_hash_table_insert(live, c->ident, li);
-        }
-        size_t queued = conn_queued(c);
-        li->send_size += queued;
-        li->recv_size += evbuffer_get_length(bufferevent_get_input(c->bev));
-        li->fill += c->sent_fill;
-        li->drain += c->sent_fill - MIN(c->sent_fill, (guint64)queued);
-        GHashTableIter si;
-        gpointer chan;
-        g_hash_table_iter_init(&si, c->subscribed);
-        while (g_hash_table_iter_next(&si, &chan, NULL)) {
-            char *key = g_strconcat(c->ident, "\n", (char *)chan, NULL);
-            gpointer n = g_hash_table_lookup(subs, key);
-            g_hash_table_insert(subs, key, GSIZE_TO_POINTER(GPOINTER_TO_SIZE(n) + 1));
-        }
+    g_string_append_printf(out, "%s{", name);
+    label(out, k1, v1);
+    if (k2) {
+        g_string_append_c(out, ',');
+        label(out, k2, v2);
     }
+}
 
-    head(out, "hpfeeds_broker_client_connections", "gauge", "Number of clients connected to broker");
-    sample(out, "hpfeeds_broker_client_connections", g_hash_table_size(b->conns));
-    head(out, "hpfeeds_broker_connection_made", "counter", "Number of connections established");
-    sample(out, "hpfeeds_broker_connection_made", (double)b->stats.connections_made);
+static void series_u64(GString *out, const char *name, const char *k1, const char *v1,
+                       const char *k2, const char *v2, guint64 v)
+{
+    series(out, name, k1, v1, k2, v2);
+    g_string_append_printf(out, "} %" G_GUINT64_FORMAT "\n", v);
+}
 
-    GPtrArray *idents = sorted_keys(m->idents);
-    struct {
+/* hpfeeds3's per-ident counters, the connection errors by category. */
+static void render_ident_counters(GString *out, const struct metrics *m, GPtrArray *idents)
+{
+    static const struct {
         const char *name, *type, *help;
         gsize offset;
     } per_ident[] = {
@@ -235,10 +238,8 @@ char *metrics_render(struct broker *b)
         head(out, per_ident[d].name, per_ident[d].type, per_ident[d].help);
         for (guint i = 0; i < idents->len; i++) {
             struct ident_stat *s = g_hash_table_lookup(m->idents, idents->pdata[i]);
-            g_string_append_printf(out, "%s{", per_ident[d].name);
-            label(out, "ident", idents->pdata[i]);
-            g_string_append_printf(out, "} %" G_GUINT64_FORMAT "\n",
-                                   G_STRUCT_MEMBER(guint64, s, per_ident[d].offset));
+            series_u64(out, per_ident[d].name, "ident", idents->pdata[i], NULL, NULL,
+                       G_STRUCT_MEMBER(guint64, s, per_ident[d].offset));
         }
     }
 
@@ -247,33 +248,30 @@ char *metrics_render(struct broker *b)
     for (guint i = 0; i < idents->len; i++) {
         struct ident_stat *s = g_hash_table_lookup(m->idents, idents->pdata[i]);
         GPtrArray *cats = sorted_keys(s->errors);
-        for (guint j = 0; j < cats->len; j++) {
-            g_string_append(out, "hpfeeds_broker_connection_error{");
-            label(out, "ident", idents->pdata[i]);
-            g_string_append_c(out, ',');
-            label(out, "category", cats->pdata[j]);
-            g_string_append_printf(out, "} %" G_GSIZE_FORMAT "\n",
-                                   GPOINTER_TO_SIZE(g_hash_table_lookup(s->errors, cats->pdata[j])));
-        }
+        for (guint j = 0; j < cats->len; j++)
+            series_u64(out, "hpfeeds_broker_connection_error", "ident", idents->pdata[i],
+                       "category", cats->pdata[j],
+                       GPOINTER_TO_SIZE(g_hash_table_lookup(s->errors, cats->pdata[j])));
         g_ptr_array_unref(cats);
     }
+}
 
-    /* Send buffer: totals of closed connections plus the live ones. */
+/* Send buffer totals (closed connections plus the live ones) and live buffer sizes. */
+static void render_buffers(GString *out, const struct metrics *m, GPtrArray *idents,
+                           GHashTable *live)
+{
     head(out, "hpfeeds_broker_connection_send_buffer_fill", "counter",
          "Number of bytes queued in the send buffer");
     head(out, "hpfeeds_broker_connection_send_buffer_drain", "counter",
          "Number of bytes drained from the send buffer and sent");
     for (guint i = 0; i < idents->len; i++) {
         struct ident_stat *s = g_hash_table_lookup(m->idents, idents->pdata[i]);
-        struct live_ident *li = g_hash_table_lookup(live, idents->pdata[i]);
-        g_string_append(out, "hpfeeds_broker_connection_send_buffer_fill{");
-        label(out, "ident", idents->pdata[i]);
-        g_string_append_printf(out, "} %" G_GUINT64_FORMAT "\n", s->send_fill + (li ? li->fill : 0));
-        g_string_append(out, "hpfeeds_broker_connection_send_buffer_drain{");
-        label(out, "ident", idents->pdata[i]);
-        g_string_append_printf(out, "} %" G_GUINT64_FORMAT "\n", s->send_drain + (li ? li->drain : 0));
+        const struct conn_ident_totals *li = g_hash_table_lookup(live, idents->pdata[i]);
+        series_u64(out, "hpfeeds_broker_connection_send_buffer_fill", "ident", idents->pdata[i],
+                   NULL, NULL, s->send_fill + (li ? li->fill : 0));
+        series_u64(out, "hpfeeds_broker_connection_send_buffer_drain", "ident", idents->pdata[i],
+                   NULL, NULL, s->send_drain + (li ? li->drain : 0));
     }
-    g_ptr_array_unref(idents);
 
     GPtrArray *live_idents = sorted_keys(live);
     head(out, "hpfeeds_broker_connection_send_buffer_size", "gauge",
@@ -281,173 +279,247 @@ char *metrics_render(struct broker *b)
     head(out, "hpfeeds_broker_connection_receive_buffer_size", "gauge",
          "Number of bytes received but not yet parsed");
     for (guint i = 0; i < live_idents->len; i++) {
-        struct live_ident *li = g_hash_table_lookup(live, live_idents->pdata[i]);
-        g_string_append(out, "hpfeeds_broker_connection_send_buffer_size{");
-        label(out, "ident", live_idents->pdata[i]);
-        g_string_append_printf(out, "} %" G_GUINT64_FORMAT "\n", li->send_size);
-        g_string_append(out, "hpfeeds_broker_connection_receive_buffer_size{");
-        label(out, "ident", live_idents->pdata[i]);
-        g_string_append_printf(out, "} %" G_GUINT64_FORMAT "\n", li->recv_size);
+        const struct conn_ident_totals *li = g_hash_table_lookup(live, live_idents->pdata[i]);
+        series_u64(out, "hpfeeds_broker_connection_send_buffer_size", "ident",
+                   live_idents->pdata[i], NULL, NULL, li->send_size);
+        series_u64(out, "hpfeeds_broker_connection_receive_buffer_size", "ident",
+                   live_idents->pdata[i], NULL, NULL, li->recv_size);
     }
     g_ptr_array_unref(live_idents);
+}
 
+/* hpfeeds3's connection metrics. */
+static void render_connections(GString *out, const struct metrics *m,
+                               const struct metrics_view *v)
+{
+    head(out, "hpfeeds_broker_client_connections", "gauge", "Number of clients connected to broker");
+    sample(out, "hpfeeds_broker_client_connections", v->connections);
+    head(out, "hpfeeds_broker_connection_made", "counter", "Number of connections established");
+    sample(out, "hpfeeds_broker_connection_made", (double)v->stats->connections_made);
+
+    GPtrArray *idents = sorted_keys(m->idents);
+    render_ident_counters(out, m, idents);
+    render_buffers(out, m, idents, v->live);
+    g_ptr_array_unref(idents);
+}
+
+static void render_subscriptions(GString *out, GHashTable *subs)
+{
     head(out, "hpfeeds_broker_subscriptions", "gauge", "Number of subscriptions to a channel");
     GPtrArray *sk = sorted_keys(subs);
     for (guint i = 0; i < sk->len; i++) {
         char **parts = g_strsplit(sk->pdata[i], "\n", 2);
-        g_string_append(out, "hpfeeds_broker_subscriptions{");
-        label(out, "ident", parts[0]);
-        g_string_append_c(out, ',');
-        label(out, "chan", parts[1]);
-        g_string_append_printf(out, "} %" G_GSIZE_FORMAT "\n",
-                               GPOINTER_TO_SIZE(g_hash_table_lookup(subs, sk->pdata[i])));
+        series_u64(out, "hpfeeds_broker_subscriptions", "ident", parts[0], "chan", parts[1],
+                   GPOINTER_TO_SIZE(g_hash_table_lookup(subs, sk->pdata[i])));
         g_strfreev(parts);
     }
     g_ptr_array_unref(sk);
+}
 
+/* One (ident, channel)'s size histogram: cumulative buckets, count, sum. */
+static void render_size_histogram(GString *out, const struct pub_stat *ps, const char *ident,
+                                  const char *chan)
+{
+    const char *name = "hpfeeds_broker_receive_publish_size_bucket";
+    guint64 cum = 0;
+    for (gsize j = 0; j <= G_N_ELEMENTS(size_buckets); j++) {
+        cum += ps->buckets[j];
+        series(out, name, "ident", ident, "chan", chan);
+        if (j < G_N_ELEMENTS(size_buckets))
+            g_string_append_printf(out, ",le=\"%" G_GUINT64_FORMAT "\"", size_buckets[j]);
+        else
+            g_string_append(out, ",le=\"+Inf\"");
+        g_string_append_printf(out, "} %" G_GUINT64_FORMAT "\n", cum);
+    }
+    series_u64(out, "hpfeeds_broker_receive_publish_size_count", "ident", ident, "chan", chan,
+               ps->count);
+    series_u64(out, "hpfeeds_broker_receive_publish_size_sum", "ident", ident, "chan", chan,
+               ps->size_sum);
+}
+
+/* hpfeeds3's per (ident, channel) publish count and size histogram. */
+static void render_publishes(GString *out, const struct metrics *m)
+{
     head(out, "hpfeeds_broker_receive_publish_count", "counter",
          "Number of events received by broker for a channel");
     GPtrArray *pk = sorted_keys(m->pubs);
     for (guint i = 0; i < pk->len; i++) {
         struct pub_stat *ps = g_hash_table_lookup(m->pubs, pk->pdata[i]);
         char **parts = g_strsplit(pk->pdata[i], "\n", 2);
-        g_string_append(out, "hpfeeds_broker_receive_publish_count{");
-        label(out, "ident", parts[0]);
-        g_string_append_c(out, ',');
-        label(out, "chan", parts[1]);
-        g_string_append_printf(out, "} %" G_GUINT64_FORMAT "\n", ps->count);
+        series_u64(out, "hpfeeds_broker_receive_publish_count", "ident", parts[0], "chan",
+                   parts[1], ps->count);
         g_strfreev(parts);
     }
     head(out, "hpfeeds_broker_receive_publish_size", "histogram",
          "Sizes of messages received by broker for a channel");
     for (guint i = 0; i < pk->len; i++) {
-        struct pub_stat *ps = g_hash_table_lookup(m->pubs, pk->pdata[i]);
         char **parts = g_strsplit(pk->pdata[i], "\n", 2);
-        guint64 cum = 0;
-        for (gsize j = 0; j <= G_N_ELEMENTS(size_buckets); j++) {
-            cum += ps->buckets[j];
-            g_string_append(out, "hpfeeds_broker_receive_publish_size_bucket{");
-            label(out, "ident", parts[0]);
-            g_string_append_c(out, ',');
-            label(out, "chan", parts[1]);
-            if (j < G_N_ELEMENTS(size_buckets))
-                g_string_append_printf(out, ",le=\"%" G_GUINT64_FORMAT "\"", size_buckets[j]);
-            else
-                g_string_append(out, ",le=\"+Inf\"");
-            g_string_append_printf(out, "} %" G_GUINT64_FORMAT "\n", cum);
-        }
-        const char *suffix[] = {"_count", "_sum"};
-        guint64 val[] = {ps->count, ps->size_sum};
-        for (int j = 0; j < 2; j++) {
-            g_string_append_printf(out, "hpfeeds_broker_receive_publish_size%s{", suffix[j]);
-            label(out, "ident", parts[0]);
-            g_string_append_c(out, ',');
-            label(out, "chan", parts[1]);
-            g_string_append_printf(out, "} %" G_GUINT64_FORMAT "\n", val[j]);
-        }
+        render_size_histogram(out, g_hash_table_lookup(m->pubs, pk->pdata[i]), parts[0],
+                              parts[1]);
         g_strfreev(parts);
     }
     g_ptr_array_unref(pk);
-    g_hash_table_unref(live);
-    g_hash_table_unref(subs);
+}
 
-    /* hpfriends' own. */
-    struct {
+/* hpfriends' own broker-wide counters and gauges. */
+static void render_own(GString *out, const struct metrics_view *v)
+{
+    const struct broker_stats *st = v->stats;
+    const struct {
         const char *name, *type, *help;
         double v;
     } own[] = {
-        {"hpfriends_publishes_total", "counter", "Accepted PUBLISH frames",
-         (double)b->stats.publishes},
+        {"hpfriends_publishes_total", "counter", "Accepted PUBLISH frames", (double)st->publishes},
         {"hpfriends_publish_bytes_total", "counter", "Payload bytes of accepted PUBLISH frames",
-         (double)b->stats.publish_bytes},
+         (double)st->publish_bytes},
         {"hpfriends_deliveries_total", "counter", "Messages queued to subscribers",
-         (double)b->stats.deliveries},
+         (double)st->deliveries},
         {"hpfriends_drops_total", "counter",
-         "Messages dropped because a subscriber's output queue was full",
-         (double)b->stats.drops},
+         "Messages dropped because a subscriber's output queue was full", (double)st->drops},
         {"hpfriends_slow_disconnects_total", "counter",
          "Subscribers disconnected for staying over max_queued_bytes",
-         (double)b->stats.slow_disconnects},
+         (double)st->slow_disconnects},
         {"hpfriends_auth_failures_total", "counter", "Failed AUTH attempts",
-         (double)b->stats.auth_failures},
+         (double)st->auth_failures},
         {"hpfriends_graph_reloads_total", "counter", "Data reloads applied",
-         (double)b->stats.graph_reloads},
+         (double)st->graph_reloads},
         {"hpfriends_graph_reload_failures_total", "counter", "Data reloads that failed",
-         (double)b->stats.graph_reload_failures},
+         (double)st->graph_reload_failures},
         {"hpfriends_graph_build_seconds", "gauge", "Time the last graph flattening took",
-         b->stats.graph_build_ms / 1000.0},
+         st->graph_build_ms / 1000.0},
         {"hpfriends_data_version", "gauge", "Storage data version in force",
-         (double)b->data_version},
+         (double)v->data_version},
         {"hpfriends_subscriptions", "gauge", "Subscriptions over all channels",
-         (double)router_subscription_count(b->router)},
+         (double)v->subscriptions},
     };
     for (gsize i = 0; i < G_N_ELEMENTS(own); i++) {
         head(out, own[i].name, own[i].type, own[i].help);
         sample(out, own[i].name, own[i].v);
     }
-    if (b->graph) {
-        struct graph_stats gs;
-        graph_get_stats(b->graph, &gs);
-        head(out, "hpfriends_graph_entries", "gauge", "(publisher, channel) entries in the table");
-        sample(out, "hpfriends_graph_entries", gs.entries);
-        head(out, "hpfriends_graph_users", "gauge", "Users in the graph");
-        sample(out, "hpfriends_graph_users", gs.users);
-    }
-    const char *sink_names[] = {"hpfriends_sink_delivered_total", "hpfriends_sink_dropped_total",
-                                "hpfriends_sink_errors_total", "hpfriends_sink_queued_bytes"};
-    const char *sink_help[] = {"Messages and events a sink handled", "Items dropped: sink queue full",
-                               "Items a sink failed to handle", "Bytes waiting in a sink queue"};
+}
+
+static void render_graph(GString *out, const struct graph_stats *gs)
+{
+    if (!gs)
+        return;
+    head(out, "hpfriends_graph_entries", "gauge", "(publisher, channel) entries in the table");
+    sample(out, "hpfriends_graph_entries", gs->entries);
+    head(out, "hpfriends_graph_users", "gauge", "Users in the graph");
+    sample(out, "hpfriends_graph_users", gs->users);
+}
+
+static void render_sinks(GString *out, GArray *sinks)
+{
+    static const char *const sink_names[] = {
+        "hpfriends_sink_delivered_total", "hpfriends_sink_dropped_total",
+        "hpfriends_sink_errors_total", "hpfriends_sink_queued_bytes"};
+    static const char *const sink_help[] = {
+        "Messages and events a sink handled", "Items dropped: sink queue full",
+        "Items a sink failed to handle", "Bytes waiting in a sink queue"};
     for (gsize d = 0; d < G_N_ELEMENTS(sink_names); d++) {
         head(out, sink_names[d], d == 3 ? "gauge" : "counter", sink_help[d]);
-        for (guint i = 0; i < sinks_count(b->sinks); i++) {
-            struct sink_stats st;
-            sinks_get_stats(b->sinks, i, &st);
-            guint64 vals[] = {st.delivered, st.dropped, st.errors, st.queued_bytes};
-            g_string_append_printf(out, "%s{", sink_names[d]);
-            label(out, "sink", st.name);
-            g_string_append_printf(out, "} %" G_GUINT64_FORMAT "\n", vals[d]);
+        for (guint i = 0; sinks && i < sinks->len; i++) {
+            const struct sink_stats *st = &g_array_index(sinks, struct sink_stats, i);
+            const guint64 vals[] = {st->delivered, st->dropped, st->errors, st->queued_bytes};
+            series_u64(out, sink_names[d], "sink", st->name, NULL, NULL, vals[d]);
         }
     }
-    if (b->cluster) {
-        struct cluster_counters cc;
-        cluster_get_counters(b->cluster, &cc);
-        const struct {
-            const char *name, *type, *help;
-            guint64 v;
-        } cl[] = {
-            {"hpfriends_cluster_forwarded_total", "counter",
-             "Local publishes handed to the cluster transport", cc.forwarded},
-            {"hpfriends_cluster_forward_failed_total", "counter",
-             "Local publishes that could not be forwarded to other nodes", cc.forward_failed},
-            {"hpfriends_cluster_received_total", "counter", "Messages received from other nodes",
-             cc.received},
-            {"hpfriends_cluster_received_bad_total", "counter",
-             "Messages from other nodes refused as malformed", cc.received_bad},
-            {"hpfriends_cluster_injected_total", "counter",
-             "Messages from other nodes fanned out to local subscribers", cc.injected},
-            {"hpfriends_cluster_refused_total", "counter",
-             "Messages from other nodes refused: ident unknown, owner not the ident's, or "
-             "channel not in its publish list", cc.refused},
-            {"hpfriends_cluster_inject_drops_total", "counter",
-             "Messages from other nodes dropped: hand-over queue full", cc.inject_drops},
-            {"hpfriends_cluster_same_node_name_total", "counter",
-             "Messages from another node that uses this node's name (a configuration mistake)",
-             cc.same_name},
-            {"hpfriends_cluster_slow_consumer_drops_total", "counter",
-             "Messages from other nodes the transport dropped because this node read too slowly",
-             cc.slow_consumer_drops},
-            {"hpfriends_cluster_connected", "gauge", "1 while the cluster transport is up",
-             cc.connected ? 1 : 0},
-        };
-        for (gsize i = 0; i < G_N_ELEMENTS(cl); i++) {
-            head(out, cl[i].name, cl[i].type, cl[i].help);
-            sample(out, cl[i].name, (double)cl[i].v);
-        }
+}
+
+static void render_cluster(GString *out, const struct cluster_counters *cc)
+{
+    if (!cc)
+        return;
+    const struct {
+        const char *name, *type, *help;
+        guint64 v;
+    } cl[] = {
+        {"hpfriends_cluster_forwarded_total", "counter",
+         "Local publishes handed to the cluster transport", cc->forwarded},
+        {"hpfriends_cluster_forward_failed_total", "counter",
+         "Local publishes that could not be forwarded to other nodes", cc->forward_failed},
+        {"hpfriends_cluster_received_total", "counter", "Messages received from other nodes",
+         cc->received},
+        {"hpfriends_cluster_received_bad_total", "counter",
+         "Messages from other nodes refused as malformed", cc->received_bad},
+        {"hpfriends_cluster_injected_total", "counter",
+         "Messages from other nodes fanned out to local subscribers", cc->injected},
+        {"hpfriends_cluster_refused_total", "counter",
+         "Messages from other nodes refused: ident unknown, owner not the ident's, or "
+         "channel not in its publish list", cc->refused},
+        {"hpfriends_cluster_inject_drops_total", "counter",
+         "Messages from other nodes dropped: hand-over queue full", cc->inject_drops},
+        {"hpfriends_cluster_same_node_name_total", "counter",
+         "Messages from another node that uses this node's name (a configuration mistake)",
+         cc->same_name},
+        {"hpfriends_cluster_slow_consumer_drops_total", "counter",
+         "Messages from other nodes the transport dropped because this node read too slowly",
+         cc->slow_consumer_drops},
+        {"hpfriends_cluster_connected", "gauge", "1 while the cluster transport is up",
+         cc->connected ? 1 : 0},
+    };
+    for (gsize i = 0; i < G_N_ELEMENTS(cl); i++) {
+        head(out, cl[i].name, cl[i].type, cl[i].help);
+        sample(out, cl[i].name, (double)cl[i].v);
     }
+}
+
+char *metrics_format(const struct metrics *m, const struct metrics_view *v)
+{
+    GString *out = g_string_sized_new(4096);
+    render_connections(out, m, v);
+    render_subscriptions(out, v->subs);
+    render_publishes(out, m);
+    render_own(out, v);
+    render_graph(out, v->graph);
+    render_sinks(out, v->sinks);
+    render_cluster(out, v->cluster);
     return g_string_free(out, FALSE);
 }
 
+char *metrics_render(struct broker *b)
+{
+    struct graph_stats gs;
+    struct cluster_counters cc;
+    struct metrics_view v = {
+        .connections = g_hash_table_size(b->conns),
+        .live = conn_totals_by_ident(b),
+        .subs = conn_subscription_counts(b),
+        .stats = &b->stats,
+        .data_version = reload_data_version(b),
+        .subscriptions = router_subscription_count(b->router),
+        .sinks = g_array_new(FALSE, FALSE, sizeof(struct sink_stats)),
+    };
+    if (b->graph) {
+        graph_get_stats(b->graph, &gs);
+        v.graph = &gs;
+    }
+    for (guint i = 0; i < sinks_count(b->sinks); i++) {
+        struct sink_stats st;
+        sinks_get_stats(b->sinks, i, &st);
+        g_array_append_val(v.sinks, st);
+    }
+    if (b->cluster) {
+        cluster_get_counters(b->cluster, &cc);
+        v.cluster = &cc;
+    }
+    char *text = metrics_format(b->metrics, &v);
+    g_hash_table_unref(v.live);
+    g_hash_table_unref(v.subs);
+    g_array_unref(v.sinks);
+    return text;
+}
+
 /* ---- HTTP ---- */
+
+/*
+ * The exporter answers anyone who can reach it, so it holds nothing for
+ * long: a scrape is a GET with a few short headers and no body, and a
+ * handful of scrapers at once is plenty.
+ */
+#define EXPORTER_MAX_HEADERS 8192
+#define EXPORTER_MAX_CONNS 16
+#define EXPORTER_FIRST_REQUEST_SECONDS 5
 
 static void on_request(struct evhttp_request *req, void *arg)
 {
@@ -455,7 +527,9 @@ static void on_request(struct evhttp_request *req, void *arg)
     const char *uri = evhttp_request_get_uri(req);
     struct evbuffer *body = evbuffer_new();
     struct evkeyvalq *hdr = evhttp_request_get_output_headers(req);
+    http_gate_request(b->metrics->gate, req);
     if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+        evhttp_add_header(hdr, "Allow", "GET");
         evhttp_send_error(req, 405, "Method Not Allowed");
     } else if (!strcmp(uri, "/metrics")) {
         char *text = metrics_render(b);
@@ -465,7 +539,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         evhttp_send_reply(req, 200, "OK", body);
     } else if (!strcmp(uri, "/healthz")) {
         /* Healthy: listening, and the data in force is readable. */
-        gboolean ok = b->listeners->len > 0 && b->have_data && !b->stopping;
+        gboolean ok = b->listeners->len > 0 && reload_have_data(b) && !b->stopping;
         evbuffer_add_printf(body, "%s\n", ok ? "ok" : (b->stopping ? "stopping" : "storage unavailable"));
         evhttp_add_header(hdr, "Content-Type", "text/plain; charset=utf-8");
         evhttp_send_reply(req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable", body);
@@ -487,7 +561,13 @@ gboolean metrics_listen(struct broker *b, GError **error)
         return FALSE;
     }
     b->metrics->http = evhttp_new(b->base);
-    evhttp_set_allowed_methods(b->metrics->http, EVHTTP_REQ_GET);
+    /* Every method reaches on_request, which answers all but GET with 405. */
+    evhttp_set_allowed_methods(b->metrics->http,
+                               EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+                                   EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                   EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+    evhttp_set_max_headers_size(b->metrics->http, EXPORTER_MAX_HEADERS);
+    evhttp_set_max_body_size(b->metrics->http, 0);
     evhttp_set_gencb(b->metrics->http, on_request, b);
     evhttp_set_timeout(b->metrics->http, 10);
     struct evhttp_bound_socket *bs =
@@ -498,6 +578,8 @@ gboolean metrics_listen(struct broker *b, GError **error)
         listen_addr_free(la);
         return FALSE;
     }
+    b->metrics->gate = http_gate_new(b->metrics->http, bs, "exporter", EXPORTER_MAX_CONNS,
+                                     EXPORTER_FIRST_REQUEST_SECONDS, NULL, NULL);
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     int port = 0;
@@ -514,5 +596,7 @@ void metrics_stop(struct broker *b)
     if (b->metrics && b->metrics->http) {
         evhttp_free(b->metrics->http);
         b->metrics->http = NULL;
+        http_gate_free(b->metrics->gate);
+        b->metrics->gate = NULL;
     }
 }

@@ -10,6 +10,9 @@
 #include <glib.h>
 
 struct broker;
+struct broker_stats;
+struct cluster_counters;
+struct graph_stats;
 struct metrics;
 
 /** Per (ident, channel) publish statistics; owned by the metrics. */
@@ -31,8 +34,28 @@ void metrics_send_totals(struct metrics *m, const char *ident, guint64 fill, gui
 struct pub_stat *metrics_pub_stat(struct metrics *m, const char *ident, const char *chan);
 void pub_stat_observe(struct pub_stat *ps, gsize size);
 
+/**
+ * What a scrape shows besides the metrics' own counters, collected from the
+ * broker by metrics_render() (or made up by a test).
+ */
+struct metrics_view {
+    guint connections;                      /* live, authenticated or not */
+    GHashTable *live;                       /* conn_totals_by_ident() */
+    GHashTable *subs;                       /* conn_subscription_counts() */
+    const struct broker_stats *stats;
+    guint64 data_version;
+    guint subscriptions;                    /* over all channels */
+    const struct graph_stats *graph;        /* NULL: no graph */
+    GArray *sinks;                          /* struct sink_stats; NULL: none */
+    const struct cluster_counters *cluster; /* NULL: a single node */
+};
+
+/** The exposition text for m and v. */
+char *metrics_format(const struct metrics *m, const struct metrics_view *v);
 /** The exposition text for the broker's current state. */
 char *metrics_render(struct broker *b);
+/** Appends value escaped as an exposition-format label value (no quotes). */
+void metrics_label_value(GString *out, const char *value);
 
 /** Serve /metrics and /healthz on cfg->exporter; FALSE with error. */
 gboolean metrics_listen(struct broker *b, GError **error);

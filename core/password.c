@@ -1,3 +1,8 @@
+/*
+ * Console password hashing with OpenSSL's PBKDF2-HMAC-SHA256: a random salt
+ * per hash, the iteration count stored with it (and bounded when read, so
+ * a tampered record cannot stall the worker), comparison in constant time.
+ */
 #include "password.h"
 
 #include <openssl/crypto.h>

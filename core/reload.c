@@ -2,13 +2,14 @@
  * Keeping the running broker in step with storage: poll the data version,
  * and when it moved (or on SIGHUP) read a snapshot and flatten the graph on
  * the worker thread; then, on the loop thread, swap the graph in and
- * re-check every live session against the new authkeys.  Also carries the
- * per-authkey traffic counters back to storage.
+ * re-check every live session against the new authkeys.  The poll timer
+ * also has the per-authkey traffic counters saved (counters.c).
  */
 #include <string.h>
 
 #include "broker.h"
 #include "cluster.h"
+#include "counters.h"
 #include "graph.h"
 #include "log.h"
 #include "router.h"
@@ -18,6 +19,37 @@
 
 /* How often traffic counters are written back, in reload ticks' seconds. */
 #define COUNTERS_FLUSH_SECONDS 10
+
+/* The data version we run on, and the reloads under way. */
+struct reload {
+    guint64 data_version;
+    gboolean have_data;
+    gboolean running;
+    gboolean pending_force; /* a forced reload asked for while one ran */
+    struct event *timer;
+    guint ticks;          /* seconds since the counters were last saved */
+    gboolean failing;     /* the last reload failed: say when it works again */
+    struct log_ratelimit rl;
+};
+
+struct reload *reload_new(void)
+{
+    struct reload *r = g_new0(struct reload, 1);
+    r->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(60);
+    return r;
+}
+
+void reload_free(struct reload *r)
+{
+    if (!r)
+        return;
+    if (r->timer)
+        event_free(r->timer);
+    g_free(r);
+}
+
+guint64 reload_data_version(const struct broker *b) { return b->reload->data_version; }
+gboolean reload_have_data(const struct broker *b) { return b->reload->have_data; }
 
 struct reload_job {
     struct broker *b;
@@ -168,8 +200,8 @@ static void apply_result(struct broker *b, struct reload_job *j)
     }
     if (j->cluster_keys)
         free_later3(NULL, NULL, cluster_set_keys(b->cluster, g_steal_pointer(&j->cluster_keys)));
-    b->data_version = j->snap->version;
-    b->have_data = TRUE;
+    b->reload->data_version = j->snap->version;
+    b->reload->have_data = TRUE;
     if (b->web)
         web_snapshot_loaded(b->web, j->snap);
     b->stats.graph_reloads++;
@@ -189,50 +221,49 @@ static void reload_job_free(struct reload_job *j)
     g_free(j);
 }
 
-static struct log_ratelimit reload_rl = LOG_RATELIMIT_INIT(60);
-static gboolean reload_failing;
-
 static void reload_done(void *arg)
 {
     struct reload_job *j = arg;
     struct broker *b = j->b;
-    b->reload_running = FALSE;
+    struct reload *r = b->reload;
+    r->running = FALSE;
     if (j->error) {
         uint64_t held = 0;
         b->stats.graph_reload_failures++;
-        if (log_ratelimit_ok(&reload_rl, &held))
+        if (log_ratelimit_ok(&r->rl, &held))
             log_err("storage: reload failed: %s (keeping the data of version %" G_GUINT64_FORMAT
                     "; %" G_GUINT64_FORMAT " more failures not logged)",
-                    j->error, b->data_version, held);
-        reload_failing = TRUE;
+                    j->error, r->data_version, held);
+        r->failing = TRUE;
     } else {
-        if (reload_failing)
+        if (r->failing)
             log_notice("storage: reload works again");
-        reload_failing = FALSE;
+        r->failing = FALSE;
         if (j->changed && !b->stopping)
             apply_result(b, j);
     }
     free_later(NULL, g_steal_pointer(&j->snap));
     reload_job_free(j);
-    if (b->reload_pending_force && !b->stopping) {
-        b->reload_pending_force = FALSE;
+    if (r->pending_force && !b->stopping) {
+        r->pending_force = FALSE;
         reload_request(b);
     }
 }
 
 static void submit(struct broker *b, gboolean force)
 {
-    if (b->reload_running) {
+    struct reload *r = b->reload;
+    if (r->running) {
         if (force)
-            b->reload_pending_force = TRUE;
+            r->pending_force = TRUE;
         return;
     }
     struct reload_job *j = g_new0(struct reload_job, 1);
     j->b = b;
     j->force = force;
-    j->known_version = b->data_version;
-    j->have_data = b->have_data;
-    b->reload_running = TRUE;
+    j->known_version = r->data_version;
+    j->have_data = r->have_data;
+    r->running = TRUE;
     worker_submit(b->worker, reload_run, reload_done, j);
 }
 
@@ -253,109 +284,33 @@ gboolean reload_initial(struct broker *b, GError **error)
     return ok;
 }
 
-/* ---- traffic counters ---- */
-
-static void add_delta(struct broker *b, const char *ident, guint64 pm, guint64 pb, guint64 rm,
-                      guint64 rb)
-{
-    if (!ident || (pm | pb | rm | rb) == 0)
-        return;
-    struct hpf_counters *d = g_hash_table_lookup(b->counter_deltas, ident);
-    if (!d) {
-        d = g_new0(struct hpf_counters, 1);
-        d->ident = g_strdup(ident);
-        g_hash_table_insert(b->counter_deltas, (char *)d->ident, d);
-    }
-    d->published_msgs += pm;
-    d->published_bytes += pb;
-    d->received_msgs += rm;
-    d->received_bytes += rb;
-}
-
-void counters_collect(struct broker *b, struct conn *c)
-{
-    add_delta(b, c->ident, c->pub_msgs, c->pub_bytes, c->recv_msgs, c->recv_bytes);
-    c->pub_msgs = c->pub_bytes = c->recv_msgs = c->recv_bytes = 0;
-}
-
-struct counters_job {
-    struct plugin_instance *storage;
-    GArray *deltas; /* struct hpf_counters, idents owned */
-    int rc;
-};
-
-static void counters_run(void *arg)
-{
-    struct counters_job *j = arg;
-    const struct hpf_storage_ops *ops = j->storage->desc->storage;
-    j->rc = ops->counters_add(j->storage->inst, (const struct hpf_counters *)j->deltas->data,
-                              j->deltas->len);
-}
-
-static void counters_done(void *arg)
-{
-    static struct log_ratelimit rl = LOG_RATELIMIT_INIT(300);
-    struct counters_job *j = arg;
-    if (j->rc != HPF_OK && log_ratelimit_ok(&rl, NULL))
-        log_warn("storage: saving traffic counters failed: %s (those counts are lost)",
-                 hpf_strerror(j->rc));
-    for (guint i = 0; i < j->deltas->len; i++)
-        g_free((char *)g_array_index(j->deltas, struct hpf_counters, i).ident);
-    g_array_unref(j->deltas);
-    g_free(j);
-}
-
-void counters_flush(struct broker *b, gboolean now)
-{
-    GHashTableIter it;
-    gpointer v;
-    g_hash_table_iter_init(&it, b->conns);
-    while (g_hash_table_iter_next(&it, NULL, &v))
-        counters_collect(b, v);
-    if (g_hash_table_size(b->counter_deltas) == 0 || !b->storage->desc->storage->counters_add)
-        return;
-    struct counters_job *j = g_new0(struct counters_job, 1);
-    j->storage = b->storage;
-    j->deltas = g_array_new(FALSE, FALSE, sizeof(struct hpf_counters));
-    g_hash_table_iter_init(&it, b->counter_deltas);
-    while (g_hash_table_iter_next(&it, NULL, &v)) {
-        g_array_append_vals(j->deltas, v, 1);
-        g_free(v); /* the ident moves into the array */
-        g_hash_table_iter_steal(&it);
-    }
-    if (now) {
-        counters_run(j);
-        counters_done(j);
-    } else {
-        worker_submit(b->worker, counters_run, counters_done, j);
-    }
-}
-
 /* ---- the poll timer ---- */
 
 static void on_reload_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct broker *b = arg;
-    static guint ticks;
+    struct reload *r = b->reload;
     submit(b, FALSE);
-    ticks += b->cfg->reload_interval;
-    if (ticks >= COUNTERS_FLUSH_SECONDS) {
-        ticks = 0;
+    r->ticks += b->cfg->reload_interval;
+    if (r->ticks >= COUNTERS_FLUSH_SECONDS) {
+        r->ticks = 0;
         counters_flush(b, FALSE);
     }
 }
 
 void reload_start(struct broker *b)
 {
-    b->reload_timer = event_new(b->base, -1, EV_PERSIST, on_reload_timer, b);
+    struct reload *r = b->reload;
+    r->timer = event_new(b->base, -1, EV_PERSIST, on_reload_timer, b);
     struct timeval tv = {(time_t)b->cfg->reload_interval, 0};
-    evtimer_add(b->reload_timer, &tv);
+    evtimer_add(r->timer, &tv);
 }
 
 void reload_stop(struct broker *b)
 {
-    if (b->reload_timer) {
-        event_free(b->reload_timer);
-        b->reload_timer = NULL;
+    struct reload *r = b->reload;
+    if (r && r->timer) {
+        event_free(r->timer);
+        r->timer = NULL;
     }
 }

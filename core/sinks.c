@@ -1,3 +1,10 @@
+/*
+ * Sink fan-out: each accepted message or broker event becomes one
+ * refcounted item (strings and payload in one allocation) pushed to every
+ * sink instance that wants it.  Each instance has its own thread and a
+ * queue bounded in bytes; the loop thread never blocks on a sink: when a
+ * queue is full the item is dropped for that sink and counted.
+ */
 #include "sinks.h"
 
 #include <string.h>
@@ -244,29 +251,31 @@ void sinks_message(struct sinks *s, const char *ident, const char *owner, const 
         item_unref(it);
 }
 
-void sinks_event(struct sinks *s, int type, const char *ident, const char *owner,
-                 const char *peer, const char *channel, const char *reason, guint64 count)
+void sinks_event(struct sinks *s, const struct hpf_event *ev)
 {
+    struct hpf_event now = *ev;
+    if (!now.time_us)
+        now.time_us = g_get_real_time();
     if (s && s->tap)
-        s->tap(s->tap_ud, type, ident, owner, peer, channel, reason, count);
+        s->tap(s->tap_ud, &now);
     if (!s || !s->any_events)
         return;
-    gsize strs = str_size(ident) + str_size(owner) + str_size(peer) + str_size(channel) +
-                 str_size(reason);
+    gsize strs = str_size(ev->ident) + str_size(ev->owner) + str_size(ev->peer) +
+                 str_size(ev->channel) + str_size(ev->reason);
     struct item *it = g_malloc(sizeof *it + strs);
     it->refs = 1;
     it->kind = ITEM_EVENT;
     it->size = sizeof *it + strs;
     memset(&it->u, 0, sizeof it->u);
     char *cur = it->data;
-    it->u.ev.time_us = g_get_real_time();
-    it->u.ev.type = type;
-    it->u.ev.ident = put_str(&cur, ident);
-    it->u.ev.owner = put_str(&cur, owner);
-    it->u.ev.peer = put_str(&cur, peer);
-    it->u.ev.channel = put_str(&cur, channel);
-    it->u.ev.reason = put_str(&cur, reason);
-    it->u.ev.count = count;
+    it->u.ev.time_us = now.time_us;
+    it->u.ev.type = ev->type;
+    it->u.ev.ident = put_str(&cur, ev->ident);
+    it->u.ev.owner = put_str(&cur, ev->owner);
+    it->u.ev.peer = put_str(&cur, ev->peer);
+    it->u.ev.channel = put_str(&cur, ev->channel);
+    it->u.ev.reason = put_str(&cur, ev->reason);
+    it->u.ev.count = ev->count;
     for (guint i = 0; i < s->all->len; i++) {
         struct sink *sk = s->all->pdata[i];
         if (sk->wants & HPF_SINK_EVENTS)

@@ -33,15 +33,18 @@ gboolean sinks_start(struct sinks *s, GError **error);
 
 void sinks_message(struct sinks *s, const char *ident, const char *owner, const char *channel,
                    const guint8 *payload, gsize len);
-void sinks_event(struct sinks *s, int type, const char *ident, const char *owner,
-                 const char *peer, const char *channel, const char *reason, guint64 count);
+/**
+ * One broker event, in the shape sink plugins receive (<hpfriends/sink.h>):
+ * callers fill what applies with designated initializers, and the strings
+ * are copied.  A time_us of 0 means now.
+ */
+void sinks_event(struct sinks *s, const struct hpf_event *ev);
 /**
  * Also hand every event to fn on the loop thread (the console's log of
  * recent events), whether or not a sink wants events.  One tap; NULL clears.
+ * ev and its strings are valid during the call only.
  */
-typedef void (*sinks_tap_fn)(void *ud, int type, const char *ident, const char *owner,
-                             const char *peer, const char *channel, const char *reason,
-                             guint64 count);
+typedef void (*sinks_tap_fn)(void *ud, const struct hpf_event *ev);
 void sinks_set_tap(struct sinks *s, sinks_tap_fn fn, void *ud);
 /** Ask every sink to reopen its files (SIGHUP). */
 void sinks_reopen(struct sinks *s);

@@ -1,3 +1,10 @@
+/*
+ * Snapshots: the storage plugin's visitor fills plain GLib arrays and
+ * tables with copies of every row, so nothing refers back into storage
+ * once the read is done.  The look-ups here are linear scans: they serve
+ * listings and checks, never the per-message path (the flattened graph
+ * does that).
+ */
 #include "snapshot.h"
 
 #include <string.h>
@@ -247,13 +254,6 @@ const struct snap_group *snapshot_find_group(const struct snapshot *s, const cha
     return NULL;
 }
 
-const char *share_type_name(int type) { return type == HPF_SHARE_ALL ? "shares_all" : "shares"; }
+const char *share_type_name(int type) { return hpf_share_type_name(type); }
 
-int share_type_parse(const char *name)
-{
-    if (!strcmp(name, "shares"))
-        return HPF_SHARE_SHARES;
-    if (!strcmp(name, "shares_all"))
-        return HPF_SHARE_ALL;
-    return -1;
-}
+int share_type_parse(const char *name) { return hpf_share_type_from_name(name); }

@@ -1,3 +1,9 @@
+/*
+ * The TLS server context for tls: listeners and the console: certificate
+ * and key loaded and checked against each other at start-up (and again on
+ * SIGHUP, when a new context replaces the old), TLS 1.2 or newer, and
+ * OpenSSL's error queue turned into one readable message.
+ */
 #include "tls.h"
 
 #include <openssl/err.h>

@@ -1,3 +1,10 @@
+/*
+ * The hpfeeds codec: decoding checks every length against the frame and
+ * the configured bound before it reads, and fills a message whose strings
+ * point into the caller's buffer (no copies); encoding writes into a
+ * caller-sized buffer and reports the size it needed.  No I/O, no
+ * allocation: the broker, the client library and the fuzzers share it.
+ */
 #include "wire.h"
 
 #include <stdio.h>

@@ -15,6 +15,11 @@
 #define WIRE_HASH_LEN 20u
 #define WIRE_MAX_NAME 255u
 #define WIRE_DEFAULT_MAX_FRAME (1024u * 1024u + WIRE_HEADER_LEN)
+/* The largest frame a peer may send before it is authenticated: an AUTH
+ * with the longest ident (5 + 1 + 255 + 20 bytes), with room to spare for
+ * a client that pads it.  Anything larger is refused at its header, so an
+ * anonymous peer cannot make the broker buffer a max_frame body. */
+#define WIRE_MAX_PREAUTH_FRAME (WIRE_HEADER_LEN + 1 + WIRE_MAX_NAME + WIRE_HASH_LEN + 64u)
 
 enum wire_op {
     WIRE_OP_ERROR = 0,

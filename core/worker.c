@@ -1,3 +1,9 @@
+/*
+ * The worker: a GLib thread pool of one thread runs jobs in submission
+ * order; finished jobs go through an async queue, and a libevent event
+ * made active from the worker thread wakes the loop to run their
+ * completions.
+ */
 #include "worker.h"
 
 #include "log.h"

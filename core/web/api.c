@@ -9,6 +9,7 @@
  */
 #include <string.h>
 
+#include "counters.h"
 #include "password.h"
 #include "snapshot.h"
 #include "internal.h"
@@ -439,7 +440,8 @@ static void finish_authkeys(struct web_job *j)
     }
     GHashTableIter it;
     gpointer k, v;
-    g_hash_table_iter_init(&it, b->counter_deltas);
+    GHashTable *unsaved = counters_unsaved(b);
+    g_hash_table_iter_init(&it, unsaved);
     while (g_hash_table_iter_next(&it, &k, &v)) {
         const struct hpf_counters *d = v;
         JsonObject *o = g_hash_table_lookup(by_ident, d->ident);
@@ -450,18 +452,16 @@ static void finish_authkeys(struct web_job *j)
         bump(o, "received_msgs", d->received_msgs);
         bump(o, "received_bytes", d->received_bytes);
     }
-    g_hash_table_iter_init(&it, b->conns);
+    g_hash_table_unref(unsaved);
+    GHashTable *live = conn_totals_by_ident(b);
+    g_hash_table_iter_init(&it, live);
     while (g_hash_table_iter_next(&it, &k, &v)) {
-        const struct conn *c = v;
-        JsonObject *o = c->ident ? g_hash_table_lookup(by_ident, c->ident) : NULL;
-        if (!o)
-            continue;
-        bump(o, "published_msgs", c->pub_msgs);
-        bump(o, "published_bytes", c->pub_bytes);
-        bump(o, "received_msgs", c->recv_msgs);
-        bump(o, "received_bytes", c->recv_bytes);
-        bump(o, "connections", 1);
+        const struct conn_ident_totals *t = v;
+        JsonObject *o = g_hash_table_lookup(by_ident, k);
+        if (o)
+            bump(o, "connections", t->connections);
     }
+    g_hash_table_unref(live);
     g_hash_table_unref(by_ident);
 }
 

@@ -51,6 +51,7 @@ struct web {
     guint storage_busy;    /* console jobs on the storage worker */
     GQueue storage_wait;   /* struct web_job * waiting for a place there */
     guint crypto_busy;     /* jobs on the password worker */
+    struct http_gate *gate;  /* counts connections from accept on */
     GHashTable *conns;     /* struct evhttp_connection * -> peer address */
     struct ipguard *conn_guard; /* connections per address */
     struct event *tick;

@@ -18,6 +18,7 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 
+#include "accept.h"
 #include "ipguard.h"
 #include "log.h"
 #include "password.h"
@@ -53,9 +54,11 @@
 #define MAX_LOGIN_BODY 4096
 #define MAX_JSON_DEPTH 32
 #define SESSION_MAX_US ((gint64)24 * 3600 * G_USEC_PER_SEC)
-/* Connections (counted from their first request), in all and per address. */
+/* Connections (counted from accept, by the gate), in all and per address. */
 #define MAX_CONNS 512
 #define MAX_CONNS_PER_IP 64
+/* A connection's first request must be complete this long after accept. */
+#define FIRST_REQUEST_SECONDS 10
 
 /* ---- small helpers ---- */
 
@@ -340,10 +343,10 @@ void web_events_push(struct web *w, int type, const char *ident, const char *own
         web_event_free(g_queue_pop_head(&w->events));
 }
 
-static void on_event(void *ud, int type, const char *ident, const char *owner, const char *peer,
-                     const char *channel, const char *reason, guint64 count)
+static void on_event(void *ud, const struct hpf_event *ev)
 {
-    web_events_push(ud, type, ident, owner, peer, channel, reason, count);
+    web_events_push(ud, ev->type, ev->ident, ev->owner, ev->peer, ev->channel, ev->reason,
+                    ev->count);
 }
 
 /* ---- jobs ---- */
@@ -714,7 +717,7 @@ static void serve_file(struct web *w, struct evhttp_request *req, const char *pa
     reply_text(req, 200, ctype, bytes, len);
 }
 
-static void on_conn_close(struct evhttp_connection *evcon, void *arg)
+static void on_conn_close(void *arg, struct evhttp_connection *evcon)
 {
     struct web *w = arg;
     char *peer = g_hash_table_lookup(w->conns, evcon);
@@ -724,24 +727,15 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg)
     }
 }
 
-/* Count a connection on its first request; past the caps it gets a 503 and is closed. */
-static gboolean conn_admit(struct web *w, struct evhttp_request *req)
+/* Per address, at accept (the total is the gate's): NULL admits, else why not. */
+static const char *conn_admit(void *arg, struct evhttp_connection *evcon, const char *peer)
 {
-    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    if (!evcon || g_hash_table_contains(w->conns, evcon))
-        return TRUE;
-    char *addr = NULL;
-    ev_uint16_t port = 0;
-    evhttp_connection_get_peer(evcon, &addr, &port);
-    const char *peer = addr ? addr : "?";
-    if (g_hash_table_size(w->conns) >= MAX_CONNS || ipguard_admit(w->conn_guard, peer)) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-        reply_error(req, 503, "too many connections; try again later");
-        return FALSE;
-    }
+    struct web *w = arg;
+    const char *why = ipguard_admit(w->conn_guard, peer);
+    if (why)
+        return why;
     g_hash_table_insert(w->conns, evcon, g_strdup(peer));
-    evhttp_connection_set_closecb(evcon, on_conn_close, w);
-    return TRUE;
+    return NULL;
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -754,8 +748,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         reply_error(req, 503, "shutting down");
         return;
     }
-    if (!conn_admit(w, req))
-        return;
+    http_gate_request(w->gate, req);
     if (!path || path[0] != '/') {
         reply_error(req, 400, "bad request path");
         return;
@@ -1015,8 +1008,6 @@ gboolean web_start(struct broker *b, FILE *ready, GError **error)
     evhttp_set_max_headers_size(w->http, 16384);
     evhttp_set_timeout(w->http, 30);
     evhttp_set_gencb(w->http, on_request, w);
-    if (w->tls)
-        evhttp_set_bevcb(w->http, make_tls_bev, w);
     const char *host = *wc->listen->host && strcmp(wc->listen->host, "*") ? wc->listen->host
                        : strchr(wc->listen->host, ':') ? "::"
                                                         : "0.0.0.0";
@@ -1028,6 +1019,12 @@ gboolean web_start(struct broker *b, FILE *ready, GError **error)
         g_free(spec);
         return FALSE;
     }
+    const struct http_gate_ops gate_ops = {
+        .make_bev = w->tls ? make_tls_bev : NULL,
+        .admit = conn_admit,
+        .closed = on_conn_close,
+    };
+    w->gate = http_gate_new(w->http, bs, "web", MAX_CONNS, FIRST_REQUEST_SECONDS, &gate_ops, w);
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sl) == 0)
@@ -1066,6 +1063,8 @@ void web_stop(struct web *w)
     if (w->http)
         evhttp_free(w->http);
     w->http = NULL;
+    http_gate_free(w->gate);
+    w->gate = NULL;
     if (w->tick)
         event_del(w->tick);
     if (w->b->sinks)

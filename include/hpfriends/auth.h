@@ -47,10 +47,25 @@ struct hpf_auth_request {
     const char *peer;    /**< "address:port" of the client */
 };
 
+/** What an auth plugin declares about its answers (hpf_auth_ops.flags). */
+enum hpf_auth_flags {
+    /**
+     * Its ALLOWs come from the configured storage's authkeys (it calls
+     * host->authkey_lookup()), so a session it let in is re-checked
+     * against storage whenever the data reloads: a deleted key or a
+     * narrowed channel list takes effect on live sessions.  Without the
+     * flag (and for every plugin built before ABI 1.4) a grant holds for
+     * the life of the session.
+     */
+    HPF_AUTH_FROM_STORAGE = 1u << 0,
+};
+
 struct hpf_auth_ops {
     /** Decide one AUTH; return enum hpf_auth_verdict. */
     int (*authenticate)(void *instance, struct hpf_auth_request *req);
-    const void *reserved[8];
+    /** Since ABI 1.4: enum hpf_auth_flags bits (was reserved, so 0 before). */
+    uint32_t flags;
+    const void *reserved[7];
 };
 
 #ifdef __cplusplus

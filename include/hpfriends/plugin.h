@@ -31,20 +31,43 @@
  * Versioning promise: within one ABI major, fields are only appended (the
  * reserved slots at the end of each struct are consumed first) and the minor
  * is bumped; nothing is removed or reordered.  Anything else bumps the major.
+ * Which structs grow how:
+ *  - with reserved slots at their end, consumed first: hpf_host,
+ *    hpf_plugin, the ops table of every kind, hpf_snapshot_visitor,
+ *    hpf_mutation, hpf_cluster_stats;
+ *  - at their end, without reserved slots: hpf_auth_request and hpf_event,
+ *    which only the broker allocates and a plugin only reads through a
+ *    pointer;
+ *  - never, frozen for ABI major 1: hpf_authkey, hpf_message and
+ *    hpf_counters.  Plugins build them or the broker hands them over in
+ *    arrays, so their size is part of the ABI; they have no reserved
+ *    slots, and what they lack waits for major 2.
+ *
+ * Names: the module file is KIND_NAME.so (storage_sqlite.so, sink_file.so)
+ * and the descriptor's name is that same KIND_NAME.  A config section
+ * names the plugin either way: `plugin = sqlite` in [storage] finds
+ * storage_sqlite.so (the loader tries KIND_NAME.so, then NAME.so), and
+ * `plugin = storage_sqlite` finds it too.
+ *
+ * History: 1.1 sink instance_wants; 1.2 console passwords in storage; 1.3
+ * cluster plugins and host->cluster_inject; 1.4 the config readers
+ * host->config_bool/config_size/config_uint, hpf_auth_ops.flags.
  */
 #ifndef HPFRIENDS_PLUGIN_H
 #define HPFRIENDS_PLUGIN_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 #define HPF_ABI_MAJOR 1
-#define HPF_ABI_MINOR 3
+#define HPF_ABI_MINOR 4
 
 /** The one symbol a plugin exports. */
 #define HPF_PLUGIN_ENTRY_SYMBOL "hpf_plugin_entry"
@@ -89,7 +112,10 @@ enum hpf_log_level {
 /** Opaque handle identifying one plugin instance to the host. */
 struct hpf_plugin_ctx;
 
-/** An authkey, as storage holds it and as auth plugins grant it. */
+/**
+ * An authkey, as storage holds it and as auth plugins grant it.  Frozen for
+ * ABI major 1 (see the file comment).
+ */
 struct hpf_authkey {
     const char *ident;
     const char *owner;  /**< owning user; storage sets ident when it has none */
@@ -160,7 +186,31 @@ struct hpf_host {
      */
     int (*cluster_inject)(const struct hpf_plugin_ctx *ctx, const struct hpf_message *msg);
 
-    const void *reserved[15];
+    /*
+     * Since ABI 1.4: typed config readers with the broker's own grammar, the
+     * one its [broker] section uses, so every section accepts the same
+     * words.  When `key` is unset they return HPF_OK and leave *out as it
+     * was (put the default there first).  A value that does not parse or
+     * lies outside [min, max] gives HPF_ERR_INVALID and a one-line reason
+     * in err naming the key ("queue_size: expected ..."), ready to return
+     * from create().  A plugin built for 1.4 or later may call them
+     * unchecked: a broker older than the plugin's minor refuses to load it.
+     */
+
+    /** true, yes, 1 or false, no, 0; letters in any case. */
+    int (*config_bool)(const struct hpf_plugin_ctx *ctx, const char *key, bool *out,
+                       char *err, size_t err_len);
+    /**
+     * A number of bytes with an optional K, M or G (powers of 1024, any
+     * case, "KB"/"KiB" alike): 4096, 64k, 10M, 1GiB.
+     */
+    int (*config_size)(const struct hpf_plugin_ctx *ctx, const char *key, uint64_t min,
+                       uint64_t max, uint64_t *out, char *err, size_t err_len);
+    /** A whole decimal number. */
+    int (*config_uint)(const struct hpf_plugin_ctx *ctx, const char *key, uint64_t min,
+                       uint64_t max, uint64_t *out, char *err, size_t err_len);
+
+    const void *reserved[12];
 };
 
 struct hpf_storage_ops;
@@ -172,7 +222,7 @@ struct hpf_cluster_ops;
 struct hpf_plugin {
     uint16_t abi_major; /**< HPF_ABI_MAJOR the plugin was built with */
     uint16_t abi_minor; /**< HPF_ABI_MINOR the plugin was built with */
-    const char *name;   /**< matches the .so name and the config value */
+    const char *name;   /**< the module's file name without .so: KIND_NAME */
     const char *version;
     const char *description;
     uint32_t kinds; /**< bitwise OR of enum hpf_kind */
@@ -204,6 +254,33 @@ typedef const struct hpf_plugin *(*hpf_plugin_entry_fn)(void);
 #define HPF_PLUGIN_DEFINE(desc)                                                \
     HPF_EXPORT const struct hpf_plugin *hpf_plugin_entry(void);                \
     HPF_EXPORT const struct hpf_plugin *hpf_plugin_entry(void) { return &(desc); }
+
+/**
+ * Write a one-line reason into err (as create(), start() and storage's
+ * apply() take it) and return `status`, so a failure is one statement:
+ * `return hpf_set_error(err, err_len, HPF_ERR_INVALID, "path: %s", why);`.
+ * err may be NULL.  Header-only: no broker symbol involved.
+ */
+static inline int hpf_set_errorv(char *err, size_t err_len, int status, const char *fmt,
+                                 va_list ap) HPF_PRINTF(4, 0);
+static inline int hpf_set_errorv(char *err, size_t err_len, int status, const char *fmt,
+                                 va_list ap)
+{
+    if (err && err_len > 0)
+        vsnprintf(err, err_len, fmt, ap);
+    return status;
+}
+
+static inline int hpf_set_error(char *err, size_t err_len, int status, const char *fmt, ...)
+    HPF_PRINTF(4, 5);
+static inline int hpf_set_error(char *err, size_t err_len, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    hpf_set_errorv(err, err_len, status, fmt, ap);
+    va_end(ap);
+    return status;
+}
 
 static inline const char *hpf_strerror(int status)
 {

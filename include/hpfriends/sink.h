@@ -27,7 +27,7 @@ enum hpf_sink_wants {
     HPF_SINK_EVENTS = 1u << 1,
 };
 
-/** One accepted PUBLISH. */
+/** One accepted PUBLISH.  Frozen for ABI major 1 (plugin.h says why). */
 struct hpf_message {
     int64_t time_us; /**< receipt time, microseconds since the Unix epoch */
     const char *ident;

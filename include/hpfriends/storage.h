@@ -25,6 +25,8 @@
 #ifndef HPFRIENDS_STORAGE_H
 #define HPFRIENDS_STORAGE_H
 
+#include <string.h>
+
 #include <hpfriends/plugin.h>
 
 #ifdef __cplusplus
@@ -35,6 +37,24 @@ enum hpf_share_type {
     HPF_SHARE_SHARES = 0, /**< "shares": from's own messages */
     HPF_SHARE_ALL = 1,    /**< "shares_all": also what from receives */
 };
+
+/** The name a share type has in every store and tool: "shares" or "shares_all". */
+static inline const char *hpf_share_type_name(int type)
+{
+    return type == HPF_SHARE_ALL ? "shares_all" : "shares";
+}
+
+/** The share type a name spells (see hpf_share_type_name()), or -1. */
+static inline int hpf_share_type_from_name(const char *name)
+{
+    if (!name)
+        return -1;
+    if (!strcmp(name, hpf_share_type_name(HPF_SHARE_ALL)))
+        return HPF_SHARE_ALL;
+    if (!strcmp(name, hpf_share_type_name(HPF_SHARE_SHARES)))
+        return HPF_SHARE_SHARES;
+    return -1;
+}
 
 /**
  * Callbacks a snapshot() fills in.  Any member may be NULL (then that kind
@@ -96,7 +116,10 @@ struct hpf_mutation {
     const void *reserved[5];
 };
 
-/** Per-authkey traffic counters (totals, or deltas when adding). */
+/**
+ * Per-authkey traffic counters (totals, or deltas when adding).  Frozen for
+ * ABI major 1 (plugin.h says why).
+ */
 struct hpf_counters {
     const char *ident;
     uint64_t published_msgs;

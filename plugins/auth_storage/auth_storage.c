@@ -81,6 +81,8 @@ static void auth_storage_destroy(void *instance)
 
 static const struct hpf_auth_ops auth_ops = {
     .authenticate = auth_storage_authenticate,
+    /* Grants come from storage's authkeys: the broker re-checks them on reload. */
+    .flags = HPF_AUTH_FROM_STORAGE,
 };
 
 static const struct hpf_plugin plugin = {

@@ -50,7 +50,6 @@
  * against the certificate's IP addresses); servers on several hosts need
  * tls_hostname, the one name libnats checks for all of them.
  */
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -307,26 +306,6 @@ static bool valid_prefix(const char *p)
     for (; *p; p++)
         if (!g_ascii_isalnum(*p) && *p != '_' && *p != '-' && *p != '.')
             return false;
-    return true;
-}
-
-static bool parse_size(const char *s, guint64 *out)
-{
-    char *end = NULL;
-    errno = 0;
-    guint64 v = g_ascii_strtoull(s, &end, 10);
-    if (errno || end == s)
-        return false;
-    guint64 mult = 1;
-    if (*end == 'K' || *end == 'k')
-        mult = 1024, end++;
-    else if (*end == 'M' || *end == 'm')
-        mult = 1024 * 1024, end++;
-    else if (*end == 'G' || *end == 'g')
-        mult = 1024 * 1024 * 1024, end++;
-    if (*end || v > G_MAXUINT64 / mult)
-        return false;
-    *out = v * mult;
     return true;
 }
 
@@ -895,6 +874,164 @@ static char *path_key(const struct nats_cluster *c, const char *key)
     return out;
 }
 
+/* servers: nats:// or tls:// URLs, separated by commas, semicolons or blanks. */
+static bool read_servers(struct nats_cluster *c, char *err, size_t err_len)
+{
+    const char *v = c->host->config_get(c->ctx, "servers");
+    if (!v || !*v) {
+        snprintf(err, err_len, "servers: missing (e.g. servers = nats://127.0.0.1:4222)");
+        return false;
+    }
+    c->servers = g_strsplit_set(v, ",; \t", -1);
+    /* Drop the empty pieces that separators next to each other leave. */
+    char **w = c->servers;
+    for (char **r = c->servers; *r; r++) {
+        if (**r)
+            *w++ = *r;
+        else
+            g_free(*r);
+    }
+    *w = NULL;
+    if (!c->servers[0]) {
+        snprintf(err, err_len, "servers: no server URL in '%s'", v);
+        return false;
+    }
+    for (char **s = c->servers; *s; s++) {
+        if (!g_str_has_prefix(*s, "nats://") && !g_str_has_prefix(*s, "tls://")) {
+            snprintf(err, err_len, "servers: '%s' is not a nats:// or tls:// URL", *s);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Who this node is on the bus, and how much it may hold back. */
+static bool read_node(struct nats_cluster *c, char *err, size_t err_len)
+{
+    const struct hpf_host *host = c->host;
+    c->node = dup_key(c, "node");
+    if (!c->node)
+        c->node = g_strdup_printf("%s-%d", g_get_host_name(), (int)getpid());
+    c->node_enc = pct_encode(c->node);
+    c->prefix = dup_key(c, "subject_prefix");
+    if (!c->prefix)
+        c->prefix = g_strdup(DEFAULT_PREFIX);
+    if (!valid_prefix(c->prefix)) {
+        snprintf(err, err_len,
+                 "subject_prefix: '%s' must be NATS tokens of letters, digits, '_' or '-' "
+                 "separated by single dots",
+                 c->prefix);
+        return false;
+    }
+    uint64_t queue = c->queue_limit, buffer = (uint64_t)c->reconnect_buffer;
+    if (host->config_size(c->ctx, "queue_size", 1024, UINT64_MAX, &queue, err, err_len) !=
+            HPF_OK ||
+        host->config_size(c->ctx, "reconnect_buffer", 1024, G_MAXINT, &buffer, err, err_len) !=
+            HPF_OK)
+        return false;
+    c->queue_limit = queue;
+    c->reconnect_buffer = (int)buffer;
+    const char *v = host->config_get(c->ctx, "reconnect_wait");
+    if (v) {
+        char *end = NULL;
+        double s = g_ascii_strtod(v, &end);
+        if (end == v || *end || !(s > 0 && s <= 60)) {
+            snprintf(err, err_len, "reconnect_wait: expected seconds in (0, 60], got '%s'", v);
+            return false;
+        }
+        c->reconnect_wait_ms = (int)(s * 1000);
+        if (c->reconnect_wait_ms < 1)
+            c->reconnect_wait_ms = 1;
+    }
+    return true;
+}
+
+static bool read_credentials(struct nats_cluster *c, char *err, size_t err_len)
+{
+    c->user = dup_key(c, "user");
+    c->password = dup_key(c, "password");
+    c->token = dup_key(c, "token");
+    c->credentials = path_key(c, "credentials");
+    if (c->password && !c->user) {
+        snprintf(err, err_len, "password: set user too");
+        return false;
+    }
+    bool anonymous = false;
+    if (c->host->config_bool(c->ctx, "allow_anonymous", &anonymous, err, err_len) != HPF_OK)
+        return false;
+    /* Whoever may publish on the prefix speaks for the cluster: no NATS
+     * without credentials unless the operator says so. */
+    if (!c->user && !c->token && !c->credentials && !anonymous) {
+        snprintf(err, err_len,
+                 "no NATS credentials: set user and password, token or credentials "
+                 "(or allow_anonymous = true for a NATS that only the nodes can reach)");
+        return false;
+    }
+    return true;
+}
+
+/* libnats checks the server's name only when told one, and one for every
+ * server: by default the host all server URLs name. */
+static bool default_tls_hostname(struct nats_cluster *c, char *err, size_t err_len)
+{
+    for (char **s = c->servers; *s; s++) {
+        char *h = url_host(*s);
+        if (!h || !*h) {
+            snprintf(err, err_len, "servers: no host in '%s'", *s);
+            g_free(h);
+            return false;
+        }
+        if (!c->tls_hostname) {
+            c->tls_hostname = h;
+        } else if (g_ascii_strcasecmp(h, c->tls_hostname)) {
+            snprintf(err, err_len,
+                     "tls_hostname: missing, and the servers are on several hosts (%s, %s); "
+                     "set the one name every server's certificate carries, which is checked "
+                     "for all of them",
+                     c->tls_hostname, h);
+            g_free(h);
+            return false;
+        } else {
+            g_free(h);
+        }
+    }
+    return true;
+}
+
+static bool read_tls(struct nats_cluster *c, char *err, size_t err_len)
+{
+    bool tls_set = c->host->config_get(c->ctx, "tls") != NULL;
+    if (c->host->config_bool(c->ctx, "tls", &c->tls, err, err_len) != HPF_OK)
+        return false;
+    bool tls_off = tls_set && !c->tls;
+    c->tls_ca = path_key(c, "tls_ca");
+    c->tls_cert = path_key(c, "tls_cert");
+    c->tls_key = path_key(c, "tls_key");
+    c->tls_hostname = dup_key(c, "tls_hostname");
+    c->tls_hostname_set = c->tls_hostname != NULL;
+    if (!c->tls_cert != !c->tls_key) {
+        snprintf(err, err_len, "%s: set tls_cert and tls_key both, or neither",
+                 c->tls_cert ? "tls_key" : "tls_cert");
+        return false;
+    }
+    /* What asks for TLS besides tls = true. */
+    const char *wants_tls = c->tls_ca ? "tls_ca" : c->tls_cert ? "tls_cert" :
+                            c->tls_hostname ? "tls_hostname" : NULL;
+    for (char **s = c->servers; *s && !wants_tls; s++)
+        if (g_str_has_prefix(*s, "tls://"))
+            wants_tls = "a tls:// URL in servers";
+    if (tls_off && wants_tls) {
+        snprintf(err, err_len, "tls: false, but %s asks for TLS", wants_tls);
+        return false;
+    }
+    c->tls = c->tls || wants_tls;
+    if ((c->tls_ca && !check_pem("tls_ca", c->tls_ca, err, err_len)) ||
+        (c->tls_cert && !check_pem("tls_cert", c->tls_cert, err, err_len)) ||
+        (c->tls_key && !check_pem("tls_key", c->tls_key, err, err_len)))
+        return false;
+    return !c->tls || c->tls_hostname_set || default_tls_hostname(c, err, err_len);
+}
+
 static int create(const struct hpf_host *host, const struct hpf_plugin_ctx *ctx, void **instance,
                   char *err, size_t err_len)
 {
@@ -910,163 +1047,14 @@ static int create(const struct hpf_host *host, const struct hpf_plugin_ctx *ctx,
     c->reconnect_buffer = DEFAULT_RECONNECT_BUFFER;
     c->reconnect_wait_ms = DEFAULT_RECONNECT_WAIT_MS;
 
-    const char *v = host->config_get(ctx, "servers");
-    if (!v || !*v) {
-        snprintf(err, err_len, "servers: missing (e.g. servers = nats://127.0.0.1:4222)");
-        goto fail;
-    }
-    c->servers = g_strsplit_set(v, ",; \t", -1);
-    {
-        /* Drop the empty pieces that separators next to each other leave. */
-        char **w = c->servers;
-        for (char **r = c->servers; *r; r++) {
-            if (**r)
-                *w++ = *r;
-            else
-                g_free(*r);
-        }
-        *w = NULL;
-    }
-    if (!c->servers[0]) {
-        snprintf(err, err_len, "servers: no server URL in '%s'", v);
-        goto fail;
-    }
-    for (char **s = c->servers; *s; s++) {
-        if (!g_str_has_prefix(*s, "nats://") && !g_str_has_prefix(*s, "tls://")) {
-            snprintf(err, err_len, "servers: '%s' is not a nats:// or tls:// URL", *s);
-            goto fail;
-        }
-    }
-    c->node = dup_key(c, "node");
-    if (!c->node)
-        c->node = g_strdup_printf("%s-%d", g_get_host_name(), (int)getpid());
-    c->node_enc = pct_encode(c->node);
-    c->prefix = dup_key(c, "subject_prefix");
-    if (!c->prefix)
-        c->prefix = g_strdup(DEFAULT_PREFIX);
-    if (!valid_prefix(c->prefix)) {
-        snprintf(err, err_len,
-                 "subject_prefix: '%s' must be NATS tokens of letters, digits, '_' or '-' "
-                 "separated by single dots",
-                 c->prefix);
-        goto fail;
-    }
-    guint64 n;
-    if ((v = host->config_get(ctx, "queue_size"))) {
-        if (!parse_size(v, &n) || n < 1024) {
-            snprintf(err, err_len, "queue_size: expected a size of at least 1K, got '%s'", v);
-            goto fail;
-        }
-        c->queue_limit = n;
-    }
-    if ((v = host->config_get(ctx, "reconnect_buffer"))) {
-        if (!parse_size(v, &n) || n < 1024 || n > G_MAXINT) {
-            snprintf(err, err_len, "reconnect_buffer: expected a size from 1K to 2G, got '%s'", v);
-            goto fail;
-        }
-        c->reconnect_buffer = (int)n;
-    }
-    if ((v = host->config_get(ctx, "reconnect_wait"))) {
-        char *end = NULL;
-        double s = g_ascii_strtod(v, &end);
-        if (end == v || *end || !(s > 0 && s <= 60)) {
-            snprintf(err, err_len, "reconnect_wait: expected seconds in (0, 60], got '%s'", v);
-            goto fail;
-        }
-        c->reconnect_wait_ms = (int)(s * 1000);
-        if (c->reconnect_wait_ms < 1)
-            c->reconnect_wait_ms = 1;
-    }
-    c->user = dup_key(c, "user");
-    c->password = dup_key(c, "password");
-    c->token = dup_key(c, "token");
-    c->credentials = path_key(c, "credentials");
-    if (c->password && !c->user) {
-        snprintf(err, err_len, "password: set user too");
-        goto fail;
-    }
-    bool anonymous = false;
-    if ((v = host->config_get(ctx, "allow_anonymous"))) {
-        if (!strcmp(v, "true"))
-            anonymous = true;
-        else if (strcmp(v, "false")) {
-            snprintf(err, err_len, "allow_anonymous: expected true or false, got '%s'", v);
-            goto fail;
-        }
-    }
-    /* Whoever may publish on the prefix speaks for the cluster: no NATS
-     * without credentials unless the operator says so. */
-    if (!c->user && !c->token && !c->credentials && !anonymous) {
-        snprintf(err, err_len,
-                 "no NATS credentials: set user and password, token or credentials "
-                 "(or allow_anonymous = true for a NATS that only the nodes can reach)");
-        goto fail;
-    }
-    bool tls_off = false;
-    if ((v = host->config_get(ctx, "tls"))) {
-        if (!strcmp(v, "true"))
-            c->tls = true;
-        else if (!strcmp(v, "false"))
-            tls_off = true;
-        else {
-            snprintf(err, err_len, "tls: expected true or false, got '%s'", v);
-            goto fail;
-        }
-    }
-    c->tls_ca = path_key(c, "tls_ca");
-    c->tls_cert = path_key(c, "tls_cert");
-    c->tls_key = path_key(c, "tls_key");
-    c->tls_hostname = dup_key(c, "tls_hostname");
-    c->tls_hostname_set = c->tls_hostname != NULL;
-    if (!c->tls_cert != !c->tls_key) {
-        snprintf(err, err_len, "%s: set tls_cert and tls_key both, or neither",
-                 c->tls_cert ? "tls_key" : "tls_cert");
-        goto fail;
-    }
-    /* What asks for TLS besides tls = true. */
-    const char *wants_tls = c->tls_ca ? "tls_ca" : c->tls_cert ? "tls_cert" :
-                            c->tls_hostname ? "tls_hostname" : NULL;
-    for (char **s = c->servers; *s && !wants_tls; s++)
-        if (g_str_has_prefix(*s, "tls://"))
-            wants_tls = "a tls:// URL in servers";
-    if (tls_off && wants_tls) {
-        snprintf(err, err_len, "tls: false, but %s asks for TLS", wants_tls);
-        goto fail;
-    }
-    c->tls = c->tls || wants_tls;
-    if ((c->tls_ca && !check_pem("tls_ca", c->tls_ca, err, err_len)) ||
-        (c->tls_cert && !check_pem("tls_cert", c->tls_cert, err, err_len)) ||
-        (c->tls_key && !check_pem("tls_key", c->tls_key, err, err_len)))
-        goto fail;
-    /* libnats checks the server's name only when told one, and one for
-     * every server: by default the host all server URLs name. */
-    for (char **s = c->servers; *s && c->tls && !c->tls_hostname_set; s++) {
-        char *h = url_host(*s);
-        if (!h || !*h) {
-            snprintf(err, err_len, "servers: no host in '%s'", *s);
-            g_free(h);
-            goto fail;
-        }
-        if (!c->tls_hostname) {
-            c->tls_hostname = h;
-        } else if (g_ascii_strcasecmp(h, c->tls_hostname)) {
-            snprintf(err, err_len,
-                     "tls_hostname: missing, and the servers are on several hosts (%s, %s); "
-                     "set the one name every server's certificate carries, which is checked "
-                     "for all of them",
-                     c->tls_hostname, h);
-            g_free(h);
-            goto fail;
-        } else {
-            g_free(h);
-        }
+    if (!read_servers(c, err, err_len) || !read_node(c, err, err_len) ||
+        !read_credentials(c, err, err_len) || !read_tls(c, err, err_len)) {
+        destroy(c);
+        return HPF_ERR_INVALID;
     }
     c->subs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, sub_free);
     *instance = c;
     return HPF_OK;
-fail:
-    destroy(c);
-    return HPF_ERR_INVALID;
 }
 
 /* One option step: stop at the first failure and remember which it was. */

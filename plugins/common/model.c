@@ -405,12 +405,10 @@ static int fail(struct batch *b, int status, const char *fmt, ...) G_GNUC_PRINTF
 
 static int fail(struct batch *b, int status, const char *fmt, ...)
 {
-    if (b->err && b->err_len > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(b->err, b->err_len, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    hpf_set_errorv(b->err, b->err_len, status, fmt, ap);
+    va_end(ap);
     return status;
 }
 

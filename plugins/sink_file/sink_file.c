@@ -98,59 +98,6 @@ static const char *const config_keys[] = {
 
 /* ---- configuration parsing (create(): pure) ---- */
 
-static bool parse_bool(const char *s, bool *out)
-{
-    if (!g_ascii_strcasecmp(s, "true") || !g_ascii_strcasecmp(s, "yes") || !strcmp(s, "1")) {
-        *out = true;
-        return true;
-    }
-    if (!g_ascii_strcasecmp(s, "false") || !g_ascii_strcasecmp(s, "no") || !strcmp(s, "0")) {
-        *out = false;
-        return true;
-    }
-    return false;
-}
-
-/* "123", "64K", "10M", "1G" (also "10MB", "10MiB"): powers of 1024. */
-static bool parse_size(const char *s, uint64_t *out)
-{
-    char *end = NULL;
-    while (g_ascii_isspace(*s))
-        s++;
-    if (!g_ascii_isdigit(*s))
-        return false;
-    errno = 0;
-    guint64 v = g_ascii_strtoull(s, &end, 10);
-    if (errno)
-        return false;
-    guint64 mul = 1;
-    switch (g_ascii_toupper(*end)) {
-    case 'K': mul = 1024; end++; break;
-    case 'M': mul = 1024 * 1024; end++; break;
-    case 'G': mul = 1024 * 1024 * 1024; end++; break;
-    default: break;
-    }
-    if (mul > 1 && (*end == 'i' || *end == 'I'))
-        end++;
-    if (*end == 'B' || *end == 'b')
-        end++;
-    while (g_ascii_isspace(*end))
-        end++;
-    if (*end || (v && mul > G_MAXUINT64 / v))
-        return false;
-    *out = v * mul;
-    return true;
-}
-
-static bool parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
-{
-    guint64 v;
-    if (!g_ascii_string_to_unsigned(s, 10, min, max, &v, NULL))
-        return false;
-    *out = (unsigned)v;
-    return true;
-}
-
 /* Config phase: read and check every key, allocate; no files yet. */
 static int file_create(const struct hpf_host *host, const struct hpf_plugin_ctx *ctx,
                        void **instance, char *err, size_t err_len)
@@ -175,14 +122,9 @@ static int file_create(const struct hpf_host *host, const struct hpf_plugin_ctx 
     fs->path = g_strdup(p);
     free(p);
 
-    if ((v = host->config_get(ctx, "messages")) && !parse_bool(v, &fs->messages)) {
-        snprintf(err, err_len, "messages: expected true or false, got '%s'", v);
+    if (host->config_bool(ctx, "messages", &fs->messages, err, err_len) != HPF_OK ||
+        host->config_bool(ctx, "events", &fs->events, err, err_len) != HPF_OK)
         goto fail;
-    }
-    if ((v = host->config_get(ctx, "events")) && !parse_bool(v, &fs->events)) {
-        snprintf(err, err_len, "events: expected true or false, got '%s'", v);
-        goto fail;
-    }
     if (!fs->messages && !fs->events) {
         snprintf(err, err_len, "messages and events are both false: nothing to write");
         goto fail;
@@ -209,16 +151,11 @@ static int file_create(const struct hpf_host *host, const struct hpf_plugin_ctx 
         }
         fs->fsync_interval_us = (int64_t)(secs * G_USEC_PER_SEC);
     }
-    if ((v = host->config_get(ctx, "max_size")) && !parse_size(v, &fs->max_size)) {
-        snprintf(err, err_len, "max_size: expected a size such as 0, 65536, 64K, 10M or 1G, got '%s'",
-                 v);
+    uint64_t keep = fs->keep;
+    if (host->config_size(ctx, "max_size", 0, UINT64_MAX, &fs->max_size, err, err_len) != HPF_OK ||
+        host->config_uint(ctx, "keep", 1, MAX_KEEP, &keep, err, err_len) != HPF_OK)
         goto fail;
-    }
-    if ((v = host->config_get(ctx, "keep")) && !parse_uint(v, 1, MAX_KEEP, &fs->keep)) {
-        snprintf(err, err_len, "keep: expected a number of files from 1 to %u, got '%s'", MAX_KEEP,
-                 v);
-        goto fail;
-    }
+    fs->keep = (unsigned)keep;
 
     fs->line = g_string_sized_new(512);
     *instance = fs;
@@ -609,7 +546,7 @@ static const struct hpf_sink_ops sink_ops = {
 static const struct hpf_plugin plugin = {
     .abi_major = HPF_ABI_MAJOR,
     .abi_minor = HPF_ABI_MINOR,
-    .name = "file",
+    .name = "sink_file",
     .version = PLUGIN_VERSION,
     .description = "messages and events as JSON Lines, with rotation and reopen on SIGHUP",
     .kinds = HPF_KIND_SINK,

@@ -230,19 +230,6 @@ static void buf_word(struct buf *b, const char *s)
 
 /* ---- configuration (create(): pure) ---- */
 
-static bool parse_bool(const char *s, bool *out)
-{
-    if (!strcasecmp(s, "true") || !strcasecmp(s, "yes") || !strcmp(s, "1")) {
-        *out = true;
-        return true;
-    }
-    if (!strcasecmp(s, "false") || !strcasecmp(s, "no") || !strcmp(s, "0")) {
-        *out = false;
-        return true;
-    }
-    return false;
-}
-
 /* "HOST:PORT" or "[V6]:PORT" into two allocated strings. */
 static bool parse_hostport(const char *s, char **host, char **port)
 {
@@ -288,27 +275,19 @@ static void sink_free(struct syslog_sink *s)
     free(s);
 }
 
-static int syslog_create(const struct hpf_host *host, const struct hpf_plugin_ctx *ctx,
-                         void **instance, char *err, size_t err_len)
+/* target and socket: where the lines go. */
+static bool read_target(struct syslog_sink *s, char *err, size_t err_len)
 {
-    struct syslog_sink *s = calloc(1, sizeof *s);
-    if (!s)
-        return HPF_ERR_NOMEM;
+    const struct hpf_host *host = s->host;
+    const struct hpf_plugin_ctx *ctx = s->ctx;
     const char *v;
-    s->host = host;
-    s->ctx = ctx;
-    s->fd = -1;
-    s->facility = 3; /* daemon */
-    s->preview = DEFAULT_PREVIEW;
-    s->target = TARGET_LOCAL;
-    s->messages = true;
 
     if ((v = host->config_get(ctx, "target")) && strcmp(v, "local") != 0) {
         bool udp = !strncmp(v, "udp:", 4), tcp = !strncmp(v, "tcp:", 4);
         if ((!udp && !tcp) || !parse_hostport(v + 4, &s->host_name, &s->port)) {
             snprintf(err, err_len,
                      "target: expected local, udp:HOST:PORT or tcp:HOST:PORT, got '%s'", v);
-            goto fail;
+            return false;
         }
         s->target = udp ? TARGET_UDP : TARGET_TCP;
     }
@@ -317,7 +296,7 @@ static int syslog_create(const struct hpf_host *host, const struct hpf_plugin_ct
     if (host->config_get(ctx, "socket")) {
         if (s->target != TARGET_LOCAL) {
             snprintf(err, err_len, "socket: only used with target = local");
-            goto fail;
+            return false;
         }
         s->socket_path = host->config_path(ctx, "socket");
     } else {
@@ -325,13 +304,22 @@ static int syslog_create(const struct hpf_host *host, const struct hpf_plugin_ct
     }
     if (!s->socket_path) {
         snprintf(err, err_len, "out of memory");
-        goto fail;
+        return false;
     }
     if (strlen(s->socket_path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
         snprintf(err, err_len, "socket: path longer than %zu bytes: %s",
                  sizeof(((struct sockaddr_un *)0)->sun_path) - 1, s->socket_path);
-        goto fail;
+        return false;
     }
+    return true;
+}
+
+/* facility, tag, preview and format: what each line looks like. */
+static bool read_line_format(struct syslog_sink *s, char *err, size_t err_len)
+{
+    const struct hpf_host *host = s->host;
+    const struct hpf_plugin_ctx *ctx = s->ctx;
+    const char *v;
 
     if ((v = host->config_get(ctx, "facility"))) {
         bool found = false;
@@ -345,7 +333,7 @@ static int syslog_create(const struct hpf_host *host, const struct hpf_plugin_ct
             snprintf(err, err_len,
                      "facility: expected user, daemon, auth, authpriv or local0..local7, got '%s'",
                      v);
-            goto fail;
+            return false;
         }
     }
 
@@ -356,26 +344,23 @@ static int syslog_create(const struct hpf_host *host, const struct hpf_plugin_ct
         if (*c <= ' ' || *c > '~' || *c == ':' || *c == '[' || *c == ']') {
             snprintf(err, err_len,
                      "tag: printable ASCII without spaces, ':', '[' or ']' expected, got '%s'", v);
-            goto fail;
+            return false;
         }
     }
     if (!*v || strlen(v) > MAX_TAG) {
         snprintf(err, err_len, "tag: 1 to %d characters expected, got '%s'", MAX_TAG, v);
-        goto fail;
+        return false;
     }
     s->tag = dup_str(v, strlen(v));
-
-    if ((v = host->config_get(ctx, "preview"))) {
-        char *end = NULL;
-        errno = 0;
-        unsigned long n = strtoul(v, &end, 10);
-        if (errno || end == v || *end || *v == '-' || n > MAX_PREVIEW) {
-            snprintf(err, err_len, "preview: expected a number of bytes from 0 to %d, got '%s'",
-                     MAX_PREVIEW, v);
-            goto fail;
-        }
-        s->preview = n;
+    if (!s->tag) {
+        snprintf(err, err_len, "out of memory");
+        return false;
     }
+
+    uint64_t preview = s->preview;
+    if (host->config_uint(ctx, "preview", 0, MAX_PREVIEW, &preview, err, err_len) != HPF_OK)
+        return false;
+    s->preview = (size_t)preview;
 
     if ((v = host->config_get(ctx, "format"))) {
         if (!strcmp(v, "rfc5424"))
@@ -384,24 +369,32 @@ static int syslog_create(const struct hpf_host *host, const struct hpf_plugin_ct
             s->format = FORMAT_RFC3164;
         else {
             snprintf(err, err_len, "format: expected rfc5424 or rfc3164, got '%s'", v);
-            goto fail;
+            return false;
         }
     }
+    return true;
+}
 
-    if ((v = host->config_get(ctx, "messages")) && !parse_bool(v, &s->messages)) {
-        snprintf(err, err_len, "messages: expected true or false, got '%s'", v);
+static int syslog_create(const struct hpf_host *host, const struct hpf_plugin_ctx *ctx,
+                         void **instance, char *err, size_t err_len)
+{
+    struct syslog_sink *s = calloc(1, sizeof *s);
+    if (!s)
+        return HPF_ERR_NOMEM;
+    s->host = host;
+    s->ctx = ctx;
+    s->fd = -1;
+    s->facility = 3; /* daemon */
+    s->preview = DEFAULT_PREVIEW;
+    s->target = TARGET_LOCAL;
+    s->messages = true;
+
+    if (!read_target(s, err, err_len) || !read_line_format(s, err, err_len) ||
+        host->config_bool(ctx, "messages", &s->messages, err, err_len) != HPF_OK ||
+        host->config_bool(ctx, "events", &s->events, err, err_len) != HPF_OK)
         goto fail;
-    }
-    if ((v = host->config_get(ctx, "events")) && !parse_bool(v, &s->events)) {
-        snprintf(err, err_len, "events: expected true or false, got '%s'", v);
-        goto fail;
-    }
     if (!s->messages && !s->events) {
         snprintf(err, err_len, "messages and events are both false: nothing to send");
-        goto fail;
-    }
-    if (!s->tag) {
-        snprintf(err, err_len, "out of memory");
         goto fail;
     }
     *instance = s;
@@ -830,7 +823,7 @@ static const struct hpf_sink_ops sink_ops = {
 static const struct hpf_plugin plugin = {
     .abi_major = HPF_ABI_MAJOR,
     .abi_minor = HPF_ABI_MINOR,
-    .name = "syslog",
+    .name = "sink_syslog",
     .version = PLUGIN_VERSION,
     .description = "one syslog line per message (local socket, UDP or TCP RFC 5424)",
     .kinds = HPF_KIND_SINK,

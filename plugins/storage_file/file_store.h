@@ -132,6 +132,5 @@ void fs_tidy(struct fstore *s);
 /* Install st as the data in force; moves the version when its content differs. */
 void fs_install(struct fstore *s, struct fs_state *st, const struct fs_identity *id);
 
-int fs_fail(char *err, size_t err_len, int status, const char *fmt, ...) G_GNUC_PRINTF(4, 5);
 
 #endif

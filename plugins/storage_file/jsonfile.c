@@ -18,17 +18,6 @@
 
 G_STATIC_ASSERT(sizeof(FS_SECTION_KEY) - 1 > 255);
 
-int fs_fail(char *err, size_t err_len, int status, const char *fmt, ...)
-{
-    if (err && err_len > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, err_len, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
-
 static gpointer node_ref(gpointer node)
 {
     return json_node_ref(node);
@@ -122,8 +111,8 @@ static int section_fail(struct parse *p, const char *fmt, ...)
     va_start(ap, fmt);
     char *why = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-    int status = fs_fail(p->err, p->err_len, HPF_ERR_INVALID, "%s:%u:%u: hpfriends section: %s",
-                         p->s->path, line, col, why);
+    int status = hpf_set_error(p->err, p->err_len, HPF_ERR_INVALID,
+                               "%s:%u:%u: hpfriends section: %s", p->s->path, line, col, why);
     g_free(why);
     return status;
 }
@@ -358,9 +347,7 @@ static int parse_section(struct parse *p, struct fs_state *st, JsonNode *node)
         TRY(need_str(p, o, "shares", i, "to", &to));
         TRY(need_str(p, o, "shares", i, "channel", &channel));
         TRY(need_str(p, o, "shares", i, "type", &type));
-        int t = !strcmp(type, "shares_all") ? HPF_SHARE_ALL
-                : !strcmp(type, "shares")   ? HPF_SHARE_SHARES
-                                            : -1;
+        int t = hpf_share_type_from_name(type);
         if (t < 0)
             return section_fail(p, "shares[%u]: type '%s' is not shares or shares_all", i, type);
         JsonNode *tg = json_object_get_member(o, "to_group");
@@ -385,8 +372,9 @@ static int syntax_fail(struct fstore *s, const GError *error, char *err, size_t 
 {
     const char *msg = error->message;
     if (g_str_has_prefix(msg, "<data>:"))
-        return fs_fail(err, err_len, HPF_ERR_INVALID, "%s:%s", s->path, msg + strlen("<data>:"));
-    return fs_fail(err, err_len, HPF_ERR_INVALID, "%s:1:1: %s", s->path, msg);
+        return hpf_set_error(err, err_len, HPF_ERR_INVALID, "%s:%s", s->path,
+                             msg + strlen("<data>:"));
+    return hpf_set_error(err, err_len, HPF_ERR_INVALID, "%s:1:1: %s", s->path, msg);
 }
 
 static int parse_text(struct fstore *s, const char *text, gsize len, struct fs_state **out,
@@ -394,8 +382,8 @@ static int parse_text(struct fstore *s, const char *text, gsize len, struct fs_s
 {
     *out = NULL;
     if (memchr(text, '\0', len))
-        return fs_fail(err, err_len, HPF_ERR_INVALID, "%s:1:1: the file contains NUL bytes",
-                       s->path);
+        return hpf_set_error(err, err_len, HPF_ERR_INVALID, "%s:1:1: the file contains NUL bytes",
+                             s->path);
     JsonParser *parser = json_parser_new_immutable();
     GError *error = NULL;
     int status = HPF_OK;
@@ -412,15 +400,15 @@ static int parse_text(struct fstore *s, const char *text, gsize len, struct fs_s
     unsigned line, col;
     position_of(text, first, &line, &col);
     if (!root) {
-        status = fs_fail(err, err_len, HPF_ERR_INVALID,
-                         "%s:%u:%u: the file is empty, expected a JSON object", s->path, line,
-                         col);
+        status = hpf_set_error(err, err_len, HPF_ERR_INVALID,
+                               "%s:%u:%u: the file is empty, expected a JSON object", s->path, line,
+                               col);
         goto out;
     }
     if (!JSON_NODE_HOLDS_OBJECT(root)) {
-        status = fs_fail(err, err_len, HPF_ERR_INVALID,
-                         "%s:%u:%u: the top level is not a JSON object of authkeys", s->path,
-                         line, col);
+        status = hpf_set_error(err, err_len, HPF_ERR_INVALID,
+                               "%s:%u:%u: the top level is not a JSON object of authkeys", s->path,
+                               line, col);
         goto out;
     }
     st = fs_state_new();
@@ -452,7 +440,7 @@ int fs_read_fd(struct fstore *s, int fd, struct fs_state **out, struct fs_identi
     *out = NULL;
     struct fs_identity after;
     if (fs_identity_of(fd, id) < 0)
-        return fs_fail(err, err_len, HPF_ERR_IO, "%s: %s", s->path, g_strerror(errno));
+        return hpf_set_error(err, err_len, HPF_ERR_IO, "%s: %s", s->path, g_strerror(errno));
     GByteArray *buf = g_byte_array_sized_new(id->size > 0 ? (guint)id->size + 1 : 4096);
     if (lseek(fd, 0, SEEK_SET) < 0)
         goto io_error;
@@ -471,8 +459,8 @@ int fs_read_fd(struct fstore *s, int fd, struct fs_state **out, struct fs_identi
         goto io_error;
     if (!fs_identity_equal(id, &after)) {
         g_byte_array_unref(buf);
-        return fs_fail(err, err_len, HPF_ERR_UNAVAILABLE, "%s: changed while being read",
-                       s->path);
+        return hpf_set_error(err, err_len, HPF_ERR_UNAVAILABLE, "%s: changed while being read",
+                             s->path);
     }
     gsize len = buf->len;
     g_byte_array_append(buf, (const guint8 *)"", 1);
@@ -483,7 +471,7 @@ int fs_read_fd(struct fstore *s, int fd, struct fs_state **out, struct fs_identi
 io_error:;
     int e = errno;
     g_byte_array_unref(buf);
-    return fs_fail(err, err_len, HPF_ERR_IO, "%s: read: %s", s->path, g_strerror(e));
+    return hpf_set_error(err, err_len, HPF_ERR_IO, "%s: read: %s", s->path, g_strerror(e));
 }
 
 /* ---- writing ---- */
@@ -537,43 +525,43 @@ static gint64 clamp64(uint64_t v)
     return v > (uint64_t)G_MAXINT64 ? G_MAXINT64 : (gint64)v;
 }
 
-static JsonNode *section_node(const struct fs_state *st)
+/* One member of the object being built. */
+static void put_str(JsonBuilder *b, const char *key, const char *v)
 {
-    const struct gm_model *m = st->model;
-    JsonBuilder *b = json_builder_new();
-    json_builder_begin_object(b);
-    json_builder_set_member_name(b, "owner");
-    json_builder_add_string_value(b, "hpfriends");
-    json_builder_set_member_name(b, "secret");
-    json_builder_add_string_value(b, st->section_secret);
-    json_builder_set_member_name(b, "pubchans");
-    json_builder_begin_array(b);
-    json_builder_end_array(b);
-    json_builder_set_member_name(b, "subchans");
-    json_builder_begin_array(b);
-    json_builder_end_array(b);
-    json_builder_set_member_name(b, "format");
-    json_builder_add_int_value(b, FS_FORMAT);
-    json_builder_set_member_name(b, "data_version");
-    json_builder_add_int_value(b, clamp64(st->data_version));
+    json_builder_set_member_name(b, key);
+    json_builder_add_string_value(b, v);
+}
 
+static void put_bool(JsonBuilder *b, const char *key, gboolean v)
+{
+    json_builder_set_member_name(b, key);
+    json_builder_add_boolean_value(b, v);
+}
+
+static void put_int(JsonBuilder *b, const char *key, uint64_t v)
+{
+    json_builder_set_member_name(b, key);
+    json_builder_add_int_value(b, clamp64(v));
+}
+
+static void section_users(JsonBuilder *b, const struct gm_model *m)
+{
     json_builder_set_member_name(b, "users");
     json_builder_begin_array(b);
     for (guint i = 0; i < m->users->len; i++) {
         const struct gm_user *u = m->users->pdata[i];
         json_builder_begin_object(b);
-        json_builder_set_member_name(b, "name");
-        json_builder_add_string_value(b, u->name);
-        json_builder_set_member_name(b, "admin");
-        json_builder_add_boolean_value(b, u->admin);
-        if (u->password) {
-            json_builder_set_member_name(b, "password");
-            json_builder_add_string_value(b, u->password);
-        }
+        put_str(b, "name", u->name);
+        put_bool(b, "admin", u->admin);
+        if (u->password)
+            put_str(b, "password", u->password);
         json_builder_end_object(b);
     }
     json_builder_end_array(b);
+}
 
+static void section_groups(JsonBuilder *b, const struct gm_model *m)
+{
     /* Each group's members in storage order, gathered in one pass over them. */
     GHashTable *members_of =
         g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)g_ptr_array_unref);
@@ -591,10 +579,8 @@ static JsonNode *section_node(const struct fs_state *st)
     for (guint i = 0; i < m->groups->len; i++) {
         const struct gm_group *g = m->groups->pdata[i];
         json_builder_begin_object(b);
-        json_builder_set_member_name(b, "name");
-        json_builder_add_string_value(b, g->name);
-        json_builder_set_member_name(b, "owner");
-        json_builder_add_string_value(b, g->owner);
+        put_str(b, "name", g->name);
+        put_str(b, "owner", g->owner);
         json_builder_set_member_name(b, "members");
         json_builder_begin_array(b);
         const GPtrArray *users = g_hash_table_lookup(members_of, g->name);
@@ -605,22 +591,20 @@ static JsonNode *section_node(const struct fs_state *st)
     }
     json_builder_end_array(b);
     g_hash_table_destroy(members_of);
+}
 
+static void section_shares(JsonBuilder *b, const struct gm_model *m)
+{
     json_builder_set_member_name(b, "shares");
     json_builder_begin_array(b);
     for (guint i = 0; i < m->shares->len; i++) {
         const struct gm_share *s = m->shares->pdata[i];
         json_builder_begin_object(b);
-        json_builder_set_member_name(b, "from");
-        json_builder_add_string_value(b, s->from);
-        json_builder_set_member_name(b, "to");
-        json_builder_add_string_value(b, s->to);
-        json_builder_set_member_name(b, "to_group");
-        json_builder_add_boolean_value(b, s->to_group);
-        json_builder_set_member_name(b, "channel");
-        json_builder_add_string_value(b, s->channel);
-        json_builder_set_member_name(b, "type");
-        json_builder_add_string_value(b, s->type == HPF_SHARE_ALL ? "shares_all" : "shares");
+        put_str(b, "from", s->from);
+        put_str(b, "to", s->to);
+        put_bool(b, "to_group", s->to_group);
+        put_str(b, "channel", s->channel);
+        put_str(b, "type", hpf_share_type_name(s->type));
         json_builder_end_object(b);
     }
     json_builder_end_array(b);
@@ -630,37 +614,54 @@ static JsonNode *section_node(const struct fs_state *st)
     for (guint i = 0; i < m->accepts->len; i++) {
         const struct gm_accept *a = m->accepts->pdata[i];
         json_builder_begin_object(b);
-        json_builder_set_member_name(b, "user");
-        json_builder_add_string_value(b, a->user);
-        json_builder_set_member_name(b, "from");
-        json_builder_add_string_value(b, a->from);
-        json_builder_set_member_name(b, "channel");
-        json_builder_add_string_value(b, a->channel);
+        put_str(b, "user", a->user);
+        put_str(b, "from", a->from);
+        put_str(b, "channel", a->channel);
         json_builder_end_object(b);
     }
     json_builder_end_array(b);
+}
 
+static void section_counters(JsonBuilder *b, GHashTable *counters)
+{
     /* Sorted, so that a rewrite of the same data gives the same text. */
     json_builder_set_member_name(b, "counters");
     json_builder_begin_object(b);
-    GList *idents = g_list_sort(g_hash_table_get_keys(st->counters), (GCompareFunc)strcmp);
+    GList *idents = g_list_sort(g_hash_table_get_keys(counters), (GCompareFunc)strcmp);
     for (GList *l = idents; l; l = l->next) {
-        const struct fs_counts *c = g_hash_table_lookup(st->counters, l->data);
+        const struct fs_counts *c = g_hash_table_lookup(counters, l->data);
         json_builder_set_member_name(b, l->data);
         json_builder_begin_object(b);
-        json_builder_set_member_name(b, "published_msgs");
-        json_builder_add_int_value(b, clamp64(c->published_msgs));
-        json_builder_set_member_name(b, "published_bytes");
-        json_builder_add_int_value(b, clamp64(c->published_bytes));
-        json_builder_set_member_name(b, "received_msgs");
-        json_builder_add_int_value(b, clamp64(c->received_msgs));
-        json_builder_set_member_name(b, "received_bytes");
-        json_builder_add_int_value(b, clamp64(c->received_bytes));
+        put_int(b, "published_msgs", c->published_msgs);
+        put_int(b, "published_bytes", c->published_bytes);
+        put_int(b, "received_msgs", c->received_msgs);
+        put_int(b, "received_bytes", c->received_bytes);
         json_builder_end_object(b);
     }
     g_list_free(idents);
     json_builder_end_object(b);
+}
 
+/* The hpfriends section: an hpfeeds3-shaped entry (so hpfeeds3 reads the
+ * file) that carries the graph. */
+static JsonNode *section_node(const struct fs_state *st)
+{
+    JsonBuilder *b = json_builder_new();
+    json_builder_begin_object(b);
+    put_str(b, "owner", "hpfriends");
+    put_str(b, "secret", st->section_secret);
+    json_builder_set_member_name(b, "pubchans");
+    json_builder_begin_array(b);
+    json_builder_end_array(b);
+    json_builder_set_member_name(b, "subchans");
+    json_builder_begin_array(b);
+    json_builder_end_array(b);
+    put_int(b, "format", FS_FORMAT);
+    put_int(b, "data_version", st->data_version);
+    section_users(b, st->model);
+    section_groups(b, st->model);
+    section_shares(b, st->model);
+    section_counters(b, st->counters);
     json_builder_end_object(b);
     JsonNode *n = json_builder_get_root(b);
     g_object_unref(b);
@@ -738,8 +739,9 @@ static int write_atomically(struct fstore *s, const char *target, const char *te
     FILE *f = NULL;
     int fd = g_mkstemp_full(tmp, O_RDWR | O_CLOEXEC, 0600);
     if (fd < 0) {
-        status = fs_fail(err, err_len, HPF_ERR_IO, "%s: cannot create a temporary file in %s: %s",
-                         s->path, dir, g_strerror(errno));
+        status = hpf_set_error(err, err_len, HPF_ERR_IO,
+                               "%s: cannot create a temporary file in %s: %s", s->path, dir,
+                               g_strerror(errno));
         goto out;
     }
     if (like) {
@@ -754,7 +756,7 @@ static int write_atomically(struct fstore *s, const char *target, const char *te
     f = fdopen(fd, "w");
     if (!f) {
         close(fd);
-        status = fs_fail(err, err_len, HPF_ERR_IO, "%s: %s", tmp, g_strerror(errno));
+        status = hpf_set_error(err, err_len, HPF_ERR_IO, "%s: %s", tmp, g_strerror(errno));
         goto remove_tmp;
     }
     if (hpf_crash_point_armed("file-tmp-half")) {
@@ -764,8 +766,8 @@ static int write_atomically(struct fstore *s, const char *target, const char *te
         raise(SIGKILL);
     }
     if (fwrite(text, 1, len, f) != len || fflush(f) != 0 || fsync(fileno(f)) != 0) {
-        status = fs_fail(err, err_len, HPF_ERR_IO, "%s: writing %s: %s", s->path, tmp,
-                         g_strerror(errno));
+        status = hpf_set_error(err, err_len, HPF_ERR_IO, "%s: writing %s: %s", s->path, tmp,
+                               g_strerror(errno));
         goto remove_tmp;
     }
     struct fs_identity tmp_id;
@@ -773,8 +775,8 @@ static int write_atomically(struct fstore *s, const char *target, const char *te
     int rc = fclose(f);
     f = NULL;
     if (rc != 0) {
-        status = fs_fail(err, err_len, HPF_ERR_IO, "%s: writing %s: %s", s->path, tmp,
-                         g_strerror(errno));
+        status = hpf_set_error(err, err_len, HPF_ERR_IO, "%s: writing %s: %s", s->path, tmp,
+                               g_strerror(errno));
         goto remove_tmp;
     }
     if (!no_replace)
@@ -788,8 +790,9 @@ static int write_atomically(struct fstore *s, const char *target, const char *te
         rc = rename(tmp, target);
     }
     if (rc < 0) {
-        status = fs_fail(err, err_len, errno == EEXIST ? HPF_ERR_EXISTS : HPF_ERR_IO,
-                         "%s: cannot put the new file in place: %s", s->path, g_strerror(errno));
+        status = hpf_set_error(err, err_len, errno == EEXIST ? HPF_ERR_EXISTS : HPF_ERR_IO,
+                               "%s: cannot put the new file in place: %s", s->path,
+                               g_strerror(errno));
         goto remove_tmp;
     }
     hpf_crash_point("file-after-rename");
@@ -849,7 +852,7 @@ static int lock_current(struct fstore *s, const char *target, int timeout_ms, in
     for (;;) {
         int fd = open(target, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
-            return fs_fail(err, err_len, HPF_ERR_IO, "%s: %s", s->path, g_strerror(errno));
+            return hpf_set_error(err, err_len, HPF_ERR_IO, "%s: %s", s->path, g_strerror(errno));
         if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
             struct stat a, b;
             if (fstat(fd, &a) == 0 && stat(target, &b) == 0 && a.st_dev == b.st_dev &&
@@ -863,11 +866,11 @@ static int lock_current(struct fstore *s, const char *target, int timeout_ms, in
         int e = errno;
         close(fd);
         if (e != EWOULDBLOCK && e != EINTR)
-            return fs_fail(err, err_len, HPF_ERR_IO, "%s: lock: %s", s->path, g_strerror(e));
+            return hpf_set_error(err, err_len, HPF_ERR_IO, "%s: lock: %s", s->path, g_strerror(e));
         if (g_get_monotonic_time() >= deadline)
-            return fs_fail(err, err_len, HPF_ERR_IO,
-                           "%s: locked by another writer for more than %d ms", s->path,
-                           timeout_ms);
+            return hpf_set_error(err, err_len, HPF_ERR_IO,
+                                 "%s: locked by another writer for more than %d ms", s->path,
+                                 timeout_ms);
         g_usleep(5000);
     }
 }

@@ -108,17 +108,17 @@ static int file_create(const struct hpf_host *host, const struct hpf_plugin_ctx 
     char *path = host->config_path(ctx, "path");
     if (!path || !*path) {
         free(path);
-        return fs_fail(err, err_len, HPF_ERR_INVALID, "missing required key 'path'");
+        return hpf_set_error(err, err_len, HPF_ERR_INVALID, "missing required key 'path'");
     }
     guint64 timeout = DEFAULT_LOCK_TIMEOUT_MS;
     const char *value = host->config_get(ctx, "lock_timeout");
     if (value) {
         GError *error = NULL;
         if (!g_ascii_string_to_unsigned(value, 10, 0, G_MAXINT, &timeout, &error)) {
-            int status = fs_fail(err, err_len, HPF_ERR_INVALID,
-                                 "lock_timeout: '%s' is not a number of milliseconds "
-                                 "(0 to %d): %s",
-                                 value, G_MAXINT, error->message);
+            int status = hpf_set_error(err, err_len, HPF_ERR_INVALID,
+                                       "lock_timeout: '%s' is not a number of milliseconds "
+                                       "(0 to %d): %s",
+                                       value, G_MAXINT, error->message);
             g_error_free(error);
             free(path);
             return status;
@@ -144,7 +144,7 @@ static int file_start(void *instance, char *err, size_t err_len)
     fs_tidy(s);
     int fd = open(s->path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return fs_fail(err, err_len, HPF_ERR_IO, "%s: %s", s->path, g_strerror(errno));
+        return hpf_set_error(err, err_len, HPF_ERR_IO, "%s: %s", s->path, g_strerror(errno));
     struct fs_state *st = NULL;
     struct fs_identity id;
     for (int tries = 0; tries < 5; tries++) {
@@ -231,8 +231,8 @@ static int apply_batch(struct fstore *s, struct fs_state *st, void *arg, char *e
         const struct hpf_mutation *m = &b->mutations[i];
         if (m->op == HPF_MUT_AUTHKEY_ADD && m->authkey && m->authkey->ident &&
             !strcmp(m->authkey->ident, FS_SECTION_KEY))
-            return fs_fail(err, err_len, HPF_ERR_INVALID,
-                           "authkey_add: that ident is the name of hpfriends' own section");
+            return hpf_set_error(err, err_len, HPF_ERR_INVALID,
+                                 "authkey_add: that ident is the name of hpfriends' own section");
     }
     int status = gm_apply(st->model, b->mutations, b->n, err, err_len);
     if (status == HPF_OK)

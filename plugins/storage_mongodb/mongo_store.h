@@ -89,7 +89,6 @@ struct mstore {
 #define MS_LOG(s, level, ...) (s)->host->log((s)->ctx, (level), __VA_ARGS__)
 
 /* storage_mongodb.c */
-int ms_fail(char *err, size_t err_len, int status, const char *fmt, ...) G_GNUC_PRINTF(4, 5);
 /* hpf status for a libmongoc error: UNAVAILABLE for network/selection trouble. */
 int ms_status(const bson_error_t *e);
 /* A call failed: log (rate-limited) and return its status. */

@@ -197,7 +197,7 @@ static void load_share(struct mstore *s, const bson_t *doc, void *arg)
         need_fields(s, MS_SHARES, "'from', 'to', 'channel' or 'type'");
         return;
     }
-    int t = !strcmp(type, "shares_all") ? HPF_SHARE_ALL : !strcmp(type, "shares") ? 0 : -1;
+    int t = hpf_share_type_from_name(type);
     if (t < 0) {
         ms_warn_doc(s, MS_SHARES, "a share's type is neither shares nor shares_all");
         return;

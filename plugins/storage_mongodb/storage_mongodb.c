@@ -30,17 +30,6 @@ const char *const ms_coll_names[MS_N_COLL] = {
     [MS_COUNTERS] = "hpf_counters", [MS_META] = "hpf_meta",
 };
 
-int ms_fail(char *err, size_t err_len, int status, const char *fmt, ...)
-{
-    if (err && err_len > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, err_len, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
-
 int ms_status(const bson_error_t *e)
 {
     switch (e->domain) {
@@ -143,17 +132,17 @@ static int mongo_create(const struct hpf_host *host, const struct hpf_plugin_ctx
 
     const char *text = host->config_get(ctx, "uri");
     if (!text || !*text)
-        return ms_fail(err, err_len, HPF_ERR_INVALID,
-                       "missing required key 'uri' (mongodb://host:port/dbname)");
+        return hpf_set_error(err, err_len, HPF_ERR_INVALID,
+                             "missing required key 'uri' (mongodb://host:port/dbname)");
     guint64 timeout = DEFAULT_TIMEOUT_MS;
     const char *value = host->config_get(ctx, "timeout_ms");
     if (value) {
         GError *error = NULL;
         if (!g_ascii_string_to_unsigned(value, 10, 1, 600000, &timeout, &error)) {
-            int status = ms_fail(err, err_len, HPF_ERR_INVALID,
-                                 "timeout_ms: '%s' is not a number of milliseconds "
-                                 "(1 to 600000): %s",
-                                 value, error->message);
+            int status = hpf_set_error(err, err_len, HPF_ERR_INVALID,
+                                       "timeout_ms: '%s' is not a number of milliseconds "
+                                       "(1 to 600000): %s",
+                                       value, error->message);
             g_error_free(error);
             return status;
         }
@@ -168,19 +157,19 @@ static int mongo_create(const struct hpf_host *host, const struct hpf_plugin_ctx
         else if (!strcmp(value, "never"))
             txn = MS_TXN_NEVER;
         else
-            return ms_fail(err, err_len, HPF_ERR_INVALID,
-                           "transactions: '%s' is not auto, always or never", value);
+            return hpf_set_error(err, err_len, HPF_ERR_INVALID,
+                                 "transactions: '%s' is not auto, always or never", value);
     }
 
     bson_error_t e;
     mongoc_uri_t *uri = mongoc_uri_new_with_error(text, &e);
     if (!uri)
-        return ms_fail(err, err_len, HPF_ERR_INVALID, "uri: %s", e.message);
+        return hpf_set_error(err, err_len, HPF_ERR_INVALID, "uri: %s", e.message);
     const char *db = mongoc_uri_get_database(uri);
     if (!db || !*db) {
         mongoc_uri_destroy(uri);
-        return ms_fail(err, err_len, HPF_ERR_INVALID,
-                       "uri: no database name: use mongodb://host:port/dbname");
+        return hpf_set_error(err, err_len, HPF_ERR_INVALID,
+                             "uri: no database name: use mongodb://host:port/dbname");
     }
     /* Fail fast when the server is away, unless the URI says otherwise. */
     if (!mongoc_uri_has_option(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
@@ -211,7 +200,8 @@ static int mongo_start(void *instance, char *err, size_t err_len)
     bson_error_t e;
     s->client = mongoc_client_new_from_uri_with_error(s->uri, &e);
     if (!s->client)
-        return ms_fail(err, err_len, HPF_ERR_INVALID, "mongodb at %s: %s", s->where, e.message);
+        return hpf_set_error(err, err_len, HPF_ERR_INVALID, "mongodb at %s: %s", s->where,
+                             e.message);
     mongoc_client_set_error_api(s->client, MONGOC_ERROR_API_VERSION_2);
     mongoc_client_set_appname(s->client, "hpfriends");
     for (int i = 0; i < MS_N_COLL; i++)
@@ -222,16 +212,16 @@ static int mongo_start(void *instance, char *err, size_t err_len)
     bool ok = mongoc_client_command_simple(s->client, "admin", &ping, NULL, NULL, &e);
     bson_destroy(&ping);
     if (!ok)
-        return ms_fail(err, err_len, ms_status(&e), "cannot reach mongodb at %s: %s", s->where,
-                       e.message);
+        return hpf_set_error(err, err_len, ms_status(&e), "cannot reach mongodb at %s: %s",
+                             s->where, e.message);
     int status = ms_prepare(s, err, err_len);
     if (status != HPF_OK)
         return status;
     uint64_t v;
     return ms_version(s, &v) == HPF_OK
                ? HPF_OK
-               : ms_fail(err, err_len, HPF_ERR_IO, "mongodb at %s: cannot read the data version",
-                         s->where);
+               : hpf_set_error(err, err_len, HPF_ERR_IO,
+                               "mongodb at %s: cannot read the data version", s->where);
 }
 
 static void mongo_destroy(void *instance)

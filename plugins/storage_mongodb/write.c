@@ -104,11 +104,6 @@ static const enum ms_coll coll_of[] = {
     [GM_SHARE] = MS_SHARES,   [GM_ACCEPT] = MS_ACCEPTS, [GM_KEY] = MS_AUTH_KEY,
 };
 
-static const char *type_name(int type)
-{
-    return type == HPF_SHARE_ALL ? "shares_all" : "shares";
-}
-
 static bool on_del(void *ud, enum gm_kind kind, const void *record, const void *replacement)
 {
     GPtrArray *ops = ud;
@@ -126,7 +121,7 @@ static bool on_del(void *ud, enum gm_kind kind, const void *record, const void *
     if (replacement && kind == GM_SHARE) {
         push(ops, W_UPDATE, MS_SHARES, record_filter(kind, record),
              BCON_NEW("$set", "{", "type",
-                      BCON_UTF8(type_name(((const struct gm_share *)replacement)->type)), "}"));
+                      BCON_UTF8(hpf_share_type_name(((const struct gm_share *)replacement)->type)), "}"));
         return true;
     }
     push(ops, W_DELETE, coll_of[kind], record_filter(kind, record), NULL);
@@ -159,7 +154,7 @@ static void on_add(void *ud, enum gm_kind kind, const void *r)
         break;
     case GM_SHARE:
         doc = record_filter(kind, r);
-        BSON_APPEND_UTF8(doc, "type", type_name(((const struct gm_share *)r)->type));
+        BSON_APPEND_UTF8(doc, "type", hpf_share_type_name(((const struct gm_share *)r)->type));
         break;
     case GM_KEY: {
         /* MHN's shape, plus the owner. */
@@ -342,8 +337,8 @@ static int apply_transaction(struct apply_ctx *a)
     mongoc_client_session_t *cs = mongoc_client_start_session(s->client, NULL, &e);
     if (!cs) {
         int status = ms_trouble(s, "apply", &e);
-        return ms_fail(a->err, a->err_len, status, "apply: mongodb at %s: %s", s->where,
-                       e.message);
+        return hpf_set_error(a->err, a->err_len, status, "apply: mongodb at %s: %s", s->where,
+                             e.message);
     }
     gboolean ok = FALSE;
     for (int attempt = 0; attempt < TXN_TRIES; attempt++) {
@@ -378,8 +373,8 @@ static int apply_transaction(struct apply_ctx *a)
     mongoc_client_session_destroy(cs);
     if (!ok) {
         int status = ms_trouble(s, "apply", &e);
-        return ms_fail(a->err, a->err_len, status, "apply: mongodb at %s: %s (nothing written)",
-                       s->where, e.message);
+        return hpf_set_error(a->err, a->err_len, status,
+                             "apply: mongodb at %s: %s (nothing written)", s->where, e.message);
     }
     ms_healthy(s);
     return HPF_OK;
@@ -394,14 +389,14 @@ static int apply_ordered(struct apply_ctx *a)
         if (a->status != HPF_OK)
             return a->status;
         int status = ms_trouble(s, "apply", &e);
-        return ms_fail(a->err, a->err_len, status, "apply: mongodb at %s: %s", s->where,
-                       e.message);
+        return hpf_set_error(a->err, a->err_len, status, "apply: mongodb at %s: %s", s->where,
+                             e.message);
     }
     if (!bump(s, NULL, TRUE, &e)) {
         g_ptr_array_unref(ops);
         int status = ms_trouble(s, "apply", &e);
-        return ms_fail(a->err, a->err_len, status, "apply: mongodb at %s: %s (nothing written)",
-                       s->where, e.message);
+        return hpf_set_error(a->err, a->err_len, status,
+                             "apply: mongodb at %s: %s (nothing written)", s->where, e.message);
     }
     guint done = 0;
     bson_error_t we;
@@ -412,16 +407,16 @@ static int apply_ordered(struct apply_ctx *a)
     gboolean bumped = bump(s, NULL, FALSE, &e);
     if (!ok) {
         int status = ms_trouble(s, "apply", &we);
-        return ms_fail(a->err, a->err_len, status,
-                       "apply: mongodb at %s: %s; %u of %u writes were made " PARTIAL_NOTE,
-                       s->where, we.message, done, total);
+        return hpf_set_error(a->err, a->err_len, status,
+                             "apply: mongodb at %s: %s; %u of %u writes were made " PARTIAL_NOTE,
+                             s->where, we.message, done, total);
     }
     if (!bumped) {
         int status = ms_trouble(s, "apply", &e);
-        return ms_fail(a->err, a->err_len, status,
-                       "apply: mongodb at %s: all %u writes made, but data_version could not "
-                       "be updated: %s",
-                       s->where, total, e.message);
+        return hpf_set_error(a->err, a->err_len, status,
+                             "apply: mongodb at %s: all %u writes made, but data_version could not "
+                             "be updated: %s",
+                             s->where, total, e.message);
     }
     ms_healthy(s);
     return HPF_OK;
@@ -435,7 +430,7 @@ int ms_apply(void *instance, const struct hpf_mutation *mutations, size_t n, cha
     if (status != HPF_OK)
         return status;
     if (!s->client)
-        return ms_fail(err, err_len, HPF_ERR_UNAVAILABLE, "apply: not started");
+        return hpf_set_error(err, err_len, HPF_ERR_UNAVAILABLE, "apply: not started");
     struct apply_ctx a = {.s = s, .mutations = mutations, .n = n, .err = err,
                           .err_len = err_len};
     gboolean txn = s->txn == MS_TXN_ALWAYS;
@@ -445,8 +440,8 @@ int ms_apply(void *instance, const struct hpf_mutation *mutations, size_t n, cha
         txn = server_has_transactions(s, &e, &reachable);
         if (!reachable) {
             status = ms_trouble(s, "apply", &e);
-            return ms_fail(err, err_len, status, "apply: mongodb at %s: %s", s->where,
-                           e.message);
+            return hpf_set_error(err, err_len, status, "apply: mongodb at %s: %s", s->where,
+                                 e.message);
         }
     }
     return txn ? apply_transaction(&a) : apply_ordered(&a);
@@ -571,8 +566,9 @@ static int ensure_indexes(struct mstore *s, char *err, size_t err_len)
                    s->where, spec->name, e.message);
             continue;
         }
-        return ms_fail(err, err_len, ms_status(&e), "mongodb at %s: %s: creating index %s: %s",
-                       s->where, ms_coll_names[spec->coll], spec->name, e.message);
+        return hpf_set_error(err, err_len, ms_status(&e),
+                             "mongodb at %s: %s: creating index %s: %s", s->where,
+                             ms_coll_names[spec->coll], spec->name, e.message);
     }
     return HPF_OK;
 }
@@ -636,24 +632,24 @@ int ms_prepare(struct mstore *s, char *err, size_t err_len)
     gboolean ok = find_one(s, MS_META, filter, take_schema, &r, &e);
     bson_destroy(filter);
     if (!ok)
-        return ms_fail(err, err_len, ms_status(&e), "mongodb at %s: reading hpf_meta: %s",
-                       s->where, e.message);
+        return hpf_set_error(err, err_len, ms_status(&e), "mongodb at %s: reading hpf_meta: %s",
+                             s->where, e.message);
     if (r.found && !r.numeric)
-        return ms_fail(err, err_len, HPF_ERR_INVALID,
-                       "mongodb at %s: hpf_meta: schema_version is not a number", s->where);
+        return hpf_set_error(err, err_len, HPF_ERR_INVALID,
+                             "mongodb at %s: hpf_meta: schema_version is not a number", s->where);
     if (r.found && r.version > MS_SCHEMA_VERSION)
-        return ms_fail(err, err_len, HPF_ERR_UNSUPPORTED,
-                       "mongodb at %s: schema version %" G_GINT64_FORMAT " is newer than this "
-                       "storage_mongodb supports (%d); upgrade hpfriends",
-                       s->where, r.version, MS_SCHEMA_VERSION);
+        return hpf_set_error(err, err_len, HPF_ERR_UNSUPPORTED,
+                             "mongodb at %s: schema version %" G_GINT64_FORMAT " is newer than "
+                             "this storage_mongodb supports (%d); upgrade hpfriends",
+                             s->where, r.version, MS_SCHEMA_VERSION);
     int status = ensure_indexes(s, err, err_len);
     if (status != HPF_OK)
         return status;
     if (!upsert_meta(s, "schema_version", BCON_NEW("value", BCON_INT32(MS_SCHEMA_VERSION)), &e) ||
         !upsert_meta(s, "data_version",
                      BCON_NEW("value", BCON_INT64(1), "busy", BCON_BOOL(false)), &e))
-        return ms_fail(err, err_len, ms_status(&e), "mongodb at %s: writing hpf_meta: %s",
-                       s->where, e.message);
+        return hpf_set_error(err, err_len, ms_status(&e), "mongodb at %s: writing hpf_meta: %s",
+                             s->where, e.message);
     if (!r.found)
         MS_LOG(s, HPF_LOG_NOTICE, "mongodb at %s: created schema version %d", s->where,
                MS_SCHEMA_VERSION);

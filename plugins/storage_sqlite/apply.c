@@ -27,12 +27,10 @@ static int fail(struct batch *b, int status, const char *fmt, ...) G_GNUC_PRINTF
 
 static int fail(struct batch *b, int status, const char *fmt, ...)
 {
-    if (b->err && b->err_len > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(b->err, b->err_len, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    hpf_set_errorv(b->err, b->err_len, status, fmt, ap);
+    va_end(ap);
     return status;
 }
 
@@ -254,7 +252,7 @@ static int share_add(struct batch *b, const struct hpf_mutation *m)
                "ON CONFLICT (from_user, to_name, to_is_group, channel) "
                "DO UPDATE SET type = excluded.type WHERE type <> excluded.type",
                "ttitt", m->user, m->target, m->target_is_group ? 1 : 0, m->channel,
-               m->share_type == HPF_SHARE_ALL ? "shares_all" : "shares");
+               hpf_share_type_name(m->share_type));
 }
 
 static int share_del(struct batch *b, const struct hpf_mutation *m)

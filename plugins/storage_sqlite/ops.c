@@ -174,7 +174,9 @@ static int visit_shares(struct store *s, const struct hpf_snapshot_visitor *v, v
         return sqlite3_errcode(s->db);
     int rc;
     EACH_ROW (st, rc) {
-        int type = g_strcmp0(TEXT(st, 4), "shares_all") == 0 ? HPF_SHARE_ALL : HPF_SHARE_SHARES;
+        int type = hpf_share_type_from_name(TEXT(st, 4));
+        if (type < 0) /* the schema's CHECK admits only the two names */
+            type = HPF_SHARE_SHARES;
         v->share(ud, TEXT(st, 0), TEXT(st, 1), sqlite3_column_int(st, 2) != 0, TEXT(st, 3),
                  type);
     }

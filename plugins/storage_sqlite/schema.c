@@ -125,19 +125,19 @@ static int read_schema_version(struct store *s, sqlite3_int64 *version, char *er
         return HPF_OK;
     sqlite3_stmt *st = sq_stmt(s, "SELECT value FROM hpf_meta WHERE key = 'schema_version'");
     if (!st)
-        return sq_fail(err, err_len, HPF_ERR_IO, "%s", sqlite3_errmsg(s->db));
+        return hpf_set_error(err, err_len, HPF_ERR_IO, "%s", sqlite3_errmsg(s->db));
     int status = HPF_OK;
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         if (sqlite3_column_type(st, 0) != SQLITE_INTEGER)
-            status = sq_fail(err, err_len, HPF_ERR_INVALID,
-                             "hpf_meta: schema_version '%s' is not a number",
-                             (const char *)sqlite3_column_text(st, 0));
+            status = hpf_set_error(err, err_len, HPF_ERR_INVALID,
+                                   "hpf_meta: schema_version '%s' is not a number",
+                                   (const char *)sqlite3_column_text(st, 0));
         else
             *version = sqlite3_column_int64(st, 0);
     } else if (rc != SQLITE_DONE) {
-        status = sq_fail(err, err_len, sq_status(rc), "reading schema_version: %s",
-                         sqlite3_errmsg(s->db));
+        status = hpf_set_error(err, err_len, sq_status(rc), "reading schema_version: %s",
+                               sqlite3_errmsg(s->db));
     }
     sqlite3_reset(st);
     return status;
@@ -154,7 +154,7 @@ static int index_idents(struct store *s, char *err, size_t err_len)
     sqlite3_stmt *st = sq_stmt(s, "SELECT 1 FROM sqlite_master WHERE type = 'index' AND "
                                   "name = 'hpf_authkeys_ident_unique'");
     if (!st)
-        return sq_fail(err, err_len, HPF_ERR_IO, "%s", sqlite3_errmsg(s->db));
+        return hpf_set_error(err, err_len, HPF_ERR_IO, "%s", sqlite3_errmsg(s->db));
     gboolean have_unique = sqlite3_step(st) == SQLITE_ROW;
     sqlite3_reset(st);
     if (have_unique)
@@ -163,7 +163,7 @@ static int index_idents(struct store *s, char *err, size_t err_len)
     st = sq_stmt(s, "SELECT ident, count(*) FROM authkeys WHERE ident IS NOT NULL "
                     "GROUP BY ident HAVING count(*) > 1 ORDER BY min(id)");
     if (!st)
-        return sq_fail(err, err_len, HPF_ERR_IO, "%s", sqlite3_errmsg(s->db));
+        return hpf_set_error(err, err_len, HPF_ERR_IO, "%s", sqlite3_errmsg(s->db));
     int n_dup = 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -175,8 +175,8 @@ static int index_idents(struct store *s, char *err, size_t err_len)
     }
     sqlite3_reset(st);
     if (rc != SQLITE_DONE)
-        return sq_fail(err, err_len, sq_status(rc), "checking authkeys idents: %s",
-                       sqlite3_errmsg(s->db));
+        return hpf_set_error(err, err_len, sq_status(rc), "checking authkeys idents: %s",
+                             sqlite3_errmsg(s->db));
 
     const char *sql;
     if (n_dup > 0) {
@@ -191,7 +191,7 @@ static int index_idents(struct store *s, char *err, size_t err_len)
     }
     char *msg = NULL;
     if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        int status = sq_fail(err, err_len, HPF_ERR_IO, "indexing authkeys idents: %s", msg);
+        int status = hpf_set_error(err, err_len, HPF_ERR_IO, "indexing authkeys idents: %s", msg);
         sqlite3_free(msg);
         return status;
     }
@@ -208,10 +208,10 @@ static int check_authkeys(struct store *s, char *err, size_t err_len)
                                 -1, &st, NULL);
     int status = HPF_OK;
     if (rc != SQLITE_OK)
-        status = sq_fail(err, err_len, HPF_ERR_INVALID,
-                         "table authkeys is not hpfeeds's (owner, ident, secret, pubchans, "
-                         "subchans): %s",
-                         sqlite3_errmsg(s->db));
+        status = hpf_set_error(err, err_len, HPF_ERR_INVALID,
+                               "table authkeys is not hpfeeds's (owner, ident, secret, pubchans, "
+                               "subchans): %s",
+                               sqlite3_errmsg(s->db));
     sqlite3_finalize(st);
     return status;
 }
@@ -224,21 +224,21 @@ static int migrate_locked(struct store *s, sqlite3_int64 *from, char *err, size_
     if (status != HPF_OK)
         return status;
     if (current > SQ_SCHEMA_VERSION)
-        return sq_fail(err, err_len, HPF_ERR_UNSUPPORTED,
-                       "database schema version %lld is newer than this storage_sqlite "
-                       "supports (%d); upgrade hpfriends",
-                       (long long)current, SQ_SCHEMA_VERSION);
+        return hpf_set_error(err, err_len, HPF_ERR_UNSUPPORTED,
+                             "database schema version %lld is newer than this storage_sqlite "
+                             "supports (%d); upgrade hpfriends",
+                             (long long)current, SQ_SCHEMA_VERSION);
     if (current < 0)
-        return sq_fail(err, err_len, HPF_ERR_INVALID,
-                       "hpf_meta: schema_version %lld is negative", (long long)current);
+        return hpf_set_error(err, err_len, HPF_ERR_INVALID,
+                             "hpf_meta: schema_version %lld is negative", (long long)current);
 
     for (size_t i = 0; i < G_N_ELEMENTS(steps); i++) {
         if (steps[i].version <= current)
             continue;
         char *msg = NULL;
         if (sqlite3_exec(s->db, steps[i].sql, NULL, NULL, &msg) != SQLITE_OK) {
-            status = sq_fail(err, err_len, HPF_ERR_IO, "schema step %d (%s) failed: %s",
-                             steps[i].version, steps[i].what, msg);
+            status = hpf_set_error(err, err_len, HPF_ERR_IO, "schema step %d (%s) failed: %s",
+                                   steps[i].version, steps[i].what, msg);
             sqlite3_free(msg);
             return status;
         }
@@ -248,13 +248,13 @@ static int migrate_locked(struct store *s, sqlite3_int64 *from, char *err, size_
                                       "VALUES ('schema_version', ?1) "
                                       "ON CONFLICT (key) DO UPDATE SET value = excluded.value");
         if (!st)
-            return sq_fail(err, err_len, HPF_ERR_IO, "%s", sqlite3_errmsg(s->db));
+            return hpf_set_error(err, err_len, HPF_ERR_IO, "%s", sqlite3_errmsg(s->db));
         sqlite3_bind_int(st, 1, SQ_SCHEMA_VERSION);
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
         if (rc != SQLITE_DONE)
-            return sq_fail(err, err_len, sq_status(rc), "recording schema_version: %s",
-                           sqlite3_errmsg(s->db));
+            return hpf_set_error(err, err_len, sq_status(rc), "recording schema_version: %s",
+                                 sqlite3_errmsg(s->db));
     }
 
     status = check_authkeys(s, err, err_len);
@@ -267,8 +267,8 @@ int sq_schema_migrate(struct store *s, char *err, size_t err_len)
 {
     int rc = sq_exec(s, "BEGIN IMMEDIATE");
     if (rc != SQLITE_OK)
-        return sq_fail(err, err_len, sq_status(rc), "cannot lock the database: %s",
-                       sqlite3_errmsg(s->db));
+        return hpf_set_error(err, err_len, sq_status(rc), "cannot lock the database: %s",
+                             sqlite3_errmsg(s->db));
     sqlite3_int64 from = 0;
     int status = migrate_locked(s, &from, err, err_len);
     if (status != HPF_OK) {
@@ -278,8 +278,8 @@ int sq_schema_migrate(struct store *s, char *err, size_t err_len)
     rc = sq_exec(s, "COMMIT");
     if (rc != SQLITE_OK) {
         sq_rollback(s);
-        return sq_fail(err, err_len, sq_status(rc), "committing the schema: %s",
-                       sqlite3_errmsg(s->db));
+        return hpf_set_error(err, err_len, sq_status(rc), "committing the schema: %s",
+                             sqlite3_errmsg(s->db));
     }
     if (from == 0)
         SQ_LOG(s, HPF_LOG_NOTICE, "%s: created schema version %d", s->path, SQ_SCHEMA_VERSION);

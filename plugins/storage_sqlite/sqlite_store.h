@@ -47,8 +47,6 @@ int sq_exec(struct store *s, const char *sql);
 /* hpf_status for a failed SQLite call. */
 int sq_status(int rc);
 
-/* Formats into err (may be NULL) and returns status, for one-line errors. */
-int sq_fail(char *err, size_t err_len, int status, const char *fmt, ...) G_GNUC_PRINTF(4, 5);
 
 /* Roll back the open transaction, if any. */
 void sq_rollback(struct store *s);

@@ -58,17 +58,6 @@ int sq_status(int rc)
     }
 }
 
-int sq_fail(char *err, size_t err_len, int status, const char *fmt, ...)
-{
-    if (err && err_len > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, err_len, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
-
 void sq_rollback(struct store *s)
 {
     if (!sqlite3_get_autocommit(s->db))
@@ -152,7 +141,7 @@ static int sqlite_create(const struct hpf_host *host, const struct hpf_plugin_ct
     char *path = host->config_path(ctx, "path");
     if (!path || !*path) {
         free(path);
-        return sq_fail(err, err_len, HPF_ERR_INVALID, "missing required key 'path'");
+        return hpf_set_error(err, err_len, HPF_ERR_INVALID, "missing required key 'path'");
     }
 
     guint64 timeout = DEFAULT_BUSY_TIMEOUT_MS;
@@ -160,10 +149,10 @@ static int sqlite_create(const struct hpf_host *host, const struct hpf_plugin_ct
     if (value) {
         GError *error = NULL;
         if (!g_ascii_string_to_unsigned(value, 10, 0, G_MAXINT, &timeout, &error)) {
-            int status = sq_fail(err, err_len, HPF_ERR_INVALID,
-                                 "busy_timeout: '%s' is not a number of milliseconds "
-                                 "(0 to %d): %s",
-                                 value, G_MAXINT, error->message);
+            int status = hpf_set_error(err, err_len, HPF_ERR_INVALID,
+                                       "busy_timeout: '%s' is not a number of milliseconds "
+                                       "(0 to %d): %s",
+                                       value, G_MAXINT, error->message);
             g_error_free(error);
             free(path);
             return status;
@@ -202,20 +191,20 @@ static int sqlite_start(void *instance, char *err, size_t err_len)
     struct store *s = instance;
     int rc = sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (rc != SQLITE_OK)
-        return sq_fail(err, err_len, sq_status(rc), "cannot open database '%s': %s", s->path,
-                       s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+        return hpf_set_error(err, err_len, sq_status(rc), "cannot open database '%s': %s", s->path,
+                             s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
     sqlite3_busy_timeout(s->db, s->busy_timeout_ms);
     /* Opening is lazy: the first read finds out whether this is a database. */
     rc = sq_exec(s, "SELECT count(*) FROM sqlite_master");
     if (rc != SQLITE_OK)
-        return sq_fail(err, err_len, sq_status(rc), "cannot read database '%s': %s", s->path,
-                       sqlite3_errmsg(s->db));
+        return hpf_set_error(err, err_len, sq_status(rc), "cannot read database '%s': %s", s->path,
+                             sqlite3_errmsg(s->db));
     enable_wal(s);
 
     char why[512] = "";
     int status = sq_schema_migrate(s, why, sizeof(why));
     if (status != HPF_OK)
-        return sq_fail(err, err_len, status, "%s: %s", s->path, why);
+        return hpf_set_error(err, err_len, status, "%s: %s", s->path, why);
     return HPF_OK;
 }
 

@@ -186,11 +186,11 @@ static int example_create(const struct hpf_host *host, const struct hpf_plugin_c
     /* config_path() resolves a relative path against the config file's dir. */
     ex->summary_path = host->config_path(ctx, "summary");
     if (!ex->summary_path || !*ex->summary_path) {
-        /* The broker prints "FILE: [sink:NAME]: <err>" and exits non-zero. */
-        snprintf(err, err_len, "summary: required (the file to write the totals to)");
         free(ex->summary_path);
         free(ex);
-        return HPF_ERR_INVALID;
+        /* The broker prints "FILE: [sink:NAME]: <err>" and exits non-zero. */
+        return hpf_set_error(err, err_len, HPF_ERR_INVALID,
+                             "summary: required (the file to write the totals to)");
     }
     *instance = ex;
     return HPF_OK;
@@ -202,8 +202,8 @@ static int example_start(void *instance, char *err, size_t err_len)
     struct example_sink *ex = instance;
     int status = write_summary(ex); /* an empty summary */
     if (status != HPF_OK)
-        snprintf(err, err_len, "summary: cannot write %s", ex->summary_path);
-    return status;
+        return hpf_set_error(err, err_len, status, "summary: cannot write %s", ex->summary_path);
+    return HPF_OK;
 }
 
 /* destroy(): release everything.  Also called after a failed start(). */
@@ -264,7 +264,7 @@ static const struct hpf_sink_ops sink_ops = {
 static const struct hpf_plugin plugin = {
     .abi_major = HPF_ABI_MAJOR, /* the headers this was compiled against */
     .abi_minor = HPF_ABI_MINOR,
-    .name = "example",
+    .name = "sink_example", /* the file's name: sink_example.so */
     .version = "1.0",
     .description = "counts messages and bytes per channel, writes a summary at shutdown",
     .kinds = HPF_KIND_SINK,

@@ -779,9 +779,8 @@ static void loops_plan(struct run *r)
     const struct plan *p = r->p;
     guint n = (guint)CLAMP(r->o->threads > 0 ? r->o->threads : 4, 2, BENCH_MAX_THREADS);
     r->n_loops = n;
-    r->n_pub_loops = p->mode == MODE_PACED || p->publishers <= 1 ? 1
-                                                                 : MAX(1u, MIN(n / 2,
-                                                                               (guint)p->publishers));
+    gboolean one = p->mode == MODE_PACED || p->publishers <= 1;
+    r->n_pub_loops = one ? 1 : MAX(1u, MIN(n / 2, (guint)p->publishers));
     if ((guint)p->subscribers < n - r->n_pub_loops)
         r->n_loops = r->n_pub_loops + (guint)MAX(p->subscribers, 1);
 }

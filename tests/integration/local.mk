@@ -24,7 +24,8 @@ it_progs = \
 	%reldir%/t07_config \
 	%reldir%/t08_soak \
 	%reldir%/t09_abuse \
-	%reldir%/t10_shutdown
+	%reldir%/t10_shutdown \
+	%reldir%/t11_hostile
 check_PROGRAMS += $(it_progs)
 TESTS += $(it_progs)
 
@@ -59,4 +60,7 @@ TESTS += $(it_progs)
 %canon_reldir%_t10_shutdown_SOURCES = %reldir%/t10_shutdown.c $(it_harness)
 %canon_reldir%_t10_shutdown_CFLAGS = $(it_cflags)
 %canon_reldir%_t10_shutdown_LDADD = $(it_ldadd)
+%canon_reldir%_t11_hostile_SOURCES = %reldir%/t11_hostile.c $(it_harness)
+%canon_reldir%_t11_hostile_CFLAGS = $(it_cflags)
+%canon_reldir%_t11_hostile_LDADD = $(it_ldadd)
 endif

@@ -18,6 +18,22 @@ check_LTLIBRARIES += %reldir%/abi_old_storage.la
 %canon_reldir%_abi_old_storage_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere \
 	-export-symbols-regex '^hpf_plugin_entry$$'
 
+# Built against the ABI 1.3 headers kept in abi13/ (their folder comes
+# first, and include/ not at all): a sink+auth plugin as a third party
+# compiled it for 1.3, and the 1.3 struct layout for test_plugin_abi to hold
+# against today's headers (a libtool convenience library: no -rpath).
+ABI13_CPPFLAGS = -I$(top_srcdir)/tests/plugins/abi13 -I$(top_srcdir)/tests/plugins
+EXTRA_DIST += %reldir%/abi13/README %reldir%/abi13/hpfriends/plugin.h \
+	%reldir%/abi13/hpfriends/sink.h %reldir%/abi13/hpfriends/auth.h
+check_LTLIBRARIES += %reldir%/abi13_plugin.la
+%canon_reldir%_abi13_plugin_la_SOURCES = %reldir%/abi13_plugin.c
+%canon_reldir%_abi13_plugin_la_CPPFLAGS = $(ABI13_CPPFLAGS)
+%canon_reldir%_abi13_plugin_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere \
+	-export-symbols-regex '^hpf_plugin_entry$$'
+check_LTLIBRARIES += %reldir%/libabi13_layout.la
+%canon_reldir%_libabi13_layout_la_SOURCES = %reldir%/abi13_layout.c %reldir%/abi13_layout.h
+%canon_reldir%_libabi13_layout_la_CPPFLAGS = $(ABI13_CPPFLAGS)
+
 if HAVE_CUNIT
 PLUGIN_TEST_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(CUNIT_CFLAGS)
 PLUGIN_TEST_LDADD = core/libhpfcore.la $(GLIB_LIBS) $(CUNIT_LIBS)
@@ -37,7 +53,7 @@ check_PROGRAMS += %reldir%/test_auth_storage
 check_PROGRAMS += %reldir%/test_plugin_abi
 %canon_reldir%_test_plugin_abi_SOURCES = %reldir%/test_plugin_abi.c
 %canon_reldir%_test_plugin_abi_CFLAGS = $(PLUGIN_TEST_CFLAGS)
-%canon_reldir%_test_plugin_abi_LDADD = $(PLUGIN_TEST_LDADD)
+%canon_reldir%_test_plugin_abi_LDADD = %reldir%/libabi13_layout.la $(PLUGIN_TEST_LDADD)
 if BUILD_NATS
 %canon_reldir%_test_plugin_abi_CPPFLAGS = $(AM_CPPFLAGS) -DHPF_TEST_CLUSTER_NATS
 endif

@@ -1,7 +1,9 @@
 # CUnit unit tests, one program per core module; they link the core library.
 if HAVE_CUNIT
 UNIT_TESTS = %reldir%/test_wire %reldir%/test_router %reldir%/test_config \
-	%reldir%/test_ipguard %reldir%/test_password
+	%reldir%/test_ipguard %reldir%/test_password %reldir%/test_worker \
+	%reldir%/test_snapshot \
+	%reldir%/test_counters %reldir%/test_metrics
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 
@@ -23,5 +25,18 @@ UNIT_LDADD = core/libhpfcore.la $(CUNIT_LIBS)
 %canon_reldir%_test_password_SOURCES = %reldir%/test_password.c
 %canon_reldir%_test_password_CFLAGS = $(UNIT_CFLAGS)
 %canon_reldir%_test_password_LDADD = $(UNIT_LDADD)
+%canon_reldir%_test_worker_SOURCES = %reldir%/test_worker.c
+%canon_reldir%_test_worker_CFLAGS = $(UNIT_CFLAGS) $(LIBEVENT_CFLAGS)
+%canon_reldir%_test_worker_LDADD = $(UNIT_LDADD) $(LIBEVENT_LIBS)
+%canon_reldir%_test_snapshot_SOURCES = %reldir%/test_snapshot.c
+%canon_reldir%_test_snapshot_CFLAGS = $(UNIT_CFLAGS)
+%canon_reldir%_test_snapshot_LDADD = $(UNIT_LDADD)
+# Units that make up a broker (connections over bufferevent pairs) need libevent.
+%canon_reldir%_test_counters_SOURCES = %reldir%/test_counters.c
+%canon_reldir%_test_counters_CFLAGS = $(UNIT_CFLAGS) $(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS)
+%canon_reldir%_test_counters_LDADD = $(UNIT_LDADD) $(LIBEVENT_LIBS)
+%canon_reldir%_test_metrics_SOURCES = %reldir%/test_metrics.c
+%canon_reldir%_test_metrics_CFLAGS = $(UNIT_CFLAGS) $(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS)
+%canon_reldir%_test_metrics_LDADD = $(UNIT_LDADD) $(LIBEVENT_LIBS)
 include tests/unit/graph.mk
 endif

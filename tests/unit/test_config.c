@@ -196,6 +196,62 @@ static void test_sizes(void)
     CU_ASSERT_FALSE(config_parse_size("12Q", &v));
     CU_ASSERT_FALSE(config_parse_size("99999999999999999999", &v));
     CU_ASSERT_FALSE(config_parse_size("17179869184G", &v));
+    CU_ASSERT_TRUE(config_parse_size("64kb", &v) && v == 65536);
+    CU_ASSERT_FALSE(config_parse_size("100i", &v)); /* "i" only after K, M or G */
+    CU_ASSERT_FALSE(config_parse_size("1T", &v));
+}
+
+/* One grammar for booleans, sizes and numbers, with reasons that say what was expected. */
+static void test_value_grammar(void)
+{
+    static const char *const yes[] = {"true", "TRUE", "yes", "Yes", "1"};
+    static const char *const no[] = {"false", "False", "no", "NO", "0"};
+    static const char *const neither[] = {"", "on", "off", "y", "2", " true", "truee"};
+    gboolean b;
+    for (gsize i = 0; i < G_N_ELEMENTS(yes); i++) {
+        b = FALSE;
+        CU_ASSERT_TRUE(config_parse_bool(yes[i], &b) && b);
+        b = TRUE;
+        CU_ASSERT_TRUE(config_parse_bool(no[i], &b) && !b);
+    }
+    for (gsize i = 0; i < G_N_ELEMENTS(neither); i++)
+        CU_ASSERT_FALSE(config_parse_bool(neither[i], &b));
+
+    GError *e = NULL;
+    guint64 v = 5;
+    CU_ASSERT_FALSE(config_value_bool("maybe", &b, &e));
+    CU_ASSERT_STRING_EQUAL(e ? e->message : "",
+                           "expected true or false (or yes, no, 1, 0), got 'maybe'");
+    g_clear_error(&e);
+    CU_ASSERT_FALSE(config_value_size("2M", 1024, 1024 * 1024, &v, &e));
+    CU_ASSERT_EQUAL(v, 5);
+    CU_ASSERT_STRING_EQUAL(e ? e->message : "",
+                           "expected a size in bytes (K, M, G suffixes allowed) from 1K to 1M, "
+                           "got '2M'");
+    g_clear_error(&e);
+    CU_ASSERT_FALSE(config_value_size("x", 64, G_MAXUINT64, &v, &e));
+    CU_ASSERT_PTR_NOT_NULL(e && strstr(e->message, "of at least 64, got 'x'"));
+    g_clear_error(&e);
+    CU_ASSERT_TRUE(config_value_size("1M", 1024, 1024 * 1024, &v, &e) && v == 1024 * 1024);
+    CU_ASSERT_FALSE(config_value_uint("11", 1, 10, &v, &e));
+    CU_ASSERT_STRING_EQUAL(e ? e->message : "", "expected a whole number from 1 to 10, got '11'");
+    g_clear_error(&e);
+    CU_ASSERT_TRUE(config_value_uint("10", 1, 10, &v, &e) && v == 10);
+
+    /* [broker] uses the same grammar. */
+    struct config *cfg = load("[broker]\nrequire_accept = Yes\nmax_queued_bytes = 64 KiB\n"
+                              "[storage]\nplugin = sqlite\n",
+                              NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_TRUE(cfg->require_accept);
+    CU_ASSERT_EQUAL(cfg->max_queued_bytes, 65536);
+    config_free(cfg);
+    expect_error("[broker]\nrequire_accept = maybe\n[storage]\nplugin=sqlite\n",
+                 "t.conf: [broker] require_accept: expected true or false (or yes, no, 1, 0), "
+                 "got 'maybe'");
+    expect_error("[broker]\nmax_frame = 10\n[storage]\nplugin=sqlite\n",
+                 "[broker] max_frame: expected a size in bytes (K, M, G suffixes allowed) from 64 "
+                 "to 4294967295, got '10'");
 }
 
 int main(void)
@@ -207,6 +263,7 @@ int main(void)
         {"errors name file, section and key", test_errors},
         {"hpfeeds3 flags", test_flags},
         {"sizes", test_sizes},
+        {"one grammar for booleans, sizes and numbers", test_value_grammar},
         {NULL, NULL},
     };
     int rc = cunit_run("config", cases);

@@ -1,0 +1,304 @@
+/*
+ * The connections' output: deliveries counted during a loop turn and queued
+ * at its end (publish runs), plain sockets written once per turn straight
+ * from their queues, and the backpressure that stops reading publishers
+ * while a subscriber that keeps up has a backlog.  The lists and timers this
+ * takes are this file's own (struct output); conn.c and handle_publish.c
+ * reach them through the functions declared in broker.h.
+ */
+#include <event2/buffer.h>
+
+#include "broker.h"
+#include "log.h"
+
+/* What the bufferevent writes per writable event when a backlog waits. */
+#define BACKLOG_MAX_WRITE (256 * 1024)
+/* A backlog holds publishers back until its connection has taken nothing
+ * for BACKLOG_STALL_US, or for [broker] backpressure_hold in all; then it
+ * counts as a slow consumer (drops at max_queued_bytes instead).  Checked
+ * every BACKLOG_CHECK_US. */
+#define BACKLOG_STALL_US (300 * 1000)
+#define BACKLOG_CHECK_US (50 * 1000)
+
+struct output {
+    struct broker *b;
+    GPtrArray *runs;             /* struct conn * with a publish run to queue */
+    GPtrArray *pending;          /* struct conn * with output to write this turn */
+    struct event *flush;         /* active when pending is not empty */
+    GPtrArray *backlogged;       /* struct conn * over the mark, not exempt */
+    GPtrArray *paused;           /* struct conn * whose reading is stopped */
+    struct event *backlog_timer; /* checks the backlogs' progress */
+    struct event *resume;        /* active: restart the paused */
+};
+
+static void backlog_update(struct conn *c);
+
+/* ---- publish runs ---- */
+
+void output_run_listed(struct conn *c)
+{
+    if (c->run_listed)
+        return;
+    c->run_listed = TRUE;
+    g_ptr_array_add(c->b->out->runs, c);
+}
+
+void output_runs_flush(struct broker *b)
+{
+    GPtrArray *runs = b->out->runs;
+    for (guint i = 0; i < runs->len; i++) {
+        struct conn *s = runs->pdata[i];
+        s->run_listed = FALSE;
+        handle_publish_flush_one(s, FALSE);
+    }
+    g_ptr_array_set_size(runs, 0);
+}
+
+/* ---- writing ---- */
+
+/*
+ * Output of plain sockets.  Whatever is queued for a connection during a
+ * loop turn (a frame fanned out from several publishers' reads, an ERROR) is
+ * written once, straight from the queue, when the turn's other callbacks are
+ * done: one writev per subscriber per turn, in the turn the input came in,
+ * and no epoll_ctl as long as the socket takes it all.  Only a backlog the
+ * socket refused waits for writability, through the bufferevent (EV_WRITE
+ * enabled until on_write sees the queue empty).  The write is not capped at
+ * the bufferevent's 16 KiB a turn, so a subscriber fed by many publishers is
+ * not served one small write per turn while they are read in full.
+ */
+void conn_output_kick(struct conn *c)
+{
+    struct output *o = c->b->out;
+    if (c->out_listed)
+        return;
+    /* TLS, pairs (EV_WRITE always on) and a backlog being written: the
+     * bufferevent writes; the queue only grew. */
+    if (!c->direct_out || (bufferevent_get_enabled(c->bev) & EV_WRITE)) {
+        backlog_update(c);
+        return;
+    }
+    if (conn_queued(c) == 0)
+        return;
+    c->out_listed = TRUE;
+    g_ptr_array_add(o->pending, c);
+    /* Activated now, it runs after the callbacks already due this turn. */
+    if (o->pending->len == 1)
+        event_active(o->flush, EV_TIMEOUT, 0);
+}
+
+/* The flush event: write every kicked connection's output. */
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    struct output *o = arg;
+    /* Each connection is handled once; none is freed in here. */
+    for (guint i = 0; i < o->pending->len; i++) {
+        struct conn *c = o->pending->pdata[i];
+        c->out_listed = FALSE;
+        struct evbuffer *out = bufferevent_get_output(c->bev);
+        /* A socket bufferevent keeps its output's head frozen except while it
+         * writes itself; we write for it here, the same way. */
+        evbuffer_unfreeze(out, 1);
+        evbuffer_write(out, bufferevent_getfd(c->bev));
+        evbuffer_freeze(out, 1);
+        if (evbuffer_get_length(out) == 0) {
+            conn_output_drained(c);
+        } else {
+            /* The rest when the socket takes it; after an error, it meets the
+             * error again and reports it to on_event. */
+            bufferevent_enable(c->bev, EV_WRITE);
+            backlog_update(c);
+        }
+    }
+    g_ptr_array_set_size(o->pending, 0);
+}
+
+/*
+ * Backpressure.  A subscriber that keeps up can still fall behind for a
+ * moment (a burst, a busy reader); dropping its messages then would lose
+ * data for a well-behaved peer, and queueing without limit is the memory
+ * growth brokers are known for.  So while any subscriber's queue is over
+ * the mark, publishers are not read (their data waits in their sockets:
+ * TCP slows them down).  A subscriber that takes nothing for
+ * BACKLOG_STALL_US, or is still over the mark after [broker]
+ * backpressure_hold, does
+ * not keep up: it stops holding the others back (exempt) and is bounded by
+ * max_queued_bytes and slow_deadline as before, until it has caught up to
+ * half the mark.
+ */
+static size_t backlog_mark(const struct broker *b)
+{
+    size_t max = b->cfg->max_queued_bytes;
+    return MIN(CLAMP(max / 16, 64 * 1024, 1024 * 1024), max / 2);
+}
+
+static void backlog_arm(struct output *o)
+{
+    struct timeval tv = {0, BACKLOG_CHECK_US};
+    if (o->backlogged->len)
+        evtimer_add(o->backlog_timer, &tv);
+}
+
+static void backlog_remove(struct conn *c)
+{
+    struct output *o = c->b->out;
+    g_ptr_array_remove_fast(o->backlogged, c);
+    c->backlogged = FALSE;
+    if (o->backlogged->len == 0) {
+        evtimer_del(o->backlog_timer);
+        if (o->paused->len)
+            event_active(o->resume, EV_TIMEOUT, 0);
+    }
+}
+
+static void backlog_update(struct conn *c)
+{
+    struct broker *b = c->b;
+    struct output *o = b->out;
+    size_t queued = conn_queued(c), mark = backlog_mark(b);
+    if (!c->backlogged && !c->backlog_exempt) {
+        if (queued > mark && c->state == CONN_READY && b->cfg->backpressure_hold) {
+            c->backlogged = TRUE;
+            c->backlog_since_us = c->backlog_moved_us = g_get_monotonic_time();
+            c->backlog_left = queued;
+            g_ptr_array_add(o->backlogged, c);
+            if (o->backlogged->len == 1)
+                backlog_arm(o);
+        }
+    } else if (queued <= mark / 2) {
+        c->backlog_exempt = FALSE;
+        if (c->backlogged)
+            backlog_remove(c);
+    }
+}
+
+static void on_backlog_check(evutil_socket_t fd, short what, void *arg)
+{
+    struct output *o = arg;
+    gint64 now = g_get_monotonic_time();
+    for (guint i = o->backlogged->len; i-- > 0;) {
+        struct conn *c = o->backlogged->pdata[i];
+        /* Publishers wait, so the queue only shrinks while the peer reads. */
+        size_t queued = conn_queued(c);
+        if (queued < c->backlog_left) {
+            c->backlog_left = queued;
+            c->backlog_moved_us = now;
+        }
+        gint64 hold_us = (gint64)o->b->cfg->backpressure_hold * 1000;
+        if (now - c->backlog_moved_us < MIN(BACKLOG_STALL_US, hold_us) &&
+            now - c->backlog_since_us < hold_us)
+            continue;
+        log_notice("%s@%s: %zu bytes queued for %d ms: a slow consumer, no longer holding "
+                 "publishers back",
+                 c->ident, c->peer, queued, (int)((now - c->backlog_since_us) / 1000));
+        c->backlog_exempt = TRUE;
+        backlog_remove(c);
+    }
+    backlog_arm(o);
+}
+
+gboolean output_hold_input(struct conn *c)
+{
+    struct output *o = c->b->out;
+    if (!o->backlogged->len || c->state != CONN_READY)
+        return FALSE;
+    /* A subscriber is behind: this input waits (on_resume). */
+    if (!c->input_paused) {
+        c->input_paused = TRUE;
+        g_ptr_array_add(o->paused, c);
+        bufferevent_disable(c->bev, EV_READ);
+    }
+    return TRUE;
+}
+
+/* Reading resumes: run what the paused read before they stopped. */
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    struct output *o = arg;
+    if (o->backlogged->len)
+        return;
+    GPtrArray *paused = o->paused;
+    o->paused = g_ptr_array_new();
+    for (guint i = 0; i < paused->len; i++) {
+        struct conn *c = paused->pdata[i];
+        c->input_paused = FALSE;
+    }
+    for (guint i = 0; i < paused->len; i++) {
+        struct conn *c = paused->pdata[i];
+        /* A connection closed meanwhile has left the list (output_forget). */
+        if (c->state != CONN_READY || o->b->stopping)
+            continue;
+        bufferevent_enable(c->bev, EV_READ);
+        conn_process_input(c);
+    }
+    g_ptr_array_unref(paused);
+}
+
+/* ---- a connection's life ---- */
+
+void output_attach(struct conn *c)
+{
+    /* on_write hears when a backlog is half gone (and when the queue is empty). */
+    bufferevent_setwatermark(c->bev, EV_WRITE, backlog_mark(c->b) / 2, 0);
+    /* Plain sockets: we write their output ourselves (conn_output_kick). */
+    c->direct_out = !c->tls && bufferevent_getfd(c->bev) >= 0;
+    if (c->direct_out) {
+        bufferevent_set_max_single_write(c->bev, BACKLOG_MAX_WRITE);
+        bufferevent_disable(c->bev, EV_WRITE); /* enabled from birth */
+        bufferevent_enable(c->bev, EV_READ);
+        conn_output_kick(c);
+    } else {
+        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    }
+}
+
+gboolean output_written(struct conn *c)
+{
+    backlog_update(c);
+    if (conn_queued(c) != 0)
+        return FALSE;
+    if (c->direct_out) /* backlog written: back to writing at the end of the turn */
+        bufferevent_disable(c->bev, EV_WRITE);
+    return TRUE;
+}
+
+void output_forget(struct conn *c)
+{
+    struct output *o = c->b->out;
+    if (c->run_listed)
+        g_ptr_array_remove_fast(o->runs, c);
+    if (c->out_listed)
+        g_ptr_array_remove_fast(o->pending, c);
+    if (c->input_paused)
+        g_ptr_array_remove_fast(o->paused, c);
+    if (c->backlogged)
+        backlog_remove(c);
+}
+
+struct output *output_new(struct broker *b)
+{
+    struct output *o = g_new0(struct output, 1);
+    o->b = b;
+    o->runs = g_ptr_array_new();
+    o->pending = g_ptr_array_new();
+    o->flush = event_new(b->base, -1, 0, on_flush, o);
+    o->backlogged = g_ptr_array_new();
+    o->paused = g_ptr_array_new();
+    o->backlog_timer = evtimer_new(b->base, on_backlog_check, o);
+    o->resume = event_new(b->base, -1, 0, on_resume, o);
+    return o;
+}
+
+void output_free(struct output *o)
+{
+    if (!o)
+        return;
+    g_ptr_array_unref(o->runs);
+    g_ptr_array_unref(o->pending);
+    g_ptr_array_unref(o->backlogged);
+    g_ptr_array_unref(o->paused);
+    event_free(o->flush);
+    event_free(o->backlog_timer);
+    event_free(o->resume);
+    g_free(o);
+}
