@@ -80,8 +80,14 @@ static char *set_contents_key(GPtrArray *list)
 
 GHashTable *conn_channel_set(GPtrArray *list)
 {
-    if (!list || list->len == 0)
-        return g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    /* No channels (a sensor's subscribe list, a sink's publish list): one
+     * empty set for every session, kept for the process's life. */
+    static GHashTable *empty;
+    if (!list || list->len == 0) {
+        if (!empty)
+            empty = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        return g_hash_table_ref(empty);
+    }
     if (!set_cache)
         set_cache = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, NULL);
     char *key = set_contents_key(list);
@@ -155,7 +161,9 @@ static void auth_done(void *arg)
     c->state = CONN_READY;
     c->b->stats.connections_ready++;
     metrics_ready(c->b->metrics, c->ident);
-    evtimer_del(c->timer);
+    /* Made again if the session ever closes with an error (conn_fail). */
+    event_free(c->timer);
+    c->timer = NULL;
     log_info("%s@%s: authenticated (owner %s)", c->ident, c->peer, c->owner);
     auth_job_free(j);
 

@@ -1,4 +1,30 @@
-/* PUBLISH: check, then fan the frame out to every reader by reference, in runs. */
+/*
+ * PUBLISH: check, then fan the frame out to every reader by reference, in runs.
+ *
+ * How the fanout works (what is read when, what is written when, what
+ * bounds what):
+ * - Read: one read event takes what a connection's socket holds, up to
+ *   READ_BATCH (256 KiB; TLS_READ, 32 KiB, over TLS) or max_frame (conn.c,
+ *   on_read).  Its complete
+ *   frames are copied once into a frame block and handled in that turn;
+ *   libevent then serves the other ready connections, so one publisher
+ *   gets at most READ_BATCH per loop turn.  While a subscriber that keeps
+ *   up has more than the backlog mark queued (max_queued_bytes / 16, 64 KiB
+ *   to 1 MiB), no publisher is read: the data waits in their sockets.
+ * - Decide: the receivers of (owner, channel) are the router's subscribers
+ *   (access = channels), or a view of them the router caches per owner
+ *   (access = graph): decided once, again only when the channel's
+ *   subscribers change or a reload applied new data, not per message.
+ * - Count: deliver() extends the subscriber's run of adjacent frames of
+ *   the block; no I/O, no copy.  Over max_queued_bytes it drops instead.
+ * - Queue: once the publisher's batch is handled, each run goes into the
+ *   subscriber's output as one reference to the block (a copy when the run
+ *   is under half the block, so what a queue pins stays under twice what
+ *   it counts).
+ * - Write: at the end of the loop turn, one writev per plain subscriber
+ *   (conn.c, out_flush); only what its socket refuses waits for EV_WRITE.
+ *   TLS bufferevents write (and encrypt) for themselves.
+ */
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -119,6 +145,20 @@ char *handle_channel(struct conn *c, const struct wire_msg *m)
     return chan;
 }
 
+/* handle_channel() into buf (WIRE_MAX_NAME + 1 bytes) instead of the heap. */
+static gboolean channel_copy(struct conn *c, const struct wire_msg *m, char *buf)
+{
+    size_t n = m->channel.len;
+    if (n > WIRE_MAX_NAME || (n && memchr(m->channel.ptr, 0, n))) {
+        conn_fail(c, "bad-frame", "Bad frame: channel name contains a NUL byte");
+        return FALSE;
+    }
+    if (n)
+        memcpy(buf, m->channel.ptr, n);
+    buf[n] = 0;
+    return TRUE;
+}
+
 /* Denied: ERROR, then close or carry on as configured.  Returns go-on. */
 gboolean handle_denied(struct conn *c, enum deny_kind kind, const char *chan)
 {
@@ -139,24 +179,48 @@ gboolean handle_denied(struct conn *c, enum deny_kind kind, const char *chan)
     return go_on;
 }
 
+/* The question a graph view answers: who may read what owner publishes on chan. */
+struct graph_ask {
+    const struct broker *b;
+    const char *owner, *chan;
+    gboolean looked_up;
+    const struct graph_readers *readers;
+};
+
+static gboolean graph_keep(void *sub, void *ctx)
+{
+    const struct conn *s = sub;
+    struct graph_ask *a = ctx;
+    if (!a->looked_up) {
+        a->readers = a->b->graph ? graph_readers(a->b->graph, a->owner, a->chan) : NULL;
+        a->looked_up = TRUE;
+    }
+    return graph_readers_has(a->readers, s->uid) || !strcmp(s->owner, a->owner);
+}
+
+/*
+ * chan's subscribers that may read what owner publishes.  Graph mode: the
+ * router's view for owner, made again when a reload applied new data (new
+ * graph, new uids or owners: each bumps stats.graph_reloads) or chan's
+ * subscribers changed.
+ */
+static const GPtrArray *receivers(struct broker *b, const char *owner, const char *chan)
+{
+    if (b->cfg->access != ACCESS_GRAPH)
+        return router_subscribers(b->router, chan);
+    struct graph_ask ask = {.b = b, .owner = owner, .chan = chan};
+    return router_view(b->router, chan, owner, b->stats.graph_reloads, graph_keep, &ask);
+}
+
 void handle_publish_fanout(struct broker *b, const char *owner, const char *chan,
                            struct frame_block *blk, size_t off, size_t frame_len,
                            size_t payload_len)
 {
-    const GPtrArray *subs = router_subscribers(b->router, chan);
-    if (subs && subs->len) {
-        /* Graph mode: one lookup per message, a binary search per subscriber. */
-        gboolean graph = b->cfg->access == ACCESS_GRAPH;
-        const struct graph_readers *readers =
-            graph && b->graph ? graph_readers(b->graph, owner, chan) : NULL;
-        for (guint i = 0; i < subs->len; i++) {
-            struct conn *s = subs->pdata[i];
-            if (s->state != CONN_READY)
-                continue;
-            if (graph && !graph_readers_has(readers, s->uid) && strcmp(s->owner, owner))
-                continue;
+    const GPtrArray *subs = receivers(b, owner, chan);
+    for (guint i = 0; subs && i < subs->len; i++) {
+        struct conn *s = subs->pdata[i];
+        if (s->state == CONN_READY)
             deliver(s, blk, off, frame_len, payload_len);
-        }
     }
 }
 
@@ -165,14 +229,12 @@ gboolean handle_publish(struct conn *c, const struct wire_msg *m, struct frame_b
 {
     if (!handle_check_ident(c, m))
         return FALSE;
-    char *chan = handle_channel(c, m);
-    if (!chan)
+    /* On the stack: a channel name is at most 255 bytes, and this runs per message. */
+    char chan[WIRE_MAX_NAME + 1];
+    if (!channel_copy(c, m, chan))
         return FALSE;
-    if (!g_hash_table_contains(c->may_publish, chan)) {
-        gboolean go_on = handle_denied(c, DENY_PUB, chan);
-        g_free(chan);
-        return go_on;
-    }
+    if (!g_hash_table_contains(c->may_publish, chan))
+        return handle_denied(c, DENY_PUB, chan);
 
     struct broker *b = c->b;
     c->pub_msgs++;
@@ -191,6 +253,5 @@ gboolean handle_publish(struct conn *c, const struct wire_msg *m, struct frame_b
     handle_publish_fanout(b, c->owner, chan, blk, off, m->frame_len, m->data.len);
     if (b->cluster)
         cluster_publish(b->cluster, c->ident, c->owner, chan, m->data.ptr, m->data.len);
-    g_free(chan);
     return TRUE;
 }

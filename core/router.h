@@ -24,6 +24,22 @@ gboolean router_unsubscribe(struct router *r, const char *chan, void *sub);
  */
 const GPtrArray *router_subscribers(struct router *r, const char *chan);
 
+/** Does sub receive what the view is asked for (ctx: the caller's question). */
+typedef gboolean (*router_keep_fn)(void *sub, void *ctx);
+
+/**
+ * The subscribers of chan that keep() accepts, for a question named key
+ * (e.g. a publisher's owner), decided once and cached: keep() runs again
+ * only after chan's subscribers changed or when stamp differs from the
+ * stamp the view was made under (the caller changes it whenever keep()'s
+ * answers may have changed).  At most ROUTER_MAX_VIEWS keys are kept per
+ * channel.  NULL when chan has no subscribers.  Valid as router_subscribers'
+ * answer is.
+ */
+#define ROUTER_MAX_VIEWS 64
+const GPtrArray *router_view(struct router *r, const char *chan, const char *key, guint64 stamp,
+                             router_keep_fn keep, void *ctx);
+
 /**
  * Called when a channel gets its first subscriber (on) and when it loses
  * its last one (!on), whoever causes it; fn must not subscribe or

@@ -238,18 +238,24 @@ gboolean authdb_write(const char *path, const struct opts *o, const struct plan 
                 "prepare", error))
         goto out;
     static const char chans[] = "[\"" BENCH_CHANNEL "\"]";
+    static const char idle_chans[] = "[\"" BENCH_IDLE_CHANNEL "\"]";
+    static const char pub_chans[] = "[\"" BENCH_CHANNEL "\", \"" BENCH_IDLE_CHANNEL "\"]";
+    /* Idle connections subscribe to a channel of their own; publisher 0's
+     * probes there are the proof that they are in.  They publish nothing. */
     const struct {
         const char *role;
         int n;
-        gboolean pub, sub;
-    } kinds[] = {{"pub", pubs, TRUE, FALSE}, {"sub", subs, FALSE, TRUE}, {"idle", idle, TRUE, FALSE}};
+        const char *pub, *sub;
+    } kinds[] = {{"pub", pubs, pub_chans, "[]"},
+                 {"sub", subs, "[]", chans},
+                 {"idle", idle, "[]", idle_chans}};
     for (gsize k = 0; k < G_N_ELEMENTS(kinds); k++)
         for (int i = 0; i < kinds[k].n; i++) {
             char *ident = key_ident(kinds[k].role, i);
             sqlite3_bind_text(st, 1, ident, -1, SQLITE_TRANSIENT);
             sqlite3_bind_text(st, 2, o->secret, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 3, kinds[k].pub ? chans : "[]", -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 4, kinds[k].sub ? chans : "[]", -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 3, kinds[k].pub, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 4, kinds[k].sub, -1, SQLITE_STATIC);
             int rc = sqlite3_step(st);
             sqlite3_reset(st);
             g_free(ident);
@@ -474,9 +480,37 @@ static gboolean load_graph(const struct opts *o, const struct plan *p, const cha
     return ok;
 }
 
+/* A throw-away self-signed certificate for the TLS scenario (openssl(1)). */
+static gboolean make_cert(const char *dir, GError **error)
+{
+    char *key = g_build_filename(dir, "tls.key", NULL);
+    char *crt = g_build_filename(dir, "tls.crt", NULL);
+    char *argv[] = {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", crt,
+                    "-days", "1", "-subj", "/CN=127.0.0.1", NULL};
+    int status = 0;
+    char *err_text = NULL;
+    gboolean ok = g_spawn_sync(NULL, argv, NULL,
+                               G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL,
+                               NULL, &err_text, &status, error);
+    if (ok && !g_spawn_check_wait_status(status, NULL)) {
+        g_set_error(error, bench_error_quark(), 0, "openssl req failed: %s",
+                    err_text ? g_strstrip(err_text) : "");
+        ok = FALSE;
+    }
+    g_free(err_text);
+    g_free(key);
+    g_free(crt);
+    return ok;
+}
+
 static gboolean write_config(const struct plan *p, const char *path, GError **error)
 {
-    GString *c = g_string_new("[broker]\nname = hpfriends-bench\nlisten = tcp:127.0.0.1:0\n");
+    GString *c = g_string_new("[broker]\nname = hpfriends-bench\n");
+    if (p->tls)
+        g_string_append(c, "listen = tls:127.0.0.1:0\ntls_cert = tls.crt\ntls_key = tls.key\n");
+    else
+        g_string_append(c, "listen = tcp:127.0.0.1:0\n");
     g_string_append_printf(c, "access = %s\n", p->graph ? "graph" : "channels");
     /* Per-connection log lines would cost the broker CPU in the idle scenario. */
     g_string_append(c, "log_level = notice\n");
@@ -537,7 +571,7 @@ static gboolean spawn_broker(const struct opts *o, const struct plan *p, struct 
     char *db = g_build_filename(t->dir, "auth.db", NULL);
     char *ready = g_build_filename(t->dir, "ready", NULL);
     t->log_path = g_build_filename(t->dir, "broker.log", NULL);
-    gboolean ok = write_config(p, conf, error);
+    gboolean ok = (!p->tls || make_cert(t->dir, error)) && write_config(p, conf, error);
     if (ok)
         ok = p->graph ? load_graph(o, p, conf, t->dir, error)
                       : authdb_write(db, o, &p, 1, error);
@@ -574,7 +608,9 @@ static gboolean spawn_broker(const struct opts *o, const struct plan *p, struct 
         if (g_file_get_contents(ready, &text, NULL, NULL)) {
             char addr[64];
             int port;
-            if (sscanf(text, "tcp %63s %d", addr, &port) == 2 &&
+            char kind[8];
+            if (sscanf(text, "%7s %63s %d", kind, addr, &port) == 3 &&
+                (!strcmp(kind, "tcp") || !strcmp(kind, "tls")) &&
                 bench_parse_addr(addr, port, &t->addr, &t->addr_len)) {
                 ok = TRUE;
                 t->start_s = (double)(g_get_monotonic_time() - t0) / 1e6;
@@ -614,7 +650,7 @@ gboolean target_start(const struct opts *o, const struct plan *p, struct target 
 {
     memset(t, 0, sizeof *t);
     if (p->relay)
-        return relay_spawn(t, error);
+        return relay_spawn(t, p->publishers > 1, error);
     if (o->host) {
         if (!bench_parse_addr(o->host, o->port, &t->addr, &t->addr_len)) {
             g_set_error(error, bench_error_quark(), 0, "--host: '%s' is not a numeric address",

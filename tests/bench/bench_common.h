@@ -12,11 +12,18 @@
 #include <sys/types.h>
 
 #define BENCH_CHANNEL "bench"
+/* Idle connections subscribe here; nobody publishes on it. */
+#define BENCH_IDLE_CHANNEL "bench-idle"
 #define BENCH_SECRET "bench-secret"
 /* Every payload starts with this header; the rest is filler. */
 #define BENCH_MAGIC 0x48504642u /* "HPFB" */
 #define BENCH_HDR_LEN 24u       /* magic u32, source u32, seq u64, sent ns u64 */
 #define BENCH_PROBE_BIT 0x80000000u /* in source: a warm-up probe, not measured */
+
+/* The clients run on at most this many event loops, one thread each. */
+#define BENCH_MAX_THREADS 16
+/* A bench thread this busy may have been the limit: the scenario is bench-bound. */
+#define BENCH_BOUND_PCT 80.0
 
 /* ---- options ---- */
 
@@ -35,6 +42,7 @@ struct opts {
     int seed;
     /* Overrides; negative when not given (each scenario has its own default). */
     int subscribers, publishers, size, rate, connections, users, edges, window;
+    int threads; /* event loops (threads) the clients are spread over */
     gint64 max_queued;
     /* --sub-port: subscribers spread over these ports of --host (the nodes
      * of a cluster), round robin; publishers stay on --port. */
@@ -55,6 +63,8 @@ struct plan {
     enum plan_mode mode;
     gboolean graph; /* broker with access = graph and the generated graph */
     gboolean relay; /* the in-bench relay instead of the broker */
+    gboolean tls;   /* clients connect over TLS (a tls: listener, a throw-away certificate) */
+    const char *ref; /* deliveries/s are compared with this scenario's ("vs relay") */
     int publishers, subscribers;
     int stalled;       /* of the subscribers, how many never read */
     int size;          /* payload bytes */
@@ -95,6 +105,12 @@ struct result {
     double cpu_s;
     long rss_start_kib, hwm_kib, rss_end_kib;
     double bench_cpu_s;
+    /* Per bench thread over the window: CPU % of one core and what it ran. */
+    guint n_threads;
+    double thread_pct[BENCH_MAX_THREADS];
+    char thread_what[BENCH_MAX_THREADS][24];
+    double bench_max_pct; /* the busiest thread */
+    gboolean bench_bound; /* a thread at or over BENCH_BOUND_PCT: the bench was the limit */
     /* idle */
     gboolean have_per_conn;
     double per_conn_kib;
@@ -118,6 +134,7 @@ struct target {
     gboolean spawned;   /* we started it and stop it */
     gboolean is_relay;
     struct sockaddr_storage addr, sub_addr; /* relay: subscribers connect to sub_addr */
+    gboolean tls;                           /* addr is a TLS listener */
     socklen_t addr_len;
     char *dir;          /* temp dir of a spawned broker */
     char *log_path;
@@ -156,8 +173,9 @@ GQuark bench_error_quark(void);
 gboolean bench_parse_addr(const char *host, int port, struct sockaddr_storage *ss,
                           socklen_t *len);
 
-/* bench_relay.c: fork the relay; its two ports go to t->addr and t->sub_addr. */
-gboolean relay_spawn(struct target *t, GError **error);
+/* bench_relay.c: fork the relay; its two ports go to t->addr and t->sub_addr.
+ * framed: several publishers, so only whole frames are forwarded. */
+gboolean relay_spawn(struct target *t, gboolean framed, GError **error);
 
 /* bench_run.c */
 void run_plan(const struct opts *o, const struct plan *p, struct target *t, struct result *r);

@@ -1,12 +1,15 @@
 /*
- * The relay scenario's process: a trivial relay forked from the bench, the
- * machine's own ceiling for fan-out.  No parsing, no auth: every byte read
- * from the one publisher connection is queued, by reference, to every
- * subscriber connection.  When a subscriber holds more than RELAY_HIGH it
- * stops reading the publisher (so it never drops) until all are under
- * RELAY_LOW.
+ * The relay scenarios' process, forked from the bench: the simplest thing
+ * that could possibly relay, so that "vs relay" means "vs the naive way".
+ * One thread, blocking sockets, poll(): one read of up to 1 MiB from a
+ * publisher, then that buffer written whole to each subscriber with
+ * blocking write().  No parsing and no auth; with more than one publisher
+ * (the ingest relay) it forwards only whole frames (the 4-byte length prefix), so
+ * that two publishers' bytes never interleave inside a frame, and keeps a
+ * publisher's partial frame for its next read.
  */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -16,165 +19,168 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/event.h>
-#include <event2/listener.h>
-
 #include "bench_common.h"
 
-#define RELAY_HIGH (4u << 20) /* stop reading the publisher when a subscriber holds this */
-#define RELAY_LOW (1u << 20)
+#define RELAY_READ (1u << 20)
+#define RELAY_MAX_PUBS 4096
+
+struct relay_pub {
+    int fd;
+    uint8_t *buf; /* RELAY_READ bytes, allocated on first use */
+    size_t len;   /* a partial frame kept from the last read */
+};
 
 struct relay {
-    struct event_base *base;
-    GPtrArray *subs; /* struct bufferevent * */
-    struct bufferevent *pub;
-    gboolean paused;
+    int pub_listener, sub_listener;
+    GArray *pubs; /* struct relay_pub */
+    GArray *subs; /* int fd */
+    gboolean framed; /* several publishers: forward whole frames only */
 };
 
-struct relay_block {
-    int refs;
-    uint8_t data[];
-};
-
-static void relay_block_unref(G_GNUC_UNUSED const void *data, G_GNUC_UNUSED size_t len,
-                              void *arg)
+static gboolean write_all(int fd, const uint8_t *p, size_t n)
 {
-    struct relay_block *b = arg;
-    if (--b->refs == 0)
-        g_free(b);
-}
-
-static void relay_drop(struct relay *r, struct bufferevent *bev)
-{
-    if (bev == r->pub)
-        r->pub = NULL;
-    else
-        g_ptr_array_remove_fast(r->subs, bev);
-    bufferevent_free(bev);
-}
-
-static void relay_event(struct bufferevent *bev, short what, void *arg)
-{
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-        relay_drop(arg, bev);
-}
-
-static void relay_pub_read(struct bufferevent *bev, void *arg)
-{
-    struct relay *r = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    size_t n = evbuffer_get_length(in);
-    if (n == 0)
-        return;
-    if (r->subs->len == 0) {
-        evbuffer_drain(in, n);
-        return;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return FALSE;
+        p += w;
+        n -= (size_t)w;
     }
-    /* One copy out of the socket buffer, then a reference per subscriber. */
-    struct relay_block *b = g_malloc(sizeof *b + n);
-    b->refs = 1;
-    evbuffer_remove(in, b->data, n);
-    gboolean full = FALSE;
-    for (guint i = 0; i < r->subs->len; i++) {
-        struct evbuffer *out = bufferevent_get_output(r->subs->pdata[i]);
-        b->refs++;
-        evbuffer_add_reference(out, b->data, n, relay_block_unref, b);
-        full |= evbuffer_get_length(out) > RELAY_HIGH;
-    }
-    relay_block_unref(NULL, 0, b);
-    if (full) {
-        bufferevent_disable(bev, EV_READ);
-        r->paused = TRUE;
+    return TRUE;
+}
+
+/* The buffer to every subscriber, whole; one that fails is dropped. */
+static void relay_out(struct relay *r, const uint8_t *p, size_t n)
+{
+    for (guint i = 0; i < r->subs->len;) {
+        int fd = g_array_index(r->subs, int, i);
+        if (write_all(fd, p, n)) {
+            i++;
+            continue;
+        }
+        close(fd);
+        g_array_remove_index_fast(r->subs, i);
     }
 }
 
-static void relay_sub_write(G_GNUC_UNUSED struct bufferevent *bev, void *arg)
+/* Bytes at the head of p that are whole frames. */
+static size_t whole_frames(const uint8_t *p, size_t n)
 {
-    struct relay *r = arg;
-    if (!r->paused || !r->pub)
-        return;
-    for (guint i = 0; i < r->subs->len; i++)
-        if (evbuffer_get_length(bufferevent_get_output(r->subs->pdata[i])) > RELAY_LOW)
-            return;
-    r->paused = FALSE;
-    bufferevent_enable(r->pub, EV_READ);
-}
-
-static void relay_sub_read(struct bufferevent *bev, G_GNUC_UNUSED void *arg)
-{
-    evbuffer_drain(bufferevent_get_input(bev), (size_t)-1);
-}
-
-static struct bufferevent *relay_bev(struct relay *r, evutil_socket_t fd)
-{
-    /* As the broker does: no Nagle delay on small writes (latency-relay). */
-    int on = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-    struct bufferevent *bev = bufferevent_socket_new(r->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    bufferevent_set_max_single_read(bev, 65536);
-    bufferevent_set_max_single_write(bev, 65536);
-    return bev;
-}
-
-static void relay_accept_pub(G_GNUC_UNUSED struct evconnlistener *l, evutil_socket_t fd,
-                             G_GNUC_UNUSED struct sockaddr *sa, G_GNUC_UNUSED int salen,
-                             void *arg)
-{
-    struct relay *r = arg;
-    if (r->pub) {
-        evutil_closesocket(fd); /* bytes from two publishers would interleave */
-        return;
+    size_t off = 0;
+    while (n - off >= 4) {
+        uint32_t flen = (uint32_t)p[off] << 24 | (uint32_t)p[off + 1] << 16 |
+                        (uint32_t)p[off + 2] << 8 | p[off + 3];
+        if (flen < 5 || flen > n - off)
+            break;
+        off += flen;
     }
-    r->pub = relay_bev(r, fd);
-    bufferevent_setcb(r->pub, relay_pub_read, NULL, relay_event, r);
-    bufferevent_enable(r->pub, EV_READ);
+    return off;
 }
 
-static void relay_accept_sub(G_GNUC_UNUSED struct evconnlistener *l, evutil_socket_t fd,
-                             G_GNUC_UNUSED struct sockaddr *sa, G_GNUC_UNUSED int salen,
-                             void *arg)
+/* FALSE when the publisher is gone. */
+static gboolean relay_pub_read(struct relay *r, struct relay_pub *pb)
 {
-    struct relay *r = arg;
-    struct bufferevent *bev = relay_bev(r, fd);
-    bufferevent_setcb(bev, relay_sub_read, relay_sub_write, relay_event, r);
-    bufferevent_setwatermark(bev, EV_WRITE, RELAY_LOW, 0);
-    bufferevent_enable(bev, EV_READ | EV_WRITE);
-    g_ptr_array_add(r->subs, bev);
+    if (!pb->buf)
+        pb->buf = g_malloc(RELAY_READ);
+    ssize_t n = read(pb->fd, pb->buf + pb->len, RELAY_READ - pb->len);
+    if (n < 0 && errno == EINTR)
+        return TRUE;
+    if (n <= 0)
+        return FALSE;
+    if (!r->framed) {
+        relay_out(r, pb->buf, (size_t)n);
+        return TRUE;
+    }
+    pb->len += (size_t)n;
+    size_t whole = whole_frames(pb->buf, pb->len);
+    if (whole == 0 && pb->len == RELAY_READ)
+        return FALSE; /* a frame larger than the buffer: not ours to relay */
+    relay_out(r, pb->buf, whole);
+    memmove(pb->buf, pb->buf + whole, pb->len - whole);
+    pb->len -= whole;
+    return TRUE;
 }
 
-static struct evconnlistener *relay_listen(struct relay *r, evconnlistener_cb cb, int *port)
+static int relay_listen(int *port)
 {
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    struct evconnlistener *l =
-        evconnlistener_new_bind(r->base, cb, r, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 128,
-                                (struct sockaddr *)&sin, sizeof sin);
-    if (!l)
-        return NULL;
-    struct sockaddr_in got;
-    socklen_t len = sizeof got;
-    getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&got, &len);
-    *port = ntohs(got.sin_port);
-    return l;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), on = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof sin) != 0 || listen(fd, 1024) != 0)
+        return -1;
+    socklen_t len = sizeof sin;
+    getsockname(fd, (struct sockaddr *)&sin, &len);
+    *port = ntohs(sin.sin_port);
+    return fd;
 }
 
-/* The child: serve until killed, or until the parent goes away. */
-static void G_GNUC_NORETURN relay_main(int report_fd)
+static void relay_accept(struct relay *r, int listener)
 {
-    struct relay r = {.base = event_base_new(), .subs = g_ptr_array_new()};
+    int fd = accept(listener, NULL, NULL), on = 1;
+    if (fd < 0)
+        return;
+    /* As the broker does: no Nagle delay on small writes (latency-relay). */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+    if (listener == r->sub_listener) {
+        g_array_append_val(r->subs, fd);
+    } else if (r->pubs->len < RELAY_MAX_PUBS) {
+        struct relay_pub pb = {.fd = fd};
+        g_array_append_val(r->pubs, pb);
+    } else {
+        close(fd);
+    }
+}
+
+/* One poll() over the listeners and the publishers, then each ready one in turn. */
+static void relay_turn(struct relay *r, struct pollfd *pfd)
+{
+    guint n = r->pubs->len;
+    pfd[0] = (struct pollfd){.fd = r->pub_listener, .events = POLLIN};
+    pfd[1] = (struct pollfd){.fd = r->sub_listener, .events = POLLIN};
+    for (guint i = 0; i < n; i++)
+        pfd[2 + i] = (struct pollfd){.fd = g_array_index(r->pubs, struct relay_pub, i).fd,
+                                     .events = POLLIN};
+    if (poll(pfd, n + 2, -1) <= 0)
+        return;
+    for (guint i = n; i-- > 0;) {
+        if (!(pfd[2 + i].revents & (POLLIN | POLLHUP | POLLERR)))
+            continue;
+        struct relay_pub *pb = &g_array_index(r->pubs, struct relay_pub, i);
+        if (!relay_pub_read(r, pb)) {
+            close(pb->fd);
+            g_free(pb->buf);
+            g_array_remove_index_fast(r->pubs, i);
+        }
+    }
+    if (pfd[0].revents & POLLIN)
+        relay_accept(r, r->pub_listener);
+    if (pfd[1].revents & POLLIN)
+        relay_accept(r, r->sub_listener);
+}
+
+/* The child: serve until killed. */
+static void G_GNUC_NORETURN relay_main(int report_fd, gboolean framed)
+{
+    signal(SIGPIPE, SIG_IGN);
+    struct relay r = {.framed = framed,
+                      .pubs = g_array_new(FALSE, FALSE, sizeof(struct relay_pub)),
+                      .subs = g_array_new(FALSE, FALSE, sizeof(int))};
     int ports[2] = {0, 0};
-    if (!relay_listen(&r, relay_accept_pub, &ports[0]) ||
-        !relay_listen(&r, relay_accept_sub, &ports[1]))
+    r.pub_listener = relay_listen(&ports[0]);
+    r.sub_listener = relay_listen(&ports[1]);
+    if (r.pub_listener < 0 || r.sub_listener < 0)
         _exit(1);
     if (write(report_fd, ports, sizeof ports) != sizeof ports)
         _exit(1);
     close(report_fd);
-    event_base_dispatch(r.base);
-    _exit(0);
+    struct pollfd *pfd = g_new(struct pollfd, RELAY_MAX_PUBS + 2);
+    for (;;)
+        relay_turn(&r, pfd);
 }
 
-gboolean relay_spawn(struct target *t, GError **error)
+gboolean relay_spawn(struct target *t, gboolean framed, GError **error)
 {
     int fds[2];
     if (pipe(fds) != 0) {
@@ -184,7 +190,7 @@ gboolean relay_spawn(struct target *t, GError **error)
     pid_t pid = fork();
     if (pid == 0) {
         close(fds[0]);
-        relay_main(fds[1]);
+        relay_main(fds[1], framed);
     }
     close(fds[1]);
     int ports[2];
@@ -206,4 +212,3 @@ gboolean relay_spawn(struct target *t, GError **error)
     bench_parse_addr("127.0.0.1", ports[1], &t->sub_addr, &l);
     return TRUE;
 }
-

@@ -1,7 +1,9 @@
 /*
- * The scenario runner: hpfeeds clients on one libevent loop.
+ * The scenario runner: hpfeeds clients spread over several libevent loops,
+ * one thread each, so that the load generator is not the limit.
  *
- * Every run goes through the same phases:
+ * Publishers go to the first loop(s), subscribers round robin over the
+ * others; a coordinator (the calling thread, its own loop) runs the phases:
  *   warm     connect, INFO -> AUTH (+ SUBSCRIBE), then probes every 20 ms
  *            until every subscriber has received one and every publisher
  *            has been seen by some subscriber.  hpfeeds has no "auth ok",
@@ -12,8 +14,12 @@
  *   drain    no more sending; wait until every reading subscriber has
  *            everything, or 2 s without progress.  What is still missing
  *            then is a drop.
- * Payloads carry (magic, source, seq, CLOCK_MONOTONIC ns at send): one
- * process sends and receives, so the clocks agree.
+ * Payloads carry (magic, source, seq, CLOCK_MONOTONIC ns at send); the
+ * clock is the same in every thread.  Plain sockets are read straight into
+ * a per-client buffer (libevent 2.1 would read at most 4 KiB per event);
+ * TLS clients read through their bufferevent.  Each loop counts for itself
+ * (messages, latency histogram); the coordinator adds them up, and samples
+ * every loop thread's CPU from /proc/self/task at both ends of the window.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -22,12 +28,16 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <event2/thread.h>
+#include <openssl/ssl.h>
 
 #include "bench_common.h"
 #include "wire.h"
@@ -41,8 +51,12 @@
 /* A streaming publisher refills its output buffer to PUB_HIGH once the
  * socket has taken it down to PUB_LOW: TCP decides the pace. */
 #define PUB_LOW (64u * 1024)
-#define PUB_HIGH (128u * 1024)
-#define SUB_MAX_READ (128 * 1024)
+#define PUB_HIGH (256u * 1024)
+/* A subscriber reads up to this much per read(), at most SUB_READS times a
+ * turn, so that the others on its loop get their turn. */
+#define SUB_BUF (256u * 1024)
+#define SUB_READS 4
+#define SMALL_BUF 1024u
 #define PACED_MAX_QUEUE (4u << 20)
 #define IDLE_CONCURRENCY 256
 #define MAX_FRAME (16u << 20)
@@ -55,9 +69,28 @@ enum phase { PH_WARM, PH_MEASURE, PH_IDLE_HOLD, PH_DRAIN, PH_DONE };
 
 struct run;
 
+/* One event loop and its thread, and what its clients counted. */
+struct loop {
+    struct run *r;
+    guint index;
+    struct event_base *base;
+    GThread *thread;
+    int tid;
+    struct event *wake; /* another thread asks this loop to probe or pump */
+    gboolean has_pubs;
+    /* written by this loop's thread only */
+    guint64 sent, recv_total, recv_window, bytes_window;
+    struct hist *hist;
+    double cpu0, cpu1; /* thread CPU seconds at the window's ends */
+};
+
 struct client {
     struct run *r;
+    struct loop *loop;
     struct bufferevent *bev;
+    struct event *rev; /* plain sockets: reads go straight into rbuf */
+    uint8_t *rbuf;
+    size_t rlen, rcap;
     enum role role;
     int index;
     enum cstate state;
@@ -69,7 +102,7 @@ struct client {
     gboolean confirmed;
     /* subscriber */
     gboolean stalled, warmed;
-    guint64 received;
+    guint64 received; /* read by other threads (window, drain) */
     guint64 *next_seq; /* per publisher */
     guint64 gaps, reorders;
 };
@@ -79,38 +112,35 @@ struct run {
     const struct plan *p;
     struct target *t;
     struct result *res;
-    struct event_base *base;
+    struct event_base *base; /* the coordinator's */
+    struct loop loops[BENCH_MAX_THREADS];
+    guint n_loops, n_pub_loops;
+    SSL_CTX *ssl_ctx;
     GPtrArray *pubs, *subs, *idle; /* struct client * */
-    enum phase ph;
+    int ph;                        /* enum phase; atomic */
+    int sending;                   /* atomic */
+    int window_blocked;            /* atomic */
     struct event *tick, *pace, *deadline;
     guint64 phase_ns, t0, t_end, last_progress_ns, progress_mark, progress_ns;
-    gboolean sending;
-    guint64 sent, recv_window, bytes_window, recv_total;
-    guint warmed, confirmed;
-    gboolean window_blocked;
-    struct hist *hist;
+    guint warmed, confirmed; /* atomic */
+    struct hist *hist;       /* the loops' added up */
+    GMutex lock;             /* failure, first_error */
     char *failure;
-    guint64 errors_seen, conns_lost;
+    guint64 errors_seen, conns_lost; /* atomic */
     char *first_error;
     guint next_pub;
     guint64 paced_skipped; /* messages not sent: the publisher's socket was full */
-    /* idle */
+    /* idle (the idle clients live on loop 0) */
     int idle_started, idle_inflight, idle_done;
-    guint8 *idle_seen;
     guint64 idle_t1, hold_t0;
+    uint8_t *idle_probe; /* publisher 0's probe frame on the idle channel */
+    size_t idle_probe_len;
     struct proc_sample before, start, end, held;
     struct rusage ru0, ru1;
     struct broker_counters counted0;
 };
 
-/*
- * Two priorities: subscribers (and timers) first, publishers only when no
- * subscriber has anything to read.  One thread serves both ends, and a
- * publisher that is served as often as a subscriber would outrun it (200 to
- * 1 in ingest), filling the broker's queues with what the bench itself
- * cannot take in.
- */
-enum { PRIO_READ = 0, PRIO_PUBLISH = 1, N_PRIOS = 2 };
+static int phase(struct run *r) { return g_atomic_int_get(&r->ph); }
 
 static void wr32(uint8_t *p, uint32_t v)
 {
@@ -133,7 +163,10 @@ static uint32_t rd32(const uint8_t *p)
 
 static guint64 rd64(const uint8_t *p) { return (guint64)rd32(p) << 32 | rd32(p + 4); }
 
-static const char *phase_name(enum phase ph)
+static guint64 load64(const guint64 *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static void store64(guint64 *p, guint64 v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+
+static const char *phase_name(int ph)
 {
     static const char *const names[] = {"warm-up", "measurement", "idle hold", "drain", "done"};
     return names[ph];
@@ -142,14 +175,25 @@ static const char *phase_name(enum phase ph)
 static void fail(struct run *r, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 static void fail(struct run *r, const char *fmt, ...)
 {
+    g_mutex_lock(&r->lock);
     if (!r->failure) {
         va_list ap;
         va_start(ap, fmt);
         r->failure = g_strdup_vprintf(fmt, ap);
         va_end(ap);
     }
-    r->ph = PH_DONE;
+    g_mutex_unlock(&r->lock);
+    g_atomic_int_set(&r->ph, PH_DONE);
     event_base_loopbreak(r->base);
+}
+
+static void note_error(struct run *r, char *text)
+{
+    g_mutex_lock(&r->lock);
+    if (!r->first_error)
+        r->first_error = g_steal_pointer(&text);
+    g_mutex_unlock(&r->lock);
+    g_free(text);
 }
 
 /* ---- sending ---- */
@@ -173,32 +217,51 @@ static void send_measured(struct client *c)
 {
     stamp(c, (uint32_t)c->index, c->seq++);
     evbuffer_add(bufferevent_get_output(c->bev), c->frame, c->frame_len);
-    c->r->sent++;
+    store64(&c->loop->sent, c->loop->sent + 1);
 }
 
-static guint64 min_received(struct run *r)
+static guint64 total_sent(struct run *r)
+{
+    guint64 n = 0;
+    for (guint i = 0; i < r->n_loops; i++)
+        n += load64(&r->loops[i].sent);
+    return n;
+}
+
+static guint64 total_received(struct run *r)
+{
+    guint64 n = 0;
+    for (guint i = 0; i < r->n_loops; i++)
+        n += load64(&r->loops[i].recv_total);
+    return n;
+}
+
+static guint64 min_received(struct run *r, guint64 sent)
 {
     guint64 lo = G_MAXUINT64;
     for (guint i = 0; i < r->subs->len; i++) {
         struct client *s = r->subs->pdata[i];
-        if (!s->stalled && s->received < lo)
-            lo = s->received;
+        guint64 got = load64(&s->received);
+        if (!s->stalled && got < lo)
+            lo = got;
     }
-    return lo == G_MAXUINT64 ? r->sent : lo;
+    return lo == G_MAXUINT64 ? sent : lo;
 }
 
 /* Stream mode: top the output buffer up, within the in-flight window. */
 static void pump(struct client *c)
 {
     struct run *r = c->r;
-    if (!r->sending || r->p->mode != MODE_STREAM || c->state != C_READY || !c->bev)
+    if (!g_atomic_int_get(&r->sending) || r->p->mode != MODE_STREAM || c->state != C_READY ||
+        !c->bev)
         return;
     struct evbuffer *out = bufferevent_get_output(c->bev);
     guint64 budget = G_MAXUINT64;
     if (r->p->window > 0) {
-        guint64 inflight = r->sent - min_received(r);
+        guint64 sent = total_sent(r);
+        guint64 inflight = sent - MIN(sent, min_received(r, sent));
         if (inflight >= (guint64)r->p->window) {
-            r->window_blocked = TRUE;
+            g_atomic_int_set(&r->window_blocked, 1);
             return;
         }
         budget = (guint64)r->p->window - inflight;
@@ -209,26 +272,27 @@ static void pump(struct client *c)
         send_measured(c);
 }
 
-static void pump_all(struct run *r)
+static void wake_publishers(struct run *r)
 {
-    r->window_blocked = FALSE;
-    for (guint i = 0; i < r->pubs->len; i++)
-        pump(r->pubs->pdata[i]);
+    for (guint i = 0; i < r->n_pub_loops; i++)
+        event_active(r->loops[i].wake, EV_READ, 0);
 }
 
 static void on_pace(G_GNUC_UNUSED evutil_socket_t fd, G_GNUC_UNUSED short what, void *arg)
 {
     struct run *r = arg;
-    if (!r->sending || r->pubs->len == 0)
+    if (!g_atomic_int_get(&r->sending) || r->pubs->len == 0)
         return;
+    /* Paced plans keep all publishers on loop 0: sent is this thread's. */
+    struct loop *l = &r->loops[0];
     guint64 due = (guint64)((double)(now_ns() - r->t0) * r->p->rate / 1e9) - r->paced_skipped;
-    for (guint tries = 0; r->sent < due && tries < 10000; tries++) {
+    for (guint tries = 0; l->sent < due && tries < 10000; tries++) {
         struct client *c = r->pubs->pdata[r->next_pub++ % r->pubs->len];
         if (c->state != C_READY || !c->bev)
             continue;
         if (evbuffer_get_length(bufferevent_get_output(c->bev)) > PACED_MAX_QUEUE) {
             /* The broker does not take them: skip, and report the offered rate as missed. */
-            r->paced_skipped += due - r->sent;
+            r->paced_skipped += due - l->sent;
             return;
         }
         send_measured(c);
@@ -240,23 +304,23 @@ static void on_pace(G_GNUC_UNUSED evutil_socket_t fd, G_GNUC_UNUSED short what, 
 static void got_probe(struct client *c, uint32_t src)
 {
     struct run *r = c->r;
+    if (c->role == ROLE_IDLE) {
+        /* The publisher's probe on the idle channel: AUTH and SUBSCRIBE are in. */
+        if (!c->warmed) {
+            c->warmed = TRUE;
+            g_atomic_int_inc(&r->idle_done);
+        }
+        return;
+    }
     if (!c->warmed) {
         c->warmed = TRUE;
-        r->warmed++;
-        if (c->stalled)
-            bufferevent_disable(c->bev, EV_READ);
+        g_atomic_int_inc(&r->warmed);
     }
     if (src < r->pubs->len) {
         struct client *p = r->pubs->pdata[src];
-        if (!p->confirmed) {
-            p->confirmed = TRUE;
-            r->confirmed++;
-        }
-    } else if (r->idle_seen && src - r->pubs->len < (guint)r->p->connections) {
-        guint i = src - r->pubs->len;
-        if (!r->idle_seen[i]) {
-            r->idle_seen[i] = 1;
-            r->idle_done++;
+        if (!g_atomic_int_get(&p->confirmed)) {
+            g_atomic_int_set(&p->confirmed, TRUE);
+            g_atomic_int_inc(&r->confirmed);
         }
     }
 }
@@ -264,6 +328,7 @@ static void got_probe(struct client *c, uint32_t src)
 static void got_publish(struct client *c, const struct wire_msg *m, guint64 now)
 {
     struct run *r = c->r;
+    struct loop *l = c->loop;
     if (m->data.len < BENCH_HDR_LEN || rd32(m->data.ptr) != BENCH_MAGIC)
         return;
     uint32_t src = rd32(m->data.ptr + 4);
@@ -274,13 +339,13 @@ static void got_publish(struct client *c, const struct wire_msg *m, guint64 now)
     if (src >= r->pubs->len)
         return;
     guint64 seq = rd64(m->data.ptr + 8), sent = rd64(m->data.ptr + 16);
-    c->received++;
-    r->recv_total++;
-    if (r->ph == PH_MEASURE) {
-        r->recv_window++;
-        r->bytes_window += m->frame_len;
+    store64(&c->received, c->received + 1);
+    store64(&l->recv_total, l->recv_total + 1);
+    if (phase(r) == PH_MEASURE) {
+        store64(&l->recv_window, l->recv_window + 1);
+        store64(&l->bytes_window, l->bytes_window + m->frame_len);
     }
-    hist_add(r->hist, now > sent ? now - sent : 0);
+    hist_add(l->hist, now > sent ? now - sent : 0);
     guint64 *next = &c->next_seq[src];
     if (seq == *next) {
         (*next)++;
@@ -296,7 +361,7 @@ static void send_auth(struct client *c, const struct wire_msg *info)
 {
     struct run *r = c->r;
     uint8_t hash[WIRE_HASH_LEN];
-    uint8_t buf[2 * (WIRE_HEADER_LEN + 1 + WIRE_MAX_NAME) + WIRE_HASH_LEN + 64];
+    uint8_t buf[3 * (WIRE_HEADER_LEN + 1 + WIRE_MAX_NAME) + WIRE_HASH_LEN + 64];
     const char *secret = r->o->secret;
     size_t il = strlen(c->ident);
     if (wire_auth_hash(info->data.ptr, info->data.len, secret, strlen(secret), hash) != 0) {
@@ -304,13 +369,14 @@ static void send_auth(struct client *c, const struct wire_msg *info)
         return;
     }
     size_t n = wire_encode_auth(buf, sizeof buf, c->ident, il, hash);
-    if (c->role == ROLE_SUB)
-        n += wire_encode_sub(buf + n, sizeof buf - n, WIRE_OP_SUBSCRIBE, c->ident, il,
-                             BENCH_CHANNEL, strlen(BENCH_CHANNEL));
+    const char *sub = c->role == ROLE_SUB ? BENCH_CHANNEL
+                      : c->role == ROLE_IDLE ? BENCH_IDLE_CHANNEL
+                                             : NULL;
+    if (sub)
+        n += wire_encode_sub(buf + n, sizeof buf - n, WIRE_OP_SUBSCRIBE, c->ident, il, sub,
+                             strlen(sub));
     /* AUTH and what follows in one write: the broker queues frames behind AUTH. */
     bufferevent_write(c->bev, buf, n);
-    if (c->role == ROLE_IDLE)
-        send_probe(c);
 }
 
 static void idle_launch(struct run *r);
@@ -331,49 +397,111 @@ static void got_frame(struct client *c, const struct wire_msg *m, guint64 now)
         break;
     case WIRE_OP_PUBLISH: got_publish(c, m, now); break;
     case WIRE_OP_ERROR:
-        r->errors_seen++;
-        if (!r->first_error)
-            r->first_error = g_strdup_printf("%s got ERROR '%.*s' during %s", c->ident,
-                                             (int)m->data.len, (const char *)m->data.ptr,
-                                             phase_name(r->ph));
+        __atomic_fetch_add(&r->errors_seen, 1, __ATOMIC_RELAXED);
+        note_error(r, g_strdup_printf("%s got ERROR '%.*s' during %s", c->ident,
+                                      (int)m->data.len, (const char *)m->data.ptr,
+                                      phase_name(phase(r))));
         break;
     default: break;
     }
 }
 
+/* A stalled subscriber stops reading once it is warm: the broker must queue. */
+static gboolean reading(const struct client *c) { return !(c->stalled && c->warmed); }
+
+/*
+ * The complete frames at the head of data; returns the bytes used, or
+ * (size_t)-1 after a failure.  *need is set to the length of an incomplete
+ * frame at the end.
+ */
+static size_t parse_frames(struct client *c, const uint8_t *data, size_t len, size_t *need)
+{
+    guint64 now = now_ns();
+    char reason[128];
+    size_t off = 0;
+    *need = 0;
+    while (len - off >= WIRE_HEADER_LEN && reading(c)) {
+        uint32_t flen = wire_peek_length(data + off);
+        if (flen < WIRE_HEADER_LEN || flen > MAX_FRAME) {
+            fail(c->r, "%s: bad frame length %u from the broker", c->ident, flen);
+            return (size_t)-1;
+        }
+        if (len - off < flen) {
+            *need = flen;
+            break;
+        }
+        struct wire_msg m;
+        const char *err = NULL;
+        if (wire_decode(data + off, flen, MAX_FRAME, &m, reason, sizeof reason, &err) !=
+            WIRE_FRAME) {
+            fail(c->r, "%s: undecodable frame from the broker: %s", c->ident, err ? err : "?");
+            return (size_t)-1;
+        }
+        got_frame(c, &m, now);
+        off += flen;
+        if (c->state == C_DEAD)
+            return (size_t)-1;
+    }
+    return off;
+}
+
+static void after_input(struct client *c)
+{
+    if (g_atomic_int_get(&c->r->window_blocked)) {
+        g_atomic_int_set(&c->r->window_blocked, 0);
+        wake_publishers(c->r);
+    }
+}
+
+static void client_lost(struct client *c, gboolean eof, int err);
+
+/* Plain sockets: read into rbuf, then take the complete frames out. */
+static void on_sock_read(evutil_socket_t fd, G_GNUC_UNUSED short what, void *arg)
+{
+    struct client *c = arg;
+    for (int i = 0; i < SUB_READS && c->rev && reading(c); i++) {
+        size_t room = c->rcap - c->rlen;
+        ssize_t n = read(fd, c->rbuf + c->rlen, room);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+            client_lost(c, n == 0, errno);
+            return;
+        }
+        if (n < 0)
+            break;
+        c->rlen += (size_t)n;
+        size_t need;
+        size_t used = parse_frames(c, c->rbuf, c->rlen, &need);
+        if (used == (size_t)-1)
+            return;
+        memmove(c->rbuf, c->rbuf + used, c->rlen - used);
+        c->rlen -= used;
+        if (need > c->rcap) {
+            c->rcap = need;
+            c->rbuf = g_realloc(c->rbuf, c->rcap);
+        }
+        if ((size_t)n < room)
+            break; /* the socket is empty */
+    }
+    if (c->rev && !reading(c))
+        event_del(c->rev);
+    after_input(c);
+}
+
+/* TLS: the bufferevent reads (and decrypts); frames are taken from its input. */
 static void on_read(struct bufferevent *bev, void *arg)
 {
     struct client *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
-    guint64 now = now_ns();
-    char reason[128];
-    for (;;) {
-        size_t len = evbuffer_get_length(in);
-        if (len < WIRE_HEADER_LEN || (c->stalled && c->warmed))
-            break;
-        uint8_t hdr[WIRE_HEADER_LEN];
-        evbuffer_copyout(in, hdr, sizeof hdr);
-        uint32_t flen = wire_peek_length(hdr);
-        if (flen < WIRE_HEADER_LEN || flen > MAX_FRAME) {
-            fail(c->r, "%s: bad frame length %u from the broker", c->ident, flen);
-            return;
-        }
-        if (len < flen)
-            break;
-        struct wire_msg m;
-        const char *err = NULL;
-        const uint8_t *f = evbuffer_pullup(in, flen);
-        if (wire_decode(f, flen, MAX_FRAME, &m, reason, sizeof reason, &err) != WIRE_FRAME) {
-            fail(c->r, "%s: undecodable frame from the broker: %s", c->ident, err ? err : "?");
-            return;
-        }
-        got_frame(c, &m, now);
-        evbuffer_drain(in, flen);
-        if (c->r->ph == PH_DONE && c->r->failure)
-            return;
-    }
-    if (c->r->window_blocked)
-        pump_all(c->r);
+    size_t len = evbuffer_get_length(in), need;
+    if (len < WIRE_HEADER_LEN)
+        return;
+    size_t used = parse_frames(c, evbuffer_pullup(in, -1), len, &need);
+    if (used == (size_t)-1)
+        return;
+    evbuffer_drain(in, used);
+    if (!reading(c))
+        bufferevent_disable(bev, EV_READ);
+    after_input(c);
 }
 
 static void on_write(G_GNUC_UNUSED struct bufferevent *bev, void *arg)
@@ -385,40 +513,59 @@ static void on_write(G_GNUC_UNUSED struct bufferevent *bev, void *arg)
 
 static void client_drop(struct client *c)
 {
+    if (c->rev)
+        event_free(c->rev);
+    c->rev = NULL;
     if (c->bev)
         bufferevent_free(c->bev);
     c->bev = NULL;
     c->state = C_DEAD;
 }
 
-static void on_event(G_GNUC_UNUSED struct bufferevent *bev, short what, void *arg)
+static void client_lost(struct client *c, gboolean eof, int err)
 {
-    struct client *c = arg;
     struct run *r = c->r;
-    if (what & BEV_EVENT_CONNECTED) {
-        c->state = r->p->relay ? C_READY : C_INFO_WAIT;
-        return;
-    }
-    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
-        return;
-    gboolean counted = r->ph != PH_DONE;
-    if (counted) {
-        r->conns_lost++;
-        if (!r->first_error)
-            r->first_error = g_strdup_printf(
-                "%s: connection %s during %s", c->ident,
-                (what & BEV_EVENT_EOF) ? "closed by the broker"
-                                       : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()),
-                phase_name(r->ph));
+    int ph = phase(r);
+    if (ph != PH_DONE) {
+        __atomic_fetch_add(&r->conns_lost, 1, __ATOMIC_RELAXED);
+        note_error(r, g_strdup_printf("%s: connection %s during %s", c->ident,
+                                      eof ? "closed by the broker" : g_strerror(err),
+                                      phase_name(ph)));
     }
     gboolean was_connecting = c->state == C_CONNECTING || c->state == C_INFO_WAIT;
     client_drop(c);
     if (c->role == ROLE_IDLE && was_connecting) {
         r->idle_inflight--;
         idle_launch(r);
-    } else if (r->ph == PH_WARM) {
-        fail(r, "%s", r->first_error);
+    } else if (ph == PH_WARM) {
+        g_mutex_lock(&r->lock);
+        char *first = g_strdup(r->first_error);
+        g_mutex_unlock(&r->lock);
+        fail(r, "%s", first);
+        g_free(first);
     }
+}
+
+static void on_event(G_GNUC_UNUSED struct bufferevent *bev, short what, void *arg)
+{
+    struct client *c = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        c->state = c->r->p->relay ? C_READY : C_INFO_WAIT;
+        return;
+    }
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        client_lost(c, (what & BEV_EVENT_EOF) != 0, EVUTIL_SOCKET_ERROR());
+}
+
+/* Publishers on the first n_pub_loops loops, subscribers round robin on the rest. */
+static struct loop *loop_for(struct run *r, enum role role, int index)
+{
+    if (role != ROLE_SUB || r->n_loops == r->n_pub_loops)
+        return &r->loops[role == ROLE_SUB ? (guint)index % r->n_loops
+                         : role == ROLE_IDLE ? 0
+                                             : (guint)index % r->n_pub_loops];
+    guint n_sub = r->n_loops - r->n_pub_loops;
+    return &r->loops[r->n_pub_loops + (guint)index % n_sub];
 }
 
 static struct client *client_new(struct run *r, enum role role, int index)
@@ -427,7 +574,9 @@ static struct client *client_new(struct run *r, enum role role, int index)
     c->r = r;
     c->role = role;
     c->index = index;
+    c->loop = loop_for(r, role, index);
     c->ident = key_ident(role == ROLE_PUB ? "pub" : role == ROLE_SUB ? "sub" : "idle", index);
+    c->rcap = role == ROLE_SUB ? SUB_BUF : SMALL_BUF;
     if (role != ROLE_SUB) {
         size_t size = MAX((size_t)r->p->size, BENCH_HDR_LEN);
         size_t il = strlen(c->ident), cl = strlen(BENCH_CHANNEL);
@@ -440,30 +589,55 @@ static struct client *client_new(struct run *r, enum role role, int index)
                             size);
         g_free(filler);
         c->payload_off = c->frame_len - size;
-        if (role == ROLE_IDLE) /* the source number idle probes carry */
-            c->index = (int)r->pubs->len + index;
     } else {
         c->next_seq = g_new0(guint64, MAX(r->p->publishers, 1));
     }
     return c;
 }
 
-static gboolean client_connect(struct run *r, struct client *c, gboolean small_rcvbuf)
+static const struct sockaddr_storage *client_addr(struct run *r, struct client *c,
+                                                  struct sockaddr_storage *spread)
 {
     const struct sockaddr_storage *addr =
         (r->p->relay && c->role == ROLE_SUB) ? &r->t->sub_addr : &r->t->addr;
-    struct sockaddr_storage spread;
     guint n_ports = r->o->sub_ports ? g_strv_length(r->o->sub_ports) : 0;
     if (c->role == ROLE_SUB && !r->p->relay && r->o->host && n_ports) {
         /* Subscribers spread over the nodes of a cluster. */
-        spread = *addr;
+        *spread = *addr;
         in_port_t port = htons((in_port_t)atoi(r->o->sub_ports[(guint)c->index % n_ports]));
-        if (spread.ss_family == AF_INET6)
-            ((struct sockaddr_in6 *)&spread)->sin6_port = port;
+        if (spread->ss_family == AF_INET6)
+            ((struct sockaddr_in6 *)spread)->sin6_port = port;
         else
-            ((struct sockaddr_in *)&spread)->sin_port = port;
-        addr = &spread;
+            ((struct sockaddr_in *)spread)->sin_port = port;
+        addr = spread;
     }
+    return addr;
+}
+
+static struct bufferevent *client_bev(struct run *r, struct client *c, evutil_socket_t fd)
+{
+    struct event_base *base = c->loop->base;
+    if (!r->ssl_ctx)
+        return bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    SSL *ssl = SSL_new(r->ssl_ctx);
+    struct bufferevent *bev =
+        ssl ? bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                             BEV_OPT_CLOSE_ON_FREE)
+            : NULL;
+    if (bev) {
+        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+        /* OpenSSL bufferevents do honour this (plain ones stop at 4 KiB). */
+        bufferevent_set_max_single_read(bev, SUB_BUF);
+    } else if (ssl) {
+        SSL_free(ssl);
+    }
+    return bev;
+}
+
+static gboolean client_connect(struct run *r, struct client *c, gboolean small_rcvbuf)
+{
+    struct sockaddr_storage spread;
+    const struct sockaddr_storage *addr = client_addr(r, c, &spread);
     evutil_socket_t fd = socket(addr->ss_family, SOCK_STREAM, 0);
     if (fd < 0) {
         fail(r, "socket: %s", g_strerror(errno));
@@ -478,21 +652,25 @@ static gboolean client_connect(struct run *r, struct client *c, gboolean small_r
         int sz = 16384;
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
     }
-    c->bev = bufferevent_socket_new(r->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    /* A paced publisher is not throttled by priority: its timer sets the rate, and
-     * libevent runs only the most urgent priority each turn, so a low-priority
-     * publisher would wait behind every busy reader (latency the broker never saw). */
-    bufferevent_priority_set(c->bev, c->role == ROLE_PUB && r->p->mode == MODE_STREAM
-                                         ? PRIO_PUBLISH
-                                         : PRIO_READ);
-    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-    if (c->role == ROLE_SUB)
-        bufferevent_set_max_single_read(c->bev, SUB_MAX_READ);
+    c->bev = client_bev(r, c, fd);
+    if (!c->bev) {
+        evutil_closesocket(fd);
+        fail(r, "%s: cannot set up the connection", c->ident);
+        return FALSE;
+    }
+    c->rbuf = g_malloc(c->rcap);
+    bufferevent_setcb(c->bev, r->ssl_ctx ? on_read : NULL, on_write, on_event, c);
     if (c->role == ROLE_PUB) {
         bufferevent_set_max_single_write(c->bev, PUB_HIGH);
         bufferevent_setwatermark(c->bev, EV_WRITE, PUB_LOW, 0);
     }
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (r->ssl_ctx) {
+        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    } else {
+        bufferevent_enable(c->bev, EV_WRITE);
+        c->rev = event_new(c->loop->base, fd, EV_READ | EV_PERSIST, on_sock_read, c);
+        event_add(c->rev, NULL);
+    }
     if (bufferevent_socket_connect(c->bev, (const struct sockaddr *)addr, (int)r->t->addr_len) <
         0) {
         fail(r, "%s: connect: %s", c->ident, g_strerror(errno));
@@ -508,19 +686,124 @@ static void client_free(gpointer p)
     client_drop(c);
     g_free(c->ident);
     g_free(c->frame);
+    g_free(c->rbuf);
     g_free(c->next_seq);
     g_free(c);
 }
 
+/* On loop 0's thread: keep IDLE_CONCURRENCY connections in their handshake. */
 static void idle_launch(struct run *r)
 {
-    while (r->ph == PH_MEASURE && r->idle_started < r->p->connections &&
+    while (phase(r) == PH_MEASURE && r->idle_started < r->p->connections &&
            r->idle_inflight < IDLE_CONCURRENCY) {
         struct client *c = client_new(r, ROLE_IDLE, r->idle_started++);
         g_ptr_array_add(r->idle, c);
         r->idle_inflight++;
         if (!client_connect(r, c, FALSE))
             return;
+    }
+}
+
+/* A loop's wake event: whatever the phase asks of its publishers. */
+static void on_wake(G_GNUC_UNUSED evutil_socket_t fd, G_GNUC_UNUSED short what, void *arg)
+{
+    struct loop *l = arg;
+    struct run *r = l->r;
+    int ph = phase(r);
+    if (ph == PH_MEASURE && r->p->mode == MODE_IDLE && l->index == 0) {
+        idle_launch(r);
+        struct client *p = r->pubs->len ? r->pubs->pdata[0] : NULL;
+        if (p && p->bev && r->idle_started == r->p->connections && r->idle_inflight == 0)
+            bufferevent_write(p->bev, r->idle_probe, r->idle_probe_len);
+        return;
+    }
+    guint want_subs = r->subs->len;
+    for (guint i = 0; i < r->pubs->len; i++) {
+        struct client *p = r->pubs->pdata[i];
+        if (p->loop != l)
+            continue;
+        if (ph == PH_WARM && p->state == C_READY &&
+            (!g_atomic_int_get(&p->confirmed) ||
+             (i == 0 && (guint)g_atomic_int_get(&r->warmed) < want_subs)))
+            send_probe(p);
+        else if (ph == PH_MEASURE)
+            pump(p);
+    }
+}
+
+/* ---- threads ---- */
+
+static gpointer loop_thread(gpointer arg)
+{
+    struct loop *l = arg;
+    g_atomic_int_set(&l->tid, (int)syscall(SYS_gettid));
+    event_base_loop(l->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+/* A thread's utime + stime in seconds, from /proc/self/task/TID/stat. */
+static double thread_cpu(int tid)
+{
+    char path[64], *stat = NULL;
+    double v = -1;
+    g_snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+    if (tid > 0 && g_file_get_contents(path, &stat, NULL, NULL)) {
+        const char *p = strrchr(stat, ')');
+        unsigned long ut, st;
+        if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
+                        &st) == 2)
+            v = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+    }
+    g_free(stat);
+    return v;
+}
+
+static void loops_sample(struct run *r, gboolean end)
+{
+    for (guint i = 0; i < r->n_loops; i++) {
+        struct loop *l = &r->loops[i];
+        double v = thread_cpu(g_atomic_int_get(&l->tid));
+        if (end)
+            l->cpu1 = v;
+        else
+            l->cpu0 = v;
+    }
+}
+
+/*
+ * How many loops, and how many of them publish: subscribers get the most
+ * (they read what the broker multiplies), many publishers get a share.
+ */
+static void loops_plan(struct run *r)
+{
+    const struct plan *p = r->p;
+    guint n = (guint)CLAMP(r->o->threads > 0 ? r->o->threads : 4, 2, BENCH_MAX_THREADS);
+    r->n_loops = n;
+    gboolean one = p->mode == MODE_PACED || p->publishers <= 1;
+    r->n_pub_loops = one ? 1 : MAX(1u, MIN(n / 2, (guint)p->publishers));
+    if ((guint)p->subscribers < n - r->n_pub_loops)
+        r->n_loops = r->n_pub_loops + (guint)MAX(p->subscribers, 1);
+}
+
+static void loops_start(struct run *r)
+{
+    for (guint i = 0; i < r->n_loops; i++)
+        r->loops[i].thread = g_thread_new("bench-loop", loop_thread, &r->loops[i]);
+    /* The tids, before the window can open. */
+    for (guint i = 0; i < r->n_loops; i++)
+        while (!g_atomic_int_get(&r->loops[i].tid))
+            g_usleep(1000);
+}
+
+static void loops_stop(struct run *r)
+{
+    for (guint i = 0; i < r->n_loops; i++) {
+        struct loop *l = &r->loops[i];
+        if (l->thread) {
+            event_base_loopbreak(l->base);
+            g_thread_join(l->thread);
+            l->thread = NULL;
+        }
     }
 }
 
@@ -537,43 +820,42 @@ static void begin_measure(struct run *r)
     perf_start(r->o, r->t, r->p->name);
     target_counters(r->t, &r->counted0);
     r->res->load_start = load_average();
-    memset(r->hist, 0, sizeof *r->hist);
     getrusage(RUSAGE_SELF, &r->ru0);
+    loops_sample(r, FALSE);
     r->t0 = r->phase_ns = now_ns();
-    r->ph = PH_MEASURE;
+    /* Only measured messages (sent from now on) reach the counters and histograms. */
+    g_atomic_int_set(&r->ph, PH_MEASURE);
     switch (r->p->mode) {
     case MODE_STREAM:
-        r->sending = TRUE;
-        pump_all(r);
+        g_atomic_int_set(&r->sending, 1);
+        wake_publishers(r);
         break;
     case MODE_PACED: {
-        r->sending = TRUE;
-        r->pace = event_new(r->base, -1, EV_PERSIST, on_pace, r);
-        event_priority_set(r->pace, PRIO_READ);
+        g_atomic_int_set(&r->sending, 1);
+        r->pace = event_new(r->loops[0].base, -1, EV_PERSIST, on_pace, r);
         long us = MAX(1000000L / MAX(r->p->rate, 1), 50L);
         struct timeval tv = {us / 1000000, us % 1000000};
         event_add(r->pace, &tv);
         break;
     }
     case MODE_IDLE:
-        r->idle_seen = g_new0(guint8, r->p->connections);
-        idle_launch(r);
+        event_active(r->loops[0].wake, EV_READ, 0);
         return; /* ends when all are in, not after --duration */
     }
     double d = r->o->duration;
     struct timeval tv = {(time_t)d, (suseconds_t)((d - (double)(time_t)d) * 1e6)};
     r->deadline = evtimer_new(r->base, on_deadline, r);
-    event_priority_set(r->deadline, PRIO_READ);
     evtimer_add(r->deadline, &tv);
 }
 
 static void end_measure(struct run *r)
 {
-    r->sending = FALSE;
+    g_atomic_int_set(&r->sending, 0);
     r->t_end = now_ns();
     if (r->pace)
         event_del(r->pace);
     getrusage(RUSAGE_SELF, &r->ru1);
+    loops_sample(r, TRUE);
     proc_sample(r->t->pid, &r->end);
     struct broker_counters c;
     if (r->counted0.ok && target_counters(r->t, &c)) {
@@ -585,23 +867,25 @@ static void end_measure(struct run *r)
         w->slow_disconnects = c.slow_disconnects - r->counted0.slow_disconnects;
     }
     perf_stop(r->t);
-    r->ph = PH_DRAIN;
+    g_atomic_int_set(&r->ph, PH_DRAIN);
     r->phase_ns = r->last_progress_ns = r->t_end;
-    r->progress_mark = r->recv_total;
+    r->progress_mark = total_received(r);
 }
 
 static void on_deadline(G_GNUC_UNUSED evutil_socket_t fd, G_GNUC_UNUSED short what, void *arg)
 {
     struct run *r = arg;
-    if (r->ph == PH_MEASURE)
+    if (phase(r) == PH_MEASURE)
         end_measure(r);
 }
 
 static gboolean all_caught_up(struct run *r)
 {
+    guint64 sent = total_sent(r);
     for (guint i = 0; i < r->subs->len; i++) {
         struct client *s = r->subs->pdata[i];
-        if (!s->stalled && s->state != C_DEAD && s->received < r->sent)
+        if (!s->stalled && g_atomic_int_get((int *)&s->state) != C_DEAD &&
+            load64(&s->received) < sent)
             return FALSE;
     }
     return TRUE;
@@ -610,21 +894,46 @@ static gboolean all_caught_up(struct run *r)
 static void warm_step(struct run *r, guint64 now)
 {
     guint want_subs = r->subs->len, want_pubs = r->pubs->len;
-    if (r->warmed == want_subs && r->confirmed == want_pubs) {
+    guint warmed = (guint)g_atomic_int_get(&r->warmed),
+          confirmed = (guint)g_atomic_int_get(&r->confirmed);
+    if (warmed == want_subs && confirmed == want_pubs) {
         begin_measure(r);
         return;
     }
     if (now - r->phase_ns > WARM_TIMEOUT_NS) {
+        g_mutex_lock(&r->lock);
+        char *first = g_strdup(r->first_error);
+        g_mutex_unlock(&r->lock);
         fail(r, "warm-up: after %d s, %u of %u subscribers got a probe and %u of %u "
                 "publishers were seen%s%s",
-             (int)(WARM_TIMEOUT_NS / 1000000000u), r->warmed, want_subs, r->confirmed, want_pubs,
-             r->first_error ? "; " : "", r->first_error ? r->first_error : "");
+             (int)(WARM_TIMEOUT_NS / 1000000000u), warmed, want_subs, confirmed, want_pubs,
+             first ? "; " : "", first ? first : "");
+        g_free(first);
         return;
     }
-    for (guint i = 0; i < r->pubs->len; i++) {
-        struct client *p = r->pubs->pdata[i];
-        if (p->state == C_READY && (!p->confirmed || (i == 0 && r->warmed < want_subs)))
-            send_probe(p);
+    wake_publishers(r);
+}
+
+static void idle_step(struct run *r, guint64 now)
+{
+    int done = g_atomic_int_get(&r->idle_done);
+    if (done >= r->p->connections) {
+        r->idle_t1 = now;
+        getrusage(RUSAGE_SELF, &r->ru1);
+        loops_sample(r, TRUE);
+        proc_sample(r->t->pid, &r->end);
+        perf_stop(r->t);
+        g_atomic_int_set(&r->ph, PH_IDLE_HOLD);
+        r->hold_t0 = now;
+    } else if (now - r->phase_ns > IDLE_TIMEOUT_NS) {
+        g_mutex_lock(&r->lock);
+        char *first = g_strdup(r->first_error);
+        g_mutex_unlock(&r->lock);
+        fail(r, "idle: %d of %d connections authenticated after %.0f s (%" G_GUINT64_FORMAT
+                " lost%s%s)",
+             done, r->p->connections, (double)(now - r->phase_ns) / 1e9,
+             load64(&r->conns_lost), first ? "; first: " : "", first ? first : "");
+        g_free(first);
     }
 }
 
@@ -632,62 +941,69 @@ static void on_tick(G_GNUC_UNUSED evutil_socket_t fd, G_GNUC_UNUSED short what, 
 {
     struct run *r = arg;
     guint64 now = now_ns();
-    switch (r->ph) {
+    switch (phase(r)) {
     case PH_WARM: warm_step(r, now); break;
     case PH_MEASURE:
         if (r->o->verbose && now - r->progress_ns >= 500000000u) {
             r->progress_ns = now;
             fprintf(stderr, "hpfriends-bench: %s: %.1f s: sent %" G_GUINT64_FORMAT
                             ", received %" G_GUINT64_FORMAT "\n",
-                    r->p->name, (double)(now - r->t0) / 1e9, r->sent, r->recv_total);
+                    r->p->name, (double)(now - r->t0) / 1e9, total_sent(r), total_received(r));
         }
-        if (r->p->mode != MODE_IDLE)
-            break;
-        if (r->idle_done >= r->p->connections) {
-            r->idle_t1 = now;
-            getrusage(RUSAGE_SELF, &r->ru1);
-            proc_sample(r->t->pid, &r->end);
-            perf_stop(r->t);
-            r->ph = PH_IDLE_HOLD;
-            r->hold_t0 = now;
-        } else if (now - r->phase_ns > IDLE_TIMEOUT_NS ||
-                   (r->idle_started == r->p->connections && r->idle_inflight == 0 &&
-                    r->conns_lost > 0 && now - r->phase_ns > 10 * DRAIN_QUIET_NS)) {
-            fail(r, "idle: %d of %d connections authenticated after %.0f s (%" G_GUINT64_FORMAT
-                    " lost%s%s)",
-                 r->idle_done, r->p->connections, (double)(now - r->phase_ns) / 1e9,
-                 r->conns_lost, r->first_error ? "; first: " : "",
-                 r->first_error ? r->first_error : "");
+        if (r->p->mode == MODE_IDLE) {
+            idle_step(r, now);
+            if (phase(r) == PH_MEASURE) /* go on launching; probe once all are in */
+                event_active(r->loops[0].wake, EV_READ, 0);
         }
         break;
     case PH_IDLE_HOLD:
         if (now - r->hold_t0 >= IDLE_HOLD_NS) {
             proc_sample(r->t->pid, &r->held);
-            r->ph = PH_DONE;
+            g_atomic_int_set(&r->ph, PH_DONE);
             event_base_loopbreak(r->base);
         }
         break;
-    case PH_DRAIN:
-        if (r->recv_total != r->progress_mark) {
-            r->progress_mark = r->recv_total;
+    case PH_DRAIN: {
+        guint64 got = total_received(r);
+        if (got != r->progress_mark) {
+            r->progress_mark = got;
             r->last_progress_ns = now;
         }
         if (all_caught_up(r) || now - r->last_progress_ns > DRAIN_QUIET_NS ||
             now - r->phase_ns > DRAIN_MAX_NS) {
-            r->ph = PH_DONE;
+            g_atomic_int_set(&r->ph, PH_DONE);
             event_base_loopbreak(r->base);
         }
         break;
+    }
     case PH_DONE: break;
     }
 }
 
 /* ---- results ---- */
 
+/* Each loop thread's CPU over the window, and whether one was the limit. */
+static void thread_result(struct run *r, struct result *res)
+{
+    double window = (double)((r->p->mode == MODE_IDLE ? r->idle_t1 : r->t_end) - r->t0) / 1e9;
+    res->n_threads = r->n_loops;
+    for (guint i = 0; i < r->n_loops && window > 0; i++) {
+        const struct loop *l = &r->loops[i];
+        double pct = l->cpu0 >= 0 && l->cpu1 >= 0 ? 100 * (l->cpu1 - l->cpu0) / window : 0;
+        res->thread_pct[i] = pct;
+        g_snprintf(res->thread_what[i], sizeof res->thread_what[i], "%s",
+                   r->p->mode == MODE_IDLE && i == 0 ? "idle+pub"
+                   : i < r->n_pub_loops                ? "pub"
+                                                       : "sub");
+        res->bench_max_pct = MAX(res->bench_max_pct, pct);
+    }
+    res->bench_bound = res->bench_max_pct >= BENCH_BOUND_PCT;
+}
+
 static void fill_result(struct run *r, struct result *res)
 {
     const struct plan *p = r->p;
-    res->errors_seen = r->errors_seen;
+    res->errors_seen = load64(&r->errors_seen);
     if (r->first_error)
         result_note(res, "first client-side problem: %s", r->first_error);
     if (r->conns_lost)
@@ -709,6 +1025,7 @@ static void fill_result(struct run *r, struct result *res)
                        (double)(r->ru1.ru_utime.tv_usec - r->ru0.ru_utime.tv_usec +
                                 r->ru1.ru_stime.tv_usec - r->ru0.ru_stime.tv_usec) /
                            1e6;
+    thread_result(r, res);
 
     if (p->mode == MODE_IDLE) {
         res->window_s = (double)(r->idle_t1 - r->t0) / 1e9;
@@ -730,12 +1047,22 @@ static void fill_result(struct run *r, struct result *res)
         return;
     }
 
+    guint64 sent = total_sent(r), recv_window = 0, bytes_window = 0;
+    for (guint i = 0; i < r->n_loops; i++) {
+        const struct loop *l = &r->loops[i];
+        recv_window += l->recv_window;
+        bytes_window += l->bytes_window;
+        r->hist->n += l->hist->n;
+        r->hist->max = MAX(r->hist->max, l->hist->max);
+        for (guint b = 0; b < HIST_BUCKETS; b++)
+            r->hist->counts[b] += l->hist->counts[b];
+    }
     res->window_s = (double)(r->t_end - r->t0) / 1e9;
-    res->sent = r->sent;
-    res->delivered_window = r->recv_window;
-    res->delivered_total = r->recv_total;
-    res->deliveries_per_s = (double)r->recv_window / res->window_s;
-    res->mb_per_s = (double)r->bytes_window / res->window_s / 1e6;
+    res->sent = sent;
+    res->delivered_window = recv_window;
+    res->delivered_total = total_received(r);
+    res->deliveries_per_s = (double)recv_window / res->window_s;
+    res->mb_per_s = (double)bytes_window / res->window_s / 1e6;
     if (r->hist->n) {
         res->have_latency = TRUE;
         res->p50_us = hist_quantile(r->hist, 0.50) / 1e3;
@@ -750,12 +1077,12 @@ static void fill_result(struct run *r, struct result *res)
         res->reordered += s->reorders;
         if (s->stalled) {
             res->stalled_received += s->received;
-            res->stalled_drops += r->sent - MIN(s->received, r->sent);
+            res->stalled_drops += sent - MIN(s->received, sent);
             continue;
         }
         readers++;
-        res->expected += r->sent;
-        res->drops += r->sent - MIN(s->received, r->sent);
+        res->expected += sent;
+        res->drops += sent - MIN(s->received, sent);
         gaps += s->gaps;
     }
     if (res->have_counters) {
@@ -763,12 +1090,12 @@ static void fill_result(struct run *r, struct result *res)
         result_note(res,
                     "broker counters over window + drain: %.0f publishes (bench sent %" G_GUINT64_FORMAT
                     "), %.0f deliveries queued, %.0f drops, %.0f slow-consumer disconnects",
-                    k->publishes, r->sent, k->deliveries, k->drops, k->slow_disconnects);
+                    k->publishes, sent, k->deliveries, k->drops, k->slow_disconnects);
         /* Every delivery the broker queued for a reader must arrive; what it
          * dropped is counted.  A difference is a message lost uncounted. */
         double unexplained = (double)res->drops - k->drops;
         if (!p->stalled && readers > 0 && (unexplained > 0.5 || unexplained < -0.5) &&
-            k->publishes >= (double)r->sent)
+            k->publishes >= (double)sent)
             result_note(res,
                         "MISMATCH: readers lack %" G_GUINT64_FORMAT
                         " deliveries but the broker counted %.0f drops",
@@ -787,7 +1114,7 @@ static void fill_result(struct run *r, struct result *res)
         result_note(res,
                     "offered %d msg/s, sent %.0f msg/s%s (%" G_GUINT64_FORMAT
                     " not sent: more than %u KiB waited in the publisher's socket)",
-                    p->rate, (double)r->sent / res->window_s,
+                    p->rate, (double)sent / res->window_s,
                     r->paced_skipped ? ": the rate was NOT sustained" : "", r->paced_skipped,
                     PACED_MAX_QUEUE / 1024);
     if (p->stalled)
@@ -795,37 +1122,56 @@ static void fill_result(struct run *r, struct result *res)
                     "stalled subscriber(s): %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT
                     " messages received (it reads nothing after warm-up; the rest sits in "
                     "kernel buffers, the broker queue, or was dropped); readers: %u",
-                    res->stalled_received, r->sent * (guint64)p->stalled, readers);
+                    res->stalled_received, sent * (guint64)p->stalled, readers);
 }
 
-void run_plan(const struct opts *o, const struct plan *p, struct target *t, struct result *res)
+/* Publisher 0's probe on the idle channel: its receipt proves an idle client is in. */
+static void idle_probe_make(struct run *r)
 {
-    struct event_config *cfg = event_config_new();
-    event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
-    struct run run = {
-        .o = o,
-        .p = p,
-        .t = t,
-        .res = res,
-        .base = event_base_new_with_config(cfg),
-        .pubs = g_ptr_array_new_with_free_func(client_free),
-        .subs = g_ptr_array_new_with_free_func(client_free),
-        .idle = g_ptr_array_new_with_free_func(client_free),
-        .hist = g_new0(struct hist, 1),
-    };
-    struct run *r = &run;
-    event_config_free(cfg);
-    event_base_priority_init(r->base, N_PRIOS);
+    char *ident = key_ident("pub", 0);
+    uint8_t payload[BENCH_HDR_LEN] = {0};
+    wr32(payload, BENCH_MAGIC);
+    wr32(payload + 4, BENCH_PROBE_BIT);
+    size_t il = strlen(ident), cl = strlen(BENCH_IDLE_CHANNEL);
+    r->idle_probe_len =
+        wire_encode_publish(NULL, 0, ident, il, BENCH_IDLE_CHANNEL, cl, NULL, sizeof payload);
+    r->idle_probe = g_malloc(r->idle_probe_len);
+    wire_encode_publish(r->idle_probe, r->idle_probe_len, ident, il, BENCH_IDLE_CHANNEL, cl,
+                        payload, sizeof payload);
+    g_free(ident);
+}
 
-    for (int i = 0; i < p->publishers; i++)
+static gboolean run_setup(struct run *r)
+{
+    if (r->p->tls) {
+        r->ssl_ctx = SSL_CTX_new(TLS_client_method());
+        if (!r->ssl_ctx) {
+            fail(r, "cannot create a TLS client context");
+            return FALSE;
+        }
+        SSL_CTX_set_verify(r->ssl_ctx, SSL_VERIFY_NONE, NULL); /* a throw-away certificate */
+    }
+    loops_plan(r);
+    if (r->p->mode == MODE_IDLE)
+        idle_probe_make(r);
+    for (guint i = 0; i < r->n_loops; i++) {
+        struct loop *l = &r->loops[i];
+        l->r = r;
+        l->index = i;
+        l->base = event_base_new();
+        l->wake = event_new(l->base, -1, 0, on_wake, l);
+        l->hist = g_new0(struct hist, 1);
+        if (!l->base)
+            return FALSE;
+    }
+    for (int i = 0; i < r->p->publishers; i++)
         g_ptr_array_add(r->pubs, client_new(r, ROLE_PUB, i));
-    for (int i = 0; i < p->subscribers; i++) {
+    for (int i = 0; i < r->p->subscribers; i++) {
         struct client *c = client_new(r, ROLE_SUB, i);
-        c->stalled = i >= p->subscribers - p->stalled;
+        c->stalled = i >= r->p->subscribers - r->p->stalled;
         g_ptr_array_add(r->subs, c);
     }
-    r->ph = PH_WARM;
-    r->phase_ns = now_ns();
+    /* Connected before the loops run: no other thread touches them yet. */
     gboolean ok = TRUE;
     for (guint i = 0; ok && i < r->subs->len; i++) {
         struct client *c = r->subs->pdata[i];
@@ -833,20 +1179,13 @@ void run_plan(const struct opts *o, const struct plan *p, struct target *t, stru
     }
     for (guint i = 0; ok && i < r->pubs->len; i++)
         ok = client_connect(r, r->pubs->pdata[i], FALSE);
+    return ok;
+}
 
-    r->tick = event_new(r->base, -1, EV_PERSIST, on_tick, r);
-    event_priority_set(r->tick, PRIO_READ);
-    struct timeval tick = {0, TICK_US};
-    event_add(r->tick, &tick);
-    if (ok)
-        event_base_dispatch(r->base);
-    if (r->ph == PH_MEASURE && r->p->mode != MODE_IDLE)
-        end_measure(r); /* failed mid-window: keep what was measured */
-    perf_stop(t);
-    res->load_end = load_average();
-    /* After the drain: the broker has handled everything that will arrive. */
+static void run_counters(struct run *r, const struct target *t, struct result *res)
+{
     struct broker_counters c1;
-    if (r->counted0.ok && p->graph)
+    if (r->counted0.ok && r->p->graph)
         result_note(res,
                     "broker start-up %.2f s with the graph; its last graph build: %.3f s, %.0f "
                     "users, %.0f (publisher, channel) entries",
@@ -864,8 +1203,50 @@ void run_plan(const struct opts *o, const struct plan *p, struct target *t, stru
                              "%.3f s)",
                         res->counted.graph_reloads, c1.graph_build_s);
     }
+}
+
+void run_plan(const struct opts *o, const struct plan *p, struct target *t, struct result *res)
+{
+    static gsize threads_ready;
+    if (g_once_init_enter(&threads_ready))
+        g_once_init_leave(&threads_ready, evthread_use_pthreads() == 0 ? 1 : 2);
+    struct event_config *cfg = event_config_new();
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+    struct run run = {
+        .o = o,
+        .p = p,
+        .t = t,
+        .res = res,
+        .base = event_base_new_with_config(cfg),
+        .pubs = g_ptr_array_new_with_free_func(client_free),
+        .subs = g_ptr_array_new_with_free_func(client_free),
+        .idle = g_ptr_array_new_with_free_func(client_free),
+        .hist = g_new0(struct hist, 1),
+    };
+    struct run *r = &run;
+    event_config_free(cfg);
+    g_mutex_init(&r->lock);
+    r->ph = PH_WARM;
+    r->phase_ns = now_ns();
+    gboolean ok = run_setup(r);
+
+    r->tick = event_new(r->base, -1, EV_PERSIST, on_tick, r);
+    struct timeval tick = {0, TICK_US};
+    event_add(r->tick, &tick);
+    if (ok) {
+        loops_start(r);
+        event_base_dispatch(r->base);
+    }
+    if (phase(r) == PH_MEASURE && r->p->mode != MODE_IDLE)
+        end_measure(r); /* failed mid-window: keep what was measured */
+    loops_stop(r);
+    perf_stop(t);
+    res->load_end = load_average();
+    /* After the drain: the broker has handled everything that will arrive. */
+    run_counters(r, t, res);
     fill_result(r, res);
 
+    /* The loops are stopped: their clients go first, then the loops. */
     g_ptr_array_unref(r->idle);
     g_ptr_array_unref(r->pubs);
     g_ptr_array_unref(r->subs);
@@ -874,9 +1255,20 @@ void run_plan(const struct opts *o, const struct plan *p, struct target *t, stru
     if (r->deadline)
         event_free(r->deadline);
     event_free(r->tick);
+    for (guint i = 0; i < r->n_loops; i++) {
+        struct loop *l = &r->loops[i];
+        if (l->wake)
+            event_free(l->wake);
+        if (l->base)
+            event_base_free(l->base);
+        g_free(l->hist);
+    }
+    if (r->ssl_ctx)
+        SSL_CTX_free(r->ssl_ctx);
     event_base_free(r->base);
     g_free(r->hist);
-    g_free(r->idle_seen);
+    g_free(r->idle_probe);
     g_free(r->failure);
     g_free(r->first_error);
+    g_mutex_clear(&r->lock);
 }

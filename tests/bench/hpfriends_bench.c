@@ -2,32 +2,39 @@
  * hpfriends-bench: a load generator for hpfriendsd.
  *
  * Starts a broker per scenario (temporary config, sqlite storage, port 0,
- * --ready-file), or targets one with --host/--port, drives it from a single
- * libevent loop and prints one table: deliveries/s, MB/s, publish->receipt
- * latency percentiles, broker CPU seconds and RSS, drops.  Scenarios:
+ * --ready-file), or targets one with --host/--port, drives it from several
+ * libevent loops (one thread each: publishers on their own, subscribers
+ * spread over the rest) and prints one table: deliveries/s, MB/s,
+ * publish->receipt latency percentiles, broker CPU seconds and RSS, drops,
+ * the bench's own CPU per thread.  Scenarios (each *-relay runs the same
+ * load through the naive relay of bench_relay.c, and the broker's row is
+ * shown as a ratio to it):
  *
- *   relay    1 -> 50 through a byte-copying relay forked from the bench: no
- *            parsing, no auth.  The machine's own ceiling; every other
- *            scenario's deliveries/s is also shown as a ratio to it.
- *   fanout   1 publisher -> 50 subscribers, 1 KiB, publisher paced by TCP
- *            backpressure only.
- *   graph    fanout with access = graph and 10,000 users / 100,000 shares
- *            loaded: the per-delivery cost of the sharing decision.
- *   ingest   200 publishers -> 1 subscriber, 512 B, at most 2000 messages in
- *            flight (--window 0: an open-loop flood, which the broker can
- *            only answer by dropping).
- *   latency  10,000 msg/s from a timer, 10 subscribers.
- *   latency-relay  the same load through the relay: the latency floor of the
- *            machine as loaded during the run (two processes, loopback TCP).
- *   slow     1 subscriber that never reads + 10 that do.
- *   idle     10,000 authenticated idle connections: broker RSS per connection.
+ *   relay, fanout        1 publisher -> 50 subscribers, 1 KiB, paced by TCP
+ *                        backpressure only.
+ *   graph                fanout with access = graph and 10,000 users /
+ *                        100,000 shares loaded: the cost of the sharing
+ *                        decision.
+ *   relay-large, fanout-large   1 -> 50, 100 KiB payloads (large reports).
+ *   relay-500, fanout-500       1 -> 500, 1 KiB.
+ *   ingest-relay, ingest 200 publishers -> 1 subscriber, 512 B, at most 2000
+ *                        messages in flight (--window 0: an open-loop flood,
+ *                        which the broker can only answer by dropping).
+ *   latency-relay, latency       10,000 msg/s from a timer, 10 subscribers.
+ *   latency50k-relay, latency50k 50,000 msg/s, 10 subscribers.
+ *   slow                 1 subscriber that never reads + 10 that do.
+ *   idle                 10,000 authenticated connections, each subscribed
+ *                        to a channel nobody publishes on: broker RSS per
+ *                        connection.
+ *   tls-fanout           fanout over TLS (a throw-away certificate).
  *
  * Only deliveries received inside the --duration window count towards the
  * rate; drops are what a reading subscriber still lacks after the drain.
  * MB/s counts whole delivered frames.  Broker CPU is utime + stime over the
  * window from /proc/PID/stat; peak RSS is VmHWM, reset when the window
- * opens; "bench CPU" is this process over the same window (at 100 % the
- * load generator, not the broker, is the limit).
+ * opens; "bench %" is this process over the same window, "max thr %" its
+ * busiest thread: at BENCH_BOUND_PCT or more the load generator may have
+ * been the limit, and the row is marked bench-bound (its targets fail).
  */
 #include <errno.h>
 #include <signal.h>
@@ -39,34 +46,69 @@
 
 #include "bench_common.h"
 
-enum { S_RELAY, S_FANOUT, S_GRAPH, S_INGEST, S_LATENCY, S_LATENCY_RELAY, S_SLOW, S_IDLE, S_COUNT };
+enum {
+    S_RELAY,
+    S_FANOUT,
+    S_GRAPH,
+    S_RELAY_LARGE,
+    S_FANOUT_LARGE,
+    S_RELAY_500,
+    S_FANOUT_500,
+    S_INGEST_RELAY,
+    S_INGEST,
+    S_LATENCY_RELAY,
+    S_LATENCY,
+    S_LATENCY50K_RELAY,
+    S_LATENCY50K,
+    S_SLOW,
+    S_IDLE,
+    S_TLS_FANOUT,
+    S_COUNT
+};
+
+/* Closed loop for ingest: the broker never pushes back on publishers, so
+ * an open-loop flood from 200 sockets measures only how fast it drops
+ * (--window 0). */
+#define FANOUT(n, sz) .mode = MODE_STREAM, .publishers = 1, .subscribers = (n), .size = (sz)
+#define INGEST .mode = MODE_STREAM, .publishers = 200, .subscribers = 1, .size = 512, .window = 2000
+#define PACED(r) .mode = MODE_PACED, .publishers = 1, .subscribers = 10, .size = 1024, .rate = (r)
 
 static const struct plan defaults[S_COUNT] = {
-    [S_RELAY] = {.name = "relay", .what = "1 -> 50 via the in-bench byte relay",
-                 .mode = MODE_STREAM, .relay = TRUE, .publishers = 1, .subscribers = 50,
-                 .size = 1024},
-    [S_FANOUT] = {.name = "fanout", .what = "1 publisher -> 50 subscribers",
-                  .mode = MODE_STREAM, .publishers = 1, .subscribers = 50, .size = 1024},
-    [S_GRAPH] = {.name = "graph", .what = "fanout, access = graph",
-                 .mode = MODE_STREAM, .graph = TRUE, .publishers = 1, .subscribers = 50,
-                 .size = 1024, .users = 10000, .edges = 100000},
-    /* Closed loop: the broker never pushes back on publishers, so an open-loop
-     * flood from 200 sockets measures only how fast it drops (--window 0). */
+    [S_RELAY] = {.name = "relay", .what = "1 -> 50 x 1 KiB via the naive relay", .relay = TRUE,
+                 FANOUT(50, 1024)},
+    [S_FANOUT] = {.name = "fanout", .what = "1 publisher -> 50 subscribers", .ref = "relay",
+                  FANOUT(50, 1024)},
+    [S_GRAPH] = {.name = "graph", .what = "fanout, access = graph", .ref = "relay",
+                 .graph = TRUE, FANOUT(50, 1024), .users = 10000, .edges = 100000},
+    [S_RELAY_LARGE] = {.name = "relay-large", .what = "1 -> 50 x 100 KiB via the naive relay",
+                       .relay = TRUE, FANOUT(50, 100 * 1024)},
+    [S_FANOUT_LARGE] = {.name = "fanout-large", .what = "1 -> 50 x 100 KiB (large reports)",
+                        .ref = "relay-large", FANOUT(50, 100 * 1024)},
+    [S_RELAY_500] = {.name = "relay-500", .what = "1 -> 500 x 1 KiB via the naive relay",
+                     .relay = TRUE, FANOUT(500, 1024)},
+    [S_FANOUT_500] = {.name = "fanout-500", .what = "1 -> 500 x 1 KiB", .ref = "relay-500",
+                      FANOUT(500, 1024)},
+    [S_INGEST_RELAY] = {.name = "ingest-relay", .what = "200 -> 1 x 512 B via the naive relay",
+                        .relay = TRUE, INGEST},
     [S_INGEST] = {.name = "ingest", .what = "200 publishers -> 1 subscriber",
-                  .mode = MODE_STREAM, .publishers = 200, .subscribers = 1, .size = 512,
-                  .window = 2000},
+                  .ref = "ingest-relay", INGEST},
+    [S_LATENCY_RELAY] = {.name = "latency-relay", .what = "latency's load through the relay",
+                         .relay = TRUE, PACED(10000)},
     [S_LATENCY] = {.name = "latency", .what = "timer-paced, 10 subscribers",
-                   .mode = MODE_PACED, .publishers = 1, .subscribers = 10, .size = 1024,
-                   .rate = 10000},
-    [S_LATENCY_RELAY] = {.name = "latency-relay", .what = "latency's load through the byte relay",
-                         .mode = MODE_PACED, .relay = TRUE, .publishers = 1, .subscribers = 10,
-                         .size = 1024, .rate = 10000},
-    [S_SLOW] = {.name = "slow", .what = "1 stalled + 10 reading subscribers",
+                   .ref = "latency-relay", PACED(10000)},
+    [S_LATENCY50K_RELAY] = {.name = "latency50k-relay",
+                            .what = "latency50k's load through the relay", .relay = TRUE,
+                            PACED(50000)},
+    [S_LATENCY50K] = {.name = "latency50k", .what = "timer-paced, 10 subscribers",
+                      .ref = "latency50k-relay", PACED(50000)},
+    [S_SLOW] = {.name = "slow", .what = "1 stalled + 10 reading subscribers", .ref = "fanout",
                 .mode = MODE_STREAM, .publishers = 1, .subscribers = 11, .stalled = 1,
                 .size = 1024},
-    [S_IDLE] = {.name = "idle", .what = "authenticated idle connections",
+    [S_IDLE] = {.name = "idle", .what = "authenticated, subscribed idle connections",
                 .mode = MODE_IDLE, .publishers = 1, .subscribers = 1, .size = 64,
                 .connections = 10000},
+    [S_TLS_FANOUT] = {.name = "tls-fanout", .what = "1 -> 50 x 1 KiB over TLS", .ref = "relay",
+                      .tls = TRUE, FANOUT(50, 1024)},
 };
 
 static struct opts o = {
@@ -81,13 +123,15 @@ static struct opts o = {
     .users = -1,
     .edges = -1,
     .window = -1,
+    .threads = -1,
     .max_queued = -1,
 };
 
 static const GOptionEntry entries[] = {
     {"scenario", 's', 0, G_OPTION_ARG_STRING_ARRAY, &o.scenarios,
-     "relay, fanout, graph, ingest, latency, latency-relay, slow, idle, or all (repeatable; "
-     "default all)",
+     "relay, fanout, graph, relay-large, fanout-large, relay-500, fanout-500, ingest-relay, "
+     "ingest, latency-relay, latency, latency50k-relay, latency50k, slow, idle, tls-fanout, "
+     "or all (repeatable; default all)",
      "NAME"},
     {"duration", 'd', 0, G_OPTION_ARG_DOUBLE, &o.duration, "Seconds per scenario (5)", "S"},
     {"host", 0, 0, G_OPTION_ARG_STRING, &o.host,
@@ -115,7 +159,7 @@ static const GOptionEntry entries[] = {
     {"publishers", 0, 0, G_OPTION_ARG_INT, &o.publishers, "Publishers in ingest (200)", "N"},
     {"size", 0, 0, G_OPTION_ARG_INT, &o.size, "Payload bytes, all scenarios (>= 24)", "B"},
     {"rate", 0, 0, G_OPTION_ARG_INT, &o.rate,
-     "latency, latency-relay: messages per second (10000)", "N"},
+     "latency*: messages per second (10000, 50000)", "N"},
     {"connections", 0, 0, G_OPTION_ARG_INT, &o.connections, "idle: connections (10000)", "N"},
     {"users", 0, 0, G_OPTION_ARG_INT, &o.users, "graph: users (10000)", "N"},
     {"edges", 0, 0, G_OPTION_ARG_INT, &o.edges, "graph: share edges (100000)", "N"},
@@ -123,6 +167,8 @@ static const GOptionEntry entries[] = {
      "Streaming scenarios: at most N messages in flight to the slowest reader (0 = TCP "
      "backpressure only: the default except for ingest, which uses 2000)",
      "N"},
+    {"threads", 0, 0, G_OPTION_ARG_INT, &o.threads,
+     "Event loops (threads) the bench's clients are spread over (4; 2 to 16)", "N"},
     {"max-queued", 0, 0, G_OPTION_ARG_INT64, &o.max_queued,
      "Broker max_queued_bytes (its default, 8 MiB, when absent)", "B"},
     {"seed", 0, 0, G_OPTION_ARG_INT, &o.seed, "Random seed of the generated graph (1)", "N"},
@@ -157,13 +203,13 @@ void result_clear(struct result *r)
 static struct plan make_plan(int s)
 {
     struct plan p = defaults[s];
-    if (o.subscribers > 0 && s != S_INGEST && s != S_IDLE)
+    if (o.subscribers > 0 && p.publishers == 1 && s != S_IDLE)
         p.subscribers = o.subscribers + p.stalled;
-    if (o.publishers > 0 && s == S_INGEST)
+    if (o.publishers > 0 && p.publishers > 1)
         p.publishers = o.publishers;
     if (o.size >= 0)
         p.size = MAX(o.size, (int)BENCH_HDR_LEN);
-    if (o.rate > 0)
+    if (o.rate > 0 && p.mode == MODE_PACED)
         p.rate = o.rate;
     if (o.connections > 0)
         p.connections = o.connections;

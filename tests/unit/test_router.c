@@ -1,4 +1,4 @@
-/* Router: subscribe, dedupe, unsubscribe, removal in any order. */
+/* Router: subscribe, dedupe, unsubscribe, removal in any order; cached views. */
 #include <glib.h>
 
 #include "../common/cunit_run.h"
@@ -102,6 +102,94 @@ static void test_interest(void)
     router_free(r);
 }
 
+/* A view's question: keep the subscribers not equal to *ctx's "except"; count the asks. */
+struct ask {
+    void *except;
+    guint calls;
+};
+
+static gboolean keep_but(void *sub, void *ctx)
+{
+    struct ask *q = ctx;
+    q->calls++;
+    return sub != q->except;
+}
+
+static void test_view_cached(void)
+{
+    struct router *r = router_new();
+    struct ask q = {.except = &b};
+    CU_ASSERT_PTR_NULL(router_view(r, "x", "alice", 1, keep_but, &q));
+    router_subscribe(r, "x", &a);
+    router_subscribe(r, "x", &b);
+    const GPtrArray *v = router_view(r, "x", "alice", 1, keep_but, &q);
+    CU_ASSERT_EQUAL_FATAL(v->len, 1);
+    CU_ASSERT_TRUE(has(v, &a));
+    CU_ASSERT_EQUAL(q.calls, 2);
+    /* Asked again, unchanged: decided once, not per message. */
+    for (int i = 0; i < 100; i++)
+        v = router_view(r, "x", "alice", 1, keep_but, &q);
+    CU_ASSERT_EQUAL(q.calls, 2);
+    CU_ASSERT_EQUAL(v->len, 1);
+    /* Another key is another question. */
+    struct ask q2 = {.except = &a};
+    v = router_view(r, "x", "bob", 1, keep_but, &q2);
+    CU_ASSERT_TRUE(v->len == 1 && has(v, &b));
+    CU_ASSERT_EQUAL(q2.calls, 2);
+    router_free(r);
+}
+
+static void test_view_invalidated(void)
+{
+    struct router *r = router_new();
+    struct ask q = {.except = &b};
+    router_subscribe(r, "x", &a);
+    router_subscribe(r, "x", &b);
+    router_subscribe(r, "y", &c);
+    router_view(r, "x", "alice", 1, keep_but, &q);
+    CU_ASSERT_EQUAL(q.calls, 2);
+    /* Another channel's change leaves x's view alone. */
+    router_subscribe(r, "y", &a);
+    router_view(r, "x", "alice", 1, keep_but, &q);
+    CU_ASSERT_EQUAL(q.calls, 2);
+    /* A new subscriber of x: asked again, and it is in. */
+    router_subscribe(r, "x", &c);
+    const GPtrArray *v = router_view(r, "x", "alice", 1, keep_but, &q);
+    CU_ASSERT_EQUAL(q.calls, 5);
+    CU_ASSERT_TRUE(v->len == 2 && has(v, &a) && has(v, &c));
+    /* One leaves: gone from the view. */
+    router_unsubscribe(r, "x", &a);
+    v = router_view(r, "x", "alice", 1, keep_but, &q);
+    CU_ASSERT_TRUE(v->len == 1 && has(v, &c));
+    CU_ASSERT_EQUAL(q.calls, 7);
+    /* A new stamp (the answers may have changed): asked again. */
+    q.except = &c;
+    v = router_view(r, "x", "alice", 2, keep_but, &q);
+    CU_ASSERT_TRUE(v->len == 1 && has(v, &b));
+    CU_ASSERT_EQUAL(q.calls, 9);
+    router_free(r);
+}
+
+static void test_view_bounded(void)
+{
+    struct router *r = router_new();
+    struct ask q = {.except = NULL};
+    router_subscribe(r, "x", &a);
+    char key[16];
+    /* Many keys: at most ROUTER_MAX_VIEWS are kept, and every answer stays right. */
+    for (int i = 0; i < 3 * ROUTER_MAX_VIEWS; i++) {
+        g_snprintf(key, sizeof key, "k%d", i);
+        const GPtrArray *v = router_view(r, "x", key, 1, keep_but, &q);
+        CU_ASSERT_TRUE(v->len == 1 && has(v, &a));
+    }
+    guint before = q.calls;
+    router_view(r, "x", key, 1, keep_but, &q); /* the last is still cached */
+    CU_ASSERT_EQUAL(q.calls, before);
+    router_view(r, "x", "k0", 1, keep_but, &q); /* the first was dropped */
+    CU_ASSERT_EQUAL(q.calls, before + 1);
+    router_free(r);
+}
+
 int main(void)
 {
     static const struct test_case cases[] = {
@@ -109,6 +197,9 @@ int main(void)
         {"unsubscribe in any order", test_unsubscribe},
         {"5000 subscribers", test_many},
         {"interest follows first and last subscriber", test_interest},
+        {"a view is decided once per change", test_view_cached},
+        {"a view is decided again after a change or a new stamp", test_view_invalidated},
+        {"views per channel are bounded", test_view_bounded},
         {NULL, NULL},
     };
     return cunit_run("router", cases);
