@@ -551,8 +551,9 @@ void broker_free(struct broker *b)
         event_free(b->sig_term);
         event_free(b->sig_int);
         event_free(b->sig_hup);
-        event_free(b->tick);
     }
+    if (b->tick) /* made last in broker_start: absent when a listener failed */
+        event_free(b->tick);
     if (b->tls)
         SSL_CTX_free(b->tls);
     event_base_free(b->base);

@@ -129,6 +129,27 @@ static void test_bad_error_style(void)
     check_config_error("error_style = shouting\n", "error_style");
 }
 
+/* A start that fails after the listeners are bound (here: the console's
+ * files are missing) exits with a status and a message, not a crash. */
+static void test_late_start_failure(void)
+{
+    struct h_broker *b = h_broker_new();
+    char *out = NULL;
+    CU_ASSERT_FATAL(b != NULL);
+    /* (the broker's listen is spelled out: the harness leaves it to the
+     * extra text once that sets a key of the name) */
+    CU_ASSERT_FATAL(h_broker_write_config(b, "listen = tcp:127.0.0.1:0\n"
+                                             "[web]\nlisten = tcp:127.0.0.1:0\n"
+                                             "root = /nonexistent/hpfriends-web\n"));
+    const char *args[] = {"-f", "-c", b->conf_path, "--ready-file", b->ready_path, NULL};
+    int st = h_broker_run_sync(b, args, 5000, &out);
+    fprintf(stderr, "  exit status %d\n", st);
+    CU_ASSERT_EQUAL(st, 1); /* -1 would be a signal: the old code crashed here */
+    CU_ASSERT(mentions(out, (const char *[]){"/nonexistent/hpfriends-web", NULL}));
+    CU_ASSERT(!g_file_test(b->ready_path, G_FILE_TEST_EXISTS));
+    g_free(out);
+}
+
 /* -t on a good config: exit 0 quickly, nothing listening. */
 static void test_check_mode_ok(void)
 {
@@ -176,6 +197,7 @@ static const struct h_test tests[] = {
     {"unknown config key stops the start", test_unknown_key},
     {"bad config value stops the start", test_bad_value},
     {"bad error_style stops the start", test_bad_error_style},
+    {"a failure after binding exits cleanly", test_late_start_failure},
     {"-t on a good config", test_check_mode_ok},
     {"SIGHUP keeps serving", test_sighup_keeps_serving},
     {NULL, NULL},
