@@ -247,9 +247,6 @@ void handle_publish_flush_one(struct conn *c, gboolean discard);
 gboolean handle_subscribe(struct conn *c, const struct wire_msg *m);
 gboolean handle_unsubscribe(struct conn *c, const struct wire_msg *m);
 
-/* At most this many channels in an authkey's publish list, and in its
- * subscribe list: a session of a key with more is refused. */
-#define HPF_MAX_KEY_CHANNELS 4096
 /** A session's channel permission set from a list: shared by every session
  * with the same list (a reference; g_hash_table_unref when done, never
  * changed). */

@@ -2,14 +2,15 @@
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <hpfriends/names.h>
 
 #include "broker.h"
 #include "graph.h"
 #include "ipguard.h"
 #include "log.h"
 #include "metrics.h"
-#include "names.h"
 #include "sinks.h"
+#include "wire_str.h"
 #include "worker.h"
 
 struct auth_job {
@@ -111,11 +112,11 @@ static gboolean key_lists_fit(const struct auth_job *j)
 {
     guint np = j->req.publish ? j->req.publish->len : 0;
     guint ns = j->req.subscribe ? j->req.subscribe->len : 0;
-    if (np <= HPF_MAX_KEY_CHANNELS && ns <= HPF_MAX_KEY_CHANNELS)
+    if (np <= HPF_KEY_CHANNELS_MAX && ns <= HPF_KEY_CHANNELS_MAX)
         return TRUE;
     log_warn("%s: authkey lists %u publish and %u subscribe channels, more than %u: "
              "refusing it",
-             j->ident, np, ns, HPF_MAX_KEY_CHANNELS);
+             j->ident, np, ns, HPF_KEY_CHANNELS_MAX);
     return FALSE;
 }
 

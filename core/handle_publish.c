@@ -34,7 +34,7 @@
 #include "graph.h"
 #include "log.h"
 #include "metrics.h"
-#include "names.h"
+#include "wire_str.h"
 #include "router.h"
 #include "sinks.h"
 

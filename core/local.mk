@@ -22,7 +22,7 @@ noinst_LTLIBRARIES += %reldir%/libhpfcore.la
 	%reldir%/admin.c %reldir%/admin.h \
 	%reldir%/jsonutil.c %reldir%/jsonutil.h \
 	%reldir%/password.c %reldir%/password.h \
-	%reldir%/names.h \
+	%reldir%/wire_str.h \
 	%reldir%/accept.c %reldir%/accept.h \
 	%reldir%/broker.c %reldir%/broker.h \
 	%reldir%/conn.c \

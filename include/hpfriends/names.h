@@ -35,6 +35,10 @@ extern "C" {
 #define HPF_NAME_MAX 255
 /** Longest secret in bytes. */
 #define HPF_SECRET_MAX 1024
+/** Most channels in an authkey's publish list, and in its subscribe list:
+ * storage refuses a longer list, the broker refuses a session of a key that
+ * has one (written by another tool). */
+#define HPF_KEY_CHANNELS_MAX 4096
 
 /**
  * NULL when s is an acceptable name or secret of at most max bytes;

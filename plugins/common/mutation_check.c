@@ -85,6 +85,9 @@ static int check_channels(const char *ident, const char *what, const char *const
 {
     if (n > 0 && !chans)
         return invalid(err, err_len, "authkey '%s': %s list is missing", ident, what);
+    if (n > HPF_KEY_CHANNELS_MAX)
+        return invalid(err, err_len, "authkey '%s': %zu %s channels, more than %d", ident, n,
+                       what, HPF_KEY_CHANNELS_MAX);
     for (size_t i = 0; i < n; i++) {
         if (!chans[i] || !*chans[i])
             return invalid(err, err_len, "authkey '%s': empty %s channel", ident, what);

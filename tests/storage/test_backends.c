@@ -626,6 +626,19 @@ static void test_names_checked(void)
     CU_ASSERT_EQUAL(get_key(pi, "\xc3\xa9t\xc3\xa9", &g), HPF_OK);
     CU_ASSERT_STRING_EQUAL(g.sub, "gr\xc3\xbc\xc3\x9f" "e,\xf0\x9f\x90\x9d");
     got_clear(&g);
+
+    /* Channel lists are bounded: HPF_KEY_CHANNELS_MAX fits, one more does not. */
+    char **many = g_new0(char *, HPF_KEY_CHANNELS_MAX + 2);
+    for (int i = 0; i <= HPF_KEY_CHANNELS_MAX; i++)
+        many[i] = g_strdup_printf("c%d", i);
+    struct hpf_authkey big = {.ident = "big", .owner = "alice", .secret = "x",
+                              .publish = (const char *const *)many,
+                              .n_publish = HPF_KEY_CHANNELS_MAX + 1};
+    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_AUTHKEY_ADD, .authkey = &big), HPF_ERR_INVALID);
+    CHECK_ERR("authkey 'big': 4097 publish channels, more than 4096");
+    big.n_publish = HPF_KEY_CHANNELS_MAX;
+    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_AUTHKEY_ADD, .authkey = &big), HPF_OK);
+    g_strfreev(many);
     plugin_instance_free(pi);
 }
 

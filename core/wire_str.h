@@ -1,6 +1,6 @@
 /* Turning wire strings into C strings safely. */
-#ifndef HPF_NAMES_H
-#define HPF_NAMES_H
+#ifndef HPF_WIRE_STR_H
+#define HPF_WIRE_STR_H
 
 #include <glib.h>
 #include <string.h>
