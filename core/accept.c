@@ -82,9 +82,10 @@ static void on_accept_error(struct evconnlistener *l, void *ptr)
         refused = refuse_waiting(g);
     uint64_t held = 0;
     if (log_ratelimit_ok(&g->rl, &held))
-        log_err("%s: accept failed: %s; pausing the listener %d ms (%u refused now, %" G_GUINT64_FORMAT
-                " more failures since last said)",
-                g->who, g_strerror(err), ACCEPT_BACKOFF_MS, refused, held);
+        log_err(
+            "%s: accept failed: %s; pausing the listener %d ms (%u refused now, %" G_GUINT64_FORMAT
+            " more failures since last said)",
+            g->who, g_strerror(err), ACCEPT_BACKOFF_MS, refused, held);
     evconnlistener_disable(l);
     struct timeval tv = {0, ACCEPT_BACKOFF_MS * 1000};
     evtimer_add(g->rest, &tv);
@@ -137,9 +138,9 @@ struct http_gate {
     guint max_conns, first_request_s;
     struct http_gate_ops ops;
     void *arg;
-    GPtrArray *fresh;   /* bufferevents made this loop turn, connections not yet seen */
+    GPtrArray *fresh; /* bufferevents made this loop turn, connections not yet seen */
     struct event *settle;
-    GHashTable *conns;  /* struct evhttp_connection * -> struct gate_conn * */
+    GHashTable *conns; /* struct evhttp_connection * -> struct gate_conn * */
     struct log_ratelimit rl;
 };
 

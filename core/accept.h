@@ -12,7 +12,7 @@
 #include <event2/listener.h>
 
 /* How long a listener rests after accept() failed (EMFILE and the like). */
-#define ACCEPT_BACKOFF_MS 100
+#define ACCEPT_BACKOFF_MS   100
 /* Connections refused with the reserve descriptor per failed accept(). */
 #define ACCEPT_REFUSE_BATCH 32
 

@@ -4,7 +4,7 @@
 #include <openssl/rand.h>
 #include <string.h>
 
-G_DEFINE_QUARK(hpf-admin-error-quark, admin_error)
+G_DEFINE_QUARK(hpf - admin - error - quark, admin_error)
 
 gboolean admin_valid_name(const char *name)
 {
@@ -26,10 +26,7 @@ gboolean admin_valid_ident(const char *ident)
     return !hpf_name_check(ident, HPF_NAME_MAX) && !strchr(ident, ' ');
 }
 
-gboolean admin_valid_secret(const char *secret)
-{
-    return !hpf_name_check(secret, HPF_SECRET_MAX);
-}
+gboolean admin_valid_secret(const char *secret) { return !hpf_name_check(secret, HPF_SECRET_MAX); }
 
 /*
  * A value for an error message: what cannot be shown safely (control
@@ -98,33 +95,35 @@ static gboolean bad_value(GError **error, const char *what, const char *v, const
     return FALSE;
 }
 
-#define CHECK_NAME(what, v)                                                                  \
-    do {                                                                                     \
-        if (!admin_valid_name(v))                                                            \
-            return bad_value(error, !strcmp(what, "group") ? "group name" : "user name",     \
-                             v, "use 1-64 letters, digits, '.', '_', '@' or '-'");           \
+#define CHECK_NAME(what, v)                                                                 \
+    do {                                                                                    \
+        if (!admin_valid_name(v))                                                           \
+            return bad_value(error, !strcmp(what, "group") ? "group name" : "user name", v, \
+                             "use 1-64 letters, digits, '.', '_', '@' or '-'");             \
     } while (0)
 
-#define CHECK_CHANNEL(v)                                                                     \
-    do {                                                                                     \
-        if (!admin_valid_channel(v))                                                         \
-            return bad_value(error, "channel name", v,                                       \
-                             "1-255 bytes of UTF-8 text, no control characters, spaces "     \
-                             "or commas");                                                   \
+#define CHECK_CHANNEL(v)                                                                 \
+    do {                                                                                 \
+        if (!admin_valid_channel(v))                                                     \
+            return bad_value(error, "channel name", v,                                   \
+                             "1-255 bytes of UTF-8 text, no control characters, spaces " \
+                             "or commas");                                               \
     } while (0)
 
-#define CHECK_IDENT(v)                                                                       \
-    do {                                                                                     \
-        if (!admin_valid_ident(v))                                                           \
-            return bad_value(error, "ident", v,                                              \
-                             "1-255 bytes of UTF-8 text, no control characters or spaces");  \
+#define CHECK_IDENT(v)                                                                      \
+    do {                                                                                    \
+        if (!admin_valid_ident(v))                                                          \
+            return bad_value(error, "ident", v,                                             \
+                             "1-255 bytes of UTF-8 text, no control characters or spaces"); \
     } while (0)
 
-#define CHECK_SECRET(v)                                                                      \
-    do {                                                                                     \
-        if (!admin_valid_secret(v))                                                          \
-            return bad(error, HPF_ERR_INVALID, "bad secret: 1-%d bytes of UTF-8 text, no "   \
-                       "control characters", HPF_SECRET_MAX);                                \
+#define CHECK_SECRET(v)                                            \
+    do {                                                           \
+        if (!admin_valid_secret(v))                                \
+            return bad(error, HPF_ERR_INVALID,                     \
+                       "bad secret: 1-%d bytes of UTF-8 text, no " \
+                       "control characters",                       \
+                       HPF_SECRET_MAX);                            \
     } while (0)
 
 struct snapshot *admin_snapshot(struct admin *a, GError **error)
@@ -233,8 +232,10 @@ gboolean admin_share_add(struct admin *a, const char *from, const char *to, cons
     if (type != HPF_SHARE_SHARES && type != HPF_SHARE_ALL)
         return bad(error, HPF_ERR_INVALID, "bad share type: use shares or shares_all");
     if (!to_group && !strcmp(from, target))
-        return bad(error, HPF_ERR_INVALID, "'%s' cannot share with itself: everyone reads "
-                                           "their own messages", from);
+        return bad(error, HPF_ERR_INVALID,
+                   "'%s' cannot share with itself: everyone reads "
+                   "their own messages",
+                   from);
     struct hpf_mutation m = {.op = HPF_MUT_SHARE_ADD,
                              .user = from,
                              .target = target,
@@ -290,8 +291,8 @@ static char *new_secret(void)
 }
 
 gboolean admin_authkey_add(struct admin *a, const char *owner, const char *ident,
-                           const char *secret, char **publish, char **subscribe,
-                           char **secret_out, GError **error)
+                           const char *secret, char **publish, char **subscribe, char **secret_out,
+                           GError **error)
 {
     CHECK_NAME("user", owner);
     CHECK_IDENT(ident);
@@ -324,8 +325,7 @@ gboolean admin_authkey_add(struct admin *a, const char *owner, const char *ident
 }
 
 gboolean admin_authkey_set(struct admin *a, const char *ident, const char *owner,
-                           const char *secret, char **publish, char **subscribe,
-                           GError **error)
+                           const char *secret, char **publish, char **subscribe, GError **error)
 {
     CHECK_IDENT(ident);
     if (owner)
@@ -500,8 +500,7 @@ char *admin_graph_dot(const struct snapshot *s)
         dot_id(out, "", sh->channel);
         g_string_truncate(out, out->len - 1);
         g_string_append_printf(out, "\\n%s\"", share_type_name(sh->type));
-        g_string_append_printf(out, "%s];\n",
-                               sh->type == HPF_SHARE_ALL ? ", style=bold" : "");
+        g_string_append_printf(out, "%s];\n", sh->type == HPF_SHARE_ALL ? ", style=bold" : "");
     }
     g_string_append(out, "}\n");
     return g_string_free(out, FALSE);

@@ -67,16 +67,15 @@ gboolean admin_accept(struct admin *a, const char *user, const char *from, const
  * 32 hex digits... 128 bits) and returned in *secret_out (caller frees).
  */
 gboolean admin_authkey_add(struct admin *a, const char *owner, const char *ident,
-                           const char *secret, char **publish, char **subscribe,
-                           char **secret_out, GError **error);
+                           const char *secret, char **publish, char **subscribe, char **secret_out,
+                           GError **error);
 gboolean admin_authkey_del(struct admin *a, const char *ident, GError **error);
 /**
  * Change an authkey in one step (no moment without it, so live sessions
  * stay up): each non-NULL argument replaces that field; the rest is kept.
  */
 gboolean admin_authkey_set(struct admin *a, const char *ident, const char *owner,
-                           const char *secret, char **publish, char **subscribe,
-                           GError **error);
+                           const char *secret, char **publish, char **subscribe, GError **error);
 
 /** Export everything as JSON text (deterministic order). */
 char *admin_export(struct admin *a, GError **error);

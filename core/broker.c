@@ -46,7 +46,8 @@ char *broker_deny_text(const struct broker *b, enum deny_kind kind, const char *
     gboolean legacy = b->cfg->error_style == ERROR_STYLE_LEGACY;
     switch (kind) {
     case DENY_AUTH:
-        return legacy ? g_strdup("authfail.") : g_strdup_printf("Authentication failed for %s", ident);
+        return legacy ? g_strdup("authfail.")
+                      : g_strdup_printf("Authentication failed for %s", ident);
     case DENY_IDENT:
         return legacy ? g_strdup("identfail.")
                       : g_strdup_printf("Invalid authkey in message, ident=%s", ident);
@@ -112,8 +113,8 @@ static void reject_connection(evutil_socket_t fd, const char *text)
     evutil_closesocket(fd);
 }
 
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-                      int salen, void *arg)
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg)
 {
     struct listener *li = arg;
     struct broker *b = li->b;
@@ -175,10 +176,9 @@ static gboolean bind_one(struct broker *b, const struct listen_addr *la, FILE *r
     struct listener *li = g_new0(struct listener, 1);
     li->b = b;
     li->tls = la->tls;
-    struct evconnlistener *l =
-        evconnlistener_new_bind(b->base, on_accept, li,
-                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-                                1024, res->ai_addr, (int)res->ai_addrlen);
+    struct evconnlistener *l = evconnlistener_new_bind(
+        b->base, on_accept, li, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+        1024, res->ai_addr, (int)res->ai_addrlen);
     evutil_freeaddrinfo(res);
     if (!l) {
         g_set_error(error, CONFIG_ERROR, 0, "listen %s: %s", spec,
@@ -249,12 +249,16 @@ static void check_slow_consumers(struct broker *b)
     }
     for (guint i = 0; victims && i < victims->len; i++) {
         struct conn *c = victims->pdata[i];
-        sinks_event(b->sinks, &(struct hpf_event){.type = HPF_EVENT_DISCONNECT, .ident = c->ident,
-                                                  .owner = c->owner, .peer = c->peer,
-                                                  .reason = "slow consumer", .count = c->dropped});
-        log_warn("%s@%s: disconnecting slow consumer: %zu bytes queued for over %u s, %" G_GUINT64_FORMAT
-                 " messages dropped",
-                 c->ident, c->peer, conn_queued(c), b->cfg->slow_deadline, c->dropped);
+        sinks_event(b->sinks, &(struct hpf_event){.type = HPF_EVENT_DISCONNECT,
+                                                  .ident = c->ident,
+                                                  .owner = c->owner,
+                                                  .peer = c->peer,
+                                                  .reason = "slow consumer",
+                                                  .count = c->dropped});
+        log_warn(
+            "%s@%s: disconnecting slow consumer: %zu bytes queued for over %u s, %" G_GUINT64_FORMAT
+            " messages dropped",
+            c->ident, c->peer, conn_queued(c), b->cfg->slow_deadline, c->dropped);
         b->stats.slow_disconnects++;
         conn_close(c, "slow consumer");
     }
@@ -394,8 +398,8 @@ static struct plugin_instance *load_plugin(struct broker *b, const struct plugin
                                            enum hpf_kind kind, gboolean start, GError **error)
 {
     const char *dir = plugin_dir_resolve(b->cfg->plugin_dir);
-    char *iname = kind == HPF_KIND_STORAGE ? g_strdup("storage")
-                                            : g_strdup_printf("%s", pc->section);
+    char *iname =
+        kind == HPF_KIND_STORAGE ? g_strdup("storage") : g_strdup_printf("%s", pc->section);
     struct plugin_instance *pi =
         plugin_instance_new(dir, pc->plugin, kind, iname, pc->keys, b->cfg->dir, error);
     g_free(iname);
@@ -415,8 +419,8 @@ gboolean broker_load_plugins(struct broker *b, gboolean start, GError **error)
         return FALSE;
     plugin_set_storage(b->storage);
     for (guint i = 0; i < b->cfg->auth->len; i++) {
-        struct plugin_instance *pi = load_plugin(b, b->cfg->auth->pdata[i], HPF_KIND_AUTH, start,
-                                                 error);
+        struct plugin_instance *pi =
+            load_plugin(b, b->cfg->auth->pdata[i], HPF_KIND_AUTH, start, error);
         if (!pi)
             return FALSE;
         g_ptr_array_add(b->auth_chain, pi);
@@ -515,10 +519,7 @@ gboolean broker_start(struct broker *b, const char *ready_file, GError **error)
     return TRUE;
 }
 
-int broker_run(struct broker *b)
-{
-    return event_base_dispatch(b->base) < 0 ? 1 : 0;
-}
+int broker_run(struct broker *b) { return event_base_dispatch(b->base) < 0 ? 1 : 0; }
 
 void broker_free(struct broker *b)
 {

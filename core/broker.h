@@ -64,7 +64,7 @@ struct conn {
     GHashTable *may_subscribe; /* channel set */
     GHashTable *subscribed;    /* channel set: what the router holds us under */
 
-    struct event *timer; /* auth timeout, then close-flush deadline */
+    struct event *timer;       /* auth timeout, then close-flush deadline */
     guint32 uid;               /* owner's id in the current graph */
     gboolean key_from_storage; /* granted from storage: re-checked on reload */
 
@@ -90,7 +90,7 @@ struct conn {
     gboolean backlogged, backlog_exempt;
     gint64 backlog_since_us, backlog_moved_us; /* over the mark since; last progress */
     size_t backlog_left;                       /* queue at the last progress */
-    gboolean input_paused; /* in output.c's paused list: reading stopped for a backlog */
+    gboolean input_paused;     /* in output.c's paused list: reading stopped for a backlog */
     struct pub_stat *pub_stat; /* metrics of the channel last published on */
     char *pub_stat_chan;
 

@@ -37,16 +37,16 @@ struct cluster {
     struct broker *b;
     struct plugin_instance *pi;
     struct event *notify;
-    struct event *check; /* the transport's max payload against max_frame */
+    struct event *check;    /* the transport's max payload against max_frame */
     guint64 payload_warned; /* loop thread: the max payload last warned about */
 
-    GMutex lock; /* guards the four below */
+    GMutex lock;  /* guards the four below */
     GQueue queue; /* struct injected *, oldest first */
     size_t queued_bytes;
     gboolean notify_pending;
     guint64 drops;
 
-    guint64 injected;    /* loop thread only */
+    guint64 injected;     /* loop thread only */
     guint64 drops_logged; /* loop thread only */
     struct log_ratelimit drop_rl;
 
@@ -118,12 +118,11 @@ static void injected_free(struct injected *in)
 static int inject(void *data, const struct hpf_message *msg)
 {
     struct cluster *cl = data;
-    if (!msg || !msg->ident || !msg->owner || !msg->channel ||
-        (!msg->payload && msg->payload_len))
+    if (!msg || !msg->ident || !msg->owner || !msg->channel || (!msg->payload && msg->payload_len))
         return HPF_ERR_INVALID;
     size_t il = strlen(msg->ident), cl_len = strlen(msg->channel);
-    size_t flen = wire_encode_publish(NULL, 0, msg->ident, il, msg->channel, cl_len,
-                                      msg->payload, msg->payload_len);
+    size_t flen = wire_encode_publish(NULL, 0, msg->ident, il, msg->channel, cl_len, msg->payload,
+                                      msg->payload_len);
     if (flen == 0) {
         g_mutex_lock(&cl->lock);
         cl->drops++;
@@ -197,8 +196,7 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
             uint64_t held = 0;
             if (log_ratelimit_ok(&cl->refuse_rl, &held))
                 log_warn("cluster: refused a message from NATS on channel %s as %s (owner %s): "
-                         "%s (%" G_GUINT64_FORMAT " in all; %" G_GUINT64_FORMAT
-                         " more not logged)",
+                         "%s (%" G_GUINT64_FORMAT " in all; %" G_GUINT64_FORMAT " more not logged)",
                          in->chan, in->ident, in->owner, why, cl->refused, held);
             injected_free(in);
             continue;
@@ -226,7 +224,7 @@ static void on_interest(void *data, const char *chan, gboolean on)
  * percent-encoded, and the instance id) come on top.
  */
 #define CLUSTER_HEADER_ALLOWANCE 2048u
-#define CLUSTER_CHECK_SECONDS 5
+#define CLUSTER_CHECK_SECONDS    5
 
 static void on_check(evutil_socket_t fd, short what, void *arg)
 {
@@ -255,9 +253,8 @@ struct cluster *cluster_new(struct broker *b, GError **error)
 {
     const struct plugin_conf *pc = b->cfg->cluster;
     const char *dir = plugin_dir_resolve(b->cfg->plugin_dir);
-    struct plugin_instance *pi =
-        plugin_instance_new(dir, pc->plugin, HPF_KIND_CLUSTER, "cluster", pc->keys, b->cfg->dir,
-                            error);
+    struct plugin_instance *pi = plugin_instance_new(dir, pc->plugin, HPF_KIND_CLUSTER, "cluster",
+                                                     pc->keys, b->cfg->dir, error);
     if (!pi)
         return NULL;
     struct cluster *cl = g_new0(struct cluster, 1);

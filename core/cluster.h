@@ -15,14 +15,14 @@ struct cluster;
 struct snapshot;
 
 /* Hand-over bounds: past either, injected messages are dropped and counted. */
-#define CLUSTER_INJECT_MAX_MSGS 100000u
+#define CLUSTER_INJECT_MAX_MSGS  100000u
 #define CLUSTER_INJECT_MAX_BYTES (64u * 1024u * 1024u)
 
 struct cluster_counters {
-    guint64 injected;      /* received from other nodes and fanned out here */
-    guint64 inject_drops;  /* dropped: hand-over queue full, or unencodable */
-    guint64 refused;       /* ident unknown, not the owner's, or may not publish there */
-    guint64 forwarded;     /* the plugin's counters, see hpf_cluster_stats */
+    guint64 injected;     /* received from other nodes and fanned out here */
+    guint64 inject_drops; /* dropped: hand-over queue full, or unencodable */
+    guint64 refused;      /* ident unknown, not the owner's, or may not publish there */
+    guint64 forwarded;    /* the plugin's counters, see hpf_cluster_stats */
     guint64 forward_failed;
     guint64 received;
     guint64 received_bad;

@@ -14,7 +14,7 @@
 
 #include "wire.h"
 
-G_DEFINE_QUARK(hpf-config-error-quark, config_error)
+G_DEFINE_QUARK(hpf - config - error - quark, config_error)
 
 #define DEFAULT_LISTEN "tcp:127.0.0.1:10000"
 
@@ -151,8 +151,7 @@ struct listen_addr *config_parse_listen(const char *spec, GError **error)
     char *port_s = g_strstrip(g_strdup(port));
     guint64 pnum;
     if (!g_ascii_string_to_unsigned(port_s, 10, 0, 65535, &pnum, NULL)) {
-        g_set_error(error, CONFIG_ERROR, 0, "'%s': port must be a number from 0 to 65535",
-                    spec);
+        g_set_error(error, CONFIG_ERROR, 0, "'%s': port must be a number from 0 to 65535", spec);
         g_free(host);
         g_free(port_s);
         return NULL;
@@ -196,10 +195,20 @@ gboolean config_parse_size(const char *s, guint64 *out)
     while (g_ascii_isspace(*end))
         end++;
     switch (g_ascii_toupper(*end)) {
-    case 'K': mul = 1024; end++; break;
-    case 'M': mul = 1024 * 1024; end++; break;
-    case 'G': mul = 1024 * 1024 * 1024; end++; break;
-    default: break;
+    case 'K':
+        mul = 1024;
+        end++;
+        break;
+    case 'M':
+        mul = 1024 * 1024;
+        end++;
+        break;
+    case 'G':
+        mul = 1024 * 1024 * 1024;
+        end++;
+        break;
+    default:
+        break;
     }
     if (mul > 1 && (*end == 'i' || *end == 'I'))
         end++;
@@ -221,8 +230,7 @@ gboolean config_value_bool(const char *v, gboolean *out, GError **error)
     return FALSE;
 }
 
-gboolean config_value_uint(const char *v, guint64 min, guint64 max, guint64 *out,
-                           GError **error)
+gboolean config_value_uint(const char *v, guint64 min, guint64 max, guint64 *out, GError **error)
 {
     if (g_ascii_string_to_unsigned(v, 10, min, max, out, NULL))
         return TRUE;
@@ -246,8 +254,7 @@ static char *size_text(guint64 n)
                  : g_strdup_printf("%" G_GUINT64_FORMAT "%c", n, suffix[i]);
 }
 
-gboolean config_value_size(const char *v, guint64 min, guint64 max, guint64 *out,
-                           GError **error)
+gboolean config_value_size(const char *v, guint64 min, guint64 max, guint64 *out, GError **error)
 {
     guint64 n;
     if (config_parse_size(v, &n) && n >= min && n <= max) {
@@ -435,9 +442,9 @@ static gboolean load_broker(struct config *cfg, GKeyFile *kf, const char *file, 
     return ok;
 }
 
-static struct plugin_conf *load_plugin_section(GKeyFile *kf, const char *section,
-                                               const char *name, const char *default_plugin,
-                                               const char *file, GError **error)
+static struct plugin_conf *load_plugin_section(GKeyFile *kf, const char *section, const char *name,
+                                               const char *default_plugin, const char *file,
+                                               GError **error)
 {
     char *plugin = g_key_file_get_value(kf, section, "plugin", NULL);
     if (plugin)
@@ -494,8 +501,8 @@ static struct config *config_new_for_file(const char *path)
 }
 
 /* One pass over the sections: the single ones are read, the rest checked by name. */
-static gboolean load_section(struct config *cfg, GKeyFile *kf, const char *group,
-                             const char *path, GError **error)
+static gboolean load_section(struct config *cfg, GKeyFile *kf, const char *group, const char *path,
+                             GError **error)
 {
     gboolean ok = TRUE;
     if (!strcmp(group, "broker")) {
@@ -529,8 +536,8 @@ static gboolean load_section(struct config *cfg, GKeyFile *kf, const char *group
 }
 
 /* The auth chain: [auth] chain = a;b, each optionally with [auth:a]. */
-static gboolean load_auth_chain(struct config *cfg, GKeyFile *kf, char **groups,
-                                const char *path, GError **error)
+static gboolean load_auth_chain(struct config *cfg, GKeyFile *kf, char **groups, const char *path,
+                                GError **error)
 {
     gboolean ok = TRUE;
     char **chain = NULL;

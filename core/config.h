@@ -19,9 +19,9 @@ struct listen_addr {
 
 /** One plugin section: which plugin, and the keys handed to it. */
 struct plugin_conf {
-    char *section;  /**< "storage", "auth:NAME", "sink:NAME" */
-    char *name;     /**< instance name: "storage", NAME for auth and sinks */
-    char *plugin;   /**< plugin name from `plugin =` */
+    char *section;    /**< "storage", "auth:NAME", "sink:NAME" */
+    char *name;       /**< instance name: "storage", NAME for auth and sinks */
+    char *plugin;     /**< plugin name from `plugin =` */
     GHashTable *keys; /**< every other key -> value */
 };
 
@@ -52,9 +52,9 @@ struct config {
     guint slow_deadline;
     guint backpressure_hold; /**< ms a lagging reader may hold publishers back; 0: never */
     guint max_connections;
-    guint max_connections_per_ip; /**< 0: unlimited */
+    guint max_connections_per_ip;       /**< 0: unlimited */
     guint auth_failures_before_backoff; /**< 0: never back off */
-    guint auth_backoff;           /**< seconds, doubling while failures go on */
+    guint auth_backoff;                 /**< seconds, doubling while failures go on */
     guint auth_timeout;
     char *plugin_dir; /**< NULL: built-in default */
     char *tls_cert;
@@ -65,8 +65,8 @@ struct config {
     struct web_conf *web; /**< NULL: no console */
 
     struct plugin_conf *storage;
-    GPtrArray *auth;  /**< struct plugin_conf *, chain order */
-    GPtrArray *sinks; /**< struct plugin_conf * */
+    GPtrArray *auth;             /**< struct plugin_conf *, chain order */
+    GPtrArray *sinks;            /**< struct plugin_conf * */
     struct plugin_conf *cluster; /**< [cluster], or NULL: a single node */
 };
 
@@ -114,11 +114,9 @@ gboolean config_parse_bool(const char *s, gboolean *out);
 /** Bytes with an optional K, M or G (powers of 1024; "KB", "KiB" alike). */
 gboolean config_parse_size(const char *s, guint64 *out);
 gboolean config_value_bool(const char *v, gboolean *out, GError **error);
-gboolean config_value_size(const char *v, guint64 min, guint64 max, guint64 *out,
-                           GError **error);
+gboolean config_value_size(const char *v, guint64 min, guint64 max, guint64 *out, GError **error);
 /** A whole decimal number in [min, max]. */
-gboolean config_value_uint(const char *v, guint64 min, guint64 max, guint64 *out,
-                           GError **error);
+gboolean config_value_uint(const char *v, guint64 min, guint64 max, guint64 *out, GError **error);
 
 /** Resolve a path against cfg->dir unless it is absolute. */
 char *config_resolve_path(const struct config *cfg, const char *path);

@@ -29,19 +29,19 @@
 #include "sinks.h"
 
 /* How long a closing connection may take to flush its last ERROR. */
-#define CLOSE_FLUSH_SECONDS 5
+#define CLOSE_FLUSH_SECONDS  5
 /* How long we keep reading (and discarding) after our half-close. */
 #define CLOSE_LINGER_SECONDS 2
 /* What one read event takes from a connection at most: large enough that a
  * busy publisher costs one read and one write per subscriber per loop turn,
  * small enough that it cannot keep the loop from the other connections. */
-#define READ_BATCH (256 * 1024)
+#define READ_BATCH           (256 * 1024)
 /* An OpenSSL bufferevent reserves this much input per read and fills it with
  * at most two TLS records (16 KiB each): more would only be allocated and
  * released again at every read. */
-#define TLS_READ (32 * 1024)
+#define TLS_READ             (32 * 1024)
 /* What libevent 2.1 reads from a socket per read event at most. */
-#define LIBEVENT_MAX_READ 4096
+#define LIBEVENT_MAX_READ    4096
 
 static void on_read(struct bufferevent *bev, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
@@ -83,8 +83,7 @@ static void on_auth_timeout(evutil_socket_t fd, short what, void *arg)
         conn_fail(c, "auth-timeout", "Timed out waiting for AUTH");
 }
 
-struct conn *conn_new(struct broker *b, evutil_socket_t fd, const struct sockaddr *sa,
-                      gboolean tls)
+struct conn *conn_new(struct broker *b, evutil_socket_t fd, const struct sockaddr *sa, gboolean tls)
 {
     struct bufferevent *bev;
     set_keepalive(fd);
@@ -225,14 +224,16 @@ static void drop_subscriptions(struct conn *c)
 void conn_close(struct conn *c, const char *reason)
 {
     struct broker *b = c->b;
-    log_debug("%s%s%s: disconnected: %s", c->ident ? c->ident : "", c->ident ? "@" : "",
-              c->peer, reason);
+    log_debug("%s%s%s: disconnected: %s", c->ident ? c->ident : "", c->ident ? "@" : "", c->peer,
+              reason);
     output_forget(c);
     handle_publish_flush_one(c, TRUE);
     drop_subscriptions(c);
     counters_collect(b, c);
-    sinks_event(b->sinks, &(struct hpf_event){.type = HPF_EVENT_DISCONNECT, .ident = c->ident,
-                                              .owner = c->owner, .peer = c->peer,
+    sinks_event(b->sinks, &(struct hpf_event){.type = HPF_EVENT_DISCONNECT,
+                                              .ident = c->ident,
+                                              .owner = c->owner,
+                                              .peer = c->peer,
                                               .reason = reason});
     if (c->ident) {
         guint64 queued = conn_queued(c);
@@ -425,9 +426,12 @@ static gboolean dispatch(struct conn *c, const struct wire_msg *m, struct frame_
         return handle_auth(c, m);
     }
     switch (m->op) {
-    case WIRE_OP_PUBLISH: return handle_publish(c, m, blk, off);
-    case WIRE_OP_SUBSCRIBE: return handle_subscribe(c, m);
-    case WIRE_OP_UNSUBSCRIBE: return handle_unsubscribe(c, m);
+    case WIRE_OP_PUBLISH:
+        return handle_publish(c, m, blk, off);
+    case WIRE_OP_SUBSCRIBE:
+        return handle_subscribe(c, m);
+    case WIRE_OP_UNSUBSCRIBE:
+        return handle_unsubscribe(c, m);
     case WIRE_OP_AUTH:
         conn_fail(c, "bad-frame", "Bad frame: AUTH on an authenticated connection");
         return FALSE;

@@ -102,8 +102,10 @@ void counters_array_free(GArray *a)
 
 void counters_collect(struct broker *b, struct conn *c)
 {
-    struct hpf_counters d = {.published_msgs = c->pub_msgs, .published_bytes = c->pub_bytes,
-                             .received_msgs = c->recv_msgs, .received_bytes = c->recv_bytes};
+    struct hpf_counters d = {.published_msgs = c->pub_msgs,
+                             .published_bytes = c->pub_bytes,
+                             .received_msgs = c->recv_msgs,
+                             .received_bytes = c->recv_bytes};
     counters_add(b->counters, c->ident, &d);
     c->pub_msgs = c->pub_bytes = c->recv_msgs = c->recv_bytes = 0;
 }
@@ -165,8 +167,10 @@ GHashTable *counters_unsaved(struct broker *b)
     g_hash_table_iter_init(&it, live);
     while (g_hash_table_iter_next(&it, &k, &v)) {
         const struct conn_ident_totals *ct = v;
-        struct hpf_counters d = {.published_msgs = ct->pub_msgs, .published_bytes = ct->pub_bytes,
-                                 .received_msgs = ct->recv_msgs, .received_bytes = ct->recv_bytes};
+        struct hpf_counters d = {.published_msgs = ct->pub_msgs,
+                                 .published_bytes = ct->pub_bytes,
+                                 .received_msgs = ct->recv_msgs,
+                                 .received_bytes = ct->recv_bytes};
         sum_into(entry(t, k), &d);
     }
     g_hash_table_unref(live);

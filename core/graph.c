@@ -13,8 +13,8 @@
 #include <string.h>
 
 struct graph {
-    GHashTable *user_ids; /* name -> uid + 1 */
-    GPtrArray *user_names; /* uid -> name (owns) */
+    GHashTable *user_ids;   /* name -> uid + 1 */
+    GPtrArray *user_names;  /* uid -> name (owns) */
     GHashTable *by_channel; /* channel -> GHashTable(publisher name -> readers) */
     GHashTable *sets;       /* interned struct graph_readers *, in set_blocks */
     GPtrArray *set_blocks;  /* the sets' memory (owns) */
@@ -195,8 +195,8 @@ struct walk {
     /* u's out-edges: sorted[begin[u] .. end[u]), the shares_all ones first,
      * up to mid[u]. */
     guint32 *begin, *mid, *end;
-    GArray *sorted;    /* struct edge, this channel's edges grouped by source */
-    guint32 *sources;  /* users with out-edges on this channel */
+    GArray *sorted;   /* struct edge, this channel's edges grouped by source */
+    guint32 *sources; /* users with out-edges on this channel */
     guint n_sources;
 
     /* Strongly connected components of the channel's shares_all edges. */
@@ -217,7 +217,7 @@ struct walk {
     guint32 *c_stamp; /* per component: already reached for this publisher */
     guint32 c_gen;
 
-    guint32 *queue; /* components to expand for this publisher */
+    guint32 *queue;              /* components to expand for this publisher */
     struct graph_readers *found; /* grows as needed */
     guint found_cap;
 };
@@ -356,10 +356,7 @@ static void group_by_source(struct walk *w, const GArray *edges)
     /* Now mid[f] is where f's shares edges start, end[f] where they end. */
 }
 
-static gboolean has_edges(const struct walk *w, guint32 u)
-{
-    return w->src_stamp[u] == w->src_gen;
-}
+static gboolean has_edges(const struct walk *w, guint32 u) { return w->src_stamp[u] == w->src_gen; }
 
 static void visit(struct walk *w, guint32 u)
 {
@@ -523,8 +520,8 @@ struct graph *graph_build(const struct snapshot *s, gboolean require_accept)
     struct graph *g = g_new0(struct graph, 1);
     g->user_ids = g_hash_table_new(g_str_hash, g_str_equal);
     g->user_names = g_ptr_array_new_with_free_func(g_free);
-    g->by_channel = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                          (GDestroyNotify)g_hash_table_unref);
+    g->by_channel =
+        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_hash_table_unref);
     g->sets = g_hash_table_new(readers_hash, readers_equal);
     g->set_blocks = g_ptr_array_new_with_free_func(g_free);
 

@@ -140,7 +140,8 @@ static void auth_done(void *arg)
     if (j->verdict != HPF_AUTH_ALLOW) {
         c->b->stats.auth_failures++;
         sinks_event(c->b->sinks, &(struct hpf_event){.type = HPF_EVENT_AUTH_FAILED,
-                                                     .ident = j->ident, .peer = c->peer,
+                                                     .ident = j->ident,
+                                                     .peer = c->peer,
                                                      .reason = "authentication failed"});
         /* An undecided AUTH (storage down) is denied but not held against the address. */
         metrics_error(c->b->metrics, j->ident,
@@ -183,7 +184,8 @@ gboolean handle_auth(struct conn *c, const struct wire_msg *m)
         if (!ident)
             ident = g_strndup((const char *)m->name.ptr, m->name.len);
         sinks_event(c->b->sinks, &(struct hpf_event){.type = HPF_EVENT_AUTH_FAILED,
-                                                     .ident = ident, .peer = c->peer,
+                                                     .ident = ident,
+                                                     .peer = c->peer,
                                                      .reason = "malformed AUTH"});
         metrics_error(c->b->metrics, ident, "auth-failed");
         ipguard_auth_failed(c->b->ipguard, c->addr);

@@ -91,11 +91,12 @@ static gboolean deliver(struct conn *s, struct frame_block *blk, size_t off, siz
     if (queued > 0 && queued + len > b->cfg->max_queued_bytes) {
         if (s->over_since_us == 0) {
             s->over_since_us = g_get_monotonic_time();
-            log_notice("%s@%s: slow consumer: %zu bytes queued; dropping its messages",
-                       s->ident, s->peer, queued);
+            log_notice("%s@%s: slow consumer: %zu bytes queued; dropping its messages", s->ident,
+                       s->peer, queued);
             metrics_deadline(b->metrics, s->ident, TRUE);
             sinks_event(b->sinks, &(struct hpf_event){.type = HPF_EVENT_SLOW_DROP,
-                                                      .ident = s->ident, .owner = s->owner,
+                                                      .ident = s->ident,
+                                                      .owner = s->owner,
                                                       .peer = s->peer,
                                                       .reason = "output queue full",
                                                       .count = s->dropped + 1});
@@ -164,11 +165,13 @@ gboolean handle_denied(struct conn *c, enum deny_kind kind, const char *chan)
 {
     char *text = broker_deny_text(c->b, kind, c->ident, chan);
     gboolean go_on = c->b->cfg->on_denied == ON_DENIED_CONTINUE;
-    sinks_event(c->b->sinks,
-                &(struct hpf_event){.type = HPF_EVENT_DENIED, .ident = c->ident, .owner = c->owner,
-                                    .peer = c->peer, .channel = chan,
-                                    .reason = kind == DENY_PUB ? "publish denied"
-                                                               : "subscribe denied"});
+    sinks_event(c->b->sinks, &(struct hpf_event){.type = HPF_EVENT_DENIED,
+                                                 .ident = c->ident,
+                                                 .owner = c->owner,
+                                                 .peer = c->peer,
+                                                 .channel = chan,
+                                                 .reason = kind == DENY_PUB ? "publish denied"
+                                                                            : "subscribe denied"});
     if (go_on) {
         log_info("%s@%s: denied: %s", c->ident, c->peer, text);
         conn_send_error(c, "%s", text);

@@ -10,15 +10,15 @@
 #include <netinet/in.h>
 #include <event2/util.h>
 
-#define WINDOW_US (60 * G_USEC_PER_SEC)
+#define WINDOW_US      (60 * G_USEC_PER_SEC)
 #define MAX_BACKOFF_US (15 * 60 * G_USEC_PER_SEC)
 
 struct ipstate {
     guint conns;
-    guint failures;      /* within the current window */
+    guint failures; /* within the current window */
     gint64 window_start;
     gint64 blocked_until;
-    gint64 backoff_us;   /* next block length */
+    gint64 backoff_us; /* next block length */
 };
 
 struct ipguard {

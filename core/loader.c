@@ -22,7 +22,7 @@
 #define HPF_PLUGINDIR "/usr/local/lib/hpfriends/plugins"
 #endif
 
-G_DEFINE_QUARK(hpf-plugin-error-quark, hpf_plugin_error)
+G_DEFINE_QUARK(hpf - plugin - error - quark, hpf_plugin_error)
 
 struct hpf_plugin_ctx {
     char *name;
@@ -45,8 +45,7 @@ static plugin_inject_fn the_inject;
 static void *the_inject_data;
 static const struct hpf_plugin_ctx *the_inject_ctx;
 
-void plugin_set_cluster_inject(plugin_inject_fn fn, void *data,
-                               const struct hpf_plugin_ctx *from)
+void plugin_set_cluster_inject(plugin_inject_fn fn, void *data, const struct hpf_plugin_ctx *from)
 {
     if (!fn) {
         __atomic_store_n(&the_inject, NULL, __ATOMIC_SEQ_CST);
@@ -104,8 +103,8 @@ static int config_refused(const char *key, GError *e, char *err, size_t err_len)
     return HPF_ERR_INVALID;
 }
 
-static int host_config_bool(const struct hpf_plugin_ctx *ctx, const char *key, bool *out,
-                            char *err, size_t err_len)
+static int host_config_bool(const struct hpf_plugin_ctx *ctx, const char *key, bool *out, char *err,
+                            size_t err_len)
 {
     if (!ctx || !key || !out)
         return hpf_set_error(err, err_len, HPF_ERR_INVALID, "config_bool: bad arguments");
@@ -122,8 +121,7 @@ static int host_config_bool(const struct hpf_plugin_ctx *ctx, const char *key, b
 
 /* config_size and config_uint: the same frame around two parsers. */
 static int host_config_number(const struct hpf_plugin_ctx *ctx, const char *key, bool size,
-                              uint64_t min, uint64_t max, uint64_t *out, char *err,
-                              size_t err_len)
+                              uint64_t min, uint64_t max, uint64_t *out, char *err, size_t err_len)
 {
     if (!ctx || !key || !out || min > max)
         return hpf_set_error(err, err_len, HPF_ERR_INVALID, "%s: bad arguments",
@@ -133,8 +131,7 @@ static int host_config_number(const struct hpf_plugin_ctx *ctx, const char *key,
     GError *e = NULL;
     if (!v)
         return HPF_OK;
-    if (!(size ? config_value_size(v, min, max, &n, &e)
-               : config_value_uint(v, min, max, &n, &e)))
+    if (!(size ? config_value_size(v, min, max, &n, &e) : config_value_uint(v, min, max, &n, &e)))
         return config_refused(key, e, err, err_len);
     *out = n;
     return HPF_OK;
@@ -246,10 +243,14 @@ gboolean plugin_auth_from_storage(const struct plugin_instance *pi)
 static const char *kind_prefix(enum hpf_kind kind)
 {
     switch (kind) {
-    case HPF_KIND_STORAGE: return "storage";
-    case HPF_KIND_AUTH: return "auth";
-    case HPF_KIND_SINK: return "sink";
-    case HPF_KIND_CLUSTER: return "cluster";
+    case HPF_KIND_STORAGE:
+        return "storage";
+    case HPF_KIND_AUTH:
+        return "auth";
+    case HPF_KIND_SINK:
+        return "sink";
+    case HPF_KIND_CLUSTER:
+        return "cluster";
     }
     return "plugin";
 }
@@ -325,8 +326,7 @@ static char *find_module(const char *dir, const char *module, enum hpf_kind kind
 }
 
 /* Every configured key must be one the plugin accepts; the refusal lists those. */
-static gboolean check_config_keys(const struct hpf_plugin *p, GHashTable *config,
-                                  GError **error)
+static gboolean check_config_keys(const struct hpf_plugin *p, GHashTable *config, GError **error)
 {
     GHashTableIter it;
     gpointer k;
@@ -350,15 +350,11 @@ static gboolean check_config_keys(const struct hpf_plugin *p, GHashTable *config
     return TRUE;
 }
 
-void plugin_process_init(void)
-{
-    g_setenv("MONGOC_DISABLE_SHM", "1", FALSE);
-}
+void plugin_process_init(void) { g_setenv("MONGOC_DISABLE_SHM", "1", FALSE); }
 
-struct plugin_instance *plugin_instance_new(const char *dir, const char *module,
-                                            enum hpf_kind kind, const char *instance_name,
-                                            GHashTable *config, const char *config_dir,
-                                            GError **error)
+struct plugin_instance *plugin_instance_new(const char *dir, const char *module, enum hpf_kind kind,
+                                            const char *instance_name, GHashTable *config,
+                                            const char *config_dir, GError **error)
 {
     struct plugin_instance *pi = g_new0(struct plugin_instance, 1);
     char *path = find_module(dir, module, kind);

@@ -21,10 +21,10 @@ GQuark hpf_plugin_error_quark(void);
 /** One configured plugin instance. */
 struct plugin_instance {
     const struct hpf_plugin *desc;
-    void *inst;                   /**< what create() returned */
-    struct hpf_plugin_ctx *ctx;   /**< handed to the plugin's host calls */
+    void *inst;                 /**< what create() returned */
+    struct hpf_plugin_ctx *ctx; /**< handed to the plugin's host calls */
     GModule *module;
-    char *name;                   /**< instance name, e.g. "sink:archive" */
+    char *name; /**< instance name, e.g. "sink:archive" */
     gboolean started;
 };
 
@@ -52,10 +52,9 @@ void plugin_process_init(void);
  * used as log prefix.  Returns NULL with error set on any failure; the
  * message names the plugin (and both versions on an ABI mismatch).
  */
-struct plugin_instance *plugin_instance_new(const char *dir, const char *module,
-                                            enum hpf_kind kind, const char *instance_name,
-                                            GHashTable *config, const char *config_dir,
-                                            GError **error);
+struct plugin_instance *plugin_instance_new(const char *dir, const char *module, enum hpf_kind kind,
+                                            const char *instance_name, GHashTable *config,
+                                            const char *config_dir, GError **error);
 
 /** Run start(); FALSE with error set when it fails. */
 gboolean plugin_instance_start(struct plugin_instance *pi, GError **error);
@@ -73,8 +72,7 @@ void plugin_set_storage(struct plugin_instance *storage);
  * HPF_ERR_UNSUPPORTED.
  */
 typedef int (*plugin_inject_fn)(void *data, const struct hpf_message *msg);
-void plugin_set_cluster_inject(plugin_inject_fn fn, void *data,
-                               const struct hpf_plugin_ctx *from);
+void plugin_set_cluster_inject(plugin_inject_fn fn, void *data, const struct hpf_plugin_ctx *from);
 
 /**
  * True when an auth plugin's grants come from the configured storage

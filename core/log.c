@@ -21,11 +21,16 @@ void log_use_syslog(const char *ident)
 static const char *level_name(int level)
 {
     switch (level) {
-    case HPF_LOG_ERR: return "error";
-    case HPF_LOG_WARNING: return "warning";
-    case HPF_LOG_NOTICE: return "notice";
-    case HPF_LOG_INFO: return "info";
-    default: return "debug";
+    case HPF_LOG_ERR:
+        return "error";
+    case HPF_LOG_WARNING:
+        return "warning";
+    case HPF_LOG_NOTICE:
+        return "notice";
+    case HPF_LOG_INFO:
+        return "info";
+    default:
+        return "debug";
     }
 }
 

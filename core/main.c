@@ -73,8 +73,7 @@ static int parse_options(int *argc, char ***argv)
         return 2;
     }
     if (opt_version) {
-        printf("hpfriendsd %s (plugin ABI %d.%d)\n", PACKAGE_VERSION, HPF_ABI_MAJOR,
-               HPF_ABI_MINOR);
+        printf("hpfriendsd %s (plugin ABI %d.%d)\n", PACKAGE_VERSION, HPF_ABI_MAJOR, HPF_ABI_MINOR);
         return 0;
     }
     if (*argc > 1) {

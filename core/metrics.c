@@ -66,7 +66,7 @@ void metrics_free(struct metrics *m)
  * this many series, new idents share one, so memory stays bounded.
  */
 #define MAX_IDENT_SERIES 10000
-#define OVERFLOW_IDENT "(other)"
+#define OVERFLOW_IDENT   "(other)"
 
 static struct ident_stat *ident_stat(struct metrics *m, const char *ident)
 {
@@ -198,8 +198,8 @@ static GPtrArray *sorted_keys(GHashTable *t)
 }
 
 /* name{k1="v1"[,k2="v2"] (the caller closes the brace). */
-static void series(GString *out, const char *name, const char *k1, const char *v1,
-                   const char *k2, const char *v2)
+static void series(GString *out, const char *name, const char *k1, const char *v1, const char *k2,
+                   const char *v2)
 {
     g_string_append_printf(out, "%s{", name);
     label(out, k1, v1);
@@ -224,7 +224,8 @@ static void render_ident_counters(GString *out, const struct metrics *m, GPtrArr
         gsize offset;
     } per_ident[] = {
         {"hpfeeds_broker_connection_ready", "counter",
-         "Number of connections established + authenticated", G_STRUCT_OFFSET(struct ident_stat, ready)},
+         "Number of connections established + authenticated",
+         G_STRUCT_OFFSET(struct ident_stat, ready)},
         {"hpfeeds_broker_connection_lost", "counter", "Number of connections lost",
          G_STRUCT_OFFSET(struct ident_stat, lost)},
         {"hpfeeds_broker_connection_send_buffer_deadline_start", "counter",
@@ -289,10 +290,10 @@ static void render_buffers(GString *out, const struct metrics *m, GPtrArray *ide
 }
 
 /* hpfeeds3's connection metrics. */
-static void render_connections(GString *out, const struct metrics *m,
-                               const struct metrics_view *v)
+static void render_connections(GString *out, const struct metrics *m, const struct metrics_view *v)
 {
-    head(out, "hpfeeds_broker_client_connections", "gauge", "Number of clients connected to broker");
+    head(out, "hpfeeds_broker_client_connections", "gauge",
+         "Number of clients connected to broker");
     sample(out, "hpfeeds_broker_client_connections", v->connections);
     head(out, "hpfeeds_broker_connection_made", "counter", "Number of connections established");
     sample(out, "hpfeeds_broker_connection_made", (double)v->stats->connections_made);
@@ -346,16 +347,15 @@ static void render_publishes(GString *out, const struct metrics *m)
     for (guint i = 0; i < pk->len; i++) {
         struct pub_stat *ps = g_hash_table_lookup(m->pubs, pk->pdata[i]);
         char **parts = g_strsplit(pk->pdata[i], "\n", 2);
-        series_u64(out, "hpfeeds_broker_receive_publish_count", "ident", parts[0], "chan",
-                   parts[1], ps->count);
+        series_u64(out, "hpfeeds_broker_receive_publish_count", "ident", parts[0], "chan", parts[1],
+                   ps->count);
         g_strfreev(parts);
     }
     head(out, "hpfeeds_broker_receive_publish_size", "histogram",
          "Sizes of messages received by broker for a channel");
     for (guint i = 0; i < pk->len; i++) {
         char **parts = g_strsplit(pk->pdata[i], "\n", 2);
-        render_size_histogram(out, g_hash_table_lookup(m->pubs, pk->pdata[i]), parts[0],
-                              parts[1]);
+        render_size_histogram(out, g_hash_table_lookup(m->pubs, pk->pdata[i]), parts[0], parts[1]);
         g_strfreev(parts);
     }
     g_ptr_array_unref(pk);
@@ -446,7 +446,8 @@ static void render_cluster(GString *out, const struct cluster_counters *cc)
          "Messages from other nodes fanned out to local subscribers", cc->injected},
         {"hpfriends_cluster_refused_total", "counter",
          "Messages from other nodes refused: ident unknown, owner not the ident's, or "
-         "channel not in its publish list", cc->refused},
+         "channel not in its publish list",
+         cc->refused},
         {"hpfriends_cluster_inject_drops_total", "counter",
          "Messages from other nodes dropped: hand-over queue full", cc->inject_drops},
         {"hpfriends_cluster_same_node_name_total", "counter",
@@ -517,8 +518,8 @@ char *metrics_render(struct broker *b)
  * long: a scrape is a GET with a few short headers and no body, and a
  * handful of scrapers at once is plenty.
  */
-#define EXPORTER_MAX_HEADERS 8192
-#define EXPORTER_MAX_CONNS 16
+#define EXPORTER_MAX_HEADERS           8192
+#define EXPORTER_MAX_CONNS             16
 #define EXPORTER_FIRST_REQUEST_SECONDS 5
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -540,7 +541,8 @@ static void on_request(struct evhttp_request *req, void *arg)
     } else if (!strcmp(uri, "/healthz")) {
         /* Healthy: listening, and the data in force is readable. */
         gboolean ok = b->listeners->len > 0 && reload_have_data(b) && !b->stopping;
-        evbuffer_add_printf(body, "%s\n", ok ? "ok" : (b->stopping ? "stopping" : "storage unavailable"));
+        evbuffer_add_printf(body, "%s\n",
+                            ok ? "ok" : (b->stopping ? "stopping" : "storage unavailable"));
         evhttp_add_header(hdr, "Content-Type", "text/plain; charset=utf-8");
         evhttp_send_reply(req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable", body);
     } else {
@@ -570,9 +572,8 @@ gboolean metrics_listen(struct broker *b, GError **error)
     evhttp_set_max_body_size(b->metrics->http, 0);
     evhttp_set_gencb(b->metrics->http, on_request, b);
     evhttp_set_timeout(b->metrics->http, 10);
-    struct evhttp_bound_socket *bs =
-        evhttp_bind_socket_with_handle(b->metrics->http, *la->host ? la->host : "0.0.0.0",
-                                       (ev_uint16_t)atoi(la->port));
+    struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(
+        b->metrics->http, *la->host ? la->host : "0.0.0.0", (ev_uint16_t)atoi(la->port));
     if (!bs) {
         g_set_error(error, CONFIG_ERROR, 0, "exporter %s: cannot listen", b->cfg->exporter);
         listen_addr_free(la);

@@ -39,9 +39,9 @@ void pub_stat_observe(struct pub_stat *ps, gsize size);
  * broker by metrics_render() (or made up by a test).
  */
 struct metrics_view {
-    guint connections;                      /* live, authenticated or not */
-    GHashTable *live;                       /* conn_totals_by_ident() */
-    GHashTable *subs;                       /* conn_subscription_counts() */
+    guint connections; /* live, authenticated or not */
+    GHashTable *live;  /* conn_totals_by_ident() */
+    GHashTable *subs;  /* conn_subscription_counts() */
     const struct broker_stats *stats;
     guint64 data_version;
     guint subscriptions;                    /* over all channels */

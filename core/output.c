@@ -17,8 +17,8 @@
  * for BACKLOG_STALL_US, or for [broker] backpressure_hold in all; then it
  * counts as a slow consumer (drops at max_queued_bytes instead).  Checked
  * every BACKLOG_CHECK_US. */
-#define BACKLOG_STALL_US (300 * 1000)
-#define BACKLOG_CHECK_US (50 * 1000)
+#define BACKLOG_STALL_US  (300 * 1000)
+#define BACKLOG_CHECK_US  (50 * 1000)
 
 struct output {
     struct broker *b;
@@ -189,8 +189,8 @@ static void on_backlog_check(evutil_socket_t fd, short what, void *arg)
             now - c->backlog_since_us < hold_us)
             continue;
         log_notice("%s@%s: %zu bytes queued for %d ms: a slow consumer, no longer holding "
-                 "publishers back",
-                 c->ident, c->peer, queued, (int)((now - c->backlog_since_us) / 1000));
+                   "publishers back",
+                   c->ident, c->peer, queued, (int)((now - c->backlog_since_us) / 1000));
         c->backlog_exempt = TRUE;
         backlog_remove(c);
     }

@@ -13,7 +13,7 @@
 
 #define SALT_LEN 16
 #define HASH_LEN 32
-#define PREFIX "pbkdf2-sha256$"
+#define PREFIX   "pbkdf2-sha256$"
 /* Bounds on a stored iteration count: a tampered value must not stall us. */
 #define MIN_ITER 1000
 #define MAX_ITER 10000000

@@ -11,7 +11,7 @@
 /** Iterations for new hashes (OWASP's 2023 figure for PBKDF2-SHA256). */
 #define PASSWORD_ITERATIONS 600000
 /** Shortest password accepted for a new hash. */
-#define PASSWORD_MIN_LEN 8
+#define PASSWORD_MIN_LEN    8
 
 /**
  * Iterations for new hashes: PASSWORD_ITERATIONS, unless the environment

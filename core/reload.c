@@ -27,8 +27,8 @@ struct reload {
     gboolean running;
     gboolean pending_force; /* a forced reload asked for while one ran */
     struct event *timer;
-    guint ticks;          /* seconds since the counters were last saved */
-    gboolean failing;     /* the last reload failed: say when it works again */
+    guint ticks;      /* seconds since the counters were last saved */
+    gboolean failing; /* the last reload failed: say when it works again */
     struct log_ratelimit rl;
 };
 
@@ -132,8 +132,8 @@ static void recheck_session(struct broker *b, struct conn *c, const struct snaps
             g_ptr_array_add(gone, chan);
         }
     for (guint i = 0; gone && i < gone->len; i++) {
-        log_notice("%s@%s: no longer allowed to subscribe to %s: subscription dropped",
-                   c->ident, c->peer, (char *)gone->pdata[i]);
+        log_notice("%s@%s: no longer allowed to subscribe to %s: subscription dropped", c->ident,
+                   c->peer, (char *)gone->pdata[i]);
         router_unsubscribe(b->router, gone->pdata[i], c);
         g_hash_table_remove(c->subscribed, gone->pdata[i]);
     }

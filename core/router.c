@@ -12,9 +12,9 @@ struct view {
 
 struct channel {
     char *name;
-    GPtrArray *subs;     /* void * */
-    GHashTable *index;   /* sub -> position in subs + 1 */
-    GHashTable *views;   /* key -> struct view *; NULL until asked for */
+    GPtrArray *subs;   /* void * */
+    GHashTable *index; /* sub -> position in subs + 1 */
+    GHashTable *views; /* key -> struct view *; NULL until asked for */
 };
 
 struct router {

@@ -175,8 +175,8 @@ static void v_member(void *ud, const char *group, const char *user)
 {
     snapshot_add_member(ud, group, user);
 }
-static void v_share(void *ud, const char *from, const char *to, bool to_group,
-                    const char *channel, int type)
+static void v_share(void *ud, const char *from, const char *to, bool to_group, const char *channel,
+                    int type)
 {
     snapshot_add_share(ud, from, to, to_group, channel, type);
 }
@@ -204,8 +204,8 @@ struct snapshot *snapshot_read(struct plugin_instance *storage, GError **error)
     if (rc == HPF_OK)
         rc = ops->snapshot(storage->inst, &visitor, s);
     if (rc != HPF_OK) {
-        g_set_error(error, HPF_PLUGIN_ERROR, rc, "%s: reading a snapshot failed: %s",
-                    storage->name, hpf_strerror(rc));
+        g_set_error(error, HPF_PLUGIN_ERROR, rc, "%s: reading a snapshot failed: %s", storage->name,
+                    hpf_strerror(rc));
         snapshot_free(s);
         return NULL;
     }

@@ -45,14 +45,14 @@ struct snap_authkey {
 
 struct snapshot {
     guint64 version;
-    GPtrArray *users;    /* char *, explicit users only, in storage order */
-    GHashTable *admins;  /* user names with the admin flag */
-    GHashTable *passwords; /* user name -> console password hash */
-    GPtrArray *groups;   /* struct snap_group * */
-    GPtrArray *members;  /* struct snap_member * */
-    GPtrArray *shares;   /* struct snap_share * */
-    GPtrArray *accepts;  /* struct snap_accept * */
-    GPtrArray *authkeys; /* struct snap_authkey * */
+    GPtrArray *users;             /* char *, explicit users only, in storage order */
+    GHashTable *admins;           /* user names with the admin flag */
+    GHashTable *passwords;        /* user name -> console password hash */
+    GPtrArray *groups;            /* struct snap_group * */
+    GPtrArray *members;           /* struct snap_member * */
+    GPtrArray *shares;            /* struct snap_share * */
+    GPtrArray *accepts;           /* struct snap_accept * */
+    GPtrArray *authkeys;          /* struct snap_authkey * */
     GHashTable *authkey_by_ident; /* ident -> struct snap_authkey * (first wins) */
 };
 

@@ -21,13 +21,20 @@ uint32_t wire_peek_length(const uint8_t *buf)
 const char *wire_op_name(int op)
 {
     switch (op) {
-    case WIRE_OP_ERROR: return "ERROR";
-    case WIRE_OP_INFO: return "INFO";
-    case WIRE_OP_AUTH: return "AUTH";
-    case WIRE_OP_PUBLISH: return "PUBLISH";
-    case WIRE_OP_SUBSCRIBE: return "SUBSCRIBE";
-    case WIRE_OP_UNSUBSCRIBE: return "UNSUBSCRIBE";
-    default: return "unknown";
+    case WIRE_OP_ERROR:
+        return "ERROR";
+    case WIRE_OP_INFO:
+        return "INFO";
+    case WIRE_OP_AUTH:
+        return "AUTH";
+    case WIRE_OP_PUBLISH:
+        return "PUBLISH";
+    case WIRE_OP_SUBSCRIBE:
+        return "SUBSCRIBE";
+    case WIRE_OP_UNSUBSCRIBE:
+        return "UNSUBSCRIBE";
+    default:
+        return "unknown";
     }
 }
 
@@ -151,11 +158,11 @@ static void put_header(struct writer *w, size_t total, uint8_t op)
 }
 
 /* Writes only when the whole frame fits; returns its length. */
-#define FRAME_BEGIN(total_expr, op)                                                     \
-    size_t total = (total_expr);                                                        \
-    if (total > UINT32_MAX)                                                             \
-        return 0;                                                                       \
-    struct writer w = {(out && cap >= total) ? out : NULL, cap, 0};                     \
+#define FRAME_BEGIN(total_expr, op)                                 \
+    size_t total = (total_expr);                                    \
+    if (total > UINT32_MAX)                                         \
+        return 0;                                                   \
+    struct writer w = {(out && cap >= total) ? out : NULL, cap, 0}; \
     put_header(&w, total, (op))
 
 size_t wire_encode_error(uint8_t *out, size_t cap, const char *msg, size_t msg_len)
@@ -205,8 +212,8 @@ size_t wire_encode_publish(uint8_t *out, size_t cap, const char *ident, size_t i
     return total;
 }
 
-size_t wire_encode_sub(uint8_t *out, size_t cap, uint8_t op, const char *ident,
-                       size_t ident_len, const char *chan, size_t chan_len)
+size_t wire_encode_sub(uint8_t *out, size_t cap, uint8_t op, const char *ident, size_t ident_len,
+                       const char *chan, size_t chan_len)
 {
     if (ident_len > WIRE_MAX_NAME)
         return 0;
@@ -219,15 +226,14 @@ size_t wire_encode_sub(uint8_t *out, size_t cap, uint8_t op, const char *ident,
     return total;
 }
 
-int wire_auth_hash(const uint8_t *nonce, size_t nonce_len, const char *secret,
-                   size_t secret_len, uint8_t hash[WIRE_HASH_LEN])
+int wire_auth_hash(const uint8_t *nonce, size_t nonce_len, const char *secret, size_t secret_len,
+                   uint8_t hash[WIRE_HASH_LEN])
 {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     unsigned int n = 0;
     int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) &&
-             EVP_DigestUpdate(ctx, nonce, nonce_len) &&
-             EVP_DigestUpdate(ctx, secret, secret_len) && EVP_DigestFinal_ex(ctx, hash, &n) &&
-             n == WIRE_HASH_LEN;
+             EVP_DigestUpdate(ctx, nonce, nonce_len) && EVP_DigestUpdate(ctx, secret, secret_len) &&
+             EVP_DigestFinal_ex(ctx, hash, &n) && n == WIRE_HASH_LEN;
     EVP_MD_CTX_free(ctx);
     return ok ? 0 : -1;
 }

@@ -10,10 +10,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WIRE_HEADER_LEN 5u
-#define WIRE_NONCE_LEN 4u
-#define WIRE_HASH_LEN 20u
-#define WIRE_MAX_NAME 255u
+#define WIRE_HEADER_LEN        5u
+#define WIRE_NONCE_LEN         4u
+#define WIRE_HASH_LEN          20u
+#define WIRE_MAX_NAME          255u
 #define WIRE_DEFAULT_MAX_FRAME (1024u * 1024u + WIRE_HEADER_LEN)
 /* The largest frame a peer may send before it is authenticated: an AUTH
  * with the longest ident (5 + 1 + 255 + 20 bytes), with room to spare for
@@ -54,7 +54,7 @@ struct wire_msg {
 };
 
 enum wire_result {
-    WIRE_INVALID = -1, /**< malformed: *err says why; the stream is unusable */
+    WIRE_INVALID = -1,  /**< malformed: *err says why; the stream is unusable */
     WIRE_NEED_MORE = 0, /**< not a whole frame yet */
     WIRE_FRAME = 1,     /**< msg holds one frame of msg->frame_len bytes */
 };
@@ -87,12 +87,12 @@ size_t wire_encode_publish(uint8_t *out, size_t cap, const char *ident, size_t i
                            const char *chan, size_t chan_len, const uint8_t *payload,
                            size_t payload_len);
 /** op is WIRE_OP_SUBSCRIBE or WIRE_OP_UNSUBSCRIBE. */
-size_t wire_encode_sub(uint8_t *out, size_t cap, uint8_t op, const char *ident,
-                       size_t ident_len, const char *chan, size_t chan_len);
+size_t wire_encode_sub(uint8_t *out, size_t cap, uint8_t op, const char *ident, size_t ident_len,
+                       const char *chan, size_t chan_len);
 
 /** hash = SHA-1(nonce || secret).  0 on success, -1 if OpenSSL failed. */
-int wire_auth_hash(const uint8_t *nonce, size_t nonce_len, const char *secret,
-                   size_t secret_len, uint8_t hash[WIRE_HASH_LEN]);
+int wire_auth_hash(const uint8_t *nonce, size_t nonce_len, const char *secret, size_t secret_len,
+                   uint8_t hash[WIRE_HASH_LEN]);
 
 /** Name of an opcode, "unknown" otherwise. */
 const char *wire_op_name(int op);

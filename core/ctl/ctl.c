@@ -114,17 +114,14 @@ static int usage(const char *why)
     return 2;
 }
 
-#define NEED(opt, name)                                                                      \
-    do {                                                                                     \
-        if (!(opt))                                                                          \
-            return usage("missing --" name);                                                 \
+#define NEED(opt, name)                      \
+    do {                                     \
+        if (!(opt))                          \
+            return usage("missing --" name); \
     } while (0)
 
 /* Takes the error by address: it is read only after the call ran. */
-static int done(gboolean ok, GError **e)
-{
-    return ok ? 0 : fail(*e);
-}
+static int done(gboolean ok, GError **e) { return ok ? 0 : fail(*e); }
 
 static char **split_channels(const char *list)
 {
@@ -343,11 +340,11 @@ static int cmd_share(struct ctx *c)
             if (!mine)
                 continue;
             printf("%s\t%s%s\t%s\t%s", shown(sh->from), sh->to_group ? "@" : "", shown(sh->to),
-                   shown(sh->channel),
-                   share_type_name(sh->type));
+                   shown(sh->channel), share_type_name(sh->type));
             if (opt_user && strcmp(sh->from, opt_user))
-                printf("\t%s", snapshot_has_accept(s, opt_user, sh->from, sh->channel) ? "accepted"
-                                                                               : "not accepted");
+                printf("\t%s", snapshot_has_accept(s, opt_user, sh->from, sh->channel)
+                                   ? "accepted"
+                                   : "not accepted");
             printf("\n");
         }
         snapshot_free(s);
@@ -375,8 +372,8 @@ static int cmd_authkey(struct ctx *c)
         NEED(opt_ident, "ident");
         char **pub = split_channels(opt_publish), **sub = split_channels(opt_subscribe);
         char *secret = NULL;
-        gboolean ok = admin_authkey_add(&c->admin, opt_owner, opt_ident, opt_secret, pub, sub,
-                                        &secret, &e);
+        gboolean ok =
+            admin_authkey_add(&c->admin, opt_owner, opt_ident, opt_secret, pub, sub, &secret, &e);
         g_strfreev(pub);
         g_strfreev(sub);
         if (!ok)
@@ -430,8 +427,8 @@ static int cmd_authkey(struct ctx *c)
         if (ops->counters_get && ops->counters_get(c->admin.storage->inst, ident, &n) == HPF_OK)
             printf("published: %" G_GUINT64_FORMAT " messages, %" G_GUINT64_FORMAT " bytes\n"
                    "received: %" G_GUINT64_FORMAT " messages, %" G_GUINT64_FORMAT " bytes\n",
-                   (guint64)n.published_msgs, (guint64)n.published_bytes,
-                   (guint64)n.received_msgs, (guint64)n.received_bytes);
+                   (guint64)n.published_msgs, (guint64)n.published_bytes, (guint64)n.received_msgs,
+                   (guint64)n.received_bytes);
         snapshot_free(s);
         return 0;
     }
@@ -521,7 +518,7 @@ static const struct {
     const char *name;
     int (*run)(struct ctx *c);
 } commands[] = {
-    {"user", cmd_user},       {"group", cmd_group},   {"share", cmd_share},
+    {"user", cmd_user},       {"group", cmd_group},     {"share", cmd_share},
     {"authkey", cmd_authkey}, {"readers", cmd_readers}, {"graph", cmd_graph},
     {"export", cmd_export},   {"import", cmd_import},
 };
@@ -580,8 +577,8 @@ int main(int argc, char **argv)
     }
     config_finish(c.cfg);
     const char *dir = plugin_dir_resolve(opt_plugin_dir ? opt_plugin_dir : c.cfg->plugin_dir);
-    c.admin.storage = plugin_instance_new(dir, c.cfg->storage->plugin, HPF_KIND_STORAGE,
-                                          "storage", c.cfg->storage->keys, c.cfg->dir, &e);
+    c.admin.storage = plugin_instance_new(dir, c.cfg->storage->plugin, HPF_KIND_STORAGE, "storage",
+                                          c.cfg->storage->keys, c.cfg->dir, &e);
     if (!c.admin.storage || !plugin_instance_start(c.admin.storage, &e)) {
         config_prefix_error(c.cfg, &e);
         rc = fail(e);

@@ -11,8 +11,8 @@
 #include "admin.h"
 #include "jsonutil.h"
 
-#define EXPORT_FORMAT "hpfriends-export"
-#define EXPORT_VERSION 1
+#define EXPORT_FORMAT    "hpfriends-export"
+#define EXPORT_VERSION   1
 #define IMPORT_MAX_DEPTH 32
 
 static gint cmp_str(gconstpointer a, gconstpointer b)
@@ -22,13 +22,15 @@ static gint cmp_str(gconstpointer a, gconstpointer b)
 
 static gint cmp_group(gconstpointer a, gconstpointer b)
 {
-    const struct snap_group *x = *(struct snap_group *const *)a, *y = *(struct snap_group *const *)b;
+    const struct snap_group *x = *(struct snap_group *const *)a,
+                            *y = *(struct snap_group *const *)b;
     return strcmp(x->name, y->name);
 }
 
 static gint cmp_share(gconstpointer a, gconstpointer b)
 {
-    const struct snap_share *x = *(struct snap_share *const *)a, *y = *(struct snap_share *const *)b;
+    const struct snap_share *x = *(struct snap_share *const *)a,
+                            *y = *(struct snap_share *const *)b;
     int c = strcmp(x->from, y->from);
     if (!c)
         c = x->to_group - y->to_group;
@@ -171,8 +173,7 @@ static gboolean fail_at(struct importer *im, guint i, const char *fmt, ...)
     va_start(ap, fmt);
     char *what = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-    g_set_error(&im->err, ADMIN_ERROR, HPF_ERR_INVALID, "import: %s[%u]: %s", im->where, i,
-                what);
+    g_set_error(&im->err, ADMIN_ERROR, HPF_ERR_INVALID, "import: %s[%u]: %s", im->where, i, what);
     g_free(what);
     return FALSE;
 }
@@ -247,8 +248,8 @@ static gboolean import_user(struct importer *im, JsonObject *o, guint i)
         return TRUE;
     const char *pw = str_member(im, o, "password", i);
     if (pw)
-        push(im, (struct hpf_mutation){.op = HPF_MUT_USER_SET_PASSWORD, .user = name,
-                                       .password = pw});
+        push(im,
+             (struct hpf_mutation){.op = HPF_MUT_USER_SET_PASSWORD, .user = name, .password = pw});
     return pw != NULL;
 }
 
@@ -262,8 +263,8 @@ static gboolean import_group(struct importer *im, JsonObject *o, guint i)
         return FALSE;
     push(im, (struct hpf_mutation){.op = HPF_MUT_GROUP_ADD, .group = name, .user = owner});
     for (size_t j = 0; j < n; j++)
-        push(im, (struct hpf_mutation){.op = HPF_MUT_MEMBER_ADD, .group = name,
-                                       .user = members[j]});
+        push(im,
+             (struct hpf_mutation){.op = HPF_MUT_MEMBER_ADD, .group = name, .user = members[j]});
     return TRUE;
 }
 
@@ -279,8 +280,11 @@ static gboolean import_share(struct importer *im, JsonObject *o, guint i)
     int t = share_type_parse(type);
     if (t < 0)
         return fail_at(im, i, "'type' must be shares or shares_all");
-    push(im, (struct hpf_mutation){.op = HPF_MUT_SHARE_ADD, .user = from, .target = to,
-                                   .target_is_group = to_group, .channel = chan,
+    push(im, (struct hpf_mutation){.op = HPF_MUT_SHARE_ADD,
+                                   .user = from,
+                                   .target = to,
+                                   .target_is_group = to_group,
+                                   .channel = chan,
                                    .share_type = t});
     return TRUE;
 }
@@ -292,8 +296,8 @@ static gboolean import_accept(struct importer *im, JsonObject *o, guint i)
     const char *chan = from ? str_member(im, o, "channel", i) : NULL;
     if (!chan)
         return FALSE;
-    push(im, (struct hpf_mutation){.op = HPF_MUT_ACCEPT_ADD, .user = user, .target = from,
-                                   .channel = chan});
+    push(im, (struct hpf_mutation){
+                 .op = HPF_MUT_ACCEPT_ADD, .user = user, .target = from, .channel = chan});
     return TRUE;
 }
 
@@ -325,10 +329,8 @@ static const struct kind {
     void (*export)(JsonBuilder *jb, struct snapshot *s);
     gboolean (*import)(struct importer *im, JsonObject *o, guint i);
 } kinds[] = {
-    {"users", export_users, import_user},
-    {"groups", export_groups, import_group},
-    {"shares", export_shares, import_share},
-    {"accepts", export_accepts, import_accept},
+    {"users", export_users, import_user},          {"groups", export_groups, import_group},
+    {"shares", export_shares, import_share},       {"accepts", export_accepts, import_accept},
     {"authkeys", export_authkeys, import_authkey},
 };
 

@@ -17,14 +17,14 @@
 
 /* ---- common ---- */
 
-#define OBJ(b) json_builder_begin_object(b)
-#define END(b) json_builder_end_object(b)
-#define STR(b, k, v) jsonutil_add_str(b, k, v)
+#define OBJ(b)        json_builder_begin_object(b)
+#define END(b)        json_builder_end_object(b)
+#define STR(b, k, v)  jsonutil_add_str(b, k, v)
 #define BOOL(b, k, v) jsonutil_add_bool(b, k, v)
-#define INT(b, k, v)                                                                         \
-    do {                                                                                     \
-        json_builder_set_member_name(b, k);                                                  \
-        json_builder_add_int_value(b, (gint64)(v));                                          \
+#define INT(b, k, v)                                \
+    do {                                            \
+        json_builder_set_member_name(b, k);         \
+        json_builder_add_int_value(b, (gint64)(v)); \
     } while (0)
 
 static void ok_simple(struct web_job *j)
@@ -459,8 +459,9 @@ static gboolean lists_allowed(struct web_job *j, gboolean sets_lists)
 {
     if (!j->channels_mode || j->is_admin || !sets_lists)
         return TRUE;
-    web_job_error(j, 403, "with access = channels only an administrator may set an authkey's "
-                          "publish and subscribe lists");
+    web_job_error(j, 403,
+                  "with access = channels only an administrator may set an authkey's "
+                  "publish and subscribe lists");
     return FALSE;
 }
 
@@ -684,8 +685,8 @@ static void finish_logs(struct web_job *j)
         const struct web_event *e = l->data;
         /* An owner's events go to that owner only (an ident may change hands);
          * owner-less ones (AUTH failures) to whoever holds the ident now. */
-        if (j->idents && (e->owner ? strcmp(e->owner, j->acting)
-                                   : !g_hash_table_contains(j->idents, e->ident)))
+        if (j->idents &&
+            (e->owner ? strcmp(e->owner, j->acting) : !g_hash_table_contains(j->idents, e->ident)))
             continue;
         JsonObject *o = json_object_new();
         GDateTime *t = g_date_time_new_from_unix_utc(e->time_us / G_USEC_PER_SEC);
@@ -749,9 +750,9 @@ static void run_graph(struct web_job *j)
     GPtrArray *edges = g_ptr_array_new();
     for (guint i = 0; i < s->shares->len; i++) {
         const struct snap_share *sh = s->shares->pdata[i];
-        gboolean touches = !strcmp(sh->from, me) ||
-                           (sh->to_group ? g_hash_table_contains(groups, sh->to)
-                                         : !strcmp(sh->to, me));
+        gboolean touches =
+            !strcmp(sh->from, me) ||
+            (sh->to_group ? g_hash_table_contains(groups, sh->to) : !strcmp(sh->to, me));
         if (!all && !touches)
             continue;
         g_ptr_array_add(edges, (gpointer)sh);
@@ -809,8 +810,9 @@ static void run_readers(struct web_job *j)
 {
     const char *chan = web_query(j, "channel");
     if (!chan || !admin_valid_channel(chan)) {
-        web_job_error(j, 400, "give a channel: ?channel=NAME (1-255 printable bytes, no "
-                              "spaces or commas)");
+        web_job_error(j, 400,
+                      "give a channel: ?channel=NAME (1-255 printable bytes, no "
+                      "spaces or commas)");
         return;
     }
     struct snapshot *s = begin(j);

@@ -15,8 +15,8 @@ void web_conf_free(struct web_conf *wc)
     g_free(wc);
 }
 
-static gboolean web_fail(GError **error, const char *file, const char *key, const char *fmt,
-                         ...) G_GNUC_PRINTF(4, 5);
+static gboolean web_fail(GError **error, const char *file, const char *key, const char *fmt, ...)
+    G_GNUC_PRINTF(4, 5);
 static gboolean web_fail(GError **error, const char *file, const char *key, const char *fmt, ...)
 {
     va_list ap;
@@ -93,8 +93,9 @@ gboolean config_load_web(struct config *cfg, GKeyFile *kf, const char *file, GEr
                 g_error_free(e);
             }
         } else if (!strcmp(k, "root") || !strcmp(k, "tls_cert") || !strcmp(k, "tls_key")) {
-            char **field = !strcmp(k, "root") ? &wc->root
-                           : !strcmp(k, "tls_cert") ? &wc->tls_cert : &wc->tls_key;
+            char **field = !strcmp(k, "root")       ? &wc->root
+                           : !strcmp(k, "tls_cert") ? &wc->tls_cert
+                                                    : &wc->tls_key;
             if (!*v) {
                 ok = web_fail(error, file, k, "must not be empty");
             } else {
@@ -106,8 +107,8 @@ gboolean config_load_web(struct config *cfg, GKeyFile *kf, const char *file, GEr
                 ok = web_fail(error, file, k, "expected seconds from 60 to 2592000, got '%s'", v);
         } else if (!strcmp(k, "login_failures")) {
             if (!get_uint(v, 1, 1000, &wc->login_failures))
-                ok = web_fail(error, file, k, "expected a whole number from 1 to 1000, got '%s'",
-                              v);
+                ok =
+                    web_fail(error, file, k, "expected a whole number from 1 to 1000, got '%s'", v);
         } else if (!strcmp(k, "hostnames")) {
             ok = parse_hostnames(wc, v, error, file);
         } else {

@@ -24,9 +24,9 @@ struct web_session {
     char *id;
     char *csrf;
     char *user;
-    char *epoch;         /* the user's password hash at login: a change ends the session */
+    char *epoch; /* the user's password hash at login: a change ends the session */
     gint64 last_used_us;
-    gint64 created_us;   /* sessions end a day after login, used or not */
+    gint64 created_us; /* sessions end a day after login, used or not */
 };
 
 /* What a login needs, kept from the broker's last snapshot. */
@@ -41,21 +41,21 @@ struct web {
     SSL_CTX *tls;
     int port;
     char *root;
-    GHashTable *files;    /* name -> GBytes */
-    GHashTable *sessions; /* id -> struct web_session * */
-    GHashTable *jobs;     /* struct web_job * in flight */
-    GQueue events;        /* struct web_event *, oldest first */
+    GHashTable *files;           /* name -> GBytes */
+    GHashTable *sessions;        /* id -> struct web_session * */
+    GHashTable *jobs;            /* struct web_job * in flight */
+    GQueue events;               /* struct web_event *, oldest first */
     struct ipguard *login_guard; /* password checks per address */
     struct ipguard *user_guard;  /* password checks per account (user name) */
-    struct worker *crypto; /* password hashing, so it never delays storage */
-    GHashTable *creds;     /* user -> struct web_cred *, NULL before the first snapshot */
-    guint storage_busy;    /* console jobs on the storage worker */
-    GQueue storage_wait;   /* struct web_job * waiting for a place there */
-    guint crypto_busy;     /* jobs on the password worker */
-    guint crypto_change_busy; /* of which /api/password */
-    struct http_gate *gate;  /* counts connections from accept on */
-    GHashTable *conns;     /* struct evhttp_connection * -> peer address */
-    struct ipguard *conn_guard; /* connections per address */
+    struct worker *crypto;       /* password hashing, so it never delays storage */
+    GHashTable *creds;           /* user -> struct web_cred *, NULL before the first snapshot */
+    guint storage_busy;          /* console jobs on the storage worker */
+    GQueue storage_wait;         /* struct web_job * waiting for a place there */
+    guint crypto_busy;           /* jobs on the password worker */
+    guint crypto_change_busy;    /* of which /api/password */
+    struct http_gate *gate;      /* counts connections from accept on */
+    GHashTable *conns;           /* struct evhttp_connection * -> peer address */
+    struct ipguard *conn_guard;  /* connections per address */
     struct event *tick;
     gboolean stopped;
 };
@@ -66,9 +66,9 @@ typedef void (*web_run_fn)(struct web_job *j);
 struct web_route {
     const char *method; /* "GET", "POST", "PUT", "DELETE" */
     const char *path;
-    gboolean session;   /* needs a logged-in user */
-    web_run_fn run;     /* worker thread: storage work */
-    web_run_fn finish;  /* loop thread, optional: what only the loop may read */
+    gboolean session;  /* needs a logged-in user */
+    web_run_fn run;    /* worker thread: storage work */
+    web_run_fn finish; /* loop thread, optional: what only the loop may read */
 };
 
 struct web_job {
@@ -78,12 +78,12 @@ struct web_job {
     struct admin admin;
     gboolean require_accept;
     gboolean channels_mode; /* access = channels: the lists are the only access control */
-    char *user;      /* session's user */
-    char *acting;    /* whose objects (user, or another for an admin) */
+    char *user;             /* session's user */
+    char *acting;           /* whose objects (user, or another for an admin) */
     gboolean is_admin;
     char *session_id;
     char *peer;
-    JsonNode *body;  /* parsed request body (an object) or NULL */
+    JsonNode *body; /* parsed request body (an object) or NULL */
     GHashTable *query;
     /* results */
     int status;
@@ -97,7 +97,7 @@ struct web_job {
     char *password;     /* login, passwd: plain text, wiped when freed */
     char *password2;
     gboolean verified;
-    gboolean guarded;   /* counted by the login guard (address) until freed */
+    gboolean guarded;      /* counted by the login guard (address) until freed */
     gboolean user_guarded; /* counted by the user guard (account) until freed */
 };
 
@@ -117,7 +117,7 @@ const char *web_query(struct web_job *j, const char *key);
 
 /* Why a request is refused before it becomes a job (loop thread). */
 struct web_refusal {
-    int status;        /* 0: not refused */
+    int status; /* 0: not refused */
     char *msg;
     const char *allow; /* an Allow header for a 405 */
 };
@@ -141,12 +141,10 @@ void web_sessions_expire(struct web *w);
  * Origin and Sec-Fetch-Site for a change, then the session (*s, or NULL) a
  * route needs and its CSRF token: FALSE with the refusal set when one fails.
  */
-gboolean web_session_guard(struct web *w, struct evhttp_request *req,
-                           const struct web_route *route, struct web_session **s,
-                           struct web_refusal *no);
+gboolean web_session_guard(struct web *w, struct evhttp_request *req, const struct web_route *route,
+                           struct web_session **s, struct web_refusal *no);
 /** A login may go on (size, throttle, password worker capacity); before its body is parsed. */
-gboolean web_login_admit(struct web *w, struct web_job *j, size_t body_len,
-                         struct web_refusal *no);
+gboolean web_login_admit(struct web *w, struct web_job *j, size_t body_len, struct web_refusal *no);
 /** Run a login without storage when its credentials are at hand (takes j); FALSE: not yet. */
 gboolean web_login_start(struct web_job *j);
 /** After a first storage pass: run the password work on the password worker. */

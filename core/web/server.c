@@ -32,21 +32,21 @@
 #define HPF_WEBDIR "/usr/local/share/hpfriends/web"
 #endif
 
-#define MAX_BODY 65536
-#define MAX_FILE (4 * 1024 * 1024)
+#define MAX_BODY              65536
+#define MAX_FILE              (4 * 1024 * 1024)
 /* Requests being worked on at once; more get a 503 rather than a queue. */
-#define MAX_JOBS 256
+#define MAX_JOBS              256
 /*
  * hpfeeds AUTH and reloads share the storage worker: the console keeps at
  * most this many jobs there, the rest wait in a short queue of its own.
  */
-#define MAX_STORAGE_JOBS 2
-#define MAX_STORAGE_WAIT 64
+#define MAX_STORAGE_JOBS      2
+#define MAX_STORAGE_WAIT      64
 /* Nesting deeper than this is refused unparsed. */
-#define MAX_JSON_DEPTH 32
+#define MAX_JSON_DEPTH        32
 /* Connections (counted from accept, by the gate), in all and per address. */
-#define MAX_CONNS 512
-#define MAX_CONNS_PER_IP 64
+#define MAX_CONNS             512
+#define MAX_CONNS_PER_IP      64
 /* A connection's first request must be complete this long after accept. */
 #define FIRST_REQUEST_SECONDS 10
 
@@ -55,20 +55,34 @@
 static const char *reason_of(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 415: return "Unsupported Media Type";
-    case 429: return "Too Many Requests";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    default: return status < 500 ? "Error" : "Internal Server Error";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 429:
+        return "Too Many Requests";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return status < 500 ? "Error" : "Internal Server Error";
     }
 }
 
@@ -81,8 +95,8 @@ static void common_headers(struct evhttp_request *req)
     evhttp_add_header(h, "Cache-Control", "no-store");
 }
 
-static void reply_text(struct evhttp_request *req, int status, const char *ctype,
-                       const char *text, gsize len)
+static void reply_text(struct evhttp_request *req, int status, const char *ctype, const char *text,
+                       gsize len)
 {
     struct evbuffer *body = evbuffer_new();
     evbuffer_add(body, text, len);
@@ -134,13 +148,25 @@ void web_job_gerror(struct web_job *j, GError *e)
     int status = 500;
     if (e->domain == ADMIN_ERROR || e->domain == HPF_PLUGIN_ERROR) {
         switch (e->code) {
-        case HPF_ERR_NOTFOUND: status = 404; break;
-        case HPF_ERR_EXISTS: status = 409; break;
-        case HPF_ERR_INVALID: status = 400; break;
-        case HPF_ERR_UNSUPPORTED: status = 501; break;
+        case HPF_ERR_NOTFOUND:
+            status = 404;
+            break;
+        case HPF_ERR_EXISTS:
+            status = 409;
+            break;
+        case HPF_ERR_INVALID:
+            status = 400;
+            break;
+        case HPF_ERR_UNSUPPORTED:
+            status = 501;
+            break;
         case HPF_ERR_IO:
-        case HPF_ERR_UNAVAILABLE: status = 503; break;
-        default: status = 500; break;
+        case HPF_ERR_UNAVAILABLE:
+            status = 503;
+            break;
+        default:
+            status = 500;
+            break;
         }
     }
     web_job_error(j, status, "%s", e->message);
@@ -337,12 +363,18 @@ void web_job_end(struct web_job *j)
 static const char *method_name(enum evhttp_cmd_type c)
 {
     switch (c) {
-    case EVHTTP_REQ_GET: return "GET";
-    case EVHTTP_REQ_HEAD: return "HEAD";
-    case EVHTTP_REQ_POST: return "POST";
-    case EVHTTP_REQ_PUT: return "PUT";
-    case EVHTTP_REQ_DELETE: return "DELETE";
-    default: return "?";
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    default:
+        return "?";
     }
 }
 
@@ -463,8 +495,9 @@ static gboolean host_allowed(struct web *w, struct evhttp_request *req, struct w
         ok = !g_ascii_strcasecmp(host, *n);
     g_free(host);
     if (!ok)
-        return web_refuse(no, 403, "this console does not answer to that Host name (add it to "
-                                   "[web] hostnames)");
+        return web_refuse(no, 403,
+                          "this console does not answer to that Host name (add it to "
+                          "[web] hostnames)");
     return TRUE;
 }
 
@@ -635,7 +668,8 @@ static gboolean load_files(struct web *w, GError **error)
         char *path = g_build_filename(w->root, name, NULL);
         char *data = NULL;
         gsize len = 0;
-        if (g_file_test(path, G_FILE_TEST_IS_REGULAR) && g_file_get_contents(path, &data, &len, NULL)) {
+        if (g_file_test(path, G_FILE_TEST_IS_REGULAR) &&
+            g_file_get_contents(path, &data, &len, NULL)) {
             if (len <= MAX_FILE)
                 g_hash_table_insert(w->files, g_strdup(name), g_bytes_new_take(data, len));
             else
@@ -676,7 +710,8 @@ gboolean web_start(struct broker *b, FILE *ready, GError **error)
     struct web *w = g_new0(struct web, 1);
     b->web = w;
     w->b = b;
-    w->files = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_bytes_unref);
+    w->files =
+        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)g_bytes_unref);
     w->sessions = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, web_session_free);
     w->jobs = g_hash_table_new(g_direct_hash, g_direct_equal);
     g_queue_init(&w->events);
@@ -717,8 +752,8 @@ gboolean web_start(struct broker *b, FILE *ready, GError **error)
     evhttp_set_timeout(w->http, 30);
     evhttp_set_gencb(w->http, on_request, w);
     const char *host = *wc->listen->host && strcmp(wc->listen->host, "*") ? wc->listen->host
-                       : strchr(wc->listen->host, ':') ? "::"
-                                                        : "0.0.0.0";
+                       : strchr(wc->listen->host, ':')                    ? "::"
+                                                                          : "0.0.0.0";
     struct evhttp_bound_socket *bs =
         evhttp_bind_socket_with_handle(w->http, host, (ev_uint16_t)atoi(wc->listen->port));
     if (!bs) {
@@ -802,4 +837,3 @@ void web_free(struct web *w)
     g_free(w->root);
     g_free(w);
 }
-

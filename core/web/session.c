@@ -21,20 +21,20 @@
  * only with Secure, Path=/ and no Domain, so no sibling host or plain-HTTP
  * page can plant or shadow it.
  */
-#define COOKIE_NAME "hpf_session"
-#define COOKIE_NAME_TLS "__Host-hpf_session"
-#define MAX_SESSIONS 10000
+#define COOKIE_NAME        "hpf_session"
+#define COOKIE_NAME_TLS    "__Host-hpf_session"
+#define MAX_SESSIONS       10000
 /* Sessions of one user; a new login ends the oldest past it. */
-#define MAX_USER_SESSIONS 20
+#define MAX_USER_SESSIONS  20
 /* Logins waiting for storage (only before the first snapshot is in). */
-#define MAX_LOGIN_WAIT 8
+#define MAX_LOGIN_WAIT     8
 /* Password derivations queued or running; more get a 503. */
-#define MAX_CRYPTO_JOBS 32
+#define MAX_CRYPTO_JOBS    32
 /* Of those, password changes (the rest stay free for logins). */
 #define MAX_CRYPTO_CHANGES 8
 /* Login bodies are small: a larger one is refused before it is parsed. */
-#define MAX_LOGIN_BODY 4096
-#define SESSION_MAX_US ((gint64)24 * 3600 * G_USEC_PER_SEC)
+#define MAX_LOGIN_BODY     4096
+#define SESSION_MAX_US     ((gint64)24 * 3600 * G_USEC_PER_SEC)
 
 /* ---- small helpers ---- */
 
@@ -408,9 +408,8 @@ void web_sessions_expire(struct web *w)
 
 /* ---- guards of a request ---- */
 
-gboolean web_session_guard(struct web *w, struct evhttp_request *req,
-                           const struct web_route *route, struct web_session **out,
-                           struct web_refusal *no)
+gboolean web_session_guard(struct web *w, struct evhttp_request *req, const struct web_route *route,
+                           struct web_session **out, struct web_refusal *no)
 {
     gboolean changes = evhttp_request_get_command(req) != EVHTTP_REQ_GET;
     const char *why = changes ? cross_origin(w, req) : NULL;
@@ -429,8 +428,7 @@ gboolean web_session_guard(struct web *w, struct evhttp_request *req,
     return TRUE;
 }
 
-gboolean web_login_admit(struct web *w, struct web_job *j, size_t body_len,
-                         struct web_refusal *no)
+gboolean web_login_admit(struct web *w, struct web_job *j, size_t body_len, struct web_refusal *no)
 {
     if (body_len > MAX_LOGIN_BODY)
         return web_refuse(no, 413, "login request too large");

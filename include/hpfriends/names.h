@@ -32,9 +32,9 @@ extern "C" {
 #endif
 
 /** Longest name in bytes: the hpfeeds wire gives an ident or channel a one-byte length. */
-#define HPF_NAME_MAX 255
+#define HPF_NAME_MAX         255
 /** Longest secret in bytes. */
-#define HPF_SECRET_MAX 1024
+#define HPF_SECRET_MAX       1024
 /** Most channels in an authkey's publish list, and in its subscribe list:
  * storage refuses a longer list, the broker refuses a session of a key that
  * has one (written by another tool). */
@@ -61,8 +61,10 @@ static inline const char *hpf_name_check(const char *s, size_t max)
             i++;
             continue;
         }
-        size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
-                     : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+        size_t len = c >= 0xc2 && c <= 0xdf   ? 2
+                     : c >= 0xe0 && c <= 0xef ? 3
+                     : c >= 0xf0 && c <= 0xf4 ? 4
+                                              : 0;
         if (!len)
             return "is not valid UTF-8";
         unsigned long cp = c & (0x7f >> len);

@@ -73,7 +73,7 @@ extern "C" {
 #define HPF_PLUGIN_ENTRY_SYMBOL "hpf_plugin_entry"
 
 #if defined(__GNUC__)
-#define HPF_EXPORT __attribute__((visibility("default")))
+#define HPF_EXPORT       __attribute__((visibility("default")))
 #define HPF_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
 #define HPF_EXPORT
@@ -118,7 +118,7 @@ struct hpf_plugin_ctx;
  */
 struct hpf_authkey {
     const char *ident;
-    const char *owner;  /**< owning user; storage sets ident when it has none */
+    const char *owner; /**< owning user; storage sets ident when it has none */
     const char *secret;
     const char *const *publish; /**< channels it may publish on */
     size_t n_publish;
@@ -141,8 +141,7 @@ struct hpf_host {
     uint16_t abi_minor;
 
     /** Log one line, prefixed with the plugin instance's name. */
-    void (*log)(const struct hpf_plugin_ctx *ctx, int level, const char *fmt, ...)
-        HPF_PRINTF(3, 4);
+    void (*log)(const struct hpf_plugin_ctx *ctx, int level, const char *fmt, ...) HPF_PRINTF(3, 4);
 
     /** Value of `key` in this instance's config section, or NULL if unset. */
     const char *(*config_get)(const struct hpf_plugin_ctx *ctx, const char *key);
@@ -162,8 +161,8 @@ struct hpf_host {
      * Blocking; auth plugins are only ever called off the event loop.
      * Returns HPF_OK after calling cb once, HPF_ERR_NOTFOUND, or an error.
      */
-    int (*authkey_lookup)(const struct hpf_plugin_ctx *ctx, const char *ident,
-                          hpf_authkey_cb cb, void *user_data);
+    int (*authkey_lookup)(const struct hpf_plugin_ctx *ctx, const char *ident, hpf_authkey_cb cb,
+                          void *user_data);
 
     /**
      * True when hash equals SHA-1(nonce || secret) for this request,
@@ -198,8 +197,8 @@ struct hpf_host {
      */
 
     /** true, yes, 1 or false, no, 0; letters in any case. */
-    int (*config_bool)(const struct hpf_plugin_ctx *ctx, const char *key, bool *out,
-                       char *err, size_t err_len);
+    int (*config_bool)(const struct hpf_plugin_ctx *ctx, const char *key, bool *out, char *err,
+                       size_t err_len);
     /**
      * A number of bytes with an optional K, M or G (powers of 1024, any
      * case, "KB"/"KiB" alike): 4096, 64k, 10M, 1GiB.
@@ -231,8 +230,8 @@ struct hpf_plugin {
     const char *const *config_keys;
 
     /** Pure configuration phase; see the file comment. */
-    int (*create)(const struct hpf_host *host, const struct hpf_plugin_ctx *ctx,
-                  void **instance, char *err, size_t err_len);
+    int (*create)(const struct hpf_host *host, const struct hpf_plugin_ctx *ctx, void **instance,
+                  char *err, size_t err_len);
     /** Side effects phase. May be NULL. */
     int (*start)(void *instance, char *err, size_t err_len);
     /** Release the instance. */
@@ -251,8 +250,8 @@ struct hpf_plugin {
 typedef const struct hpf_plugin *(*hpf_plugin_entry_fn)(void);
 
 /** Declares the entry point in a plugin source file. */
-#define HPF_PLUGIN_DEFINE(desc)                                                \
-    HPF_EXPORT const struct hpf_plugin *hpf_plugin_entry(void);                \
+#define HPF_PLUGIN_DEFINE(desc)                                 \
+    HPF_EXPORT const struct hpf_plugin *hpf_plugin_entry(void); \
     HPF_EXPORT const struct hpf_plugin *hpf_plugin_entry(void) { return &(desc); }
 
 /**
@@ -261,10 +260,9 @@ typedef const struct hpf_plugin *(*hpf_plugin_entry_fn)(void);
  * `return hpf_set_error(err, err_len, HPF_ERR_INVALID, "path: %s", why);`.
  * err may be NULL.  Header-only: no broker symbol involved.
  */
-static inline int hpf_set_errorv(char *err, size_t err_len, int status, const char *fmt,
-                                 va_list ap) HPF_PRINTF(4, 0);
-static inline int hpf_set_errorv(char *err, size_t err_len, int status, const char *fmt,
-                                 va_list ap)
+static inline int hpf_set_errorv(char *err, size_t err_len, int status, const char *fmt, va_list ap)
+    HPF_PRINTF(4, 0);
+static inline int hpf_set_errorv(char *err, size_t err_len, int status, const char *fmt, va_list ap)
 {
     if (err && err_len > 0)
         vsnprintf(err, err_len, fmt, ap);
@@ -285,15 +283,24 @@ static inline int hpf_set_error(char *err, size_t err_len, int status, const cha
 static inline const char *hpf_strerror(int status)
 {
     switch (status) {
-    case HPF_OK: return "success";
-    case HPF_ERR_NOTFOUND: return "not found";
-    case HPF_ERR_EXISTS: return "already exists";
-    case HPF_ERR_INVALID: return "invalid argument";
-    case HPF_ERR_IO: return "i/o error";
-    case HPF_ERR_UNAVAILABLE: return "backend unavailable";
-    case HPF_ERR_NOMEM: return "out of memory";
-    case HPF_ERR_UNSUPPORTED: return "not supported";
-    default: return "unknown error";
+    case HPF_OK:
+        return "success";
+    case HPF_ERR_NOTFOUND:
+        return "not found";
+    case HPF_ERR_EXISTS:
+        return "already exists";
+    case HPF_ERR_INVALID:
+        return "invalid argument";
+    case HPF_ERR_IO:
+        return "i/o error";
+    case HPF_ERR_UNAVAILABLE:
+        return "backend unavailable";
+    case HPF_ERR_NOMEM:
+        return "out of memory";
+    case HPF_ERR_UNSUPPORTED:
+        return "not supported";
+    default:
+        return "unknown error";
     }
 }
 

@@ -50,12 +50,18 @@ enum hpf_event_type {
 static inline const char *hpf_event_name(int type)
 {
     switch (type) {
-    case HPF_EVENT_AUTH_FAILED: return "auth_failed";
-    case HPF_EVENT_DENIED: return "denied";
-    case HPF_EVENT_SLOW_DROP: return "slow_drop";
-    case HPF_EVENT_DISCONNECT: return "disconnect";
-    case HPF_EVENT_CONNECT: return "connect";
-    default: return NULL;
+    case HPF_EVENT_AUTH_FAILED:
+        return "auth_failed";
+    case HPF_EVENT_DENIED:
+        return "denied";
+    case HPF_EVENT_SLOW_DROP:
+        return "slow_drop";
+    case HPF_EVENT_DISCONNECT:
+        return "disconnect";
+    case HPF_EVENT_CONNECT:
+        return "connect";
+    default:
+        return NULL;
     }
 }
 

@@ -64,8 +64,8 @@ struct hpf_snapshot_visitor {
     void (*user)(void *ud, const char *name, bool admin);
     void (*group)(void *ud, const char *name, const char *owner);
     void (*member)(void *ud, const char *group, const char *user);
-    void (*share)(void *ud, const char *from, const char *to, bool to_group,
-                  const char *channel, int type);
+    void (*share)(void *ud, const char *from, const char *to, bool to_group, const char *channel,
+                  int type);
     void (*accept)(void *ud, const char *user, const char *from, const char *channel);
     void (*authkey)(void *ud, const struct hpf_authkey *key);
     /**
@@ -79,25 +79,25 @@ struct hpf_snapshot_visitor {
 
 /** Mutations applied by hpfriendsctl (and the web console). */
 enum hpf_mutation_op {
-    HPF_MUT_USER_ADD = 1,  /**< user */
-    HPF_MUT_USER_DEL,      /**< user; also drops its memberships, shares
+    HPF_MUT_USER_ADD = 1,      /**< user */
+    HPF_MUT_USER_DEL,          /**< user; also drops its memberships, shares
                                 (both ends), acceptances, authkeys and the
                                 groups it owns */
-    HPF_MUT_GROUP_ADD,     /**< group, user = owner */
-    HPF_MUT_GROUP_DEL,     /**< group; also drops members and shares to it */
-    HPF_MUT_MEMBER_ADD,    /**< group, user */
-    HPF_MUT_MEMBER_DEL,    /**< group, user */
-    HPF_MUT_SHARE_ADD,     /**< user = from, target(+target_is_group),
+    HPF_MUT_GROUP_ADD,         /**< group, user = owner */
+    HPF_MUT_GROUP_DEL,         /**< group; also drops members and shares to it */
+    HPF_MUT_MEMBER_ADD,        /**< group, user */
+    HPF_MUT_MEMBER_DEL,        /**< group, user */
+    HPF_MUT_SHARE_ADD,         /**< user = from, target(+target_is_group),
                                 channel, share_type; an existing edge with
                                 the same ends and channel gets the new type */
-    HPF_MUT_SHARE_DEL,     /**< user = from, target, channel */
-    HPF_MUT_ACCEPT_ADD,    /**< user, target = from, channel */
-    HPF_MUT_ACCEPT_DEL,    /**< user, target = from, channel */
-    HPF_MUT_AUTHKEY_ADD,   /**< authkey (replaces one with the same ident
+    HPF_MUT_SHARE_DEL,         /**< user = from, target, channel */
+    HPF_MUT_ACCEPT_ADD,        /**< user, target = from, channel */
+    HPF_MUT_ACCEPT_DEL,        /**< user, target = from, channel */
+    HPF_MUT_AUTHKEY_ADD,       /**< authkey (replaces one with the same ident
                                 only when `replace` is set) */
-    HPF_MUT_AUTHKEY_DEL,   /**< authkey->ident */
-    HPF_MUT_CLEAR,         /**< remove everything (used by import) */
-    HPF_MUT_USER_SET_ADMIN,/**< user, flag */
+    HPF_MUT_AUTHKEY_DEL,       /**< authkey->ident */
+    HPF_MUT_CLEAR,             /**< remove everything (used by import) */
+    HPF_MUT_USER_SET_ADMIN,    /**< user, flag */
     HPF_MUT_USER_SET_PASSWORD, /**< user, password (NULL clears it); ABI 1.2 */
 };
 
@@ -133,15 +133,13 @@ struct hpf_storage_ops {
      * Look up one authkey.  HPF_OK after calling cb exactly once,
      * HPF_ERR_NOTFOUND when there is none, another status on failure.
      */
-    int (*authkey_get)(void *instance, const char *ident, hpf_authkey_cb cb,
-                       void *user_data);
+    int (*authkey_get)(void *instance, const char *ident, hpf_authkey_cb cb, void *user_data);
 
     /** Current data version; changes whenever anything changed. */
     int (*version)(void *instance, uint64_t *version);
 
     /** Report everything, consistently (one read transaction). */
-    int (*snapshot)(void *instance, const struct hpf_snapshot_visitor *visitor,
-                    void *user_data);
+    int (*snapshot)(void *instance, const struct hpf_snapshot_visitor *visitor, void *user_data);
 
     /**
      * Apply n mutations atomically: all or none.  On failure, write a one
@@ -149,8 +147,8 @@ struct hpf_storage_ops {
      * HPF_ERR_NOTFOUND, HPF_ERR_EXISTS, HPF_ERR_INVALID or HPF_ERR_IO.
      * Deleting something absent is HPF_ERR_NOTFOUND.
      */
-    int (*apply)(void *instance, const struct hpf_mutation *mutations, size_t n,
-                 char *err, size_t err_len);
+    int (*apply)(void *instance, const struct hpf_mutation *mutations, size_t n, char *err,
+                 size_t err_len);
 
     /** Add deltas to the stored per-authkey counters.  May be NULL. */
     int (*counters_add)(void *instance, const struct hpf_counters *deltas, size_t n);

@@ -74,10 +74,7 @@ static int auth_storage_create(const struct hpf_host *host, const struct hpf_plu
     return HPF_OK;
 }
 
-static void auth_storage_destroy(void *instance)
-{
-    free(instance);
-}
+static void auth_storage_destroy(void *instance) { free(instance); }
 
 static const struct hpf_auth_ops auth_ops = {
     .authenticate = auth_storage_authenticate,

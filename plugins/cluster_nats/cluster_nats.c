@@ -67,43 +67,57 @@
 #define PLUGIN_VERSION "0"
 #endif
 
-#define DEFAULT_PREFIX "hpfriends"
-#define DEFAULT_QUEUE_BYTES (64u * 1024u * 1024u)
-#define DEFAULT_RECONNECT_BUFFER (8 * 1024 * 1024)
+#define DEFAULT_PREFIX            "hpfriends"
+#define DEFAULT_QUEUE_BYTES       (64u * 1024u * 1024u)
+#define DEFAULT_RECONNECT_BUFFER  (8 * 1024 * 1024)
 #define DEFAULT_RECONNECT_WAIT_MS 250
 /* At most this many publishes wait for the sender, whatever their size. */
-#define QUEUE_MAX_CMDS 1000000u
+#define QUEUE_MAX_CMDS            1000000u
 /* What a queued command costs beyond its strings: its allocations' heads. */
-#define CMD_OVERHEAD 64u
+#define CMD_OVERHEAD              64u
 /* A write to NATS that does not finish within this fails (ms). */
-#define WRITE_DEADLINE_MS 2000
+#define WRITE_DEADLINE_MS         2000
 /* destroy(): how long the sender may take to notice before the connection
  * is closed under it (ms), and how long libnats's threads get to end. */
-#define STOP_GRACE_MS 2500
-#define CLOSE_WAIT_MS 4000
+#define STOP_GRACE_MS             2500
+#define CLOSE_WAIT_MS             4000
 /* Retries of a connect that failed: reconnect_wait, doubling up to this (ms). */
-#define CONNECT_RETRY_MAX_MS 5000
+#define CONNECT_RETRY_MAX_MS      5000
 /* A subscribe that failed on a live connection is tried again after this. */
-#define RESUB_RETRY_US (5 * G_USEC_PER_SEC)
+#define RESUB_RETRY_US            (5 * G_USEC_PER_SEC)
 /* One attempt at one server (TCP, TLS and the NATS handshake); a stop
  * that comes while the sender is in a connect waits for it, so this bounds
  * that wait too (per listed server, plus name resolution). */
-#define CONNECT_TIMEOUT_MS 2000
+#define CONNECT_TIMEOUT_MS        2000
 /* Counters bumped on several threads, read on the loop thread. */
-#define COUNT_ADD(x) __atomic_fetch_add(&(x), 1, __ATOMIC_RELAXED)
-#define COUNT_GET(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define COUNT_ADD(x)              __atomic_fetch_add(&(x), 1, __ATOMIC_RELAXED)
+#define COUNT_GET(x)              __atomic_load_n(&(x), __ATOMIC_RELAXED)
 
-#define HDR_IDENT "Hpf-Ident"
-#define HDR_OWNER "Hpf-Owner"
-#define HDR_ORIGIN "Hpf-Origin"
-#define HDR_INSTANCE "Hpf-Instance"
+#define HDR_IDENT            "Hpf-Ident"
+#define HDR_OWNER            "Hpf-Owner"
+#define HDR_ORIGIN           "Hpf-Origin"
+#define HDR_INSTANCE         "Hpf-Instance"
 /* Seconds between two log lines about the same kind of trouble. */
 #define COMPLAIN_INTERVAL_US (10 * G_USEC_PER_SEC)
 
 static const char *const config_keys[] = {
-    "servers", "node", "subject_prefix", "queue_size", "reconnect_buffer", "reconnect_wait",
-    "user", "password", "token", "credentials", "tls", "tls_ca", "tls_cert", "tls_key",
-    "tls_hostname", "allow_anonymous", NULL,
+    "servers",
+    "node",
+    "subject_prefix",
+    "queue_size",
+    "reconnect_buffer",
+    "reconnect_wait",
+    "user",
+    "password",
+    "token",
+    "credentials",
+    "tls",
+    "tls_ca",
+    "tls_cert",
+    "tls_key",
+    "tls_hostname",
+    "allow_anonymous",
+    NULL,
 };
 
 /* A publish waiting for the sender thread. */
@@ -112,7 +126,7 @@ struct cmd {
     char *ident; /* percent-encoded */
     char *owner;
     size_t len;
-    size_t cost; /* what it holds in memory, all told */
+    size_t cost;    /* what it holds in memory, all told */
     uint8_t data[]; /* payload */
 };
 
@@ -129,7 +143,7 @@ struct nats_cluster {
     /* configuration */
     char **servers;
     char *node;
-    char *node_enc; /* percent-encoded, as in Hpf-Origin */
+    char *node_enc;    /* percent-encoded, as in Hpf-Origin */
     char instance[17]; /* random, hex: this start of this node */
     char *prefix;
     guint64 queue_limit;
@@ -141,14 +155,14 @@ struct nats_cluster {
     char *tls_hostname; /* as set, or the host the server URLs share */
     bool tls_hostname_set;
 
-    natsOptions *opts; /* built by start(), for every connect attempt */
+    natsOptions *opts;  /* built by start(), for every connect attempt */
     natsConnection *nc; /* set and cleared by the sender (and start()) */
     GThread *sender;
     bool opened; /* start() ran: libnats's global state exists */
 
     GMutex lock; /* guards queue, queued_bytes, interest, stopping, sender_done */
     GCond cond;
-    GQueue queue; /* struct cmd *, oldest first */
+    GQueue queue;         /* struct cmd *, oldest first */
     guint64 queued_bytes; /* sum of cost */
     GHashTable *interest; /* subject -> GINT_TO_POINTER(wanted 0/1), not yet applied */
     bool stopping;
@@ -169,13 +183,13 @@ struct nats_cluster {
 
     /* any thread */
     uint64_t forwarded, forward_failed, received, received_bad; /* COUNT_*() */
-    uint64_t same_name;   /* COUNT_*(): another instance uses our node name */
-    uint64_t sc_dropped;  /* COUNT_*(): slow-consumer drops, summed by the sender */
+    uint64_t same_name;  /* COUNT_*(): another instance uses our node name */
+    uint64_t sc_dropped; /* COUNT_*(): slow-consumer drops, summed by the sender */
     gint same_name_said;
     gint connected;
-    gint lost;           /* libnats closed the connection by itself */
-    gint64 next_resub_us; /* sender: when to retry subjects wanted, not subscribed */
-    gint64 max_payload;  /* atomic: of the connection, 0 when unknown */
+    gint lost;              /* libnats closed the connection by itself */
+    gint64 next_resub_us;   /* sender: when to retry subjects wanted, not subscribed */
+    gint64 max_payload;     /* atomic: of the connection, 0 when unknown */
     struct complaint bad_c; /* delivery thread only */
 };
 
@@ -343,7 +357,8 @@ static void on_message(natsConnection *nc, natsSubscription *sub, natsMsg *m, vo
         guint64 held = 0;
         if (complain_now(&nc_->bad_c, &held))
             nc_->host->log(nc_->ctx, HPF_LOG_WARNING,
-                           "dropped a message on %s: %s (%" G_GUINT64_FORMAT " more since last said)",
+                           "dropped a message on %s: %s (%" G_GUINT64_FORMAT
+                           " more since last said)",
                            natsMsg_GetSubject(m), why, held);
         goto out;
     }
@@ -415,9 +430,9 @@ static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, 
 static void send_publish(struct nats_cluster *c, struct cmd *cmd)
 {
     natsMsg *m = NULL;
-    natsStatus s = c->nc ? natsMsg_Create(&m, cmd->subject, NULL, (const char *)cmd->data,
-                                          (int)cmd->len)
-                         : NATS_NOT_YET_CONNECTED;
+    natsStatus s =
+        c->nc ? natsMsg_Create(&m, cmd->subject, NULL, (const char *)cmd->data, (int)cmd->len)
+              : NATS_NOT_YET_CONNECTED;
     if (s == NATS_OK)
         s = natsMsgHeader_Set(m, HDR_IDENT, cmd->ident);
     if (s == NATS_OK)
@@ -527,25 +542,27 @@ static char *describe_failure(const struct nats_cluster *c, natsStatus s, const 
         g_string_append_printf(m, "%s%s", m->len ? ": " : "", why);
     *serious = true;
     if (strstr(why, "hostname mismatch") || strstr(why, "IP address mismatch"))
-        g_string_append_printf(m, " (the server's certificate does not name %s%s)",
-                               c->tls_hostname, c->tls_hostname_set ? ", tls_hostname" : "");
+        g_string_append_printf(m, " (the server's certificate does not name %s%s)", c->tls_hostname,
+                               c->tls_hostname_set ? ", tls_hostname" : "");
     /* ":depth=": libnats's report of a failed certificate check */
     else if (strstr(why, ":depth=") || (s == NATS_SSL_ERROR && strstr(why, "certificate")))
         g_string_append_printf(m, " (the server's certificate is not trusted: %s%s)",
-                               c->tls_ca ? "no CA in tls_ca " : "no CA the system trusts; set tls_ca",
+                               c->tls_ca ? "no CA in tls_ca "
+                                         : "no CA the system trusts; set tls_ca",
                                c->tls_ca ? c->tls_ca : "");
     else if (s == NATS_SECURE_CONNECTION_WANTED)
         g_string_append(m, " (TLS is on, by a tls:// URL, tls = true or a tls_* key, but the "
                            "server offers no TLS)");
-    else if (c->tls && (s == NATS_PROTOCOL_ERROR || s == NATS_IO_ERROR ||
-                        s == NATS_CONNECTION_CLOSED))
-        g_string_append_printf(m, c->tls_cert ? " (the server ended the connection after the "
-                                                "TLS handshake: it may refuse the client "
-                                                "certificate %s; see its log)"
-                                              : " (the server ended the connection after the "
-                                                "TLS handshake: no tls_cert and tls_key are "
-                                                "set, and a server that verifies client "
-                                                "certificates refuses a node without one)%s",
+    else if (c->tls &&
+             (s == NATS_PROTOCOL_ERROR || s == NATS_IO_ERROR || s == NATS_CONNECTION_CLOSED))
+        g_string_append_printf(m,
+                               c->tls_cert ? " (the server ended the connection after the "
+                                             "TLS handshake: it may refuse the client "
+                                             "certificate %s; see its log)"
+                                           : " (the server ended the connection after the "
+                                             "TLS handshake: no tls_cert and tls_key are "
+                                             "set, and a server that verifies client "
+                                             "certificates refuses a node without one)%s",
                                c->tls_cert ? c->tls_cert : "");
     else if (!strstr(why, "Authorization") && !strstr(why, "Authentication"))
         *serious = false;
@@ -585,8 +602,8 @@ static bool try_connect(struct nats_cluster *c)
         }
         g_free(c->connect_why);
         c->connect_why = why;
-        set_connect_wait(c, MAX(c->reconnect_wait_ms,
-                                MIN(c->connect_wait_ms * 2, CONNECT_RETRY_MAX_MS)));
+        set_connect_wait(
+            c, MAX(c->reconnect_wait_ms, MIN(c->connect_wait_ms * 2, CONNECT_RETRY_MAX_MS)));
         return false;
     }
     g_atomic_pointer_set(&c->nc, nc);
@@ -605,8 +622,8 @@ static bool try_connect(struct nats_cluster *c)
     c->connect_wait_ms = c->reconnect_wait_ms;
     char url[256] = "?";
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
-    c->host->log(c->ctx, HPF_LOG_NOTICE, "node %s (instance %s) connected to NATS at %s%s",
-                 c->node, c->instance, url, c->tls ? " (TLS)" : "");
+    c->host->log(c->ctx, HPF_LOG_NOTICE, "node %s (instance %s) connected to NATS at %s%s", c->node,
+                 c->instance, url, c->tls ? " (TLS)" : "");
     resubscribe(c);
     return true;
 }
@@ -650,8 +667,7 @@ static void watch_reconnect(struct nats_cluster *c)
     c->reconnect_why = g_strdup(last);
     bool serious = false;
     char *why = describe_failure(c, s, c->reconnect_why, &serious);
-    c->host->log(c->ctx, serious ? HPF_LOG_ERR : HPF_LOG_WARNING,
-                 "reconnecting to NATS: %s", why);
+    c->host->log(c->ctx, serious ? HPF_LOG_ERR : HPF_LOG_WARNING, "reconnecting to NATS: %s", why);
     g_free(why);
 }
 
@@ -924,8 +940,7 @@ static bool read_node(struct nats_cluster *c, char *err, size_t err_len)
         return false;
     }
     uint64_t queue = c->queue_limit, buffer = (uint64_t)c->reconnect_buffer;
-    if (host->config_size(c->ctx, "queue_size", 1024, UINT64_MAX, &queue, err, err_len) !=
-            HPF_OK ||
+    if (host->config_size(c->ctx, "queue_size", 1024, UINT64_MAX, &queue, err, err_len) != HPF_OK ||
         host->config_size(c->ctx, "reconnect_buffer", 1024, G_MAXINT, &buffer, err, err_len) !=
             HPF_OK)
         return false;
@@ -1015,8 +1030,10 @@ static bool read_tls(struct nats_cluster *c, char *err, size_t err_len)
         return false;
     }
     /* What asks for TLS besides tls = true. */
-    const char *wants_tls = c->tls_ca ? "tls_ca" : c->tls_cert ? "tls_cert" :
-                            c->tls_hostname ? "tls_hostname" : NULL;
+    const char *wants_tls = c->tls_ca         ? "tls_ca"
+                            : c->tls_cert     ? "tls_cert"
+                            : c->tls_hostname ? "tls_hostname"
+                                              : NULL;
     for (char **s = c->servers; *s && !wants_tls; s++)
         if (g_str_has_prefix(*s, "tls://"))
             wants_tls = "a tls:// URL in servers";
@@ -1058,12 +1075,12 @@ static int create(const struct hpf_host *host, const struct hpf_plugin_ctx *ctx,
 }
 
 /* One option step: stop at the first failure and remember which it was. */
-#define OPT_STEP(label, call)                                                  \
-    do {                                                                       \
-        if (s == NATS_OK) {                                                    \
-            what = (label);                                                    \
-            s = (call);                                                        \
-        }                                                                      \
+#define OPT_STEP(label, call) \
+    do {                      \
+        if (s == NATS_OK) {   \
+            what = (label);   \
+            s = (call);       \
+        }                     \
     } while (0)
 
 static int start(void *inst, char *err, size_t err_len)
@@ -1113,8 +1130,8 @@ static int start(void *inst, char *err, size_t err_len)
     if (c->tls && !c->tls_hostname_set)
         OPT_STEP("servers", natsOptions_SetIgnoreDiscoveredServers(o, true));
     if (s != NATS_OK) {
-        const char *file = !strcmp(what, "tls_ca") ? c->tls_ca
-                           : !strcmp(what, "tls_cert") ? c->tls_cert
+        const char *file = !strcmp(what, "tls_ca")        ? c->tls_ca
+                           : !strcmp(what, "tls_cert")    ? c->tls_cert
                            : !strcmp(what, "credentials") ? c->credentials
                                                           : NULL;
         if (!strcmp(what, "tls_cert"))

@@ -97,10 +97,7 @@ void gm_key_free(struct gm_model *m, struct gm_key *k)
 
 /* ---- the edge sets: records hashed and compared by their identifying fields ---- */
 
-static guint hash_mix(guint h, const char *s)
-{
-    return h * 31u + g_str_hash(s);
-}
+static guint hash_mix(guint h, const char *s) { return h * 31u + g_str_hash(s); }
 
 static guint member_hash(gconstpointer p)
 {
@@ -217,8 +214,7 @@ bool gm_add_group(struct gm_model *m, const char *name, const char *owner)
     return true;
 }
 
-static struct gm_member *find_member(const struct gm_model *m, const char *group,
-                                     const char *user)
+static struct gm_member *find_member(const struct gm_model *m, const char *group, const char *user)
 {
     const struct gm_member probe = {.group = (char *)group, .user = (char *)user};
     return g_hash_table_lookup(m->member_set, &probe);
@@ -265,8 +261,8 @@ bool gm_add_share(struct gm_model *m, const char *from, const char *to, bool to_
     return true;
 }
 
-static struct gm_accept *find_accept(const struct gm_model *m, const char *user,
-                                     const char *from, const char *channel)
+static struct gm_accept *find_accept(const struct gm_model *m, const char *user, const char *from,
+                                     const char *channel)
 {
     const struct gm_accept probe = {
         .user = (char *)user, .from = (char *)from, .channel = (char *)channel};
@@ -412,11 +408,11 @@ static int fail(struct batch *b, int status, const char *fmt, ...)
     return status;
 }
 
-#define CHECK(expr)                                                                          \
-    do {                                                                                     \
-        int check_status_ = (expr);                                                          \
-        if (check_status_ != HPF_OK)                                                         \
-            return check_status_;                                                            \
+#define CHECK(expr)                  \
+    do {                             \
+        int check_status_ = (expr);  \
+        if (check_status_ != HPF_OK) \
+            return check_status_;    \
     } while (0)
 
 static int require_user(struct batch *b, const char *user)
@@ -577,13 +573,11 @@ static int share_add(struct batch *b, const struct hpf_mutation *mu)
     CHECK(require_user(b, mu->user));
     CHECK(mu->target_is_group ? require_group(b, mu->target) : require_user(b, mu->target));
     /* An existing edge keeps its place and takes the new type. */
-    struct gm_share *s =
-        find_share(b->m, mu->user, mu->target, mu->target_is_group, mu->channel);
+    struct gm_share *s = find_share(b->m, mu->user, mu->target, mu->target_is_group, mu->channel);
     if (s)
         s->type = mu->share_type;
     else
-        gm_add_share(b->m, mu->user, mu->target, mu->target_is_group, mu->channel,
-                     mu->share_type);
+        gm_add_share(b->m, mu->user, mu->target, mu->target_is_group, mu->channel, mu->share_type);
     return HPF_OK;
 }
 
@@ -866,8 +860,8 @@ static GHashTable *index_by(const GPtrArray *a, id_fn id)
     return h;
 }
 
-static void diff_list(const GPtrArray *before, const GPtrArray *after, id_fn id,
-                      enum gm_kind kind, const struct gm_diff_ops *ops, void *ud, bool adding)
+static void diff_list(const GPtrArray *before, const GPtrArray *after, id_fn id, enum gm_kind kind,
+                      const struct gm_diff_ops *ops, void *ud, bool adding)
 {
     GHashTable *other = index_by(adding ? before : after, id);
     const GPtrArray *mine = adding ? after : before;

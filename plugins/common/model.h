@@ -62,8 +62,8 @@ struct gm_accept {
  */
 struct gm_key {
     char *ident;
-    char *owner;  /* effective owner: the stored one, else the ident */
-    char *secret; /* NULL when !usable */
+    char *owner;          /* effective owner: the stored one, else the ident */
+    char *secret;         /* NULL when !usable */
     GPtrArray *publish;   /* char * */
     GPtrArray *subscribe; /* char * */
     bool usable;

@@ -52,7 +52,8 @@ static const struct rule {
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
 #endif
-static int invalid(char *err, size_t err_len, const char *fmt, ...)
+static int
+invalid(char *err, size_t err_len, const char *fmt, ...)
 {
     if (err && err_len > 0) {
         va_list ap;
@@ -66,12 +67,18 @@ static int invalid(char *err, size_t err_len, const char *fmt, ...)
 static const char *field_value(const struct hpf_mutation *m, enum field f)
 {
     switch (f) {
-    case F_USER: return m->user;
-    case F_GROUP: return m->group;
-    case F_TARGET: return m->target;
-    case F_CHANNEL: return m->channel;
-    case F_IDENT: return m->authkey ? m->authkey->ident : NULL;
-    case F_END: break;
+    case F_USER:
+        return m->user;
+    case F_GROUP:
+        return m->group;
+    case F_TARGET:
+        return m->target;
+    case F_CHANNEL:
+        return m->channel;
+    case F_IDENT:
+        return m->authkey ? m->authkey->ident : NULL;
+    case F_END:
+        break;
     }
     return NULL;
 }
@@ -80,14 +87,14 @@ static const char *field_value(const struct hpf_mutation *m, enum field f)
  * Refused values are not repeated in err: they may hold exactly what must
  * not reach a log or a terminal.
  */
-static int check_channels(const char *ident, const char *what, const char *const *chans,
-                          size_t n, char *err, size_t err_len)
+static int check_channels(const char *ident, const char *what, const char *const *chans, size_t n,
+                          char *err, size_t err_len)
 {
     if (n > 0 && !chans)
         return invalid(err, err_len, "authkey '%s': %s list is missing", ident, what);
     if (n > HPF_KEY_CHANNELS_MAX)
-        return invalid(err, err_len, "authkey '%s': %zu %s channels, more than %d", ident, n,
-                       what, HPF_KEY_CHANNELS_MAX);
+        return invalid(err, err_len, "authkey '%s': %zu %s channels, more than %d", ident, n, what,
+                       HPF_KEY_CHANNELS_MAX);
     for (size_t i = 0; i < n; i++) {
         if (!chans[i] || !*chans[i])
             return invalid(err, err_len, "authkey '%s': empty %s channel", ident, what);
@@ -117,8 +124,7 @@ const char *mut_op_name(int op)
     return rules[op].name;
 }
 
-int mut_check_batch(const struct hpf_mutation *mutations, size_t n, char *err,
-                    size_t err_len)
+int mut_check_batch(const struct hpf_mutation *mutations, size_t n, char *err, size_t err_len)
 {
     if (err && err_len > 0)
         err[0] = '\0';
@@ -138,8 +144,7 @@ int mut_check(const struct hpf_mutation *m, char *err, size_t err_len)
     if (m->op == HPF_MUT_AUTHKEY_ADD && !m->authkey)
         return invalid(err, err_len, "authkey_add: no authkey");
 
-    for (size_t i = 0; i < sizeof r->need / sizeof r->need[0] && r->need[i].field != F_END;
-         i++) {
+    for (size_t i = 0; i < sizeof r->need / sizeof r->need[0] && r->need[i].field != F_END; i++) {
         const char *v = field_value(m, r->need[i].field);
         if (!v || !*v)
             return invalid(err, err_len, "%s: %s is empty", name, r->need[i].what);
@@ -170,11 +175,10 @@ int mut_check(const struct hpf_mutation *m, char *err, size_t err_len)
         why = k->owner && *k->owner ? hpf_name_check(k->owner, HPF_NAME_MAX) : NULL;
         if (why)
             return invalid(err, err_len, "authkey '%s': owner %s", k->ident, why);
-        int status =
-            check_channels(k->ident, "publish", k->publish, k->n_publish, err, err_len);
+        int status = check_channels(k->ident, "publish", k->publish, k->n_publish, err, err_len);
         if (status == HPF_OK)
-            status = check_channels(k->ident, "subscribe", k->subscribe, k->n_subscribe, err,
-                                    err_len);
+            status =
+                check_channels(k->ident, "subscribe", k->subscribe, k->n_subscribe, err, err_len);
         return status;
     }
     return HPF_OK;

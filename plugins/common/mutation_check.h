@@ -21,8 +21,7 @@
  * Start of an apply(): empties err, then HPF_OK, or HPF_ERR_INVALID with
  * err set when n > 0 and there is no array.
  */
-int mut_check_batch(const struct hpf_mutation *mutations, size_t n, char *err,
-                    size_t err_len);
+int mut_check_batch(const struct hpf_mutation *mutations, size_t n, char *err, size_t err_len);
 
 /*
  * HPF_OK when m passes every check that needs no stored data; otherwise

@@ -58,8 +58,8 @@
 #endif
 
 #define COMPLAIN_EVERY_US (60 * G_USEC_PER_SEC)
-#define ROTATE_RETRY_US (5 * G_USEC_PER_SEC)
-#define MAX_KEEP 1000
+#define ROTATE_RETRY_US   (5 * G_USEC_PER_SEC)
+#define MAX_KEEP          1000
 
 enum fsync_mode { FSYNC_NEVER, FSYNC_INTERVAL, FSYNC_EVERY };
 
@@ -77,10 +77,10 @@ struct file_sink {
 
     /* state, sink thread only once started */
     int fd;
-    uint64_t size;         /* bytes in the open file, as far as we know */
-    bool dirty;            /* written since the last fsync */
-    bool torn;             /* the last write stopped mid-line */
-    int64_t last_sync_us;  /* monotonic */
+    uint64_t size;           /* bytes in the open file, as far as we know */
+    bool dirty;              /* written since the last fsync */
+    bool torn;               /* the last write stopped mid-line */
+    int64_t last_sync_us;    /* monotonic */
     int64_t rotate_retry_us; /* monotonic: no rotation attempt before this */
     GString *line;
     int64_t ts_secs;    /* the second ts_prefix was formatted for */
@@ -178,8 +178,8 @@ static void complain(struct file_sink *fs, const char *what, const char *path, i
     if (fs->last_complaint_us && now - fs->last_complaint_us < COMPLAIN_EVERY_US)
         return;
     fs->host->log(fs->ctx, HPF_LOG_ERR,
-                  "%s %s failed: %s (%" G_GUINT64_FORMAT " failures since the last report)",
-                  what, path, g_strerror(errnum), fs->failures);
+                  "%s %s failed: %s (%" G_GUINT64_FORMAT " failures since the last report)", what,
+                  path, g_strerror(errnum), fs->failures);
     fs->last_complaint_us = now;
     fs->failures = 0;
 }
@@ -341,8 +341,7 @@ static void append_time(struct file_sink *fs, int64_t time_us)
         if (!gmtime_r(&t, &tm))
             memset(&tm, 0, sizeof tm);
         snprintf(fs->ts_prefix, sizeof fs->ts_prefix, "%04d-%02d-%02dT%02d:%02d:%02d.",
-                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                 tm.tm_sec);
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
         fs->ts_secs = secs;
     }
     char us[8];
@@ -376,13 +375,27 @@ static void json_string(GString *out, const char *s, size_t n)
         g_string_append_len(out, run, p - run);
         run = p + 1;
         switch (c) {
-        case '"': g_string_append(out, "\\\""); break;
-        case '\\': g_string_append(out, "\\\\"); break;
-        case '\n': g_string_append(out, "\\n"); break;
-        case '\r': g_string_append(out, "\\r"); break;
-        case '\t': g_string_append(out, "\\t"); break;
-        case '\b': g_string_append(out, "\\b"); break;
-        case '\f': g_string_append(out, "\\f"); break;
+        case '"':
+            g_string_append(out, "\\\"");
+            break;
+        case '\\':
+            g_string_append(out, "\\\\");
+            break;
+        case '\n':
+            g_string_append(out, "\\n");
+            break;
+        case '\r':
+            g_string_append(out, "\\r");
+            break;
+        case '\t':
+            g_string_append(out, "\\t");
+            break;
+        case '\b':
+            g_string_append(out, "\\b");
+            break;
+        case '\f':
+            g_string_append(out, "\\f");
+            break;
         default: {
             char u[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], '\0'};
             g_string_append(out, u);

@@ -58,16 +58,16 @@
 #define PLUGIN_VERSION "0"
 #endif
 
-#define DEFAULT_SOCKET "/dev/log"
-#define DEFAULT_TAG "hpfriends"
-#define DEFAULT_PREVIEW 64
-#define MAX_PREVIEW 4096
-#define MAX_TAG 48 /* RFC 5424 APP-NAME */
+#define DEFAULT_SOCKET     "/dev/log"
+#define DEFAULT_TAG        "hpfriends"
+#define DEFAULT_PREVIEW    64
+#define MAX_PREVIEW        4096
+#define MAX_TAG            48 /* RFC 5424 APP-NAME */
 #define CONNECT_TIMEOUT_MS 3000
-#define SEND_TIMEOUT_S 5
-#define BACKOFF_MIN_US 500000
-#define BACKOFF_MAX_US (30 * 1000000LL)
-#define COMPLAIN_EVERY_US (60 * 1000000LL)
+#define SEND_TIMEOUT_S     5
+#define BACKOFF_MIN_US     500000
+#define BACKOFF_MAX_US     (30 * 1000000LL)
+#define COMPLAIN_EVERY_US  (60 * 1000000LL)
 
 enum target { TARGET_LOCAL, TARGET_UDP, TARGET_TCP };
 enum format { FORMAT_RFC3164, FORMAT_RFC5424 };
@@ -91,7 +91,7 @@ struct syslog_sink {
     size_t preview;
     enum target target;
     enum format format;
-    char *socket_path; /* local */
+    char *socket_path;      /* local */
     char *host_name, *port; /* udp, tcp */
     bool messages, events;
 
@@ -99,7 +99,7 @@ struct syslog_sink {
     char hostname[256];
     long pid;
     int fd;
-    int64_t retry_at_us;  /* monotonic; no connection attempt before */
+    int64_t retry_at_us; /* monotonic; no connection attempt before */
     int64_t backoff_us;
     struct buf line;  /* the message */
     struct buf frame; /* header + message (+ TCP length prefix) */
@@ -412,8 +412,8 @@ static const char *target_text(const struct syslog_sink *s, char *out, size_t ou
     if (s->target == TARGET_LOCAL)
         snprintf(out, out_len, "%s", s->socket_path);
     else
-        snprintf(out, out_len, "%s:%s:%s", s->target == TARGET_UDP ? "udp" : "tcp",
-                 s->host_name, s->port);
+        snprintf(out, out_len, "%s:%s:%s", s->target == TARGET_UDP ? "udp" : "tcp", s->host_name,
+                 s->port);
     return out;
 }
 
@@ -426,8 +426,8 @@ static void complain(struct syslog_sink *s, const char *what, const char *why)
         return;
     char t[300];
     s->host->log(s->ctx, HPF_LOG_WARNING,
-                 "%s %s failed: %s (%" PRIu64 " lines lost since the last report; retrying)",
-                 what, target_text(s, t, sizeof t), why, s->lost);
+                 "%s %s failed: %s (%" PRIu64 " lines lost since the last report; retrying)", what,
+                 target_text(s, t, sizeof t), why, s->lost);
     s->last_complaint_us = now;
     s->lost = 0;
 }
@@ -656,8 +656,7 @@ static int syslog_start(void *instance, char *err, size_t err_len)
         struct addrinfo *res = NULL;
         int rc = getaddrinfo(s->host_name, s->port, &hints, &res);
         if (rc == EAI_NONAME) {
-            snprintf(err, err_len, "target: cannot resolve %s: %s", s->host_name,
-                     gai_strerror(rc));
+            snprintf(err, err_len, "target: cannot resolve %s: %s", s->host_name, gai_strerror(rc));
             return HPF_ERR_INVALID;
         }
         if (res)
@@ -692,14 +691,13 @@ static void add_header(struct syslog_sink *s, int severity, int64_t time_us, con
         if (!localtime_r(&t, &tm))
             memset(&tm, 0, sizeof tm);
         buf_printf(&s->frame, "<%d>%s %2d %02d:%02d:%02d %s[%ld]: ", pri,
-                   months[tm.tm_mon >= 0 && tm.tm_mon < 12 ? tm.tm_mon : 0], tm.tm_mday,
-                   tm.tm_hour, tm.tm_min, tm.tm_sec, s->tag, s->pid);
+                   months[tm.tm_mon >= 0 && tm.tm_mon < 12 ? tm.tm_mon : 0], tm.tm_mday, tm.tm_hour,
+                   tm.tm_min, tm.tm_sec, s->tag, s->pid);
     } else {
         if (!gmtime_r(&t, &tm))
             memset(&tm, 0, sizeof tm);
-        buf_printf(&s->frame, "<%d>1 %04d-%02d-%02dT%02d:%02d:%02d.%06dZ ", pri,
-                   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                   tm.tm_sec, (int)frac);
+        buf_printf(&s->frame, "<%d>1 %04d-%02d-%02dT%02d:%02d:%02d.%06dZ ", pri, tm.tm_year + 1900,
+                   tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
         buf_str(&s->frame, s->hostname);
         buf_printf(&s->frame, " %s %ld %s - ", s->tag, s->pid, msgid);
     }
@@ -768,10 +766,17 @@ static int syslog_event(void *instance, const struct hpf_event *ev)
     const char *name = hpf_event_name(ev->type);
     int severity = SEV_INFO;
     switch (ev->type) {
-    case HPF_EVENT_AUTH_FAILED: severity = SEV_WARNING; break;
-    case HPF_EVENT_DENIED: severity = SEV_NOTICE; break;
-    case HPF_EVENT_SLOW_DROP: severity = SEV_WARNING; break;
-    default: break;
+    case HPF_EVENT_AUTH_FAILED:
+        severity = SEV_WARNING;
+        break;
+    case HPF_EVENT_DENIED:
+        severity = SEV_NOTICE;
+        break;
+    case HPF_EVENT_SLOW_DROP:
+        severity = SEV_WARNING;
+        break;
+    default:
+        break;
     }
     if (!name)
         name = "event";

@@ -45,10 +45,10 @@
 
 #include "../common/model.h"
 
-#define FS_SECTION_KEY                                                                       \
-    "hpfriends: sharing graph, traffic counters and data version of hpfriends. This entry "  \
-    "is not an authkey: its name is longer than the 255 bytes an hpfeeds ident can have, "    \
-    "so no client can log in as it; owner, secret, pubchans and subchans are here only "      \
+#define FS_SECTION_KEY                                                                      \
+    "hpfriends: sharing graph, traffic counters and data version of hpfriends. This entry " \
+    "is not an authkey: its name is longer than the 255 bytes an hpfeeds ident can have, "  \
+    "so no client can log in as it; owner, secret, pubchans and subchans are here only "    \
     "because hpfeeds3 requires them of every entry. Change it with hpfriendsctl."
 
 /* Layout of our section; a file with a newer one is refused, not rewritten. */
@@ -83,12 +83,12 @@ struct fstore {
     char *path;
     int lock_timeout_ms;
 
-    struct fs_state *state;   /* the last good data, in force */
-    struct fs_identity seen;  /* the file last looked at, good or bad */
-    guint8 digest[32];        /* of state: what the broker sees */
-    uint64_t version;         /* moves whenever digest does */
-    gboolean bad;             /* the file on disk is refused right now */
-    GHashTable *warned;       /* idents whose bad entries were logged */
+    struct fs_state *state;  /* the last good data, in force */
+    struct fs_identity seen; /* the file last looked at, good or bad */
+    guint8 digest[32];       /* of state: what the broker sees */
+    uint64_t version;        /* moves whenever digest does */
+    gboolean bad;            /* the file on disk is refused right now */
+    GHashTable *warned;      /* idents whose bad entries were logged */
 };
 
 #define FS_LOG(s, level, ...) (s)->host->log((s)->ctx, (level), __VA_ARGS__)
@@ -102,8 +102,8 @@ void fs_state_free(struct fs_state *st);
  * changed while being read gives HPF_ERR_UNAVAILABLE (try again).  Errors
  * are one line in err: "path:LINE:COL: message" for malformed files.
  */
-int fs_read_fd(struct fstore *s, int fd, struct fs_state **out, struct fs_identity *id,
-               char *err, size_t err_len);
+int fs_read_fd(struct fstore *s, int fd, struct fs_state **out, struct fs_identity *id, char *err,
+               size_t err_len);
 
 /* The file's text for a state. g_free() it. */
 char *fs_serialize(struct fstore *s, const struct fs_state *st, gsize *len);
@@ -131,6 +131,5 @@ void fs_tidy(struct fstore *s);
 
 /* Install st as the data in force; moves the version when its content differs. */
 void fs_install(struct fstore *s, struct fs_state *st, const struct fs_identity *id);
-
 
 #endif

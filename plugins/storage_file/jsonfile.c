@@ -18,15 +18,9 @@
 
 G_STATIC_ASSERT(sizeof(FS_SECTION_KEY) - 1 > 255);
 
-static gpointer node_ref(gpointer node)
-{
-    return json_node_ref(node);
-}
+static gpointer node_ref(gpointer node) { return json_node_ref(node); }
 
-static void node_unref(gpointer node)
-{
-    json_node_unref(node);
-}
+static void node_unref(gpointer node) { json_node_unref(node); }
 
 struct fs_state *fs_state_new(void)
 {
@@ -122,8 +116,8 @@ static void warn_entry(struct fstore *s, const char *ident, const char *why)
     if (g_hash_table_contains(s->warned, ident))
         return;
     g_hash_table_add(s->warned, g_strdup(ident));
-    FS_LOG(s, HPF_LOG_WARNING, "%s: authkey '%s': %s; ignoring what cannot be read", s->path,
-           ident, why);
+    FS_LOG(s, HPF_LOG_WARNING, "%s: authkey '%s': %s; ignoring what cannot be read", s->path, ident,
+           why);
 }
 
 static gboolean is_string(JsonNode *n)
@@ -165,8 +159,7 @@ static GPtrArray *channel_list(struct fstore *s, const char *ident, JsonObject *
 }
 
 /* One hpfeeds3 entry.  What cannot be read is kept (raw) but grants nothing. */
-static void parse_authkey(struct fstore *s, struct fs_state *st, const char *ident,
-                          JsonNode *node)
+static void parse_authkey(struct fstore *s, struct fs_state *st, const char *ident, JsonNode *node)
 {
     struct gm_key *k = g_new0(struct gm_key, 1);
     k->ident = g_strdup(ident);
@@ -237,11 +230,11 @@ static int need_str(struct parse *p, JsonObject *o, const char *list, guint i, c
     return HPF_OK;
 }
 
-#define TRY(expr)                                                                            \
-    do {                                                                                     \
-        int try_status_ = (expr);                                                            \
-        if (try_status_ != HPF_OK)                                                           \
-            return try_status_;                                                              \
+#define TRY(expr)                  \
+    do {                           \
+        int try_status_ = (expr);  \
+        if (try_status_ != HPF_OK) \
+            return try_status_;    \
     } while (0)
 
 static int parse_counts(struct parse *p, struct fs_state *st, JsonObject *sec)
@@ -261,16 +254,16 @@ static int parse_counts(struct parse *p, struct fs_state *st, JsonObject *sec)
             break;
         }
         JsonObject *eo = json_node_get_object(e);
-        static const char *const names[] = {"published_msgs", "published_bytes",
-                                            "received_msgs", "received_bytes"};
+        static const char *const names[] = {"published_msgs", "published_bytes", "received_msgs",
+                                            "received_bytes"};
         uint64_t v[4] = {0};
         for (int i = 0; i < 4; i++) {
             JsonNode *x = json_object_get_member(eo, names[i]);
             if (!x)
                 continue;
             if (!is_int(x) || json_node_get_int(x) < 0) {
-                status = section_fail(p, "counters of '%s': \"%s\" is not a count",
-                                      (char *)l->data, names[i]);
+                status = section_fail(p, "counters of '%s': \"%s\" is not a count", (char *)l->data,
+                                      names[i]);
                 break;
             }
             v[i] = (uint64_t)json_node_get_int(x);
@@ -310,8 +303,8 @@ static int parse_section(struct parse *p, struct fs_state *st, JsonNode *node)
         const char *name;
         TRY(need_str(p, ELEM(a, i), "users", i, "name", &name));
         JsonNode *admin = json_object_get_member(ELEM(a, i), "admin");
-        if (admin && !(JSON_NODE_HOLDS_VALUE(admin) &&
-                       json_node_get_value_type(admin) == G_TYPE_BOOLEAN))
+        if (admin &&
+            !(JSON_NODE_HOLDS_VALUE(admin) && json_node_get_value_type(admin) == G_TYPE_BOOLEAN))
             return section_fail(p, "users[%u]: \"admin\" is not true or false", i);
         gm_add_user(st->model, name, admin && json_node_get_boolean(admin));
         JsonNode *pw = json_object_get_member(ELEM(a, i), "password");
@@ -434,8 +427,8 @@ out:
     return status;
 }
 
-int fs_read_fd(struct fstore *s, int fd, struct fs_state **out, struct fs_identity *id,
-               char *err, size_t err_len)
+int fs_read_fd(struct fstore *s, int fd, struct fs_state **out, struct fs_identity *id, char *err,
+               size_t err_len)
 {
     *out = NULL;
     struct fs_identity after;
@@ -520,10 +513,7 @@ static char *random_secret(void)
     return g_string_free(hex, FALSE);
 }
 
-static gint64 clamp64(uint64_t v)
-{
-    return v > (uint64_t)G_MAXINT64 ? G_MAXINT64 : (gint64)v;
-}
+static gint64 clamp64(uint64_t v) { return v > (uint64_t)G_MAXINT64 ? G_MAXINT64 : (gint64)v; }
 
 /* One member of the object being built. */
 static void put_str(JsonBuilder *b, const char *key, const char *v)
@@ -720,7 +710,7 @@ static int fsync_dir(const char *dir)
 }
 
 /* A temporary file is ".<name of the file>" TMP_INFIX and mkstemp's six characters. */
-#define TMP_INFIX ".tmp-"
+#define TMP_INFIX  ".tmp-"
 #define TMP_RANDOM 6
 
 /*
@@ -734,14 +724,16 @@ static int write_atomically(struct fstore *s, const char *target, const char *te
 {
     char *dir = g_path_get_dirname(target);
     char *base = g_path_get_basename(target);
-    char *tmp = g_strdup_printf("%s/." "%s" TMP_INFIX "XXXXXX", dir, base);
+    char *tmp = g_strdup_printf("%s/."
+                                "%s" TMP_INFIX "XXXXXX",
+                                dir, base);
     int status = HPF_OK;
     FILE *f = NULL;
     int fd = g_mkstemp_full(tmp, O_RDWR | O_CLOEXEC, 0600);
     if (fd < 0) {
-        status = hpf_set_error(err, err_len, HPF_ERR_IO,
-                               "%s: cannot create a temporary file in %s: %s", s->path, dir,
-                               g_strerror(errno));
+        status =
+            hpf_set_error(err, err_len, HPF_ERR_IO, "%s: cannot create a temporary file in %s: %s",
+                          s->path, dir, g_strerror(errno));
         goto out;
     }
     if (like) {
@@ -790,16 +782,18 @@ static int write_atomically(struct fstore *s, const char *target, const char *te
         rc = rename(tmp, target);
     }
     if (rc < 0) {
-        status = hpf_set_error(err, err_len, errno == EEXIST ? HPF_ERR_EXISTS : HPF_ERR_IO,
-                               "%s: cannot put the new file in place: %s", s->path,
-                               g_strerror(errno));
+        status =
+            hpf_set_error(err, err_len, errno == EEXIST ? HPF_ERR_EXISTS : HPF_ERR_IO,
+                          "%s: cannot put the new file in place: %s", s->path, g_strerror(errno));
         goto remove_tmp;
     }
     hpf_crash_point("file-after-rename");
     /* Past this point the change is made: a failure here only costs durability. */
     if (fsync_dir(dir) < 0)
-        FS_LOG(s, HPF_LOG_WARNING, "%s: fsync of directory %s: %s (the change may not survive "
-               "a power cut)", s->path, dir, g_strerror(errno));
+        FS_LOG(s, HPF_LOG_WARNING,
+               "%s: fsync of directory %s: %s (the change may not survive "
+               "a power cut)",
+               s->path, dir, g_strerror(errno));
     if (written) {
         int rfd = open(target, O_RDONLY | O_CLOEXEC);
         memset(written, 0, sizeof *written);
@@ -832,8 +826,7 @@ int fs_create_empty(struct fstore *s, char *err, size_t err_len)
      * have removed our temporary file as stale, see remove_stale_temps(),
      * failing our link() with ENOENT: the file is there all the same.)
      */
-    if (status == HPF_ERR_EXISTS ||
-        (status != HPF_OK && g_file_test(s->path, G_FILE_TEST_EXISTS)))
+    if (status == HPF_ERR_EXISTS || (status != HPF_OK && g_file_test(s->path, G_FILE_TEST_EXISTS)))
         return HPF_OK;
     if (status == HPF_OK)
         FS_LOG(s, HPF_LOG_NOTICE, "%s: created an empty authkey file", s->path);
@@ -924,8 +917,8 @@ static void remove_stale_temps(struct fstore *s, const char *target)
                     removed = g_string_new(NULL);
                 g_string_append_printf(removed, "%s%s", n++ ? ", " : "", name);
             } else if (errno != ENOENT) {
-                FS_LOG(s, HPF_LOG_WARNING, "%s: cannot remove stale temporary file %s: %s",
-                       s->path, path, g_strerror(errno));
+                FS_LOG(s, HPF_LOG_WARNING, "%s: cannot remove stale temporary file %s: %s", s->path,
+                       path, g_strerror(errno));
             }
         }
         g_free(path);
@@ -933,8 +926,10 @@ static void remove_stale_temps(struct fstore *s, const char *target)
     if (d)
         g_dir_close(d);
     if (removed) {
-        FS_LOG(s, HPF_LOG_WARNING, "%s: removed %u temporary file%s left by an interrupted "
-               "write: %s", s->path, n, n == 1 ? "" : "s", removed->str);
+        FS_LOG(s, HPF_LOG_WARNING,
+               "%s: removed %u temporary file%s left by an interrupted "
+               "write: %s",
+               s->path, n, n == 1 ? "" : "s", removed->str);
         g_string_free(removed, TRUE);
     }
     g_free(base);

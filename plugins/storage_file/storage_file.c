@@ -172,14 +172,13 @@ static void file_destroy(void *instance)
 }
 
 /* Calls before a successful start() find no state: nothing to serve. */
-#define NEED_STATE(s)                                                                        \
-    do {                                                                                     \
-        if (!(s)->state)                                                                     \
-            return HPF_ERR_UNAVAILABLE;                                                      \
+#define NEED_STATE(s)                   \
+    do {                                \
+        if (!(s)->state)                \
+            return HPF_ERR_UNAVAILABLE; \
     } while (0)
 
-static int file_authkey_get(void *instance, const char *ident, hpf_authkey_cb cb,
-                            void *user_data)
+static int file_authkey_get(void *instance, const char *ident, hpf_authkey_cb cb, void *user_data)
 {
     struct fstore *s = instance;
     if (!ident || !cb)
@@ -221,8 +220,7 @@ struct batch {
     size_t n;
 };
 
-static int apply_batch(struct fstore *s, struct fs_state *st, void *arg, char *err,
-                       size_t err_len)
+static int apply_batch(struct fstore *s, struct fs_state *st, void *arg, char *err, size_t err_len)
 {
     (void)s;
     struct batch *b = arg;
@@ -240,8 +238,8 @@ static int apply_batch(struct fstore *s, struct fs_state *st, void *arg, char *e
     return status;
 }
 
-static int file_apply(void *instance, const struct hpf_mutation *mutations, size_t n,
-                      char *err, size_t err_len)
+static int file_apply(void *instance, const struct hpf_mutation *mutations, size_t n, char *err,
+                      size_t err_len)
 {
     struct fstore *s = instance;
     int status = mut_check_batch(mutations, n, err, err_len);
@@ -261,13 +259,9 @@ struct deltas {
     size_t n;
 };
 
-static uint64_t sat_add(uint64_t a, uint64_t b)
-{
-    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
-}
+static uint64_t sat_add(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
 
-static int add_counts(struct fstore *s, struct fs_state *st, void *arg, char *err,
-                      size_t err_len)
+static int add_counts(struct fstore *s, struct fs_state *st, void *arg, char *err, size_t err_len)
 {
     (void)s;
     (void)err;

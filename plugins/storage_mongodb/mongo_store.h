@@ -80,10 +80,10 @@ struct mstore {
     int64_t seen_data_version;
     guint8 seen_digest[32];
 
-    gboolean down;        /* the last call failed */
-    int64_t last_log_us;  /* when that was last logged */
-    uint64_t unlogged;    /* failures since */
-    GHashTable *warned;   /* document problems already logged */
+    gboolean down;       /* the last call failed */
+    int64_t last_log_us; /* when that was last logged */
+    uint64_t unlogged;   /* failures since */
+    GHashTable *warned;  /* document problems already logged */
 };
 
 #define MS_LOG(s, level, ...) (s)->host->log((s)->ctx, (level), __VA_ARGS__)

@@ -18,8 +18,8 @@ typedef void (*doc_fn)(struct mstore *s, const bson_t *doc, void *arg);
 
 /* Runs fn on every document matching filter, in _id order. */
 static gboolean each_doc(struct mstore *s, enum ms_coll c, mongoc_client_session_t *cs,
-                         const bson_t *filter, const bson_t *projection, int64_t limit,
-                         doc_fn fn, void *arg, bson_error_t *e)
+                         const bson_t *filter, const bson_t *projection, int64_t limit, doc_fn fn,
+                         void *arg, bson_error_t *e)
 {
     bson_t opts = BSON_INITIALIZER;
     bson_t sort;
@@ -78,8 +78,7 @@ static uint64_t count_field(const bson_t *doc, const char *key)
     bson_iter_t it;
     if (!bson_iter_init_find(&it, doc, key))
         return 0;
-    if (!(BSON_ITER_HOLDS_INT32(&it) || BSON_ITER_HOLDS_INT64(&it) ||
-          BSON_ITER_HOLDS_DOUBLE(&it)))
+    if (!(BSON_ITER_HOLDS_INT32(&it) || BSON_ITER_HOLDS_INT64(&it) || BSON_ITER_HOLDS_DOUBLE(&it)))
         return 0;
     int64_t v = bson_iter_as_int64(&it);
     return v > 0 ? (uint64_t)v : 0;
@@ -124,8 +123,8 @@ static struct gm_key *parse_key(struct mstore *s, const bson_t *doc)
     bson_iter_t it;
     if (!owner && bson_iter_init_find(&it, doc, "owner") && !BSON_ITER_HOLDS_NULL(&it) &&
         !BSON_ITER_HOLDS_UTF8(&it)) {
-        char *why = g_strdup_printf("authkey '%s': owner is not a string, the identifier owns it",
-                                    ident);
+        char *why =
+            g_strdup_printf("authkey '%s': owner is not a string, the identifier owns it", ident);
         ms_warn_doc(s, MS_AUTH_KEY, why);
         g_free(why);
     }
@@ -233,8 +232,8 @@ struct gm_model *ms_load_model(struct mstore *s, mongoc_client_session_t *cs, bs
         enum ms_coll c;
         doc_fn fn;
     } parts[] = {
-        {MS_USERS, load_user},     {MS_GROUPS, load_group},   {MS_MEMBERS, load_member},
-        {MS_SHARES, load_share},   {MS_ACCEPTS, load_accept}, {MS_AUTH_KEY, load_key},
+        {MS_USERS, load_user},   {MS_GROUPS, load_group},   {MS_MEMBERS, load_member},
+        {MS_SHARES, load_share}, {MS_ACCEPTS, load_accept}, {MS_AUTH_KEY, load_key},
     };
     for (size_t i = 0; i < G_N_ELEMENTS(parts); i++)
         if (!each_doc(s, parts[i].c, cs, NULL, NULL, 0, parts[i].fn, m, e)) {
@@ -402,8 +401,10 @@ int ms_snapshot(void *instance, const struct hpf_snapshot_visitor *visitor, void
         }
         gm_model_free(m);
     }
-    MS_LOG(s, HPF_LOG_WARNING, "mongodb at %s: snapshot: the data kept changing while read; "
-           "trying again at the next reload", s->where);
+    MS_LOG(s, HPF_LOG_WARNING,
+           "mongodb at %s: snapshot: the data kept changing while read; "
+           "trying again at the next reload",
+           s->where);
     return HPF_ERR_UNAVAILABLE;
 }
 

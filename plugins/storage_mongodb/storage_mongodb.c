@@ -19,14 +19,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DEFAULT_TIMEOUT_MS 2000
+#define DEFAULT_TIMEOUT_MS     2000
 #define OUTAGE_LOG_INTERVAL_US (60 * G_USEC_PER_SEC)
 
 static const char *const config_keys[] = {"uri", "timeout_ms", "transactions", NULL};
 
 const char *const ms_coll_names[MS_N_COLL] = {
-    [MS_AUTH_KEY] = "auth_key",   [MS_USERS] = "hpf_users",     [MS_GROUPS] = "hpf_groups",
-    [MS_MEMBERS] = "hpf_members", [MS_SHARES] = "hpf_shares",   [MS_ACCEPTS] = "hpf_accepts",
+    [MS_AUTH_KEY] = "auth_key",     [MS_USERS] = "hpf_users",   [MS_GROUPS] = "hpf_groups",
+    [MS_MEMBERS] = "hpf_members",   [MS_SHARES] = "hpf_shares", [MS_ACCEPTS] = "hpf_accepts",
     [MS_COUNTERS] = "hpf_counters", [MS_META] = "hpf_meta",
 };
 

@@ -100,8 +100,8 @@ static bson_t *record_filter(enum gm_kind kind, const void *r)
 }
 
 static const enum ms_coll coll_of[] = {
-    [GM_USER] = MS_USERS,     [GM_GROUP] = MS_GROUPS,   [GM_MEMBER] = MS_MEMBERS,
-    [GM_SHARE] = MS_SHARES,   [GM_ACCEPT] = MS_ACCEPTS, [GM_KEY] = MS_AUTH_KEY,
+    [GM_USER] = MS_USERS,   [GM_GROUP] = MS_GROUPS,   [GM_MEMBER] = MS_MEMBERS,
+    [GM_SHARE] = MS_SHARES, [GM_ACCEPT] = MS_ACCEPTS, [GM_KEY] = MS_AUTH_KEY,
 };
 
 static bool on_del(void *ud, enum gm_kind kind, const void *record, const void *replacement)
@@ -110,18 +110,18 @@ static bool on_del(void *ud, enum gm_kind kind, const void *record, const void *
     /* Values that change in place keep the document (and its _id, and its fields we do not know). */
     if (replacement && kind == GM_USER) {
         const struct gm_user *n = replacement;
-        bson_t *update = n->password
-                             ? BCON_NEW("$set", "{", "admin", BCON_BOOL(n->admin), "password",
-                                        BCON_UTF8(n->password), "}")
-                             : BCON_NEW("$set", "{", "admin", BCON_BOOL(n->admin), "}", "$unset",
-                                        "{", "password", BCON_UTF8(""), "}");
+        bson_t *update = n->password ? BCON_NEW("$set", "{", "admin", BCON_BOOL(n->admin),
+                                                "password", BCON_UTF8(n->password), "}")
+                                     : BCON_NEW("$set", "{", "admin", BCON_BOOL(n->admin), "}",
+                                                "$unset", "{", "password", BCON_UTF8(""), "}");
         push(ops, W_UPDATE, MS_USERS, record_filter(kind, record), update);
         return true;
     }
     if (replacement && kind == GM_SHARE) {
         push(ops, W_UPDATE, MS_SHARES, record_filter(kind, record),
              BCON_NEW("$set", "{", "type",
-                      BCON_UTF8(hpf_share_type_name(((const struct gm_share *)replacement)->type)), "}"));
+                      BCON_UTF8(hpf_share_type_name(((const struct gm_share *)replacement)->type)),
+                      "}"));
         return true;
     }
     push(ops, W_DELETE, coll_of[kind], record_filter(kind, record), NULL);
@@ -182,8 +182,12 @@ static gboolean run_wop(struct mstore *s, mongoc_client_session_t *cs, const str
     if (ok) {
         mongoc_collection_t *c = s->coll[w->coll];
         switch (w->kind) {
-        case W_INSERT: ok = mongoc_collection_insert_one(c, w->doc, &opts, NULL, e); break;
-        case W_DELETE: ok = mongoc_collection_delete_many(c, w->filter, &opts, NULL, e); break;
+        case W_INSERT:
+            ok = mongoc_collection_insert_one(c, w->doc, &opts, NULL, e);
+            break;
+        case W_DELETE:
+            ok = mongoc_collection_delete_many(c, w->filter, &opts, NULL, e);
+            break;
         case W_UPDATE:
             ok = mongoc_collection_update_many(c, w->filter, w->doc, &opts, NULL, e);
             break;
@@ -203,8 +207,8 @@ static gboolean run_wop(struct mstore *s, mongoc_client_session_t *cs, const str
  * also when one fails (FALSE with e set): an ordered bulk stops at its
  * first failure and reports how many it inserted before.
  */
-static gboolean run_wops(struct mstore *s, mongoc_client_session_t *cs, GPtrArray *ops,
-                         guint *done, bson_error_t *e)
+static gboolean run_wops(struct mstore *s, mongoc_client_session_t *cs, GPtrArray *ops, guint *done,
+                         bson_error_t *e)
 {
     while (*done < ops->len) {
         const struct wop *w = ops->pdata[*done];
@@ -224,8 +228,7 @@ static gboolean run_wops(struct mstore *s, mongoc_client_session_t *cs, GPtrArra
         BSON_APPEND_BOOL(&opts, "ordered", true);
         gboolean ok = !cs || mongoc_client_session_append(cs, &opts, e);
         mongoc_bulk_operation_t *bulk =
-            ok ? mongoc_collection_create_bulk_operation_with_opts(s->coll[w->coll], &opts)
-               : NULL;
+            ok ? mongoc_collection_create_bulk_operation_with_opts(s->coll[w->coll], &opts) : NULL;
         bson_destroy(&opts);
         for (guint i = *done; ok && i < end; i++)
             ok = mongoc_bulk_operation_insert_with_opts(
@@ -236,8 +239,7 @@ static gboolean run_wops(struct mstore *s, mongoc_client_session_t *cs, GPtrArra
             bson_iter_t it;
             if (ok)
                 *done = end;
-            else if (bson_iter_init_find(&it, &reply, "nInserted") &&
-                     BSON_ITER_HOLDS_INT32(&it))
+            else if (bson_iter_init_find(&it, &reply, "nInserted") && BSON_ITER_HOLDS_INT32(&it))
                 *done += (guint)MAX(0, bson_iter_int32(&it));
             bson_destroy(&reply);
         }
@@ -250,8 +252,7 @@ static gboolean run_wops(struct mstore *s, mongoc_client_session_t *cs, GPtrArra
 }
 
 /* data_version += 1 and busy as given, creating the document if needed. */
-static gboolean bump(struct mstore *s, mongoc_client_session_t *cs, gboolean busy,
-                     bson_error_t *e)
+static gboolean bump(struct mstore *s, mongoc_client_session_t *cs, gboolean busy, bson_error_t *e)
 {
     bson_t *filter = BCON_NEW("key", "data_version");
     bson_t *update = BCON_NEW("$inc", "{", "value", BCON_INT64(1), "}", "$set", "{", "busy",
@@ -273,7 +274,7 @@ struct apply_ctx {
     size_t n;
     char *err;
     size_t err_len;
-    int status;      /* HPF_OK, or why validation refused the batch */
+    int status; /* HPF_OK, or why validation refused the batch */
     guint done, total;
 };
 
@@ -308,9 +309,9 @@ static gboolean in_transaction(struct apply_ctx *a, mongoc_client_session_t *cs,
     return ok && bump(a->s, cs, FALSE, e);
 }
 
-#define WRITE_CONFLICT 112
+#define WRITE_CONFLICT      112
 #define NO_SUCH_TRANSACTION 251
-#define TXN_TRIES 3
+#define TXN_TRIES           3
 
 static gboolean server_has_transactions(struct mstore *s, bson_error_t *e, gboolean *reachable)
 {
@@ -431,8 +432,7 @@ int ms_apply(void *instance, const struct hpf_mutation *mutations, size_t n, cha
         return status;
     if (!s->client)
         return hpf_set_error(err, err_len, HPF_ERR_UNAVAILABLE, "apply: not started");
-    struct apply_ctx a = {.s = s, .mutations = mutations, .n = n, .err = err,
-                          .err_len = err_len};
+    struct apply_ctx a = {.s = s, .mutations = mutations, .n = n, .err = err, .err_len = err_len};
     gboolean txn = s->txn == MS_TXN_ALWAYS;
     if (s->txn == MS_TXN_AUTO) {
         bson_error_t e;
@@ -447,10 +447,7 @@ int ms_apply(void *instance, const struct hpf_mutation *mutations, size_t n, cha
     return txn ? apply_transaction(&a) : apply_ordered(&a);
 }
 
-static int64_t clamp64(uint64_t v)
-{
-    return v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v;
-}
+static int64_t clamp64(uint64_t v) { return v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v; }
 
 /* One ordered bulk of $inc upserts: a server error can leave it part-way (logged). */
 int ms_counters_add(void *instance, const struct hpf_counters *deltas, size_t n)
@@ -474,11 +471,11 @@ int ms_counters_add(void *instance, const struct hpf_counters *deltas, size_t n)
     for (size_t i = 0; ok && i < n; i++) {
         const struct hpf_counters *d = &deltas[i];
         bson_t *filter = BCON_NEW("ident", BCON_UTF8(d->ident));
-        bson_t *update = BCON_NEW("$inc", "{", "published_msgs",
-                                  BCON_INT64(clamp64(d->published_msgs)), "published_bytes",
-                                  BCON_INT64(clamp64(d->published_bytes)), "received_msgs",
-                                  BCON_INT64(clamp64(d->received_msgs)), "received_bytes",
-                                  BCON_INT64(clamp64(d->received_bytes)), "}");
+        bson_t *update =
+            BCON_NEW("$inc", "{", "published_msgs", BCON_INT64(clamp64(d->published_msgs)),
+                     "published_bytes", BCON_INT64(clamp64(d->published_bytes)), "received_msgs",
+                     BCON_INT64(clamp64(d->received_msgs)), "received_bytes",
+                     BCON_INT64(clamp64(d->received_bytes)), "}");
         ok = mongoc_bulk_operation_update_one_with_opts(bulk, filter, update, &opts, &e);
         bson_destroy(filter);
         bson_destroy(update);
@@ -608,8 +605,7 @@ static gboolean find_one(struct mstore *s, enum ms_coll c, const bson_t *filter,
     return ok;
 }
 
-static gboolean upsert_meta(struct mstore *s, const char *key, bson_t *on_insert,
-                            bson_error_t *e)
+static gboolean upsert_meta(struct mstore *s, const char *key, bson_t *on_insert, bson_error_t *e)
 {
     bson_t *filter = BCON_NEW("key", BCON_UTF8(key));
     bson_t update = BSON_INITIALIZER;
@@ -646,8 +642,8 @@ int ms_prepare(struct mstore *s, char *err, size_t err_len)
     if (status != HPF_OK)
         return status;
     if (!upsert_meta(s, "schema_version", BCON_NEW("value", BCON_INT32(MS_SCHEMA_VERSION)), &e) ||
-        !upsert_meta(s, "data_version",
-                     BCON_NEW("value", BCON_INT64(1), "busy", BCON_BOOL(false)), &e))
+        !upsert_meta(s, "data_version", BCON_NEW("value", BCON_INT64(1), "busy", BCON_BOOL(false)),
+                     &e))
         return hpf_set_error(err, err_len, ms_status(&e), "mongodb at %s: writing hpf_meta: %s",
                              s->where, e.message);
     if (!r.found)

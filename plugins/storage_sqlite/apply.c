@@ -104,34 +104,43 @@ static int exists(struct batch *b, const char *sql, const char *types, ...)
 static int require_user(struct batch *b, const char *user)
 {
     switch (exists(b, "SELECT 1 FROM hpf_users WHERE name = ?1", "t", user)) {
-    case 1: return HPF_OK;
-    case 0: return fail(b, HPF_ERR_NOTFOUND, "user '%s' not found", user);
-    default: return HPF_ERR_IO;
+    case 1:
+        return HPF_OK;
+    case 0:
+        return fail(b, HPF_ERR_NOTFOUND, "user '%s' not found", user);
+    default:
+        return HPF_ERR_IO;
     }
 }
 
 static int require_group(struct batch *b, const char *group)
 {
     switch (exists(b, "SELECT 1 FROM hpf_groups WHERE name = ?1", "t", group)) {
-    case 1: return HPF_OK;
-    case 0: return fail(b, HPF_ERR_NOTFOUND, "group '%s' not found", group);
-    default: return HPF_ERR_IO;
+    case 1:
+        return HPF_OK;
+    case 0:
+        return fail(b, HPF_ERR_NOTFOUND, "group '%s' not found", group);
+    default:
+        return HPF_ERR_IO;
     }
 }
 
-#define CHECK(expr)                                                                          \
-    do {                                                                                     \
-        int check_status_ = (expr);                                                          \
-        if (check_status_ != HPF_OK)                                                         \
-            return check_status_;                                                            \
+#define CHECK(expr)                  \
+    do {                             \
+        int check_status_ = (expr);  \
+        if (check_status_ != HPF_OK) \
+            return check_status_;    \
     } while (0)
 
 static int user_add(struct batch *b, const struct hpf_mutation *m)
 {
     switch (exists(b, "SELECT 1 FROM hpf_users WHERE name = ?1", "t", m->user)) {
-    case 0: break;
-    case 1: return fail(b, HPF_ERR_EXISTS, "user '%s' already exists", m->user);
-    default: return HPF_ERR_IO;
+    case 0:
+        break;
+    case 1:
+        return fail(b, HPF_ERR_EXISTS, "user '%s' already exists", m->user);
+    default:
+        return HPF_ERR_IO;
     }
     return run(b, NULL, "INSERT INTO hpf_users (name) VALUES (?1)", "t", m->user);
 }
@@ -178,11 +187,11 @@ static int user_set_password(struct batch *b, const struct hpf_mutation *m)
 {
     int changes = 0;
     if (m->password)
-        CHECK(run(b, &changes, "UPDATE hpf_users SET password = ?2 WHERE name = ?1", "tt",
-                  m->user, m->password));
+        CHECK(run(b, &changes, "UPDATE hpf_users SET password = ?2 WHERE name = ?1", "tt", m->user,
+                  m->password));
     else
-        CHECK(run(b, &changes, "UPDATE hpf_users SET password = NULL WHERE name = ?1", "t",
-                  m->user));
+        CHECK(
+            run(b, &changes, "UPDATE hpf_users SET password = NULL WHERE name = ?1", "t", m->user));
     if (changes == 0)
         return fail(b, HPF_ERR_NOTFOUND, "user '%s' not found", m->user);
     return HPF_OK;
@@ -191,13 +200,16 @@ static int user_set_password(struct batch *b, const struct hpf_mutation *m)
 static int group_add(struct batch *b, const struct hpf_mutation *m)
 {
     switch (exists(b, "SELECT 1 FROM hpf_groups WHERE name = ?1", "t", m->group)) {
-    case 0: break;
-    case 1: return fail(b, HPF_ERR_EXISTS, "group '%s' already exists", m->group);
-    default: return HPF_ERR_IO;
+    case 0:
+        break;
+    case 1:
+        return fail(b, HPF_ERR_EXISTS, "group '%s' already exists", m->group);
+    default:
+        return HPF_ERR_IO;
     }
     CHECK(require_user(b, m->user));
-    return run(b, NULL, "INSERT INTO hpf_groups (name, owner) VALUES (?1, ?2)", "tt",
-               m->group, m->user);
+    return run(b, NULL, "INSERT INTO hpf_groups (name, owner) VALUES (?1, ?2)", "tt", m->group,
+               m->user);
 }
 
 static int group_del(struct batch *b, const struct hpf_mutation *m)
@@ -213,23 +225,25 @@ static int member_add(struct batch *b, const struct hpf_mutation *m)
 {
     CHECK(require_group(b, m->group));
     CHECK(require_user(b, m->user));
-    switch (exists(b, "SELECT 1 FROM hpf_members WHERE group_name = ?1 AND user_name = ?2",
-                   "tt", m->group, m->user)) {
-    case 0: break;
+    switch (exists(b, "SELECT 1 FROM hpf_members WHERE group_name = ?1 AND user_name = ?2", "tt",
+                   m->group, m->user)) {
+    case 0:
+        break;
     case 1:
         return fail(b, HPF_ERR_EXISTS, "user '%s' is already a member of group '%s'", m->user,
                     m->group);
-    default: return HPF_ERR_IO;
+    default:
+        return HPF_ERR_IO;
     }
-    return run(b, NULL, "INSERT INTO hpf_members (group_name, user_name) VALUES (?1, ?2)",
-               "tt", m->group, m->user);
+    return run(b, NULL, "INSERT INTO hpf_members (group_name, user_name) VALUES (?1, ?2)", "tt",
+               m->group, m->user);
 }
 
 static int member_del(struct batch *b, const struct hpf_mutation *m)
 {
     int changes = 0;
-    CHECK(run(b, &changes, "DELETE FROM hpf_members WHERE group_name = ?1 AND user_name = ?2",
-              "tt", m->group, m->user));
+    CHECK(run(b, &changes, "DELETE FROM hpf_members WHERE group_name = ?1 AND user_name = ?2", "tt",
+              m->group, m->user));
     if (changes == 0)
         return fail(b, HPF_ERR_NOTFOUND, "user '%s' is not a member of group '%s'", m->user,
                     m->group);
@@ -276,15 +290,17 @@ static int accept_add(struct batch *b, const struct hpf_mutation *m)
                    "SELECT 1 FROM hpf_accepts WHERE user_name = ?1 AND from_user = ?2 "
                    "AND channel = ?3",
                    "ttt", m->user, m->target, m->channel)) {
-    case 0: break;
+    case 0:
+        break;
     case 1:
         return fail(b, HPF_ERR_EXISTS, "user '%s' already accepted '%s' on '%s'", m->user,
                     m->target, m->channel);
-    default: return HPF_ERR_IO;
+    default:
+        return HPF_ERR_IO;
     }
     return run(b, NULL,
-               "INSERT INTO hpf_accepts (user_name, from_user, channel) VALUES (?1, ?2, ?3)",
-               "ttt", m->user, m->target, m->channel);
+               "INSERT INTO hpf_accepts (user_name, from_user, channel) VALUES (?1, ?2, ?3)", "ttt",
+               m->user, m->target, m->channel);
 }
 
 static int accept_del(struct batch *b, const struct hpf_mutation *m)
@@ -307,14 +323,16 @@ static int authkey_add(struct batch *b, const struct hpf_mutation *m)
     CHECK(require_user(b, owner));
 
     switch (exists(b, "SELECT 1 FROM authkeys WHERE ident = ?1", "t", k->ident)) {
-    case 0: break;
+    case 0:
+        break;
     case 1:
         if (!m->replace)
             return fail(b, HPF_ERR_EXISTS, "authkey '%s' already exists", k->ident);
         /* Also drops the repeats an hpfeeds3-era file may hold. */
         CHECK(run(b, NULL, "DELETE FROM authkeys WHERE ident = ?1", "t", k->ident));
         break;
-    default: return HPF_ERR_IO;
+    default:
+        return HPF_ERR_IO;
     }
 
     char *pub = sq_format_channels(k->publish, k->n_publish);
@@ -398,8 +416,8 @@ int sq_apply(void *instance, const struct hpf_mutation *mutations, size_t n, cha
     /* Every successful apply moves the version, even one that changed no row. */
     if (status == HPF_OK) {
         b.op = "apply";
-        status = run(&b, NULL,
-                     "UPDATE hpf_meta SET value = value + 1 WHERE key = 'data_version'", "");
+        status =
+            run(&b, NULL, "UPDATE hpf_meta SET value = value + 1 WHERE key = 'data_version'", "");
     }
     if (status == HPF_OK)
         hpf_crash_point("sqlite-before-commit");

@@ -19,8 +19,8 @@ static void trouble(struct store *s, enum sq_health which, const char *what)
     if (s->failing[which])
         return;
     s->failing[which] = true;
-    SQ_LOG(s, HPF_LOG_ERR, "%s: %s failed: %s (not repeated until it works again)", s->path,
-           what, sqlite3_errmsg(s->db));
+    SQ_LOG(s, HPF_LOG_ERR, "%s: %s failed: %s (not repeated until it works again)", s->path, what,
+           sqlite3_errmsg(s->db));
 }
 
 static void healthy(struct store *s, enum sq_health which)
@@ -127,12 +127,12 @@ int sq_version(void *instance, uint64_t *version)
 
 static int visit_users(struct store *s, const struct hpf_snapshot_visitor *v, void *ud)
 {
-    sqlite3_stmt *st =
-        sq_stmt(s, "SELECT name, admin, password FROM hpf_users ORDER BY name");
+    sqlite3_stmt *st = sq_stmt(s, "SELECT name, admin, password FROM hpf_users ORDER BY name");
     if (!st)
         return sqlite3_errcode(s->db);
     int rc;
-    EACH_ROW (st, rc) {
+    EACH_ROW(st, rc)
+    {
         v->user(ud, TEXT(st, 0), sqlite3_column_int(st, 1) != 0);
         if (v->user_password && sqlite3_column_type(st, 2) == SQLITE_TEXT)
             v->user_password(ud, TEXT(st, 0), TEXT(st, 2));
@@ -147,8 +147,8 @@ static int visit_groups(struct store *s, const struct hpf_snapshot_visitor *v, v
     if (!st)
         return sqlite3_errcode(s->db);
     int rc;
-    EACH_ROW (st, rc)
-        v->group(ud, TEXT(st, 0), TEXT(st, 1));
+    EACH_ROW(st, rc)
+    v->group(ud, TEXT(st, 0), TEXT(st, 1));
     sqlite3_reset(st);
     return rc;
 }
@@ -160,8 +160,8 @@ static int visit_members(struct store *s, const struct hpf_snapshot_visitor *v, 
     if (!st)
         return sqlite3_errcode(s->db);
     int rc;
-    EACH_ROW (st, rc)
-        v->member(ud, TEXT(st, 0), TEXT(st, 1));
+    EACH_ROW(st, rc)
+    v->member(ud, TEXT(st, 0), TEXT(st, 1));
     sqlite3_reset(st);
     return rc;
 }
@@ -173,12 +173,12 @@ static int visit_shares(struct store *s, const struct hpf_snapshot_visitor *v, v
     if (!st)
         return sqlite3_errcode(s->db);
     int rc;
-    EACH_ROW (st, rc) {
+    EACH_ROW(st, rc)
+    {
         int type = hpf_share_type_from_name(TEXT(st, 4));
         if (type < 0) /* the schema's CHECK admits only the two names */
             type = HPF_SHARE_SHARES;
-        v->share(ud, TEXT(st, 0), TEXT(st, 1), sqlite3_column_int(st, 2) != 0, TEXT(st, 3),
-                 type);
+        v->share(ud, TEXT(st, 0), TEXT(st, 1), sqlite3_column_int(st, 2) != 0, TEXT(st, 3), type);
     }
     sqlite3_reset(st);
     return rc;
@@ -191,8 +191,8 @@ static int visit_accepts(struct store *s, const struct hpf_snapshot_visitor *v, 
     if (!st)
         return sqlite3_errcode(s->db);
     int rc;
-    EACH_ROW (st, rc)
-        v->accept(ud, TEXT(st, 0), TEXT(st, 1), TEXT(st, 2));
+    EACH_ROW(st, rc)
+    v->accept(ud, TEXT(st, 0), TEXT(st, 1), TEXT(st, 2));
     sqlite3_reset(st);
     return rc;
 }
@@ -206,7 +206,8 @@ static int visit_authkeys(struct store *s, const struct hpf_snapshot_visitor *v,
     /* Same rule as authkey_get: the first row of a repeated ident. */
     GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     int rc;
-    EACH_ROW (st, rc) {
+    EACH_ROW(st, rc)
+    {
         const char *ident = TEXT(st, 1);
         if (!g_hash_table_add(seen, g_strdup(ident)))
             continue;
@@ -229,9 +230,8 @@ int sq_snapshot(void *instance, const struct hpf_snapshot_visitor *visitor, void
         trouble(s, SQ_READS, "snapshot");
         return sq_status(rc);
     }
-    static int (*const visits[])(struct store *, const struct hpf_snapshot_visitor *,
-                                 void *) = {visit_users,  visit_groups,  visit_members,
-                                            visit_shares, visit_accepts, visit_authkeys};
+    static int (*const visits[])(struct store *, const struct hpf_snapshot_visitor *, void *) = {
+        visit_users, visit_groups, visit_members, visit_shares, visit_accepts, visit_authkeys};
     const bool wanted[] = {visitor->user,  visitor->group,  visitor->member,
                            visitor->share, visitor->accept, visitor->authkey};
     G_STATIC_ASSERT(G_N_ELEMENTS(visits) == G_N_ELEMENTS(wanted));
@@ -279,14 +279,14 @@ int sq_counters_add(void *instance, const struct hpf_counters *deltas, size_t n)
             status = HPF_ERR_INVALID;
             break;
         }
-        sqlite3_stmt *st = sq_stmt(
-            s, "INSERT INTO hpf_counters (ident, published_msgs, published_bytes, "
-               "received_msgs, received_bytes) VALUES (?1, ?2, ?3, ?4, ?5) "
-               "ON CONFLICT (ident) DO UPDATE SET "
-               "published_msgs = published_msgs + excluded.published_msgs, "
-               "published_bytes = published_bytes + excluded.published_bytes, "
-               "received_msgs = received_msgs + excluded.received_msgs, "
-               "received_bytes = received_bytes + excluded.received_bytes");
+        sqlite3_stmt *st =
+            sq_stmt(s, "INSERT INTO hpf_counters (ident, published_msgs, published_bytes, "
+                       "received_msgs, received_bytes) VALUES (?1, ?2, ?3, ?4, ?5) "
+                       "ON CONFLICT (ident) DO UPDATE SET "
+                       "published_msgs = published_msgs + excluded.published_msgs, "
+                       "published_bytes = published_bytes + excluded.published_bytes, "
+                       "received_msgs = received_msgs + excluded.received_msgs, "
+                       "received_bytes = received_bytes + excluded.received_bytes");
         if (!st) {
             trouble(s, SQ_COUNTERS, "counter update");
             status = HPF_ERR_IO;

@@ -23,25 +23,24 @@
 #include <string.h>
 
 /* hpfeeds3's own definitions, verbatim apart from IF NOT EXISTS. */
-#define HPFEEDS3_TABLES                                                                      \
-    "CREATE TABLE IF NOT EXISTS logs (id integer primary key autoincrement,\n"               \
-    "    data TEXT);\n"                                                                      \
-    "CREATE TABLE IF NOT EXISTS stats (id integer primary key autoincrement,\n"              \
-    "    ak TEXT, uid TEXT, data TEXT);\n"                                                   \
-    "CREATE TABLE IF NOT EXISTS authkeys (id integer primary key autoincrement,\n"           \
-    "    owner TEXT, ident TEXT, secret TEXT,\n"                                             \
+#define HPFEEDS3_TABLES                                                            \
+    "CREATE TABLE IF NOT EXISTS logs (id integer primary key autoincrement,\n"     \
+    "    data TEXT);\n"                                                            \
+    "CREATE TABLE IF NOT EXISTS stats (id integer primary key autoincrement,\n"    \
+    "    ak TEXT, uid TEXT, data TEXT);\n"                                         \
+    "CREATE TABLE IF NOT EXISTS authkeys (id integer primary key autoincrement,\n" \
+    "    owner TEXT, ident TEXT, secret TEXT,\n"                                   \
     "    pubchans TEXT, subchans TEXT);\n"
 
 #define NOW_UTC "(strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))"
 
-#define BUMP_ON(table, event)                                                                \
-    "CREATE TRIGGER IF NOT EXISTS hpf_bump_" table "_" event " AFTER " event " ON " table    \
+#define BUMP_ON(table, event)                                                             \
+    "CREATE TRIGGER IF NOT EXISTS hpf_bump_" table "_" event " AFTER " event " ON " table \
     " BEGIN UPDATE hpf_meta SET value = value + 1 WHERE key = 'data_version'; END;\n"
 
 #define BUMP(table) BUMP_ON(table, "INSERT") BUMP_ON(table, "UPDATE") BUMP_ON(table, "DELETE")
 
-static const char step1_sql[] =
-    HPFEEDS3_TABLES
+static const char step1_sql[] = HPFEEDS3_TABLES
     "CREATE TABLE IF NOT EXISTS hpf_meta (\n"
     "    key TEXT PRIMARY KEY NOT NULL,\n"
     "    value);\n"
@@ -83,9 +82,8 @@ static const char step1_sql[] =
     "    published_msgs INTEGER NOT NULL DEFAULT 0,\n"
     "    published_bytes INTEGER NOT NULL DEFAULT 0,\n"
     "    received_msgs INTEGER NOT NULL DEFAULT 0,\n"
-    "    received_bytes INTEGER NOT NULL DEFAULT 0);\n"
-    BUMP("authkeys") BUMP("hpf_users") BUMP("hpf_groups") BUMP("hpf_members")
-    BUMP("hpf_shares") BUMP("hpf_accepts");
+    "    received_bytes INTEGER NOT NULL DEFAULT 0);\n" BUMP("authkeys") BUMP("hpf_users")
+        BUMP("hpf_groups") BUMP("hpf_members") BUMP("hpf_shares") BUMP("hpf_accepts");
 
 /* Console passwords: a salted slow hash, written by the broker. */
 static const char step2_sql[] = "ALTER TABLE hpf_users ADD COLUMN password TEXT;\n";
@@ -106,8 +104,7 @@ G_STATIC_ASSERT(G_N_ELEMENTS(steps) == SQ_SCHEMA_VERSION);
 
 static gboolean table_exists(struct store *s, const char *name)
 {
-    sqlite3_stmt *st =
-        sq_stmt(s, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1");
+    sqlite3_stmt *st = sq_stmt(s, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1");
     if (!st)
         return FALSE;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -117,8 +114,7 @@ static gboolean table_exists(struct store *s, const char *name)
 }
 
 /* 0 for a database that has no hpf_meta yet (fresh, or hpfeeds3's). */
-static int read_schema_version(struct store *s, sqlite3_int64 *version, char *err,
-                               size_t err_len)
+static int read_schema_version(struct store *s, sqlite3_int64 *version, char *err, size_t err_len)
 {
     *version = 0;
     if (!table_exists(s, "hpf_meta"))
@@ -169,9 +165,8 @@ static int index_idents(struct store *s, char *err, size_t err_len)
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (n_dup++ < 5)
             SQ_LOG(s, HPF_LOG_WARNING,
-                   "%s: authkeys: ident '%s' appears in %d rows; using the first one",
-                   s->path, (const char *)sqlite3_column_text(st, 0),
-                   sqlite3_column_int(st, 1));
+                   "%s: authkeys: ident '%s' appears in %d rows; using the first one", s->path,
+                   (const char *)sqlite3_column_text(st, 0), sqlite3_column_int(st, 1));
     }
     sqlite3_reset(st);
     if (rc != SQLITE_DONE)

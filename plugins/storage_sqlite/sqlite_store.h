@@ -47,7 +47,6 @@ int sq_exec(struct store *s, const char *sql);
 /* hpf_status for a failed SQLite call. */
 int sq_status(int rc);
 
-
 /* Roll back the open transaction, if any. */
 void sq_rollback(struct store *s);
 
@@ -57,8 +56,8 @@ void sq_rollback(struct store *s);
  * Bad JSON or non-string items are logged once per ident and dropped: an
  * unreadable list grants nothing.
  */
-void sq_parse_channels(struct store *s, const char *ident, const char *column,
-                       const char *json, GPtrArray *out);
+void sq_parse_channels(struct store *s, const char *ident, const char *column, const char *json,
+                       GPtrArray *out);
 
 /* JSON text of a channel list, as hpfeeds stores it; g_free() it. */
 char *sq_format_channels(const char *const *chans, size_t n);

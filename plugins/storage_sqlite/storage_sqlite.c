@@ -50,11 +50,15 @@ int sq_status(int rc)
     switch (rc & 0xff) {
     case SQLITE_OK:
     case SQLITE_DONE:
-    case SQLITE_ROW: return HPF_OK;
+    case SQLITE_ROW:
+        return HPF_OK;
     case SQLITE_BUSY:
-    case SQLITE_LOCKED: return HPF_ERR_UNAVAILABLE;
-    case SQLITE_NOMEM: return HPF_ERR_NOMEM;
-    default: return HPF_ERR_IO;
+    case SQLITE_LOCKED:
+        return HPF_ERR_UNAVAILABLE;
+    case SQLITE_NOMEM:
+        return HPF_ERR_NOMEM;
+    default:
+        return HPF_ERR_IO;
     }
 }
 
@@ -78,12 +82,12 @@ static void warn_once(struct store *s, const char *ident, const char *column, co
     if (g_hash_table_contains(s->warned, key))
         return;
     g_hash_table_add(s->warned, g_strdup(key));
-    SQ_LOG(s, HPF_LOG_WARNING, "authkey '%s': %s: %s; ignoring what cannot be read", key,
-           column, why);
+    SQ_LOG(s, HPF_LOG_WARNING, "authkey '%s': %s: %s; ignoring what cannot be read", key, column,
+           why);
 }
 
-void sq_parse_channels(struct store *s, const char *ident, const char *column,
-                       const char *json, GPtrArray *out)
+void sq_parse_channels(struct store *s, const char *ident, const char *column, const char *json,
+                       GPtrArray *out)
 {
     if (!json || blank(json))
         return;
@@ -130,10 +134,7 @@ char *sq_format_channels(const char *const *chans, size_t n)
     return text;
 }
 
-static void finalize_stmt(gpointer st)
-{
-    sqlite3_finalize(st);
-}
+static void finalize_stmt(gpointer st) { sqlite3_finalize(st); }
 
 static int sqlite_create(const struct hpf_host *host, const struct hpf_plugin_ctx *ctx,
                          void **instance, char *err, size_t err_len)
@@ -181,8 +182,8 @@ static void enable_wal(struct store *s)
         mode = (const char *)sqlite3_column_text(st, 0);
     if (!mode || g_ascii_strcasecmp(mode, "wal") != 0)
         SQ_LOG(s, HPF_LOG_WARNING,
-               "%s: cannot switch to WAL journal (%s): readers will wait for writers",
-               s->path, mode ? mode : sqlite3_errmsg(s->db));
+               "%s: cannot switch to WAL journal (%s): readers will wait for writers", s->path,
+               mode ? mode : sqlite3_errmsg(s->db));
     sqlite3_finalize(st);
 }
 

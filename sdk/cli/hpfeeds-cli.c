@@ -34,13 +34,13 @@
 
 #include "hpfeeds-client.h"
 
-#define PROG "hpfeeds-cli"
-#define EXIT_TIMEOUT 2
+#define PROG              "hpfeeds-cli"
+#define EXIT_TIMEOUT      2
 /* Grace period after the last byte went out, for an ERROR to come back. */
-#define PUB_GRACE_MS 200
+#define PUB_GRACE_MS      200
 /* Stop reading stdin while this much waits to be written. */
 #define STDIN_PAUSE_BYTES (1024u * 1024u)
-#define STDIN_CHUNK 65536
+#define STDIN_CHUNK       65536
 
 enum mode { MODE_PUB, MODE_SUB };
 
@@ -106,8 +106,7 @@ static void maybe_done(struct cli *cli)
 {
     if (cli->mode != MODE_PUB || !cli->input_done || cli->finished)
         return;
-    if (hpfc_state(cli->client) != HPFC_STATE_AUTHENTICATED ||
-        hpfc_pending_bytes(cli->client) != 0)
+    if (hpfc_state(cli->client) != HPFC_STATE_AUTHENTICATED || hpfc_pending_bytes(cli->client) != 0)
         return;
     if (!evtimer_pending(cli->timer, NULL))
         start_timer(cli, PUB_GRACE_MS / 1000.0);
@@ -128,8 +127,8 @@ static bool publish_lines(struct cli *cli, bool eof)
 {
     for (;;) {
         size_t eol_len = 0;
-        struct evbuffer_ptr pos = evbuffer_search_eol(cli->stdin_buf, NULL, &eol_len,
-                                                      EVBUFFER_EOL_LF);
+        struct evbuffer_ptr pos =
+            evbuffer_search_eol(cli->stdin_buf, NULL, &eol_len, EVBUFFER_EOL_LF);
         if (pos.pos < 0)
             break;
         size_t line_len = (size_t)pos.pos;
@@ -307,8 +306,9 @@ static void on_sub_timeout(evutil_socket_t fd, short what, void *arg)
                 cli->timeout);
         finish(cli, EXIT_TIMEOUT);
     } else if (cli->count > 0 && cli->received < cli->count) {
-        fprintf(stderr, PROG ": timed out after %g s with %" G_GINT64_FORMAT " of %" G_GINT64_FORMAT
-                        " messages\n",
+        fprintf(stderr,
+                PROG ": timed out after %g s with %" G_GINT64_FORMAT " of %" G_GINT64_FORMAT
+                     " messages\n",
                 cli->timeout, cli->received, cli->count);
         finish(cli, EXIT_TIMEOUT);
     } else {
@@ -318,10 +318,7 @@ static void on_sub_timeout(evutil_socket_t fd, short what, void *arg)
 
 /* ---- shared callbacks ---- */
 
-static bool keeps_going(const struct cli *cli)
-{
-    return cli->mode == MODE_SUB && cli->reconnect;
-}
+static bool keeps_going(const struct cli *cli) { return cli->mode == MODE_SUB && cli->reconnect; }
 
 static void on_error(void *ud, const char *message)
 {
@@ -366,8 +363,8 @@ static void on_drained(void *ud)
         uint16_t port = 0;
         const char *host = hpfc_current_host(cli->client, &port);
         fprintf(stderr, PROG ": %s %s on %s:%d (broker %s) as %s\n",
-                cli->mode == MODE_SUB ? "subscribed to" : "publishing to", chans, host,
-                (int)port, name ? name : "?", cli->ident);
+                cli->mode == MODE_SUB ? "subscribed to" : "publishing to", chans, host, (int)port,
+                name ? name : "?", cli->ident);
         g_free(chans);
         cli->announced = true;
     }
@@ -397,7 +394,7 @@ static bool add_failover(struct cli *cli)
             return false;
         }
         gchar *host = (**f == '[' && colon[-1] == ']') ? g_strndup(*f + 1, colon - *f - 2)
-                                                      : g_strndup(*f, colon - *f);
+                                                       : g_strndup(*f, colon - *f);
         int rc = hpfc_add_broker(cli->client, host, (uint16_t)port);
         g_free(host);
         if (rc != HPFC_OK) {
@@ -421,8 +418,7 @@ static void usage(FILE *to)
 static bool parse_args(struct cli *cli, int argc, char **argv, gchar ***rest)
 {
     GOptionEntry common[] = {
-        {"host", 0, 0, G_OPTION_ARG_STRING, &cli->host, "Broker host (default 127.0.0.1)",
-         "HOST"},
+        {"host", 0, 0, G_OPTION_ARG_STRING, &cli->host, "Broker host (default 127.0.0.1)", "HOST"},
         {"port", 'p', 0, G_OPTION_ARG_INT, &cli->port, "Broker port (default 10000)", "PORT"},
         {"ident", 'i', 0, G_OPTION_ARG_STRING, &cli->ident, "Authkey ident", "IDENT"},
         {"secret", 's', 0, G_OPTION_ARG_STRING, &cli->secret,
@@ -433,8 +429,7 @@ static bool parse_args(struct cli *cli, int argc, char **argv, gchar ***rest)
         {"tls", 0, 0, G_OPTION_ARG_NONE, &cli->tls,
          "Use TLS; the broker's certificate must verify and name HOST", NULL},
         {"cafile", 0, 0, G_OPTION_ARG_FILENAME, &cli->cafile,
-         "Trust the CA certificates in FILE (PEM) instead of the system's; implies --tls",
-         "FILE"},
+         "Trust the CA certificates in FILE (PEM) instead of the system's; implies --tls", "FILE"},
         {"verbose", 'v', 0, G_OPTION_ARG_NONE, &cli->verbose,
          "Say on stderr once AUTH and subscriptions were sent", NULL},
         {"failover", 0, 0, G_OPTION_ARG_STRING_ARRAY, &cli->failover,

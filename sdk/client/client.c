@@ -41,7 +41,7 @@
 /* A session this long without an ERROR resets the reconnect back-off. */
 #define STABLE_SESSION_MS 5000u
 /* Keep the bound representable in the int that libevent's APIs return. */
-#define QUEUE_LIMIT_MAX ((size_t)INT32_MAX)
+#define QUEUE_LIMIT_MAX   ((size_t)INT32_MAX)
 
 struct hpfc_client {
     struct event_base *base;
@@ -107,13 +107,20 @@ static void failover_free(struct hpfc_client *c);
 const char *hpfc_strerror(int status)
 {
     switch (status) {
-    case HPFC_OK: return "success";
-    case HPFC_ERR_INVALID: return "invalid argument";
-    case HPFC_ERR_NOMEM: return "out of memory";
-    case HPFC_ERR_QUEUE_FULL: return "publish queue full";
-    case HPFC_ERR_IO: return "cannot start a connection";
-    case HPFC_ERR_TLS: return "TLS set-up failed";
-    default: return "unknown status";
+    case HPFC_OK:
+        return "success";
+    case HPFC_ERR_INVALID:
+        return "invalid argument";
+    case HPFC_ERR_NOMEM:
+        return "out of memory";
+    case HPFC_ERR_QUEUE_FULL:
+        return "publish queue full";
+    case HPFC_ERR_IO:
+        return "cannot start a connection";
+    case HPFC_ERR_TLS:
+        return "TLS set-up failed";
+    default:
+        return "unknown status";
     }
 }
 
@@ -320,7 +327,8 @@ static struct bufferevent *transport_new(struct hpfc_client *c)
      * matched against its IP SANs, a name against its DNS names (and sent
      * as SNI). */
     unsigned char addr[sizeof(struct in6_addr)];
-    bool numeric = inet_pton(AF_INET, c->host, addr) == 1 || inet_pton(AF_INET6, c->host, addr) == 1;
+    bool numeric =
+        inet_pton(AF_INET, c->host, addr) == 1 || inet_pton(AF_INET6, c->host, addr) == 1;
     int ok = numeric ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), c->host)
                      : SSL_set1_host(ssl, c->host) && SSL_set_tlsext_host_name(ssl, c->host);
     if (ok != 1) {
@@ -625,8 +633,12 @@ static void handle_error(struct hpfc_client *c, const struct wire_msg *m)
 static void handle_frame(struct hpfc_client *c, const struct wire_msg *m)
 {
     switch (m->op) {
-    case WIRE_OP_ERROR: handle_error(c, m); break;
-    case WIRE_OP_INFO: handle_info(c, m); break;
+    case WIRE_OP_ERROR:
+        handle_error(c, m);
+        break;
+    case WIRE_OP_INFO:
+        handle_info(c, m);
+        break;
     case WIRE_OP_PUBLISH:
         if (c->state != HPFC_STATE_AUTHENTICATED)
             fail_connection(c, "protocol error: %s", "PUBLISH from broker before INFO");
@@ -944,10 +956,7 @@ size_t hpfc_pending_bytes(const struct hpfc_client *c)
     return c ? evbuffer_get_length(c->pending) + output_len(c) : 0;
 }
 
-const char *hpfc_broker_name(const struct hpfc_client *c)
-{
-    return c ? c->broker_name : NULL;
-}
+const char *hpfc_broker_name(const struct hpfc_client *c) { return c ? c->broker_name : NULL; }
 
 /* ---- several brokers: failover ---- */
 

@@ -90,10 +90,10 @@ enum hpfc_state {
 };
 
 /** Defaults, overridable per client. */
-#define HPFC_DEFAULT_RECONNECT_MIN_MS 500u
-#define HPFC_DEFAULT_RECONNECT_MAX_MS 30000u
-#define HPFC_DEFAULT_QUEUE_LIMIT (8u * 1024u * 1024u)
-#define HPFC_DEFAULT_MAX_FRAME (16u * 1024u * 1024u)
+#define HPFC_DEFAULT_RECONNECT_MIN_MS   500u
+#define HPFC_DEFAULT_RECONNECT_MAX_MS   30000u
+#define HPFC_DEFAULT_QUEUE_LIMIT        (8u * 1024u * 1024u)
+#define HPFC_DEFAULT_MAX_FRAME          (16u * 1024u * 1024u)
 #define HPFC_DEFAULT_CONNECT_TIMEOUT_MS 10000u
 
 /**

@@ -46,9 +46,9 @@ struct channel_stat {
 
 /* Everything one [sink:NAME] section owns: what create() returns. */
 struct example_sink {
-    const struct hpf_host *host;     /* the broker's functions */
+    const struct hpf_host *host;      /* the broker's functions */
     const struct hpf_plugin_ctx *ctx; /* who we are, for host calls */
-    char *summary_path;              /* from the `summary` key */
+    char *summary_path;               /* from the `summary` key */
     struct channel_stat *buckets[N_BUCKETS];
     size_t n_channels;
     int dirty; /* counted something since the last summary */
@@ -147,8 +147,8 @@ static int write_summary(struct example_sink *ex)
     }
     f = NULL;
     if (rename(tmp, ex->summary_path) != 0) {
-        ex->host->log(ex->ctx, HPF_LOG_ERR, "cannot rename %s to %s: %s", tmp,
-                      ex->summary_path, strerror(errno));
+        ex->host->log(ex->ctx, HPF_LOG_ERR, "cannot rename %s to %s: %s", tmp, ex->summary_path,
+                      strerror(errno));
         status = HPF_ERR_IO;
         goto out;
     }

@@ -24,7 +24,7 @@
 #include "bench_common.h"
 
 #define READY_TIMEOUT_MS 60000
-#define STOP_TIMEOUT_MS 15000
+#define STOP_TIMEOUT_MS  15000
 
 GQuark bench_error_quark(void) { return g_quark_from_static_string("hpfriends-bench"); }
 
@@ -60,8 +60,8 @@ gboolean proc_sample(pid_t pid, struct proc_sample *out)
     if (p && status) {
         unsigned long utime = 0, stime = 0;
         /* state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
-        if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime,
-                   &stime) == 2) {
+        if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) ==
+            2) {
             out->cpu_s = (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
             out->rss_kib = status_kib(status, "VmRSS:");
             out->hwm_kib = status_kib(status, "VmHWM:");
@@ -159,8 +159,8 @@ void perf_start(const struct opts *o, struct target *t, const char *scenario)
     GError *e = NULL;
     GPid child;
     if (g_spawn_async(NULL, argv, NULL,
-                      G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD |
-                          G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL,
+                      G_SPAWN_SEARCH_PATH | G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL |
+                          G_SPAWN_STDERR_TO_DEV_NULL,
                       NULL, NULL, &child, &e)) {
         t->perf_pid = child;
         g_usleep(200000); /* let it attach before the window opens */
@@ -466,8 +466,8 @@ static gboolean load_graph(const struct opts *o, const struct plan *p, const cha
         char **env = child_env(o);
         char *err_text = NULL;
         int status = 0;
-        ok = g_spawn_sync(NULL, argv, env, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL,
-                          &err_text, &status, error);
+        ok = g_spawn_sync(NULL, argv, env, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, &err_text,
+                          &status, error);
         if (ok && !g_spawn_check_wait_status(status, NULL)) {
             g_set_error(error, bench_error_quark(), 0, "%s import failed: %s", o->ctl,
                         err_text ? g_strstrip(err_text) : "");
@@ -485,14 +485,27 @@ static gboolean make_cert(const char *dir, GError **error)
 {
     char *key = g_build_filename(dir, "tls.key", NULL);
     char *crt = g_build_filename(dir, "tls.crt", NULL);
-    char *argv[] = {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", crt,
-                    "-days", "1", "-subj", "/CN=127.0.0.1", NULL};
+    char *argv[] = {"openssl",
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1",
+                    "-nodes",
+                    "-keyout",
+                    key,
+                    "-out",
+                    crt,
+                    "-days",
+                    "1",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    NULL};
     int status = 0;
     char *err_text = NULL;
-    gboolean ok = g_spawn_sync(NULL, argv, NULL,
-                               G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL,
-                               NULL, &err_text, &status, error);
+    gboolean ok = g_spawn_sync(NULL, argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL,
+                               NULL, NULL, NULL, &err_text, &status, error);
     if (ok && !g_spawn_check_wait_status(status, NULL)) {
         g_set_error(error, bench_error_quark(), 0, "openssl req failed: %s",
                     err_text ? g_strstrip(err_text) : "");
@@ -529,8 +542,7 @@ static gboolean write_config(const struct plan *p, const char *path, GError **er
     return ok;
 }
 
-gboolean bench_parse_addr(const char *host, int port, struct sockaddr_storage *ss,
-                          socklen_t *len)
+gboolean bench_parse_addr(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len)
 {
     memset(ss, 0, sizeof *ss);
     struct sockaddr_in *in = (struct sockaddr_in *)ss;
@@ -573,8 +585,7 @@ static gboolean spawn_broker(const struct opts *o, const struct plan *p, struct 
     t->log_path = g_build_filename(t->dir, "broker.log", NULL);
     gboolean ok = (!p->tls || make_cert(t->dir, error)) && write_config(p, conf, error);
     if (ok)
-        ok = p->graph ? load_graph(o, p, conf, t->dir, error)
-                      : authdb_write(db, o, &p, 1, error);
+        ok = p->graph ? load_graph(o, p, conf, t->dir, error) : authdb_write(db, o, &p, 1, error);
     if (!ok)
         goto out;
 
@@ -626,8 +637,8 @@ static gboolean spawn_broker(const struct opts *o, const struct plan *p, struct 
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid) {
             char *tail = log_tail(t->log_path);
-            g_set_error(error, bench_error_quark(), 0, "broker exited during start-up (status %d): %s",
-                        st, tail);
+            g_set_error(error, bench_error_quark(), 0,
+                        "broker exited during start-up (status %d): %s", st, tail);
             g_free(tail);
             t->pid = 0;
             t->spawned = FALSE;
@@ -645,8 +656,7 @@ out:
     return ok;
 }
 
-gboolean target_start(const struct opts *o, const struct plan *p, struct target *t,
-                      GError **error)
+gboolean target_start(const struct opts *o, const struct plan *p, struct target *t, GError **error)
 {
     memset(t, 0, sizeof *t);
     if (p->relay)
@@ -665,8 +675,7 @@ gboolean target_start(const struct opts *o, const struct plan *p, struct target 
 
 static GPtrArray *log_warnings(const char *path, guint max);
 
-void target_stop(const struct opts *o, struct target *t, char **exit_desc,
-                 GPtrArray **warnings)
+void target_stop(const struct opts *o, struct target *t, char **exit_desc, GPtrArray **warnings)
 {
     perf_stop(t);
     if (t->spawned && t->pid > 0) {
@@ -686,8 +695,8 @@ void target_stop(const struct opts *o, struct target *t, char **exit_desc,
         }
         if (!*exit_desc && !t->is_relay) {
             if (WIFSIGNALED(st))
-                *exit_desc = g_strdup_printf("killed by signal %d (%s) on SIGTERM",
-                                             WTERMSIG(st), g_strsignal(WTERMSIG(st)));
+                *exit_desc = g_strdup_printf("killed by signal %d (%s) on SIGTERM", WTERMSIG(st),
+                                             g_strsignal(WTERMSIG(st)));
             else if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
                 *exit_desc = g_strdup_printf("exit status %d on SIGTERM", WEXITSTATUS(st));
         }
@@ -699,8 +708,7 @@ void target_stop(const struct opts *o, struct target *t, char **exit_desc,
             fprintf(stderr, "hpfriends-bench: kept %s\n", t->dir);
         } else {
             char *argv[] = {"rm", "-rf", t->dir, NULL};
-            g_spawn_sync(NULL, argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL,
-                         NULL);
+            g_spawn_sync(NULL, argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL, NULL);
         }
     }
     g_free(t->dir);

@@ -11,19 +11,19 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
-#define BENCH_CHANNEL "bench"
+#define BENCH_CHANNEL      "bench"
 /* Idle connections subscribe here; nobody publishes on it. */
 #define BENCH_IDLE_CHANNEL "bench-idle"
-#define BENCH_SECRET "bench-secret"
+#define BENCH_SECRET       "bench-secret"
 /* Every payload starts with this header; the rest is filler. */
-#define BENCH_MAGIC 0x48504642u /* "HPFB" */
-#define BENCH_HDR_LEN 24u       /* magic u32, source u32, seq u64, sent ns u64 */
-#define BENCH_PROBE_BIT 0x80000000u /* in source: a warm-up probe, not measured */
+#define BENCH_MAGIC        0x48504642u /* "HPFB" */
+#define BENCH_HDR_LEN      24u         /* magic u32, source u32, seq u64, sent ns u64 */
+#define BENCH_PROBE_BIT    0x80000000u /* in source: a warm-up probe, not measured */
 
 /* The clients run on at most this many event loops, one thread each. */
 #define BENCH_MAX_THREADS 16
 /* A bench thread this busy may have been the limit: the scenario is bench-bound. */
-#define BENCH_BOUND_PCT 80.0
+#define BENCH_BOUND_PCT   80.0
 
 /* ---- options ---- */
 
@@ -61,17 +61,17 @@ struct plan {
     const char *name;
     const char *what;
     enum plan_mode mode;
-    gboolean graph; /* broker with access = graph and the generated graph */
-    gboolean relay; /* the in-bench relay instead of the broker */
-    gboolean tls;   /* clients connect over TLS (a tls: listener, a throw-away certificate) */
+    gboolean graph;  /* broker with access = graph and the generated graph */
+    gboolean relay;  /* the in-bench relay instead of the broker */
+    gboolean tls;    /* clients connect over TLS (a tls: listener, a throw-away certificate) */
     const char *ref; /* deliveries/s are compared with this scenario's ("vs relay") */
     int publishers, subscribers;
-    int stalled;       /* of the subscribers, how many never read */
-    int size;          /* payload bytes */
-    int rate;          /* MODE_PACED: messages per second, all publishers together */
-    int connections;   /* MODE_IDLE */
-    int users, edges;  /* graph size */
-    int window;        /* MODE_STREAM: max messages in flight (0 = TCP backpressure only) */
+    int stalled;        /* of the subscribers, how many never read */
+    int size;           /* payload bytes */
+    int rate;           /* MODE_PACED: messages per second, all publishers together */
+    int connections;    /* MODE_IDLE */
+    int users, edges;   /* graph size */
+    int window;         /* MODE_STREAM: max messages in flight (0 = TCP backpressure only) */
     guint64 max_queued; /* broker max_queued_bytes; 0 = the broker's default */
 };
 
@@ -130,30 +130,27 @@ void result_clear(struct result *r);
 /* ---- the broker (or relay) under test ---- */
 
 struct target {
-    pid_t pid;          /* 0: unknown (external broker without --broker-pid) */
-    gboolean spawned;   /* we started it and stop it */
+    pid_t pid;        /* 0: unknown (external broker without --broker-pid) */
+    gboolean spawned; /* we started it and stop it */
     gboolean is_relay;
     struct sockaddr_storage addr, sub_addr; /* relay: subscribers connect to sub_addr */
     gboolean tls;                           /* addr is a TLS listener */
     socklen_t addr_len;
-    char *dir;          /* temp dir of a spawned broker */
+    char *dir; /* temp dir of a spawned broker */
     char *log_path;
     pid_t perf_pid;
-    int exporter_port;  /* 0: no metrics endpoint */
-    double start_s;     /* spawn to ready file */
+    int exporter_port; /* 0: no metrics endpoint */
+    double start_s;    /* spawn to ready file */
 };
 
-
 /* bench_broker.c */
-gboolean target_start(const struct opts *o, const struct plan *p, struct target *t,
-                      GError **error);
+gboolean target_start(const struct opts *o, const struct plan *p, struct target *t, GError **error);
 /*
  * Stops what target_start started; describes an abnormal exit in *exit_desc
  * and, when warnings is not NULL, returns the broker log's warning and
  * error lines there (at most 8, then a count).
  */
-void target_stop(const struct opts *o, struct target *t, char **exit_desc,
-                 GPtrArray **warnings);
+void target_stop(const struct opts *o, struct target *t, char **exit_desc, GPtrArray **warnings);
 gboolean proc_sample(pid_t pid, struct proc_sample *out);
 /* GET /metrics (blocking, bounded); FALSE without an exporter. */
 gboolean target_counters(const struct target *t, struct broker_counters *out);
@@ -170,8 +167,7 @@ char *key_ident(const char *role, int i);
 
 GQuark bench_error_quark(void);
 /* A numeric IPv4 or IPv6 address and a port. */
-gboolean bench_parse_addr(const char *host, int port, struct sockaddr_storage *ss,
-                          socklen_t *len);
+gboolean bench_parse_addr(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len);
 
 /* bench_relay.c: fork the relay; its two ports go to t->addr and t->sub_addr.
  * framed: several publishers, so only whole frames are forwarded. */
@@ -186,7 +182,7 @@ void report_json(const struct opts *o, struct result *rs, guint n, FILE *out);
 
 /* latency histogram: log-linear, 256 sub-buckets per power of two (< 0.4 % error) */
 #define HIST_SUB_BITS 8
-#define HIST_BUCKETS ((64 - HIST_SUB_BITS + 2) << (HIST_SUB_BITS - 1))
+#define HIST_BUCKETS  ((64 - HIST_SUB_BITS + 2) << (HIST_SUB_BITS - 1))
 struct hist {
     guint64 n, max;
     guint64 counts[HIST_BUCKETS];

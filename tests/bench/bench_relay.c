@@ -21,7 +21,7 @@
 
 #include "bench_common.h"
 
-#define RELAY_READ (1u << 20)
+#define RELAY_READ     (1u << 20)
 #define RELAY_MAX_PUBS 4096
 
 struct relay_pub {
@@ -32,8 +32,8 @@ struct relay_pub {
 
 struct relay {
     int pub_listener, sub_listener;
-    GArray *pubs; /* struct relay_pub */
-    GArray *subs; /* int fd */
+    GArray *pubs;    /* struct relay_pub */
+    GArray *subs;    /* int fd */
     gboolean framed; /* several publishers: forward whole frames only */
 };
 
@@ -140,8 +140,8 @@ static void relay_turn(struct relay *r, struct pollfd *pfd)
     pfd[0] = (struct pollfd){.fd = r->pub_listener, .events = POLLIN};
     pfd[1] = (struct pollfd){.fd = r->sub_listener, .events = POLLIN};
     for (guint i = 0; i < n; i++)
-        pfd[2 + i] = (struct pollfd){.fd = g_array_index(r->pubs, struct relay_pub, i).fd,
-                                     .events = POLLIN};
+        pfd[2 + i] =
+            (struct pollfd){.fd = g_array_index(r->pubs, struct relay_pub, i).fd, .events = POLLIN};
     if (poll(pfd, n + 2, -1) <= 0)
         return;
     for (guint i = n; i-- > 0;) {

@@ -79,8 +79,8 @@ struct target_check {
     char *detail;
 };
 
-static struct target_check *check_new(GPtrArray *out, const char *name, double value,
-                                      double limit, gboolean met)
+static struct target_check *check_new(GPtrArray *out, const char *name, double value, double limit,
+                                      gboolean met)
 {
     struct target_check *t = g_new0(struct target_check, 1);
     t->name = name;
@@ -112,8 +112,8 @@ static void check_ratio(GPtrArray *out, const char *name, const struct result *x
         return;
     double v = x->deliveries_per_s / ref->deliveries_per_s;
     struct target_check *t = check_new(out, name, v, limit, v >= limit && x->drops == 0);
-    t->detail = g_strdup_printf("%.0f vs %.0f: %.3f%s", x->deliveries_per_s,
-                                ref->deliveries_per_s, v, x->drops ? "; drops fail it" : "");
+    t->detail = g_strdup_printf("%.0f vs %.0f: %.3f%s", x->deliveries_per_s, ref->deliveries_per_s,
+                                v, x->drops ? "; drops fail it" : "");
     check_bound(t, x, ref);
 }
 
@@ -151,8 +151,7 @@ static GPtrArray *target_checks(const struct result *rs, guint n)
                 find(rs, n, "relay-500"), 1.0);
     check_ratio(out, "ingest 200->1 x 512 B >= 0.8 x ingest-relay", find(rs, n, "ingest"),
                 find(rs, n, "ingest-relay"), 0.8);
-    check_ratio(out, "graph deliveries/s within 10% of fanout", find(rs, n, "graph"), fanout,
-                0.9);
+    check_ratio(out, "graph deliveries/s within 10% of fanout", find(rs, n, "graph"), fanout, 0.9);
     check_latency(out, "latency p99 < 1 ms at 10,000 msg/s -> 10", find(rs, n, "latency"),
                   find(rs, n, "latency-relay"), 1);
     check_latency(out, "latency50k p99 < 2 ms at 50,000 msg/s -> 10", find(rs, n, "latency50k"),
@@ -167,13 +166,12 @@ static GPtrArray *target_checks(const struct result *rs, guint n)
         /* Full speed: no drops for the readers, and a rate near the broker's
          * own without a stalled subscriber (fanout; else the relay's). */
         const struct result *ref = fanout ? fanout : relay;
-        double ratio = ref && ref->deliveries_per_s > 0
-                           ? slow->deliveries_per_s / ref->deliveries_per_s
-                           : 0;
+        double ratio =
+            ref && ref->deliveries_per_s > 0 ? slow->deliveries_per_s / ref->deliveries_per_s : 0;
         double peak = slow->hwm_kib / 1024.0;
-        struct target_check *t = check_new(
-            out, "slow: peak RSS < max_queued_bytes + 20 MiB, readers at full speed", peak, bound,
-            peak < bound && slow->drops == 0 && (!ref || ratio >= 0.60));
+        struct target_check *t =
+            check_new(out, "slow: peak RSS < max_queued_bytes + 20 MiB, readers at full speed",
+                      peak, bound, peak < bound && slow->drops == 0 && (!ref || ratio >= 0.60));
         t->detail = g_strdup_printf("peak %.1f MiB vs %.1f MiB; readers %.0f deliveries/s%s%s "
                                     "(%.3f), %" G_GUINT64_FORMAT " drops",
                                     peak, bound, slow->deliveries_per_s, ref ? " vs " : "",
@@ -229,7 +227,9 @@ static char *describe(const struct opts *o, const struct plan *p)
         g_string_append_printf(s, "; %d msg/s, %d sub, %d B payload", p->rate, p->subscribers,
                                p->size);
         break;
-    case MODE_IDLE: g_string_append_printf(s, "; %d connections", p->connections); break;
+    case MODE_IDLE:
+        g_string_append_printf(s, "; %d connections", p->connections);
+        break;
     }
     if (p->graph)
         g_string_append_printf(s, "; %d users, %d shares", p->users, p->edges);
@@ -319,8 +319,7 @@ void report_table(const struct opts *o, struct result *rs, guint n)
             printf("  - FAILED: %s\n", r->error);
         if (has_deliveries(r))
             printf("  - window %.2f s; sent %" G_GUINT64_FORMAT " messages; %" G_GUINT64_FORMAT
-                   " deliveries in the window, %" G_GUINT64_FORMAT
-                   " in all; latency max %.0f us\n",
+                   " deliveries in the window, %" G_GUINT64_FORMAT " in all; latency max %.0f us\n",
                    r->window_s, r->sent, r->delivered_window, r->delivered_total, r->max_us);
         if (r->have_proc && r->rss_start_kib > 0)
             printf("  - broker RSS when the window opened: %.1f MiB\n", r->rss_start_kib / 1024.0);

@@ -42,24 +42,24 @@
 #include "bench_common.h"
 #include "wire.h"
 
-#define TICK_US 20000
-#define WARM_TIMEOUT_NS (60 * G_GUINT64_CONSTANT(1000000000))
-#define IDLE_TIMEOUT_NS (300 * G_GUINT64_CONSTANT(1000000000))
-#define DRAIN_QUIET_NS (2 * G_GUINT64_CONSTANT(1000000000))
-#define DRAIN_MAX_NS (30 * G_GUINT64_CONSTANT(1000000000))
-#define IDLE_HOLD_NS G_GUINT64_CONSTANT(1000000000)
+#define TICK_US          20000
+#define WARM_TIMEOUT_NS  (60 * G_GUINT64_CONSTANT(1000000000))
+#define IDLE_TIMEOUT_NS  (300 * G_GUINT64_CONSTANT(1000000000))
+#define DRAIN_QUIET_NS   (2 * G_GUINT64_CONSTANT(1000000000))
+#define DRAIN_MAX_NS     (30 * G_GUINT64_CONSTANT(1000000000))
+#define IDLE_HOLD_NS     G_GUINT64_CONSTANT(1000000000)
 /* A streaming publisher refills its output buffer to PUB_HIGH once the
  * socket has taken it down to PUB_LOW: TCP decides the pace. */
-#define PUB_LOW (64u * 1024)
-#define PUB_HIGH (256u * 1024)
+#define PUB_LOW          (64u * 1024)
+#define PUB_HIGH         (256u * 1024)
 /* A subscriber reads up to this much per read(), at most SUB_READS times a
  * turn, so that the others on its loop get their turn. */
-#define SUB_BUF (256u * 1024)
-#define SUB_READS 4
-#define SMALL_BUF 1024u
-#define PACED_MAX_QUEUE (4u << 20)
+#define SUB_BUF          (256u * 1024)
+#define SUB_READS        4
+#define SMALL_BUF        1024u
+#define PACED_MAX_QUEUE  (4u << 20)
 #define IDLE_CONCURRENCY 256
-#define MAX_FRAME (16u << 20)
+#define MAX_FRAME        (16u << 20)
 
 /* ---- state ---- */
 
@@ -102,7 +102,7 @@ struct client {
     gboolean confirmed;
     /* subscriber */
     gboolean stalled, warmed;
-    guint64 received; /* read by other threads (window, drain) */
+    guint64 received;  /* read by other threads (window, drain) */
     guint64 *next_seq; /* per publisher */
     guint64 gaps, reorders;
 };
@@ -369,7 +369,7 @@ static void send_auth(struct client *c, const struct wire_msg *info)
         return;
     }
     size_t n = wire_encode_auth(buf, sizeof buf, c->ident, il, hash);
-    const char *sub = c->role == ROLE_SUB ? BENCH_CHANNEL
+    const char *sub = c->role == ROLE_SUB    ? BENCH_CHANNEL
                       : c->role == ROLE_IDLE ? BENCH_IDLE_CHANNEL
                                              : NULL;
     if (sub)
@@ -395,14 +395,16 @@ static void got_frame(struct client *c, const struct wire_msg *m, guint64 now)
             idle_launch(r);
         }
         break;
-    case WIRE_OP_PUBLISH: got_publish(c, m, now); break;
+    case WIRE_OP_PUBLISH:
+        got_publish(c, m, now);
+        break;
     case WIRE_OP_ERROR:
         __atomic_fetch_add(&r->errors_seen, 1, __ATOMIC_RELAXED);
-        note_error(r, g_strdup_printf("%s got ERROR '%.*s' during %s", c->ident,
-                                      (int)m->data.len, (const char *)m->data.ptr,
-                                      phase_name(phase(r))));
+        note_error(r, g_strdup_printf("%s got ERROR '%.*s' during %s", c->ident, (int)m->data.len,
+                                      (const char *)m->data.ptr, phase_name(phase(r))));
         break;
-    default: break;
+    default:
+        break;
     }
 }
 
@@ -528,9 +530,9 @@ static void client_lost(struct client *c, gboolean eof, int err)
     int ph = phase(r);
     if (ph != PH_DONE) {
         __atomic_fetch_add(&r->conns_lost, 1, __ATOMIC_RELAXED);
-        note_error(r, g_strdup_printf("%s: connection %s during %s", c->ident,
-                                      eof ? "closed by the broker" : g_strerror(err),
-                                      phase_name(ph)));
+        note_error(r,
+                   g_strdup_printf("%s: connection %s during %s", c->ident,
+                                   eof ? "closed by the broker" : g_strerror(err), phase_name(ph)));
     }
     gboolean was_connecting = c->state == C_CONNECTING || c->state == C_INFO_WAIT;
     client_drop(c);
@@ -561,7 +563,7 @@ static void on_event(G_GNUC_UNUSED struct bufferevent *bev, short what, void *ar
 static struct loop *loop_for(struct run *r, enum role role, int index)
 {
     if (role != ROLE_SUB || r->n_loops == r->n_pub_loops)
-        return &r->loops[role == ROLE_SUB ? (guint)index % r->n_loops
+        return &r->loops[role == ROLE_SUB    ? (guint)index % r->n_loops
                          : role == ROLE_IDLE ? 0
                                              : (guint)index % r->n_pub_loops];
     guint n_sub = r->n_loops - r->n_pub_loops;
@@ -585,8 +587,7 @@ static struct client *client_new(struct run *r, enum role role, int index)
         uint8_t *filler = g_malloc(size);
         for (size_t i = 0; i < size; i++)
             filler[i] = (uint8_t)('a' + i % 26);
-        wire_encode_publish(c->frame, c->frame_len, c->ident, il, BENCH_CHANNEL, cl, filler,
-                            size);
+        wire_encode_publish(c->frame, c->frame_len, c->ident, il, BENCH_CHANNEL, cl, filler, size);
         g_free(filler);
         c->payload_off = c->frame_len - size;
     } else {
@@ -750,8 +751,8 @@ static double thread_cpu(int tid)
     if (tid > 0 && g_file_get_contents(path, &stat, NULL, NULL)) {
         const char *p = strrchr(stat, ')');
         unsigned long ut, st;
-        if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
-                        &st) == 2)
+        if (p &&
+            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
             v = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
     }
     g_free(stat);
@@ -904,8 +905,9 @@ static void warm_step(struct run *r, guint64 now)
         g_mutex_lock(&r->lock);
         char *first = g_strdup(r->first_error);
         g_mutex_unlock(&r->lock);
-        fail(r, "warm-up: after %d s, %u of %u subscribers got a probe and %u of %u "
-                "publishers were seen%s%s",
+        fail(r,
+             "warm-up: after %d s, %u of %u subscribers got a probe and %u of %u "
+             "publishers were seen%s%s",
              (int)(WARM_TIMEOUT_NS / 1000000000u), warmed, want_subs, confirmed, want_pubs,
              first ? "; " : "", first ? first : "");
         g_free(first);
@@ -929,10 +931,11 @@ static void idle_step(struct run *r, guint64 now)
         g_mutex_lock(&r->lock);
         char *first = g_strdup(r->first_error);
         g_mutex_unlock(&r->lock);
-        fail(r, "idle: %d of %d connections authenticated after %.0f s (%" G_GUINT64_FORMAT
-                " lost%s%s)",
-             done, r->p->connections, (double)(now - r->phase_ns) / 1e9,
-             load64(&r->conns_lost), first ? "; first: " : "", first ? first : "");
+        fail(r,
+             "idle: %d of %d connections authenticated after %.0f s (%" G_GUINT64_FORMAT
+             " lost%s%s)",
+             done, r->p->connections, (double)(now - r->phase_ns) / 1e9, load64(&r->conns_lost),
+             first ? "; first: " : "", first ? first : "");
         g_free(first);
     }
 }
@@ -942,12 +945,15 @@ static void on_tick(G_GNUC_UNUSED evutil_socket_t fd, G_GNUC_UNUSED short what, 
     struct run *r = arg;
     guint64 now = now_ns();
     switch (phase(r)) {
-    case PH_WARM: warm_step(r, now); break;
+    case PH_WARM:
+        warm_step(r, now);
+        break;
     case PH_MEASURE:
         if (r->o->verbose && now - r->progress_ns >= 500000000u) {
             r->progress_ns = now;
-            fprintf(stderr, "hpfriends-bench: %s: %.1f s: sent %" G_GUINT64_FORMAT
-                            ", received %" G_GUINT64_FORMAT "\n",
+            fprintf(stderr,
+                    "hpfriends-bench: %s: %.1f s: sent %" G_GUINT64_FORMAT
+                    ", received %" G_GUINT64_FORMAT "\n",
                     r->p->name, (double)(now - r->t0) / 1e9, total_sent(r), total_received(r));
         }
         if (r->p->mode == MODE_IDLE) {
@@ -976,7 +982,8 @@ static void on_tick(G_GNUC_UNUSED evutil_socket_t fd, G_GNUC_UNUSED short what, 
         }
         break;
     }
-    case PH_DONE: break;
+    case PH_DONE:
+        break;
     }
 }
 
@@ -993,8 +1000,8 @@ static void thread_result(struct run *r, struct result *res)
         res->thread_pct[i] = pct;
         g_snprintf(res->thread_what[i], sizeof res->thread_what[i], "%s",
                    r->p->mode == MODE_IDLE && i == 0 ? "idle+pub"
-                   : i < r->n_pub_loops                ? "pub"
-                                                       : "sub");
+                   : i < r->n_pub_loops              ? "pub"
+                                                     : "sub");
         res->bench_max_pct = MAX(res->bench_max_pct, pct);
     }
     res->bench_bound = res->bench_max_pct >= BENCH_BOUND_PCT;
@@ -1087,10 +1094,11 @@ static void fill_result(struct run *r, struct result *res)
     }
     if (res->have_counters) {
         const struct broker_counters *k = &res->counted;
-        result_note(res,
-                    "broker counters over window + drain: %.0f publishes (bench sent %" G_GUINT64_FORMAT
-                    "), %.0f deliveries queued, %.0f drops, %.0f slow-consumer disconnects",
-                    k->publishes, sent, k->deliveries, k->drops, k->slow_disconnects);
+        result_note(
+            res,
+            "broker counters over window + drain: %.0f publishes (bench sent %" G_GUINT64_FORMAT
+            "), %.0f deliveries queued, %.0f drops, %.0f slow-consumer disconnects",
+            k->publishes, sent, k->deliveries, k->drops, k->slow_disconnects);
         /* Every delivery the broker queued for a reader must arrive; what it
          * dropped is counted.  A difference is a message lost uncounted. */
         double unexplained = (double)res->drops - k->drops;
@@ -1199,8 +1207,9 @@ static void run_counters(struct run *r, const struct target *t, struct result *r
         res->counted.slow_disconnects = c1.slow_disconnects - r->counted0.slow_disconnects;
         res->counted.graph_reloads = c1.graph_reloads - r->counted0.graph_reloads;
         if (res->counted.graph_reloads > 0)
-            result_note(res, "the broker rebuilt its graph %.0f times during the run (last build "
-                             "%.3f s)",
+            result_note(res,
+                        "the broker rebuilt its graph %.0f times during the run (last build "
+                        "%.3f s)",
                         res->counted.graph_reloads, c1.graph_build_s);
     }
 }

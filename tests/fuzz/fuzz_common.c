@@ -32,7 +32,7 @@ void fuzz_failed(const char *file, int line, const char *cond, const char *fmt, 
 
 static int level_from_env(void)
 {
-    static const char *const names[] = {"emerg", "alert", "crit", "error",
+    static const char *const names[] = {"emerg",   "alert",  "crit", "error",
                                         "warning", "notice", "info", "debug"};
     const char *v = g_getenv("HPF_FUZZ_LOG");
     if (!v || !*v)
@@ -50,8 +50,7 @@ static int level_from_env(void)
  * fuzz_failed() (abort(), or a counted failure when replaying).
  * HPF_FUZZ_CRITICALS=warn keeps them as warnings, to fuzz past a known one.
  */
-static void on_glib_log(const gchar *domain, GLogLevelFlags level, const gchar *msg,
-                        gpointer data)
+static void on_glib_log(const gchar *domain, GLogLevelFlags level, const gchar *msg, gpointer data)
 {
     static gboolean warn_only = -1;
     if (warn_only == -1)
@@ -112,8 +111,7 @@ char *fuzz_tmpdir(const char *what)
 {
     char *tmpl = g_strdup_printf("%s/hpf-fuzz-%s-XXXXXX", g_get_tmp_dir(), what);
     if (!g_mkdtemp(tmpl)) {
-        fprintf(stderr, "fuzz: cannot create a directory from %s: %s\n", tmpl,
-                g_strerror(errno));
+        fprintf(stderr, "fuzz: cannot create a directory from %s: %s\n", tmpl, g_strerror(errno));
         abort();
     }
     if (!tmpdirs) {

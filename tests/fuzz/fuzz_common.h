@@ -33,10 +33,10 @@ int fuzz_config_one(const uint8_t *data, size_t size);
  * it prints and counts, and the target carries on: every check is written
  * so that going on after it is safe.
  */
-#define FUZZ_CHECK(cond, ...)                                                                \
-    do {                                                                                     \
-        if (!(cond))                                                                         \
-            fuzz_failed(__FILE__, __LINE__, #cond, __VA_ARGS__);                             \
+#define FUZZ_CHECK(cond, ...)                                    \
+    do {                                                         \
+        if (!(cond))                                             \
+            fuzz_failed(__FILE__, __LINE__, #cond, __VA_ARGS__); \
     } while (0)
 
 void fuzz_failed(const char *file, int line, const char *cond, const char *fmt, ...)

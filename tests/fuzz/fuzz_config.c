@@ -74,8 +74,7 @@ static void check_config(struct config *cfg)
         check_plugin_conf(cfg->storage, "[storage]");
         const char *path = g_hash_table_lookup(cfg->storage->keys, "path");
         char *resolved = config_resolve_path(cfg, path);
-        FUZZ_CHECK(!path || (resolved && *resolved), "storage path '%s' resolves to nothing",
-                   path);
+        FUZZ_CHECK(!path || (resolved && *resolved), "storage path '%s' resolves to nothing", path);
         g_free(resolved);
     }
     FUZZ_CHECK(cfg->auth->len > 0, "empty auth chain after config_finish()");
@@ -116,9 +115,9 @@ static void check_lines(const uint8_t *data, size_t size)
     struct config *cfg = config_new_default();
     char *auths[] = {n > 0 ? lines[0] : NULL, NULL};
     GError *e = NULL;
-    gboolean ok = config_apply_flags(cfg, lines, auths, n > 1 ? lines[1] : NULL,
-                                     n > 2 ? lines[2] : NULL, n > 3 ? lines[3] : NULL,
-                                     n > 4 ? lines[4] : NULL, &e);
+    gboolean ok =
+        config_apply_flags(cfg, lines, auths, n > 1 ? lines[1] : NULL, n > 2 ? lines[2] : NULL,
+                           n > 3 ? lines[3] : NULL, n > 4 ? lines[4] : NULL, &e);
     FUZZ_CHECK(ok == (e == NULL), "config_apply_flags: result and error disagree");
     if (ok) {
         config_finish(cfg);
@@ -167,8 +166,5 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
-    return fuzz_config_one(data, size);
-}
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) { return fuzz_config_one(data, size); }
 #endif

@@ -48,8 +48,7 @@ static char *key_text(const char *ident, const char *owner, const char *secret,
 static char *snap_key_text(const struct snap_authkey *k)
 {
     return key_text(k->ident, k->owner, k->secret, (const char *const *)k->publish->pdata,
-                    k->publish->len, (const char *const *)k->subscribe->pdata,
-                    k->subscribe->len);
+                    k->publish->len, (const char *const *)k->subscribe->pdata, k->subscribe->len);
 }
 
 static void on_key(void *ud, const struct hpf_authkey *k)
@@ -83,13 +82,12 @@ static GPtrArray *facts(const struct snapshot *s)
     for (guint i = 0; i < s->shares->len; i++) {
         const struct snap_share *sh = s->shares->pdata[i];
         g_ptr_array_add(f, g_strdup_printf("share %s -> %s%s on %s type=%d", sh->from,
-                                           sh->to_group ? "@" : "", sh->to, sh->channel,
-                                           sh->type));
+                                           sh->to_group ? "@" : "", sh->to, sh->channel, sh->type));
     }
     for (guint i = 0; i < s->accepts->len; i++) {
         const struct snap_accept *a = s->accepts->pdata[i];
-        g_ptr_array_add(f, g_strdup_printf("accept %s from %s on %s", a->user, a->from,
-                                           a->channel));
+        g_ptr_array_add(f,
+                        g_strdup_printf("accept %s from %s on %s", a->user, a->from, a->channel));
     }
     for (guint i = 0; i < s->authkeys->len; i++)
         g_ptr_array_add(f, snap_key_text(s->authkeys->pdata[i]));
@@ -126,8 +124,7 @@ static void check_keys(struct plugin_instance *pi, const struct snapshot *s)
     const char *nobody = "fuzz: no such ident";
     if (!g_hash_table_contains(s->authkey_by_ident, nobody)) {
         int rc = ops->authkey_get(pi->inst, nobody, on_key, &got);
-        FUZZ_CHECK(rc == HPF_ERR_NOTFOUND && !got, "authkey_get of an unknown ident gave %d",
-                   rc);
+        FUZZ_CHECK(rc == HPF_ERR_NOTFOUND && !got, "authkey_get of an unknown ident gave %d", rc);
         g_free(got);
     }
 }
@@ -172,8 +169,11 @@ static void check_counters(struct plugin_instance *pi, const struct snapshot *s)
     struct hpf_counters before, after;
     if (ops->counters_get(pi->inst, ident, &before) != HPF_OK)
         return;
-    struct hpf_counters d = {.ident = ident, .published_msgs = 1, .published_bytes = 10,
-                             .received_msgs = 2, .received_bytes = 20};
+    struct hpf_counters d = {.ident = ident,
+                             .published_msgs = 1,
+                             .published_bytes = 10,
+                             .received_msgs = 2,
+                             .received_bytes = 20};
     if (ops->counters_add(pi->inst, &d, 1) != HPF_OK)
         return;
     FUZZ_CHECK(ops->counters_get(pi->inst, ident, &after) == HPF_OK, "counters_get failed");

@@ -20,7 +20,7 @@
 #include "graph.h"
 
 /* Bounds on the cross-check, so a big input cannot time out. */
-#define MAX_NAMES 40
+#define MAX_NAMES    40
 #define MAX_CHANNELS 6
 
 static struct admin adm;

@@ -44,13 +44,13 @@
 #include "ipguard.h"
 #include "worker.h"
 
-#define PUB_IDENT "fz"
+#define PUB_IDENT  "fz"
 #define PUB_SECRET "fzsecret"
-#define SUB_IDENT "sub"
+#define SUB_IDENT  "sub"
 #define SUB_SECRET "subsecret"
 
 /* Bounds on waiting for the broker (microseconds). */
-#define AUTH_WAIT_US (500 * 1000)
+#define AUTH_WAIT_US  (500 * 1000)
 #define CLOSE_WAIT_US (7 * G_USEC_PER_SEC) /* beyond conn.c's 5 s flush deadline */
 
 static struct broker *B;
@@ -161,7 +161,7 @@ struct peer_view {
     gboolean info_seen;
     const uint8_t *nonce; /* NULL: not known */
     uint8_t nonce_out[WIRE_NONCE_LEN];
-    gboolean graph;   /* bob's view: graph rules apply */
+    gboolean graph; /* bob's view: graph rules apply */
     gboolean is_bob;
     guint publishes;
 };
@@ -222,8 +222,8 @@ static void read_output(struct bufferevent *peer, struct peer_view *v, gboolean 
                        (const char *)m.channel.ptr);
             if (v->is_bob && v->graph)
                 FUZZ_CHECK(str_is(m.channel, "a"),
-                           "%s: bob got alice's message on '%.*s', which she never shared",
-                           v->who, (int)m.channel.len, (const char *)m.channel.ptr);
+                           "%s: bob got alice's message on '%.*s', which she never shared", v->who,
+                           (int)m.channel.len, (const char *)m.channel.ptr);
         }
         evbuffer_drain(in, m.frame_len);
     }
@@ -370,7 +370,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     guint64 id = c->id;
     struct peer_view v = {.who = "client", .nonce = c->nonce};
-    struct peer_view bob = {.who = "subscriber", .info_seen = TRUE, .is_bob = TRUE,
+    struct peer_view bob = {.who = "subscriber",
+                            .info_seen = TRUE,
+                            .is_bob = TRUE,
                             .graph = B->cfg->access == ACCESS_GRAPH};
     event_base_loop(B->base, EVLOOP_NONBLOCK);
     read_output(peer, &v, FALSE);

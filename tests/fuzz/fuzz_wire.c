@@ -16,7 +16,11 @@
 #include "wire.h"
 
 static const uint32_t max_frames[] = {
-    WIRE_DEFAULT_MAX_FRAME, WIRE_HEADER_LEN, 64, 4096, 10u * 1024 * 1024 + WIRE_HEADER_LEN,
+    WIRE_DEFAULT_MAX_FRAME,
+    WIRE_HEADER_LEN,
+    64,
+    4096,
+    10u * 1024 * 1024 + WIRE_HEADER_LEN,
     UINT32_MAX,
 };
 
@@ -91,8 +95,8 @@ static void check_reencode(const uint8_t *frame, const struct wire_msg *m)
 static void check_same(const struct wire_msg *a, const uint8_t *fa, const struct wire_msg *b,
                        const uint8_t *fb)
 {
-#define SAME_STR(f)                                                                          \
-    ((a->f.ptr == NULL) == (b->f.ptr == NULL) && a->f.len == b->f.len &&                      \
+#define SAME_STR(f)                                                      \
+    ((a->f.ptr == NULL) == (b->f.ptr == NULL) && a->f.len == b->f.len && \
      (!a->f.ptr || a->f.ptr - fa == b->f.ptr - fb))
     FUZZ_CHECK(a->op == b->op && a->frame_len == b->frame_len && SAME_STR(name) &&
                    SAME_STR(channel) && SAME_STR(data),
@@ -169,8 +173,7 @@ static size_t decode_one(const uint8_t *p, size_t avail, uint32_t max_frame)
     FUZZ_CHECK(wire_decode(copy, flen - 1, max_frame, &m2, reason, sizeof reason, &err) ==
                    WIRE_NEED_MORE,
                "prefix of %u bytes is not NEED_MORE", flen - 1);
-    FUZZ_CHECK(wire_decode(copy, 4, max_frame, &m2, reason, sizeof reason, &err) ==
-                   WIRE_NEED_MORE,
+    FUZZ_CHECK(wire_decode(copy, 4, max_frame, &m2, reason, sizeof reason, &err) == WIRE_NEED_MORE,
                "4-byte prefix is not NEED_MORE");
     g_free(copy);
 
@@ -223,8 +226,8 @@ static gboolean roundtrip(size_t measured, size_t written, const uint8_t *buf, u
     const char *err = NULL;
     char reason[128];
     int rc = wire_decode(buf, written, UINT32_MAX, m, reason, sizeof reason, &err);
-    FUZZ_CHECK(rc == WIRE_FRAME, "%s of %zu bytes does not decode: %s", wire_op_name(op),
-               written, err ? err : "need more");
+    FUZZ_CHECK(rc == WIRE_FRAME, "%s of %zu bytes does not decode: %s", wire_op_name(op), written,
+               err ? err : "need more");
     if (rc != WIRE_FRAME)
         return FALSE;
     FUZZ_CHECK(m->op == op && m->frame_len == written, "%s decoded as %s of %u bytes",
@@ -277,8 +280,8 @@ static void check_encoders(const uint8_t *data, size_t size)
     } else {
         FUZZ_CHECK(len == WIRE_HEADER_LEN + 1 + n1 + WIRE_HASH_LEN, "AUTH length %zu", len);
         buf = g_malloc(len);
-        if (roundtrip(len, wire_encode_auth(buf, len, (const char *)a, n1, b), buf,
-                      WIRE_OP_AUTH, &m))
+        if (roundtrip(len, wire_encode_auth(buf, len, (const char *)a, n1, b), buf, WIRE_OP_AUTH,
+                      &m))
             FUZZ_CHECK(str_eq(m.name, a, n1) && str_eq(m.data, b, WIRE_HASH_LEN),
                        "AUTH fields changed");
         g_free(buf);
@@ -299,10 +302,9 @@ static void check_encoders(const uint8_t *data, size_t size)
     } else {
         FUZZ_CHECK(len == WIRE_HEADER_LEN + 2 + n1 + n2 + n3, "PUBLISH length %zu", len);
         buf = g_malloc(len);
-        if (roundtrip(len,
-                      wire_encode_publish(buf, len, (const char *)a, n1, (const char *)b, n2, c,
-                                          n3),
-                      buf, WIRE_OP_PUBLISH, &m))
+        if (roundtrip(
+                len, wire_encode_publish(buf, len, (const char *)a, n1, (const char *)b, n2, c, n3),
+                buf, WIRE_OP_PUBLISH, &m))
             FUZZ_CHECK(str_eq(m.name, a, n1) && str_eq(m.channel, b, n2) && str_eq(m.data, c, n3),
                        "PUBLISH fields changed");
         g_free(buf);

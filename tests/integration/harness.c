@@ -40,15 +40,9 @@ static volatile pid_t live_pids[H_MAX_PIDS];
 /* ------------------------------------------------------------------ */
 /* time                                                                */
 
-int64_t h_now_ms(void)
-{
-    return g_get_monotonic_time() / 1000;
-}
+int64_t h_now_ms(void) { return g_get_monotonic_time() / 1000; }
 
-void h_sleep_ms(int ms)
-{
-    g_usleep((gulong)ms * 1000);
-}
+void h_sleep_ms(int ms) { g_usleep((gulong)ms * 1000); }
 
 static int remaining_ms(int64_t deadline)
 {
@@ -184,8 +178,7 @@ int h_run(void)
         err = CU_get_error();
     CU_cleanup_registry();
     printf("\n%s: %u tests run, %u failed, %u failed assertions, cunit error %d\n",
-           g_get_prgname() ? g_get_prgname() : "test", run, failed_tests, failed_asserts,
-           (int)err);
+           g_get_prgname() ? g_get_prgname() : "test", run, failed_tests, failed_asserts, (int)err);
     return (failed_asserts || failed_tests || err != CUE_SUCCESS || run == 0) ? 1 : 0;
 }
 
@@ -223,8 +216,7 @@ struct h_broker *h_broker_new(void)
                      "CREATE TABLE stats (id INTEGER PRIMARY KEY AUTOINCREMENT, ak TEXT,"
                      " uid TEXT, data TEXT);",
                      NULL, NULL, &emsg) != SQLITE_OK) {
-        fprintf(stderr, "harness: creating %s: %s\n", b->db_path,
-                emsg ? emsg : sqlite3_errmsg(db));
+        fprintf(stderr, "harness: creating %s: %s\n", b->db_path, emsg ? emsg : sqlite3_errmsg(db));
         sqlite3_free(emsg);
         sqlite3_close(db);
         return NULL;
@@ -382,8 +374,7 @@ static bool spawn(struct h_broker *b, GPtrArray *argv)
         if (chdir("/") < 0)
             _exit(126);
         execv(g_ptr_array_index(argv, 0), (char **)argv->pdata);
-        dprintf(2, "harness: exec %s: %s\n", (char *)g_ptr_array_index(argv, 0),
-                strerror(errno));
+        dprintf(2, "harness: exec %s: %s\n", (char *)g_ptr_array_index(argv, 0), strerror(errno));
         _exit(127);
     }
     pid_track(b->pid, true);
@@ -496,8 +487,7 @@ bool h_broker_start(struct h_broker *b, const char *broker_extra)
     return ok;
 }
 
-int h_broker_run_sync(struct h_broker *b, const char *const *args, int timeout_ms,
-                      char **output)
+int h_broker_run_sync(struct h_broker *b, const char *const *args, int timeout_ms, char **output)
 {
     GPtrArray *argv = g_ptr_array_new_with_free_func(g_free);
     int64_t deadline = h_now_ms() + timeout_ms;
@@ -567,8 +557,7 @@ bool h_broker_alive(struct h_broker *b)
         pid_track(b->pid, false);
         b->pid = 0;
         b->exit_status = status;
-        fprintf(stderr, "harness: daemon died (%s %d)\n",
-                WIFEXITED(status) ? "status" : "signal",
+        fprintf(stderr, "harness: daemon died (%s %d)\n", WIFEXITED(status) ? "status" : "signal",
                 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
         return false;
     }
@@ -677,9 +666,8 @@ void h_broker_dump_log(struct h_broker *b)
     b->log_dumped = true;
     /* The tail is what explains a failure; keep the output readable. */
     const char *start = len > 8192 ? text + len - 8192 : text;
-    fprintf(stderr, "---- daemon log %s%s ----\n%s%s---- end of daemon log ----\n",
-            b->log_path, len > 8192 ? " (tail)" : "", start,
-            len && text[len - 1] != '\n' ? "\n" : "");
+    fprintf(stderr, "---- daemon log %s%s ----\n%s%s---- end of daemon log ----\n", b->log_path,
+            len > 8192 ? " (tail)" : "", start, len && text[len - 1] != '\n' ? "\n" : "");
     g_free(text);
 }
 
@@ -754,20 +742,11 @@ static int connect_addr(const char *host, int port, int rcvbuf)
     return fd;
 }
 
-int h_connect_opt(int port, int rcvbuf)
-{
-    return connect_addr("127.0.0.1", port, rcvbuf);
-}
+int h_connect_opt(int port, int rcvbuf) { return connect_addr("127.0.0.1", port, rcvbuf); }
 
-int h_connect_host(const char *host, int port)
-{
-    return connect_addr(host, port, 0);
-}
+int h_connect_host(const char *host, int port) { return connect_addr(host, port, 0); }
 
-int h_connect(int port)
-{
-    return h_connect_opt(port, 0);
-}
+int h_connect(int port) { return h_connect_opt(port, 0); }
 
 void h_close(int fd)
 {
@@ -904,12 +883,18 @@ void h_auth_hash(const uint8_t nonce[4], const char *secret, uint8_t out[20])
 const char *h_read_str(int r)
 {
     switch (r) {
-    case H_FRAME: return "a frame";
-    case H_EOF: return "EOF";
-    case H_TIMEOUT: return "timeout";
-    case H_RESET: return "connection reset/error";
-    case H_TRUNC: return "EOF inside a frame";
-    default: return "garbage from broker";
+    case H_FRAME:
+        return "a frame";
+    case H_EOF:
+        return "EOF";
+    case H_TIMEOUT:
+        return "timeout";
+    case H_RESET:
+        return "connection reset/error";
+    case H_TRUNC:
+        return "EOF inside a frame";
+    default:
+        return "garbage from broker";
     }
 }
 
@@ -1004,8 +989,8 @@ static bool is_sync(const struct h_frame *f)
     const uint8_t *id, *ch, *pl;
     size_t il, cl, pll;
 
-    return h_parse_publish(f, &id, &il, &ch, &cl, &pl, &pll) &&
-           cl >= strlen(H_SYNC_PREFIX) && memcmp(ch, H_SYNC_PREFIX, strlen(H_SYNC_PREFIX)) == 0;
+    return h_parse_publish(f, &id, &il, &ch, &cl, &pl, &pll) && cl >= strlen(H_SYNC_PREFIX) &&
+           memcmp(ch, H_SYNC_PREFIX, strlen(H_SYNC_PREFIX)) == 0;
 }
 
 int h_read_frame(int fd, int timeout_ms, struct h_frame *f)
@@ -1079,8 +1064,8 @@ bool h_read_info(int fd, bool one_read, char *name_out, uint8_t nonce_out[4])
             fprintf(stderr, "harness: first recv() got %zd bytes, not a whole header\n", n);
             return false;
         }
-        uint32_t len = (uint32_t)peek[0] << 24 | (uint32_t)peek[1] << 16 |
-                       (uint32_t)peek[2] << 8 | peek[3];
+        uint32_t len =
+            (uint32_t)peek[0] << 24 | (uint32_t)peek[1] << 16 | (uint32_t)peek[2] << 8 | peek[3];
         if ((size_t)n < len) {
             fprintf(stderr, "harness: first recv() got %zd bytes of a %u-byte INFO\n", n, len);
             return false;
@@ -1125,8 +1110,7 @@ bool h_auth(int fd, const char *ident, const char *secret)
 {
     uint8_t nonce[4];
 
-    return fd >= 0 && h_read_info(fd, false, NULL, nonce) &&
-           h_send_auth(fd, nonce, ident, secret);
+    return fd >= 0 && h_read_info(fd, false, NULL, nonce) && h_send_auth(fd, nonce, ident, secret);
 }
 
 int h_client(int port, const char *ident, const char *secret)
@@ -1184,8 +1168,8 @@ static bool expect_error(int fd, const char *text, bool prefix)
     struct h_frame f = {0};
     int r = h_read_frame(fd, H_WAIT_MS, &f);
     size_t tl = strlen(text);
-    bool ok = r == H_FRAME && f.op == H_OP_ERROR &&
-              (prefix ? f.len - 5 >= tl : f.len - 5 == tl) && memcmp(f.raw + 5, text, tl) == 0;
+    bool ok = r == H_FRAME && f.op == H_OP_ERROR && (prefix ? f.len - 5 >= tl : f.len - 5 == tl) &&
+              memcmp(f.raw + 5, text, tl) == 0;
 
     if (!ok) {
         char *what = g_strdup_printf("ERROR %s\"%s\"", prefix ? "starting with " : "", text);
@@ -1196,15 +1180,9 @@ static bool expect_error(int fd, const char *text, bool prefix)
     return ok;
 }
 
-bool h_expect_error(int fd, const char *text)
-{
-    return expect_error(fd, text, false);
-}
+bool h_expect_error(int fd, const char *text) { return expect_error(fd, text, false); }
 
-bool h_expect_error_prefix(int fd, const char *prefix)
-{
-    return expect_error(fd, prefix, true);
-}
+bool h_expect_error_prefix(int fd, const char *prefix) { return expect_error(fd, prefix, true); }
 
 bool h_expect_eof(int fd, int timeout_ms)
 {
@@ -1410,8 +1388,8 @@ void h_std_pubsub(struct h_broker *b, const char *chan, int *sub, int *pub, int 
     CU_ASSERT_FATAL(h_barrier1(b, *sub, "sub1", *sync, "sync"));
 }
 
-void h_std_pubsub2(struct h_broker *b, const char *chan1, const char *chan2, int *sub1,
-                   int *sub2, int *pub, int *sync)
+void h_std_pubsub2(struct h_broker *b, const char *chan1, const char *chan2, int *sub1, int *sub2,
+                   int *pub, int *sync)
 {
     CU_ASSERT_FATAL(b != NULL);
     *sub1 = h_std_client(b, "sub1");
@@ -1421,8 +1399,8 @@ void h_std_pubsub2(struct h_broker *b, const char *chan1, const char *chan2, int
     CU_ASSERT_FATAL(*sub1 >= 0 && *sub2 >= 0 && *pub >= 0 && *sync >= 0);
     CU_ASSERT_FATAL(h_sub(*sub1, "sub1", chan1));
     CU_ASSERT_FATAL(h_sub(*sub2, "sub2", chan2));
-    CU_ASSERT_FATAL(h_barrier(b, (int[]){*sub1, *sub2}, (const char *[]){"sub1", "sub2"}, 2,
-                              *sync, "sync"));
+    CU_ASSERT_FATAL(
+        h_barrier(b, (int[]){*sub1, *sub2}, (const char *[]){"sub1", "sub2"}, 2, *sync, "sync"));
 }
 
 int h_std_subscriber(struct h_broker *b, const char *ident, const char *chan, int sync)

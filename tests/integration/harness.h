@@ -22,11 +22,11 @@
 #include <CUnit/Basic.h>
 #include <glib.h>
 
-#define H_OP_ERROR 0
-#define H_OP_INFO 1
-#define H_OP_AUTH 2
-#define H_OP_PUBLISH 3
-#define H_OP_SUBSCRIBE 4
+#define H_OP_ERROR       0
+#define H_OP_INFO        1
+#define H_OP_AUTH        2
+#define H_OP_PUBLISH     3
+#define H_OP_SUBSCRIBE   4
 #define H_OP_UNSUBSCRIBE 5
 
 /* Default bound for a single expected event. */
@@ -34,28 +34,28 @@
 
 /* Channels every authkey made by h_broker_add_key may use on both sides; the
  * barrier helper needs them.  Frames on them are skipped by h_read_frame. */
-#define H_SYNC_PREFIX "hpf.sync."
+#define H_SYNC_PREFIX   "hpf.sync."
 #define H_SYNC_CHANNELS 32
 
 #define H_MAX_LISTENERS 8
 
 struct h_broker {
-    char *dir;        /* temp dir, removed at teardown */
-    char *db_path;    /* hpfeeds3-style sqlite auth db */
+    char *dir;     /* temp dir, removed at teardown */
+    char *db_path; /* hpfeeds3-style sqlite auth db */
     char *conf_path;
     char *ready_path;
-    char *log_path;   /* daemon stdout + stderr */
-    pid_t pid;        /* 0 when not running */
-    int port;         /* first tcp listener */
+    char *log_path; /* daemon stdout + stderr */
+    pid_t pid;      /* 0 when not running */
+    int port;       /* first tcp listener */
     struct h_listener {
         char kind[8];  /* "tcp" or "tls" */
         char host[64]; /* as the daemon printed it: 127.0.0.1, ::1 */
         int port;
     } listeners[H_MAX_LISTENERS];
     int n_listeners;
-    int exit_status;  /* raw wait status after h_broker_stop */
+    int exit_status; /* raw wait status after h_broker_stop */
     unsigned sync_next;
-    bool log_dumped;  /* shown once already: do not repeat at teardown */
+    bool log_dumped; /* shown once already: do not repeat at teardown */
 };
 
 /* One frame as received: raw holds the whole frame, header included. */
@@ -67,10 +67,10 @@ struct h_frame {
 
 enum h_read {
     H_FRAME = 1,
-    H_EOF = 0,     /* orderly close between frames */
+    H_EOF = 0, /* orderly close between frames */
     H_TIMEOUT = -1,
-    H_RESET = -2,  /* ECONNRESET or another socket error */
-    H_TRUNC = -3,  /* close in the middle of a frame */
+    H_RESET = -2, /* ECONNRESET or another socket error */
+    H_TRUNC = -3, /* close in the middle of a frame */
 };
 
 /* ---- fixture ---- */
@@ -98,8 +98,7 @@ bool h_broker_write_config(struct h_broker *b, const char *broker_extra);
 /* Runs the daemon with exactly these arguments and waits up to timeout_ms
  * for it to exit.  Returns its exit status, or -1 when it was killed by a
  * signal or had to be killed.  *output (if not NULL) gets stdout+stderr. */
-int h_broker_run_sync(struct h_broker *b, const char *const *args, int timeout_ms,
-                      char **output);
+int h_broker_run_sync(struct h_broker *b, const char *const *args, int timeout_ms, char **output);
 /* Waits until the ready file lists n listeners. */
 bool h_broker_wait_listeners(struct h_broker *b, int n);
 bool h_broker_alive(struct h_broker *b);
@@ -213,8 +212,8 @@ void h_std_trio(struct h_broker *b, int *sub, int *pub, int *sync);
 void h_std_pubsub(struct h_broker *b, const char *chan, int *sub, int *pub, int *sync);
 /* The same with two subscribers: sub1 on chan1 and sub2 on chan2 (one
  * barrier for both), pub1 and sync. */
-void h_std_pubsub2(struct h_broker *b, const char *chan1, const char *chan2, int *sub1,
-                   int *sub2, int *pub, int *sync);
+void h_std_pubsub2(struct h_broker *b, const char *chan1, const char *chan2, int *sub1, int *sub2,
+                   int *pub, int *sync);
 /* One more session of ident subscribed to chan, past a barrier published by
  * the sync session. */
 int h_std_subscriber(struct h_broker *b, const char *ident, const char *chan, int sync);
@@ -227,10 +226,10 @@ struct h_test {
 bool h_add_suite(const char *name, const struct h_test *tests);
 
 /* The daemon is still alive and stops cleanly on SIGTERM. */
-#define H_FINISH(b)                                                                        \
-    do {                                                                                   \
-        CU_ASSERT(h_broker_alive(b));                                                      \
-        CU_ASSERT(h_broker_stop((b), 5000));                                               \
+#define H_FINISH(b)                          \
+    do {                                     \
+        CU_ASSERT(h_broker_alive(b));        \
+        CU_ASSERT(h_broker_stop((b), 5000)); \
     } while (0)
 
 /* Milliseconds from a monotonic clock. */

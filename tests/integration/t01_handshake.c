@@ -282,7 +282,7 @@ static void test_hpfeeds3_flags(void)
     CU_ASSERT_FATAL(h_broker_add_key(b, "sync", "sync-secret", "", ""));
     {
         const char *args[] = {"--bind", "127.0.0.1:0", "--auth", b->db_path,
-                              "--name", "flagbroker", NULL};
+                              "--name", "flagbroker",  NULL};
         CU_ASSERT_FATAL(h_broker_start_argv(b, args));
     }
     sub = h_connect(b->port);

@@ -220,7 +220,8 @@ static void check_malformed(struct h_broker *b, bool authed)
         /* only the header: nothing left unread that could turn the
          * broker's close into a reset racing its ERROR */
         if (!bad_frame(b, authed, f, 5)) {
-            fprintf(stderr, "  (frame length %u, %s)\n", len, authed ? "after AUTH" : "before AUTH");
+            fprintf(stderr, "  (frame length %u, %s)\n", len,
+                    authed ? "after AUTH" : "before AUTH");
             CU_FAIL_FATAL("frame length below 5 not refused as a bad frame");
         }
     }
@@ -230,7 +231,10 @@ static void check_malformed(struct h_broker *b, bool authed)
     for (size_t i = 0; i < sizeof ops; i++) {
         put_len(f, 10);
         f[4] = ops[i];
-        memcpy(f + 5, "\x03" "abcd", 5);
+        memcpy(f + 5,
+               "\x03"
+               "abcd",
+               5);
         if (!bad_frame(b, authed, f, 10)) {
             fprintf(stderr, "  (opcode %u)\n", ops[i]);
             CU_FAIL_FATAL("unknown opcode not refused as a bad frame");
@@ -365,7 +369,10 @@ static void check_max_frame(struct h_broker *b, uint32_t max_frame)
     /* one more byte: refused from the header alone */
     put_len(f, max_frame + 1);
     f[4] = H_OP_PUBLISH;
-    memcpy(f + 5, "\x04pub1\x08" "chan.bin", 14);
+    memcpy(f + 5,
+           "\x04pub1\x08"
+           "chan.bin",
+           14);
     CU_ASSERT_FATAL(h_send(pub, f, 19));
     CU_ASSERT(h_expect_error_prefix(pub, "Bad frame: "));
     CU_ASSERT(h_expect_eof(pub, H_WAIT_MS));

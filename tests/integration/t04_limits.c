@@ -27,8 +27,8 @@ static void test_auth_timeout(void)
     t_err = h_now_ms() - t0;
     CU_ASSERT(h_expect_eof(idle, 3000));
     t_eof = h_now_ms() - t0;
-    fprintf(stderr, "  auth timeout: ERROR after %lld ms, EOF after %lld ms\n",
-            (long long)t_err, (long long)t_eof);
+    fprintf(stderr, "  auth timeout: ERROR after %lld ms, EOF after %lld ms\n", (long long)t_err,
+            (long long)t_eof);
     CU_ASSERT(t_err >= 800);
     CU_ASSERT(t_eof <= 3000);
 

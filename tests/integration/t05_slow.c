@@ -10,20 +10,20 @@
 
 #include "harness.h"
 
-#define MSG_PAYLOAD (64 * 1024)
-#define BURST_BYTES (100u * 1000u * 1000u)
-#define MAX_QUEUED 1048576
+#define MSG_PAYLOAD     (64 * 1024)
+#define BURST_BYTES     (100u * 1000u * 1000u)
+#define MAX_QUEUED      1048576
 #define SLOW_DEADLINE_S 2
-#define RSS_SLACK_KB (20 * 1024)
+#define RSS_SLACK_KB    (20 * 1024)
 /* messages in flight to the reading subscriber: 8 x 64 KiB < MAX_QUEUED */
-#define WINDOW 8
+#define WINDOW          8
 
 struct reader {
     int fd;
-    gint total;        /* number of messages to expect; 0 while unknown */
-    gint count;        /* messages received, in order */
-    int failure;       /* h_read result that stopped the reader, or 0 */
-    guint64 bad_seq;   /* first out-of-order sequence number + 1, or 0 */
+    gint total;      /* number of messages to expect; 0 while unknown */
+    gint count;      /* messages received, in order */
+    int failure;     /* h_read result that stopped the reader, or 0 */
+    guint64 bad_seq; /* first out-of-order sequence number + 1, or 0 */
 };
 
 /* Counts PUBLISH frames on "big" with their 8-byte sequence numbers. */
@@ -125,8 +125,8 @@ static void test_slow_consumer(void)
     CU_ASSERT_FATAL(fast >= 0 && pub >= 0 && sync >= 0);
     CU_ASSERT_FATAL(h_sub(slow, "slow", "big"));
     CU_ASSERT_FATAL(h_sub(fast, "fast", "big"));
-    CU_ASSERT_FATAL(h_barrier(b, (int[]){slow, fast}, (const char *[]){"slow", "fast"}, 2, sync,
-                              "sync"));
+    CU_ASSERT_FATAL(
+        h_barrier(b, (int[]){slow, fast}, (const char *[]){"slow", "fast"}, 2, sync, "sync"));
 
     rss0 = h_broker_rss_kb(b);
     CU_ASSERT_FATAL(rss0 > 0);
@@ -150,8 +150,8 @@ static void test_slow_consumer(void)
         if (sent * MSG_PAYLOAD >= BURST_BYTES) {
             if (!t_burst) {
                 t_burst = elapsed;
-                fprintf(stderr, "  burst of %llu messages took %lld ms\n",
-                        (unsigned long long)sent, (long long)t_burst);
+                fprintf(stderr, "  burst of %llu messages took %lld ms\n", (unsigned long long)sent,
+                        (long long)t_burst);
             }
             if (elapsed >= (SLOW_DEADLINE_S + 3) * 1000)
                 break;
@@ -186,10 +186,11 @@ static void test_slow_consumer(void)
     if (rss > rss_max)
         rss_max = rss;
 
-    fprintf(stderr,
-            "  sent %llu in %lld ms, reading subscriber got %d (stop: %s), RSS %ld -> max %ld KiB\n",
-            (unsigned long long)sent, (long long)(h_now_ms() - t0), g_atomic_int_get(&rd.count),
-            rd.failure ? h_read_str(rd.failure) : "none", rss0, rss_max);
+    fprintf(
+        stderr,
+        "  sent %llu in %lld ms, reading subscriber got %d (stop: %s), RSS %ld -> max %ld KiB\n",
+        (unsigned long long)sent, (long long)(h_now_ms() - t0), g_atomic_int_get(&rd.count),
+        rd.failure ? h_read_str(rd.failure) : "none", rss0, rss_max);
     CU_ASSERT(sent * MSG_PAYLOAD >= BURST_BYTES);
     CU_ASSERT(g_atomic_int_get(&rd.count) == (gint)sent);
     CU_ASSERT(rd.failure == 0);
@@ -351,7 +352,8 @@ static void test_reader_behind_without_backpressure(void)
 
 static const struct h_test tests[] = {
     {"a reader slower than the publisher loses nothing", test_reader_behind_loses_nothing},
-    {"backpressure_hold = 0: that reader gets drops instead", test_reader_behind_without_backpressure},
+    {"backpressure_hold = 0: that reader gets drops instead",
+     test_reader_behind_without_backpressure},
     {"slow consumer: bounded memory, others served, disconnected", test_slow_consumer},
     {"under the bound nothing is dropped", test_bounded_but_lossless_when_under},
     {NULL, NULL},
@@ -365,8 +367,8 @@ int main(void)
      * own options already. */
     const char *asan = g_getenv("ASAN_OPTIONS");
     if (!asan || !strstr(asan, "quarantine_size_mb")) {
-        char *v = g_strdup_printf("%s%squarantine_size_mb=1", asan ? asan : "",
-                                  asan && *asan ? ":" : "");
+        char *v =
+            g_strdup_printf("%s%squarantine_size_mb=1", asan ? asan : "", asan && *asan ? ":" : "");
         g_setenv("ASAN_OPTIONS", v, TRUE);
         g_free(v);
     }

@@ -16,8 +16,8 @@
 
 #include "harness.h"
 
-#define NSUB 100
-#define NPUB 100
+#define NSUB    100
+#define NPUB    100
 #define PER_PUB 5
 
 /* Reads INFO without complaining when something else comes. */
@@ -269,7 +269,7 @@ static char daemon_state(pid_t pid)
     return st;
 }
 
-#define BURST_FRAMES 4096
+#define BURST_FRAMES  4096
 #define BURST_PAYLOAD 1000
 
 /*
@@ -340,7 +340,7 @@ static void test_burst_read_in_batches(void)
 #define IDLE_SESSIONS 2000
 /* Broker RSS per idle subscribed session: 3.3 KiB when every session had
  * its own permission tables and timer. */
-#define IDLE_MAX_KIB 3.0
+#define IDLE_MAX_KIB  3.0
 
 #if defined(__SANITIZE_ADDRESS__)
 #define UNDER_ASAN 1
@@ -408,8 +408,10 @@ static void test_idle_session_memory(void)
     h_sleep_ms(200); /* the pokes written and their buffers released */
     long rss1 = h_broker_rss_kb(b);
     double per = (double)(rss1 - rss0) / made;
-    fprintf(stderr, "  %d idle subscribed sessions (%d pokes): broker RSS %ld -> %ld KiB, "
-            "%.2f KiB each\n", made, round, rss0, rss1, per);
+    fprintf(stderr,
+            "  %d idle subscribed sessions (%d pokes): broker RSS %ld -> %ld KiB, "
+            "%.2f KiB each\n",
+            made, round, rss0, rss1, per);
 #ifndef UNDER_ASAN
     CU_ASSERT(rss0 > 0 && per < IDLE_MAX_KIB);
 #endif

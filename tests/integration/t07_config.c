@@ -57,8 +57,8 @@ static void test_ipv4_and_ipv6_listeners(void)
     CU_ASSERT_FATAL(sub6 >= 0 && sub4 >= 0 && pub4 >= 0 && pub6 >= 0 && sync >= 0);
     CU_ASSERT_FATAL(h_sub(sub6, "sub1", "chan.a"));
     CU_ASSERT_FATAL(h_sub(sub4, "sub2", "chan.a"));
-    CU_ASSERT_FATAL(h_barrier(b, (int[]){sub6, sub4}, (const char *[]){"sub1", "sub2"}, 2, sync,
-                              "sync"));
+    CU_ASSERT_FATAL(
+        h_barrier(b, (int[]){sub6, sub4}, (const char *[]){"sub1", "sub2"}, 2, sync, "sync"));
     CU_ASSERT_FATAL(h_pub_str(pub4, "pub1", "chan.a", "v4 to all"));
     CU_ASSERT_FATAL(h_pub_str(pub6, "pub2", "chan.a", "v6 to all"));
     CU_ASSERT(h_expect_pub_str(sub6, "pub1", "chan.a", "v4 to all"));
@@ -114,15 +114,9 @@ static void check_config_error(const char *extra, const char *key)
     g_free(out);
 }
 
-static void test_unknown_key(void)
-{
-    check_config_error("no_such_key = 1\n", "no_such_key");
-}
+static void test_unknown_key(void) { check_config_error("no_such_key = 1\n", "no_such_key"); }
 
-static void test_bad_value(void)
-{
-    check_config_error("max_frame = banana\n", "max_frame");
-}
+static void test_bad_value(void) { check_config_error("max_frame = banana\n", "max_frame"); }
 
 static void test_bad_error_style(void)
 {

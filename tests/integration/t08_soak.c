@@ -41,24 +41,24 @@
 
 #include "harness.h"
 
-#define N_SUBS 8
-#define N_PUB_KEYS 20
-#define CHAN_A "soak.a"
-#define CHAN_B "soak.b"
-#define CHAN_NOISE "soak.noise"
+#define N_SUBS          8
+#define N_PUB_KEYS      20
+#define CHAN_A          "soak.a"
+#define CHAN_B          "soak.b"
+#define CHAN_NOISE      "soak.noise"
 /* All clients start within this window. */
 #define START_WINDOW_MS 1500
 /* Chaos clients keep their connection this long (from INFO). */
-#define MIN_HOLD_MS 2000
-#define MAX_HOLD_MS 6000
+#define MIN_HOLD_MS     2000
+#define MAX_HOLD_MS     6000
 /* Counted publishers wait up to this long after AUTH before publishing. */
-#define MAX_THINK_MS 4000
+#define MAX_THINK_MS    4000
 /* Two rounds of n clients each, the second only to see the RSS settle. */
-#define ROUNDS 2
-#define MAX_MSGS 40
-#define MAX_PAD 1500
+#define ROUNDS          2
+#define MAX_MSGS        40
+#define MAX_PAD         1500
 /* Subscribers must have everything this long after the last client ended. */
-#define SETTLE_MS 30000
+#define SETTLE_MS       30000
 /*
  * RSS bounds.  Start = after the subscribers are set up, before the first
  * storm.  After each round (2 s after its last client is gone, and then up
@@ -81,7 +81,7 @@
  * above round 1's peak (with the broker's quarantine of freed blocks cut
  * from 256 to 16 MiB so that freed memory is reused).
  */
-#define RSS_SLACK_KB (24 * 1024)
+#define RSS_SLACK_KB    (24 * 1024)
 #if defined(__SANITIZE_ADDRESS__)
 #define SOAK_ASAN 1
 #elif defined(__has_feature)
@@ -97,25 +97,25 @@ enum kind {
     K_PUB_VANISH,   /* publish, close at once */
     K_PUB_GARBAGE,  /* publish, then a bad frame; the broker closes */
     /* chaos */
-    K_CONNECT_CLOSE,  /* connect, close */
-    K_INFO_CLOSE,     /* read INFO, close */
-    K_BAD_AUTH,       /* wrong secret */
-    K_HALF_AUTH,      /* half an AUTH frame, close */
-    K_TRICKLE,        /* AUTH and a publish, one byte at a time */
-    K_GARBAGE,        /* random bytes after INFO, hold */
-    K_DENIED_PUB,     /* publish on a channel it may not */
-    K_CHURN_SUB,      /* subscribe, read for a while, close */
-    K_SLOW_SUB,       /* subscribe, never read, hold */
-    K_NOISE_VANISH,   /* publish noise, close without reading */
-    K_HUGE_FRAME,     /* a 100 MB length header */
-    K_IDLE,           /* connect, say nothing, leave after the hold time */
+    K_CONNECT_CLOSE, /* connect, close */
+    K_INFO_CLOSE,    /* read INFO, close */
+    K_BAD_AUTH,      /* wrong secret */
+    K_HALF_AUTH,     /* half an AUTH frame, close */
+    K_TRICKLE,       /* AUTH and a publish, one byte at a time */
+    K_GARBAGE,       /* random bytes after INFO, hold */
+    K_DENIED_PUB,    /* publish on a channel it may not */
+    K_CHURN_SUB,     /* subscribe, read for a while, close */
+    K_SLOW_SUB,      /* subscribe, never read, hold */
+    K_NOISE_VANISH,  /* publish noise, close without reading */
+    K_HUGE_FRAME,    /* a 100 MB length header */
+    K_IDLE,          /* connect, say nothing, leave after the hold time */
     K_COUNT
 };
 
 static const char *const kind_names[K_COUNT] = {
-    "pub-graceful", "pub-vanish", "pub-garbage", "connect-close", "info-close",
-    "bad-auth",     "half-auth",  "trickle",     "garbage",       "denied-pub",
-    "churn-sub",    "slow-sub",   "noise-vanish", "huge-frame",   "idle",
+    "pub-graceful", "pub-vanish", "pub-garbage",  "connect-close", "info-close",
+    "bad-auth",     "half-auth",  "trickle",      "garbage",       "denied-pub",
+    "churn-sub",    "slow-sub",   "noise-vanish", "huge-frame",    "idle",
 };
 
 /* Roughly: 45 % counted publishers, the rest chaos. */
@@ -138,8 +138,8 @@ struct client {
     int64_t start_at_ms; /* offset from the storm's start */
     unsigned hold_ms;
     /* publishing */
-    unsigned n_msgs;  /* messages this session will publish */
-    unsigned sent;    /* published so far (handed to the output buffer) */
+    unsigned n_msgs; /* messages this session will publish */
+    unsigned sent;   /* published so far (handed to the output buffer) */
     bool authed;
     bool got_info;
     bool done;
@@ -164,7 +164,7 @@ struct subscriber {
     bool chan_b;
     struct bufferevent *bev;
     struct sub_track *track; /* [n_clients] */
-    gint received; /* atomic: the main thread watches it */
+    gint received;           /* atomic: the main thread watches it */
     gint bad;
     char first_bad[200];
 };
@@ -210,7 +210,8 @@ static bool counted_kind(enum kind k) { return k <= K_PUB_GARBAGE; }
 
 static void client_finish(struct client *c);
 
-static void client_fail(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void client_fail(struct client *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void client_fail(struct client *c, const char *fmt, ...)
 {
@@ -291,7 +292,8 @@ static void pub_wrap_up(struct client *c)
     case K_PUB_GARBAGE:
         send_bad_frame(c); /* then read the ERROR and the close */
         break;
-    default: break;
+    default:
+        break;
     }
 }
 
@@ -316,7 +318,8 @@ static void on_client_timer(evutil_socket_t fd, short what, void *arg)
             }
             c->sent++;
             /* bursts and pauses */
-            arm(c, g_rand_int_range(c->rng, 0, 4) == 0 ? (unsigned)g_rand_int_range(c->rng, 0, 150) : 0);
+            arm(c, g_rand_int_range(c->rng, 0, 4) == 0 ? (unsigned)g_rand_int_range(c->rng, 0, 150)
+                                                       : 0);
         } else if (c->kind == K_NOISE_VANISH) {
             client_finish(c);
         } else if (!c->finishing) {
@@ -351,8 +354,12 @@ static void client_on_info(struct client *c, const uint8_t nonce[4])
         c->authed = true;
         arm(c, (unsigned)g_rand_int_range(c->rng, 0, MAX_THINK_MS));
         break;
-    case K_INFO_CLOSE: client_finish(c); break;
-    case K_BAD_AUTH: send_auth(c, nonce, "not-the-secret"); break;
+    case K_INFO_CLOSE:
+        client_finish(c);
+        break;
+    case K_BAD_AUTH:
+        send_auth(c, nonce, "not-the-secret");
+        break;
     case K_HALF_AUTH: {
         GByteArray *out = g_byte_array_new();
         uint8_t hash[20];
@@ -419,7 +426,8 @@ static void client_on_read(struct bufferevent *bev, void *arg)
         uint8_t hdr[5];
         if (evbuffer_copyout(in, hdr, 5) < 5)
             return;
-        uint32_t len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
+        uint32_t len =
+            (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
         if (len < 5 || len > (1u << 24)) {
             client_fail(c, "bad frame length %u from the broker", len);
             client_finish(c);
@@ -560,7 +568,8 @@ static void client_start(evutil_socket_t fd_unused, short what, void *arg)
 
 /* ---- subscribers ---- */
 
-static void sub_bad(struct subscriber *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sub_bad(struct subscriber *u, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void sub_bad(struct subscriber *u, const char *fmt, ...)
 {
@@ -641,7 +650,8 @@ static void sub_on_read(struct bufferevent *bev, void *arg)
         uint8_t hdr[4];
         if (evbuffer_copyout(in, hdr, 4) < 4)
             return;
-        uint32_t len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
+        uint32_t len =
+            (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
         if (len < 5 || len > (1u << 24)) {
             sub_bad(u, "frame length %u", len);
             bufferevent_disable(bev, EV_READ);
@@ -804,7 +814,8 @@ static void test_soak(void)
     /* A smaller quarantine of freed blocks (256 MiB by default) in the
      * broker, so that its RSS says something about reuse under ASan too. */
     const char *ao = g_getenv("ASAN_OPTIONS");
-    char *asan_opts = g_strdup_printf("%s%squarantine_size_mb=16", ao ? ao : "", ao && *ao ? ":" : "");
+    char *asan_opts =
+        g_strdup_printf("%s%squarantine_size_mb=16", ao ? ao : "", ao && *ao ? ":" : "");
     g_setenv("ASAN_OPTIONS", asan_opts, TRUE);
     g_free(asan_opts);
 #endif
@@ -814,7 +825,8 @@ static void test_soak(void)
     for (int i = 0; i < N_SUBS; i++) {
         snprintf(keyname, sizeof keyname, "sub%d", i);
         char *sec = g_strconcat(keyname, "-secret", NULL);
-        CU_ASSERT_FATAL(h_broker_add_key(s.b, keyname, sec, "", i % 2 ? CHAN_A : CHAN_A "," CHAN_B));
+        CU_ASSERT_FATAL(
+            h_broker_add_key(s.b, keyname, sec, "", i % 2 ? CHAN_A : CHAN_A "," CHAN_B));
         g_free(sec);
     }
     for (int i = 0; i < N_PUB_KEYS; i++) {
@@ -1042,8 +1054,8 @@ static void test_soak(void)
             }
         }
         fprintf(stderr, "  %s (%s): %d of %lu messages, %lu sessions short, %d bad%s%s\n", u->ident,
-                u->chan_b ? CHAN_A "+" CHAN_B : CHAN_A, u->received, want[i], per_client_bad, u->bad,
-                u->bad ? ": first: " : "", u->bad ? u->first_bad : "");
+                u->chan_b ? CHAN_A "+" CHAN_B : CHAN_A, u->received, want[i], per_client_bad,
+                u->bad, u->bad ? ": first: " : "", u->bad ? u->first_bad : "");
         CU_ASSERT(u->bad == 0);
         CU_ASSERT(per_client_bad == 0);
         CU_ASSERT((unsigned long)u->received == want[i]);
@@ -1063,8 +1075,9 @@ static void test_soak(void)
      * at once on EOF, else ERROR flush 5 s + linger 2 s, or auth_timeout */
     int fds_end = h_broker_wait_fds(s.b, fds_start, 30000);
     for (int r = 0; r < ROUNDS; r++)
-        fprintf(stderr, "  soak: round %d: %u clients, peak %u connected at once; storm %lld ms, "
-                        "then %lld ms until delivered and settled\n",
+        fprintf(stderr,
+                "  soak: round %d: %u clients, peak %u connected at once; storm %lld ms, "
+                "then %lld ms until delivered and settled\n",
                 r + 1, s.per_round, peak_round[r], (long long)storm_ms[r], (long long)settle_ms[r]);
     fprintf(stderr,
             "  soak: %u clients in all (%u refused at accept), %lu messages published by counted "

@@ -136,8 +136,7 @@ static void test_per_ip_cap(void)
 
 static void test_auth_backoff(void)
 {
-    struct h_broker *b =
-        h_std_broker("auth_failures_before_backoff = 3\nauth_backoff = 2\n");
+    struct h_broker *b = h_std_broker("auth_failures_before_backoff = 3\nauth_backoff = 2\n");
     int sub, pub, sync, fd;
 
     h_std_pubsub(b, "chan.a", &sub, &pub, &sync);
@@ -154,7 +153,8 @@ static void test_auth_backoff(void)
     int64_t t_refused = h_now_ms();
     fd = connect_from("127.0.0.7", b->port, 0);
     CU_ASSERT_FATAL(fd >= 0);
-    CU_ASSERT(refused_with(fd, "Too many authentication failures from your address; try again later"));
+    CU_ASSERT(
+        refused_with(fd, "Too many authentication failures from your address; try again later"));
     close(fd);
     /* another address, and the clients already in, are not affected */
     fd = connect_from("127.0.0.8", b->port, 0);
@@ -222,7 +222,8 @@ static void test_trickle_crowd(void)
             h_enc_auth(auth, "pub2", hash);
             CU_ASSERT_FATAL(h_send(crowd[i], auth->data, auth->len));
             g_byte_array_free(auth, TRUE);
-            static const uint8_t hdr[] = {0x00, 0x10, 0x00, 0x00, H_OP_PUBLISH, 4, 'p', 'u', 'b', '2'};
+            static const uint8_t hdr[] = {0x00, 0x10, 0x00, 0x00, H_OP_PUBLISH,
+                                          4,    'p',  'u',  'b',  '2'};
             g_byte_array_append(frames[i], hdr, sizeof hdr);
             for (int k = 0; k < 400; k++)
                 g_byte_array_append(frames[i], (const uint8_t *)"x", 1);
@@ -236,7 +237,8 @@ static void test_trickle_crowd(void)
     int rounds = 0;
     while (h_now_ms() < t_end) {
         for (int i = 0; i < CROWD; i++)
-            if (pos[i] < frames[i]->len && send(crowd[i], frames[i]->data + pos[i]++, 1, MSG_NOSIGNAL) != 1)
+            if (pos[i] < frames[i]->len &&
+                send(crowd[i], frames[i]->data + pos[i]++, 1, MSG_NOSIGNAL) != 1)
                 CU_FAIL("a trickling client was cut off early");
         char text[32];
         snprintf(text, sizeof text, "round %d", rounds++);
@@ -315,8 +317,9 @@ static void test_half_open_crowd(void)
     }
     CU_ASSERT_FATAL(all);
     int n = h_broker_wait_fds(b, fds0, 10000);
-    fprintf(stderr, "  %d messages, slowest %lld ms; broker descriptors %d before, %d with the "
-                    "crowd, %d after (our ends still open)\n",
+    fprintf(stderr,
+            "  %d messages, slowest %lld ms; broker descriptors %d before, %d with the "
+            "crowd, %d after (our ends still open)\n",
             sent, (long long)worst, fds0, with_crowd, n);
     CU_ASSERT(with_crowd >= fds0 + CROWD);
     CU_ASSERT(worst < 1000);

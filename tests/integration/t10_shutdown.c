@@ -14,7 +14,7 @@
 
 #include "harness.h"
 
-#define N_MSGS 256
+#define N_MSGS  256
 #define MSG_LEN 4096
 
 static void backlog_then_signal(int sig)

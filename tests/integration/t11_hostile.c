@@ -335,8 +335,8 @@ static void test_out_of_descriptors(void)
     long t0 = cpu_ticks(b);
     h_sleep_ms(1000);
     long used = cpu_ticks(b) - t0;
-    fprintf(stderr, "  %d descriptors open, %ld ticks of CPU in the next second\n",
-            h_broker_fds(b), used);
+    fprintf(stderr, "  %d descriptors open, %ld ticks of CPU in the next second\n", h_broker_fds(b),
+            used);
     CU_ASSERT(used >= 0 && used < sysconf(_SC_CLK_TCK) / 4);
     for (int i = 0; i < N; i++) {
         struct h_frame f = {0};
@@ -418,13 +418,28 @@ static bool make_cert(struct h_broker *b, char **cert, char **key)
 {
     *cert = g_build_filename(b->dir, "cert.pem", NULL);
     *key = g_build_filename(b->dir, "key.pem", NULL);
-    const char *argv[] = {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                          "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj",
-                          "/CN=127.0.0.1", "-keyout", *key, "-out", *cert, NULL};
+    const char *argv[] = {"openssl",
+                          "req",
+                          "-x509",
+                          "-newkey",
+                          "ec",
+                          "-pkeyopt",
+                          "ec_paramgen_curve:P-256",
+                          "-nodes",
+                          "-days",
+                          "1",
+                          "-subj",
+                          "/CN=127.0.0.1",
+                          "-keyout",
+                          *key,
+                          "-out",
+                          *cert,
+                          NULL};
     int status = -1;
     GError *e = NULL;
-    if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL |
-                      G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, NULL, NULL, &status, &e)) {
+    if (!g_spawn_sync(NULL, (char **)argv, NULL,
+                      G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL,
+                      NULL, NULL, NULL, NULL, &status, &e)) {
         fprintf(stderr, "  openssl: %s\n", e->message);
         g_error_free(e);
         return false;
@@ -493,7 +508,8 @@ static void test_tls_flood_memory(void)
     CU_ASSERT_FATAL(b != NULL && make_cert(b, &cert, &key));
     char *extra = g_strdup_printf("listen = tcp:127.0.0.1:0; tls:127.0.0.1:0\n"
                                   "max_connections_per_ip = 5000\n"
-                                  "tls_cert = %s\ntls_key = %s\n", cert, key);
+                                  "tls_cert = %s\ntls_key = %s\n",
+                                  cert, key);
     CU_ASSERT_FATAL(h_broker_start(b, extra));
     g_free(extra);
     g_free(cert);
@@ -506,8 +522,10 @@ static void test_tls_flood_memory(void)
     CU_ASSERT_FATAL(tls_port > 0);
     long rss0 = h_broker_rss_kb(b), peak = rss0, after[2] = {0, 0};
     tls_floods(b, tls_port, after, &peak);
-    fprintf(stderr, "  2 x 3000 abandoned TLS handshakes: RSS %ld KiB at start, %ld at peak, "
-                    "%ld and %ld after\n", rss0, peak, after[0], after[1]);
+    fprintf(stderr,
+            "  2 x 3000 abandoned TLS handshakes: RSS %ld KiB at start, %ld at peak, "
+            "%ld and %ld after\n",
+            rss0, peak, after[0], after[1]);
 #ifdef T11_ASAN
     /* ASan's allocator keeps what a flood used: the second must reuse it. */
     CU_ASSERT(after[1] - after[0] <= 16 * 1024);
@@ -590,7 +608,8 @@ int main(void)
             if (strstr(tests[i].name, only))
                 chosen[n++] = tests[i];
     }
-    if (CU_initialize_registry() != CUE_SUCCESS || !h_add_suite("t11_hostile", only ? chosen : tests))
+    if (CU_initialize_registry() != CUE_SUCCESS ||
+        !h_add_suite("t11_hostile", only ? chosen : tests))
         return 1;
     return h_run();
 }

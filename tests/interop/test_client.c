@@ -25,11 +25,11 @@
 #include "hpfeeds-client.h"
 #include "wire.h"
 
-#define IDENT "tester"
-#define SECRET "s3cret"
+#define IDENT     "tester"
+#define SECRET    "s3cret"
 #define MAX_CONNS 16
-#define MAX_RECS 512
-#define REC_DATA 300
+#define MAX_RECS  512
+#define REC_DATA  300
 
 /* ---- the fake broker ---- */
 
@@ -49,8 +49,8 @@ struct rec {
     char name[WIRE_MAX_NAME + 1];
     char chan[WIRE_MAX_NAME + 1];
     uint8_t data[REC_DATA];
-    size_t len;   /* full payload length, even if longer than data */
-    bool auth_ok; /* AUTH: the hash matched SHA-1(nonce || SECRET) */
+    size_t len;      /* full payload length, even if longer than data */
+    bool auth_ok;    /* AUTH: the hash matched SHA-1(nonce || SECRET) */
     bool pattern_ok; /* PUBLISH: payload follows big_payload()'s pattern */
 };
 
@@ -193,9 +193,9 @@ static struct fake *fake_new(void)
     f->base = base;
     f->stall_conn = -1;
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    f->lis = evconnlistener_new_bind(base, fake_accept, f,
-                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16,
-                                     (struct sockaddr *)&sin, sizeof sin);
+    f->lis =
+        evconnlistener_new_bind(base, fake_accept, f, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16,
+                                (struct sockaddr *)&sin, sizeof sin);
     CU_ASSERT_FATAL(f->lis != NULL);
     evutil_socket_t fd = evconnlistener_get_fd(f->lis);
     /* A small receive buffer (inherited by accepted sockets) makes a stalled
@@ -291,14 +291,20 @@ static void obs_state(void *ud, enum hpfc_state st, const char *reason)
 {
     struct obs *o = ud;
     switch (st) {
-    case HPFC_STATE_CONNECTED: o->n_connected++; break;
-    case HPFC_STATE_AUTHENTICATED: o->n_authed++; break;
+    case HPFC_STATE_CONNECTED:
+        o->n_connected++;
+        break;
+    case HPFC_STATE_AUTHENTICATED:
+        o->n_authed++;
+        break;
     case HPFC_STATE_DISCONNECTED:
         o->n_disconnected++;
         CU_ASSERT(reason != NULL);
         snprintf(o->reason, sizeof o->reason, "%s", reason ? reason : "");
         break;
-    default: CU_FAIL("unexpected state in callback"); break;
+    default:
+        CU_FAIL("unexpected state in callback");
+        break;
     }
 }
 
@@ -324,10 +330,7 @@ static struct hpfc_client *client_new(struct obs *o, uint16_t port)
 
 /* ---- running the loop ---- */
 
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
-{
-    *(bool *)arg = true;
-}
+static void on_deadline(evutil_socket_t fd, short what, void *arg) { *(bool *)arg = true; }
 
 /* Runs the loop until *counter >= target or ms passed. */
 static bool run_until(const int *counter, int target, int ms)
@@ -610,8 +613,7 @@ static void test_unsent_publishes_survive_reconnect(void)
         int k = recs_of(f, 1);
         if (k > 0) {
             const struct rec *r = &f->recs[rec_of(f, 1, k - 1)];
-            done = r->op == WIRE_OP_PUBLISH && r->len == SIZE &&
-                   wire_peek_length(r->data) == N - 1;
+            done = r->op == WIRE_OP_PUBLISH && r->len == SIZE && wire_peek_length(r->data) == N - 1;
         }
     }
     CU_ASSERT_FATAL(done);

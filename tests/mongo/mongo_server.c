@@ -18,8 +18,7 @@ static char *script_path(void)
     if (dir && *dir)
         return g_build_filename(dir, "server.mjs", NULL);
     const char *srcdir = g_getenv("HPF_SRCDIR");
-    return g_build_filename(srcdir && *srcdir ? srcdir : ".", "tests", "mongo", "server.mjs",
-                            NULL);
+    return g_build_filename(srcdir && *srcdir ? srcdir : ".", "tests", "mongo", "server.mjs", NULL);
 }
 
 /* Reads "ready PORT\n" from fd within the deadline; -1 when it does not come. */
@@ -62,8 +61,8 @@ struct mongo_server *mongo_server_start(int port, GError **error)
     }
     char *script = script_path();
     char *dir = g_path_get_dirname(script);
-    char *pkg = g_build_filename(dir, "node_modules", "@push.rocks", "smartmongo",
-                                 "package.json", NULL);
+    char *pkg =
+        g_build_filename(dir, "node_modules", "@push.rocks", "smartmongo", "package.json", NULL);
     struct mongo_server *ms = NULL;
     if (!g_file_test(pkg, G_FILE_TEST_EXISTS)) {
         g_set_error(error, G_SPAWN_ERROR, G_SPAWN_ERROR_NOENT,

@@ -12,7 +12,7 @@
 struct mongo_server {
     GPid pid;
     int port;
-    int stdin_fd;  /* kept open: the server exits when it closes (we died) */
+    int stdin_fd; /* kept open: the server exits when it closes (we died) */
     int stdout_fd;
 };
 

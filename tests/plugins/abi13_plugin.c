@@ -57,7 +57,7 @@ static int abi13_create(const struct hpf_host *host, const struct hpf_plugin_ctx
     a->ctx = ctx;
     a->path = host->config_path(ctx, "path");
     const char *answer = host->config_get(ctx, "answer");
-    a->answer = !answer                     ? HPF_AUTH_DEFER
+    a->answer = !answer                    ? HPF_AUTH_DEFER
                 : !strcmp(answer, "allow") ? HPF_AUTH_ALLOW
                 : !strcmp(answer, "deny")  ? HPF_AUTH_DENY
                                            : HPF_AUTH_DEFER;
@@ -90,8 +90,8 @@ static int abi13_authenticate(void *instance, struct hpf_auth_request *req)
     struct abi13 *a = instance;
     if (a->answer == HPF_AUTH_ALLOW) {
         const char *chan = "abi13";
-        struct hpf_authkey key = {.ident = req->ident, .owner = "abi13-owner",
-                                  .publish = &chan, .n_publish = 1};
+        struct hpf_authkey key = {
+            .ident = req->ident, .owner = "abi13-owner", .publish = &chan, .n_publish = 1};
         a->host->auth_grant(req, &key);
     }
     return a->answer;

@@ -20,10 +20,7 @@ static int mismatch_create(const struct hpf_host *host, const struct hpf_plugin_
     return HPF_OK;
 }
 
-static void mismatch_destroy(void *instance)
-{
-    (void)instance;
-}
+static void mismatch_destroy(void *instance) { (void)instance; }
 
 static int mismatch_message(void *instance, const struct hpf_message *msg)
 {

@@ -22,8 +22,8 @@ static const uint8_t nonce[4] = {0xde, 0xad, 0xbe, 0xef};
 static struct plugin_instance *load(const char *module, enum hpf_kind kind, GHashTable *cfg,
                                     GError **error)
 {
-    struct plugin_instance *pi = plugin_instance_new(plugin_dir_resolve(NULL), module, kind,
-                                                     module, cfg, tmpdir, error);
+    struct plugin_instance *pi =
+        plugin_instance_new(plugin_dir_resolve(NULL), module, kind, module, cfg, tmpdir, error);
     if (pi && !plugin_instance_start(pi, error)) {
         plugin_instance_free(pi);
         pi = NULL;
@@ -56,17 +56,20 @@ static int suite_init(void)
 
     static const char *const pub[] = {"p1", "p2"};
     static const char *const sub[] = {"s1"};
-    const struct hpf_authkey key = {.ident = "a1", .owner = "alice", .secret = "s3cret",
-                                    .publish = pub, .n_publish = 2,
-                                    .subscribe = sub, .n_subscribe = 1};
+    const struct hpf_authkey key = {.ident = "a1",
+                                    .owner = "alice",
+                                    .secret = "s3cret",
+                                    .publish = pub,
+                                    .n_publish = 2,
+                                    .subscribe = sub,
+                                    .n_subscribe = 1};
     const struct hpf_mutation setup[] = {
         {.op = HPF_MUT_USER_ADD, .user = "alice"},
         {.op = HPF_MUT_AUTHKEY_ADD, .authkey = &key},
     };
     char err[256];
-    return storage->desc->storage->apply(storage->inst, setup, 2, err, sizeof err) == HPF_OK
-               ? 0
-               : -1;
+    return storage->desc->storage->apply(storage->inst, setup, 2, err, sizeof err) == HPF_OK ? 0
+                                                                                             : -1;
 }
 
 static int suite_cleanup(void)

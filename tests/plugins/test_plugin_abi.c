@@ -32,9 +32,8 @@ static void test_abi_mismatch_refused(void)
     char *path = mismatch_path();
     CU_ASSERT_TRUE_FATAL(g_file_test(path, G_FILE_TEST_IS_REGULAR));
     GError *error = NULL;
-    struct plugin_instance *pi = plugin_instance_new(plugin_dir_resolve(NULL), path,
-                                                     HPF_KIND_SINK, "sink:mismatch", NULL,
-                                                     NULL, &error);
+    struct plugin_instance *pi = plugin_instance_new(plugin_dir_resolve(NULL), path, HPF_KIND_SINK,
+                                                     "sink:mismatch", NULL, NULL, &error);
     g_free(path);
     CU_ASSERT_PTR_NULL(pi);
     CU_ASSERT_PTR_NOT_NULL_FATAL(error);
@@ -71,9 +70,8 @@ static void test_old_minor_storage(void)
     char *path = g_build_filename(builddir ? builddir : ".", "tests", "plugins", ".libs",
                                   "abi_old_storage.so", NULL);
     GError *error = NULL;
-    struct plugin_instance *pi = plugin_instance_new(plugin_dir_resolve(NULL), path,
-                                                     HPF_KIND_STORAGE, "storage", NULL, NULL,
-                                                     &error);
+    struct plugin_instance *pi = plugin_instance_new(
+        plugin_dir_resolve(NULL), path, HPF_KIND_STORAGE, "storage", NULL, NULL, &error);
     g_free(path);
     if (!pi)
         fprintf(stderr, "\n%s\n", error->message);
@@ -106,9 +104,8 @@ static void test_wrong_kind_refused(void)
 {
     char *path = g_build_filename(plugin_dir_resolve(NULL), "storage_sqlite.so", NULL);
     GError *error = NULL;
-    struct plugin_instance *pi =
-        plugin_instance_new(plugin_dir_resolve(NULL), path, HPF_KIND_AUTH, "auth", NULL, NULL,
-                            &error);
+    struct plugin_instance *pi = plugin_instance_new(plugin_dir_resolve(NULL), path, HPF_KIND_AUTH,
+                                                     "auth", NULL, NULL, &error);
     g_free(path);
     CU_ASSERT_PTR_NULL(pi);
     CU_ASSERT_PTR_NOT_NULL_FATAL(error);
@@ -146,7 +143,6 @@ static void test_cluster_inject_routing(void)
     CU_ASSERT_EQUAL(injected_count, 1);
 }
 
-
 /* ---- ABI 1.4: old plugins, host config readers, names, auth flags ---- */
 
 /* A directory for one test's files (plugins write out.txt there) and a config table. */
@@ -177,9 +173,9 @@ static struct plugin_instance *expect_loaded(const char *module, enum hpf_kind k
                                              const char *name, const struct scratch *sc)
 {
     GError *error = NULL;
-    struct plugin_instance *pi = plugin_instance_new(plugin_dir_resolve(NULL), module, kind,
-                                                     name, sc ? sc->conf : NULL,
-                                                     sc ? sc->dir : NULL, &error);
+    struct plugin_instance *pi =
+        plugin_instance_new(plugin_dir_resolve(NULL), module, kind, name, sc ? sc->conf : NULL,
+                            sc ? sc->dir : NULL, &error);
     if (!pi)
         fprintf(stderr, "\n%s: %s\n", module, error->message);
     g_clear_error(&error);
@@ -191,8 +187,8 @@ static void expect_refused(const char *module, enum hpf_kind kind, const char *n
                            const struct scratch *sc, const char *fragment)
 {
     GError *error = NULL;
-    struct plugin_instance *pi = plugin_instance_new(plugin_dir_resolve(NULL), module, kind,
-                                                     name, sc->conf, sc->dir, &error);
+    struct plugin_instance *pi = plugin_instance_new(plugin_dir_resolve(NULL), module, kind, name,
+                                                     sc->conf, sc->dir, &error);
     CU_ASSERT_PTR_NULL(pi);
     plugin_instance_free(pi);
     if (error && !strstr(error->message, fragment))
@@ -283,8 +279,7 @@ static void test_host_config_readers(void)
     CU_ASSERT_EQUAL(u, 7);
     CU_ASSERT_EQUAL(host->config_bool(pi->ctx, "flag", &b, err, sizeof err), HPF_OK);
     CU_ASSERT_TRUE(b);
-    CU_ASSERT_EQUAL(host->config_size(pi->ctx, "size", 0, UINT64_MAX, &u, err, sizeof err),
-                    HPF_OK);
+    CU_ASSERT_EQUAL(host->config_size(pi->ctx, "size", 0, UINT64_MAX, &u, err, sizeof err), HPF_OK);
     CU_ASSERT_EQUAL(u, 65536);
     /* Unset: HPF_OK, the default stays. */
     u = 42;
@@ -453,7 +448,8 @@ int main(void)
                      test_abi13_layout) ||
         !CU_add_test(suite, "a plugin built against the 1.3 headers loads and works",
                      test_abi13_plugin_works) ||
-        !CU_add_test(suite, "host config readers: the broker's grammar", test_host_config_readers) ||
+        !CU_add_test(suite, "host config readers: the broker's grammar",
+                     test_host_config_readers) ||
         !CU_add_test(suite, "descriptor name = .so name; plugin = file still finds sink_file",
                      test_names_are_file_names) ||
         !CU_add_test(suite, "auth_storage flags its grants as from storage", test_auth_flag) ||

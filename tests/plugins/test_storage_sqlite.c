@@ -57,8 +57,7 @@ static struct plugin_instance *load_store(const char *db, const char *key, const
     return pi;
 }
 
-static struct plugin_instance *open_store_with(const char *db, const char *key,
-                                               const char *value)
+static struct plugin_instance *open_store_with(const char *db, const char *key, const char *value)
 {
     GError *error = NULL;
     struct plugin_instance *pi = load_store(db, key, value, &error);
@@ -119,8 +118,8 @@ static gboolean raw_has(sqlite3 *h, const char *type, const char *name)
 {
     sqlite3_stmt *st = NULL;
     gboolean found = FALSE;
-    if (sqlite3_prepare_v2(h, "SELECT 1 FROM sqlite_master WHERE type = ?1 AND name = ?2", -1,
-                           &st, NULL) == SQLITE_OK) {
+    if (sqlite3_prepare_v2(h, "SELECT 1 FROM sqlite_master WHERE type = ?1 AND name = ?2", -1, &st,
+                           NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, type, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
         found = sqlite3_step(st) == SQLITE_ROW;
@@ -152,10 +151,9 @@ static void test_fresh_database(void)
     g_free(path);
 
     sqlite3 *h = raw_open("fresh.db");
-    static const char *const tables[] = {"authkeys",    "logs",        "stats",
-                                         "hpf_meta",    "hpf_users",   "hpf_groups",
-                                         "hpf_members", "hpf_shares",  "hpf_accepts",
-                                         "hpf_counters"};
+    static const char *const tables[] = {"authkeys",    "logs",        "stats",       "hpf_meta",
+                                         "hpf_users",   "hpf_groups",  "hpf_members", "hpf_shares",
+                                         "hpf_accepts", "hpf_counters"};
     for (size_t i = 0; i < G_N_ELEMENTS(tables); i++)
         CU_ASSERT_TRUE(raw_has(h, "table", tables[i]));
     CU_ASSERT_TRUE(raw_has(h, "index", "hpf_authkeys_ident_unique"));
@@ -356,8 +354,8 @@ static void test_odd_files(void)
     sqlite3_close(h);
 
     char *path = g_build_filename(tmpdir, "garbage.db", NULL);
-    CU_ASSERT_TRUE(g_file_set_contents(path, "this is not a database, not even close....", -1,
-                                       NULL));
+    CU_ASSERT_TRUE(
+        g_file_set_contents(path, "this is not a database, not even close....", -1, NULL));
     g_free(path);
     pi = load_store("garbage.db", NULL, NULL, &error);
     CU_ASSERT_PTR_NULL(pi);
@@ -405,9 +403,13 @@ static void test_authkey_hpfeeds3_columns(void)
     struct plugin_instance *pi = open_store("keys.db");
     CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
     CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_USER_ADD, .user = "alice"), HPF_OK);
-    struct hpf_authkey key = {.ident = "a1", .owner = "alice", .secret = "s3cret",
-                              .publish = chans_ab, .n_publish = 2,
-                              .subscribe = chans_c, .n_subscribe = 1};
+    struct hpf_authkey key = {.ident = "a1",
+                              .owner = "alice",
+                              .secret = "s3cret",
+                              .publish = chans_ab,
+                              .n_publish = 2,
+                              .subscribe = chans_c,
+                              .n_subscribe = 1};
     CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_AUTHKEY_ADD, .authkey = &key), HPF_OK);
     sqlite3 *h = raw_open("keys.db");
     char *pub = raw_text(h, "SELECT pubchans FROM authkeys WHERE ident = 'a1'");

@@ -109,12 +109,12 @@ void v_member(void *ud, const char *group, const char *user)
     g_ptr_array_add(ud, g_strdup_printf("member %s %s", group, user));
 }
 
-void v_share(void *ud, const char *from, const char *to, bool to_group,
-                    const char *channel, int type)
+void v_share(void *ud, const char *from, const char *to, bool to_group, const char *channel,
+             int type)
 {
-    g_ptr_array_add(ud, g_strdup_printf("share %s %s:%s %s %s", from, to_group ? "group" : "user",
-                                        to, channel,
-                                        type == HPF_SHARE_ALL ? "shares_all" : "shares"));
+    g_ptr_array_add(ud,
+                    g_strdup_printf("share %s %s:%s %s %s", from, to_group ? "group" : "user", to,
+                                    channel, type == HPF_SHARE_ALL ? "shares_all" : "shares"));
 }
 
 void v_accept(void *ud, const char *user, const char *from, const char *channel)

@@ -73,14 +73,14 @@ gint cmp_str(gconstpointer a, gconstpointer b);
  * sorted and joined with newlines. */
 char *snapshot_with(struct plugin_instance *pi, const struct hpf_snapshot_visitor *v);
 
-#define CHECK_SNAPSHOT(pi, expected)                                                         \
-    do {                                                                                     \
-        char *snap_ = snapshot_with((pi), &visitor);                                         \
-        if (strcmp(snap_, (expected)) != 0)                                                  \
-            fprintf(stderr, "\n%s snapshot:\n%s\nexpected:\n%s\n",                           \
-                    store_suite ? store_suite : "", snap_, (expected));                      \
-        CU_ASSERT_STRING_EQUAL(snap_, (expected));                                           \
-        g_free(snap_);                                                                       \
+#define CHECK_SNAPSHOT(pi, expected)                                                               \
+    do {                                                                                           \
+        char *snap_ = snapshot_with((pi), &visitor);                                               \
+        if (strcmp(snap_, (expected)) != 0)                                                        \
+            fprintf(stderr, "\n%s snapshot:\n%s\nexpected:\n%s\n", store_suite ? store_suite : "", \
+                    snap_, (expected));                                                            \
+        CU_ASSERT_STRING_EQUAL(snap_, (expected));                                                 \
+        g_free(snap_);                                                                             \
     } while (0)
 
 #endif

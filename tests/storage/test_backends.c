@@ -115,12 +115,11 @@ static struct plugin_instance *open_store(const char *label)
     return pi;
 }
 
-#define CHECK_ERR(expected)                                                                  \
-    do {                                                                                     \
-        if (strcmp(errbuf, (expected)) != 0)                                                 \
-            fprintf(stderr, "\n%s: error '%s', expected '%s'\n", B->suite, errbuf,           \
-                    (expected));                                                             \
-        CU_ASSERT_STRING_EQUAL(errbuf, (expected));                                          \
+#define CHECK_ERR(expected)                                                                     \
+    do {                                                                                        \
+        if (strcmp(errbuf, (expected)) != 0)                                                    \
+            fprintf(stderr, "\n%s: error '%s', expected '%s'\n", B->suite, errbuf, (expected)); \
+        CU_ASSERT_STRING_EQUAL(errbuf, (expected));                                             \
     } while (0)
 
 /* ---- out-of-band writers, one per backend ---- */
@@ -328,8 +327,7 @@ static void test_user_passwords(void)
     CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_USER_SET_PASSWORD, .user = "alice",
                            .password = "pbkdf2-sha256$1000$c2FsdA==$aGFzaA=="),
                     HPF_OK);
-    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_USER_SET_PASSWORD, .user = "zed",
-                           .password = "x"),
+    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_USER_SET_PASSWORD, .user = "zed", .password = "x"),
                     HPF_ERR_NOTFOUND);
     CHECK_ERR("user 'zed' not found");
     CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_USER_SET_ADMIN, .user = "alice", .flag = true),
@@ -350,11 +348,9 @@ static void test_user_passwords(void)
                                  "user alice admin\n"
                                  "user bob");
     g_free(snap);
-    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_USER_SET_PASSWORD, .user = "alice",
-                           .password = "second"),
-                    HPF_OK);
-    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_USER_SET_PASSWORD, .user = "bob",
-                           .password = "third"),
+    CU_ASSERT_EQUAL(
+        APPLY1(pi, .op = HPF_MUT_USER_SET_PASSWORD, .user = "alice", .password = "second"), HPF_OK);
+    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_USER_SET_PASSWORD, .user = "bob", .password = "third"),
                     HPF_OK);
     CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_USER_SET_PASSWORD, .user = "alice"), HPF_OK);
     plugin_instance_free(pi);
@@ -408,8 +404,7 @@ static void test_shares_and_accepts(void)
                     HPF_ERR_NOTFOUND);
     CHECK_ERR("user 'nobody' not found");
     CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_SHARE_ADD, .user = "jojo", .target = "mark",
-                           .target_is_group = true, .channel = "c",
-                           .share_type = HPF_SHARE_SHARES),
+                           .target_is_group = true, .channel = "c", .share_type = HPF_SHARE_SHARES),
                     HPF_ERR_NOTFOUND);
     CHECK_ERR("group 'mark' not found");
     CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_SHARE_ADD, .user = "ghost", .target = "mark",
@@ -436,9 +431,9 @@ static void test_shares_and_accepts(void)
                            .channel = "dionaea.captures"),
                     HPF_ERR_EXISTS);
     CHECK_ERR("user 'mark' already accepted 'jojo' on 'dionaea.captures'");
-    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_ACCEPT_ADD, .user = "mark", .target = "ghost",
-                           .channel = "c"),
-                    HPF_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(
+        APPLY1(pi, .op = HPF_MUT_ACCEPT_ADD, .user = "mark", .target = "ghost", .channel = "c"),
+        HPF_ERR_NOTFOUND);
     CHECK_ERR("user 'ghost' not found");
     CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_ACCEPT_ADD, .user = "alice", .target = "mark",
                            .channel = "dionaea.captures"),
@@ -490,9 +485,13 @@ static void test_authkey_mutations(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
     CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_USER_ADD, .user = "alice"), HPF_OK);
 
-    struct hpf_authkey key = {.ident = "a1", .owner = "alice", .secret = "s3cret",
-                              .publish = chans_ab, .n_publish = 2,
-                              .subscribe = chans_c, .n_subscribe = 1};
+    struct hpf_authkey key = {.ident = "a1",
+                              .owner = "alice",
+                              .secret = "s3cret",
+                              .publish = chans_ab,
+                              .n_publish = 2,
+                              .subscribe = chans_c,
+                              .n_subscribe = 1};
     CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_AUTHKEY_ADD, .authkey = &key), HPF_OK);
     CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_AUTHKEY_ADD, .authkey = &key), HPF_ERR_EXISTS);
     CHECK_ERR("authkey 'a1' already exists");
@@ -517,14 +516,12 @@ static void test_authkey_mutations(void)
     CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_AUTHKEY_ADD, .authkey = &stray), HPF_ERR_NOTFOUND);
     CHECK_ERR("user 'ghost' not found");
     struct hpf_authkey nosecret = {.ident = "s2", .owner = "alice", .secret = ""};
-    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_AUTHKEY_ADD, .authkey = &nosecret),
-                    HPF_ERR_INVALID);
+    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_AUTHKEY_ADD, .authkey = &nosecret), HPF_ERR_INVALID);
     CHECK_ERR("authkey 's2': secret is empty");
     const char *const bad_chans[] = {"ok", ""};
-    struct hpf_authkey badchan = {.ident = "s3", .owner = "alice", .secret = "x",
-                                  .subscribe = bad_chans, .n_subscribe = 2};
-    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_AUTHKEY_ADD, .authkey = &badchan),
-                    HPF_ERR_INVALID);
+    struct hpf_authkey badchan = {
+        .ident = "s3", .owner = "alice", .secret = "x", .subscribe = bad_chans, .n_subscribe = 2};
+    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_AUTHKEY_ADD, .authkey = &badchan), HPF_ERR_INVALID);
     CHECK_ERR("authkey 's3': empty subscribe channel");
     CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_AUTHKEY_ADD), HPF_ERR_INVALID);
     CHECK_ERR("authkey_add: no authkey");
@@ -566,9 +563,9 @@ static void test_names_checked(void)
     const struct {
         const char *v, *why;
     } bad[] = {
-        {"c1\xed\xb0\x80x", "is not valid UTF-8"}, /* a lone surrogate, encoded */
-        {"a\xc0\xaf", "is not valid UTF-8"},       /* overlong '/' */
-        {"a\xe2\x82", "is not valid UTF-8"},       /* truncated */
+        {"c1\xed\xb0\x80x", "is not valid UTF-8"},   /* a lone surrogate, encoded */
+        {"a\xc0\xaf", "is not valid UTF-8"},         /* overlong '/' */
+        {"a\xe2\x82", "is not valid UTF-8"},         /* truncated */
         {"a\xf4\x90\x80\x80", "is not valid UTF-8"}, /* past U+10FFFF */
         {"a\xff", "is not valid UTF-8"},
         {"k\x1fx", "contains a control character"},
@@ -593,16 +590,19 @@ static void test_names_checked(void)
         g_snprintf(want, sizeof want, "authkey_add: authkey ident %s", bad[i].why);
         CHECK_ERR(want);
         const char *const chans[] = {"ok", bad[i].v};
-        struct hpf_authkey kc = {.ident = "k", .owner = "alice", .secret = "x",
-                                 .publish = good_chans, .n_publish = 1,
-                                 .subscribe = chans, .n_subscribe = 2};
+        struct hpf_authkey kc = {.ident = "k",
+                                 .owner = "alice",
+                                 .secret = "x",
+                                 .publish = good_chans,
+                                 .n_publish = 1,
+                                 .subscribe = chans,
+                                 .n_subscribe = 2};
         CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_AUTHKEY_ADD, .authkey = &kc), HPF_ERR_INVALID);
         g_snprintf(want, sizeof want, "authkey 'k': subscribe channel 2 %s", bad[i].why);
         CHECK_ERR(want);
         if (strlen(bad[i].v) <= HPF_NAME_MAX) {
             struct hpf_authkey ks = {.ident = "k", .owner = "alice", .secret = bad[i].v};
-            CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_AUTHKEY_ADD, .authkey = &ks),
-                            HPF_ERR_INVALID);
+            CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_AUTHKEY_ADD, .authkey = &ks), HPF_ERR_INVALID);
             g_snprintf(want, sizeof want, "authkey 'k': secret %s", bad[i].why);
             CHECK_ERR(want);
         }
@@ -618,20 +618,28 @@ static void test_names_checked(void)
     /* Within the rule: any UTF-8 text, up to the limit. */
     longname[HPF_NAME_MAX] = '\0';
     CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_USER_ADD, .user = longname), HPF_OK);
-    const char *const utf8_chans[] = {"gr\xc3\xbc\xc3\x9f" "e", "\xf0\x9f\x90\x9d"};
-    struct hpf_authkey ok = {.ident = "\xc3\xa9t\xc3\xa9", .owner = "alice", .secret = "x",
-                             .subscribe = utf8_chans, .n_subscribe = 2};
+    const char *const utf8_chans[] = {"gr\xc3\xbc\xc3\x9f"
+                                      "e",
+                                      "\xf0\x9f\x90\x9d"};
+    struct hpf_authkey ok = {.ident = "\xc3\xa9t\xc3\xa9",
+                             .owner = "alice",
+                             .secret = "x",
+                             .subscribe = utf8_chans,
+                             .n_subscribe = 2};
     CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_AUTHKEY_ADD, .authkey = &ok), HPF_OK);
     struct got g = {0};
     CU_ASSERT_EQUAL(get_key(pi, "\xc3\xa9t\xc3\xa9", &g), HPF_OK);
-    CU_ASSERT_STRING_EQUAL(g.sub, "gr\xc3\xbc\xc3\x9f" "e,\xf0\x9f\x90\x9d");
+    CU_ASSERT_STRING_EQUAL(g.sub, "gr\xc3\xbc\xc3\x9f"
+                                  "e,\xf0\x9f\x90\x9d");
     got_clear(&g);
 
     /* Channel lists are bounded: HPF_KEY_CHANNELS_MAX fits, one more does not. */
     char **many = g_new0(char *, HPF_KEY_CHANNELS_MAX + 2);
     for (int i = 0; i <= HPF_KEY_CHANNELS_MAX; i++)
         many[i] = g_strdup_printf("c%d", i);
-    struct hpf_authkey big = {.ident = "big", .owner = "alice", .secret = "x",
+    struct hpf_authkey big = {.ident = "big",
+                              .owner = "alice",
+                              .secret = "x",
                               .publish = (const char *const *)many,
                               .n_publish = HPF_KEY_CHANNELS_MAX + 1};
     CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_AUTHKEY_ADD, .authkey = &big), HPF_ERR_INVALID);
@@ -695,7 +703,10 @@ static void test_user_del_cascades(void)
         {.op = HPF_MUT_SHARE_ADD, .user = "jojo", .target = "mark", .channel = "c"},
         {.op = HPF_MUT_SHARE_ADD, .user = "mark", .target = "alice", .channel = "c"},
         {.op = HPF_MUT_SHARE_ADD, .user = "jojo", .target = "alice", .channel = "c"},
-        {.op = HPF_MUT_SHARE_ADD, .user = "jojo", .target = "marks", .target_is_group = true,
+        {.op = HPF_MUT_SHARE_ADD,
+         .user = "jojo",
+         .target = "marks",
+         .target_is_group = true,
          .channel = "d"},
         {.op = HPF_MUT_ACCEPT_ADD, .user = "mark", .target = "jojo", .channel = "c"},
         {.op = HPF_MUT_ACCEPT_ADD, .user = "alice", .target = "mark", .channel = "c"},
@@ -766,8 +777,8 @@ static void test_atomic_rollback(void)
     CU_ASSERT_EQUAL(version_of(pi), v1);
 
     /* A batch that deletes and re-adds within itself ends as it says. */
-    struct hpf_authkey k2 = {.ident = "c1", .owner = "carol", .secret = "t",
-                             .publish = chans_c, .n_publish = 1};
+    struct hpf_authkey k2 = {
+        .ident = "c1", .owner = "carol", .secret = "t", .publish = chans_c, .n_publish = 1};
     const struct hpf_mutation redo[] = {
         {.op = HPF_MUT_CLEAR},
         {.op = HPF_MUT_USER_ADD, .user = "carol"},
@@ -832,12 +843,15 @@ static void test_snapshot_partial_visitor(void)
 {
     struct plugin_instance *pi = open_store("partial");
     CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
-    struct hpf_authkey k = {.ident = "a1", .owner = "alice", .secret = "s",
-                            .publish = chans_ab, .n_publish = 2};
+    struct hpf_authkey k = {
+        .ident = "a1", .owner = "alice", .secret = "s", .publish = chans_ab, .n_publish = 2};
     const struct hpf_mutation setup[] = {
         {.op = HPF_MUT_USER_ADD, .user = "alice"},
         {.op = HPF_MUT_USER_ADD, .user = "bob"},
-        {.op = HPF_MUT_SHARE_ADD, .user = "alice", .target = "bob", .channel = "a",
+        {.op = HPF_MUT_SHARE_ADD,
+         .user = "alice",
+         .target = "bob",
+         .channel = "a",
          .share_type = HPF_SHARE_ALL},
         {.op = HPF_MUT_AUTHKEY_ADD, .authkey = &k},
     };
@@ -868,13 +882,16 @@ static void test_counters(void)
     CU_ASSERT_EQUAL(out.received_bytes, 0);
 
     const struct hpf_counters d1[] = {
-        {.ident = "a1", .published_msgs = 2, .published_bytes = 100, .received_msgs = 3,
+        {.ident = "a1",
+         .published_msgs = 2,
+         .published_bytes = 100,
+         .received_msgs = 3,
          .received_bytes = 300},
         {.ident = "b1", .received_msgs = 1, .received_bytes = 10},
     };
     CU_ASSERT_EQUAL(S(pi)->counters_add(pi->inst, d1, 2), HPF_OK);
-    const struct hpf_counters d2 = {.ident = "a1", .published_msgs = 1,
-                                    .published_bytes = 5000000000ull};
+    const struct hpf_counters d2 = {
+        .ident = "a1", .published_msgs = 1, .published_bytes = 5000000000ull};
     CU_ASSERT_EQUAL(S(pi)->counters_add(pi->inst, &d2, 1), HPF_OK);
 
     CU_ASSERT_EQUAL(S(pi)->counters_get(pi->inst, "a1", &out), HPF_OK);
@@ -995,7 +1012,8 @@ static const char hpfeeds3_users[] =
     "     \"pubchans\": [\"chan1\"],\n"
     "     \"subchans\": [\"chan1\"]\n"
     "  },\n"
-    "  \"sensor-7\": {\"owner\": \"alice\", \"secret\": \"s7\", \"pubchans\": [\"dionaea.captures\", "
+    "  \"sensor-7\": {\"owner\": \"alice\", \"secret\": \"s7\", \"pubchans\": "
+    "[\"dionaea.captures\", "
     "\"cowrie.sessions\"], \"subchans\": [], \"note\": {\"site\": \"lab\"}}\n"
     "}\n";
 
@@ -1028,8 +1046,8 @@ static void test_file_hpfeeds3_json(void)
         {.op = HPF_MUT_SHARE_ADD, .user = "alice", .target = "bob", .channel = "dionaea.captures"},
     };
     CU_ASSERT_EQUAL(apply(pi, m, G_N_ELEMENTS(m)), HPF_OK);
-    struct hpf_authkey k = {.ident = "new", .owner = "bob", .secret = "n",
-                            .publish = chans_c, .n_publish = 1};
+    struct hpf_authkey k = {
+        .ident = "new", .owner = "bob", .secret = "n", .publish = chans_c, .n_publish = 1};
     CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_AUTHKEY_ADD, .authkey = &k), HPF_OK);
 
     /* hpfeeds3 still reads the file: every entry has its four members... */
@@ -1043,8 +1061,8 @@ static void test_file_hpfeeds3_json(void)
     CU_ASSERT_EQUAL(json_object_get_size(top), 4);
     /* ...and the entries we did not touch are as they were, unknown members and all. */
     JsonObject *o = json_node_get_object(orig);
-    CU_ASSERT_TRUE(json_node_equal(json_object_get_member(o, "bob"),
-                                   json_object_get_member(top, "bob")));
+    CU_ASSERT_TRUE(
+        json_node_equal(json_object_get_member(o, "bob"), json_object_get_member(top, "bob")));
     CU_ASSERT_TRUE(json_node_equal(json_object_get_member(o, "sensor-7"),
                                    json_object_get_member(top, "sensor-7")));
     JsonObject *nk = json_object_get_object_member(top, "new");
@@ -1056,8 +1074,7 @@ static void test_file_hpfeeds3_json(void)
         if (strlen(l->data) <= 255)
             continue;
         struct hpf_authkey clash = {.ident = l->data, .owner = "bob", .secret = "x"};
-        CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_AUTHKEY_ADD, .authkey = &clash,
-                               .replace = true),
+        CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_AUTHKEY_ADD, .authkey = &clash, .replace = true),
                         HPF_ERR_INVALID);
     }
     g_list_free(names);
@@ -1554,9 +1571,8 @@ static void test_file_config(void)
 
     /* create() is pure: a path in a missing directory fails only at start(), naming it. */
     g_hash_table_insert(cfg, "path", "no/such/dir/x.json");
-    struct plugin_instance *pi = plugin_instance_new(plugin_dir_resolve(NULL), "file",
-                                                     HPF_KIND_STORAGE, "storage", cfg, tmpdir,
-                                                     &error);
+    struct plugin_instance *pi = plugin_instance_new(
+        plugin_dir_resolve(NULL), "file", HPF_KIND_STORAGE, "storage", cfg, tmpdir, &error);
     CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
     const char *const *keys = pi->desc->config_keys;
     CU_ASSERT_STRING_EQUAL(keys[0], "path");
@@ -1632,14 +1648,17 @@ static void test_mongo_mhn_documents(void)
     raw_insert("mhn", "auth_key", "{\"identifier\": \"nosecret\", \"publish\": []}");
     raw_insert("mhn", "auth_key", "{\"identifier\": 42, \"secret\": \"x\"}");
     raw_insert("mhn", "auth_key", "{\"secret\": \"x\"}");
-    raw_insert("mhn", "auth_key", "{\"identifier\": \"badowner\", \"secret\": \"x\", "
-                                  "\"owner\": [1]}");
+    raw_insert("mhn", "auth_key",
+               "{\"identifier\": \"badowner\", \"secret\": \"x\", "
+               "\"owner\": [1]}");
     /* A repeated identifier: the first document wins. */
-    raw_insert("mhn", "auth_key", "{\"identifier\": \"testin\", \"secret\": \"second\", "
-                                  "\"publish\": [], \"subscribe\": []}");
+    raw_insert("mhn", "auth_key",
+               "{\"identifier\": \"testin\", \"secret\": \"second\", "
+               "\"publish\": [], \"subscribe\": []}");
     raw_insert("mhn", "hpf_users", "{\"admin\": true}");
-    raw_insert("mhn", "hpf_shares", "{\"from\": \"a\", \"to\": \"b\", \"channel\": \"c\", "
-                                    "\"type\": \"everything\"}");
+    raw_insert("mhn", "hpf_shares",
+               "{\"from\": \"a\", \"to\": \"b\", \"channel\": \"c\", "
+               "\"type\": \"everything\"}");
 
     uint64_t v2 = version_of(pi);
     CU_ASSERT_TRUE(v2 > v);
@@ -1689,8 +1708,7 @@ static void test_mongo_mhn_documents(void)
     plugin_instance_free(pi);
 }
 
-static gboolean has_index(const char *label, const char *coll, const char *name,
-                          gboolean unique)
+static gboolean has_index(const char *label, const char *coll, const char *name, gboolean unique)
 {
     mongoc_collection_t *c = raw_coll(label, coll);
     mongoc_cursor_t *cur = mongoc_collection_find_indexes_with_opts(c, NULL);
@@ -1724,12 +1742,15 @@ static void test_mongo_layout(void)
                     1);
     CU_ASSERT_EQUAL(raw_count("layout", "hpf_meta", "{\"key\": \"data_version\"}"), 1);
 
-    struct hpf_authkey k = {.ident = "m1", .owner = "mark", .secret = "s",
-                            .publish = chans_ab, .n_publish = 2};
+    struct hpf_authkey k = {
+        .ident = "m1", .owner = "mark", .secret = "s", .publish = chans_ab, .n_publish = 2};
     const struct hpf_mutation m[] = {
         {.op = HPF_MUT_USER_ADD, .user = "mark"},
         {.op = HPF_MUT_USER_ADD, .user = "jojo"},
-        {.op = HPF_MUT_SHARE_ADD, .user = "jojo", .target = "mark", .channel = "c",
+        {.op = HPF_MUT_SHARE_ADD,
+         .user = "jojo",
+         .target = "mark",
+         .channel = "c",
          .share_type = HPF_SHARE_ALL},
         {.op = HPF_MUT_AUTHKEY_ADD, .authkey = &k},
     };
@@ -1787,9 +1808,8 @@ static void test_mongo_config(void)
     /* create() is pure; start() against nothing fails fast, naming the server. */
     g_hash_table_insert(cfg, "uri", "mongodb://127.0.0.1:1/db");
     g_hash_table_insert(cfg, "timeout_ms", "1000");
-    struct plugin_instance *pi = plugin_instance_new(plugin_dir_resolve(NULL), "mongodb",
-                                                     HPF_KIND_STORAGE, "storage", cfg, tmpdir,
-                                                     &error);
+    struct plugin_instance *pi = plugin_instance_new(
+        plugin_dir_resolve(NULL), "mongodb", HPF_KIND_STORAGE, "storage", cfg, tmpdir, &error);
     CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
     gint64 t0 = g_get_monotonic_time();
     CU_ASSERT_FALSE(plugin_instance_start(pi, &error));
@@ -1801,16 +1821,16 @@ static void test_mongo_config(void)
     g_hash_table_unref(cfg);
 }
 
-#define WITHIN_3S(expr, expected)                                                            \
-    do {                                                                                     \
-        gint64 t0_ = g_get_monotonic_time();                                                 \
-        int rc_ = (expr);                                                                    \
-        gint64 ms_ = (g_get_monotonic_time() - t0_) / 1000;                                  \
-        if (rc_ != (expected) || ms_ > 3000)                                                 \
-            fprintf(stderr, "\n%s: %s after %" G_GINT64_FORMAT " ms\n", #expr,               \
-                    hpf_strerror(rc_), ms_);                                                 \
-        CU_ASSERT_EQUAL(rc_, (expected));                                                    \
-        CU_ASSERT_TRUE(ms_ <= 3000);                                                         \
+#define WITHIN_3S(expr, expected)                                                                 \
+    do {                                                                                          \
+        gint64 t0_ = g_get_monotonic_time();                                                      \
+        int rc_ = (expr);                                                                         \
+        gint64 ms_ = (g_get_monotonic_time() - t0_) / 1000;                                       \
+        if (rc_ != (expected) || ms_ > 3000)                                                      \
+            fprintf(stderr, "\n%s: %s after %" G_GINT64_FORMAT " ms\n", #expr, hpf_strerror(rc_), \
+                    ms_);                                                                         \
+        CU_ASSERT_EQUAL(rc_, (expected));                                                         \
+        CU_ASSERT_TRUE(ms_ <= 3000);                                                              \
     } while (0)
 
 /* Runs last among the MongoDB cases: the server is replaced by an empty one. */
@@ -1905,13 +1925,12 @@ static const struct test_def mongo_cases[] = {
 
 static const struct backend sqlite_backend = {"storage_sqlite", "sqlite", "db", NULL,
                                               sqlite_raw_key};
-static const struct backend file_backend = {"storage_file", "file", "json", NULL,
-                                            file_raw_key};
+static const struct backend file_backend = {"storage_file", "file", "json", NULL, file_raw_key};
 #ifdef HPF_TEST_MONGODB
 static const struct backend mongo_backend = {"storage_mongodb", "mongodb", NULL, NULL,
                                              mongo_raw_key};
-static const struct backend mongo_txn_backend = {"storage_mongodb_txn", "mongodb", NULL,
-                                                 "always", mongo_raw_key};
+static const struct backend mongo_txn_backend = {"storage_mongodb_txn", "mongodb", NULL, "always",
+                                                 mongo_raw_key};
 #endif
 
 static int enter(const struct backend *b)
@@ -1948,8 +1967,8 @@ static int need_mongo(void)
         return -1;
     }
     mongo_port = mongo->port;
-    char *uri = g_strdup_printf("mongodb://127.0.0.1:%d/?serverSelectionTimeoutMS=3000",
-                                mongo_port);
+    char *uri =
+        g_strdup_printf("mongodb://127.0.0.1:%d/?serverSelectionTimeoutMS=3000", mongo_port);
     mongo_client = mongoc_client_new(uri);
     g_free(uri);
     mongoc_client_set_error_api(mongo_client, MONGOC_ERROR_API_VERSION_2);
@@ -1960,8 +1979,8 @@ static int init_mongo(void) { return need_mongo() ? -1 : enter(&mongo_backend); 
 static int init_mongo_txn(void) { return need_mongo() ? -1 : enter(&mongo_txn_backend); }
 #endif
 
-static gboolean add_suite(const char *name, CU_InitializeFunc init,
-                          const struct test_def *cases, size_t n)
+static gboolean add_suite(const char *name, CU_InitializeFunc init, const struct test_def *cases,
+                          size_t n)
 {
     CU_pSuite s = CU_add_suite(name, init, leave);
     if (!s)
@@ -1983,8 +2002,7 @@ int main(void)
     gboolean ok =
         add_suite("conformance: storage_sqlite", init_sqlite, conformance,
                   G_N_ELEMENTS(conformance)) &&
-        add_suite("conformance: storage_file", init_file, conformance,
-                  G_N_ELEMENTS(conformance)) &&
+        add_suite("conformance: storage_file", init_file, conformance, G_N_ELEMENTS(conformance)) &&
 #ifdef HPF_TEST_MONGODB
         add_suite("conformance: storage_mongodb", init_mongo, conformance,
                   G_N_ELEMENTS(conformance)) &&
@@ -1997,9 +2015,8 @@ int main(void)
         CU_basic_set_mode(CU_BRM_VERBOSE);
         CU_basic_run_tests();
     }
-    int failed = !ok || CU_get_number_of_tests_failed() != 0 ||
-                 CU_get_number_of_failures() != 0 || CU_get_error() != CUE_SUCCESS ||
-                 CU_get_number_of_suites_failed() != 0;
+    int failed = !ok || CU_get_number_of_tests_failed() != 0 || CU_get_number_of_failures() != 0 ||
+                 CU_get_error() != CUE_SUCCESS || CU_get_number_of_suites_failed() != 0;
     /* Cases of a suite whose set-up failed did not pass: count them as failed. */
     unsigned registered = CU_get_registry() ? CU_get_registry()->uiNumberOfTests : 0;
     unsigned passed = CU_get_number_of_tests_run() - CU_get_number_of_tests_failed();

@@ -132,7 +132,8 @@ static void test_defaults(void)
 
 static void test_errors(void)
 {
-    expect_error("[broker]\nbogus = 1\n[storage]\nplugin=sqlite\n", "t.conf: [broker] bogus: unknown key");
+    expect_error("[broker]\nbogus = 1\n[storage]\nplugin=sqlite\n",
+                 "t.conf: [broker] bogus: unknown key");
     expect_error("[broker]\nmax_frame = lots\n[storage]\nplugin=sqlite\n", "[broker] max_frame");
     expect_error("[broker]\nmax_frame = 10\n[storage]\nplugin=sqlite\n", "[broker] max_frame");
     expect_error("[broker]\naccess = everyone\n[storage]\nplugin=sqlite\n",
@@ -142,13 +143,15 @@ static void test_errors(void)
     expect_error("[broker]\nlisten = tcp:localhost\n[storage]\nplugin=sqlite\n", "[broker] listen");
     expect_error("[broker]\nlisten = tcp:::1:5\n[storage]\nplugin=sqlite\n", "brackets");
     expect_error("[broker]\nlisten = tcp:1.2.3.4:70000\n[storage]\nplugin=sqlite\n", "port");
-    expect_error("[broker]\nreload_interval = 0\n[storage]\nplugin=sqlite\n", "[broker] reload_interval");
+    expect_error("[broker]\nreload_interval = 0\n[storage]\nplugin=sqlite\n",
+                 "[broker] reload_interval");
     expect_error("[broker]\nname = x\n", "[storage]: missing section");
     expect_error("[storage]\npath = x\n", "[storage] plugin: missing");
     expect_error("[storage]\nplugin = sqlite\n[weird]\n", "[weird]: unknown section");
     expect_error("[storage]\nplugin = sqlite\n[sink:a b]\nplugin=file\n", "[sink:a b]");
     expect_error("[storage]\nplugin = sqlite\n[sink:x]\npath=file\n", "[sink:x] plugin: missing");
-    expect_error("[storage]\nplugin = sqlite\n[auth:ldap]\nplugin=ldap\n", "not named in [auth] chain");
+    expect_error("[storage]\nplugin = sqlite\n[auth:ldap]\nplugin=ldap\n",
+                 "not named in [auth] chain");
     expect_error("[storage]\nplugin = sqlite\n[auth]\nwho = me\n", "[auth] who: unknown key");
     expect_error("this is not a key file\n", "t.conf");
 }

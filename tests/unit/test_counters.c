@@ -12,16 +12,16 @@
 
 static struct hpf_counters delta(guint64 pm, guint64 pb, guint64 rm, guint64 rb)
 {
-    return (struct hpf_counters){.published_msgs = pm, .published_bytes = pb,
-                                 .received_msgs = rm, .received_bytes = rb};
+    return (struct hpf_counters){
+        .published_msgs = pm, .published_bytes = pb, .received_msgs = rm, .received_bytes = rb};
 }
 
-#define ASSERT_COUNTS(c, pm, pb, rm, rb)                                                          \
-    do {                                                                                          \
-        CU_ASSERT_EQUAL((c).published_msgs, (pm));                                                \
-        CU_ASSERT_EQUAL((c).published_bytes, (pb));                                               \
-        CU_ASSERT_EQUAL((c).received_msgs, (rm));                                                 \
-        CU_ASSERT_EQUAL((c).received_bytes, (rb));                                                \
+#define ASSERT_COUNTS(c, pm, pb, rm, rb)            \
+    do {                                            \
+        CU_ASSERT_EQUAL((c).published_msgs, (pm));  \
+        CU_ASSERT_EQUAL((c).published_bytes, (pb)); \
+        CU_ASSERT_EQUAL((c).received_msgs, (rm));   \
+        CU_ASSERT_EQUAL((c).received_bytes, (rb));  \
     } while (0)
 
 static void test_add_get(void)

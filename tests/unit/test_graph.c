@@ -15,7 +15,7 @@
 #include "graph.h"
 #include "snapshot.h"
 
-#define SH HPF_SHARE_SHARES
+#define SH  HPF_SHARE_SHARES
 #define ALL HPF_SHARE_ALL
 
 static void share(struct snapshot *s, const char *from, const char *to, const char *chan, int type)

@@ -18,7 +18,7 @@
 
 /* A broker made up for rendering: no loop running, connections over pairs. */
 
-static guint fx_id_hash(gconstpointer p) { return (guint)*(const guint64 *)p; }
+static guint fx_id_hash(gconstpointer p) { return (guint) * (const guint64 *)p; }
 static gboolean fx_id_equal(gconstpointer a, gconstpointer b)
 {
     return *(const guint64 *)a == *(const guint64 *)b;
@@ -157,23 +157,27 @@ static const char expected_scrape[] =
     "hpfeeds_broker_connection_lost{ident=\"gone\"} 1\n"
     "hpfeeds_broker_connection_lost{ident=\"sensor-1\"} 0\n"
     "hpfeeds_broker_connection_lost{ident=\"sub\\\\2\"} 0\n"
-    "# HELP hpfeeds_broker_connection_send_buffer_deadline_start High watermark was exceeded and this connection was put on a deadline timer\n"
+    "# HELP hpfeeds_broker_connection_send_buffer_deadline_start High watermark was exceeded and "
+    "this connection was put on a deadline timer\n"
     "# TYPE hpfeeds_broker_connection_send_buffer_deadline_start counter\n"
     "hpfeeds_broker_connection_send_buffer_deadline_start{ident=\"gone\"} 0\n"
     "hpfeeds_broker_connection_send_buffer_deadline_start{ident=\"sensor-1\"} 0\n"
     "hpfeeds_broker_connection_send_buffer_deadline_start{ident=\"sub\\\\2\"} 1\n"
-    "# HELP hpfeeds_broker_connection_send_buffer_deadline_recover Buffer recovered to low watermark or better and deadline timer was cancelled\n"
+    "# HELP hpfeeds_broker_connection_send_buffer_deadline_recover Buffer recovered to low "
+    "watermark or better and deadline timer was cancelled\n"
     "# TYPE hpfeeds_broker_connection_send_buffer_deadline_recover counter\n"
     "hpfeeds_broker_connection_send_buffer_deadline_recover{ident=\"gone\"} 0\n"
     "hpfeeds_broker_connection_send_buffer_deadline_recover{ident=\"sensor-1\"} 0\n"
     "hpfeeds_broker_connection_send_buffer_deadline_recover{ident=\"sub\\\\2\"} 1\n"
-    "# HELP hpfeeds_broker_connection_error Number of connections that experienced a protocol error\n"
+    "# HELP hpfeeds_broker_connection_error Number of connections that experienced a protocol "
+    "error\n"
     "# TYPE hpfeeds_broker_connection_error counter\n"
     "hpfeeds_broker_connection_error{ident=\"gone\",category=\"auth-failed\"} 1\n"
     "hpfeeds_broker_connection_error{ident=\"gone\",category=\"bad-frame\"} 2\n"
     "# HELP hpfeeds_broker_connection_send_buffer_fill Number of bytes queued in the send buffer\n"
     "# TYPE hpfeeds_broker_connection_send_buffer_fill counter\n"
-    "# HELP hpfeeds_broker_connection_send_buffer_drain Number of bytes drained from the send buffer and sent\n"
+    "# HELP hpfeeds_broker_connection_send_buffer_drain Number of bytes drained from the send "
+    "buffer and sent\n"
     "# TYPE hpfeeds_broker_connection_send_buffer_drain counter\n"
     "hpfeeds_broker_connection_send_buffer_fill{ident=\"gone\"} 300\n"
     "hpfeeds_broker_connection_send_buffer_drain{ident=\"gone\"} 250\n"
@@ -183,7 +187,8 @@ static const char expected_scrape[] =
     "hpfeeds_broker_connection_send_buffer_drain{ident=\"sub\\\\2\"} 0\n"
     "# HELP hpfeeds_broker_connection_send_buffer_size Number of bytes queued for transmission\n"
     "# TYPE hpfeeds_broker_connection_send_buffer_size gauge\n"
-    "# HELP hpfeeds_broker_connection_receive_buffer_size Number of bytes received but not yet parsed\n"
+    "# HELP hpfeeds_broker_connection_receive_buffer_size Number of bytes received but not yet "
+    "parsed\n"
     "# TYPE hpfeeds_broker_connection_receive_buffer_size gauge\n"
     "hpfeeds_broker_connection_send_buffer_size{ident=\"sensor-1\"} 120\n"
     "hpfeeds_broker_connection_receive_buffer_size{ident=\"sensor-1\"} 7\n"
@@ -194,26 +199,42 @@ static const char expected_scrape[] =
     "hpfeeds_broker_subscriptions{ident=\"sensor-1\",chan=\"ch\\\"b\"} 1\n"
     "hpfeeds_broker_subscriptions{ident=\"sensor-1\",chan=\"ch.a\"} 2\n"
     "hpfeeds_broker_subscriptions{ident=\"sub\\\\2\",chan=\"ch.a\"} 1\n"
-    "# HELP hpfeeds_broker_receive_publish_count Number of events received by broker for a channel\n"
+    "# HELP hpfeeds_broker_receive_publish_count Number of events received by broker for a "
+    "channel\n"
     "# TYPE hpfeeds_broker_receive_publish_count counter\n"
     "hpfeeds_broker_receive_publish_count{ident=\"sensor-1\",chan=\"ch\\nnl\"} 1\n"
     "hpfeeds_broker_receive_publish_count{ident=\"sensor-1\",chan=\"ch.a\"} 3\n"
-    "# HELP hpfeeds_broker_receive_publish_size Sizes of messages received by broker for a channel\n"
+    "# HELP hpfeeds_broker_receive_publish_size Sizes of messages received by broker for a "
+    "channel\n"
     "# TYPE hpfeeds_broker_receive_publish_size histogram\n"
-    "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch\\nnl\",le=\"1024\"} 1\n"
-    "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch\\nnl\",le=\"2048\"} 1\n"
-    "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch\\nnl\",le=\"4096\"} 1\n"
-    "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch\\nnl\",le=\"8192\"} 1\n"
-    "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch\\nnl\",le=\"16384\"} 1\n"
-    "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch\\nnl\",le=\"32768\"} 1\n"
-    "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch\\nnl\",le=\"65536\"} 1\n"
-    "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch\\nnl\",le=\"131072\"} 1\n"
-    "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch\\nnl\",le=\"262144\"} 1\n"
-    "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch\\nnl\",le=\"524288\"} 1\n"
-    "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch\\nnl\",le=\"1048576\"} 1\n"
-    "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch\\nnl\",le=\"2097152\"} 1\n"
-    "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch\\nnl\",le=\"4194304\"} 1\n"
-    "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch\\nnl\",le=\"+Inf\"} 1\n"
+    "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch\\nnl\",le=\"1024\"} "
+    "1\n"
+    "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch\\nnl\",le=\"2048\"} "
+    "1\n"
+    "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch\\nnl\",le=\"4096\"} "
+    "1\n"
+    "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch\\nnl\",le=\"8192\"} "
+    "1\n"
+    "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch\\nnl\",le=\"16384\"} "
+    "1\n"
+    "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch\\nnl\",le=\"32768\"} "
+    "1\n"
+    "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch\\nnl\",le=\"65536\"} "
+    "1\n"
+    "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch\\nnl\",le=\"131072\"} "
+    "1\n"
+    "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch\\nnl\",le=\"262144\"} "
+    "1\n"
+    "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch\\nnl\",le=\"524288\"} "
+    "1\n"
+    "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch\\nnl\",le=\"1048576\"}"
+    " 1\n"
+    "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch\\nnl\",le=\"2097152\"}"
+    " 1\n"
+    "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch\\nnl\",le=\"4194304\"}"
+    " 1\n"
+    "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch\\nnl\",le=\"+Inf\"} "
+    "1\n"
     "hpfeeds_broker_receive_publish_size_count{ident=\"sensor-1\",chan=\"ch\\nnl\"} 1\n"
     "hpfeeds_broker_receive_publish_size_sum{ident=\"sensor-1\",chan=\"ch\\nnl\"} 1024\n"
     "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch.a\",le=\"1024\"} 1\n"
@@ -226,9 +247,12 @@ static const char expected_scrape[] =
     "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch.a\",le=\"131072\"} 2\n"
     "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch.a\",le=\"262144\"} 2\n"
     "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch.a\",le=\"524288\"} 2\n"
-    "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch.a\",le=\"1048576\"} 2\n"
-    "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch.a\",le=\"2097152\"} 2\n"
-    "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch.a\",le=\"4194304\"} 2\n"
+    "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch.a\",le=\"1048576\"} "
+    "2\n"
+    "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch.a\",le=\"2097152\"} "
+    "2\n"
+    "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch.a\",le=\"4194304\"} "
+    "2\n"
     "hpfeeds_broker_receive_publish_size_bucket{ident=\"sensor-1\",chan=\"ch.a\",le=\"+Inf\"} 3\n"
     "hpfeeds_broker_receive_publish_size_count{ident=\"sensor-1\",chan=\"ch.a\"} 3\n"
     "hpfeeds_broker_receive_publish_size_sum{ident=\"sensor-1\",chan=\"ch.a\"} 9005010\n"
@@ -244,7 +268,8 @@ static const char expected_scrape[] =
     "# HELP hpfriends_drops_total Messages dropped because a subscriber's output queue was full\n"
     "# TYPE hpfriends_drops_total counter\n"
     "hpfriends_drops_total 1\n"
-    "# HELP hpfriends_slow_disconnects_total Subscribers disconnected for staying over max_queued_bytes\n"
+    "# HELP hpfriends_slow_disconnects_total Subscribers disconnected for staying over "
+    "max_queued_bytes\n"
     "# TYPE hpfriends_slow_disconnects_total counter\n"
     "hpfriends_slow_disconnects_total 1\n"
     "# HELP hpfriends_auth_failures_total Failed AUTH attempts\n"
@@ -319,8 +344,14 @@ static void test_optional_groups(void)
     g_array_append_val(sinks, s1);
     g_array_append_val(sinks, s2);
     GHashTable *empty = g_hash_table_new(g_str_hash, g_str_equal);
-    struct metrics_view v = {.live = empty, .subs = empty, .stats = &stats, .data_version = 42,
-                             .subscriptions = 6, .graph = &gs, .sinks = sinks, .cluster = &cc};
+    struct metrics_view v = {.live = empty,
+                             .subs = empty,
+                             .stats = &stats,
+                             .data_version = 42,
+                             .subscriptions = 6,
+                             .graph = &gs,
+                             .sinks = sinks,
+                             .cluster = &cc};
     char *text = metrics_format(m, &v);
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "hpfriends_data_version 42\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "hpfriends_subscriptions 6\n"));

@@ -45,8 +45,13 @@ static void test_malformed(void)
     char *h = password_hash("pw", 1000);
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     const char *bad[] = {
-        "", "plain", "pbkdf2-sha256$", "pbkdf2-sha256$1000$", "pbkdf2-sha256$1000$abc",
-        "pbkdf2-sha256$x$c2FsdHNhbHQ=$aGFzaA==", "pbkdf2-sha256$1$c2FsdHNhbHQ=$aGFzaA==",
+        "",
+        "plain",
+        "pbkdf2-sha256$",
+        "pbkdf2-sha256$1000$",
+        "pbkdf2-sha256$1000$abc",
+        "pbkdf2-sha256$x$c2FsdHNhbHQ=$aGFzaA==",
+        "pbkdf2-sha256$1$c2FsdHNhbHQ=$aGFzaA==",
         "pbkdf2-sha256$99999999999$c2FsdHNhbHQ=$aGFzaA==",
         "pbkdf2-sha256$1000$c2FsdHNhbHQ=$aGFzaA==", /* hash of the wrong length */
         "md5$1000$c2FsdHNhbHQ=$aGFzaA==",

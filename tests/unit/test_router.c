@@ -86,10 +86,10 @@ static void test_interest(void)
     GString *log = g_string_new(NULL);
     char s1, s2;
     router_set_interest(r, record_interest, log);
-    CU_ASSERT_TRUE(router_subscribe(r, "x", &s1));  /* first: +x */
-    CU_ASSERT_TRUE(router_subscribe(r, "x", &s2));  /* second: nothing */
-    CU_ASSERT_FALSE(router_subscribe(r, "x", &s1)); /* again: nothing */
-    CU_ASSERT_TRUE(router_subscribe(r, "y", &s1));  /* +y */
+    CU_ASSERT_TRUE(router_subscribe(r, "x", &s1));   /* first: +x */
+    CU_ASSERT_TRUE(router_subscribe(r, "x", &s2));   /* second: nothing */
+    CU_ASSERT_FALSE(router_subscribe(r, "x", &s1));  /* again: nothing */
+    CU_ASSERT_TRUE(router_subscribe(r, "y", &s1));   /* +y */
     CU_ASSERT_TRUE(router_unsubscribe(r, "x", &s1)); /* s2 is left: nothing */
     CU_ASSERT_FALSE(router_unsubscribe(r, "x", &s1));
     CU_ASSERT_TRUE(router_unsubscribe(r, "x", &s2)); /* last: -x */

@@ -25,9 +25,13 @@ static struct snapshot *sample(void)
     char ident[] = "sensor1", owner[] = "carol", secret[] = "s3cret";
     char p0[] = "cowrie.sessions", s0[] = "a", s1[] = "b";
     const char *pubs[] = {p0}, *subs[] = {s0, s1};
-    struct hpf_authkey k = {.ident = ident, .owner = owner, .secret = secret,
-                            .publish = pubs, .n_publish = 1,
-                            .subscribe = subs, .n_subscribe = 2};
+    struct hpf_authkey k = {.ident = ident,
+                            .owner = owner,
+                            .secret = secret,
+                            .publish = pubs,
+                            .n_publish = 1,
+                            .subscribe = subs,
+                            .n_subscribe = 2};
     snapshot_add_authkey(s, &k);
     /* The caller's buffers are not kept: change them after the copy. */
     strcpy(ident, "xxxxxxx");

@@ -160,16 +160,27 @@ static void test_truncated_strings(void)
     struct wire_msg m;
     const char *err;
     /* PUBLISH: ident length 10 but only 3 bytes in the frame. */
-    size_t n = frame(buf, 5 + 4, WIRE_OP_PUBLISH, "\x0a" "abc", 4);
+    size_t n = frame(buf, 5 + 4, WIRE_OP_PUBLISH,
+                     "\x0a"
+                     "abc",
+                     4);
     err = NULL;
     CU_ASSERT_EQUAL(decode(buf, n, &m, &err), WIRE_INVALID);
     CU_ASSERT_PTR_NOT_NULL(err);
     /* PUBLISH: channel length runs past the end. */
-    n = frame(buf, 5 + 5, WIRE_OP_PUBLISH, "\x01" "a" "\x09" "bc", 5);
+    n = frame(buf, 5 + 5, WIRE_OP_PUBLISH,
+              "\x01"
+              "a"
+              "\x09"
+              "bc",
+              5);
     CU_ASSERT_EQUAL(decode(buf, n, &m, &err), WIRE_INVALID);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "channel"));
     /* PUBLISH with no channel length byte at all. */
-    n = frame(buf, 5 + 2, WIRE_OP_PUBLISH, "\x01" "a", 2);
+    n = frame(buf, 5 + 2, WIRE_OP_PUBLISH,
+              "\x01"
+              "a",
+              2);
     CU_ASSERT_EQUAL(decode(buf, n, &m, &err), WIRE_INVALID);
     /* Empty AUTH, SUBSCRIBE, UNSUBSCRIBE, INFO bodies. */
     for (uint8_t op = WIRE_OP_INFO; op <= WIRE_OP_UNSUBSCRIBE; op++) {
@@ -177,7 +188,10 @@ static void test_truncated_strings(void)
         CU_ASSERT_EQUAL(decode(buf, n, &m, &err), WIRE_INVALID);
     }
     /* The frame length cuts a string that the buffer would have held. */
-    n = frame(buf, 5 + 3, WIRE_OP_SUBSCRIBE, "\x05" "abcdefgh", 9);
+    n = frame(buf, 5 + 3, WIRE_OP_SUBSCRIBE,
+              "\x05"
+              "abcdefgh",
+              9);
     CU_ASSERT_EQUAL(decode(buf, n, &m, &err), WIRE_INVALID);
     /* Zero-length strings are fine. */
     n = frame(buf, 5 + 2, WIRE_OP_PUBLISH, "\x00\x00", 2);
@@ -219,7 +233,8 @@ static void test_encoder_limits(void)
     CU_ASSERT_EQUAL(wire_encode_publish(buf, sizeof buf, "i", 1, big, 256, NULL, 0), 0);
     CU_ASSERT_EQUAL(wire_encode_info(buf, sizeof buf, big, 256, NULL, 0), 0);
     CU_ASSERT_EQUAL(wire_encode_auth(buf, sizeof buf, big, 256, (const uint8_t *)big), 0);
-    CU_ASSERT_EQUAL(wire_encode_publish(buf, sizeof buf, big, 255, "c", 1, NULL, 0), 5 + 1 + 255 + 2);
+    CU_ASSERT_EQUAL(wire_encode_publish(buf, sizeof buf, big, 255, "c", 1, NULL, 0),
+                    5 + 1 + 255 + 2);
     /* Too small a buffer: measured, nothing written. */
     memset(buf, 0x5a, 8);
     CU_ASSERT_EQUAL(wire_encode_error(buf, 4, "abc", 3), 8);

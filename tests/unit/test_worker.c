@@ -45,10 +45,7 @@ static void job_done(void *p)
     g_free(j);
 }
 
-static void on_timeout(evutil_socket_t fd, short what, void *arg)
-{
-    event_base_loopbreak(arg);
-}
+static void on_timeout(evutil_socket_t fd, short what, void *arg) { event_base_loopbreak(arg); }
 
 static void test_order_and_threads(void)
 {
