@@ -2,7 +2,7 @@
 if HAVE_CUNIT
 UNIT_TESTS = %reldir%/test_wire %reldir%/test_router %reldir%/test_config \
 	%reldir%/test_ipguard %reldir%/test_password %reldir%/test_worker \
-	%reldir%/test_snapshot \
+	%reldir%/test_snapshot %reldir%/test_jsonutil %reldir%/test_log \
 	%reldir%/test_counters %reldir%/test_metrics
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
@@ -38,5 +38,11 @@ UNIT_LDADD = core/libhpfcore.la $(CUNIT_LIBS)
 %canon_reldir%_test_metrics_SOURCES = %reldir%/test_metrics.c
 %canon_reldir%_test_metrics_CFLAGS = $(UNIT_CFLAGS) $(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS)
 %canon_reldir%_test_metrics_LDADD = $(UNIT_LDADD) $(LIBEVENT_LIBS)
+%canon_reldir%_test_jsonutil_SOURCES = %reldir%/test_jsonutil.c
+%canon_reldir%_test_jsonutil_CFLAGS = $(UNIT_CFLAGS) $(JSONGLIB_CFLAGS)
+%canon_reldir%_test_jsonutil_LDADD = $(UNIT_LDADD) $(JSONGLIB_LIBS)
+%canon_reldir%_test_log_SOURCES = %reldir%/test_log.c
+%canon_reldir%_test_log_CFLAGS = $(UNIT_CFLAGS)
+%canon_reldir%_test_log_LDADD = $(UNIT_LDADD)
 include tests/unit/graph.mk
 endif

@@ -1,0 +1,95 @@
+/*
+ * Logging (core/log.c): every line is escaped so that what a peer sends
+ * (a newline in an ident, an ESC sequence, bytes that are not UTF-8) can
+ * neither forge a line nor reach a terminal raw; levels filter; lines are
+ * bounded; the rate limiter lets one line an interval through and counts
+ * the rest.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../common/cunit_run.h"
+#include "log.h"
+
+/* What one log call wrote to stderr. */
+static char *capture(int level, const char *fmt, const char *arg)
+{
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *tmp = tmpfile();
+    if (saved < 0 || !tmp)
+        return NULL;
+    dup2(fileno(tmp), 2);
+    log_msg(level, fmt, arg);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    long n = ftell(tmp);
+    char *out = g_malloc0((gsize)MAX(n, 0) + 1);
+    rewind(tmp);
+    if (n > 0 && fread(out, 1, (size_t)n, tmp) != (size_t)n)
+        out[0] = '\0';
+    fclose(tmp);
+    return out;
+}
+
+static void test_escaping(void)
+{
+    log_set_level(HPF_LOG_DEBUG);
+    char *out = capture(HPF_LOG_WARNING, "auth failed for %s", "eve\n2026 error forged");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "warning auth failed for eve\\x0a2026 error forged\n"));
+    CU_ASSERT_EQUAL(strchr(out, '\n'), out + strlen(out) - 1); /* one line */
+    g_free(out);
+
+    out = capture(HPF_LOG_ERR, "channel %s", "\x1b[31mred\x7f");
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "channel \\x1b[31mred\\x7f\n"));
+    g_free(out);
+
+    /* Invalid UTF-8 and C1 controls escaped, valid UTF-8 kept. */
+    out = capture(HPF_LOG_ERR, "ident %s",
+                  "gr\xc3\xbc\xc3\x9f"
+                  "e \xff \xc2\x85 \xf0\x9f\x90\x9d");
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "ident gr\xc3\xbc\xc3\x9f"
+                                       "e \\xff \\xc2\\x85 \xf0\x9f\x90\x9d\n"));
+    g_free(out);
+}
+
+static void test_levels_and_bounds(void)
+{
+    log_set_level(HPF_LOG_NOTICE);
+    char *out = capture(HPF_LOG_INFO, "%s", "not shown");
+    CU_ASSERT_STRING_EQUAL(out, "");
+    g_free(out);
+    CU_ASSERT_EQUAL(log_get_level(), HPF_LOG_NOTICE);
+
+    char *big = g_strnfill(100000, '\n');
+    out = capture(HPF_LOG_ERR, "%s", big);
+    CU_ASSERT(strlen(out) < 8192); /* bounded, however long the text */
+    CU_ASSERT_EQUAL(strchr(out, '\n'), out + strlen(out) - 1);
+    g_free(out);
+    g_free(big);
+}
+
+static void test_ratelimit(void)
+{
+    struct log_ratelimit rl = LOG_RATELIMIT_INIT(3600);
+    uint64_t suppressed = 99;
+    CU_ASSERT(log_ratelimit_ok(&rl, &suppressed));
+    CU_ASSERT_EQUAL(suppressed, 0);
+    for (int i = 0; i < 5; i++)
+        CU_ASSERT(!log_ratelimit_ok(&rl, &suppressed));
+    CU_ASSERT_EQUAL(rl.suppressed, 5);
+}
+
+int main(void)
+{
+    static const struct test_case cases[] = {
+        {"lines escaped: no forged lines, no raw controls", test_escaping},
+        {"levels filter, lines are bounded", test_levels_and_bounds},
+        {"rate limit", test_ratelimit},
+        {NULL, NULL},
+    };
+    return cunit_run("log", cases);
+}
