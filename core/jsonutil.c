@@ -91,8 +91,13 @@ const char *jsonutil_prescan(const char *text, size_t len, guint max)
         if (in_string) {
             if (c < 0x20)
                 return "bad JSON: control character in a string";
-            if (c == '\\')
+            if (c == '\\') {
+                /* json-glib would keep a \u0000 as a NUL that cuts the
+                 * string short: "jojo\u0000x" must not pass as "jojo". */
+                if (len - i > 5 && !memcmp(text + i + 1, "u0000", 5))
+                    return "bad JSON: NUL character (\\u0000) in a string";
                 i++;
+            }
             else if (c == '"')
                 in_string = FALSE;
         } else if (c == '"') {

@@ -91,6 +91,18 @@ int wire_decode(const uint8_t *buf, size_t len, uint32_t max_frame, struct wire_
         }
         return invalid(err, "unknown opcode");
     }
+    /* A SUBSCRIBE or UNSUBSCRIBE names an ident and a channel, each at most
+     * 255 bytes (a longer channel could never match a PUBLISH): refused at
+     * the header, before anything waits for the rest of a long frame. */
+    if ((op == WIRE_OP_SUBSCRIBE || op == WIRE_OP_UNSUBSCRIBE) && flen > WIRE_MAX_SUB_FRAME) {
+        if (reason_buf && reason_len > 0) {
+            snprintf(reason_buf, reason_len, "%s frame length %u exceeds %u",
+                     op == WIRE_OP_SUBSCRIBE ? "SUBSCRIBE" : "UNSUBSCRIBE", flen,
+                     (unsigned)WIRE_MAX_SUB_FRAME);
+            return invalid(err, reason_buf);
+        }
+        return invalid(err, "SUBSCRIBE frame too long");
+    }
     if (len < flen)
         return WIRE_NEED_MORE;
 

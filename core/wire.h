@@ -20,6 +20,9 @@
  * a client that pads it.  Anything larger is refused at its header, so an
  * anonymous peer cannot make the broker buffer a max_frame body. */
 #define WIRE_MAX_PREAUTH_FRAME (WIRE_HEADER_LEN + 1 + WIRE_MAX_NAME + WIRE_HASH_LEN + 64u)
+/* The largest SUBSCRIBE or UNSUBSCRIBE: a 255-byte ident and a 255-byte
+ * channel.  wire_decode() refuses a longer one at its header. */
+#define WIRE_MAX_SUB_FRAME     (WIRE_HEADER_LEN + 1 + WIRE_MAX_NAME + WIRE_MAX_NAME)
 
 enum wire_op {
     WIRE_OP_ERROR = 0,

@@ -388,6 +388,9 @@ static gboolean parse_query(const char *q, GHashTable **out)
     *out = NULL;
     if (!q || !*q)
         return TRUE;
+    /* A NUL would cut the decoded text short ("jojo%00x" acting on "jojo"). */
+    if (strstr(q, "%00"))
+        return FALSE;
     struct evkeyvalq kv;
     TAILQ_INIT(&kv);
     if (evhttp_parse_query_str(q, &kv) != 0) {
@@ -395,9 +398,19 @@ static gboolean parse_query(const char *q, GHashTable **out)
         return FALSE;
     }
     GHashTable *t = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-    for (struct evkeyval *e = kv.tqh_first; e; e = e->next.tqe_next)
-        g_hash_table_replace(t, g_strdup(e->key), g_strdup(e->value));
+    gboolean ok = TRUE;
+    for (struct evkeyval *e = kv.tqh_first; e && ok; e = e->next.tqe_next) {
+        /* One value a key (no guessing which of two counts), and text only. */
+        ok = !g_hash_table_contains(t, e->key) && g_utf8_validate(e->key, -1, NULL) &&
+             g_utf8_validate(e->value, -1, NULL);
+        if (ok)
+            g_hash_table_insert(t, g_strdup(e->key), g_strdup(e->value));
+    }
     evhttp_clear_headers(&kv);
+    if (!ok) {
+        g_hash_table_unref(t);
+        return FALSE;
+    }
     *out = t;
     return TRUE;
 }
@@ -540,7 +553,9 @@ static struct web_job *job_new(struct web *w, struct evhttp_request *req,
 {
     GHashTable *query;
     if (!parse_query(evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req)), &query)) {
-        web_refuse(no, 400, "bad query string: use key=value pairs joined by '&'");
+        web_refuse(no, 400,
+                   "bad query string: use key=value pairs joined by '&', each key once, "
+                   "UTF-8 text without NUL");
         return NULL;
     }
     char peer[64] = "?";

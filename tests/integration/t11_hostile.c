@@ -152,6 +152,20 @@ static void test_long_subscribe_name(void)
         CU_ASSERT(h_expect_error(fd, text[i]));
         CU_ASSERT(h_expect_eof(fd, H_WAIT_MS));
     }
+    /* A frame that could only carry a longer name is refused at its header:
+     * a client cannot make the broker buffer a megabyte to refuse it. */
+    for (int i = 0; i < 2; i++) {
+        int fd = h_std_client(b, "sub1");
+        CU_ASSERT_FATAL(fd >= 0);
+        uint32_t flen = 1024 * 1024 + 5;
+        uint8_t hdr[5] = {(uint8_t)(flen >> 24), (uint8_t)(flen >> 16), (uint8_t)(flen >> 8),
+                          (uint8_t)flen, op[i]};
+        CU_ASSERT(h_send(fd, hdr, sizeof hdr));
+        CU_ASSERT(
+            h_expect_error(fd, i == 0 ? "Bad frame: SUBSCRIBE frame length 1048581 exceeds 516"
+                                      : "Bad frame: UNSUBSCRIBE frame length 1048581 exceeds 516"));
+        CU_ASSERT(h_expect_eof(fd, H_WAIT_MS));
+    }
     /* 255 bytes is a name like any other (here: not allowed). */
     int fd = h_std_client(b, "sub1");
     chan[255] = '\0';

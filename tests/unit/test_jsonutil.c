@@ -48,6 +48,8 @@ static void test_prescan_refuses_lenient_syntax(void)
     refused("[/* ]]] */ 1]", 8, "strict JSON");
     refused("[1] // x", 8, "strict JSON");
     refused("[\"a\nb\"]", 8, "control character");
+    refused("[\"jojo\\u0000x\"]", 8, "NUL");
+    CU_ASSERT_PTR_NULL(scan("[\"\\\\u0000\", \"\\u0041\"]", 8)); /* "\\u0000" is text */
     const char nul[] = "[1,\0 2]";
     CU_ASSERT_PTR_NOT_NULL(jsonutil_prescan(nul, sizeof nul - 1, 8));
 }

@@ -154,6 +154,28 @@ static void test_unknown_opcode(void)
     }
 }
 
+/* A SUBSCRIBE or UNSUBSCRIBE longer than a 255-byte ident and a 255-byte
+ * channel is refused from its header; the longest real one decodes. */
+static void test_subscribe_bound(void)
+{
+    uint8_t buf[WIRE_MAX_SUB_FRAME + 1];
+    struct wire_msg m;
+    const char *err = NULL;
+    for (uint8_t op = WIRE_OP_SUBSCRIBE; op <= WIRE_OP_UNSUBSCRIBE; op++) {
+        frame(buf, WIRE_MAX_SUB_FRAME + 1, op, "", 0);
+        CU_ASSERT_EQUAL(decode(buf, 5, &m, &err), WIRE_INVALID);
+        CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "exceeds 516"));
+        uint8_t body[1 + 255 + 255];
+        body[0] = 255;
+        memset(body + 1, 'i', 255);
+        memset(body + 256, 'c', 255);
+        frame(buf, WIRE_MAX_SUB_FRAME, op, body, sizeof body);
+        CU_ASSERT_EQUAL(decode(buf, 5, &m, &err), WIRE_NEED_MORE);
+        CU_ASSERT_EQUAL(decode(buf, WIRE_MAX_SUB_FRAME, &m, &err), WIRE_FRAME);
+        CU_ASSERT_EQUAL(m.channel.len, 255);
+    }
+}
+
 static void test_truncated_strings(void)
 {
     uint8_t buf[64];
@@ -263,6 +285,7 @@ int main(void)
         {"lengths 0..5", test_length_boundaries},
         {"max_frame and max_frame+1", test_max_frame},
         {"unknown opcode", test_unknown_opcode},
+        {"SUBSCRIBE bounded at its header", test_subscribe_bound},
         {"truncated strings", test_truncated_strings},
         {"split byte by byte", test_split_byte_by_byte},
         {"encoder limits", test_encoder_limits},

@@ -634,6 +634,19 @@ def strict_json_and_query(r):
     r.check("?user= alone works", status == 200, repr(doc))
     err(r, "a key without '=' does not drop ?user=",
         root.call("GET", "/api/authkeys?flag&user=alice"), 400, "query")
+    # A NUL cut names short: "alice%00x" acted on alice, "\u0000" in a body
+    # created "jojo" for "jojo\u0000k6".
+    err(r, "a NUL in the query", root.call("GET", "/api/authkeys?user=alice%00x"), 400, "query")
+    err(r, "a key twice", root.call("GET", "/api/authkeys?user=alice&user=root"), 400, "query")
+    err(r, "invalid UTF-8 in the query", root.call("GET", "/api/authkeys?user=%ff%fe"), 400,
+        "query")
+    err(r, "a \\u0000 in a body",
+        h.call("POST", "/api/authkeys", raw=b'{"ident": "alice\\u0000k6"}'), 400, "NUL")
+    status, doc = h.call("GET", "/api/authkeys")
+    r.check("no truncated key was created", status == 200 and "alice" not in
+            [k.get("ident") for k in doc.get("authkeys", [])], repr(doc))
+    ok(r, "an escaped backslash before u0000 is text",
+       h.call("POST", "/api/groups", raw=b'{"name": "g3", "x": "\\\\u0000"}'))
     r.check("the broker stops cleanly", b.stop() == 0)
 
 
