@@ -38,7 +38,8 @@ static const char *level_name(int level)
  * Escape what could forge or garble a line: control bytes (a newline in an
  * ident or channel would start a line of the sender's making; ESC sequences
  * reach the admin's terminal), C1 controls, and bytes that are not UTF-8,
- * each as \xNN.  Valid printable UTF-8 is kept as it is.
+ * each as \xNN, and a backslash as two.  Valid printable UTF-8 is kept as
+ * it is.
  */
 static void escape_line(const char *in, size_t len, char *out, size_t cap)
 {
@@ -46,6 +47,11 @@ static void escape_line(const char *in, size_t len, char *out, size_t cap)
     size_t o = 0;
     while (p < end && o + 5 < cap) {
         unsigned char ch = (unsigned char)*p;
+        if (ch == '\\') { /* so that a client's literal "\x0a" reads apart from an escape */
+            out[o++] = '\\';
+            out[o++] = *p++;
+            continue;
+        }
         if (ch >= 0x20 && ch < 0x7f) {
             out[o++] = *p++;
             continue;

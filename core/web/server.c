@@ -122,7 +122,10 @@ static void reply_error(struct evhttp_request *req, int status, const char *msg)
     JsonBuilder *b = json_builder_new();
     json_builder_begin_object(b);
     json_builder_set_member_name(b, "error");
-    json_builder_add_string_value(b, msg);
+    /* Messages may quote what a client sent: the reply stays UTF-8. */
+    char *valid = g_utf8_make_valid(msg, -1);
+    json_builder_add_string_value(b, valid);
+    g_free(valid);
     json_builder_end_object(b);
     JsonNode *n = json_builder_get_root(b);
     reply_json_node(req, status, n);

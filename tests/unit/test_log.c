@@ -43,6 +43,11 @@ static void test_escaping(void)
     CU_ASSERT_EQUAL(strchr(out, '\n'), out + strlen(out) - 1); /* one line */
     g_free(out);
 
+    /* A backslash doubled: a client's literal "\x0a" is not an escape. */
+    out = capture(HPF_LOG_ERR, "ident %s", "a\\x0a");
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "ident a\\\\x0a\n"));
+    g_free(out);
+
     out = capture(HPF_LOG_ERR, "channel %s", "\x1b[31mred\x7f");
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "channel \\x1b[31mred\\x7f\n"));
     g_free(out);

@@ -645,6 +645,18 @@ def strict_json_and_query(r):
     status, doc = h.call("GET", "/api/authkeys")
     r.check("no truncated key was created", status == 200 and "alice" not in
             [k.get("ident") for k in doc.get("authkeys", [])], repr(doc))
+    # Error texts may quote the request: they stay strict UTF-8 (json.loads
+    # would let encoded surrogates through, so the bytes are decoded here).
+    for name, res in (("body", h.request("POST", "/api/shares",
+                                         raw=b'{"to": "mark\\ud800", "channel": "c"}')),
+                      ("query", root.request("GET", "/api/readers?channel=%ed%a0%80"))):
+        try:
+            res[3].decode("utf-8")
+            valid = True
+        except UnicodeDecodeError:
+            valid = False
+        r.check("a lone surrogate in the %s: 400 with a UTF-8 error text" % name,
+                res[0] == 400 and valid, repr(res[3]))
     ok(r, "an escaped backslash before u0000 is text",
        h.call("POST", "/api/groups", raw=b'{"name": "g3", "x": "\\\\u0000"}'))
     r.check("the broker stops cleanly", b.stop() == 0)
