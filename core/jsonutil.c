@@ -97,8 +97,7 @@ const char *jsonutil_prescan(const char *text, size_t len, guint max)
                 if (len - i > 5 && !memcmp(text + i + 1, "u0000", 5))
                     return "bad JSON: NUL character (\\u0000) in a string";
                 i++;
-            }
-            else if (c == '"')
+            } else if (c == '"')
                 in_string = FALSE;
         } else if (c == '"') {
             in_string = TRUE;
