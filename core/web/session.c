@@ -432,8 +432,11 @@ gboolean web_login_admit(struct web *w, struct web_job *j, size_t body_len, stru
 {
     if (body_len > MAX_LOGIN_BODY)
         return web_refuse(no, 413, "login request too large");
-    if (ipguard_login_begin(w->login_guard, j->peer))
-        return web_refuse(no, 429, "too many failed logins from your address; try again later");
+    /* The guard says which: recent failures, or too many logins at once
+     * (in-flight logins count, so parallel guessing gains nothing). */
+    const char *why = ipguard_login_begin(w->login_guard, j->peer);
+    if (why)
+        return web_refuse(no, 429, "%s", why);
     j->guarded = TRUE;
     if (w->crypto_busy >= MAX_CRYPTO_JOBS ||
         (!w->creds && w->storage_wait.length >= MAX_LOGIN_WAIT))
