@@ -227,7 +227,8 @@ size_t wire_encode_publish(uint8_t *out, size_t cap, const char *ident, size_t i
 size_t wire_encode_sub(uint8_t *out, size_t cap, uint8_t op, const char *ident, size_t ident_len,
                        const char *chan, size_t chan_len)
 {
-    if (ident_len > WIRE_MAX_NAME)
+    /* The decoder refuses a longer channel (WIRE_MAX_SUB_FRAME): never make such a frame. */
+    if (ident_len > WIRE_MAX_NAME || chan_len > WIRE_MAX_NAME)
         return 0;
     if (op != WIRE_OP_SUBSCRIBE && op != WIRE_OP_UNSUBSCRIBE)
         return 0;
