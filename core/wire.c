@@ -227,7 +227,9 @@ size_t wire_encode_publish(uint8_t *out, size_t cap, const char *ident, size_t i
 size_t wire_encode_sub(uint8_t *out, size_t cap, uint8_t op, const char *ident, size_t ident_len,
                        const char *chan, size_t chan_len)
 {
-    if (ident_len > WIRE_MAX_NAME)
+    /* The decoder refuses a longer frame (WIRE_MAX_SUB_FRAME): never make one. */
+    if (ident_len > WIRE_MAX_NAME ||
+        chan_len > WIRE_MAX_SUB_FRAME - WIRE_HEADER_LEN - 1 - ident_len)
         return 0;
     if (op != WIRE_OP_SUBSCRIBE && op != WIRE_OP_UNSUBSCRIBE)
         return 0;

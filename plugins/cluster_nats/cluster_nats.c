@@ -63,6 +63,8 @@
 #include <hpfriends/cluster.h>
 #include <hpfriends/plugin.h>
 
+#include "codec.h"
+
 #ifndef PLUGIN_VERSION
 #define PLUGIN_VERSION "0"
 #endif
@@ -93,8 +95,8 @@
 #define COUNT_ADD(x)              __atomic_fetch_add(&(x), 1, __ATOMIC_RELAXED)
 #define COUNT_GET(x)              __atomic_load_n(&(x), __ATOMIC_RELAXED)
 
-#define HDR_IDENT            "Hpf-Ident"
-#define HDR_OWNER            "Hpf-Owner"
+#define HDR_IDENT            CNATS_HDR_IDENT
+#define HDR_OWNER            CNATS_HDR_OWNER
 #define HDR_ORIGIN           "Hpf-Origin"
 #define HDR_INSTANCE         "Hpf-Instance"
 /* Seconds between two log lines about the same kind of trouble. */
@@ -218,119 +220,13 @@ static void cmd_free(struct cmd *c)
     g_free(c);
 }
 
-static char *subject_for(const char *prefix, const char *chan)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t n = strlen(chan), pl = strlen(prefix);
-    char *s = g_malloc(pl + 2 + 2 * n + 1);
-    memcpy(s, prefix, pl);
-    s[pl] = '.';
-    s[pl + 1] = 'x';
-    char *p = s + pl + 2;
-    for (size_t i = 0; i < n; i++) {
-        *p++ = hex[(uint8_t)chan[i] >> 4];
-        *p++ = hex[(uint8_t)chan[i] & 15];
-    }
-    *p = '\0';
-    return s;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-/* The channel of a subject of ours, or NULL when it is not one. */
-static char *channel_of(const char *prefix, const char *subject)
-{
-    size_t pl = strlen(prefix);
-    if (strncmp(subject, prefix, pl) || subject[pl] != '.' || subject[pl + 1] != 'x')
-        return NULL;
-    const char *h = subject + pl + 2;
-    size_t n = strlen(h);
-    if (n % 2)
-        return NULL;
-    char *chan = g_malloc(n / 2 + 1);
-    for (size_t i = 0; i < n / 2; i++) {
-        int hi = hexval(h[2 * i]), lo = hexval(h[2 * i + 1]);
-        /* A NUL byte cannot come from a channel name the broker accepted. */
-        if (hi < 0 || lo < 0 || (hi | lo) == 0) {
-            g_free(chan);
-            return NULL;
-        }
-        chan[i] = (char)(hi << 4 | lo);
-    }
-    chan[n / 2] = '\0';
-    return chan;
-}
-
-static char *pct_encode(const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    GString *out = g_string_sized_new(strlen(s) + 8);
-    for (const uint8_t *p = (const uint8_t *)s; *p; p++) {
-        if (*p < '!' || *p > '~' || *p == '%')
-            g_string_append_printf(out, "%%%c%c", hex[*p >> 4], hex[*p & 15]);
-        else
-            g_string_append_c(out, (char)*p);
-    }
-    return g_string_free(out, FALSE);
-}
-
-static int hexval_any(char c)
-{
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return hexval(c);
-}
-
-/* NULL when s is not a well-formed encoding of a NUL-free, non-empty string. */
-static char *pct_decode(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0)
-        return NULL;
-    char *out = g_malloc(n + 1), *o = out;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] != '%') {
-            *o++ = s[i];
-            continue;
-        }
-        int hi = i + 2 < n ? hexval_any(s[i + 1]) : -1;
-        int lo = hi >= 0 ? hexval_any(s[i + 2]) : -1;
-        if (hi < 0 || lo < 0 || (hi | lo) == 0) {
-            g_free(out);
-            return NULL;
-        }
-        *o++ = (char)(hi << 4 | lo);
-        i += 2;
-    }
-    *o = '\0';
-    return out;
-}
-
-static bool valid_prefix(const char *p)
-{
-    if (!*p || *p == '.' || p[strlen(p) - 1] == '.' || strstr(p, ".."))
-        return false;
-    for (; *p; p++)
-        if (!g_ascii_isalnum(*p) && *p != '_' && *p != '-' && *p != '.')
-            return false;
-    return true;
-}
-
 /* ---- libnats callbacks: libnats's threads ---- */
 
 static void on_message(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)
 {
     struct nats_cluster *nc_ = closure;
     const char *ident_h = NULL, *owner_h = NULL, *origin_h = NULL;
-    char *chan = channel_of(nc_->prefix, natsMsg_GetSubject(m));
-    char *ident = NULL, *owner = NULL;
+    struct cnats_in in = {NULL, NULL, NULL};
     const char *why = NULL;
     const char *inst_h = NULL;
     if (natsMsgHeader_Get(m, HDR_INSTANCE, &inst_h) == NATS_OK && inst_h &&
@@ -345,13 +241,11 @@ static void on_message(natsConnection *nc, natsSubscription *sub, natsMsg *m, vo
                            "every node its own [cluster] node name",
                            nc_->node, inst_h ? inst_h : "none", nc_->instance);
     }
-    if (!chan)
-        why = "subject is not a channel subject";
-    else if (natsMsgHeader_Get(m, HDR_IDENT, &ident_h) != NATS_OK ||
-             natsMsgHeader_Get(m, HDR_OWNER, &owner_h) != NATS_OK)
-        why = "no " HDR_IDENT " or " HDR_OWNER " header";
-    else if (!(ident = pct_decode(ident_h)) || !(owner = pct_decode(owner_h)))
-        why = "bad " HDR_IDENT " or " HDR_OWNER " header";
+    if (natsMsgHeader_Get(m, HDR_IDENT, &ident_h) != NATS_OK)
+        ident_h = NULL;
+    if (natsMsgHeader_Get(m, HDR_OWNER, &owner_h) != NATS_OK)
+        owner_h = NULL;
+    why = cnats_decode(nc_->prefix, natsMsg_GetSubject(m), ident_h, owner_h, &in);
     if (why) {
         COUNT_ADD(nc_->received_bad);
         guint64 held = 0;
@@ -365,18 +259,16 @@ static void on_message(natsConnection *nc, natsSubscription *sub, natsMsg *m, vo
     COUNT_ADD(nc_->received);
     struct hpf_message msg = {
         .time_us = g_get_real_time(),
-        .ident = ident,
-        .owner = owner,
-        .channel = chan,
+        .ident = in.ident,
+        .owner = in.owner,
+        .channel = in.channel,
         .payload = (const uint8_t *)natsMsg_GetData(m),
         .payload_len = (size_t)natsMsg_GetDataLength(m),
     };
     /* The broker counts and logs what its hand-over queue cannot take. */
     (void)nc_->host->cluster_inject(nc_->ctx, &msg);
 out:
-    g_free(chan);
-    g_free(ident);
-    g_free(owner);
+    cnats_in_clear(&in);
     natsMsg_Destroy(m);
 }
 
@@ -786,9 +678,9 @@ static int op_publish(void *inst, const struct hpf_message *msg)
     cmd->len = msg->payload_len;
     if (msg->payload_len)
         memcpy(cmd->data, msg->payload, msg->payload_len);
-    cmd->subject = subject_for(c->prefix, msg->channel);
-    cmd->ident = pct_encode(msg->ident);
-    cmd->owner = pct_encode(msg->owner);
+    cmd->subject = cnats_subject_for(c->prefix, msg->channel);
+    cmd->ident = cnats_pct_encode(msg->ident);
+    cmd->owner = cnats_pct_encode(msg->owner);
     cmd->cost = sizeof *cmd + cmd->len + strlen(cmd->subject) + strlen(cmd->ident) +
                 strlen(cmd->owner) + 3 + CMD_OVERHEAD;
     if (enqueue(c, cmd))
@@ -810,7 +702,7 @@ static int op_publish(void *inst, const struct hpf_message *msg)
 static int op_interest(void *inst, const char *channel, bool on)
 {
     struct nats_cluster *c = inst;
-    char *subject = subject_for(c->prefix, channel);
+    char *subject = cnats_subject_for(c->prefix, channel);
     g_mutex_lock(&c->lock);
     g_hash_table_replace(c->interest, subject, GINT_TO_POINTER(on ? 1 : 0));
     g_cond_signal(&c->cond);
@@ -928,11 +820,11 @@ static bool read_node(struct nats_cluster *c, char *err, size_t err_len)
     c->node = dup_key(c, "node");
     if (!c->node)
         c->node = g_strdup_printf("%s-%d", g_get_host_name(), (int)getpid());
-    c->node_enc = pct_encode(c->node);
+    c->node_enc = cnats_pct_encode(c->node);
     c->prefix = dup_key(c, "subject_prefix");
     if (!c->prefix)
         c->prefix = g_strdup(DEFAULT_PREFIX);
-    if (!valid_prefix(c->prefix)) {
+    if (!cnats_valid_prefix(c->prefix)) {
         snprintf(err, err_len,
                  "subject_prefix: '%s' must be NATS tokens of letters, digits, '_' or '-' "
                  "separated by single dots",

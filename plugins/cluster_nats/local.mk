@@ -3,7 +3,8 @@
 # cluster_nats.c).
 if BUILD_NATS
 plugins_LTLIBRARIES += plugins/cluster_nats.la
-plugins_cluster_nats_la_SOURCES = plugins/cluster_nats/cluster_nats.c
+plugins_cluster_nats_la_SOURCES = plugins/cluster_nats/cluster_nats.c \
+	plugins/cluster_nats/codec.h plugins/cluster_nats/codec.c
 plugins_cluster_nats_la_CPPFLAGS = $(PLUGIN_CPPFLAGS)
 plugins_cluster_nats_la_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(NATS_CFLAGS) $(OPENSSL_CFLAGS)
 plugins_cluster_nats_la_LDFLAGS = $(PLUGIN_LDFLAGS) -Wl,-z,nodelete

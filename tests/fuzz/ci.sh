@@ -22,7 +22,8 @@ case $seconds in '' | *[!0-9]*)
 esac
 builddir=${2:-$PWD/_fuzz}
 here=$(cd "$(dirname "$0")" && pwd)
-targets="fuzz_wire fuzz_session fuzz_config fuzz_import fuzz_file_storage"
+targets="fuzz_wire fuzz_session fuzz_config fuzz_import fuzz_file_storage fuzz_console
+    fuzz_nats_codec fuzz_mongo_read"
 
 rc=0
 HPF_FUZZ_BUILDDIR=$builddir HPF_FUZZ_TARGETS=$targets HPF_FUZZ_JOBS=1 \

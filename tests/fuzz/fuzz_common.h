@@ -5,7 +5,7 @@
  * Each target keeps its work in fuzz_<target>_one() (and its set-up in
  * fuzz_<target>_init()), and defines LLVMFuzzerTestOneInput() around it
  * unless FUZZ_REPLAY is defined.  tests/fuzz/regressions.c compiles the
- * wire and config targets with FUZZ_REPLAY and replays their corpora with
+ * wire, config, console, nats_codec and mongo_read targets with FUZZ_REPLAY and replays their corpora with
  * a plain main(), so the normal build (gcc, no libFuzzer) runs every
  * corpus file through the very same code.
  */
@@ -26,6 +26,12 @@ void fuzz_wire_init(void);
 int fuzz_wire_one(const uint8_t *data, size_t size);
 void fuzz_config_init(void);
 int fuzz_config_one(const uint8_t *data, size_t size);
+void fuzz_console_init(void);
+int fuzz_console_one(const uint8_t *data, size_t size);
+void fuzz_nats_codec_init(void);
+int fuzz_nats_codec_one(const uint8_t *data, size_t size);
+void fuzz_mongo_read_init(void);
+int fuzz_mongo_read_one(const uint8_t *data, size_t size);
 
 /*
  * A broken invariant.  Under libFuzzer it prints why and aborts, so the

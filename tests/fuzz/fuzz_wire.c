@@ -320,8 +320,10 @@ static void check_encoders(const uint8_t *data, size_t size)
     a = take_bytes(&t, n1);
     b = take_bytes(&t, n2);
     len = wire_encode_sub(NULL, 0, op, (const char *)a, n1, (const char *)b, n2);
-    if (n1 > WIRE_MAX_NAME || (op != WIRE_OP_SUBSCRIBE && op != WIRE_OP_UNSUBSCRIBE)) {
-        FUZZ_CHECK(len == 0, "op %u with a %zu-byte ident encoded as a subscription", op, n1);
+    if (n1 > WIRE_MAX_NAME || WIRE_HEADER_LEN + 1 + n1 + n2 > WIRE_MAX_SUB_FRAME ||
+        (op != WIRE_OP_SUBSCRIBE && op != WIRE_OP_UNSUBSCRIBE)) {
+        FUZZ_CHECK(len == 0, "op %u with a %zu-byte ident and a %zu-byte channel encoded", op, n1,
+                   n2);
     } else {
         FUZZ_CHECK(len == WIRE_HEADER_LEN + 1 + n1 + n2, "%s length %zu", wire_op_name(op), len);
         buf = g_malloc(len);

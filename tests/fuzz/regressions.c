@@ -1,8 +1,9 @@
 /*
  * The fuzz corpora as regression tests of the normal build (no libFuzzer,
- * any compiler): every file under tests/fuzz/corpus/fuzz_wire/ and
- * tests/fuzz/corpus/fuzz_config/ goes through the fuzz targets' own code
- * (fuzz_wire.c and fuzz_config.c, compiled with FUZZ_REPLAY), with their
+ * any compiler): every file under tests/fuzz/corpus/<target>/ of fuzz_wire,
+ * fuzz_config, fuzz_console, fuzz_nats_codec and (built with libmongoc)
+ * fuzz_mongo_read goes through the fuzz targets' own code (compiled with
+ * FUZZ_REPLAY), with their
  * invariant checks counted instead of aborting.  Crashes the fuzzers found
  * are corpus files too, so they are replayed here for good; the cases at
  * the end pin the ones worth a name.
@@ -84,6 +85,29 @@ static void test_config_corpus(void)
     CU_ASSERT(n > 0);
 }
 
+static void test_console_corpus(void)
+{
+    guint n = replay_dir("fuzz_console", fuzz_console_one);
+    printf("(%u files) ", n);
+    CU_ASSERT(n > 0);
+}
+
+static void test_nats_codec_corpus(void)
+{
+    guint n = replay_dir("fuzz_nats_codec", fuzz_nats_codec_one);
+    printf("(%u files) ", n);
+    CU_ASSERT(n > 0);
+}
+
+#ifdef FUZZ_HAVE_MONGO
+static void test_mongo_read_corpus(void)
+{
+    guint n = replay_dir("fuzz_mongo_read", fuzz_mongo_read_one);
+    printf("(%u files) ", n);
+    CU_ASSERT(n > 0);
+}
+#endif
+
 /* The replay itself must catch a broken invariant, or it proves nothing. */
 static void test_checks_are_counted(void)
 {
@@ -99,10 +123,20 @@ int main(void)
     fuzz_count_failures = TRUE;
     fuzz_wire_init();
     fuzz_config_init();
+    fuzz_console_init();
+    fuzz_nats_codec_init();
+#ifdef FUZZ_HAVE_MONGO
+    fuzz_mongo_read_init();
+#endif
     static const struct test_case cases[] = {
         {"replay checks are counted", test_checks_are_counted},
         {"corpus: fuzz_wire", test_wire_corpus},
         {"corpus: fuzz_config", test_config_corpus},
+        {"corpus: fuzz_console", test_console_corpus},
+        {"corpus: fuzz_nats_codec", test_nats_codec_corpus},
+#ifdef FUZZ_HAVE_MONGO
+        {"corpus: fuzz_mongo_read", test_mongo_read_corpus},
+#endif
         {NULL, NULL},
     };
     return cunit_run("fuzz regressions", cases);

@@ -8,6 +8,9 @@
 # minimized and printed as hex.  Exit status: 0 when every target ran its
 # time cleanly, 1 when one found something, 2 when the build failed.
 #
+# fuzz_mongo_read needs libmongoc (configure's BUILD_MONGODB): without it
+# the build has no such target and the run stops with exit 2.
+#
 # Usable from a fresh clone, after `./autogen.sh && ./configure` (in the
 # source tree or out of it), as `make fuzz [FUZZ_SECONDS=N]` or directly:
 #     tests/fuzz/run-fuzzers.sh 60
@@ -33,6 +36,8 @@
 #     HPF_FUZZ_TARGETS   targets to run (default: all of them)
 #     HPF_FUZZ_JOBS      targets run at once (default 1)
 #     HPF_FUZZ_MERGE=1   merge new coverage into tests/fuzz/corpus/
+#     HPF_FUZZ_RUNS=N    run each target for N executions (libFuzzer -runs=N)
+#                        instead of SECONDS_PER_TARGET: `make fuzz-long`
 #     CC, FUZZ_CFLAGS    compiler (clang) and its flags for the fuzz build
 #     ASAN_OPTIONS, UBSAN_OPTIONS  passed on (defaults set when unset)
 set -u
@@ -43,9 +48,15 @@ case $seconds in '' | *[!0-9]*)
     exit 2
     ;;
 esac
+case ${HPF_FUZZ_RUNS-1} in '' | *[!0-9]*)
+    echo "$0: HPF_FUZZ_RUNS must be a number of executions" >&2
+    exit 2
+    ;;
+esac
 
 srcdir=$(cd "$(dirname "$0")/../.." && pwd)
-all_targets="fuzz_wire fuzz_session fuzz_config fuzz_import fuzz_file_storage"
+all_targets="fuzz_wire fuzz_session fuzz_config fuzz_import fuzz_file_storage fuzz_console
+    fuzz_nats_codec fuzz_mongo_read"
 targets=${HPF_FUZZ_TARGETS:-$all_targets}
 jobs=${HPF_FUZZ_JOBS:-1}
 fuzzdir=${HPF_FUZZ_BUILDDIR:-$PWD/build-fuzz}
@@ -91,10 +102,14 @@ fi
 
 # ---- the clang build ----
 mkdir -p "$obj"
+# Trees configured before fuzz_mongo_read existed left the MongoDB plugin out.
+if [ -f "$obj/config.status" ] && grep -q -- '--disable-mongodb' "$obj/config.status"; then
+    rm -f "$obj/config.status"
+fi
 if [ ! -f "$obj/config.status" ]; then
     say "run-fuzzers: configuring the clang fuzz build in $obj"
     (cd "$obj" && "$src/configure" CC="$CC" CFLAGS="$cflags" \
-        LDFLAGS="-fsanitize=address,undefined" --disable-mongodb) \
+        LDFLAGS="-fsanitize=address,undefined") \
         >"$fuzzdir/configure.log" 2>&1 || {
         tail -n 30 "$fuzzdir/configure.log" >&2
         say "run-fuzzers: configure failed (log: $fuzzdir/configure.log)" >&2
@@ -127,13 +142,16 @@ run_one() {
     if [ -d "$srcdir/tests/fuzz/corpus/$t" ]; then
         cp -pR "$srcdir/tests/fuzz/corpus/$t/." "$work/corpus/"
     fi
-    local rc=0
-    (cd "$work" && TMPDIR="$scratch/$t" "$bin" -max_total_time="$seconds" -timeout=10 \
+    local rc=0 limit=-max_total_time=$seconds
+    [ -n "${HPF_FUZZ_RUNS:-}" ] && limit=-runs=$HPF_FUZZ_RUNS
+    (cd "$work" && TMPDIR="$scratch/$t" "$bin" "$limit" -timeout=10 \
         -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$work/artifacts/" \
         "$work/corpus") >"$work/log" 2>&1 || rc=$?
     echo "$rc" >"$work/rc"
 }
 
+budget="$seconds s"
+[ -n "${HPF_FUZZ_RUNS:-}" ] && budget="$HPF_FUZZ_RUNS executions"
 failed=0
 set -- $targets
 while [ $# -gt 0 ]; do
@@ -143,7 +161,7 @@ while [ $# -gt 0 ]; do
         batch="$batch $1"
         shift
     done
-    say "run-fuzzers: running$batch for ${seconds} s each"
+    say "run-fuzzers: running$batch for $budget each"
     for t in $batch; do
         if [ ! -x "$obj/tests/fuzz/$t" ]; then
             say "run-fuzzers: no such target: $t" >&2
@@ -155,7 +173,7 @@ while [ $# -gt 0 ]; do
 done
 
 say ""
-say "==== fuzz results (${seconds} s per target, ASan+UBSan) ===="
+say "==== fuzz results ($budget per target, ASan+UBSan) ===="
 for t in $targets; do
     work=$fuzzdir/run/$t
     rc=$(cat "$work/rc" 2>/dev/null || echo '?')
