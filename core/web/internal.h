@@ -155,4 +155,12 @@ void web_logout(struct web_job *j);
 void web_events_push(struct web *w, int type, const char *ident, const char *owner,
                      const char *peer, const char *channel, const char *reason, guint64 count);
 
+/* Request parsing, shared with the console's fuzz target. */
+/** A query string into key -> value (NULL when empty); FALSE when refused:
+ * a key without '=', a key twice, %00, text that is not UTF-8. */
+gboolean web_parse_query(const char *q, GHashTable **out);
+/** A request body of len bytes: strict JSON, at most 32 deep, an
+ * object; NULL with *why set (caller frees) otherwise. */
+JsonNode *web_parse_body(const char *text, size_t len, char **why);
+
 #endif

@@ -386,7 +386,7 @@ static const char *method_name(enum evhttp_cmd_type c)
  * take apart (a key without '=') is refused rather than read as empty: that
  * would drop ?user= and act on the caller's own objects.
  */
-static gboolean parse_query(const char *q, GHashTable **out)
+gboolean web_parse_query(const char *q, GHashTable **out)
 {
     *out = NULL;
     if (!q || !*q)
@@ -555,7 +555,7 @@ static struct web_job *job_new(struct web *w, struct evhttp_request *req,
                                struct web_refusal *no)
 {
     GHashTable *query;
-    if (!parse_query(evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req)), &query)) {
+    if (!web_parse_query(evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req)), &query)) {
         web_refuse(no, 400,
                    "bad query string: use key=value pairs joined by '&', each key once, "
                    "UTF-8 text without NUL");
@@ -599,21 +599,35 @@ static gboolean body_read(struct web_job *j, struct evhttp_request *req, struct 
     if (!ctype || g_ascii_strncasecmp(ctype, "application/json", 16))
         return web_refuse(no, 415, "send the body as Content-Type: application/json");
     const char *text = (const char *)evbuffer_pullup(body, (ev_ssize_t)len);
-    const char *why = jsonutil_prescan(text, len, MAX_JSON_DEPTH);
-    if (why)
-        return web_refuse(no, 400, "%s", why);
+    char *why = NULL;
+    j->body = web_parse_body(text, len, &why);
+    if (!j->body) {
+        web_refuse(no, 400, "%s", why);
+        g_free(why);
+    }
+    return j->body != NULL;
+}
+
+JsonNode *web_parse_body(const char *text, size_t len, char **why)
+{
+    const char *bad = jsonutil_prescan(text, len, MAX_JSON_DEPTH);
+    if (bad) {
+        *why = g_strdup(bad);
+        return NULL;
+    }
     JsonParser *p = json_parser_new();
     GError *e = NULL;
+    JsonNode *out = NULL;
     if (!json_parser_load_from_data(p, text, (gssize)len, &e)) {
-        web_refuse(no, 400, "bad JSON: %s", e->message);
+        *why = g_strdup_printf("bad JSON: %s", e->message);
         g_error_free(e);
     } else if (!json_parser_get_root(p) || !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(p))) {
-        web_refuse(no, 400, "bad JSON: the body must be an object");
+        *why = g_strdup("bad JSON: the body must be an object");
     } else {
-        j->body = json_node_copy(json_parser_get_root(p));
+        out = json_node_copy(json_parser_get_root(p));
     }
     g_object_unref(p);
-    return j->body != NULL;
+    return out;
 }
 
 /* Hand an admitted job on: a login with the credentials at hand, else the storage worker. */

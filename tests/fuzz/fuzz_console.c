@@ -6,8 +6,8 @@
  * evhttp_send_reply need one), so this target drives what the console does
  * once evhttp parsed the request line, in the same order and with the same
  * calls as server.c's api_request(): the route lookup over web_routes[], the
- * query string through evhttp_parse_query_str() (parse_query()), the body
- * through jsonutil_prescan() and json-glib (body_read()), then the route's
+ * query string and the body through the console's own web_parse_query()
+ * and web_parse_body(), then the route's
  * run() on a job whose admin handle is the storage.  Sessions, CSRF and
  * the login/password routes (the password worker) are fuzz_session's and
  * the web tests' business and are skipped here, as are the loop-thread
@@ -39,10 +39,9 @@
 #include "snapshot.h"
 #include "web/internal.h"
 
-#define MAX_REQUESTS   8
+#define MAX_REQUESTS 8
 /* As core/web/server.c. */
-#define MAX_BODY       65536
-#define MAX_JSON_DEPTH 32
+#define MAX_BODY     65536
 
 static char *dir;
 static char *db_path;
@@ -110,48 +109,14 @@ static gboolean skipped(const struct web_route *r)
            !strcmp(r->path, "/api/session") || !strcmp(r->path, "/api/password");
 }
 
-/* server.c's parse_query(): FALSE when the query is refused. */
-static gboolean query_of(const char *q, GHashTable **out)
-{
-    *out = NULL;
-    if (!q || !*q)
-        return TRUE;
-    if (strstr(q, "%00"))
-        return FALSE;
-    struct evkeyvalq kv;
-    TAILQ_INIT(&kv);
-    if (evhttp_parse_query_str(q, &kv) != 0) {
-        evhttp_clear_headers(&kv);
-        return FALSE;
-    }
-    GHashTable *t = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-    gboolean ok = TRUE;
-    for (struct evkeyval *e = kv.tqh_first; e && ok; e = e->next.tqe_next) {
-        ok = !g_hash_table_contains(t, e->key) && g_utf8_validate(e->key, -1, NULL) &&
-             g_utf8_validate(e->value, -1, NULL);
-        if (ok)
-            g_hash_table_insert(t, g_strdup(e->key), g_strdup(e->value));
-    }
-    evhttp_clear_headers(&kv);
-    if (!ok) {
-        g_hash_table_unref(t);
-        return FALSE;
-    }
-    *out = t;
-    return TRUE;
-}
-
-/* server.c's body_read() after its length and Content-Type checks. */
+/* The body as the console reads it (evhttp bounds it to MAX_BODY first). */
 static JsonNode *body_of(const char *text, size_t len)
 {
-    if (len == 0 || len > MAX_BODY || jsonutil_prescan(text, len, MAX_JSON_DEPTH))
+    if (len == 0 || len > MAX_BODY)
         return NULL;
-    JsonParser *p = json_parser_new();
-    JsonNode *out = NULL;
-    if (json_parser_load_from_data(p, text, (gssize)len, NULL) && json_parser_get_root(p) &&
-        JSON_NODE_HOLDS_OBJECT(json_parser_get_root(p)))
-        out = json_node_copy(json_parser_get_root(p));
-    g_object_unref(p);
+    char *why = NULL;
+    JsonNode *out = web_parse_body(text, len, &why);
+    g_free(why);
     return out;
 }
 
@@ -191,7 +156,7 @@ static void one_request(struct plugin_instance *pi, const uint8_t *data, size_t 
     if (!r || skipped(r))
         goto out;
     GHashTable *query;
-    if (!query_of(q, &query))
+    if (!web_parse_query(q, &query))
         goto out;
     struct web_job *j = g_new0(struct web_job, 1);
     j->w = &fake_web;
