@@ -167,13 +167,23 @@ static void gate_closed(struct evhttp_connection *evcon, void *arg)
         g->ops.closed(g->arg, evcon);
 }
 
-/* No complete request in time: nothing of ours holds the connection yet. */
-static void on_first_request_late(evutil_socket_t fd, short what, void *arg)
+/* No complete request in time (the first after accept, or the next after a
+ * reply): nothing of ours holds the connection while it waits for one. */
+static void on_request_late(evutil_socket_t fd, short what, void *arg)
 {
     struct gate_conn *gc = arg;
     log_debug("%s: closing a connection: no complete request within %u s", gc->g->who,
               gc->g->first_request_s);
     evhttp_connection_free(gc->evcon); /* runs gate_closed, which frees gc */
+}
+
+/* The next complete request must come within first_request_s. */
+static void gate_arm(struct gate_conn *gc, struct event_base *base)
+{
+    if (!gc->deadline)
+        gc->deadline = evtimer_new(base, on_request_late, gc);
+    struct timeval tv = {(time_t)gc->g->first_request_s, 0};
+    evtimer_add(gc->deadline, &tv);
 }
 
 static void gate_refuse(struct http_gate *g, struct evhttp_connection *evcon,
@@ -206,9 +216,7 @@ static void gate_accept(struct http_gate *g, struct evhttp_connection *evcon,
     struct gate_conn *gc = g_new0(struct gate_conn, 1);
     gc->g = g;
     gc->evcon = evcon;
-    gc->deadline = evtimer_new(bufferevent_get_base(bev), on_first_request_late, gc);
-    struct timeval tv = {(time_t)g->first_request_s, 0};
-    evtimer_add(gc->deadline, &tv);
+    gate_arm(gc, bufferevent_get_base(bev));
     g_hash_table_insert(g->conns, evcon, gc);
     evhttp_connection_set_closecb(evcon, gate_closed, g);
 }
@@ -276,14 +284,28 @@ struct http_gate *http_gate_new(struct evhttp *http, struct evhttp_bound_socket 
     return g;
 }
 
+/* A reply went out on a kept-alive connection: the clock runs again for the
+ * next request, so a client cannot hold its place by trickling one. */
+static void gate_request_done(struct evhttp_request *req, void *arg)
+{
+    struct http_gate *g = arg;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct gate_conn *gc = evcon ? g_hash_table_lookup(g->conns, evcon) : NULL;
+    if (gc)
+        gate_arm(gc, evhttp_connection_get_base(evcon));
+}
+
 void http_gate_request(struct http_gate *g, struct evhttp_request *req)
 {
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     struct gate_conn *gc = evcon ? g_hash_table_lookup(g->conns, evcon) : NULL;
-    if (gc && gc->deadline) {
-        event_free(gc->deadline);
-        gc->deadline = NULL;
-    }
+    if (!gc)
+        return;
+    /* The request is in: no clock while it is being answered, however long
+     * the storage takes. */
+    if (gc->deadline)
+        evtimer_del(gc->deadline);
+    evhttp_request_set_on_complete_cb(req, gate_request_done, g);
 }
 
 guint http_gate_count(const struct http_gate *g) { return g_hash_table_size(g->conns); }

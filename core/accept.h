@@ -42,13 +42,16 @@ struct http_gate_ops {
  * Gate every connection of http (bound on bs): at most max_conns at once,
  * counted as soon as they are accepted (refused with a 503 over plain HTTP,
  * closed over TLS); a connection whose first request is not complete
- * first_request_s seconds after accept is closed.  Installs http's bevcb.
+ * first_request_s seconds after accept, or whose next request is not
+ * complete first_request_s seconds after the last reply, is closed.
+ * Installs http's bevcb.
  * Free it right after evhttp_free(http).
  */
 struct http_gate *http_gate_new(struct evhttp *http, struct evhttp_bound_socket *bs,
                                 const char *who, guint max_conns, guint first_request_s,
                                 const struct http_gate_ops *ops, void *arg);
-/** A complete request arrived: its connection is past the first-request deadline. */
+/** A complete request arrived: no deadline while it is answered; the next
+ * request has first_request_s from the reply on. */
 void http_gate_request(struct http_gate *g, struct evhttp_request *req);
 /** Connections open now. */
 guint http_gate_count(const struct http_gate *g);

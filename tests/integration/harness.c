@@ -425,6 +425,9 @@ static bool sets_key(const char *extra, const char *key)
     bool found = false;
 
     for (char **l = lines; *l && !found; l++) {
+        /* Only the [broker] part counts: a [web] listen is not the broker's. */
+        if (g_str_has_prefix(g_strchug(*l), "["))
+            break;
         char *eq = strchr(*l, '=');
         if (!eq)
             continue;

@@ -290,6 +290,23 @@ static void test_exporter_limits(void)
     CU_ASSERT(h_now_ms() - t0 < 9000);
     for (int i = 0; i < 20; i++)
         h_close(idle[i]);
+    /* Kept alive after a reply, the next request gets the same 5 s: a
+     * trickle after one good request used to hold the place forever. */
+    fd = h_connect(port);
+    const char *one = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    CU_ASSERT(h_send(fd, one, strlen(one)));
+    r = read_until_close(fd, 1000, &closed);
+    CU_ASSERT(!closed && starts_with(r, "HTTP/1.1 200"));
+    g_string_free(r, TRUE);
+    t0 = h_now_ms();
+    for (int i = 0; i < 15 && !closed; i++) {
+        if (send(fd, slow + (i % strlen(slow)), 1, MSG_NOSIGNAL) < 0)
+            break;
+        g_string_free(read_until_close(fd, 1000, &closed), TRUE);
+    }
+    CU_ASSERT(closed);
+    CU_ASSERT(h_now_ms() - t0 < 9000);
+    h_close(fd);
     long rss1 = h_broker_rss_kb(b);
     fprintf(stderr, "  exporter: RSS %ld KiB before, %ld KiB after\n", rss0, rss1);
     CU_ASSERT(rss1 - rss0 < 20 * 1024);
