@@ -255,8 +255,9 @@ GHashTable *conn_channel_set(GPtrArray *list);
 /* Helpers the handlers share (handle_publish.c). */
 /** FALSE (and the connection failed) when the frame's ident is not ours. */
 gboolean handle_check_ident(struct conn *c, const struct wire_msg *m);
-/** The frame's channel as a C string, or NULL (and the connection failed). */
-char *handle_channel(struct conn *c, const struct wire_msg *m);
+/** The frame's channel into buf as a C string; FALSE (and the connection
+ * failed) for a name over 255 bytes or with a NUL byte. */
+gboolean handle_channel(struct conn *c, const struct wire_msg *m, char buf[WIRE_MAX_NAME + 1]);
 /** A denied pub/sub: ERROR, then close or go on per on_denied; returns go-on. */
 gboolean handle_denied(struct conn *c, enum deny_kind kind, const char *chan);
 

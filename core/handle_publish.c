@@ -137,20 +137,17 @@ gboolean handle_check_ident(struct conn *c, const struct wire_msg *m)
     return FALSE;
 }
 
-/* The channel as a C string, or NULL (and the connection failed). */
-char *handle_channel(struct conn *c, const struct wire_msg *m)
-{
-    char *chan = wire_str_dup(m->channel);
-    if (!chan)
-        conn_fail(c, "bad-frame", "Bad frame: channel name contains a NUL byte");
-    return chan;
-}
-
-/* handle_channel() into buf (WIRE_MAX_NAME + 1 bytes) instead of the heap. */
-static gboolean channel_copy(struct conn *c, const struct wire_msg *m, char *buf)
+gboolean handle_channel(struct conn *c, const struct wire_msg *m, char buf[WIRE_MAX_NAME + 1])
 {
     size_t n = m->channel.len;
-    if (n > WIRE_MAX_NAME || (n && memchr(m->channel.ptr, 0, n))) {
+    /* PUBLISH gives the name a length byte; SUBSCRIBE's runs to the frame's
+     * end, and a longer one could never match a PUBLISH. */
+    if (n > WIRE_MAX_NAME) {
+        conn_fail(c, "bad-frame", "Bad frame: %s channel name of %zu bytes exceeds %u",
+                  wire_op_name(m->op), n, WIRE_MAX_NAME);
+        return FALSE;
+    }
+    if (n && memchr(m->channel.ptr, 0, n)) {
         conn_fail(c, "bad-frame", "Bad frame: channel name contains a NUL byte");
         return FALSE;
     }
@@ -234,7 +231,7 @@ gboolean handle_publish(struct conn *c, const struct wire_msg *m, struct frame_b
         return FALSE;
     /* On the stack: a channel name is at most 255 bytes, and this runs per message. */
     char chan[WIRE_MAX_NAME + 1];
-    if (!channel_copy(c, m, chan))
+    if (!handle_channel(c, m, chan))
         return FALSE;
     if (!g_hash_table_contains(c->may_publish, chan))
         return handle_denied(c, DENY_PUB, chan);
