@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Prepare a fresh checkout for ./configure.  On Debian, installs the build
 # dependencies first when some are missing (needs root).
 set -e

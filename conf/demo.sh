@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Start a demo broker on 127.0.0.1:10000 with the sharing example of the
 # design: jojo shares dionaea.captures with mark, mark re-shares everything
 # he reads there with the group "partners", of which alice is a member; eve

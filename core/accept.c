@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Accepting under pressure.  A listening socket is level-triggered: when
  * accept() fails because the process is out of descriptors, the loop would

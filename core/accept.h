@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Accepting under pressure: listeners that back off when descriptors run
  * out, a reserve descriptor to refuse politely meanwhile, and a gate that

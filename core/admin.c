@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 #include "admin.h"
 
 #include <hpfriends/names.h>

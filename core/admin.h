@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Administrative operations on storage, validated the same way for every
  * front end (hpfriendsctl and the web console): names are checked,

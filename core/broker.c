@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The broker: plugins, listeners, signals, the housekeeping tick. */
 #include <errno.h>
 #ifdef __GLIBC__

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The broker: listeners, connections, and the state they share.
  * Everything here runs on the event loop thread unless said otherwise.

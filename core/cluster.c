@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Cluster glue.  Local publishes go to the plugin once, after the local
  * fanout; local interest (first subscriber of a channel, last one gone)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Cluster glue: the [cluster] plugin, what local publishers and subscribers
  * tell it, and the hand-over of messages it receives from other nodes to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Broker configuration: reads hpfriendsd.conf (a GLib key file) into struct
  * config, or applies hpfeeds3-style flags, and holds the one grammar for

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Broker configuration: a GLib key file, or hpfeeds3-style command-line
  * flags.  Pure: parsing and validation only, no side effects.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Per-authkey traffic counters not yet saved: a table keyed by ident that
  * connections empty their counts into, handed to storage's counters_add()

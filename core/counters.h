@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Per-authkey traffic counters: what each ident published and received and
  * the broker has not saved to storage yet.  Connections count their own

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The graph flattener.  A build interns every user and channel as a small
  * integer, collects each channel's share edges (dropping self-loops and,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* AUTH: ask the auth chain off the loop, then open the session. */
 #include <string.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * PUBLISH: check, then fan the frame out to every reader by reference, in runs.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* SUBSCRIBE and UNSUBSCRIBE. */
 #include "broker.h"
 #include "log.h"

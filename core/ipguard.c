@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Per-address bookkeeping for the listeners and the console: a table from
  * address (IPv4 or IPv6 text; "local" for Unix sockets) to its connection count

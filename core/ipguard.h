@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Per-address limits: how many connections one address may hold, and a
  * back-off for addresses that keep failing AUTH (after `threshold`

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Small json-glib helpers shared by the console's API and hpfriendsctl's
  * export/import, so both write string lists and read typed members the

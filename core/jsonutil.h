@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Small json-glib helpers shared by the console's API (core/web/api.c) and
  * hpfriendsctl's export/import (core/ctl/export.c): typed members out of a

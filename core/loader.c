@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The plugin loader: finds a module by its config value, checks its
  * descriptor against a table of rules (ABI version, identity, kinds and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Plugin loader: one loader for every kind.  Loads a module with GModule,
  * checks it against a table of rules (entry symbol, ABI version, kinds and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # The daemon: everything but main.c lives in a convenience library that the
 # unit tests link too.  core/web/ is the console (served by the daemon
 # itself), core/ctl/ the admin tool hpfriendsctl; both drive storage through

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Logging: level filter, stderr or syslog, every line escaped; rate limiting. */
 #include "log.h"
 

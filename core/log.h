@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Logging: syslog levels, "who: what failed: why" lines, rate limiting. */
 #ifndef HPF_LOG_H
 #define HPF_LOG_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* hpfriendsd: command line, config, daemon life cycle. */
 #include "autoconfig.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The Prometheus exporter: per-ident and per-channel counters kept as the
  * broker runs, a scrape that collects the rest of the broker's state into a

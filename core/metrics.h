@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Prometheus metrics: hpfeeds3's metric names (so existing dashboards keep
  * working) plus hpfriends' own, served as text on the exporter address at

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The connections' output: deliveries counted during a loop turn and queued
  * at its end (publish runs), plain sockets written once per turn straight

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Console password hashing with OpenSSL's PBKDF2-HMAC-SHA256: a random salt
  * per hash, the iteration count stored with it (and bounded when read, so

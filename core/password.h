@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Console passwords: PBKDF2-HMAC-SHA256 with a per-user random salt,
  * stored as "pbkdf2-sha256$ITERATIONS$SALT_B64$HASH_B64".  Hashing is slow

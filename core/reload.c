@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Keeping the running broker in step with storage: poll the data version,
  * and when it moved (or on SIGHUP) read a snapshot and flatten the graph on

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Router: channel -> subscribers, and the cached views of them that
  * router_view() makes (who of them receives a given publisher's messages),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Router: channel -> subscribers.  Knows nothing about connections; a
  * subscriber is an opaque pointer.  O(1) subscribe and unsubscribe,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Sink fan-out: each accepted message or broker event becomes one
  * refcounted item (strings and payload in one allocation) pushed to every

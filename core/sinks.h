@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Sinks: every accepted message and broker event, handed to each sink
  * plugin instance on its own worker thread through a bounded queue.  The

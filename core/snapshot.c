@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Snapshots: the storage plugin's visitor fills plain GLib arrays and
  * tables with copies of every row, so nothing refers back into storage

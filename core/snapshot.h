@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * A consistent copy of everything storage holds, read through the
  * snapshot visitor.  Read on the worker thread (or by hpfriendsctl), then

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The TLS server context for tls: listeners and the console: certificate
  * and key loaded and checked against each other at start-up (and again on

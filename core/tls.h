@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* TLS for tls: listeners: one server context, replaced on SIGHUP. */
 #ifndef HPF_TLS_H
 #define HPF_TLS_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The hpfeeds codec: decoding checks every length against the frame and
  * the configured bound before it reads, and fills a message whose strings

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * hpfeeds wire codec: frames in, frames out, no I/O.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Turning wire strings into C strings safely. */
 #ifndef HPF_WIRE_STR_H
 #define HPF_WIRE_STR_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The worker: a GLib thread pool of one thread runs jobs in submission
  * order; finished jobs go through an async queue, and a libevent event

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Blocking work off the event loop: one worker thread runs jobs in order,
  * and their completions come back on the loop thread.  Every call into

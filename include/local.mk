@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 sdkinclude_HEADERS += \
 	%reldir%/hpfriends/plugin.h \
 	%reldir%/hpfriends/storage.h \

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # rules for plugins: what every plugin shares, then one local.mk a plugin.
 #
 # Each plugin is a libtool module exporting only hpf_plugin_entry; plugins

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # rules for sdk: the hpfeeds client library and hpfeeds-cli
 
 pkgconfig_DATA += %reldir%/hpfeeds-client.pc

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The hpfriends console: a single page over the JSON API under /api/.
 // Plain DOM building (no innerHTML with data), hash routes, one CSRF token
 // per session sent on every state-changing request.

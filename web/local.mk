@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # The console's static files, installed where hpfriendsd looks for them
 # ($(pkgdatadir)/web; [web] root or $HPFRIENDS_WEB_ROOT override it).
 webdir = $(pkgdatadir)/web

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * hpfriendsctl: manage users, groups, shares, acceptances and authkeys in
  * the storage named by the broker's own config file, through the same

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * hpfriendsctl export / import: the whole dataset as one JSON document,
  * one array per kind (users, groups, shares, accepts, authkeys), each

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The console's JSON API.  Each route's run() executes on the storage
  * worker with a fresh snapshot, so authorization is always decided on

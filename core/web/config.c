@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The [web] section of the config file: pure parsing, no side effects. */
 #include <string.h>
 

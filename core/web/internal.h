@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Shared by the console's files: server.c (HTTP, static files), session.c
  * (sessions, CSRF, login) and api.c (the API). */
 #ifndef HPF_WEB_INTERNAL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The console's HTTP side: listener, static files (read once at start, so
  * serving them never touches the disk), connection caps, route lookup,

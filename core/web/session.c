@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The console's sessions, CSRF and login: session cookies and their
  * lifetime, the Origin and CSRF-token checks on state-changing requests,

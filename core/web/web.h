@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The admin console: an HTTP listener (evhttp, TLS optional) serving a JSON
  * API under /api/ and the single-page console's static files.  Runs on the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /**
  * @file hpfriends/auth.h
  * @brief Auth plugins: who may connect.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /**
  * @file hpfriends/cluster.h
  * @brief Cluster plugins: several hpfriendsd nodes acting as one broker.

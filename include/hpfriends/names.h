@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /**
  * @file hpfriends/names.h
  * @brief The one rule for every name (user, group, authkey ident,

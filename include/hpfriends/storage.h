@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /**
  * @file hpfriends/storage.h
  * @brief Storage plugins: where users, groups, shares, acceptances and

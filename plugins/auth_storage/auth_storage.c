@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * auth_storage: the default auth plugin.  Answers AUTH from the authkeys of
  * the configured storage, through the host's authkey_lookup.

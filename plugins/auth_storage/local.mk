@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # auth_storage: authkey checks against the configured storage.
 plugins_LTLIBRARIES += plugins/auth_storage.la
 plugins_auth_storage_la_SOURCES = plugins/auth_storage/auth_storage.c

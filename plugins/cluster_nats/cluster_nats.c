@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * cluster_nats: hpfriendsd nodes exchange accepted messages over NATS.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * cluster_nats's encoding of messages between nodes, apart from libnats:
  * channel names to NATS subjects and back, the percent-encoding of header

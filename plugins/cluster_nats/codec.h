@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* cluster_nats's encoding of messages between nodes (codec.c): pure, no libnats. */
 #ifndef HPF_CLUSTER_NATS_CODEC_H
 #define HPF_CLUSTER_NATS_CODEC_H

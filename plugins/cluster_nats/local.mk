@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # cluster_nats: several nodes as one broker over NATS (libnats).  It links
 # OpenSSL itself only to work around libnats's teardown (see destroy() in
 # cluster_nats.c).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The storage data model in memory, and apply()'s rules on it.
  *

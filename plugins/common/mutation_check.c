@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The checks of a storage mutation that need no stored data; see
  * mutation_check.h.  Every name and secret passes hpf_name_check(), the

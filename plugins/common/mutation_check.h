@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * What a storage plugin checks in a mutation before it looks at stored
  * data: the operation is known, its required fields are there, a share

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # sink_file: JSON Lines file sink; GLib only (UTF-8 checks, base64, strings).
 # Its JSON writer is its own (the comment above json_string() says why).
 plugins_LTLIBRARIES += plugins/sink_file.la

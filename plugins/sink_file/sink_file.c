@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * sink_file: accepted messages (and, on request, broker events) as JSON
  * Lines, one object per line:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # sink_syslog: local socket, UDP or TCP; libc only.
 plugins_LTLIBRARIES += plugins/sink_syslog.la
 plugins_sink_syslog_la_SOURCES = plugins/sink_syslog/sink_syslog.c

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * storage_file: reading, writing and locking the JSON file; see
  * file_store.h for the format and the write protocol.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # storage_file: the whole graph in memory, saved as hpfeeds3-style JSON files.
 plugins_LTLIBRARIES += plugins/storage_file.la
 plugins_storage_file_la_SOURCES = \

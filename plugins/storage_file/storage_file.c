@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * storage_file: users, graph and hpfeeds3's JSON authkeys in one flat file,
  * reloaded when it changes on disk.  The format and why it suits hpfeeds3

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # storage_mongodb: shared storage for several nodes (libmongoc), the graph
 # kept in memory by the common model.
 if BUILD_MONGODB

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * storage_mongodb reads: the model, authkey lookups, the version, snapshots
  * and counters.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * storage_mongodb: users, graph and MHN's authkeys in MongoDB.  Collections,
  * the version scheme and the client's set-up are described in

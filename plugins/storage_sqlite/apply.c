@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * storage_sqlite apply(): a batch of mutations in one IMMEDIATE transaction.
  *

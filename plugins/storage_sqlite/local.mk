@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # storage_sqlite: the embedded default storage (one SQLite file).
 plugins_LTLIBRARIES += plugins/storage_sqlite.la
 plugins_storage_sqlite_la_SOURCES = \

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * hpfeeds-cli: publish to and subscribe from an hpfeeds broker, built on
  * the client library (sdk/client).

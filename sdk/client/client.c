@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * hpfeeds client library: one reconnecting connection per struct
  * hpfc_client, on libevent bufferevents, framing by core/wire.c.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /**
  * @file hpfeeds-client.h
  * @brief hpfeeds client library: publish and subscribe on an hpfeeds broker

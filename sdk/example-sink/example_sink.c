@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * example_sink.c: a complete third-party hpfriends sink, built out of tree.
  *

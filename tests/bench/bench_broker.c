@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The process under test: a broker the bench starts (temporary config and
  * storage, ready file), an external one (--host/--port), or the trivial

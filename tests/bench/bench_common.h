@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * hpfriends-bench internals: what the scenario runner, the broker control
  * and the report share.  See hpfriends_bench.c for the program's contract.

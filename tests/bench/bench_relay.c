@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The relay scenarios' process, forked from the bench: the simplest thing
  * that could possibly relay, so that "vs relay" means "vs the naive way".

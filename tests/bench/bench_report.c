@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Latency statistics, the result table and its JSON twin. */
 #include <stdio.h>
 #include <string.h>

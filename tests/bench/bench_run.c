@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The scenario runner: hpfeeds clients spread over several libevent loops,
  * one thread each, so that the load generator is not the limit.

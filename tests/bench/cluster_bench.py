@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """cluster_bench.py: one hpfriendsd node versus three over NATS, measured
 with hpfriends-bench against running brokers (--host, --sub-port).
 

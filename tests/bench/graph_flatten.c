@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * graph-flatten-bench: how long graph_build() takes, how much memory the
  * flattened table holds, and what one graph_may_read() costs, on a random

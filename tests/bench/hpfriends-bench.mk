@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # hpfriends-bench: a libevent load generator that starts hpfriendsd and runs
 # named scenarios (see the header of hpfriends_bench.c).  Built with the tree
 # (noinst), never run by `make check`.  Paths are spelled out, as in the

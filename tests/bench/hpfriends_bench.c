@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * hpfriends-bench: a load generator for hpfriendsd.
  *

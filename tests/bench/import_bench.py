@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Time `hpfriendsctl import` of generated data sets per storage backend.
 
 For each size N the data set holds N users (every 97th an admin), N/10

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # Benchmarks: built with the tree (noinst), never run by `make check`.
 # Paths are spelled out rather than %reldir%, like other nested fragments.
 noinst_PROGRAMS += tests/bench/graph-flatten-bench

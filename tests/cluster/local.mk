@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # rules for tests/cluster: three hpfriendsd nodes as one broker over NATS
 # (cluster_nats), a cluster of three nats-server processes and the
 # MongoDB-wire test server, driven by test_cluster.py (standard library

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Cluster test: three hpfriendsd nodes as one broker over NATS (issue #9).
 
 Real processes over real TCP: a NATS cluster of three nats-server processes

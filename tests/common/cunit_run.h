@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Shared main() body for CUnit test programs. */
 #ifndef HPF_TEST_CUNIT_RUN_H
 #define HPF_TEST_CUNIT_RUN_H

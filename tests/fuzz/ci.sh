@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # ci.sh [SECONDS_PER_TARGET] [BUILD_DIR]
 #
 # The fuzzing step of .ci/run: every libFuzzer target of tests/fuzz/, built

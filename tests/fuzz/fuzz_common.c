@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Helpers shared by the fuzz targets and the corpus replayer. */
 #include "fuzz_common.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * What the fuzz targets share: libFuzzer's entry points, invariant checks,
  * scratch files, quiet logs, where the plugins are.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * fuzz_console: the console API's handlers (core/web/api.c) against a real
  * storage_sqlite file, below libevent's evhttp.

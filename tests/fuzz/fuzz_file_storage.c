@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * fuzz_file_storage: the file storage plugin's reader and writer
  * (plugins/storage_file/), through the real loader as the broker uses it.

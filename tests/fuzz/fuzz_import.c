@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * fuzz_import: `hpfriendsctl import` (admin_import() in core/export.c) into
  * storage_sqlite on a scratch file, and what runs on imported data.

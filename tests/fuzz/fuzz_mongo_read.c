@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * fuzz_mongo_read: storage_mongodb's document readers
  * (plugins/storage_mongodb/read.c), which turn the BSON documents a

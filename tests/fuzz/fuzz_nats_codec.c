@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * fuzz_nats_codec: how cluster_nats decodes the messages other nodes send
  * (plugins/cluster_nats/codec.c, the code on_message() runs on every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * fuzz_session: the broker's session state machine (core/conn.c and the
  * handle_*.c verbs) with a real broker: storage_sqlite, auth_storage, the

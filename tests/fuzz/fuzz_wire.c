@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * fuzz_wire: the hpfeeds frame codec (core/wire.c).
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # rules for tests/fuzz: libFuzzer targets, their corpora, the corpus replayer
 #
 # `make fuzz [FUZZ_SECONDS=60]` runs tests/fuzz/run-fuzzers.sh, which

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The fuzz corpora as regression tests of the normal build (no libFuzzer,
  * any compiler): every file under tests/fuzz/corpus/<target>/ of fuzz_wire,

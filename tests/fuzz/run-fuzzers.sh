@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # run-fuzzers.sh [SECONDS_PER_TARGET]
 #
 # Build the libFuzzer targets of tests/fuzz/ with clang under ASan + UBSan,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Live-broker test harness: starts hpfriendsd on 127.0.0.1 with a random
  * port, and speaks hpfeeds to it as raw bytes over real TCP.

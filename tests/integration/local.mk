@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # rules for tests/integration
 #
 # Live-broker protocol tests: each binary starts core/hpfriendsd on

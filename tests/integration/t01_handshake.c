@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Connection start: INFO, AUTH, pipelining behind AUTH, trickled bytes,
  * the hpfeeds3-style command line, and a clean SIGTERM.

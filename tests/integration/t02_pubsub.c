@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Routing with access = channels: byte-exact delivery, self-delivery,
  * duplicate subscriptions, unsubscribe, fanout and channel isolation.

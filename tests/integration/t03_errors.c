@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Refusals and malformed input: wrong ident, channels outside the authkey's
  * lists (close and continue), legacy error texts, bad frames before and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Connection limits: the idle-before-AUTH timeout and max_connections.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Slow consumers: a subscriber that never reads must neither hold back the
  * others nor grow the broker's memory, and is disconnected after

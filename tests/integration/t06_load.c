@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Many clients at once: 100 subscribers and 100 publishers authenticated
  * together, every message counted at every subscriber; connection churn

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Configuration and signals as a running daemon sees them: several
  * listeners (IPv4 and IPv6), start-up errors, -t, SIGHUP.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Soak: 1,000 clients against one broker, all within a few seconds, doing
  * what clients on the internet do: authenticate and publish, publish and

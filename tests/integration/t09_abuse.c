@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Abuse resistance, with many offenders at once: the per-address
  * connection cap, the AUTH-failure back-off, a crowd trickling frames a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Graceful stop: on SIGTERM (and SIGINT) the broker stops reading, gives
  * subscribers up to 2 s to take what is already queued for them, then

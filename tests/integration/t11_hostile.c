@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Hostile peers, before and after AUTH, and on the broker's HTTP ports: an
  * anonymous client announcing a huge AUTH, SUBSCRIBE names no PUBLISH can

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """A small, blocking hpfeeds client in plain Python 3 (standard library only).
 
 Written from the protocol description (DESIGN.md section 2), independently of

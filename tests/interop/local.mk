@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # rules for tests/interop: the client library against a scripted broker
 # (CUnit), and the real broker against an independent Python client and
 # hpfeeds-cli.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """Ports for servers that the tests start with a port given on their command
 line (nats-server, rsyslog): they cannot be told to take port 0.
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * CUnit tests for the hpfeeds client library (sdk/client) against a tiny
  * scripted broker living in the same event loop, on real sockets at

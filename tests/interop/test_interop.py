@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Interop test: the real broker (hpfriendsd) against an independent Python
 hpfeeds client (hpfeeds_py.py) and the C client CLI (hpfeeds-cli).
 

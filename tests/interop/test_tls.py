@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """TLS end to end: hpfeeds-cli (the C client library) against the real
 broker's TLS listener.
 

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Start or stop the MongoDB-wire test server (server.mjs) from a shell.
 #
 #   tests/mongo/mongo-server.sh start STATEDIR [PORT]   prints the port

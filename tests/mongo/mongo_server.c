@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The MongoDB-wire test server as a child process; see mongo_server.h. */
 #include "mongo_server.h"
 

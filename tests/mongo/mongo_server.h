@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The MongoDB-wire test server (tests/mongo/server.mjs, CongoDB) as a child
  * process of a C test.  Needs node on PATH (or $NODE) and the npm packages

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // A MongoDB-wire server for the storage_mongodb tests: CongoDB (from
 // @push.rocks/smartmongo), in memory, on 127.0.0.1.
 //

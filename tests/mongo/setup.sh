@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Installs the MongoDB-wire test server's npm packages (CongoDB) into
 # tests/mongo/node_modules, once: does nothing when they are there.
 # Needs node and npm (Debian 12 machines here come with Node.js 20 and npm).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The layout of the ABI 1.3 structs, measured with the headers kept in
  * tests/plugins/abi13/ (this file is built on its own with those first on

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The ABI 1.3 structs as abi13_layout.c measured them, and the list of what
  * is measured, shared with test_plugin_abi.c which measures the same with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * A sink and auth plugin compiled against the ABI 1.3 headers kept in
  * tests/plugins/abi13/ (tests/plugins/local.mk puts them first on the include

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * A plugin built for the next ABI major: otherwise well formed (a sink that
  * drops everything), so the only reason to refuse it is the version.

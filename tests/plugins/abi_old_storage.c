@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * A storage plugin as built for ABI 1.0, before console passwords: it
  * declares minor 0, knows users only, and refuses mutations it does not

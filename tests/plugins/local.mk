@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # rules for tests/plugins
 #
 # Plugins through the real loader (core's plugin.c, host table included),

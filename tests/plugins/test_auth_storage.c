@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * auth_storage through the real loader and host table, answering from a
  * real storage_sqlite instance.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The loader against this directory's plugins: a module built for another
  * ABI major is refused with a message naming it and both versions; one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * storage_sqlite through the real loader, on real SQLite files in a
  * temporary directory.  A second, plain sqlite3 connection plays the other

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * A sink that accepts and drops everything, built four times by
  * tests/sinks/local.mk: for this broker's ABI (abi_sink_ok), the previous

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # rules for tests/sinks: the sink plugins in a real broker (the syslog sink
 # against a real rsyslogd), the SDK's example sink built with its own
 # Makefile, and the ABI check as a [sink:NAME] section sees it.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # The installed plugin SDK, end to end.  Run after
 #   ./configure --prefix=PREFIX && make install
 # as: sh tests/sinks/sdk_check.sh PREFIX

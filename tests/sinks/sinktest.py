@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """Shared helpers for the sink tests: a check counter that prints one line per
 check and a final "N passed, N failed", an hpfeeds3 SQLite auth database, and
 a broker (hpfriendsd) started in a temporary directory on 127.0.0.1 with a

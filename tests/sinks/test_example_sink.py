@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """The SDK's example sink (sdk/example-sink), built out of tree with its own
 plain Makefile and loaded into a real broker.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """The plugin ABI check, as a [sink:NAME] section sees it.
 
 tests/sinks/abi_sink.c is built four times (tests/sinks/local.mk): for this

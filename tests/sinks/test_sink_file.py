@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """The file sink (plugins/sink_file) in a real broker.
 
 One broker with several [sink:NAME] sections, each a scenario:

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """The syslog sink (plugins/sink_syslog) against a real syslog daemon.
 
 Starts Debian's rsyslogd in the foreground with a private config: imuxsock on

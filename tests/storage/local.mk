@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # rules for tests/storage: one storage contract, three backends.
 #
 # test_backends runs the same conformance cases against storage_sqlite,

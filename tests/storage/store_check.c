@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Helpers of the storage tests: see store_check.h. */
 #include <string.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * What the storage tests share: a store opened through the real plugin
  * loader, mutations applied with the plugin's error text kept, authkeys

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """What the three "existing hpfeeds auth data, used in place" runners share
 (test_hpfeeds3_db: SQLite, test_hpfeeds3_json: JSON file, test_mhn_mongodb:
 MongoDB as MHN fills it): the same three keys, and the same channels-mode

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """Shared helpers for the system tests: a real hpfriendsd in a temporary
 directory, hpfriendsctl runs, hpfeeds client connections, and a small check
 recorder that prints one line per check and a final "N passed, M failed".

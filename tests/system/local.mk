@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # rules for tests/system: the real hpfriendsd and hpfriendsctl end to end,
 # driven by Python 3 scripts (standard library only) that share hpftest.py
 # and the interop client tests/interop/hpfeeds_py.py.  test_ctl.py needs
@@ -26,7 +27,8 @@
 	%reldir%/test_mhn_mongodb.py \
 	%reldir%/test_roundtrip.py \
 	%reldir%/test_mongo_outage.py \
-	%reldir%/test_kill_import.py
+	%reldir%/test_kill_import.py \
+	%reldir%/test_license.py
 
 EXTRA_DIST += %reldir%/hpftest.py %reldir%/hp3common.py %reldir%/mongowire.py \
 	$(%canon_reldir%_scripts)
@@ -57,7 +59,8 @@ endif
 	%reldir%/test_counters-sqlite.test \
 	%reldir%/test_counters-file.test \
 	%reldir%/test_hpfeeds3_db.test \
-	%reldir%/test_hpfeeds3_json.test
+	%reldir%/test_hpfeeds3_json.test \
+	%reldir%/test_license.test
 
 TESTS += $(%canon_reldir%_wrappers)
 CLEANFILES += $(%canon_reldir%_wrappers)

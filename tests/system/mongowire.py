@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """Just enough of the MongoDB wire protocol, in plain Python 3 (standard
 library only), for the system tests to write and read documents the way
 another program (MHN's web application, a mongo shell) would: straight into

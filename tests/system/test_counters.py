@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """System test: per-authkey traffic counters.
 
 One key publishes N = 25 messages of known sizes, another receives them;

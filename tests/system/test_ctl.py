@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """System test: hpfriendsctl, every sub-command, its output, its errors and
 exit codes (0 ok, 1 one-line error on stderr, 2 usage error), readers with
 their paths for the worked example of DESIGN.md section 3, graph --dot

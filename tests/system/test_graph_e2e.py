@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """System test: who receives what (DESIGN.md section 3), end to end.
 
 The worked example (jojo -shares-> mark -shares_all-> @partners, alice in

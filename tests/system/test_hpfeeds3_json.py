@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """System test: an existing hpfeeds3 JSON auth file, used in place
 (DESIGN.md sections 4 and 6).
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """kill -9 in the middle of `hpfriendsctl import`: the storage keeps the
 previous consistent state (sqlite and file backends).
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """System test: changes made with hpfriendsctl reach a running broker and
 its live sessions (DESIGN.md section 3: "A change made with hpfriendsctl
 reaches a running broker within reload_interval ... or at once on SIGHUP.

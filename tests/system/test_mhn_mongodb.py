@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """System test: an existing MHN MongoDB auth database, used in place
 (DESIGN.md sections 4 and 6).
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """System test: the MongoDB server goes away under a live broker, and comes
 back (DESIGN.md section 4: blocking backends never run on the event loop;
 storage_mongodb: a server that is down fails calls within about

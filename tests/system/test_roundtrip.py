@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """System test: export/import between the three storage backends
 (DESIGN.md section 4: "import/export (JSON, to move between backends)").
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # The graph flattener's unit and property tests.  Included from
 # tests/unit/local.mk, so paths are spelled out rather than %reldir%.
 if HAVE_CUNIT

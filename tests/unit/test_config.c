@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Config: key file parsing, defaults, errors naming file/section/key, flags. */
 #include <glib.h>
 #include <glib/gstdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The per-authkey traffic counters (core/counters.c): the table's sums, how
  * it is emptied for a save, how a connection's counts move into it, and the

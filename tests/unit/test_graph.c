@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Graph flattener: the reader rule of README's "Who receives what".
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Per-address connection caps and AUTH-failure back-off. */
 #include <arpa/inet.h>
 #include <string.h>

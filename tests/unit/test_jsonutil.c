@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * JSON helpers (core/jsonutil.c): the pre-scan that stands before
  * json-glib's recursive parser for untrusted text (strict JSON only, a

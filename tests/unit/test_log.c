@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Logging (core/log.c): every line is escaped so that what a peer sends
  * (a newline in an ident, an ESC sequence, bytes that are not UTF-8) can

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The exporter's text (core/metrics.c): for a made-up broker state, the
  * whole scrape must come out byte for byte as pinned here (hpfeeds3's metric

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Console password hashes: format, round trip, refusals, bounds. */
 #include <string.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Router: subscribe, dedupe, unsubscribe, removal in any order; cached views. */
 #include <glib.h>
 

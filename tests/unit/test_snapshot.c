@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Snapshot (core/snapshot.c): rows added by hand are copied and found again
  * by the look-ups the graph flattener, the console and hpfriendsctl use;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The hpfeeds codec: every opcode, boundary lengths, truncation, split reads. */
 #include <stdlib.h>
 #include <string.h>

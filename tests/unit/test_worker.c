@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Worker thread (core/worker.c): jobs run in submission order on one thread
  * that is not the loop's, their completions run on the loop thread, the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // End to end: the web console in headless Chromium (Debian's
 // /usr/bin/chromium, driven by playwright-core from tests/web/node_modules).
 //

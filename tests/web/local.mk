@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # rules for tests/web: the admin console.
 #
 # test_api.py: the JSON API over real HTTP against a real hpfriendsd (every

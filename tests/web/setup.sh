@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Installs playwright-core (pinned in package-lock.json) into
 # tests/web/node_modules, once: does nothing when it is there.  The browser
 # is Debian's chromium (apt-get install chromium), never a download.

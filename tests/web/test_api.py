@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Web console API over real HTTP against a real hpfriendsd: every endpoint,
 its errors, and authorization (user A can never read or change user B's
 objects, tried endpoint by endpoint), CSRF and Origin checks, bad JSON and

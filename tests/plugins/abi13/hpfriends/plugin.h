@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /**
  * @file hpfriends/plugin.h
  * @brief The hpfriends plugin ABI: what every plugin exports and what the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /**
  * @file hpfriends/sink.h
  * @brief Sink plugins: where accepted messages and broker events go.
