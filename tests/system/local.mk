@@ -28,7 +28,8 @@
 	%reldir%/test_roundtrip.py \
 	%reldir%/test_mongo_outage.py \
 	%reldir%/test_kill_import.py \
-	%reldir%/test_license.py
+	%reldir%/test_license.py \
+	%reldir%/test_manpages.py
 
 EXTRA_DIST += %reldir%/hpftest.py %reldir%/hp3common.py %reldir%/mongowire.py \
 	$(%canon_reldir%_scripts)
@@ -60,7 +61,8 @@ endif
 	%reldir%/test_counters-file.test \
 	%reldir%/test_hpfeeds3_db.test \
 	%reldir%/test_hpfeeds3_json.test \
-	%reldir%/test_license.test
+	%reldir%/test_license.test \
+	%reldir%/test_manpages.test
 
 TESTS += $(%canon_reldir%_wrappers)
 CLEANFILES += $(%canon_reldir%_wrappers)
