@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: BSD-3-Clause
-# Tidies scdoc's output so that `mandoc -T lint` has nothing to say about
-# where it puts paragraph macros, without changing the formatted page
-# (doc/local.mk builds it; tests/system/test_manpages.py lints it and
-# checks that mandoc and groff format it exactly as scdoc's own output):
+# Tidies scdoc's output so that `mandoc -T lint -W warning` has nothing to
+# say about where it puts paragraph macros ("PP empty", "PP after SH": the
+# only messages it has for scdoc 1.11's pages here), without changing the
+# formatted page: mandoc -T utf8 and groff -man give byte for byte the same
+# text for scdoc's output and for this one.  doc/local.mk runs it;
+# tests/system/test_manpages.py lints the result:
 #  - a .P right after .TH, .SH or .SS, or right before .SH, .SS or another
 #    .P, is dropped: roff ignores it ("skipping paragraph macro");
 #  - a .P right before .RE (the blank line that ends an indented block) is

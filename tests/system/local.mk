@@ -4,6 +4,10 @@
 # and the interop client tests/interop/hpfeeds_py.py.  test_ctl.py needs
 # Graphviz's dot on PATH (it fails, not skips, without it).
 #
+# test_manpages lints the man pages built from doc/*.scd with mandoc and
+# checks that every key `hpfriendsd --list-config-keys` reports is in
+# hpfriendsd.conf(5) and conf/hpfriendsd.conf.
+#
 # test_kill_import (sqlite and file only) SIGKILLs hpfriendsctl import at
 # the storage plugins' test-only crash points (plugins/common/crash_point.h) and
 # at delays, and checks the previous state survives intact.
