@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: BSD-3-Clause
 """The man pages: every page built from doc/*.scd lints clean, the pages
-name each other under SEE ALSO, and every config key the broker accepts is
-documented in hpfriendsd.conf(5) and in the sample conf/hpfriendsd.conf.
+name each other under SEE ALSO, every long option that hpfriendsd,
+hpfriendsctl and hpfeeds-cli list in --help is in their pages, and every
+config key the broker accepts is documented in hpfriendsd.conf(5) and in the
+sample conf/hpfriendsd.conf.
 
 Lint: `mandoc -T lint -W warning` must print nothing and exit 0 for every
 page.  (-W style is not used: it flags every roff input line over 80 bytes,
@@ -91,6 +93,29 @@ def see_also(src):
             name, sect = other.rsplit(".", 1)
             if (name, sect) not in named:
                 fail("%s: SEE ALSO does not name %s(%s)" % (page, name, sect))
+
+
+def options_documented(src, build):
+    """Every long option a program's --help lists is in its page."""
+    runs = [("hpfriendsd.8", ["core/hpfriendsd", "--help"]),
+            ("hpfriendsctl.8", ["core/hpfriendsctl", "--help"]),
+            ("hpfeeds-cli.1", ["sdk/cli/hpfeeds-cli", "pub", "--help"]),
+            ("hpfeeds-cli.1", ["sdk/cli/hpfeeds-cli", "sub", "--help"])]
+    for page, argv in runs:
+        r = subprocess.run([os.path.join(build, argv[0])] + argv[1:], capture_output=True,
+                           text=True)
+        opts = set(re.findall(r"^\s+(?:-\w, )?--([a-z][a-z-]*)", r.stdout, re.M))
+        if r.returncode != 0 or len(opts) < 5:
+            fail("%s: exit %d, %d options found" % (" ".join(argv), r.returncode, len(opts)))
+            continue
+        path = os.path.join(src, "doc", page + ".scd")
+        if not os.path.exists(path):
+            continue  # lint() said so
+        with open(path, encoding="utf-8") as f:
+            text = f.read().replace("\\", "")
+        for o in sorted(opts):
+            if not re.search(r"--%s\b" % re.escape(o), text):
+                fail("%s: option --%s (%s) is not documented" % (page, o, " ".join(argv)))
 
 
 def accepted_keys(build):
@@ -208,6 +233,7 @@ def main():
     src, build = dirs()
     lint(src, build)
     see_also(src)
+    options_documented(src, build)
     core, plugins = accepted_keys(build)
     sink_core_keys_in_source(src, core)
 
