@@ -421,6 +421,29 @@ static gboolean set_broker_key(struct config *cfg, const struct key_def *d, cons
     return ok;
 }
 
+/* [auth] takes only the chain; the plugins' own keys go in [auth:NAME]. */
+static const char *const auth_keys[] = {"chain", NULL};
+
+/* The keys core/sinks.c takes out of every [sink:NAME] before the plugin sees the rest. */
+static const char *const sink_core_keys[] = {"channels", "queue_size", NULL};
+
+/* The sections that name a plugin with `plugin =` (config_list_keys). */
+static const char *const plugin_sections[] = {"storage", "cluster", "auth:NAME", "sink:NAME", NULL};
+
+void config_list_keys(config_key_cb cb, void *ud)
+{
+    for (gsize k = 0; k < G_N_ELEMENTS(broker_keys); k++)
+        cb("broker", broker_keys[k].key, ud);
+    for (const char *const *k = config_web_keys; *k; k++)
+        cb("web", *k, ud);
+    for (const char *const *k = auth_keys; *k; k++)
+        cb("auth", *k, ud);
+    for (const char *const *s = plugin_sections; *s; s++)
+        cb(*s, "plugin", ud);
+    for (const char *const *k = sink_core_keys; *k; k++)
+        cb("sink:NAME", *k, ud);
+}
+
 static gboolean load_broker(struct config *cfg, GKeyFile *kf, const char *file, GError **error)
 {
     gsize n = 0;
@@ -520,7 +543,7 @@ static gboolean load_section(struct config *cfg, GKeyFile *kf, const char *group
         gsize n = 0;
         char **keys = g_key_file_get_keys(kf, group, &n, NULL);
         for (gsize i = 0; i < n && ok; i++)
-            if (strcmp(keys[i], "chain"))
+            if (!g_strv_contains(auth_keys, keys[i]))
                 ok = fail(error, path, group, keys[i], "unknown key");
         g_strfreev(keys);
     } else if (g_str_has_prefix(group, "auth:") || g_str_has_prefix(group, "sink:")) {

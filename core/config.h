@@ -127,6 +127,18 @@ void config_prefix_error(const struct config *cfg, GError **error);
 
 void config_free(struct config *cfg);
 
+/**
+ * Every key the parsers accept outside the plugins' own, from the tables
+ * they read: cb(section, key) for [broker], [web], [auth], `plugin` of each
+ * plugin section and the keys the core takes out of every [sink:NAME]
+ * (sections with an instance name are given as "auth:NAME", "sink:NAME").
+ */
+typedef void (*config_key_cb)(const char *section, const char *key, void *ud);
+void config_list_keys(config_key_cb cb, void *ud);
+
+/** The keys of [web], NULL-terminated: config_load_web() refuses any other. */
+extern const char *const config_web_keys[];
+
 /** Read the [web] section (web/config.c); sets cfg->web. */
 gboolean config_load_web(struct config *cfg, GKeyFile *kf, const char *file, GError **error);
 void web_conf_free(struct web_conf *wc);

@@ -48,6 +48,8 @@ sbin_PROGRAMS += %reldir%/hpfriendsd
 %canon_reldir%_hpfriendsd_SOURCES = %reldir%/main.c
 %canon_reldir%_hpfriendsd_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(LIBEVENT_CFLAGS)
 %canon_reldir%_hpfriendsd_LDADD = %reldir%/libhpfcore.la
+# --list-config-keys: what the parsers and the plugins accept (doc checks).
+%canon_reldir%_hpfriendsd_SOURCES += %reldir%/keys.c %reldir%/keys.h
 
 bin_PROGRAMS += %reldir%/hpfriendsctl
 %canon_reldir%_hpfriendsctl_SOURCES = %reldir%/ctl/ctl.c

@@ -12,6 +12,7 @@
 
 #include "broker.h"
 #include "config.h"
+#include "keys.h"
 #include "log.h"
 #include "loader.h"
 
@@ -19,11 +20,15 @@ static char *opt_config;
 static gboolean opt_test, opt_foreground, opt_debug, opt_version;
 static char **opt_bind, **opt_auth;
 static char *opt_name, *opt_tlscert, *opt_tlskey, *opt_exporter, *opt_ready_file, *opt_plugin_dir;
+/* For documentation checks and tooling; hidden from --help, described in hpfriendsd(8). */
+static gboolean opt_list_keys;
 
 static const GOptionEntry entries[] = {
     {"config", 'c', 0, G_OPTION_ARG_FILENAME, &opt_config, "Configuration file (GLib key file)",
      "FILE"},
     {"test", 't', 0, G_OPTION_ARG_NONE, &opt_test, "Check the configuration and exit", NULL},
+    {"list-config-keys", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_NONE, &opt_list_keys,
+     "Print every config key accepted, with those of each plugin in the plugin dir", NULL},
     {"foreground", 'f', 0, G_OPTION_ARG_NONE, &opt_foreground,
      "Stay in the foreground, log to stderr", NULL},
     {"debug", 'd', 0, G_OPTION_ARG_NONE, &opt_debug, "Log debug messages", NULL},
@@ -77,6 +82,8 @@ static int parse_options(int *argc, char ***argv)
         printf("hpfriendsd %s (plugin ABI %d.%d)\n", PACKAGE_VERSION, HPF_ABI_MAJOR, HPF_ABI_MINOR);
         return 0;
     }
+    if (opt_list_keys)
+        return keys_print(plugin_dir_resolve(opt_plugin_dir));
     if (*argc > 1) {
         fprintf(stderr, "hpfriendsd: unexpected argument '%s'\n", (*argv)[1]);
         return 2;

@@ -4,6 +4,10 @@
 # and the interop client tests/interop/hpfeeds_py.py.  test_ctl.py needs
 # Graphviz's dot on PATH (it fails, not skips, without it).
 #
+# test_manpages lints the man pages built from doc/*.scd with mandoc and
+# checks that every key `hpfriendsd --list-config-keys` reports is in
+# hpfriendsd.conf(5) and conf/hpfriendsd.conf.
+#
 # test_kill_import (sqlite and file only) SIGKILLs hpfriendsctl import at
 # the storage plugins' test-only crash points (plugins/common/crash_point.h) and
 # at delays, and checks the previous state survives intact.
@@ -28,7 +32,8 @@
 	%reldir%/test_roundtrip.py \
 	%reldir%/test_mongo_outage.py \
 	%reldir%/test_kill_import.py \
-	%reldir%/test_license.py
+	%reldir%/test_license.py \
+	%reldir%/test_manpages.py
 
 EXTRA_DIST += %reldir%/hpftest.py %reldir%/hp3common.py %reldir%/mongowire.py \
 	$(%canon_reldir%_scripts)
@@ -60,7 +65,8 @@ endif
 	%reldir%/test_counters-file.test \
 	%reldir%/test_hpfeeds3_db.test \
 	%reldir%/test_hpfeeds3_json.test \
-	%reldir%/test_license.test
+	%reldir%/test_license.test \
+	%reldir%/test_manpages.test
 
 TESTS += $(%canon_reldir%_wrappers)
 CLEANFILES += $(%canon_reldir%_wrappers)
