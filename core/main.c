@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <event2/thread.h>
@@ -17,7 +18,7 @@
 
 static char *opt_config;
 static gboolean opt_test, opt_foreground, opt_debug, opt_version;
-static char **opt_bind, **opt_auth;
+static char **opt_bind, **opt_auth, **opt_endpoint;
 static char *opt_name, *opt_tlscert, *opt_tlskey, *opt_exporter, *opt_ready_file, *opt_plugin_dir;
 
 static const GOptionEntry entries[] = {
@@ -25,13 +26,20 @@ static const GOptionEntry entries[] = {
      "FILE"},
     {"test", 't', 0, G_OPTION_ARG_NONE, &opt_test, "Check the configuration and exit", NULL},
     {"foreground", 'f', 0, G_OPTION_ARG_NONE, &opt_foreground,
-     "Stay in the foreground, log to stderr", NULL},
+     "Stay in the foreground, log to stderr (always so without -c)", NULL},
     {"debug", 'd', 0, G_OPTION_ARG_NONE, &opt_debug, "Log debug messages", NULL},
     {"bind", 0, 0, G_OPTION_ARG_STRING_ARRAY, &opt_bind,
      "Listen on HOST:PORT (repeatable; hpfeeds3 compatible)", "HOST:PORT"},
+    {"endpoint", 'e', 0, G_OPTION_ARG_STRING_ARRAY, &opt_endpoint,
+     "Listen on an hpfeeds3 endpoint, e.g. tcp:port=20000 or "
+     "tls:port=20001:cert=c.pem:key=k.pem (repeatable)",
+     "ENDPOINT"},
     {"auth", 0, 0, G_OPTION_ARG_STRING_ARRAY, &opt_auth,
-     "Authkeys from a SQLite file, a .json file or a mongodb:// URI", "PATH|URI"},
-    {"name", 0, 0, G_OPTION_ARG_STRING, &opt_name, "Broker name sent in INFO", "NAME"},
+     "Authkeys from a SQLite file, sqlite (./sqlite.db), a .json file, env, a mongodb:// URI "
+     "or database+postgresql|mysql|sqlite://... (repeatable: asked in order)",
+     "SOURCE"},
+    {"name", 0, 0, G_OPTION_ARG_STRING, &opt_name, "Broker name sent in INFO (default hpfeeds)",
+     "NAME"},
     {"tlscert", 0, 0, G_OPTION_ARG_FILENAME, &opt_tlscert, "TLS certificate (PEM)", "FILE"},
     {"tlskey", 0, 0, G_OPTION_ARG_FILENAME, &opt_tlskey, "TLS private key (PEM)", "FILE"},
     {"exporter", 0, 0, G_OPTION_ARG_STRING, &opt_exporter, "Prometheus exporter address",
@@ -89,12 +97,37 @@ static void free_options(void)
     g_free(opt_config);
     g_strfreev(opt_bind);
     g_strfreev(opt_auth);
+    g_strfreev(opt_endpoint);
     g_free(opt_name);
     g_free(opt_tlscert);
     g_free(opt_tlskey);
     g_free(opt_exporter);
     g_free(opt_ready_file);
     g_free(opt_plugin_dir);
+}
+
+/*
+ * --auth database+postgresql:// and database+mysql:// need a storage plugin
+ * that may not be installed: say which, before the loader's generic error.
+ */
+static gboolean check_sql_plugin(const struct config *cfg, GError **error)
+{
+    const char *p = cfg->storage->plugin;
+    if (strcmp(p, "postgresql") && strcmp(p, "mysql"))
+        return TRUE;
+    const char *dir = plugin_dir_resolve(cfg->plugin_dir);
+    char *file = g_strdup_printf("storage_%s.so", p);
+    char *path = g_build_filename(dir, file, NULL);
+    char *bare = g_strdup_printf("%s/%s.so", dir, p); /* the loader's other name */
+    gboolean ok = g_file_test(path, G_FILE_TEST_EXISTS) || g_file_test(bare, G_FILE_TEST_EXISTS);
+    g_free(bare);
+    if (!ok)
+        g_set_error(error, CONFIG_ERROR, 0,
+                    "%s storage needs the plugin storage_%s, which is not installed (no %s)",
+                    !strcmp(p, "mysql") ? "MySQL/MariaDB" : "PostgreSQL", p, path);
+    g_free(file);
+    g_free(path);
+    return ok;
 }
 
 /* The config file (or the defaults), then the flags over it. */
@@ -104,7 +137,8 @@ static struct config *load_config(GError **error)
     if (!cfg)
         return NULL;
     if (!config_apply_flags(cfg, opt_bind, opt_auth, opt_name, opt_tlscert, opt_tlskey,
-                            opt_exporter, error)) {
+                            opt_exporter, error) ||
+        !config_apply_endpoints(cfg, opt_endpoint, opt_bind && opt_bind[0], error)) {
         config_free(cfg);
         return NULL;
     }
@@ -113,6 +147,10 @@ static struct config *load_config(GError **error)
         cfg->plugin_dir = g_strdup(opt_plugin_dir);
     }
     config_finish(cfg);
+    if (!check_sql_plugin(cfg, error)) {
+        config_free(cfg);
+        return NULL;
+    }
     int level = level_from_name(cfg->log_level);
     if (level < 0) {
         g_set_error(error, CONFIG_ERROR, 0,
@@ -160,7 +198,8 @@ int main(int argc, char **argv)
         goto out;
     }
 
-    if (!opt_foreground) {
+    /* Without a config file it stands in for hpfeeds-broker, which never forks. */
+    if (!opt_foreground && opt_config) {
         if (daemon(0, 0) != 0) {
             g_set_error(&error, CONFIG_ERROR, 0, "cannot daemonize: %s", g_strerror(errno));
             goto out;

@@ -524,6 +524,27 @@ static const struct {
     {"export", cmd_export},   {"import", cmd_import},
 };
 
+/*
+ * --auth env: those keys are the broker's HPFEEDS_<IDENT>_* environment
+ * variables, read-only and out of this tool's sight.  Say so; with nothing
+ * else to work on, stop.
+ */
+static gboolean env_keys_note(struct config *cfg)
+{
+    if (!config_auth_has_env(cfg))
+        return TRUE;
+    if (config_storage_is_placeholder(cfg)) {
+        fprintf(stderr, "hpfriendsctl: --auth env: keys from the environment are read-only "
+                        "(set HPFEEDS_<IDENT>_SECRET, _OWNER, _PUBCHANS, _SUBCHANS for the "
+                        "broker); name a writable source to manage\n");
+        config_free(cfg);
+        return FALSE;
+    }
+    fprintf(stderr, "hpfriendsctl: note: keys from --auth env are read-only and not shown "
+                    "here; this works on the other source\n");
+    return TRUE;
+}
+
 int main(int argc, char **argv)
 {
     GError *e = NULL;
@@ -576,6 +597,8 @@ int main(int argc, char **argv)
         config_free(c.cfg);
         return usage("name the storage: -c CONFIG or --auth PATH");
     }
+    if (!env_keys_note(c.cfg))
+        return 1;
     config_finish(c.cfg);
     const char *dir = plugin_dir_resolve(opt_plugin_dir ? opt_plugin_dir : c.cfg->plugin_dir);
     c.admin.storage = plugin_instance_new(dir, c.cfg->storage->plugin, HPF_KIND_STORAGE, "storage",
