@@ -29,7 +29,9 @@ static gboolean opt_admin, opt_dot, opt_version;
 static const GOptionEntry entries[] = {
     {"config", 'c', 0, G_OPTION_ARG_FILENAME, &opt_config, "The broker's config file", "FILE"},
     {"auth", 0, 0, G_OPTION_ARG_STRING_ARRAY, &opt_auth,
-     "Storage without a config file: SQLite file, .json file or mongodb:// URI", "PATH|URI"},
+     "Storage without a config file, as the broker's --auth (SQLite file, sqlite, .json file, "
+     "mongodb:// or database+...:// URI; env keys are read-only)",
+     "SOURCE"},
     {"plugin-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt_plugin_dir, "Load plugins from DIR", "DIR"},
     {"from", 0, 0, G_OPTION_ARG_STRING, &opt_from, "Sharing user", "USER"},
     {"to", 0, 0, G_OPTION_ARG_STRING, &opt_to, "Receiving user, or @GROUP", "USER|@GROUP"},

@@ -43,6 +43,9 @@ import hpfeeds_py as hp  # noqa: E402
 BUILDDIR = os.environ.get("HPF_BUILDDIR") or os.getcwd()
 DAEMON = os.path.abspath(os.environ.get("HPFRIENDSD")
                          or os.path.join(BUILDDIR, "core", "hpfriendsd"))
+os.environ.setdefault("HPFRIENDS_PLUGIN_DIR", os.path.join(BUILDDIR, "plugins", ".libs"))
+CTL = os.path.abspath(os.environ.get("HPFRIENDSCTL")
+                      or os.path.join(BUILDDIR, "core", "hpfriendsctl"))
 HOST = "127.0.0.1"
 TIMEOUT = 15.0
 IN_NETNS = "--in-private-netns"
@@ -517,6 +520,34 @@ def check_errors(tmp):
         expect(files in ([], ["x.json"]), "%s: files created: %r" % (" ".join(args), files))
 
 
+def ctl(cwd, *args):
+    r = subprocess.run([CTL] + list(args), cwd=cwd, capture_output=True, text=True,
+                       timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+    return r.returncode, r.stdout, r.stderr
+
+
+def check_ctl(tmp):
+    """hpfriendsctl takes the same --auth values; env keys are read-only."""
+    d = os.path.join(tmp, "ctl")
+    os.makedirs(d, exist_ok=True)
+    rc, out, err = ctl(d, "--auth", "env", "authkey", "list")
+    want = ("hpfriendsctl: --auth env: keys from the environment are read-only (set "
+            "HPFEEDS_<IDENT>_SECRET, _OWNER, _PUBCHANS, _SUBCHANS for the broker); name a "
+            "writable source to manage\n")
+    expect(rc == 1 and err == want, "--auth env: status %d, stderr %r" % (rc, err))
+    users_json(os.path.join(d, "users.json"), {"k": ("s", ["c"], ["c"])})
+    rc, out, err = ctl(d, "--auth", "users.json", "--auth", "env", "authkey", "list")
+    expect(rc == 0 and out.startswith("k\t"), "users.json + env list: %d %r %r" % (rc, out, err))
+    expect(err == "hpfriendsctl: note: keys from --auth env are read-only and not shown here; "
+           "this works on the other source\n", "the note: %r" % err)
+    auth_keys_db(os.path.join(d, "auth_keys.db"))
+    rc, out, err = ctl(d, "--auth", "database+sqlite:///auth_keys.db", "authkey", "list")
+    expect(rc == 0 and out.startswith("testing\t"), "auth_keys list: %d %r %r" % (rc, out, err))
+    rc, out, err = ctl(d, "--auth", "nosuch.db", "authkey", "list")
+    expect(rc == 1 and "--auth nosuch.db: no such file" in err and
+           not os.path.exists(os.path.join(d, "nosuch.db")), "nosuch.db: %d %r" % (rc, err))
+
+
 def check_config_file_defaults(tmp):
     """A config file keeps hpfriends' own defaults: 127.0.0.1:10000, name hpfriends."""
     d = os.path.join(tmp, "conf")
@@ -550,6 +581,7 @@ CHECKS = [
     ("database+postgresql/mysql without their plugin: a clear error", check_sql_plugin_missing),
     ("unknown --auth kinds, missing files, bad endpoints: exact errors, no file made",
      check_errors),
+    ("hpfriendsctl --auth: env keys read-only, auth_keys listed, no file made", check_ctl),
     ("-c FILE keeps 127.0.0.1:10000 and the name hpfriends", check_config_file_defaults),
 ]
 
