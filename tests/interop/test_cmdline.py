@@ -543,6 +543,9 @@ def check_ctl(tmp):
     auth_keys_db(os.path.join(d, "auth_keys.db"))
     rc, out, err = ctl(d, "--auth", "database+sqlite:///auth_keys.db", "authkey", "list")
     expect(rc == 0 and out.startswith("testing\t"), "auth_keys list: %d %r %r" % (rc, out, err))
+    rc, out, err = ctl(d, "--auth", "database+sqlite:///auth_keys.db", "authkey", "del", "testing")
+    expect(rc == 1 and err == "hpfriendsctl: authkey 'testing' is in hpfeeds3's auth_keys table, "
+           "which is read-only here (change it with SQL)\n", "auth_keys del: %d %r" % (rc, err))
     rc, out, err = ctl(d, "--auth", "nosuch.db", "authkey", "list")
     expect(rc == 1 and "--auth nosuch.db: no such file" in err and
            not os.path.exists(os.path.join(d, "nosuch.db")), "nosuch.db: %d %r" % (rc, err))
