@@ -114,6 +114,12 @@ gboolean config_apply_endpoints(struct config *cfg, char **endpoints, gboolean a
 struct listen_addr *config_parse_endpoint(const char *spec, char **cert, char **key,
                                           GError **error);
 
+/**
+ * Storage plugin postgresql or mysql (--auth database+...) not installed in
+ * the plugin directory dir: an error that says so.
+ */
+gboolean config_check_sql_plugin(const struct config *cfg, const char *dir, GError **error);
+
 /** TRUE when the auth chain holds the read-only `env` source. */
 gboolean config_auth_has_env(const struct config *cfg);
 

@@ -419,3 +419,26 @@ gboolean config_apply_endpoints(struct config *cfg, char **endpoints, gboolean a
     }
     return TRUE;
 }
+
+/*
+ * --auth database+postgresql:// and database+mysql:// need a storage plugin
+ * that may not be installed: say which, before the loader's generic error.
+ */
+gboolean config_check_sql_plugin(const struct config *cfg, const char *dir, GError **error)
+{
+    const char *p = cfg->storage->plugin;
+    if (strcmp(p, "postgresql") && strcmp(p, "mysql"))
+        return TRUE;
+    char *file = g_strdup_printf("storage_%s.so", p);
+    char *path = g_build_filename(dir, file, NULL);
+    char *bare = g_strdup_printf("%s/%s.so", dir, p); /* the loader's other name */
+    gboolean ok = g_file_test(path, G_FILE_TEST_EXISTS) || g_file_test(bare, G_FILE_TEST_EXISTS);
+    g_free(bare);
+    if (!ok)
+        g_set_error(error, CONFIG_ERROR, 0,
+                    "%s storage needs the plugin storage_%s, which is not installed (no %s)",
+                    !strcmp(p, "mysql") ? "MySQL/MariaDB" : "PostgreSQL", p, path);
+    g_free(file);
+    g_free(path);
+    return ok;
+}

@@ -106,30 +106,6 @@ static void free_options(void)
     g_free(opt_plugin_dir);
 }
 
-/*
- * --auth database+postgresql:// and database+mysql:// need a storage plugin
- * that may not be installed: say which, before the loader's generic error.
- */
-static gboolean check_sql_plugin(const struct config *cfg, GError **error)
-{
-    const char *p = cfg->storage->plugin;
-    if (strcmp(p, "postgresql") && strcmp(p, "mysql"))
-        return TRUE;
-    const char *dir = plugin_dir_resolve(cfg->plugin_dir);
-    char *file = g_strdup_printf("storage_%s.so", p);
-    char *path = g_build_filename(dir, file, NULL);
-    char *bare = g_strdup_printf("%s/%s.so", dir, p); /* the loader's other name */
-    gboolean ok = g_file_test(path, G_FILE_TEST_EXISTS) || g_file_test(bare, G_FILE_TEST_EXISTS);
-    g_free(bare);
-    if (!ok)
-        g_set_error(error, CONFIG_ERROR, 0,
-                    "%s storage needs the plugin storage_%s, which is not installed (no %s)",
-                    !strcmp(p, "mysql") ? "MySQL/MariaDB" : "PostgreSQL", p, path);
-    g_free(file);
-    g_free(path);
-    return ok;
-}
-
 /* The config file (or the defaults), then the flags over it. */
 static struct config *load_config(GError **error)
 {
@@ -147,7 +123,7 @@ static struct config *load_config(GError **error)
         cfg->plugin_dir = g_strdup(opt_plugin_dir);
     }
     config_finish(cfg);
-    if (!check_sql_plugin(cfg, error)) {
+    if (!config_check_sql_plugin(cfg, plugin_dir_resolve(cfg->plugin_dir), error)) {
         config_free(cfg);
         return NULL;
     }

@@ -603,6 +603,10 @@ int main(int argc, char **argv)
         return 1;
     config_finish(c.cfg);
     const char *dir = plugin_dir_resolve(opt_plugin_dir ? opt_plugin_dir : c.cfg->plugin_dir);
+    if (!config_check_sql_plugin(c.cfg, dir, &e)) {
+        config_free(c.cfg);
+        return fail(e);
+    }
     c.admin.storage = plugin_instance_new(dir, c.cfg->storage->plugin, HPF_KIND_STORAGE, "storage",
                                           c.cfg->storage->keys, c.cfg->dir, &e);
     if (!c.admin.storage || !plugin_instance_start(c.admin.storage, &e)) {

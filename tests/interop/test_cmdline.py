@@ -484,6 +484,11 @@ def check_sql_plugin_missing(tmp):
                                                                                    want))
         expect("hunter2" not in out, "%s: the password appears in the output" % arg)
         expect(files == [], "%s: files created: %r" % (arg, files))
+        r = subprocess.run([CTL, "--auth", arg, "authkey", "list"], capture_output=True,
+                           text=True, timeout=TIMEOUT, env=dict(os.environ,
+                                                                HPFRIENDS_PLUGIN_DIR=pdir))
+        expect(r.returncode == 1 and r.stderr == "hpfriendsctl: %s\n" % want,
+               "hpfriendsctl --auth %s: %d %r" % (arg, r.returncode, r.stderr))
 
 
 def check_errors(tmp):
@@ -507,6 +512,9 @@ def check_errors(tmp):
         (["-e", "tcp:interface=127.0.0.1"],
          "hpfriendsd: --endpoint tcp:interface=127.0.0.1: port= is required"),
         (["--tlscert", "c.pem"], "hpfriendsd: --tlscert and --tlskey go together: give both"),
+        # broker.rst's "Multiple interfaces" example, on a machine without lan0.
+        (["--endpoint=tcp:port=20000:device=lan0", "--auth=env"],
+         "hpfriendsd: listen tcp:0.0.0.0:20000: device lan0: No such device"),
     ]
     for i, (args, want) in enumerate(cases):
         name = "err-%d" % i
