@@ -114,8 +114,9 @@ static struct plugin_conf *database_source(const struct config *cfg, const char 
 /*
  * One --auth value: the storage it names (*store), or nothing for `env`
  * (*is_env).  hpfeeds-broker's order of tests, with one difference: a path
- * that is neither of its kinds is a SQLite file that must exist (it would
- * quietly use ./sqlite.db instead).
+ * that is none of its kinds is a SQLite file (it would quietly use
+ * ./sqlite.db instead), made when absent if the name ends in .db, and
+ * otherwise one that must exist: `--auth envv` is a typo, not a file name.
  */
 static gboolean auth_source(const struct config *cfg, const char *a, struct plugin_conf **store,
                             gboolean *is_env, GError **error)
@@ -138,6 +139,9 @@ static gboolean auth_source(const struct config *cfg, const char *a, struct plug
     } else if (!strcmp(a, "sqlite")) {
         /* hpfeeds-broker's own default, created when absent as it does. */
         *store = storage_conf("sqlite", "path", HPFEEDS3_SQLITE);
+    } else if (g_str_has_suffix(a, ".db")) {
+        /* Named as a database: made when absent (with hpfeeds3's tables). */
+        *store = storage_conf("sqlite", "path", a);
     } else if (strstr(a, "://")) {
         return auth_fail(error, a, "not a kind of source hpfriendsd knows; expected " AUTH_KINDS);
     } else {

@@ -315,15 +315,17 @@ def check_no_flags(tmp):
 
 
 def check_auth_sqlite(tmp):
-    b = Broker(tmp, "auth-sqlite", ["--auth", "sqlite"])
-    try:
-        b.start(20000)
-        expect(os.path.exists(b.path("sqlite.db")), "no ./sqlite.db: %r" % os.listdir(b.dir))
-        expect(not os.path.exists(b.path("sqlite")), "a file named 'sqlite' was created")
-        hpfeeds3_sqlite_insert(b.path("sqlite.db"), "o", "k", "s", ["c"], ["c"])
-        pubsub(20000, ("k", "s"), ("k", "s"), "c")
-    finally:
-        b.stop()
+    for value in ("sqlite", "sqlite.db", "./sqlite.db"):
+        b = Broker(tmp, "auth-" + value, ["--auth", value])
+        try:
+            b.start(20000)
+            expect(os.path.exists(b.path("sqlite.db")), "--auth %s: no ./sqlite.db: %r"
+                   % (value, os.listdir(b.dir)))
+            expect(not os.path.exists(b.path("sqlite")), "a file named 'sqlite' was created")
+            hpfeeds3_sqlite_insert(b.path("sqlite.db"), "o", "k", "s", ["c"], ["c"])
+            pubsub(20000, ("k", "s"), ("k", "s"), "c")
+        finally:
+            b.stop()
 
 
 ENV_COMPOSE = {"HPFEEDS_TEST_SECRET": "test", "HPFEEDS_TEST_SUBCHANS": "spam",
@@ -554,9 +556,9 @@ def check_ctl(tmp):
     rc, out, err = ctl(d, "--auth", "database+sqlite:///auth_keys.db", "authkey", "del", "testing")
     expect(rc == 1 and err == "hpfriendsctl: authkey 'testing' is in hpfeeds3's auth_keys table, "
            "which is read-only here (change it with SQL)\n", "auth_keys del: %d %r" % (rc, err))
-    rc, out, err = ctl(d, "--auth", "nosuch.db", "authkey", "list")
-    expect(rc == 1 and "--auth nosuch.db: no such file" in err and
-           not os.path.exists(os.path.join(d, "nosuch.db")), "nosuch.db: %d %r" % (rc, err))
+    rc, out, err = ctl(d, "--auth", "nosuch", "authkey", "list")
+    expect(rc == 1 and "--auth nosuch: no such file" in err and
+           not os.path.exists(os.path.join(d, "nosuch")), "nosuch: %d %r" % (rc, err))
 
 
 def check_config_file_defaults(tmp):
@@ -579,7 +581,8 @@ def check_config_file_defaults(tmp):
 CHECKS = [
     ("no --bind, no -e, no --auth: 0.0.0.0:20000, ./sqlite.db, INFO name hpfeeds",
      check_no_flags),
-    ("--auth sqlite: ./sqlite.db, no file named sqlite", check_auth_sqlite),
+    ("--auth sqlite, sqlite.db, ./sqlite.db: ./sqlite.db, no file named sqlite",
+     check_auth_sqlite),
     ("--endpoint=tcp:port=10000 --auth=env: HPFEEDS_<IDENT>_* keys, nothing written",
      check_auth_env),
     ("--auth users.json --auth env (and reversed): first source knowing the ident wins",
