@@ -9,6 +9,7 @@ noinst_LTLIBRARIES += %reldir%/libhpfcore.la
 	%reldir%/wire.c %reldir%/wire.h \
 	%reldir%/log.c %reldir%/log.h \
 	%reldir%/config.c %reldir%/config.h \
+	%reldir%/flags.c \
 	%reldir%/loader.c %reldir%/loader.h \
 	%reldir%/worker.c %reldir%/worker.h \
 	%reldir%/router.c %reldir%/router.h \

@@ -34,6 +34,7 @@ include plugins/storage_sqlite/local.mk
 include plugins/storage_file/local.mk
 include plugins/storage_mongodb/local.mk
 include plugins/auth_storage/local.mk
+include plugins/auth_env/local.mk
 include plugins/sink_file/local.mk
 include plugins/sink_syslog/local.mk
 include plugins/cluster_nats/local.mk
