@@ -44,6 +44,7 @@ cleanup() {
     if [ "$installed" = 1 ]; then
         echo "deb_check: purging after an early stop"
         apt-get purge -y -qq -o DPkg::Lock::Timeout=300 $PKGS >/dev/null 2>&1
+        remove_user
     fi
     if [ -n "$tmp" ]; then
         if [ "${KEEP:-0}" = 1 ] || [ "$fails" -ne 0 ]; then
@@ -54,6 +55,15 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
+
+# The check's own clean-up, so that the next run creates the user anew
+# (only a user this run's install created).
+remove_user() {
+    [ "${user_existed:-1}" = 0 ] || return 0
+    deluser --system --quiet hpfriends >/dev/null 2>&1
+    getent group hpfriends >/dev/null && delgroup --system --quiet hpfriends >/dev/null 2>&1
+    return 0
+}
 
 # finish: the summary line, and the exit status.
 finish() {
@@ -181,7 +191,7 @@ check_installed() {
         fail "no system user hpfriends ('$pw')"
     fi
     expect_stat /var/lib/hpfriends hpfriends:hpfriends 750
-    expect_stat /var/log/hpfriends hpfriends:adm 2750
+    expect_stat /var/log/hpfriends hpfriends:hpfriends 750
     expect_stat /etc/hpfriends/hpfriendsd.conf root:hpfriends 640
     if dpkg-query -W -f='${Conffiles}' hpfriends | grep -q ' /etc/hpfriends/hpfriendsd.conf '; then
         pass "/etc/hpfriends/hpfriendsd.conf is a conffile"
@@ -415,11 +425,7 @@ purge() {
     fi
     if getent passwd hpfriends >/dev/null; then
         note "purge leaves (by design): the system user and group hpfriends ($(id hpfriends))"
-        # The check's own clean-up, so that the next run creates the user anew.
-        if [ "$user_existed" = 0 ]; then
-            deluser --system --quiet hpfriends >/dev/null 2>&1
-            delgroup --system --quiet hpfriends >/dev/null 2>&1
-        fi
+        remove_user
     else
         fail "purge removed the hpfriends user (Debian keeps system users)"
     fi
