@@ -85,7 +85,7 @@ preconditions() {
     for tool in git dpkg-buildpackage lintian apt-get setpriv cc make; do
         command -v "$tool" >/dev/null || fatal "$tool not found"
     done
-    if dpkg-query -W -f='${Status}' hpfriends 2>/dev/null | grep -q 'ok installed'; then
+    if [ "$(dpkg-query -W -f='${db:Status-Status}' hpfriends 2>/dev/null)" = installed ]; then
         fatal "hpfriends is installed here already; this check purges it (and /var/lib/hpfriends): purge it first"
     fi
     user_existed=0
@@ -193,7 +193,9 @@ check_installed() {
     expect_stat /var/lib/hpfriends hpfriends:hpfriends 750
     expect_stat /var/log/hpfriends hpfriends:hpfriends 750
     expect_stat /etc/hpfriends/hpfriendsd.conf root:hpfriends 640
-    if dpkg-query -W -f='${Conffiles}' hpfriends | grep -q ' /etc/hpfriends/hpfriendsd.conf '; then
+    local conffiles
+    conffiles=$(dpkg-query -W -f='${Conffiles}' hpfriends)
+    if printf '%s\n' "$conffiles" | grep -q '^ /etc/hpfriends/hpfriendsd.conf '; then
         pass "/etc/hpfriends/hpfriendsd.conf is a conffile"
     else
         fail "/etc/hpfriends/hpfriendsd.conf is not a conffile"
@@ -393,12 +395,15 @@ check_dev() {
         fail "hpfriends-dev: example sink: $(tail -n 5 "$tmp/sink.log")"
     fi
     printf '#include <hpfeeds-client.h>\n#include <stdio.h>\nint main(void)\n{\n    puts(hpfc_strerror(0));\n    return 0;\n}\n' >"$tmp/client.c"
+    local libs=
     # shellcheck disable=SC2046
-    if cc -o "$tmp/client" "$tmp/client.c" $($pc --cflags --libs hpfeeds-client) >"$tmp/client.log" 2>&1 &&
-        "$tmp/client" >/dev/null && ldd "$tmp/client" | grep -Eq '=> /(usr/)?lib/[^ ]+/libhpfeeds-client\.so\.0 '; then
+    cc -o "$tmp/client" "$tmp/client.c" $($pc --cflags --libs hpfeeds-client) >"$tmp/client.log" 2>&1 &&
+        "$tmp/client" >>"$tmp/client.log" 2>&1 && libs=$(ldd "$tmp/client")
+    # (ldd into a variable: grep -q closing the pipe early would fail it)
+    if printf '%s\n' "$libs" | grep -Eq '=> /(usr/)?lib/[^ ]+/libhpfeeds-client\.so\.0 '; then
         pass "libhpfeeds-client-dev: a program builds with hpfeeds-client.pc and runs on libhpfeeds-client.so.0"
     else
-        fail "libhpfeeds-client-dev: $(tail -n 5 "$tmp/client.log"; ldd "$tmp/client" 2>&1 | grep hpfeeds)"
+        fail "libhpfeeds-client-dev: $(tail -n 5 "$tmp/client.log") ${libs:-no ldd output}"
     fi
 }
 
