@@ -20,11 +20,13 @@ set -uo pipefail
 # work; set this to 1 once hpfriendsd accepts --pid-file.
 CHECK_PID_FILE=0
 
-PKGS="hpfriends hpfriends-mongodb hpfriends-nats libhpfeeds-client0 libhpfeeds-client-dev hpfriends-dev"
+top=$(cd "$(dirname "$0")/../.." && pwd)
+# Every package debian/control builds (the stanzas not commented out).
+PKGS=$(sed -n 's/^Package: //p' "$top/debian/control" | tr '\n' ' ')
+PKGS=${PKGS% }
 CHANNEL=deb.check
 TIMEOUT=30 # seconds any single wait may take
 
-top=$(cd "$(dirname "$0")/../.." && pwd)
 start=$SECONDS
 fails=0
 installed=0
@@ -149,9 +151,10 @@ measure() {
         printf '  %-22s Depends: %s\n' "" "$(dpkg-deb -f "$deb" Depends)"
     done
     local heavy
-    heavy=$(dpkg-deb -f "$(deb_of hpfriends)" Depends | tr ',' '\n' | grep -E 'mongoc|bson|nats')
+    heavy=$(dpkg-deb -f "$(deb_of hpfriends)" Depends | tr ',' '\n' |
+        grep -E 'mongoc|bson|nats|libpq|mariadb|mysql')
     if [ -z "$heavy" ]; then
-        pass "hpfriends depends on neither libmongoc nor libnats"
+        pass "hpfriends depends on none of libmongoc, libnats, libpq, libmariadb"
     else
         fail "hpfriends depends on: $heavy"
     fi
