@@ -37,3 +37,4 @@ include plugins/auth_storage/local.mk
 include plugins/sink_file/local.mk
 include plugins/sink_syslog/local.mk
 include plugins/cluster_nats/local.mk
+include plugins/storage_postgresql/local.mk
