@@ -30,7 +30,7 @@ static void set_fail(struct pg_fail *f, int status, const char *fmt, ...)
     va_end(ap);
     /* libpq's messages end in a newline (and may span lines): one line for the log */
     for (char *c = f->msg; *c; c++)
-        if (*c == '\n' || *c == '\r')
+        if (*c == '\n' || *c == '\r' || *c == '\t')
             *c = c[1] ? ' ' : '\0';
     f->status = status;
 }
@@ -151,8 +151,9 @@ static PGresult *collect(struct pstore *s, int64_t deadline, struct pg_fail *f)
     if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
         return keep;
     const char *state = PQresultErrorField(keep, PG_DIAG_SQLSTATE);
+    const char *primary = PQresultErrorField(keep, PG_DIAG_MESSAGE_PRIMARY);
     set_fail(f, PQstatus(c) == CONNECTION_BAD ? HPF_ERR_UNAVAILABLE : sqlstate_status(state), "%s",
-             PQresultErrorMessage(keep));
+             primary ? primary : PQresultErrorMessage(keep));
     PQclear(keep);
     if (PQstatus(c) == CONNECTION_BAD)
         pg_disconnect(s);

@@ -29,9 +29,11 @@ struct wctx {
 
 static const char *bool_text(bool b) { return b ? "true" : "false"; }
 
+/* Names the record the next writes are for; after a failure, the one that failed. */
 static void note(struct wctx *w, const char *kind, const char *name)
 {
-    g_snprintf(w->what, sizeof w->what, "%s '%.200s'", kind, name);
+    if (!w->failed)
+        g_snprintf(w->what, sizeof w->what, "%s '%.200s'", kind, name);
 }
 
 static void run(struct wctx *w, const char *sql, int n, const char *const *params)
@@ -217,7 +219,7 @@ static bool apply_locked(struct wctx *w, const struct hpf_mutation *mutations, s
     run(w, "SELECT value FROM hpf_meta WHERE key = 'data_version' FOR UPDATE", 0, NULL);
     if (w->failed)
         return false;
-    g_strlcpy(w->what, "reading the data", sizeof w->what);
+    note(w, "table", "auth_keys and hpf_*");
     struct gm_model *before = pg_load_model(s, &w->f);
     if (!before) {
         w->failed = true;
@@ -231,7 +233,7 @@ static bool apply_locked(struct wctx *w, const struct hpf_mutation *mutations, s
     gm_model_free(after);
     if (*status != HPF_OK)
         return false;
-    g_strlcpy(w->what, "data_version", sizeof w->what);
+    note(w, "table", "hpf_meta");
     run(w,
         "DELETE FROM hpf_key_owners o WHERE NOT EXISTS "
         "(SELECT 1 FROM auth_keys k WHERE k.identifier = o.identifier)",
@@ -279,13 +281,11 @@ int pg_apply(void *instance, const struct hpf_mutation *mutations, size_t n, cha
 /* Adds saturate at the largest bigint rather than fail the whole batch. */
 #define ADD_SAT(c) c " = LEAST(h." c "::numeric + excluded." c ", 9223372036854775807)::bigint"
 
-static const char
-    counters_sql
-        [] =
-            "INSERT INTO hpf_counters AS h (ident, published_msgs, published_bytes, received_msgs, "
-            "received_bytes) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (ident) DO UPDATE "
-            "SET " ADD_SAT("published_msgs") ", " ADD_SAT("published_bytes") ", " ADD_SAT(
-                "received_msgs") ", " ADD_SAT("received_bytes");
+static const char counters_sql[] =
+    "INSERT INTO hpf_counters AS h (ident, published_msgs, published_bytes, received_msgs, "
+    "received_bytes) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (ident) DO UPDATE "
+    "SET " ADD_SAT("published_msgs") ", " ADD_SAT("published_bytes") ", " ADD_SAT(
+        "received_msgs") ", " ADD_SAT("received_bytes");
 
 static void count_text(char out[24], uint64_t v)
 {
