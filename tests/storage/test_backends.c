@@ -6,7 +6,8 @@
  * rollback of a failing batch, snapshot content, authkey_get with the owner
  * fallback, the version, counters) are written once against the plugin ABI
  * and run as a suite per backend: storage_sqlite, storage_file,
- * storage_mongodb, and storage_mongodb again with transactions forced.  A
+ * storage_mongodb, storage_mongodb again with transactions forced, and
+ * storage_postgresql (against a private server, tests/storage/pg_backend.c).  A
  * backend hook inserts an authkey "behind the plugin's back" the way each
  * store's other writers do (an SQL INSERT, an edit of the JSON file, a
  * db.auth_key.insert()), for the out-of-band cases.
