@@ -7,7 +7,9 @@
  * open, which a hung server or a dropped network can make minutes.  So
  * statements go out with PQsendQueryParams() and the answer is awaited with
  * poll() until timeout_ms; a connection that misses the deadline is closed
- * (its state is unknown) and the call fails as UNAVAILABLE.  Connecting is
+ * (its state is unknown) and the call fails as UNAVAILABLE.  The
+ * connection is non-blocking, so sending a large statement waits on the
+ * same deadline instead of in write().  Connecting is
  * bounded by libpq's connect_timeout, which create() defaults from
  * timeout_ms unless the URI sets one.
  */
@@ -71,6 +73,12 @@ bool pg_connect(struct pstore *s, struct pg_fail *f)
         s->next_connect_us = g_get_monotonic_time() + RECONNECT_INTERVAL_US;
         return false;
     }
+    /* Sending must not block either: a large batch to a hung server would wait forever. */
+    if (PQsetnonblocking(c, 1) != 0) {
+        set_fail(f, HPF_ERR_IO, "%s", PQerrorMessage(c));
+        PQfinish(c);
+        return false;
+    }
     s->conn = c;
     return true;
 }
@@ -110,9 +118,15 @@ static PGresult *collect(struct pstore *s, int64_t deadline, struct pg_fail *f)
 {
     PGconn *c = s->conn;
     int flushed;
-    while ((flushed = PQflush(c)) == 1)
-        if (!wait_socket(c, POLLIN | POLLOUT, deadline) || !PQconsumeInput(c))
+    while ((flushed = PQflush(c)) == 1) {
+        if (!wait_socket(c, POLLIN | POLLOUT, deadline)) {
+            set_fail(f, HPF_ERR_UNAVAILABLE, "could not send within %d ms", s->timeout_ms);
+            pg_disconnect(s);
+            return NULL;
+        }
+        if (!PQconsumeInput(c))
             break;
+    }
     PGresult *keep = NULL;
     bool failed = flushed != 0;
     while (!failed) {
