@@ -35,6 +35,7 @@ static void set_fail(struct pg_fail *f, int status, const char *fmt, ...)
         if (*c == '\n' || *c == '\r' || *c == '\t')
             *c = c[1] ? ' ' : '\0';
     f->status = status;
+    f->closed = false;
 }
 
 void pg_disconnect(struct pstore *s)
@@ -158,6 +159,7 @@ static PGresult *collect(struct pstore *s, int64_t deadline, struct pg_fail *f)
     if (failed || !keep) {
         PQclear(keep);
         set_fail(f, HPF_ERR_UNAVAILABLE, "%s", PQerrorMessage(c));
+        f->closed = true;
         pg_disconnect(s);
         return NULL;
     }
@@ -169,8 +171,10 @@ static PGresult *collect(struct pstore *s, int64_t deadline, struct pg_fail *f)
     set_fail(f, PQstatus(c) == CONNECTION_BAD ? HPF_ERR_UNAVAILABLE : sqlstate_status(state), "%s",
              primary ? primary : PQresultErrorMessage(keep));
     PQclear(keep);
-    if (PQstatus(c) == CONNECTION_BAD)
+    if (PQstatus(c) == CONNECTION_BAD) {
+        f->closed = true;
         pg_disconnect(s);
+    }
     return NULL;
 }
 
@@ -180,6 +184,7 @@ static PGresult *send_once(struct pstore *s, const char *sql, int n, const char 
     int64_t deadline = g_get_monotonic_time() + (int64_t)s->timeout_ms * 1000;
     if (!PQsendQueryParams(s->conn, sql, n, NULL, params, NULL, NULL, 0)) {
         set_fail(f, HPF_ERR_UNAVAILABLE, "%s", PQerrorMessage(s->conn));
+        f->closed = true;
         pg_disconnect(s);
         return NULL;
     }
@@ -197,8 +202,11 @@ PGresult *pg_query(struct pstore *s, const char *sql, int n, const char *const *
     if (!pg_connect(s, f))
         return NULL;
     PGresult *r = send_once(s, sql, n, params, f);
-    /* An idle connection the server closed since (a restart): one fresh try. */
-    if (!r && had && !s->conn && !s->in_txn && f->status == HPF_ERR_UNAVAILABLE) {
+    /*
+     * An idle connection the server closed since (a restart): one fresh try.
+     * Not after a timeout: the caller is owed an answer within timeout_ms.
+     */
+    if (!r && had && f->closed && !s->conn && !s->in_txn) {
         s->next_connect_us = 0;
         if (pg_connect(s, f))
             r = send_once(s, sql, n, params, f);

@@ -71,6 +71,7 @@ struct pstore {
 /* A failed query: the hpf status and a one-line reason. */
 struct pg_fail {
     int status;
+    bool closed; /* the server closed the connection (not a timeout) */
     char msg[512];
 };
 

@@ -7,7 +7,9 @@
  */
 #include "pg_backend.h"
 
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -454,6 +456,42 @@ static void calls_fail(struct plugin_instance *pi)
     WITHIN_3S(S(pi)->counters_get(pi->inst, "a1", &out), HPF_ERR_UNAVAILABLE);
 }
 
+/*
+ * The server process serving our connection stops answering (SIGSTOP, as a
+ * hung host would look): the call fails within timeout_ms, and the next one
+ * gets a fresh connection.
+ */
+static void test_pg_hung_backend(void)
+{
+    char *plain = pg_backend_uri("hung");
+    GHashTable *cfg = g_hash_table_new(g_str_hash, g_str_equal);
+    g_hash_table_insert(cfg, "uri", plain);
+    g_hash_table_insert(cfg, "timeout_ms", "500");
+    GError *error = NULL;
+    struct plugin_instance *pi = load_cfg("postgresql", cfg, g_get_tmp_dir(), &error);
+    g_hash_table_unref(cfg);
+    g_clear_error(&error);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
+    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_USER_ADD, .user = "alice"), HPF_OK);
+    char *pids = sql_text("hung", "SELECT pid FROM pg_stat_activity WHERE "
+                                  "application_name = 'hpfriends' AND datname = 'hpf_hung'");
+    int pid = atoi(pids);
+    CU_ASSERT_TRUE_FATAL(pid > 0 && strchr(pids, '\n') == pids + strlen(pids) - 1);
+    CU_ASSERT_EQUAL(kill(pid, SIGSTOP), 0);
+    uint64_t v;
+    gint64 t0 = g_get_monotonic_time();
+    int rc = S(pi)->version(pi->inst, &v);
+    gint64 ms = (g_get_monotonic_time() - t0) / 1000;
+    kill(pid, SIGCONT);
+    CU_ASSERT_EQUAL(rc, HPF_ERR_UNAVAILABLE);
+    CU_ASSERT_TRUE(ms >= 400 && ms < 3000);
+    CU_ASSERT_EQUAL(S(pi)->version(pi->inst, &v), HPF_OK);
+    CHECK_SNAPSHOT(pi, "user alice");
+    g_free(pids);
+    g_free(plain);
+    plugin_instance_free(pi);
+}
+
 /* Runs last: the server stops, and comes back with its data. */
 static void test_pg_outage(void)
 {
@@ -496,6 +534,7 @@ const struct pg_case pg_cases[] = {
     {"config keys, unreachable server, newer schema", test_pg_config},
     {"TLS: verify-full; a wrong root refused", test_pg_tls},
     {"two nodes on one database", test_pg_two_nodes},
+    {"a hung server process: UNAVAILABLE within timeout_ms", test_pg_hung_backend},
     {"server down: fast UNAVAILABLE; back: recovers", test_pg_outage},
 };
 const size_t pg_n_cases = G_N_ELEMENTS(pg_cases);
