@@ -16,9 +16,9 @@
  *    ours (schema.c).
  *
  * version(): an in-memory counter that moves whenever data_version (bumped
- * by every apply(), in its transaction) or an MD5 over the auth_keys rows
- * (computed by the server, one round trip) changed since the last call, so
- * that keys an hpfeeds3-era script inserts are seen by every node.
+ * by every apply(), in its transaction) or a fingerprint of the auth_keys
+ * rows (their count and transaction stamps, read.c) changed since the last
+ * call, so that keys an hpfeeds3-era script inserts are seen by every node.
  *
  * One connection (the broker serialises storage calls, so more would sit
  * idle), opened by start() and re-opened on demand after a failure, at most
