@@ -35,6 +35,7 @@
 #include <stdint.h>
 
 #include <glib.h>
+#include <json-glib/json-glib.h>
 #include <libpq-fe.h>
 
 #include <hpfriends/plugin.h>
@@ -111,6 +112,20 @@ int pg_authkey_get(void *instance, const char *ident, hpf_authkey_cb cb, void *u
 int pg_version(void *instance, uint64_t *version);
 int pg_snapshot(void *instance, const struct hpf_snapshot_visitor *visitor, void *user_data);
 int pg_counters_get(void *instance, const char *ident, struct hpf_counters *out);
+
+/* batch.c: apply()'s inserts, a few hundred rows a statement */
+enum pg_btable { PB_USERS, PB_GROUPS, PB_MEMBERS, PB_SHARES, PB_ACCEPTS, PB_KEYS, PB_OWNERS, PB_N };
+struct pg_batch {
+    GPtrArray *rows[PB_N]; /* JsonObject *, one a row, fields named as the columns */
+    GArray *bytes[PB_N];   /* size_t: about how much JSON each row makes */
+};
+void pg_batch_init(struct pg_batch *b);
+void pg_batch_clear(struct pg_batch *b);
+/* A new row of table t (about `bytes` of text) to fill in; owned by the batch. */
+JsonObject *pg_batch_row(struct pg_batch *b, enum pg_btable t, size_t bytes);
+/* Insert every row, tables in enum order; false with f set and the rows named in what. */
+bool pg_batch_flush(struct pstore *s, struct pg_batch *b, struct pg_fail *f, char *what,
+                    size_t what_len);
 
 /* write.c */
 int pg_apply(void *instance, const struct hpf_mutation *mutations, size_t n, char *err,

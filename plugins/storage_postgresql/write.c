@@ -13,6 +13,8 @@
  * Records that change in place (a user's admin flag or password, a share's
  * type, a group's owner, an authkey replaced) are updated, not deleted and
  * inserted, so an auth_keys row keeps its id and the columns we do not know.
+ * Deletes and updates go one statement each as gm_diff() reports them;
+ * inserts are collected and sent in batches afterwards (batch.c).
  */
 #include "pg_store.h"
 #include "../common/mutation_check.h"
@@ -22,6 +24,7 @@
 
 struct wctx {
     struct pstore *s;
+    struct pg_batch batch; /* inserts, sent after the deletes and updates */
     bool failed;
     struct pg_fail f;
     char what[300]; /* the record a failed write was for */
@@ -55,57 +58,42 @@ static void key_owner(struct wctx *w, const struct gm_key *k)
         run(w, "DELETE FROM hpf_key_owners WHERE identifier = $1", 1, params);
 }
 
-static void key_write(struct wctx *w, const struct gm_key *k, bool update)
+/* Records that change in place: updated where they are (the rows keep their ids). */
+static void key_update(struct wctx *w, const struct gm_key *k)
 {
     note(w, "authkey", k->ident);
     char *pub = sql_channels_format((const char *const *)k->publish->pdata, k->publish->len);
     char *sub = sql_channels_format((const char *const *)k->subscribe->pdata, k->subscribe->len);
     const char *params[] = {k->ident, k->secret, pub, sub};
-    if (update)
-        run(w,
-            "UPDATE auth_keys SET secret = $2, publish = $3, subscribe = $4 "
-            "WHERE identifier = $1",
-            4, params);
-    else
-        run(w,
-            "INSERT INTO auth_keys (identifier, secret, publish, subscribe) "
-            "VALUES ($1, $2, $3, $4)",
-            4, params);
+    run(w, "UPDATE auth_keys SET secret = $2, publish = $3, subscribe = $4 WHERE identifier = $1",
+        4, params);
     g_free(pub);
     g_free(sub);
     key_owner(w, k);
 }
 
-static void user_write(struct wctx *w, const struct gm_user *u, bool update)
+static void user_update(struct wctx *w, const struct gm_user *u)
 {
     note(w, "user", u->name);
     const char *params[] = {u->name, bool_text(u->admin), u->password};
-    run(w,
-        update ? "UPDATE hpf_users SET admin = $2, password = $3 WHERE name = $1"
-               : "INSERT INTO hpf_users (name, admin, password) VALUES ($1, $2, $3)",
-        3, params);
+    run(w, "UPDATE hpf_users SET admin = $2, password = $3 WHERE name = $1", 3, params);
 }
 
-static void group_write(struct wctx *w, const struct gm_group *g, bool update)
+static void group_update(struct wctx *w, const struct gm_group *g)
 {
     note(w, "group", g->name);
     const char *params[] = {g->name, g->owner};
-    run(w,
-        update ? "UPDATE hpf_groups SET owner = $2 WHERE name = $1"
-               : "INSERT INTO hpf_groups (name, owner) VALUES ($1, $2)",
-        2, params);
+    run(w, "UPDATE hpf_groups SET owner = $2 WHERE name = $1", 2, params);
 }
 
-static void share_write(struct wctx *w, const struct gm_share *sh, bool update)
+static void share_update(struct wctx *w, const struct gm_share *sh)
 {
     note(w, "share on channel", sh->channel);
     const char *params[] = {sh->from, sh->to, bool_text(sh->to_group), sh->channel,
                             hpf_share_type_name(sh->type)};
     run(w,
-        update ? "UPDATE hpf_shares SET type = $5 WHERE from_user = $1 AND to_name = $2 AND "
-                 "to_is_group = $3 AND channel = $4"
-               : "INSERT INTO hpf_shares (from_user, to_name, to_is_group, channel, type) "
-                 "VALUES ($1, $2, $3, $4, $5)",
+        "UPDATE hpf_shares SET type = $5 WHERE from_user = $1 AND to_name = $2 AND "
+        "to_is_group = $3 AND channel = $4",
         5, params);
 }
 
@@ -116,7 +104,7 @@ static bool on_del(void *ud, enum gm_kind kind, const void *r, const void *repla
     switch (kind) {
     case GM_USER:
         if (update) {
-            user_write(w, replacement, true);
+            user_update(w, replacement);
             return true;
         }
         note(w, "user", ((const struct gm_user *)r)->name);
@@ -125,7 +113,7 @@ static bool on_del(void *ud, enum gm_kind kind, const void *r, const void *repla
         return false;
     case GM_GROUP:
         if (update) {
-            group_write(w, replacement, true);
+            group_update(w, replacement);
             return true;
         }
         note(w, "group", ((const struct gm_group *)r)->name);
@@ -141,7 +129,7 @@ static bool on_del(void *ud, enum gm_kind kind, const void *r, const void *repla
     }
     case GM_SHARE: {
         if (update) {
-            share_write(w, replacement, true);
+            share_update(w, replacement);
             return true;
         }
         const struct gm_share *sh = r;
@@ -162,7 +150,7 @@ static bool on_del(void *ud, enum gm_kind kind, const void *r, const void *repla
     case GM_KEY: {
         const struct gm_key *k = r, *n = replacement;
         if (update && n->usable) {
-            key_write(w, n, true);
+            key_update(w, n);
             return true;
         }
         note(w, "authkey", k->ident);
@@ -175,35 +163,89 @@ static bool on_del(void *ud, enum gm_kind kind, const void *r, const void *repla
     return false;
 }
 
+static size_t list_bytes(const GPtrArray *a)
+{
+    size_t n = 2;
+    for (guint i = 0; i < a->len; i++)
+        n += strlen(a->pdata[i]) * 2 + 3; /* quoted, escapes at worst doubling */
+    return n;
+}
+
+static JsonArray *list_json(const GPtrArray *a)
+{
+    JsonArray *out = json_array_sized_new(a->len);
+    for (guint i = 0; i < a->len; i++)
+        json_array_add_string_element(out, a->pdata[i]);
+    return out;
+}
+
+static void key_add(struct wctx *w, const struct gm_key *k)
+{
+    size_t bytes = 64 + 2 * (strlen(k->ident) + (k->secret ? strlen(k->secret) : 0)) +
+                   list_bytes(k->publish) + list_bytes(k->subscribe);
+    JsonObject *o = pg_batch_row(&w->batch, PB_KEYS, bytes);
+    json_object_set_string_member(o, "identifier", k->ident);
+    json_object_set_string_member(o, "secret", k->secret);
+    json_object_set_array_member(o, "publish", list_json(k->publish));
+    json_object_set_array_member(o, "subscribe", list_json(k->subscribe));
+    if (k->owner && strcmp(k->owner, k->ident)) {
+        o = pg_batch_row(&w->batch, PB_OWNERS, 32 + 2 * (strlen(k->ident) + strlen(k->owner)));
+        json_object_set_string_member(o, "identifier", k->ident);
+        json_object_set_string_member(o, "owner", k->owner);
+    }
+}
+
+/* A row of n text columns (names[i] = values[i]) and optionally one boolean. */
+static void row_add(struct wctx *w, enum pg_btable t, int n, const char *const *names,
+                    const char *const *values, const char *bool_name, bool bool_value)
+{
+    size_t bytes = 32;
+    for (int i = 0; i < n; i++)
+        bytes += 8 + 2 * (values[i] ? strlen(values[i]) : 0);
+    JsonObject *o = pg_batch_row(&w->batch, t, bytes);
+    for (int i = 0; i < n; i++)
+        json_object_set_string_member(o, names[i], values[i]);
+    if (bool_name)
+        json_object_set_boolean_member(o, bool_name, bool_value);
+}
+
 static void on_add(void *ud, enum gm_kind kind, const void *r)
 {
     struct wctx *w = ud;
     switch (kind) {
-    case GM_USER:
-        user_write(w, r, false);
-        break;
-    case GM_GROUP:
-        group_write(w, r, false);
-        break;
-    case GM_MEMBER: {
-        const struct gm_member *m = r;
-        note(w, "member of group", m->group);
-        run(w, "INSERT INTO hpf_members (group_name, user_name) VALUES ($1, $2)", 2,
-            (const char *const[]){m->group, m->user});
+    case GM_USER: {
+        const struct gm_user *u = r;
+        row_add(w, PB_USERS, 2, (const char *const[]){"name", "password"},
+                (const char *const[]){u->name, u->password}, "admin", u->admin);
         break;
     }
-    case GM_SHARE:
-        share_write(w, r, false);
+    case GM_GROUP: {
+        const struct gm_group *g = r;
+        row_add(w, PB_GROUPS, 2, (const char *const[]){"name", "owner"},
+                (const char *const[]){g->name, g->owner}, NULL, false);
         break;
+    }
+    case GM_MEMBER: {
+        const struct gm_member *m = r;
+        row_add(w, PB_MEMBERS, 2, (const char *const[]){"group_name", "user_name"},
+                (const char *const[]){m->group, m->user}, NULL, false);
+        break;
+    }
+    case GM_SHARE: {
+        const struct gm_share *sh = r;
+        row_add(w, PB_SHARES, 4, (const char *const[]){"from_user", "to_name", "channel", "type"},
+                (const char *const[]){sh->from, sh->to, sh->channel, hpf_share_type_name(sh->type)},
+                "to_is_group", sh->to_group);
+        break;
+    }
     case GM_ACCEPT: {
         const struct gm_accept *a = r;
-        note(w, "acceptance on channel", a->channel);
-        run(w, "INSERT INTO hpf_accepts (user_name, from_user, channel) VALUES ($1, $2, $3)", 3,
-            (const char *const[]){a->user, a->from, a->channel});
+        row_add(w, PB_ACCEPTS, 3, (const char *const[]){"user_name", "from_user", "channel"},
+                (const char *const[]){a->user, a->from, a->channel}, NULL, false);
         break;
     }
     case GM_KEY:
-        key_write(w, r, false);
+        key_add(w, r);
         break;
     }
 }
@@ -233,13 +275,50 @@ static bool apply_locked(struct wctx *w, const struct hpf_mutation *mutations, s
     gm_model_free(after);
     if (*status != HPF_OK)
         return false;
-    note(w, "table", "hpf_meta");
+    note(w, "table", "hpf_key_owners");
     run(w,
         "DELETE FROM hpf_key_owners o WHERE NOT EXISTS "
         "(SELECT 1 FROM auth_keys k WHERE k.identifier = o.identifier)",
         0, NULL);
+    if (!w->failed && !pg_batch_flush(s, &w->batch, &w->f, w->what, sizeof w->what))
+        w->failed = true;
+    note(w, "table", "hpf_meta");
     run(w, "UPDATE hpf_meta SET value = value + 1 WHERE key = 'data_version'", 0, NULL);
     return !w->failed;
+}
+
+/* The transaction of apply(): refused, failed (nothing written) or committed. */
+static int apply_txn(struct wctx *w, const struct hpf_mutation *mutations, size_t n, char *err,
+                     size_t err_len)
+{
+    struct pstore *s = w->s;
+    int status;
+    g_strlcpy(w->what, "BEGIN", sizeof w->what);
+    if (!pg_begin(s, NULL, &w->f)) {
+        pg_rollback(s);
+        status = pg_trouble(s, "apply", &w->f);
+        return hpf_set_error(err, err_len, status, "apply: postgresql at %s: %s", s->where,
+                             w->f.msg);
+    }
+    status = HPF_OK;
+    if (!apply_locked(w, mutations, n, &status, err, err_len)) {
+        pg_rollback(s);
+        if (status != HPF_OK)
+            return status; /* refused: err says why, nothing was written */
+        if (w->f.status == HPF_ERR_UNAVAILABLE)
+            pg_trouble(s, "apply", &w->f);
+        return hpf_set_error(err, err_len, w->f.status,
+                             "apply: postgresql at %s: %s: %s (nothing written)", s->where, w->what,
+                             w->f.msg);
+    }
+    if (!pg_commit(s, &w->f)) {
+        status = pg_trouble(s, "apply", &w->f);
+        return hpf_set_error(err, err_len, status,
+                             "apply: postgresql at %s: commit: %s (nothing written)", s->where,
+                             w->f.msg);
+    }
+    pg_healthy(s);
+    return HPF_OK;
 }
 
 int pg_apply(void *instance, const struct hpf_mutation *mutations, size_t n, char *err,
@@ -250,32 +329,10 @@ int pg_apply(void *instance, const struct hpf_mutation *mutations, size_t n, cha
     if (status != HPF_OK)
         return status;
     struct wctx w = {.s = s};
-    g_strlcpy(w.what, "BEGIN", sizeof w.what);
-    if (!pg_begin(s, NULL, &w.f)) {
-        pg_rollback(s);
-        status = pg_trouble(s, "apply", &w.f);
-        return hpf_set_error(err, err_len, status, "apply: postgresql at %s: %s", s->where,
-                             w.f.msg);
-    }
-    status = HPF_OK;
-    if (!apply_locked(&w, mutations, n, &status, err, err_len)) {
-        pg_rollback(s);
-        if (status != HPF_OK)
-            return status; /* refused: err says why, nothing was written */
-        if (w.f.status == HPF_ERR_UNAVAILABLE)
-            pg_trouble(s, "apply", &w.f);
-        return hpf_set_error(err, err_len, w.f.status,
-                             "apply: postgresql at %s: %s: %s (nothing written)", s->where, w.what,
-                             w.f.msg);
-    }
-    if (!pg_commit(s, &w.f)) {
-        status = pg_trouble(s, "apply", &w.f);
-        return hpf_set_error(err, err_len, status,
-                             "apply: postgresql at %s: commit: %s (nothing written)", s->where,
-                             w.f.msg);
-    }
-    pg_healthy(s);
-    return HPF_OK;
+    pg_batch_init(&w.batch);
+    status = apply_txn(&w, mutations, n, err, err_len);
+    pg_batch_clear(&w.batch);
+    return status;
 }
 
 /* Adds saturate at the largest bigint rather than fail the whole batch. */
