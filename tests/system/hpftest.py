@@ -152,6 +152,8 @@ class Runner:
     def dump_logs(self):
         if self.mongo is not None:
             self.mongo.dump_log()
+        if self.pg is not None:
+            self.pg.dump_log()
         for b in self.brokers:
             text = b.new_log()
             if text:
@@ -478,6 +480,7 @@ class PgServer:
     def __init__(self):
         self.script = os.path.join(SRCDIR, "tests", "pg", "pg-server.sh")
         self.dbs = set()
+        self.log_shown = 0
         p = subprocess.run(["/bin/sh", self.script, "start", "--tls", "--owner",
                             str(os.getpid())], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            timeout=120)
@@ -504,6 +507,22 @@ class PgServer:
         if self.dir and os.path.isdir(self.dir):
             subprocess.run(["/bin/sh", self.script, "destroy", self.dir], timeout=120)
         self.dir = None
+
+    def dump_log(self):
+        """The server's log since the last dump (its warnings and errors)."""
+        try:
+            with open(os.path.join(self.dir, "server.log"), "rb") as f:
+                f.seek(self.log_shown)
+                data = f.read()
+        except (OSError, TypeError):
+            return
+        self.log_shown += len(data)
+        text = data.decode("utf-8", "replace").strip()
+        if text:
+            print("# ---- PostgreSQL test server log ----")
+            for line in text.splitlines():
+                print("# " + line)
+            print("# ---- end of server log ----", flush=True)
 
     def psql(self, db, sql):
         """Run sql as the superuser in database db; its rows as 'a|b' lines."""
