@@ -349,6 +349,13 @@ static void count_text(char out[24], uint64_t v)
     g_snprintf(out, 24, "%" G_GUINT64_FORMAT, MIN(v, (uint64_t)G_MAXINT64));
 }
 
+static gint by_ident(gconstpointer a, gconstpointer b)
+{
+    const struct hpf_counters *x = *(const struct hpf_counters *const *)a;
+    const struct hpf_counters *y = *(const struct hpf_counters *const *)b;
+    return strcmp(x->ident, y->ident);
+}
+
 int pg_counters_add(void *instance, const struct hpf_counters *deltas, size_t n)
 {
     struct pstore *s = instance;
@@ -356,17 +363,24 @@ int pg_counters_add(void *instance, const struct hpf_counters *deltas, size_t n)
         return HPF_OK;
     if (!mut_counters_ok(deltas, n))
         return HPF_ERR_INVALID;
+    /* Rows locked in ident order: nodes flushing the same idents cannot deadlock. */
+    GPtrArray *order = g_ptr_array_sized_new((guint)n);
+    for (size_t i = 0; i < n; i++)
+        g_ptr_array_add(order, (gpointer)&deltas[i]);
+    g_ptr_array_sort(order, by_ident);
     struct pg_fail f;
     bool ok = pg_begin(s, NULL, &f);
-    for (size_t i = 0; ok && i < n; i++) {
+    for (guint i = 0; ok && i < order->len; i++) {
+        const struct hpf_counters *d = order->pdata[i];
         char v[4][24];
-        count_text(v[0], deltas[i].published_msgs);
-        count_text(v[1], deltas[i].published_bytes);
-        count_text(v[2], deltas[i].received_msgs);
-        count_text(v[3], deltas[i].received_bytes);
-        const char *params[] = {deltas[i].ident, v[0], v[1], v[2], v[3]};
+        count_text(v[0], d->published_msgs);
+        count_text(v[1], d->published_bytes);
+        count_text(v[2], d->received_msgs);
+        count_text(v[3], d->received_bytes);
+        const char *params[] = {d->ident, v[0], v[1], v[2], v[3]};
         ok = pg_run(s, counters_sql, 5, params, &f);
     }
+    g_ptr_array_unref(order);
     if (ok)
         ok = pg_commit(s, &f);
     if (!ok) {
