@@ -38,3 +38,4 @@ include plugins/auth_env/local.mk
 include plugins/sink_file/local.mk
 include plugins/sink_syslog/local.mk
 include plugins/cluster_nats/local.mk
+include plugins/storage_postgresql/local.mk

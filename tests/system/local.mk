@@ -19,7 +19,10 @@
 # between the three backends, outage), start their own MongoDB-wire test
 # server (tests/mongo/server.mjs under node, after tests/mongo/setup.sh);
 # they exist only when the mongodb plugin is built (BUILD_MONGODB), and fail,
-# never skip, when node or the server is missing.
+# never skip, when node or the server is missing.  Likewise the postgresql
+# ones (BUILD_POSTGRESQL) and the PostgreSQL runners (outage, hpfeeds3's
+# auth_keys) start a private PostgreSQL with tests/pg/pg-server.sh; the
+# round trip between all four backends needs both plugins.
 
 %canon_reldir%_scripts = \
 	%reldir%/test_graph_e2e.py \
@@ -31,6 +34,8 @@
 	%reldir%/test_mhn_mongodb.py \
 	%reldir%/test_roundtrip.py \
 	%reldir%/test_mongo_outage.py \
+	%reldir%/test_pg_outage.py \
+	%reldir%/test_pg_hpfeeds3.py \
 	%reldir%/test_kill_import.py \
 	%reldir%/test_license.py \
 	%reldir%/test_manpages.py
@@ -47,10 +52,21 @@ if BUILD_MONGODB
 	%reldir%/test_ctl-mongodb.test \
 	%reldir%/test_mongo_outage.test \
 	%reldir%/test_graph_e2e-mongodb.test \
-	%reldir%/test_roundtrip.test \
 	%reldir%/test_live_reload-mongodb.test \
 	%reldir%/test_counters-mongodb.test \
 	%reldir%/test_mhn_mongodb.test
+endif
+if BUILD_POSTGRESQL
+if BUILD_MONGODB
+%canon_reldir%_wrappers += %reldir%/test_roundtrip.test
+endif
+%canon_reldir%_wrappers += \
+	%reldir%/test_ctl-postgresql.test \
+	%reldir%/test_pg_outage.test \
+	%reldir%/test_graph_e2e-postgresql.test \
+	%reldir%/test_live_reload-postgresql.test \
+	%reldir%/test_counters-postgresql.test \
+	%reldir%/test_pg_hpfeeds3.test
 endif
 %canon_reldir%_wrappers += \
 	%reldir%/test_kill_import-file.test \
@@ -77,7 +93,7 @@ $(%canon_reldir%_wrappers): %reldir%/local.mk
 	$(AM_V_GEN)$(MKDIR_P) $(@D) && \
 	base=`basename $@ .test` && \
 	case $$base in \
-	  *-sqlite|*-file|*-mongodb) \
+	  *-sqlite|*-file|*-mongodb|*-postgresql) \
 	    script=`echo $$base | sed 's/-[a-z]*$$//'`.py; \
 	    args=" --backend `echo $$base | sed 's/^.*-//'`";; \
 	  *) script=$$base.py; args="";; \
