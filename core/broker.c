@@ -390,7 +390,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     struct broker *b = arg;
     if (sig == SIGHUP) {
         log_notice("broker: SIGHUP: reloading the graph and authkeys, reopening sinks");
-        service_notify_reloading();
+        if (!b->stopping) /* STOPPING=1 was sent: no READY=1 will follow */
+            service_notify_reloading();
         reload_tls(b);
         reload_request_notify(b);
         sinks_reopen(b->sinks);
