@@ -8,8 +8,9 @@ cd "$(dirname "$0")"
 PKGS="autoconf automake libtool pkg-config make gcc libevent-dev libglib2.0-dev \
 libjson-glib-dev libssl-dev libsqlite3-dev libmongoc-dev libbson-dev libcunit1-dev \
 sqlite3 python3 graphviz rsyslog libnats-dev nats-server chromium"
-# Running as a service: sd_notify (libsystemd), systemd-analyze for the unit tests.
-PKGS="$PKGS libsystemd-dev systemd"
+# Running as a service: sd_notify (libsystemd); systemd-analyze and logrotate
+# for the tests of the units and the logrotate snippet.
+PKGS="$PKGS libsystemd-dev systemd logrotate"
 
 if [ -x /usr/bin/dpkg-query ] && [ "${HPF_NO_APT:-}" != 1 ]; then
     missing=""

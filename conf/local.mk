@@ -86,4 +86,4 @@ uninstall-logrotate:
 
 # distcheck installs into a staging prefix: the units go there too.
 DISTCHECK_CONFIGURE_FLAGS += \
-	--with-systemdsystemunitdir='$${dc_install_base}/lib/systemd/system'
+	--with-systemdsystemunitdir='$$(prefix)/lib/systemd/system'

@@ -17,6 +17,10 @@ alone; is removed on SIGTERM; a stale one is taken over; a failed start
 leaves none.  With a user switch: a missing directory is made for the user
 and the file is removed after the switch.
 
+logrotate (needs root and /usr/sbin/logrotate): the installed snippet,
+with test paths, rotates a file sink's log of a broker running as nobody,
+which then writes a new file.
+
 Run as root it runs everything; run as another user, the root-only checks
 cannot run: the runner then reports SKIP (exit 77) if the others passed.
 """
@@ -24,6 +28,7 @@ cannot run: the runner then reports SKIP (exit 77) if the others passed.
 import grp
 import os
 import pwd
+import re
 import signal
 import socket
 import subprocess
@@ -315,13 +320,71 @@ def test_pidfile_drop(r):
     b.stop()
 
 
+def test_logrotate(r):
+    """The installed logrotate snippet rotates a file sink's log of a broker
+    running as the service user, and the broker goes on in a new file.  The
+    copy run here differs only in paths and names: the log directory (the
+    test's), the user (nobody), the pid file (the test's) and the systemd
+    branch (off: no systemd runs here)."""
+    tool = "/usr/sbin/logrotate"
+    T.expect(os.access(tool, os.X_OK), "logrotate not installed (apt-get install logrotate)")
+    src = os.path.join(T.BUILDDIR, "conf", "hpfriends.logrotate")
+    T.expect(os.path.exists(src), "%s not built (make)" % src)
+    uid, gid = nobody_ids()
+    d = user_dir(r, "logrotate")
+    logdir = os.path.join(d, "log")
+    os.mkdir(logdir, 0o750)
+    os.chown(logdir, uid, gid)
+    pidf = os.path.join(d, "hpfriendsd.pid")
+    c = T.write_config(d, broker={"user": USER, "reload_interval": 3600, "pid_file": pidf},
+                       backend="sqlite")
+    with open(c, "a") as f:
+        f.write("\n[sink:log]\nplugin = file\npath = log/messages.jsonl\n")
+    add_key(uid, gid, c, "alice", "alice-key", "alice-secret", "ch")
+    b = T.Broker(r, "rotated", conf=c, cwd=d).start()
+    peer = b.connect("alice-key", "alice-secret")
+    peer.subscribe("ch")
+    peer.publish("ch", b"first")
+    log = os.path.join(logdir, "messages.jsonl")
+    T.poll(lambda: any(b"first" in l for l in read_lines(log)), 10, 0.05)
+
+    with open(src) as f:
+        text = f.read()
+    prefix = re.search(r"^(\S+)/log/hpfriends/\*\.jsonl", text, re.M)
+    T.expect(prefix, "no log path in %s" % src)
+    text = text.replace(prefix.group(1) + "/log/hpfriends", logdir)
+    text = text.replace("su hpfriends hpfriends", "su %s %s" % (USER, grp.getgrgid(gid).gr_name))
+    text = text.replace("/run/hpfriends/hpfriendsd.pid", pidf)
+    text = text.replace("[ -d /run/systemd/system ]", "false")
+    conf_copy = os.path.join(d, "logrotate.conf")
+    with open(conf_copy, "w") as f:
+        f.write(text)
+    p = subprocess.run([tool, "-f", "-s", os.path.join(d, "state"), conf_copy],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    r.check("logrotate runs the snippet without a complaint",
+            p.returncode == 0 and not p.stdout.strip(), p.stdout.decode(errors="replace"))
+    rotated = [n for n in os.listdir(logdir) if n.startswith("messages.jsonl-")]
+    r.check("the log was renamed (dateext)", len(rotated) == 1, str(os.listdir(logdir)))
+    peer.publish("ch", b"second")
+    T.poll(lambda: any(b"second" in l for l in read_lines(log)), 10, 0.05)
+    r.check("the broker writes a new file after the postrotate SIGHUP",
+            any(b"second" in l for l in read_lines(log)) and owner_of(log) == (uid, gid),
+            "%r" % read_lines(log))
+    r.check("... and the rotated file keeps the old lines only",
+            rotated and any(b"first" in l for l in read_lines(os.path.join(logdir, rotated[0])))
+            and not any(b"second" in l
+                        for l in read_lines(os.path.join(logdir, rotated[0]))))
+    r.equal("SIGTERM: clean exit", b.stop(), 0)
+
+
 def main():
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, T._interrupted)
     r = T.Runner("service")
     sections = [("refusals", test_refusals), ("not root", test_not_root),
                 ("pid file", test_pidfile), ("pid file, daemonized", test_pidfile_daemon)]
-    root_only = [("privilege drop", test_drop), ("pid file and privilege drop", test_pidfile_drop)]
+    root_only = [("privilege drop", test_drop), ("pid file and privilege drop", test_pidfile_drop),
+                 ("logrotate", test_logrotate)]
     if ROOT:
         sections += root_only
     try:
