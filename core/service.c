@@ -49,6 +49,14 @@ static gboolean fail_key(GError **error, const struct config *cfg, const char *k
     return FALSE;
 }
 
+/* getpwnam(3): these errno values also just mean "not found". */
+static const char *lookup_error(int err)
+{
+    return (err == 0 || err == ENOENT || err == ESRCH || err == EBADF || err == EPERM)
+               ? ""
+               : g_strerror(err);
+}
+
 gboolean service_identity_resolve(const struct config *cfg, struct service_identity *id,
                                   GError **error)
 {
@@ -60,9 +68,11 @@ gboolean service_identity_resolve(const struct config *cfg, struct service_ident
     }
     errno = 0;
     const struct passwd *pw = getpwnam(cfg->user);
-    if (!pw)
-        return fail_key(error, cfg, "user", "no such user '%s'%s%s", cfg->user, errno ? ": " : "",
-                        errno ? g_strerror(errno) : "");
+    if (!pw) {
+        const char *why = lookup_error(errno);
+        return fail_key(error, cfg, "user", "no such user '%s'%s%s", cfg->user, *why ? ": " : "",
+                        why);
+    }
     if (pw->pw_uid == 0)
         return fail_key(error, cfg, "user", "'%s' is root (uid 0): name an unprivileged user",
                         cfg->user);
@@ -71,9 +81,11 @@ gboolean service_identity_resolve(const struct config *cfg, struct service_ident
     if (cfg->group) {
         errno = 0;
         const struct group *gr = getgrnam(cfg->group);
-        if (!gr)
+        if (!gr) {
+            const char *why = lookup_error(errno);
             return fail_key(error, cfg, "group", "no such group '%s'%s%s", cfg->group,
-                            errno ? ": " : "", errno ? g_strerror(errno) : "");
+                            *why ? ": " : "", why);
+        }
         id->gid = gr->gr_gid;
     }
     if (id->gid == 0)

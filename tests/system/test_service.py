@@ -365,6 +365,11 @@ def test_logrotate(r):
             p.returncode == 0 and not p.stdout.strip(), p.stdout.decode(errors="replace"))
     rotated = [n for n in os.listdir(logdir) if n.startswith("messages.jsonl-")]
     r.check("the log was renamed (dateext)", len(rotated) == 1, str(os.listdir(logdir)))
+    # The signal is handled, and the file reopened, after logrotate returns:
+    # wait for the sink to say so, or a message could still go to the old file.
+    reopened = "reopened %s" % log
+    r.check("the postrotate SIGHUP reaches the broker's sink",
+            T.poll(lambda: reopened in open(b.log_path).read(), 10, 0.05))
     peer.publish("ch", b"second")
     T.poll(lambda: any(b"second" in l for l in read_lines(log)), 10, 0.05)
     r.check("the broker writes a new file after the postrotate SIGHUP",
