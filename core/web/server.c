@@ -811,12 +811,19 @@ gboolean web_start(struct broker *b, FILE *ready, GError **error)
     if (ready)
         fprintf(ready, "http web %d\n", w->port);
     g_free(spec);
+    return TRUE;
+}
+
+void web_begin(struct broker *b)
+{
+    struct web *w = b->web;
+    if (!w)
+        return;
     sinks_set_tap(b->sinks, on_event, w);
     reload_request(b); /* a snapshot for the login table */
     w->tick = event_new(b->base, -1, EV_PERSIST, on_tick, w);
     struct timeval minute = {60, 0};
     evtimer_add(w->tick, &minute);
-    return TRUE;
 }
 
 void web_stop(struct web *w)
