@@ -16,9 +16,9 @@
 #   KEEP=1 tests/deb/deb_check.sh     keep the work directory afterwards
 set -uo pipefail
 
-# The pid file ([broker] pid_file, --pid-file) arrives with the service
-# work; set this to 1 once hpfriendsd accepts --pid-file.
-CHECK_PID_FILE=0
+# The packaged broker is started with --pid-file: written, locked, removed
+# on SIGTERM (set to 0 to test a build without it).
+CHECK_PID_FILE=1
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 # Every package debian/control builds (the stanzas not commented out).
