@@ -749,8 +749,8 @@ gboolean web_start(struct broker *b, FILE *ready, GError **error)
     w->jobs = g_hash_table_new(g_direct_hash, g_direct_equal);
     g_queue_init(&w->events);
     g_queue_init(&w->storage_wait);
-    w->login_guard = ipguard_new(0, wc->login_failures, 30);
-    w->user_guard = ipguard_new(0, wc->login_failures, 30);
+    w->login_guard = ipguard_new(WEB_CHECKS_PER_ADDR, wc->login_failures, 30);
+    w->user_guard = ipguard_new(WEB_CHECKS_PER_USER, wc->login_failures, 30);
     w->conns = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
     w->conn_guard = ipguard_new(MAX_CONNS_PER_IP, 0, 0);
     const char *env = g_getenv("HPFRIENDS_WEB_ROOT");

@@ -178,25 +178,23 @@ static void crypto_done(void *arg);
 static gboolean is_login(const struct web_job *j) { return !strcmp(j->route->path, "/api/login"); }
 
 /*
- * Password checks are throttled per address and per account (many
- * addresses guessing one account, or a stolen session guessing its own
- * password), and password changes get only part of the password worker,
- * so they can never keep logins out.  FALSE with the error set.
+ * Wrong passwords are what count, per account (many addresses guessing one
+ * account, or a stolen session guessing its own password) and, for logins,
+ * per address.  How many checks run at once is bounded apart from that
+ * (per address at admission, per account here, and globally by the
+ * password worker's capacity, of which password changes get only part, so
+ * they never keep logins out).  A password change is not counted against
+ * its address at all: one account's flood must not lock out the other
+ * users behind the same address.  FALSE with the error set.
  */
 static gboolean crypto_admit(struct web_job *j)
 {
     struct web *w = j->w;
     gboolean login = is_login(j);
-    if (!login && !j->guarded) {
-        if (ipguard_login_begin(w->login_guard, j->peer)) {
-            web_job_error(j, 429, "too many wrong passwords from your address; try again later");
-            return FALSE;
-        }
-        j->guarded = TRUE;
-    }
     if (!j->user_guarded) {
-        if (ipguard_login_begin(w->user_guard, j->user ? j->user : "")) {
-            web_job_error(j, 429, "too many wrong passwords for this account; try again later");
+        const char *why = ipguard_login_begin(w->user_guard, j->user ? j->user : "");
+        if (why) {
+            web_job_error(j, 429, "%s for this account; try again later", why);
             return FALSE;
         }
         j->user_guarded = TRUE;
@@ -209,10 +207,11 @@ static gboolean crypto_admit(struct web_job *j)
     return TRUE;
 }
 
-/* A password check failed: it counts against the address and the account. */
+/* A password check failed: it counts against the account, and a login's against its address. */
 static void crypto_failed(struct web_job *j)
 {
-    ipguard_auth_failed(j->w->login_guard, j->peer);
+    if (is_login(j))
+        ipguard_auth_failed(j->w->login_guard, j->peer);
     ipguard_auth_failed(j->w->user_guard, j->user ? j->user : "");
 }
 
@@ -433,11 +432,10 @@ gboolean web_login_admit(struct web *w, struct web_job *j, size_t body_len, stru
 {
     if (body_len > MAX_LOGIN_BODY)
         return web_refuse(no, 413, "login request too large");
-    /* The guard says which: recent failures, or too many logins at once
-     * (in-flight logins count, so parallel guessing gains nothing). */
+    /* Recent wrong passwords from this address, or too many of its logins at once. */
     const char *why = ipguard_login_begin(w->login_guard, j->peer);
     if (why)
-        return web_refuse(no, 429, "%s", why);
+        return web_refuse(no, 429, "%s from your address; try again later", why);
     j->guarded = TRUE;
     if (w->crypto_busy >= MAX_CRYPTO_JOBS ||
         (!w->creds && w->storage_wait.length >= MAX_LOGIN_WAIT))
