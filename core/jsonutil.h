@@ -30,6 +30,14 @@ int jsonutil_get_bool(JsonObject *o, const char *key);
  */
 const char *jsonutil_prescan(const char *text, size_t len, guint max);
 
+/**
+ * Untrusted text to a document (caller unrefs): jsonutil_prescan() first,
+ * then json-glib, and an object with a key twice is refused too.  NULL with
+ * *why set (caller frees, "bad JSON: ...") when the text is not exactly one
+ * strict JSON value.
+ */
+JsonNode *jsonutil_parse(const char *text, size_t len, guint max, char **why);
+
 /** The document as text (caller frees); pretty: two-space indent and a final newline. */
 char *jsonutil_to_text(JsonNode *root, gboolean pretty);
 

@@ -611,23 +611,12 @@ static gboolean body_read(struct web_job *j, struct evhttp_request *req, struct 
 
 JsonNode *web_parse_body(const char *text, size_t len, char **why)
 {
-    const char *bad = jsonutil_prescan(text, len, MAX_JSON_DEPTH);
-    if (bad) {
-        *why = g_strdup(bad);
-        return NULL;
-    }
-    JsonParser *p = json_parser_new();
-    GError *e = NULL;
-    JsonNode *out = NULL;
-    if (!json_parser_load_from_data(p, text, (gssize)len, &e)) {
-        *why = g_strdup_printf("bad JSON: %s", e->message);
-        g_error_free(e);
-    } else if (!json_parser_get_root(p) || !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(p))) {
+    JsonNode *out = jsonutil_parse(text, len, MAX_JSON_DEPTH, why);
+    if (out && !JSON_NODE_HOLDS_OBJECT(out)) {
+        json_node_unref(out);
+        out = NULL;
         *why = g_strdup("bad JSON: the body must be an object");
-    } else {
-        out = json_node_copy(json_parser_get_root(p));
     }
-    g_object_unref(p);
     return out;
 }
 

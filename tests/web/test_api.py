@@ -711,6 +711,34 @@ def strict_json_and_query(r):
             valid = False
         r.check("a lone surrogate in the %s: 400 with a UTF-8 error text" % name,
                 res[0] == 400 and valid, repr(res[3]))
+    # json-glib reads the first of two documents and the last of two keys:
+    # the console must not guess which one the sender meant.
+    err(r, "two JSON objects in one body",
+        h.call("POST", "/api/groups", raw=b'{"name": "two1"} {"name": "two2"}'), 400,
+        "more than one value")
+    err(r, "login: two JSON objects in one body",
+        Http(port).call("POST", "/api/login", raw=json.dumps(
+            {"user": "alice", "password": PASSWORDS["alice"]}).encode() + b'{"user": "root"}'),
+        400, "more than one value")
+    err(r, "a key twice in a body",
+        h.call("POST", "/api/groups", raw=b'{"name": "dup1", "name": "dup2"}'), 400, "twice")
+    err(r, "a key twice, once escaped",
+        h.call("POST", "/api/groups", raw=b'{"name": "dup1", "n\\u0061me": "dup2"}'), 400,
+        "twice")
+    status, doc = h.call("GET", "/api/groups")
+    r.check("no group was made from those bodies", status == 200 and not any(
+        g["name"].startswith(("two", "dup")) for g in doc.get("groups", [])), repr(doc))
+    export = t.ctl_ok(conf, "export").out
+    path = os.path.join(r.subdir("strict-import"), "doc.json")
+    doc = json.loads(export)
+    for what, text in [("two documents", export + export),
+                       ("a key twice", export.replace(
+                           '"format"', '"version" : %d, "format"' % doc["version"], 1))]:
+        with open(path, "w") as f:
+            f.write(text)
+        res = t.ctl(conf, "import", path)
+        r.check("import refuses %s with a message" % what,
+                res.rc == 1 and "bad JSON" in res.err, repr(res)[:300])
     ok(r, "an escaped backslash before u0000 is text",
        h.call("POST", "/api/groups", raw=b'{"name": "g3", "x": "\\\\u0000"}'))
     r.check("the broker stops cleanly", b.stop() == 0)
