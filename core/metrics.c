@@ -530,7 +530,9 @@ static void on_request(struct evhttp_request *req, void *arg)
     struct evbuffer *body = evbuffer_new();
     struct evkeyvalq *hdr = evhttp_request_get_output_headers(req);
     http_gate_request(b->metrics->gate, req);
-    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+    if (http_repeated_header(req)) {
+        evhttp_send_error(req, 400, "Bad Request");
+    } else if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
         evhttp_add_header(hdr, "Allow", "GET");
         evhttp_send_error(req, 405, "Method Not Allowed");
     } else if (!strcmp(uri, "/metrics")) {

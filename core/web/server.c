@@ -484,6 +484,13 @@ static gboolean request_admit(struct web *w, struct evhttp_request *req, struct 
     if (w->stopped)
         return web_refuse(no, 503, "shutting down");
     http_gate_request(w->gate, req);
+    /* Every method reaches us (so the refusal is JSON like the rest). */
+    if (!strcmp(method_name(evhttp_request_get_command(req)), "?"))
+        return web_refuse(no, 501, "method not implemented");
+    const char *twice = http_repeated_header(req);
+    if (twice)
+        return web_refuse(no, 400, "bad request: %s%s", twice,
+                          strchr(twice, ' ') ? "" : " header more than once");
     return TRUE;
 }
 
@@ -767,8 +774,12 @@ gboolean web_start(struct broker *b, FILE *ready, GError **error)
         }
     }
     w->http = evhttp_new(b->base);
+    /* All methods libevent knows reach on_request, which answers 501 in JSON
+     * for those we do not serve (libevent's own 501 is an HTML page). */
     evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
-                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                            EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
     evhttp_set_max_body_size(w->http, MAX_BODY);
     evhttp_set_max_headers_size(w->http, 16384);
     evhttp_set_timeout(w->http, 30);

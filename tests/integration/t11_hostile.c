@@ -241,6 +241,10 @@ static void test_exporter_limits(void)
                                  "Content-Length: 0\r\n\r\n");
     CU_ASSERT(starts_with(r, "HTTP/1.1 405"));
     g_string_free(r, TRUE);
+    /* A header that means one thing, twice: refused, not the first one taken. */
+    r = http_call(port, "GET /metrics HTTP/1.1\r\nHost: x\r\nHost: y\r\nConnection: close\r\n\r\n");
+    CU_ASSERT(starts_with(r, "HTTP/1.1 400"));
+    g_string_free(r, TRUE);
 
     /* Endless headers: cut off at the limit, not read to the end. */
     int fd = h_connect(port);

@@ -105,6 +105,24 @@ class Http:
         return status, doc, hdrs
 
 
+def raw_http(port, head, body=b""):
+    """One request written by hand (headers as given, repeated ones too):
+    (status, parsed JSON body or None, content type)."""
+    s = socket.create_connection((t.HOST, port), timeout=HTTP_TIMEOUT)
+    try:
+        s.sendall(head.replace(b"\n", b"\r\n") + b"\r\n" + body)
+        r = http.client.HTTPResponse(s)
+        r.begin()
+        text = r.read()
+        try:
+            doc = json.loads(text) if text else None
+        except ValueError:
+            doc = None
+        return r.status, doc, r.getheader("Content-Type") or ""
+    finally:
+        s.close()
+
+
 def ok(r, name, res, want=200):
     status, doc = res[0], res[1]
     return r.check("%s -> %d" % (name, want), status == want, "got %r %r" % (status, doc))
@@ -185,6 +203,36 @@ def static_and_http(r):
     err(r, "POST /", h.call("POST", "/", {}), 405)
     err(r, "GET /api/nothing", h.call("GET", "/api/nothing"), 404)
     err(r, "PUT /api/login (wrong method)", h.call("PUT", "/api/login", {}), 405)
+    # Every console error is JSON, also for methods it does not serve.
+    for method, path in (("PATCH", "/api/authkeys"), ("OPTIONS", "/"), ("TRACE", "/api/session")):
+        res = raw_http(port, b"%s %s HTTP/1.1\nHost: 127.0.0.1\nConnection: close\n"
+                       % (method.encode(), path.encode()))
+        err(r, "%s %s -> JSON" % (method, path), res, 501, "method")
+        r.check("%s %s: the reply is application/json" % (method, path),
+                res[2].startswith("application/json"), repr(res))
+    # A header that means one thing, sent twice: a reader takes the first, a
+    # proxy in front may take the last.
+    login = json.dumps({"user": "alice", "password": PASSWORDS["alice"]}).encode()
+    for name, head in (
+            ("Host", b"Host: 127.0.0.1\nHost: rebound.example"),
+            ("Origin", b"Host: 127.0.0.1\nOrigin: http://127.0.0.1:%d\nOrigin: http://evil.example"
+             % port),
+            ("Cookie", b"Host: 127.0.0.1\nCookie: a=1\nCookie: hpf_session=x"),
+            ("Content-Length", b"Host: 127.0.0.1\nContent-Length: %d\nContent-Length: 2"
+             % len(login)),
+            ("X-CSRF-Token", b"Host: 127.0.0.1\nX-CSRF-Token: a\nx-csrf-token: b"),
+            ("Content-Type", b"Host: 127.0.0.1\nContent-Type: text/plain")):
+        extra = b"" if name == "Content-Length" else b"Content-Length: %d\n" % len(login)
+        res = raw_http(port, b"POST /api/login HTTP/1.1\n%s\nContent-Type: application/json\n"
+                       b"%sConnection: close\n" % (head, extra), login)
+        err(r, "a login with %s twice" % name, res, 400, name)
+    res = raw_http(port, b"GET / HTTP/1.1\nHost: 127.0.0.1\nhost: 127.0.0.1\nConnection: close\n")
+    err(r, "GET / with Host twice (same value, any case)", res, 400, "Host")
+    res = raw_http(port, b"POST /api/login HTTP/1.1\nHost: 127.0.0.1\nContent-Type: application/json"
+                   b"\nContent-Length: %d\nTransfer-Encoding: chunked\nConnection: close\n"
+                   % len(login), b"%x\r\n%s\r\n0\r\n\r\n" % (len(login), login))
+    # (libevent 2.1.12 refuses this one itself, before the console's check.)
+    r.check("Content-Length beside Transfer-Encoding -> 400", res[0] == 400, repr(res))
 
     # Bad HTTP: garbage, an oversized body; the broker answers and lives on.
     s = socket.create_connection((t.HOST, port), timeout=5)
