@@ -231,6 +231,28 @@ static void test_log_and_label_escaping(void)
     H_FINISH(b);
 }
 
+/*
+ * What a client sent comes back in ERROR texts escaped the one way the log
+ * escapes it: bytes that are not UTF-8, controls and U+202E (which would
+ * turn the rest of the line around) as \xNN, byte by byte.
+ */
+static void test_deny_texts_escaped(void)
+{
+    struct h_broker *b = h_std_broker(NULL);
+    CU_ASSERT_FATAL(b != NULL);
+    int fd = h_connect(b->port);
+    CU_ASSERT(h_auth(fd, "e\xe2\x80\xaev\xc2\x85il", "wrong"));
+    CU_ASSERT(h_expect_error(fd, "Authentication failed for e\\xe2\\x80\\xaev\\xc2\\x85il"));
+    h_close(fd);
+    fd = h_std_client(b, "sub1");
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT(h_sub(fd, "sub1", "x\xff\xe2\x80\xae\x1b[0m\\y"));
+    CU_ASSERT(h_expect_error(fd, "Authkey not allowed to sub here. ident=sub1, "
+                                 "chan=x\\xff\\xe2\\x80\\xae\\x1b[0m\\\\y"));
+    h_close(fd);
+    H_FINISH(b);
+}
+
 /* ---- finding: the exporter's limits ---- */
 
 static void test_exporter_limits(void)
@@ -632,6 +654,7 @@ int main(void)
         {"a max_frame AUTH is refused at its header", test_preauth_frame_limit},
         {"SUBSCRIBE names over 255 bytes are refused", test_long_subscribe_name},
         {"log lines and label values are escaped", test_log_and_label_escaping},
+        {"ERROR texts escape what the client sent", test_deny_texts_escaped},
         {"the exporter bounds headers, bodies, connections", test_exporter_limits},
         {"out of descriptors: refuse politely, no spinning", test_out_of_descriptors},
         {"the console counts connections from accept", test_console_admission},

@@ -575,14 +575,20 @@ def deep_json(r):
 # surrogates become invalid UTF-8 in json-glib; control characters break
 # exports and pages; ESC sequences reach the admin's terminal).
 SURROGATE_CHAN = "c1\udc00x"
-BAD_IDENTS = ["k\u001fx", "k\u001b[31mred", "k\u0085c1", "k\u007fdel", "k" * 256]
+BAD_IDENTS = ["k\u001fx", "k\u001b[31mred", "k\u0085c1", "k\u007fdel", "k" * 256,
+              # invisible or direction-changing (names.h): "alice" look-alikes,
+              # text that turns the rest of a line around
+              "k\u202eevil", "al\u200bice", "k\ufeffx", "k\u2066x", "k\u2028x", "k\ufdd0x"]
+# What must never reach a terminal or page raw.
+RAW = "\x1b\x1f\x7f\u0085\u202e\u200b\ufeff\u2066\u2028\ufdd0"
 
 
 def hostile_names(r):
     conf, b, port = setup(r, "names")
     h = logged_in(port, "alice")
-    ok(r, "a plain authkey", h.call("POST", "/api/authkeys", {"ident": "plain",
-                                                             "subscribe": ["c1"]}))
+    st, doc = h.call("POST", "/api/authkeys", {"ident": "plain", "subscribe": ["c1"]})
+    ok(r, "a plain authkey", (st, doc))
+    secret = (doc or {}).get("secret")
     err(r, "a channel with a lone surrogate escape",
         h.call("POST", "/api/authkeys", {"ident": "k1", "subscribe": [SURROGATE_CHAN]}), 400,
         "channel")
@@ -602,8 +608,27 @@ def hostile_names(r):
             repr(res))
     ok(r, "the storage still takes changes",
        h.call("POST", "/api/authkeys", {"ident": "after", "subscribe": ["c2"]}))
-    r.check("no refused name was stored", not any(c in res.out for c in "\x1b\x1f\x7f\u0085"),
-            repr(res.out))
+    r.check("no refused name was stored", not any(c in res.out for c in RAW), repr(res.out))
+
+    # Bytes a client sends come back escaped the one way the log escapes
+    # them, in its ERROR and in the console's logs (json-glib wrote bytes
+    # that are not UTF-8 as if they were Latin-1).
+    evil = b"evil\xff\xe2\x80\xae\x1b[0m"
+    shown = "evil\\xff\\xe2\\x80\\xae\\x1b[0m"
+    p = b.connect("plain", secret)
+    p.subscribe(evil)
+    errors, _ = p.wait_error_and_close(10)
+    p.close()
+    text = errors[0] if errors else None
+    r.check("the ERROR of a denied subscribe shows the channel escaped",
+            text is not None and ("chan=" + shown) in text, repr(text))
+
+    def denied_event():
+        st, doc = h.call("GET", "/api/logs")
+        return [e for e in (doc or {}).get("events", []) if e.get("type") == "denied"]
+    events = t.poll(denied_event, 10)
+    r.check("the console's logs show the denied channel escaped",
+            events and events[0].get("channel") == shown, repr(events))
 
     # hpfriendsctl: the same rule, in a UTF-8 locale (GOption converts option
     # values from the locale's charset and refuses what it cannot convert).
@@ -620,7 +645,7 @@ def hostile_names(r):
         res = t.ctl(conf, "authkey", "add", "--owner", "alice", *args)
         r.check("hpfriendsctl refuses %s" % what, res.rc != 0 and "bad" in res.err, repr(res))
         r.check("hpfriendsctl's error escapes %s" % what,
-                not any(c in res.err for c in "\x1b\x1f\x7f\u0085"), repr(res.err))
+                not any(c in res.err for c in RAW), repr(res.err))
     res = t.ctl(conf, "authkey", "set", "plain", "--subscribe", "a\u009bb")
     r.check("hpfriendsctl authkey set refuses a C1 control", res.rc != 0 and "bad" in res.err,
             repr(res))
