@@ -56,6 +56,7 @@ struct web {
     GQueue events;               /* struct web_event *, oldest first */
     struct ipguard *login_guard; /* password checks per address */
     struct ipguard *user_guard;  /* password checks per account (user name) */
+    struct ipguard *name_guard;  /* "already exists" answers per account (name probing) */
     struct worker *crypto;       /* password hashing, so it never delays storage */
     GHashTable *creds;           /* user -> struct web_cred *, NULL before the first snapshot */
     guint storage_busy;          /* console jobs on the storage worker */

@@ -50,6 +50,14 @@
 #define MAX_CONNS_PER_IP      64
 /* A connection's first request must be complete this long after accept. */
 #define FIRST_REQUEST_SECONDS 10
+/*
+ * Authkey idents and group names are global, so creating one answers
+ * whether another user's exists.  That cannot be hidden while users choose
+ * names, but it can be slowed: this many "already exists" answers to one
+ * account within a minute, and its creations wait 60 s (doubling while it
+ * goes on, up to 15 minutes).  Administrators see every name anyway.
+ */
+#define NAME_PROBES           10
 
 /* ---- small helpers ---- */
 
@@ -326,6 +334,20 @@ static void job_reply(struct web_job *j)
 
 static void job_done(void *arg);
 
+/* A request that creates a global name (an authkey ident, a group). */
+static gboolean creates_name(const struct web_route *r)
+{
+    return !strcmp(r->method, "POST") &&
+           (!strcmp(r->path, "/api/authkeys") || !strcmp(r->path, "/api/groups"));
+}
+
+/* Counted while the account is not an administrator: see NAME_PROBES. */
+static gboolean name_probe_counted(struct web *w, const char *user)
+{
+    const struct web_cred *c = w->creds && user ? g_hash_table_lookup(w->creds, user) : NULL;
+    return user && !(c && c->admin);
+}
+
 void web_storage_submit(struct web *w, struct web_job *j)
 {
     if (w->storage_busy < MAX_STORAGE_JOBS) {
@@ -346,6 +368,8 @@ static void job_done(void *arg)
         worker_submit(w->b->worker, job_run, job_done, g_queue_pop_head(&w->storage_wait));
     }
     j->resubmitted = FALSE;
+    if (j->status == 409 && creates_name(j->route) && name_probe_counted(w, j->user))
+        ipguard_auth_failed(w->name_guard, j->user);
     if (j->req && j->status == 200 && j->route->finish)
         j->route->finish(j);
     if (j->resubmitted)
@@ -649,6 +673,14 @@ static gboolean api_request(struct web *w, struct evhttp_request *req, const cha
         return FALSE;
     if (g_hash_table_size(w->jobs) >= MAX_JOBS)
         return web_refuse(no, 503, "busy: too many requests in progress; try again");
+    /* Every creation waits, not only of taken names: a 429 for those alone would answer too. */
+    if (creates_name(route) && name_probe_counted(w, s->user)) {
+        if (ipguard_admit(w->name_guard, s->user))
+            return web_refuse(no, 429,
+                              "too many names that already exist were tried from this account; "
+                              "try again later");
+        ipguard_release(w->name_guard, s->user); /* only its back-off counts here */
+    }
     struct web_job *j = job_new(w, req, route, s, no);
     if (!j)
         return FALSE;
@@ -729,6 +761,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     struct web *w = arg;
     web_sessions_expire(w);
     ipguard_expire(w->conn_guard);
+    ipguard_expire(w->name_guard);
 }
 
 gboolean web_start(struct broker *b, FILE *ready, GError **error)
@@ -747,6 +780,7 @@ gboolean web_start(struct broker *b, FILE *ready, GError **error)
     g_queue_init(&w->storage_wait);
     w->login_guard = ipguard_new(WEB_CHECKS_PER_ADDR, wc->login_failures, 30);
     w->user_guard = ipguard_new(WEB_CHECKS_PER_USER, wc->login_failures, 30);
+    w->name_guard = ipguard_new(0, NAME_PROBES, 60);
     w->conns = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
     w->conn_guard = ipguard_new(MAX_CONNS_PER_IP, 0, 0);
     const char *env = g_getenv("HPFRIENDS_WEB_ROOT");
@@ -861,6 +895,7 @@ void web_free(struct web *w)
     g_queue_clear_full(&w->events, web_event_free);
     ipguard_free(w->login_guard);
     ipguard_free(w->user_guard);
+    ipguard_free(w->name_guard);
     g_hash_table_unref(w->conns);
     ipguard_free(w->conn_guard);
     if (w->creds)

@@ -866,6 +866,33 @@ def host_names(r):
     r.check("the broker stops cleanly", b.stop() == 0)
 
 
+def name_probing(r):
+    # Idents and group names are global: "already exists" tells a user that
+    # another's exists.  It cannot be hidden while users choose names; it is
+    # slowed per account (10 such answers a minute, then every creation of
+    # that account waits).
+    conf, b, port = setup(r, "probing")
+    t.ctl_ok(conf, "authkey", "add", "--owner", "bob", "--ident", "bob-secret-sensor",
+             "--secret", "s1")
+    t.ctl_ok(conf, "group", "add", "bobs-group", "--owner", "bob")
+    alice, bob, root = logged_in(port, "alice"), logged_in(port, "bob"), logged_in(port, "root")
+    codes = [alice.call("POST", "/api/authkeys", {"ident": "bob-secret-sensor"})[0]
+             for _ in range(5)] + \
+        [alice.call("POST", "/api/groups", {"name": "bobs-group"})[0] for _ in range(5)]
+    r.check("10 taken names -> 409 each", codes == [409] * 10, repr(codes))
+    err(r, "then alice's next creation waits, whatever the name",
+        alice.call("POST", "/api/authkeys", {"ident": "alice-free-name"}), 429, "already exist")
+    err(r, "a group too", alice.call("POST", "/api/groups", {"name": "alice-free-group"}), 429)
+    ok(r, "alice's other requests go on", alice.call("GET", "/api/authkeys"))
+    ok(r, "bob creates", bob.call("POST", "/api/authkeys", {"ident": "bob-second"}))
+    codes = [root.call("POST", "/api/authkeys", {"ident": "bob-secret-sensor"})[0]
+             for _ in range(12)]
+    r.check("an administrator (who sees every name) is not slowed", codes == [409] * 12,
+            repr(codes))
+    ok(r, "root creates", root.call("POST", "/api/groups", {"name": "roots-group"}))
+    r.check("the broker stops cleanly", b.stop() == 0)
+
+
 def password_ends_sessions(r):
     conf, b, port = setup(r, "sessions")
     h1, h2 = logged_in(port, "alice"), logged_in(port, "alice")
@@ -1228,6 +1255,7 @@ if __name__ == "__main__":
         ("strict JSON and query strings", strict_json_and_query),
         ("password checks throttled per address and per account", password_throttles),
         ("Host names: DNS rebinding", host_names),
+        ("name probing through 'already exists' is slowed", name_probing),
         ("a password change ends other sessions", password_ends_sessions),
         ("logs of an ident that changed owner", logs_of_reused_ident),
         ("HTTPS console", tls_console),
