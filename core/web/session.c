@@ -110,23 +110,37 @@ static gboolean session_over(const struct web *w, const struct web_session *s, g
 
 static gboolean is_secure(const struct web *w) { return w->tls != NULL; }
 
-/* The session named by the request's cookie, if it is current. */
-static struct web_session *session_of(struct web *w, struct evhttp_request *req)
+/*
+ * The session named by the request's cookie, if it is current.  *twice
+ * when the cookie comes more than once: another page on a sibling host (or
+ * over plain HTTP) can plant a second one, with a longer path so that it
+ * comes first, and whichever we took, the user might act in a session not
+ * theirs.  Then there is no session.
+ */
+static struct web_session *session_of(struct web *w, struct evhttp_request *req, gboolean *twice)
 {
+    *twice = FALSE;
     const char *cookie = evhttp_find_header(evhttp_request_get_input_headers(req), "Cookie");
     if (!cookie)
         return NULL;
     const char *name = is_secure(w) ? COOKIE_NAME_TLS : COOKIE_NAME;
     struct web_session *found = NULL;
-    char **parts = g_strsplit(cookie, ";", 32);
-    for (char **p = parts; *p && !found; p++) {
+    guint seen = 0;
+    /* No bound on the parts: a cookie past the 32nd must count as well. */
+    char **parts = g_strsplit(cookie, ";", -1);
+    for (char **p = parts; *p; p++) {
         char *kv = g_strstrip(*p);
         const char *eq = strchr(kv, '=');
         if (!eq || (size_t)(eq - kv) != strlen(name) || strncmp(kv, name, strlen(name)))
             continue;
-        found = g_hash_table_lookup(w->sessions, eq + 1);
+        if (++seen == 1)
+            found = g_hash_table_lookup(w->sessions, eq + 1);
     }
     g_strfreev(parts);
+    if (seen > 1) {
+        *twice = TRUE;
+        return NULL;
+    }
     gint64 now = g_get_monotonic_time();
     if (found && session_over(w, found, now)) {
         g_hash_table_remove(w->sessions, found->id);
@@ -414,7 +428,12 @@ gboolean web_session_guard(struct web *w, struct evhttp_request *req, const stru
     const char *why = changes ? cross_origin(w, req) : NULL;
     if (why)
         return web_refuse(no, 403, "%s", why);
-    struct web_session *s = session_of(w, req);
+    gboolean twice;
+    struct web_session *s = session_of(w, req, &twice);
+    if (twice)
+        return web_refuse(no, 400,
+                          "the session cookie came twice (one may be planted by another site): "
+                          "clear this site's cookies and log in again");
     if (route->session && !s)
         return web_refuse(no, 401, "not logged in");
     if (changes && route->session) {

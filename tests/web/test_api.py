@@ -327,6 +327,13 @@ def login_and_sessions(r):
     r.check("GET /api/session -> user, admin, csrf", status == 200 and doc["user"] == "alice"
             and doc["csrf"] == h.csrf and doc["admin"] is False, repr(doc))
 
+    # A second session cookie (one a sibling host or a plain-HTTP page could
+    # plant, with a longer path so that it comes first) is no session.
+    for order in ((h.cookie, "f" * 64), ("f" * 64, h.cookie)):
+        err(r, "GET /api/session with the session cookie twice",
+            h.call("GET", "/api/session",
+                   headers={"Cookie": "hpf_session=%s; hpf_session=%s" % order}), 400, "twice")
+
     # CSRF: every state-changing request needs the token; Origin must be ours.
     err(r, "POST without the CSRF header", h.call("POST", "/api/groups", {"name": "g1"},
                                                    csrf=False), 403, "X-CSRF-Token")
