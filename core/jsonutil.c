@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Small json-glib helpers shared by the console's API and hpfriendsctl's
- * export/import, so both write string lists and read typed members the
- * same way; see jsonutil.h.
+ * export/import, so both write string lists, read typed members and parse
+ * untrusted text (strictly) the same way; see jsonutil.h.
  */
 #include "jsonutil.h"
 
