@@ -52,10 +52,11 @@
 #define FIRST_REQUEST_SECONDS 10
 /*
  * Authkey idents and group names are global, so creating one answers
- * whether another user's exists.  That cannot be hidden while users choose
- * names, but it can be slowed: this many "already exists" answers to one
- * account within a minute, and its creations wait 60 s (doubling while it
- * goes on, up to 15 minutes).  Administrators see every name anyway.
+ * whether another user's exists (and sharing with a @group whether it
+ * does).  That cannot be hidden while users choose names, but it can be
+ * slowed: this many such answers to one account within a minute, and its
+ * creations and shares wait 60 s (doubling while it goes on, up to 15
+ * minutes).  Administrators see every name anyway.
  */
 #define NAME_PROBES           10
 
@@ -334,11 +335,22 @@ static void job_reply(struct web_job *j)
 
 static void job_done(void *arg);
 
-/* A request that creates a global name (an authkey ident, a group). */
+/*
+ * A request whose answer says whether another user's name exists: creating
+ * an authkey or a group (409 when it does), sharing with a user or @group
+ * (404 when it does not).
+ */
 static gboolean creates_name(const struct web_route *r)
 {
     return !strcmp(r->method, "POST") &&
-           (!strcmp(r->path, "/api/authkeys") || !strcmp(r->path, "/api/groups"));
+           (!strcmp(r->path, "/api/authkeys") || !strcmp(r->path, "/api/groups") ||
+            !strcmp(r->path, "/api/shares"));
+}
+
+static gboolean name_answered(const struct web_job *j)
+{
+    return creates_name(j->route) &&
+           j->status == (strcmp(j->route->path, "/api/shares") ? 409 : 404);
 }
 
 /* Counted while the account is not an administrator: see NAME_PROBES. */
@@ -368,7 +380,7 @@ static void job_done(void *arg)
         worker_submit(w->b->worker, job_run, job_done, g_queue_pop_head(&w->storage_wait));
     }
     j->resubmitted = FALSE;
-    if (j->status == 409 && creates_name(j->route) && name_probe_counted(w, j->user))
+    if (name_answered(j) && name_probe_counted(w, j->user))
         ipguard_auth_failed(w->name_guard, j->user);
     if (j->req && j->status == 200 && j->route->finish)
         j->route->finish(j);
@@ -677,8 +689,8 @@ static gboolean api_request(struct web *w, struct evhttp_request *req, const cha
     if (creates_name(route) && name_probe_counted(w, s->user)) {
         if (ipguard_admit(w->name_guard, s->user))
             return web_refuse(no, 429,
-                              "too many names that already exist were tried from this account; "
-                              "try again later");
+                              "too many names were tried that exist (or, to share with, do "
+                              "not) from this account; try again later");
         ipguard_release(w->name_guard, s->user); /* only its back-off counts here */
     }
     struct web_job *j = job_new(w, req, route, s, no);

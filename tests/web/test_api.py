@@ -888,8 +888,9 @@ def name_probing(r):
         [alice.call("POST", "/api/groups", {"name": "bobs-group"})[0] for _ in range(5)]
     r.check("10 taken names -> 409 each", codes == [409] * 10, repr(codes))
     err(r, "then alice's next creation waits, whatever the name",
-        alice.call("POST", "/api/authkeys", {"ident": "alice-free-name"}), 429, "already exist")
+        alice.call("POST", "/api/authkeys", {"ident": "alice-free-name"}), 429, "tried")
     err(r, "a group too", alice.call("POST", "/api/groups", {"name": "alice-free-group"}), 429)
+    err(r, "and a share", alice.call("POST", "/api/shares", {"to": "bob", "channel": "c"}), 429)
     ok(r, "alice's other requests go on", alice.call("GET", "/api/authkeys"))
     ok(r, "bob creates", bob.call("POST", "/api/authkeys", {"ident": "bob-second"}))
     codes = [root.call("POST", "/api/authkeys", {"ident": "bob-secret-sensor"})[0]
@@ -897,6 +898,13 @@ def name_probing(r):
     r.check("an administrator (who sees every name) is not slowed", codes == [409] * 12,
             repr(codes))
     ok(r, "root creates", root.call("POST", "/api/groups", {"name": "roots-group"}))
+    # A share with @group answers whether the group exists: counted the same.
+    codes = [bob.call("POST", "/api/shares", {"to": "@nosuch%d" % i, "channel": "c"})[0]
+             for i in range(10)]
+    r.check("bob: 10 shares with groups that do not exist -> 404 each", codes == [404] * 10,
+            repr(codes))
+    err(r, "then bob's next share waits", bob.call("POST", "/api/shares",
+                                                   {"to": "@bobs-group", "channel": "c"}), 429)
     r.check("the broker stops cleanly", b.stop() == 0)
 
 
