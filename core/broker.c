@@ -43,10 +43,8 @@ static void listener_free(gpointer p)
     g_free(li);
 }
 
-char *broker_deny_text(const struct broker *b, enum deny_kind kind, const char *ident,
-                       const char *chan)
+static char *deny_text(gboolean legacy, enum deny_kind kind, const char *ident, const char *chan)
 {
-    gboolean legacy = b->cfg->error_style == ERROR_STYLE_LEGACY;
     switch (kind) {
     case DENY_AUTH:
         return legacy ? g_strdup("authfail.")
@@ -64,6 +62,17 @@ char *broker_deny_text(const struct broker *b, enum deny_kind kind, const char *
                                         chan);
     }
     return g_strdup("denied");
+}
+
+/* The ident and channel are the client's bytes: shown escaped, as in the log. */
+char *broker_deny_text(const struct broker *b, enum deny_kind kind, const char *ident,
+                       const char *chan)
+{
+    char *i = log_escape(ident), *c = log_escape(chan);
+    char *text = deny_text(b->cfg->error_style == ERROR_STYLE_LEGACY, kind, i, c);
+    g_free(i);
+    g_free(c);
+    return text;
 }
 
 static guint64 id_hash_key(gconstpointer p) { return *(const guint64 *)p; }
