@@ -10,6 +10,8 @@ libjson-glib-dev libssl-dev libsqlite3-dev libmongoc-dev libbson-dev libcunit1-d
 sqlite3 python3 graphviz rsyslog libnats-dev nats-server chromium"
 # the man pages: scdoc builds them, mandoc lints them in make check
 PKGS="$PKGS scdoc mandoc"
+# the networked sinks and the servers their tests start
+PKGS="$PKGS libmosquitto-dev mosquitto libhiredis-dev redis-server libcurl4-openssl-dev"
 
 if [ -x /usr/bin/dpkg-query ] && [ "${HPF_NO_APT:-}" != 1 ]; then
     missing=""

@@ -11,6 +11,8 @@ EXTRA_DIST += \
 	tests/sinks/test_sink_syslog.py \
 	tests/sinks/test_sink_abi.py \
 	tests/sinks/test_example_sink.py \
+	tests/sinks/test_sink_mqtt.py \
+	tests/sinks/mqtt_min.py \
 	tests/sinks/sdk_check.sh
 
 # One drop-everything sink, built for this ABI, the previous minor (1.0
@@ -42,6 +44,10 @@ SINK_TESTS = \
 	tests/sinks/sink_syslog.test \
 	tests/sinks/sink_abi.test \
 	tests/sinks/example_sink.test
+# The networked sinks' tests, each where configure built its sink.
+if BUILD_SINK_MQTT
+SINK_TESTS += tests/sinks/sink_mqtt.test
+endif
 TESTS += $(SINK_TESTS)
 CLEANFILES += $(SINK_TESTS)
 $(SINK_TESTS): tests/sinks/local.mk
