@@ -38,6 +38,7 @@ struct channel_map {
     const char *channel;
     const char *protocol;  /* implied by the sensor; a mapped field overrides */
     const char *transport; /* likewise */
+    int dst_port;          /* implied service port, 0: none */
     struct field_map fields[MAX_FIELDS];
 };
 
@@ -47,11 +48,17 @@ struct channel_map {
         "dst_port", dport, F_INT                                                \
     }
 
-/* Field names on the right are the sensors' own (see tests/sinks/test_sink_format.c). */
+/*
+ * Field names on the right are the sensors' own, as their hpfeeds output
+ * code publishes them (tests/sinks/test_sink_format.c names each source).
+ * MAX_DEPTH bounds the nesting the parser is handed (json-glib recurses).
+ */
+#define MAX_DEPTH 64
 static const struct channel_map mappings[] = {
     {"cowrie.sessions",
      "ssh",
      "tcp",
+     0,
      {ENDPOINTS("peerIP", "peerPort", "hostIP", "hostPort"),
       {"protocol", "protocol", F_LOWER},
       {"session", "session", F_STR},
@@ -60,12 +67,14 @@ static const struct channel_map mappings[] = {
       {"login", "loggedin", F_ANY},
       {"credentials", "credentials", F_ANY},
       {"commands", "commands", F_ANY},
+      {"unknown_commands", "unknownCommands", F_ANY},
       {"urls", "urls", F_ANY},
       {"hashes", "hashes", F_ANY},
       {"client_version", "version", F_STR}}},
     {"kippo.sessions",
      "ssh",
      "tcp",
+     0,
      {ENDPOINTS("peerIP", "peerPort", "hostIP", "hostPort"),
       {"session", "session", F_STR},
       {"start_time", "startTime", F_STR},
@@ -73,11 +82,13 @@ static const struct channel_map mappings[] = {
       {"login", "loggedin", F_ANY},
       {"credentials", "credentials", F_ANY},
       {"commands", "commands", F_ANY},
+      {"unknown_commands", "unknownCommands", F_ANY},
       {"urls", "urls", F_ANY},
       {"client_version", "version", F_STR}}},
     {"dionaea.connections",
      NULL,
      NULL,
+     0,
      {ENDPOINTS("remote_host", "remote_port", "local_host", "local_port"),
       {"protocol", "connection_protocol", F_LOWER},
       {"transport", "connection_transport", F_LOWER},
@@ -85,15 +96,16 @@ static const struct channel_map mappings[] = {
       {"src_hostname", "remote_hostname", F_STR}}},
     {"dionaea.capture",
      NULL,
-     NULL,
+     "tcp",
+     0,
      {ENDPOINTS("saddr", "sport", "daddr", "dport"),
       {"url", "url", F_STR},
       {"md5", "md5", F_STR},
-      {"sha512", "sha512", F_STR},
-      {"file_type", "filetype", F_STR}}},
+      {"sha512", "sha512", F_STR}}},
     {"conpot.events",
      NULL,
      "tcp",
+     0,
      {ENDPOINTS("remote[0]", "remote[1]", "public_ip", "dst_port"),
       {"protocol", "data_type", F_LOWER},
       {"conpot_id", "id", F_STR},
@@ -101,62 +113,61 @@ static const struct channel_map mappings[] = {
     {"glastopf.events",
      "http",
      "tcp",
+     80,
      {ENDPOINTS("source[0]", "source[1]", "dst_ip", "dst_port"),
-      {"url", "request_url", F_STR},
+      {"url", "request.url", F_STR},
+      {"method", "request.method", F_STR},
+      {"http_host", "request.header.Host", F_STR},
       {"pattern", "pattern", F_STR},
       {"file", "filename", F_STR}}},
     {"p0f.events",
      NULL,
      "tcp",
+     0,
      {ENDPOINTS("client_ip", "client_port", "server_ip", "server_port"),
       {"os", "os", F_STR},
       {"app", "app", F_STR},
       {"link", "link", F_STR},
-      {"distance", "dist", F_INT},
       {"uptime", "uptime", F_STR}}},
     {"snort.alerts",
      NULL,
      NULL,
+     0,
      {ENDPOINTS("source_ip", "source_port", "destination_ip", "destination_port"),
       {"transport", "protocol", F_LOWER},
       {"signature", "signature", F_STR},
-      {"signature_id", "sig_id", F_INT},
       {"classification", "classification", F_STR},
-      {"priority", "priority", F_INT}}},
+      {"priority", "priority", F_INT},
+      {"header", "header", F_STR}}},
     {"suricata.events",
      NULL,
      NULL,
-     {ENDPOINTS("src_ip", "src_port", "dest_ip", "dest_port"),
-      {"transport", "proto", F_LOWER},
-      {"protocol", "app_proto", F_LOWER},
-      {"signature", "alert.signature", F_STR},
-      {"signature_id", "alert.signature_id", F_INT},
-      {"classification", "alert.category", F_STR},
-      {"priority", "alert.severity", F_INT}}},
+     0,
+     {ENDPOINTS("source_ip", "source_port", "destination_ip", "destination_port"),
+      {"transport", "protocol", F_LOWER},
+      {"signature", "signature", F_STR},
+      {"signature_id", "signature_id", F_INT},
+      {"action", "action", F_STR}}},
     {"wordpot.events",
      "http",
      "tcp",
-     {ENDPOINTS("source_ip", "source_port", "dest_ip", "dest_port"),
-      {"username", "user", F_STR},
-      {"password", "password", F_STR},
-      {"url", "url", F_STR},
-      {"plugin", "plugin", F_STR},
-      {"theme", "theme", F_STR}}},
+     0,
+     {ENDPOINTS("source_ip", "source_port", "dest_ip", "dest_port"), {"url", "url", F_STR}}},
     {"shockpot.events",
      "http",
      "tcp",
-     {ENDPOINTS("src_ip", "src_port", "dest_ip", "dest_port"),
+     0,
+     {ENDPOINTS("source_ip", "source_port", "dest_ip", "dest_port"),
       {"url", "url", F_STR},
-      {"method", "method", F_STR},
-      {"command", "command", F_STR},
-      {"is_shellshock", "is_shellshock", F_ANY}}},
+      {"command", "command", F_STR}}},
     {"elastichoney.events",
      "http",
      "tcp",
-     {ENDPOINTS("source", "source_port", "dst_ip", "dst_port"),
+     9200,
+     {ENDPOINTS("source", "source_port", "honeypot", "dst_port"),
       {"url", "url", F_STR},
       {"method", "method", F_STR},
-      {"user_agent", "user_agent", F_STR},
+      {"user_agent", "headers.user_agent", F_STR},
       {"form", "form", F_STR},
       {"payload", "payload", F_ANY}}},
 };
@@ -410,27 +421,51 @@ static const struct channel_map *find_mapping(const char *channel)
     return NULL;
 }
 
-/* Parses the payload as one JSON object; on failure says why in *why. */
-static JsonNode *parse_payload(const struct hpf_message *msg, char **why)
+/*
+ * Deepest [ / { nesting of a JSON text, brackets inside strings skipped:
+ * json-glib's parser recurses once per level, and a payload is anyone's.
+ */
+static unsigned json_depth(const char *s, size_t n, unsigned stop)
 {
+    unsigned depth = 0, max = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < n && max <= stop; i++) {
+        char c = s[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > max)
+                max = depth;
+        } else if ((c == ']' || c == '}') && depth) {
+            depth--;
+        }
+    }
+    return max;
+}
+
+/* Parses the payload as one JSON object into p; on failure says why in *why. */
+static JsonObject *parse_payload(JsonParser *p, const struct hpf_message *msg, char **why)
+{
+    const char *text = (const char *)msg->payload;
+    GError *err = NULL;
     if (!payload_is_text(msg)) {
         *why = g_strdup("payload is not UTF-8 text");
-        return NULL;
-    }
-    JsonParser *p = json_parser_new_immutable();
-    GError *err = NULL;
-    JsonNode *root = NULL;
-    if (!json_parser_load_from_data(p, (const char *)msg->payload, (gssize)msg->payload_len,
-                                    &err)) {
+    } else if (json_depth(text, msg->payload_len, MAX_DEPTH) > MAX_DEPTH) {
+        *why = g_strdup_printf("payload is nested more than %d deep", MAX_DEPTH);
+    } else if (!json_parser_load_from_data(p, text, (gssize)msg->payload_len, &err)) {
         *why = g_strdup_printf("payload is not JSON: %s", err->message);
         g_error_free(err);
     } else if (!JSON_NODE_HOLDS_OBJECT(json_parser_get_root(p))) {
         *why = g_strdup("payload is not a JSON object");
     } else {
-        root = json_node_copy(json_parser_get_root(p));
+        return json_node_get_object(json_parser_get_root(p));
     }
-    g_object_unref(p);
-    return root;
+    return NULL;
 }
 
 static void set_wire_string(JsonObject *rec, const char *name, const char *value)
@@ -440,6 +475,18 @@ static void set_wire_string(JsonObject *rec, const char *name, const char *value
     char *valid = g_utf8_make_valid(value, -1);
     json_object_set_string_member(rec, name, valid);
     g_free(valid);
+}
+
+static void apply_mapping(JsonObject *rec, const struct channel_map *map, JsonNode *root)
+{
+    if (map->protocol)
+        json_object_set_string_member(rec, "protocol", map->protocol);
+    if (map->transport)
+        json_object_set_string_member(rec, "transport", map->transport);
+    if (map->dst_port)
+        json_object_set_int_member(rec, "dst_port", map->dst_port);
+    for (size_t i = 0; i < MAX_FIELDS && map->fields[i].out; i++)
+        map_field(rec, root, &map->fields[i]);
 }
 
 JsonObject *sinkfmt_normalize(const struct hpf_message *msg)
@@ -459,20 +506,16 @@ JsonObject *sinkfmt_normalize(const struct hpf_message *msg)
         return rec;
     }
     char *why = NULL;
-    JsonNode *root = parse_payload(msg, &why);
-    if (!root) {
+    JsonParser *p = json_parser_new_immutable();
+    JsonObject *payload = parse_payload(p, msg, &why);
+    if (!payload) {
         set_raw(rec, msg);
         json_object_set_string_member(rec, "parse_error", why);
         g_free(why);
-        return rec;
+    } else {
+        apply_mapping(rec, map, json_parser_get_root(p));
     }
-    if (map->protocol)
-        json_object_set_string_member(rec, "protocol", map->protocol);
-    if (map->transport)
-        json_object_set_string_member(rec, "transport", map->transport);
-    for (size_t i = 0; i < MAX_FIELDS && map->fields[i].out; i++)
-        map_field(rec, root, &map->fields[i]);
-    json_node_unref(root);
+    g_object_unref(p);
     return rec;
 }
 

@@ -44,6 +44,19 @@ SINK_TESTS = \
 	tests/sinks/sink_syslog.test \
 	tests/sinks/sink_abi.test \
 	tests/sinks/example_sink.test
+# The record formats the networked sinks share (plugins/common/sink_format),
+# fed payloads shaped as each sensor publishes them.
+if HAVE_CUNIT
+check_PROGRAMS += tests/sinks/test_sink_format
+TESTS += tests/sinks/test_sink_format
+tests_sinks_test_sink_format_SOURCES = tests/sinks/test_sink_format.c \
+	tests/common/cunit_run.h $(SINK_FORMAT_SOURCES)
+tests_sinks_test_sink_format_CPPFLAGS = $(PLUGIN_CPPFLAGS) -I$(top_srcdir)/plugins/common
+tests_sinks_test_sink_format_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(JSONGLIB_CFLAGS) \
+	$(CUNIT_CFLAGS)
+tests_sinks_test_sink_format_LDADD = $(JSONGLIB_LIBS) $(GLIB_LIBS) $(CUNIT_LIBS)
+endif
+
 # The networked sinks' tests, each where configure built its sink.
 if BUILD_SINK_MQTT
 SINK_TESTS += tests/sinks/sink_mqtt.test
