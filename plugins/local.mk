@@ -43,4 +43,5 @@ include plugins/auth_storage/local.mk
 include plugins/sink_file/local.mk
 include plugins/sink_syslog/local.mk
 include plugins/sink_mqtt/local.mk
+include plugins/sink_redis/local.mk
 include plugins/cluster_nats/local.mk

@@ -13,6 +13,8 @@ EXTRA_DIST += \
 	tests/sinks/test_example_sink.py \
 	tests/sinks/test_sink_mqtt.py \
 	tests/sinks/mqtt_min.py \
+	tests/sinks/test_sink_redis.py \
+	tests/sinks/redis_min.py \
 	tests/sinks/sdk_check.sh
 
 # One drop-everything sink, built for this ABI, the previous minor (1.0
@@ -60,6 +62,9 @@ endif
 # The networked sinks' tests, each where configure built its sink.
 if BUILD_SINK_MQTT
 SINK_TESTS += tests/sinks/sink_mqtt.test
+endif
+if BUILD_SINK_REDIS
+SINK_TESTS += tests/sinks/sink_redis.test
 endif
 TESTS += $(SINK_TESTS)
 CLEANFILES += $(SINK_TESTS)
