@@ -44,4 +44,5 @@ include plugins/sink_file/local.mk
 include plugins/sink_syslog/local.mk
 include plugins/sink_mqtt/local.mk
 include plugins/sink_redis/local.mk
+include plugins/sink_http/local.mk
 include plugins/cluster_nats/local.mk

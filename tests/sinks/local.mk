@@ -15,6 +15,7 @@ EXTRA_DIST += \
 	tests/sinks/mqtt_min.py \
 	tests/sinks/test_sink_redis.py \
 	tests/sinks/redis_min.py \
+	tests/sinks/test_sink_http.py \
 	tests/sinks/sdk_check.sh
 
 # One drop-everything sink, built for this ABI, the previous minor (1.0
@@ -65,6 +66,9 @@ SINK_TESTS += tests/sinks/sink_mqtt.test
 endif
 if BUILD_SINK_REDIS
 SINK_TESTS += tests/sinks/sink_redis.test
+endif
+if BUILD_SINK_HTTP
+SINK_TESTS += tests/sinks/sink_http.test
 endif
 TESTS += $(SINK_TESTS)
 CLEANFILES += $(SINK_TESTS)
