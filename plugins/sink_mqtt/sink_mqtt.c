@@ -270,7 +270,8 @@ static bool publish_one(struct mqtt_sink *m, struct out_msg *o, unsigned gen)
         return true;
     }
     g_mutex_lock(&m->lock);
-    m->inflight--;
+    if (m->inflight > 0) /* on_disconnect may have written the window off already */
+        m->inflight--;
     if (rc == MOSQ_ERR_NO_CONN || rc == MOSQ_ERR_CONN_LOST) {
         g_queue_push_head(&m->fifo, o); /* keep the order; try again once connected */
         if (m->generation == gen)

@@ -310,7 +310,7 @@ static void append_xadd(struct redis_sink *r, const struct entry *e)
  */
 static void write_batch(struct redis_sink *r, GPtrArray *batch)
 {
-    guint done = 0;
+    guint done = 0, refused = 0;
     const char *why = NULL;
     for (guint i = 0; i < batch->len; i++)
         append_xadd(r, batch->pdata[i]);
@@ -320,9 +320,11 @@ static void write_batch(struct redis_sink *r, GPtrArray *batch)
             why = r->rc->errstr[0] ? r->rc->errstr : "connection lost";
             break;
         }
-        if (reply->type == REDIS_REPLY_ERROR) /* refused (e.g. WRONGTYPE): not retried */
-            r->host->log(r->ctx, HPF_LOG_WARNING, "XADD to %s refused: %s: dropped",
-                         ((struct entry *)batch->pdata[done])->key, reply->str);
+        if (reply->type == REDIS_REPLY_ERROR) { /* refused (e.g. WRONGTYPE): not retried */
+            if (!refused++)
+                r->host->log(r->ctx, HPF_LOG_WARNING, "XADD to %s refused: %s: dropped",
+                             ((struct entry *)batch->pdata[done])->key, reply->str);
+        }
         freeReplyObject(reply);
         entry_free(batch->pdata[done]);
     }
@@ -330,7 +332,8 @@ static void write_batch(struct redis_sink *r, GPtrArray *batch)
     for (guint i = batch->len; i > done; i--)
         g_queue_push_head(&r->fifo, batch->pdata[i - 1]);
     r->inflight = 0;
-    r->written += done;
+    r->written += done - refused;
+    r->dropped += refused;
     g_cond_broadcast(&r->cond);
     g_mutex_unlock(&r->lock);
     if (why) {

@@ -44,6 +44,7 @@ class Subscriber:
         self.lock = threading.Lock()
         self.sock = None
         self.thread = None
+        self.rbuf = bytearray()
 
     def connect(self, topics, timeout=5.0):
         s = socket.create_connection((HOST, self.port), timeout=timeout)
@@ -65,15 +66,16 @@ class Subscriber:
         self.thread.start()
         return self
 
-    @staticmethod
-    def _recv_exact(s, n):
-        buf = b""
-        while len(buf) < n:
-            chunk = s.recv(n - len(buf))
+    def _recv_exact(self, s, n):
+        """n bytes from s through a buffer of our own (one recv per 64 KiB, not per packet)."""
+        while len(self.rbuf) < n:
+            chunk = s.recv(65536)
             if not chunk:
                 return None
-            buf += chunk
-        return buf
+            self.rbuf += chunk
+        data = bytes(self.rbuf[:n])
+        del self.rbuf[:n]
+        return data
 
     def _read_packet(self, s):
         head = self._recv_exact(s, 1)
