@@ -71,6 +71,7 @@ struct mqtt_sink {
     unsigned inflight;   /* handed to libmosquitto, not yet written (QoS 0) or acked (QoS 1) */
     uint64_t dropped, dropped_reported;
     int64_t last_complaint_us;
+    int64_t last_refusal_us, last_liberr_us; /* rate limits of the two complaints below */
 };
 
 static const char *const config_keys[] = {
@@ -197,12 +198,26 @@ static int mqtt_create(const struct hpf_host *host, const struct hpf_plugin_ctx 
 
 /* ---- libmosquitto's thread: callbacks ---- */
 
+/* True at most once a minute per *last: for complaints repeated at every retry. */
+static bool complaint_due(struct mqtt_sink *m, int64_t *last)
+{
+    int64_t now = g_get_monotonic_time();
+    g_mutex_lock(&m->lock);
+    bool due = !*last || now - *last >= 60 * G_USEC_PER_SEC;
+    if (due)
+        *last = now;
+    g_mutex_unlock(&m->lock);
+    return due;
+}
+
 static void on_connect(struct mosquitto *mosq, void *obj, int rc)
 {
     struct mqtt_sink *m = obj;
     if (rc != 0) {
-        m->host->log(m->ctx, HPF_LOG_WARNING, "mqtt broker %s:%" PRIu64 " refused: %s", m->server,
-                     m->port, mosquitto_connack_string(rc));
+        if (complaint_due(m, &m->last_refusal_us))
+            m->host->log(m->ctx, HPF_LOG_WARNING,
+                         "mqtt broker %s:%" PRIu64 " refused: %s; retrying", m->server, m->port,
+                         mosquitto_connack_string(rc));
         return;
     }
     g_mutex_lock(&m->lock);
@@ -249,6 +264,14 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid)
         m->inflight--;
     g_cond_broadcast(&m->cond);
     g_mutex_unlock(&m->lock);
+}
+
+/* libmosquitto's own errors (a TLS handshake that fails, ...): otherwise silent. */
+static void on_log(struct mosquitto *mosq, void *obj, int level, const char *text)
+{
+    struct mqtt_sink *m = obj;
+    if ((level & MOSQ_LOG_ERR) && complaint_due(m, &m->last_liberr_us))
+        m->host->log(m->ctx, HPF_LOG_WARNING, "mqtt %s:%" PRIu64 ": %s", m->server, m->port, text);
 }
 
 /* ---- the publisher thread ---- */
@@ -335,6 +358,7 @@ static int configure_client(struct mqtt_sink *m, char *err, size_t err_len)
     mosquitto_connect_callback_set(m->mosq, on_connect);
     mosquitto_disconnect_callback_set(m->mosq, on_disconnect);
     mosquitto_publish_callback_set(m->mosq, on_publish);
+    mosquitto_log_callback_set(m->mosq, on_log);
     return HPF_OK;
 }
 

@@ -36,10 +36,12 @@ def _str(s):
 class Subscriber:
     """Collects (topic, payload, qos) of every PUBLISH, in arrival order, on a thread."""
 
-    def __init__(self, port, client_id, clean=True):
+    def __init__(self, port, client_id, clean=True, username=None, password=None):
         self.port = port
         self.client_id = client_id
         self.clean = clean
+        self.username = username
+        self.password = password
         self.messages = []
         self.lock = threading.Lock()
         self.sock = None
@@ -49,8 +51,15 @@ class Subscriber:
     def connect(self, topics, timeout=5.0):
         s = socket.create_connection((HOST, self.port), timeout=timeout)
         flags = 0x02 if self.clean else 0x00
+        payload = _str(self.client_id)
+        if self.username is not None:
+            flags |= 0x80
+            payload += _str(self.username)
+        if self.password is not None:
+            flags |= 0x40
+            payload += _str(self.password)
         var = _str("MQTT") + bytes([4, flags]) + struct.pack("!H", 0)
-        body = var + _str(self.client_id)
+        body = var + payload
         s.sendall(b"\x10" + _remaining_length(len(body)) + body)
         ack = self._read_packet(s)
         if not ack or ack[0] != 0x20 or ack[1][1] != 0:
@@ -153,7 +162,7 @@ user {user}
 class Mosquitto:
     """Debian's mosquitto on 127.0.0.1:port with a private config in tmp."""
 
-    def __init__(self, tmp, port, extra=""):
+    def __init__(self, tmp, port, extra="", users=None):
         exe = os.environ.get("MOSQUITTO") or shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self.exe = exe if os.access(exe, os.X_OK) else None
         self.tmp = tmp
@@ -162,8 +171,19 @@ class Mosquitto:
         with open(self.conf, "w") as f:
             # As root mosquitto would switch to user mosquitto, who cannot write tmp.
             user = pwd.getpwuid(os.getuid()).pw_name
-            f.write(MOSQUITTO_CONF.format(port=port, tmp=tmp, user=user) + extra)
+            conf = MOSQUITTO_CONF.format(port=port, tmp=tmp, user=user)
+            if users:  # password_file: anonymous clients refused
+                conf = conf.replace("allow_anonymous true", "allow_anonymous false")
+                conf += "password_file %s/passwd\n" % tmp
+            f.write(conf + extra)
         self.proc = None
+        if users:
+            passwd = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+            for i, (name, secret) in enumerate(sorted(users.items())):
+                subprocess.run([passwd, "-b"] + (["-c"] if i == 0 else []) +
+                               [os.path.join(tmp, "passwd"), name, secret], check=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            os.chmod(os.path.join(tmp, "passwd"), 0o600)
 
     def start(self, timeout=15.0):
         if not self.exe:

@@ -18,6 +18,13 @@ A broker with three [sink:NAME] sections then gets messages:
          normalized record (src_ip, credentials, ...); a payload that is not
          JSON keeps `raw` and a `parse_error`
   wild   a channel holding '+' and '#': published with them replaced by '_'
+  tls    tls = true with the test's CA as cafile, to mosquitto's TLS listener
+         (a certificate for IP 127.0.0.1 from a CA the test makes): arrives
+  untrusted  tls = true against the system's CAs: never connects, the
+         verification failure is logged
+  badpw  a wrong password: refused, logged, nothing published
+mosquitto requires a user name and password from every client
+(password_file), so every sink above but badpw authenticates.
 plus config errors caught by `hpfriendsd -t`.
 
 mosquitto missing is a failure, not a skip (Debian package mosquitto).
@@ -27,8 +34,8 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
-import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -42,15 +49,17 @@ CHAN = "mq.a"
 AWAY = "mq.b"
 WILD = "mq.w+x#"
 N = 300
-TOPICS = ["hpfeeds/#", "away/#", "norm/#", "wild/#"]
+TOPICS = ["hpfeeds/#", "away/#", "norm/#", "wild/#", "tls/#", "untrusted/#", "badpw/#"]
 M = 12
 MAX_QUEUED = 5
-KEYS = {PUB: (PUB_SECRET, [CHAN, AWAY, WILD, "cowrie.sessions", SYNC], [SYNC])}
+USERS = {"hpf": "hpf-pw", "sub": "sub-pw"}
+AUTH = "username = hpf\npassword = hpf-pw\n"
+KEYS = {PUB: (PUB_SECRET, [CHAN, AWAY, WILD, "mq.t", "cowrie.sessions", SYNC], [SYNC])}
 
 SINKS = """\
 [sink:mq]
 plugin = mqtt
-host = 127.0.0.1
+{auth}host = 127.0.0.1
 port = {port}
 topic = hpfeeds/{{channel}}/{{owner}}/{{ident}}
 qos = 1
@@ -61,7 +70,7 @@ channels = {chan}
 
 [sink:away]
 plugin = mqtt
-port = {port}
+{auth}port = {port}
 topic = away/{{channel}}
 qos = 1
 max_queued = {max_queued}
@@ -71,17 +80,62 @@ channels = {away}
 
 [sink:norm]
 plugin = mqtt
-port = {port}
+{auth}port = {port}
 topic = norm/{{channel}}
 format = normalized
 channels = cowrie.sessions
 
 [sink:wild]
 plugin = mqtt
-port = {port}
+{auth}port = {port}
 topic = wild/{{channel}}
 channels = {wild}
+
+[sink:tls]
+plugin = mqtt
+{auth}port = {tls_port}
+tls = true
+cafile = ca.pem
+topic = tls/{{channel}}
+channels = mq.t
+
+[sink:untrusted]
+plugin = mqtt
+{auth}port = {tls_port}
+tls = true
+topic = untrusted/{{channel}}
+channels = mq.t
+
+[sink:badpw]
+plugin = mqtt
+port = {port}
+username = hpf
+password = wrong
+topic = badpw/{{channel}}
+channels = mq.t
 """
+
+TLS_LISTENER = """\
+listener {tls_port} 127.0.0.1
+cafile {tmp}/ca.pem
+certfile {tmp}/server.pem
+keyfile {tmp}/server.key
+"""
+
+
+def make_certs(tmp):
+    """A CA and a certificate for IP 127.0.0.1 it signs (openssl, as CI has it)."""
+    def run(*args):
+        subprocess.run(["openssl"] + list(args), cwd=tmp.path, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(tmp.join("san.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=hpfriends test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+        "-subj", "/CN=127.0.0.1")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.ext")
 
 # cowrie's hpfeeds3 output plugin publishes one JSON object per session
 # (cowrie/output/hpfeeds3.py: session, startTime, endTime, peerIP, peerPort,
@@ -111,7 +165,11 @@ class MqttSinkTest:
         self.c = checks
         self.tmp = tmp
         self.port = st.free_port()
-        self.mosq = mqtt_min.Mosquitto(tmp.path, self.port)
+        self.tls_port = st.free_port()
+        make_certs(tmp)
+        self.mosq = mqtt_min.Mosquitto(
+            tmp.path, self.port, users=USERS,
+            extra=TLS_LISTENER.format(tls_port=self.tls_port, tmp=tmp.path))
         self.sub = None
         self.broker = None
         self.pub = None
@@ -169,7 +227,8 @@ class MqttSinkTest:
                      re.search(r"sink:away: queue full \(5 messages, broker away\): dropping",
                                self.broker_log()) is not None, self.broker.log_tail(5))
         self.mosq.start()
-        self.sub = mqtt_min.Subscriber(self.port, "hpf-test-sub", clean=False).connect(
+        self.sub = mqtt_min.Subscriber(self.port, "hpf-test-sub", clean=False,
+                                       username="sub", password=USERS["sub"]).connect(
             TOPICS)
         # A new subscriber object: its list holds only what came after the restart.
         got = self.wait_sub("away/", MAX_QUEUED)
@@ -230,6 +289,31 @@ class MqttSinkTest:
         self.c.check("mqtt: '+' and '#' in a channel become '_' in the topic",
                      [m[0] for m in got] == ["wild/mq.w_x_"], repr(got))
 
+    def test_tls_auth(self):
+        self.publish_n("mq.t", [b"t1", b"t2", b"t3"])
+        got = self.wait_sub("tls/", 3)
+        self.c.check("mqtt tls = true, cafile = the test CA, username/password: 3 messages "
+                     "arrive over TLS", [m[1] for m in got] == [b"t1", b"t2", b"t3"], repr(got))
+        log = self.broker_log()
+        self.c.check("mqtt tls = true against the system's CAs: the broker's certificate is "
+                     "refused (logged), never connected",
+                     "sink:untrusted: connected" not in log and
+                     re.search(r"sink:untrusted: mqtt 127\.0\.0\.1:%d: .*certificate verify "
+                               r"failed" % self.tls_port, log) is not None,
+                     self.broker.log_tail(8))
+        self.c.check("mqtt wrong password: refused and logged, never connected",
+                     "sink:badpw: connected" not in log and
+                     re.search(r"sink:badpw: mqtt broker 127\.0\.0\.1:%d refused: .*; retrying"
+                               % self.port, log) is not None, self.broker.log_tail(8))
+        self.c.check("mqtt: nothing published by the sinks that could not connect",
+                     not self.sub.received("untrusted/") and not self.sub.received("badpw/"),
+                     repr(self.sub.received("untrusted/") + self.sub.received("badpw/")))
+
+    def publish_n(self, channel, items):
+        for p in items:
+            self.pub.publish(channel, p)
+        self.pub.sync(SYNC, timeout=30)
+
     def test_shutdown(self):
         rc = self.broker.stop(signal.SIGTERM)
         self.c.check("mqtt: SIGTERM exits 0", rc == 0, "status %r: %s"
@@ -241,21 +325,24 @@ class MqttSinkTest:
         expect(self.mosq.exe, "cannot test the MQTT sink without mosquitto")
         try:
             self.mosq.start()
-            self.sub = mqtt_min.Subscriber(self.port, "hpf-test-sub", clean=False).connect(
+            self.sub = mqtt_min.Subscriber(self.port, "hpf-test-sub", clean=False,
+                                       username="sub", password=USERS["sub"]).connect(
                 TOPICS)
             st.make_auth_db(self.tmp.join("auth.db"), KEYS)
             sinks = SINKS.format(port=self.port, max_queued=MAX_QUEUED, chan=CHAN, away=AWAY,
-                                 wild=WILD)
+                                 wild=WILD, tls_port=self.tls_port, auth=AUTH)
             self.broker = st.Broker(self.tmp, sinks, broker_extra="exporter = 127.0.0.1:0")
             self.broker.start()
             expect(st.wait_for(lambda: self.broker_log().count("connected to 127.0.0.1:%d"
-                                                               % self.port) >= 4),
+                                                               % self.port) >= 4 and
+                               "sink:tls: connected to" in self.broker_log()),
                    "the sinks did not connect: " + self.broker.log_tail(5))
             self.pub = self.broker.client(PUB, PUB_SECRET)
             self.pub.subscribe(SYNC)
             self.c.run("mqtt: in order", self.test_in_order)
             self.c.run("mqtt: normalized", self.test_normalized)
             self.c.run("mqtt: wildcards", self.test_wildcards)
+            self.c.run("mqtt: tls and passwords", self.test_tls_auth)
             self.c.run("mqtt: restart", self.test_restart)
             self.c.run("mqtt: shutdown", self.test_shutdown)
         finally:
