@@ -38,7 +38,7 @@
 
 #define COMPLAIN_EVERY_US (10 * G_USEC_PER_SEC)
 #define MAX_KEY           4096
-#define XADD_ARGS         15
+#define XADD_ARGS         16 /* XADD key MAXLEN ~ N * and five field-value pairs */
 
 struct entry {
     char *key;
