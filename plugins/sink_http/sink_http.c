@@ -67,6 +67,7 @@ struct http_sink {
     bool quit, failing;
     uint64_t dropped, dropped_reported;
     int64_t last_complaint_us;
+    int64_t last_refusal_us; /* writer thread only */
 };
 
 static const char *const config_keys[] = {
@@ -398,6 +399,9 @@ static enum post_result post(struct http_sink *h, long *status, const char **why
         return POST_RETRY;
     }
     curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, status);
+    for (gsize i = 0; i < h->response->len; i++) /* the body goes into one log line */
+        if ((unsigned char)h->response->str[i] < 0x20)
+            h->response->str[i] = ' ';
     *why = h->response->len ? h->response->str : "";
     if (*status >= 200 && *status < 300)
         return POST_OK;
@@ -477,6 +481,10 @@ static bool send_batch(struct http_sink *h)
             g_mutex_lock(&h->lock);
             h->dropped += h->inflight;
             g_mutex_unlock(&h->lock);
+            int64_t now = g_get_monotonic_time();
+            if (h->last_refusal_us && now - h->last_refusal_us < COMPLAIN_EVERY_US)
+                return true;
+            h->last_refusal_us = now;
             h->host->log(h->ctx, HPF_LOG_ERR,
                          "%s refused a batch of %u records: HTTP %ld %.200s: "
                          "dropped",

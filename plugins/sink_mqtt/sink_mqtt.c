@@ -66,12 +66,12 @@ struct mqtt_sink {
     GMutex lock; /* guards everything below */
     GCond cond;
     GQueue fifo; /* struct out_msg * */
-    bool connected, quit, ever_connected;
+    bool connected, quit;
     unsigned generation; /* connections so far: a failed publish on an old one is stale */
     unsigned inflight;   /* handed to libmosquitto, not yet written (QoS 0) or acked (QoS 1) */
     uint64_t dropped, dropped_reported;
     int64_t last_complaint_us;
-    int64_t last_refusal_us, last_liberr_us; /* rate limits of the two complaints below */
+    int64_t last_refusal_us, last_liberr_us, last_pubfail_us; /* complaint rate limits */
 };
 
 static const char *const config_keys[] = {
@@ -222,7 +222,6 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
     }
     g_mutex_lock(&m->lock);
     m->connected = true;
-    m->ever_connected = true;
     m->generation++;
     uint64_t dropped = m->dropped;
     guint queued = m->fifo.length;
@@ -305,8 +304,9 @@ static bool publish_one(struct mqtt_sink *m, struct out_msg *o, unsigned gen)
     }
     g_mutex_unlock(&m->lock);
     if (o) {
-        m->host->log(m->ctx, HPF_LOG_WARNING, "publish on %s failed: %s: dropped", o->topic,
-                     mosquitto_strerror(rc));
+        if (complaint_due(m, &m->last_pubfail_us))
+            m->host->log(m->ctx, HPF_LOG_WARNING, "publish on %s failed: %s: dropped", o->topic,
+                         mosquitto_strerror(rc));
         out_msg_free(o);
     }
     return rc == MOSQ_ERR_SUCCESS;
@@ -387,12 +387,17 @@ static int mqtt_start(void *instance, char *err, size_t err_len)
     return HPF_OK;
 }
 
-/* Appends `s` to the topic, with MQTT's wildcards (+ #) made harmless. */
+/*
+ * Appends `s` to the topic as valid UTF-8, with MQTT's wildcards (+ #) and
+ * control characters (which brokers refuse in topics) made '_'.
+ */
 static void append_topic_part(GString *t, const char *s)
 {
     char *valid = g_utf8_make_valid(s ? s : "", -1);
-    for (char *p = valid; *p; p++)
-        g_string_append_c(t, (*p == '+' || *p == '#') ? '_' : *p);
+    for (char *p = valid; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        g_string_append_c(t, (c == '+' || c == '#' || c < 0x20 || c == 0x7f) ? '_' : *p);
+    }
     g_free(valid);
 }
 

@@ -67,6 +67,7 @@ struct redis_sink {
     bool connected, quit;
     uint64_t dropped, dropped_reported, written;
     int64_t last_complaint_us;
+    int64_t last_refusal_us; /* writer thread only */
 };
 
 static const char *const config_keys[] = {
@@ -304,6 +305,16 @@ static void append_xadd(struct redis_sink *r, const struct entry *e)
     redisAppendCommandArgv(r->rc, n, argv, lens);
 }
 
+/* An XADD Redis refused: logged at most every COMPLAIN_EVERY_US (writer thread). */
+static void complain_refused(struct redis_sink *r, const char *key, const char *why)
+{
+    int64_t now = g_get_monotonic_time();
+    if (r->last_refusal_us && now - r->last_refusal_us < COMPLAIN_EVERY_US)
+        return;
+    r->last_refusal_us = now;
+    r->host->log(r->ctx, HPF_LOG_WARNING, "XADD to %s refused: %s: dropped", key, why);
+}
+
 /*
  * Writes one pipelined batch; on a connection error the unconfirmed
  * entries go back to the head of the FIFO, in order.
@@ -321,9 +332,8 @@ static void write_batch(struct redis_sink *r, GPtrArray *batch)
             break;
         }
         if (reply->type == REDIS_REPLY_ERROR) { /* refused (e.g. WRONGTYPE): not retried */
-            if (!refused++)
-                r->host->log(r->ctx, HPF_LOG_WARNING, "XADD to %s refused: %s: dropped",
-                             ((struct entry *)batch->pdata[done])->key, reply->str);
+            refused++;
+            complain_refused(r, ((struct entry *)batch->pdata[done])->key, reply->str);
         }
         freeReplyObject(reply);
         entry_free(batch->pdata[done]);
