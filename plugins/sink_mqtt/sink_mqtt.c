@@ -67,8 +67,9 @@ struct mqtt_sink {
     GCond cond;
     GQueue fifo; /* struct out_msg * */
     bool connected, quit;
-    unsigned generation; /* connections so far: a failed publish on an old one is stale */
-    unsigned inflight;   /* handed to libmosquitto, not yet written (QoS 0) or acked (QoS 1) */
+    unsigned generation;  /* connections so far: a failed publish on an old one is stale */
+    unsigned disconnects; /* disconnections so far (QoS 0 write-offs) */
+    unsigned inflight;    /* handed to libmosquitto, not yet written (QoS 0) or acked (QoS 1) */
     uint64_t dropped, dropped_reported;
     int64_t last_complaint_us;
     int64_t last_refusal_us, last_liberr_us, last_pubfail_us; /* complaint rate limits */
@@ -245,6 +246,7 @@ static void on_disconnect(struct mosquitto *mosq, void *obj, int rc)
         m->dropped += lost;
         m->inflight = 0;
     }
+    m->disconnects++;
     bool quitting = m->quit;
     g_cond_broadcast(&m->cond);
     g_mutex_unlock(&m->lock);
@@ -282,8 +284,12 @@ static void out_msg_free(struct out_msg *o)
     g_free(o);
 }
 
-/* Hands one message to libmosquitto; false when it must wait for a connection. */
-static bool publish_one(struct mqtt_sink *m, struct out_msg *o, unsigned gen)
+/*
+ * Hands one message to libmosquitto; false when it must wait for a
+ * connection.  gen and disc: the connection and disconnection counts when
+ * it was taken from the FIFO.
+ */
+static bool publish_one(struct mqtt_sink *m, struct out_msg *o, unsigned gen, unsigned disc)
 {
     int rc = mosquitto_publish(m->mosq, NULL, o->topic, (int)o->body->len, o->body->str,
                                (int)m->qos, false);
@@ -292,14 +298,18 @@ static bool publish_one(struct mqtt_sink *m, struct out_msg *o, unsigned gen)
         return true;
     }
     g_mutex_lock(&m->lock);
-    if (m->inflight > 0) /* on_disconnect may have written the window off already */
+    /* A disconnect since it was taken wrote it off (QoS 0) or kept it in the window. */
+    bool written_off = m->qos == 0 && m->disconnects != disc;
+    if (!written_off && m->inflight > 0)
         m->inflight--;
     if (rc == MOSQ_ERR_NO_CONN || rc == MOSQ_ERR_CONN_LOST) {
+        if (written_off && m->dropped > 0)
+            m->dropped--;               /* not lost after all: queued again */
         g_queue_push_head(&m->fifo, o); /* keep the order; try again once connected */
         if (m->generation == gen)
             m->connected = false;
         o = NULL;
-    } else {
+    } else if (!written_off) {
         m->dropped++;
     }
     g_mutex_unlock(&m->lock);
@@ -322,11 +332,11 @@ static void *publisher_main(void *arg)
         if (m->quit)
             break;
         struct out_msg *o = g_queue_pop_head(&m->fifo);
-        unsigned gen = m->generation;
+        unsigned gen = m->generation, disc = m->disconnects;
         m->inflight++;
         g_cond_broadcast(&m->cond); /* room in the FIFO; flush() may be waiting */
         g_mutex_unlock(&m->lock);
-        publish_one(m, o, gen);
+        publish_one(m, o, gen, disc);
         g_mutex_lock(&m->lock);
     }
     g_mutex_unlock(&m->lock);

@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # rules for tests/sinks: the sink plugins in a real broker (the syslog sink
-# against a real rsyslogd), the SDK's example sink built with its own
-# Makefile, and the ABI check as a [sink:NAME] section sees it.
+# against a real rsyslogd; mqtt, redis and http against mosquitto,
+# redis-server and an http.server each test starts), the record formats they
+# share (CUnit), the SDK's example sink built with its own Makefile, and the
+# ABI check as a [sink:NAME] section sees it.
 # tests/sinks/sdk_check.sh PREFIX checks an installed SDK (run by .ci/run
 # after `make install`, not by make check).
 
