@@ -209,7 +209,7 @@ class MqttSinkTest:
     def test_restart(self):
         self.sub.close()
         self.mosq.stop()
-        expect(st.wait_for(lambda: "disconnected from 127.0.0.1:%d" % self.port
+        expect(st.wait_for(lambda: "sink:away: disconnected from 127.0.0.1:%d" % self.port
                            in self.broker_log()),
                "the sink did not notice mosquitto stopping: " + self.broker.log_tail(5))
         down = payloads(M, "down")
