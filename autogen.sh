@@ -13,6 +13,8 @@ PKGS="$PKGS scdoc mandoc"
 # Running as a service: sd_notify (libsystemd); systemd-analyze and logrotate
 # for the tests of the units and the logrotate snippet.
 PKGS="$PKGS libsystemd-dev systemd logrotate"
+# the networked sinks and the servers their tests start
+PKGS="$PKGS libmosquitto-dev mosquitto libhiredis-dev redis-server libcurl4-openssl-dev"
 
 if [ -x /usr/bin/dpkg-query ] && [ "${HPF_NO_APT:-}" != 1 ]; then
     missing=""
