@@ -152,9 +152,9 @@ measure() {
     done
     local heavy
     heavy=$(dpkg-deb -f "$(deb_of hpfriends)" Depends | tr ',' '\n' |
-        grep -E 'mongoc|bson|nats|libpq|mariadb|mysql')
+        grep -E 'mongoc|bson|nats|libpq|mariadb|mysql|mosquitto|hiredis|curl')
     if [ -z "$heavy" ]; then
-        pass "hpfriends depends on none of libmongoc, libnats, libpq, libmariadb"
+        pass "hpfriends depends on none of libmongoc, libnats, libpq, libmariadb, libmosquitto, hiredis, libcurl"
     else
         fail "hpfriends depends on: $heavy"
     fi
