@@ -146,9 +146,12 @@ static gboolean auth_source(const struct config *cfg, const char *a, struct plug
         return auth_fail(error, a, "not a kind of source hpfriendsd knows; expected " AUTH_KINDS);
     } else {
         char *full = config_resolve_path(cfg, a);
-        gboolean there = g_file_test(full, G_FILE_TEST_IS_REGULAR);
+        gboolean exists = g_file_test(full, G_FILE_TEST_EXISTS);
+        gboolean regular = g_file_test(full, G_FILE_TEST_IS_REGULAR);
         g_free(full);
-        if (!there)
+        if (exists && !regular)
+            return auth_fail(error, a, "not a regular file (a SQLite database or .json file)");
+        if (!regular)
             return auth_fail(error, a,
                              "no such file, and not a kind of source hpfriendsd knows; "
                              "expected " AUTH_KINDS);
@@ -306,9 +309,11 @@ static gboolean endpoint_fail(GError **error, const char *spec, const char *why)
     return FALSE;
 }
 
-/* One KEY=VALUE of an endpoint string into la, *cert or *key. */
+/* One KEY=VALUE of an endpoint string into la, *cert or *key; `seen` holds
+ * the keys of this endpoint so far (a key given twice is an error, not the
+ * last one silently winning). */
 static gboolean endpoint_key(struct listen_addr *la, const char *spec, const char *token,
-                             char **cert, char **key, GError **error)
+                             char **cert, char **key, GHashTable *seen, GError **error)
 {
     const char *eq = strchr(token, '=');
     if (!eq)
@@ -327,6 +332,10 @@ static gboolean endpoint_key(struct listen_addr *la, const char *spec, const cha
                                     la->tls ? ", cert, key" : "");
         endpoint_fail(error, spec, why);
         g_free(why);
+    } else if (!g_hash_table_add(seen, g_strdup(k))) {
+        char *why = g_strdup_printf("%s= given twice", k);
+        ok = endpoint_fail(error, spec, why);
+        g_free(why);
     } else {
         replace_string(field, v);
     }
@@ -344,8 +353,10 @@ struct listen_addr *config_parse_endpoint(const char *spec, char **cert, char **
         la->tls = TRUE;
     else if (strcmp(kind, "tcp"))
         ok = endpoint_fail(error, spec, "expected tcp:... or tls:...");
+    GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     for (guint i = 1; i < tokens->len && ok; i++)
-        ok = endpoint_key(la, spec, tokens->pdata[i], cert, key, error);
+        ok = endpoint_key(la, spec, tokens->pdata[i], cert, key, seen, error);
+    g_hash_table_unref(seen);
     g_ptr_array_unref(tokens);
     guint64 port;
     if (ok && !la->port)

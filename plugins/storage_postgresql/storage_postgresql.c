@@ -64,8 +64,15 @@ static char *describe(const char *uri, char *err, size_t err_len)
     char *why = NULL;
     PQconninfoOption *opts = PQconninfoParse(uri, &why);
     if (!opts) {
-        hpf_set_error(err, err_len, HPF_ERR_INVALID, "uri: %s",
-                      why ? g_strstrip(why) : "out of memory");
+        /* libpq quotes the part of the URI it stumbled on, which may be the
+         * password: keep its reason, never the quoted text. */
+        char *reason = why ? g_strstrip(why) : NULL;
+        char *quote = reason ? g_strrstr(reason, ": \"") : NULL;
+        if (quote)
+            *quote = '\0';
+        hpf_set_error(err, err_len, HPF_ERR_INVALID,
+                      "uri: %s (the URI is not repeated here: it may hold a password)",
+                      reason ? g_strchomp(reason) : "out of memory");
         PQfreemem(why);
         return NULL;
     }

@@ -327,7 +327,8 @@ static void test_pg_hpfeeds3_table(void)
     plugin_instance_free(pi);
 }
 
-/* A refused configuration or start: NULL, and the message holds `want`. */
+/* A refused configuration or start: NULL, the message holds `want` and
+ * never the password "Pw0rdLeak" some of the URIs carry. */
 static void refused(const char *uri, const char *timeout, const char *want)
 {
     GHashTable *cfg = g_hash_table_new(g_str_hash, g_str_equal);
@@ -345,6 +346,7 @@ static void refused(const char *uri, const char *timeout, const char *want)
     if (!strstr(error->message, want))
         fprintf(stderr, "\nerror '%s', expected '%s' in it\n", error->message, want);
     CU_ASSERT_PTR_NOT_NULL(strstr(error->message, want));
+    CU_ASSERT_PTR_NULL(strstr(error->message, "Pw0rdLeak"));
     g_error_free(error);
 }
 
@@ -353,6 +355,9 @@ static void test_pg_config(void)
     refused(NULL, NULL, "missing required key 'uri'");
     refused("mysql://127.0.0.1/db", NULL, "not a postgresql:// URI");
     refused("postgresql://127.0.0.1/db?nosuchoption=1", NULL, "uri: ");
+    /* libpq quotes the text it could not parse: the password stays out. */
+    refused("postgresql://hpf:Pw0rdLeak@[bad/db", NULL, "it may hold a password");
+    refused("postgresql://hpf:Pw0rdLeak%zz@127.0.0.1/db", NULL, "invalid percent-encoded token");
     refused("postgresql://127.0.0.1/db", "0", "timeout_ms: '0'");
     gint64 t0 = g_get_monotonic_time();
     refused("postgresql://postgres@127.0.0.1:1/db", NULL,

@@ -257,6 +257,13 @@ static void test_hpfeeds3_auth(void)
         strstr(msg, "a second writable source after --auth database+mysql://..."));
     CU_ASSERT_PTR_NULL(strstr(msg, "pw")); /* credentials stay out of errors */
     g_free(msg);
+
+    /* A directory is not "no such file": say what it is. */
+    char *dir[] = {(char *)g_get_tmp_dir(), NULL};
+    msg = NULL;
+    CU_ASSERT_PTR_NULL(with_auth(dir, &msg));
+    CU_ASSERT_PTR_NOT_NULL(msg && strstr(msg, "not a regular file"));
+    g_free(msg);
 }
 
 static void test_hpfeeds3_defaults_and_endpoints(void)
@@ -284,6 +291,11 @@ static void test_hpfeeds3_defaults_and_endpoints(void)
     listen_addr_free(la);
     g_free(cert);
     g_free(key);
+
+    /* A key given twice is refused, not the last one silently winning. */
+    CU_ASSERT_PTR_NULL(config_parse_endpoint("tcp:port=1:port=2", &cert, &key, &e));
+    CU_ASSERT_PTR_NOT_NULL(e && strstr(e->message, "port= given twice"));
+    g_clear_error(&e);
 
     cfg = config_new_default();
     char *eps[] = {"tls:port=1:cert=a.pem:key=a.key", "tls:port=2:cert=b.pem:key=b.key", NULL};
