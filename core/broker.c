@@ -351,7 +351,7 @@ static void begin_shutdown(struct broker *b, const char *why)
     gpointer v;
     g_hash_table_iter_init(&it, b->conns);
     while (g_hash_table_iter_next(&it, NULL, &v))
-        bufferevent_disable(((struct conn *)v)->bev, EV_READ);
+        conn_stop_reading(v);
     b->stop_deadline_us = g_get_monotonic_time() + SHUTDOWN_DRAIN_US;
     event_del(b->tick);
     event_assign(b->tick, b->base, -1, EV_PERSIST, on_drain_tick, b);

@@ -47,6 +47,8 @@
 static void on_read(struct bufferevent *bev, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
+static struct conn *attach(struct broker *b, struct bufferevent *bev, const struct sockaddr *sa,
+                           gboolean tls, evutil_socket_t own_fd);
 
 static void describe_peer(const struct sockaddr *sa, char *out, size_t len)
 {
@@ -84,6 +86,23 @@ static void on_auth_timeout(evutil_socket_t fd, short what, void *arg)
         conn_fail(c, "auth-timeout", "Timed out waiting for AUTH");
 }
 
+/* A plain socket's bufferevent; the socket stays ours (parking frees the
+ * bufferevent and keeps the socket). */
+static struct bufferevent *plain_bev(struct broker *b, evutil_socket_t fd)
+{
+    struct bufferevent *bev = bufferevent_socket_new(b->base, fd, 0);
+    if (bev)
+        bufferevent_set_max_single_read(bev, READ_BATCH);
+    return bev;
+}
+
+static void bev_setup(struct conn *c)
+{
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    /* Never buffer more than one frame's worth of input. */
+    bufferevent_setwatermark(c->bev, EV_READ, 0, c->b->cfg->max_frame);
+}
+
 struct conn *conn_new(struct broker *b, evutil_socket_t fd, const struct sockaddr *sa, gboolean tls)
 {
     struct bufferevent *bev;
@@ -103,11 +122,11 @@ struct conn *conn_new(struct broker *b, evutil_socket_t fd, const struct sockadd
             bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
         else if (ssl)
             SSL_free(ssl);
+        if (bev)
+            bufferevent_set_max_single_read(bev, TLS_READ);
     } else {
-        bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+        bev = plain_bev(b, fd);
     }
-    if (bev)
-        bufferevent_set_max_single_read(bev, tls ? TLS_READ : READ_BATCH);
     if (!bev) {
         char addr[48];
         ipguard_key(sa, addr, sizeof addr);
@@ -116,22 +135,29 @@ struct conn *conn_new(struct broker *b, evutil_socket_t fd, const struct sockadd
         evutil_closesocket(fd);
         return NULL;
     }
-    return conn_attach(b, bev, sa, tls);
+    return attach(b, bev, sa, tls, tls ? -1 : fd);
 }
 
 struct conn *conn_attach(struct broker *b, struct bufferevent *bev, const struct sockaddr *sa,
                          gboolean tls)
 {
+    return attach(b, bev, sa, tls, -1);
+}
+
+static struct conn *attach(struct broker *b, struct bufferevent *bev, const struct sockaddr *sa,
+                           gboolean tls, evutil_socket_t own_fd)
+{
     struct conn *c = g_new0(struct conn, 1);
     c->b = b;
+    c->fd = own_fd;
+    c->own_fd = own_fd >= 0;
+    c->busy = TRUE;
     c->id = ++b->next_conn_id;
     describe_peer(sa, c->peer, sizeof c->peer);
     ipguard_key(sa, c->addr, sizeof c->addr);
     c->tls = tls;
     c->bev = bev;
-    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-    /* Never buffer more than one frame's worth of input. */
-    bufferevent_setwatermark(c->bev, EV_READ, 0, b->cfg->max_frame);
+    bev_setup(c);
     c->subscribed = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     g_hash_table_insert(b->conns, &c->id, c);
     b->stats.connections_made++;
@@ -158,7 +184,7 @@ struct conn *conn_attach(struct broker *b, struct bufferevent *bev, const struct
 
 size_t conn_queued(const struct conn *c)
 {
-    return evbuffer_get_length(bufferevent_get_output(c->bev));
+    return c->bev ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0;
 }
 
 GHashTable *conn_totals_by_ident(struct broker *b)
@@ -179,7 +205,7 @@ GHashTable *conn_totals_by_ident(struct broker *b)
         size_t queued = conn_queued(c);
         t->connections++;
         t->send_size += queued;
-        t->recv_size += evbuffer_get_length(bufferevent_get_input(c->bev));
+        t->recv_size += c->bev ? evbuffer_get_length(bufferevent_get_input(c->bev)) : 0;
         t->fill += c->sent_fill;
         t->drain += c->sent_fill - MIN(c->sent_fill, (guint64)queued);
         t->pub_msgs += c->pub_msgs;
@@ -247,7 +273,12 @@ void conn_close(struct conn *c, const char *reason)
     b->stats.connections_lost++;
     if (c->timer)
         event_free(c->timer);
-    bufferevent_free(c->bev);
+    if (c->parked)
+        event_del(&c->park_ev);
+    if (c->bev)
+        bufferevent_free(c->bev);
+    if (c->own_fd)
+        evutil_closesocket(c->fd);
     g_hash_table_unref(c->subscribed);
     if (c->may_publish)
         g_hash_table_unref(c->may_publish);
@@ -267,7 +298,9 @@ static void send_error_frame(struct conn *c, const char *text)
     size_t n = wire_encode_error(NULL, 0, text, len);
     uint8_t *buf = g_malloc(n);
     wire_encode_error(buf, n, text, len);
-    bufferevent_write(c->bev, buf, n);
+    struct evbuffer *out = conn_output(c);
+    if (out)
+        evbuffer_add(out, buf, n);
     g_free(buf);
     conn_output_kick(c);
 }
@@ -303,8 +336,12 @@ void conn_fail(struct conn *c, const char *category, const char *fmt, ...)
 
     c->state = CONN_CLOSING;
     drop_subscriptions(c);
-    bufferevent_disable(c->bev, EV_READ);
-    evbuffer_drain(bufferevent_get_input(c->bev), (size_t)-1);
+    if (c->bev) {
+        bufferevent_disable(c->bev, EV_READ);
+        evbuffer_drain(bufferevent_get_input(c->bev), (size_t)-1);
+    } else {
+        event_del(&c->park_ev); /* still parked (no memory for more): the deadline closes */
+    }
     /* on_write finishes the close once the ERROR is out; bound the wait.
      * An authenticated session has no timer until now. */
     if (c->timer) {
@@ -352,8 +389,10 @@ void conn_output_drained(struct conn *c)
 static void on_write(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
-    if (output_written(c))
+    if (output_written(c)) {
         conn_output_drained(c);
+        conn_idle(c);
+    }
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -410,10 +449,125 @@ static void read_batch(struct conn *c)
 static void on_read(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
+    c->busy = TRUE;
     /* Not while a backlog holds input back: that waits in the socket. */
     if (!output_hold_input(c))
         read_batch(c);
     conn_process_input(c);
+}
+
+/*
+ * Parking.  A socket bufferevent and its two evbuffers cost about 1 KiB,
+ * most of an idle session's memory.  A plain authenticated session with
+ * nothing buffered, queued or held gives its bufferevent back as soon as it
+ * goes idle (conn_idle); park_ev alone then watches the socket.  Input (or
+ * EOF, or an error) brings a new bufferevent and is read at once; output is
+ * written straight to the socket, once a turn (conn_write_parked), and only
+ * what the socket does not take brings the bufferevent back (conn_output).
+ * Parking at once keeps the bufferevents few at any moment, so their memory
+ * is reused instead of left behind in the heap after a burst of sessions.
+ * A session that woke up PARK_EAGER_WAKES times since the last idle sweep
+ * (output.c, every second) is busy: it keeps its bufferevent until a sweep
+ * finds it quiet, so a busy publisher does not pay a bufferevent and four
+ * epoll_ctl calls per read.
+ */
+#define PARK_EAGER_WAKES 4
+
+static gboolean unpark(struct conn *c)
+{
+    struct bufferevent *bev = plain_bev(c->b, c->fd);
+    if (!bev) {
+        log_err("%s: cannot set up the connection's buffers", c->peer);
+        return FALSE;
+    }
+    event_del(&c->park_ev);
+    c->parked = FALSE;
+    c->bev = bev;
+    c->busy = TRUE;
+    c->wakes++;
+    bev_setup(c);
+    output_attach(c);
+    if (c->b->stopping)
+        bufferevent_disable(bev, EV_READ);
+    return TRUE;
+}
+
+static void on_parked_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    if (!unpark(c))
+        return;
+    /* A subscriber's backlog holds input back: it waits in the socket. */
+    if (output_hold_input(c))
+        return;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    evbuffer_unfreeze(in, 0);
+    int n = evbuffer_read(in, fd, (int)MIN((size_t)READ_BATCH, (size_t)c->b->cfg->max_frame));
+    int err = EVUTIL_SOCKET_ERROR();
+    evbuffer_freeze(in, 0);
+    if (n == 0)
+        conn_close(c, "closed by peer");
+    else if (n < 0 && err != EAGAIN && err != EWOULDBLOCK && err != EINTR)
+        conn_close(c, g_strerror(err));
+    else if (n > 0)
+        conn_process_input(c);
+}
+
+gboolean conn_park(struct conn *c)
+{
+    struct bufferevent *bev = c->bev;
+    if (!c->own_fd || !bev || c->state != CONN_READY || c->b->stopping)
+        return FALSE;
+    short enabled = bufferevent_get_enabled(bev);
+    if (c->out_listed || c->run_block || c->input_paused || c->backlogged || c->over_since_us ||
+        (enabled & EV_WRITE) || !(enabled & EV_READ) ||
+        evbuffer_get_length(bufferevent_get_input(bev)) ||
+        evbuffer_get_length(bufferevent_get_output(bev)))
+        return FALSE;
+    c->backlog_exempt = FALSE; /* its queue is empty */
+    bufferevent_free(bev);
+    c->bev = NULL;
+    event_assign(&c->park_ev, c->b->base, c->fd, EV_READ | EV_PERSIST, on_parked_read, c);
+    event_add(&c->park_ev, NULL);
+    c->parked = TRUE;
+    return TRUE;
+}
+
+void conn_idle(struct conn *c)
+{
+    if (c->wakes < PARK_EAGER_WAKES)
+        conn_park(c);
+}
+
+struct evbuffer *conn_output(struct conn *c)
+{
+    if (c->parked && !unpark(c))
+        return NULL;
+    return bufferevent_get_output(c->bev);
+}
+
+size_t conn_write_parked(struct conn *c, const void *data, size_t len)
+{
+    if (!c->parked)
+        return 0;
+    /* Once a turn: more for the same subscriber in the same turn is
+     * gathered into one write at its end, as for the unparked. */
+    struct timeval tv;
+    event_base_gettimeofday_cached(c->b->base, &tv);
+    gint64 turn = (gint64)tv.tv_sec * G_USEC_PER_SEC + tv.tv_usec;
+    if (turn == c->direct_turn)
+        return 0;
+    c->direct_turn = turn;
+    ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
+    return n > 0 ? (size_t)n : 0;
+}
+
+void conn_stop_reading(struct conn *c)
+{
+    if (c->parked)
+        event_del(&c->park_ev);
+    else
+        bufferevent_disable(c->bev, EV_READ);
 }
 
 static gboolean dispatch(struct conn *c, const struct wire_msg *m, struct frame_block *blk,
@@ -541,4 +695,5 @@ void conn_process_input(struct conn *c)
         evbuffer_drain(in, done);
     frame_block_unref(blk);
     handle_publish_flush(b);
+    conn_idle(c);
 }

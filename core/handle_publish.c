@@ -27,6 +27,7 @@
  *   TLS bufferevents write (and encrypt) for themselves.
  */
 #include <string.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 
@@ -55,13 +56,22 @@ void handle_publish_flush_one(struct conn *s, gboolean discard)
         return;
     int rc = 0;
     if (!discard) {
-        struct evbuffer *out = bufferevent_get_output(s->bev);
         const uint8_t *p = blk->data + s->run_off;
-        if (s->run_len * RUN_COPY_RATIO < blk->len) {
-            rc = evbuffer_add(out, p, s->run_len);
+        /* A parked subscriber's socket takes what it can first. */
+        size_t sent = conn_write_parked(s, p, s->run_len), left = s->run_len - sent;
+        struct evbuffer *out = left ? conn_output(s) : NULL;
+        p += sent;
+        if (!left) {
+            rc = 0;
+        } else if (!out) {
+            rc = -1;
+            if (sent) /* a frame cut short: the stream is lost, end it */
+                shutdown(s->fd, SHUT_RDWR);
+        } else if (left * RUN_COPY_RATIO < blk->len) {
+            rc = evbuffer_add(out, p, left);
         } else {
             g_atomic_int_inc(&blk->refs);
-            rc = evbuffer_add_reference(out, p, s->run_len, block_release, blk);
+            rc = evbuffer_add_reference(out, p, left, block_release, blk);
             if (rc < 0)
                 g_atomic_int_dec_and_test(&blk->refs);
         }
