@@ -549,6 +549,7 @@ void broker_free(struct broker *b)
     router_free(b->router);
     g_hash_table_unref(b->conns);
     output_free(b->out);
+    conn_budget_free(b);
     if (b->sig_term) {
         event_free(b->sig_term);
         event_free(b->sig_int);

@@ -106,7 +106,15 @@ struct conn {
 
     /* Traffic not yet added to the per-authkey counters. */
     guint64 pub_msgs, pub_bytes, recv_msgs, recv_bytes;
+
+    /* Input budget (conn.c): bytes of an incomplete frame in the input, since
+     * when that frame is incomplete, and whether reading stopped for it. */
+    size_t partial;
+    gint64 partial_since_us;
+    gboolean input_held;
 };
+
+struct budget;
 
 struct broker_stats {
     guint64 connections_made;
@@ -126,10 +134,11 @@ struct broker_stats {
 struct broker {
     struct config *cfg;
     struct event_base *base;
-    GPtrArray *listeners; /* struct listener * */
-    SSL_CTX *tls;         /* for tls: listeners; replaced on SIGHUP */
-    GHashTable *conns;    /* guint64 id -> struct conn * */
-    struct output *out;   /* output.c: runs, per-turn writes, backpressure */
+    GPtrArray *listeners;  /* struct listener * */
+    SSL_CTX *tls;          /* for tls: listeners; replaced on SIGHUP */
+    GHashTable *conns;     /* guint64 id -> struct conn * */
+    struct output *out;    /* output.c: runs, per-turn writes, backpressure */
+    struct budget *budget; /* conn.c: bytes held in incomplete frames (made on first use) */
     guint64 next_conn_id;
     struct router *router;
     struct worker *worker;
@@ -218,6 +227,8 @@ gboolean conn_park(struct conn *c);
 void conn_idle(struct conn *c);
 /** Stop reading from c (the broker is stopping). */
 void conn_stop_reading(struct conn *c);
+/** Free the input budget's state (after every connection is closed). */
+void conn_budget_free(struct broker *b);
 
 /* Live connections, summed per ident, for the exporter and the console. */
 struct conn_ident_totals {

@@ -103,6 +103,213 @@ static void bev_setup(struct conn *c)
     bufferevent_setwatermark(c->bev, EV_READ, 0, c->b->cfg->max_frame);
 }
 
+/*
+ * The input budget.  An authenticated session may send a frame of up to
+ * max_frame in as many pieces, as slowly as it likes, and until its last
+ * byte is in the broker holds the rest.  Bytes held in incomplete frames are
+ * counted per session, per address and in all.  Over [broker] input_budget,
+ * or over input_budget_per_ip for its address, a session holding more than
+ * HOLD_FLOOR of an incomplete frame is no longer read (its peer waits, as
+ * under backpressure: nothing is lost) until the totals are back under, and
+ * reads take no more than the budget has room for (at least libevent's
+ * 4 KiB).  Sessions sending frames under HOLD_FLOOR keep flowing; one that
+ * sends large frames waits while the budget is spent.  A frame must arrive
+ * whole within frame_timeout of its first byte (the clock stops while a
+ * subscriber's backlog holds the session back): a session holding one
+ * longer is closed, which is also what frees a budget spent by stalled
+ * frames.
+ */
+#define HOLD_FLOOR          (16 * 1024)
+#define FRAME_CHECK_SECONDS 1
+
+struct budget {
+    struct broker *b;
+    size_t total;
+    GHashTable *by_addr;  /* address (owned) -> bytes, while not 0 */
+    GHashTable *holders;  /* struct conn * with part of a frame buffered */
+    GPtrArray *held;      /* struct conn * not read for the budget */
+    struct event *check;  /* frame deadlines, every FRAME_CHECK_SECONDS */
+    struct event *resume; /* active: the held may be read again */
+};
+
+static void on_frame_check(evutil_socket_t fd, short what, void *arg);
+static void on_budget_resume(evutil_socket_t fd, short what, void *arg);
+
+static struct budget *budget_get(struct broker *b)
+{
+    struct budget *g = b->budget;
+    if (g)
+        return g;
+    g = b->budget = g_new0(struct budget, 1);
+    g->b = b;
+    g->by_addr = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    g->holders = g_hash_table_new(g_direct_hash, g_direct_equal);
+    g->held = g_ptr_array_new();
+    g->check = event_new(b->base, -1, EV_PERSIST, on_frame_check, g);
+    g->resume = event_new(b->base, -1, 0, on_budget_resume, g);
+    struct timeval tv = {FRAME_CHECK_SECONDS, 0};
+    evtimer_add(g->check, &tv);
+    return g;
+}
+
+void conn_budget_free(struct broker *b)
+{
+    struct budget *g = b->budget;
+    if (!g)
+        return;
+    g_hash_table_unref(g->by_addr);
+    g_hash_table_unref(g->holders);
+    g_ptr_array_unref(g->held);
+    event_free(g->check);
+    event_free(g->resume);
+    g_free(g);
+    b->budget = NULL;
+}
+
+static size_t addr_bytes(const struct budget *g, const char *addr)
+{
+    return GPOINTER_TO_SIZE(g_hash_table_lookup(g->by_addr, addr));
+}
+
+/* Bytes c may still read into incomplete frames before a bound is reached. */
+static size_t budget_room(const struct conn *c)
+{
+    const struct budget *g = c->b->budget;
+    const struct config *cfg = c->b->cfg;
+    if (!g)
+        return MIN(cfg->input_budget, cfg->input_budget_per_ip);
+    size_t a = addr_bytes(g, c->addr);
+    size_t all = cfg->input_budget - MIN(g->total, cfg->input_budget);
+    size_t mine = cfg->input_budget_per_ip - MIN(a, cfg->input_budget_per_ip);
+    return MIN(all, mine);
+}
+
+static gboolean budget_over(const struct budget *g, const struct conn *c)
+{
+    const struct config *cfg = g->b->cfg;
+    return g->total > cfg->input_budget || addr_bytes(g, c->addr) > cfg->input_budget_per_ip;
+}
+
+/* c holds partial bytes of an incomplete frame now (0: none); new_frame:
+ * frames were completed since, so the bytes are another frame's. */
+static void budget_set(struct conn *c, size_t partial, gboolean new_frame)
+{
+    if (!partial)
+        c->partial_since_us = 0;
+    else if (!c->partial || new_frame)
+        c->partial_since_us = g_get_monotonic_time();
+    if (partial == c->partial)
+        return;
+    struct budget *g = budget_get(c->b);
+    gpointer key = NULL;
+    size_t a = addr_bytes(g, c->addr) - c->partial + partial;
+    if (g_hash_table_lookup_extended(g->by_addr, c->addr, &key, NULL))
+        g_hash_table_steal(g->by_addr, key);
+    else
+        key = g_strdup(c->addr);
+    if (a)
+        g_hash_table_insert(g->by_addr, key, GSIZE_TO_POINTER(a));
+    else
+        g_free(key);
+    g->total = g->total - c->partial + partial;
+    if (partial)
+        g_hash_table_add(g->holders, c);
+    else
+        g_hash_table_remove(g->holders, c);
+    /* Fewer bytes held: the held may go on. */
+    if (partial < c->partial && g->held->len)
+        event_active(g->resume, EV_TIMEOUT, 0);
+    c->partial = partial;
+}
+
+/* After c's input is handled: count what is left of an incomplete frame,
+ * and stop reading c when it holds a large one over the budget. */
+static void budget_account(struct conn *c, size_t left, gboolean handled)
+{
+    budget_set(c, left, handled);
+    if (left <= HOLD_FLOOR || c->input_held || !budget_over(c->b->budget, c))
+        return;
+    c->input_held = TRUE;
+    g_ptr_array_add(c->b->budget->held, c);
+    bufferevent_disable(c->bev, EV_READ);
+    log_info("%s@%s: %zu bytes of an incomplete frame held over the input budget: "
+             "reading paused",
+             c->ident, c->peer, left);
+}
+
+/* c is closing: its bytes leave the budget. */
+static void budget_forget(struct conn *c)
+{
+    if (c->input_held) {
+        g_ptr_array_remove_fast(c->b->budget->held, c);
+        c->input_held = FALSE;
+    }
+    budget_set(c, 0, FALSE);
+}
+
+static void budget_release(struct budget *g, guint i)
+{
+    struct conn *c = g->held->pdata[i];
+    g_ptr_array_remove_index_fast(g->held, i);
+    c->input_held = FALSE;
+    /* A subscriber's backlog may hold it still (output.c resumes it then). */
+    if (!c->input_paused && c->state == CONN_READY && !g->b->stopping)
+        bufferevent_enable(c->bev, EV_READ);
+}
+
+static void on_budget_resume(evutil_socket_t fd, short what, void *arg)
+{
+    struct budget *g = arg;
+    for (guint i = g->held->len; i-- > 0;)
+        if (!budget_over(g, g->held->pdata[i]))
+            budget_release(g, i);
+}
+
+/*
+ * A held session is not read, so its peer's close goes unseen: one that
+ * closed (or reset) is read again, to its end, which closes it and frees
+ * what it held.  Checked with the frame deadlines.
+ */
+static void budget_release_closed(struct budget *g)
+{
+    for (guint i = g->held->len; i-- > 0;) {
+        struct conn *c = g->held->pdata[i];
+        struct tcp_info ti;
+        socklen_t len = sizeof ti;
+        evutil_socket_t fd = bufferevent_getfd(c->bev);
+        /* The peer's FIN (CLOSE_WAIT) or RST (CLOSE) arrived. */
+        if (fd >= 0 && getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+            ti.tcpi_state != TCP_ESTABLISHED)
+            budget_release(g, i);
+    }
+}
+
+static void on_frame_check(evutil_socket_t fd, short what, void *arg)
+{
+    struct budget *g = arg;
+    const guint limit = g->b->cfg->frame_timeout;
+    gint64 now = g_get_monotonic_time();
+    GPtrArray *late = NULL;
+    GHashTableIter it;
+    gpointer k;
+    g_hash_table_iter_init(&it, g->holders);
+    while (g_hash_table_iter_next(&it, &k, NULL)) {
+        struct conn *c = k;
+        if (c->input_paused) /* the broker, not the peer, stalls it */
+            c->partial_since_us = now;
+        else if (now - c->partial_since_us >= (gint64)limit * G_USEC_PER_SEC)
+            g_ptr_array_add(late ? late : (late = g_ptr_array_new()), c);
+    }
+    for (guint i = 0; late && i < late->len; i++) {
+        struct conn *c = late->pdata[i];
+        conn_fail(c, "frame-timeout", "Frame not completed within %u seconds (%zu bytes held)",
+                  limit, c->partial);
+    }
+    if (late)
+        g_ptr_array_unref(late);
+    budget_release_closed(g);
+}
+
 struct conn *conn_new(struct broker *b, evutil_socket_t fd, const struct sockaddr *sa, gboolean tls)
 {
     struct bufferevent *bev;
@@ -254,6 +461,7 @@ void conn_close(struct conn *c, const char *reason)
     log_debug("%s%s%s: disconnected: %s", c->ident ? c->ident : "", c->ident ? "@" : "", c->peer,
               reason);
     output_forget(c);
+    budget_forget(c);
     handle_publish_flush_one(c, TRUE);
     drop_subscriptions(c);
     counters_collect(b, c);
@@ -339,6 +547,7 @@ void conn_fail(struct conn *c, const char *category, const char *fmt, ...)
     if (c->bev) {
         bufferevent_disable(c->bev, EV_READ);
         evbuffer_drain(bufferevent_get_input(c->bev), (size_t)-1);
+        budget_forget(c);
     } else {
         event_del(&c->park_ev); /* still parked (no memory for more): the deadline closes */
     }
@@ -425,6 +634,8 @@ static void read_batch(struct conn *c)
     struct evbuffer *in = bufferevent_get_input(c->bev);
     size_t have = evbuffer_get_length(in);
     size_t bound = MIN((size_t)READ_BATCH, (size_t)c->b->cfg->max_frame);
+    /* What may join an incomplete frame is what the input budget has room for. */
+    bound = MIN(bound, have + budget_room(c));
     if (have < LIBEVENT_MAX_READ || have >= bound)
         return;
     struct evbuffer_iovec v[2];
@@ -502,7 +713,9 @@ static void on_parked_read(evutil_socket_t fd, short what, void *arg)
         return;
     struct evbuffer *in = bufferevent_get_input(c->bev);
     evbuffer_unfreeze(in, 0);
-    int n = evbuffer_read(in, fd, (int)MIN((size_t)READ_BATCH, (size_t)c->b->cfg->max_frame));
+    size_t want = MIN((size_t)READ_BATCH, (size_t)c->b->cfg->max_frame);
+    want = MIN(want, MAX(budget_room(c), (size_t)LIBEVENT_MAX_READ));
+    int n = evbuffer_read(in, fd, (int)want);
     int err = EVUTIL_SOCKET_ERROR();
     evbuffer_freeze(in, 0);
     if (n == 0)
@@ -638,6 +851,7 @@ void conn_process_input(struct conn *c)
                                    ? MIN(b->cfg->max_frame, WIRE_MAX_PREAUTH_FRAME)
                                    : b->cfg->max_frame;
     char reason[128];
+    gboolean handled = FALSE;
     struct frame_block *blk = NULL;
     size_t pos = 0;  /* where the next frame is in blk */
     size_t done = 0; /* handled bytes at the head of in, drained once (each drain runs
@@ -683,6 +897,7 @@ void conn_process_input(struct conn *c)
             break;
         }
         gboolean go_on = dispatch(c, &m, blk, pos);
+        handled = TRUE;
         if (c->state != CONN_CLOSING) {
             done += flen;
             pos += flen;
@@ -693,6 +908,8 @@ void conn_process_input(struct conn *c)
     /* Closing drained everything already (conn_fail). */
     if (c->state != CONN_CLOSING)
         evbuffer_drain(in, done);
+    if (c->state == CONN_READY)
+        budget_account(c, evbuffer_get_length(in), handled);
     frame_block_unref(blk);
     handle_publish_flush(b);
     conn_idle(c);

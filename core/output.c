@@ -232,7 +232,9 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
         /* A connection closed meanwhile has left the list (output_forget). */
         if (c->state != CONN_READY || o->b->stopping)
             continue;
-        bufferevent_enable(c->bev, EV_READ);
+        /* Held for the input budget: conn.c resumes it. */
+        if (!c->input_held)
+            bufferevent_enable(c->bev, EV_READ);
         conn_process_input(c);
     }
     g_ptr_array_unref(paused);
