@@ -8,6 +8,14 @@
  * 2.1's socket bufferevent reads at most 4 KiB per event and keeps its
  * input's end frozen while our callback runs, so on_read tops the input up
  * itself; OpenSSL bufferevents honour max_single_read.
+ *
+ * Memory per session is bounded two ways.  An idle plain session is parked:
+ * its bufferevent (about 1 KiB with its evbuffers) is freed and a bare event
+ * in struct conn watches the socket until there is input, or output the
+ * socket does not take at once (see "Parking" below).  And bytes held in
+ * incomplete frames count against a broker-wide input budget and a share of
+ * it per address, with a deadline for each frame to complete (see "The
+ * input budget").
  */
 #include <errno.h>
 #include <netinet/in.h>

@@ -23,8 +23,17 @@
  *   is under half the block, so what a queue pins stays under twice what
  *   it counts).
  * - Write: at the end of the loop turn, one writev per plain subscriber
- *   (conn.c, out_flush); only what its socket refuses waits for EV_WRITE.
- *   TLS bufferevents write (and encrypt) for themselves.
+ *   (output.c, on_flush); only what its socket refuses waits for EV_WRITE.
+ *   TLS bufferevents write (and encrypt) for themselves.  A parked
+ *   subscriber (an idle plain session without a bufferevent, conn.c) takes
+ *   its first run of a turn straight into its socket with one send, without
+ *   queueing; only what the socket refuses, or a second run that turn, brings
+ *   its bufferevent back.
+ * - Input bounds: a session's input holds at most one frame (max_frame);
+ *   bytes held in incomplete frames are bounded in all and per address
+ *   (input_budget, input_budget_per_ip: over them, sessions holding over
+ *   16 KiB of one are not read, and top-up reads take no more than the room
+ *   left), and a frame must arrive whole within frame_timeout (conn.c).
  */
 #include <string.h>
 #include <sys/socket.h>
