@@ -422,11 +422,56 @@ static void test_idle_session_memory(void)
     H_FINISH(b);
 }
 
+/* Longer than two idle sweeps: a session quiet this long is parked however
+ * busy it was before (conn.c, "Parking"). */
+#define PARK_QUIET_MS 2500
+
+/*
+ * A parked session (no bufferevent) still does everything: a burst far
+ * past its socket buffers arrives whole and in order, input after a quiet
+ * spell is read, and its close is seen.
+ */
+static void test_parked_session(void)
+{
+    struct h_broker *b = h_std_broker(NULL);
+    CU_ASSERT_FATAL(b != NULL);
+    int sub, pub, sync;
+    h_std_pubsub(b, "chan.a", &sub, &pub, &sync);
+    int fds0 = h_broker_fds(b);
+    h_sleep_ms(PARK_QUIET_MS);
+    enum { BURST = 300, SIZE = 16 * 1024 };
+    static uint8_t msg[SIZE];
+    for (int i = 0; i < BURST; i++) {
+        memset(msg, 'a' + i % 26, sizeof msg);
+        memcpy(msg, &i, sizeof i);
+        CU_ASSERT_FATAL(h_pub(pub, "pub1", "chan.a", msg, sizeof msg));
+    }
+    bool in_order = true;
+    for (int i = 0; i < BURST && in_order; i++) {
+        memset(msg, 'a' + i % 26, sizeof msg);
+        memcpy(msg, &i, sizeof i);
+        in_order = h_expect_pub(sub, "pub1", "chan.a", msg, sizeof msg);
+    }
+    CU_ASSERT(in_order);
+    h_sleep_ms(PARK_QUIET_MS);
+    CU_ASSERT(h_unsub(sub, "sub1", "chan.a"));
+    CU_ASSERT(h_sub(sub, "sub1", "chan.b"));
+    CU_ASSERT(h_barrier1(b, sub, "sub1", sync, "sync"));
+    CU_ASSERT(h_pub_str(pub, "pub1", "chan.a", "not for sub1"));
+    CU_ASSERT(h_pub_str(pub, "pub1", "chan.b", "for sub1"));
+    CU_ASSERT(h_expect_pub_str(sub, "pub1", "chan.b", "for sub1"));
+    h_sleep_ms(PARK_QUIET_MS);
+    h_close(sub);
+    CU_ASSERT(h_broker_wait_fds(b, fds0 - 1, 5000) <= fds0 - 1);
+    H_FINISH(b);
+}
+
 static const struct h_test tests[] = {
     {"200 concurrent clients, every message counted", test_200_clients},
     {"300 connections of churn: no descriptor leak", test_churn_no_leak},
     {"a burst is read in large batches, not 4 KiB per read", test_burst_read_in_batches},
     {"idle subscribed sessions cost under 1.5 KiB of RSS each", test_idle_session_memory},
+    {"a parked session: bursts, input after quiet, close", test_parked_session},
     {NULL, NULL},
 };
 
