@@ -274,9 +274,11 @@ static void on_budget_resume(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * A held session is not read, so its peer's close goes unseen: one that
- * closed (or reset) is read again, to its end, which closes it and frees
- * what it held.  Checked with the frame deadlines.
+ * A held session is not read, so its peer's close goes unseen: one whose
+ * socket saw the peer's FIN or RST is read again, to its end, which closes
+ * it and frees what it held.  Checked with the frame deadlines.  (A FIN
+ * queued behind data the peer could not send yet arrives only as the
+ * session is read: such a session waits for its frame_timeout.)
  */
 static void budget_release_closed(struct budget *g)
 {
