@@ -58,7 +58,7 @@ struct conn {
     evutil_socket_t fd;
     gboolean own_fd, parked;
     gboolean busy;      /* read or queued since the last idle sweep */
-    guint wakes;        /* unparked since the last idle sweep */
+    guint wakes;        /* unparked since the last quiet idle sweep */
     gint64 direct_turn; /* loop turn of the last write made while parked */
     struct event park_ev;
     char peer[64];

@@ -687,10 +687,10 @@ static void on_read(struct bufferevent *bev, void *arg)
  * what the socket does not take brings the bufferevent back (conn_output).
  * Parking at once keeps the bufferevents few at any moment, so their memory
  * is reused instead of left behind in the heap after a burst of sessions.
- * A session that woke up PARK_EAGER_WAKES times since the last idle sweep
- * (output.c, every second) is busy: it keeps its bufferevent until a sweep
- * finds it quiet, so a busy publisher does not pay a bufferevent and four
- * epoll_ctl calls per read.
+ * A session that woke up PARK_EAGER_WAKES times without a quiet second
+ * between is busy: it keeps its bufferevent until an idle sweep (output.c,
+ * every second) finds it quiet, so a busy publisher or subscriber does not
+ * pay a bufferevent and four epoll_ctl calls per read or per turn.
  */
 #define PARK_EAGER_WAKES 4
 

@@ -244,7 +244,7 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
 
 /* How often quiet sessions are parked (conn.c): one that woke up too often
  * to be parked at once is parked after one to two sweeps without input or
- * output. */
+ * output, and may be parked at once again from then on. */
 #define IDLE_SWEEP_SECONDS 1
 
 static void on_idle_sweep(evutil_socket_t fd, short what, void *arg)
@@ -255,10 +255,12 @@ static void on_idle_sweep(evutil_socket_t fd, short what, void *arg)
     g_hash_table_iter_init(&it, o->b->conns);
     while (g_hash_table_iter_next(&it, NULL, &v)) {
         struct conn *c = v;
-        c->wakes = 0;
-        if (c->busy)
+        if (c->busy) {
             c->busy = FALSE;
-        else if (c->bev)
+            continue;
+        }
+        c->wakes = 0;
+        if (c->bev)
             conn_park(c);
     }
 }
