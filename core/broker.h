@@ -220,13 +220,15 @@ struct evbuffer *conn_output(struct conn *c);
  * turn: returns how many it took (0 when not parked). */
 size_t conn_write_parked(struct conn *c, const void *data, size_t len);
 /** Give an idle plain session's bufferevent back (when nothing is buffered,
- * queued or held); TRUE when it is parked now. */
+ * queued or held; before AUTH too); TRUE when it is parked now. */
 gboolean conn_park(struct conn *c);
 /** c may have gone idle (input handled, output written): park it now unless
  * it woke up often lately (then the idle sweep parks it once it is quiet). */
 void conn_idle(struct conn *c);
 /** Stop reading from c (the broker is stopping). */
 void conn_stop_reading(struct conn *c);
+/** Read from c again (its AUTH was accepted). */
+void conn_resume_reading(struct conn *c);
 /** Free the input budget's state (after every connection is closed). */
 void conn_budget_free(struct broker *b);
 

@@ -679,9 +679,12 @@ static void on_read(struct bufferevent *bev, void *arg)
 
 /*
  * Parking.  A socket bufferevent and its two evbuffers cost about 1 KiB,
- * most of an idle session's memory.  A plain authenticated session with
- * nothing buffered, queued or held gives its bufferevent back as soon as it
- * goes idle (conn_idle); park_ev alone then watches the socket.  Input (or
+ * most of an idle session's memory.  A plain session with nothing
+ * buffered, queued or held gives its bufferevent back as soon as it goes
+ * idle (conn_idle): once INFO is out, while the worker checks its AUTH
+ * (park_ev not armed then: conn_resume_reading), and whenever an
+ * authenticated one has nothing to do; park_ev alone then watches the
+ * socket.  Input (or
  * EOF, or an error) brings a new bufferevent and is read at once; output is
  * written straight to the socket, once a turn (conn_write_parked), and only
  * what the socket does not take brings the bufferevent back (conn_output).
@@ -708,7 +711,7 @@ static gboolean unpark(struct conn *c)
     c->wakes++;
     bev_setup(c);
     output_attach(c);
-    if (c->b->stopping)
+    if (c->b->stopping || c->state == CONN_AUTHING)
         bufferevent_disable(bev, EV_READ);
     return TRUE;
 }
@@ -725,6 +728,9 @@ static void on_parked_read(evutil_socket_t fd, short what, void *arg)
     evbuffer_unfreeze(in, 0);
     size_t want = MIN((size_t)READ_BATCH, (size_t)c->b->cfg->max_frame);
     want = MIN(want, MAX(budget_room(c), (size_t)LIBEVENT_MAX_READ));
+    /* Before AUTH a peer gets libevent's 4 KiB a read, nothing more. */
+    if (c->state != CONN_READY)
+        want = LIBEVENT_MAX_READ;
     int n = evbuffer_read(in, fd, (int)want);
     int err = EVUTIL_SOCKET_ERROR();
     evbuffer_freeze(in, 0);
@@ -739,11 +745,15 @@ static void on_parked_read(evutil_socket_t fd, short what, void *arg)
 gboolean conn_park(struct conn *c)
 {
     struct bufferevent *bev = c->bev;
-    if (!c->own_fd || !bev || c->state != CONN_READY || c->b->stopping)
+    if (!c->own_fd || !bev || c->state == CONN_CLOSING || c->b->stopping)
         return FALSE;
+    /* Reading is off while the worker checks an AUTH, and on only then
+     * otherwise (a session held back for a backlog or the budget is not
+     * parked). */
+    gboolean reading = c->state != CONN_AUTHING;
     short enabled = bufferevent_get_enabled(bev);
-    if (c->out_listed || c->run_block || c->input_paused || c->backlogged || c->over_since_us ||
-        (enabled & EV_WRITE) || !(enabled & EV_READ) ||
+    if (c->out_listed || c->run_block || c->input_paused || c->input_held || c->backlogged ||
+        c->over_since_us || (enabled & EV_WRITE) || reading != !!(enabled & EV_READ) ||
         evbuffer_get_length(bufferevent_get_input(bev)) ||
         evbuffer_get_length(bufferevent_get_output(bev)))
         return FALSE;
@@ -751,9 +761,18 @@ gboolean conn_park(struct conn *c)
     bufferevent_free(bev);
     c->bev = NULL;
     event_assign(&c->park_ev, c->b->base, c->fd, EV_READ | EV_PERSIST, on_parked_read, c);
-    event_add(&c->park_ev, NULL);
+    if (reading)
+        event_add(&c->park_ev, NULL);
     c->parked = TRUE;
     return TRUE;
+}
+
+void conn_resume_reading(struct conn *c)
+{
+    if (c->parked)
+        event_add(&c->park_ev, NULL);
+    else
+        bufferevent_enable(c->bev, EV_READ);
 }
 
 void conn_idle(struct conn *c)
@@ -853,7 +872,7 @@ void frame_block_unref(struct frame_block *blk)
 void conn_process_input(struct conn *c)
 {
     struct broker *b = c->b;
-    if (output_hold_input(c))
+    if (!c->bev || output_hold_input(c)) /* parked: nothing buffered */
         return;
     struct evbuffer *in = bufferevent_get_input(c->bev);
     /* Before AUTH only an AUTH-sized frame is acceptable. */
