@@ -383,7 +383,7 @@ static void begin_shutdown(struct broker *b, const char *why)
     gpointer v;
     g_hash_table_iter_init(&it, b->conns);
     while (g_hash_table_iter_next(&it, NULL, &v))
-        bufferevent_disable(((struct conn *)v)->bev, EV_READ);
+        conn_stop_reading(v);
     b->stop_deadline_us = g_get_monotonic_time() + SHUTDOWN_DRAIN_US;
     event_del(b->tick);
     event_assign(b->tick, b->base, -1, EV_PERSIST, on_drain_tick, b);
@@ -621,6 +621,7 @@ void broker_free(struct broker *b)
     router_free(b->router);
     g_hash_table_unref(b->conns);
     output_free(b->out);
+    conn_budget_free(b);
     if (b->sig_term) {
         event_free(b->sig_term);
         event_free(b->sig_int);

@@ -8,6 +8,7 @@
 
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 #include <event2/listener.h>
 #include <glib.h>
 #include <openssl/ssl.h>
@@ -51,7 +52,15 @@ struct frame_block {
 struct conn {
     struct broker *b;
     guint64 id;
-    struct bufferevent *bev;
+    struct bufferevent *bev; /* NULL while parked */
+    /* Plain sockets: the socket is ours, not the bufferevent's (it comes and
+     * goes: an idle session is parked, watched by park_ev alone). */
+    evutil_socket_t fd;
+    gboolean own_fd, parked;
+    gboolean busy;      /* read or queued since the last idle sweep */
+    guint wakes;        /* unparked since the last quiet idle sweep */
+    gint64 direct_turn; /* loop turn of the last write made while parked */
+    struct event park_ev;
     char peer[64];
     char addr[48]; /* peer address without port: the ipguard key */
     gboolean tls;
@@ -97,7 +106,15 @@ struct conn {
 
     /* Traffic not yet added to the per-authkey counters. */
     guint64 pub_msgs, pub_bytes, recv_msgs, recv_bytes;
+
+    /* Input budget (conn.c): bytes of an incomplete frame in the input, since
+     * when that frame is incomplete, and whether reading stopped for it. */
+    size_t partial;
+    gint64 partial_since_us;
+    gboolean input_held;
 };
+
+struct budget;
 
 struct broker_stats {
     guint64 connections_made;
@@ -117,10 +134,11 @@ struct broker_stats {
 struct broker {
     struct config *cfg;
     struct event_base *base;
-    GPtrArray *listeners; /* struct listener * */
-    SSL_CTX *tls;         /* for tls: listeners; replaced on SIGHUP */
-    GHashTable *conns;    /* guint64 id -> struct conn * */
-    struct output *out;   /* output.c: runs, per-turn writes, backpressure */
+    GPtrArray *listeners;  /* struct listener * */
+    SSL_CTX *tls;          /* for tls: listeners; replaced on SIGHUP */
+    GHashTable *conns;     /* guint64 id -> struct conn * */
+    struct output *out;    /* output.c: runs, per-turn writes, backpressure */
+    struct budget *budget; /* conn.c: bytes held in incomplete frames (made on first use) */
     guint64 next_conn_id;
     struct router *router;
     struct worker *worker;
@@ -195,6 +213,26 @@ void conn_process_input(struct conn *c);
 size_t conn_queued(const struct conn *c);
 /** c's output queue went empty (output.c tells): a closing connection lingers. */
 void conn_output_drained(struct conn *c);
+/**
+ * c's output queue, for adding to it: a parked connection gets its
+ * bufferevent back first.  NULL when that failed (out of memory).
+ */
+struct evbuffer *conn_output(struct conn *c);
+/** A parked connection takes len bytes straight to its socket, once a loop
+ * turn: returns how many it took (0 when not parked). */
+size_t conn_write_parked(struct conn *c, const void *data, size_t len);
+/** Give an idle plain session's bufferevent back (when nothing is buffered,
+ * queued or held; before AUTH too); TRUE when it is parked now. */
+gboolean conn_park(struct conn *c);
+/** c may have gone idle (input handled, output written): park it now unless
+ * it woke up often lately (then the idle sweep parks it once it is quiet). */
+void conn_idle(struct conn *c);
+/** Stop reading from c (the broker is stopping). */
+void conn_stop_reading(struct conn *c);
+/** Read from c again (its AUTH was accepted). */
+void conn_resume_reading(struct conn *c);
+/** Free the input budget's state (after every connection is closed). */
+void conn_budget_free(struct broker *b);
 
 /* Live connections, summed per ident, for the exporter and the console. */
 struct conn_ident_totals {

@@ -53,6 +53,9 @@ struct config *config_new_default(void)
     cfg->auth_failures_before_backoff = 10;
     cfg->auth_backoff = 10;
     cfg->auth_timeout = 30;
+    cfg->frame_timeout = 30;
+    cfg->input_budget = 64u * 1024 * 1024;
+    cfg->input_budget_per_ip = 16u * 1024 * 1024;
     cfg->auth = g_ptr_array_new_with_free_func((GDestroyNotify)plugin_conf_free);
     cfg->sinks = g_ptr_array_new_with_free_func((GDestroyNotify)plugin_conf_free);
     return cfg;
@@ -332,6 +335,10 @@ static const struct key_def broker_keys[] = {
     {"user", K_STRING, OFF(user), 0, 0, NULL},
     {"group", K_STRING, OFF(group), 0, 0, NULL},
     {"pid_file", K_STRING, OFF(pid_file), 0, 0, NULL},
+    /* The input budget (conn.c). */
+    {"frame_timeout", K_UINT, OFF(frame_timeout), 1, 3600, NULL},
+    {"input_budget", K_SIZE, OFF(input_budget), 64 * 1024, G_MAXSIZE, NULL},
+    {"input_budget_per_ip", K_SIZE, OFF(input_budget_per_ip), 64 * 1024, G_MAXSIZE, NULL},
 };
 #undef OFF
 

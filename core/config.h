@@ -70,6 +70,11 @@ struct config {
     char *group;     /**< with user: this group instead of the user's own */
     char *pid_file;  /**< NULL: none */
 
+    /* Incomplete frames of authenticated sessions (conn.c, the input budget). */
+    guint frame_timeout;       /**< seconds a frame may take to arrive whole */
+    gsize input_budget;        /**< bytes held in incomplete frames, all sessions */
+    gsize input_budget_per_ip; /**< the same, the sessions of one address */
+
     struct web_conf *web; /**< NULL: no console */
 
     struct plugin_conf *storage;

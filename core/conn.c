@@ -8,6 +8,14 @@
  * 2.1's socket bufferevent reads at most 4 KiB per event and keeps its
  * input's end frozen while our callback runs, so on_read tops the input up
  * itself; OpenSSL bufferevents honour max_single_read.
+ *
+ * Memory per session is bounded two ways.  An idle plain session is parked:
+ * its bufferevent (about 1 KiB with its evbuffers) is freed and a bare event
+ * in struct conn watches the socket until there is input, or output the
+ * socket does not take at once (see "Parking" below).  And bytes held in
+ * incomplete frames count against a broker-wide input budget and a share of
+ * it per address, with a deadline for each frame to complete (see "The
+ * input budget").
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -47,6 +55,8 @@
 static void on_read(struct bufferevent *bev, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
+static struct conn *attach(struct broker *b, struct bufferevent *bev, const struct sockaddr *sa,
+                           gboolean tls, evutil_socket_t own_fd);
 
 static void describe_peer(const struct sockaddr *sa, char *out, size_t len)
 {
@@ -84,6 +94,232 @@ static void on_auth_timeout(evutil_socket_t fd, short what, void *arg)
         conn_fail(c, "auth-timeout", "Timed out waiting for AUTH");
 }
 
+/* A plain socket's bufferevent; the socket stays ours (parking frees the
+ * bufferevent and keeps the socket). */
+static struct bufferevent *plain_bev(struct broker *b, evutil_socket_t fd)
+{
+    struct bufferevent *bev = bufferevent_socket_new(b->base, fd, 0);
+    if (bev)
+        bufferevent_set_max_single_read(bev, READ_BATCH);
+    return bev;
+}
+
+static void bev_setup(struct conn *c)
+{
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    /* Never buffer more than one frame's worth of input. */
+    bufferevent_setwatermark(c->bev, EV_READ, 0, c->b->cfg->max_frame);
+}
+
+/*
+ * The input budget.  An authenticated session may send a frame of up to
+ * max_frame in as many pieces, as slowly as it likes, and until its last
+ * byte is in the broker holds the rest.  Bytes held in incomplete frames are
+ * counted per session, per address and in all.  Over [broker] input_budget,
+ * or over input_budget_per_ip for its address, a session holding more than
+ * HOLD_FLOOR of an incomplete frame is no longer read (its peer waits, as
+ * under backpressure: nothing is lost) until the totals are back under, and
+ * reads take no more than the budget has room for (at least libevent's
+ * 4 KiB).  Sessions sending frames under HOLD_FLOOR keep flowing; one that
+ * sends large frames waits while the budget is spent.  A frame must arrive
+ * whole within frame_timeout of its first byte (the clock stops while a
+ * subscriber's backlog holds the session back): a session holding one
+ * longer is closed, which is also what frees a budget spent by stalled
+ * frames.
+ */
+#define HOLD_FLOOR          (16 * 1024)
+#define FRAME_CHECK_SECONDS 1
+
+struct budget {
+    struct broker *b;
+    size_t total;
+    GHashTable *by_addr;  /* address (owned) -> bytes, while not 0 */
+    GHashTable *holders;  /* struct conn * with part of a frame buffered */
+    GPtrArray *held;      /* struct conn * not read for the budget */
+    struct event *check;  /* frame deadlines, every FRAME_CHECK_SECONDS */
+    struct event *resume; /* active: the held may be read again */
+};
+
+static void on_frame_check(evutil_socket_t fd, short what, void *arg);
+static void on_budget_resume(evutil_socket_t fd, short what, void *arg);
+
+static struct budget *budget_get(struct broker *b)
+{
+    struct budget *g = b->budget;
+    if (g)
+        return g;
+    g = b->budget = g_new0(struct budget, 1);
+    g->b = b;
+    g->by_addr = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    g->holders = g_hash_table_new(g_direct_hash, g_direct_equal);
+    g->held = g_ptr_array_new();
+    g->check = event_new(b->base, -1, EV_PERSIST, on_frame_check, g);
+    g->resume = event_new(b->base, -1, 0, on_budget_resume, g);
+    struct timeval tv = {FRAME_CHECK_SECONDS, 0};
+    evtimer_add(g->check, &tv);
+    return g;
+}
+
+void conn_budget_free(struct broker *b)
+{
+    struct budget *g = b->budget;
+    if (!g)
+        return;
+    g_hash_table_unref(g->by_addr);
+    g_hash_table_unref(g->holders);
+    g_ptr_array_unref(g->held);
+    event_free(g->check);
+    event_free(g->resume);
+    g_free(g);
+    b->budget = NULL;
+}
+
+static size_t addr_bytes(const struct budget *g, const char *addr)
+{
+    return GPOINTER_TO_SIZE(g_hash_table_lookup(g->by_addr, addr));
+}
+
+/* Bytes c may still read into incomplete frames before a bound is reached. */
+static size_t budget_room(const struct conn *c)
+{
+    const struct budget *g = c->b->budget;
+    const struct config *cfg = c->b->cfg;
+    if (!g)
+        return MIN(cfg->input_budget, cfg->input_budget_per_ip);
+    size_t a = addr_bytes(g, c->addr);
+    size_t all = cfg->input_budget - MIN(g->total, cfg->input_budget);
+    size_t mine = cfg->input_budget_per_ip - MIN(a, cfg->input_budget_per_ip);
+    return MIN(all, mine);
+}
+
+static gboolean budget_over(const struct budget *g, const struct conn *c)
+{
+    const struct config *cfg = g->b->cfg;
+    return g->total > cfg->input_budget || addr_bytes(g, c->addr) > cfg->input_budget_per_ip;
+}
+
+/* c holds partial bytes of an incomplete frame now (0: none); new_frame:
+ * frames were completed since, so the bytes are another frame's. */
+static void budget_set(struct conn *c, size_t partial, gboolean new_frame)
+{
+    if (!partial)
+        c->partial_since_us = 0;
+    else if (!c->partial || new_frame)
+        c->partial_since_us = g_get_monotonic_time();
+    if (partial == c->partial)
+        return;
+    struct budget *g = budget_get(c->b);
+    gpointer key = NULL;
+    size_t a = addr_bytes(g, c->addr) - c->partial + partial;
+    if (g_hash_table_lookup_extended(g->by_addr, c->addr, &key, NULL))
+        g_hash_table_steal(g->by_addr, key);
+    else
+        key = g_strdup(c->addr);
+    if (a)
+        g_hash_table_insert(g->by_addr, key, GSIZE_TO_POINTER(a));
+    else
+        g_free(key);
+    g->total = g->total - c->partial + partial;
+    if (partial)
+        g_hash_table_add(g->holders, c);
+    else
+        g_hash_table_remove(g->holders, c);
+    /* Fewer bytes held: the held may go on. */
+    if (partial < c->partial && g->held->len)
+        event_active(g->resume, EV_TIMEOUT, 0);
+    c->partial = partial;
+}
+
+/* After c's input is handled: count what is left of an incomplete frame,
+ * and stop reading c when it holds a large one over the budget. */
+static void budget_account(struct conn *c, size_t left, gboolean handled)
+{
+    budget_set(c, left, handled);
+    if (left <= HOLD_FLOOR || c->input_held || !budget_over(c->b->budget, c))
+        return;
+    c->input_held = TRUE;
+    g_ptr_array_add(c->b->budget->held, c);
+    bufferevent_disable(c->bev, EV_READ);
+    log_info("%s@%s: %zu bytes of an incomplete frame held over the input budget: "
+             "reading paused",
+             c->ident, c->peer, left);
+}
+
+/* c is closing: its bytes leave the budget. */
+static void budget_forget(struct conn *c)
+{
+    if (c->input_held) {
+        g_ptr_array_remove_fast(c->b->budget->held, c);
+        c->input_held = FALSE;
+    }
+    budget_set(c, 0, FALSE);
+}
+
+static void budget_release(struct budget *g, guint i)
+{
+    struct conn *c = g->held->pdata[i];
+    g_ptr_array_remove_index_fast(g->held, i);
+    c->input_held = FALSE;
+    /* A subscriber's backlog may hold it still (output.c resumes it then). */
+    if (!c->input_paused && c->state == CONN_READY && !g->b->stopping)
+        bufferevent_enable(c->bev, EV_READ);
+}
+
+static void on_budget_resume(evutil_socket_t fd, short what, void *arg)
+{
+    struct budget *g = arg;
+    for (guint i = g->held->len; i-- > 0;)
+        if (!budget_over(g, g->held->pdata[i]))
+            budget_release(g, i);
+}
+
+/*
+ * A held session is not read, so its peer's close goes unseen: one whose
+ * socket saw the peer's FIN or RST is read again, to its end, which closes
+ * it and frees what it held.  Checked with the frame deadlines.  (A FIN
+ * queued behind data the peer could not send yet arrives only as the
+ * session is read: such a session waits for its frame_timeout.)
+ */
+static void budget_release_closed(struct budget *g)
+{
+    for (guint i = g->held->len; i-- > 0;) {
+        struct conn *c = g->held->pdata[i];
+        struct tcp_info ti;
+        socklen_t len = sizeof ti;
+        evutil_socket_t fd = bufferevent_getfd(c->bev);
+        /* The peer's FIN (CLOSE_WAIT) or RST (CLOSE) arrived. */
+        if (fd >= 0 && getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+            ti.tcpi_state != TCP_ESTABLISHED)
+            budget_release(g, i);
+    }
+}
+
+static void on_frame_check(evutil_socket_t fd, short what, void *arg)
+{
+    struct budget *g = arg;
+    const guint limit = g->b->cfg->frame_timeout;
+    gint64 now = g_get_monotonic_time();
+    GPtrArray *late = NULL;
+    GHashTableIter it;
+    gpointer k;
+    g_hash_table_iter_init(&it, g->holders);
+    while (g_hash_table_iter_next(&it, &k, NULL)) {
+        struct conn *c = k;
+        if (c->input_paused) /* the broker, not the peer, stalls it */
+            c->partial_since_us = now;
+        else if (now - c->partial_since_us >= (gint64)limit * G_USEC_PER_SEC)
+            g_ptr_array_add(late ? late : (late = g_ptr_array_new()), c);
+    }
+    for (guint i = 0; late && i < late->len; i++) {
+        struct conn *c = late->pdata[i];
+        conn_fail(c, "frame-timeout", "Frame not completed within %u seconds (%zu bytes held)",
+                  limit, c->partial);
+    }
+    if (late)
+        g_ptr_array_unref(late);
+    budget_release_closed(g);
+}
+
 struct conn *conn_new(struct broker *b, evutil_socket_t fd, const struct sockaddr *sa, gboolean tls)
 {
     struct bufferevent *bev;
@@ -103,11 +339,11 @@ struct conn *conn_new(struct broker *b, evutil_socket_t fd, const struct sockadd
             bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
         else if (ssl)
             SSL_free(ssl);
+        if (bev)
+            bufferevent_set_max_single_read(bev, TLS_READ);
     } else {
-        bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
+        bev = plain_bev(b, fd);
     }
-    if (bev)
-        bufferevent_set_max_single_read(bev, tls ? TLS_READ : READ_BATCH);
     if (!bev) {
         char addr[48];
         ipguard_key(sa, addr, sizeof addr);
@@ -116,22 +352,29 @@ struct conn *conn_new(struct broker *b, evutil_socket_t fd, const struct sockadd
         evutil_closesocket(fd);
         return NULL;
     }
-    return conn_attach(b, bev, sa, tls);
+    return attach(b, bev, sa, tls, tls ? -1 : fd);
 }
 
 struct conn *conn_attach(struct broker *b, struct bufferevent *bev, const struct sockaddr *sa,
                          gboolean tls)
 {
+    return attach(b, bev, sa, tls, -1);
+}
+
+static struct conn *attach(struct broker *b, struct bufferevent *bev, const struct sockaddr *sa,
+                           gboolean tls, evutil_socket_t own_fd)
+{
     struct conn *c = g_new0(struct conn, 1);
     c->b = b;
+    c->fd = own_fd;
+    c->own_fd = own_fd >= 0;
+    c->busy = TRUE;
     c->id = ++b->next_conn_id;
     describe_peer(sa, c->peer, sizeof c->peer);
     ipguard_key(sa, c->addr, sizeof c->addr);
     c->tls = tls;
     c->bev = bev;
-    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-    /* Never buffer more than one frame's worth of input. */
-    bufferevent_setwatermark(c->bev, EV_READ, 0, b->cfg->max_frame);
+    bev_setup(c);
     c->subscribed = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     g_hash_table_insert(b->conns, &c->id, c);
     b->stats.connections_made++;
@@ -158,7 +401,7 @@ struct conn *conn_attach(struct broker *b, struct bufferevent *bev, const struct
 
 size_t conn_queued(const struct conn *c)
 {
-    return evbuffer_get_length(bufferevent_get_output(c->bev));
+    return c->bev ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0;
 }
 
 GHashTable *conn_totals_by_ident(struct broker *b)
@@ -179,7 +422,7 @@ GHashTable *conn_totals_by_ident(struct broker *b)
         size_t queued = conn_queued(c);
         t->connections++;
         t->send_size += queued;
-        t->recv_size += evbuffer_get_length(bufferevent_get_input(c->bev));
+        t->recv_size += c->bev ? evbuffer_get_length(bufferevent_get_input(c->bev)) : 0;
         t->fill += c->sent_fill;
         t->drain += c->sent_fill - MIN(c->sent_fill, (guint64)queued);
         t->pub_msgs += c->pub_msgs;
@@ -228,6 +471,7 @@ void conn_close(struct conn *c, const char *reason)
     log_debug("%s%s%s: disconnected: %s", c->ident ? c->ident : "", c->ident ? "@" : "", c->peer,
               reason);
     output_forget(c);
+    budget_forget(c);
     handle_publish_flush_one(c, TRUE);
     drop_subscriptions(c);
     counters_collect(b, c);
@@ -247,7 +491,12 @@ void conn_close(struct conn *c, const char *reason)
     b->stats.connections_lost++;
     if (c->timer)
         event_free(c->timer);
-    bufferevent_free(c->bev);
+    if (c->parked)
+        event_del(&c->park_ev);
+    if (c->bev)
+        bufferevent_free(c->bev);
+    if (c->own_fd)
+        evutil_closesocket(c->fd);
     g_hash_table_unref(c->subscribed);
     if (c->may_publish)
         g_hash_table_unref(c->may_publish);
@@ -267,7 +516,9 @@ static void send_error_frame(struct conn *c, const char *text)
     size_t n = wire_encode_error(NULL, 0, text, len);
     uint8_t *buf = g_malloc(n);
     wire_encode_error(buf, n, text, len);
-    bufferevent_write(c->bev, buf, n);
+    struct evbuffer *out = conn_output(c);
+    if (out)
+        evbuffer_add(out, buf, n);
     g_free(buf);
     conn_output_kick(c);
 }
@@ -303,8 +554,13 @@ void conn_fail(struct conn *c, const char *category, const char *fmt, ...)
 
     c->state = CONN_CLOSING;
     drop_subscriptions(c);
-    bufferevent_disable(c->bev, EV_READ);
-    evbuffer_drain(bufferevent_get_input(c->bev), (size_t)-1);
+    if (c->bev) {
+        bufferevent_disable(c->bev, EV_READ);
+        evbuffer_drain(bufferevent_get_input(c->bev), (size_t)-1);
+        budget_forget(c);
+    } else {
+        event_del(&c->park_ev); /* still parked (no memory for more): the deadline closes */
+    }
     /* on_write finishes the close once the ERROR is out; bound the wait.
      * An authenticated session has no timer until now. */
     if (c->timer) {
@@ -352,8 +608,10 @@ void conn_output_drained(struct conn *c)
 static void on_write(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
-    if (output_written(c))
+    if (output_written(c)) {
         conn_output_drained(c);
+        conn_idle(c);
+    }
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -386,6 +644,8 @@ static void read_batch(struct conn *c)
     struct evbuffer *in = bufferevent_get_input(c->bev);
     size_t have = evbuffer_get_length(in);
     size_t bound = MIN((size_t)READ_BATCH, (size_t)c->b->cfg->max_frame);
+    /* What may join an incomplete frame is what the input budget has room for. */
+    bound = MIN(bound, have + budget_room(c));
     if (have < LIBEVENT_MAX_READ || have >= bound)
         return;
     struct evbuffer_iovec v[2];
@@ -410,10 +670,146 @@ static void read_batch(struct conn *c)
 static void on_read(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
+    c->busy = TRUE;
     /* Not while a backlog holds input back: that waits in the socket. */
     if (!output_hold_input(c))
         read_batch(c);
     conn_process_input(c);
+}
+
+/*
+ * Parking.  A socket bufferevent and its two evbuffers cost about 1 KiB,
+ * most of an idle session's memory.  A plain session with nothing
+ * buffered, queued or held gives its bufferevent back as soon as it goes
+ * idle (conn_idle): once INFO is out, while the worker checks its AUTH
+ * (park_ev not armed then: conn_resume_reading), and whenever an
+ * authenticated one has nothing to do; park_ev alone then watches the
+ * socket.  Input (or
+ * EOF, or an error) brings a new bufferevent and is read at once; output is
+ * written straight to the socket, once a turn (conn_write_parked), and only
+ * what the socket does not take brings the bufferevent back (conn_output).
+ * Parking at once keeps the bufferevents few at any moment, so their memory
+ * is reused instead of left behind in the heap after a burst of sessions.
+ * A session that woke up PARK_EAGER_WAKES times without a quiet second
+ * between is busy: it keeps its bufferevent until an idle sweep (output.c,
+ * every second) finds it quiet, so a busy publisher or subscriber does not
+ * pay a bufferevent and four epoll_ctl calls per read or per turn.
+ */
+#define PARK_EAGER_WAKES 4
+
+static gboolean unpark(struct conn *c)
+{
+    struct bufferevent *bev = plain_bev(c->b, c->fd);
+    if (!bev) {
+        log_err("%s: cannot set up the connection's buffers", c->peer);
+        return FALSE;
+    }
+    event_del(&c->park_ev);
+    c->parked = FALSE;
+    c->bev = bev;
+    c->busy = TRUE;
+    c->wakes++;
+    bev_setup(c);
+    output_attach(c);
+    if (c->b->stopping || c->state == CONN_AUTHING)
+        bufferevent_disable(bev, EV_READ);
+    return TRUE;
+}
+
+static void on_parked_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    if (!unpark(c))
+        return;
+    /* A subscriber's backlog holds input back: it waits in the socket. */
+    if (output_hold_input(c))
+        return;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    evbuffer_unfreeze(in, 0);
+    size_t want = MIN((size_t)READ_BATCH, (size_t)c->b->cfg->max_frame);
+    want = MIN(want, MAX(budget_room(c), (size_t)LIBEVENT_MAX_READ));
+    /* Before AUTH a peer gets libevent's 4 KiB a read, nothing more. */
+    if (c->state != CONN_READY)
+        want = LIBEVENT_MAX_READ;
+    int n = evbuffer_read(in, fd, (int)want);
+    int err = EVUTIL_SOCKET_ERROR();
+    evbuffer_freeze(in, 0);
+    if (n == 0)
+        conn_close(c, "closed by peer");
+    else if (n < 0 && err != EAGAIN && err != EWOULDBLOCK && err != EINTR)
+        conn_close(c, g_strerror(err));
+    else if (n > 0)
+        conn_process_input(c);
+}
+
+gboolean conn_park(struct conn *c)
+{
+    struct bufferevent *bev = c->bev;
+    if (!c->own_fd || !bev || c->state == CONN_CLOSING || c->b->stopping)
+        return FALSE;
+    /* Reading is off while the worker checks an AUTH, and on only then
+     * otherwise (a session held back for a backlog or the budget is not
+     * parked). */
+    gboolean reading = c->state != CONN_AUTHING;
+    short enabled = bufferevent_get_enabled(bev);
+    if (c->out_listed || c->run_block || c->input_paused || c->input_held || c->backlogged ||
+        c->over_since_us || (enabled & EV_WRITE) || reading != !!(enabled & EV_READ) ||
+        evbuffer_get_length(bufferevent_get_input(bev)) ||
+        evbuffer_get_length(bufferevent_get_output(bev)))
+        return FALSE;
+    c->backlog_exempt = FALSE; /* its queue is empty */
+    bufferevent_free(bev);
+    c->bev = NULL;
+    event_assign(&c->park_ev, c->b->base, c->fd, EV_READ | EV_PERSIST, on_parked_read, c);
+    if (reading)
+        event_add(&c->park_ev, NULL);
+    c->parked = TRUE;
+    return TRUE;
+}
+
+void conn_resume_reading(struct conn *c)
+{
+    if (c->parked)
+        event_add(&c->park_ev, NULL);
+    else
+        bufferevent_enable(c->bev, EV_READ);
+}
+
+void conn_idle(struct conn *c)
+{
+    if (c->wakes < PARK_EAGER_WAKES)
+        conn_park(c);
+}
+
+struct evbuffer *conn_output(struct conn *c)
+{
+    if (c->parked && !unpark(c))
+        return NULL;
+    return bufferevent_get_output(c->bev);
+}
+
+size_t conn_write_parked(struct conn *c, const void *data, size_t len)
+{
+    if (!c->parked)
+        return 0;
+    /* Once a turn: more for the same subscriber in the same turn is
+     * gathered into one write at its end, as for the unparked. */
+    struct timeval tv;
+    event_base_gettimeofday_cached(c->b->base, &tv);
+    gint64 turn = (gint64)tv.tv_sec * G_USEC_PER_SEC + tv.tv_usec;
+    if (turn == c->direct_turn)
+        return 0;
+    c->direct_turn = turn;
+    ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
+    return n > 0 ? (size_t)n : 0;
+}
+
+void conn_stop_reading(struct conn *c)
+{
+    if (c->parked)
+        event_del(&c->park_ev);
+    else
+        bufferevent_disable(c->bev, EV_READ);
 }
 
 static gboolean dispatch(struct conn *c, const struct wire_msg *m, struct frame_block *blk,
@@ -476,7 +872,7 @@ void frame_block_unref(struct frame_block *blk)
 void conn_process_input(struct conn *c)
 {
     struct broker *b = c->b;
-    if (output_hold_input(c))
+    if (!c->bev || output_hold_input(c)) /* parked: nothing buffered */
         return;
     struct evbuffer *in = bufferevent_get_input(c->bev);
     /* Before AUTH only an AUTH-sized frame is acceptable. */
@@ -484,6 +880,7 @@ void conn_process_input(struct conn *c)
                                    ? MIN(b->cfg->max_frame, WIRE_MAX_PREAUTH_FRAME)
                                    : b->cfg->max_frame;
     char reason[128];
+    gboolean handled = FALSE;
     struct frame_block *blk = NULL;
     size_t pos = 0;  /* where the next frame is in blk */
     size_t done = 0; /* handled bytes at the head of in, drained once (each drain runs
@@ -529,6 +926,7 @@ void conn_process_input(struct conn *c)
             break;
         }
         gboolean go_on = dispatch(c, &m, blk, pos);
+        handled = TRUE;
         if (c->state != CONN_CLOSING) {
             done += flen;
             pos += flen;
@@ -539,6 +937,9 @@ void conn_process_input(struct conn *c)
     /* Closing drained everything already (conn_fail). */
     if (c->state != CONN_CLOSING)
         evbuffer_drain(in, done);
+    if (c->state == CONN_READY)
+        budget_account(c, evbuffer_get_length(in), handled);
     frame_block_unref(blk);
     handle_publish_flush(b);
+    conn_idle(c);
 }

@@ -173,7 +173,7 @@ static void auth_done(void *arg)
     /* Frames pipelined behind AUTH wait in the input buffer: run them now. */
     if (c->b->stopping)
         return; /* no new input while the broker drains */
-    bufferevent_enable(c->bev, EV_READ);
+    conn_resume_reading(c);
     conn_process_input(c);
 }
 

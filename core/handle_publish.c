@@ -23,10 +23,20 @@
  *   is under half the block, so what a queue pins stays under twice what
  *   it counts).
  * - Write: at the end of the loop turn, one writev per plain subscriber
- *   (conn.c, out_flush); only what its socket refuses waits for EV_WRITE.
- *   TLS bufferevents write (and encrypt) for themselves.
+ *   (output.c, on_flush); only what its socket refuses waits for EV_WRITE.
+ *   TLS bufferevents write (and encrypt) for themselves.  A parked
+ *   subscriber (an idle plain session without a bufferevent, conn.c) takes
+ *   its first run of a turn straight into its socket with one send, without
+ *   queueing; only what the socket refuses, or a second run that turn, brings
+ *   its bufferevent back.
+ * - Input bounds: a session's input holds at most one frame (max_frame);
+ *   bytes held in incomplete frames are bounded in all and per address
+ *   (input_budget, input_budget_per_ip: over them, sessions holding over
+ *   16 KiB of one are not read, and top-up reads take no more than the room
+ *   left), and a frame must arrive whole within frame_timeout (conn.c).
  */
 #include <string.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 
@@ -55,13 +65,22 @@ void handle_publish_flush_one(struct conn *s, gboolean discard)
         return;
     int rc = 0;
     if (!discard) {
-        struct evbuffer *out = bufferevent_get_output(s->bev);
         const uint8_t *p = blk->data + s->run_off;
-        if (s->run_len * RUN_COPY_RATIO < blk->len) {
-            rc = evbuffer_add(out, p, s->run_len);
+        /* A parked subscriber's socket takes what it can first. */
+        size_t sent = conn_write_parked(s, p, s->run_len), left = s->run_len - sent;
+        struct evbuffer *out = left ? conn_output(s) : NULL;
+        p += sent;
+        if (!left) {
+            rc = 0;
+        } else if (!out) {
+            rc = -1;
+            if (sent) /* a frame cut short: the stream is lost, end it */
+                shutdown(s->fd, SHUT_RDWR);
+        } else if (left * RUN_COPY_RATIO < blk->len) {
+            rc = evbuffer_add(out, p, left);
         } else {
             g_atomic_int_inc(&blk->refs);
-            rc = evbuffer_add_reference(out, p, s->run_len, block_release, blk);
+            rc = evbuffer_add_reference(out, p, left, block_release, blk);
             if (rc < 0)
                 g_atomic_int_dec_and_test(&blk->refs);
         }

@@ -30,6 +30,7 @@ struct output {
     GPtrArray *paused;           /* struct conn * whose reading is stopped */
     struct event *backlog_timer; /* checks the backlogs' progress */
     struct event *resume;        /* active: restart the paused */
+    struct event *idle_sweep;    /* parks the sessions quiet since the last one */
 };
 
 static void backlog_update(struct conn *c);
@@ -71,7 +72,8 @@ void output_runs_flush(struct broker *b)
 void conn_output_kick(struct conn *c)
 {
     struct output *o = c->b->out;
-    if (c->out_listed)
+    c->busy = TRUE;
+    if (c->out_listed || !c->bev)
         return;
     /* TLS, pairs (EV_WRITE always on) and a backlog being written: the
      * bufferevent writes; the queue only grew. */
@@ -104,6 +106,7 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
         evbuffer_freeze(out, 1);
         if (evbuffer_get_length(out) == 0) {
             conn_output_drained(c);
+            conn_idle(c);
         } else {
             /* The rest when the socket takes it; after an error, it meets the
              * error again and reports it to on_event. */
@@ -229,10 +232,37 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
         /* A connection closed meanwhile has left the list (output_forget). */
         if (c->state != CONN_READY || o->b->stopping)
             continue;
-        bufferevent_enable(c->bev, EV_READ);
+        /* Held for the input budget: conn.c resumes it. */
+        if (!c->input_held)
+            bufferevent_enable(c->bev, EV_READ);
         conn_process_input(c);
     }
     g_ptr_array_unref(paused);
+}
+
+/* ---- idle sessions ---- */
+
+/* How often quiet sessions are parked (conn.c): one that woke up too often
+ * to be parked at once is parked after one to two sweeps without input or
+ * output, and may be parked at once again from then on. */
+#define IDLE_SWEEP_SECONDS 1
+
+static void on_idle_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    struct output *o = arg;
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, o->b->conns);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        struct conn *c = v;
+        if (c->busy) {
+            c->busy = FALSE;
+            continue;
+        }
+        c->wakes = 0;
+        if (c->bev)
+            conn_park(c);
+    }
 }
 
 /* ---- a connection's life ---- */
@@ -287,6 +317,9 @@ struct output *output_new(struct broker *b)
     o->paused = g_ptr_array_new();
     o->backlog_timer = evtimer_new(b->base, on_backlog_check, o);
     o->resume = event_new(b->base, -1, 0, on_resume, o);
+    o->idle_sweep = event_new(b->base, -1, EV_PERSIST, on_idle_sweep, o);
+    struct timeval tv = {IDLE_SWEEP_SECONDS, 0};
+    evtimer_add(o->idle_sweep, &tv);
     return o;
 }
 
@@ -301,5 +334,6 @@ void output_free(struct output *o)
     event_free(o->flush);
     event_free(o->backlog_timer);
     event_free(o->resume);
+    event_free(o->idle_sweep);
     g_free(o);
 }
