@@ -33,6 +33,7 @@ CRASH_POINT_SOURCES = plugins/common/crash_point.h
 include plugins/storage_sqlite/local.mk
 include plugins/storage_file/local.mk
 include plugins/storage_mongodb/local.mk
+include plugins/storage_mysql/local.mk
 include plugins/auth_storage/local.mk
 include plugins/sink_file/local.mk
 include plugins/sink_syslog/local.mk

@@ -13,7 +13,8 @@ EXTRA_DIST += \
 	tests/mongo/package-lock.json \
 	tests/mongo/server.mjs \
 	tests/mongo/setup.sh \
-	tests/mongo/mongo-server.sh
+	tests/mongo/mongo-server.sh \
+	tests/mysql/mysql-server.sh
 
 if HAVE_CUNIT
 check_PROGRAMS += tests/storage/test_backends
@@ -29,6 +30,11 @@ tests_storage_test_backends_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/mong
 	-DHPF_TEST_MONGODB=1
 tests_storage_test_backends_CFLAGS += $(MONGOC_CFLAGS)
 tests_storage_test_backends_LDADD += $(MONGOC_LIBS)
+endif
+if BUILD_MYSQL
+tests_storage_test_backends_SOURCES += tests/storage/mysql_backend.c tests/storage/mysql_backend.h
+tests_storage_test_backends_CFLAGS += -DHPF_TEST_MYSQL=1 $(MARIADB_CFLAGS)
+tests_storage_test_backends_LDADD += $(MARIADB_LIBS)
 endif
 TESTS += tests/storage/test_backends
 endif

@@ -42,6 +42,9 @@
 
 #include "mongo_server.h"
 #endif
+#ifdef HPF_TEST_MYSQL
+#include "mysql_backend.h"
+#endif
 
 /* ---- the backend under test ---- */
 
@@ -96,6 +99,12 @@ static GHashTable *config_for(const char *label)
         if (B->txn)
             g_hash_table_insert(cfg, g_strdup("transactions"), g_strdup(B->txn));
         return cfg;
+    }
+#endif
+#ifdef HPF_TEST_MYSQL
+    if (!strcmp(B->module, "mysql")) {
+        g_hash_table_unref(cfg);
+        return mysql_backend_config(label);
     }
 #endif
     g_hash_table_insert(cfg, g_strdup("path"), g_strdup_printf("%s.%s", label, B->ext));
@@ -1934,6 +1943,10 @@ static const struct backend mongo_txn_backend = {"storage_mongodb_txn", "mongodb
                                                  mongo_raw_key};
 #endif
 
+#ifdef HPF_TEST_MYSQL
+static const struct backend mysql_backend = {"storage_mysql", "mysql", NULL, NULL, mysql_raw_key};
+#endif
+
 static int enter(const struct backend *b)
 {
     B = b;
@@ -1980,6 +1993,19 @@ static int init_mongo(void) { return need_mongo() ? -1 : enter(&mongo_backend); 
 static int init_mongo_txn(void) { return need_mongo() ? -1 : enter(&mongo_txn_backend); }
 #endif
 
+#ifdef HPF_TEST_MYSQL
+static int init_mysql(void) { return mysql_backend_start() ? -1 : enter(&mysql_backend); }
+
+static gboolean add_mysql_suites(void)
+{
+    CU_pSuite s = CU_add_suite("storage_mysql", init_mysql, leave);
+    for (size_t i = 0; s && i < mysql_n_cases; i++)
+        if (!CU_add_test(s, mysql_cases[i].name, mysql_cases[i].fn))
+            return FALSE;
+    return s != NULL;
+}
+#endif
+
 static gboolean add_suite(const char *name, CU_InitializeFunc init, const struct test_def *cases,
                           size_t n)
 {
@@ -2011,6 +2037,11 @@ int main(void)
                   conformance, G_N_ELEMENTS(conformance)) &&
         add_suite("storage_mongodb", init_mongo, mongo_cases, G_N_ELEMENTS(mongo_cases)) &&
 #endif
+#ifdef HPF_TEST_MYSQL
+        add_suite("conformance: storage_mysql", init_mysql, conformance,
+                  G_N_ELEMENTS(conformance)) &&
+        add_mysql_suites() &&
+#endif
         add_suite("storage_file", init_file, file_cases, G_N_ELEMENTS(file_cases));
     if (ok) {
         CU_basic_set_mode(CU_BRM_VERBOSE);
@@ -2027,6 +2058,9 @@ int main(void)
     if (mongo_client)
         mongoc_client_destroy(mongo_client);
     mongo_server_stop(mongo);
+#endif
+#ifdef HPF_TEST_MYSQL
+    mysql_backend_stop();
 #endif
     return failed;
 }
