@@ -15,7 +15,9 @@
 # between the three backends, outage), start their own MongoDB-wire test
 # server (tests/mongo/server.mjs under node, after tests/mongo/setup.sh);
 # they exist only when the mongodb plugin is built (BUILD_MONGODB), and fail,
-# never skip, when node or the server is missing.
+# never skip, when node or the server is missing.  Likewise the mysql ones
+# (BUILD_MYSQL) start a private MariaDB (tests/mysql/mysql-server.sh);
+# test_roundtrip-mysql adds mysql to the round trip between the backends.
 
 %canon_reldir%_scripts = \
 	%reldir%/test_graph_e2e.py \
@@ -27,6 +29,8 @@
 	%reldir%/test_mhn_mongodb.py \
 	%reldir%/test_roundtrip.py \
 	%reldir%/test_mongo_outage.py \
+	%reldir%/test_mysql_outage.py \
+	%reldir%/test_hpfeeds3_mysql.py \
 	%reldir%/test_kill_import.py \
 	%reldir%/test_license.py
 
@@ -46,6 +50,18 @@ if BUILD_MONGODB
 	%reldir%/test_live_reload-mongodb.test \
 	%reldir%/test_counters-mongodb.test \
 	%reldir%/test_mhn_mongodb.test
+endif
+if BUILD_MYSQL
+%canon_reldir%_wrappers += \
+	%reldir%/test_mysql_outage.test \
+	%reldir%/test_ctl-mysql.test \
+	%reldir%/test_graph_e2e-mysql.test \
+	%reldir%/test_live_reload-mysql.test \
+	%reldir%/test_counters-mysql.test \
+	%reldir%/test_hpfeeds3_mysql.test
+if BUILD_MONGODB
+%canon_reldir%_wrappers += %reldir%/test_roundtrip-mysql.test
+endif
 endif
 %canon_reldir%_wrappers += \
 	%reldir%/test_kill_import-file.test \
@@ -71,7 +87,7 @@ $(%canon_reldir%_wrappers): %reldir%/local.mk
 	$(AM_V_GEN)$(MKDIR_P) $(@D) && \
 	base=`basename $@ .test` && \
 	case $$base in \
-	  *-sqlite|*-file|*-mongodb) \
+	  *-sqlite|*-file|*-mongodb|*-mysql) \
 	    script=`echo $$base | sed 's/-[a-z]*$$//'`.py; \
 	    args=" --backend `echo $$base | sed 's/^.*-//'`";; \
 	  *) script=$$base.py; args="";; \
