@@ -2,12 +2,11 @@
 /*
  * storage_mysql writes: apply() and counters.
  *
- * apply() is one InnoDB transaction: it locks the data_version row (so
- * writers from every process and node queue up behind each other), reads
- * everything afresh, runs the whole batch against that copy in memory
- * (model.c: storage_sqlite's rules and messages), writes the difference
- * row by row with prepared statements, adds one to data_version and
- * commits.  A batch that fails validation, a write the server refuses, or
+ * apply() is one InnoDB transaction: it adds one to data_version, which
+ * locks that row (so writers from every process and node queue up behind
+ * each other), reads everything afresh, runs the whole batch against that
+ * copy in memory (model.c: storage_sqlite's rules and messages), writes the
+ * difference row by row with prepared statements and commits.  A batch that fails validation, a write the server refuses, or
  * a connection lost half-way leaves the database as it was.  A deadlock
  * with another writer is retried a few times.
  */
@@ -179,14 +178,22 @@ struct apply_ctx {
     int status; /* HPF_OK, or why validation refused the batch */
 };
 
+/*
+ * The first statement of every apply: data_version moves on (the version
+ * other nodes poll) and its row stays locked until the commit, so writers
+ * queue here; recreated if someone deleted it.
+ */
+#define BUMP_SQL                                                     \
+    "INSERT INTO hpf_meta (name, value) VALUES ('data_version', 1) " \
+    "ON DUPLICATE KEY UPDATE value = value + 1"
+
 /* Lock, fresh read, validation, and the list of writes; NULL when refused or failed. */
 static GPtrArray *plan(struct apply_ctx *a)
 {
     struct mystore *s = a->s;
     if (!my_exec(s, "SET TRANSACTION ISOLATION LEVEL READ COMMITTED", NULL, 0, NULL, NULL, NULL) ||
         !my_exec(s, "START TRANSACTION", NULL, 0, NULL, NULL, NULL) ||
-        !my_exec(s, "SELECT value FROM hpf_meta WHERE name = 'data_version' FOR UPDATE", NULL, 0,
-                 NULL, NULL, NULL))
+        !my_exec(s, BUMP_SQL, NULL, 0, NULL, NULL, NULL))
         return NULL;
     struct gm_model *before = my_load_model(s);
     if (!before)
@@ -217,10 +224,7 @@ static gboolean attempt(struct apply_ctx *a)
         ok = my_exec(s, w->sql, w->p, w->n, NULL, NULL, NULL);
     }
     g_ptr_array_unref(ops);
-    return ok &&
-           my_exec(s, "UPDATE hpf_meta SET value = value + 1 WHERE name = 'data_version'", NULL, 0,
-                   NULL, NULL, NULL) &&
-           my_exec(s, "COMMIT", NULL, 0, NULL, NULL, NULL);
+    return ok && my_exec(s, "COMMIT", NULL, 0, NULL, NULL, NULL);
 }
 
 int my_apply(void *instance, const struct hpf_mutation *mutations, size_t n, char *err,
