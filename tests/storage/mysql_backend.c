@@ -432,6 +432,11 @@ static void test_mysql_tls(void)
     expect_refused(uri, "Access denied");
     g_free(uri);
 
+    /* Verification without a CA file uses the system's trust store, which lacks the test CA. */
+    uri = uri_for("hpftest", db, "tls=true");
+    expect_refused(uri, "cannot reach mysql at");
+    g_free(uri);
+
     /* A certificate that does not chain to the CA given: refused, not downgraded. */
     g_free(opts);
     opts = g_strdup_printf("ssl_mode=verify_identity&ssl_ca=%s", wrong_ca);
