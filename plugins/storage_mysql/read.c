@@ -278,24 +278,20 @@ int my_version(void *instance, uint64_t *version)
 struct found {
     const char *ident;
     struct gm_key *key;
-    char *owner;
 };
 
 static void take_key(struct mystore *s, const char *const *v, unsigned n, void *arg)
 {
     struct found *f = arg;
     /* The column's collation may match more than the exact bytes. */
-    if (n == 4 && !f->key && v[0] && !strcmp(v[0], f->ident))
-        f->key = parse_key(s, v, f->owner);
+    if (n == 5 && !f->key && v[0] && !strcmp(v[0], f->ident))
+        f->key = parse_key(s, v, v[4]);
 }
 
-static void take_owner(struct mystore *s, const char *const *v, unsigned n, void *arg)
-{
-    (void)s;
-    struct found *f = arg;
-    if (n == 1 && v[0] && *v[0] && !f->owner)
-        f->owner = g_strdup(v[0]);
-}
+/* One statement, so one read view: the key and its owner as of the same moment. */
+#define KEY_GET                                       \
+    "SELECT identifier, secret, publish, subscribe, " \
+    "(SELECT owner FROM hpf_key_owners WHERE identifier = ?) FROM auth_keys WHERE identifier = ?"
 
 int my_authkey_get(void *instance, const char *ident, hpf_authkey_cb cb, void *user_data)
 {
@@ -303,20 +299,8 @@ int my_authkey_get(void *instance, const char *ident, hpf_authkey_cb cb, void *u
     if (!ident || !cb)
         return HPF_ERR_INVALID;
     struct found f = {.ident = ident};
-    struct my_param p = MY_S(ident);
-    gboolean ok =
-        begin_snapshot(s) &&
-        my_exec(s, "SELECT owner FROM hpf_key_owners WHERE identifier = ?", &p, 1, take_owner, &f,
-                NULL) &&
-        my_exec(s,
-                s->auth_has_id ? "SELECT identifier, secret, publish, subscribe FROM auth_keys "
-                                 "WHERE identifier = ? ORDER BY id"
-                               : "SELECT identifier, secret, publish, subscribe FROM auth_keys "
-                                 "WHERE identifier = ?",
-                &p, 1, take_key, &f, NULL);
-    my_rollback(s);
-    g_free(f.owner);
-    if (!ok) {
+    struct my_param p[2] = {MY_S(ident), MY_S(ident)};
+    if (!my_exec(s, s->auth_has_id ? KEY_GET " ORDER BY id" : KEY_GET, p, 2, take_key, &f, NULL)) {
         if (f.key)
             free_key(f.key);
         return my_trouble(s, "authkey lookup");
