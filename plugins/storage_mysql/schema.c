@@ -29,8 +29,8 @@
 static const char *const step1[] = {
     /* hpfeeds3 reads SELECT * by position: id, identifier, secret, publish, subscribe. */
     "CREATE TABLE IF NOT EXISTS auth_keys (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, "
-    "identifier " NAME ", secret VARCHAR(1024) NOT NULL, publish TEXT NOT NULL, "
-    "subscribe TEXT NOT NULL, UNIQUE KEY auth_keys_identifier (identifier))" TABLE_OPTS,
+    "identifier " NAME ", secret VARCHAR(1024) NOT NULL, publish MEDIUMTEXT NOT NULL, "
+    "subscribe MEDIUMTEXT NOT NULL, UNIQUE KEY auth_keys_identifier (identifier))" TABLE_OPTS,
     "CREATE TABLE IF NOT EXISTS hpf_meta (name VARCHAR(64) NOT NULL PRIMARY KEY, "
     "value BIGINT NOT NULL)" TABLE_OPTS,
     "INSERT IGNORE INTO hpf_meta (name, value) VALUES ('data_version', 1)",

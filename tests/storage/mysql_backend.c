@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <CUnit/Basic.h>
+#include <hpfriends/names.h>
 #include <mysql.h>
 
 #include "store_check.h"
@@ -527,6 +528,45 @@ static void test_mysql_outage(void)
     plugin_instance_free(pi);
 }
 
+/* ---- a key at the bounds ---- */
+
+/* HPF_KEY_CHANNELS_MAX channels of 255 bytes each: about 1 MB of JSON per list. */
+static void test_mysql_big_key(void)
+{
+    GHashTable *cfg = mysql_backend_config("bigkey");
+    GError *error = NULL;
+    struct plugin_instance *pi = open_cfg(cfg, &error);
+    g_clear_error(&error);
+    g_hash_table_unref(cfg);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
+    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_USER_ADD, .user = "big"), HPF_OK);
+    GPtrArray *chans = g_ptr_array_new_with_free_func(g_free);
+    for (int i = 0; i < HPF_KEY_CHANNELS_MAX; i++) {
+        char *c = g_strnfill(255, 'c');
+        g_snprintf(c, 8, "%07d", i);
+        c[7] = 'c';
+        g_ptr_array_add(chans, c);
+    }
+    struct hpf_authkey k = {.ident = "big",
+                            .secret = "s",
+                            .publish = (const char *const *)chans->pdata,
+                            .n_publish = chans->len,
+                            .subscribe = (const char *const *)chans->pdata,
+                            .n_subscribe = chans->len};
+    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_AUTHKEY_ADD, .authkey = &k), HPF_OK);
+    if (errbuf[0])
+        fprintf(stderr, "\nbig key: %s\n", errbuf);
+    struct got g = {0};
+    CU_ASSERT_EQUAL(get_key(pi, "big", &g), HPF_OK);
+    char *want = join((const char *const *)chans->pdata, chans->len);
+    CU_ASSERT_TRUE(g.pub && !strcmp(g.pub, want));
+    CU_ASSERT_TRUE(g.sub && !strcmp(g.sub, want));
+    g_free(want);
+    got_clear(&g);
+    g_ptr_array_unref(chans);
+    plugin_instance_free(pi);
+}
+
 /* ---- two writers at once (two nodes, or a node and hpfriendsctl) ---- */
 
 #define WRITES 40
@@ -590,6 +630,7 @@ const struct mysql_case mysql_cases[] = {
     {"hpfeeds3 auth_keys table read, left unchanged", test_mysql_hpfeeds3_table},
     {"uri and config errors, password escapes, schema version", test_mysql_config},
     {"TLS to the server", test_mysql_tls},
+    {"a key with the most channels, each of the longest name", test_mysql_big_key},
     {"two writers at once: every batch lands, one at a time", test_mysql_concurrent_writers},
     {"server down: fast UNAVAILABLE; back: recovers", test_mysql_outage},
 };
