@@ -1,15 +1,16 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * storage_mysql's `uri` key: mysql://USER:PASSWORD@HOST:PORT/DATABASE?OPTIONS
- * (also mariadb://), the form hpfeeds3's `--auth database+mysql://...` takes.
+ * (also mariadb://, and mysql+DRIVER:// as Python database URLs spell it), the form
+ * hpfeeds3's `--auth database+mysql://...` takes.
  *
  * User, password and database may hold %-escapes (a password with '@' or
  * '/' in it); a %00, a malformed escape or text that is not UTF-8 is an
  * error, never a truncated credential.  HOST may be a name, an IPv4 address
  * or a bracketed IPv6 address; no host means the local server through its
  * socket.  Options, each at most once:
- *   ssl_mode=disabled|required|verify_ca|verify_identity   (tls=false|true
- *     are short for disabled and verify_identity); required encrypts but
+ *   ssl_mode=disabled|required|verify_ca|verify_identity   (tls=false|true,
+ *     or ssl=, are short for disabled and verify_identity); required encrypts but
  *     does not check the server's certificate; the verify modes check the
  *     chain against ssl_ca/ssl_capath (or the system's trust store) and the
  *     host name (libmariadb checks both in either mode).  Without
@@ -18,6 +19,8 @@
  *     be silent.
  *   ssl_ca, ssl_capath, ssl_cert, ssl_key, ssl_cipher: file names (cipher list)
  *   unix_socket=/path: the socket, for a URI without host
+ *   charset (utf8mb4 or utf8), min_size, max_size, pool_recycle: what Python
+ *     drivers take; checked and ignored (see python_option())
  * Anything else is an error naming the option, so a typo cannot turn TLS off.
  */
 #include "mysql_store.h"
@@ -65,6 +68,7 @@ static int tls_mode(const char *key, const char *value, int *mode, char *err, si
         {"ssl_mode", "disabled", MY_TLS_DISABLED}, {"ssl_mode", "required", MY_TLS_REQUIRED},
         {"ssl_mode", "verify_ca", MY_TLS_VERIFY},  {"ssl_mode", "verify_identity", MY_TLS_VERIFY},
         {"tls", "false", MY_TLS_DISABLED},         {"tls", "true", MY_TLS_VERIFY},
+        {"ssl", "false", MY_TLS_DISABLED},         {"ssl", "true", MY_TLS_VERIFY},
     };
     for (size_t i = 0; i < G_N_ELEMENTS(modes); i++)
         if (!strcmp(key, modes[i].key) && !g_ascii_strcasecmp(value, modes[i].value)) {
@@ -72,14 +76,38 @@ static int tls_mode(const char *key, const char *value, int *mode, char *err, si
             return HPF_OK;
         }
     return hpf_set_error(err, err_len, HPF_ERR_INVALID,
-                         !strcmp(key, "tls")
-                             ? "uri: tls=%s: want true or false"
+                         strcmp(key, "ssl_mode")
+                             ? "uri: tls=%s (or ssl=): want true or false"
                              : "uri: ssl_mode=%s: want disabled, required, verify_ca or "
                                "verify_identity",
                          value);
 }
 
-/* The query options into t; `mode` -1 when no ssl_mode/tls was given. */
+/*
+ * Options a URI written for hpfeeds3's Python database drivers may carry:
+ * pool sizes (one connection serves here: storage calls are serialised) and
+ * the character set (always utf8mb4 here).  Checked, then ignored.
+ */
+static gboolean python_option(const char *key)
+{
+    return !strcmp(key, "charset") || !strcmp(key, "min_size") || !strcmp(key, "max_size") ||
+           !strcmp(key, "pool_recycle");
+}
+
+static int python_option_ok(const char *key, const char *value, char *err, size_t err_len)
+{
+    if (!strcmp(key, "charset")) {
+        if (!g_ascii_strcasecmp(value, "utf8mb4") || !g_ascii_strcasecmp(value, "utf8") ||
+            !g_ascii_strcasecmp(value, "utf8mb3"))
+            return HPF_OK;
+        return hpf_set_error(err, err_len, HPF_ERR_INVALID,
+                             "uri: charset=%s: only utf8mb4 is used (utf8 is accepted)", value);
+    }
+    if (g_ascii_string_to_signed(value, 10, -1, G_MAXINT32, NULL, NULL))
+        return HPF_OK;
+    return hpf_set_error(err, err_len, HPF_ERR_INVALID, "uri: %s=%s: not a number", key, value);
+}
+
 /* One key=value option into t; `mode` -1 until an ssl_mode/tls was given. */
 static int take_option(const char *key, const char *value, struct my_target *t, int *mode,
                        char *err, size_t err_len)
@@ -94,14 +122,17 @@ static int take_option(const char *key, const char *value, struct my_target *t, 
         *slot = g_strdup(value);
         return HPF_OK;
     }
-    if (!strcmp(key, "ssl_mode") || !strcmp(key, "tls")) {
+    if (!strcmp(key, "ssl_mode") || !strcmp(key, "tls") || !strcmp(key, "ssl")) {
         if (*mode >= 0)
             return hpf_set_error(err, err_len, HPF_ERR_INVALID, "uri: give ssl_mode or tls once");
         return tls_mode(key, value, mode, err, err_len);
     }
+    if (python_option(key))
+        return python_option_ok(key, value, err, err_len);
     return hpf_set_error(err, err_len, HPF_ERR_INVALID,
-                         "uri: unknown option '%s' (known: ssl_mode, tls, ssl_ca, ssl_capath, "
-                         "ssl_cert, ssl_key, ssl_cipher, unix_socket)",
+                         "uri: unknown option '%s' (known: ssl_mode, tls, ssl, ssl_ca, ssl_capath, "
+                         "ssl_cert, ssl_key, ssl_cipher, unix_socket, charset, min_size, max_size, "
+                         "pool_recycle)",
                          key);
 }
 
@@ -199,6 +230,18 @@ static int take_location(GUri *u, struct my_target *t, char *err, size_t err_len
     return HPF_OK;
 }
 
+/* mysql, mariadb, and the SQLAlchemy-style mysql+DRIVER (the driver is always libmariadb here). */
+static gboolean known_scheme(const char *scheme)
+{
+    static const char *const names[] = {"mysql", "mariadb"};
+    for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+        size_t n = strlen(names[i]);
+        if (!g_ascii_strncasecmp(scheme, names[i], n) && (scheme[n] == '\0' || scheme[n] == '+'))
+            return TRUE;
+    }
+    return FALSE;
+}
+
 int my_target_parse(const char *uri, struct my_target *t, char *err, size_t err_len)
 {
     memset(t, 0, sizeof *t);
@@ -219,10 +262,10 @@ int my_target_parse(const char *uri, struct my_target *t, char *err, size_t err_
                              "(a %%-escape that is malformed or decodes to NUL, or a bad port?)");
     }
     int status = HPF_OK;
-    const char *scheme = g_uri_get_scheme(u);
-    if (g_ascii_strcasecmp(scheme, "mysql") && g_ascii_strcasecmp(scheme, "mariadb"))
-        status = hpf_set_error(err, err_len, HPF_ERR_INVALID,
-                               "uri: scheme '%s': want mysql:// or mariadb://", scheme);
+    if (!known_scheme(g_uri_get_scheme(u)))
+        status =
+            hpf_set_error(err, err_len, HPF_ERR_INVALID,
+                          "uri: scheme '%s': want mysql:// or mariadb://", g_uri_get_scheme(u));
     if (status == HPF_OK && g_uri_get_fragment(u))
         status =
             hpf_set_error(err, err_len, HPF_ERR_INVALID, "uri: a #fragment means nothing here");

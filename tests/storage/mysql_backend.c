@@ -364,6 +364,11 @@ static void test_mysql_config(void)
     expect_refused("mysql://u:p@127.0.0.1/db?tls=true&tls=false", "tls once");
     expect_refused("mysql://u:p@127.0.0.1/db?ssl_ca=/a&ssl_ca=/b", "ssl_ca given twice");
 
+    expect_refused("mysql+pymysql://u:p@127.0.0.1/db?charset=latin1", "charset=latin1");
+    expect_refused("mysqlx://u:p@127.0.0.1/db", "want mysql://");
+    expect_refused("mysql://u:p@127.0.0.1/db?max_size=ten", "max_size=ten");
+    expect_refused("mysql://u:p@127.0.0.1/db?ssl=maybe", "ssl=): want true or false");
+
     /* A wrong password, and nothing listening: start() fails fast, naming the server. */
     char *db = db_name("config");
     ensure_db(db);
@@ -389,6 +394,18 @@ static void test_mysql_config(void)
                               "ORDER BY ORDINAL_POSITION");
     CU_ASSERT_STRING_EQUAL(cols, "id\nidentifier\nsecret\npublish\nsubscribe\n");
     g_free(cols);
+    /* As a Python database URL spells it: the driver and pool options are accepted. */
+    char *py = g_strdup_printf("mysql+aiomysql://hpftest:%s@127.0.0.1:%d/%s?charset=utf8mb4&"
+                               "min_size=1&max_size=10&ssl=false",
+                               PASSWORD_URI, server_port, db);
+    pi = open_uri(py, &error);
+    if (!pi)
+        fprintf(stderr, "\n%s: %s\n", py, error->message);
+    g_clear_error(&error);
+    CU_ASSERT_PTR_NOT_NULL(pi);
+    if (pi)
+        plugin_instance_free(pi);
+    g_free(py);
     char *version = raw_rows(db, "SELECT value FROM hpf_meta WHERE name = 'schema_version'");
     CU_ASSERT_STRING_EQUAL(version, "1\n");
     g_free(version);
