@@ -7,9 +7,10 @@ cd "$(dirname "$0")"
 
 PKGS="autoconf automake libtool pkg-config make gcc libevent-dev libglib2.0-dev \
 libjson-glib-dev libssl-dev libsqlite3-dev libmongoc-dev libbson-dev libcunit1-dev \
-sqlite3 python3 graphviz rsyslog libnats-dev nats-server chromium \
-libmariadb-dev mariadb-server"
+sqlite3 python3 graphviz rsyslog libnats-dev nats-server chromium"
 
+# storage_mysql and its tests (a private mariadbd)
+PKGS="$PKGS libmariadb-dev mariadb-server"
 if [ -x /usr/bin/dpkg-query ] && [ "${HPF_NO_APT:-}" != 1 ]; then
     missing=""
     for p in $PKGS; do
