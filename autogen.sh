@@ -11,6 +11,7 @@ sqlite3 python3 graphviz rsyslog libnats-dev nats-server chromium"
 
 # storage_mysql and its tests (a private mariadbd)
 PKGS="$PKGS libmariadb-dev mariadb-server"
+
 if [ -x /usr/bin/dpkg-query ] && [ "${HPF_NO_APT:-}" != 1 ]; then
     missing=""
     for p in $PKGS; do
