@@ -7,7 +7,9 @@ cd "$(dirname "$0")"
 
 PKGS="autoconf automake libtool pkg-config make gcc libevent-dev libglib2.0-dev \
 libjson-glib-dev libssl-dev libsqlite3-dev libmongoc-dev libbson-dev libcunit1-dev \
-sqlite3 python3 graphviz rsyslog libnats-dev nats-server chromium"
+sqlite3 python3 graphviz rsyslog libnats-dev nats-server chromium libpq-dev postgresql"
+# the man pages: scdoc builds them, mandoc lints them in make check
+PKGS="$PKGS scdoc mandoc"
 
 # storage_mysql and its tests (a private mariadbd)
 PKGS="$PKGS libmariadb-dev mariadb-server"

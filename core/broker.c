@@ -146,6 +146,20 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     conn_new(b, fd, sa, li->tls);
 }
 
+/* hpfeeds3's device=: only connections arriving over that interface are accepted. */
+static gboolean bind_device(struct evconnlistener *l, const struct listen_addr *la,
+                            const char *spec, GError **error)
+{
+    if (!la->device)
+        return TRUE;
+    if (setsockopt(evconnlistener_get_fd(l), SOL_SOCKET, SO_BINDTODEVICE, la->device,
+                   (socklen_t)strlen(la->device)) == 0)
+        return TRUE;
+    g_set_error(error, CONFIG_ERROR, 0, "listen %s: device %s: %s", spec, la->device,
+                g_strerror(errno));
+    return FALSE;
+}
+
 static gboolean bind_one(struct broker *b, const struct listen_addr *la, FILE *ready,
                          GError **error)
 {
@@ -189,6 +203,11 @@ static gboolean bind_one(struct broker *b, const struct listen_addr *la, FILE *r
         return FALSE;
     }
     li->l = l;
+    g_ptr_array_add(b->listeners, li);
+    if (!bind_device(l, la, spec, error)) {
+        g_free(spec);
+        return FALSE;
+    }
     /* Out of descriptors: rest, and tell the waiting clients (plain ones) why they go. */
     if (la->tls) {
         accept_guard_attach(l, "broker", NULL, 0);
@@ -198,7 +217,6 @@ static gboolean bind_one(struct broker *b, const struct listen_addr *la, FILE *r
         accept_guard_attach(l, "broker", busy,
                             wire_encode_error(busy, sizeof busy, text, strlen(text)));
     }
-    g_ptr_array_add(b->listeners, li);
 
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;

@@ -17,9 +17,11 @@
 
 G_DEFINE_QUARK(hpf - config - error - quark, config_error)
 
-#define DEFAULT_LISTEN "tcp:127.0.0.1:10000"
+#define DEFAULT_LISTEN      "tcp:127.0.0.1:10000"
+#define HPFEEDS3_LISTEN     "tcp:0.0.0.0:20000"
+#define HPFEEDS3_LISTEN_TLS "tls:0.0.0.0:20000"
 
-static void plugin_conf_free(struct plugin_conf *pc)
+void plugin_conf_free(struct plugin_conf *pc)
 {
     if (!pc)
         return;
@@ -35,7 +37,7 @@ struct config *config_new_default(void)
 {
     struct config *cfg = g_new0(struct config, 1);
     cfg->dir = g_get_current_dir();
-    cfg->name = g_strdup("hpfriends");
+    cfg->name = g_strdup("hpfeeds"); /* hpfeeds-broker's; a config file says hpfriends */
     cfg->listen = g_ptr_array_new_with_free_func((GDestroyNotify)listen_addr_free);
     cfg->access = ACCESS_CHANNELS;
     cfg->reload_interval = 2;
@@ -56,8 +58,7 @@ struct config *config_new_default(void)
     return cfg;
 }
 
-static struct plugin_conf *plugin_conf_new(const char *section, const char *name,
-                                           const char *plugin)
+struct plugin_conf *plugin_conf_new(const char *section, const char *name, const char *plugin)
 {
     struct plugin_conf *pc = g_new0(struct plugin_conf, 1);
     pc->section = g_strdup(section);
@@ -103,6 +104,7 @@ void listen_addr_free(struct listen_addr *la)
         return;
     g_free(la->host);
     g_free(la->port);
+    g_free(la->device);
     g_free(la);
 }
 
@@ -421,6 +423,29 @@ static gboolean set_broker_key(struct config *cfg, const struct key_def *d, cons
     return ok;
 }
 
+/* [auth] takes only the chain; the plugins' own keys go in [auth:NAME]. */
+static const char *const auth_keys[] = {"chain", NULL};
+
+/* The keys core/sinks.c takes out of every [sink:NAME] before the plugin sees the rest. */
+static const char *const sink_core_keys[] = {"channels", "queue_size", NULL};
+
+/* The sections that name a plugin with `plugin =` (config_list_keys). */
+static const char *const plugin_sections[] = {"storage", "cluster", "auth:NAME", "sink:NAME", NULL};
+
+void config_list_keys(config_key_cb cb, void *ud)
+{
+    for (gsize k = 0; k < G_N_ELEMENTS(broker_keys); k++)
+        cb("broker", broker_keys[k].key, ud);
+    for (const char *const *k = config_web_keys; *k; k++)
+        cb("web", *k, ud);
+    for (const char *const *k = auth_keys; *k; k++)
+        cb("auth", *k, ud);
+    for (const char *const *s = plugin_sections; *s; s++)
+        cb(*s, "plugin", ud);
+    for (const char *const *k = sink_core_keys; *k; k++)
+        cb("sink:NAME", *k, ud);
+}
+
 static gboolean load_broker(struct config *cfg, GKeyFile *kf, const char *file, GError **error)
 {
     gsize n = 0;
@@ -487,6 +512,8 @@ static struct config *config_new_for_file(const char *path)
 {
     struct config *cfg = config_new_default();
     cfg->access = ACCESS_GRAPH; /* a config file means hpfriends, not hpfeeds3 */
+    g_free(cfg->name);
+    cfg->name = g_strdup("hpfriends");
     cfg->path = g_strdup(path);
     g_free(cfg->dir);
     char *d = g_path_get_dirname(path);
@@ -520,7 +547,7 @@ static gboolean load_section(struct config *cfg, GKeyFile *kf, const char *group
         gsize n = 0;
         char **keys = g_key_file_get_keys(kf, group, &n, NULL);
         for (gsize i = 0; i < n && ok; i++)
-            if (strcmp(keys[i], "chain"))
+            if (!g_strv_contains(auth_keys, keys[i]))
                 ok = fail(error, path, group, keys[i], "unknown key");
         g_strfreev(keys);
     } else if (g_str_has_prefix(group, "auth:") || g_str_has_prefix(group, "sink:")) {
@@ -641,75 +668,18 @@ struct config *config_load_file(const char *path, GError **error)
 
 void config_finish(struct config *cfg)
 {
+    /* Without a config file the broker stands in for hpfeeds-broker: its defaults. */
+    gboolean hp3 = cfg->path == NULL;
     if (cfg->listen->len == 0)
-        g_ptr_array_add(cfg->listen, config_parse_listen(DEFAULT_LISTEN, NULL));
+        g_ptr_array_add(cfg->listen, config_parse_listen(!hp3            ? DEFAULT_LISTEN
+                                                         : cfg->tls_cert ? HPFEEDS3_LISTEN_TLS
+                                                                         : HPFEEDS3_LISTEN,
+                                                         NULL));
     if (!cfg->storage) {
         cfg->storage = plugin_conf_new("storage", "storage", "sqlite");
-        g_hash_table_insert(cfg->storage->keys, g_strdup("path"), g_strdup("hpfriends.db"));
+        g_hash_table_insert(cfg->storage->keys, g_strdup("path"),
+                            g_strdup(hp3 ? HPFEEDS3_SQLITE : "hpfriends.db"));
     }
     if (cfg->auth->len == 0)
         g_ptr_array_add(cfg->auth, plugin_conf_new("auth:storage", "storage", "storage"));
-}
-
-gboolean config_apply_flags(struct config *cfg, char **binds, char **auths, const char *name,
-                            const char *tlscert, const char *tlskey, const char *exporter,
-                            GError **error)
-{
-    if (binds && binds[0]) {
-        g_ptr_array_set_size(cfg->listen, 0);
-        for (char **b = binds; *b; b++) {
-            char *spec = (tlscert && !g_str_has_prefix(*b, "tcp:") && !g_str_has_prefix(*b, "tls:"))
-                             ? g_strdup_printf("tls:%s", *b)
-                             : g_strdup(*b);
-            struct listen_addr *la = config_parse_listen(spec, error);
-            g_free(spec);
-            if (!la) {
-                g_prefix_error(error, "--bind: ");
-                return FALSE;
-            }
-            g_ptr_array_add(cfg->listen, la);
-        }
-    }
-    if (auths && auths[0]) {
-        if (auths[1]) {
-            g_set_error(error, CONFIG_ERROR, 0,
-                        "--auth: only one authentication source is supported, got several");
-            return FALSE;
-        }
-        const char *a = auths[0];
-        struct plugin_conf *pc;
-        if (g_str_has_prefix(a, "mongodb://")) {
-            pc = plugin_conf_new("storage", "storage", "mongodb");
-            g_hash_table_insert(pc->keys, g_strdup("uri"), g_strdup(a));
-        } else if (g_str_has_suffix(a, ".json")) {
-            pc = plugin_conf_new("storage", "storage", "file");
-            g_hash_table_insert(pc->keys, g_strdup("path"), g_strdup(a));
-        } else {
-            pc = plugin_conf_new("storage", "storage", "sqlite");
-            g_hash_table_insert(pc->keys, g_strdup("path"), g_strdup(a));
-        }
-        plugin_conf_free(cfg->storage);
-        cfg->storage = pc;
-    }
-    if (name && *name) {
-        if (strlen(name) > WIRE_MAX_NAME) {
-            g_set_error(error, CONFIG_ERROR, 0, "--name: longer than 255 bytes");
-            return FALSE;
-        }
-        g_free(cfg->name);
-        cfg->name = g_strdup(name);
-    }
-    if (tlscert && *tlscert) {
-        g_free(cfg->tls_cert);
-        cfg->tls_cert = g_strdup(tlscert);
-    }
-    if (tlskey && *tlskey) {
-        g_free(cfg->tls_key);
-        cfg->tls_key = g_strdup(tlskey);
-    }
-    if (exporter && *exporter) {
-        g_free(cfg->exporter);
-        cfg->exporter = g_strdup(exporter);
-    }
-    return TRUE;
 }

@@ -16,7 +16,11 @@ struct listen_addr {
     gboolean tls;
     char *host; /**< without brackets; "" or "*" for any */
     char *port;
+    char *device; /**< network interface to bind to (SO_BINDTODEVICE), or NULL */
 };
+
+/** hpfeeds-broker's SQLite file, in its working directory. */
+#define HPFEEDS3_SQLITE "sqlite.db"
 
 /** One plugin section: which plugin, and the keys handed to it. */
 struct plugin_conf {
@@ -84,20 +88,54 @@ struct config *config_new_default(void);
 struct config *config_load_file(const char *path, GError **error);
 
 /**
- * Apply hpfeeds3-style flags on top of cfg (binds replace the listen list;
- * auth selects the storage by its form: mongodb:// URI, *.json file, or
- * SQLite file).  NULL/empty arguments leave the value alone.
+ * Apply hpfeeds3-style flags on top of cfg (core/flags.c).  binds replace
+ * the listen list.  auths are hpfeeds-broker's --auth values, in order: each
+ * a .json file, `env`, `sqlite`, a SQLite file that exists, a mongodb://
+ * URI or database+DIALECT://...; together they replace [storage] (the one
+ * writable source) and the [auth] chain (every source, in order).  A value
+ * of no known kind, a file that is not there, or two writable sources are
+ * errors.  NULL/empty arguments leave the value alone.
  */
 gboolean config_apply_flags(struct config *cfg, char **binds, char **auths, const char *name,
                             const char *tlscert, const char *tlskey, const char *exporter,
                             GError **error);
 
 /**
- * Fill in what neither the file nor the flags set: listen on
- * 127.0.0.1:10000, SQLite storage in hpfriends.db, the auth chain
- * "storage".
+ * hpfeeds-broker's -e/--endpoint strings (core/flags.c): tcp:KEY=VALUE:...
+ * or tls:..., keys port (required), interface, device, and for tls cert and
+ * key (default cert.pem, key.pem; every TLS listener serves one certificate).
+ * They are added to the listen list after --bind's, or replace the config
+ * file's listen when there was no --bind.
+ */
+gboolean config_apply_endpoints(struct config *cfg, char **endpoints, gboolean after_binds,
+                                GError **error);
+
+/** Parse one -e/--endpoint string (also for the unit tests). */
+struct listen_addr *config_parse_endpoint(const char *spec, char **cert, char **key,
+                                          GError **error);
+
+/**
+ * Storage plugin postgresql or mysql (--auth database+...) not installed in
+ * the plugin directory dir: an error that says so.
+ */
+gboolean config_check_sql_plugin(const struct config *cfg, const char *dir, GError **error);
+
+/** TRUE when the auth chain holds the read-only `env` source. */
+gboolean config_auth_has_env(const struct config *cfg);
+
+/** TRUE when storage is the empty in-memory stand-in of an env-only --auth. */
+gboolean config_storage_is_placeholder(const struct config *cfg);
+
+/**
+ * Fill in what neither the file nor the flags set.  With a config file:
+ * listen on 127.0.0.1:10000, SQLite storage in hpfriends.db.  Without one
+ * (hpfeeds-broker's defaults): 0.0.0.0:20000 (TLS when a certificate was
+ * given), SQLite storage in ./sqlite.db.  The auth chain "storage".
  */
 void config_finish(struct config *cfg);
+
+struct plugin_conf *plugin_conf_new(const char *section, const char *name, const char *plugin);
+void plugin_conf_free(struct plugin_conf *pc);
 
 /** Parse "tcp:HOST:PORT", "tls:HOST:PORT", "HOST:PORT"; IPv6 in brackets. */
 struct listen_addr *config_parse_listen(const char *spec, GError **error);
@@ -126,6 +164,18 @@ char *config_resolve_path(const struct config *cfg, const char *path);
 void config_prefix_error(const struct config *cfg, GError **error);
 
 void config_free(struct config *cfg);
+
+/**
+ * Every key the parsers accept outside the plugins' own, from the tables
+ * they read: cb(section, key) for [broker], [web], [auth], `plugin` of each
+ * plugin section and the keys the core takes out of every [sink:NAME]
+ * (sections with an instance name are given as "auth:NAME", "sink:NAME").
+ */
+typedef void (*config_key_cb)(const char *section, const char *key, void *ud);
+void config_list_keys(config_key_cb cb, void *ud);
+
+/** The keys of [web], NULL-terminated: config_load_web() refuses any other. */
+extern const char *const config_web_keys[];
 
 /** Read the [web] section (web/config.c); sets cfg->web. */
 gboolean config_load_web(struct config *cfg, GKeyFile *kf, const char *file, GError **error);

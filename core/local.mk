@@ -9,6 +9,7 @@ noinst_LTLIBRARIES += %reldir%/libhpfcore.la
 	%reldir%/wire.c %reldir%/wire.h \
 	%reldir%/log.c %reldir%/log.h \
 	%reldir%/config.c %reldir%/config.h \
+	%reldir%/flags.c \
 	%reldir%/loader.c %reldir%/loader.h \
 	%reldir%/worker.c %reldir%/worker.h \
 	%reldir%/router.c %reldir%/router.h \
@@ -48,6 +49,8 @@ sbin_PROGRAMS += %reldir%/hpfriendsd
 %canon_reldir%_hpfriendsd_SOURCES = %reldir%/main.c
 %canon_reldir%_hpfriendsd_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(LIBEVENT_CFLAGS)
 %canon_reldir%_hpfriendsd_LDADD = %reldir%/libhpfcore.la
+# --list-config-keys: what the parsers and the plugins accept (doc checks).
+%canon_reldir%_hpfriendsd_SOURCES += %reldir%/keys.c %reldir%/keys.h
 
 bin_PROGRAMS += %reldir%/hpfriendsctl
 %canon_reldir%_hpfriendsctl_SOURCES = %reldir%/ctl/ctl.c

@@ -12,26 +12,38 @@
 
 #include "broker.h"
 #include "config.h"
+#include "keys.h"
 #include "log.h"
 #include "loader.h"
 
 static char *opt_config;
 static gboolean opt_test, opt_foreground, opt_debug, opt_version;
-static char **opt_bind, **opt_auth;
+static char **opt_bind, **opt_auth, **opt_endpoint;
 static char *opt_name, *opt_tlscert, *opt_tlskey, *opt_exporter, *opt_ready_file, *opt_plugin_dir;
+/* For documentation checks and tooling; hidden from --help, described in hpfriendsd(8). */
+static gboolean opt_list_keys;
 
 static const GOptionEntry entries[] = {
     {"config", 'c', 0, G_OPTION_ARG_FILENAME, &opt_config, "Configuration file (GLib key file)",
      "FILE"},
     {"test", 't', 0, G_OPTION_ARG_NONE, &opt_test, "Check the configuration and exit", NULL},
+    {"list-config-keys", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_NONE, &opt_list_keys,
+     "Print every config key accepted, with those of each plugin in the plugin dir", NULL},
     {"foreground", 'f', 0, G_OPTION_ARG_NONE, &opt_foreground,
-     "Stay in the foreground, log to stderr", NULL},
+     "Stay in the foreground, log to stderr (always so without -c)", NULL},
     {"debug", 'd', 0, G_OPTION_ARG_NONE, &opt_debug, "Log debug messages", NULL},
     {"bind", 0, 0, G_OPTION_ARG_STRING_ARRAY, &opt_bind,
      "Listen on HOST:PORT (repeatable; hpfeeds3 compatible)", "HOST:PORT"},
+    {"endpoint", 'e', 0, G_OPTION_ARG_STRING_ARRAY, &opt_endpoint,
+     "Listen on an hpfeeds3 endpoint, e.g. tcp:port=20000 or "
+     "tls:port=20001:cert=c.pem:key=k.pem (repeatable)",
+     "ENDPOINT"},
     {"auth", 0, 0, G_OPTION_ARG_STRING_ARRAY, &opt_auth,
-     "Authkeys from a SQLite file, a .json file or a mongodb:// URI", "PATH|URI"},
-    {"name", 0, 0, G_OPTION_ARG_STRING, &opt_name, "Broker name sent in INFO", "NAME"},
+     "Authkeys from a SQLite file, sqlite (./sqlite.db), a .json file, env, a mongodb:// URI "
+     "or database+postgresql|mysql|sqlite://... (repeatable: asked in order)",
+     "SOURCE"},
+    {"name", 0, 0, G_OPTION_ARG_STRING, &opt_name, "Broker name sent in INFO (default hpfeeds)",
+     "NAME"},
     {"tlscert", 0, 0, G_OPTION_ARG_FILENAME, &opt_tlscert, "TLS certificate (PEM)", "FILE"},
     {"tlskey", 0, 0, G_OPTION_ARG_FILENAME, &opt_tlskey, "TLS private key (PEM)", "FILE"},
     {"exporter", 0, 0, G_OPTION_ARG_STRING, &opt_exporter, "Prometheus exporter address",
@@ -77,6 +89,8 @@ static int parse_options(int *argc, char ***argv)
         printf("hpfriendsd %s (plugin ABI %d.%d)\n", PACKAGE_VERSION, HPF_ABI_MAJOR, HPF_ABI_MINOR);
         return 0;
     }
+    if (opt_list_keys)
+        return keys_print(plugin_dir_resolve(opt_plugin_dir));
     if (*argc > 1) {
         fprintf(stderr, "hpfriendsd: unexpected argument '%s'\n", (*argv)[1]);
         return 2;
@@ -89,6 +103,7 @@ static void free_options(void)
     g_free(opt_config);
     g_strfreev(opt_bind);
     g_strfreev(opt_auth);
+    g_strfreev(opt_endpoint);
     g_free(opt_name);
     g_free(opt_tlscert);
     g_free(opt_tlskey);
@@ -104,7 +119,8 @@ static struct config *load_config(GError **error)
     if (!cfg)
         return NULL;
     if (!config_apply_flags(cfg, opt_bind, opt_auth, opt_name, opt_tlscert, opt_tlskey,
-                            opt_exporter, error)) {
+                            opt_exporter, error) ||
+        !config_apply_endpoints(cfg, opt_endpoint, opt_bind && opt_bind[0], error)) {
         config_free(cfg);
         return NULL;
     }
@@ -113,6 +129,10 @@ static struct config *load_config(GError **error)
         cfg->plugin_dir = g_strdup(opt_plugin_dir);
     }
     config_finish(cfg);
+    if (!config_check_sql_plugin(cfg, plugin_dir_resolve(cfg->plugin_dir), error)) {
+        config_free(cfg);
+        return NULL;
+    }
     int level = level_from_name(cfg->log_level);
     if (level < 0) {
         g_set_error(error, CONFIG_ERROR, 0,
@@ -160,7 +180,8 @@ int main(int argc, char **argv)
         goto out;
     }
 
-    if (!opt_foreground) {
+    /* Without a config file it stands in for hpfeeds-broker, which never forks. */
+    if (!opt_foreground && opt_config) {
         if (daemon(0, 0) != 0) {
             g_set_error(&error, CONFIG_ERROR, 0, "cannot daemonize: %s", g_strerror(errno));
             goto out;

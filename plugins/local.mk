@@ -35,6 +35,8 @@ include plugins/storage_file/local.mk
 include plugins/storage_mongodb/local.mk
 include plugins/storage_mysql/local.mk
 include plugins/auth_storage/local.mk
+include plugins/auth_env/local.mk
 include plugins/sink_file/local.mk
 include plugins/sink_syslog/local.mk
 include plugins/cluster_nats/local.mk
+include plugins/storage_postgresql/local.mk

@@ -29,7 +29,9 @@ static gboolean opt_admin, opt_dot, opt_version;
 static const GOptionEntry entries[] = {
     {"config", 'c', 0, G_OPTION_ARG_FILENAME, &opt_config, "The broker's config file", "FILE"},
     {"auth", 0, 0, G_OPTION_ARG_STRING_ARRAY, &opt_auth,
-     "Storage without a config file: SQLite file, .json file or mongodb:// URI", "PATH|URI"},
+     "Storage without a config file, as the broker's --auth (SQLite file, sqlite, .json file, "
+     "mongodb:// or database+...:// URI; env keys are read-only)",
+     "SOURCE"},
     {"plugin-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt_plugin_dir, "Load plugins from DIR", "DIR"},
     {"from", 0, 0, G_OPTION_ARG_STRING, &opt_from, "Sharing user", "USER"},
     {"to", 0, 0, G_OPTION_ARG_STRING, &opt_to, "Receiving user, or @GROUP", "USER|@GROUP"},
@@ -524,6 +526,27 @@ static const struct {
     {"export", cmd_export},   {"import", cmd_import},
 };
 
+/*
+ * --auth env: those keys are the broker's HPFEEDS_<IDENT>_* environment
+ * variables, read-only and out of this tool's sight.  Say so; with nothing
+ * else to work on, stop.
+ */
+static gboolean env_keys_note(struct config *cfg)
+{
+    if (!config_auth_has_env(cfg))
+        return TRUE;
+    if (config_storage_is_placeholder(cfg)) {
+        fprintf(stderr, "hpfriendsctl: --auth env: keys from the environment are read-only "
+                        "(set HPFEEDS_<IDENT>_SECRET, _OWNER, _PUBCHANS, _SUBCHANS for the "
+                        "broker); name a writable source to manage\n");
+        config_free(cfg);
+        return FALSE;
+    }
+    fprintf(stderr, "hpfriendsctl: note: keys from --auth env are read-only and not shown "
+                    "here; this works on the other source\n");
+    return TRUE;
+}
+
 int main(int argc, char **argv)
 {
     GError *e = NULL;
@@ -576,8 +599,14 @@ int main(int argc, char **argv)
         config_free(c.cfg);
         return usage("name the storage: -c CONFIG or --auth PATH");
     }
+    if (!env_keys_note(c.cfg))
+        return 1;
     config_finish(c.cfg);
     const char *dir = plugin_dir_resolve(opt_plugin_dir ? opt_plugin_dir : c.cfg->plugin_dir);
+    if (!config_check_sql_plugin(c.cfg, dir, &e)) {
+        config_free(c.cfg);
+        return fail(e);
+    }
     c.admin.storage = plugin_instance_new(dir, c.cfg->storage->plugin, HPF_KIND_STORAGE, "storage",
                                           c.cfg->storage->keys, c.cfg->dir, &e);
     if (!c.admin.storage || !plugin_instance_start(c.admin.storage, &e)) {

@@ -71,6 +71,10 @@ static gboolean parse_hostnames(struct web_conf *wc, const char *v, GError **err
     return TRUE;
 }
 
+const char *const config_web_keys[] = {
+    "listen", "root", "tls_cert", "tls_key", "session_timeout", "login_failures", "hostnames", NULL,
+};
+
 gboolean config_load_web(struct config *cfg, GKeyFile *kf, const char *file, GError **error)
 {
     struct web_conf *wc = g_new0(struct web_conf, 1);
@@ -84,6 +88,10 @@ gboolean config_load_web(struct config *cfg, GKeyFile *kf, const char *file, GEr
     gboolean ok = TRUE;
     for (gsize i = 0; i < n && ok; i++) {
         const char *k = keys[i];
+        if (!g_strv_contains(config_web_keys, k)) {
+            ok = web_fail(error, file, k, "unknown key");
+            break;
+        }
         char *v = g_strstrip(g_key_file_get_value(kf, "web", k, NULL));
         if (!strcmp(k, "listen")) {
             GError *e = NULL;
@@ -113,7 +121,7 @@ gboolean config_load_web(struct config *cfg, GKeyFile *kf, const char *file, GEr
         } else if (!strcmp(k, "hostnames")) {
             ok = parse_hostnames(wc, v, error, file);
         } else {
-            ok = web_fail(error, file, k, "unknown key");
+            ok = web_fail(error, file, k, "in config_web_keys but not handled");
         }
         g_free(v);
     }

@@ -317,6 +317,28 @@ static int accept_del(struct batch *b, const struct hpf_mutation *m)
     return HPF_OK;
 }
 
+/*
+ * A key of hpfeeds3's auth_keys table (schema.c) is read, never written: a
+ * key added or set with its ident goes to authkeys (and comes first), but
+ * one only in auth_keys cannot be deleted here.
+ */
+static int not_auth_keys(struct batch *b, const char *ident)
+{
+    if (!b->s->auth_keys)
+        return HPF_OK;
+    switch (exists(b, "SELECT 1 FROM auth_keys WHERE identifier = ?1", "t", ident)) {
+    case 0:
+        return HPF_OK;
+    case 1:
+        return fail(b, HPF_ERR_UNSUPPORTED,
+                    "authkey '%s' is in hpfeeds3's auth_keys table, which is read-only here "
+                    "(change it with SQL)",
+                    ident);
+    default:
+        return HPF_ERR_IO;
+    }
+}
+
 static int authkey_add(struct batch *b, const struct hpf_mutation *m)
 {
     const struct hpf_authkey *k = m->authkey;
@@ -352,6 +374,8 @@ static int authkey_del(struct batch *b, const struct hpf_mutation *m)
     const char *ident = m->authkey->ident;
     int changes = 0;
     CHECK(run(b, &changes, "DELETE FROM authkeys WHERE ident = ?1", "t", ident));
+    if (changes == 0)
+        CHECK(not_auth_keys(b, ident));
     if (changes == 0)
         return fail(b, HPF_ERR_NOTFOUND, "authkey '%s' not found", ident);
     return HPF_OK;

@@ -35,6 +35,11 @@ static void healthy(struct store *s, enum sq_health which)
 
 #define AUTHKEY_COLUMNS "owner, ident, secret, pubchans, subchans"
 
+/* authkeys, then hpfeeds3's auth_keys (schema.c), under authkeys' column names. */
+#define BOTH_TABLES                                                              \
+    "(SELECT 0 AS src, rowid AS r, " AUTHKEY_COLUMNS " FROM authkeys UNION ALL " \
+    "SELECT 1, rowid, identifier, identifier, secret, publish, subscribe FROM auth_keys)"
+
 /*
  * Hands the authkey in the current row of st (AUTHKEY_COLUMNS) to cb.  The
  * view points into the row and into local lists: valid during cb only.
@@ -69,8 +74,10 @@ int sq_authkey_get(void *instance, const char *ident, hpf_authkey_cb cb, void *u
     if (!ident || !cb)
         return HPF_ERR_INVALID;
     /* The first row wins when an hpfeeds3-era file repeats an ident. */
-    sqlite3_stmt *st = sq_stmt(s, "SELECT " AUTHKEY_COLUMNS " FROM authkeys "
-                                  "WHERE ident = ?1 ORDER BY rowid LIMIT 1");
+    sqlite3_stmt *st = sq_stmt(s, s->auth_keys ? "SELECT " AUTHKEY_COLUMNS " FROM " BOTH_TABLES
+                                                 " WHERE ident = ?1 ORDER BY src, r LIMIT 1"
+                                               : "SELECT " AUTHKEY_COLUMNS " FROM authkeys "
+                                                 "WHERE ident = ?1 ORDER BY rowid LIMIT 1");
     if (!st) {
         trouble(s, SQ_READS, "authkey lookup");
         return HPF_ERR_IO;
@@ -200,8 +207,10 @@ static int visit_accepts(struct store *s, const struct hpf_snapshot_visitor *v, 
 
 static int visit_authkeys(struct store *s, const struct hpf_snapshot_visitor *v, void *ud)
 {
-    sqlite3_stmt *st = sq_stmt(s, "SELECT " AUTHKEY_COLUMNS " FROM authkeys "
-                                  "WHERE ident IS NOT NULL ORDER BY rowid");
+    sqlite3_stmt *st = sq_stmt(s, s->auth_keys ? "SELECT " AUTHKEY_COLUMNS " FROM " BOTH_TABLES
+                                                 " WHERE ident IS NOT NULL ORDER BY src, r"
+                                               : "SELECT " AUTHKEY_COLUMNS " FROM authkeys "
+                                                 "WHERE ident IS NOT NULL ORDER BY rowid");
     if (!st)
         return sqlite3_errcode(s->db);
     /* Same rule as authkey_get: the first row of a repeated ident. */

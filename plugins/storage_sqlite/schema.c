@@ -212,6 +212,45 @@ static int check_authkeys(struct store *s, char *err, size_t err_len)
     return status;
 }
 
+/*
+ * hpfeeds-broker's `--auth database+sqlite:///FILE` reads another table,
+ * auth_keys(identifier, secret, publish, subscribe), owner = identifier.
+ * When the file has one, its rows are authkeys too (read, never changed;
+ * an authkeys row of the same ident comes first), and changes to it made
+ * by other tools bump data_version like changes to authkeys.
+ */
+#define AUTH_KEYS_BUMP BUMP("auth_keys")
+
+static int detect_auth_keys(struct store *s, char *err, size_t err_len)
+{
+    sqlite3_stmt *st = sq_stmt(s, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                  "name = 'auth_keys'");
+    if (!st)
+        return hpf_set_error(err, err_len, HPF_ERR_IO, "%s", sqlite3_errmsg(s->db));
+    s->auth_keys = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_reset(st);
+    if (!s->auth_keys)
+        return HPF_OK;
+    st = NULL;
+    int rc = sqlite3_prepare_v2(s->db,
+                                "SELECT identifier, secret, publish, subscribe "
+                                "FROM auth_keys LIMIT 0",
+                                -1, &st, NULL);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK)
+        return hpf_set_error(err, err_len, HPF_ERR_INVALID,
+                             "table auth_keys is not hpfeeds3's (identifier, secret, publish, "
+                             "subscribe): %s",
+                             sqlite3_errmsg(s->db));
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, AUTH_KEYS_BUMP, NULL, NULL, &msg) != SQLITE_OK) {
+        int status = hpf_set_error(err, err_len, HPF_ERR_IO, "auth_keys triggers: %s", msg);
+        sqlite3_free(msg);
+        return status;
+    }
+    return HPF_OK;
+}
+
 static int migrate_locked(struct store *s, sqlite3_int64 *from, char *err, size_t err_len)
 {
     sqlite3_int64 current;
@@ -254,6 +293,8 @@ static int migrate_locked(struct store *s, sqlite3_int64 *from, char *err, size_
     }
 
     status = check_authkeys(s, err, err_len);
+    if (status == HPF_OK)
+        status = detect_auth_keys(s, err, err_len);
     if (status != HPF_OK)
         return status;
     return index_idents(s, err, err_len);

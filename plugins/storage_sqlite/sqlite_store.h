@@ -31,6 +31,7 @@ struct store {
     GHashTable *stmts;  /* SQL text -> prepared sqlite3_stmt *, see sq_stmt() */
     GHashTable *warned; /* idents whose bad channel lists were already logged */
     bool failing[SQ_N_HEALTH];
+    bool auth_keys; /* the file has hpfeeds3's auth_keys table too; see schema.c */
 };
 
 #define SQ_LOG(s, level, ...) (s)->host->log((s)->ctx, (level), __VA_ARGS__)

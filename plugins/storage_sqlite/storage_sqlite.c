@@ -140,7 +140,9 @@ static void finalize_stmt(gpointer st) { sqlite3_finalize(st); }
 static int sqlite_create(const struct hpf_host *host, const struct hpf_plugin_ctx *ctx,
                          void **instance, char *err, size_t err_len)
 {
-    char *path = host->config_path(ctx, "path");
+    /* ":memory:" (the stand-in store of an env-only --auth) is not a file name. */
+    const char *raw = host->config_get(ctx, "path");
+    char *path = raw && !strcmp(raw, ":memory:") ? strdup(raw) : host->config_path(ctx, "path");
     if (!path || !*path) {
         free(path);
         return hpf_set_error(err, err_len, HPF_ERR_INVALID, "missing required key 'path'");
@@ -201,7 +203,8 @@ static int sqlite_start(void *instance, char *err, size_t err_len)
     if (rc != SQLITE_OK)
         return hpf_set_error(err, err_len, sq_status(rc), "cannot read database '%s': %s", s->path,
                              sqlite3_errmsg(s->db));
-    enable_wal(s);
+    if (strcmp(s->path, ":memory:"))
+        enable_wal(s);
 
     char why[512] = "";
     int status = sq_schema_migrate(s, why, sizeof(why));

@@ -102,6 +102,18 @@ static void check_lines(const uint8_t *data, size_t size)
         listen_addr_free(la);
         g_clear_error(&e);
 
+        /* The same line as an hpfeeds3 -e/--endpoint string. */
+        char *cert = NULL, *key = NULL;
+        la = config_parse_endpoint(lines[i], &cert, &key, &e);
+        FUZZ_CHECK((la == NULL) == (e != NULL), "endpoint '%s': result and error disagree",
+                   lines[i]);
+        FUZZ_CHECK(!la || (la->host && la->port), "endpoint '%s': no host or port", lines[i]);
+        FUZZ_CHECK(!la || la->tls || (!cert && !key), "endpoint '%s': cert on tcp", lines[i]);
+        listen_addr_free(la);
+        g_free(cert);
+        g_free(key);
+        g_clear_error(&e);
+
         guint64 v = 12345;
         if (!config_parse_size(lines[i], &v))
             FUZZ_CHECK(v == 12345, "'%s': refused but wrote %" G_GUINT64_FORMAT, lines[i], v);

@@ -51,6 +51,11 @@ check_PROGRAMS += %reldir%/test_auth_storage
 %canon_reldir%_test_auth_storage_CFLAGS = $(PLUGIN_TEST_CFLAGS)
 %canon_reldir%_test_auth_storage_LDADD = $(PLUGIN_TEST_LDADD)
 
+check_PROGRAMS += %reldir%/test_auth_env
+%canon_reldir%_test_auth_env_SOURCES = %reldir%/test_auth_env.c
+%canon_reldir%_test_auth_env_CFLAGS = $(PLUGIN_TEST_CFLAGS)
+%canon_reldir%_test_auth_env_LDADD = $(PLUGIN_TEST_LDADD)
+
 check_PROGRAMS += %reldir%/test_plugin_abi
 %canon_reldir%_test_plugin_abi_SOURCES = %reldir%/test_plugin_abi.c
 %canon_reldir%_test_plugin_abi_CFLAGS = $(PLUGIN_TEST_CFLAGS)
@@ -62,5 +67,6 @@ endif
 TESTS += \
 	%reldir%/test_storage_sqlite \
 	%reldir%/test_auth_storage \
+	%reldir%/test_auth_env \
 	%reldir%/test_plugin_abi
 endif

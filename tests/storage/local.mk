@@ -6,7 +6,9 @@
 # then each backend's own cases.  The MongoDB cases need a MongoDB-wire
 # server: the test starts tests/mongo/server.mjs (CongoDB, under node)
 # itself, after tests/mongo/setup.sh has installed its npm packages; when
-# that cannot start, those cases fail.
+# that cannot start, those cases fail.  The PostgreSQL cases (BUILD_POSTGRESQL)
+# start a private server with tests/pg/pg-server.sh (Debian's postgresql)
+# and fail when it cannot start.
 
 EXTRA_DIST += \
 	tests/mongo/package.json \
@@ -14,6 +16,7 @@ EXTRA_DIST += \
 	tests/mongo/server.mjs \
 	tests/mongo/setup.sh \
 	tests/mongo/mongo-server.sh \
+	tests/pg/pg-server.sh \
 	tests/mysql/mysql-server.sh
 
 if HAVE_CUNIT
@@ -30,6 +33,11 @@ tests_storage_test_backends_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/mong
 	-DHPF_TEST_MONGODB=1
 tests_storage_test_backends_CFLAGS += $(MONGOC_CFLAGS)
 tests_storage_test_backends_LDADD += $(MONGOC_LIBS)
+endif
+if BUILD_POSTGRESQL
+tests_storage_test_backends_SOURCES += tests/storage/pg_backend.c tests/storage/pg_backend.h
+tests_storage_test_backends_CFLAGS += $(LIBPQ_CFLAGS) -DHPF_TEST_POSTGRESQL=1
+tests_storage_test_backends_LDADD += $(LIBPQ_LIBS)
 endif
 if BUILD_MYSQL
 tests_storage_test_backends_SOURCES += tests/storage/mysql_backend.c tests/storage/mysql_backend.h

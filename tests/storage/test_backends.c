@@ -6,7 +6,8 @@
  * rollback of a failing batch, snapshot content, authkey_get with the owner
  * fallback, the version, counters) are written once against the plugin ABI
  * and run as a suite per backend: storage_sqlite, storage_file,
- * storage_mongodb, and storage_mongodb again with transactions forced.  A
+ * storage_mongodb, storage_mongodb again with transactions forced, and
+ * storage_postgresql (against a private server, tests/storage/pg_backend.c).  A
  * backend hook inserts an authkey "behind the plugin's back" the way each
  * store's other writers do (an SQL INSERT, an edit of the JSON file, a
  * db.auth_key.insert()), for the out-of-band cases.
@@ -41,6 +42,9 @@
 #include <mongoc/mongoc.h>
 
 #include "mongo_server.h"
+#endif
+#ifdef HPF_TEST_POSTGRESQL
+#include "pg_backend.h"
 #endif
 #ifdef HPF_TEST_MYSQL
 #include "mysql_backend.h"
@@ -98,6 +102,12 @@ static GHashTable *config_for(const char *label)
         g_free(db);
         if (B->txn)
             g_hash_table_insert(cfg, g_strdup("transactions"), g_strdup(B->txn));
+        return cfg;
+    }
+#endif
+#ifdef HPF_TEST_POSTGRESQL
+    if (!strcmp(B->module, "postgresql")) {
+        g_hash_table_insert(cfg, g_strdup("uri"), pg_backend_uri(label));
         return cfg;
     }
 #endif
@@ -1943,6 +1953,11 @@ static const struct backend mongo_txn_backend = {"storage_mongodb_txn", "mongodb
                                                  mongo_raw_key};
 #endif
 
+#ifdef HPF_TEST_POSTGRESQL
+static const struct backend pg_backend = {"storage_postgresql", "postgresql", NULL, NULL,
+                                          pg_raw_key};
+#endif
+
 #ifdef HPF_TEST_MYSQL
 static const struct backend mysql_backend = {"storage_mysql", "mysql", NULL, NULL, mysql_raw_key};
 #endif
@@ -1993,6 +2008,20 @@ static int init_mongo(void) { return need_mongo() ? -1 : enter(&mongo_backend); 
 static int init_mongo_txn(void) { return need_mongo() ? -1 : enter(&mongo_txn_backend); }
 #endif
 
+#ifdef HPF_TEST_POSTGRESQL
+/* A server that cannot start fails these suites: never a silent skip. */
+static int init_pg(void) { return pg_backend_start() ? -1 : enter(&pg_backend); }
+
+static gboolean add_pg_suite(void)
+{
+    CU_pSuite s = CU_add_suite("storage_postgresql", init_pg, leave);
+    for (size_t i = 0; s && i < pg_n_cases; i++)
+        if (!CU_add_test(s, pg_cases[i].name, pg_cases[i].fn))
+            return FALSE;
+    return s != NULL;
+}
+#endif
+
 #ifdef HPF_TEST_MYSQL
 static int init_mysql(void) { return mysql_backend_start() ? -1 : enter(&mysql_backend); }
 
@@ -2037,6 +2066,11 @@ int main(void)
                   conformance, G_N_ELEMENTS(conformance)) &&
         add_suite("storage_mongodb", init_mongo, mongo_cases, G_N_ELEMENTS(mongo_cases)) &&
 #endif
+#ifdef HPF_TEST_POSTGRESQL
+        add_suite("conformance: storage_postgresql", init_pg, conformance,
+                  G_N_ELEMENTS(conformance)) &&
+        add_pg_suite() &&
+#endif
 #ifdef HPF_TEST_MYSQL
         add_suite("conformance: storage_mysql", init_mysql, conformance,
                   G_N_ELEMENTS(conformance)) &&
@@ -2058,6 +2092,9 @@ int main(void)
     if (mongo_client)
         mongoc_client_destroy(mongo_client);
     mongo_server_stop(mongo);
+#endif
+#ifdef HPF_TEST_POSTGRESQL
+    pg_backend_stop();
 #endif
 #ifdef HPF_TEST_MYSQL
     mysql_backend_stop();

@@ -5,22 +5,25 @@ recorder that prints one line per check and a final "N passed, M failed".
 
 Storage backend: every config written with write_config() (so every broker
 and hpfriendsctl run a runner starts with it) uses the backend chosen by the
-command-line argument `--backend sqlite|file|mongodb|mysql`, else by the
-environment variable HPF_TEST_BACKEND, else sqlite.  For mongodb the runner
+command-line argument `--backend sqlite|file|mongodb|postgresql|mysql`, else
+by the environment variable HPF_TEST_BACKEND, else sqlite.  For mongodb the runner
 starts ONE MongoDB-wire test server (tests/mongo/server.mjs, CongoDB, in
 memory) on a random port the first time a config needs it, and stops it when
 the runner ends, whatever happened; each config directory gets a database
 of its own on it, so tests never see each other's data.  A missing node, a
-server that does not start: failed checks, never a skip.  For mysql the
-same holds with a private MariaDB server (tests/mysql/mysql-server.sh: a
-data directory in the runner's temporary directory, a free port).
+server that does not start: failed checks, never a skip.  For postgresql
+likewise ONE private PostgreSQL server (tests/pg/pg-server.sh: Debian's
+postgresql, a temporary cluster, run as a non-root user when the runner is
+root), with a database per config directory.  For mysql the same holds
+with a private MariaDB server (tests/mysql/mysql-server.sh: a data directory
+in the runner's temporary directory, a free port).
 
 Environment (all optional; `make check` sets the first three):
   HPF_BUILDDIR           top build directory (default: the current directory)
   HPF_SRCDIR             top source directory (default: derived from this file)
   HPFRIENDS_PLUGIN_DIR   plugin directory (default: $HPF_BUILDDIR/plugins/.libs)
   HPFRIENDSD, HPFRIENDSCTL   override the two programs' paths
-  HPF_TEST_BACKEND       sqlite (default), file, mongodb or mysql
+  HPF_TEST_BACKEND       sqlite (default), file, mongodb, postgresql or mysql
   HPF_NODE (or NODE)     node for the MongoDB-wire test server (default: node on PATH)
   HPF_KEEP_TMP=1         keep the temporary directory even when all passed
 
@@ -59,7 +62,7 @@ except ImportError as _e:  # keep the one-line-per-check output contract
     print("0 passed, 1 failed")
     sys.exit(1)
 
-BACKENDS = ("sqlite", "file", "mongodb")
+BACKENDS = ("sqlite", "file", "mongodb", "postgresql")
 # Backends a runner takes with --backend beyond those (plugins configure may leave out).
 EXTRA_BACKENDS = ("mysql",)
 
@@ -123,6 +126,7 @@ class Runner:
         self.brokers = []
         self.peers = []
         self.mongo = None  # the MongoDB-wire test server, once one was asked for
+        self.pg = None  # the PostgreSQL test server, once one was asked for
         self.mysql = None  # the MariaDB test server, likewise
         _current = self
 
@@ -154,6 +158,8 @@ class Runner:
     def dump_logs(self):
         if self.mongo is not None:
             self.mongo.dump_log()
+        if self.pg is not None:
+            self.pg.dump_log()
         if self.mysql is not None:
             self.mysql.dump_log()
         for b in self.brokers:
@@ -175,6 +181,8 @@ class Runner:
         self.close_all()
         if self.mongo is not None:
             self.mongo.stop()
+        if self.pg is not None:
+            self.pg.destroy()
         if self.mysql is not None:
             self.mysql.stop()
         print("%d passed, %d failed" % (self.passed, self.failed), flush=True)
@@ -210,6 +218,8 @@ def _cleanup_at_exit():
             pass
     if r.mongo is not None:
         r.mongo.stop()
+    if r.pg is not None:
+        r.pg.destroy()
     if r.mysql is not None:
         r.mysql.stop()
 
@@ -259,6 +269,8 @@ def storage_keys(directory, db="hpfriends.db", backend=None):
         return {"plugin": "file", "path": json_name(db)}
     if backend == "mongodb":
         return {"plugin": "mongodb", "uri": mongo_uri(directory, db)}
+    if backend == "postgresql":
+        return {"plugin": "postgresql", "uri": pg_server().uri(mongo_db_name(directory, db))}
     if backend == "mysql":
         return {"plugin": "mysql", "uri": mysql_uri(directory, db)}
     raise CheckFailed("unknown storage backend %r" % backend)
@@ -463,6 +475,70 @@ class MongoServer:
             print("# ---- end of server log ----", flush=True)
 
 
+# ------------------------------------------------------ PostgreSQL test server
+
+def pg_server():
+    """The runner's PostgreSQL test server, started on first use."""
+    r = _current
+    expect(r is not None, "no Runner yet")
+    global _pg_error
+    if r.pg is None:
+        expect(_pg_error is None, _pg_error)  # failed once: fail alike, at once
+        try:
+            r.pg = PgServer()
+        except (CheckFailed, OSError, subprocess.TimeoutExpired) as e:
+            _pg_error = str(e)
+            raise CheckFailed(_pg_error) from None
+    return r.pg
+
+
+_pg_error = None  # why the PostgreSQL test server did not start
+
+
+class PgServer:
+    """A private PostgreSQL on 127.0.0.1 made by tests/pg/pg-server.sh (TLS
+    on; DIR/ca.crt is its certificate).  The script's watcher removes it if
+    this runner dies without cleaning up.  stop()/resume() make an outage
+    that keeps the data."""
+
+    def __init__(self):
+        self.script = os.path.join(SRCDIR, "tests", "pg", "pg-server.sh")
+        self.dbs = set()
+        self.log_shown = 0
+        p = subprocess.run(["/bin/sh", self.script, "start", "--tls", "--owner",
+                            str(os.getpid())], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=120)
+        words = p.stdout.decode("utf-8", "replace").split()
+        if p.returncode != 0 or len(words) != 3 or words[0] != "ready":
+            raise CheckFailed("PostgreSQL test server (%s start): status %d: %s %s"
+                              % (self.script, p.returncode, p.stdout.decode("utf-8", "replace"),
+                                 p.stderr.decode("utf-8", "replace")))
+        self.port, self.dir = int(words[1]), words[2]
+        self.ca = os.path.join(self.dir, "ca.crt")
+
+    def _script(self, cmd):
+        p = subprocess.run(["/bin/sh", self.script, cmd, self.dir], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=120)
+        expect(p.returncode == 0, "pg-server.sh %s: %s" % (cmd, p.stdout.decode()))
+
+    def stop(self):
+        self._script("stop")
+
+    def resume(self):
+        self._script("resume")
+
+    def destroy(self):
+        if self.dir and os.path.isdir(self.dir):
+            subprocess.run(["/bin/sh", self.script, "destroy", self.dir], timeout=120)
+        self.dir = None
+
+    def dump_log(self):
+        """The server's log since the last dump (its warnings and errors)."""
+        try:
+            with open(os.path.join(self.dir, "server.log"), "rb") as f:
+                f.seek(self.log_shown)
+                data = f.read()
+        except (OSError, TypeError):
 # ------------------------------------------------------ MariaDB test server
 
 MYSQL_PASSWORD = "hpf:t@st/pw%1"  # tests/mysql/mysql-server.sh's test users
@@ -561,6 +637,27 @@ class MysqlServer:
         self.log_shown += len(data)
         text = data.decode("utf-8", "replace").strip()
         if text:
+            print("# ---- PostgreSQL test server log ----")
+            for line in text.splitlines():
+                print("# " + line)
+            print("# ---- end of server log ----", flush=True)
+
+    def psql(self, db, sql):
+        """Run sql as the superuser in database db; its rows as 'a|b' lines."""
+        psql = shutil.which("psql") or "/usr/lib/postgresql/15/bin/psql"
+        p = subprocess.run([psql, "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", HOST,
+                            "-p", str(self.port), "-U", "postgres", "-d", db, "-c", sql],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        expect(p.returncode == 0, "psql %r: %s" % (sql, p.stderr.decode("utf-8", "replace")))
+        return p.stdout.decode("utf-8")
+
+    def uri(self, db):
+        """The libpq URI of database db, created on first use."""
+        if db not in self.dbs:
+            self.psql("postgres", "CREATE DATABASE %s" % db)
+            self.dbs.add(db)
+        return "postgresql://postgres@%s:%d/%s" % (HOST, self.port, db)
+
             print("# ---- MariaDB test server log ----")
             for line in text.splitlines()[-40:]:
                 print("# " + line)

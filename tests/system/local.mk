@@ -4,6 +4,10 @@
 # and the interop client tests/interop/hpfeeds_py.py.  test_ctl.py needs
 # Graphviz's dot on PATH (it fails, not skips, without it).
 #
+# test_manpages lints the man pages built from doc/*.scd with mandoc and
+# checks that every key `hpfriendsd --list-config-keys` reports is in
+# hpfriendsd.conf(5) and conf/hpfriendsd.conf.
+#
 # test_kill_import (sqlite and file only) SIGKILLs hpfriendsctl import at
 # the storage plugins' test-only crash points (plugins/common/crash_point.h) and
 # at delays, and checks the previous state survives intact.
@@ -15,9 +19,12 @@
 # between the three backends, outage), start their own MongoDB-wire test
 # server (tests/mongo/server.mjs under node, after tests/mongo/setup.sh);
 # they exist only when the mongodb plugin is built (BUILD_MONGODB), and fail,
-# never skip, when node or the server is missing.  Likewise the mysql ones
+# never skip, when node or the server is missing.  Likewise the postgresql
+# ones (BUILD_POSTGRESQL) and the PostgreSQL runners (outage, hpfeeds3's
+# auth_keys) start a private PostgreSQL with tests/pg/pg-server.sh; the
+# round trip between all four backends needs both plugins.  The mysql ones
 # (BUILD_MYSQL) start a private MariaDB (tests/mysql/mysql-server.sh);
-# test_roundtrip-mysql adds mysql to the round trip between the backends.
+# test_roundtrip-mysql adds mysql to that round trip.
 
 %canon_reldir%_scripts = \
 	%reldir%/test_graph_e2e.py \
@@ -29,10 +36,13 @@
 	%reldir%/test_mhn_mongodb.py \
 	%reldir%/test_roundtrip.py \
 	%reldir%/test_mongo_outage.py \
+	%reldir%/test_pg_outage.py \
+	%reldir%/test_pg_hpfeeds3.py \
 	%reldir%/test_mysql_outage.py \
 	%reldir%/test_hpfeeds3_mysql.py \
 	%reldir%/test_kill_import.py \
-	%reldir%/test_license.py
+	%reldir%/test_license.py \
+	%reldir%/test_manpages.py
 
 EXTRA_DIST += %reldir%/hpftest.py %reldir%/hp3common.py %reldir%/mongowire.py \
 	$(%canon_reldir%_scripts)
@@ -46,10 +56,21 @@ if BUILD_MONGODB
 	%reldir%/test_ctl-mongodb.test \
 	%reldir%/test_mongo_outage.test \
 	%reldir%/test_graph_e2e-mongodb.test \
-	%reldir%/test_roundtrip.test \
 	%reldir%/test_live_reload-mongodb.test \
 	%reldir%/test_counters-mongodb.test \
 	%reldir%/test_mhn_mongodb.test
+endif
+if BUILD_POSTGRESQL
+if BUILD_MONGODB
+%canon_reldir%_wrappers += %reldir%/test_roundtrip.test
+endif
+%canon_reldir%_wrappers += \
+	%reldir%/test_ctl-postgresql.test \
+	%reldir%/test_pg_outage.test \
+	%reldir%/test_graph_e2e-postgresql.test \
+	%reldir%/test_live_reload-postgresql.test \
+	%reldir%/test_counters-postgresql.test \
+	%reldir%/test_pg_hpfeeds3.test
 endif
 if BUILD_MYSQL
 %canon_reldir%_wrappers += \
@@ -60,7 +81,9 @@ if BUILD_MYSQL
 	%reldir%/test_counters-mysql.test \
 	%reldir%/test_hpfeeds3_mysql.test
 if BUILD_MONGODB
+if BUILD_POSTGRESQL
 %canon_reldir%_wrappers += %reldir%/test_roundtrip-mysql.test
+endif
 endif
 endif
 %canon_reldir%_wrappers += \
@@ -76,7 +99,8 @@ endif
 	%reldir%/test_counters-file.test \
 	%reldir%/test_hpfeeds3_db.test \
 	%reldir%/test_hpfeeds3_json.test \
-	%reldir%/test_license.test
+	%reldir%/test_license.test \
+	%reldir%/test_manpages.test
 
 TESTS += $(%canon_reldir%_wrappers)
 CLEANFILES += $(%canon_reldir%_wrappers)
@@ -87,7 +111,7 @@ $(%canon_reldir%_wrappers): %reldir%/local.mk
 	$(AM_V_GEN)$(MKDIR_P) $(@D) && \
 	base=`basename $@ .test` && \
 	case $$base in \
-	  *-sqlite|*-file|*-mongodb|*-mysql) \
+	  *-sqlite|*-file|*-mongodb|*-postgresql|*-mysql) \
 	    script=`echo $$base | sed 's/-[a-z]*$$//'`.py; \
 	    args=" --backend `echo $$base | sed 's/^.*-//'`";; \
 	  *) script=$$base.py; args="";; \

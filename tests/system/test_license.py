@@ -13,7 +13,7 @@ TAG = "SPDX-License-Identifier: BSD-3-Clause"
 SRC_EXT = {".c", ".h", ".py", ".sh", ".mk", ".js", ".mjs", ".css", ".html", ".am",
            ".ac", ".conf", ".in", ".service", ".scd"}
 TOP_FILES = ["configure.ac", "Makefile.am", "autogen.sh", ".ci/run"]
-DIRS = ["core", "plugins", "include", "sdk", "tests", "web", "conf", "debian"]
+DIRS = ["core", "plugins", "include", "sdk", "tests", "web", "conf", "debian", "doc"]
 SKIP_DIRS = {"node_modules", "corpus", ".deps", ".libs", "autom4te.cache"}
 # Generated at build time in an in-tree build; not sources.
 SKIP_NAMES = {"Makefile.in"}

@@ -1,22 +1,22 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: BSD-3-Clause
-"""System test: export/import between the three storage backends
+"""System test: export/import between the storage backends
 (DESIGN.md section 4: "import/export (JSON, to move between backends)").
 
 One data set with everything the export carries (users, one an admin;
 groups with several members; shares of both types to users and to groups,
 on several channels; accepted offers; authkeys with several channels, with
 empty lists, with an owner that is not its ident) is made with the same
-hpfriendsctl commands in sqlite, file and mongodb.  Then:
-  - each backend's export holds exactly that data set, and the three
+hpfriendsctl commands in sqlite, file, mongodb and postgresql.  Then:
+  - each backend's export holds exactly that data set, and the four
     exports are byte-identical;
-  - for all 9 (from, to) pairs: the export of FROM imported into a fresh
+  - for all 16 (from, to) pairs: the export of FROM imported into a fresh
     TO, exported again, is byte-identical to FROM's export;
   - readers (with their paths) agree on every backend, for every user and
     channel of the data set.
 
-Runs its own MongoDB-wire test server; a missing node or a server that does
-not start is a failure.
+Runs its own MongoDB-wire and PostgreSQL test servers; a missing node or a
+server that does not start is a failure.
 """
 
 import itertools
@@ -168,5 +168,5 @@ def roundtrip(r):
 
 
 if __name__ == "__main__":
-    t.main("roundtrip", [("export/import between sqlite, file and mongodb", roundtrip)],
+    t.main("roundtrip", [("export/import between sqlite, file, mongodb and postgresql", roundtrip)],
            backend_specific=False)

@@ -160,20 +160,24 @@ static void test_errors(void)
 static void test_flags(void)
 {
     struct config *cfg = config_new_default();
+    char *db = g_build_filename(tmpdir, "auth.db", NULL);
+    char *users = g_build_filename(tmpdir, "users.json", NULL);
+    g_file_set_contents(db, "", 0, NULL);
+    g_file_set_contents(users, "{}", -1, NULL);
     char *binds[] = {"127.0.0.1:20000", "[::1]:20001", NULL};
-    char *auths[] = {"auth.db", NULL};
+    char *auths[] = {db, NULL};
     GError *e = NULL;
-    CU_ASSERT_TRUE(config_apply_flags(cfg, binds, auths, "b1", NULL, NULL, NULL, &e));
+    CU_ASSERT_TRUE_FATAL(config_apply_flags(cfg, binds, auths, "b1", NULL, NULL, NULL, &e));
     config_finish(cfg);
     CU_ASSERT_EQUAL_FATAL(cfg->listen->len, 2);
     CU_ASSERT_STRING_EQUAL(((struct listen_addr *)cfg->listen->pdata[1])->host, "::1");
     CU_ASSERT_STRING_EQUAL(cfg->storage->plugin, "sqlite");
-    CU_ASSERT_STRING_EQUAL(g_hash_table_lookup(cfg->storage->keys, "path"), "auth.db");
+    CU_ASSERT_STRING_EQUAL(g_hash_table_lookup(cfg->storage->keys, "path"), db);
     CU_ASSERT_STRING_EQUAL(cfg->name, "b1");
     config_free(cfg);
 
     cfg = config_new_default();
-    char *json[] = {"users.json", NULL};
+    char *json[] = {users, NULL};
     CU_ASSERT_TRUE(config_apply_flags(cfg, NULL, json, NULL, NULL, NULL, NULL, &e));
     CU_ASSERT_STRING_EQUAL(cfg->storage->plugin, "file");
     char *mongo[] = {"mongodb://127.0.0.1:27017/hpfeeds", NULL};
@@ -184,6 +188,107 @@ static void test_flags(void)
     char *bad[] = {"nope", NULL};
     CU_ASSERT_FALSE(config_apply_flags(cfg, bad, NULL, NULL, NULL, NULL, NULL, &e));
     CU_ASSERT_PTR_NOT_NULL(e);
+    g_clear_error(&e);
+    config_free(cfg);
+    g_unlink(db);
+    g_unlink(users);
+    g_free(db);
+    g_free(users);
+}
+
+/* One --auth list on a fresh flags-only config: the storage plugin, or NULL on error. */
+static struct config *with_auth(char **auths, char **msg)
+{
+    struct config *cfg = config_new_default();
+    GError *e = NULL;
+    if (config_apply_flags(cfg, NULL, auths, NULL, NULL, NULL, NULL, &e)) {
+        config_finish(cfg);
+        return cfg;
+    }
+    *msg = g_strdup(e->message);
+    g_error_free(e);
+    config_free(cfg);
+    return NULL;
+}
+
+static const char *auth_plugin(const struct config *cfg, guint i)
+{
+    return ((struct plugin_conf *)cfg->auth->pdata[i])->plugin;
+}
+
+static void test_hpfeeds3_auth(void)
+{
+    char *msg = NULL;
+    char *env[] = {"env", NULL};
+    struct config *cfg = with_auth(env, &msg);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_TRUE(config_storage_is_placeholder(cfg));
+    CU_ASSERT_TRUE(config_auth_has_env(cfg));
+    CU_ASSERT_EQUAL(cfg->auth->len, 1);
+    config_free(cfg);
+
+    char *stack[] = {"env", "sqlite", NULL};
+    cfg = with_auth(stack, &msg);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_EQUAL_FATAL(cfg->auth->len, 2);
+    CU_ASSERT_STRING_EQUAL(auth_plugin(cfg, 0), "env");
+    CU_ASSERT_STRING_EQUAL(auth_plugin(cfg, 1), "storage");
+    CU_ASSERT_STRING_EQUAL(g_hash_table_lookup(cfg->storage->keys, "path"), "sqlite.db");
+    config_free(cfg);
+
+    char *pg[] = {"database+postgresql+psycopg2://u:pw@h:5432/db?sslmode=require", NULL};
+    cfg = with_auth(pg, &msg);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_STRING_EQUAL(cfg->storage->plugin, "postgresql");
+    CU_ASSERT_STRING_EQUAL(g_hash_table_lookup(cfg->storage->keys, "uri"),
+                           "postgresql://u:pw@h:5432/db?sslmode=require");
+    config_free(cfg);
+
+    char *my[] = {"database+mysql+mysqldb://u:pw@h/db", NULL};
+    cfg = with_auth(my, &msg);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    CU_ASSERT_STRING_EQUAL(cfg->storage->plugin, "mysql");
+    CU_ASSERT_STRING_EQUAL(g_hash_table_lookup(cfg->storage->keys, "uri"), "mysql://u:pw@h/db");
+    config_free(cfg);
+
+    char *two[] = {"database+mysql://u:pw@h/db", "sqlite", NULL};
+    CU_ASSERT_PTR_NULL(with_auth(two, &msg));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(msg, "a second writable source after --auth database+mysql://..."));
+    CU_ASSERT_PTR_NULL(strstr(msg, "pw")); /* credentials stay out of errors */
+    g_free(msg);
+}
+
+static void test_hpfeeds3_defaults_and_endpoints(void)
+{
+    struct config *cfg = config_new_default();
+    config_finish(cfg);
+    struct listen_addr *la = cfg->listen->pdata[0];
+    CU_ASSERT_STRING_EQUAL(la->host, "0.0.0.0");
+    CU_ASSERT_STRING_EQUAL(la->port, "20000");
+    CU_ASSERT_STRING_EQUAL(cfg->name, "hpfeeds");
+    CU_ASSERT_STRING_EQUAL(g_hash_table_lookup(cfg->storage->keys, "path"), "sqlite.db");
+    config_free(cfg);
+
+    GError *e = NULL;
+    char *cert = NULL, *key = NULL;
+    la = config_parse_endpoint("tls:interface=\\:\\::port=10000:cert=c.pem:key=k.pem:device=lo",
+                               &cert, &key, &e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(la);
+    CU_ASSERT_TRUE(la->tls);
+    CU_ASSERT_STRING_EQUAL(la->host, "::");
+    CU_ASSERT_STRING_EQUAL(la->port, "10000");
+    CU_ASSERT_STRING_EQUAL(la->device, "lo");
+    CU_ASSERT_STRING_EQUAL(cert, "c.pem");
+    CU_ASSERT_STRING_EQUAL(key, "k.pem");
+    listen_addr_free(la);
+    g_free(cert);
+    g_free(key);
+
+    cfg = config_new_default();
+    char *eps[] = {"tls:port=1:cert=a.pem:key=a.key", "tls:port=2:cert=b.pem:key=b.key", NULL};
+    CU_ASSERT_FALSE(config_apply_endpoints(cfg, eps, FALSE, &e));
+    CU_ASSERT_PTR_NOT_NULL(e && strstr(e->message, "one certificate"));
     g_clear_error(&e);
     config_free(cfg);
 }
@@ -266,6 +371,8 @@ int main(void)
         {"defaults", test_defaults},
         {"errors name file, section and key", test_errors},
         {"hpfeeds3 flags", test_flags},
+        {"hpfeeds3 --auth kinds and stacking", test_hpfeeds3_auth},
+        {"hpfeeds3 defaults and -e endpoints", test_hpfeeds3_defaults_and_endpoints},
         {"sizes", test_sizes},
         {"one grammar for booleans, sizes and numbers", test_value_grammar},
         {NULL, NULL},
