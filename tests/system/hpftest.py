@@ -6,8 +6,8 @@ recorder that prints one line per check and a final "N passed, M failed".
 Storage backend: every config written with write_config() (so every broker
 and hpfriendsctl run a runner starts with it) uses the backend chosen by the
 command-line argument `--backend sqlite|file|mongodb|postgresql|mysql`, else
-by the environment variable HPF_TEST_BACKEND, else sqlite.  For mongodb the runner
-starts ONE MongoDB-wire test server (tests/mongo/server.mjs, CongoDB, in
+by the environment variable HPF_TEST_BACKEND, else sqlite.  For mongodb the
+runner starts ONE MongoDB-wire test server (tests/mongo/server.mjs, CongoDB, in
 memory) on a random port the first time a config needs it, and stops it when
 the runner ends, whatever happened; each config directory gets a database
 of its own on it, so tests never see each other's data.  A missing node, a
@@ -539,6 +539,32 @@ class PgServer:
                 f.seek(self.log_shown)
                 data = f.read()
         except (OSError, TypeError):
+            return
+        self.log_shown += len(data)
+        text = data.decode("utf-8", "replace").strip()
+        if text:
+            print("# ---- PostgreSQL test server log ----")
+            for line in text.splitlines():
+                print("# " + line)
+            print("# ---- end of server log ----", flush=True)
+
+    def psql(self, db, sql):
+        """Run sql as the superuser in database db; its rows as 'a|b' lines."""
+        psql = shutil.which("psql") or "/usr/lib/postgresql/15/bin/psql"
+        p = subprocess.run([psql, "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", HOST,
+                            "-p", str(self.port), "-U", "postgres", "-d", db, "-c", sql],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        expect(p.returncode == 0, "psql %r: %s" % (sql, p.stderr.decode("utf-8", "replace")))
+        return p.stdout.decode("utf-8")
+
+    def uri(self, db):
+        """The libpq URI of database db, created on first use."""
+        if db not in self.dbs:
+            self.psql("postgres", "CREATE DATABASE %s" % db)
+            self.dbs.add(db)
+        return "postgresql://postgres@%s:%d/%s" % (HOST, self.port, db)
+
+
 # ------------------------------------------------------ MariaDB test server
 
 MYSQL_PASSWORD = "hpf:t@st/pw%1"  # tests/mysql/mysql-server.sh's test users
@@ -637,27 +663,6 @@ class MysqlServer:
         self.log_shown += len(data)
         text = data.decode("utf-8", "replace").strip()
         if text:
-            print("# ---- PostgreSQL test server log ----")
-            for line in text.splitlines():
-                print("# " + line)
-            print("# ---- end of server log ----", flush=True)
-
-    def psql(self, db, sql):
-        """Run sql as the superuser in database db; its rows as 'a|b' lines."""
-        psql = shutil.which("psql") or "/usr/lib/postgresql/15/bin/psql"
-        p = subprocess.run([psql, "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", HOST,
-                            "-p", str(self.port), "-U", "postgres", "-d", db, "-c", sql],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
-        expect(p.returncode == 0, "psql %r: %s" % (sql, p.stderr.decode("utf-8", "replace")))
-        return p.stdout.decode("utf-8")
-
-    def uri(self, db):
-        """The libpq URI of database db, created on first use."""
-        if db not in self.dbs:
-            self.psql("postgres", "CREATE DATABASE %s" % db)
-            self.dbs.add(db)
-        return "postgresql://postgres@%s:%d/%s" % (HOST, self.port, db)
-
             print("# ---- MariaDB test server log ----")
             for line in text.splitlines()[-40:]:
                 print("# " + line)

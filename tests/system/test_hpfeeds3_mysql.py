@@ -16,6 +16,9 @@ keys.  Then:
     in auth_keys where hpfeeds3 reads it (positions 1 to 4);
   - afterwards the three original rows and the table's definition are
     exactly as they were, and our own tables (hpf_*) sit beside it.
+The same data through hpfeeds-broker's command line, unchanged:
+`--bind H:P --auth database+mysql://...` (and database+mysql+pymysql://)
+for hpfriendsd, `--auth` for hpfriendsctl.
 """
 
 import json
@@ -96,6 +99,43 @@ def hpfeeds3_mysql(r):
             and all(x == "auth_keys" or x.startswith("hpf_") for x in tables), repr(tables))
 
 
+def hpfeeds3_command_line(r):
+    """hpfeeds-broker's own command line for this store, unchanged:
+    --auth database+mysql://USER:PASSWORD@HOST:PORT/DB (and the
+    SQLAlchemy driver form database+mysql+pymysql://), no config file."""
+    srv = t.mysql_server()
+    d = r.subdir("hp3-cmdline")
+    uri = t.mysql_uri(d)
+    db = uri.rsplit("/", 1)[1]
+    srv.sql(db, TABLE)
+    for _, ident, secret, pub, sub in ROWS:
+        srv.sql(db, "INSERT INTO auth_keys (identifier, secret, publish, subscribe) VALUES "
+                "(%s, %s, %s, %s)" % (quote(ident), quote(secret), quote(json.dumps(pub)),
+                                      quote(json.dumps(sub))))
+    rows_before = srv.sql(db, "SELECT * FROM auth_keys ORDER BY id")
+    auth = "database+" + uri
+    res = t.ctl_raw(["--auth", auth], "authkey", "list")
+    r.check("hpfriendsctl --auth database+mysql://...: all 3 keys",
+            res.rc == 0 and sorted(res.lines()) == h.list_lines(ROWS, True), repr(res))
+    r.check("the password is not printed", t.MYSQL_PASSWORD not in res.out + res.err
+            and t.MYSQL_PASSWORD_URI not in res.out + res.err, repr(res))
+    for form in (auth, auth.replace("database+mysql://", "database+mysql+pymysql://")):
+        b = t.Broker(r, "hp3-cmdline", args=["--bind", "%s:0" % t.HOST, "--auth", form],
+                     cwd=d).start()
+        h.two_owner_exchange(r, b, "hpfriendsd --bind H:P --auth %s"
+                             % form.split("://")[0] + "://...")
+        rc = b.stop()
+        r.check("%s://...: broker exits 0 on SIGTERM" % form.split("://")[0], rc == 0,
+                "status %r" % rc)
+    r.equal("after both runs the 3 hpfeeds3 rows are unchanged",
+            srv.sql(db, "SELECT * FROM auth_keys ORDER BY id"), rows_before)
+    r.check("no file was created in the working directory",
+            sorted(f for f in os.listdir(d) if not f.startswith("hp3-cmdline")) == [],
+            repr(os.listdir(d)))
+
+
 if __name__ == "__main__":
     t.main("hpfeeds3-mysql", [("hpfeeds3 auth_keys table in MariaDB, used in place",
-                               hpfeeds3_mysql)], backend_specific=False)
+                               hpfeeds3_mysql),
+                              ("hpfeeds3's command line: --auth database+mysql://...",
+                               hpfeeds3_command_line)], backend_specific=False)
