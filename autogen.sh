@@ -10,6 +10,11 @@ libjson-glib-dev libssl-dev libsqlite3-dev libmongoc-dev libbson-dev libcunit1-d
 sqlite3 python3 graphviz rsyslog libnats-dev nats-server chromium libpq-dev postgresql"
 # the man pages: scdoc builds them, mandoc lints them in make check
 PKGS="$PKGS scdoc mandoc"
+# Running as a service: sd_notify (libsystemd); systemd-analyze and logrotate
+# for the tests of the units and the logrotate snippet.
+PKGS="$PKGS libsystemd-dev systemd logrotate"
+# the networked sinks and the servers their tests start
+PKGS="$PKGS libmosquitto-dev mosquitto libhiredis-dev redis-server libcurl4-openssl-dev"
 
 # storage_mysql and its tests (a private mariadbd)
 PKGS="$PKGS libmariadb-dev mariadb-server"

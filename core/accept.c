@@ -21,6 +21,7 @@
 
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/keyvalq_struct.h>
 
 #include "log.h"
 
@@ -307,6 +308,27 @@ void http_gate_request(struct http_gate *g, struct evhttp_request *req)
     if (gc->deadline)
         evtimer_del(gc->deadline);
     evhttp_request_set_on_complete_cb(req, gate_request_done, g);
+}
+
+const char *http_repeated_header(struct evhttp_request *req)
+{
+    static const char *const once[] = {
+        "Host",           "Origin",       "Cookie",
+        "Content-Length", "Content-Type", "Transfer-Encoding",
+        "Sec-Fetch-Site", "Referer",      "Expect",
+        "Authorization",  "X-CSRF-Token",
+    };
+    struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+    for (gsize i = 0; i < G_N_ELEMENTS(once); i++) {
+        guint n = 0;
+        for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next)
+            if (!g_ascii_strcasecmp(kv->key, once[i]) && ++n > 1)
+                return once[i];
+    }
+    /* libevent reads such a body as chunked; something in front of us may not. */
+    if (evhttp_find_header(h, "Content-Length") && evhttp_find_header(h, "Transfer-Encoding"))
+        return "Content-Length with Transfer-Encoding";
+    return NULL;
 }
 
 guint http_gate_count(const struct http_gate *g) { return g_hash_table_size(g->conns); }

@@ -54,6 +54,14 @@ struct http_gate *http_gate_new(struct evhttp *http, struct evhttp_bound_socket 
 /** A complete request arrived: no deadline while it is answered; the next
  * request has first_request_s from the reply on. */
 void http_gate_request(struct http_gate *g, struct evhttp_request *req);
+/**
+ * The name of a header that req carries twice although its meaning allows
+ * one (Host, Origin, Cookie, Content-Length, X-CSRF-Token, ...; a reader
+ * would take the first, a proxy in front perhaps the last), or a phrase
+ * for Content-Length beside Transfer-Encoding; NULL when there is none.
+ * Such a request is answered 400.
+ */
+const char *http_repeated_header(struct evhttp_request *req);
 /** Connections open now. */
 guint http_gate_count(const struct http_gate *g);
 void http_gate_free(struct http_gate *g);

@@ -1,9 +1,17 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Administrative operations on storage for hpfriendsctl and the console:
+ * each checks names with the one rule (hpf_name_check) and the front ends'
+ * narrower ones, refuses with the value shown escaped, and applies one
+ * atomic storage mutation.
+ */
 #include "admin.h"
 
 #include <hpfriends/names.h>
 #include <openssl/rand.h>
 #include <string.h>
+
+#include "log.h"
 
 G_DEFINE_QUARK(hpf - admin - error - quark, admin_error)
 
@@ -39,29 +47,9 @@ static char *shown(const char *v)
     if (!v)
         return g_strdup("");
     char *cut = g_strndup(v, 80);
-    char *out = admin_escape(cut);
+    char *out = log_escape(cut);
     g_free(cut);
     return out;
-}
-
-char *admin_escape(const char *v)
-{
-    GString *out = g_string_new(NULL);
-    const char *p = v ? v : "";
-    while (*p) {
-        gunichar c = g_utf8_get_char_validated(p, -1);
-        if (c == (gunichar)-1 || c == (gunichar)-2 || !g_unichar_validate(c)) {
-            g_string_append_printf(out, "\\x%02x", (unsigned char)*p);
-            p++;
-            continue;
-        }
-        if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == '\\')
-            g_string_append_printf(out, c == '\\' ? "\\\\" : "\\x%02x", c);
-        else
-            g_string_append_unichar(out, c);
-        p = g_utf8_next_char(p);
-    }
-    return g_string_free(out, FALSE);
 }
 
 static gboolean apply(struct admin *a, const struct hpf_mutation *m, size_t n, GError **error)
@@ -103,19 +91,20 @@ static gboolean bad_value(GError **error, const char *what, const char *v, const
                              "use 1-64 letters, digits, '.', '_', '@' or '-'");             \
     } while (0)
 
-#define CHECK_CHANNEL(v)                                                                 \
-    do {                                                                                 \
-        if (!admin_valid_channel(v))                                                     \
-            return bad_value(error, "channel name", v,                                   \
-                             "1-255 bytes of UTF-8 text, no control characters, spaces " \
-                             "or commas");                                               \
+#define CHECK_CHANNEL(v)                                                               \
+    do {                                                                               \
+        if (!admin_valid_channel(v))                                                   \
+            return bad_value(error, "channel name", v,                                 \
+                             "1-255 bytes of UTF-8 text, no control, invisible or "    \
+                             "bidirectional formatting characters, spaces or commas"); \
     } while (0)
 
-#define CHECK_IDENT(v)                                                                      \
-    do {                                                                                    \
-        if (!admin_valid_ident(v))                                                          \
-            return bad_value(error, "ident", v,                                             \
-                             "1-255 bytes of UTF-8 text, no control characters or spaces"); \
+#define CHECK_IDENT(v)                                                              \
+    do {                                                                            \
+        if (!admin_valid_ident(v))                                                  \
+            return bad_value(error, "ident", v,                                     \
+                             "1-255 bytes of UTF-8 text, no control, invisible or " \
+                             "bidirectional formatting characters or spaces");      \
     } while (0)
 
 #define CHECK_SECRET(v)                                            \
@@ -123,7 +112,8 @@ static gboolean bad_value(GError **error, const char *what, const char *v, const
         if (!admin_valid_secret(v))                                \
             return bad(error, HPF_ERR_INVALID,                     \
                        "bad secret: 1-%d bytes of UTF-8 text, no " \
-                       "control characters",                       \
+                       "control, invisible or bidirectional "      \
+                       "formatting characters",                    \
                        HPF_SECRET_MAX);                            \
     } while (0)
 

@@ -34,11 +34,6 @@ gboolean admin_valid_channel(const char *chan);
 gboolean admin_valid_ident(const char *ident);
 /** Secrets: 1-HPF_SECRET_MAX bytes. */
 gboolean admin_valid_secret(const char *secret);
-/**
- * v for a terminal, a log or an error message (caller frees): control
- * characters, invalid UTF-8 and backslashes as \xHH escapes and "\\".
- */
-char *admin_escape(const char *v);
 
 /** Read a fresh snapshot (for validation and listings). */
 struct snapshot *admin_snapshot(struct admin *a, GError **error);

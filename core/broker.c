@@ -6,6 +6,7 @@
 #endif
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "router.h"
+#include "service.h"
 #include "sinks.h"
 #include "tls.h"
 #include "web/web.h"
@@ -41,10 +43,8 @@ static void listener_free(gpointer p)
     g_free(li);
 }
 
-char *broker_deny_text(const struct broker *b, enum deny_kind kind, const char *ident,
-                       const char *chan)
+static char *deny_text(gboolean legacy, enum deny_kind kind, const char *ident, const char *chan)
 {
-    gboolean legacy = b->cfg->error_style == ERROR_STYLE_LEGACY;
     switch (kind) {
     case DENY_AUTH:
         return legacy ? g_strdup("authfail.")
@@ -62,6 +62,17 @@ char *broker_deny_text(const struct broker *b, enum deny_kind kind, const char *
                                         chan);
     }
     return g_strdup("denied");
+}
+
+/* The ident and channel are the client's bytes: shown escaped, as in the log. */
+char *broker_deny_text(const struct broker *b, enum deny_kind kind, const char *ident,
+                       const char *chan)
+{
+    char *i = log_escape(ident), *c = log_escape(chan);
+    char *text = deny_text(b->cfg->error_style == ERROR_STYLE_LEGACY, kind, i, c);
+    g_free(i);
+    g_free(c);
+    return text;
 }
 
 static guint64 id_hash_key(gconstpointer p) { return *(const guint64 *)p; }
@@ -362,6 +373,9 @@ static void begin_shutdown(struct broker *b, const char *why)
         return;
     b->stopping = TRUE;
     log_notice("broker: %s: shutting down", why);
+    char *status = g_strdup_printf("%s: shutting down", why);
+    service_notify_stopping(status);
+    g_free(status);
     g_ptr_array_set_size(b->listeners, 0);
     metrics_stop(b);
     web_stop(b->web);
@@ -403,8 +417,10 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     struct broker *b = arg;
     if (sig == SIGHUP) {
         log_notice("broker: SIGHUP: reloading the graph and authkeys, reopening sinks");
+        if (!b->stopping) /* STOPPING=1 was sent: no READY=1 will follow */
+            service_notify_reloading();
         reload_tls(b);
-        reload_request(b);
+        reload_request_notify(b);
         sinks_reopen(b->sinks);
         return;
     }
@@ -461,7 +477,31 @@ gboolean broker_load_plugins(struct broker *b, gboolean start, GError **error)
     return TRUE;
 }
 
-gboolean broker_start(struct broker *b, const char *ready_file, GError **error)
+/*
+ * Listeners, exporter and console: what may need root (ports below 1024,
+ * TLS keys only root may read).  Their "ready" lines go to ready.
+ */
+static gboolean bind_all(struct broker *b, FILE *ready, GError **error)
+{
+    gboolean ok = TRUE;
+    for (guint i = 0; i < b->cfg->listen->len && ok; i++)
+        ok = bind_one(b, b->cfg->listen->pdata[i], ready, error);
+    if (ok && b->cfg->exporter) {
+        ok = metrics_listen(b, error);
+        if (ok) {
+            log_notice("broker: metrics on http://%s/metrics (port %d)", b->cfg->exporter,
+                       b->exporter_port);
+            if (ready)
+                fprintf(ready, "http %s %d\n", "exporter", b->exporter_port);
+        }
+    }
+    if (ok && b->cfg->web)
+        ok = web_start(b, ready, error);
+    return ok;
+}
+
+/* Plugins, the worker, signals and the first data: as the service user. */
+static gboolean start_serving(struct broker *b, GError **error)
 {
     if (!broker_load_plugins(b, TRUE, error))
         return FALSE;
@@ -486,47 +526,61 @@ gboolean broker_start(struct broker *b, const char *ready_file, GError **error)
         g_error_free(e);
     }
     reload_start(b);
+    if (b->web)
+        web_begin(b);
+    return TRUE;
+}
 
-    /* Write the ready file under a temporary name: readers never see half. */
-    FILE *ready = NULL;
-    char *tmp = NULL;
-    if (ready_file) {
-        tmp = g_strdup_printf("%s.tmp", ready_file);
-        ready = fopen(tmp, "w");
-        if (!ready) {
-            g_set_error(error, CONFIG_ERROR, 0, "--ready-file %s: %s", tmp, g_strerror(errno));
-            g_free(tmp);
-            return FALSE;
-        }
-    }
-    gboolean ok = TRUE;
-    for (guint i = 0; i < b->cfg->listen->len && ok; i++)
-        ok = bind_one(b, b->cfg->listen->pdata[i], ready, error);
-    if (ok && b->cfg->exporter) {
-        ok = metrics_listen(b, error);
-        if (ok) {
-            log_notice("broker: metrics on http://%s/metrics (port %d)", b->cfg->exporter,
-                       b->exporter_port);
-            if (ready)
-                fprintf(ready, "http %s %d\n", "exporter", b->exporter_port);
-        }
-    }
-    if (ok && b->cfg->web)
-        ok = web_start(b, ready, error);
-    if (ready) {
-        if (fclose(ready) != 0 && ok) {
+/* Under a temporary name first: readers never see half a file. */
+static gboolean write_ready_file(const char *ready_file, const char *text, size_t len,
+                                 GError **error)
+{
+    char *tmp = g_strdup_printf("%s.tmp", ready_file);
+    FILE *f = fopen(tmp, "w");
+    gboolean ok = f != NULL;
+    if (!ok)
+        g_set_error(error, CONFIG_ERROR, 0, "--ready-file %s: %s", tmp, g_strerror(errno));
+    if (ok) {
+        gboolean wrote = len == 0 || fwrite(text, 1, len, f) == len;
+        if (fclose(f) != 0 || !wrote) {
             g_set_error(error, CONFIG_ERROR, 0, "--ready-file %s: %s", tmp, g_strerror(errno));
             ok = FALSE;
         }
-        if (ok && rename(tmp, ready_file) != 0) {
-            g_set_error(error, CONFIG_ERROR, 0, "--ready-file %s: %s", ready_file,
-                        g_strerror(errno));
-            ok = FALSE;
-        }
-        if (!ok)
-            unlink(tmp);
-        g_free(tmp);
     }
+    if (ok && rename(tmp, ready_file) != 0) {
+        g_set_error(error, CONFIG_ERROR, 0, "--ready-file %s: %s", ready_file, g_strerror(errno));
+        ok = FALSE;
+    }
+    if (!ok && f)
+        unlink(tmp);
+    g_free(tmp);
+    return ok;
+}
+
+/*
+ * The order matters for a broker started as root with [broker] user: bind
+ * (and read TLS keys) as root, then switch users for good, then open
+ * storage and sinks, so that the files they create belong to the service
+ * user and a sink can reopen its file on SIGHUP (logrotate) with the same
+ * rights it first opened it with.  Nothing is accepted before the loop
+ * runs, so binding before the data is loaded loses no connection.
+ */
+gboolean broker_start(struct broker *b, const char *ready_file, GError **error)
+{
+    char *lines = NULL;
+    size_t len = 0;
+    FILE *ready = ready_file ? open_memstream(&lines, &len) : NULL;
+    if (ready_file && !ready) {
+        g_set_error(error, CONFIG_ERROR, 0, "--ready-file: %s", g_strerror(errno));
+        return FALSE;
+    }
+    gboolean ok = bind_all(b, ready, error);
+    if (ready)
+        fclose(ready);
+    ok = ok && service_drop_privileges(b->cfg, error) && start_serving(b, error);
+    if (ok && ready_file)
+        ok = write_ready_file(ready_file, lines, len, error);
+    free(lines);
     if (!ok)
         return FALSE;
 

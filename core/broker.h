@@ -165,6 +165,8 @@ gboolean reload_initial(struct broker *b, GError **error);
 void reload_start(struct broker *b);
 /** Reload now, even if the version did not change (SIGHUP). */
 void reload_request(struct broker *b);
+/** The same for SIGHUP: once done, READY=1 to the service manager (service.c). */
+void reload_request_notify(struct broker *b);
 void reload_stop(struct broker *b);
 /** The storage data version in force, and whether any data was read yet. */
 guint64 reload_data_version(const struct broker *b);

@@ -90,6 +90,9 @@ void config_free(struct config *cfg)
     g_free(cfg->tls_key);
     g_free(cfg->exporter);
     g_free(cfg->log_level);
+    g_free(cfg->user);
+    g_free(cfg->group);
+    g_free(cfg->pid_file);
     web_conf_free(cfg->web);
     plugin_conf_free(cfg->storage);
     plugin_conf_free(cfg->cluster);
@@ -326,6 +329,9 @@ static const struct key_def broker_keys[] = {
     {"tls_key", K_STRING, OFF(tls_key), 0, 0, NULL},
     {"exporter", K_STRING, OFF(exporter), 0, 0, NULL},
     {"log_level", K_STRING, OFF(log_level), 0, 0, NULL},
+    {"user", K_STRING, OFF(user), 0, 0, NULL},
+    {"group", K_STRING, OFF(group), 0, 0, NULL},
+    {"pid_file", K_STRING, OFF(pid_file), 0, 0, NULL},
 };
 #undef OFF
 

@@ -66,6 +66,9 @@ struct config {
     char *tls_key;
     char *exporter;  /**< HOST:PORT or NULL */
     char *log_level; /**< NULL: info */
+    char *user;      /**< switch to this user once bound; NULL: stay (service.c) */
+    char *group;     /**< with user: this group instead of the user's own */
+    char *pid_file;  /**< NULL: none */
 
     struct web_conf *web; /**< NULL: no console */
 

@@ -145,8 +145,8 @@ static void auth_done(void *arg)
                                                      .peer = c->peer,
                                                      .reason = "authentication failed"});
         /* An undecided AUTH (storage down) is denied but not held against the address. */
-        metrics_error(c->b->metrics, j->ident,
-                      j->verdict == HPF_AUTH_ERROR ? "auth-unavailable" : "auth-failed");
+        metrics_auth_failed(c->b->metrics, j->ident,
+                            j->verdict == HPF_AUTH_ERROR ? "auth-unavailable" : "auth-failed");
         if (j->verdict != HPF_AUTH_ERROR)
             ipguard_auth_failed(c->b->ipguard, c->addr);
         char *text = broker_deny_text(c->b, DENY_AUTH, j->ident, NULL);
@@ -188,7 +188,7 @@ gboolean handle_auth(struct conn *c, const struct wire_msg *m)
                                                      .ident = ident,
                                                      .peer = c->peer,
                                                      .reason = "malformed AUTH"});
-        metrics_error(c->b->metrics, ident, "auth-failed");
+        metrics_auth_failed(c->b->metrics, ident, "auth-failed");
         ipguard_auth_failed(c->b->ipguard, c->addr);
         char *text = broker_deny_text(c->b, DENY_AUTH, ident, NULL);
         conn_fail(c, NULL, "%s", text);

@@ -82,12 +82,10 @@ const char *ipguard_admit(struct ipguard *g, const char *key)
 const char *ipguard_login_begin(struct ipguard *g, const char *key)
 {
     struct ipstate *s = lookup(g, key, TRUE);
-    gint64 now = g_get_monotonic_time();
-    if (s->blocked_until > now)
-        return "Too many authentication failures from your address; try again later";
-    guint failures = now - s->window_start > WINDOW_US ? 0 : s->failures;
-    if (g->threshold && s->conns + failures >= g->threshold)
-        return "Too many authentication attempts from your address; try again later";
+    if (s->blocked_until > g_get_monotonic_time())
+        return "too many wrong passwords";
+    if (g->max_per_ip && s->conns >= g->max_per_ip)
+        return "too many password checks at once";
     s->conns++;
     return NULL;
 }

@@ -27,9 +27,13 @@ const char *ipguard_admit(struct ipguard *g, const char *key);
 /** A connection from key ended. */
 void ipguard_release(struct ipguard *g, const char *key);
 /**
- * May one more login attempt from key start?  Attempts in progress count
- * as failures until they end (ipguard_release), so concurrent guesses
- * cannot get past the threshold.  NULL when yes (and it is counted).
+ * May one more password check for key start?  Refused while key is backed
+ * off (`threshold` failures, counted only when checks end with
+ * ipguard_auth_failed), or while `max_per_ip` of its checks are in
+ * progress: concurrency is bounded on its own, so correct checks running
+ * side by side never count as failures.  NULL when yes (and it is counted
+ * until ipguard_release), else a lower-case phrase saying which limit
+ * ("too many wrong passwords", "too many password checks at once").
  */
 const char *ipguard_login_begin(struct ipguard *g, const char *key);
 /** An AUTH from key failed. */

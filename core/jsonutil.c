@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Small json-glib helpers shared by the console's API and hpfriendsctl's
- * export/import, so both write string lists and read typed members the
- * same way; see jsonutil.h.
+ * export/import, so both write string lists, read typed members and parse
+ * untrusted text (strictly) the same way; see jsonutil.h.
  */
 #include "jsonutil.h"
 
@@ -79,14 +79,18 @@ char *jsonutil_to_text(JsonNode *root, gboolean pretty)
 /*
  * json-glib parses recursively, without a depth limit, and also takes a
  * syntax wider than JSON ('...' strings, comments) in which brackets do
- * not nest.  Refuse, before it sees the text, anything outside strict
- * JSON's bytes and any nesting deeper than max, so no input can run the
- * stack out.  NULL when the text may be parsed.
+ * not nest; it also stops at the end of the first value and ignores what
+ * follows ("{..}{..}" reads as the first object).  Refuse, before it sees
+ * the text, anything outside strict JSON's bytes, any nesting deeper than
+ * max and a second value after the first, so no input can run the stack
+ * out or mean two things.  NULL when the text may be parsed.
  */
 const char *jsonutil_prescan(const char *text, size_t len, guint max)
 {
     guint depth = 0;
     gboolean in_string = FALSE;
+    gboolean done = FALSE;    /* a whole top-level value has been read */
+    gboolean literal = FALSE; /* inside a top-level number or literal */
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)text[i];
         if (in_string) {
@@ -98,18 +102,81 @@ const char *jsonutil_prescan(const char *text, size_t len, guint max)
                 if (len - i > 5 && !memcmp(text + i + 1, "u0000", 5))
                     return "bad JSON: NUL character (\\u0000) in a string";
                 i++;
-            } else if (c == '"')
+            } else if (c == '"') {
                 in_string = FALSE;
-        } else if (c == '"') {
+                done = depth == 0;
+            }
+            continue;
+        }
+        if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+            done = done || literal;
+            literal = FALSE;
+            continue;
+        }
+        if (!strchr("\"[]{},:-+.0123456789eEtrufalsn", c) || c == 0)
+            return "bad JSON: only strict JSON is accepted (no comments, no '...' strings)";
+        if (done || (literal && strchr("\"[{", c)))
+            return "bad JSON: more than one value (send one JSON object)";
+        if (c == '"') {
             in_string = TRUE;
         } else if (c == '[' || c == '{') {
             if (++depth > max)
                 return "bad JSON: nested too deeply";
         } else if ((c == ']' || c == '}') && depth) {
-            depth--;
-        } else if (!strchr(" \t\r\n]},:-+.0123456789eEtrufalsn", c) || c == 0) {
-            return "bad JSON: only strict JSON is accepted (no comments, no '...' strings)";
+            done = --depth == 0;
+        } else {
+            literal = depth == 0;
         }
     }
     return NULL;
+}
+
+/* Members seen per object, against what the object kept: fewer kept means a key came twice. */
+struct dup_watch {
+    GHashTable *seen; /* JsonObject * -> members read */
+    gboolean dup;
+};
+
+static void on_member(JsonParser *p, JsonObject *o, const char *name, gpointer ud)
+{
+    struct dup_watch *w = ud;
+    guint n = GPOINTER_TO_UINT(g_hash_table_lookup(w->seen, o)) + 1;
+    g_hash_table_insert(w->seen, o, GUINT_TO_POINTER(n));
+}
+
+static void on_object_end(JsonParser *p, JsonObject *o, gpointer ud)
+{
+    struct dup_watch *w = ud;
+    if (GPOINTER_TO_UINT(g_hash_table_lookup(w->seen, o)) > json_object_get_size(o))
+        w->dup = TRUE;
+    g_hash_table_remove(w->seen, o);
+}
+
+JsonNode *jsonutil_parse(const char *text, size_t len, guint max, char **why)
+{
+    const char *bad = jsonutil_prescan(text, len, max);
+    if (bad) {
+        *why = g_strdup(bad);
+        return NULL;
+    }
+    JsonParser *p = json_parser_new();
+    struct dup_watch w = {g_hash_table_new(g_direct_hash, g_direct_equal), FALSE};
+    g_signal_connect(p, "object-member", G_CALLBACK(on_member), &w);
+    g_signal_connect(p, "object-end", G_CALLBACK(on_object_end), &w);
+    GError *e = NULL;
+    JsonNode *out = NULL;
+    if (!json_parser_load_from_data(p, text, (gssize)len, &e)) {
+        *why = g_strdup_printf("bad JSON: %s", e->message);
+        g_error_free(e);
+    } else if (w.dup) {
+        /* json-glib keeps the last of two: which one the sender meant is a guess. */
+        *why = g_strdup("bad JSON: a key appears twice in one object");
+    } else if (!json_parser_get_root(p)) {
+        *why = g_strdup("bad JSON: empty document");
+    } else {
+        out = json_node_copy(json_parser_get_root(p));
+    }
+    g_hash_table_unref(w.seen);
+    g_object_unref(p);
+    return out;
 }

@@ -2,8 +2,9 @@
 /*
  * Small json-glib helpers shared by the console's API (core/web/api.c) and
  * hpfriendsctl's export/import (core/ctl/export.c): typed members out of a
- * JsonObject, the few builder calls both repeat, and the check that keeps
- * untrusted text from nesting json-glib's recursive parser too deep.
+ * JsonObject, the few builder calls both repeat, and the strict parse of
+ * untrusted text (no nesting too deep for json-glib's recursive parser, one
+ * value, each key once).
  */
 #ifndef HPF_JSONUTIL_H
 #define HPF_JSONUTIL_H
@@ -26,9 +27,18 @@ int jsonutil_get_bool(JsonObject *o, const char *key);
 
 /**
  * Before json-glib parses untrusted text: NULL when it may, else why not
- * (syntax outside strict JSON, or nesting deeper than max).
+ * (syntax outside strict JSON, nesting deeper than max, or a second value
+ * after the first).
  */
 const char *jsonutil_prescan(const char *text, size_t len, guint max);
+
+/**
+ * Untrusted text to a document (caller unrefs): jsonutil_prescan() first,
+ * then json-glib, and an object with a key twice is refused too.  NULL with
+ * *why set (caller frees, "bad JSON: ...") when the text is not exactly one
+ * strict JSON value.
+ */
+JsonNode *jsonutil_parse(const char *text, size_t len, guint max, char **why);
 
 /** The document as text (caller frees); pretty: two-space indent and a final newline. */
 char *jsonutil_to_text(JsonNode *root, gboolean pretty);

@@ -27,6 +27,7 @@ noinst_LTLIBRARIES += %reldir%/libhpfcore.la
 	%reldir%/wire_str.h \
 	%reldir%/accept.c %reldir%/accept.h \
 	%reldir%/broker.c %reldir%/broker.h \
+	%reldir%/service.c %reldir%/service.h \
 	%reldir%/conn.c \
 	%reldir%/output.c \
 	%reldir%/counters.c %reldir%/counters.h \
@@ -42,8 +43,9 @@ noinst_LTLIBRARIES += %reldir%/libhpfcore.la
 %canon_reldir%_libhpfcore_la_CPPFLAGS = $(AM_CPPFLAGS) -DHPF_PLUGINDIR='"$(pluginsdir)"' \
 	-DHPF_WEBDIR='"$(pkgdatadir)/web"'
 %canon_reldir%_libhpfcore_la_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(JSONGLIB_CFLAGS) \
-	$(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS)
-%canon_reldir%_libhpfcore_la_LIBADD = $(JSONGLIB_LIBS) $(GLIB_LIBS) $(LIBEVENT_LIBS) $(OPENSSL_LIBS)
+	$(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS) $(SYSTEMD_CFLAGS)
+%canon_reldir%_libhpfcore_la_LIBADD = $(JSONGLIB_LIBS) $(GLIB_LIBS) $(LIBEVENT_LIBS) $(OPENSSL_LIBS) \
+	$(SYSTEMD_LIBS)
 
 sbin_PROGRAMS += %reldir%/hpfriendsd
 %canon_reldir%_hpfriendsd_SOURCES = %reldir%/main.c

@@ -1,7 +1,12 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* Logging: level filter, stderr or syslog, every line escaped; rate limiting. */
+/*
+ * Logging: level filter, stderr or syslog, every line escaped; rate
+ * limiting.  The escaper here is the project's one way of showing bytes a
+ * client sent: logs, ERROR texts, the console and hpfriendsctl all use it.
+ */
 #include "log.h"
 
+#include <hpfriends/names.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
@@ -38,39 +43,56 @@ static const char *level_name(int level)
 /*
  * Escape what could forge or garble a line: control bytes (a newline in an
  * ident or channel would start a line of the sender's making; ESC sequences
- * reach the admin's terminal), C1 controls, and bytes that are not UTF-8,
- * each as \xNN, and a backslash as two.  Valid printable UTF-8 is kept as
- * it is.
+ * reach the admin's terminal), C1 controls, the invisible and
+ * direction-changing characters no name may hold (hpf_codepoint_refused:
+ * U+202E would reorder what follows it on the line) and bytes that are not
+ * UTF-8, each byte as \xNN (so U+0085 is \xc2\x85, and every \xNN is one
+ * byte of the input), and a backslash as two.  Other UTF-8 is kept as it is.
  */
-static void escape_line(const char *in, size_t len, char *out, size_t cap)
+size_t log_escape_into(const char *in, size_t len, char *out, size_t cap)
 {
     const char *p = in, *end = in + len;
     size_t o = 0;
-    while (p < end && o + 5 < cap) {
+    while (p < end) {
         unsigned char ch = (unsigned char)*p;
-        if (ch == '\\') { /* so that a client's literal "\x0a" reads apart from an escape */
-            out[o++] = '\\';
-            out[o++] = *p++;
-            continue;
-        }
-        if (ch >= 0x20 && ch < 0x7f) {
-            out[o++] = *p++;
-            continue;
-        }
+        size_t n = 1; /* bytes of the character at p */
+        gboolean keep = ch >= 0x20 && ch < 0x7f && ch != '\\';
         if (ch >= 0x80) {
             gunichar u = g_utf8_get_char_validated(p, end - p);
-            size_t n = u < 0x110000 ? (size_t)(g_utf8_next_char(p) - p) : 0;
-            if (n && u >= 0xa0 && o + n < cap) {
-                memcpy(out + o, p, n);
-                o += n;
-                p += n;
-                continue;
+            if (u < 0x110000) {
+                n = (size_t)(g_utf8_next_char(p) - p);
+                keep = !hpf_codepoint_refused(u);
             }
         }
-        o += (size_t)g_snprintf(out + o, cap - o, "\\x%02x", ch);
-        p++;
+        if (keep) {
+            if (o + n >= cap)
+                break;
+            memcpy(out + o, p, n);
+            o += n;
+        } else if (ch == '\\') { /* so that a client's literal "\x0a" reads apart from an escape */
+            if (o + 2 >= cap)
+                break;
+            out[o++] = '\\';
+            out[o++] = '\\';
+        } else {
+            if (o + 4 * n >= cap)
+                break;
+            for (size_t k = 0; k < n; k++)
+                o += (size_t)g_snprintf(out + o, cap - o, "\\x%02x", (unsigned char)p[k]);
+        }
+        p += n;
     }
-    out[o] = '\0';
+    if (cap)
+        out[o] = '\0';
+    return o;
+}
+
+char *log_escape(const char *s)
+{
+    size_t len = s ? strlen(s) : 0;
+    char *out = g_malloc(4 * len + 1);
+    log_escape_into(s ? s : "", len, out, 4 * len + 1);
+    return out;
 }
 
 void log_msgv(int level, const char *prefix, const char *fmt, va_list ap)
@@ -80,7 +102,7 @@ void log_msgv(int level, const char *prefix, const char *fmt, va_list ap)
     /* A line is bounded: what runs past raw's end is cut. */
     char raw[1024], line[4 * sizeof raw + 1];
     int n = vsnprintf(raw, sizeof raw, fmt, ap);
-    escape_line(raw, n < 0 ? 0 : MIN((size_t)n, sizeof raw - 1), line, sizeof line);
+    log_escape_into(raw, n < 0 ? 0 : MIN((size_t)n, sizeof raw - 1), line, sizeof line);
     if (to_syslog) {
         if (prefix)
             syslog(level, "%s: %s", prefix, line);

@@ -15,6 +15,7 @@
 #include "keys.h"
 #include "log.h"
 #include "loader.h"
+#include "service.h"
 
 static char *opt_config;
 static gboolean opt_test, opt_foreground, opt_debug, opt_version;
@@ -55,6 +56,57 @@ static const GOptionEntry entries[] = {
     G_OPTION_ENTRY_NULL,
 };
 
+/* Running as a service (service.c); kept apart from the hpfeeds3-style flags. */
+static char *opt_user, *opt_group, *opt_pid_file;
+
+static const GOptionEntry service_entries[] = {
+    {"user", 0, 0, G_OPTION_ARG_STRING, &opt_user,
+     "Once listening, switch to USER for good ([broker] user)", "USER"},
+    {"group", 0, 0, G_OPTION_ARG_STRING, &opt_group,
+     "With --user: run as GROUP instead of USER's group ([broker] group)", "GROUP"},
+    {"pid-file", 0, 0, G_OPTION_ARG_FILENAME, &opt_pid_file,
+     "Write the daemon's pid to FILE, locked while it runs ([broker] pid_file)", "FILE"},
+    G_OPTION_ENTRY_NULL,
+};
+
+/* --user, --group, --pid-file over the file's keys; the pid file made absolute
+ * (a daemon's working directory is /). */
+static void apply_service_flags(struct config *cfg)
+{
+    if (opt_user && *opt_user) {
+        g_free(cfg->user);
+        cfg->user = g_strdup(opt_user);
+    }
+    if (opt_group && *opt_group) {
+        g_free(cfg->group);
+        cfg->group = g_strdup(opt_group);
+    }
+    char *pid = opt_pid_file && *opt_pid_file ? g_canonicalize_filename(opt_pid_file, NULL)
+                                              : config_resolve_path(cfg, cfg->pid_file);
+    g_free(cfg->pid_file);
+    cfg->pid_file = pid;
+}
+
+static void free_service_options(void)
+{
+    g_free(opt_user);
+    g_free(opt_group);
+    g_free(opt_pid_file);
+}
+
+static char *ready_status(const struct config *cfg)
+{
+    GString *s = g_string_new(NULL);
+    g_string_printf(s, "%s serving (access = %s) on", cfg->name,
+                    cfg->access == ACCESS_GRAPH ? "graph" : "channels");
+    for (guint i = 0; i < cfg->listen->len; i++) {
+        char *spec = listen_addr_to_string(cfg->listen->pdata[i]);
+        g_string_append_printf(s, " %s", spec);
+        g_free(spec);
+    }
+    return g_string_free(s, FALSE);
+}
+
 static int level_from_name(const char *s)
 {
     if (!s)
@@ -78,6 +130,7 @@ static int parse_options(int *argc, char ***argv)
     GError *error = NULL;
     GOptionContext *ctx = g_option_context_new("- hpfriends broker (hpfeeds protocol)");
     g_option_context_add_main_entries(ctx, entries, NULL);
+    g_option_context_add_main_entries(ctx, service_entries, NULL);
     gboolean ok = g_option_context_parse(ctx, argc, argv, &error);
     g_option_context_free(ctx);
     if (!ok) {
@@ -110,6 +163,7 @@ static void free_options(void)
     g_free(opt_exporter);
     g_free(opt_ready_file);
     g_free(opt_plugin_dir);
+    free_service_options();
 }
 
 /* The config file (or the defaults), then the flags over it. */
@@ -151,6 +205,8 @@ int main(int argc, char **argv)
     GError *error = NULL;
     struct config *cfg = NULL;
     struct broker *b = NULL;
+    struct service_identity ident = {0};
+    struct pidfile *pidfile = NULL;
     int rc = 1;
 
     plugin_process_init();
@@ -161,6 +217,12 @@ int main(int argc, char **argv)
     }
     cfg = load_config(&error);
     if (!cfg)
+        goto out;
+    /* Before daemonizing, so that these errors reach the terminal. */
+    apply_service_flags(cfg);
+    if (!service_identity_resolve(cfg, &ident, &error))
+        goto out;
+    if (!opt_test && cfg->pid_file && !service_pidfile_check(cfg->pid_file, &error))
         goto out;
 
     /* Libevent must know about threads before the base exists. */
@@ -190,8 +252,14 @@ int main(int argc, char **argv)
         /* The fork happened after the base was made; tell libevent. */
         event_reinit(b->base);
     }
+    /* The pid is final now; the file is written while still root. */
+    if (cfg->pid_file && !(pidfile = service_pidfile_acquire(cfg->pid_file, &ident, &error)))
+        goto out;
     if (!broker_start(b, opt_ready_file, &error))
         goto out;
+    char *serving = ready_status(cfg);
+    service_notify_ready(b->base, serving);
+    g_free(serving);
     rc = broker_run(b);
 
 out:
@@ -199,9 +267,16 @@ out:
         if (opt_test)
             printf("hpfriendsd: configuration is NOT valid: %s\n", error->message);
         log_err("hpfriendsd: %s", error->message);
+        char *why = g_strdup_printf("failed: %s", error->message);
+        service_notify_status(why);
+        g_free(why);
         g_error_free(error);
     }
+    service_notify_close();
     broker_free(b);
+    /* Last: whoever waits for the file to go knows the sinks are flushed. */
+    service_pidfile_release(pidfile);
+    service_identity_clear(&ident);
     config_free(cfg);
     free_options();
     return rc;

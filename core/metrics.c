@@ -63,8 +63,10 @@ void metrics_free(struct metrics *m)
 }
 
 /*
- * Idents come from the wire (a failed AUTH names any ident it likes): past
- * this many series, new idents share one, so memory stays bounded.
+ * Series are made for idents that authenticated (failed AUTHs of idents
+ * without one are counted under ident="", see metrics_auth_failed); past
+ * this many, new idents share one, so memory stays bounded however many
+ * keys come and go.
  */
 #define MAX_IDENT_SERIES 10000
 #define OVERFLOW_IDENT   "(other)"
@@ -96,6 +98,12 @@ void metrics_error(struct metrics *m, const char *ident, const char *category)
     g_hash_table_insert(s->errors, g_strdup(category), GSIZE_TO_POINTER(GPOINTER_TO_SIZE(v) + 1));
 }
 
+void metrics_auth_failed(struct metrics *m, const char *ident, const char *category)
+{
+    /* Any client may name any ident: only one that has authenticated owns series. */
+    metrics_error(m, ident && g_hash_table_contains(m->idents, ident) ? ident : NULL, category);
+}
+
 void metrics_deadline(struct metrics *m, const char *ident, gboolean started)
 {
     struct ident_stat *s = ident_stat(m, ident);
@@ -112,10 +120,22 @@ void metrics_send_totals(struct metrics *m, const char *ident, guint64 fill, gui
     s->send_drain += drain;
 }
 
+/*
+ * Publish histograms per (ident, channel): authenticated and allowed ones
+ * only, but keys come and go and a graph-mode key may publish on many
+ * channels, so past this many, new pairs share one.
+ */
+#define MAX_PUB_SERIES 20000
+
 struct pub_stat *metrics_pub_stat(struct metrics *m, const char *ident, const char *chan)
 {
     char *key = g_strconcat(ident, "\n", chan, NULL);
     struct pub_stat *ps = g_hash_table_lookup(m->pubs, key);
+    if (!ps && g_hash_table_size(m->pubs) >= MAX_PUB_SERIES) {
+        g_free(key);
+        key = g_strdup(OVERFLOW_IDENT "\n" OVERFLOW_IDENT);
+        ps = g_hash_table_lookup(m->pubs, key);
+    }
     if (!ps) {
         ps = g_new0(struct pub_stat, 1);
         g_hash_table_insert(m->pubs, key, ps);
@@ -530,7 +550,9 @@ static void on_request(struct evhttp_request *req, void *arg)
     struct evbuffer *body = evbuffer_new();
     struct evkeyvalq *hdr = evhttp_request_get_output_headers(req);
     http_gate_request(b->metrics->gate, req);
-    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+    if (http_repeated_header(req)) {
+        evhttp_send_error(req, 400, "Bad Request");
+    } else if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
         evhttp_add_header(hdr, "Allow", "GET");
         evhttp_send_error(req, 405, "Method Not Allowed");
     } else if (!strcmp(uri, "/metrics")) {

@@ -29,6 +29,13 @@ void metrics_free(struct metrics *m);
 void metrics_ready(struct metrics *m, const char *ident);
 void metrics_lost(struct metrics *m, const char *ident);
 void metrics_error(struct metrics *m, const char *ident, const char *category);
+/**
+ * A failed AUTH naming ident: counted as metrics_error() on ident's series
+ * when it has one (it has authenticated since the broker started), else on
+ * the series of no ident (ident=""), so a client spraying idents adds no
+ * series.
+ */
+void metrics_auth_failed(struct metrics *m, const char *ident, const char *category);
 void metrics_deadline(struct metrics *m, const char *ident, gboolean started);
 /** A closed connection's send-buffer totals. */
 void metrics_send_totals(struct metrics *m, const char *ident, guint64 fill, guint64 drain);

@@ -14,6 +14,7 @@
 #include "graph.h"
 #include "log.h"
 #include "router.h"
+#include "service.h"
 #include "snapshot.h"
 #include "web/web.h"
 #include "worker.h"
@@ -26,7 +27,8 @@ struct reload {
     guint64 data_version;
     gboolean have_data;
     gboolean running;
-    gboolean pending_force; /* a forced reload asked for while one ran */
+    gboolean pending_force;  /* a forced reload asked for while one ran */
+    gboolean pending_notify; /* ... and it was a SIGHUP: READY=1 once it is done */
     struct event *timer;
     guint ticks;      /* seconds since the counters were last saved */
     gboolean failing; /* the last reload failed: say when it works again */
@@ -55,6 +57,7 @@ gboolean reload_have_data(const struct broker *b) { return b->reload->have_data;
 struct reload_job {
     struct broker *b;
     gboolean force;
+    gboolean notify; /* SIGHUP: tell the service manager when done */
     guint64 known_version;
     gboolean have_data;
     /* results */
@@ -222,6 +225,18 @@ static void reload_job_free(struct reload_job *j)
     g_free(j);
 }
 
+static void submit(struct broker *b, gboolean force, gboolean notify);
+
+/* The SIGHUP reload is over, whatever came of it. */
+static void notify_reloaded(struct broker *b, const struct reload_job *j)
+{
+    char *status = j->error ? g_strdup_printf("reload failed: %s", j->error)
+                            : g_strdup_printf("serving data version %" G_GUINT64_FORMAT,
+                                              b->reload->data_version);
+    service_notify_reloaded(status);
+    g_free(status);
+}
+
 static void reload_done(void *arg)
 {
     struct reload_job *j = arg;
@@ -243,32 +258,39 @@ static void reload_done(void *arg)
         if (j->changed && !b->stopping)
             apply_result(b, j);
     }
+    if (j->notify && !b->stopping)
+        notify_reloaded(b, j);
     free_later(NULL, g_steal_pointer(&j->snap));
     reload_job_free(j);
     if (r->pending_force && !b->stopping) {
-        r->pending_force = FALSE;
-        reload_request(b);
+        gboolean notify = r->pending_notify;
+        r->pending_force = r->pending_notify = FALSE;
+        submit(b, TRUE, notify);
     }
 }
 
-static void submit(struct broker *b, gboolean force)
+static void submit(struct broker *b, gboolean force, gboolean notify)
 {
     struct reload *r = b->reload;
     if (r->running) {
         if (force)
             r->pending_force = TRUE;
+        if (notify)
+            r->pending_notify = TRUE;
         return;
     }
     struct reload_job *j = g_new0(struct reload_job, 1);
     j->b = b;
     j->force = force;
+    j->notify = notify;
     j->known_version = r->data_version;
     j->have_data = r->have_data;
     r->running = TRUE;
     worker_submit(b->worker, reload_run, reload_done, j);
 }
 
-void reload_request(struct broker *b) { submit(b, TRUE); }
+void reload_request(struct broker *b) { submit(b, TRUE, FALSE); }
+void reload_request_notify(struct broker *b) { submit(b, TRUE, TRUE); }
 
 gboolean reload_initial(struct broker *b, GError **error)
 {
@@ -291,7 +313,7 @@ static void on_reload_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct broker *b = arg;
     struct reload *r = b->reload;
-    submit(b, FALSE);
+    submit(b, FALSE, FALSE);
     r->ticks += b->cfg->reload_interval;
     if (r->ticks >= COUNTERS_FLUSH_SECONDS) {
         r->ticks = 0;

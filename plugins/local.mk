@@ -29,6 +29,12 @@ STORAGE_MODEL_SOURCES = \
 	plugins/common/model.c
 # - test-only crash points (HPF_CRASH_AT), used by the system tests.
 CRASH_POINT_SOURCES = plugins/common/crash_point.h
+# - the record formats of the networked sinks (format = raw | normalized |
+#   cef | splunk) and the normalized honeypot event schema; SDK headers,
+#   GLib and json-glib only.
+SINK_FORMAT_SOURCES = \
+	plugins/common/sink_format.h \
+	plugins/common/sink_format.c
 
 include plugins/storage_sqlite/local.mk
 include plugins/storage_file/local.mk
@@ -38,5 +44,8 @@ include plugins/auth_storage/local.mk
 include plugins/auth_env/local.mk
 include plugins/sink_file/local.mk
 include plugins/sink_syslog/local.mk
+include plugins/sink_mqtt/local.mk
+include plugins/sink_redis/local.mk
+include plugins/sink_http/local.mk
 include plugins/cluster_nats/local.mk
 include plugins/storage_postgresql/local.mk

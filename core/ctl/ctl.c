@@ -85,7 +85,7 @@ static int fail(GError *e)
 
 /*
  * A stored value for the terminal: control characters and invalid UTF-8
- * escaped (admin_escape), so what is already stored cannot drive the
+ * escaped (log_escape), so what is already stored cannot drive the
  * admin's terminal.  The copies live until the command ends.
  */
 static GPtrArray *shown_pool;
@@ -94,7 +94,7 @@ static const char *shown(const char *v)
 {
     if (!shown_pool)
         shown_pool = g_ptr_array_new_with_free_func(g_free);
-    char *s = admin_escape(v);
+    char *s = log_escape(v);
     g_ptr_array_add(shown_pool, s);
     return s;
 }

@@ -388,8 +388,7 @@ static gboolean collect(struct importer *im, JsonObject *root)
 
 gboolean admin_import(struct admin *a, const char *json, gsize len, GError **error)
 {
-    JsonParser *parser = json_parser_new();
-    GError *e = NULL;
+    JsonNode *root = NULL;
     gboolean ok = FALSE;
     struct importer im = {
         .muts = g_array_new(FALSE, FALSE, sizeof(struct hpf_mutation)),
@@ -397,19 +396,14 @@ gboolean admin_import(struct admin *a, const char *json, gsize len, GError **err
     };
 
     /* An export nests four deep; a deeper document could run the parser's stack out. */
-    const char *why = jsonutil_prescan(json, len, IMPORT_MAX_DEPTH);
-    if (why) {
+    char *why = NULL;
+    root = jsonutil_parse(json, len, IMPORT_MAX_DEPTH, &why);
+    if (!root) {
         g_set_error(error, ADMIN_ERROR, HPF_ERR_INVALID, "import: %s", why);
+        g_free(why);
         goto out;
     }
-    if (!json_parser_load_from_data(parser, json, (gssize)len, &e)) {
-        /* json-glib's message carries <data>:LINE:COL. */
-        g_set_error(error, ADMIN_ERROR, HPF_ERR_INVALID, "import: %s", e->message);
-        g_error_free(e);
-        goto out;
-    }
-    JsonNode *root = json_parser_get_root(parser);
-    if (!root || !JSON_NODE_HOLDS_OBJECT(root)) {
+    if (!JSON_NODE_HOLDS_OBJECT(root)) {
         g_set_error(error, ADMIN_ERROR, HPF_ERR_INVALID, "import: the document must be an object");
         goto out;
     }
@@ -446,6 +440,7 @@ out:
     g_clear_error(&im.err);
     g_array_unref(im.muts);
     g_ptr_array_unref(im.keep);
-    g_object_unref(parser);
+    if (root)
+        json_node_unref(root); /* after apply: the mutations point into it */
     return ok;
 }

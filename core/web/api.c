@@ -12,6 +12,7 @@
 
 #include "counters.h"
 #include "jsonutil.h"
+#include "log.h"
 #include "password.h"
 #include "snapshot.h"
 #include "internal.h"
@@ -698,13 +699,21 @@ static void finish_logs(struct web_job *j)
             g_date_time_unref(t);
         const char *type = hpf_event_name(e->type); /* the ring holds no connects */
         json_object_set_string_member(o, "type", type ? type : "other");
-        json_object_set_string_member(o, "ident", e->ident);
+        /* The ident of a failed AUTH and a denied channel are what the client
+         * sent: shown escaped, as in the log (json-glib would write bytes that
+         * are not UTF-8 as if they were Latin-1). */
+        char *ident = log_escape(e->ident);
+        json_object_set_string_member(o, "ident", ident);
+        g_free(ident);
         if (e->owner)
             json_object_set_string_member(o, "owner", e->owner);
         if (e->peer)
             json_object_set_string_member(o, "peer", e->peer);
-        if (e->channel)
-            json_object_set_string_member(o, "channel", e->channel);
+        if (e->channel) {
+            char *chan = log_escape(e->channel);
+            json_object_set_string_member(o, "channel", chan);
+            g_free(chan);
+        }
         if (e->reason)
             json_object_set_string_member(o, "reason", e->reason);
         json_object_set_int_member(o, "count", (gint64)e->count);

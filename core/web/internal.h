@@ -36,6 +36,14 @@ struct web_cred {
     gboolean admin;
 };
 
+/*
+ * Password checks (logins, password changes) running at once: per address
+ * (logins; users behind one NAT share it) and per account.  Generous: only
+ * wrong passwords count towards the back-off ([web] login_failures).
+ */
+#define WEB_CHECKS_PER_ADDR 16
+#define WEB_CHECKS_PER_USER 8
+
 struct web {
     struct broker *b;
     struct evhttp *http;
@@ -48,6 +56,7 @@ struct web {
     GQueue events;               /* struct web_event *, oldest first */
     struct ipguard *login_guard; /* password checks per address */
     struct ipguard *user_guard;  /* password checks per account (user name) */
+    struct ipguard *name_guard;  /* "already exists" answers per account (name probing) */
     struct worker *crypto;       /* password hashing, so it never delays storage */
     GHashTable *creds;           /* user -> struct web_cred *, NULL before the first snapshot */
     guint storage_busy;          /* console jobs on the storage worker */
@@ -98,7 +107,7 @@ struct web_job {
     char *password;     /* login, passwd: plain text, wiped when freed */
     char *password2;
     gboolean verified;
-    gboolean guarded;      /* counted by the login guard (address) until freed */
+    gboolean guarded;      /* a login, counted by the login guard (address) until freed */
     gboolean user_guarded; /* counted by the user guard (account) until freed */
 };
 

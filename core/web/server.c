@@ -50,6 +50,15 @@
 #define MAX_CONNS_PER_IP      64
 /* A connection's first request must be complete this long after accept. */
 #define FIRST_REQUEST_SECONDS 10
+/*
+ * Authkey idents and group names are global, so creating one answers
+ * whether another user's exists (and sharing with a @group whether it
+ * does).  That cannot be hidden while users choose names, but it can be
+ * slowed: this many such answers to one account within a minute, and its
+ * creations and shares wait 60 s (doubling while it goes on, up to 15
+ * minutes).  Administrators see every name anyway.
+ */
+#define NAME_PROBES           10
 
 /* ---- small helpers ---- */
 
@@ -326,6 +335,31 @@ static void job_reply(struct web_job *j)
 
 static void job_done(void *arg);
 
+/*
+ * A request whose answer says whether another user's name exists: creating
+ * an authkey or a group (409 when it does), sharing with a user or @group
+ * (404 when it does not).
+ */
+static gboolean creates_name(const struct web_route *r)
+{
+    return !strcmp(r->method, "POST") &&
+           (!strcmp(r->path, "/api/authkeys") || !strcmp(r->path, "/api/groups") ||
+            !strcmp(r->path, "/api/shares"));
+}
+
+static gboolean name_answered(const struct web_job *j)
+{
+    return creates_name(j->route) &&
+           j->status == (strcmp(j->route->path, "/api/shares") ? 409 : 404);
+}
+
+/* Counted while the account is not an administrator: see NAME_PROBES. */
+static gboolean name_probe_counted(struct web *w, const char *user)
+{
+    const struct web_cred *c = w->creds && user ? g_hash_table_lookup(w->creds, user) : NULL;
+    return user && !(c && c->admin);
+}
+
 void web_storage_submit(struct web *w, struct web_job *j)
 {
     if (w->storage_busy < MAX_STORAGE_JOBS) {
@@ -346,6 +380,8 @@ static void job_done(void *arg)
         worker_submit(w->b->worker, job_run, job_done, g_queue_pop_head(&w->storage_wait));
     }
     j->resubmitted = FALSE;
+    if (name_answered(j) && name_probe_counted(w, j->user))
+        ipguard_auth_failed(w->name_guard, j->user);
     if (j->req && j->status == 200 && j->route->finish)
         j->route->finish(j);
     if (j->resubmitted)
@@ -484,6 +520,13 @@ static gboolean request_admit(struct web *w, struct evhttp_request *req, struct 
     if (w->stopped)
         return web_refuse(no, 503, "shutting down");
     http_gate_request(w->gate, req);
+    /* Every method reaches us (so the refusal is JSON like the rest). */
+    if (!strcmp(method_name(evhttp_request_get_command(req)), "?"))
+        return web_refuse(no, 501, "method not implemented");
+    const char *twice = http_repeated_header(req);
+    if (twice)
+        return web_refuse(no, 400, "bad request: %s%s", twice,
+                          strchr(twice, ' ') ? "" : " header more than once");
     return TRUE;
 }
 
@@ -611,23 +654,12 @@ static gboolean body_read(struct web_job *j, struct evhttp_request *req, struct 
 
 JsonNode *web_parse_body(const char *text, size_t len, char **why)
 {
-    const char *bad = jsonutil_prescan(text, len, MAX_JSON_DEPTH);
-    if (bad) {
-        *why = g_strdup(bad);
-        return NULL;
-    }
-    JsonParser *p = json_parser_new();
-    GError *e = NULL;
-    JsonNode *out = NULL;
-    if (!json_parser_load_from_data(p, text, (gssize)len, &e)) {
-        *why = g_strdup_printf("bad JSON: %s", e->message);
-        g_error_free(e);
-    } else if (!json_parser_get_root(p) || !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(p))) {
+    JsonNode *out = jsonutil_parse(text, len, MAX_JSON_DEPTH, why);
+    if (out && !JSON_NODE_HOLDS_OBJECT(out)) {
+        json_node_unref(out);
+        out = NULL;
         *why = g_strdup("bad JSON: the body must be an object");
-    } else {
-        out = json_node_copy(json_parser_get_root(p));
     }
-    g_object_unref(p);
     return out;
 }
 
@@ -653,6 +685,14 @@ static gboolean api_request(struct web *w, struct evhttp_request *req, const cha
         return FALSE;
     if (g_hash_table_size(w->jobs) >= MAX_JOBS)
         return web_refuse(no, 503, "busy: too many requests in progress; try again");
+    /* Every creation waits, not only of taken names: a 429 for those alone would answer too. */
+    if (creates_name(route) && name_probe_counted(w, s->user)) {
+        if (ipguard_admit(w->name_guard, s->user))
+            return web_refuse(no, 429,
+                              "too many names were tried that exist (or, to share with, do "
+                              "not) from this account; try again later");
+        ipguard_release(w->name_guard, s->user); /* only its back-off counts here */
+    }
     struct web_job *j = job_new(w, req, route, s, no);
     if (!j)
         return FALSE;
@@ -733,6 +773,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     struct web *w = arg;
     web_sessions_expire(w);
     ipguard_expire(w->conn_guard);
+    ipguard_expire(w->name_guard);
 }
 
 gboolean web_start(struct broker *b, FILE *ready, GError **error)
@@ -749,8 +790,9 @@ gboolean web_start(struct broker *b, FILE *ready, GError **error)
     w->jobs = g_hash_table_new(g_direct_hash, g_direct_equal);
     g_queue_init(&w->events);
     g_queue_init(&w->storage_wait);
-    w->login_guard = ipguard_new(0, wc->login_failures, 30);
-    w->user_guard = ipguard_new(0, wc->login_failures, 30);
+    w->login_guard = ipguard_new(WEB_CHECKS_PER_ADDR, wc->login_failures, 30);
+    w->user_guard = ipguard_new(WEB_CHECKS_PER_USER, wc->login_failures, 30);
+    w->name_guard = ipguard_new(0, NAME_PROBES, 60);
     w->conns = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
     w->conn_guard = ipguard_new(MAX_CONNS_PER_IP, 0, 0);
     const char *env = g_getenv("HPFRIENDS_WEB_ROOT");
@@ -778,8 +820,12 @@ gboolean web_start(struct broker *b, FILE *ready, GError **error)
         }
     }
     w->http = evhttp_new(b->base);
+    /* All methods libevent knows reach on_request, which answers 501 in JSON
+     * for those we do not serve (libevent's own 501 is an HTML page). */
     evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
-                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                            EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
     evhttp_set_max_body_size(w->http, MAX_BODY);
     evhttp_set_max_headers_size(w->http, 16384);
     evhttp_set_timeout(w->http, 30);
@@ -811,12 +857,19 @@ gboolean web_start(struct broker *b, FILE *ready, GError **error)
     if (ready)
         fprintf(ready, "http web %d\n", w->port);
     g_free(spec);
+    return TRUE;
+}
+
+void web_begin(struct broker *b)
+{
+    struct web *w = b->web;
+    if (!w)
+        return;
     sinks_set_tap(b->sinks, on_event, w);
     reload_request(b); /* a snapshot for the login table */
     w->tick = event_new(b->base, -1, EV_PERSIST, on_tick, w);
     struct timeval minute = {60, 0};
     evtimer_add(w->tick, &minute);
-    return TRUE;
 }
 
 void web_stop(struct web *w)
@@ -861,6 +914,7 @@ void web_free(struct web *w)
     g_queue_clear_full(&w->events, web_event_free);
     ipguard_free(w->login_guard);
     ipguard_free(w->user_guard);
+    ipguard_free(w->name_guard);
     g_hash_table_unref(w->conns);
     ipguard_free(w->conn_guard);
     if (w->creds)

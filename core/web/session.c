@@ -110,23 +110,37 @@ static gboolean session_over(const struct web *w, const struct web_session *s, g
 
 static gboolean is_secure(const struct web *w) { return w->tls != NULL; }
 
-/* The session named by the request's cookie, if it is current. */
-static struct web_session *session_of(struct web *w, struct evhttp_request *req)
+/*
+ * The session named by the request's cookie, if it is current.  *twice
+ * when the cookie comes more than once: another page on a sibling host (or
+ * over plain HTTP) can plant a second one, with a longer path so that it
+ * comes first, and whichever we took, the user might act in a session not
+ * theirs.  Then there is no session.
+ */
+static struct web_session *session_of(struct web *w, struct evhttp_request *req, gboolean *twice)
 {
+    *twice = FALSE;
     const char *cookie = evhttp_find_header(evhttp_request_get_input_headers(req), "Cookie");
     if (!cookie)
         return NULL;
     const char *name = is_secure(w) ? COOKIE_NAME_TLS : COOKIE_NAME;
     struct web_session *found = NULL;
-    char **parts = g_strsplit(cookie, ";", 32);
-    for (char **p = parts; *p && !found; p++) {
+    guint seen = 0;
+    /* No bound on the parts: a cookie past the 32nd must count as well. */
+    char **parts = g_strsplit(cookie, ";", -1);
+    for (char **p = parts; *p; p++) {
         char *kv = g_strstrip(*p);
         const char *eq = strchr(kv, '=');
         if (!eq || (size_t)(eq - kv) != strlen(name) || strncmp(kv, name, strlen(name)))
             continue;
-        found = g_hash_table_lookup(w->sessions, eq + 1);
+        if (++seen == 1)
+            found = g_hash_table_lookup(w->sessions, eq + 1);
     }
     g_strfreev(parts);
+    if (seen > 1) {
+        *twice = TRUE;
+        return NULL;
+    }
     gint64 now = g_get_monotonic_time();
     if (found && session_over(w, found, now)) {
         g_hash_table_remove(w->sessions, found->id);
@@ -178,25 +192,23 @@ static void crypto_done(void *arg);
 static gboolean is_login(const struct web_job *j) { return !strcmp(j->route->path, "/api/login"); }
 
 /*
- * Password checks are throttled per address and per account (many
- * addresses guessing one account, or a stolen session guessing its own
- * password), and password changes get only part of the password worker,
- * so they can never keep logins out.  FALSE with the error set.
+ * Wrong passwords are what count, per account (many addresses guessing one
+ * account, or a stolen session guessing its own password) and, for logins,
+ * per address.  How many checks run at once is bounded apart from that
+ * (per address at admission, per account here, and globally by the
+ * password worker's capacity, of which password changes get only part, so
+ * they never keep logins out).  A password change is not counted against
+ * its address at all: one account's flood must not lock out the other
+ * users behind the same address.  FALSE with the error set.
  */
 static gboolean crypto_admit(struct web_job *j)
 {
     struct web *w = j->w;
     gboolean login = is_login(j);
-    if (!login && !j->guarded) {
-        if (ipguard_login_begin(w->login_guard, j->peer)) {
-            web_job_error(j, 429, "too many wrong passwords from your address; try again later");
-            return FALSE;
-        }
-        j->guarded = TRUE;
-    }
     if (!j->user_guarded) {
-        if (ipguard_login_begin(w->user_guard, j->user ? j->user : "")) {
-            web_job_error(j, 429, "too many wrong passwords for this account; try again later");
+        const char *why = ipguard_login_begin(w->user_guard, j->user ? j->user : "");
+        if (why) {
+            web_job_error(j, 429, "%s for this account; try again later", why);
             return FALSE;
         }
         j->user_guarded = TRUE;
@@ -209,10 +221,11 @@ static gboolean crypto_admit(struct web_job *j)
     return TRUE;
 }
 
-/* A password check failed: it counts against the address and the account. */
+/* A password check failed: it counts against the account, and a login's against its address. */
 static void crypto_failed(struct web_job *j)
 {
-    ipguard_auth_failed(j->w->login_guard, j->peer);
+    if (is_login(j))
+        ipguard_auth_failed(j->w->login_guard, j->peer);
     ipguard_auth_failed(j->w->user_guard, j->user ? j->user : "");
 }
 
@@ -258,9 +271,8 @@ static void login_complete(struct web_job *j)
     struct web *w = j->w;
     if (!j->verified) {
         crypto_failed(j);
-        char *name = g_strescape(j->user ? j->user : "", NULL); /* no forged log lines */
-        log_notice("web: failed login for '%s' from %s", name, j->peer);
-        g_free(name);
+        /* The log escapes the name (no forged lines), as it does every line. */
+        log_notice("web: failed login for '%s' from %s", j->user ? j->user : "", j->peer);
         web_job_error(j, 401, "wrong user name or password");
         return;
     }
@@ -416,7 +428,12 @@ gboolean web_session_guard(struct web *w, struct evhttp_request *req, const stru
     const char *why = changes ? cross_origin(w, req) : NULL;
     if (why)
         return web_refuse(no, 403, "%s", why);
-    struct web_session *s = session_of(w, req);
+    gboolean twice;
+    struct web_session *s = session_of(w, req, &twice);
+    if (twice)
+        return web_refuse(no, 400,
+                          "the session cookie came twice (one may be planted by another site): "
+                          "clear this site's cookies and log in again");
     if (route->session && !s)
         return web_refuse(no, 401, "not logged in");
     if (changes && route->session) {
@@ -433,11 +450,10 @@ gboolean web_login_admit(struct web *w, struct web_job *j, size_t body_len, stru
 {
     if (body_len > MAX_LOGIN_BODY)
         return web_refuse(no, 413, "login request too large");
-    /* The guard says which: recent failures, or too many logins at once
-     * (in-flight logins count, so parallel guessing gains nothing). */
+    /* Recent wrong passwords from this address, or too many of its logins at once. */
     const char *why = ipguard_login_begin(w->login_guard, j->peer);
     if (why)
-        return web_refuse(no, 429, "%s", why);
+        return web_refuse(no, 429, "%s from your address; try again later", why);
     j->guarded = TRUE;
     if (w->crypto_busy >= MAX_CRYPTO_JOBS ||
         (!w->creds && w->storage_wait.length >= MAX_LOGIN_WAIT))

@@ -17,8 +17,11 @@ struct broker;
 struct snapshot;
 struct web;
 
-/** Start the console of b->cfg->web (does nothing without one); adds "http web PORT" to ready. */
+/** Start the console of b->cfg->web (does nothing without one); adds "http web PORT" to ready.
+ * It binds and reads its files and keys only: web_begin() hooks it to the
+ * sinks and storage once those run (the broker may switch users between). */
 gboolean web_start(struct broker *b, FILE *ready, GError **error);
+void web_begin(struct broker *b);
 /** Stop listening; pending requests are dropped (their jobs still finish). */
 void web_stop(struct web *w);
 /** Free everything; after the storage worker has finished. */

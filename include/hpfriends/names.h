@@ -14,7 +14,19 @@
  *  - valid UTF-8: no truncated or overlong sequences, no surrogates
  *    (U+D800-U+DFFF), nothing past U+10FFFF;
  *  - no control characters: C0 (U+0000-U+001F), DEL (U+007F) and C1
- *    (U+0080-U+009F).
+ *    (U+0080-U+009F);
+ *  - no invisible or direction-changing format characters, which make one
+ *    name look like another or reorder what is shown around it (in the
+ *    console, a terminal, a log): the bidirectional marks, embeddings,
+ *    overrides and isolates (U+061C, U+200E, U+200F, U+202A-U+202E,
+ *    U+2066-U+2069), the zero-width characters (U+200B-U+200D, U+2060-U+2064,
+ *    U+FEFF) and the line and paragraph separators (U+2028, U+2029), which
+ *    end a line in JavaScript and some terminals;
+ *  - no Unicode non-characters (U+FDD0-U+FDEF, and U+FFFE and U+FFFF of
+ *    every plane).
+ *
+ * The broker escapes the same code points (and invalid UTF-8) wherever it
+ * echoes what a client sent (logs, ERROR texts, the console).
  *
  * Front ends may add rules of their own on top (hpfriendsctl and the
  * console allow only [A-Za-z0-9._@-] in user and group names, no spaces or
@@ -40,6 +52,23 @@ extern "C" {
  * storage refuses a longer list, the broker refuses a session of a key that
  * has one (written by another tool). */
 #define HPF_KEY_CHANNELS_MAX 4096
+
+/**
+ * Nonzero when a name may not hold code point cp (valid UTF-8 assumed):
+ * 1 for a control character, 2 for an invisible or direction-changing
+ * format character or a non-character.
+ */
+static inline int hpf_codepoint_refused(unsigned long cp)
+{
+    if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
+        return 1;
+    if (cp == 0x61c || (cp >= 0x200b && cp <= 0x200f) || (cp >= 0x2028 && cp <= 0x202e) ||
+        (cp >= 0x2060 && cp <= 0x2064) || (cp >= 0x2066 && cp <= 0x2069) || cp == 0xfeff)
+        return 2;
+    if ((cp >= 0xfdd0 && cp <= 0xfdef) || (cp & 0xfffe) == 0xfffe)
+        return 2;
+    return 0;
+}
 
 /**
  * NULL when s is an acceptable name or secret of at most max bytes;
@@ -77,8 +106,11 @@ static inline const char *hpf_name_check(const char *s, size_t max)
         if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
             (cp >= 0xd800 && cp <= 0xdfff))
             return "is not valid UTF-8";
-        if (cp <= 0x9f)
+        if (hpf_codepoint_refused(cp) == 1)
             return "contains a control character";
+        if (hpf_codepoint_refused(cp))
+            return "contains an invisible or bidirectional formatting character, or a "
+                   "non-character";
         i += len;
     }
     return i > max ? "is too long" : NULL;

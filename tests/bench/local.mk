@@ -10,3 +10,5 @@ include tests/bench/hpfriends-bench.mk
 EXTRA_DIST += tests/bench/cluster_bench.py
 # hpfriendsctl import per storage backend, on generated data sets of growing size.
 EXTRA_DIST += tests/bench/import_bench.py
+# Messages per second from the broker into each networked sink's server.
+EXTRA_DIST += tests/bench/sink_bench.py

@@ -16,9 +16,9 @@
 #   KEEP=1 tests/deb/deb_check.sh     keep the work directory afterwards
 set -uo pipefail
 
-# The pid file ([broker] pid_file, --pid-file) arrives with the service
-# work; set this to 1 once hpfriendsd accepts --pid-file.
-CHECK_PID_FILE=0
+# The packaged broker is started with --pid-file: written, locked, removed
+# on SIGTERM (set to 0 to test a build without it).
+CHECK_PID_FILE=1
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 # Every package debian/control builds (the stanzas not commented out).
@@ -152,9 +152,9 @@ measure() {
     done
     local heavy
     heavy=$(dpkg-deb -f "$(deb_of hpfriends)" Depends | tr ',' '\n' |
-        grep -E 'mongoc|bson|nats|libpq|mariadb|mysql')
+        grep -E 'mongoc|bson|nats|libpq|mariadb|mysql|mosquitto|hiredis|curl')
     if [ -z "$heavy" ]; then
-        pass "hpfriends depends on none of libmongoc, libnats, libpq, libmariadb"
+        pass "hpfriends depends on none of libmongoc, libnats, libpq, libmariadb, libmosquitto, hiredis, libcurl"
     else
         fail "hpfriends depends on: $heavy"
     fi

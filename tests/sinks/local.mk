@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # rules for tests/sinks: the sink plugins in a real broker (the syslog sink
-# against a real rsyslogd), the SDK's example sink built with its own
-# Makefile, and the ABI check as a [sink:NAME] section sees it.
+# against a real rsyslogd; mqtt, redis and http against mosquitto,
+# redis-server and an http.server each test starts), the record formats they
+# share (CUnit), the SDK's example sink built with its own Makefile, and the
+# ABI check as a [sink:NAME] section sees it.
 # tests/sinks/sdk_check.sh PREFIX checks an installed SDK (run by .ci/run
 # after `make install`, not by make check).
 
@@ -11,6 +13,11 @@ EXTRA_DIST += \
 	tests/sinks/test_sink_syslog.py \
 	tests/sinks/test_sink_abi.py \
 	tests/sinks/test_example_sink.py \
+	tests/sinks/test_sink_mqtt.py \
+	tests/sinks/mqtt_min.py \
+	tests/sinks/test_sink_redis.py \
+	tests/sinks/redis_min.py \
+	tests/sinks/test_sink_http.py \
 	tests/sinks/sdk_check.sh
 
 # One drop-everything sink, built for this ABI, the previous minor (1.0
@@ -42,6 +49,29 @@ SINK_TESTS = \
 	tests/sinks/sink_syslog.test \
 	tests/sinks/sink_abi.test \
 	tests/sinks/example_sink.test
+# The record formats the networked sinks share (plugins/common/sink_format),
+# fed payloads shaped as each sensor publishes them.
+if HAVE_CUNIT
+check_PROGRAMS += tests/sinks/test_sink_format
+TESTS += tests/sinks/test_sink_format
+tests_sinks_test_sink_format_SOURCES = tests/sinks/test_sink_format.c \
+	tests/common/cunit_run.h $(SINK_FORMAT_SOURCES)
+tests_sinks_test_sink_format_CPPFLAGS = $(PLUGIN_CPPFLAGS) -I$(top_srcdir)/plugins/common
+tests_sinks_test_sink_format_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(JSONGLIB_CFLAGS) \
+	$(CUNIT_CFLAGS)
+tests_sinks_test_sink_format_LDADD = $(JSONGLIB_LIBS) $(GLIB_LIBS) $(CUNIT_LIBS)
+endif
+
+# The networked sinks' tests, each where configure built its sink.
+if BUILD_SINK_MQTT
+SINK_TESTS += tests/sinks/sink_mqtt.test
+endif
+if BUILD_SINK_REDIS
+SINK_TESTS += tests/sinks/sink_redis.test
+endif
+if BUILD_SINK_HTTP
+SINK_TESTS += tests/sinks/sink_http.test
+endif
 TESTS += $(SINK_TESTS)
 CLEANFILES += $(SINK_TESTS)
 $(SINK_TESTS): tests/sinks/local.mk

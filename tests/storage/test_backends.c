@@ -592,6 +592,13 @@ static void test_names_checked(void)
         {"k\x1b[31m", "contains a control character"},
         {"k\x7f", "contains a control character"},
         {"k\xc2\x85", "contains a control character"}, /* C1 NEL */
+        /* U+202E RIGHT-TO-LEFT OVERRIDE, U+200B ZERO WIDTH SPACE, U+FFFE */
+        {"e\xe2\x80\xaelif", "contains an invisible or bidirectional formatting character, or "
+                             "a non-character"},
+        {"z\xe2\x80\x8bw", "contains an invisible or bidirectional formatting character, or "
+                           "a non-character"},
+        {"n\xef\xbf\xbe", "contains an invisible or bidirectional formatting character, or "
+                          "a non-character"},
         {longname, "is too long"},
     };
     const char *const good_chans[] = {"ok"};

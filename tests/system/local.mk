@@ -12,6 +12,11 @@
 # the storage plugins' test-only crash points (plugins/common/crash_point.h) and
 # at delays, and checks the previous state survives intact.
 #
+# test_service (user switch, pid file; the user switch needs root, else it
+# reports SKIP), test_sd_notify (the runner plays systemd's notify socket)
+# and test_units (systemd-analyze verify/security on the generated units,
+# the installed sample config) check hpfriendsd as a system service.
+#
 # The behavioural runners (graph, live reload, hpfriendsctl, counters) run
 # once per storage backend: test_NAME-BACKEND.test runs test_NAME.py
 # --backend BACKEND, so `make check` lists each pair on its own.  The
@@ -42,7 +47,10 @@
 	%reldir%/test_hpfeeds3_mysql.py \
 	%reldir%/test_kill_import.py \
 	%reldir%/test_license.py \
-	%reldir%/test_manpages.py
+	%reldir%/test_manpages.py \
+	%reldir%/test_service.py \
+	%reldir%/test_sd_notify.py \
+	%reldir%/test_units.py
 
 EXTRA_DIST += %reldir%/hpftest.py %reldir%/hp3common.py %reldir%/mongowire.py \
 	$(%canon_reldir%_scripts)
@@ -100,7 +108,13 @@ endif
 	%reldir%/test_hpfeeds3_db.test \
 	%reldir%/test_hpfeeds3_json.test \
 	%reldir%/test_license.test \
-	%reldir%/test_manpages.test
+	%reldir%/test_manpages.test \
+	%reldir%/test_service.test \
+	%reldir%/test_units.test
+# sd_notify only exists with libsystemd (configure --with-systemd).
+if HAVE_SYSTEMD
+%canon_reldir%_wrappers += %reldir%/test_sd_notify.test
+endif
 
 TESTS += $(%canon_reldir%_wrappers)
 CLEANFILES += $(%canon_reldir%_wrappers)

@@ -4,7 +4,7 @@ if HAVE_CUNIT
 UNIT_TESTS = %reldir%/test_wire %reldir%/test_router %reldir%/test_config \
 	%reldir%/test_ipguard %reldir%/test_password %reldir%/test_worker \
 	%reldir%/test_snapshot %reldir%/test_jsonutil %reldir%/test_log \
-	%reldir%/test_counters %reldir%/test_metrics
+	%reldir%/test_counters %reldir%/test_metrics %reldir%/test_names
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 
@@ -42,6 +42,9 @@ UNIT_LDADD = core/libhpfcore.la $(CUNIT_LIBS)
 %canon_reldir%_test_jsonutil_SOURCES = %reldir%/test_jsonutil.c
 %canon_reldir%_test_jsonutil_CFLAGS = $(UNIT_CFLAGS) $(JSONGLIB_CFLAGS)
 %canon_reldir%_test_jsonutil_LDADD = $(UNIT_LDADD) $(JSONGLIB_LIBS)
+%canon_reldir%_test_names_SOURCES = %reldir%/test_names.c
+%canon_reldir%_test_names_CFLAGS = $(UNIT_CFLAGS)
+%canon_reldir%_test_names_LDADD = $(UNIT_LDADD)
 %canon_reldir%_test_log_SOURCES = %reldir%/test_log.c
 %canon_reldir%_test_log_CFLAGS = $(UNIT_CFLAGS)
 %canon_reldir%_test_log_LDADD = $(UNIT_LDADD)

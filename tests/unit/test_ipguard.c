@@ -60,25 +60,38 @@ static void test_backoff(void)
 
 static void test_login_pending(void)
 {
-    struct ipguard *g = ipguard_new(0, 3, 60);
-    /* Attempts in progress count: three may run, the fourth waits. */
-    for (int i = 0; i < 3; i++)
-        CU_ASSERT_PTR_NULL(ipguard_login_begin(g, "10.0.0.9"));
-    CU_ASSERT_PTR_NOT_NULL(ipguard_login_begin(g, "10.0.0.9"));
+    /* Checks in progress are bounded on their own (2 at once here) and do
+     * not count as failures: correct logins side by side never back off. */
+    struct ipguard *g = ipguard_new(2, 3, 60);
+    CU_ASSERT_PTR_NULL(ipguard_login_begin(g, "10.0.0.9"));
+    CU_ASSERT_PTR_NULL(ipguard_login_begin(g, "10.0.0.9"));
+    const char *why = ipguard_login_begin(g, "10.0.0.9");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(why);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "at once"));
     CU_ASSERT_PTR_NULL(ipguard_login_begin(g, "10.0.0.10"));
-    /* One fails and ends: still two running plus one failure. */
+    /* Ten correct checks, one after another with a second running. */
+    for (int i = 0; i < 10; i++) {
+        ipguard_release(g, "10.0.0.9");
+        CU_ASSERT_PTR_NULL(ipguard_login_begin(g, "10.0.0.9"));
+    }
+    /* Failures count when checks end: two are not yet the threshold... */
     ipguard_auth_failed(g, "10.0.0.9");
     ipguard_release(g, "10.0.0.9");
-    CU_ASSERT_PTR_NOT_NULL(ipguard_login_begin(g, "10.0.0.9"));
-    /* One succeeds and ends: room for one more. */
+    ipguard_auth_failed(g, "10.0.0.9");
     ipguard_release(g, "10.0.0.9");
     CU_ASSERT_PTR_NULL(ipguard_login_begin(g, "10.0.0.9"));
-    /* Two more failures reach the threshold: blocked even with none running. */
-    ipguard_auth_failed(g, "10.0.0.9");
+    /* ...the third is: blocked even with none running. */
     ipguard_auth_failed(g, "10.0.0.9");
     ipguard_release(g, "10.0.0.9");
-    ipguard_release(g, "10.0.0.9");
-    CU_ASSERT_PTR_NOT_NULL(ipguard_login_begin(g, "10.0.0.9"));
+    why = ipguard_login_begin(g, "10.0.0.9");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(why);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "wrong passwords"));
+    ipguard_free(g);
+
+    /* No concurrency cap (0): only failures count. */
+    g = ipguard_new(0, 3, 60);
+    for (int i = 0; i < 100; i++)
+        CU_ASSERT_PTR_NULL(ipguard_login_begin(g, "10.0.0.9"));
     ipguard_free(g);
 }
 

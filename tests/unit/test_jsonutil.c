@@ -55,6 +55,51 @@ static void test_prescan_refuses_lenient_syntax(void)
     CU_ASSERT_PTR_NOT_NULL(jsonutil_prescan(nul, sizeof nul - 1, 8));
 }
 
+static void test_prescan_one_value(void)
+{
+    /* json-glib reads the first of two and ignores the rest. */
+    refused("{}{}", 8, "more than one value");
+    refused("{\"user\": \"a\"} {\"user\": \"root\"}", 8, "more than one value");
+    refused("[1]\n[2]", 8, "more than one value");
+    refused("\"a\" \"b\"", 8, "more than one value");
+    refused("1 2", 8, "more than one value");
+    refused("true{}", 8, "more than one value");
+    CU_ASSERT_PTR_NULL(scan("  {\"a\": [1, {}]}  \r\n", 8));
+    CU_ASSERT_PTR_NULL(scan("12", 8));
+}
+
+/* jsonutil_parse refuses text with why containing want; NULL want: accepts it. */
+static void parsed(const char *text, const char *want)
+{
+    char *why = NULL;
+    JsonNode *n = jsonutil_parse(text, strlen(text), 8, &why);
+    if (want) {
+        CU_ASSERT_PTR_NULL(n);
+        CU_ASSERT_PTR_NOT_NULL(why);
+        if (why)
+            CU_ASSERT_PTR_NOT_NULL(strstr(why, want));
+    } else {
+        CU_ASSERT_PTR_NOT_NULL(n);
+        CU_ASSERT_PTR_NULL(why);
+    }
+    if (n)
+        json_node_unref(n);
+    g_free(why);
+}
+
+static void test_parse_duplicate_keys(void)
+{
+    parsed("{\"a\": 1, \"a\": 2}", "twice");
+    parsed("{\"user\": \"alice\", \"x\": 0, \"user\": \"root\"}", "twice");
+    /* The same key spelled with an escape is the same key. */
+    parsed("{\"ab\": 1, \"a\\u0062\": 2}", "twice");
+    parsed("[{\"a\": 1}, {\"b\": {\"c\": 1, \"c\": 1}}]", "twice");
+    parsed("{\"a\": {\"a\": 1}, \"b\": [{\"a\": 2}, {\"a\": 3}]}", NULL);
+    parsed("{}{}", "more than one value");
+    parsed("{\"a\": ", "bad JSON");
+    parsed("   ", "empty");
+}
+
 static void test_getters_and_builders(void)
 {
     JsonBuilder *b = json_builder_new();
@@ -100,6 +145,8 @@ int main(void)
         {"pre-scan accepts strict JSON", test_prescan_accepts_strict_json},
         {"pre-scan bounds the depth", test_prescan_depth},
         {"pre-scan refuses what strict JSON does not allow", test_prescan_refuses_lenient_syntax},
+        {"pre-scan takes one value only", test_prescan_one_value},
+        {"parse refuses a key twice", test_parse_duplicate_keys},
         {"getters and builders", test_getters_and_builders},
         {NULL, NULL},
     };

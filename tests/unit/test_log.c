@@ -62,6 +62,50 @@ static void test_escaping(void)
     g_free(out);
 }
 
+/* The one escaper: logs, ERROR texts, the console and hpfriendsctl show client bytes this way. */
+static void test_escape(void)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"plain.chan-1", "plain.chan-1"},
+        {"gr\xc3\xbc\xc3\x9f"
+         "e \xf0\x9f\x90\x9d",
+         "gr\xc3\xbc\xc3\x9f"
+         "e \xf0\x9f\x90\x9d"},
+        {"a\nb\x1b[0m\x7f", "a\\x0ab\\x1b[0m\\x7f"},
+        {"back\\slash", "back\\\\slash"},
+        /* C1 controls byte by byte, as invalid bytes: every \xNN is one input byte. */
+        {"nel\xc2\x85", "nel\\xc2\\x85"},
+        {"bad\xff\xc3", "bad\\xff\\xc3"},
+        /* What no name may hold: bidi overrides and isolates, zero-width, BOM, separators. */
+        {"e\xe2\x80\xaelif", "e\\xe2\\x80\\xaelif"},
+        {"i\xe2\x81\xa6x", "i\\xe2\\x81\\xa6x"},
+        {"z\xe2\x80\x8bw", "z\\xe2\\x80\\x8bw"},
+        {"\xef\xbb\xbf"
+         "bom",
+         "\\xef\\xbb\\xbfbom"},
+        {"l\xe2\x80\xa8s", "l\\xe2\\x80\\xa8s"},
+        {"n\xef\xbf\xbe", "n\\xef\\xbf\\xbe"},
+    };
+    for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+        char *got = log_escape(cases[i].in);
+        CU_ASSERT_STRING_EQUAL(got, cases[i].out);
+        g_free(got);
+    }
+    char *got = log_escape(NULL);
+    CU_ASSERT_STRING_EQUAL(got, "");
+    g_free(got);
+    /* Cut at a character, never inside an escape or a UTF-8 sequence. */
+    char out[8];
+    CU_ASSERT_EQUAL(log_escape_into("ab\x1b", 3, out, sizeof out), 6);
+    CU_ASSERT_STRING_EQUAL(out, "ab\\x1b");
+    CU_ASSERT_EQUAL(log_escape_into("abcd\x1b", 5, out, sizeof out), 4);
+    CU_ASSERT_STRING_EQUAL(out, "abcd");
+    CU_ASSERT_EQUAL(log_escape_into("abcdef\xc3\xbc", 8, out, sizeof out), 6);
+    CU_ASSERT_STRING_EQUAL(out, "abcdef");
+}
+
 static void test_levels_and_bounds(void)
 {
     log_set_level(HPF_LOG_NOTICE);
@@ -93,6 +137,7 @@ int main(void)
 {
     static const struct test_case cases[] = {
         {"lines escaped: no forged lines, no raw controls", test_escaping},
+        {"one escaper for what clients sent", test_escape},
         {"levels filter, lines are bounded", test_levels_and_bounds},
         {"rate limit", test_ratelimit},
         {NULL, NULL},

@@ -327,6 +327,69 @@ static void test_empty(void)
     fixture_free(f);
 }
 
+static guint count_lines(const char *text)
+{
+    guint n = 0;
+    for (const char *p = text; (p = strchr(p, '\n')); p++)
+        n++;
+    return n;
+}
+
+/* A client spraying idents at AUTH grows neither memory nor the scrape. */
+static void test_failed_idents_add_no_series(void)
+{
+    struct fixture *f = fixture_new();
+    struct metrics *m = f->b->metrics;
+    metrics_ready(m, "sensor");
+    metrics_auth_failed(m, NULL, "auth-failed"); /* the series of no ident, made once */
+    char *before = metrics_render(f->b);
+    for (int i = 0; i < 10000; i++) {
+        char ident[32];
+        g_snprintf(ident, sizeof ident, "spray-%d", i);
+        metrics_auth_failed(m, ident, "auth-failed");
+    }
+    metrics_auth_failed(m, "sensor", "auth-failed");
+    char *text = metrics_render(f->b);
+    CU_ASSERT_PTR_NULL(strstr(text, "spray-"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(
+        text, "hpfeeds_broker_connection_error{ident=\"\",category=\"auth-failed\"} 10001\n"));
+    /* An ident that has authenticated keeps its own. */
+    CU_ASSERT_PTR_NOT_NULL(strstr(
+        text, "hpfeeds_broker_connection_error{ident=\"sensor\",category=\"auth-failed\"} 1\n"));
+    CU_ASSERT_EQUAL(count_lines(text), count_lines(before) + 1);
+    g_free(before);
+    g_free(text);
+    fixture_free(f);
+}
+
+/* Publish histograms per (ident, channel) are bounded too: new pairs past the bound share one. */
+static void test_pub_series_bounded(void)
+{
+    struct metrics *m = metrics_new();
+    struct pub_stat *first = metrics_pub_stat(m, "k", "c0");
+    struct pub_stat *shared = NULL;
+    for (int i = 1; i < 25000; i++) {
+        char chan[32];
+        g_snprintf(chan, sizeof chan, "c%d", i);
+        struct pub_stat *ps = metrics_pub_stat(m, "k", chan);
+        if (i == 20000)
+            shared = ps;
+        if (i > 20000)
+            CU_ASSERT_PTR_EQUAL(ps, shared);
+    }
+    CU_ASSERT_PTR_EQUAL(metrics_pub_stat(m, "k", "c0"), first);
+    metrics_free(m);
+}
+
+static void test_label_value(void)
+{
+    /* What a label value may carry is escaped per the exposition format. */
+    GString *l = g_string_new(NULL);
+    metrics_label_value(l, "evil\nline \"q\" \\ bad\xff\xfe");
+    CU_ASSERT_STRING_EQUAL(l->str, "evil\\nline \\\"q\\\" \\\\ bad\xef\xbf\xbd\xef\xbf\xbd");
+    g_string_free(l, TRUE);
+}
+
 static const char *after(const char *text, const char *from, const char *what)
 {
     const char *p = from ? strstr(text, from) : text;
@@ -384,6 +447,9 @@ int main(void)
     static const struct test_case cases[] = {
         {"whole scrape, byte for byte", test_scrape},
         {"empty broker", test_empty},
+        {"failed AUTHs of unknown idents add no series", test_failed_idents_add_no_series},
+        {"label values escaped per the exposition format", test_label_value},
+        {"publish histograms are bounded", test_pub_series_bounded},
         {"graph, sinks and cluster groups", test_optional_groups},
         {NULL, NULL},
     };

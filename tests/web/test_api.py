@@ -105,6 +105,24 @@ class Http:
         return status, doc, hdrs
 
 
+def raw_http(port, head, body=b""):
+    """One request written by hand (headers as given, repeated ones too):
+    (status, parsed JSON body or None, content type)."""
+    s = socket.create_connection((t.HOST, port), timeout=HTTP_TIMEOUT)
+    try:
+        s.sendall(head.replace(b"\n", b"\r\n") + b"\r\n" + body)
+        r = http.client.HTTPResponse(s)
+        r.begin()
+        text = r.read()
+        try:
+            doc = json.loads(text) if text else None
+        except ValueError:
+            doc = None
+        return r.status, doc, r.getheader("Content-Type") or ""
+    finally:
+        s.close()
+
+
 def ok(r, name, res, want=200):
     status, doc = res[0], res[1]
     return r.check("%s -> %d" % (name, want), status == want, "got %r %r" % (status, doc))
@@ -185,6 +203,36 @@ def static_and_http(r):
     err(r, "POST /", h.call("POST", "/", {}), 405)
     err(r, "GET /api/nothing", h.call("GET", "/api/nothing"), 404)
     err(r, "PUT /api/login (wrong method)", h.call("PUT", "/api/login", {}), 405)
+    # Every console error is JSON, also for methods it does not serve.
+    for method, path in (("PATCH", "/api/authkeys"), ("OPTIONS", "/"), ("TRACE", "/api/session")):
+        res = raw_http(port, b"%s %s HTTP/1.1\nHost: 127.0.0.1\nConnection: close\n"
+                       % (method.encode(), path.encode()))
+        err(r, "%s %s -> JSON" % (method, path), res, 501, "method")
+        r.check("%s %s: the reply is application/json" % (method, path),
+                res[2].startswith("application/json"), repr(res))
+    # A header that means one thing, sent twice: a reader takes the first, a
+    # proxy in front may take the last.
+    login = json.dumps({"user": "alice", "password": PASSWORDS["alice"]}).encode()
+    for name, head in (
+            ("Host", b"Host: 127.0.0.1\nHost: rebound.example"),
+            ("Origin", b"Host: 127.0.0.1\nOrigin: http://127.0.0.1:%d\nOrigin: http://evil.example"
+             % port),
+            ("Cookie", b"Host: 127.0.0.1\nCookie: a=1\nCookie: hpf_session=x"),
+            ("Content-Length", b"Host: 127.0.0.1\nContent-Length: %d\nContent-Length: 2"
+             % len(login)),
+            ("X-CSRF-Token", b"Host: 127.0.0.1\nX-CSRF-Token: a\nx-csrf-token: b"),
+            ("Content-Type", b"Host: 127.0.0.1\nContent-Type: text/plain")):
+        extra = b"" if name == "Content-Length" else b"Content-Length: %d\n" % len(login)
+        res = raw_http(port, b"POST /api/login HTTP/1.1\n%s\nContent-Type: application/json\n"
+                       b"%sConnection: close\n" % (head, extra), login)
+        err(r, "a login with %s twice" % name, res, 400, name)
+    res = raw_http(port, b"GET / HTTP/1.1\nHost: 127.0.0.1\nhost: 127.0.0.1\nConnection: close\n")
+    err(r, "GET / with Host twice (same value, any case)", res, 400, "Host")
+    res = raw_http(port, b"POST /api/login HTTP/1.1\nHost: 127.0.0.1\nContent-Type: application/json"
+                   b"\nContent-Length: %d\nTransfer-Encoding: chunked\nConnection: close\n"
+                   % len(login), b"%x\r\n%s\r\n0\r\n\r\n" % (len(login), login))
+    # (libevent 2.1.12 refuses this one itself, before the console's check.)
+    r.check("Content-Length beside Transfer-Encoding -> 400", res[0] == 400, repr(res))
 
     # Bad HTTP: garbage, an oversized body; the broker answers and lives on.
     s = socket.create_connection((t.HOST, port), timeout=5)
@@ -279,6 +327,13 @@ def login_and_sessions(r):
     r.check("GET /api/session -> user, admin, csrf", status == 200 and doc["user"] == "alice"
             and doc["csrf"] == h.csrf and doc["admin"] is False, repr(doc))
 
+    # A second session cookie (one a sibling host or a plain-HTTP page could
+    # plant, with a longer path so that it comes first) is no session.
+    for order in ((h.cookie, "f" * 64), ("f" * 64, h.cookie)):
+        err(r, "GET /api/session with the session cookie twice",
+            h.call("GET", "/api/session",
+                   headers={"Cookie": "hpf_session=%s; hpf_session=%s" % order}), 400, "twice")
+
     # CSRF: every state-changing request needs the token; Origin must be ours.
     err(r, "POST without the CSRF header", h.call("POST", "/api/groups", {"name": "g1"},
                                                    csrf=False), 403, "X-CSRF-Token")
@@ -329,8 +384,8 @@ def login_and_sessions(r):
     err(r, "GET /api/readers without a channel", h.call("GET", "/api/readers"), 400)
 
     # Passwords: change, wrong old one, too short; old one stops working.
-    # From another address: a wrong old password counts as a failed login
-    # there, and this address has had its share of failures above.
+    # From another address (this one has had its share of failed logins
+    # above); a wrong old password counts against the account only.
     other = Http(port, source="127.0.0.5")
     other.login("alice", PASSWORDS["alice"])
     err(r, "password change with a wrong old password",
@@ -384,14 +439,67 @@ def concurrent_logins(n, user, password_of):
 PORTS = [0]
 
 
+# The console's bounds on password checks running at once (core/web/internal.h).
+CHECKS_PER_ADDR, CHECKS_PER_USER = 16, 8
+
+
 def login_backoff_concurrent(r):
-    # Guesses sent together count against the limit before they are checked.
+    # Guesses sent together are bounded by the checks one account may have
+    # running: at most login_failures - 1 finished plus that many in flight
+    # before the account backs off.
     conf, b, port = setup(r, "backoff-burst", fast=False)
     PORTS[0] = port
     codes = concurrent_logins(40, "root", lambda i: "wrong-%d" % i)
     n401, n429 = codes.count(401), codes.count(429)
-    r.check("40 concurrent wrong logins (login_failures = 5): at most 5 checked, the rest 429",
-            n401 <= 5 and n401 + n429 == 40, repr(codes))
+    r.check("40 concurrent wrong logins (login_failures = 5): at most %d checked, the rest 429"
+            % (4 + CHECKS_PER_USER), 0 < n401 <= 4 + CHECKS_PER_USER and n401 + n429 == 40,
+            repr(codes))
+    st, doc, _ = Http(port).login("root", PASSWORDS["root"])
+    r.check("then the right password -> 429 for a while", st == 429, repr((st, doc)))
+    r.check("the broker stops cleanly", b.stop() == 0)
+
+
+def concurrent_logins_one_address(r):
+    # Users behind one NAT: logins running side by side are not failures,
+    # and one account's password-change flood locks out no other account.
+    conf, b, port = setup(r, "nat", fast=False)
+    PORTS[0] = port
+    codes = concurrent_logins(CHECKS_PER_USER, "alice", lambda i: PASSWORDS["alice"])
+    r.check("%d simultaneous correct logins of one user from one address -> 200 each"
+            % CHECKS_PER_USER, codes == [200] * CHECKS_PER_USER, repr(codes))
+    users = ["alice", "bob", "root"] * 4
+
+    def one(i):
+        try:
+            return Http(port).login(users[i], PASSWORDS[users[i]])[0]
+        except (http.client.HTTPException, OSError) as e:
+            return repr(e)
+    with concurrent.futures.ThreadPoolExecutor(len(users)) as ex:
+        codes = list(ex.map(one, range(len(users))))
+    r.check("%d simultaneous correct logins of three users from one address -> 200 each"
+            % len(users), codes == [200] * len(users), repr(codes))
+
+    alice = logged_in(port, "alice")
+
+    def change(i):
+        try:
+            return alice.call("POST", "/api/password", {"old": "guess-%d" % i,
+                                                        "new": "new-pass-4444"})[0]
+        except (http.client.HTTPException, OSError) as e:
+            return repr(e)
+    with concurrent.futures.ThreadPoolExecutor(30) as ex:
+        flood = list(ex.map(change, range(30)))
+        during = Http(port).login("bob", PASSWORDS["bob"])[:2]
+    r.check("alice's flood of 30 wrong password changes: 403, 429 or 503 each",
+            all(c in (403, 429, 503) for c in flood) and 403 in flood, repr(flood))
+    r.check("bob logs in from the same address during alice's flood", during[0] == 200,
+            repr(during))
+    st, doc, _ = Http(port).login("root", PASSWORDS["root"])
+    r.check("and root after it", st == 200, repr((st, doc)))
+    st, doc = alice.call("POST", "/api/password", {"old": PASSWORDS["alice"],
+                                                   "new": "new-pass-4444"})
+    r.check("alice's own account is the one backed off", st == 429 and
+            "account" in (doc or {}).get("error", ""), repr((st, doc)))
     r.check("the broker stops cleanly", b.stop() == 0)
 
 
@@ -436,8 +544,8 @@ def login_flood_and_hpfeeds(r):
         codes = flood.result()
     r.check("hpfeeds AUTH+SUBSCRIBE+PUBLISH during 200 concurrent logins: under 5 s",
             isinstance(took, float) and took < 5, repr(took))
-    r.check("the logins were refused (401) or turned away (503), none lost",
-            all(c in (401, 503) for c in codes), repr(codes))
+    r.check("the logins were refused (401) or turned away (429, 503), none lost",
+            all(c in (401, 429, 503) for c in codes) and 401 in codes, repr(codes))
     r.check("the broker stops cleanly", b.stop() == 0)
 
 
@@ -474,14 +582,20 @@ def deep_json(r):
 # surrogates become invalid UTF-8 in json-glib; control characters break
 # exports and pages; ESC sequences reach the admin's terminal).
 SURROGATE_CHAN = "c1\udc00x"
-BAD_IDENTS = ["k\u001fx", "k\u001b[31mred", "k\u0085c1", "k\u007fdel", "k" * 256]
+BAD_IDENTS = ["k\u001fx", "k\u001b[31mred", "k\u0085c1", "k\u007fdel", "k" * 256,
+              # invisible or direction-changing (names.h): "alice" look-alikes,
+              # text that turns the rest of a line around
+              "k\u202eevil", "al\u200bice", "k\ufeffx", "k\u2066x", "k\u2028x", "k\ufdd0x"]
+# What must never reach a terminal or page raw.
+RAW = "\x1b\x1f\x7f\u0085\u202e\u200b\ufeff\u2066\u2028\ufdd0"
 
 
 def hostile_names(r):
     conf, b, port = setup(r, "names")
     h = logged_in(port, "alice")
-    ok(r, "a plain authkey", h.call("POST", "/api/authkeys", {"ident": "plain",
-                                                             "subscribe": ["c1"]}))
+    st, doc = h.call("POST", "/api/authkeys", {"ident": "plain", "subscribe": ["c1"]})
+    ok(r, "a plain authkey", (st, doc))
+    secret = (doc or {}).get("secret")
     err(r, "a channel with a lone surrogate escape",
         h.call("POST", "/api/authkeys", {"ident": "k1", "subscribe": [SURROGATE_CHAN]}), 400,
         "channel")
@@ -501,8 +615,27 @@ def hostile_names(r):
             repr(res))
     ok(r, "the storage still takes changes",
        h.call("POST", "/api/authkeys", {"ident": "after", "subscribe": ["c2"]}))
-    r.check("no refused name was stored", not any(c in res.out for c in "\x1b\x1f\x7f\u0085"),
-            repr(res.out))
+    r.check("no refused name was stored", not any(c in res.out for c in RAW), repr(res.out))
+
+    # Bytes a client sends come back escaped the one way the log escapes
+    # them, in its ERROR and in the console's logs (json-glib wrote bytes
+    # that are not UTF-8 as if they were Latin-1).
+    evil = b"evil\xff\xe2\x80\xae\x1b[0m"
+    shown = "evil\\xff\\xe2\\x80\\xae\\x1b[0m"
+    p = b.connect("plain", secret)
+    p.subscribe(evil)
+    errors, _ = p.wait_error_and_close(10)
+    p.close()
+    text = errors[0] if errors else None
+    r.check("the ERROR of a denied subscribe shows the channel escaped",
+            text is not None and ("chan=" + shown) in text, repr(text))
+
+    def denied_event():
+        st, doc = h.call("GET", "/api/logs")
+        return [e for e in (doc or {}).get("events", []) if e.get("type") == "denied"]
+    events = t.poll(denied_event, 10)
+    r.check("the console's logs show the denied channel escaped",
+            events and events[0].get("channel") == shown, repr(events))
 
     # hpfriendsctl: the same rule, in a UTF-8 locale (GOption converts option
     # values from the locale's charset and refuses what it cannot convert).
@@ -519,7 +652,7 @@ def hostile_names(r):
         res = t.ctl(conf, "authkey", "add", "--owner", "alice", *args)
         r.check("hpfriendsctl refuses %s" % what, res.rc != 0 and "bad" in res.err, repr(res))
         r.check("hpfriendsctl's error escapes %s" % what,
-                not any(c in res.err for c in "\x1b\x1f\x7f\u0085"), repr(res.err))
+                not any(c in res.err for c in RAW), repr(res.err))
     res = t.ctl(conf, "authkey", "set", "plain", "--subscribe", "a\u009bb")
     r.check("hpfriendsctl authkey set refuses a C1 control", res.rc != 0 and "bad" in res.err,
             repr(res))
@@ -658,6 +791,34 @@ def strict_json_and_query(r):
             valid = False
         r.check("a lone surrogate in the %s: 400 with a UTF-8 error text" % name,
                 res[0] == 400 and valid, repr(res[3]))
+    # json-glib reads the first of two documents and the last of two keys:
+    # the console must not guess which one the sender meant.
+    err(r, "two JSON objects in one body",
+        h.call("POST", "/api/groups", raw=b'{"name": "two1"} {"name": "two2"}'), 400,
+        "more than one value")
+    err(r, "login: two JSON objects in one body",
+        Http(port).call("POST", "/api/login", raw=json.dumps(
+            {"user": "alice", "password": PASSWORDS["alice"]}).encode() + b'{"user": "root"}'),
+        400, "more than one value")
+    err(r, "a key twice in a body",
+        h.call("POST", "/api/groups", raw=b'{"name": "dup1", "name": "dup2"}'), 400, "twice")
+    err(r, "a key twice, once escaped",
+        h.call("POST", "/api/groups", raw=b'{"name": "dup1", "n\\u0061me": "dup2"}'), 400,
+        "twice")
+    status, doc = h.call("GET", "/api/groups")
+    r.check("no group was made from those bodies", status == 200 and not any(
+        g["name"].startswith(("two", "dup")) for g in doc.get("groups", [])), repr(doc))
+    export = t.ctl_ok(conf, "export").out
+    path = os.path.join(r.subdir("strict-import"), "doc.json")
+    doc = json.loads(export)
+    for what, text in [("two documents", export + export),
+                       ("a key twice", export.replace(
+                           '"format"', '"version" : %d, "format"' % doc["version"], 1))]:
+        with open(path, "w") as f:
+            f.write(text)
+        res = t.ctl(conf, "import", path)
+        r.check("import refuses %s with a message" % what,
+                res.rc == 1 and "bad JSON" in res.err, repr(res)[:300])
     ok(r, "an escaped backslash before u0000 is text",
        h.call("POST", "/api/groups", raw=b'{"name": "g3", "x": "\\\\u0000"}'))
     r.check("the broker stops cleanly", b.stop() == 0)
@@ -709,6 +870,41 @@ def host_names(r):
     r.check("a listed name (any case) is ours", status == 200, repr(status))
     status = h.request("GET", "/", headers={"Host": "rebound.example"})[0]
     r.check("an unlisted one is not", status == 403, repr(status))
+    r.check("the broker stops cleanly", b.stop() == 0)
+
+
+def name_probing(r):
+    # Idents and group names are global: "already exists" tells a user that
+    # another's exists.  It cannot be hidden while users choose names; it is
+    # slowed per account (10 such answers a minute, then every creation of
+    # that account waits).
+    conf, b, port = setup(r, "probing")
+    t.ctl_ok(conf, "authkey", "add", "--owner", "bob", "--ident", "bob-secret-sensor",
+             "--secret", "s1")
+    t.ctl_ok(conf, "group", "add", "bobs-group", "--owner", "bob")
+    alice, bob, root = logged_in(port, "alice"), logged_in(port, "bob"), logged_in(port, "root")
+    codes = [alice.call("POST", "/api/authkeys", {"ident": "bob-secret-sensor"})[0]
+             for _ in range(5)] + \
+        [alice.call("POST", "/api/groups", {"name": "bobs-group"})[0] for _ in range(5)]
+    r.check("10 taken names -> 409 each", codes == [409] * 10, repr(codes))
+    err(r, "then alice's next creation waits, whatever the name",
+        alice.call("POST", "/api/authkeys", {"ident": "alice-free-name"}), 429, "tried")
+    err(r, "a group too", alice.call("POST", "/api/groups", {"name": "alice-free-group"}), 429)
+    err(r, "and a share", alice.call("POST", "/api/shares", {"to": "bob", "channel": "c"}), 429)
+    ok(r, "alice's other requests go on", alice.call("GET", "/api/authkeys"))
+    ok(r, "bob creates", bob.call("POST", "/api/authkeys", {"ident": "bob-second"}))
+    codes = [root.call("POST", "/api/authkeys", {"ident": "bob-secret-sensor"})[0]
+             for _ in range(12)]
+    r.check("an administrator (who sees every name) is not slowed", codes == [409] * 12,
+            repr(codes))
+    ok(r, "root creates", root.call("POST", "/api/groups", {"name": "roots-group"}))
+    # A share with @group answers whether the group exists: counted the same.
+    codes = [bob.call("POST", "/api/shares", {"to": "@nosuch%d" % i, "channel": "c"})[0]
+             for i in range(10)]
+    r.check("bob: 10 shares with groups that do not exist -> 404 each", codes == [404] * 10,
+            repr(codes))
+    err(r, "then bob's next share waits", bob.call("POST", "/api/shares",
+                                                   {"to": "@bobs-group", "channel": "c"}), 429)
     r.check("the broker stops cleanly", b.stop() == 0)
 
 
@@ -1065,6 +1261,8 @@ if __name__ == "__main__":
         ("objects and authorization", objects_and_authorization),
         ("login back-off", login_backoff),
         ("login back-off against concurrent guesses", login_backoff_concurrent),
+        ("logins from one address side by side; a password-change flood",
+         concurrent_logins_one_address),
         ("logins do not hold up hpfeeds AUTH", login_flood_and_hpfeeds),
         ("deeply nested JSON", deep_json),
         ("hostile names and secrets", hostile_names),
@@ -1072,6 +1270,7 @@ if __name__ == "__main__":
         ("strict JSON and query strings", strict_json_and_query),
         ("password checks throttled per address and per account", password_throttles),
         ("Host names: DNS rebinding", host_names),
+        ("name probing through 'already exists' is slowed", name_probing),
         ("a password change ends other sessions", password_ends_sessions),
         ("logs of an ident that changed owner", logs_of_reused_ident),
         ("HTTPS console", tls_console),
