@@ -16,6 +16,9 @@ PKGS="$PKGS libsystemd-dev systemd logrotate"
 # the networked sinks and the servers their tests start
 PKGS="$PKGS libmosquitto-dev mosquitto libhiredis-dev redis-server libcurl4-openssl-dev"
 
+# storage_mysql and its tests (a private mariadbd)
+PKGS="$PKGS libmariadb-dev mariadb-server"
+
 if [ -x /usr/bin/dpkg-query ] && [ "${HPF_NO_APT:-}" != 1 ]; then
     missing=""
     for p in $PKGS; do

@@ -39,6 +39,7 @@ SINK_FORMAT_SOURCES = \
 include plugins/storage_sqlite/local.mk
 include plugins/storage_file/local.mk
 include plugins/storage_mongodb/local.mk
+include plugins/storage_mysql/local.mk
 include plugins/auth_storage/local.mk
 include plugins/auth_env/local.mk
 include plugins/sink_file/local.mk

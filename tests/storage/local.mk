@@ -16,7 +16,8 @@ EXTRA_DIST += \
 	tests/mongo/server.mjs \
 	tests/mongo/setup.sh \
 	tests/mongo/mongo-server.sh \
-	tests/pg/pg-server.sh
+	tests/pg/pg-server.sh \
+	tests/mysql/mysql-server.sh
 
 if HAVE_CUNIT
 check_PROGRAMS += tests/storage/test_backends
@@ -37,6 +38,11 @@ if BUILD_POSTGRESQL
 tests_storage_test_backends_SOURCES += tests/storage/pg_backend.c tests/storage/pg_backend.h
 tests_storage_test_backends_CFLAGS += $(LIBPQ_CFLAGS) -DHPF_TEST_POSTGRESQL=1
 tests_storage_test_backends_LDADD += $(LIBPQ_LIBS)
+endif
+if BUILD_MYSQL
+tests_storage_test_backends_SOURCES += tests/storage/mysql_backend.c tests/storage/mysql_backend.h
+tests_storage_test_backends_CFLAGS += -DHPF_TEST_MYSQL=1 $(MARIADB_CFLAGS)
+tests_storage_test_backends_LDADD += $(MARIADB_LIBS)
 endif
 TESTS += tests/storage/test_backends
 endif

@@ -46,6 +46,9 @@
 #ifdef HPF_TEST_POSTGRESQL
 #include "pg_backend.h"
 #endif
+#ifdef HPF_TEST_MYSQL
+#include "mysql_backend.h"
+#endif
 
 /* ---- the backend under test ---- */
 
@@ -106,6 +109,12 @@ static GHashTable *config_for(const char *label)
     if (!strcmp(B->module, "postgresql")) {
         g_hash_table_insert(cfg, g_strdup("uri"), pg_backend_uri(label));
         return cfg;
+    }
+#endif
+#ifdef HPF_TEST_MYSQL
+    if (!strcmp(B->module, "mysql")) {
+        g_hash_table_unref(cfg);
+        return mysql_backend_config(label);
     }
 #endif
     g_hash_table_insert(cfg, g_strdup("path"), g_strdup_printf("%s.%s", label, B->ext));
@@ -1956,6 +1965,10 @@ static const struct backend pg_backend = {"storage_postgresql", "postgresql", NU
                                           pg_raw_key};
 #endif
 
+#ifdef HPF_TEST_MYSQL
+static const struct backend mysql_backend = {"storage_mysql", "mysql", NULL, NULL, mysql_raw_key};
+#endif
+
 static int enter(const struct backend *b)
 {
     B = b;
@@ -2016,6 +2029,19 @@ static gboolean add_pg_suite(void)
 }
 #endif
 
+#ifdef HPF_TEST_MYSQL
+static int init_mysql(void) { return mysql_backend_start() ? -1 : enter(&mysql_backend); }
+
+static gboolean add_mysql_suites(void)
+{
+    CU_pSuite s = CU_add_suite("storage_mysql", init_mysql, leave);
+    for (size_t i = 0; s && i < mysql_n_cases; i++)
+        if (!CU_add_test(s, mysql_cases[i].name, mysql_cases[i].fn))
+            return FALSE;
+    return s != NULL;
+}
+#endif
+
 static gboolean add_suite(const char *name, CU_InitializeFunc init, const struct test_def *cases,
                           size_t n)
 {
@@ -2052,6 +2078,11 @@ int main(void)
                   G_N_ELEMENTS(conformance)) &&
         add_pg_suite() &&
 #endif
+#ifdef HPF_TEST_MYSQL
+        add_suite("conformance: storage_mysql", init_mysql, conformance,
+                  G_N_ELEMENTS(conformance)) &&
+        add_mysql_suites() &&
+#endif
         add_suite("storage_file", init_file, file_cases, G_N_ELEMENTS(file_cases));
     if (ok) {
         CU_basic_set_mode(CU_BRM_VERBOSE);
@@ -2071,6 +2102,9 @@ int main(void)
 #endif
 #ifdef HPF_TEST_POSTGRESQL
     pg_backend_stop();
+#endif
+#ifdef HPF_TEST_MYSQL
+    mysql_backend_stop();
 #endif
     return failed;
 }

@@ -5,23 +5,25 @@ recorder that prints one line per check and a final "N passed, M failed".
 
 Storage backend: every config written with write_config() (so every broker
 and hpfriendsctl run a runner starts with it) uses the backend chosen by the
-command-line argument `--backend sqlite|file|mongodb|postgresql`, else by the
-environment variable HPF_TEST_BACKEND, else sqlite.  For mongodb the runner
-starts ONE MongoDB-wire test server (tests/mongo/server.mjs, CongoDB, in
+command-line argument `--backend sqlite|file|mongodb|postgresql|mysql`, else
+by the environment variable HPF_TEST_BACKEND, else sqlite.  For mongodb the
+runner starts ONE MongoDB-wire test server (tests/mongo/server.mjs, CongoDB, in
 memory) on a random port the first time a config needs it, and stops it when
 the runner ends, whatever happened; each config directory gets a database
 of its own on it, so tests never see each other's data.  A missing node, a
 server that does not start: failed checks, never a skip.  For postgresql
 likewise ONE private PostgreSQL server (tests/pg/pg-server.sh: Debian's
 postgresql, a temporary cluster, run as a non-root user when the runner is
-root), with a database per config directory.
+root), with a database per config directory.  For mysql the same holds
+with a private MariaDB server (tests/mysql/mysql-server.sh: a data directory
+in the runner's temporary directory, a free port).
 
 Environment (all optional; `make check` sets the first three):
   HPF_BUILDDIR           top build directory (default: the current directory)
   HPF_SRCDIR             top source directory (default: derived from this file)
   HPFRIENDS_PLUGIN_DIR   plugin directory (default: $HPF_BUILDDIR/plugins/.libs)
   HPFRIENDSD, HPFRIENDSCTL   override the two programs' paths
-  HPF_TEST_BACKEND       sqlite (default), file, mongodb or postgresql
+  HPF_TEST_BACKEND       sqlite (default), file, mongodb, postgresql or mysql
   HPF_NODE (or NODE)     node for the MongoDB-wire test server (default: node on PATH)
   HPF_KEEP_TMP=1         keep the temporary directory even when all passed
 
@@ -61,6 +63,8 @@ except ImportError as _e:  # keep the one-line-per-check output contract
     sys.exit(1)
 
 BACKENDS = ("sqlite", "file", "mongodb", "postgresql")
+# Backends a runner takes with --backend beyond those (plugins configure may leave out).
+EXTRA_BACKENDS = ("mysql",)
 
 
 def _backend_from_argv():
@@ -81,9 +85,9 @@ def _backend_from_argv():
 
 
 BACKEND = _backend_from_argv()
-if BACKEND not in BACKENDS:
+if BACKEND not in BACKENDS + EXTRA_BACKENDS:
     print("FAIL - storage backend %r: want one of %s (--backend or HPF_TEST_BACKEND)"
-          % (BACKEND, ", ".join(BACKENDS)))
+          % (BACKEND, ", ".join(BACKENDS + EXTRA_BACKENDS)))
     print("0 passed, 1 failed")
     sys.exit(1)
 
@@ -93,6 +97,7 @@ STOP_TIMEOUT = 15.0      # SIGTERM to exit
 CTL_TIMEOUT = 30.0       # one hpfriendsctl run
 IO_TIMEOUT = 5.0         # one expected frame
 MONGO_READY_TIMEOUT = 15.0  # node server.mjs to "ready PORT"
+MYSQL_START_TIMEOUT = 120.0  # mysql-server.sh start (a first start installs a data directory)
 SYNC_PREFIX = b"\x00hpftest-sync:"
 
 
@@ -122,6 +127,7 @@ class Runner:
         self.peers = []
         self.mongo = None  # the MongoDB-wire test server, once one was asked for
         self.pg = None  # the PostgreSQL test server, once one was asked for
+        self.mysql = None  # the MariaDB test server, likewise
         _current = self
 
     def check(self, name, cond, detail=""):
@@ -154,6 +160,8 @@ class Runner:
             self.mongo.dump_log()
         if self.pg is not None:
             self.pg.dump_log()
+        if self.mysql is not None:
+            self.mysql.dump_log()
         for b in self.brokers:
             text = b.new_log()
             if text:
@@ -175,6 +183,8 @@ class Runner:
             self.mongo.stop()
         if self.pg is not None:
             self.pg.destroy()
+        if self.mysql is not None:
+            self.mysql.stop()
         print("%d passed, %d failed" % (self.passed, self.failed), flush=True)
         if self.failed == 0 and not os.environ.get("HPF_KEEP_TMP"):
             shutil.rmtree(self.tmp, ignore_errors=True)
@@ -210,6 +220,8 @@ def _cleanup_at_exit():
         r.mongo.stop()
     if r.pg is not None:
         r.pg.destroy()
+    if r.mysql is not None:
+        r.mysql.stop()
 
 
 atexit.register(_cleanup_at_exit)
@@ -259,6 +271,8 @@ def storage_keys(directory, db="hpfriends.db", backend=None):
         return {"plugin": "mongodb", "uri": mongo_uri(directory, db)}
     if backend == "postgresql":
         return {"plugin": "postgresql", "uri": pg_server().uri(mongo_db_name(directory, db))}
+    if backend == "mysql":
+        return {"plugin": "mysql", "uri": mysql_uri(directory, db)}
     raise CheckFailed("unknown storage backend %r" % backend)
 
 
@@ -273,6 +287,16 @@ def mongo_db_name(directory, db="hpfriends.db"):
 
 def mongo_uri(directory, db="hpfriends.db"):
     return "mongodb://%s:%d/%s" % (HOST, mongo_server().port, mongo_db_name(directory, db))
+
+
+def mysql_uri(directory, db="hpfriends.db", user="hpftest", options=None):
+    """The URI of the database for (directory, db) on the runner's MariaDB
+    server, created if need be; the password needs its %-escapes."""
+    srv = mysql_server()
+    name = mongo_db_name(directory, db)
+    srv.sql(None, "CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4" % name)
+    return "mysql://%s:%s@%s:%d/%s%s" % (user, MYSQL_PASSWORD_URI, HOST, srv.port, name,
+                                         "?" + options if options else "")
 
 
 def auth_location(directory, db="hpfriends.db", backend=None):
@@ -539,6 +563,110 @@ class PgServer:
             self.psql("postgres", "CREATE DATABASE %s" % db)
             self.dbs.add(db)
         return "postgresql://postgres@%s:%d/%s" % (HOST, self.port, db)
+
+
+# ------------------------------------------------------ MariaDB test server
+
+MYSQL_PASSWORD = "hpf:t@st/pw%1"  # tests/mysql/mysql-server.sh's test users
+MYSQL_PASSWORD_URI = "hpf%3At%40st%2Fpw%251"
+
+
+def mysql_server():
+    """The runner's MariaDB test server, started on first use."""
+    r = _current
+    expect(r is not None, "no Runner yet")
+    if r.mysql is None:
+        r.mysql = MysqlServer(r)
+    if not r.mysql.running():
+        r.mysql.start()
+    return r.mysql
+
+
+class MysqlServer:
+    """A private mariadbd (tests/mysql/mysql-server.sh) with its data in the
+    runner's temporary directory, listening on 127.0.0.1.  The script is
+    given this process's id: if the runner dies without cleaning up, the
+    server goes too.  start(port) restarts it on a given port, with its data."""
+
+    def __init__(self, runner):
+        self.dir = runner.subdir("mysql-server")
+        self.script = os.path.join(SRCDIR, "tests", "mysql", "mysql-server.sh")
+        self.port = None
+        self.error = None  # why the first start failed: later ones fail alike, at once
+        self.log_shown = 0
+
+    def _run(self, *args, timeout=MYSQL_START_TIMEOUT):
+        try:
+            return subprocess.run(["/bin/sh", self.script] + [str(a) for a in args],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  timeout=timeout)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise CheckFailed("%s %s: %s" % (self.script, args[0], e)) from None
+
+    def pid(self):
+        try:
+            with open(os.path.join(self.dir, "pid")) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def running(self):
+        pid = self.pid()
+        if pid is None:
+            return False
+        try:
+            os.kill(pid, 0)
+            return True
+        except OSError:
+            return False
+
+    def start(self, port=0):
+        if self.error and port == 0:
+            raise CheckFailed(self.error)
+        p = self._run("start", self.dir, port, os.getpid())
+        out = p.stdout.decode("utf-8", "replace").split()
+        if p.returncode != 0 or len(out) != 2 or out[0] != "ready" or not out[1].isdigit():
+            why = "MariaDB test server: start failed (status %d): %s %s" % (
+                p.returncode, p.stdout.decode("utf-8", "replace").strip(),
+                p.stderr.decode("utf-8", "replace").strip())
+            if port == 0:
+                self.error = why
+            raise CheckFailed(why)
+        self.port = int(out[1])
+        expect(port in (0, self.port), "asked for port %d, got %d" % (port, self.port))
+        return self
+
+    def stop(self):
+        """SIGTERM and wait (SIGKILL after 30 s)."""
+        if self.pid() is not None:
+            self._run("stop", self.dir, timeout=60)
+
+    def kill(self):
+        """SIGKILL, as a crash would."""
+        self._run("kill", self.dir, timeout=30)
+
+    def sql(self, db, text):
+        """Run SQL as root over the server's socket; the rows, tab-separated."""
+        argv = ["mariadb", "--no-defaults", "--socket=" + os.path.join(self.dir, "sock"),
+                "-uroot", "-N", "-B"] + ([db] if db else []) + ["-e", text]
+        p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        expect(p.returncode == 0, "mariadb -e %r: %s" % (text, p.stderr.decode("utf-8", "replace")))
+        return p.stdout.decode("utf-8", "replace")
+
+    def dump_log(self):
+        try:
+            with open(os.path.join(self.dir, "error.log"), "rb") as f:
+                f.seek(self.log_shown)
+                data = f.read()
+        except OSError:
+            return
+        self.log_shown += len(data)
+        text = data.decode("utf-8", "replace").strip()
+        if text:
+            print("# ---- MariaDB test server log ----")
+            for line in text.splitlines()[-40:]:
+                print("# " + line)
+            print("# ---- end of server log ----", flush=True)
 
 
 # ---------------------------------------------------------------- broker

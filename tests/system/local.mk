@@ -27,7 +27,9 @@
 # never skip, when node or the server is missing.  Likewise the postgresql
 # ones (BUILD_POSTGRESQL) and the PostgreSQL runners (outage, hpfeeds3's
 # auth_keys) start a private PostgreSQL with tests/pg/pg-server.sh; the
-# round trip between all four backends needs both plugins.
+# round trip between all four backends needs both plugins.  The mysql ones
+# (BUILD_MYSQL) start a private MariaDB (tests/mysql/mysql-server.sh);
+# test_roundtrip-mysql adds mysql to that round trip.
 
 %canon_reldir%_scripts = \
 	%reldir%/test_graph_e2e.py \
@@ -41,6 +43,8 @@
 	%reldir%/test_mongo_outage.py \
 	%reldir%/test_pg_outage.py \
 	%reldir%/test_pg_hpfeeds3.py \
+	%reldir%/test_mysql_outage.py \
+	%reldir%/test_hpfeeds3_mysql.py \
 	%reldir%/test_kill_import.py \
 	%reldir%/test_license.py \
 	%reldir%/test_manpages.py \
@@ -76,6 +80,20 @@ endif
 	%reldir%/test_counters-postgresql.test \
 	%reldir%/test_pg_hpfeeds3.test
 endif
+if BUILD_MYSQL
+%canon_reldir%_wrappers += \
+	%reldir%/test_mysql_outage.test \
+	%reldir%/test_ctl-mysql.test \
+	%reldir%/test_graph_e2e-mysql.test \
+	%reldir%/test_live_reload-mysql.test \
+	%reldir%/test_counters-mysql.test \
+	%reldir%/test_hpfeeds3_mysql.test
+if BUILD_MONGODB
+if BUILD_POSTGRESQL
+%canon_reldir%_wrappers += %reldir%/test_roundtrip-mysql.test
+endif
+endif
+endif
 %canon_reldir%_wrappers += \
 	%reldir%/test_kill_import-file.test \
 	%reldir%/test_kill_import-sqlite.test \
@@ -107,7 +125,7 @@ $(%canon_reldir%_wrappers): %reldir%/local.mk
 	$(AM_V_GEN)$(MKDIR_P) $(@D) && \
 	base=`basename $@ .test` && \
 	case $$base in \
-	  *-sqlite|*-file|*-mongodb|*-postgresql) \
+	  *-sqlite|*-file|*-mongodb|*-postgresql|*-mysql) \
 	    script=`echo $$base | sed 's/-[a-z]*$$//'`.py; \
 	    args=" --backend `echo $$base | sed 's/^.*-//'`";; \
 	  *) script=$$base.py; args="";; \

@@ -4,7 +4,8 @@
 # test_api.py: the JSON API over real HTTP against a real hpfriendsd (every
 # endpoint, authorization between users, CSRF, bad JSON, bad HTTP), once
 # per storage backend, as test_web_api-BACKEND.test (the mongodb one only
-# when the mongodb plugin is built; it starts its own MongoDB-wire server).
+# when the mongodb plugin is built; it starts its own MongoDB-wire server;
+# likewise the mysql one, with a private MariaDB).
 #
 # e2e.mjs: the console in headless Chromium (Debian's /usr/bin/chromium)
 # driven by playwright-core from the committed package-lock.json (install
@@ -17,6 +18,9 @@ EXTRA_DIST += %reldir%/test_api.py %reldir%/e2e.mjs %reldir%/package.json \
 %canon_reldir%_wrappers =
 if BUILD_MONGODB
 %canon_reldir%_wrappers += %reldir%/test_web_api-mongodb.test
+endif
+if BUILD_MYSQL
+%canon_reldir%_wrappers += %reldir%/test_web_api-mysql.test
 endif
 %canon_reldir%_wrappers += \
 	%reldir%/test_web_e2e.test \
