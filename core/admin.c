@@ -103,6 +103,15 @@ static gboolean bad_value(GError **error, const char *what, const char *v, const
                              "use 1-64 letters, digits, '.', '_', '@' or '-'");             \
     } while (0)
 
+/* A name being created: the rule of every name plus hpf_principal_name_check(). */
+#define CHECK_NEW_NAME(what, v)                                                                    \
+    do {                                                                                           \
+        CHECK_NAME(what, v);                                                                       \
+        const char *why_ = hpf_principal_name_check(v, HPF_NAME_MAX);                              \
+        if (why_)                                                                                  \
+            return bad_value(error, !strcmp(what, "group") ? "group name" : "user name", v, why_); \
+    } while (0)
+
 #define CHECK_CHANNEL(v)                                                                 \
     do {                                                                                 \
         if (!admin_valid_channel(v))                                                     \
@@ -150,7 +159,7 @@ static gboolean need_explicit_user(struct admin *a, const char *name, GError **e
 
 gboolean admin_user_add(struct admin *a, const char *name, gboolean admin, GError **error)
 {
-    CHECK_NAME("user", name);
+    CHECK_NEW_NAME("user", name);
     struct hpf_mutation m[2] = {{.op = HPF_MUT_USER_ADD, .user = name},
                                 {.op = HPF_MUT_USER_SET_ADMIN, .user = name, .flag = true}};
     return apply(a, m, admin ? 2 : 1, error);
@@ -185,7 +194,7 @@ gboolean admin_user_set_password(struct admin *a, const char *name, const char *
 
 gboolean admin_group_add(struct admin *a, const char *name, const char *owner, GError **error)
 {
-    CHECK_NAME("group", name);
+    CHECK_NEW_NAME("group", name);
     CHECK_NAME("user", owner);
     if (!need_explicit_user(a, owner, error))
         return FALSE;

@@ -22,7 +22,10 @@ struct admin {
     struct plugin_instance *storage;
 };
 
-/** User and group names: 1-64 of [A-Za-z0-9._@-]. */
+/**
+ * User and group names: 1-64 of [A-Za-z0-9._@-].  A new one (user add,
+ * group add) may not start with '@' (hpf_principal_name_check()).
+ */
 gboolean admin_valid_name(const char *name);
 /*
  * Every name and secret also passes hpf_name_check() (<hpfriends/names.h>):

@@ -8,6 +8,7 @@ rendered by Graphviz, and export/import round trips.
 Graphviz's `dot` is required: without it the rendering check fails.
 """
 
+import json
 import os
 import re
 import shutil
@@ -187,6 +188,10 @@ def errors(r):
     one_line_error(r, "group add partners (duplicate group)",
                    c("group", "add", "partners", "--owner", "mark"))
     one_line_error(r, "user add 'a b' (bad name)", c("user", "add", "a b"))
+    for what, res in (("user add @partners", c("user", "add", "@partners")),
+                      ("group add @x", c("group", "add", "@x", "--owner", "mark"))):
+        one_line_error(r, what + " ('@' first marks a group)", res)
+        r.check(what + ": the error says why", "starts with '@'" in res.err, repr(res))
     one_line_error(r, "share add --channel 'a b' (bad channel name)",
                    c("share", "add", "--from", "jojo", "--to", "mark", "--channel", "a b"))
     one_line_error(r, "authkey add --publish 'a b' (bad channel name)",
@@ -380,6 +385,11 @@ def export_import(r):
         "truncated export": exported[: len(exported) // 2],
         "JSON of the wrong shape": "[1, 2, 3]\n",
     }
+    for kind, entry in (("users", {"name": "@partners"}),
+                        ("groups", {"name": "@x", "owner": "mark", "members": []})):
+        doc = json.loads(exported)
+        doc[kind].append(entry)
+        bad_inputs["a %s name starting with '@'" % kind[:-1]] = json.dumps(doc)
     for what, text in bad_inputs.items():
         path = os.path.join(d2, "bad.json")
         with open(path, "w") as f:

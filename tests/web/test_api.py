@@ -807,6 +807,8 @@ def objects_and_authorization(r):
 
     ok(r, "create a group", alice.call("POST", "/api/groups", {"name": "ateam"}))
     err(r, "create it again", alice.call("POST", "/api/groups", {"name": "ateam"}), 409)
+    err(r, "create a group named @x ('@' first marks a group)",
+        alice.call("POST", "/api/groups", {"name": "@x"}), 400, "starts with '@'")
     ok(r, "add a member", alice.call("POST", "/api/groups/members",
                                      {"group": "ateam", "member": "bob"}))
     ok(r, "add another member", alice.call("POST", "/api/groups/members",
