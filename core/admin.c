@@ -231,8 +231,54 @@ static const char *split_target(const char *to, gboolean *is_group)
     return *is_group ? to + 1 : to;
 }
 
-gboolean admin_share_add(struct admin *a, const char *from, const char *to, const char *chan,
-                         int type, GError **error)
+/* The type of the share from -> target on chan, or -1 when there is none. */
+static int stored_share_type(const struct snapshot *s, const char *from, const char *target,
+                             gboolean to_group, const char *chan)
+{
+    for (guint i = 0; i < s->shares->len; i++) {
+        const struct snap_share *sh = s->shares->pdata[i];
+        if (!strcmp(sh->from, from) && !strcmp(sh->to, target) && sh->to_group == to_group &&
+            !strcmp(sh->channel, chan))
+            return sh->type;
+    }
+    return -1;
+}
+
+/*
+ * The acceptances a widening of from -> target on chan voids: those of its
+ * recipients for from on chan.  An acceptance names no share, so one that
+ * also covers another share of from on chan goes too: asking again is the
+ * safe side.  The mutations point into s.
+ */
+static void void_accepts(const struct snapshot *s, const char *from, const char *target,
+                         gboolean to_group, const char *chan, GArray *muts)
+{
+    for (guint i = 0; i < s->accepts->len; i++) {
+        const struct snap_accept *ac = s->accepts->pdata[i];
+        if (strcmp(ac->from, from) || strcmp(ac->channel, chan))
+            continue;
+        if (to_group ? !snapshot_is_member(s, target, ac->user) : strcmp(ac->user, target))
+            continue;
+        struct hpf_mutation m = {
+            .op = HPF_MUT_ACCEPT_DEL, .user = ac->user, .target = ac->from, .channel = ac->channel};
+        g_array_append_val(muts, m);
+    }
+}
+
+int admin_share_type(const struct snapshot *s, const char *from, const char *to, const char *chan)
+{
+    gboolean to_group;
+    const char *target = split_target(to, &to_group);
+    return stored_share_type(s, from, target, to_group, chan);
+}
+
+gboolean admin_share_widens(int old_type, int new_type)
+{
+    return old_type == HPF_SHARE_SHARES && new_type == HPF_SHARE_ALL;
+}
+
+gboolean admin_share_set(struct admin *a, const char *from, const char *to, const char *chan,
+                         int type, struct admin_share_change *change, GError **error)
 {
     gboolean to_group;
     const char *target = split_target(to, &to_group);
@@ -246,13 +292,34 @@ gboolean admin_share_add(struct admin *a, const char *from, const char *to, cons
                    "'%s' cannot share with itself: everyone reads "
                    "their own messages",
                    from);
+    struct snapshot *s = admin_snapshot(a, error);
+    if (!s)
+        return FALSE;
+    int old = stored_share_type(s, from, target, to_group, chan);
+    GArray *muts = g_array_new(FALSE, TRUE, sizeof(struct hpf_mutation));
     struct hpf_mutation m = {.op = HPF_MUT_SHARE_ADD,
                              .user = from,
                              .target = target,
                              .target_is_group = to_group,
                              .channel = chan,
                              .share_type = type};
-    return apply(a, &m, 1, error);
+    g_array_append_val(muts, m);
+    if (admin_share_widens(old, type))
+        void_accepts(s, from, target, to_group, chan, muts);
+    gboolean ok = apply(a, (struct hpf_mutation *)muts->data, muts->len, error);
+    if (ok && change) {
+        change->old_type = old;
+        change->voided = muts->len - 1;
+    }
+    g_array_free(muts, TRUE);
+    snapshot_free(s);
+    return ok;
+}
+
+gboolean admin_share_add(struct admin *a, const char *from, const char *to, const char *chan,
+                         int type, GError **error)
+{
+    return admin_share_set(a, from, to, chan, type, NULL, error);
 }
 
 gboolean admin_share_del(struct admin *a, const char *from, const char *to, const char *chan,

@@ -62,6 +62,23 @@ gboolean admin_member_del(struct admin *a, const char *group, const char *user, 
 /** to may be "@group" for a group. */
 gboolean admin_share_add(struct admin *a, const char *from, const char *to, const char *chan,
                          int type, GError **error);
+/** What admin_share_set() changed. */
+struct admin_share_change {
+    int old_type; /**< the type the share had, or -1 when it is new */
+    guint voided; /**< acceptances dropped because the share widened */
+};
+/** The type of the share from -> to ("@group" allowed) on chan in s, or -1 when none. */
+int admin_share_type(const struct snapshot *s, const char *from, const char *to, const char *chan);
+/** TRUE when a share of old_type (-1: none) that takes new_type reaches further. */
+gboolean admin_share_widens(int old_type, int new_type);
+/**
+ * admin_share_add(), telling what changed.  A share that widens (shares to
+ * shares_all) needs new consent: in the same storage transaction the
+ * acceptances of its recipients for from on chan are dropped, so with
+ * require_accept they must accept again.  A narrowing keeps them.
+ */
+gboolean admin_share_set(struct admin *a, const char *from, const char *to, const char *chan,
+                         int type, struct admin_share_change *change, GError **error);
 gboolean admin_share_del(struct admin *a, const char *from, const char *to, const char *chan,
                          GError **error);
 gboolean admin_accept(struct admin *a, const char *user, const char *from, const char *chan,

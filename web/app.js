@@ -75,15 +75,33 @@ async function api(method, path, body) {
 }
 
 // Run an action, redraw the page, then report the outcome.
+// fn may return a string: a more precise outcome than what.
 async function act(what, fn) {
+  let res;
   try {
-    await fn();
+    res = await fn();
   } catch (e) {
     say(e.message, "error");
     return;
   }
   await route();
-  say(what, "ok");
+  say(typeof res === "string" ? res : what, "ok");
+}
+
+// Sharing a channel again with another type changes the share; a widening
+// (shares to shares_all) needs new consent, so the API asks for a confirmation.
+async function addShare(to, channel, type) {
+  const body = { to, channel, type };
+  let doc;
+  try {
+    doc = await api("POST", "/api/shares", body);
+  } catch (e) {
+    if (e.status !== 409 || !e.message.startsWith("changed from")) throw e;
+    if (!confirm(e.message.replace(/; confirm to widen$/, "") + ".\nWiden the share?"))
+      return "not changed: " + channel + " with " + to;
+    doc = await api("POST", "/api/shares", Object.assign(body, { confirm: true }));
+  }
+  return doc.changed ? doc.changed + ": " + channel + " with " + to : "shared " + channel + " with " + to;
 }
 
 // ---- pages ----
@@ -105,7 +123,7 @@ pages.shares = async (root) => {
     h("p", { class: "muted" }, "Channels you share, and with whom. A share to a group reaches all its members."),
     h("form", { id: "share-form", onsubmit: (ev) => { ev.preventDefault();
       act("shared " + chan.value + " with " + to.value,
-        () => api("POST", "/api/shares", { to: to.value.trim(), channel: chan.value.trim(), type: type.value })); } },
+        () => addShare(to.value.trim(), chan.value.trim(), type.value)); } },
       h("label", {}, "To", to), h("datalist", { id: "share-targets" }, targets.map((t) => h("option", { value: t }))),
       h("label", {}, "Channel", chan), h("label", {}, "Type", type),
       h("button", { type: "submit", id: "share-add" }, "Share")),

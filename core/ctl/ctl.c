@@ -288,6 +288,23 @@ static gboolean offer_exists(const struct snapshot *s, const char *user, const c
     return FALSE;
 }
 
+/* share add; a change of type is said, and what a widening cost in consent. */
+static int share_add(struct ctx *c, int type)
+{
+    GError *e = NULL;
+    struct admin_share_change ch;
+    if (!admin_share_set(&c->admin, opt_from, opt_to, opt_channel, type, &ch, &e))
+        return fail(e);
+    if (ch.old_type >= 0 && ch.old_type != type)
+        printf("changed from %s to %s", share_type_name(ch.old_type), share_type_name(type));
+    if (admin_share_widens(ch.old_type, type))
+        printf("; %u acceptance%s dropped: recipients must accept again", ch.voided,
+               ch.voided == 1 ? "" : "s");
+    if (ch.old_type >= 0 && ch.old_type != type)
+        printf("\n");
+    return 0;
+}
+
 static int cmd_share(struct ctx *c)
 {
     GError *e = NULL;
@@ -301,7 +318,7 @@ static int cmd_share(struct ctx *c)
         int type = share_type_parse(opt_type ? opt_type : "shares");
         if (type < 0)
             return usage("--type must be shares or shares_all");
-        return done(admin_share_add(&c->admin, opt_from, opt_to, opt_channel, type, &e), &e);
+        return share_add(c, type);
     }
     if (!strcmp(verb, "del")) {
         NEED(opt_from, "from");

@@ -250,6 +250,53 @@ static void run_shares(struct web_job *j)
     web_job_ok(j, b);
 }
 
+/* An optional boolean member: 0 when absent, -1 (and a 400) when not a boolean. */
+static int body_flag(struct web_job *j, const char *key)
+{
+    JsonObject *o = j->body ? json_node_get_object(j->body) : NULL;
+    int v = o ? jsonutil_get_bool(o, key) : 0;
+    if (v < 0)
+        web_job_error(j, 400, "'%s' must be true or false", key);
+    return v;
+}
+
+/*
+ * A widening (shares to shares_all) reaches further than its recipients
+ * agreed to: it needs "confirm": true, and drops their acceptances.
+ */
+static gboolean share_change_confirmed(struct web_job *j, const struct snapshot *s, const char *to,
+                                       const char *chan, int t)
+{
+    int old = admin_share_type(s, j->acting, to, chan);
+    int confirm = body_flag(j, "confirm");
+    if (confirm < 0)
+        return FALSE;
+    if (!admin_share_widens(old, t) || confirm)
+        return TRUE;
+    web_job_error(j, 409,
+                  "changed from %s to %s: %s may then pass it on, and must accept again; "
+                  "confirm to widen",
+                  share_type_name(old), share_type_name(t), to);
+    return FALSE;
+}
+
+static void share_changed(struct web_job *j, const struct admin_share_change *ch, int t)
+{
+    j->changed = TRUE;
+    JsonBuilder *b = json_builder_new();
+    OBJ(b);
+    BOOL(b, "ok", TRUE);
+    if (ch->old_type >= 0 && ch->old_type != t) {
+        char *msg = g_strdup_printf("changed from %s to %s", share_type_name(ch->old_type),
+                                    share_type_name(t));
+        STR(b, "changed", msg);
+        g_free(msg);
+        INT(b, "acceptances_dropped", ch->voided);
+    }
+    END(b);
+    web_job_ok(j, b);
+}
+
 static void run_share_add(struct web_job *j)
 {
     const char *to = web_body_str(j, "to", TRUE);
@@ -265,9 +312,16 @@ static void run_share_add(struct web_job *j)
     struct snapshot *s = begin(j);
     if (!s)
         return;
+    gboolean go = share_change_confirmed(j, s, to, chan, t);
     snapshot_free(s);
+    if (!go)
+        return;
     GError *e = NULL;
-    done_op(j, admin_share_add(&j->admin, j->acting, to, chan, t, &e), &e);
+    struct admin_share_change ch;
+    if (admin_share_set(&j->admin, j->acting, to, chan, t, &ch, &e))
+        share_changed(j, &ch, t);
+    else
+        done_op(j, FALSE, &e);
 }
 
 static void run_share_del(struct web_job *j)

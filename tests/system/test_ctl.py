@@ -127,6 +127,26 @@ def shares(r):
     res = c("share", "list", "--user", "alice")
     r.check("share list --user alice after reject: not accepted",
             res.rc == 0 and res.lines() == [l2 + "\tnot accepted"], repr(res))
+    # A widening needs new consent; a narrowing keeps it.
+    lm = "jojo\tmark\t%s\t" % CHAN
+    t.ctl_ok(conf, "share", "accept", "--user", "mark", "--from", "jojo", "--channel", CHAN)
+    clean_ok(r, "share add --type shares_all over shares: says so, drops the acceptance",
+             c("share", "add", "--from", "jojo", "--to", "mark", "--channel", CHAN,
+               "--type", "shares_all"),
+             "changed from shares to shares_all; 1 acceptance dropped: "
+             "recipients must accept again\n")
+    res = c("share", "list", "--user", "mark")
+    r.check("after the widening mark has not accepted",
+            res.rc == 0 and lm + "shares_all\tnot accepted" in res.lines(), repr(res))
+    t.ctl_ok(conf, "share", "accept", "--user", "mark", "--from", "jojo", "--channel", CHAN)
+    clean_ok(r, "share add --type shares over shares_all: says so",
+             c("share", "add", "--from", "jojo", "--to", "mark", "--channel", CHAN),
+             "changed from shares_all to shares\n")
+    res = c("share", "list", "--user", "mark")
+    r.check("after the narrowing mark's acceptance stays",
+            res.rc == 0 and lm + "shares\taccepted" in res.lines(), repr(res))
+    clean_ok(r, "share add of the same type again: silent",
+             c("share", "add", "--from", "jojo", "--to", "mark", "--channel", CHAN), "")
     clean_ok(r, "share del --from jojo --to mark",
              c("share", "del", "--from", "jojo", "--to", "mark", "--channel", CHAN), "")
     res = c("share", "list")

@@ -335,6 +335,7 @@ async function main() {
     check("readers after bob accepted: bob via @partners", readers2.includes("bob") &&
       readers2.includes("alice -shares-> @partners"), readers2);
     await shot(page, "10-graph-readers");
+    await widenShare(page);
     check("no JavaScript errors in the pages", consoleErrors.length === 0, consoleErrors.join(" | "));
   } catch (e) {
     // What the browser showed when a step broke: the page and the status line.
@@ -349,6 +350,38 @@ async function main() {
   }
   check("the broker stops cleanly", await stopBroker(b) === 0);
   await channelsMode(chromium);
+}
+
+// Sharing the channel again as shares_all widens the share: the page asks
+// first (dismissed: nothing changes), says what changed, and bob's earlier
+// acceptance no longer counts.
+async function widenShare(page) {
+  await go(page, "shares");
+  const submit = async (answer) => {
+    let asked = "";
+    page.once("dialog", (d) => { asked = d.message(); answer ? d.accept() : d.dismiss(); });
+    await page.fill("#share-to", "@partners");
+    await page.fill("#share-channel", CHAN);
+    await page.selectOption("#share-type", "shares_all");
+    await page.click("#share-add");
+    return asked;
+  };
+  const asked = await submit(false);
+  await waitText(page, "#status", /not changed/, "a dismissed widening");
+  check("widening a share asks: changed from shares to shares_all",
+    /changed from shares to shares_all/.test(asked), asked);
+  check("dismissed, the share keeps its type", !(await page.textContent("table")).includes("shares_all"));
+  await submit(true);
+  const said = await waitText(page, "#status", /changed from/, "a confirmed widening");
+  check("confirmed, the page says changed from shares to shares_all",
+    /changed from shares to shares_all/.test(said), said);
+  check("the share is now shares_all", (await page.textContent("table")).includes("shares_all"));
+  await go(page, "graph");
+  await page.fill("#readers-channel", CHAN);
+  await page.click("#readers-go");
+  await page.waitForSelector("#readers-out li", { timeout: STEP_TIMEOUT });
+  const readers = await page.textContent("#readers-out");
+  check("after the widening bob's old acceptance does not count", !/bob.*-shares/.test(readers), readers);
 }
 
 async function stopBroker(b) {

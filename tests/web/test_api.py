@@ -1023,6 +1023,54 @@ def objects_and_authorization(r):
     r.check("the broker stops cleanly", b.stop() == 0)
 
 
+def share_widening(r):
+    conf, b, port = setup(r, "widening", broker={"require_accept": "true"})
+    alice = logged_in(port, "alice")
+    bob = logged_in(port, "bob")
+    ok(r, "alice makes a group with bob", alice.call("POST", "/api/groups", {"name": "wteam"}))
+    ok(r, "and adds bob", alice.call("POST", "/api/groups/members",
+                                     {"group": "wteam", "member": "bob"}))
+    for to in ("bob", "@wteam"):
+        chan = "w." + to.lstrip("@")
+        ok(r, "share %s with %s (shares)" % (chan, to),
+           alice.call("POST", "/api/shares", {"to": to, "channel": chan}))
+        ok(r, "bob accepts %s" % chan,
+           bob.call("POST", "/api/offers/accept", {"from": "alice", "channel": chan}))
+        err(r, "%s: shares -> shares_all without confirm" % to,
+            alice.call("POST", "/api/shares", {"to": to, "channel": chan, "type": "shares_all"}),
+            409, "changed from shares to shares_all")
+        st, doc = alice.call("GET", "/api/shares")
+        r.check("%s: unconfirmed, the share is still shares" % to,
+                [s["type"] for s in doc["shares"] if s["channel"] == chan] == ["shares"],
+                repr(doc))
+        st, doc = alice.call("POST", "/api/shares", {"to": to, "channel": chan,
+                                                     "type": "shares_all", "confirm": True})
+        r.check("%s: confirmed widening says what changed and drops bob's acceptance" % to,
+                st == 200 and doc.get("changed") == "changed from shares to shares_all" and
+                doc.get("acceptances_dropped") == 1, repr(doc))
+        st, doc = bob.call("GET", "/api/offers")
+        r.check("%s: bob has to accept the widened share again" % to,
+                [o["accepted"] for o in doc["offers"] if o["channel"] == chan] == [False],
+                repr(doc))
+        st, doc = alice.call("GET", "/api/readers?channel=" + chan)
+        r.check("%s: bob no longer reads it" % to,
+                st == 200 and [x["user"] for x in doc["readers"]] == ["alice"], repr(doc))
+        ok(r, "bob accepts %s again" % chan,
+           bob.call("POST", "/api/offers/accept", {"from": "alice", "channel": chan}))
+        st, doc = alice.call("POST", "/api/shares", {"to": to, "channel": chan})
+        r.check("%s: narrowing needs no confirm and says what changed" % to,
+                st == 200 and doc.get("changed") == "changed from shares_all to shares" and
+                doc.get("acceptances_dropped") == 0, repr(doc))
+        st, doc = bob.call("GET", "/api/offers")
+        r.check("%s: the narrowing keeps bob's acceptance" % to,
+                [o["accepted"] for o in doc["offers"] if o["channel"] == chan] == [True],
+                repr(doc))
+    err(r, "confirm must be a boolean",
+        alice.call("POST", "/api/shares", {"to": "bob", "channel": "w.bob", "confirm": "yes"}),
+        400, "true or false")
+    r.check("the broker stops cleanly", b.stop() == 0)
+
+
 def tls_console(r):
     d = r.subdir("tls-cert")
     cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
@@ -1077,4 +1125,5 @@ if __name__ == "__main__":
         ("a password change ends other sessions", password_ends_sessions),
         ("logs of an ident that changed owner", logs_of_reused_ident),
         ("HTTPS console", tls_console),
+        ("widening a share needs new consent", share_widening),
     ])
