@@ -516,6 +516,69 @@ GPtrArray *admin_readers(const struct snapshot *s, const char *user, const char 
     return out;
 }
 
+/* Recipients of sh (its user, or its group's members), each once per call of fn. */
+static void each_recipient(const struct snapshot *s, const struct snap_share *sh,
+                           void (*fn)(const char *user, gpointer data), gpointer data)
+{
+    if (!sh->to_group) {
+        fn(sh->to, data);
+        return;
+    }
+    for (guint j = 0; j < s->members->len; j++) {
+        const struct snap_member *m = s->members->pdata[j];
+        if (!strcmp(m->group, sh->to))
+            fn(m->user, data);
+    }
+}
+
+struct pending_walk {
+    const struct snapshot *s;
+    const struct snap_share *sh;
+    const char *prefix;  /* the path that reaches sh->from */
+    GHashTable *readers; /* users who read already */
+    GHashTable *seen;    /* pending users found so far */
+    GPtrArray *out;
+};
+
+static void pending_one(const char *t, gpointer data)
+{
+    struct pending_walk *w = data;
+    if (g_hash_table_contains(w->readers, t) || g_hash_table_contains(w->seen, t) ||
+        snapshot_has_accept(w->s, t, w->sh->from, w->sh->channel))
+        return;
+    g_hash_table_add(w->seen, g_strdup(t));
+    struct admin_reader *r = g_new0(struct admin_reader, 1);
+    r->user = g_strdup(t);
+    r->path = g_strdup_printf("%s -%s-> %s%s", w->prefix, share_type_name(w->sh->type),
+                              w->sh->to_group ? "@" : "", w->sh->to);
+    g_ptr_array_add(w->out, r);
+}
+
+GPtrArray *admin_pending_readers(const struct snapshot *s, const char *user, const char *chan,
+                                 const GPtrArray *readers)
+{
+    GPtrArray *out = g_ptr_array_new_with_free_func(admin_reader_free);
+    GHashTable *is_reader = g_hash_table_new(g_str_hash, g_str_equal);
+    GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    for (guint i = 0; i < readers->len; i++)
+        g_hash_table_add(is_reader, ((struct admin_reader *)readers->pdata[i])->user);
+    for (guint i = 0; i < readers->len; i++) {
+        const struct admin_reader *rd = readers->pdata[i];
+        gboolean is_pub = !strcmp(rd->user, user);
+        for (guint k = 0; k < s->shares->len; k++) {
+            const struct snap_share *sh = s->shares->pdata[k];
+            if (strcmp(sh->from, rd->user) || strcmp(sh->channel, chan) ||
+                (!is_pub && sh->type != HPF_SHARE_ALL))
+                continue;
+            struct pending_walk w = {s, sh, is_pub ? user : rd->path, is_reader, seen, out};
+            each_recipient(s, sh, pending_one, &w);
+        }
+    }
+    g_hash_table_unref(seen);
+    g_hash_table_unref(is_reader);
+    return out;
+}
+
 /* ---- Graphviz ---- */
 
 static void dot_id(GString *out, const char *prefix, const char *name)

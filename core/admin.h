@@ -112,6 +112,13 @@ struct admin_reader {
 GPtrArray *admin_readers(const struct snapshot *s, const char *user, const char *chan,
                          gboolean require_accept);
 void admin_reader_free(gpointer p);
+/**
+ * With require_accept: the users a share from one of readers (the result of
+ * admin_readers()) reaches who have not accepted it, so do not read yet;
+ * each with the path that would let them.
+ */
+GPtrArray *admin_pending_readers(const struct snapshot *s, const char *user, const char *chan,
+                                 const GPtrArray *readers);
 
 /** Graphviz of users, groups, membership and shares. */
 char *admin_graph_dot(const struct snapshot *s);

@@ -127,12 +127,31 @@ pages.shares = async (root) => {
       h("label", {}, "To", to), h("datalist", { id: "share-targets" }, targets.map((t) => h("option", { value: t }))),
       h("label", {}, "Channel", chan), h("label", {}, "Type", type),
       h("button", { type: "submit", id: "share-add" }, "Share")),
-    table(["To", "Channel", "Type", ""], shares.shares.map((s) => h("tr", {},
+    table(["To", "Channel", "Type", "Recipients", ""], shares.shares.map((s) => h("tr", { "data-to": s.to, "data-channel": s.channel },
       h("td", {}, s.to), h("td", { class: "mono" }, s.channel), h("td", {}, h("span", { class: "tag" }, s.type)),
+      h("td", { class: "recipients" }, recipientStates(s.recipients)),
       h("td", {}, h("button", { class: "danger", type: "button", onclick: () =>
         act("removed the share of " + s.channel + " with " + s.to,
           () => api("DELETE", "/api/shares", { to: s.to, channel: s.channel })) }, "Remove"))))));
 };
+
+// Each recipient of a share with its consent: accepted or pending.
+function recipientStates(list) {
+  if (!list || !list.length) return h("span", { class: "muted" }, "nobody yet");
+  return list.map((r) => h("span", { class: "recipient", "data-user": r.user, "data-state": r.state },
+    r.user, " ", h("span", { class: "tag " + r.state }, r.state)));
+}
+
+// The count of offers waiting for my answer, in the menu.
+async function updatePending() {
+  const badge = document.getElementById("pending-count");
+  try {
+    const doc = await api("GET", "/api/offers");
+    badge.textContent = doc.pending ? String(doc.pending) : "";
+    badge.hidden = !doc.pending;
+    badge.title = doc.pending + " offer" + (doc.pending === 1 ? "" : "s") + " waiting for your answer";
+  } catch (e) { /* the next page view tries again */ }
+}
 
 pages.offers = async (root) => {
   const doc = await api("GET", "/api/offers");
@@ -141,9 +160,9 @@ pages.offers = async (root) => {
     h("p", { class: "muted" }, doc.require_accept
       ? "This broker delivers a share only once you accept it."
       : "This broker delivers shares without acceptance; accepting records your consent."),
-    table(["From", "Channel", "Type", "Via", "Accepted", ""], doc.offers.map((o) => h("tr", { "data-from": o.from, "data-channel": o.channel },
+    table(["From", "Channel", "Type", "Via", "State", ""], doc.offers.map((o) => h("tr", { "data-from": o.from, "data-channel": o.channel },
       h("td", {}, o.from), h("td", { class: "mono" }, o.channel), h("td", {}, o.type), h("td", {}, o.via || "directly"),
-      h("td", {}, h("span", { class: o.accepted ? "tag yes" : "tag" }, o.accepted ? "yes" : "no")),
+      h("td", {}, h("span", { class: "tag " + o.state }, o.state)),
       h("td", {}, o.accepted
         ? h("button", { class: "danger", type: "button", onclick: () => act("rejected " + o.channel + " from " + o.from,
             () => api("POST", "/api/offers/reject", { from: o.from, channel: o.channel })) }, "Reject")
@@ -330,7 +349,9 @@ pages.graph = async (root) => {
       try {
         const r = await api("GET", "/api/readers?channel=" + encodeURIComponent(chan.value.trim()));
         out.replaceChildren(h("ul", { class: "paths" }, r.readers.map((x) =>
-          h("li", {}, h("strong", {}, x.user), " \u2014 ", h("code", {}, x.path)))));
+          h("li", { class: x.pending ? "pending" : "reader" }, h("strong", {}, x.user),
+            x.pending ? [" ", h("span", { class: "tag pending" }, "pending: has not accepted")] : [],
+            " \u2014 ", h("code", {}, x.path)))));
         say("", "");
       } catch (e) { say(e.message, "error"); }
     } }, h("label", {}, "Channel", chan), h("button", { type: "submit", id: "readers-go" }, "Show readers")),
@@ -385,6 +406,7 @@ async function route() {
   }
   state.timer = fresh.timer || null;
   document.getElementById("page").replaceWith(fresh);
+  updatePending();
 }
 
 function loggedIn(doc) {

@@ -216,7 +216,17 @@ static void run_users(struct web_job *j)
 
 /* ---- shares ---- */
 
-static void share_obj(JsonBuilder *b, const struct snap_share *sh)
+static void recipient_state(const struct snapshot *s, const struct snap_share *sh, const char *user,
+                            JsonBuilder *b)
+{
+    OBJ(b);
+    STR(b, "user", user);
+    STR(b, "state", snapshot_has_accept(s, user, sh->from, sh->channel) ? "accepted" : "pending");
+    END(b);
+}
+
+/* A share, and the consent of each of its recipients (pending or accepted). */
+static void share_obj_states(JsonBuilder *b, const struct snapshot *s, const struct snap_share *sh)
 {
     OBJ(b);
     STR(b, "from", sh->from);
@@ -226,6 +236,16 @@ static void share_obj(JsonBuilder *b, const struct snap_share *sh)
     BOOL(b, "to_group", sh->to_group);
     STR(b, "channel", sh->channel);
     STR(b, "type", share_type_name(sh->type));
+    json_builder_set_member_name(b, "recipients");
+    json_builder_begin_array(b);
+    if (!sh->to_group)
+        recipient_state(s, sh, sh->to, b);
+    for (guint i = 0; sh->to_group && i < s->members->len; i++) {
+        const struct snap_member *m = s->members->pdata[i];
+        if (!strcmp(m->group, sh->to))
+            recipient_state(s, sh, m->user, b);
+    }
+    json_builder_end_array(b);
     END(b);
 }
 
@@ -242,7 +262,7 @@ static void run_shares(struct web_job *j)
     for (guint i = 0; i < s->shares->len; i++) {
         const struct snap_share *sh = s->shares->pdata[i];
         if (all || !strcmp(sh->from, j->acting))
-            share_obj(b, sh);
+            share_obj_states(b, s, sh);
     }
     json_builder_end_array(b);
     END(b);
@@ -364,6 +384,7 @@ static void run_offers(struct web_job *j)
     BOOL(b, "require_accept", j->require_accept);
     /* The console shows channel lists read-only to users who may not set them. */
     BOOL(b, "lists_editable", j->is_admin || !j->channels_mode);
+    guint pending = 0;
     json_builder_set_member_name(b, "offers");
     json_builder_begin_array(b);
     for (guint i = 0; i < s->shares->len; i++) {
@@ -379,10 +400,14 @@ static void run_offers(struct web_job *j)
         char *via = sh->to_group ? g_strdup_printf("@%s", sh->to) : NULL;
         STR(b, "via", via);
         g_free(via);
-        BOOL(b, "accepted", snapshot_has_accept(s, j->acting, sh->from, sh->channel));
+        gboolean accepted = snapshot_has_accept(s, j->acting, sh->from, sh->channel);
+        BOOL(b, "accepted", accepted);
+        STR(b, "state", accepted ? "accepted" : "pending");
+        pending += !accepted;
         END(b);
     }
     json_builder_end_array(b);
+    INT(b, "pending", pending);
     END(b);
     snapshot_free(s);
     web_job_ok(j, b);
@@ -861,6 +886,20 @@ static void run_graph(struct web_job *j)
     web_job_ok(j, b);
 }
 
+/* Readers as objects; pending ones (not accepted yet) are marked as such. */
+static void reader_objs(JsonBuilder *b, const GPtrArray *r, gboolean pending)
+{
+    for (guint i = 0; i < r->len; i++) {
+        const struct admin_reader *rd = r->pdata[i];
+        OBJ(b);
+        STR(b, "user", rd->user);
+        STR(b, "path", rd->path);
+        if (pending)
+            BOOL(b, "pending", TRUE);
+        END(b);
+    }
+}
+
 static void run_readers(struct web_job *j)
 {
     const char *chan = web_query(j, "channel");
@@ -883,15 +922,14 @@ static void run_readers(struct web_job *j)
     BOOL(b, "lists_editable", j->is_admin || !j->channels_mode);
     json_builder_set_member_name(b, "readers");
     json_builder_begin_array(b);
-    for (guint i = 0; i < r->len; i++) {
-        const struct admin_reader *rd = r->pdata[i];
-        OBJ(b);
-        STR(b, "user", rd->user);
-        STR(b, "path", rd->path);
-        END(b);
-    }
+    reader_objs(b, r, FALSE);
+    GPtrArray *pending = j->require_accept ? admin_pending_readers(s, j->acting, chan, r) : NULL;
+    if (pending)
+        reader_objs(b, pending, TRUE);
     json_builder_end_array(b);
     END(b);
+    if (pending)
+        g_ptr_array_unref(pending);
     g_ptr_array_unref(r);
     snapshot_free(s);
     web_job_ok(j, b);

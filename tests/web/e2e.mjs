@@ -237,6 +237,8 @@ async function main() {
     const sharesText = await waitText(page, "section#page", /@partners/, "the share list");
     check("alice shares the channel with @partners", sharesText.includes("@partners") && sharesText.includes(CHAN),
       sharesText);
+    check("alice sees bob's consent as pending",
+      await page.getAttribute('.recipient[data-user="bob"]', "data-state") === "pending");
     await shot(page, "04-shares");
 
     await go(page, "graph");
@@ -248,8 +250,11 @@ async function main() {
     await page.click("#readers-go");
     await page.waitForSelector("#readers-out li", { timeout: STEP_TIMEOUT });
     const readers = await page.textContent("#readers-out");
-    // require_accept: bob has not accepted yet, so he is not a reader.
-    check("readers before bob accepts: alice only", readers.includes("alice") && !readers.includes("bob"), readers);
+    // require_accept: bob has not accepted yet, so he is listed as pending, not as a reader.
+    check("readers before bob accepts: alice reads, bob is listed as pending",
+      await page.locator("#readers-out li.reader").count() === 1 &&
+      (await page.textContent("#readers-out li.reader")).includes("alice") &&
+      /bob pending: has not accepted/.test(await page.textContent("#readers-out li.pending")), readers);
     await shot(page, "05-graph");
 
     await page.click("#logout");
@@ -269,11 +274,15 @@ async function main() {
     await go(page, "offers");
     const offerRow = 'tr[data-from="alice"][data-channel="' + CHAN + '"]';
     await page.waitForSelector(offerRow, { timeout: STEP_TIMEOUT });
-    check("bob sees alice's offer, not accepted", (await page.textContent(offerRow)).includes("no"));
+    check("bob sees alice's offer, pending", (await page.textContent(offerRow)).includes("pending"));
+    const badge = await waitText(page, "#pending-count", /^1$/, "the pending count in the menu");
+    check("the menu counts one pending offer", badge === "1" && await page.isVisible("#pending-count"), badge);
     await page.click(offerRow + " button.accept");
     await waitText(page, "#status", /accepted/);
-    await page.waitForSelector(offerRow + " .tag.yes", { timeout: STEP_TIMEOUT });
+    await page.waitForSelector(offerRow + " .tag.accepted", { timeout: STEP_TIMEOUT });
     check("bob accepts the offer", true);
+    await page.waitForSelector("#pending-count", { state: "hidden", timeout: STEP_TIMEOUT });
+    check("after accepting, no pending count in the menu", true);
     await shot(page, "06-shared-with-me");
 
     // A real hpfeeds subscriber with bob's key receives what alice's key publishes.
@@ -357,9 +366,13 @@ async function main() {
 // acceptance no longer counts.
 async function widenShare(page) {
   await go(page, "shares");
+  await page.waitForSelector('.recipient[data-user="bob"]', { timeout: STEP_TIMEOUT });
+  check("alice sees that bob accepted",
+    await page.getAttribute('.recipient[data-user="bob"]', "data-state") === "accepted");
   const submit = async (answer) => {
-    let asked = "";
-    page.once("dialog", (d) => { asked = d.message(); answer ? d.accept() : d.dismiss(); });
+    // The dialog opens once the API has answered 409: read it after the status line.
+    const asked = { text: "" };
+    page.once("dialog", (d) => { asked.text = d.message(); answer ? d.accept() : d.dismiss(); });
     await page.fill("#share-to", "@partners");
     await page.fill("#share-channel", CHAN);
     await page.selectOption("#share-type", "shares_all");
@@ -369,7 +382,7 @@ async function widenShare(page) {
   const asked = await submit(false);
   await waitText(page, "#status", /not changed/, "a dismissed widening");
   check("widening a share asks: changed from shares to shares_all",
-    /changed from shares to shares_all/.test(asked), asked);
+    /changed from shares to shares_all/.test(asked.text), asked.text);
   check("dismissed, the share keeps its type", !(await page.textContent("table")).includes("shares_all"));
   await submit(true);
   const said = await waitText(page, "#status", /changed from/, "a confirmed widening");
@@ -381,7 +394,9 @@ async function widenShare(page) {
   await page.click("#readers-go");
   await page.waitForSelector("#readers-out li", { timeout: STEP_TIMEOUT });
   const readers = await page.textContent("#readers-out");
-  check("after the widening bob's old acceptance does not count", !/bob.*-shares/.test(readers), readers);
+  check("after the widening bob's old acceptance does not count: he is pending again",
+    !(await page.textContent("#readers-out li.reader")).includes("bob") &&
+    (await page.textContent("#readers-out li.pending")).includes("bob"), readers);
 }
 
 async function stopBroker(b) {

@@ -834,7 +834,7 @@ def objects_and_authorization(r):
     st, doc = bob.call("GET", "/api/offers")
     r.check("shared with me: the offer via the group", st == 200 and doc["offers"] == [
         {"from": "alice", "channel": CHAN, "type": "shares", "via": "@ateam",
-         "accepted": False}], repr(doc))
+         "accepted": False, "state": "pending"}], repr(doc))
     ok(r, "accept", bob.call("POST", "/api/offers/accept", {"from": "alice", "channel": CHAN}))
     st, doc = bob.call("GET", "/api/offers")
     r.check("accepted", doc["offers"][0]["accepted"] is True, repr(doc))
@@ -1023,6 +1023,28 @@ def objects_and_authorization(r):
     r.check("the broker stops cleanly", b.stop() == 0)
 
 
+def consent_states(r, alice, bob, to, chan, state):
+    """Both sides see bob's consent to alice's share of chan with to."""
+    st, doc = alice.call("GET", "/api/shares")
+    got = [s.get("recipients") for s in doc["shares"] if s["channel"] == chan]
+    r.check("%s %s: alice sees bob %s" % (to, chan, state),
+            got == [[{"user": "bob", "state": state}]], repr(doc))
+    st, doc = bob.call("GET", "/api/offers")
+    got = [o.get("state") for o in doc["offers"] if o["channel"] == chan]
+    pending = sum(1 for o in doc["offers"] if not o["accepted"])
+    r.check("%s %s: bob sees it %s, and the count of his pending offers" % (to, chan, state),
+            got == [state] and doc.get("pending") == pending, repr(doc))
+    st, doc = alice.call("GET", "/api/readers?channel=" + chan)
+    want = [{"user": "alice", "path": "(publisher)"}]
+    if state == "pending":
+        want.append({"user": "bob", "path": "alice -shares-> " + to, "pending": True})
+    else:
+        want.append({"user": "bob", "path": "alice -shares-> " + to})
+    r.check("%s %s: who receives lists bob as %s" % (to, chan,
+                                                     "pending" if state == "pending" else "a reader"),
+            st == 200 and doc["readers"] == want, repr(doc))
+
+
 def share_widening(r):
     conf, b, port = setup(r, "widening", broker={"require_accept": "true"})
     alice = logged_in(port, "alice")
@@ -1034,8 +1056,10 @@ def share_widening(r):
         chan = "w." + to.lstrip("@")
         ok(r, "share %s with %s (shares)" % (chan, to),
            alice.call("POST", "/api/shares", {"to": to, "channel": chan}))
+        consent_states(r, alice, bob, to, chan, "pending")
         ok(r, "bob accepts %s" % chan,
            bob.call("POST", "/api/offers/accept", {"from": "alice", "channel": chan}))
+        consent_states(r, alice, bob, to, chan, "accepted")
         err(r, "%s: shares -> shares_all without confirm" % to,
             alice.call("POST", "/api/shares", {"to": to, "channel": chan, "type": "shares_all"}),
             409, "changed from shares to shares_all")
@@ -1053,8 +1077,9 @@ def share_widening(r):
                 [o["accepted"] for o in doc["offers"] if o["channel"] == chan] == [False],
                 repr(doc))
         st, doc = alice.call("GET", "/api/readers?channel=" + chan)
-        r.check("%s: bob no longer reads it" % to,
-                st == 200 and [x["user"] for x in doc["readers"]] == ["alice"], repr(doc))
+        r.check("%s: bob no longer reads it, he is pending" % to,
+                st == 200 and [(x["user"], x.get("pending", False)) for x in doc["readers"]] ==
+                [("alice", False), ("bob", True)], repr(doc))
         ok(r, "bob accepts %s again" % chan,
            bob.call("POST", "/api/offers/accept", {"from": "alice", "channel": chan}))
         st, doc = alice.call("POST", "/api/shares", {"to": to, "channel": chan})
@@ -1125,5 +1150,5 @@ if __name__ == "__main__":
         ("a password change ends other sessions", password_ends_sessions),
         ("logs of an ident that changed owner", logs_of_reused_ident),
         ("HTTPS console", tls_console),
-        ("widening a share needs new consent", share_widening),
+        ("widening a share needs new consent; consent seen by both sides", share_widening),
     ])
