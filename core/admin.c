@@ -136,6 +136,36 @@ static gboolean bad_value(GError **error, const char *what, const char *v, const
                        HPF_SECRET_MAX);                            \
     } while (0)
 
+char **admin_channel_list(const char *text, GError **error)
+{
+    GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+    gchar *trimmed = g_strstrip(g_strdup(text ? text : ""));
+    gchar **parts = *trimmed ? g_strsplit(trimmed, ",", -1) : NULL;
+    g_free(trimmed);
+    gboolean ok = TRUE;
+    for (gchar **p = parts; ok && p && *p; p++) {
+        g_strstrip(*p);
+        if (out->len >= HPF_KEY_CHANNELS_MAX)
+            ok = bad(error, HPF_ERR_INVALID, "more than %d channels in the list",
+                     HPF_KEY_CHANNELS_MAX);
+        else if (!**p)
+            ok = bad(error, HPF_ERR_INVALID,
+                     "empty channel name in the list (a comma too many?): %s",
+                     ADMIN_CHANNEL_LIST_RULE);
+        else if (!admin_valid_channel(*p))
+            ok = bad_value(error, "channel name", *p, ADMIN_CHANNEL_LIST_RULE);
+        else
+            g_ptr_array_add(out, g_strdup(*p));
+    }
+    g_strfreev(parts);
+    if (!ok) {
+        g_ptr_array_free(out, TRUE);
+        return NULL;
+    }
+    g_ptr_array_add(out, NULL);
+    return (char **)g_ptr_array_free(out, FALSE);
+}
+
 struct snapshot *admin_snapshot(struct admin *a, GError **error)
 {
     return snapshot_read(a->storage, error);

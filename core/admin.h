@@ -33,6 +33,17 @@ gboolean admin_valid_name(const char *name);
  */
 /** Channels: 1-255 bytes, no spaces or commas. */
 gboolean admin_valid_channel(const char *chan);
+/** The one rule of a channel list, as the console shows it next to its fields. */
+#define ADMIN_CHANNEL_LIST_RULE                                                           \
+    "channel names separated by commas; spaces around a name are ignored, a name has no " \
+    "spaces or commas"
+/**
+ * A channel list as hpfriendsctl and the console take it (ADMIN_CHANNEL_LIST_RULE):
+ * "a, b,c" is a, b and c; empty or blank text is the empty list; an empty
+ * name ("a,,b") or one with a space inside is refused, never split further.
+ * NULL-terminated (g_strfreev), or NULL and error set.
+ */
+char **admin_channel_list(const char *text, GError **error);
 /** Authkey idents: 1-255 bytes, no spaces. */
 gboolean admin_valid_ident(const char *ident);
 /** Secrets: 1-HPF_SECRET_MAX bytes. */

@@ -47,9 +47,14 @@ function table(headers, rows) {
     h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: headers.length, class: "muted" }, "none"))));
 }
 
-function channels(text) {
-  return text.split(/[\s,]+/).filter((c) => c.length > 0);
+// Channel list fields go to the API as typed: the server reads them by the
+// same rule as hpfriendsctl (and says which), so the two cannot differ.
+function ruleHint(id, text) {
+  return h("small", { id, class: "hint muted" }, text);
 }
+
+// Edits not saved yet: leaving the page asks first.
+function markDirty() { state.dirty = true; }
 
 // ---- the API ----
 
@@ -114,7 +119,7 @@ pages.shares = async (root) => {
   const targets = users.users.map((u) => u.name).filter((n) => n !== state.user)
     .concat(groups.groups.map((g) => "@" + g.name));
   const to = h("input", { id: "share-to", list: "share-targets", placeholder: "user or @group", required: true });
-  const chan = h("input", { id: "share-channel", placeholder: "channel", required: true });
+  const chan = h("input", { id: "share-channel", placeholder: "channel", required: true, "aria-describedby": "share-channel-rule" });
   const type = h("select", { id: "share-type" },
     h("option", { value: "shares" }, "shares (my messages)"),
     h("option", { value: "shares_all" }, "shares_all (also what I receive)"));
@@ -127,6 +132,7 @@ pages.shares = async (root) => {
       h("label", {}, "To", to), h("datalist", { id: "share-targets" }, targets.map((t) => h("option", { value: t }))),
       h("label", {}, "Channel", chan), h("label", {}, "Type", type),
       h("button", { type: "submit", id: "share-add" }, "Share")),
+    ruleHint("share-channel-rule", "One channel name per share: no spaces or commas (the rule of every channel name)."),
     table(["To", "Channel", "Type", "Recipients", ""], shares.shares.map((s) => h("tr", { "data-to": s.to, "data-channel": s.channel },
       h("td", {}, s.to), h("td", { class: "mono" }, s.channel), h("td", {}, h("span", { class: "tag" }, s.type)),
       h("td", { class: "recipients" }, recipientStates(s.recipients)),
@@ -180,10 +186,12 @@ function fmtBytes(n) {
 function keyRows(keys) {
   return keys.map((k) => {
     const ro = state.listsEditable ? {} : { readonly: true };
-    const pub = h("input", { value: k.publish.join(", "), "aria-label": "publish channels of " + k.ident, size: 22, ...ro });
-    const sub = h("input", { value: k.subscribe.join(", "), "aria-label": "subscribe channels of " + k.ident, size: 22, ...ro });
+    const pub = h("input", { value: k.publish.join(", "), "aria-label": "publish channels of " + k.ident, size: 22,
+      "aria-describedby": "channel-rule", oninput: markDirty, ...ro });
+    const sub = h("input", { value: k.subscribe.join(", "), "aria-label": "subscribe channels of " + k.ident, size: 22,
+      "aria-describedby": "channel-rule", oninput: markDirty, ...ro });
     const save = state.listsEditable ? [h("button", { class: "secondary", type: "button", onclick: () => act("saved " + k.ident,
-      () => api("PUT", "/api/authkeys", { ident: k.ident, publish: channels(pub.value), subscribe: channels(sub.value) })) }, "Save"), " "] : [];
+      () => api("PUT", "/api/authkeys", { ident: k.ident, publish: pub.value, subscribe: sub.value })) }, "Save"), " "] : [];
     return h("tr", { "data-ident": k.ident },
       h("td", { class: "mono" }, k.ident), h("td", {}, pub), h("td", {}, sub),
       h("td", { class: "num counters" }, String(k.published_msgs), " / ", fmtBytes(k.published_bytes)),
@@ -200,18 +208,20 @@ function keyRows(keys) {
 pages.authkeys = async (root) => {
   const doc = await api("GET", "/api/authkeys");
   const ident = h("input", { id: "key-ident", placeholder: state.user + "-sensor", required: true });
-  const pub = h("input", { id: "key-publish", placeholder: "chan1, chan2" });
-  const sub = h("input", { id: "key-subscribe", placeholder: "chan1, chan2" });
+  const pub = h("input", { id: "key-publish", placeholder: "chan1, chan2", "aria-describedby": "channel-rule" });
+  const sub = h("input", { id: "key-subscribe", placeholder: "chan1, chan2", "aria-describedby": "channel-rule" });
   const shown = h("div", { id: "new-secret" });
   const headers = ["Ident", "Publish", "Subscribe", "Published (msgs / bytes)", "Received", "Online", ""];
-  const tbl = table(headers, keyRows(doc.authkeys));
+  // By ident, so a saved key keeps its row (storage moves a replaced key to the end).
+  const keys = doc.authkeys.slice().sort((a, b) => (a.ident < b.ident ? -1 : a.ident > b.ident ? 1 : 0));
+  const tbl = table(headers, keyRows(keys));
   root.append(
     h("h1", {}, "Authkeys"),
     h("p", { class: "muted" }, "Credentials for your sensors and subscribers. Counters update live."),
     h("form", { id: "key-form", onsubmit: async (ev) => {
       ev.preventDefault();
       try {
-        const lists = state.listsEditable ? { publish: channels(pub.value), subscribe: channels(sub.value) } : {};
+        const lists = state.listsEditable ? { publish: pub.value, subscribe: sub.value } : {};
         const r = await api("POST", "/api/authkeys", { ident: ident.value.trim(), ...lists });
         await route();
         say("created " + r.ident, "ok");
@@ -226,6 +236,7 @@ pages.authkeys = async (root) => {
       ...(state.listsEditable ? [h("label", {}, "May publish on", pub), h("label", {}, "May subscribe to", sub)]
         : [h("span", { class: "muted" }, "Channel lists are set by an administrator.")]),
       h("button", { type: "submit", id: "key-add" }, "Create")),
+    ...(state.listsEditable ? [ruleHint("channel-rule", "Channel lists: " + doc.channel_list_rule + ".")] : []),
     shown, tbl);
   // Live counters: refresh the numbers only, so edits in progress survive.
   // route() owns the timer: it starts to count only if this page is shown.
@@ -380,6 +391,7 @@ function showLogin() {
   stopTimer();
   state.user = null;
   state.csrf = null;
+  state.dirty = false;
   document.getElementById("nav").hidden = true;
   document.getElementById("logout").hidden = true;
   document.getElementById("whoami").textContent = "";
@@ -405,6 +417,8 @@ async function route() {
     return;
   }
   state.timer = fresh.timer || null;
+  state.page = name;
+  state.dirty = false;
   document.getElementById("page").replaceWith(fresh);
   updatePending();
 }
@@ -441,7 +455,18 @@ document.getElementById("logout").addEventListener("click", async () => {
   say("logged out", "ok");
 });
 
-window.addEventListener("hashchange", () => { say("", ""); route(); });
+window.addEventListener("hashchange", () => {
+  if (state.dirty && state.page && !confirm("This page has changes that are not saved. Leave it?")) {
+    // Back to the page being left; replaceState fires no second hashchange.
+    history.replaceState(null, "", "#/" + state.page);
+    return;
+  }
+  say("", "");
+  route();
+});
+window.addEventListener("beforeunload", (ev) => {
+  if (state.dirty) { ev.preventDefault(); ev.returnValue = ""; }
+});
 
 (async () => {
   try {

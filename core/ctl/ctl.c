@@ -126,16 +126,6 @@ static int usage(const char *why)
 /* Takes the error by address: it is read only after the call ran. */
 static int done(gboolean ok, GError **e) { return ok ? 0 : fail(*e); }
 
-static char **split_channels(const char *list)
-{
-    if (!list || !*list)
-        return g_new0(char *, 1);
-    char **v = g_strsplit(list, ",", -1);
-    for (char **p = v; *p; p++)
-        g_strstrip(*p);
-    return v;
-}
-
 /* ---- user ---- */
 
 /* One line from stdin without its end of line; on a terminal, without echo. */
@@ -390,7 +380,12 @@ static int cmd_authkey(struct ctx *c)
     if (!strcmp(verb, "add") && c->argc == 2) {
         NEED(opt_owner, "owner");
         NEED(opt_ident, "ident");
-        char **pub = split_channels(opt_publish), **sub = split_channels(opt_subscribe);
+        char **pub = admin_channel_list(opt_publish, &e);
+        char **sub = pub ? admin_channel_list(opt_subscribe, &e) : NULL;
+        if (!sub) {
+            g_strfreev(pub);
+            return fail(e);
+        }
         char *secret = NULL;
         gboolean ok =
             admin_authkey_add(&c->admin, opt_owner, opt_ident, opt_secret, pub, sub, &secret, &e);
@@ -405,8 +400,12 @@ static int cmd_authkey(struct ctx *c)
     }
     const char *ident = c->argc == 3 ? c->argv[2] : opt_ident;
     if (!strcmp(verb, "set") && ident) {
-        char **pub = opt_publish ? split_channels(opt_publish) : NULL;
-        char **sub = opt_subscribe ? split_channels(opt_subscribe) : NULL;
+        char **pub = opt_publish ? admin_channel_list(opt_publish, &e) : NULL;
+        char **sub = !e && opt_subscribe ? admin_channel_list(opt_subscribe, &e) : NULL;
+        if (e) {
+            g_strfreev(pub);
+            return fail(e);
+        }
         gboolean ok = admin_authkey_set(&c->admin, ident, opt_owner, opt_secret, pub, sub, &e);
         g_strfreev(pub);
         g_strfreev(sub);

@@ -461,6 +461,8 @@ static void run_authkeys(struct web_job *j)
     const struct hpf_storage_ops *ops = j->admin.storage->desc->storage;
     JsonBuilder *b = json_builder_new();
     OBJ(b);
+    /* Shown next to the list fields: the rule the server reads them by. */
+    STR(b, "channel_list_rule", ADMIN_CHANNEL_LIST_RULE);
     json_builder_set_member_name(b, "authkeys");
     json_builder_begin_array(b);
     for (guint i = 0; i < s->authkeys->len; i++) {
@@ -535,6 +537,28 @@ static void finish_authkeys(struct web_job *j)
  * set their own could read every channel.  Only an administrator sets them
  * then; a user may still make a key (its lists empty) or delete one.
  */
+/*
+ * A channel list member: an array of names, or text read by the rule
+ * hpfriendsctl applies (admin_channel_list()), so the console's fields
+ * and the command line cannot differ.
+ */
+static char **body_channels(struct web_job *j, const char *key, gboolean *present)
+{
+    JsonObject *o = j->body ? json_node_get_object(j->body) : NULL;
+    JsonNode *n = o ? json_object_get_member(o, key) : NULL;
+    if (!n || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING)
+        return web_body_strv(j, key, present);
+    const char *text = json_node_get_string(n);
+    *present = TRUE;
+    GError *e = NULL;
+    char **v = admin_channel_list(text, &e);
+    if (!v) {
+        web_job_error(j, 400, "'%s': %s", key, e->message);
+        g_error_free(e);
+    }
+    return v;
+}
+
 static gboolean lists_allowed(struct web_job *j, gboolean sets_lists)
 {
     if (!j->channels_mode || j->is_admin || !sets_lists)
@@ -551,8 +575,8 @@ static void run_authkey_add(struct web_job *j)
     if (!ident)
         return;
     gboolean has_pub, has_sub;
-    char **pub = web_body_strv(j, "publish", &has_pub);
-    char **sub = j->status ? NULL : web_body_strv(j, "subscribe", &has_sub);
+    char **pub = body_channels(j, "publish", &has_pub);
+    char **sub = j->status ? NULL : body_channels(j, "subscribe", &has_sub);
     struct snapshot *s = j->status ? NULL : begin(j);
     if (s && !lists_allowed(j, (pub && *pub) || (sub && *sub)))
         g_clear_pointer(&s, snapshot_free);
@@ -585,8 +609,8 @@ static void run_authkey_set(struct web_job *j)
     if (!ident)
         return;
     gboolean has_pub = FALSE, has_sub = FALSE;
-    char **pub = web_body_strv(j, "publish", &has_pub);
-    char **sub = j->status ? NULL : web_body_strv(j, "subscribe", &has_sub);
+    char **pub = body_channels(j, "publish", &has_pub);
+    char **sub = j->status ? NULL : body_channels(j, "subscribe", &has_sub);
     struct snapshot *s = j->status ? NULL : begin(j);
     if (s && own_key(j, s, ident) && lists_allowed(j, has_pub || has_sub)) {
         GError *e = NULL;

@@ -177,6 +177,13 @@ def authkeys(r):
     want = sorted(["jojo-k\towner=jojo\tpublish=a.one,a.two\tsubscribe=a.one",
                    "jojo-k2\towner=jojo\tpublish=\tsubscribe=",
                    "mark-k\towner=mark\tpublish=a.one\tsubscribe=a.one,a.two"])
+    clean_ok(r, "authkey add: spaces around list names are ignored",
+             c("authkey", "add", "--owner", "mark", "--ident", "mark-sp", "--secret", "s",
+               "--publish", " a.one , a.two ", "--subscribe", " "), "")
+    res = c("authkey", "show", "mark-sp")
+    r.check("the list is a.one and a.two, the blank one empty",
+            res.rc == 0 and "\npublish: a.one,a.two\nsubscribe: \n" in res.out, repr(res))
+    clean_ok(r, "authkey del mark-sp", c("authkey", "del", "mark-sp"), "")
     res = c("authkey", "list")
     r.check("authkey list: IDENT\\towner=\\tpublish=\\tsubscribe=",
             res.rc == 0 and sorted_lines(res) == want, repr(res))
@@ -218,6 +225,14 @@ def errors(r):
                    c("authkey", "add", "--owner", "jojo", "--ident", "x", "--publish", "a b"))
     one_line_error(r, "authkey add --subscribe 'a b' (bad channel name)",
                    c("authkey", "add", "--owner", "jojo", "--ident", "x", "--subscribe", "a b"))
+    # One rule for channel lists (the console's fields read the same way).
+    for lst in ("new.chan; other chan,third", "a,,b", "a,"):
+        res = c("authkey", "add", "--owner", "jojo", "--ident", "x", "--publish", lst)
+        one_line_error(r, "authkey add --publish %r (not a channel list)" % lst, res)
+        r.check("--publish %r: the error states the list rule" % lst,
+                "channel names separated by commas" in res.err, repr(res))
+    res = c("authkey", "set", "jojo-key", "--subscribe", "new.chan; other chan,third")
+    one_line_error(r, "authkey set --subscribe with a space inside a name", res)
     one_line_error(r, "share add --from jojo --to jojo (share to oneself)",
                    c("share", "add", "--from", "jojo", "--to", "jojo", "--channel", CHAN))
     one_line_error(r, "share add --from nobody (unknown user)",

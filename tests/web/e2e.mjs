@@ -216,6 +216,7 @@ async function main() {
     check("alice creates an authkey; its secret is shown", /^[0-9a-f]{32}$/.test(aliceSecret), aliceSecret);
     check("the new authkey is listed", await page.isVisible('tr[data-ident="alice-sensor"]'));
     await shot(page, "02-authkeys-alice");
+    await channelListFields(page);
 
     await go(page, "groups");
     await page.fill("#group-name", "partners");
@@ -359,6 +360,43 @@ async function main() {
   }
   check("the broker stops cleanly", await stopBroker(b) === 0);
   await channelsMode(chromium);
+}
+
+// Authkey channel fields: the rule is shown beside them and applied as
+// hpfriendsctl applies it; a saved row stays where it was; leaving with an
+// unsaved edit asks.
+async function channelListFields(page) {
+  const hint = (await page.textContent("#channel-rule")) || "";
+  check("the channel list rule is shown next to the fields",
+    /separated by commas/.test(hint) && /no spaces/.test(hint), hint);
+  await page.fill("#key-ident", "alice-a");
+  await page.click("#key-add");
+  await page.waitForSelector('tr[data-ident="alice-a"]', { timeout: STEP_TIMEOUT });
+  const order = async () => page.$$eval("tr[data-ident]", (rows) => rows.map((r) => r.dataset.ident).join(" "));
+  const before = await order();
+  const pub = 'tr[data-ident="alice-a"] input[aria-label^="publish"]';
+  await page.fill(pub, "new.chan; other chan,third");
+  await page.click('tr[data-ident="alice-a"] button.secondary');
+  const refused = await waitText(page, "#status", /channel/, "a refused list");
+  check("'new.chan; other chan,third' is refused, naming the rule",
+    /other chan/.test(refused) && /separated by commas/.test(refused), refused);
+  let asked = "";
+  page.once("dialog", (d) => { asked = d.message(); d.dismiss(); });
+  await page.click('#nav a[data-page="groups"]');
+  await sleep(300); // the dialog is synchronous in the page: past it, nothing may have moved
+  check("leaving with an unsaved edit asks", /not saved/.test(asked), asked);
+  check("dismissed, the page and the edit stay",
+    (await page.getAttribute("section#page", "data-page")) === "authkeys" &&
+    (await page.inputValue(pub)) === "new.chan; other chan,third");
+  await page.fill(pub, " a.one , a.two ");
+  await page.click('tr[data-ident="alice-a"] button.secondary');
+  await waitText(page, "#status", /saved alice-a/, "saving a list");
+  check("the list is stored as its names", (await page.inputValue(pub)) === "a.one, a.two",
+    await page.inputValue(pub));
+  check("the saved row stays in place", (await order()) === before, before + " / " + (await order()));
+  page.once("dialog", (d) => d.accept());
+  await page.click('tr[data-ident="alice-a"] button.danger');
+  await waitText(page, "#status", /deleted alice-a/, "deleting the extra key");
 }
 
 // Sharing the channel again as shares_all widens the share: the page asks

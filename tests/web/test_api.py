@@ -317,8 +317,8 @@ def login_and_sessions(r):
             h.call(method, path, raw=b""), 400, "bad JSON")
         err(r, "%s %s with a JSON string" % (method, path),
             h.call(method, path, raw=b'"x"'), 400, "bad JSON")
-    err(r, "POST /api/authkeys with a non-list publish",
-        h.call("POST", "/api/authkeys", {"ident": "k", "publish": "c1"}), 400, "array of strings")
+    err(r, "POST /api/authkeys with a publish neither a list nor text",
+        h.call("POST", "/api/authkeys", {"ident": "k", "publish": 5}), 400, "array of strings")
     err(r, "POST /api/authkeys with a number in subscribe",
         h.call("POST", "/api/authkeys", {"ident": "k", "subscribe": ["a", 2]}), 400)
     err(r, "POST /api/shares with a bad type",
@@ -801,6 +801,7 @@ def objects_and_authorization(r):
     st, doc = alice.call("GET", "/api/authkeys")
     r.check("the edit is stored", doc["authkeys"][0]["subscribe"] == [CHAN, "other"] and
             doc["authkeys"][0]["publish"] == [CHAN], repr(doc))
+    channel_lists(r, alice)
     st, doc = bob.call("POST", "/api/authkeys", {"ident": "bob-k", "subscribe": [CHAN]})
     bob_secret = doc.get("secret") if doc else None
     r.check("bob creates his authkey", st == 200 and bob_secret, repr(doc))
@@ -1021,6 +1022,34 @@ def objects_and_authorization(r):
     r.check("a deleted authkey no longer logs in", t.poll(key_refused, 10))
     r.check("the broker is still running", b.alive())
     r.check("the broker stops cleanly", b.stop() == 0)
+
+
+def channel_lists(r, alice):
+    """A list given as text is read by hpfriendsctl's rule, never split on spaces."""
+    st, doc = alice.call("GET", "/api/authkeys")
+    rule = doc.get("channel_list_rule") or ""
+    r.check("authkeys: the channel list rule comes with the list",
+            "separated by commas" in rule and "no spaces" in rule, repr(doc))
+    before = doc["authkeys"][0]
+    err(r, "PUT a list with a space inside a name",
+        alice.call("PUT", "/api/authkeys", {"ident": "alice-k",
+                                            "publish": "new.chan; other chan,third"}),
+        400, "separated by commas")
+    err(r, "PUT a list with an empty name",
+        alice.call("PUT", "/api/authkeys", {"ident": "alice-k", "subscribe": "a,,b"}),
+        400, "empty channel name")
+    err(r, "POST a key with a bad list", alice.call("POST", "/api/authkeys", {
+        "ident": "alice-k3", "subscribe": "a b"}), 400, "separated by commas")
+    st, doc = alice.call("GET", "/api/authkeys")
+    r.check("refused lists changed nothing", doc["authkeys"][0] == before and
+            len(doc["authkeys"]) == 1, repr(doc))
+    ok(r, "PUT lists as text", alice.call("PUT", "/api/authkeys", {
+        "ident": "alice-k", "publish": " %s , x.two" % CHAN, "subscribe": before["subscribe"]}))
+    st, doc = alice.call("GET", "/api/authkeys")
+    r.check("the text list is stored as its names", doc["authkeys"][0]["publish"] ==
+            [CHAN, "x.two"], repr(doc))
+    ok(r, "PUT the list back", alice.call("PUT", "/api/authkeys", {
+        "ident": "alice-k", "publish": before["publish"]}))
 
 
 def consent_states(r, alice, bob, to, chan, state):
