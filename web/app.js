@@ -35,9 +35,14 @@ function svg(tag, attrs, ...children) {
   return el;
 }
 
+// Longest status line: the server cuts echoed input already; this keeps
+// any other long message (from a proxy, say) to a few lines.
+const SAY_MAX = 400;
+
 function say(text, kind) {
   const s = document.getElementById("status");
-  s.textContent = text || "";
+  text = text || "";
+  s.textContent = text.length > SAY_MAX ? text.slice(0, SAY_MAX) + "\u2026" : text;
   s.className = kind || "";
 }
 
@@ -62,14 +67,21 @@ class ApiError extends Error {
   constructor(status, message) { super(message); this.status = status; }
 }
 
+// The server takes request bodies up to 64 KiB (and answers a bigger one
+// with a bare HTTP 413): say so in words, before sending if we can.
+const MAX_BODY = 65536;
+const TOO_LARGE = "too much text at once: the console sends at most 64 KiB per request; shorten the fields";
+
 async function api(method, path, body) {
   const opts = { method, headers: {}, credentials: "same-origin" };
   if (method !== "GET") {
     opts.headers["Content-Type"] = "application/json";
     if (state.csrf) opts.headers["X-CSRF-Token"] = state.csrf;
     opts.body = JSON.stringify(body || {});
+    if (new TextEncoder().encode(opts.body).length > MAX_BODY) throw new ApiError(413, TOO_LARGE);
   }
   const r = await fetch(path, opts);
+  if (r.status === 413) throw new ApiError(413, TOO_LARGE);
   let doc = null;
   try { doc = await r.json(); } catch (e) { doc = null; }
   if (!r.ok) {
@@ -364,7 +376,10 @@ pages.graph = async (root) => {
             x.pending ? [" ", h("span", { class: "tag pending" }, "pending: has not accepted")] : [],
             " \u2014 ", h("code", {}, x.path)))));
         say("", "");
-      } catch (e) { say(e.message, "error"); }
+      } catch (e) {
+        out.replaceChildren(); // no answer to an earlier question under this error
+        say(e.message, "error");
+      }
     } }, h("label", {}, "Channel", chan), h("button", { type: "submit", id: "readers-go" }, "Show readers")),
     out);
 };

@@ -37,6 +37,29 @@ static void ok_simple(struct web_job *j)
     web_job_ok(j, b);
 }
 
+/* Most characters of a value echoed in an error message. */
+#define ECHO_MAX 64
+
+/*
+ * A value for an error message (caller frees): escaped, and cut to
+ * ECHO_MAX characters with an ellipsis, so a 5,000-character name cannot
+ * fill the console's status line.
+ */
+static char *echo(const char *v)
+{
+    const char *p = v ? v : "";
+    glong n = g_utf8_validate(p, -1, NULL) ? g_utf8_strlen(p, -1) : (glong)strlen(p);
+    if (n <= ECHO_MAX)
+        return admin_escape(p);
+    char *cut =
+        g_utf8_validate(p, -1, NULL) ? g_utf8_substring(p, 0, ECHO_MAX) : g_strndup(p, ECHO_MAX);
+    char *esc = admin_escape(cut);
+    char *out = g_strconcat(esc, "\u2026", NULL);
+    g_free(cut);
+    g_free(esc);
+    return out;
+}
+
 /* Snapshot, check the session's user still exists, settle whose objects. */
 static struct snapshot *begin(struct web_job *j)
 {
@@ -426,7 +449,8 @@ static void offer_decide(struct web_job *j, gboolean accept)
     gboolean accepted = snapshot_has_accept(s, j->acting, from, chan);
     snapshot_free(s);
     if (!offered && accept) {
-        web_job_error(j, 404, "'%s' offers you nothing on '%s'", from, chan);
+        g_autofree char *f = echo(from), *c = echo(chan);
+        web_job_error(j, 404, "'%s' offers you nothing on '%s'", f, c);
         return;
     }
     if (accept == accepted) {
@@ -447,7 +471,8 @@ static const struct snap_authkey *own_key(struct web_job *j, const struct snapsh
 {
     const struct snap_authkey *k = g_hash_table_lookup(s->authkey_by_ident, ident);
     if (!k || strcmp(k->owner, j->acting)) {
-        web_job_error(j, 404, "authkey '%s' not found", ident);
+        g_autofree char *i = echo(ident);
+        web_job_error(j, 404, "authkey '%s' not found", i);
         return NULL;
     }
     return k;
@@ -676,7 +701,8 @@ static gboolean own_group(struct web_job *j, const struct snapshot *s, const cha
 {
     const struct snap_group *g = snapshot_find_group(s, name);
     if (!g || strcmp(g->owner, j->acting)) {
-        web_job_error(j, 404, "group '%s' not found among your groups", name);
+        g_autofree char *n = echo(name);
+        web_job_error(j, 404, "group '%s' not found among your groups", n);
         return FALSE;
     }
     return TRUE;
@@ -717,8 +743,9 @@ static void run_member_add(struct web_job *j)
     struct snapshot *s = begin(j);
     if (s && own_group(j, s, group)) {
         GError *e = NULL;
+        g_autofree char *m = echo(member);
         if (!snapshot_has_user(s, member))
-            web_job_error(j, 404, "user '%s' not found", member);
+            web_job_error(j, 404, "user '%s' not found", m);
         else
             done_op(j, admin_member_add(&j->admin, group, member, &e), &e);
     }
@@ -748,7 +775,8 @@ static void run_group_leave(struct web_job *j)
     if (!s)
         return;
     if (!snapshot_is_member(s, group, j->acting)) {
-        web_job_error(j, 404, "you are not a member of group '%s'", group);
+        g_autofree char *g = echo(group);
+        web_job_error(j, 404, "you are not a member of group '%s'", g);
     } else {
         GError *e = NULL;
         done_op(j, admin_member_del(&j->admin, group, j->acting, &e), &e);
@@ -929,8 +957,8 @@ static void run_readers(struct web_job *j)
     const char *chan = web_query(j, "channel");
     if (!chan || !admin_valid_channel(chan)) {
         web_job_error(j, 400,
-                      "give a channel: ?channel=NAME (1-255 printable bytes, no "
-                      "spaces or commas)");
+                      "give a channel name: 1-255 bytes of UTF-8 text, no control characters, "
+                      "spaces or commas");
         return;
     }
     struct snapshot *s = begin(j);

@@ -241,6 +241,7 @@ async function main() {
     check("alice sees bob's consent as pending",
       await page.getAttribute('.recipient[data-user="bob"]', "data-state") === "pending");
     await shot(page, "04-shares");
+    await longInput(page);
 
     await go(page, "graph");
     await page.waitForSelector("svg.graph", { timeout: STEP_TIMEOUT });
@@ -397,6 +398,31 @@ async function channelListFields(page) {
   page.once("dialog", (d) => d.accept());
   await page.click('tr[data-ident="alice-a"] button.danger');
   await waitText(page, "#status", /deleted alice-a/, "deleting the extra key");
+}
+
+// Long input: errors cut the echoed value, a long channel does not stretch
+// the page, a body over 64 KiB is refused in words.
+async function longInput(page) {
+  const longChan = "c".repeat(242);
+  await page.fill("#share-to", "@partners");
+  await page.fill("#share-channel", longChan);
+  await page.click("#share-add");
+  await waitText(page, "#status", /shared c+ with/, "sharing a long channel");
+  const w = await page.$eval("html", (el) => el.scrollWidth);
+  check("a 242-character channel does not stretch the page", w <= 1200, "scrollWidth " + w);
+  await page.click('tr[data-channel="' + longChan + '"] button.danger');
+  await waitText(page, "#status", /removed/, "removing the long share");
+  await go(page, "groups");
+  await page.fill('form.member-form[data-group="partners"] input', "x".repeat(5000));
+  await page.click('form.member-form[data-group="partners"] button[type="submit"]');
+  const said = await waitText(page, "#status", /not found/, "adding an unknown long member");
+  check("the error cuts a 5,000-character name short", said.length < 200 && said.includes("\u2026"),
+    said.length + " characters");
+  await page.fill("#group-name", "g".repeat(70000));
+  await page.click("#group-add");
+  const big = await waitText(page, "#status", /64 KiB/, "a 70 KB field");
+  check("a body over 64 KiB is refused in words", /too much text/.test(big), big);
+  await go(page, "shares");
 }
 
 // Sharing the channel again as shares_all widens the share: the page asks

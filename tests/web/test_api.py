@@ -1074,6 +1074,28 @@ def consent_states(r, alice, bob, to, chan, state):
             st == 200 and doc["readers"] == want, repr(doc))
 
 
+def long_input_messages(r, alice):
+    """An error that names what was sent cuts it short, and says what is wanted."""
+    long = "n" * 5000
+    for what, res in (
+            ("add a 5,000-character member", alice.call("POST", "/api/groups/members",
+                                                          {"group": "wteam", "member": long})),
+            ("accept an offer from a 5,000-character user",
+             alice.call("POST", "/api/offers/accept", {"from": long, "channel": "c"})),
+            ("delete a 5,000-character group", alice.call("DELETE", "/api/groups",
+                                                           {"name": long})),
+            ("delete a 5,000-character authkey", alice.call("DELETE", "/api/authkeys",
+                                                             {"ident": long}))):
+        msg = (res[1] or {}).get("error", "")
+        r.check("%s -> 404, the name cut short in the message" % what,
+                res[0] == 404 and "n" * 64 + "\u2026" in msg and len(msg) < 200,
+                "%r %r" % (res[0], msg[:300]))
+    st, doc = alice.call("GET", "/api/readers?channel=a%20b")
+    msg = (doc or {}).get("error", "")
+    r.check("readers of a bad channel: the rule in words, no query syntax",
+            st == 400 and "channel name" in msg and "?channel=" not in msg, repr(doc))
+
+
 def share_widening(r):
     conf, b, port = setup(r, "widening", broker={"require_accept": "true"})
     alice = logged_in(port, "alice")
@@ -1119,6 +1141,7 @@ def share_widening(r):
         r.check("%s: the narrowing keeps bob's acceptance" % to,
                 [o["accepted"] for o in doc["offers"] if o["channel"] == chan] == [True],
                 repr(doc))
+    long_input_messages(r, alice)
     err(r, "confirm must be a boolean",
         alice.call("POST", "/api/shares", {"to": "bob", "channel": "w.bob", "confirm": "yes"}),
         400, "true or false")
@@ -1179,5 +1202,6 @@ if __name__ == "__main__":
         ("a password change ends other sessions", password_ends_sessions),
         ("logs of an ident that changed owner", logs_of_reused_ident),
         ("HTTPS console", tls_console),
-        ("widening a share needs new consent; consent seen by both sides", share_widening),
+        ("widening a share needs new consent; consent seen by both sides; long input",
+         share_widening),
     ])
