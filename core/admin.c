@@ -103,15 +103,6 @@ static gboolean bad_value(GError **error, const char *what, const char *v, const
                              "use 1-64 letters, digits, '.', '_', '@' or '-'");             \
     } while (0)
 
-/* A name being created: the rule of every name plus hpf_principal_name_check(). */
-#define CHECK_NEW_NAME(what, v)                                                                    \
-    do {                                                                                           \
-        CHECK_NAME(what, v);                                                                       \
-        const char *why_ = hpf_principal_name_check(v, HPF_NAME_MAX);                              \
-        if (why_)                                                                                  \
-            return bad_value(error, !strcmp(what, "group") ? "group name" : "user name", v, why_); \
-    } while (0)
-
 #define CHECK_CHANNEL(v)                                                                 \
     do {                                                                                 \
         if (!admin_valid_channel(v))                                                     \
@@ -186,6 +177,15 @@ static gboolean need_explicit_user(struct admin *a, const char *name, GError **e
                    name);
     return TRUE;
 }
+
+/* A name being created: the rule of every name plus hpf_principal_name_check(). */
+#define CHECK_NEW_NAME(what, v)                                                                    \
+    do {                                                                                           \
+        CHECK_NAME(what, v);                                                                       \
+        const char *why_ = hpf_principal_name_check(v, HPF_NAME_MAX);                              \
+        if (why_)                                                                                  \
+            return bad_value(error, !strcmp(what, "group") ? "group name" : "user name", v, why_); \
+    } while (0)
 
 gboolean admin_user_add(struct admin *a, const char *name, gboolean admin, GError **error)
 {
