@@ -41,22 +41,21 @@ static void ok_simple(struct web_job *j)
 #define ECHO_MAX 64
 
 /*
- * A value for an error message (caller frees): escaped, and cut to
- * ECHO_MAX characters with an ellipsis, so a 5,000-character name cannot
- * fill the console's status line.
+ * A value for an error message (caller frees): cut to ECHO_MAX characters
+ * with an ellipsis, so a 5,000-character name cannot fill the console's
+ * status line.  The message travels as JSON and is shown as text, like
+ * every other API error.
  */
 static char *echo(const char *v)
 {
     const char *p = v ? v : "";
-    glong n = g_utf8_validate(p, -1, NULL) ? g_utf8_strlen(p, -1) : (glong)strlen(p);
+    gboolean utf8 = g_utf8_validate(p, -1, NULL);
+    glong n = utf8 ? g_utf8_strlen(p, -1) : (glong)strlen(p);
     if (n <= ECHO_MAX)
-        return admin_escape(p);
-    char *cut =
-        g_utf8_validate(p, -1, NULL) ? g_utf8_substring(p, 0, ECHO_MAX) : g_strndup(p, ECHO_MAX);
-    char *esc = admin_escape(cut);
-    char *out = g_strconcat(esc, "\u2026", NULL);
+        return g_strdup(p);
+    char *cut = utf8 ? g_utf8_substring(p, 0, ECHO_MAX) : g_strndup(p, ECHO_MAX);
+    char *out = g_strconcat(cut, "\u2026", NULL);
     g_free(cut);
-    g_free(esc);
     return out;
 }
 
