@@ -117,6 +117,36 @@ static gboolean bad_value(GError **error, const char *what, const char *v, const
                        HPF_SECRET_MAX);                            \
     } while (0)
 
+char **admin_channel_list(const char *text, GError **error)
+{
+    GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+    gchar *trimmed = g_strstrip(g_strdup(text ? text : ""));
+    gchar **parts = *trimmed ? g_strsplit(trimmed, ",", -1) : NULL;
+    g_free(trimmed);
+    gboolean ok = TRUE;
+    for (gchar **p = parts; ok && p && *p; p++) {
+        g_strstrip(*p);
+        if (out->len >= HPF_KEY_CHANNELS_MAX)
+            ok = bad(error, HPF_ERR_INVALID, "more than %d channels in the list",
+                     HPF_KEY_CHANNELS_MAX);
+        else if (!**p)
+            ok = bad(error, HPF_ERR_INVALID,
+                     "empty channel name in the list (a comma too many?): %s",
+                     ADMIN_CHANNEL_LIST_RULE);
+        else if (!admin_valid_channel(*p))
+            ok = bad_value(error, "channel name", *p, ADMIN_CHANNEL_LIST_RULE);
+        else
+            g_ptr_array_add(out, g_strdup(*p));
+    }
+    g_strfreev(parts);
+    if (!ok) {
+        g_ptr_array_free(out, TRUE);
+        return NULL;
+    }
+    g_ptr_array_add(out, NULL);
+    return (char **)g_ptr_array_free(out, FALSE);
+}
+
 struct snapshot *admin_snapshot(struct admin *a, GError **error)
 {
     return snapshot_read(a->storage, error);
@@ -138,9 +168,18 @@ static gboolean need_explicit_user(struct admin *a, const char *name, GError **e
     return TRUE;
 }
 
+/* A name being created: the rule of every name plus hpf_principal_name_check(). */
+#define CHECK_NEW_NAME(what, v)                                                                    \
+    do {                                                                                           \
+        CHECK_NAME(what, v);                                                                       \
+        const char *why_ = hpf_principal_name_check(v, HPF_NAME_MAX);                              \
+        if (why_)                                                                                  \
+            return bad_value(error, !strcmp(what, "group") ? "group name" : "user name", v, why_); \
+    } while (0)
+
 gboolean admin_user_add(struct admin *a, const char *name, gboolean admin, GError **error)
 {
-    CHECK_NAME("user", name);
+    CHECK_NEW_NAME("user", name);
     struct hpf_mutation m[2] = {{.op = HPF_MUT_USER_ADD, .user = name},
                                 {.op = HPF_MUT_USER_SET_ADMIN, .user = name, .flag = true}};
     return apply(a, m, admin ? 2 : 1, error);
@@ -175,7 +214,7 @@ gboolean admin_user_set_password(struct admin *a, const char *name, const char *
 
 gboolean admin_group_add(struct admin *a, const char *name, const char *owner, GError **error)
 {
-    CHECK_NAME("group", name);
+    CHECK_NEW_NAME("group", name);
     CHECK_NAME("user", owner);
     if (!need_explicit_user(a, owner, error))
         return FALSE;
@@ -212,8 +251,54 @@ static const char *split_target(const char *to, gboolean *is_group)
     return *is_group ? to + 1 : to;
 }
 
-gboolean admin_share_add(struct admin *a, const char *from, const char *to, const char *chan,
-                         int type, GError **error)
+/* The type of the share from -> target on chan, or -1 when there is none. */
+static int stored_share_type(const struct snapshot *s, const char *from, const char *target,
+                             gboolean to_group, const char *chan)
+{
+    for (guint i = 0; i < s->shares->len; i++) {
+        const struct snap_share *sh = s->shares->pdata[i];
+        if (!strcmp(sh->from, from) && !strcmp(sh->to, target) && sh->to_group == to_group &&
+            !strcmp(sh->channel, chan))
+            return sh->type;
+    }
+    return -1;
+}
+
+/*
+ * The acceptances a widening of from -> target on chan voids: those of its
+ * recipients for from on chan.  An acceptance names no share, so one that
+ * also covers another share of from on chan goes too: asking again is the
+ * safe side.  The mutations point into s.
+ */
+static void void_accepts(const struct snapshot *s, const char *from, const char *target,
+                         gboolean to_group, const char *chan, GArray *muts)
+{
+    for (guint i = 0; i < s->accepts->len; i++) {
+        const struct snap_accept *ac = s->accepts->pdata[i];
+        if (strcmp(ac->from, from) || strcmp(ac->channel, chan))
+            continue;
+        if (to_group ? !snapshot_is_member(s, target, ac->user) : strcmp(ac->user, target))
+            continue;
+        struct hpf_mutation m = {
+            .op = HPF_MUT_ACCEPT_DEL, .user = ac->user, .target = ac->from, .channel = ac->channel};
+        g_array_append_val(muts, m);
+    }
+}
+
+int admin_share_type(const struct snapshot *s, const char *from, const char *to, const char *chan)
+{
+    gboolean to_group;
+    const char *target = split_target(to, &to_group);
+    return stored_share_type(s, from, target, to_group, chan);
+}
+
+gboolean admin_share_widens(int old_type, int new_type)
+{
+    return old_type == HPF_SHARE_SHARES && new_type == HPF_SHARE_ALL;
+}
+
+gboolean admin_share_set(struct admin *a, const char *from, const char *to, const char *chan,
+                         int type, struct admin_share_change *change, GError **error)
 {
     gboolean to_group;
     const char *target = split_target(to, &to_group);
@@ -227,13 +312,34 @@ gboolean admin_share_add(struct admin *a, const char *from, const char *to, cons
                    "'%s' cannot share with itself: everyone reads "
                    "their own messages",
                    from);
+    struct snapshot *s = admin_snapshot(a, error);
+    if (!s)
+        return FALSE;
+    int old = stored_share_type(s, from, target, to_group, chan);
+    GArray *muts = g_array_new(FALSE, TRUE, sizeof(struct hpf_mutation));
     struct hpf_mutation m = {.op = HPF_MUT_SHARE_ADD,
                              .user = from,
                              .target = target,
                              .target_is_group = to_group,
                              .channel = chan,
                              .share_type = type};
-    return apply(a, &m, 1, error);
+    g_array_append_val(muts, m);
+    if (admin_share_widens(old, type))
+        void_accepts(s, from, target, to_group, chan, muts);
+    gboolean ok = apply(a, (struct hpf_mutation *)muts->data, muts->len, error);
+    if (ok && change) {
+        change->old_type = old;
+        change->voided = muts->len - 1;
+    }
+    g_array_free(muts, TRUE);
+    snapshot_free(s);
+    return ok;
+}
+
+gboolean admin_share_add(struct admin *a, const char *from, const char *to, const char *chan,
+                         int type, GError **error)
+{
+    return admin_share_set(a, from, to, chan, type, NULL, error);
 }
 
 gboolean admin_share_del(struct admin *a, const char *from, const char *to, const char *chan,
@@ -427,6 +533,69 @@ GPtrArray *admin_readers(const struct snapshot *s, const char *user, const char 
         g_free(w);
     }
     g_hash_table_unref(path);
+    return out;
+}
+
+/* Recipients of sh (its user, or its group's members), each once per call of fn. */
+static void each_recipient(const struct snapshot *s, const struct snap_share *sh,
+                           void (*fn)(const char *user, gpointer data), gpointer data)
+{
+    if (!sh->to_group) {
+        fn(sh->to, data);
+        return;
+    }
+    for (guint j = 0; j < s->members->len; j++) {
+        const struct snap_member *m = s->members->pdata[j];
+        if (!strcmp(m->group, sh->to))
+            fn(m->user, data);
+    }
+}
+
+struct pending_walk {
+    const struct snapshot *s;
+    const struct snap_share *sh;
+    const char *prefix;  /* the path that reaches sh->from */
+    GHashTable *readers; /* users who read already */
+    GHashTable *seen;    /* pending users found so far */
+    GPtrArray *out;
+};
+
+static void pending_one(const char *t, gpointer data)
+{
+    struct pending_walk *w = data;
+    if (g_hash_table_contains(w->readers, t) || g_hash_table_contains(w->seen, t) ||
+        snapshot_has_accept(w->s, t, w->sh->from, w->sh->channel))
+        return;
+    g_hash_table_add(w->seen, g_strdup(t));
+    struct admin_reader *r = g_new0(struct admin_reader, 1);
+    r->user = g_strdup(t);
+    r->path = g_strdup_printf("%s -%s-> %s%s", w->prefix, share_type_name(w->sh->type),
+                              w->sh->to_group ? "@" : "", w->sh->to);
+    g_ptr_array_add(w->out, r);
+}
+
+GPtrArray *admin_pending_readers(const struct snapshot *s, const char *user, const char *chan,
+                                 const GPtrArray *readers)
+{
+    GPtrArray *out = g_ptr_array_new_with_free_func(admin_reader_free);
+    GHashTable *is_reader = g_hash_table_new(g_str_hash, g_str_equal);
+    GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    for (guint i = 0; i < readers->len; i++)
+        g_hash_table_add(is_reader, ((struct admin_reader *)readers->pdata[i])->user);
+    for (guint i = 0; i < readers->len; i++) {
+        const struct admin_reader *rd = readers->pdata[i];
+        gboolean is_pub = !strcmp(rd->user, user);
+        for (guint k = 0; k < s->shares->len; k++) {
+            const struct snap_share *sh = s->shares->pdata[k];
+            if (strcmp(sh->from, rd->user) || strcmp(sh->channel, chan) ||
+                (!is_pub && sh->type != HPF_SHARE_ALL))
+                continue;
+            struct pending_walk w = {s, sh, is_pub ? user : rd->path, is_reader, seen, out};
+            each_recipient(s, sh, pending_one, &w);
+        }
+    }
+    g_hash_table_unref(seen);
+    g_hash_table_unref(is_reader);
     return out;
 }
 

@@ -22,7 +22,10 @@ struct admin {
     struct plugin_instance *storage;
 };
 
-/** User and group names: 1-64 of [A-Za-z0-9._@-]. */
+/**
+ * User and group names: 1-64 of [A-Za-z0-9._@-].  A new one (user add,
+ * group add) may not start with '@' (hpf_principal_name_check()).
+ */
 gboolean admin_valid_name(const char *name);
 /*
  * Every name and secret also passes hpf_name_check() (<hpfriends/names.h>):
@@ -30,6 +33,17 @@ gboolean admin_valid_name(const char *name);
  */
 /** Channels: 1-255 bytes, no spaces or commas. */
 gboolean admin_valid_channel(const char *chan);
+/** The one rule of a channel list, as the console shows it next to its fields. */
+#define ADMIN_CHANNEL_LIST_RULE                                                           \
+    "channel names separated by commas; spaces around a name are ignored, a name has no " \
+    "spaces or commas"
+/**
+ * A channel list as hpfriendsctl and the console take it (ADMIN_CHANNEL_LIST_RULE):
+ * "a, b,c" is a, b and c; empty or blank text is the empty list; an empty
+ * name ("a,,b") or one with a space inside is refused, never split further.
+ * NULL-terminated (g_strfreev), or NULL and error set.
+ */
+char **admin_channel_list(const char *text, GError **error);
 /** Authkey idents: 1-255 bytes, no spaces. */
 gboolean admin_valid_ident(const char *ident);
 /** Secrets: 1-HPF_SECRET_MAX bytes. */
@@ -54,6 +68,23 @@ gboolean admin_member_del(struct admin *a, const char *group, const char *user, 
 /** to may be "@group" for a group. */
 gboolean admin_share_add(struct admin *a, const char *from, const char *to, const char *chan,
                          int type, GError **error);
+/** What admin_share_set() changed. */
+struct admin_share_change {
+    int old_type; /**< the type the share had, or -1 when it is new */
+    guint voided; /**< acceptances dropped because the share widened */
+};
+/** The type of the share from -> to ("@group" allowed) on chan in s, or -1 when none. */
+int admin_share_type(const struct snapshot *s, const char *from, const char *to, const char *chan);
+/** TRUE when a share of old_type (-1: none) that takes new_type reaches further. */
+gboolean admin_share_widens(int old_type, int new_type);
+/**
+ * admin_share_add(), telling what changed.  A share that widens (shares to
+ * shares_all) needs new consent: in the same storage transaction the
+ * acceptances of its recipients for from on chan are dropped, so with
+ * require_accept they must accept again.  A narrowing keeps them.
+ */
+gboolean admin_share_set(struct admin *a, const char *from, const char *to, const char *chan,
+                         int type, struct admin_share_change *change, GError **error);
 gboolean admin_share_del(struct admin *a, const char *from, const char *to, const char *chan,
                          GError **error);
 gboolean admin_accept(struct admin *a, const char *user, const char *from, const char *chan,
@@ -87,6 +118,13 @@ struct admin_reader {
 GPtrArray *admin_readers(const struct snapshot *s, const char *user, const char *chan,
                          gboolean require_accept);
 void admin_reader_free(gpointer p);
+/**
+ * With require_accept: the users a share from one of readers (the result of
+ * admin_readers()) reaches who have not accepted it, so do not read yet;
+ * each with the path that would let them.
+ */
+GPtrArray *admin_pending_readers(const struct snapshot *s, const char *user, const char *chan,
+                                 const GPtrArray *readers);
 
 /** Graphviz of users, groups, membership and shares. */
 char *admin_graph_dot(const struct snapshot *s);

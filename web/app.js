@@ -35,9 +35,14 @@ function svg(tag, attrs, ...children) {
   return el;
 }
 
+// Longest status line: the server cuts echoed input already; this keeps
+// any other long message (from a proxy, say) to a few lines.
+const SAY_MAX = 400;
+
 function say(text, kind) {
   const s = document.getElementById("status");
-  s.textContent = text || "";
+  text = text || "";
+  s.textContent = text.length > SAY_MAX ? text.slice(0, SAY_MAX) + "\u2026" : text;
   s.className = kind || "";
 }
 
@@ -47,9 +52,14 @@ function table(headers, rows) {
     h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: headers.length, class: "muted" }, "none"))));
 }
 
-function channels(text) {
-  return text.split(/[\s,]+/).filter((c) => c.length > 0);
+// Channel list fields go to the API as typed: the server reads them by the
+// same rule as hpfriendsctl (and says which), so the two cannot differ.
+function ruleHint(id, text) {
+  return h("small", { id, class: "hint muted" }, text);
 }
+
+// Edits not saved yet: leaving the page asks first.
+function markDirty() { state.dirty = true; }
 
 // ---- the API ----
 
@@ -57,14 +67,21 @@ class ApiError extends Error {
   constructor(status, message) { super(message); this.status = status; }
 }
 
+// The server takes request bodies up to 64 KiB (and answers a bigger one
+// with a bare HTTP 413): say so in words, before sending if we can.
+const MAX_BODY = 65536;
+const TOO_LARGE = "too much text at once: the console sends at most 64 KiB per request; shorten the fields";
+
 async function api(method, path, body) {
   const opts = { method, headers: {}, credentials: "same-origin" };
   if (method !== "GET") {
     opts.headers["Content-Type"] = "application/json";
     if (state.csrf) opts.headers["X-CSRF-Token"] = state.csrf;
     opts.body = JSON.stringify(body || {});
+    if (new TextEncoder().encode(opts.body).length > MAX_BODY) throw new ApiError(413, TOO_LARGE);
   }
   const r = await fetch(path, opts);
+  if (r.status === 413) throw new ApiError(413, TOO_LARGE);
   let doc = null;
   try { doc = await r.json(); } catch (e) { doc = null; }
   if (!r.ok) {
@@ -75,15 +92,33 @@ async function api(method, path, body) {
 }
 
 // Run an action, redraw the page, then report the outcome.
+// fn may return a string: a more precise outcome than what.
 async function act(what, fn) {
+  let res;
   try {
-    await fn();
+    res = await fn();
   } catch (e) {
     say(e.message, "error");
     return;
   }
   await route();
-  say(what, "ok");
+  say(typeof res === "string" ? res : what, "ok");
+}
+
+// Sharing a channel again with another type changes the share; a widening
+// (shares to shares_all) needs new consent, so the API asks for a confirmation.
+async function addShare(to, channel, type) {
+  const body = { to, channel, type };
+  let doc;
+  try {
+    doc = await api("POST", "/api/shares", body);
+  } catch (e) {
+    if (e.status !== 409 || !e.message.startsWith("changed from")) throw e;
+    if (!confirm(e.message.replace(/; confirm to widen$/, "") + ".\nWiden the share?"))
+      return "not changed: " + channel + " with " + to;
+    doc = await api("POST", "/api/shares", Object.assign(body, { confirm: true }));
+  }
+  return doc.changed ? doc.changed + ": " + channel + " with " + to : "shared " + channel + " with " + to;
 }
 
 // ---- pages ----
@@ -96,7 +131,7 @@ pages.shares = async (root) => {
   const targets = users.users.map((u) => u.name).filter((n) => n !== state.user)
     .concat(groups.groups.map((g) => "@" + g.name));
   const to = h("input", { id: "share-to", list: "share-targets", placeholder: "user or @group", required: true });
-  const chan = h("input", { id: "share-channel", placeholder: "channel", required: true });
+  const chan = h("input", { id: "share-channel", placeholder: "channel", required: true, "aria-describedby": "share-channel-rule" });
   const type = h("select", { id: "share-type" },
     h("option", { value: "shares" }, "shares (my messages)"),
     h("option", { value: "shares_all" }, "shares_all (also what I receive)"));
@@ -105,16 +140,36 @@ pages.shares = async (root) => {
     h("p", { class: "muted" }, "Channels you share, and with whom. A share to a group reaches all its members."),
     h("form", { id: "share-form", onsubmit: (ev) => { ev.preventDefault();
       act("shared " + chan.value + " with " + to.value,
-        () => api("POST", "/api/shares", { to: to.value.trim(), channel: chan.value.trim(), type: type.value })); } },
+        () => addShare(to.value.trim(), chan.value.trim(), type.value)); } },
       h("label", {}, "To", to), h("datalist", { id: "share-targets" }, targets.map((t) => h("option", { value: t }))),
       h("label", {}, "Channel", chan), h("label", {}, "Type", type),
       h("button", { type: "submit", id: "share-add" }, "Share")),
-    table(["To", "Channel", "Type", ""], shares.shares.map((s) => h("tr", {},
+    ruleHint("share-channel-rule", "One channel name per share: no spaces or commas (the rule of every channel name)."),
+    table(["To", "Channel", "Type", "Recipients", ""], shares.shares.map((s) => h("tr", { "data-to": s.to, "data-channel": s.channel },
       h("td", {}, s.to), h("td", { class: "mono" }, s.channel), h("td", {}, h("span", { class: "tag" }, s.type)),
+      h("td", { class: "recipients" }, recipientStates(s.recipients)),
       h("td", {}, h("button", { class: "danger", type: "button", onclick: () =>
         act("removed the share of " + s.channel + " with " + s.to,
           () => api("DELETE", "/api/shares", { to: s.to, channel: s.channel })) }, "Remove"))))));
 };
+
+// Each recipient of a share with its consent: accepted or pending.
+function recipientStates(list) {
+  if (!list || !list.length) return h("span", { class: "muted" }, "nobody yet");
+  return list.map((r) => h("span", { class: "recipient", "data-user": r.user, "data-state": r.state },
+    r.user, " ", h("span", { class: "tag " + r.state }, r.state)));
+}
+
+// The count of offers waiting for my answer, in the menu.
+async function updatePending() {
+  const badge = document.getElementById("pending-count");
+  try {
+    const doc = await api("GET", "/api/offers");
+    badge.textContent = doc.pending ? String(doc.pending) : "";
+    badge.hidden = !doc.pending;
+    badge.title = doc.pending + " offer" + (doc.pending === 1 ? "" : "s") + " waiting for your answer";
+  } catch (e) { /* the next page view tries again */ }
+}
 
 pages.offers = async (root) => {
   const doc = await api("GET", "/api/offers");
@@ -123,9 +178,9 @@ pages.offers = async (root) => {
     h("p", { class: "muted" }, doc.require_accept
       ? "This broker delivers a share only once you accept it."
       : "This broker delivers shares without acceptance; accepting records your consent."),
-    table(["From", "Channel", "Type", "Via", "Accepted", ""], doc.offers.map((o) => h("tr", { "data-from": o.from, "data-channel": o.channel },
+    table(["From", "Channel", "Type", "Via", "State", ""], doc.offers.map((o) => h("tr", { "data-from": o.from, "data-channel": o.channel },
       h("td", {}, o.from), h("td", { class: "mono" }, o.channel), h("td", {}, o.type), h("td", {}, o.via || "directly"),
-      h("td", {}, h("span", { class: o.accepted ? "tag yes" : "tag" }, o.accepted ? "yes" : "no")),
+      h("td", {}, h("span", { class: "tag " + o.state }, o.state)),
       h("td", {}, o.accepted
         ? h("button", { class: "danger", type: "button", onclick: () => act("rejected " + o.channel + " from " + o.from,
             () => api("POST", "/api/offers/reject", { from: o.from, channel: o.channel })) }, "Reject")
@@ -143,10 +198,12 @@ function fmtBytes(n) {
 function keyRows(keys) {
   return keys.map((k) => {
     const ro = state.listsEditable ? {} : { readonly: true };
-    const pub = h("input", { value: k.publish.join(", "), "aria-label": "publish channels of " + k.ident, size: 22, ...ro });
-    const sub = h("input", { value: k.subscribe.join(", "), "aria-label": "subscribe channels of " + k.ident, size: 22, ...ro });
+    const pub = h("input", { value: k.publish.join(", "), "aria-label": "publish channels of " + k.ident, size: 22,
+      "aria-describedby": "channel-rule", oninput: markDirty, ...ro });
+    const sub = h("input", { value: k.subscribe.join(", "), "aria-label": "subscribe channels of " + k.ident, size: 22,
+      "aria-describedby": "channel-rule", oninput: markDirty, ...ro });
     const save = state.listsEditable ? [h("button", { class: "secondary", type: "button", onclick: () => act("saved " + k.ident,
-      () => api("PUT", "/api/authkeys", { ident: k.ident, publish: channels(pub.value), subscribe: channels(sub.value) })) }, "Save"), " "] : [];
+      () => api("PUT", "/api/authkeys", { ident: k.ident, publish: pub.value, subscribe: sub.value })) }, "Save"), " "] : [];
     return h("tr", { "data-ident": k.ident },
       h("td", { class: "mono" }, k.ident), h("td", {}, pub), h("td", {}, sub),
       h("td", { class: "num counters" }, String(k.published_msgs), " / ", fmtBytes(k.published_bytes)),
@@ -163,18 +220,20 @@ function keyRows(keys) {
 pages.authkeys = async (root) => {
   const doc = await api("GET", "/api/authkeys");
   const ident = h("input", { id: "key-ident", placeholder: state.user + "-sensor", required: true });
-  const pub = h("input", { id: "key-publish", placeholder: "chan1, chan2" });
-  const sub = h("input", { id: "key-subscribe", placeholder: "chan1, chan2" });
+  const pub = h("input", { id: "key-publish", placeholder: "chan1, chan2", "aria-describedby": "channel-rule" });
+  const sub = h("input", { id: "key-subscribe", placeholder: "chan1, chan2", "aria-describedby": "channel-rule" });
   const shown = h("div", { id: "new-secret" });
   const headers = ["Ident", "Publish", "Subscribe", "Published (msgs / bytes)", "Received", "Online", ""];
-  const tbl = table(headers, keyRows(doc.authkeys));
+  // By ident, so a saved key keeps its row (storage moves a replaced key to the end).
+  const keys = doc.authkeys.slice().sort((a, b) => (a.ident < b.ident ? -1 : a.ident > b.ident ? 1 : 0));
+  const tbl = table(headers, keyRows(keys));
   root.append(
     h("h1", {}, "Authkeys"),
     h("p", { class: "muted" }, "Credentials for your sensors and subscribers. Counters update live."),
     h("form", { id: "key-form", onsubmit: async (ev) => {
       ev.preventDefault();
       try {
-        const lists = state.listsEditable ? { publish: channels(pub.value), subscribe: channels(sub.value) } : {};
+        const lists = state.listsEditable ? { publish: pub.value, subscribe: sub.value } : {};
         const r = await api("POST", "/api/authkeys", { ident: ident.value.trim(), ...lists });
         await route();
         say("created " + r.ident, "ok");
@@ -189,6 +248,7 @@ pages.authkeys = async (root) => {
       ...(state.listsEditable ? [h("label", {}, "May publish on", pub), h("label", {}, "May subscribe to", sub)]
         : [h("span", { class: "muted" }, "Channel lists are set by an administrator.")]),
       h("button", { type: "submit", id: "key-add" }, "Create")),
+    ...(state.listsEditable ? [ruleHint("channel-rule", "Channel lists: " + doc.channel_list_rule + ".")] : []),
     shown, tbl);
   // Live counters: refresh the numbers only, so edits in progress survive.
   // route() owns the timer: it starts to count only if this page is shown.
@@ -312,9 +372,14 @@ pages.graph = async (root) => {
       try {
         const r = await api("GET", "/api/readers?channel=" + encodeURIComponent(chan.value.trim()));
         out.replaceChildren(h("ul", { class: "paths" }, r.readers.map((x) =>
-          h("li", {}, h("strong", {}, x.user), " \u2014 ", h("code", {}, x.path)))));
+          h("li", { class: x.pending ? "pending" : "reader" }, h("strong", {}, x.user),
+            x.pending ? [" ", h("span", { class: "tag pending" }, "pending: has not accepted")] : [],
+            " \u2014 ", h("code", {}, x.path)))));
         say("", "");
-      } catch (e) { say(e.message, "error"); }
+      } catch (e) {
+        out.replaceChildren(); // no answer to an earlier question under this error
+        say(e.message, "error");
+      }
     } }, h("label", {}, "Channel", chan), h("button", { type: "submit", id: "readers-go" }, "Show readers")),
     out);
 };
@@ -341,6 +406,7 @@ function showLogin() {
   stopTimer();
   state.user = null;
   state.csrf = null;
+  state.dirty = false;
   document.getElementById("nav").hidden = true;
   document.getElementById("logout").hidden = true;
   document.getElementById("whoami").textContent = "";
@@ -366,7 +432,10 @@ async function route() {
     return;
   }
   state.timer = fresh.timer || null;
+  state.page = name;
+  state.dirty = false;
   document.getElementById("page").replaceWith(fresh);
+  updatePending();
 }
 
 function loggedIn(doc) {
@@ -401,7 +470,18 @@ document.getElementById("logout").addEventListener("click", async () => {
   say("logged out", "ok");
 });
 
-window.addEventListener("hashchange", () => { say("", ""); route(); });
+window.addEventListener("hashchange", () => {
+  if (state.dirty && state.page && !confirm("This page has changes that are not saved. Leave it?")) {
+    // Back to the page being left; replaceState fires no second hashchange.
+    history.replaceState(null, "", "#/" + state.page);
+    return;
+  }
+  say("", "");
+  route();
+});
+window.addEventListener("beforeunload", (ev) => {
+  if (state.dirty) { ev.preventDefault(); ev.returnValue = ""; }
+});
 
 (async () => {
   try {

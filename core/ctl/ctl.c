@@ -126,16 +126,6 @@ static int usage(const char *why)
 /* Takes the error by address: it is read only after the call ran. */
 static int done(gboolean ok, GError **e) { return ok ? 0 : fail(*e); }
 
-static char **split_channels(const char *list)
-{
-    if (!list || !*list)
-        return g_new0(char *, 1);
-    char **v = g_strsplit(list, ",", -1);
-    for (char **p = v; *p; p++)
-        g_strstrip(*p);
-    return v;
-}
-
 /* ---- user ---- */
 
 /* One line from stdin without its end of line; on a terminal, without echo. */
@@ -288,6 +278,23 @@ static gboolean offer_exists(const struct snapshot *s, const char *user, const c
     return FALSE;
 }
 
+/* share add; a change of type is said, and what a widening cost in consent. */
+static int share_add(struct ctx *c, int type)
+{
+    GError *e = NULL;
+    struct admin_share_change ch;
+    if (!admin_share_set(&c->admin, opt_from, opt_to, opt_channel, type, &ch, &e))
+        return fail(e);
+    if (ch.old_type >= 0 && ch.old_type != type)
+        printf("changed from %s to %s", share_type_name(ch.old_type), share_type_name(type));
+    if (admin_share_widens(ch.old_type, type))
+        printf("; %u acceptance%s dropped: recipients must accept again", ch.voided,
+               ch.voided == 1 ? "" : "s");
+    if (ch.old_type >= 0 && ch.old_type != type)
+        printf("\n");
+    return 0;
+}
+
 static int cmd_share(struct ctx *c)
 {
     GError *e = NULL;
@@ -301,7 +308,7 @@ static int cmd_share(struct ctx *c)
         int type = share_type_parse(opt_type ? opt_type : "shares");
         if (type < 0)
             return usage("--type must be shares or shares_all");
-        return done(admin_share_add(&c->admin, opt_from, opt_to, opt_channel, type, &e), &e);
+        return share_add(c, type);
     }
     if (!strcmp(verb, "del")) {
         NEED(opt_from, "from");
@@ -373,7 +380,12 @@ static int cmd_authkey(struct ctx *c)
     if (!strcmp(verb, "add") && c->argc == 2) {
         NEED(opt_owner, "owner");
         NEED(opt_ident, "ident");
-        char **pub = split_channels(opt_publish), **sub = split_channels(opt_subscribe);
+        char **pub = admin_channel_list(opt_publish, &e);
+        char **sub = pub ? admin_channel_list(opt_subscribe, &e) : NULL;
+        if (!sub) {
+            g_strfreev(pub);
+            return fail(e);
+        }
         char *secret = NULL;
         gboolean ok =
             admin_authkey_add(&c->admin, opt_owner, opt_ident, opt_secret, pub, sub, &secret, &e);
@@ -388,8 +400,12 @@ static int cmd_authkey(struct ctx *c)
     }
     const char *ident = c->argc == 3 ? c->argv[2] : opt_ident;
     if (!strcmp(verb, "set") && ident) {
-        char **pub = opt_publish ? split_channels(opt_publish) : NULL;
-        char **sub = opt_subscribe ? split_channels(opt_subscribe) : NULL;
+        char **pub = opt_publish ? admin_channel_list(opt_publish, &e) : NULL;
+        char **sub = !e && opt_subscribe ? admin_channel_list(opt_subscribe, &e) : NULL;
+        if (e) {
+            g_strfreev(pub);
+            return fail(e);
+        }
         gboolean ok = admin_authkey_set(&c->admin, ident, opt_owner, opt_secret, pub, sub, &e);
         g_strfreev(pub);
         g_strfreev(sub);

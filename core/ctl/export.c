@@ -234,9 +234,21 @@ static void push(struct importer *im, struct hpf_mutation m) { g_array_append_va
 
 /* One importer per kind: the mutations of one element of its array. */
 
+/* The name of a user or group the import creates: held to the rule of new names. */
+static const char *new_name_member(struct importer *im, JsonObject *o, guint i)
+{
+    const char *v = str_member(im, o, "name", i);
+    const char *why = v ? hpf_principal_name_check(v, HPF_NAME_MAX) : NULL;
+    if (why) {
+        fail_at(im, i, "'name' %s", why);
+        return NULL;
+    }
+    return v;
+}
+
 static gboolean import_user(struct importer *im, JsonObject *o, guint i)
 {
-    const char *name = str_member(im, o, "name", i);
+    const char *name = new_name_member(im, o, i);
     if (!name)
         return FALSE;
     push(im, (struct hpf_mutation){.op = HPF_MUT_USER_ADD, .user = name});
@@ -256,7 +268,7 @@ static gboolean import_user(struct importer *im, JsonObject *o, guint i)
 
 static gboolean import_group(struct importer *im, JsonObject *o, guint i)
 {
-    const char *name = str_member(im, o, "name", i);
+    const char *name = new_name_member(im, o, i);
     const char *owner = name ? str_member(im, o, "owner", i) : NULL;
     const char *const *members;
     size_t n;

@@ -38,6 +38,28 @@ static void ok_simple(struct web_job *j)
     web_job_ok(j, b);
 }
 
+/* Most characters of a value echoed in an error message. */
+#define ECHO_MAX 64
+
+/*
+ * A value for an error message (caller frees): cut to ECHO_MAX characters
+ * with an ellipsis, so a 5,000-character name cannot fill the console's
+ * status line.  The message travels as JSON and is shown as text, like
+ * every other API error.
+ */
+static char *echo(const char *v)
+{
+    const char *p = v ? v : "";
+    gboolean utf8 = g_utf8_validate(p, -1, NULL);
+    glong n = utf8 ? g_utf8_strlen(p, -1) : (glong)strlen(p);
+    if (n <= ECHO_MAX)
+        return g_strdup(p);
+    char *cut = utf8 ? g_utf8_substring(p, 0, ECHO_MAX) : g_strndup(p, ECHO_MAX);
+    char *out = g_strconcat(cut, "\u2026", NULL);
+    g_free(cut);
+    return out;
+}
+
 /* Snapshot, check the session's user still exists, settle whose objects. */
 static struct snapshot *begin(struct web_job *j)
 {
@@ -217,7 +239,17 @@ static void run_users(struct web_job *j)
 
 /* ---- shares ---- */
 
-static void share_obj(JsonBuilder *b, const struct snap_share *sh)
+static void recipient_state(const struct snapshot *s, const struct snap_share *sh, const char *user,
+                            JsonBuilder *b)
+{
+    OBJ(b);
+    STR(b, "user", user);
+    STR(b, "state", snapshot_has_accept(s, user, sh->from, sh->channel) ? "accepted" : "pending");
+    END(b);
+}
+
+/* A share, and the consent of each of its recipients (pending or accepted). */
+static void share_obj_states(JsonBuilder *b, const struct snapshot *s, const struct snap_share *sh)
 {
     OBJ(b);
     STR(b, "from", sh->from);
@@ -227,6 +259,16 @@ static void share_obj(JsonBuilder *b, const struct snap_share *sh)
     BOOL(b, "to_group", sh->to_group);
     STR(b, "channel", sh->channel);
     STR(b, "type", share_type_name(sh->type));
+    json_builder_set_member_name(b, "recipients");
+    json_builder_begin_array(b);
+    if (!sh->to_group)
+        recipient_state(s, sh, sh->to, b);
+    for (guint i = 0; sh->to_group && i < s->members->len; i++) {
+        const struct snap_member *m = s->members->pdata[i];
+        if (!strcmp(m->group, sh->to))
+            recipient_state(s, sh, m->user, b);
+    }
+    json_builder_end_array(b);
     END(b);
 }
 
@@ -243,11 +285,58 @@ static void run_shares(struct web_job *j)
     for (guint i = 0; i < s->shares->len; i++) {
         const struct snap_share *sh = s->shares->pdata[i];
         if (all || !strcmp(sh->from, j->acting))
-            share_obj(b, sh);
+            share_obj_states(b, s, sh);
     }
     json_builder_end_array(b);
     END(b);
     snapshot_free(s);
+    web_job_ok(j, b);
+}
+
+/* An optional boolean member: 0 when absent, -1 (and a 400) when not a boolean. */
+static int body_flag(struct web_job *j, const char *key)
+{
+    JsonObject *o = j->body ? json_node_get_object(j->body) : NULL;
+    int v = o ? jsonutil_get_bool(o, key) : 0;
+    if (v < 0)
+        web_job_error(j, 400, "'%s' must be true or false", key);
+    return v;
+}
+
+/*
+ * A widening (shares to shares_all) reaches further than its recipients
+ * agreed to: it needs "confirm": true, and drops their acceptances.
+ */
+static gboolean share_change_confirmed(struct web_job *j, const struct snapshot *s, const char *to,
+                                       const char *chan, int t)
+{
+    int old = admin_share_type(s, j->acting, to, chan);
+    int confirm = body_flag(j, "confirm");
+    if (confirm < 0)
+        return FALSE;
+    if (!admin_share_widens(old, t) || confirm)
+        return TRUE;
+    web_job_error(j, 409,
+                  "changed from %s to %s: %s may then pass it on, and must accept again; "
+                  "confirm to widen",
+                  share_type_name(old), share_type_name(t), to);
+    return FALSE;
+}
+
+static void share_changed(struct web_job *j, const struct admin_share_change *ch, int t)
+{
+    j->changed = TRUE;
+    JsonBuilder *b = json_builder_new();
+    OBJ(b);
+    BOOL(b, "ok", TRUE);
+    if (ch->old_type >= 0 && ch->old_type != t) {
+        char *msg = g_strdup_printf("changed from %s to %s", share_type_name(ch->old_type),
+                                    share_type_name(t));
+        STR(b, "changed", msg);
+        g_free(msg);
+        INT(b, "acceptances_dropped", ch->voided);
+    }
+    END(b);
     web_job_ok(j, b);
 }
 
@@ -266,9 +355,16 @@ static void run_share_add(struct web_job *j)
     struct snapshot *s = begin(j);
     if (!s)
         return;
+    gboolean go = share_change_confirmed(j, s, to, chan, t);
     snapshot_free(s);
+    if (!go)
+        return;
     GError *e = NULL;
-    done_op(j, admin_share_add(&j->admin, j->acting, to, chan, t, &e), &e);
+    struct admin_share_change ch;
+    if (admin_share_set(&j->admin, j->acting, to, chan, t, &ch, &e))
+        share_changed(j, &ch, t);
+    else
+        done_op(j, FALSE, &e);
 }
 
 static void run_share_del(struct web_job *j)
@@ -311,6 +407,7 @@ static void run_offers(struct web_job *j)
     BOOL(b, "require_accept", j->require_accept);
     /* The console shows channel lists read-only to users who may not set them. */
     BOOL(b, "lists_editable", j->is_admin || !j->channels_mode);
+    guint pending = 0;
     json_builder_set_member_name(b, "offers");
     json_builder_begin_array(b);
     for (guint i = 0; i < s->shares->len; i++) {
@@ -326,10 +423,14 @@ static void run_offers(struct web_job *j)
         char *via = sh->to_group ? g_strdup_printf("@%s", sh->to) : NULL;
         STR(b, "via", via);
         g_free(via);
-        BOOL(b, "accepted", snapshot_has_accept(s, j->acting, sh->from, sh->channel));
+        gboolean accepted = snapshot_has_accept(s, j->acting, sh->from, sh->channel);
+        BOOL(b, "accepted", accepted);
+        STR(b, "state", accepted ? "accepted" : "pending");
+        pending += !accepted;
         END(b);
     }
     json_builder_end_array(b);
+    INT(b, "pending", pending);
     END(b);
     snapshot_free(s);
     web_job_ok(j, b);
@@ -348,7 +449,8 @@ static void offer_decide(struct web_job *j, gboolean accept)
     gboolean accepted = snapshot_has_accept(s, j->acting, from, chan);
     snapshot_free(s);
     if (!offered && accept) {
-        web_job_error(j, 404, "'%s' offers you nothing on '%s'", from, chan);
+        g_autofree char *f = echo(from), *c = echo(chan);
+        web_job_error(j, 404, "'%s' offers you nothing on '%s'", f, c);
         return;
     }
     if (accept == accepted) {
@@ -369,7 +471,8 @@ static const struct snap_authkey *own_key(struct web_job *j, const struct snapsh
 {
     const struct snap_authkey *k = g_hash_table_lookup(s->authkey_by_ident, ident);
     if (!k || strcmp(k->owner, j->acting)) {
-        web_job_error(j, 404, "authkey '%s' not found", ident);
+        g_autofree char *i = echo(ident);
+        web_job_error(j, 404, "authkey '%s' not found", i);
         return NULL;
     }
     return k;
@@ -383,6 +486,8 @@ static void run_authkeys(struct web_job *j)
     const struct hpf_storage_ops *ops = j->admin.storage->desc->storage;
     JsonBuilder *b = json_builder_new();
     OBJ(b);
+    /* Shown next to the list fields: the rule the server reads them by. */
+    STR(b, "channel_list_rule", ADMIN_CHANNEL_LIST_RULE);
     json_builder_set_member_name(b, "authkeys");
     json_builder_begin_array(b);
     for (guint i = 0; i < s->authkeys->len; i++) {
@@ -457,6 +562,28 @@ static void finish_authkeys(struct web_job *j)
  * set their own could read every channel.  Only an administrator sets them
  * then; a user may still make a key (its lists empty) or delete one.
  */
+/*
+ * A channel list member: an array of names, or text read by the rule
+ * hpfriendsctl applies (admin_channel_list()), so the console's fields
+ * and the command line cannot differ.
+ */
+static char **body_channels(struct web_job *j, const char *key, gboolean *present)
+{
+    JsonObject *o = j->body ? json_node_get_object(j->body) : NULL;
+    JsonNode *n = o ? json_object_get_member(o, key) : NULL;
+    if (!n || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING)
+        return web_body_strv(j, key, present);
+    const char *text = json_node_get_string(n);
+    *present = TRUE;
+    GError *e = NULL;
+    char **v = admin_channel_list(text, &e);
+    if (!v) {
+        web_job_error(j, 400, "'%s': %s", key, e->message);
+        g_error_free(e);
+    }
+    return v;
+}
+
 static gboolean lists_allowed(struct web_job *j, gboolean sets_lists)
 {
     if (!j->channels_mode || j->is_admin || !sets_lists)
@@ -473,8 +600,8 @@ static void run_authkey_add(struct web_job *j)
     if (!ident)
         return;
     gboolean has_pub, has_sub;
-    char **pub = web_body_strv(j, "publish", &has_pub);
-    char **sub = j->status ? NULL : web_body_strv(j, "subscribe", &has_sub);
+    char **pub = body_channels(j, "publish", &has_pub);
+    char **sub = j->status ? NULL : body_channels(j, "subscribe", &has_sub);
     struct snapshot *s = j->status ? NULL : begin(j);
     if (s && !lists_allowed(j, (pub && *pub) || (sub && *sub)))
         g_clear_pointer(&s, snapshot_free);
@@ -507,8 +634,8 @@ static void run_authkey_set(struct web_job *j)
     if (!ident)
         return;
     gboolean has_pub = FALSE, has_sub = FALSE;
-    char **pub = web_body_strv(j, "publish", &has_pub);
-    char **sub = j->status ? NULL : web_body_strv(j, "subscribe", &has_sub);
+    char **pub = body_channels(j, "publish", &has_pub);
+    char **sub = j->status ? NULL : body_channels(j, "subscribe", &has_sub);
     struct snapshot *s = j->status ? NULL : begin(j);
     if (s && own_key(j, s, ident) && lists_allowed(j, has_pub || has_sub)) {
         GError *e = NULL;
@@ -574,7 +701,8 @@ static gboolean own_group(struct web_job *j, const struct snapshot *s, const cha
 {
     const struct snap_group *g = snapshot_find_group(s, name);
     if (!g || strcmp(g->owner, j->acting)) {
-        web_job_error(j, 404, "group '%s' not found among your groups", name);
+        g_autofree char *n = echo(name);
+        web_job_error(j, 404, "group '%s' not found among your groups", n);
         return FALSE;
     }
     return TRUE;
@@ -615,8 +743,9 @@ static void run_member_add(struct web_job *j)
     struct snapshot *s = begin(j);
     if (s && own_group(j, s, group)) {
         GError *e = NULL;
+        g_autofree char *m = echo(member);
         if (!snapshot_has_user(s, member))
-            web_job_error(j, 404, "user '%s' not found", member);
+            web_job_error(j, 404, "user '%s' not found", m);
         else
             done_op(j, admin_member_add(&j->admin, group, member, &e), &e);
     }
@@ -646,7 +775,8 @@ static void run_group_leave(struct web_job *j)
     if (!s)
         return;
     if (!snapshot_is_member(s, group, j->acting)) {
-        web_job_error(j, 404, "you are not a member of group '%s'", group);
+        g_autofree char *g = echo(group);
+        web_job_error(j, 404, "you are not a member of group '%s'", g);
     } else {
         GError *e = NULL;
         done_op(j, admin_member_del(&j->admin, group, j->acting, &e), &e);
@@ -816,13 +946,27 @@ static void run_graph(struct web_job *j)
     web_job_ok(j, b);
 }
 
+/* Readers as objects; pending ones (not accepted yet) are marked as such. */
+static void reader_objs(JsonBuilder *b, const GPtrArray *r, gboolean pending)
+{
+    for (guint i = 0; i < r->len; i++) {
+        const struct admin_reader *rd = r->pdata[i];
+        OBJ(b);
+        STR(b, "user", rd->user);
+        STR(b, "path", rd->path);
+        if (pending)
+            BOOL(b, "pending", TRUE);
+        END(b);
+    }
+}
+
 static void run_readers(struct web_job *j)
 {
     const char *chan = web_query(j, "channel");
     if (!chan || !admin_valid_channel(chan)) {
         web_job_error(j, 400,
-                      "give a channel: ?channel=NAME (1-255 printable bytes, no "
-                      "spaces or commas)");
+                      "give a channel name: 1-255 bytes of UTF-8 text, no control characters, "
+                      "spaces or commas");
         return;
     }
     struct snapshot *s = begin(j);
@@ -838,15 +982,14 @@ static void run_readers(struct web_job *j)
     BOOL(b, "lists_editable", j->is_admin || !j->channels_mode);
     json_builder_set_member_name(b, "readers");
     json_builder_begin_array(b);
-    for (guint i = 0; i < r->len; i++) {
-        const struct admin_reader *rd = r->pdata[i];
-        OBJ(b);
-        STR(b, "user", rd->user);
-        STR(b, "path", rd->path);
-        END(b);
-    }
+    reader_objs(b, r, FALSE);
+    GPtrArray *pending = j->require_accept ? admin_pending_readers(s, j->acting, chan, r) : NULL;
+    if (pending)
+        reader_objs(b, pending, TRUE);
     json_builder_end_array(b);
     END(b);
+    if (pending)
+        g_ptr_array_unref(pending);
     g_ptr_array_unref(r);
     snapshot_free(s);
     web_job_ok(j, b);

@@ -28,6 +28,9 @@
  * The broker escapes the same code points (and invalid UTF-8) wherever it
  * echoes what a client sent (logs, ERROR texts, the console).
  *
+ * A new user or group name also passes hpf_principal_name_check(): it may
+ * not start with '@', which marks a group wherever a share target is written.
+ *
  * Front ends may add rules of their own on top (hpfriendsctl and the
  * console allow only [A-Za-z0-9._@-] in user and group names, no spaces or
  * commas in channels), never fewer.
@@ -114,6 +117,22 @@ static inline const char *hpf_name_check(const char *s, size_t max)
         i += len;
     }
     return i > max ? "is too long" : NULL;
+}
+
+/**
+ * NULL when s may name a new user or group of at most max bytes; otherwise
+ * why not, like hpf_name_check().  On top of that rule, s may not start with
+ * '@': "@partners" means the group partners wherever a share target is
+ * written, so a user "@partners" or a group "@x" (shown as "@@x") would be
+ * taken for something else.  Only names being created are held to it: names
+ * stored before the rule can still be used, renamed and deleted.
+ */
+static inline const char *hpf_principal_name_check(const char *s, size_t max)
+{
+    const char *why = hpf_name_check(s, max);
+    if (!why && s[0] == '@')
+        why = "starts with '@', which marks a group";
+    return why;
 }
 
 #ifdef __cplusplus

@@ -118,6 +118,16 @@ static int removes(int op)
            op == HPF_MUT_SHARE_DEL || op == HPF_MUT_ACCEPT_DEL || op == HPF_MUT_AUTHKEY_DEL;
 }
 
+/* The name a mutation creates is held to the stricter rule of new names. */
+static const char *name_check(int op, enum field f, const char *v)
+{
+    if (removes(op))
+        return NULL;
+    if ((op == HPF_MUT_USER_ADD && f == F_USER) || (op == HPF_MUT_GROUP_ADD && f == F_GROUP))
+        return hpf_principal_name_check(v, HPF_NAME_MAX);
+    return hpf_name_check(v, HPF_NAME_MAX);
+}
+
 const char *mut_op_name(int op)
 {
     if (op <= 0 || op >= MUT_OP_COUNT)
@@ -149,7 +159,7 @@ int mut_check(const struct hpf_mutation *m, char *err, size_t err_len)
         const char *v = field_value(m, r->need[i].field);
         if (!v || !*v)
             return invalid(err, err_len, "%s: %s is empty", name, r->need[i].what);
-        const char *why = removes(m->op) ? NULL : hpf_name_check(v, HPF_NAME_MAX);
+        const char *why = name_check(m->op, r->need[i].field, v);
         if (why)
             return invalid(err, err_len, "%s: %s %s", name, r->need[i].what, why);
     }

@@ -567,6 +567,26 @@ static void test_authkey_mutations(void)
     plugin_instance_free(pi);
 }
 
+/*
+ * '@' first marks a group wherever a share target is written, so no new user
+ * or group name starts with it; '@' elsewhere, and removals, are unaffected.
+ */
+static void test_at_names_refused(void)
+{
+    struct plugin_instance *pi = open_store("atnames");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
+    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_USER_ADD, .user = "@partners"), HPF_ERR_INVALID);
+    CHECK_ERR("user_add: user name starts with '@', which marks a group");
+    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_USER_ADD, .user = "a@b"), HPF_OK);
+    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_GROUP_ADD, .group = "@x", .user = "a@b"),
+                    HPF_ERR_INVALID);
+    CHECK_ERR("group_add: group name starts with '@', which marks a group");
+    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_GROUP_ADD, .group = "x@", .user = "a@b"), HPF_OK);
+    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_USER_DEL, .user = "@partners"), HPF_ERR_NOTFOUND);
+    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_GROUP_DEL, .group = "@x"), HPF_ERR_NOTFOUND);
+    plugin_instance_free(pi);
+}
+
 /* authkey_get on keys other writers made: the owner falls back to the ident. */
 /*
  * Every name and secret passes hpf_name_check() in the mutation check, so
@@ -960,6 +980,7 @@ static const struct test_def {
     {"shares, accepts, group_del", test_shares_and_accepts},
     {"authkey add/replace/del", test_authkey_mutations},
     {"names and secrets: UTF-8, no controls, bounded", test_names_checked},
+    {"new user and group names do not start with '@'", test_at_names_refused},
     {"authkey_get and the owner fallback", test_authkey_get},
     {"user_del cascades, clear", test_user_del_cascades},
     {"apply is atomic", test_atomic_rollback},

@@ -8,6 +8,7 @@ rendered by Graphviz, and export/import round trips.
 Graphviz's `dot` is required: without it the rendering check fails.
 """
 
+import json
 import os
 import re
 import shutil
@@ -126,6 +127,26 @@ def shares(r):
     res = c("share", "list", "--user", "alice")
     r.check("share list --user alice after reject: not accepted",
             res.rc == 0 and res.lines() == [l2 + "\tnot accepted"], repr(res))
+    # A widening needs new consent; a narrowing keeps it.
+    lm = "jojo\tmark\t%s\t" % CHAN
+    t.ctl_ok(conf, "share", "accept", "--user", "mark", "--from", "jojo", "--channel", CHAN)
+    clean_ok(r, "share add --type shares_all over shares: says so, drops the acceptance",
+             c("share", "add", "--from", "jojo", "--to", "mark", "--channel", CHAN,
+               "--type", "shares_all"),
+             "changed from shares to shares_all; 1 acceptance dropped: "
+             "recipients must accept again\n")
+    res = c("share", "list", "--user", "mark")
+    r.check("after the widening mark has not accepted",
+            res.rc == 0 and lm + "shares_all\tnot accepted" in res.lines(), repr(res))
+    t.ctl_ok(conf, "share", "accept", "--user", "mark", "--from", "jojo", "--channel", CHAN)
+    clean_ok(r, "share add --type shares over shares_all: says so",
+             c("share", "add", "--from", "jojo", "--to", "mark", "--channel", CHAN),
+             "changed from shares_all to shares\n")
+    res = c("share", "list", "--user", "mark")
+    r.check("after the narrowing mark's acceptance stays",
+            res.rc == 0 and lm + "shares\taccepted" in res.lines(), repr(res))
+    clean_ok(r, "share add of the same type again: silent",
+             c("share", "add", "--from", "jojo", "--to", "mark", "--channel", CHAN), "")
     clean_ok(r, "share del --from jojo --to mark",
              c("share", "del", "--from", "jojo", "--to", "mark", "--channel", CHAN), "")
     res = c("share", "list")
@@ -156,6 +177,13 @@ def authkeys(r):
     want = sorted(["jojo-k\towner=jojo\tpublish=a.one,a.two\tsubscribe=a.one",
                    "jojo-k2\towner=jojo\tpublish=\tsubscribe=",
                    "mark-k\towner=mark\tpublish=a.one\tsubscribe=a.one,a.two"])
+    clean_ok(r, "authkey add: spaces around list names are ignored",
+             c("authkey", "add", "--owner", "mark", "--ident", "mark-sp", "--secret", "s",
+               "--publish", " a.one , a.two ", "--subscribe", " "), "")
+    res = c("authkey", "show", "mark-sp")
+    r.check("the list is a.one and a.two, the blank one empty",
+            res.rc == 0 and "\npublish: a.one,a.two\nsubscribe: \n" in res.out, repr(res))
+    clean_ok(r, "authkey del mark-sp", c("authkey", "del", "mark-sp"), "")
     res = c("authkey", "list")
     r.check("authkey list: IDENT\\towner=\\tpublish=\\tsubscribe=",
             res.rc == 0 and sorted_lines(res) == want, repr(res))
@@ -187,12 +215,24 @@ def errors(r):
     one_line_error(r, "group add partners (duplicate group)",
                    c("group", "add", "partners", "--owner", "mark"))
     one_line_error(r, "user add 'a b' (bad name)", c("user", "add", "a b"))
+    for what, res in (("user add @partners", c("user", "add", "@partners")),
+                      ("group add @x", c("group", "add", "@x", "--owner", "mark"))):
+        one_line_error(r, what + " ('@' first marks a group)", res)
+        r.check(what + ": the error says why", "starts with '@'" in res.err, repr(res))
     one_line_error(r, "share add --channel 'a b' (bad channel name)",
                    c("share", "add", "--from", "jojo", "--to", "mark", "--channel", "a b"))
     one_line_error(r, "authkey add --publish 'a b' (bad channel name)",
                    c("authkey", "add", "--owner", "jojo", "--ident", "x", "--publish", "a b"))
     one_line_error(r, "authkey add --subscribe 'a b' (bad channel name)",
                    c("authkey", "add", "--owner", "jojo", "--ident", "x", "--subscribe", "a b"))
+    # One rule for channel lists (the console's fields read the same way).
+    for lst in ("new.chan; other chan,third", "a,,b", "a,"):
+        res = c("authkey", "add", "--owner", "jojo", "--ident", "x", "--publish", lst)
+        one_line_error(r, "authkey add --publish %r (not a channel list)" % lst, res)
+        r.check("--publish %r: the error states the list rule" % lst,
+                "channel names separated by commas" in res.err, repr(res))
+    res = c("authkey", "set", "jojo-key", "--subscribe", "new.chan; other chan,third")
+    one_line_error(r, "authkey set --subscribe with a space inside a name", res)
     one_line_error(r, "share add --from jojo --to jojo (share to oneself)",
                    c("share", "add", "--from", "jojo", "--to", "jojo", "--channel", CHAN))
     one_line_error(r, "share add --from nobody (unknown user)",
@@ -380,6 +420,11 @@ def export_import(r):
         "truncated export": exported[: len(exported) // 2],
         "JSON of the wrong shape": "[1, 2, 3]\n",
     }
+    for kind, entry in (("users", {"name": "@partners"}),
+                        ("groups", {"name": "@x", "owner": "mark", "members": []})):
+        doc = json.loads(exported)
+        doc[kind].append(entry)
+        bad_inputs["a %s name starting with '@'" % kind[:-1]] = json.dumps(doc)
     for what, text in bad_inputs.items():
         path = os.path.join(d2, "bad.json")
         with open(path, "w") as f:

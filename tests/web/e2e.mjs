@@ -216,6 +216,7 @@ async function main() {
     check("alice creates an authkey; its secret is shown", /^[0-9a-f]{32}$/.test(aliceSecret), aliceSecret);
     check("the new authkey is listed", await page.isVisible('tr[data-ident="alice-sensor"]'));
     await shot(page, "02-authkeys-alice");
+    await channelListFields(page);
 
     await go(page, "groups");
     await page.fill("#group-name", "partners");
@@ -237,7 +238,10 @@ async function main() {
     const sharesText = await waitText(page, "section#page", /@partners/, "the share list");
     check("alice shares the channel with @partners", sharesText.includes("@partners") && sharesText.includes(CHAN),
       sharesText);
+    check("alice sees bob's consent as pending",
+      await page.getAttribute('.recipient[data-user="bob"]', "data-state") === "pending");
     await shot(page, "04-shares");
+    await longInput(page);
 
     await go(page, "graph");
     await page.waitForSelector("svg.graph", { timeout: STEP_TIMEOUT });
@@ -248,8 +252,11 @@ async function main() {
     await page.click("#readers-go");
     await page.waitForSelector("#readers-out li", { timeout: STEP_TIMEOUT });
     const readers = await page.textContent("#readers-out");
-    // require_accept: bob has not accepted yet, so he is not a reader.
-    check("readers before bob accepts: alice only", readers.includes("alice") && !readers.includes("bob"), readers);
+    // require_accept: bob has not accepted yet, so he is listed as pending, not as a reader.
+    check("readers before bob accepts: alice reads, bob is listed as pending",
+      await page.locator("#readers-out li.reader").count() === 1 &&
+      (await page.textContent("#readers-out li.reader")).includes("alice") &&
+      /bob pending: has not accepted/.test(await page.textContent("#readers-out li.pending")), readers);
     await shot(page, "05-graph");
 
     await page.click("#logout");
@@ -269,11 +276,15 @@ async function main() {
     await go(page, "offers");
     const offerRow = 'tr[data-from="alice"][data-channel="' + CHAN + '"]';
     await page.waitForSelector(offerRow, { timeout: STEP_TIMEOUT });
-    check("bob sees alice's offer, not accepted", (await page.textContent(offerRow)).includes("no"));
+    check("bob sees alice's offer, pending", (await page.textContent(offerRow)).includes("pending"));
+    const badge = await waitText(page, "#pending-count", /^1$/, "the pending count in the menu");
+    check("the menu counts one pending offer", badge === "1" && await page.isVisible("#pending-count"), badge);
     await page.click(offerRow + " button.accept");
     await waitText(page, "#status", /accepted/);
-    await page.waitForSelector(offerRow + " .tag.yes", { timeout: STEP_TIMEOUT });
+    await page.waitForSelector(offerRow + " .tag.accepted", { timeout: STEP_TIMEOUT });
     check("bob accepts the offer", true);
+    await page.waitForSelector("#pending-count", { state: "hidden", timeout: STEP_TIMEOUT });
+    check("after accepting, no pending count in the menu", true);
     await shot(page, "06-shared-with-me");
 
     // A real hpfeeds subscriber with bob's key receives what alice's key publishes.
@@ -335,6 +346,7 @@ async function main() {
     check("readers after bob accepted: bob via @partners", readers2.includes("bob") &&
       readers2.includes("alice -shares-> @partners"), readers2);
     await shot(page, "10-graph-readers");
+    await widenShare(page);
     check("no JavaScript errors in the pages", consoleErrors.length === 0, consoleErrors.join(" | "));
   } catch (e) {
     // What the browser showed when a step broke: the page and the status line.
@@ -349,6 +361,106 @@ async function main() {
   }
   check("the broker stops cleanly", await stopBroker(b) === 0);
   await channelsMode(chromium);
+}
+
+// Authkey channel fields: the rule is shown beside them and applied as
+// hpfriendsctl applies it; a saved row stays where it was; leaving with an
+// unsaved edit asks.
+async function channelListFields(page) {
+  const hint = (await page.textContent("#channel-rule")) || "";
+  check("the channel list rule is shown next to the fields",
+    /separated by commas/.test(hint) && /no spaces/.test(hint), hint);
+  await page.fill("#key-ident", "alice-a");
+  await page.click("#key-add");
+  await page.waitForSelector('tr[data-ident="alice-a"]', { timeout: STEP_TIMEOUT });
+  const order = async () => page.$$eval("tr[data-ident]", (rows) => rows.map((r) => r.dataset.ident).join(" "));
+  const before = await order();
+  const pub = 'tr[data-ident="alice-a"] input[aria-label^="publish"]';
+  await page.fill(pub, "new.chan; other chan,third");
+  await page.click('tr[data-ident="alice-a"] button.secondary');
+  const refused = await waitText(page, "#status", /channel/, "a refused list");
+  check("'new.chan; other chan,third' is refused, naming the rule",
+    /other chan/.test(refused) && /separated by commas/.test(refused), refused);
+  let asked = "";
+  page.once("dialog", (d) => { asked = d.message(); d.dismiss(); });
+  await page.click('#nav a[data-page="groups"]');
+  await sleep(300); // the dialog is synchronous in the page: past it, nothing may have moved
+  check("leaving with an unsaved edit asks", /not saved/.test(asked), asked);
+  check("dismissed, the page and the edit stay",
+    (await page.getAttribute("section#page", "data-page")) === "authkeys" &&
+    (await page.inputValue(pub)) === "new.chan; other chan,third");
+  await page.fill(pub, " a.one , a.two ");
+  await page.click('tr[data-ident="alice-a"] button.secondary');
+  await waitText(page, "#status", /saved alice-a/, "saving a list");
+  check("the list is stored as its names", (await page.inputValue(pub)) === "a.one, a.two",
+    await page.inputValue(pub));
+  check("the saved row stays in place", (await order()) === before, before + " / " + (await order()));
+  page.once("dialog", (d) => d.accept());
+  await page.click('tr[data-ident="alice-a"] button.danger');
+  await waitText(page, "#status", /deleted alice-a/, "deleting the extra key");
+}
+
+// Long input: errors cut the echoed value, a long channel does not stretch
+// the page, a body over 64 KiB is refused in words.
+async function longInput(page) {
+  const longChan = "c".repeat(242);
+  await page.fill("#share-to", "@partners");
+  await page.fill("#share-channel", longChan);
+  await page.click("#share-add");
+  await waitText(page, "#status", /shared c+ with/, "sharing a long channel");
+  const w = await page.$eval("html", (el) => el.scrollWidth);
+  check("a 242-character channel does not stretch the page", w <= 1200, "scrollWidth " + w);
+  await page.click('tr[data-channel="' + longChan + '"] button.danger');
+  await waitText(page, "#status", /removed/, "removing the long share");
+  await go(page, "groups");
+  await page.fill('form.member-form[data-group="partners"] input', "x".repeat(5000));
+  await page.click('form.member-form[data-group="partners"] button[type="submit"]');
+  const said = await waitText(page, "#status", /not found/, "adding an unknown long member");
+  check("the error cuts a 5,000-character name short", said.length < 200 && said.includes("\u2026"),
+    said.length + " characters");
+  await page.fill("#group-name", "g".repeat(70000));
+  await page.click("#group-add");
+  const big = await waitText(page, "#status", /64 KiB/, "a 70 KB field");
+  check("a body over 64 KiB is refused in words", /too much text/.test(big), big);
+  await go(page, "shares");
+}
+
+// Sharing the channel again as shares_all widens the share: the page asks
+// first (dismissed: nothing changes), says what changed, and bob's earlier
+// acceptance no longer counts.
+async function widenShare(page) {
+  await go(page, "shares");
+  await page.waitForSelector('.recipient[data-user="bob"]', { timeout: STEP_TIMEOUT });
+  check("alice sees that bob accepted",
+    await page.getAttribute('.recipient[data-user="bob"]', "data-state") === "accepted");
+  const submit = async (answer) => {
+    // The dialog opens once the API has answered 409: read it after the status line.
+    const asked = { text: "" };
+    page.once("dialog", (d) => { asked.text = d.message(); answer ? d.accept() : d.dismiss(); });
+    await page.fill("#share-to", "@partners");
+    await page.fill("#share-channel", CHAN);
+    await page.selectOption("#share-type", "shares_all");
+    await page.click("#share-add");
+    return asked;
+  };
+  const asked = await submit(false);
+  await waitText(page, "#status", /not changed/, "a dismissed widening");
+  check("widening a share asks: changed from shares to shares_all",
+    /changed from shares to shares_all/.test(asked.text), asked.text);
+  check("dismissed, the share keeps its type", !(await page.textContent("table")).includes("shares_all"));
+  await submit(true);
+  const said = await waitText(page, "#status", /changed from/, "a confirmed widening");
+  check("confirmed, the page says changed from shares to shares_all",
+    /changed from shares to shares_all/.test(said), said);
+  check("the share is now shares_all", (await page.textContent("table")).includes("shares_all"));
+  await go(page, "graph");
+  await page.fill("#readers-channel", CHAN);
+  await page.click("#readers-go");
+  await page.waitForSelector("#readers-out li", { timeout: STEP_TIMEOUT });
+  const readers = await page.textContent("#readers-out");
+  check("after the widening bob's old acceptance does not count: he is pending again",
+    !(await page.textContent("#readers-out li.reader")).includes("bob") &&
+    (await page.textContent("#readers-out li.pending")).includes("bob"), readers);
 }
 
 async function stopBroker(b) {

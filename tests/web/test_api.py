@@ -372,8 +372,8 @@ def login_and_sessions(r):
             h.call(method, path, raw=b""), 400, "bad JSON")
         err(r, "%s %s with a JSON string" % (method, path),
             h.call(method, path, raw=b'"x"'), 400, "bad JSON")
-    err(r, "POST /api/authkeys with a non-list publish",
-        h.call("POST", "/api/authkeys", {"ident": "k", "publish": "c1"}), 400, "array of strings")
+    err(r, "POST /api/authkeys with a publish neither a list nor text",
+        h.call("POST", "/api/authkeys", {"ident": "k", "publish": 5}), 400, "array of strings")
     err(r, "POST /api/authkeys with a number in subscribe",
         h.call("POST", "/api/authkeys", {"ident": "k", "subscribe": ["a", 2]}), 400)
     err(r, "POST /api/shares with a bad type",
@@ -997,12 +997,15 @@ def objects_and_authorization(r):
     st, doc = alice.call("GET", "/api/authkeys")
     r.check("the edit is stored", doc["authkeys"][0]["subscribe"] == [CHAN, "other"] and
             doc["authkeys"][0]["publish"] == [CHAN], repr(doc))
+    channel_lists(r, alice)
     st, doc = bob.call("POST", "/api/authkeys", {"ident": "bob-k", "subscribe": [CHAN]})
     bob_secret = doc.get("secret") if doc else None
     r.check("bob creates his authkey", st == 200 and bob_secret, repr(doc))
 
     ok(r, "create a group", alice.call("POST", "/api/groups", {"name": "ateam"}))
     err(r, "create it again", alice.call("POST", "/api/groups", {"name": "ateam"}), 409)
+    err(r, "create a group named @x ('@' first marks a group)",
+        alice.call("POST", "/api/groups", {"name": "@x"}), 400, "starts with '@'")
     ok(r, "add a member", alice.call("POST", "/api/groups/members",
                                      {"group": "ateam", "member": "bob"}))
     ok(r, "add another member", alice.call("POST", "/api/groups/members",
@@ -1028,7 +1031,7 @@ def objects_and_authorization(r):
     st, doc = bob.call("GET", "/api/offers")
     r.check("shared with me: the offer via the group", st == 200 and doc["offers"] == [
         {"from": "alice", "channel": CHAN, "type": "shares", "via": "@ateam",
-         "accepted": False}], repr(doc))
+         "accepted": False, "state": "pending"}], repr(doc))
     ok(r, "accept", bob.call("POST", "/api/offers/accept", {"from": "alice", "channel": CHAN}))
     st, doc = bob.call("GET", "/api/offers")
     r.check("accepted", doc["offers"][0]["accepted"] is True, repr(doc))
@@ -1217,6 +1220,130 @@ def objects_and_authorization(r):
     r.check("the broker stops cleanly", b.stop() == 0)
 
 
+def channel_lists(r, alice):
+    """A list given as text is read by hpfriendsctl's rule, never split on spaces."""
+    st, doc = alice.call("GET", "/api/authkeys")
+    rule = doc.get("channel_list_rule") or ""
+    r.check("authkeys: the channel list rule comes with the list",
+            "separated by commas" in rule and "no spaces" in rule, repr(doc))
+    before = doc["authkeys"][0]
+    err(r, "PUT a list with a space inside a name",
+        alice.call("PUT", "/api/authkeys", {"ident": "alice-k",
+                                            "publish": "new.chan; other chan,third"}),
+        400, "separated by commas")
+    err(r, "PUT a list with an empty name",
+        alice.call("PUT", "/api/authkeys", {"ident": "alice-k", "subscribe": "a,,b"}),
+        400, "empty channel name")
+    err(r, "POST a key with a bad list", alice.call("POST", "/api/authkeys", {
+        "ident": "alice-k3", "subscribe": "a b"}), 400, "separated by commas")
+    st, doc = alice.call("GET", "/api/authkeys")
+    r.check("refused lists changed nothing", doc["authkeys"][0] == before and
+            len(doc["authkeys"]) == 1, repr(doc))
+    ok(r, "PUT lists as text", alice.call("PUT", "/api/authkeys", {
+        "ident": "alice-k", "publish": " %s , x.two" % CHAN, "subscribe": before["subscribe"]}))
+    st, doc = alice.call("GET", "/api/authkeys")
+    r.check("the text list is stored as its names", doc["authkeys"][0]["publish"] ==
+            [CHAN, "x.two"], repr(doc))
+    ok(r, "PUT the list back", alice.call("PUT", "/api/authkeys", {
+        "ident": "alice-k", "publish": before["publish"]}))
+
+
+def consent_states(r, alice, bob, to, chan, state):
+    """Both sides see bob's consent to alice's share of chan with to."""
+    st, doc = alice.call("GET", "/api/shares")
+    got = [s.get("recipients") for s in doc["shares"] if s["channel"] == chan]
+    r.check("%s %s: alice sees bob %s" % (to, chan, state),
+            got == [[{"user": "bob", "state": state}]], repr(doc))
+    st, doc = bob.call("GET", "/api/offers")
+    got = [o.get("state") for o in doc["offers"] if o["channel"] == chan]
+    pending = sum(1 for o in doc["offers"] if not o["accepted"])
+    r.check("%s %s: bob sees it %s, and the count of his pending offers" % (to, chan, state),
+            got == [state] and doc.get("pending") == pending, repr(doc))
+    st, doc = alice.call("GET", "/api/readers?channel=" + chan)
+    want = [{"user": "alice", "path": "(publisher)"}]
+    if state == "pending":
+        want.append({"user": "bob", "path": "alice -shares-> " + to, "pending": True})
+    else:
+        want.append({"user": "bob", "path": "alice -shares-> " + to})
+    r.check("%s %s: who receives lists bob as %s" % (to, chan,
+                                                     "pending" if state == "pending" else "a reader"),
+            st == 200 and doc["readers"] == want, repr(doc))
+
+
+def long_input_messages(r, alice):
+    """An error that names what was sent cuts it short, and says what is wanted."""
+    long = "n" * 5000
+    for what, res in (
+            ("add a 5,000-character member", alice.call("POST", "/api/groups/members",
+                                                          {"group": "wteam", "member": long})),
+            ("accept an offer from a 5,000-character user",
+             alice.call("POST", "/api/offers/accept", {"from": long, "channel": "c"})),
+            ("delete a 5,000-character group", alice.call("DELETE", "/api/groups",
+                                                           {"name": long})),
+            ("delete a 5,000-character authkey", alice.call("DELETE", "/api/authkeys",
+                                                             {"ident": long}))):
+        msg = (res[1] or {}).get("error", "")
+        r.check("%s -> 404, the name cut short in the message" % what,
+                res[0] == 404 and "n" * 64 + "\u2026" in msg and len(msg) < 200,
+                "%r %r" % (res[0], msg[:300]))
+    st, doc = alice.call("GET", "/api/readers?channel=a%20b")
+    msg = (doc or {}).get("error", "")
+    r.check("readers of a bad channel: the rule in words, no query syntax",
+            st == 400 and "channel name" in msg and "?channel=" not in msg, repr(doc))
+
+
+def share_widening(r):
+    conf, b, port = setup(r, "widening", broker={"require_accept": "true"})
+    alice = logged_in(port, "alice")
+    bob = logged_in(port, "bob")
+    ok(r, "alice makes a group with bob", alice.call("POST", "/api/groups", {"name": "wteam"}))
+    ok(r, "and adds bob", alice.call("POST", "/api/groups/members",
+                                     {"group": "wteam", "member": "bob"}))
+    for to in ("bob", "@wteam"):
+        chan = "w." + to.lstrip("@")
+        ok(r, "share %s with %s (shares)" % (chan, to),
+           alice.call("POST", "/api/shares", {"to": to, "channel": chan}))
+        consent_states(r, alice, bob, to, chan, "pending")
+        ok(r, "bob accepts %s" % chan,
+           bob.call("POST", "/api/offers/accept", {"from": "alice", "channel": chan}))
+        consent_states(r, alice, bob, to, chan, "accepted")
+        err(r, "%s: shares -> shares_all without confirm" % to,
+            alice.call("POST", "/api/shares", {"to": to, "channel": chan, "type": "shares_all"}),
+            409, "changed from shares to shares_all")
+        st, doc = alice.call("GET", "/api/shares")
+        r.check("%s: unconfirmed, the share is still shares" % to,
+                [s["type"] for s in doc["shares"] if s["channel"] == chan] == ["shares"],
+                repr(doc))
+        st, doc = alice.call("POST", "/api/shares", {"to": to, "channel": chan,
+                                                     "type": "shares_all", "confirm": True})
+        r.check("%s: confirmed widening says what changed and drops bob's acceptance" % to,
+                st == 200 and doc.get("changed") == "changed from shares to shares_all" and
+                doc.get("acceptances_dropped") == 1, repr(doc))
+        st, doc = bob.call("GET", "/api/offers")
+        r.check("%s: bob has to accept the widened share again" % to,
+                [o["accepted"] for o in doc["offers"] if o["channel"] == chan] == [False],
+                repr(doc))
+        st, doc = alice.call("GET", "/api/readers?channel=" + chan)
+        r.check("%s: bob no longer reads it, he is pending" % to,
+                st == 200 and [(x["user"], x.get("pending", False)) for x in doc["readers"]] ==
+                [("alice", False), ("bob", True)], repr(doc))
+        ok(r, "bob accepts %s again" % chan,
+           bob.call("POST", "/api/offers/accept", {"from": "alice", "channel": chan}))
+        st, doc = alice.call("POST", "/api/shares", {"to": to, "channel": chan})
+        r.check("%s: narrowing needs no confirm and says what changed" % to,
+                st == 200 and doc.get("changed") == "changed from shares_all to shares" and
+                doc.get("acceptances_dropped") == 0, repr(doc))
+        st, doc = bob.call("GET", "/api/offers")
+        r.check("%s: the narrowing keeps bob's acceptance" % to,
+                [o["accepted"] for o in doc["offers"] if o["channel"] == chan] == [True],
+                repr(doc))
+    long_input_messages(r, alice)
+    err(r, "confirm must be a boolean",
+        alice.call("POST", "/api/shares", {"to": "bob", "channel": "w.bob", "confirm": "yes"}),
+        400, "true or false")
+    r.check("the broker stops cleanly", b.stop() == 0)
+
+
 def tls_console(r):
     d = r.subdir("tls-cert")
     cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
@@ -1274,4 +1401,6 @@ if __name__ == "__main__":
         ("a password change ends other sessions", password_ends_sessions),
         ("logs of an ident that changed owner", logs_of_reused_ident),
         ("HTTPS console", tls_console),
+        ("widening a share needs new consent; consent seen by both sides; long input",
+         share_widening),
     ])
