@@ -211,7 +211,8 @@ void conn_close(struct conn *c, const char *reason);
 void conn_process_input(struct conn *c);
 /** Bytes waiting in the output queue. */
 size_t conn_queued(const struct conn *c);
-/** c's output queue went empty (output.c tells): a closing connection lingers. */
+/** c's output queue went empty (output.c tells): a closing connection lingers
+ *  (a TLS one is freed at once: c may be gone after this), any other may park. */
 void conn_output_drained(struct conn *c);
 /**
  * c's output queue, for adding to it: a parked connection gets its

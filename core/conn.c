@@ -599,19 +599,21 @@ static void begin_linger(struct conn *c)
     evtimer_add(c->timer, &tv);
 }
 
+/* The output is empty: a closing session lingers (a TLS one is freed at
+ * once, so nothing may touch c after this), any other may park. */
 void conn_output_drained(struct conn *c)
 {
     if (c->state == CONN_CLOSING)
         begin_linger(c);
+    else
+        conn_idle(c);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
-    if (output_written(c)) {
+    if (output_written(c))
         conn_output_drained(c);
-        conn_idle(c);
-    }
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)

@@ -94,7 +94,8 @@ void conn_output_kick(struct conn *c)
 static void on_flush(evutil_socket_t fd, short what, void *arg)
 {
     struct output *o = arg;
-    /* Each connection is handled once; none is freed in here. */
+    /* Each connection is handled once; none is freed in here (only plain
+     * sessions are listed, and a closing plain one lingers, never freed). */
     for (guint i = 0; i < o->pending->len; i++) {
         struct conn *c = o->pending->pdata[i];
         c->out_listed = FALSE;
@@ -106,7 +107,6 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
         evbuffer_freeze(out, 1);
         if (evbuffer_get_length(out) == 0) {
             conn_output_drained(c);
-            conn_idle(c);
         } else {
             /* The rest when the socket takes it; after an error, it meets the
              * error again and reports it to on_event. */
