@@ -49,7 +49,7 @@ struct http_sink {
     char **headers;
     enum api api;
     enum sinkfmt_kind format;
-    uint64_t batch_size, batch_bytes, max_queued, timeout, flush_timeout;
+    uint64_t batch_size, batch_bytes, max_queued, max_queued_bytes, timeout, flush_timeout;
     int64_t flush_interval_us, retry_min_us, retry_max_us;
 
     GThread *writer;
@@ -66,15 +66,16 @@ struct http_sink {
     unsigned inflight; /* records in the batch being sent */
     bool quit, failing;
     uint64_t dropped, dropped_reported;
+    uint64_t queued_bytes; /* records in the spool and in flight */
     int64_t last_complaint_us;
     int64_t last_refusal_us; /* writer thread only */
 };
 
 static const char *const config_keys[] = {
-    "url",        "api",         "format",         "index",      "sourcetype",
-    "token",      "username",    "password",       "headers",    "cafile",
-    "batch_size", "batch_bytes", "flush_interval", "max_queued", "retry_min",
-    "retry_max",  "timeout",     "flush_timeout",  NULL,
+    "url",        "api",         "format",         "index",         "sourcetype",
+    "token",      "username",    "password",       "headers",       "cafile",
+    "batch_size", "batch_bytes", "flush_interval", "max_queued",    "max_queued_bytes",
+    "retry_min",  "retry_max",   "timeout",        "flush_timeout", NULL,
 };
 
 /* ---- configuration (create(): pure) ---- */
@@ -147,6 +148,8 @@ static int read_numbers(struct http_sink *h, char *err, size_t err_len)
         x->config_size(h->ctx, "batch_bytes", 1024, 1024 * 1024 * 1024, &h->batch_bytes, err,
                        err_len) ||
         x->config_uint(h->ctx, "max_queued", 1, 10000000, &h->max_queued, err, err_len) ||
+        x->config_size(h->ctx, "max_queued_bytes", 1024, UINT64_C(1) << 40, &h->max_queued_bytes,
+                       err, err_len) ||
         x->config_uint(h->ctx, "timeout", 1, 3600, &h->timeout, err, err_len) ||
         x->config_uint(h->ctx, "flush_timeout", 0, 3600, &h->flush_timeout, err, err_len) ||
         config_seconds(h, "flush_interval", 3600, &h->flush_interval_us, err, err_len) ||
@@ -198,6 +201,7 @@ static int http_create(const struct hpf_host *host, const struct hpf_plugin_ctx 
     h->batch_size = 500;
     h->batch_bytes = 5 * 1024 * 1024;
     h->max_queued = 100000;
+    h->max_queued_bytes = UINT64_C(64) << 20;
     h->timeout = 10;
     h->flush_timeout = 5;
     h->flush_interval_us = G_USEC_PER_SEC;
@@ -299,9 +303,12 @@ static GString *frame(struct http_sink *h, const struct hpf_message *msg)
 static int http_message(void *instance, const struct hpf_message *msg)
 {
     struct http_sink *h = instance;
+    /* Framed first: the byte bound needs its size. */
+    GString *rec = frame(h, msg);
     g_mutex_lock(&h->lock);
-    bool full = h->spool.length + h->inflight >= h->max_queued, report = false;
-    uint64_t held = 0, total = 0;
+    guint count = h->spool.length + h->inflight;
+    uint64_t bytes = h->queued_bytes, held = 0, total = 0;
+    bool full = count >= h->max_queued || bytes + rec->len > h->max_queued_bytes, report = false;
     if (full) {
         total = ++h->dropped;
         int64_t now = g_get_monotonic_time();
@@ -311,27 +318,28 @@ static int http_message(void *instance, const struct hpf_message *msg)
             h->last_complaint_us = now;
             report = true;
         }
+    } else {
+        if (!h->spool.length)
+            h->oldest_us = g_get_monotonic_time();
+        g_queue_push_tail(&h->spool, rec);
+        h->queued_bytes += rec->len;
+        /* The first record starts the writer's flush_interval clock; a full batch ends it. */
+        if (h->spool.length == 1 || h->spool.length >= h->batch_size)
+            g_cond_broadcast(&h->cond);
     }
     bool failing = h->failing;
     g_mutex_unlock(&h->lock);
-    if (full) {
-        if (report)
-            h->host->log(h->ctx, HPF_LOG_WARNING,
-                         "spool full (%" PRIu64 " records, %s): dropping; %" PRIu64
-                         " dropped since the last report, %" PRIu64 " in all",
-                         h->max_queued, failing ? "server failing" : "server slow", held, total);
-        return HPF_ERR_UNAVAILABLE;
-    }
-    GString *rec = frame(h, msg);
-    g_mutex_lock(&h->lock);
-    if (!h->spool.length)
-        h->oldest_us = g_get_monotonic_time();
-    g_queue_push_tail(&h->spool, rec);
-    /* The first record starts the writer's flush_interval clock; a full batch ends it. */
-    if (h->spool.length == 1 || h->spool.length >= h->batch_size)
-        g_cond_broadcast(&h->cond);
-    g_mutex_unlock(&h->lock);
-    return HPF_OK;
+    if (!full)
+        return HPF_OK;
+    if (report)
+        h->host->log(h->ctx, HPF_LOG_WARNING,
+                     "spool full (%u records, %" PRIu64 " bytes; max_queued %" PRIu64
+                     ", max_queued_bytes %" PRIu64 "; %s): dropping; %" PRIu64
+                     " dropped since the last report, %" PRIu64 " in all",
+                     count, bytes, h->max_queued, h->max_queued_bytes,
+                     failing ? "server failing" : "server slow", held, total);
+    g_string_free(rec, TRUE);
+    return HPF_ERR_UNAVAILABLE;
 }
 
 /* ---- the writer thread ---- */
@@ -508,6 +516,7 @@ static void *writer_main(void *arg)
         bool go_on = send_batch(h);
         g_mutex_lock(&h->lock);
         h->inflight = 0;
+        h->queued_bytes -= h->body->len;
         g_cond_broadcast(&h->cond);
         g_mutex_unlock(&h->lock);
         if (!go_on)

@@ -7,8 +7,8 @@
  *
  * Three threads touch an instance.  The broker's sink thread calls
  * message(): it builds topic and body and appends them to a bounded FIFO
- * (`max_queued` messages; a full FIFO drops the new message, counts it and
- * says so, rate-limited).  A publisher thread of our own takes from the FIFO
+ * (`max_queued` messages and `max_queued_bytes` of topics and bodies; a full
+ * FIFO drops the new message, counts it and says so, rate-limited).  A publisher thread of our own takes from the FIFO
  * whenever the MQTT connection is up and fewer than MAX_INFLIGHT messages
  * are unacknowledged, and is the only caller of mosquitto_publish(), so
  * order is kept.  libmosquitto's network thread (mosquitto_loop_start)
@@ -46,6 +46,7 @@
 struct out_msg {
     char *topic;
     GString *body;
+    size_t size; /* topic and body: what it holds of max_queued_bytes */
 };
 
 struct mqtt_sink {
@@ -56,7 +57,8 @@ struct mqtt_sink {
     char *server, *topic, *client_id, *username, *password;
     char *cafile, *capath, *certfile, *keyfile;
     bool tls;
-    uint64_t port, qos, keepalive, max_queued, reconnect_min, reconnect_max, flush_timeout;
+    uint64_t port, qos, keepalive, max_queued, max_queued_bytes, reconnect_min, reconnect_max,
+        flush_timeout;
     enum sinkfmt_kind format;
 
     struct mosquitto *mosq;
@@ -65,7 +67,8 @@ struct mqtt_sink {
 
     GMutex lock; /* guards everything below */
     GCond cond;
-    GQueue fifo; /* struct out_msg * */
+    GQueue fifo;         /* struct out_msg * */
+    uint64_t fifo_bytes; /* sum of the sizes in fifo */
     bool connected, quit;
     unsigned generation;  /* connections so far: a failed publish on an old one is stale */
     unsigned disconnects; /* disconnections so far (QoS 0 write-offs) */
@@ -76,10 +79,26 @@ struct mqtt_sink {
 };
 
 static const char *const config_keys[] = {
-    "host",          "port",          "topic",         "qos",       "format",
-    "client_id",     "username",      "password",      "tls",       "cafile",
-    "capath",        "certfile",      "keyfile",       "keepalive", "max_queued",
-    "reconnect_min", "reconnect_max", "flush_timeout", NULL,
+    "host",
+    "port",
+    "topic",
+    "qos",
+    "format",
+    "client_id",
+    "username",
+    "password",
+    "tls",
+    "cafile",
+    "capath",
+    "certfile",
+    "keyfile",
+    "keepalive",
+    "max_queued",
+    "reconnect_min",
+    "reconnect_max",
+    "flush_timeout",
+    "max_queued_bytes",
+    NULL,
 };
 
 /* ---- configuration (create(): pure) ---- */
@@ -124,6 +143,8 @@ static int read_numbers(struct mqtt_sink *m, char *err, size_t err_len)
         h->config_uint(m->ctx, "qos", 0, 1, &m->qos, err, err_len) ||
         h->config_uint(m->ctx, "keepalive", 5, 3600, &m->keepalive, err, err_len) ||
         h->config_uint(m->ctx, "max_queued", 1, 10000000, &m->max_queued, err, err_len) ||
+        h->config_size(m->ctx, "max_queued_bytes", 1024, UINT64_C(1) << 40, &m->max_queued_bytes,
+                       err, err_len) ||
         h->config_uint(m->ctx, "reconnect_min", 1, 3600, &m->reconnect_min, err, err_len) ||
         h->config_uint(m->ctx, "reconnect_max", 1, 3600, &m->reconnect_max, err, err_len) ||
         h->config_uint(m->ctx, "flush_timeout", 0, 3600, &m->flush_timeout, err, err_len) ||
@@ -176,6 +197,7 @@ static int mqtt_create(const struct hpf_host *host, const struct hpf_plugin_ctx 
     m->qos = 0;
     m->keepalive = 60;
     m->max_queued = 100000;
+    m->max_queued_bytes = UINT64_C(64) << 20;
     m->reconnect_min = 1;
     m->reconnect_max = 30;
     m->flush_timeout = 5;
@@ -306,6 +328,7 @@ static bool publish_one(struct mqtt_sink *m, struct out_msg *o, unsigned gen, un
         if (written_off && m->dropped > 0)
             m->dropped--;               /* not lost after all: queued again */
         g_queue_push_head(&m->fifo, o); /* keep the order; try again once connected */
+        m->fifo_bytes += o->size;
         if (m->generation == gen)
             m->connected = false;
         o = NULL;
@@ -332,6 +355,7 @@ static void *publisher_main(void *arg)
         if (m->quit)
             break;
         struct out_msg *o = g_queue_pop_head(&m->fifo);
+        m->fifo_bytes -= o->size;
         unsigned gen = m->generation, disc = m->disconnects;
         m->inflight++;
         g_cond_broadcast(&m->cond); /* room in the FIFO; flush() may be waiting */
@@ -445,37 +469,49 @@ static bool drop_report_due(struct mqtt_sink *m, uint64_t *held)
     return true;
 }
 
-static int mqtt_message(void *instance, const struct hpf_message *msg)
+static struct out_msg *make_msg(struct mqtt_sink *m, const struct hpf_message *msg)
 {
-    struct mqtt_sink *m = instance;
-    g_mutex_lock(&m->lock);
-    bool full = m->fifo.length >= m->max_queued, connected = m->connected;
-    uint64_t held = 0, total = 0;
-    bool report = false;
-    if (full) {
-        m->dropped++;
-        total = m->dropped;
-        report = drop_report_due(m, &held);
-    }
-    g_mutex_unlock(&m->lock);
-    if (full) {
-        if (report)
-            m->host->log(m->ctx, HPF_LOG_WARNING,
-                         "queue full (%" PRIu64 " messages, broker %s): dropping; %" PRIu64
-                         " dropped since the last report, %" PRIu64 " in all",
-                         m->max_queued, connected ? "slow" : "away", held, total);
-        return HPF_ERR_UNAVAILABLE;
-    }
     struct out_msg *o = g_new(struct out_msg, 1);
     build_topic(m, msg);
     o->topic = g_strndup(m->topic_buf->str, m->topic_buf->len);
     o->body = g_string_sized_new(msg->payload_len + 64);
     sinkfmt_append(o->body, m->format, msg);
+    o->size = m->topic_buf->len + o->body->len;
+    return o;
+}
+
+static int mqtt_message(void *instance, const struct hpf_message *msg)
+{
+    struct mqtt_sink *m = instance;
+    /* Formatted first: the byte bound needs its size. */
+    struct out_msg *o = make_msg(m, msg);
     g_mutex_lock(&m->lock);
-    g_queue_push_tail(&m->fifo, o);
-    g_cond_broadcast(&m->cond);
+    bool full = m->fifo.length >= m->max_queued || m->fifo_bytes + o->size > m->max_queued_bytes,
+         connected = m->connected;
+    uint64_t held = 0, total = 0, bytes = m->fifo_bytes;
+    guint count = m->fifo.length;
+    bool report = false;
+    if (full) {
+        m->dropped++;
+        total = m->dropped;
+        report = drop_report_due(m, &held);
+    } else {
+        g_queue_push_tail(&m->fifo, o);
+        m->fifo_bytes += o->size;
+        g_cond_broadcast(&m->cond);
+    }
     g_mutex_unlock(&m->lock);
-    return HPF_OK;
+    if (!full)
+        return HPF_OK;
+    if (report)
+        m->host->log(m->ctx, HPF_LOG_WARNING,
+                     "queue full (%u messages, %" PRIu64 " bytes; max_queued %" PRIu64
+                     ", max_queued_bytes %" PRIu64 "; broker %s): dropping; %" PRIu64
+                     " dropped since the last report, %" PRIu64 " in all",
+                     count, bytes, m->max_queued, m->max_queued_bytes, connected ? "slow" : "away",
+                     held, total);
+    out_msg_free(o);
+    return HPF_ERR_UNAVAILABLE;
 }
 
 /* Shutdown: wait up to flush_timeout for the FIFO and the in-flight window to drain. */

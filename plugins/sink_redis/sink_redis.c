@@ -44,6 +44,7 @@ struct entry {
     char *key;
     char *fields[5]; /* time, ident, owner, channel: text; the body */
     size_t body_len;
+    size_t size; /* key and fields: what it holds of max_queued_bytes */
 };
 
 struct redis_sink {
@@ -52,8 +53,8 @@ struct redis_sink {
 
     /* configuration */
     char *server, *stream, *username, *password;
-    uint64_t port, db, maxlen, batch, max_queued, reconnect_min, reconnect_max, timeout,
-        flush_timeout;
+    uint64_t port, db, maxlen, batch, max_queued, max_queued_bytes, reconnect_min, reconnect_max,
+        timeout, flush_timeout;
     enum sinkfmt_kind format;
 
     GThread *writer;
@@ -62,8 +63,9 @@ struct redis_sink {
 
     GMutex lock; /* guards everything below */
     GCond cond;
-    GQueue fifo;       /* struct entry * */
-    unsigned inflight; /* taken by the writer, reply not yet read */
+    GQueue fifo;           /* struct entry * */
+    unsigned inflight;     /* taken by the writer, reply not yet read */
+    uint64_t queued_bytes; /* sizes of the entries in fifo and in flight */
     bool connected, quit;
     uint64_t dropped, dropped_reported, written;
     int64_t last_complaint_us;
@@ -71,9 +73,10 @@ struct redis_sink {
 };
 
 static const char *const config_keys[] = {
-    "host",          "port",          "stream",  "maxlen",        "format",
-    "username",      "password",      "db",      "batch",         "max_queued",
-    "reconnect_min", "reconnect_max", "timeout", "flush_timeout", NULL,
+    "host",    "port",          "stream",           "maxlen",
+    "format",  "username",      "password",         "db",
+    "batch",   "max_queued",    "reconnect_min",    "reconnect_max",
+    "timeout", "flush_timeout", "max_queued_bytes", NULL,
 };
 
 /* ---- configuration (create(): pure) ---- */
@@ -111,6 +114,8 @@ static int read_config(struct redis_sink *r, char *err, size_t err_len)
         h->config_uint(c, "maxlen", 0, UINT32_MAX, &r->maxlen, err, err_len) ||
         h->config_uint(c, "batch", 1, 10000, &r->batch, err, err_len) ||
         h->config_uint(c, "max_queued", 1, 10000000, &r->max_queued, err, err_len) ||
+        h->config_size(c, "max_queued_bytes", 1024, UINT64_C(1) << 40, &r->max_queued_bytes, err,
+                       err_len) ||
         h->config_uint(c, "reconnect_min", 1, 3600, &r->reconnect_min, err, err_len) ||
         h->config_uint(c, "reconnect_max", 1, 3600, &r->reconnect_max, err, err_len) ||
         h->config_uint(c, "timeout", 1, 3600, &r->timeout, err, err_len) ||
@@ -147,6 +152,7 @@ static int redis_create(const struct hpf_host *host, const struct hpf_plugin_ctx
     r->maxlen = 1000000;
     r->batch = 256;
     r->max_queued = 100000;
+    r->max_queued_bytes = UINT64_C(64) << 20;
     r->reconnect_min = 1;
     r->reconnect_max = 30;
     r->timeout = 5;
@@ -322,6 +328,7 @@ static void complain_refused(struct redis_sink *r, const char *key, const char *
 static void write_batch(struct redis_sink *r, GPtrArray *batch)
 {
     guint done = 0, refused = 0;
+    uint64_t done_bytes = 0;
     const char *why = NULL;
     for (guint i = 0; i < batch->len; i++)
         append_xadd(r, batch->pdata[i]);
@@ -336,12 +343,14 @@ static void write_batch(struct redis_sink *r, GPtrArray *batch)
             complain_refused(r, ((struct entry *)batch->pdata[done])->key, reply->str);
         }
         freeReplyObject(reply);
+        done_bytes += ((struct entry *)batch->pdata[done])->size;
         entry_free(batch->pdata[done]);
     }
     g_mutex_lock(&r->lock);
     for (guint i = batch->len; i > done; i--)
         g_queue_push_head(&r->fifo, batch->pdata[i - 1]);
     r->inflight = 0;
+    r->queued_bytes -= done_bytes;
     r->written += done - refused;
     r->dropped += refused;
     g_cond_broadcast(&r->cond);
@@ -426,15 +435,21 @@ static struct entry *make_entry(struct redis_sink *r, const struct hpf_message *
     sinkfmt_append(body, r->format, msg);
     e->body_len = body->len;
     e->fields[4] = g_string_free(body, FALSE);
+    e->size = r->key_buf->len + e->body_len;
+    for (int i = 0; i < 4; i++)
+        e->size += strlen(e->fields[i]);
     return e;
 }
 
 static int redis_message(void *instance, const struct hpf_message *msg)
 {
     struct redis_sink *r = instance;
+    /* Formatted first: the byte bound needs its size. */
+    struct entry *e = make_entry(r, msg);
     g_mutex_lock(&r->lock);
-    bool full = r->fifo.length + r->inflight >= r->max_queued, report = false;
-    uint64_t held = 0, total = 0;
+    guint count = r->fifo.length + r->inflight;
+    uint64_t bytes = r->queued_bytes, held = 0, total = 0;
+    bool full = count >= r->max_queued || bytes + e->size > r->max_queued_bytes, report = false;
     if (full) {
         total = ++r->dropped;
         int64_t now = g_get_monotonic_time();
@@ -444,23 +459,24 @@ static int redis_message(void *instance, const struct hpf_message *msg)
             r->last_complaint_us = now;
             report = true;
         }
+    } else {
+        g_queue_push_tail(&r->fifo, e);
+        r->queued_bytes += e->size;
+        g_cond_broadcast(&r->cond);
     }
     bool connected = r->connected;
     g_mutex_unlock(&r->lock);
-    if (full) {
-        if (report)
-            r->host->log(r->ctx, HPF_LOG_WARNING,
-                         "queue full (%" PRIu64 " entries, redis %s): dropping; %" PRIu64
-                         " dropped since the last report, %" PRIu64 " in all",
-                         r->max_queued, connected ? "slow" : "away", held, total);
-        return HPF_ERR_UNAVAILABLE;
-    }
-    struct entry *e = make_entry(r, msg);
-    g_mutex_lock(&r->lock);
-    g_queue_push_tail(&r->fifo, e);
-    g_cond_broadcast(&r->cond);
-    g_mutex_unlock(&r->lock);
-    return HPF_OK;
+    if (!full)
+        return HPF_OK;
+    if (report)
+        r->host->log(r->ctx, HPF_LOG_WARNING,
+                     "queue full (%u entries, %" PRIu64 " bytes; max_queued %" PRIu64
+                     ", max_queued_bytes %" PRIu64 "; redis %s): dropping; %" PRIu64
+                     " dropped since the last report, %" PRIu64 " in all",
+                     count, bytes, r->max_queued, r->max_queued_bytes, connected ? "slow" : "away",
+                     held, total);
+    entry_free(e);
+    return HPF_ERR_UNAVAILABLE;
 }
 
 /* Shutdown: while connected, wait up to flush_timeout for the FIFO to drain. */

@@ -21,6 +21,9 @@ A broker with six [sink:NAME] sections:
   down   the server answers 503 until told otherwise, max_queued = 5: M
          messages give 5 held and M - 5 dropped and counted; once the
          server answers 200 the 5 arrive, in order
+  bytes  as down, with max_queued_bytes = 5000: 10 messages of 1000 bytes
+         give 4 held (records of about 1100 bytes) and 6 dropped, counted
+         and logged; once the server answers 200 the 4 arrive, in order
 plus config errors caught by `hpfriendsd -t`.
 """
 
@@ -41,7 +44,7 @@ from sinktest import expect  # noqa: E402
 PUB, PUB_SECRET = "pub", "pub-secret"
 SYNC = "sync"
 N, M, MAX_QUEUED = 250, 12, 5
-CHANNELS = ["h.a", "h.r", "h.bad", "h.down", "cowrie.sessions"]
+CHANNELS = ["h.a", "h.r", "h.bad", "h.down", "h.bytes", "cowrie.sessions"]
 KEYS = {PUB: (PUB_SECRET, CHANNELS + [SYNC], [SYNC])}
 
 SINKS = """\
@@ -99,6 +102,17 @@ retry_min = 0.2
 retry_max = 0.2
 max_queued = {max_queued}
 channels = h.down
+
+[sink:bytes]
+plugin = http
+url = http://127.0.0.1:{port}/bytes
+format = raw
+batch_size = 1
+flush_interval = 0.05
+retry_min = 0.2
+retry_max = 0.2
+max_queued_bytes = 5000
+channels = h.bytes
 """
 
 
@@ -269,14 +283,37 @@ class HttpSinkTest:
                      delivered == MAX_QUEUED and errors == M - MAX_QUEUED,
                      "delivered %r errors %r" % (delivered, errors))
         self.c.check("http server failing: the drop is logged",
-                     "sink:down: spool full (5 records, server failing): dropping"
-                     in self.broker_log(), self.broker.log_tail(5))
+                     re.search(r"sink:down: spool full \(5 records, \d+ bytes; max_queued 5, "
+                               r"max_queued_bytes 67108864; server failing\): dropping",
+                               self.broker_log()) is not None, self.broker.log_tail(5))
         with self.rec.lock:
             self.rec.fixed["/down"] = 200
         st.wait_for(lambda: len(self.rec.got("/down", 200)) >= MAX_QUEUED, timeout=30)
         ok = [json.loads(r[2])["payload"] for r in self.rec.got("/down", 200)]
         self.c.check("http server back: the %d held records arrive, in order" % MAX_QUEUED,
                      ok == [d.decode() for d in down[:MAX_QUEUED]], repr(ok))
+
+    def test_bytes(self):
+        with self.rec.lock:
+            self.rec.fixed["/bytes"] = 503
+        big = [(b"%02d" % i) * 500 for i in range(10)]
+        self.publish("h.bytes", big)
+        expect(st.wait_for(lambda: sum(self.sink_counts("bytes")) >= 10),
+               "the sink did not take the messages: %r" % (self.sink_counts("bytes"),))
+        delivered, errors = self.sink_counts("bytes")
+        self.c.check("http max_queued_bytes = 5000, server failing: 4 records of 1000-byte "
+                     "payloads held, 6 dropped and counted", delivered == 4 and errors == 6,
+                     "delivered %r errors %r" % (delivered, errors))
+        self.c.check("http max_queued_bytes: the drop is logged with the bytes held",
+                     re.search(r"sink:bytes: spool full \(4 records, 4\d\d\d bytes; max_queued "
+                               r"100000, max_queued_bytes 5000; server failing\): dropping",
+                               self.broker_log()) is not None, self.broker.log_tail(5))
+        with self.rec.lock:
+            self.rec.fixed["/bytes"] = 200
+        st.wait_for(lambda: len(self.rec.got("/bytes", 200)) >= 4, timeout=30)
+        ok = [json.loads(r[2])["payload"] for r in self.rec.got("/bytes", 200)]
+        self.c.check("http server back: the 4 records max_queued_bytes held arrive, in order",
+                     ok == [b.decode() for b in big[:4]], repr([o[:12] for o in ok]))
 
     def test_shutdown(self):
         rc = self.broker.stop(signal.SIGTERM)
@@ -296,6 +333,7 @@ class HttpSinkTest:
             self.c.run("http: retry", self.test_retry)
             self.c.run("http: refused", self.test_refused)
             self.c.run("http: down", self.test_down)
+            self.c.run("http: max_queued_bytes", self.test_bytes)
             self.c.run("http: shutdown", self.test_shutdown)
         finally:
             if self.pub:
