@@ -8,7 +8,13 @@
  * Three threads touch an instance.  The broker's sink thread calls
  * message(): it builds topic and body and appends them to a bounded FIFO
  * (`max_queued` messages and `max_queued_bytes` of topics and bodies; a full
- * FIFO drops the new message, counts it and says so, rate-limited).  A publisher thread of our own takes from the FIFO
+ * FIFO drops the new message, counts it and says so, rate-limited).  A
+ * message over `max_message_size` is dropped there too: a server that
+ * refuses a packet disconnects, and the message would be sent again at
+ * every reconnect.  The client speaks MQTT v5 so that libmosquitto learns
+ * the server's Maximum Packet Size from CONNACK and refuses to publish a
+ * larger message (MOSQ_ERR_OVERSIZE_PACKET: dropped, counted, logged)
+ * instead of sending it.  A publisher thread of our own takes from the FIFO
  * whenever the MQTT connection is up and fewer than MAX_INFLIGHT messages
  * are unacknowledged, and is the only caller of mosquitto_publish(), so
  * order is kept.  libmosquitto's network thread (mosquitto_loop_start)
@@ -57,8 +63,8 @@ struct mqtt_sink {
     char *server, *topic, *client_id, *username, *password;
     char *cafile, *capath, *certfile, *keyfile;
     bool tls;
-    uint64_t port, qos, keepalive, max_queued, max_queued_bytes, reconnect_min, reconnect_max,
-        flush_timeout;
+    uint64_t port, qos, keepalive, max_queued, max_queued_bytes, max_message_size, reconnect_min,
+        reconnect_max, flush_timeout;
     enum sinkfmt_kind format;
 
     struct mosquitto *mosq;
@@ -76,6 +82,7 @@ struct mqtt_sink {
     uint64_t dropped, dropped_reported;
     int64_t last_complaint_us;
     int64_t last_refusal_us, last_liberr_us, last_pubfail_us; /* complaint rate limits */
+    int64_t last_oversize_us;
 };
 
 static const char *const config_keys[] = {
@@ -98,6 +105,7 @@ static const char *const config_keys[] = {
     "reconnect_max",
     "flush_timeout",
     "max_queued_bytes",
+    "max_message_size",
     NULL,
 };
 
@@ -145,6 +153,8 @@ static int read_numbers(struct mqtt_sink *m, char *err, size_t err_len)
         h->config_uint(m->ctx, "max_queued", 1, 10000000, &m->max_queued, err, err_len) ||
         h->config_size(m->ctx, "max_queued_bytes", 1024, UINT64_C(1) << 40, &m->max_queued_bytes,
                        err, err_len) ||
+        h->config_size(m->ctx, "max_message_size", 16, 268435455, &m->max_message_size, err,
+                       err_len) ||
         h->config_uint(m->ctx, "reconnect_min", 1, 3600, &m->reconnect_min, err, err_len) ||
         h->config_uint(m->ctx, "reconnect_max", 1, 3600, &m->reconnect_max, err, err_len) ||
         h->config_uint(m->ctx, "flush_timeout", 0, 3600, &m->flush_timeout, err, err_len) ||
@@ -198,6 +208,7 @@ static int mqtt_create(const struct hpf_host *host, const struct hpf_plugin_ctx 
     m->keepalive = 60;
     m->max_queued = 100000;
     m->max_queued_bytes = UINT64_C(64) << 20;
+    m->max_message_size = 256 * 1024;
     m->reconnect_min = 1;
     m->reconnect_max = 30;
     m->flush_timeout = 5;
@@ -240,7 +251,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
         if (complaint_due(m, &m->last_refusal_us))
             m->host->log(m->ctx, HPF_LOG_WARNING,
                          "mqtt broker %s:%" PRIu64 " refused: %s; retrying", m->server, m->port,
-                         mosquitto_connack_string(rc));
+                         mosquitto_reason_string(rc));
         return;
     }
     g_mutex_lock(&m->lock);
@@ -386,6 +397,9 @@ static int configure_client(struct mqtt_sink *m, char *err, size_t err_len)
                                            (unsigned)m->reconnect_max, true);
     if (rc == MOSQ_ERR_SUCCESS)
         rc = mosquitto_max_inflight_messages_set(m->mosq, MAX_INFLIGHT);
+    /* v5: the server's Maximum Packet Size reaches libmosquitto, which then refuses larger. */
+    if (rc == MOSQ_ERR_SUCCESS)
+        rc = mosquitto_int_option(m->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
     if (rc != MOSQ_ERR_SUCCESS)
         return hpf_set_error(err, err_len, HPF_ERR_INVALID, "mqtt client set-up failed: %s",
                              mosquitto_strerror(rc));
@@ -480,11 +494,28 @@ static struct out_msg *make_msg(struct mqtt_sink *m, const struct hpf_message *m
     return o;
 }
 
+/* A message no server would take: dropped before it can block the queue. */
+static int drop_oversize(struct mqtt_sink *m, struct out_msg *o)
+{
+    g_mutex_lock(&m->lock);
+    uint64_t total = ++m->dropped;
+    g_mutex_unlock(&m->lock);
+    if (complaint_due(m, &m->last_oversize_us))
+        m->host->log(m->ctx, HPF_LOG_WARNING,
+                     "message of %zu bytes on %s is larger than max_message_size (%" PRIu64
+                     "): dropped (%" PRIu64 " dropped in all)",
+                     o->body->len, o->topic, m->max_message_size, total);
+    out_msg_free(o);
+    return HPF_ERR_UNAVAILABLE;
+}
+
 static int mqtt_message(void *instance, const struct hpf_message *msg)
 {
     struct mqtt_sink *m = instance;
     /* Formatted first: the byte bound needs its size. */
     struct out_msg *o = make_msg(m, msg);
+    if (o->body->len > m->max_message_size)
+        return drop_oversize(m, o);
     g_mutex_lock(&m->lock);
     bool full = m->fifo.length >= m->max_queued || m->fifo_bytes + o->size > m->max_queued_bytes,
          connected = m->connected;

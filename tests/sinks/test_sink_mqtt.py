@@ -17,6 +17,11 @@ A broker with three [sink:NAME] sections then gets messages:
   bytes  qos = 1, max_queued_bytes = 5000: while mosquitto is stopped, 10
          messages of 1000 bytes: 4 wait (4044 bytes with their topics), 6
          are dropped, counted and logged; the 4 arrive after the restart
+  poison qos = 1, max_message_size = 25000, and mosquitto's max_packet_size
+         is 10000 (sent to MQTT v5 clients in CONNACK): a 30000-byte
+         message is dropped at the queue, a 20000-byte one is refused by
+         libmosquitto (never sent, so no disconnect and no resend loop);
+         both are logged and the small messages after them arrive
   norm   format = normalized, qos 0: a cowrie.sessions payload arrives as a
          normalized record (src_ip, credentials, ...); a payload that is not
          JSON keeps `raw` and a `parse_error`
@@ -52,15 +57,16 @@ CHAN = "mq.a"
 AWAY = "mq.b"
 WILD = "mq.w+x#"
 BYTES = "mq.c"
+POISON = "mq.p"
 MAX_QUEUED_BYTES = 5000
 BIG = 1000
 N = 300
-TOPICS = ["hpfeeds/#", "away/#", "norm/#", "wild/#", "tls/#", "untrusted/#", "badpw/#", "bytes/#"]
+TOPICS = ["hpfeeds/#", "away/#", "norm/#", "wild/#", "tls/#", "untrusted/#", "badpw/#", "bytes/#", "poison/#"]
 M = 12
 MAX_QUEUED = 5
 USERS = {"hpf": "hpf-pw", "sub": "sub-pw"}
 AUTH = "username = hpf\npassword = hpf-pw\n"
-KEYS = {PUB: (PUB_SECRET, [CHAN, AWAY, WILD, BYTES, "mq.t", "cowrie.sessions", SYNC], [SYNC])}
+KEYS = {PUB: (PUB_SECRET, [CHAN, AWAY, WILD, BYTES, POISON, "mq.t", "cowrie.sessions", SYNC], [SYNC])}
 
 SINKS = """\
 [sink:mq]
@@ -93,6 +99,14 @@ max_queued_bytes = {max_queued_bytes}
 reconnect_min = 1
 reconnect_max = 1
 channels = {bytes}
+
+[sink:poison]
+plugin = mqtt
+{auth}port = {port}
+topic = poison/{{channel}}
+qos = 1
+max_message_size = 25000
+channels = {poison}
 
 [sink:norm]
 plugin = mqtt
@@ -132,6 +146,7 @@ channels = mq.t
 """
 
 TLS_LISTENER = """\
+max_packet_size 10000
 listener {tls_port} 127.0.0.1
 cafile {tmp}/ca.pem
 certfile {tmp}/server.pem
@@ -295,6 +310,25 @@ class MqttSinkTest:
                                self.broker_log()) is not None, self.broker.log_tail(5))
         return big
 
+    def test_poison(self):
+        small = [b"s1", b"s2", b"s3"]
+        self.publish_n(POISON, [b"a" * 30000, b"b" * 20000] + small)
+        got = self.wait_sub("poison/", 3)
+        self.c.check("mqtt: messages over max_message_size or the server's max_packet_size "
+                     "are dropped; the small ones after them arrive, in order",
+                     [m[1] for m in got] == small, repr([m[1][:8] for m in got]))
+        log = self.broker_log()
+        self.c.check("mqtt: the message over max_message_size is dropped, counted and logged",
+                     re.search(r"sink:poison: message of 30000 bytes on poison/mq\.p is larger "
+                               r"than max_message_size \(25000\): dropped", log) is not None and
+                     self.sink_counts("poison")[1] == 1,
+                     "%r %s" % (self.sink_counts("poison"), self.broker.log_tail(5)))
+        self.c.check("mqtt: the message over the server's Maximum Packet Size is refused by "
+                     "the client and logged; no disconnect",
+                     re.search(r"sink:poison: publish on poison/mq\.p failed: .*: dropped", log)
+                     is not None and "sink:poison: disconnected" not in log,
+                     self.broker.log_tail(5))
+
     def test_normalized(self):
         self.pub.publish("cowrie.sessions", json.dumps(COWRIE).encode())
         self.pub.publish("cowrie.sessions", b"not json {")
@@ -371,17 +405,18 @@ class MqttSinkTest:
                 TOPICS)
             st.make_auth_db(self.tmp.join("auth.db"), KEYS)
             sinks = SINKS.format(port=self.port, max_queued=MAX_QUEUED, chan=CHAN, away=AWAY,
-                                 bytes=BYTES, max_queued_bytes=MAX_QUEUED_BYTES,
+                                 bytes=BYTES, max_queued_bytes=MAX_QUEUED_BYTES, poison=POISON,
                                  wild=WILD, tls_port=self.tls_port, auth=AUTH)
             self.broker = st.Broker(self.tmp, sinks, broker_extra="exporter = 127.0.0.1:0")
             self.broker.start()
             expect(st.wait_for(lambda: self.broker_log().count("connected to 127.0.0.1:%d"
-                                                               % self.port) >= 5 and
+                                                               % self.port) >= 6 and
                                "sink:tls: connected to" in self.broker_log()),
                    "the sinks did not connect: " + self.broker.log_tail(5))
             self.pub = self.broker.client(PUB, PUB_SECRET)
             self.pub.subscribe(SYNC)
             self.c.run("mqtt: in order", self.test_in_order)
+            self.c.run("mqtt: poison", self.test_poison)
             self.c.run("mqtt: normalized", self.test_normalized)
             self.c.run("mqtt: wildcards", self.test_wildcards)
             self.c.run("mqtt: tls and passwords", self.test_tls_auth)
@@ -407,6 +442,7 @@ CONFIG_ERRORS = [
     ("cafile without tls", "cafile = /etc/ssl/certs/ca-certificates.crt", "tls"),
     ("reconnect_max < reconnect_min", "reconnect_min = 10\nreconnect_max = 2", "reconnect_max"),
     ("max_queued 0", "max_queued = 0", "max_queued"),
+    ("max_message_size over MQTT's limit", "max_message_size = 300M", "max_message_size"),
     ("max_queued_bytes below 1K", "max_queued_bytes = 100", "max_queued_bytes"),
     ("unknown key", "colour = blue", "colour"),
 ]
