@@ -67,6 +67,7 @@ struct http_sink {
     bool quit, failing;
     uint64_t dropped, dropped_reported;
     uint64_t queued_bytes; /* records in the spool and in flight */
+    uint64_t refused;      /* writer thread only: records the server refused */
     int64_t last_complaint_us;
     int64_t last_refusal_us; /* writer thread only */
 };
@@ -489,14 +490,16 @@ static bool send_batch(struct http_sink *h)
             g_mutex_lock(&h->lock);
             h->dropped += h->inflight;
             g_mutex_unlock(&h->lock);
+            /* The broker's error count never sees these: the log keeps the total. */
+            h->refused += h->inflight;
             int64_t now = g_get_monotonic_time();
             if (h->last_refusal_us && now - h->last_refusal_us < COMPLAIN_EVERY_US)
                 return true;
             h->last_refusal_us = now;
             h->host->log(h->ctx, HPF_LOG_ERR,
                          "%s refused a batch of %u records: HTTP %ld %.200s: "
-                         "dropped",
-                         h->url, h->inflight, status, why);
+                         "dropped (%" PRIu64 " records refused in all)",
+                         h->url, h->inflight, status, why, h->refused);
             return true;
         }
         set_failing(h, true);

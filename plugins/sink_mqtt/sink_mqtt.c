@@ -346,11 +346,13 @@ static bool publish_one(struct mqtt_sink *m, struct out_msg *o, unsigned gen, un
     } else if (!written_off) {
         m->dropped++;
     }
+    uint64_t total = m->dropped;
     g_mutex_unlock(&m->lock);
     if (o) {
         if (complaint_due(m, &m->last_pubfail_us))
-            m->host->log(m->ctx, HPF_LOG_WARNING, "publish on %s failed: %s: dropped", o->topic,
-                         mosquitto_strerror(rc));
+            m->host->log(m->ctx, HPF_LOG_WARNING,
+                         "publish on %s failed: %s: dropped (%" PRIu64 " dropped in all)", o->topic,
+                         mosquitto_strerror(rc), total);
         out_msg_free(o);
     }
     return rc == MOSQ_ERR_SUCCESS;

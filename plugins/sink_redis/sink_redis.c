@@ -69,7 +69,8 @@ struct redis_sink {
     bool connected, quit;
     uint64_t dropped, dropped_reported, written;
     int64_t last_complaint_us;
-    int64_t last_refusal_us; /* writer thread only */
+    int64_t last_refusal_us, last_oom_us; /* writer thread only */
+    uint64_t refused;                     /* writer thread only: entries Redis refused */
 };
 
 static const char *const config_keys[] = {
@@ -311,21 +312,41 @@ static void append_xadd(struct redis_sink *r, const struct entry *e)
     redisAppendCommandArgv(r->rc, n, argv, lens);
 }
 
-/* An XADD Redis refused: logged at most every COMPLAIN_EVERY_US (writer thread). */
+/*
+ * An XADD Redis refused: logged at most every COMPLAIN_EVERY_US (writer
+ * thread), with the running total, as the broker's error count never sees
+ * an entry dropped after it was accepted.
+ */
 static void complain_refused(struct redis_sink *r, const char *key, const char *why)
 {
+    r->refused++;
     int64_t now = g_get_monotonic_time();
     if (r->last_refusal_us && now - r->last_refusal_us < COMPLAIN_EVERY_US)
         return;
     r->last_refusal_us = now;
-    r->host->log(r->ctx, HPF_LOG_WARNING, "XADD to %s refused: %s: dropped", key, why);
+    r->host->log(r->ctx, HPF_LOG_WARNING,
+                 "XADD to %s refused: %s: dropped (%" PRIu64 " refused in all)", key, why,
+                 r->refused);
+}
+
+/* Out of memory (maxmemory, noeviction) passes: the entry is kept and sent again. */
+static bool temporary_error(const redisReply *reply) { return !strncmp(reply->str, "OOM", 3); }
+
+/* Puts back at the FIFO's head, in order, the kept entries then batch[from..]. */
+static void requeue(struct redis_sink *r, GPtrArray *kept, GPtrArray *batch, guint from)
+{
+    for (guint i = batch->len; i > from; i--)
+        g_queue_push_head(&r->fifo, batch->pdata[i - 1]);
+    for (guint i = kept->len; i > 0; i--)
+        g_queue_push_head(&r->fifo, kept->pdata[i - 1]);
 }
 
 /*
  * Writes one pipelined batch; on a connection error the unconfirmed
- * entries go back to the head of the FIFO, in order.
+ * entries go back to the head of the FIFO, in order, and so do those Redis
+ * could not take for lack of memory.  Returns the number of the latter.
  */
-static void write_batch(struct redis_sink *r, GPtrArray *batch)
+static guint write_batch(struct redis_sink *r, GPtrArray *batch, GPtrArray *kept)
 {
     guint done = 0, refused = 0;
     uint64_t done_bytes = 0;
@@ -333,41 +354,67 @@ static void write_batch(struct redis_sink *r, GPtrArray *batch)
     for (guint i = 0; i < batch->len; i++)
         append_xadd(r, batch->pdata[i]);
     for (; done < batch->len; done++) {
+        struct entry *e = batch->pdata[done];
         redisReply *reply = NULL;
         if (redisGetReply(r->rc, (void **)&reply) != REDIS_OK) {
             why = r->rc->errstr[0] ? r->rc->errstr : "connection lost";
             break;
         }
-        if (reply->type == REDIS_REPLY_ERROR) { /* refused (e.g. WRONGTYPE): not retried */
+        bool keep = reply->type == REDIS_REPLY_ERROR && temporary_error(reply);
+        if (reply->type == REDIS_REPLY_ERROR && !keep) { /* e.g. WRONGTYPE: not retried */
             refused++;
-            complain_refused(r, ((struct entry *)batch->pdata[done])->key, reply->str);
+            complain_refused(r, e->key, reply->str);
         }
         freeReplyObject(reply);
-        done_bytes += ((struct entry *)batch->pdata[done])->size;
-        entry_free(batch->pdata[done]);
+        if (keep) {
+            g_ptr_array_add(kept, e);
+            continue;
+        }
+        done_bytes += e->size;
+        entry_free(e);
     }
+    guint n_kept = kept->len;
     g_mutex_lock(&r->lock);
-    for (guint i = batch->len; i > done; i--)
-        g_queue_push_head(&r->fifo, batch->pdata[i - 1]);
+    requeue(r, kept, batch, done);
     r->inflight = 0;
     r->queued_bytes -= done_bytes;
-    r->written += done - refused;
+    r->written += done - refused - n_kept;
     r->dropped += refused;
     g_cond_broadcast(&r->cond);
     g_mutex_unlock(&r->lock);
+    g_ptr_array_set_size(kept, 0);
     if (why) {
         r->host->log(r->ctx, HPF_LOG_WARNING,
                      "connection to %s:%" PRIu64 " lost: %s (%u entries to send again); "
                      "reconnecting",
-                     r->server, r->port, why, batch->len - done);
+                     r->server, r->port, why, batch->len - done + n_kept);
         disconnect(r);
     }
+    return n_kept;
+}
+
+/* After an OOM reply: waits, doubling from reconnect_min to reconnect_max; true: quit. */
+static bool oom_backoff(struct redis_sink *r, guint kept, int64_t *delay)
+{
+    int64_t min = (int64_t)r->reconnect_min * G_USEC_PER_SEC;
+    int64_t max = (int64_t)r->reconnect_max * G_USEC_PER_SEC;
+    *delay = *delay ? MIN(*delay * 2, max) : min;
+    int64_t now = g_get_monotonic_time();
+    if (!r->last_oom_us || now - r->last_oom_us >= COMPLAIN_EVERY_US) {
+        r->last_oom_us = now;
+        r->host->log(r->ctx, HPF_LOG_WARNING,
+                     "redis %s:%" PRIu64 " out of memory (OOM): %u entries kept, retrying in "
+                     "%.1f s",
+                     r->server, r->port, kept, (double)*delay / G_USEC_PER_SEC);
+    }
+    return sleep_or_quit(r, *delay);
 }
 
 static void *writer_main(void *arg)
 {
     struct redis_sink *r = arg;
-    GPtrArray *batch = g_ptr_array_new();
+    GPtrArray *batch = g_ptr_array_new(), *kept = g_ptr_array_new();
+    int64_t oom_delay = 0;
     for (;;) {
         g_mutex_lock(&r->lock);
         while (!r->quit && !r->fifo.length)
@@ -381,10 +428,15 @@ static void *writer_main(void *arg)
             g_ptr_array_add(batch, g_queue_pop_head(&r->fifo));
         r->inflight = batch->len;
         g_mutex_unlock(&r->lock);
-        write_batch(r, batch);
+        guint n_kept = write_batch(r, batch, kept);
         g_ptr_array_set_size(batch, 0);
+        if (!n_kept)
+            oom_delay = 0;
+        else if (oom_backoff(r, n_kept, &oom_delay))
+            break;
     }
     g_ptr_array_free(batch, TRUE);
+    g_ptr_array_free(kept, TRUE);
     return NULL;
 }
 

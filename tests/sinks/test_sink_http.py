@@ -265,6 +265,9 @@ class HttpSinkTest:
         self.publish("h.bad", [b"b3"])
         st.wait_for(lambda: self.rec.got("/bad", 200), timeout=30)
         reqs = self.rec.got("/bad")
+        self.c.check("http: the refusal log line carries the running total",
+                     "HTTP 400 {}: dropped (2 records refused in all)" in self.broker_log(),
+                     self.broker.log_tail(5))
         self.c.check("http: a 400 drops the batch (logged) and it is never sent again",
                      [(r[4], [json.loads(x)["payload"] for x in r[2].decode().splitlines()])
                       for r in reqs] == [(400, ["b1", "b2"]), (200, ["b3"])],

@@ -22,6 +22,9 @@ client of our own (tests/sinks/redis_min.py).  A broker with four
   bytes  max_queued_bytes = 5000, while redis-server is stopped: 10 messages
          of 1000 bytes: 4 wait (with key and fields about 1060 bytes each),
          6 are dropped, counted and logged; the 4 arrive after the restart
+  oom    redis-server's maxmemory set to 1 byte: XADD answers -OOM; the
+         entries are kept (logged, not dropped) and, once maxmemory is
+         lifted, arrive in order
 plus config errors caught by `hpfriendsd -t`.
 
 redis-server missing is a failure, not a skip (Debian package redis-server).
@@ -41,9 +44,9 @@ from sinktest import expect  # noqa: E402
 
 PUB, PUB_SECRET = "pub", "pub-secret"
 SYNC = "sync"
-CHAN, TRIM, AWAY, BYTES = "rd.a", "rd.t", "rd.b", "rd.c"
+CHAN, TRIM, AWAY, BYTES, OOM = "rd.a", "rd.t", "rd.b", "rd.c", "rd.o"
 N, M, MAX_QUEUED, TRIM_N = 500, 12, 5, 1000
-KEYS = {PUB: (PUB_SECRET, [CHAN, TRIM, AWAY, BYTES, "cowrie.sessions", SYNC], [SYNC])}
+KEYS = {PUB: (PUB_SECRET, [CHAN, TRIM, AWAY, BYTES, OOM, "cowrie.sessions", SYNC], [SYNC])}
 
 SINKS = """\
 [sink:rs]
@@ -84,6 +87,14 @@ max_queued_bytes = 5000
 reconnect_min = 1
 reconnect_max = 1
 channels = {bytes}
+
+[sink:oom]
+plugin = redis
+port = {port}
+stream = oom:{{owner}}
+reconnect_min = 1
+reconnect_max = 1
+channels = {oom}
 """
 
 
@@ -219,6 +230,33 @@ class RedisSinkTest:
         self.c.check("redis back: new entries follow, no duplicates",
                      got == down[:MAX_QUEUED] + [b"after 1", b"after 2"], repr(got))
 
+    def config_set(self, key, value):
+        c = self.cli()
+        try:
+            return c.command("CONFIG", "SET", key, value)
+        finally:
+            c.close()
+
+    def test_oom(self):
+        key = "oom:%s-owner" % PUB
+        self.config_set("maxmemory", "1")
+        sent = [b"o1", b"o2", b"o3"]
+        try:
+            self.publish(OOM, sent)
+            expect(st.wait_for(lambda: "sink:oom: redis 127.0.0.1:%d out of memory (OOM)"
+                               % self.port in self.broker_log()),
+                   "no OOM logged: " + self.broker.log_tail(5))
+            self.c.check("redis OOM: nothing written while Redis is out of memory",
+                         self.xlen(key) == 0, "XLEN %r" % self.xlen(key))
+        finally:
+            self.config_set("maxmemory", "0")
+        st.wait_for(lambda: self.xlen(key) >= len(sent), timeout=30)
+        got = [e[1].get(b"payload") for e in self.xrange(key)]
+        self.c.check("redis OOM is temporary: once memory is back the kept entries arrive, "
+                     "in order, none dropped", got == sent and self.sink_counts("oom")[1] == 0
+                     and "sink:oom: XADD" not in self.broker_log(),
+                     "%r %r %s" % (got, self.sink_counts("oom"), self.broker.log_tail(5)))
+
     def fill_bytes_sink(self):
         """10 messages of 1000 bytes to the bytes sink while redis-server is away."""
         big = [(b"%02d" % i) * 500 for i in range(10)]
@@ -247,7 +285,7 @@ class RedisSinkTest:
             self.srv.start()
             st.make_auth_db(self.tmp.join("auth.db"), KEYS)
             sinks = SINKS.format(port=self.port, chan=CHAN, trim=TRIM, away=AWAY,
-                                 max_queued=MAX_QUEUED, bytes=BYTES)
+                                 max_queued=MAX_QUEUED, bytes=BYTES, oom=OOM)
             self.broker = st.Broker(self.tmp, sinks, broker_extra="exporter = 127.0.0.1:0")
             self.broker.start()
             self.pub = self.broker.client(PUB, PUB_SECRET)
@@ -255,6 +293,7 @@ class RedisSinkTest:
             self.c.run("redis: exact", self.test_exact)
             self.c.run("redis: one stream", self.test_one_stream)
             self.c.run("redis: trim", self.test_trim)
+            self.c.run("redis: oom", self.test_oom)
             self.c.run("redis: restart", self.test_restart)
             self.c.run("redis: shutdown", self.test_shutdown)
         finally:
