@@ -448,19 +448,40 @@ static unsigned json_depth(const char *s, size_t n, unsigned stop)
     return max;
 }
 
+/*
+ * True when a JSON text escapes a NUL (\u0000): json-glib keeps strings as C
+ * strings, so the value would be cut short there.  An escaped backslash
+ * is skipped with the character after it.
+ */
+static bool json_has_nul(const char *s, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (s[i] != '\\')
+            continue;
+        if (s[i + 1] == 'u' && i + 5 < n && !strncmp(s + i + 2, "0000", 4))
+            return true;
+        i++;
+    }
+    return false;
+}
+
 /* Parses the payload as one JSON object into p; on failure says why in *why. */
 static JsonObject *parse_payload(JsonParser *p, const struct hpf_message *msg, char **why)
 {
     const char *text = (const char *)msg->payload;
     GError *err = NULL;
-    if (!payload_is_text(msg)) {
+    if (!msg->payload_len) {
+        *why = g_strdup("payload is empty");
+    } else if (!payload_is_text(msg)) {
         *why = g_strdup("payload is not UTF-8 text");
     } else if (json_depth(text, msg->payload_len, MAX_DEPTH) > MAX_DEPTH) {
         *why = g_strdup_printf("payload is nested more than %d deep", MAX_DEPTH);
     } else if (!json_parser_load_from_data(p, text, (gssize)msg->payload_len, &err)) {
         *why = g_strdup_printf("payload is not JSON: %s", err->message);
         g_error_free(err);
-    } else if (!JSON_NODE_HOLDS_OBJECT(json_parser_get_root(p))) {
+    } else if (json_has_nul(text, msg->payload_len)) {
+        *why = g_strdup("payload holds a NUL character (\\u0000) in a string");
+    } else if (!json_parser_get_root(p) || !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(p))) {
         *why = g_strdup("payload is not a JSON object");
     } else {
         return json_node_get_object(json_parser_get_root(p));
