@@ -25,6 +25,7 @@
 
 #include <curl/curl.h>
 #include <glib.h>
+#include <json-glib/json-glib.h>
 
 #include <hpfriends/plugin.h>
 #include <hpfriends/sink.h>
@@ -66,8 +67,9 @@ struct http_sink {
     unsigned inflight; /* records in the batch being sent */
     bool quit, failing;
     uint64_t dropped, dropped_reported;
-    uint64_t queued_bytes; /* records in the spool and in flight */
-    uint64_t refused;      /* writer thread only: records the server refused */
+    uint64_t queued_bytes;      /* records in the spool and in flight */
+    uint64_t refused;           /* writer thread only: records the server refused */
+    int64_t last_item_error_us; /* writer thread only */
     int64_t last_complaint_us;
     int64_t last_refusal_us; /* writer thread only */
 };
@@ -245,6 +247,30 @@ static void append_record_json(struct http_sink *h, GString *out, const struct h
     }
 }
 
+/*
+ * An index name Elasticsearch takes, whatever the channel: lower case, no
+ * \\ / * ? " < > | , # : space or control character (each made '_'), not
+ * starting with - _ +, not . or .., at most 255 bytes.
+ */
+static char *index_name(const char *s)
+{
+    char *valid = g_utf8_make_valid(s, -1);
+    char *lower = g_utf8_strdown(valid, -1);
+    g_free(valid);
+    for (char *p = lower; *p; p++)
+        if ((unsigned char)*p <= ' ' || (unsigned char)*p == 0x7f || strchr("\\/*?\"<>|,#:", *p))
+            *p = '_';
+    const char *start = lower + strspn(lower, "-_+");
+    char *out =
+        *start && strcmp(start, ".") && strcmp(start, "..") ? g_strdup(start) : g_strdup("hpfeeds");
+    g_free(lower);
+    if (strlen(out) > 255) {
+        const char *end = g_utf8_find_prev_char(out, out + 256);
+        out[end ? end - out : 0] = '\0';
+    }
+    return out;
+}
+
 static void append_index_action(struct http_sink *h, GString *out, const struct hpf_message *msg)
 {
     GString *name = g_string_new(NULL);
@@ -264,8 +290,7 @@ static void append_index_action(struct http_sink *h, GString *out, const struct 
             g_string_append_c(name, *p++);
         }
     }
-    /* Elasticsearch index names are lower case. */
-    char *lower = g_utf8_strdown(name->str, -1);
+    char *lower = index_name(name->str);
     JsonNode *n = json_node_init_string(json_node_alloc(), lower);
     g_string_append(out, "{\"index\":{\"_index\":");
     sinkfmt_append_json(out, n);
@@ -471,6 +496,66 @@ static void set_failing(struct http_sink *h, bool failing)
     g_mutex_unlock(&h->lock);
 }
 
+/* An item of a _bulk reply that failed: its status (0: none) and error reason. */
+static unsigned item_status(JsonNode *item, const char **reason)
+{
+    if (!JSON_NODE_HOLDS_OBJECT(item))
+        return 0;
+    GList *ops = json_object_get_values(json_node_get_object(item));
+    JsonNode *op = ops ? ops->data : NULL;
+    g_list_free(ops);
+    if (!op || !JSON_NODE_HOLDS_OBJECT(op))
+        return 0;
+    JsonObject *o = json_node_get_object(op);
+    gint64 status = json_object_get_int_member_with_default(o, "status", 0);
+    JsonNode *err = json_object_get_member(o, "error");
+    if (err && JSON_NODE_HOLDS_OBJECT(err))
+        *reason =
+            json_object_get_string_member_with_default(json_node_get_object(err), "reason", "?");
+    return status >= 300 ? (unsigned)status : 0;
+}
+
+/*
+ * Elasticsearch answers a _bulk with 200 even when items failed
+ * ("errors": true, each item with its status): those records are counted
+ * as refused and logged, rate-limited, with the first reason.
+ */
+static void check_bulk_reply(struct http_sink *h)
+{
+    if (h->api != API_ES_BULK || !strstr(h->response->str, "\"errors\":true"))
+        return;
+    JsonParser *p = json_parser_new();
+    JsonNode *root = NULL, *items = NULL;
+    if (json_parser_load_from_data(p, h->response->str, (gssize)h->response->len, NULL))
+        root = json_parser_get_root(p);
+    if (root && JSON_NODE_HOLDS_OBJECT(root))
+        items = json_object_get_member(json_node_get_object(root), "items");
+    unsigned failed = 0, status = 0;
+    const char *reason = "the reply is too long or not JSON: failed items not counted";
+    if (items && JSON_NODE_HOLDS_ARRAY(items)) {
+        reason = "?";
+        JsonArray *a = json_node_get_array(items);
+        for (guint i = 0; i < json_array_get_length(a); i++) {
+            const char *r = NULL;
+            unsigned st = item_status(json_array_get_element(a, i), &r);
+            if (st && !failed++) {
+                status = st;
+                reason = r ? r : "?";
+            }
+        }
+    }
+    h->refused += failed;
+    int64_t now = g_get_monotonic_time();
+    if (!h->last_item_error_us || now - h->last_item_error_us >= COMPLAIN_EVERY_US) {
+        h->last_item_error_us = now;
+        h->host->log(h->ctx, HPF_LOG_ERR,
+                     "%s: the bulk reply says errors: %u of %u records failed (first: status %u, "
+                     "%.200s): dropped (%" PRIu64 " records refused in all)",
+                     h->url, failed, h->inflight, status, reason, h->refused);
+    }
+    g_object_unref(p);
+}
+
 /* Sends the batch in h->body until it is accepted or refused; false: quit. */
 static bool send_batch(struct http_sink *h)
 {
@@ -480,6 +565,7 @@ static bool send_batch(struct http_sink *h)
         const char *why;
         enum post_result r = post(h, &status, &why);
         if (r == POST_OK) {
+            check_bulk_reply(h);
             if (attempt > 1)
                 h->host->log(h->ctx, HPF_LOG_NOTICE, "%s accepted the batch after %u attempts",
                              h->url, attempt);

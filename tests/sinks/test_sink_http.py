@@ -24,6 +24,10 @@ A broker with six [sink:NAME] sections:
   bytes  as down, with max_queued_bytes = 5000: 10 messages of 1000 bytes
          give 4 held (records of about 1100 bytes) and 6 dropped, counted
          and logged; once the server answers 200 the 4 arrive, in order
+  esx    api = elasticsearch-bulk, index = {channel} on channel
+         "_E s,x#y*z": the index is "e_s_x_y_z"; the server answers 200
+         with "errors": true and one item of two failed: logged with the
+         count, the reason and the running total
 plus config errors caught by `hpfriendsd -t`.
 """
 
@@ -44,7 +48,11 @@ from sinktest import expect  # noqa: E402
 PUB, PUB_SECRET = "pub", "pub-secret"
 SYNC = "sync"
 N, M, MAX_QUEUED = 250, 12, 5
-CHANNELS = ["h.a", "h.r", "h.bad", "h.down", "h.bytes", "cowrie.sessions"]
+ESX = "_E s,x#y*z"
+CHANNELS = ["h.a", "h.r", "h.bad", "h.down", "h.bytes", ESX, "cowrie.sessions"]
+ESX_REPLY = (b'{"took":3,"errors":true,"items":[{"index":{"_index":"e_s_x_y_z","status":201}},'
+             b'{"index":{"_index":"e_s_x_y_z","status":400,"error":{"type":'
+             b'"mapper_parsing_exception","reason":"failed to parse field"}}}]}')
 KEYS = {PUB: (PUB_SECRET, CHANNELS + [SYNC], [SYNC])}
 
 SINKS = """\
@@ -66,6 +74,16 @@ format = raw
 index = HPF-{{channel}}-{{date}}
 flush_interval = 0.2
 channels = h.a
+
+[sink:esx]
+plugin = http
+url = http://127.0.0.1:{port}/esx/_bulk
+api = elasticsearch-bulk
+format = raw
+index = {{channel}}
+batch_size = 2
+flush_interval = 5
+channels = {esx}
 
 [sink:hec]
 plugin = http
@@ -150,6 +168,8 @@ def make_handler(rec):
                 rec.requests.append((self.path, dict(self.headers), body, time.monotonic(),
                                      status))
             reply = b'{"errors":false,"items":[]}' if self.path == "/_bulk" else b"{}"
+            if self.path == "/esx/_bulk":
+                reply = ESX_REPLY
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(reply)))
@@ -225,6 +245,25 @@ class HttpSinkTest:
         self.c.check("http elasticsearch-bulk, format raw: documents are the envelope, in order",
                      [d.get("payload") for d in docs] == sent and
                      all(d.get("ident") == PUB for d in docs), repr(docs[:1]))
+
+    def test_bulk_errors(self):
+        self.publish(ESX, [b"x1", b"x2"])
+        expect(st.wait_for(lambda: self.rec.got("/esx/_bulk")),
+               "nothing posted to /esx/_bulk: " + self.broker.log_tail(5))
+        lines = lines_of(self.rec.got("/esx/_bulk"))
+        actions = [json.loads(x) for x in lines[0::2]]
+        self.c.check("http elasticsearch-bulk: a channel with characters Elasticsearch "
+                     "refuses gives a valid index name (e_s_x_y_z)",
+                     len(actions) == 2 and
+                     all(a["index"]["_index"] == "e_s_x_y_z" for a in actions), repr(actions))
+        expect(st.wait_for(lambda: "bulk reply says errors" in self.broker_log()),
+               "no bulk item error logged: " + self.broker.log_tail(5))
+        self.c.check("http elasticsearch-bulk: a 200 reply with errors: true is detected; the "
+                     "failed item is logged with its reason and the running total",
+                     "sink:esx: http://127.0.0.1:%d/esx/_bulk: the bulk reply says errors: 1 of 2 "
+                     "records failed (first: status 400, failed to parse field): dropped (1 "
+                     "records refused in all)" % self.port in self.broker_log(),
+                     self.broker.log_tail(5))
 
     def test_hec(self):
         self.publish("cowrie.sessions", [json.dumps({"peerIP": "203.0.113.9", "peerPort": 5,
@@ -326,12 +365,13 @@ class HttpSinkTest:
         self.thread.start()
         try:
             st.make_auth_db(self.tmp.join("auth.db"), KEYS)
-            sinks = SINKS.format(port=self.port, max_queued=MAX_QUEUED)
+            sinks = SINKS.format(port=self.port, max_queued=MAX_QUEUED, esx=ESX)
             self.broker = st.Broker(self.tmp, sinks, broker_extra="exporter = 127.0.0.1:0")
             self.broker.start()
             self.pub = self.broker.client(PUB, PUB_SECRET)
             self.pub.subscribe(SYNC)
             self.c.run("http: ndjson and bulk", self.test_ndjson_and_bulk)
+            self.c.run("http: bulk errors", self.test_bulk_errors)
             self.c.run("http: hec", self.test_hec)
             self.c.run("http: retry", self.test_retry)
             self.c.run("http: refused", self.test_refused)
