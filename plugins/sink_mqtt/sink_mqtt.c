@@ -63,6 +63,7 @@ struct mqtt_sink {
     char *server, *topic, *client_id, *username, *password;
     char *cafile, *capath, *certfile, *keyfile;
     bool tls;
+    int protocol; /* MQTT_PROTOCOL_V5 or MQTT_PROTOCOL_V311 */
     uint64_t port, qos, keepalive, max_queued, max_queued_bytes, max_message_size, reconnect_min,
         reconnect_max, flush_timeout;
     enum sinkfmt_kind format;
@@ -100,6 +101,7 @@ static const char *const config_keys[] = {
     "certfile",
     "keyfile",
     "keepalive",
+    "protocol",
     "max_queued",
     "reconnect_min",
     "reconnect_max",
@@ -169,6 +171,11 @@ static int read_numbers(struct mqtt_sink *m, char *err, size_t err_len)
 
 static int read_strings(struct mqtt_sink *m, char *err, size_t err_len)
 {
+    const char *proto = m->host->config_get(m->ctx, "protocol");
+    if (proto && *proto && strcmp(proto, "5") && strcmp(proto, "3.1.1"))
+        return hpf_set_error(err, err_len, HPF_ERR_INVALID,
+                             "protocol: expected 5 or 3.1.1, got '%s'", proto);
+    m->protocol = proto && !strcmp(proto, "3.1.1") ? MQTT_PROTOCOL_V311 : MQTT_PROTOCOL_V5;
     const char *fmt = m->host->config_get(m->ctx, "format");
     if (fmt && !sinkfmt_parse(fmt, &m->format))
         return hpf_set_error(err, err_len, HPF_ERR_INVALID,
@@ -251,7 +258,8 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
         if (complaint_due(m, &m->last_refusal_us))
             m->host->log(m->ctx, HPF_LOG_WARNING,
                          "mqtt broker %s:%" PRIu64 " refused: %s; retrying", m->server, m->port,
-                         mosquitto_reason_string(rc));
+                         m->protocol == MQTT_PROTOCOL_V5 ? mosquitto_reason_string(rc)
+                                                         : mosquitto_connack_string(rc));
         return;
     }
     g_mutex_lock(&m->lock);
@@ -401,7 +409,7 @@ static int configure_client(struct mqtt_sink *m, char *err, size_t err_len)
         rc = mosquitto_max_inflight_messages_set(m->mosq, MAX_INFLIGHT);
     /* v5: the server's Maximum Packet Size reaches libmosquitto, which then refuses larger. */
     if (rc == MOSQ_ERR_SUCCESS)
-        rc = mosquitto_int_option(m->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+        rc = mosquitto_int_option(m->mosq, MOSQ_OPT_PROTOCOL_VERSION, m->protocol);
     if (rc != MOSQ_ERR_SUCCESS)
         return hpf_set_error(err, err_len, HPF_ERR_INVALID, "mqtt client set-up failed: %s",
                              mosquitto_strerror(rc));

@@ -25,7 +25,8 @@ A broker with three [sink:NAME] sections then gets messages:
   norm   format = normalized, qos 0: a cowrie.sessions payload arrives as a
          normalized record (src_ip, credentials, ...); a payload that is not
          JSON keeps `raw` and a `parse_error`
-  wild   a channel holding '+' and '#': published with them replaced by '_'
+  wild   protocol = 3.1.1; a channel holding '+' and '#': published with
+         them replaced by '_'
   tls    tls = true with the test's CA as cafile, to mosquitto's TLS listener
          (a certificate for IP 127.0.0.1 from a CA the test makes): arrives
   untrusted  tls = true against the system's CAs: never connects, the
@@ -119,6 +120,7 @@ channels = cowrie.sessions
 plugin = mqtt
 {auth}port = {port}
 topic = wild/{{channel}}
+protocol = 3.1.1
 channels = {wild}
 
 [sink:tls]
@@ -442,6 +444,7 @@ CONFIG_ERRORS = [
     ("cafile without tls", "cafile = /etc/ssl/certs/ca-certificates.crt", "tls"),
     ("reconnect_max < reconnect_min", "reconnect_min = 10\nreconnect_max = 2", "reconnect_max"),
     ("max_queued 0", "max_queued = 0", "max_queued"),
+    ("protocol", "protocol = 4", "protocol"),
     ("max_message_size over MQTT's limit", "max_message_size = 300M", "max_message_size"),
     ("max_queued_bytes below 1K", "max_queued_bytes = 100", "max_queued_bytes"),
     ("unknown key", "colour = blue", "colour"),
