@@ -448,19 +448,40 @@ static unsigned json_depth(const char *s, size_t n, unsigned stop)
     return max;
 }
 
+/*
+ * True when a JSON text escapes a NUL (\u0000): json-glib keeps strings as C
+ * strings, so the value would be cut short there.  An escaped backslash
+ * is skipped with the character after it.
+ */
+static bool json_has_nul(const char *s, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (s[i] != '\\')
+            continue;
+        if (s[i + 1] == 'u' && i + 5 < n && !strncmp(s + i + 2, "0000", 4))
+            return true;
+        i++;
+    }
+    return false;
+}
+
 /* Parses the payload as one JSON object into p; on failure says why in *why. */
 static JsonObject *parse_payload(JsonParser *p, const struct hpf_message *msg, char **why)
 {
     const char *text = (const char *)msg->payload;
     GError *err = NULL;
-    if (!payload_is_text(msg)) {
+    if (!msg->payload_len) {
+        *why = g_strdup("payload is empty");
+    } else if (!payload_is_text(msg)) {
         *why = g_strdup("payload is not UTF-8 text");
     } else if (json_depth(text, msg->payload_len, MAX_DEPTH) > MAX_DEPTH) {
         *why = g_strdup_printf("payload is nested more than %d deep", MAX_DEPTH);
     } else if (!json_parser_load_from_data(p, text, (gssize)msg->payload_len, &err)) {
         *why = g_strdup_printf("payload is not JSON: %s", err->message);
         g_error_free(err);
-    } else if (!JSON_NODE_HOLDS_OBJECT(json_parser_get_root(p))) {
+    } else if (json_has_nul(text, msg->payload_len)) {
+        *why = g_strdup("payload holds a NUL character (\\u0000) in a string");
+    } else if (!json_parser_get_root(p) || !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(p))) {
         *why = g_strdup("payload is not a JSON object");
     } else {
         return json_node_get_object(json_parser_get_root(p));
@@ -531,19 +552,63 @@ static char *flat_value(JsonNode *node)
     return g_string_free(s, FALSE);
 }
 
-/* CEF escaping: backslash always; '|' in the header, '=' in extensions; newlines. */
+/*
+ * A control character at p: C0, DEL, C1 (U+0080..U+009F, as UTF-8) or the
+ * line and paragraph separators U+2028/U+2029, which line-oriented readers
+ * may take as a line end.  Returns its length in bytes (0: none) and its
+ * code point in *cp.
+ */
+static size_t control_at(const char *s, gunichar *cp)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    if (p[0] < 0x20 || p[0] == 0x7f) {
+        *cp = p[0];
+        return 1;
+    }
+    if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+        *cp = p[1];
+        return 2;
+    }
+    if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9)) {
+        *cp = 0x2000 + p[2] - 0x80;
+        return 3;
+    }
+    return 0;
+}
+
+/*
+ * Appends s with each control character escaped (\n, \r, \t, else \uXXXX)
+ * so that no record can end a line or forge another; `special` characters
+ * (and the backslash) get a backslash before them.
+ */
+static void append_escaped(GString *out, const char *s, const char *special)
+{
+    for (const char *p = s; *p;) {
+        gunichar cp;
+        size_t n = control_at(p, &cp);
+        if (n) {
+            if (cp == '\n')
+                g_string_append(out, "\\n");
+            else if (cp == '\r')
+                g_string_append(out, "\\r");
+            else if (cp == '\t')
+                g_string_append(out, "\\t");
+            else
+                g_string_append_printf(out, "\\u%04X", (unsigned)cp);
+            p += n;
+            continue;
+        }
+        if (*p == '\\' || strchr(special, *p))
+            g_string_append_c(out, '\\');
+        g_string_append_c(out, *p++);
+    }
+}
+
+/* CEF escaping: backslash always; '|' in the header, '=' in extensions; controls. */
 static void append_cef_escaped(GString *out, const char *s, char special)
 {
-    for (const char *p = s; *p; p++) {
-        if (*p == '\\' || *p == special)
-            g_string_append_c(out, '\\');
-        if (*p == '\n')
-            g_string_append(out, "\\n");
-        else if (*p == '\r')
-            g_string_append(out, "\\r");
-        else
-            g_string_append_c(out, *p);
-    }
+    char sp[2] = {special, 0};
+    append_escaped(out, s, sp);
 }
 
 /* Normalized names that have a CEF key of their own; the rest go as cs labels. */
@@ -584,7 +649,7 @@ static void append_cef(GString *out, JsonObject *rec, const struct hpf_message *
     g_list_free(members);
 }
 
-/* Splunk key="value": quotes and backslashes escaped, newlines as \n. */
+/* Splunk key="value": quotes and backslashes escaped, control characters too. */
 static void append_splunk(GString *out, JsonObject *rec)
 {
     GList *members = json_object_get_members(rec);
@@ -592,15 +657,9 @@ static void append_splunk(GString *out, JsonObject *rec)
         char *v = flat_value(json_object_get_member(rec, m->data));
         if (m != members)
             g_string_append_c(out, ' ');
-        g_string_append_printf(out, "%s=\"", (const char *)m->data);
-        for (const char *p = v; *p; p++) {
-            if (*p == '"' || *p == '\\')
-                g_string_append_c(out, '\\');
-            if (*p == '\n')
-                g_string_append(out, "\\n");
-            else
-                g_string_append_c(out, *p);
-        }
+        append_escaped(out, m->data, " =\"");
+        g_string_append(out, "=\"");
+        append_escaped(out, v, "\"");
         g_string_append_c(out, '"');
         g_free(v);
     }

@@ -25,6 +25,7 @@
 
 #include <curl/curl.h>
 #include <glib.h>
+#include <json-glib/json-glib.h>
 
 #include <hpfriends/plugin.h>
 #include <hpfriends/sink.h>
@@ -49,7 +50,7 @@ struct http_sink {
     char **headers;
     enum api api;
     enum sinkfmt_kind format;
-    uint64_t batch_size, batch_bytes, max_queued, timeout, flush_timeout;
+    uint64_t batch_size, batch_bytes, max_queued, max_queued_bytes, timeout, flush_timeout;
     int64_t flush_interval_us, retry_min_us, retry_max_us;
 
     GThread *writer;
@@ -66,15 +67,18 @@ struct http_sink {
     unsigned inflight; /* records in the batch being sent */
     bool quit, failing;
     uint64_t dropped, dropped_reported;
+    uint64_t queued_bytes;      /* records in the spool and in flight */
+    uint64_t refused;           /* writer thread only: records the server refused */
+    int64_t last_item_error_us; /* writer thread only */
     int64_t last_complaint_us;
     int64_t last_refusal_us; /* writer thread only */
 };
 
 static const char *const config_keys[] = {
-    "url",        "api",         "format",         "index",      "sourcetype",
-    "token",      "username",    "password",       "headers",    "cafile",
-    "batch_size", "batch_bytes", "flush_interval", "max_queued", "retry_min",
-    "retry_max",  "timeout",     "flush_timeout",  NULL,
+    "url",        "api",         "format",         "index",         "sourcetype",
+    "token",      "username",    "password",       "headers",       "cafile",
+    "batch_size", "batch_bytes", "flush_interval", "max_queued",    "max_queued_bytes",
+    "retry_min",  "retry_max",   "timeout",        "flush_timeout", NULL,
 };
 
 /* ---- configuration (create(): pure) ---- */
@@ -147,6 +151,8 @@ static int read_numbers(struct http_sink *h, char *err, size_t err_len)
         x->config_size(h->ctx, "batch_bytes", 1024, 1024 * 1024 * 1024, &h->batch_bytes, err,
                        err_len) ||
         x->config_uint(h->ctx, "max_queued", 1, 10000000, &h->max_queued, err, err_len) ||
+        x->config_size(h->ctx, "max_queued_bytes", 1024, UINT64_C(1) << 40, &h->max_queued_bytes,
+                       err, err_len) ||
         x->config_uint(h->ctx, "timeout", 1, 3600, &h->timeout, err, err_len) ||
         x->config_uint(h->ctx, "flush_timeout", 0, 3600, &h->flush_timeout, err, err_len) ||
         config_seconds(h, "flush_interval", 3600, &h->flush_interval_us, err, err_len) ||
@@ -198,6 +204,7 @@ static int http_create(const struct hpf_host *host, const struct hpf_plugin_ctx 
     h->batch_size = 500;
     h->batch_bytes = 5 * 1024 * 1024;
     h->max_queued = 100000;
+    h->max_queued_bytes = UINT64_C(64) << 20;
     h->timeout = 10;
     h->flush_timeout = 5;
     h->flush_interval_us = G_USEC_PER_SEC;
@@ -240,6 +247,30 @@ static void append_record_json(struct http_sink *h, GString *out, const struct h
     }
 }
 
+/*
+ * An index name Elasticsearch takes, whatever the channel: lower case, no
+ * \\ / * ? " < > | , # : space or control character (each made '_'), not
+ * starting with - _ +, not . or .., at most 255 bytes.
+ */
+static char *index_name(const char *s)
+{
+    char *valid = g_utf8_make_valid(s, -1);
+    char *lower = g_utf8_strdown(valid, -1);
+    g_free(valid);
+    for (char *p = lower; *p; p++)
+        if ((unsigned char)*p <= ' ' || (unsigned char)*p == 0x7f || strchr("\\/*?\"<>|,#:", *p))
+            *p = '_';
+    const char *start = lower + strspn(lower, "-_+");
+    char *out =
+        *start && strcmp(start, ".") && strcmp(start, "..") ? g_strdup(start) : g_strdup("hpfeeds");
+    g_free(lower);
+    if (strlen(out) > 255) {
+        const char *end = g_utf8_find_prev_char(out, out + 256);
+        out[end ? end - out : 0] = '\0';
+    }
+    return out;
+}
+
 static void append_index_action(struct http_sink *h, GString *out, const struct hpf_message *msg)
 {
     GString *name = g_string_new(NULL);
@@ -259,8 +290,7 @@ static void append_index_action(struct http_sink *h, GString *out, const struct 
             g_string_append_c(name, *p++);
         }
     }
-    /* Elasticsearch index names are lower case. */
-    char *lower = g_utf8_strdown(name->str, -1);
+    char *lower = index_name(name->str);
     JsonNode *n = json_node_init_string(json_node_alloc(), lower);
     g_string_append(out, "{\"index\":{\"_index\":");
     sinkfmt_append_json(out, n);
@@ -299,9 +329,12 @@ static GString *frame(struct http_sink *h, const struct hpf_message *msg)
 static int http_message(void *instance, const struct hpf_message *msg)
 {
     struct http_sink *h = instance;
+    /* Framed first: the byte bound needs its size. */
+    GString *rec = frame(h, msg);
     g_mutex_lock(&h->lock);
-    bool full = h->spool.length + h->inflight >= h->max_queued, report = false;
-    uint64_t held = 0, total = 0;
+    guint count = h->spool.length + h->inflight;
+    uint64_t bytes = h->queued_bytes, held = 0, total = 0;
+    bool full = count >= h->max_queued || bytes + rec->len > h->max_queued_bytes, report = false;
     if (full) {
         total = ++h->dropped;
         int64_t now = g_get_monotonic_time();
@@ -311,27 +344,28 @@ static int http_message(void *instance, const struct hpf_message *msg)
             h->last_complaint_us = now;
             report = true;
         }
+    } else {
+        if (!h->spool.length)
+            h->oldest_us = g_get_monotonic_time();
+        g_queue_push_tail(&h->spool, rec);
+        h->queued_bytes += rec->len;
+        /* The first record starts the writer's flush_interval clock; a full batch ends it. */
+        if (h->spool.length == 1 || h->spool.length >= h->batch_size)
+            g_cond_broadcast(&h->cond);
     }
     bool failing = h->failing;
     g_mutex_unlock(&h->lock);
-    if (full) {
-        if (report)
-            h->host->log(h->ctx, HPF_LOG_WARNING,
-                         "spool full (%" PRIu64 " records, %s): dropping; %" PRIu64
-                         " dropped since the last report, %" PRIu64 " in all",
-                         h->max_queued, failing ? "server failing" : "server slow", held, total);
-        return HPF_ERR_UNAVAILABLE;
-    }
-    GString *rec = frame(h, msg);
-    g_mutex_lock(&h->lock);
-    if (!h->spool.length)
-        h->oldest_us = g_get_monotonic_time();
-    g_queue_push_tail(&h->spool, rec);
-    /* The first record starts the writer's flush_interval clock; a full batch ends it. */
-    if (h->spool.length == 1 || h->spool.length >= h->batch_size)
-        g_cond_broadcast(&h->cond);
-    g_mutex_unlock(&h->lock);
-    return HPF_OK;
+    if (!full)
+        return HPF_OK;
+    if (report)
+        h->host->log(h->ctx, HPF_LOG_WARNING,
+                     "spool full (%u records, %" PRIu64 " bytes; max_queued %" PRIu64
+                     ", max_queued_bytes %" PRIu64 "; %s): dropping; %" PRIu64
+                     " dropped since the last report, %" PRIu64 " in all",
+                     count, bytes, h->max_queued, h->max_queued_bytes,
+                     failing ? "server failing" : "server slow", held, total);
+    g_string_free(rec, TRUE);
+    return HPF_ERR_UNAVAILABLE;
 }
 
 /* ---- the writer thread ---- */
@@ -462,6 +496,66 @@ static void set_failing(struct http_sink *h, bool failing)
     g_mutex_unlock(&h->lock);
 }
 
+/* An item of a _bulk reply that failed: its status (0: none) and error reason. */
+static unsigned item_status(JsonNode *item, const char **reason)
+{
+    if (!JSON_NODE_HOLDS_OBJECT(item))
+        return 0;
+    GList *ops = json_object_get_values(json_node_get_object(item));
+    JsonNode *op = ops ? ops->data : NULL;
+    g_list_free(ops);
+    if (!op || !JSON_NODE_HOLDS_OBJECT(op))
+        return 0;
+    JsonObject *o = json_node_get_object(op);
+    gint64 status = json_object_get_int_member_with_default(o, "status", 0);
+    JsonNode *err = json_object_get_member(o, "error");
+    if (err && JSON_NODE_HOLDS_OBJECT(err))
+        *reason =
+            json_object_get_string_member_with_default(json_node_get_object(err), "reason", "?");
+    return status >= 300 ? (unsigned)status : 0;
+}
+
+/*
+ * Elasticsearch answers a _bulk with 200 even when items failed
+ * ("errors": true, each item with its status): those records are counted
+ * as refused and logged, rate-limited, with the first reason.
+ */
+static void check_bulk_reply(struct http_sink *h)
+{
+    if (h->api != API_ES_BULK || !strstr(h->response->str, "\"errors\":true"))
+        return;
+    JsonParser *p = json_parser_new();
+    JsonNode *root = NULL, *items = NULL;
+    if (json_parser_load_from_data(p, h->response->str, (gssize)h->response->len, NULL))
+        root = json_parser_get_root(p);
+    if (root && JSON_NODE_HOLDS_OBJECT(root))
+        items = json_object_get_member(json_node_get_object(root), "items");
+    unsigned failed = 0, status = 0;
+    const char *reason = "the reply is too long or not JSON: failed items not counted";
+    if (items && JSON_NODE_HOLDS_ARRAY(items)) {
+        reason = "?";
+        JsonArray *a = json_node_get_array(items);
+        for (guint i = 0; i < json_array_get_length(a); i++) {
+            const char *r = NULL;
+            unsigned st = item_status(json_array_get_element(a, i), &r);
+            if (st && !failed++) {
+                status = st;
+                reason = r ? r : "?";
+            }
+        }
+    }
+    h->refused += failed;
+    int64_t now = g_get_monotonic_time();
+    if (!h->last_item_error_us || now - h->last_item_error_us >= COMPLAIN_EVERY_US) {
+        h->last_item_error_us = now;
+        h->host->log(h->ctx, HPF_LOG_ERR,
+                     "%s: the bulk reply says errors: %u of %u records failed (first: status %u, "
+                     "%.200s): dropped (%" PRIu64 " records refused in all)",
+                     h->url, failed, h->inflight, status, reason, h->refused);
+    }
+    g_object_unref(p);
+}
+
 /* Sends the batch in h->body until it is accepted or refused; false: quit. */
 static bool send_batch(struct http_sink *h)
 {
@@ -471,6 +565,7 @@ static bool send_batch(struct http_sink *h)
         const char *why;
         enum post_result r = post(h, &status, &why);
         if (r == POST_OK) {
+            check_bulk_reply(h);
             if (attempt > 1)
                 h->host->log(h->ctx, HPF_LOG_NOTICE, "%s accepted the batch after %u attempts",
                              h->url, attempt);
@@ -481,14 +576,16 @@ static bool send_batch(struct http_sink *h)
             g_mutex_lock(&h->lock);
             h->dropped += h->inflight;
             g_mutex_unlock(&h->lock);
+            /* The broker's error count never sees these: the log keeps the total. */
+            h->refused += h->inflight;
             int64_t now = g_get_monotonic_time();
             if (h->last_refusal_us && now - h->last_refusal_us < COMPLAIN_EVERY_US)
                 return true;
             h->last_refusal_us = now;
             h->host->log(h->ctx, HPF_LOG_ERR,
                          "%s refused a batch of %u records: HTTP %ld %.200s: "
-                         "dropped",
-                         h->url, h->inflight, status, why);
+                         "dropped (%" PRIu64 " records refused in all)",
+                         h->url, h->inflight, status, why, h->refused);
             return true;
         }
         set_failing(h, true);
@@ -508,6 +605,7 @@ static void *writer_main(void *arg)
         bool go_on = send_batch(h);
         g_mutex_lock(&h->lock);
         h->inflight = 0;
+        h->queued_bytes -= h->body->len;
         g_cond_broadcast(&h->cond);
         g_mutex_unlock(&h->lock);
         if (!go_on)

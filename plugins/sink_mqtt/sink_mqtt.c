@@ -7,8 +7,14 @@
  *
  * Three threads touch an instance.  The broker's sink thread calls
  * message(): it builds topic and body and appends them to a bounded FIFO
- * (`max_queued` messages; a full FIFO drops the new message, counts it and
- * says so, rate-limited).  A publisher thread of our own takes from the FIFO
+ * (`max_queued` messages and `max_queued_bytes` of topics and bodies; a full
+ * FIFO drops the new message, counts it and says so, rate-limited).  A
+ * message over `max_message_size` is dropped there too: a server that
+ * refuses a packet disconnects, and the message would be sent again at
+ * every reconnect.  The client speaks MQTT v5 so that libmosquitto learns
+ * the server's Maximum Packet Size from CONNACK and refuses to publish a
+ * larger message (MOSQ_ERR_OVERSIZE_PACKET: dropped, counted, logged)
+ * instead of sending it.  A publisher thread of our own takes from the FIFO
  * whenever the MQTT connection is up and fewer than MAX_INFLIGHT messages
  * are unacknowledged, and is the only caller of mosquitto_publish(), so
  * order is kept.  libmosquitto's network thread (mosquitto_loop_start)
@@ -46,6 +52,7 @@
 struct out_msg {
     char *topic;
     GString *body;
+    size_t size; /* topic and body: what it holds of max_queued_bytes */
 };
 
 struct mqtt_sink {
@@ -56,7 +63,9 @@ struct mqtt_sink {
     char *server, *topic, *client_id, *username, *password;
     char *cafile, *capath, *certfile, *keyfile;
     bool tls;
-    uint64_t port, qos, keepalive, max_queued, reconnect_min, reconnect_max, flush_timeout;
+    int protocol; /* MQTT_PROTOCOL_V5 or MQTT_PROTOCOL_V311 */
+    uint64_t port, qos, keepalive, max_queued, max_queued_bytes, max_message_size, reconnect_min,
+        reconnect_max, flush_timeout;
     enum sinkfmt_kind format;
 
     struct mosquitto *mosq;
@@ -65,7 +74,8 @@ struct mqtt_sink {
 
     GMutex lock; /* guards everything below */
     GCond cond;
-    GQueue fifo; /* struct out_msg * */
+    GQueue fifo;         /* struct out_msg * */
+    uint64_t fifo_bytes; /* sum of the sizes in fifo */
     bool connected, quit;
     unsigned generation;  /* connections so far: a failed publish on an old one is stale */
     unsigned disconnects; /* disconnections so far (QoS 0 write-offs) */
@@ -73,13 +83,32 @@ struct mqtt_sink {
     uint64_t dropped, dropped_reported;
     int64_t last_complaint_us;
     int64_t last_refusal_us, last_liberr_us, last_pubfail_us; /* complaint rate limits */
+    int64_t last_oversize_us;
 };
 
 static const char *const config_keys[] = {
-    "host",          "port",          "topic",         "qos",       "format",
-    "client_id",     "username",      "password",      "tls",       "cafile",
-    "capath",        "certfile",      "keyfile",       "keepalive", "max_queued",
-    "reconnect_min", "reconnect_max", "flush_timeout", NULL,
+    "host",
+    "port",
+    "topic",
+    "qos",
+    "format",
+    "client_id",
+    "username",
+    "password",
+    "tls",
+    "cafile",
+    "capath",
+    "certfile",
+    "keyfile",
+    "keepalive",
+    "protocol",
+    "max_queued",
+    "reconnect_min",
+    "reconnect_max",
+    "flush_timeout",
+    "max_queued_bytes",
+    "max_message_size",
+    NULL,
 };
 
 /* ---- configuration (create(): pure) ---- */
@@ -124,6 +153,10 @@ static int read_numbers(struct mqtt_sink *m, char *err, size_t err_len)
         h->config_uint(m->ctx, "qos", 0, 1, &m->qos, err, err_len) ||
         h->config_uint(m->ctx, "keepalive", 5, 3600, &m->keepalive, err, err_len) ||
         h->config_uint(m->ctx, "max_queued", 1, 10000000, &m->max_queued, err, err_len) ||
+        h->config_size(m->ctx, "max_queued_bytes", 1024, UINT64_C(1) << 40, &m->max_queued_bytes,
+                       err, err_len) ||
+        h->config_size(m->ctx, "max_message_size", 16, 268435455, &m->max_message_size, err,
+                       err_len) ||
         h->config_uint(m->ctx, "reconnect_min", 1, 3600, &m->reconnect_min, err, err_len) ||
         h->config_uint(m->ctx, "reconnect_max", 1, 3600, &m->reconnect_max, err, err_len) ||
         h->config_uint(m->ctx, "flush_timeout", 0, 3600, &m->flush_timeout, err, err_len) ||
@@ -138,6 +171,11 @@ static int read_numbers(struct mqtt_sink *m, char *err, size_t err_len)
 
 static int read_strings(struct mqtt_sink *m, char *err, size_t err_len)
 {
+    const char *proto = m->host->config_get(m->ctx, "protocol");
+    if (proto && *proto && strcmp(proto, "5") && strcmp(proto, "3.1.1"))
+        return hpf_set_error(err, err_len, HPF_ERR_INVALID,
+                             "protocol: expected 5 or 3.1.1, got '%s'", proto);
+    m->protocol = proto && !strcmp(proto, "3.1.1") ? MQTT_PROTOCOL_V311 : MQTT_PROTOCOL_V5;
     const char *fmt = m->host->config_get(m->ctx, "format");
     if (fmt && !sinkfmt_parse(fmt, &m->format))
         return hpf_set_error(err, err_len, HPF_ERR_INVALID,
@@ -176,6 +214,8 @@ static int mqtt_create(const struct hpf_host *host, const struct hpf_plugin_ctx 
     m->qos = 0;
     m->keepalive = 60;
     m->max_queued = 100000;
+    m->max_queued_bytes = UINT64_C(64) << 20;
+    m->max_message_size = 256 * 1024;
     m->reconnect_min = 1;
     m->reconnect_max = 30;
     m->flush_timeout = 5;
@@ -218,7 +258,8 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
         if (complaint_due(m, &m->last_refusal_us))
             m->host->log(m->ctx, HPF_LOG_WARNING,
                          "mqtt broker %s:%" PRIu64 " refused: %s; retrying", m->server, m->port,
-                         mosquitto_connack_string(rc));
+                         m->protocol == MQTT_PROTOCOL_V5 ? mosquitto_reason_string(rc)
+                                                         : mosquitto_connack_string(rc));
         return;
     }
     g_mutex_lock(&m->lock);
@@ -306,17 +347,20 @@ static bool publish_one(struct mqtt_sink *m, struct out_msg *o, unsigned gen, un
         if (written_off && m->dropped > 0)
             m->dropped--;               /* not lost after all: queued again */
         g_queue_push_head(&m->fifo, o); /* keep the order; try again once connected */
+        m->fifo_bytes += o->size;
         if (m->generation == gen)
             m->connected = false;
         o = NULL;
     } else if (!written_off) {
         m->dropped++;
     }
+    uint64_t total = m->dropped;
     g_mutex_unlock(&m->lock);
     if (o) {
         if (complaint_due(m, &m->last_pubfail_us))
-            m->host->log(m->ctx, HPF_LOG_WARNING, "publish on %s failed: %s: dropped", o->topic,
-                         mosquitto_strerror(rc));
+            m->host->log(m->ctx, HPF_LOG_WARNING,
+                         "publish on %s failed: %s: dropped (%" PRIu64 " dropped in all)", o->topic,
+                         mosquitto_strerror(rc), total);
         out_msg_free(o);
     }
     return rc == MOSQ_ERR_SUCCESS;
@@ -332,6 +376,7 @@ static void *publisher_main(void *arg)
         if (m->quit)
             break;
         struct out_msg *o = g_queue_pop_head(&m->fifo);
+        m->fifo_bytes -= o->size;
         unsigned gen = m->generation, disc = m->disconnects;
         m->inflight++;
         g_cond_broadcast(&m->cond); /* room in the FIFO; flush() may be waiting */
@@ -362,6 +407,9 @@ static int configure_client(struct mqtt_sink *m, char *err, size_t err_len)
                                            (unsigned)m->reconnect_max, true);
     if (rc == MOSQ_ERR_SUCCESS)
         rc = mosquitto_max_inflight_messages_set(m->mosq, MAX_INFLIGHT);
+    /* v5: the server's Maximum Packet Size reaches libmosquitto, which then refuses larger. */
+    if (rc == MOSQ_ERR_SUCCESS)
+        rc = mosquitto_int_option(m->mosq, MOSQ_OPT_PROTOCOL_VERSION, m->protocol);
     if (rc != MOSQ_ERR_SUCCESS)
         return hpf_set_error(err, err_len, HPF_ERR_INVALID, "mqtt client set-up failed: %s",
                              mosquitto_strerror(rc));
@@ -445,37 +493,66 @@ static bool drop_report_due(struct mqtt_sink *m, uint64_t *held)
     return true;
 }
 
-static int mqtt_message(void *instance, const struct hpf_message *msg)
+static struct out_msg *make_msg(struct mqtt_sink *m, const struct hpf_message *msg)
 {
-    struct mqtt_sink *m = instance;
-    g_mutex_lock(&m->lock);
-    bool full = m->fifo.length >= m->max_queued, connected = m->connected;
-    uint64_t held = 0, total = 0;
-    bool report = false;
-    if (full) {
-        m->dropped++;
-        total = m->dropped;
-        report = drop_report_due(m, &held);
-    }
-    g_mutex_unlock(&m->lock);
-    if (full) {
-        if (report)
-            m->host->log(m->ctx, HPF_LOG_WARNING,
-                         "queue full (%" PRIu64 " messages, broker %s): dropping; %" PRIu64
-                         " dropped since the last report, %" PRIu64 " in all",
-                         m->max_queued, connected ? "slow" : "away", held, total);
-        return HPF_ERR_UNAVAILABLE;
-    }
     struct out_msg *o = g_new(struct out_msg, 1);
     build_topic(m, msg);
     o->topic = g_strndup(m->topic_buf->str, m->topic_buf->len);
     o->body = g_string_sized_new(msg->payload_len + 64);
     sinkfmt_append(o->body, m->format, msg);
+    o->size = m->topic_buf->len + o->body->len;
+    return o;
+}
+
+/* A message no server would take: dropped before it can block the queue. */
+static int drop_oversize(struct mqtt_sink *m, struct out_msg *o)
+{
     g_mutex_lock(&m->lock);
-    g_queue_push_tail(&m->fifo, o);
-    g_cond_broadcast(&m->cond);
+    uint64_t total = ++m->dropped;
     g_mutex_unlock(&m->lock);
-    return HPF_OK;
+    if (complaint_due(m, &m->last_oversize_us))
+        m->host->log(m->ctx, HPF_LOG_WARNING,
+                     "message of %zu bytes on %s is larger than max_message_size (%" PRIu64
+                     "): dropped (%" PRIu64 " dropped in all)",
+                     o->body->len, o->topic, m->max_message_size, total);
+    out_msg_free(o);
+    return HPF_ERR_UNAVAILABLE;
+}
+
+static int mqtt_message(void *instance, const struct hpf_message *msg)
+{
+    struct mqtt_sink *m = instance;
+    /* Formatted first: the byte bound needs its size. */
+    struct out_msg *o = make_msg(m, msg);
+    if (o->body->len > m->max_message_size)
+        return drop_oversize(m, o);
+    g_mutex_lock(&m->lock);
+    bool full = m->fifo.length >= m->max_queued || m->fifo_bytes + o->size > m->max_queued_bytes,
+         connected = m->connected;
+    uint64_t held = 0, total = 0, bytes = m->fifo_bytes;
+    guint count = m->fifo.length;
+    bool report = false;
+    if (full) {
+        m->dropped++;
+        total = m->dropped;
+        report = drop_report_due(m, &held);
+    } else {
+        g_queue_push_tail(&m->fifo, o);
+        m->fifo_bytes += o->size;
+        g_cond_broadcast(&m->cond);
+    }
+    g_mutex_unlock(&m->lock);
+    if (!full)
+        return HPF_OK;
+    if (report)
+        m->host->log(m->ctx, HPF_LOG_WARNING,
+                     "queue full (%u messages, %" PRIu64 " bytes; max_queued %" PRIu64
+                     ", max_queued_bytes %" PRIu64 "; broker %s): dropping; %" PRIu64
+                     " dropped since the last report, %" PRIu64 " in all",
+                     count, bytes, m->max_queued, m->max_queued_bytes, connected ? "slow" : "away",
+                     held, total);
+    out_msg_free(o);
+    return HPF_ERR_UNAVAILABLE;
 }
 
 /* Shutdown: wait up to flush_timeout for the FIFO and the in-flight window to drain. */

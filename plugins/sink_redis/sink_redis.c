@@ -44,6 +44,7 @@ struct entry {
     char *key;
     char *fields[5]; /* time, ident, owner, channel: text; the body */
     size_t body_len;
+    size_t size; /* key and fields: what it holds of max_queued_bytes */
 };
 
 struct redis_sink {
@@ -52,8 +53,8 @@ struct redis_sink {
 
     /* configuration */
     char *server, *stream, *username, *password;
-    uint64_t port, db, maxlen, batch, max_queued, reconnect_min, reconnect_max, timeout,
-        flush_timeout;
+    uint64_t port, db, maxlen, batch, max_queued, max_queued_bytes, reconnect_min, reconnect_max,
+        timeout, flush_timeout;
     enum sinkfmt_kind format;
 
     GThread *writer;
@@ -62,18 +63,21 @@ struct redis_sink {
 
     GMutex lock; /* guards everything below */
     GCond cond;
-    GQueue fifo;       /* struct entry * */
-    unsigned inflight; /* taken by the writer, reply not yet read */
+    GQueue fifo;           /* struct entry * */
+    unsigned inflight;     /* taken by the writer, reply not yet read */
+    uint64_t queued_bytes; /* sizes of the entries in fifo and in flight */
     bool connected, quit;
     uint64_t dropped, dropped_reported, written;
     int64_t last_complaint_us;
-    int64_t last_refusal_us; /* writer thread only */
+    int64_t last_refusal_us, last_oom_us; /* writer thread only */
+    uint64_t refused;                     /* writer thread only: entries Redis refused */
 };
 
 static const char *const config_keys[] = {
-    "host",          "port",          "stream",  "maxlen",        "format",
-    "username",      "password",      "db",      "batch",         "max_queued",
-    "reconnect_min", "reconnect_max", "timeout", "flush_timeout", NULL,
+    "host",    "port",          "stream",           "maxlen",
+    "format",  "username",      "password",         "db",
+    "batch",   "max_queued",    "reconnect_min",    "reconnect_max",
+    "timeout", "flush_timeout", "max_queued_bytes", NULL,
 };
 
 /* ---- configuration (create(): pure) ---- */
@@ -111,6 +115,8 @@ static int read_config(struct redis_sink *r, char *err, size_t err_len)
         h->config_uint(c, "maxlen", 0, UINT32_MAX, &r->maxlen, err, err_len) ||
         h->config_uint(c, "batch", 1, 10000, &r->batch, err, err_len) ||
         h->config_uint(c, "max_queued", 1, 10000000, &r->max_queued, err, err_len) ||
+        h->config_size(c, "max_queued_bytes", 1024, UINT64_C(1) << 40, &r->max_queued_bytes, err,
+                       err_len) ||
         h->config_uint(c, "reconnect_min", 1, 3600, &r->reconnect_min, err, err_len) ||
         h->config_uint(c, "reconnect_max", 1, 3600, &r->reconnect_max, err, err_len) ||
         h->config_uint(c, "timeout", 1, 3600, &r->timeout, err, err_len) ||
@@ -147,6 +153,7 @@ static int redis_create(const struct hpf_host *host, const struct hpf_plugin_ctx
     r->maxlen = 1000000;
     r->batch = 256;
     r->max_queued = 100000;
+    r->max_queued_bytes = UINT64_C(64) << 20;
     r->reconnect_min = 1;
     r->reconnect_max = 30;
     r->timeout = 5;
@@ -305,60 +312,109 @@ static void append_xadd(struct redis_sink *r, const struct entry *e)
     redisAppendCommandArgv(r->rc, n, argv, lens);
 }
 
-/* An XADD Redis refused: logged at most every COMPLAIN_EVERY_US (writer thread). */
+/*
+ * An XADD Redis refused: logged at most every COMPLAIN_EVERY_US (writer
+ * thread), with the running total, as the broker's error count never sees
+ * an entry dropped after it was accepted.
+ */
 static void complain_refused(struct redis_sink *r, const char *key, const char *why)
 {
+    r->refused++;
     int64_t now = g_get_monotonic_time();
     if (r->last_refusal_us && now - r->last_refusal_us < COMPLAIN_EVERY_US)
         return;
     r->last_refusal_us = now;
-    r->host->log(r->ctx, HPF_LOG_WARNING, "XADD to %s refused: %s: dropped", key, why);
+    r->host->log(r->ctx, HPF_LOG_WARNING,
+                 "XADD to %s refused: %s: dropped (%" PRIu64 " refused in all)", key, why,
+                 r->refused);
+}
+
+/* Out of memory (maxmemory, noeviction) passes: the entry is kept and sent again. */
+static bool temporary_error(const redisReply *reply) { return !strncmp(reply->str, "OOM", 3); }
+
+/* Puts back at the FIFO's head, in order, the kept entries then batch[from..]. */
+static void requeue(struct redis_sink *r, GPtrArray *kept, GPtrArray *batch, guint from)
+{
+    for (guint i = batch->len; i > from; i--)
+        g_queue_push_head(&r->fifo, batch->pdata[i - 1]);
+    for (guint i = kept->len; i > 0; i--)
+        g_queue_push_head(&r->fifo, kept->pdata[i - 1]);
 }
 
 /*
  * Writes one pipelined batch; on a connection error the unconfirmed
- * entries go back to the head of the FIFO, in order.
+ * entries go back to the head of the FIFO, in order, and so do those Redis
+ * could not take for lack of memory.  Returns the number of the latter.
  */
-static void write_batch(struct redis_sink *r, GPtrArray *batch)
+static guint write_batch(struct redis_sink *r, GPtrArray *batch, GPtrArray *kept)
 {
     guint done = 0, refused = 0;
+    uint64_t done_bytes = 0;
     const char *why = NULL;
     for (guint i = 0; i < batch->len; i++)
         append_xadd(r, batch->pdata[i]);
     for (; done < batch->len; done++) {
+        struct entry *e = batch->pdata[done];
         redisReply *reply = NULL;
         if (redisGetReply(r->rc, (void **)&reply) != REDIS_OK) {
             why = r->rc->errstr[0] ? r->rc->errstr : "connection lost";
             break;
         }
-        if (reply->type == REDIS_REPLY_ERROR) { /* refused (e.g. WRONGTYPE): not retried */
+        bool keep = reply->type == REDIS_REPLY_ERROR && temporary_error(reply);
+        if (reply->type == REDIS_REPLY_ERROR && !keep) { /* e.g. WRONGTYPE: not retried */
             refused++;
-            complain_refused(r, ((struct entry *)batch->pdata[done])->key, reply->str);
+            complain_refused(r, e->key, reply->str);
         }
         freeReplyObject(reply);
-        entry_free(batch->pdata[done]);
+        if (keep) {
+            g_ptr_array_add(kept, e);
+            continue;
+        }
+        done_bytes += e->size;
+        entry_free(e);
     }
+    guint n_kept = kept->len;
     g_mutex_lock(&r->lock);
-    for (guint i = batch->len; i > done; i--)
-        g_queue_push_head(&r->fifo, batch->pdata[i - 1]);
+    requeue(r, kept, batch, done);
     r->inflight = 0;
-    r->written += done - refused;
+    r->queued_bytes -= done_bytes;
+    r->written += done - refused - n_kept;
     r->dropped += refused;
     g_cond_broadcast(&r->cond);
     g_mutex_unlock(&r->lock);
+    g_ptr_array_set_size(kept, 0);
     if (why) {
         r->host->log(r->ctx, HPF_LOG_WARNING,
                      "connection to %s:%" PRIu64 " lost: %s (%u entries to send again); "
                      "reconnecting",
-                     r->server, r->port, why, batch->len - done);
+                     r->server, r->port, why, batch->len - done + n_kept);
         disconnect(r);
     }
+    return n_kept;
+}
+
+/* After an OOM reply: waits, doubling from reconnect_min to reconnect_max; true: quit. */
+static bool oom_backoff(struct redis_sink *r, guint kept, int64_t *delay)
+{
+    int64_t min = (int64_t)r->reconnect_min * G_USEC_PER_SEC;
+    int64_t max = (int64_t)r->reconnect_max * G_USEC_PER_SEC;
+    *delay = *delay ? MIN(*delay * 2, max) : min;
+    int64_t now = g_get_monotonic_time();
+    if (!r->last_oom_us || now - r->last_oom_us >= COMPLAIN_EVERY_US) {
+        r->last_oom_us = now;
+        r->host->log(r->ctx, HPF_LOG_WARNING,
+                     "redis %s:%" PRIu64 " out of memory (OOM): %u entries kept, retrying in "
+                     "%.1f s",
+                     r->server, r->port, kept, (double)*delay / G_USEC_PER_SEC);
+    }
+    return sleep_or_quit(r, *delay);
 }
 
 static void *writer_main(void *arg)
 {
     struct redis_sink *r = arg;
-    GPtrArray *batch = g_ptr_array_new();
+    GPtrArray *batch = g_ptr_array_new(), *kept = g_ptr_array_new();
+    int64_t oom_delay = 0;
     for (;;) {
         g_mutex_lock(&r->lock);
         while (!r->quit && !r->fifo.length)
@@ -372,10 +428,15 @@ static void *writer_main(void *arg)
             g_ptr_array_add(batch, g_queue_pop_head(&r->fifo));
         r->inflight = batch->len;
         g_mutex_unlock(&r->lock);
-        write_batch(r, batch);
+        guint n_kept = write_batch(r, batch, kept);
         g_ptr_array_set_size(batch, 0);
+        if (!n_kept)
+            oom_delay = 0;
+        else if (oom_backoff(r, n_kept, &oom_delay))
+            break;
     }
     g_ptr_array_free(batch, TRUE);
+    g_ptr_array_free(kept, TRUE);
     return NULL;
 }
 
@@ -426,15 +487,21 @@ static struct entry *make_entry(struct redis_sink *r, const struct hpf_message *
     sinkfmt_append(body, r->format, msg);
     e->body_len = body->len;
     e->fields[4] = g_string_free(body, FALSE);
+    e->size = r->key_buf->len + e->body_len;
+    for (int i = 0; i < 4; i++)
+        e->size += strlen(e->fields[i]);
     return e;
 }
 
 static int redis_message(void *instance, const struct hpf_message *msg)
 {
     struct redis_sink *r = instance;
+    /* Formatted first: the byte bound needs its size. */
+    struct entry *e = make_entry(r, msg);
     g_mutex_lock(&r->lock);
-    bool full = r->fifo.length + r->inflight >= r->max_queued, report = false;
-    uint64_t held = 0, total = 0;
+    guint count = r->fifo.length + r->inflight;
+    uint64_t bytes = r->queued_bytes, held = 0, total = 0;
+    bool full = count >= r->max_queued || bytes + e->size > r->max_queued_bytes, report = false;
     if (full) {
         total = ++r->dropped;
         int64_t now = g_get_monotonic_time();
@@ -444,23 +511,24 @@ static int redis_message(void *instance, const struct hpf_message *msg)
             r->last_complaint_us = now;
             report = true;
         }
+    } else {
+        g_queue_push_tail(&r->fifo, e);
+        r->queued_bytes += e->size;
+        g_cond_broadcast(&r->cond);
     }
     bool connected = r->connected;
     g_mutex_unlock(&r->lock);
-    if (full) {
-        if (report)
-            r->host->log(r->ctx, HPF_LOG_WARNING,
-                         "queue full (%" PRIu64 " entries, redis %s): dropping; %" PRIu64
-                         " dropped since the last report, %" PRIu64 " in all",
-                         r->max_queued, connected ? "slow" : "away", held, total);
-        return HPF_ERR_UNAVAILABLE;
-    }
-    struct entry *e = make_entry(r, msg);
-    g_mutex_lock(&r->lock);
-    g_queue_push_tail(&r->fifo, e);
-    g_cond_broadcast(&r->cond);
-    g_mutex_unlock(&r->lock);
-    return HPF_OK;
+    if (!full)
+        return HPF_OK;
+    if (report)
+        r->host->log(r->ctx, HPF_LOG_WARNING,
+                     "queue full (%u entries, %" PRIu64 " bytes; max_queued %" PRIu64
+                     ", max_queued_bytes %" PRIu64 "; redis %s): dropping; %" PRIu64
+                     " dropped since the last report, %" PRIu64 " in all",
+                     count, bytes, r->max_queued, r->max_queued_bytes, connected ? "slow" : "away",
+                     held, total);
+    entry_free(e);
+    return HPF_ERR_UNAVAILABLE;
 }
 
 /* Shutdown: while connected, wait up to flush_timeout for the FIFO to drain. */

@@ -304,6 +304,83 @@ static char *render(enum sinkfmt_kind kind, const char *channel, const char *pay
     return g_string_free(out, FALSE);
 }
 
+/* True when s holds no C0, DEL, C1 (as UTF-8) nor U+2028/U+2029. */
+static bool free_of_controls(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f || (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) ||
+            (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9)))
+            return false;
+    return true;
+}
+
+/* A publisher must not forge a line or an event with CR, VT, FF, ESC, DEL, NEL, LS, PS. */
+static void test_controls_escaped(void)
+{
+    const char *evil = "a\rb\vc\fd\x1b"
+                       "e\x7f"
+                       "f\xc2\x85g\xe2\x80\xa8h\xe2\x80\xa9i\tj\nk";
+    const char *want = "a\\rb\\u000Bc\\u000Cd\\u001Be\\u007Ff\\u0085g\\u2028h\\u2029i\\tj\\nk";
+    char *s = render(SINKFMT_SPLUNK, "my.own", evil);
+    CU_ASSERT(free_of_controls(s));
+    char *field = g_strdup_printf("raw=\"%s\"", want);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, field));
+    g_free(field);
+    g_free(s);
+
+    s = render(SINKFMT_CEF, "my.own", evil);
+    CU_ASSERT(free_of_controls(s));
+    field = g_strdup_printf(" raw=%s", want);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, field));
+    g_free(field);
+    g_free(s);
+}
+
+static unsigned criticals;
+
+static void count_critical(const gchar *domain, GLogLevelFlags level, const gchar *text,
+                           gpointer data)
+{
+    criticals++;
+}
+
+/* An empty payload: a parse_error, and no json-glib assertion on the way. */
+static void test_empty_payload(void)
+{
+    criticals = 0;
+    guint id =
+        g_log_set_handler("Json", G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING, count_critical, NULL);
+    JsonObject *o = normalized("cowrie.sessions", "");
+    CU_ASSERT_STRING_EQUAL(str_of(o, "parse_error"), "payload is empty");
+    CU_ASSERT_STRING_EQUAL(str_of(o, "raw"), "");
+    if (o)
+        json_object_unref(o);
+    char *s = render(SINKFMT_SPLUNK, "cowrie.sessions", "");
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "parse_error=\"payload is empty\""));
+    g_free(s);
+    g_log_remove_handler("Json", id);
+    CU_ASSERT_EQUAL(criticals, 0);
+}
+
+/* A \u0000 would cut a value short: refused, and `raw` keeps the whole text. */
+static void test_nul_in_string(void)
+{
+    const char *p = "{\"peerIP\": \"203.0.113.7\", \"session\": \"ab\\u0000cd\"}";
+    JsonObject *o = normalized("cowrie.sessions", p);
+    CU_ASSERT_STRING_EQUAL(str_of(o, "raw"), p);
+    CU_ASSERT(strstr(str_of(o, "parse_error"), "NUL") != NULL);
+    CU_ASSERT_FALSE(o && json_object_has_member(o, "session"));
+    if (o)
+        json_object_unref(o);
+
+    /* An escaped backslash before "u0000" is no NUL. */
+    o = normalized("cowrie.sessions", "{\"session\": \"ab\\\\u0000cd\"}");
+    CU_ASSERT_STRING_EQUAL(str_of(o, "session"), "ab\\u0000cd");
+    CU_ASSERT_FALSE(o && json_object_has_member(o, "parse_error"));
+    if (o)
+        json_object_unref(o);
+}
+
 static void test_raw_cef_splunk(void)
 {
     char *s = render(SINKFMT_RAW, "x", "as \"is\"\n");
@@ -359,6 +436,9 @@ int main(void)
         {"wordpot, shockpot, elastichoney", test_http_pots},
         {"unparsable payloads keep raw and parse_error", test_unparsable},
         {"raw, cef and splunk renderings", test_raw_cef_splunk},
+        {"cef and splunk escape every control character", test_controls_escaped},
+        {"an empty payload: parse_error, no json-glib assertion", test_empty_payload},
+        {"a NUL in a JSON string: refused, raw kept whole", test_nul_in_string},
         {"JSON escapes", test_json_escapes},
         {NULL, NULL},
     };

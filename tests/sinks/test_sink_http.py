@@ -21,6 +21,13 @@ A broker with six [sink:NAME] sections:
   down   the server answers 503 until told otherwise, max_queued = 5: M
          messages give 5 held and M - 5 dropped and counted; once the
          server answers 200 the 5 arrive, in order
+  bytes  as down, with max_queued_bytes = 5000: 10 messages of 1000 bytes
+         give 4 held (records of about 1100 bytes) and 6 dropped, counted
+         and logged; once the server answers 200 the 4 arrive, in order
+  esx    api = elasticsearch-bulk, index = {channel} on channel
+         "_E s,x#y*z": the index is "e_s_x_y_z"; the server answers 200
+         with "errors": true and one item of two failed: logged with the
+         count, the reason and the running total
 plus config errors caught by `hpfriendsd -t`.
 """
 
@@ -41,7 +48,11 @@ from sinktest import expect  # noqa: E402
 PUB, PUB_SECRET = "pub", "pub-secret"
 SYNC = "sync"
 N, M, MAX_QUEUED = 250, 12, 5
-CHANNELS = ["h.a", "h.r", "h.bad", "h.down", "cowrie.sessions"]
+ESX = "_E s,x#y*z"
+CHANNELS = ["h.a", "h.r", "h.bad", "h.down", "h.bytes", ESX, "cowrie.sessions"]
+ESX_REPLY = (b'{"took":3,"errors":true,"items":[{"index":{"_index":"e_s_x_y_z","status":201}},'
+             b'{"index":{"_index":"e_s_x_y_z","status":400,"error":{"type":'
+             b'"mapper_parsing_exception","reason":"failed to parse field"}}}]}')
 KEYS = {PUB: (PUB_SECRET, CHANNELS + [SYNC], [SYNC])}
 
 SINKS = """\
@@ -63,6 +74,16 @@ format = raw
 index = HPF-{{channel}}-{{date}}
 flush_interval = 0.2
 channels = h.a
+
+[sink:esx]
+plugin = http
+url = http://127.0.0.1:{port}/esx/_bulk
+api = elasticsearch-bulk
+format = raw
+index = {{channel}}
+batch_size = 2
+flush_interval = 5
+channels = {esx}
 
 [sink:hec]
 plugin = http
@@ -99,6 +120,17 @@ retry_min = 0.2
 retry_max = 0.2
 max_queued = {max_queued}
 channels = h.down
+
+[sink:bytes]
+plugin = http
+url = http://127.0.0.1:{port}/bytes
+format = raw
+batch_size = 1
+flush_interval = 0.05
+retry_min = 0.2
+retry_max = 0.2
+max_queued_bytes = 5000
+channels = h.bytes
 """
 
 
@@ -136,6 +168,8 @@ def make_handler(rec):
                 rec.requests.append((self.path, dict(self.headers), body, time.monotonic(),
                                      status))
             reply = b'{"errors":false,"items":[]}' if self.path == "/_bulk" else b"{}"
+            if self.path == "/esx/_bulk":
+                reply = ESX_REPLY
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(reply)))
@@ -212,6 +246,25 @@ class HttpSinkTest:
                      [d.get("payload") for d in docs] == sent and
                      all(d.get("ident") == PUB for d in docs), repr(docs[:1]))
 
+    def test_bulk_errors(self):
+        self.publish(ESX, [b"x1", b"x2"])
+        expect(st.wait_for(lambda: self.rec.got("/esx/_bulk")),
+               "nothing posted to /esx/_bulk: " + self.broker.log_tail(5))
+        lines = lines_of(self.rec.got("/esx/_bulk"))
+        actions = [json.loads(x) for x in lines[0::2]]
+        self.c.check("http elasticsearch-bulk: a channel with characters Elasticsearch "
+                     "refuses gives a valid index name (e_s_x_y_z)",
+                     len(actions) == 2 and
+                     all(a["index"]["_index"] == "e_s_x_y_z" for a in actions), repr(actions))
+        expect(st.wait_for(lambda: "bulk reply says errors" in self.broker_log()),
+               "no bulk item error logged: " + self.broker.log_tail(5))
+        self.c.check("http elasticsearch-bulk: a 200 reply with errors: true is detected; the "
+                     "failed item is logged with its reason and the running total",
+                     "sink:esx: http://127.0.0.1:%d/esx/_bulk: the bulk reply says errors: 1 of 2 "
+                     "records failed (first: status 400, failed to parse field): dropped (1 "
+                     "records refused in all)" % self.port in self.broker_log(),
+                     self.broker.log_tail(5))
+
     def test_hec(self):
         self.publish("cowrie.sessions", [json.dumps({"peerIP": "203.0.113.9", "peerPort": 5,
                                                      "hostIP": "192.0.2.9", "hostPort": 22,
@@ -251,6 +304,9 @@ class HttpSinkTest:
         self.publish("h.bad", [b"b3"])
         st.wait_for(lambda: self.rec.got("/bad", 200), timeout=30)
         reqs = self.rec.got("/bad")
+        self.c.check("http: the refusal log line carries the running total",
+                     "HTTP 400 {}: dropped (2 records refused in all)" in self.broker_log(),
+                     self.broker.log_tail(5))
         self.c.check("http: a 400 drops the batch (logged) and it is never sent again",
                      [(r[4], [json.loads(x)["payload"] for x in r[2].decode().splitlines()])
                       for r in reqs] == [(400, ["b1", "b2"]), (200, ["b3"])],
@@ -269,14 +325,37 @@ class HttpSinkTest:
                      delivered == MAX_QUEUED and errors == M - MAX_QUEUED,
                      "delivered %r errors %r" % (delivered, errors))
         self.c.check("http server failing: the drop is logged",
-                     "sink:down: spool full (5 records, server failing): dropping"
-                     in self.broker_log(), self.broker.log_tail(5))
+                     re.search(r"sink:down: spool full \(5 records, \d+ bytes; max_queued 5, "
+                               r"max_queued_bytes 67108864; server failing\): dropping",
+                               self.broker_log()) is not None, self.broker.log_tail(5))
         with self.rec.lock:
             self.rec.fixed["/down"] = 200
         st.wait_for(lambda: len(self.rec.got("/down", 200)) >= MAX_QUEUED, timeout=30)
         ok = [json.loads(r[2])["payload"] for r in self.rec.got("/down", 200)]
         self.c.check("http server back: the %d held records arrive, in order" % MAX_QUEUED,
                      ok == [d.decode() for d in down[:MAX_QUEUED]], repr(ok))
+
+    def test_bytes(self):
+        with self.rec.lock:
+            self.rec.fixed["/bytes"] = 503
+        big = [(b"%02d" % i) * 500 for i in range(10)]
+        self.publish("h.bytes", big)
+        expect(st.wait_for(lambda: sum(self.sink_counts("bytes")) >= 10),
+               "the sink did not take the messages: %r" % (self.sink_counts("bytes"),))
+        delivered, errors = self.sink_counts("bytes")
+        self.c.check("http max_queued_bytes = 5000, server failing: 4 records of 1000-byte "
+                     "payloads held, 6 dropped and counted", delivered == 4 and errors == 6,
+                     "delivered %r errors %r" % (delivered, errors))
+        self.c.check("http max_queued_bytes: the drop is logged with the bytes held",
+                     re.search(r"sink:bytes: spool full \(4 records, 4\d\d\d bytes; max_queued "
+                               r"100000, max_queued_bytes 5000; server failing\): dropping",
+                               self.broker_log()) is not None, self.broker.log_tail(5))
+        with self.rec.lock:
+            self.rec.fixed["/bytes"] = 200
+        st.wait_for(lambda: len(self.rec.got("/bytes", 200)) >= 4, timeout=30)
+        ok = [json.loads(r[2])["payload"] for r in self.rec.got("/bytes", 200)]
+        self.c.check("http server back: the 4 records max_queued_bytes held arrive, in order",
+                     ok == [b.decode() for b in big[:4]], repr([o[:12] for o in ok]))
 
     def test_shutdown(self):
         rc = self.broker.stop(signal.SIGTERM)
@@ -286,16 +365,18 @@ class HttpSinkTest:
         self.thread.start()
         try:
             st.make_auth_db(self.tmp.join("auth.db"), KEYS)
-            sinks = SINKS.format(port=self.port, max_queued=MAX_QUEUED)
+            sinks = SINKS.format(port=self.port, max_queued=MAX_QUEUED, esx=ESX)
             self.broker = st.Broker(self.tmp, sinks, broker_extra="exporter = 127.0.0.1:0")
             self.broker.start()
             self.pub = self.broker.client(PUB, PUB_SECRET)
             self.pub.subscribe(SYNC)
             self.c.run("http: ndjson and bulk", self.test_ndjson_and_bulk)
+            self.c.run("http: bulk errors", self.test_bulk_errors)
             self.c.run("http: hec", self.test_hec)
             self.c.run("http: retry", self.test_retry)
             self.c.run("http: refused", self.test_refused)
             self.c.run("http: down", self.test_down)
+            self.c.run("http: max_queued_bytes", self.test_bytes)
             self.c.run("http: shutdown", self.test_shutdown)
         finally:
             if self.pub:

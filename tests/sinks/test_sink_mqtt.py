@@ -14,10 +14,19 @@ A broker with three [sink:NAME] sections then gets messages:
          are dropped, counted (the broker's errors metric) and logged;
          mosquitto is started again: the sink reconnects by itself and the 5
          arrive, in order, then new messages flow again (on mq too)
+  bytes  qos = 1, max_queued_bytes = 5000: while mosquitto is stopped, 10
+         messages of 1000 bytes: 4 wait (4044 bytes with their topics), 6
+         are dropped, counted and logged; the 4 arrive after the restart
+  poison qos = 1, max_message_size = 25000, and mosquitto's max_packet_size
+         is 10000 (sent to MQTT v5 clients in CONNACK): a 30000-byte
+         message is dropped at the queue, a 20000-byte one is refused by
+         libmosquitto (never sent, so no disconnect and no resend loop);
+         both are logged and the small messages after them arrive
   norm   format = normalized, qos 0: a cowrie.sessions payload arrives as a
          normalized record (src_ip, credentials, ...); a payload that is not
          JSON keeps `raw` and a `parse_error`
-  wild   a channel holding '+' and '#': published with them replaced by '_'
+  wild   protocol = 3.1.1; a channel holding '+' and '#': published with
+         them replaced by '_'
   tls    tls = true with the test's CA as cafile, to mosquitto's TLS listener
          (a certificate for IP 127.0.0.1 from a CA the test makes): arrives
   untrusted  tls = true against the system's CAs: never connects, the
@@ -48,13 +57,17 @@ SYNC = "sync"
 CHAN = "mq.a"
 AWAY = "mq.b"
 WILD = "mq.w+x#"
+BYTES = "mq.c"
+POISON = "mq.p"
+MAX_QUEUED_BYTES = 5000
+BIG = 1000
 N = 300
-TOPICS = ["hpfeeds/#", "away/#", "norm/#", "wild/#", "tls/#", "untrusted/#", "badpw/#"]
+TOPICS = ["hpfeeds/#", "away/#", "norm/#", "wild/#", "tls/#", "untrusted/#", "badpw/#", "bytes/#", "poison/#"]
 M = 12
 MAX_QUEUED = 5
 USERS = {"hpf": "hpf-pw", "sub": "sub-pw"}
 AUTH = "username = hpf\npassword = hpf-pw\n"
-KEYS = {PUB: (PUB_SECRET, [CHAN, AWAY, WILD, "mq.t", "cowrie.sessions", SYNC], [SYNC])}
+KEYS = {PUB: (PUB_SECRET, [CHAN, AWAY, WILD, BYTES, POISON, "mq.t", "cowrie.sessions", SYNC], [SYNC])}
 
 SINKS = """\
 [sink:mq]
@@ -78,6 +91,24 @@ reconnect_min = 1
 reconnect_max = 1
 channels = {away}
 
+[sink:bytes]
+plugin = mqtt
+{auth}port = {port}
+topic = bytes/{{channel}}
+qos = 1
+max_queued_bytes = {max_queued_bytes}
+reconnect_min = 1
+reconnect_max = 1
+channels = {bytes}
+
+[sink:poison]
+plugin = mqtt
+{auth}port = {port}
+topic = poison/{{channel}}
+qos = 1
+max_message_size = 25000
+channels = {poison}
+
 [sink:norm]
 plugin = mqtt
 {auth}port = {port}
@@ -89,6 +120,7 @@ channels = cowrie.sessions
 plugin = mqtt
 {auth}port = {port}
 topic = wild/{{channel}}
+protocol = 3.1.1
 channels = {wild}
 
 [sink:tls]
@@ -116,6 +148,7 @@ channels = mq.t
 """
 
 TLS_LISTENER = """\
+max_packet_size 10000
 listener {tls_port} 127.0.0.1
 cafile {tmp}/ca.pem
 certfile {tmp}/server.pem
@@ -224,12 +257,18 @@ class MqttSinkTest:
                      errors == M - MAX_QUEUED and delivered == MAX_QUEUED,
                      "delivered %r errors %r" % (delivered, errors))
         self.c.check("mqtt broker away: the drop is logged ('queue full ... dropping')",
-                     re.search(r"sink:away: queue full \(5 messages, broker away\): dropping",
+                     re.search(r"sink:away: queue full \(5 messages, \d+ bytes; max_queued 5, "
+                               r"max_queued_bytes 67108864; broker away\): dropping",
                                self.broker_log()) is not None, self.broker.log_tail(5))
+        big = self.fill_bytes_sink()
         self.mosq.start()
         self.sub = mqtt_min.Subscriber(self.port, "hpf-test-sub", clean=False,
                                        username="sub", password=USERS["sub"]).connect(
             TOPICS)
+        got = self.wait_sub("bytes/", 4)
+        self.c.check("mqtt broker back: the 4 messages max_queued_bytes held arrive, in order, "
+                     "and no others", [m[1] for m in got] == big[:4],
+                     "got %d: %r" % (len(got), [m[1][:12] for m in got]))
         # A new subscriber object: its list holds only what came after the restart.
         got = self.wait_sub("away/", MAX_QUEUED)
         self.c.check("mqtt broker back: the sink reconnects by itself and the %d queued "
@@ -253,6 +292,44 @@ class MqttSinkTest:
         self.c.check("mqtt broker back: the other sink (qos 1) reconnected too: %d messages "
                      "in order" % len(after), [m[1] for m in got] == after,
                      "got %d" % len(got))
+
+    def fill_bytes_sink(self):
+        """10 messages of BIG bytes to the bytes sink while mosquitto is away."""
+        expect(st.wait_for(lambda: "sink:bytes: disconnected from" in self.broker_log()),
+               "sink:bytes did not notice mosquitto stopping: " + self.broker.log_tail(5))
+        big = [(b"%02d" % i) * (BIG // 2) for i in range(10)]
+        self.publish_n(BYTES, big)
+        expect(st.wait_for(lambda: sum(self.sink_counts("bytes")) >= 10),
+               "the sink did not take the 10 messages: %r" % (self.sink_counts("bytes"),))
+        delivered, errors = self.sink_counts("bytes")
+        # Each held message: BIG payload bytes + "bytes/mq.c" (10): 4 fit in 5000, not 5.
+        self.c.check("mqtt max_queued_bytes = %d, broker away: 4 messages of %d bytes held, 6 "
+                     "dropped and counted" % (MAX_QUEUED_BYTES, BIG),
+                     delivered == 4 and errors == 6, "delivered %r errors %r" % (delivered, errors))
+        self.c.check("mqtt max_queued_bytes: the drop is logged with the bytes held",
+                     re.search(r"sink:bytes: queue full \(4 messages, 4040 bytes; max_queued "
+                               r"100000, max_queued_bytes 5000; broker away\): dropping",
+                               self.broker_log()) is not None, self.broker.log_tail(5))
+        return big
+
+    def test_poison(self):
+        small = [b"s1", b"s2", b"s3"]
+        self.publish_n(POISON, [b"a" * 30000, b"b" * 20000] + small)
+        got = self.wait_sub("poison/", 3)
+        self.c.check("mqtt: messages over max_message_size or the server's max_packet_size "
+                     "are dropped; the small ones after them arrive, in order",
+                     [m[1] for m in got] == small, repr([m[1][:8] for m in got]))
+        log = self.broker_log()
+        self.c.check("mqtt: the message over max_message_size is dropped, counted and logged",
+                     re.search(r"sink:poison: message of 30000 bytes on poison/mq\.p is larger "
+                               r"than max_message_size \(25000\): dropped", log) is not None and
+                     self.sink_counts("poison")[1] == 1,
+                     "%r %s" % (self.sink_counts("poison"), self.broker.log_tail(5)))
+        self.c.check("mqtt: the message over the server's Maximum Packet Size is refused by "
+                     "the client and logged; no disconnect",
+                     re.search(r"sink:poison: publish on poison/mq\.p failed: .*: dropped", log)
+                     is not None and "sink:poison: disconnected" not in log,
+                     self.broker.log_tail(5))
 
     def test_normalized(self):
         self.pub.publish("cowrie.sessions", json.dumps(COWRIE).encode())
@@ -330,16 +407,18 @@ class MqttSinkTest:
                 TOPICS)
             st.make_auth_db(self.tmp.join("auth.db"), KEYS)
             sinks = SINKS.format(port=self.port, max_queued=MAX_QUEUED, chan=CHAN, away=AWAY,
+                                 bytes=BYTES, max_queued_bytes=MAX_QUEUED_BYTES, poison=POISON,
                                  wild=WILD, tls_port=self.tls_port, auth=AUTH)
             self.broker = st.Broker(self.tmp, sinks, broker_extra="exporter = 127.0.0.1:0")
             self.broker.start()
             expect(st.wait_for(lambda: self.broker_log().count("connected to 127.0.0.1:%d"
-                                                               % self.port) >= 4 and
+                                                               % self.port) >= 6 and
                                "sink:tls: connected to" in self.broker_log()),
                    "the sinks did not connect: " + self.broker.log_tail(5))
             self.pub = self.broker.client(PUB, PUB_SECRET)
             self.pub.subscribe(SYNC)
             self.c.run("mqtt: in order", self.test_in_order)
+            self.c.run("mqtt: poison", self.test_poison)
             self.c.run("mqtt: normalized", self.test_normalized)
             self.c.run("mqtt: wildcards", self.test_wildcards)
             self.c.run("mqtt: tls and passwords", self.test_tls_auth)
@@ -365,6 +444,9 @@ CONFIG_ERRORS = [
     ("cafile without tls", "cafile = /etc/ssl/certs/ca-certificates.crt", "tls"),
     ("reconnect_max < reconnect_min", "reconnect_min = 10\nreconnect_max = 2", "reconnect_max"),
     ("max_queued 0", "max_queued = 0", "max_queued"),
+    ("protocol", "protocol = 4", "protocol"),
+    ("max_message_size over MQTT's limit", "max_message_size = 300M", "max_message_size"),
+    ("max_queued_bytes below 1K", "max_queued_bytes = 100", "max_queued_bytes"),
     ("unknown key", "colour = blue", "colour"),
 ]
 

@@ -19,6 +19,12 @@ client of our own (tests/sinks/redis_min.py).  A broker with four
          redis-server is started again (empty: no persistence): the sink
          reconnects by itself, XLEN is exactly 5 with the first 5, and new
          messages follow
+  bytes  max_queued_bytes = 5000, while redis-server is stopped: 10 messages
+         of 1000 bytes: 4 wait (with key and fields about 1060 bytes each),
+         6 are dropped, counted and logged; the 4 arrive after the restart
+  oom    redis-server's maxmemory set to 1 byte: XADD answers -OOM; the
+         entries are kept (logged, not dropped) and, once maxmemory is
+         lifted, arrive in order
 plus config errors caught by `hpfriendsd -t`.
 
 redis-server missing is a failure, not a skip (Debian package redis-server).
@@ -38,9 +44,9 @@ from sinktest import expect  # noqa: E402
 
 PUB, PUB_SECRET = "pub", "pub-secret"
 SYNC = "sync"
-CHAN, TRIM, AWAY = "rd.a", "rd.t", "rd.b"
+CHAN, TRIM, AWAY, BYTES, OOM = "rd.a", "rd.t", "rd.b", "rd.c", "rd.o"
 N, M, MAX_QUEUED, TRIM_N = 500, 12, 5, 1000
-KEYS = {PUB: (PUB_SECRET, [CHAN, TRIM, AWAY, "cowrie.sessions", SYNC], [SYNC])}
+KEYS = {PUB: (PUB_SECRET, [CHAN, TRIM, AWAY, BYTES, OOM, "cowrie.sessions", SYNC], [SYNC])}
 
 SINKS = """\
 [sink:rs]
@@ -72,6 +78,23 @@ max_queued = {max_queued}
 reconnect_min = 1
 reconnect_max = 1
 channels = {away}
+
+[sink:bytes]
+plugin = redis
+port = {port}
+stream = bytes:{{owner}}
+max_queued_bytes = 5000
+reconnect_min = 1
+reconnect_max = 1
+channels = {bytes}
+
+[sink:oom]
+plugin = redis
+port = {port}
+stream = oom:{{owner}}
+reconnect_min = 1
+reconnect_max = 1
+channels = {oom}
 """
 
 
@@ -180,9 +203,16 @@ class RedisSinkTest:
                      delivered == MAX_QUEUED and errors == M - MAX_QUEUED,
                      "delivered %r errors %r" % (delivered, errors))
         self.c.check("redis away: the drop is logged",
-                     re.search(r"sink:away: queue full \(5 entries, redis \w+\): dropping",
+                     re.search(r"sink:away: queue full \(5 entries, \d+ bytes; max_queued 5, "
+                               r"max_queued_bytes 67108864; redis \w+\): dropping",
                                self.broker_log()) is not None, self.broker.log_tail(5))
+        big = self.fill_bytes_sink()
         self.srv.start()
+        bkey = "bytes:%s-owner" % PUB
+        st.wait_for(lambda: self.xlen(bkey) >= 4, timeout=30)
+        got = [e[1].get(b"payload") for e in self.xrange(bkey)]
+        self.c.check("redis back: the 4 entries max_queued_bytes held arrive, in order, and no "
+                     "others", got == big[:4], "got %d: %r" % (len(got), [g[:12] for g in got]))
         key = "away:%s-owner" % PUB
         st.wait_for(lambda: self.xlen(key) >= MAX_QUEUED, timeout=30)
         entries = self.xrange(key)
@@ -200,6 +230,49 @@ class RedisSinkTest:
         self.c.check("redis back: new entries follow, no duplicates",
                      got == down[:MAX_QUEUED] + [b"after 1", b"after 2"], repr(got))
 
+    def config_set(self, key, value):
+        c = self.cli()
+        try:
+            return c.command("CONFIG", "SET", key, value)
+        finally:
+            c.close()
+
+    def test_oom(self):
+        key = "oom:%s-owner" % PUB
+        self.config_set("maxmemory", "1")
+        sent = [b"o1", b"o2", b"o3"]
+        try:
+            self.publish(OOM, sent)
+            expect(st.wait_for(lambda: "sink:oom: redis 127.0.0.1:%d out of memory (OOM)"
+                               % self.port in self.broker_log()),
+                   "no OOM logged: " + self.broker.log_tail(5))
+            self.c.check("redis OOM: nothing written while Redis is out of memory",
+                         self.xlen(key) == 0, "XLEN %r" % self.xlen(key))
+        finally:
+            self.config_set("maxmemory", "0")
+        st.wait_for(lambda: self.xlen(key) >= len(sent), timeout=30)
+        got = [e[1].get(b"payload") for e in self.xrange(key)]
+        self.c.check("redis OOM is temporary: once memory is back the kept entries arrive, "
+                     "in order, none dropped", got == sent and self.sink_counts("oom")[1] == 0
+                     and "sink:oom: XADD" not in self.broker_log(),
+                     "%r %r %s" % (got, self.sink_counts("oom"), self.broker.log_tail(5)))
+
+    def fill_bytes_sink(self):
+        """10 messages of 1000 bytes to the bytes sink while redis-server is away."""
+        big = [(b"%02d" % i) * 500 for i in range(10)]
+        self.publish(BYTES, big)
+        expect(st.wait_for(lambda: sum(self.sink_counts("bytes")) >= 10),
+               "the sink did not take the 10 messages: %r" % (self.sink_counts("bytes"),))
+        delivered, errors = self.sink_counts("bytes")
+        self.c.check("redis max_queued_bytes = 5000, redis away: 4 entries of 1000 bytes held, "
+                     "6 dropped and counted", delivered == 4 and errors == 6,
+                     "delivered %r errors %r" % (delivered, errors))
+        self.c.check("redis max_queued_bytes: the drop is logged with the bytes held",
+                     re.search(r"sink:bytes: queue full \(4 entries, 4\d\d\d bytes; max_queued "
+                               r"100000, max_queued_bytes 5000; redis \w+\): dropping",
+                               self.broker_log()) is not None, self.broker.log_tail(5))
+        return big
+
     def test_shutdown(self):
         rc = self.broker.stop(signal.SIGTERM)
         self.c.check("redis: SIGTERM exits 0", rc == 0, "status %r" % rc)
@@ -212,7 +285,7 @@ class RedisSinkTest:
             self.srv.start()
             st.make_auth_db(self.tmp.join("auth.db"), KEYS)
             sinks = SINKS.format(port=self.port, chan=CHAN, trim=TRIM, away=AWAY,
-                                 max_queued=MAX_QUEUED)
+                                 max_queued=MAX_QUEUED, bytes=BYTES, oom=OOM)
             self.broker = st.Broker(self.tmp, sinks, broker_extra="exporter = 127.0.0.1:0")
             self.broker.start()
             self.pub = self.broker.client(PUB, PUB_SECRET)
@@ -220,6 +293,7 @@ class RedisSinkTest:
             self.c.run("redis: exact", self.test_exact)
             self.c.run("redis: one stream", self.test_one_stream)
             self.c.run("redis: trim", self.test_trim)
+            self.c.run("redis: oom", self.test_oom)
             self.c.run("redis: restart", self.test_restart)
             self.c.run("redis: shutdown", self.test_shutdown)
         finally:
@@ -236,6 +310,7 @@ CONFIG_ERRORS = [
     ("stream placeholder", "stream = x:{nope}", "stream"),
     ("username without password", "username = u", "username"),
     ("batch 0", "batch = 0", "batch"),
+    ("max_queued_bytes below 1K", "max_queued_bytes = 100", "max_queued_bytes"),
     ("reconnect_max < reconnect_min", "reconnect_min = 10\nreconnect_max = 2", "reconnect_max"),
     ("unknown key (no TLS in this hiredis)", "tls = true", "tls"),
 ]
