@@ -379,6 +379,31 @@ def test_logrotate(r):
             rotated and any(b"first" in l for l in read_lines(os.path.join(logdir, rotated[0])))
             and not any(b"second" in l
                         for l in read_lines(os.path.join(logdir, rotated[0]))))
+
+    # The pid file's directory may belong to the service user, who can put
+    # any number there: root's postrotate must not signal another process.
+    victim = subprocess.Popen(["sleep", "60"])
+    try:
+        with open(pidf + ".planted", "w") as f:
+            f.write("%d\n" % victim.pid)
+        os.replace(pidf + ".planted", pidf)
+        peer.publish("ch", b"third")
+        T.poll(lambda: any(b"third" in l for l in read_lines(log)), 10, 0.05)
+        with open(conf_copy, "w") as f:
+            f.write(text.replace("dateext", "nodateext"))
+        p = subprocess.run([tool, "-f", "-s", os.path.join(d, "state"), conf_copy],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+        r.check("logrotate runs again (a planted pid file)", p.returncode == 0,
+                p.stdout.decode(errors="replace"))
+        try:
+            victim.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            pass
+        r.check("a pid file naming another process: postrotate does not signal it",
+                victim.poll() is None, "the planted process exited: %r" % victim.returncode)
+    finally:
+        victim.kill()
+        victim.wait()
     r.equal("SIGTERM: clean exit", b.stop(), 0)
 
 
