@@ -244,7 +244,8 @@ int main(int argc, char **argv)
 
     /* Without a config file it stands in for hpfeeds-broker, which never forks. */
     if (!opt_foreground && opt_config) {
-        if (daemon(0, 0) != 0) {
+        /* The command waits until the broker serves, or prints why it cannot. */
+        if (!service_daemonize()) {
             g_set_error(&error, CONFIG_ERROR, 0, "cannot daemonize: %s", g_strerror(errno));
             goto out;
         }
@@ -260,6 +261,7 @@ int main(int argc, char **argv)
     char *serving = ready_status(cfg);
     service_notify_ready(b->base, serving);
     g_free(serving);
+    service_daemon_ready();
     rc = broker_run(b);
 
 out:
@@ -270,6 +272,7 @@ out:
         char *why = g_strdup_printf("failed: %s", error->message);
         service_notify_status(why);
         g_free(why);
+        service_daemon_failed(error->message);
         g_error_free(error);
     }
     service_notify_close();

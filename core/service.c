@@ -294,6 +294,95 @@ void service_pidfile_release(struct pidfile *pf)
     g_free(pf);
 }
 
+/* ---- detaching, with the start's outcome reported to the parent ---- */
+
+/* The child's end of the pipe the parent reads; -1 when not detached. */
+static int report_fd = -1;
+
+/* The parent: wait for one report, then exit with it.  'R' is ready; any
+ * other bytes are the error text; nothing at all means the child died. */
+static void G_GNUC_NORETURN wait_for_child(int fd)
+{
+    GString *got = g_string_new(NULL);
+    char buf[512];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 || got->len > 4096)
+            break;
+        g_string_append_len(got, buf, n);
+    }
+    if (got->len == 1 && got->str[0] == 'R')
+        _exit(0);
+    if (got->len > 1 && got->str[0] == 'E')
+        fprintf(stderr, "hpfriendsd: %s\n", got->str + 1);
+    else
+        fprintf(stderr, "hpfriendsd: the detached broker stopped before it was ready "
+                        "(see the system log)\n");
+    _exit(1);
+}
+
+gboolean service_daemonize(void)
+{
+    int p[2];
+    if (pipe(p) != 0)
+        return FALSE;
+    pid_t pid = fork();
+    if (pid < 0) {
+        int saved = errno;
+        close(p[0]);
+        close(p[1]);
+        errno = saved;
+        return FALSE;
+    }
+    if (pid > 0) {
+        close(p[1]);
+        wait_for_child(p[0]);
+    }
+    close(p[0]);
+    fcntl(p[1], F_SETFD, FD_CLOEXEC);
+    report_fd = p[1];
+    /* The rest of daemon(3): a session of its own, /, no terminal streams. */
+    if (setsid() < 0 || chdir("/") != 0)
+        return FALSE;
+    int null = open("/dev/null", O_RDWR);
+    if (null < 0)
+        return FALSE;
+    dup2(null, STDIN_FILENO);
+    dup2(null, STDOUT_FILENO);
+    dup2(null, STDERR_FILENO);
+    if (null > STDERR_FILENO)
+        close(null);
+    return TRUE;
+}
+
+static void report(const char *what, size_t len)
+{
+    if (report_fd < 0)
+        return;
+    while (len > 0) {
+        ssize_t n = write(report_fd, what, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        what += n;
+        len -= (size_t)n;
+    }
+    close(report_fd);
+    report_fd = -1;
+}
+
+void service_daemon_ready(void) { report("R", 1); }
+
+void service_daemon_failed(const char *why)
+{
+    char *text = g_strdup_printf("E%s", why ? why : "start-up failed");
+    report(text, strlen(text));
+    g_free(text);
+}
+
 /* ---- systemd ---- */
 
 static struct event *watchdog_ev;

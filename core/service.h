@@ -57,6 +57,21 @@ struct pidfile *service_pidfile_acquire(const char *path, const struct service_i
 /** Remove the pid file (or, when its directory no longer lets us, empty it) and unlock. */
 void service_pidfile_release(struct pidfile *pf);
 
+/* ---- detaching ---- */
+
+/**
+ * daemon(3), except that the command that started the broker learns how the
+ * start went: the parent stays until the detached child reports, then exits
+ * 0 when it is serving, or prints the child's error to its standard error
+ * and exits 1 (also when the child dies first).  In the child, returns TRUE;
+ * FALSE with errno set when the fork or pipe failed (nothing detached).
+ */
+gboolean service_daemonize(void);
+/** The detached child is serving: the waiting parent exits 0.  No-op when not detached. */
+void service_daemon_ready(void);
+/** The detached child gives up: the waiting parent prints why and exits 1.  No-op when not detached. */
+void service_daemon_failed(const char *why);
+
 /* ---- systemd notifications (no-ops without NOTIFY_SOCKET or libsystemd) ---- */
 
 /** Listening and serving: READY=1 and a STATUS= line; starts the watchdog timer on base. */

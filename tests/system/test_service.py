@@ -289,6 +289,16 @@ def test_pidfile_daemon(r):
     with open("/proc/%d/cmdline" % pid, "rb") as f:
         argv0 = f.read().split(b"\0")[0]
     r.check("the pid file names the running daemon", argv0.endswith(b"hpfriendsd"), argv0)
+    # A second daemon on the same port: the command that starts it waits for
+    # the detached broker and says why it could not start (it used to exit 0
+    # and leave the reason in syslog only).
+    with open(ready) as f:
+        port = next(l.split()[2] for l in f if l.startswith("tcp "))
+    rc, out = run_daemon(["-c", c, "--pid-file", os.path.join(d, "second.pid"),
+                          "--bind", "127.0.0.1:%s" % port])
+    r.check("a detached start that fails: the command exits 1 and says why",
+            rc == 1 and "Address already in use" in out, "status %d: %r" % (rc, out))
+    r.check("... and leaves no pid file", not os.path.exists(os.path.join(d, "second.pid")))
     os.kill(pid, signal.SIGTERM)
     gone = T.poll(lambda: not os.path.exists("/proc/%d" % pid) or
                   open("/proc/%d/stat" % pid).read().split()[2] == "Z", T.STOP_TIMEOUT)
