@@ -29,6 +29,13 @@ STORAGE_MODEL_SOURCES = \
 	plugins/common/model.c
 # - test-only crash points (HPF_CRASH_AT), used by the system tests.
 CRASH_POINT_SOURCES = plugins/common/crash_point.h
+# - JSON channel lists of the SQL stores (sqlite, postgresql, mysql), one
+#   reader for all three, and the check for a spelled NUL that every store
+#   reading JSON written by other tools makes first.
+SQL_CHANNELS_SOURCES = \
+	plugins/common/json_nul.h \
+	plugins/common/sql_channels.h \
+	plugins/common/sql_channels.c
 # - the record formats of the networked sinks (format = raw | normalized |
 #   cef | splunk) and the normalized honeypot event schema; SDK headers,
 #   GLib and json-glib only.

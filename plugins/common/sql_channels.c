@@ -6,6 +6,9 @@
 #include "sql_channels.h"
 
 #include <json-glib/json-glib.h>
+#include <string.h>
+
+#include "json_nul.h"
 
 static gboolean blank(const char *s)
 {
@@ -19,6 +22,9 @@ const char *sql_channels_parse(const char *json, GPtrArray *out)
 {
     if (!json || blank(json))
         return NULL;
+    /* json-glib would cut the name at the NUL: refuse the list (grants nothing). */
+    if (json_text_has_nul(json, -1))
+        return "a channel name holds a NUL (\\u0000)";
     JsonParser *parser = json_parser_new_immutable();
     const char *why = NULL;
     if (!json_parser_load_from_data(parser, json, -1, NULL)) {

@@ -4,6 +4,8 @@
  * file_store.h for the format and the write protocol.
  */
 #include "file_store.h"
+
+#include "../common/json_nul.h"
 #include "../common/crash_point.h"
 
 #include <errno.h>
@@ -377,6 +379,12 @@ static int parse_text(struct fstore *s, const char *text, gsize len, struct fs_s
     *out = NULL;
     if (memchr(text, '\0', len))
         return hpf_set_error(err, err_len, HPF_ERR_INVALID, "%s:1:1: the file contains NUL bytes",
+                             s->path);
+    /* json-glib would cut a string at it: "sensor\u0000.private" read as "sensor". */
+    if (json_text_has_nul(text, (gssize)len))
+        return hpf_set_error(err, err_len, HPF_ERR_INVALID,
+                             "%s: a string spells a NUL (\\u0000), which no name, secret or "
+                             "channel may hold",
                              s->path);
     JsonParser *parser = json_parser_new_immutable();
     GError *error = NULL;

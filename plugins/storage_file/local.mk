@@ -4,6 +4,7 @@ plugins_LTLIBRARIES += plugins/storage_file.la
 plugins_storage_file_la_SOURCES = \
 	$(STORAGE_MODEL_SOURCES) \
 	$(CRASH_POINT_SOURCES) \
+	plugins/common/json_nul.h \
 	plugins/storage_file/file_store.h \
 	plugins/storage_file/jsonfile.c \
 	plugins/storage_file/storage_file.c

@@ -48,13 +48,23 @@ static gboolean each_doc(struct mstore *s, enum ms_coll c, mongoc_client_session
     return ok;
 }
 
+/* A UTF-8 value as a C string, or NULL when it holds a NUL: a BSON string
+ * carries its length, and as a C string it would be cut at the NUL (a
+ * channel "sensor\0.private" read as "sensor": a wider grant). */
+static const char *whole_utf8(const bson_iter_t *it)
+{
+    uint32_t len = 0;
+    const char *v = bson_iter_utf8(it, &len);
+    return v && strlen(v) == len ? v : NULL;
+}
+
 /* A non-empty string field, or NULL. */
 static const char *str_field(const bson_t *doc, const char *key)
 {
     bson_iter_t it;
     if (!bson_iter_init_find(&it, doc, key) || !BSON_ITER_HOLDS_UTF8(&it))
         return NULL;
-    const char *v = bson_iter_utf8(&it, NULL);
+    const char *v = whole_utf8(&it);
     return v && *v ? v : NULL;
 }
 
@@ -99,10 +109,12 @@ static GPtrArray *channel_field(struct mstore *s, const bson_t *doc, const char 
         return out;
     }
     while (bson_iter_next(&sub)) {
-        if (BSON_ITER_HOLDS_UTF8(&sub)) {
-            g_ptr_array_add(out, g_strdup(bson_iter_utf8(&sub, NULL)));
+        if (BSON_ITER_HOLDS_UTF8(&sub) && whole_utf8(&sub)) {
+            g_ptr_array_add(out, g_strdup(whole_utf8(&sub)));
         } else {
-            char *why = g_strdup_printf("authkey '%s': an item of %s is not a string", ident, key);
+            char *why = g_strdup_printf("authkey '%s': an item of %s is not a string "
+                                        "(or holds a NUL)",
+                                        ident, key);
             ms_warn_doc(s, MS_AUTH_KEY, why);
             g_free(why);
         }
@@ -130,8 +142,8 @@ static struct gm_key *parse_key(struct mstore *s, const bson_t *doc)
         g_free(why);
     }
     k->owner = g_strdup(owner ? owner : ident);
-    if (bson_iter_init_find(&it, doc, "secret") && BSON_ITER_HOLDS_UTF8(&it)) {
-        k->secret = g_strdup(bson_iter_utf8(&it, NULL));
+    if (bson_iter_init_find(&it, doc, "secret") && BSON_ITER_HOLDS_UTF8(&it) && whole_utf8(&it)) {
+        k->secret = g_strdup(whole_utf8(&it));
         k->usable = TRUE;
         k->publish = channel_field(s, doc, ident, "publish");
         k->subscribe = channel_field(s, doc, ident, "subscribe");

@@ -58,6 +58,19 @@ gboolean my_retryable(const struct mystore *s)
     return s->last_errno == ER_LOCK_DEADLOCK || s->last_errno == ER_LOCK_WAIT_TIMEOUT;
 }
 
+gboolean my_unmatchable(const struct mystore *s)
+{
+    switch (s->last_errno) {
+    case ER_CANT_AGGREGATE_2COLLATIONS:
+    case ER_CANT_AGGREGATE_3COLLATIONS:
+    case ER_CANT_AGGREGATE_NCOLLATIONS:
+    case ER_TRUNCATED_WRONG_VALUE_FOR_FIELD:
+        return TRUE;
+    default:
+        return FALSE;
+    }
+}
+
 void my_disconnect(struct mystore *s)
 {
     if (s->stmts)

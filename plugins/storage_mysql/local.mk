@@ -5,6 +5,7 @@ if BUILD_MYSQL
 plugins_LTLIBRARIES += plugins/storage_mysql.la
 plugins_storage_mysql_la_SOURCES = \
 	$(STORAGE_MODEL_SOURCES) \
+	$(SQL_CHANNELS_SOURCES) \
 	plugins/storage_mysql/mysql_store.h \
 	plugins/storage_mysql/storage_mysql.c \
 	plugins/storage_mysql/uri.c \

@@ -126,6 +126,9 @@ void my_rollback(struct mystore *s);
 int my_status(const struct mystore *s);
 /* A deadlock or lock wait timeout: the transaction may be tried again. */
 gboolean my_retryable(const struct mystore *s);
+/** The last statement failed because a value cannot exist in the column's character set
+ *  (an ident a latin1 table of hpfeeds3's cannot hold): it matches no row. */
+gboolean my_unmatchable(const struct mystore *s);
 /* A call failed: log (rate-limited) and return its status. */
 int my_trouble(struct mystore *s, const char *what);
 /* A call worked: log recovery once after trouble. */

@@ -16,6 +16,8 @@
 
 #include <json-glib/json-glib.h>
 
+#include "../common/sql_channels.h"
+
 #define KEYS_BY_ID "SELECT identifier, secret, publish, subscribe FROM auth_keys ORDER BY id"
 #define KEYS_BY_IDENT \
     "SELECT identifier, secret, publish, subscribe FROM auth_keys ORDER BY identifier"
@@ -35,34 +37,18 @@ static void warn_key(struct mystore *s, const char *ident, const char *what)
     g_free(why);
 }
 
-/* A JSON array of strings; anything else logged once and read as empty (grants nothing). */
+/* A JSON array of strings; anything else logged once and read as empty
+ * (grants nothing): the one reader the SQL stores share (sql_channels.c). */
 static GPtrArray *parse_channels(struct mystore *s, const char *ident, const char *column,
                                  const char *json)
 {
     GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
-    if (!json || !*json)
-        return out;
-    JsonParser *p = json_parser_new_immutable();
-    JsonNode *root = json_parser_load_from_data(p, json, -1, NULL) ? json_parser_get_root(p) : NULL;
-    if (!root || !JSON_NODE_HOLDS_ARRAY(root)) {
-        char *what = g_strdup_printf("%s is not a JSON list", column);
+    const char *why = sql_channels_parse(json, out);
+    if (why) {
+        char *what = g_strdup_printf("%s: %s", column, why);
         warn_key(s, ident, what);
         g_free(what);
-        g_object_unref(p);
-        return out;
     }
-    JsonArray *a = json_node_get_array(root);
-    for (guint i = 0; i < json_array_get_length(a); i++) {
-        JsonNode *item = json_array_get_element(a, i);
-        if (JSON_NODE_HOLDS_VALUE(item) && json_node_get_value_type(item) == G_TYPE_STRING) {
-            g_ptr_array_add(out, g_strdup(json_node_get_string(item)));
-        } else {
-            char *what = g_strdup_printf("an item of %s is not a string", column);
-            warn_key(s, ident, what);
-            g_free(what);
-        }
-    }
-    g_object_unref(p);
     return out;
 }
 
@@ -303,6 +289,11 @@ int my_authkey_get(void *instance, const char *ident, hpf_authkey_cb cb, void *u
     if (!my_exec(s, s->auth_has_id ? KEY_GET " ORDER BY id" : KEY_GET, p, 2, take_key, &f, NULL)) {
         if (f.key)
             free_key(f.key);
+        /* An ident the column's character set cannot hold matches no row:
+         * "no such key", a failed AUTH like any other, not an outage (which
+         * would not count towards the address's back-off, and would log). */
+        if (my_unmatchable(s))
+            return HPF_ERR_NOTFOUND;
         return my_trouble(s, "authkey lookup");
     }
     my_healthy(s);

@@ -5,8 +5,7 @@ if BUILD_POSTGRESQL
 plugins_LTLIBRARIES += plugins/storage_postgresql.la
 plugins_storage_postgresql_la_SOURCES = \
 	$(STORAGE_MODEL_SOURCES) \
-	plugins/common/sql_channels.h \
-	plugins/common/sql_channels.c \
+	$(SQL_CHANNELS_SOURCES) \
 	plugins/storage_postgresql/pg_store.h \
 	plugins/storage_postgresql/storage_postgresql.c \
 	plugins/storage_postgresql/conn.c \

@@ -4,6 +4,7 @@ plugins_LTLIBRARIES += plugins/storage_sqlite.la
 plugins_storage_sqlite_la_SOURCES = \
 	$(MUTATION_CHECK_SOURCES) \
 	$(CRASH_POINT_SOURCES) \
+	$(SQL_CHANNELS_SOURCES) \
 	plugins/storage_sqlite/sqlite_store.h \
 	plugins/storage_sqlite/storage_sqlite.c \
 	plugins/storage_sqlite/schema.c \

@@ -14,6 +14,8 @@
 
 #include <json-glib/json-glib.h>
 
+#include "../common/sql_channels.h"
+
 #define DEFAULT_BUSY_TIMEOUT_MS 5000
 
 static const char *const config_keys[] = {"path", "busy_timeout", NULL};
@@ -69,14 +71,6 @@ void sq_rollback(struct store *s)
         sq_exec(s, "ROLLBACK");
 }
 
-static gboolean blank(const char *text)
-{
-    for (; *text; text++)
-        if (!g_ascii_isspace(*text))
-            return FALSE;
-    return TRUE;
-}
-
 static void warn_once(struct store *s, const char *ident, const char *column, const char *why)
 {
     const char *key = ident ? ident : "";
@@ -90,34 +84,10 @@ static void warn_once(struct store *s, const char *ident, const char *column, co
 void sq_parse_channels(struct store *s, const char *ident, const char *column, const char *json,
                        GPtrArray *out)
 {
-    if (!json || blank(json))
-        return;
-
-    JsonParser *parser = json_parser_new_immutable();
-    GError *error = NULL;
-    if (!json_parser_load_from_data(parser, json, -1, &error)) {
-        warn_once(s, ident, column, error->message);
-        g_error_free(error);
-        goto out;
-    }
-    JsonNode *root = json_parser_get_root(parser);
-    if (!root || JSON_NODE_HOLDS_NULL(root))
-        goto out;
-    if (!JSON_NODE_HOLDS_ARRAY(root)) {
-        warn_once(s, ident, column, "not a JSON array");
-        goto out;
-    }
-    JsonArray *array = json_node_get_array(root);
-    guint n = json_array_get_length(array);
-    for (guint i = 0; i < n; i++) {
-        JsonNode *item = json_array_get_element(array, i);
-        if (JSON_NODE_HOLDS_VALUE(item) && json_node_get_value_type(item) == G_TYPE_STRING)
-            g_ptr_array_add(out, g_strdup(json_node_get_string(item)));
-        else
-            warn_once(s, ident, column, "an item is not a string");
-    }
-out:
-    g_object_unref(parser);
+    /* The one reader the SQL stores share (sql_channels.c). */
+    const char *why = sql_channels_parse(json, out);
+    if (why)
+        warn_once(s, ident, column, why);
 }
 
 char *sq_format_channels(const char *const *chans, size_t n)

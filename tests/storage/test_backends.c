@@ -697,6 +697,67 @@ static void test_names_checked(void)
     plugin_instance_free(pi);
 }
 
+#ifdef HPF_TEST_MONGODB
+/* MHN's auth_key with a publish item "sensor\0.private" (a BSON string
+ * carries its length, so the NUL is part of it). */
+static void mongo_raw_nul_key(const char *label, const char *ident)
+{
+    bson_error_t e;
+    bson_t *doc = bson_new(), list;
+    BSON_APPEND_UTF8(doc, "identifier", ident);
+    BSON_APPEND_UTF8(doc, "secret", "s");
+    BSON_APPEND_ARRAY_BEGIN(doc, "publish", &list);
+    bson_append_utf8(&list, "0", 1, "sensor\0.private", 15);
+    bson_append_utf8(&list, "1", 1, "ok", 2);
+    bson_append_array_end(doc, &list);
+    bson_t empty = BSON_INITIALIZER;
+    BSON_APPEND_ARRAY(doc, "subscribe", &empty);
+    mongoc_collection_t *c = raw_coll(label, "auth_key");
+    CU_ASSERT_TRUE(mongoc_collection_insert_one(c, doc, NULL, NULL, &e));
+    mongoc_collection_destroy(c);
+    bson_destroy(doc);
+}
+#endif
+
+/* A channel that spells a NUL is never read as the text before it: JSON
+ * parsers and C strings cut there, so "sensor\u0000.private" would grant
+ * "sensor".  SQL stores refuse that list, MongoDB that item, the file store
+ * the whole file. */
+static void test_nul_channel(void)
+{
+    struct got g = {0};
+    if (!strcmp(B->module, "file")) {
+        char *path = store_path("nul");
+        CU_ASSERT_TRUE(
+            g_file_set_contents(path,
+                                "{\"nk\": {\"owner\": \"nk\", \"secret\": \"s\", \"pubchans\": "
+                                "[\"sensor\\u0000.private\"], \"subchans\": []}}\n",
+                                -1, NULL));
+        g_free(path);
+        struct plugin_instance *pi = open_store("nul");
+        if (pi) {
+            CU_ASSERT_NOT_EQUAL(get_key(pi, "nk", &g), HPF_OK);
+            got_clear(&g);
+            plugin_instance_free(pi);
+        }
+        return;
+    }
+    struct plugin_instance *pi = open_store("nul");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
+#ifdef HPF_TEST_MONGODB
+    if (!strcmp(B->module, "mongodb"))
+        mongo_raw_nul_key("nul", "nk");
+    else
+#endif
+        B->raw_key("nul", "nk", NULL, "s", "[\"sensor\\u0000.private\", \"ok\"]");
+    CU_ASSERT_EQUAL(get_key(pi, "nk", &g), HPF_OK);
+    if (!g.pub || strstr(g.pub, "sensor"))
+        fprintf(stderr, "\n%s: a NUL channel read as '%s'\n", B->suite, g.pub ? g.pub : "");
+    CU_ASSERT_TRUE(g.pub && !strstr(g.pub, "sensor"));
+    got_clear(&g);
+    plugin_instance_free(pi);
+}
+
 static void test_authkey_get(void)
 {
     struct plugin_instance *pi = open_store("get");
@@ -982,6 +1043,7 @@ static const struct test_def {
     {"names and secrets: UTF-8, no controls, bounded", test_names_checked},
     {"new user and group names do not start with '@'", test_at_names_refused},
     {"authkey_get and the owner fallback", test_authkey_get},
+    {"a channel that spells a NUL grants nothing wider", test_nul_channel},
     {"user_del cascades, clear", test_user_del_cascades},
     {"apply is atomic", test_atomic_rollback},
     {"version: apply, out-of-band, counters, other instance", test_version},

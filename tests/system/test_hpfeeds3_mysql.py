@@ -32,8 +32,10 @@ import hpftest as t  # noqa: E402
 import hp3common as h  # noqa: E402
 
 C1, ROWS = h.C1, h.ROWS
+# latin1, as many hpfeeds3/MHN databases were made (the server's old default).
 TABLE = ("CREATE TABLE auth_keys (id INTEGER NOT NULL AUTO_INCREMENT PRIMARY KEY, "
-         "identifier VARCHAR(255), secret VARCHAR(255), publish TEXT, subscribe TEXT)")
+         "identifier VARCHAR(255), secret VARCHAR(255), publish TEXT, subscribe TEXT) "
+         "DEFAULT CHARSET=latin1")
 
 
 def quote(v):
@@ -70,6 +72,18 @@ def hpfeeds3_mysql(r):
     r.check("the ident compares exactly: KEY-A is not key-a (the column's collation ignores "
             "case)", errors == ["Authentication failed for KEY-A"] and closed,
             "errors=%r closed=%s" % (errors, closed))
+    # An ident latin1 cannot hold is a failed AUTH like any other (it counts
+    # towards the address's back-off), not a storage outage logged each time.
+    for ident in ("s\u017fensor", "x\u200b1"):
+        errors, closed = h.auth_refused(b, ident, "secret-a")
+        r.check("an ident the latin1 column cannot hold: Authentication failed (%r)" % ident,
+                len(errors) == 1 and errors[0].startswith("Authentication failed for ")
+                and closed,
+                "errors=%r closed=%s" % (errors, closed))
+    with open(b.log_path, encoding="utf-8", errors="replace") as f:
+        log = f.read()
+    r.check("... and no storage failure or recovery is logged for it",
+            "authkey lookup failed" not in log and "working again" not in log, log[-2000:])
     rc = b.stop()
     r.check("broker exits 0 on SIGTERM", rc == 0, "status %r" % rc)
 
