@@ -16,169 +16,19 @@
 // Prints "ok - ..." / "FAIL - ..." per check and "N passed, M failed";
 // exits 1 on any failure.  Never skips: a missing browser or package fails.
 //
-// Environment (make check sets the first two): HPF_BUILDDIR, HPF_SRCDIR,
-// HPFRIENDS_PLUGIN_DIR, HPF_WEB_NODE_DIR, HPF_CHROMIUM (default /usr/bin/chromium),
-// HPF_KEEP_TMP=1 keeps the temporary directory.
+//
+// The harness (broker, browser, checks) is e2e_lib.mjs.
 
-import { spawn, spawnSync } from "node:child_process";
-import { createRequire } from "node:module";
-import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import {
+  CHAN, STEP_TIMEOUT, check, ctl, sleep, startBroker, stopBroker, subscriber,
+  publish, launch, shot, login, go, waitText, status, run, tmp,
+} from "./e2e_lib.mjs";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const SRCDIR = process.env.HPF_SRCDIR || path.resolve(here, "..", "..");
-const BUILDDIR = process.env.HPF_BUILDDIR || process.cwd();
-const DAEMON = path.join(BUILDDIR, "core", "hpfriendsd");
-const CTL = path.join(BUILDDIR, "core", "hpfriendsctl");
-const CLI = path.join(BUILDDIR, "sdk", "cli", "hpfeeds-cli");
-const CHROMIUM = process.env.HPF_CHROMIUM || "/usr/bin/chromium";
-const ARTIFACTS = path.join(BUILDDIR, "tests", "web", "artifacts");
-const PLUGINS = process.env.HPFRIENDS_PLUGIN_DIR || path.join(BUILDDIR, "plugins", ".libs");
-// Where playwright-core's node_modules is: tests/web, or HPF_WEB_NODE_DIR
-// (make distcheck points it at the developer's tree).
-const NODE_DIR = process.env.HPF_WEB_NODE_DIR || here;
-const CHAN = "dionaea.captures";
-const STEP_TIMEOUT = 60000;
-// Few PBKDF2 rounds for the hashes made here: sanitizer builds make the
-// default 600,000 take seconds per login (the API test checks the default).
-const FAST = { HPFRIENDS_PASSWORD_ITERATIONS: "1000" };
-
-let passed = 0, failed = 0;
-const failures = [];
-const children = [];
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "hpf-web-e2e-"));
-
-function check(name, cond, detail) {
-  if (cond) {
-    passed++;
-    console.log("ok - " + name);
-  } else {
-    failed++;
-    failures.push(name + (detail ? ": " + detail : ""));
-    console.log("FAIL - " + name + (detail ? ": " + detail : ""));
-  }
-  return !!cond;
-}
-
-class Broken extends Error {}
-function expect(cond, what) {
-  if (!cond) throw new Broken(what);
-}
-
-function ctl(conf, args, input) {
-  const r = spawnSync(CTL, ["-c", conf, ...args], { input: input || "", encoding: "utf8",
-    env: { ...process.env, ...FAST, HPFRIENDS_PLUGIN_DIR: PLUGINS }, timeout: 30000 });
-  expect(r.status === 0, "hpfriendsctl " + args.join(" ") + ": " + r.stderr);
-  return r.stdout;
-}
-
-const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
-
-async function startBroker(access = "graph", dir = tmp) {
-  fs.mkdirSync(dir, { recursive: true });
-  const conf = path.join(dir, "hpfriends.conf");
-  fs.writeFileSync(conf, [
-    "[broker]", "name = e2e", "listen = tcp:127.0.0.1:0", "access = " + access,
-    "require_accept = true", "reload_interval = 1", "",
-    "[storage]", "plugin = sqlite", "path = hpfriends.db", "",
-    "[web]", "listen = tcp:127.0.0.1:0", "root = " + path.join(SRCDIR, "web"), ""].join("\n"));
-  for (const u of ["alice", "bob"]) {
-    ctl(conf, ["user", "add", u]);
-    ctl(conf, ["user", "passwd", u], u + "-password\n");
-  }
-  const ready = path.join(dir, "ready");
-  const log = fs.openSync(path.join(dir, "broker.log"), "a");
-  const p = spawn(DAEMON, ["-f", "-c", conf, "--ready-file", ready],
-    { stdio: ["ignore", log, log], env: { ...process.env, ...FAST, HPFRIENDS_PLUGIN_DIR: PLUGINS } });
-  children.push(p);
-  const deadline = Date.now() + STEP_TIMEOUT;
-  while (Date.now() < deadline) {
-    expect(p.exitCode === null, "hpfriendsd exited with " + p.exitCode);
-    if (fs.existsSync(ready)) {
-      const lines = fs.readFileSync(ready, "utf8").split("\n").map((l) => l.split(" "));
-      const tcp = lines.find((l) => l[0] === "tcp");
-      const web = lines.find((l) => l[0] === "http" && l[1] === "web");
-      if (tcp && web) return { proc: p, port: Number(tcp[2]), web: Number(web[2]), conf };
-    }
-    await sleep(50);
-  }
-  throw new Broken("hpfriendsd not ready");
-}
-
-// hpfeeds-cli sub --count 1 --json with bob's key, in the background.
-function subscriber(port, ident, secret) {
-  const p = spawn(CLI, ["sub", "-p", String(port), "-i", ident, "-s", secret, "-c", CHAN,
-    "--count", "1", "--json", "--timeout", "30"], { stdio: ["ignore", "pipe", "pipe"] });
-  children.push(p);
-  const out = { text: "", err: "", code: null, done: null };
-  p.stdout.on("data", (d) => { out.text += d; });
-  p.stderr.on("data", (d) => { out.err += d; });
-  out.done = new Promise((res) => p.on("exit", (code) => { out.code = code; res(code); }));
-  return out;
-}
-
-function publish(port, ident, secret, payload) {
-  return spawnSync(CLI, ["pub", "-p", String(port), "-i", ident, "-s", secret, "-c", CHAN, payload],
-    { encoding: "utf8", timeout: 10000 });
-}
-
-async function shot(page, name) {
-  const file = path.join(ARTIFACTS, name + ".png");
-  await page.screenshot({ path: file, fullPage: true });
-  check("screenshot " + name + ".png saved", fs.statSync(file).size > 1000);
-}
-
-async function login(page, base, user) {
-  await page.goto(base + "/");
-  await page.waitForSelector("#login-form", { state: "visible", timeout: STEP_TIMEOUT });
-  await page.fill("#login-user", user);
-  await page.fill("#login-password", user + "-password");
-  await page.click("#login-submit");
-  await page.waitForSelector("#nav:not([hidden])", { timeout: STEP_TIMEOUT });
-  const who = await page.textContent("#whoami");
-  check(user + " logs in", who.startsWith(user), who);
-}
-
-async function go(page, name) {
-  await page.click('#nav a[data-page="' + name + '"]');
-  await page.waitForSelector('section#page[data-page="' + name + '"]', { timeout: STEP_TIMEOUT });
-}
-
-// Poll text in node: the console's CSP forbids eval, so no waitForFunction.
-async function waitText(page, selector, re, what) {
-  const deadline = Date.now() + STEP_TIMEOUT;
-  let last = "";
-  while (Date.now() < deadline) {
-    last = (await page.textContent(selector).catch(() => "")) || "";
-    if (re.test(last)) return last;
-    await sleep(100);
-  }
-  throw new Broken((what || selector) + ": no " + re + " in " + JSON.stringify(last));
-}
-
-async function status(page) {
-  return (await page.textContent("#status")) || "";
-}
-
-async function main() {
-  const require = createRequire(import.meta.url);
-  let chromium;
-  try {
-    ({ chromium } = require(path.join(NODE_DIR, "node_modules", "playwright-core")));
-  } catch (e) {
-    throw new Broken("playwright-core is not installed in " + NODE_DIR + "/node_modules (run tests/web/setup.sh): " + e.message);
-  }
-  expect(fs.existsSync(CHROMIUM), CHROMIUM + " not found (apt-get install chromium)");
-  for (const f of [DAEMON, CTL, CLI]) expect(fs.existsSync(f), f + " not built");
-  fs.rmSync(ARTIFACTS, { recursive: true, force: true });
-  fs.mkdirSync(ARTIFACTS, { recursive: true });
-
+async function main(chromium, artifacts) {
   const b = await startBroker();
   const base = "http://127.0.0.1:" + b.web;
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
+  const browser = await launch(chromium);
   const ctx = await browser.newContext({ viewport: { width: 1200, height: 800 } });
   const page = await ctx.newPage();
   try {
@@ -350,7 +200,7 @@ async function main() {
     check("no JavaScript errors in the pages", consoleErrors.length === 0, consoleErrors.join(" | "));
   } catch (e) {
     // What the browser showed when a step broke: the page and the status line.
-    await page.screenshot({ path: path.join(ARTIFACTS, "failure.png"), fullPage: true }).catch(() => {});
+    await page.screenshot({ path: path.join(artifacts, "failure.png"), fullPage: true }).catch(() => {});
     const at = await page.getAttribute("section#page", "data-page").catch(() => "?");
     const text = await page.textContent("section#page").catch(() => "?");
     console.log("# page at failure: " + at + ": " + JSON.stringify((text || "").slice(0, 400)));
@@ -463,23 +313,13 @@ async function widenShare(page) {
     (await page.textContent("#readers-out li.pending")).includes("bob"), readers);
 }
 
-async function stopBroker(b) {
-  b.proc.kill("SIGTERM");
-  return new Promise((res) => {
-    if (b.proc.exitCode !== null) res(b.proc.exitCode);
-    b.proc.on("exit", (c) => res(c));
-    setTimeout(() => res("timeout"), STEP_TIMEOUT);
-  });
-}
-
 // access = channels: the lists are the only access control, so a user sees
 // them read-only and cannot send them.
 async function channelsMode(chromium) {
   const b = await startBroker("channels", path.join(tmp, "channels"));
   ctl(b.conf, ["authkey", "add", "--owner", "alice", "--ident", "alice-ro", "--secret", "s",
     "--subscribe", "c1"]);
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
+  const browser = await launch(chromium);
   try {
     const page = await (await browser.newContext({ viewport: { width: 1200, height: 800 } })).newPage();
     await login(page, "http://127.0.0.1:" + b.web, "alice");
@@ -502,26 +342,6 @@ async function channelsMode(chromium) {
   check("the channels-mode broker stops cleanly", await stopBroker(b) === 0);
 }
 
-function cleanup() {
-  for (const c of children) {
-    if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
-  }
-}
-
-try {
-  await main();
-} catch (e) {
-  check("the end-to-end run completed", false, e instanceof Broken ? e.message : (e.stack || String(e)));
-}
-cleanup();
-if (failed) {
-  try {
-    for (const line of fs.readFileSync(path.join(tmp, "broker.log"), "utf8").split("\n")) console.log("# " + line);
-  } catch (e) { /* no log */ }
-}
-// Again after the broker's log, so the end of the output names them.
-for (const f of failures) console.log("# failed check: " + f);
-console.log(passed + " passed, " + failed + " failed");
-if (failed === 0 && !process.env.HPF_KEEP_TMP) fs.rmSync(tmp, { recursive: true, force: true });
-else console.log("# files kept in " + tmp);
-process.exit(failed ? 1 : 0);
+await run("console", async ({ chromium, artifacts }) => {
+  await main(chromium, artifacts);
+});

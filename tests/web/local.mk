@@ -10,10 +10,15 @@
 # e2e.mjs: the console in headless Chromium (Debian's /usr/bin/chromium)
 # driven by playwright-core from the committed package-lock.json (install
 # with tests/web/setup.sh); it fails, never skips, when either is missing.
-# Screenshots of each page land in tests/web/artifacts/ of the build tree.
+# Screenshots of each page land in tests/web/artifacts/SUITE/ of the build tree.
+# Further suites are e2e_NAME.mjs on the same harness (e2e_lib.mjs): list
+# NAME in tests_web_e2e_suites and test_web_e2e-NAME.test runs it.
 
-EXTRA_DIST += %reldir%/test_api.py %reldir%/e2e.mjs %reldir%/package.json \
-	%reldir%/package-lock.json %reldir%/setup.sh
+%canon_reldir%_e2e_suites =
+
+EXTRA_DIST += %reldir%/test_api.py %reldir%/e2e.mjs %reldir%/e2e_lib.mjs %reldir%/package.json \
+	%reldir%/package-lock.json %reldir%/setup.sh \
+	$(%canon_reldir%_e2e_suites:%=%reldir%/e2e_%.mjs)
 
 %canon_reldir%_wrappers =
 if BUILD_MONGODB
@@ -24,6 +29,7 @@ if BUILD_MYSQL
 endif
 %canon_reldir%_wrappers += \
 	%reldir%/test_web_e2e.test \
+	$(%canon_reldir%_e2e_suites:%=%reldir%/test_web_e2e-%.test) \
 	%reldir%/test_web_api-sqlite.test \
 	%reldir%/test_web_api-file.test
 
@@ -36,6 +42,8 @@ $(%canon_reldir%_wrappers): %reldir%/local.mk
 	case $$base in \
 	  test_web_e2e) \
 	    cmd="exec /usr/bin/env node \"$(abs_top_srcdir)/%reldir%/e2e.mjs\"";; \
+	  test_web_e2e-*) \
+	    cmd="exec /usr/bin/env node \"$(abs_top_srcdir)/%reldir%/e2e_`echo $$base | sed 's/^test_web_e2e-//'`.mjs\"";; \
 	  *) \
 	    cmd="exec /usr/bin/env python3 \"$(abs_top_srcdir)/%reldir%/test_api.py\" --backend `echo $$base | sed 's/^.*-//'`";; \
 	esac && \
