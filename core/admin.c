@@ -376,6 +376,28 @@ gboolean admin_accept(struct admin *a, const char *user, const char *from, const
     return apply(a, &m, 1, error);
 }
 
+gboolean admin_decline(struct admin *a, const char *user, const char *from, const char *chan,
+                       gboolean decline, GError **error)
+{
+    CHECK_NAME("user", user);
+    CHECK_NAME("user", from);
+    if (decline)
+        CHECK_CHANNEL(chan);
+    else if (!chan || !*chan)
+        return bad(error, HPF_ERR_INVALID, "empty channel name");
+    const struct hpf_plugin *d = a->storage->desc;
+    if (d->abi_minor < 5)
+        return bad(error, HPF_ERR_UNSUPPORTED,
+                   "storage plugin '%s' (ABI %d.%d) cannot store declined offers: it needs "
+                   "ABI 1.5",
+                   d->name, d->abi_major, d->abi_minor);
+    struct hpf_mutation m = {.op = decline ? HPF_MUT_DECLINE_ADD : HPF_MUT_DECLINE_DEL,
+                             .user = user,
+                             .target = from,
+                             .channel = chan};
+    return apply(a, &m, 1, error);
+}
+
 static char *new_secret(void)
 {
     guint8 raw[16];

@@ -87,8 +87,16 @@ gboolean admin_share_set(struct admin *a, const char *from, const char *to, cons
                          int type, struct admin_share_change *change, GError **error);
 gboolean admin_share_del(struct admin *a, const char *from, const char *to, const char *chan,
                          GError **error);
+/** Accept (an acceptance replaces a decline) or withdraw an acceptance. */
 gboolean admin_accept(struct admin *a, const char *user, const char *from, const char *chan,
                       gboolean accept, GError **error);
+/**
+ * Decline the offer of from on chan (replacing an acceptance), or with
+ * decline FALSE withdraw a decline: the offer is pending again.  Needs a
+ * storage plugin of ABI 1.5 or newer.
+ */
+gboolean admin_decline(struct admin *a, const char *user, const char *from, const char *chan,
+                       gboolean decline, GError **error);
 /**
  * Add an authkey.  secret may be NULL: one is generated (OpenSSL RAND,
  * 32 hex digits... 128 bits) and returned in *secret_out (caller frees).

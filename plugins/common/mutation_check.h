@@ -16,7 +16,7 @@
 #include <hpfriends/storage.h>
 
 /* One past the highest enum hpf_mutation_op: the size of a table by op. */
-#define MUT_OP_COUNT (HPF_MUT_USER_SET_PASSWORD + 1)
+#define MUT_OP_COUNT (HPF_MUT_DECLINE_DEL + 1)
 
 /*
  * Start of an apply(): empties err, then HPF_OK, or HPF_ERR_INVALID with
@@ -31,7 +31,8 @@ int mut_check_batch(const struct hpf_mutation *mutations, size_t n, char *err, s
  */
 int mut_check(const struct hpf_mutation *m, char *err, size_t err_len);
 
-/* "user_add" and so on, as errors name them; NULL for an unknown op. */
+/* "user_add" and so on, as errors name them; NULL for an unknown op (also
+ * for a number in a gap of the enum). */
 const char *mut_op_name(int op);
 
 /* An authkey without an owner belongs to its ident. */

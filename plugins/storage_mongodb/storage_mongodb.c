@@ -28,7 +28,7 @@ static const char *const config_keys[] = {"uri", "timeout_ms", "transactions", N
 const char *const ms_coll_names[MS_N_COLL] = {
     [MS_AUTH_KEY] = "auth_key",     [MS_USERS] = "hpf_users",   [MS_GROUPS] = "hpf_groups",
     [MS_MEMBERS] = "hpf_members",   [MS_SHARES] = "hpf_shares", [MS_ACCEPTS] = "hpf_accepts",
-    [MS_COUNTERS] = "hpf_counters", [MS_META] = "hpf_meta",
+    [MS_COUNTERS] = "hpf_counters", [MS_META] = "hpf_meta",     [MS_DECLINES] = "hpf_declines",
 };
 
 int ms_status(const bson_error_t *e)

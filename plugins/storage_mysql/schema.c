@@ -62,6 +62,17 @@ static const char *const step1[] = {
     NULL,
 };
 
+/*
+ * Declined offers (ABI 1.5): a table of their own, so that every row of
+ * hpf_accepts still means "delivers".
+ */
+static const char *const step2[] = {
+    "CREATE TABLE IF NOT EXISTS hpf_declines (" ID ", user_name " NAME ", from_user " NAME ", "
+    "channel " NAME ", UNIQUE KEY hpf_declines_offer (user_name, from_user, channel), "
+    "KEY hpf_declines_from (from_user))" TABLE_OPTS,
+    NULL,
+};
+
 struct step {
     int version;
     const char *what;
@@ -71,6 +82,7 @@ struct step {
 /* Append only; never edit a step that has shipped. */
 static const struct step steps[] = {
     {1, "hpfriends tables beside hpfeeds3's auth_keys", step1},
+    {2, "declined offers", step2},
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(steps) == MY_SCHEMA_VERSION);

@@ -89,6 +89,20 @@ static const char step1_sql[] = HPFEEDS3_TABLES
 /* Console passwords: a salted slow hash, written by the broker. */
 static const char step2_sql[] = "ALTER TABLE hpf_users ADD COLUMN password TEXT;\n";
 
+/*
+ * Declined offers (ABI 1.5): a table of their own rather than a state
+ * column on hpf_accepts, so that every row of hpf_accepts still means
+ * "delivers", whoever reads it.
+ */
+static const char step3_sql[] =
+    "CREATE TABLE hpf_declines (\n"
+    "    id INTEGER PRIMARY KEY,\n"
+    "    user_name TEXT NOT NULL,\n"
+    "    from_user TEXT NOT NULL,\n"
+    "    channel TEXT NOT NULL,\n"
+    "    UNIQUE (user_name, from_user, channel));\n"
+    "CREATE INDEX hpf_declines_from ON hpf_declines (from_user);\n" BUMP("hpf_declines");
+
 struct step {
     int version;
     const char *what;
@@ -99,6 +113,7 @@ struct step {
 static const struct step steps[] = {
     {1, "hpfriends tables beside hpfeeds3's", step1_sql},
     {2, "console password hashes of users", step2_sql},
+    {3, "declined offers", step3_sql},
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(steps) == SQ_SCHEMA_VERSION);
