@@ -593,6 +593,7 @@ static void pending_one(const char *t, gpointer data)
     r->user = g_strdup(t);
     r->path = g_strdup_printf("%s -%s-> %s%s", w->prefix, share_type_name(w->sh->type),
                               w->sh->to_group ? "@" : "", w->sh->to);
+    r->declined = snapshot_offer_state(w->s, t, w->sh->from, w->sh->channel) == OFFER_DECLINED;
     g_ptr_array_add(w->out, r);
 }
 

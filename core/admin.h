@@ -120,7 +120,8 @@ gboolean admin_import(struct admin *a, const char *json, gsize len, GError **err
 /** One reader of a publisher's messages, with the chain of edges behind it. */
 struct admin_reader {
     char *user;
-    char *path; /* "jojo -shares-> mark -shares_all-> @partners" */
+    char *path;        /* "jojo -shares-> mark -shares_all-> @partners" */
+    gboolean declined; /* admin_pending_readers(): answered no, not just silent */
 };
 /** Readers of user's messages on chan per the sharing rule, publisher first. */
 GPtrArray *admin_readers(const struct snapshot *s, const char *user, const char *chan,

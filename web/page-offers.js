@@ -2,19 +2,31 @@
 // The console's "Shared with me" page: offers from others, and their consent.
 "use strict";
 
+// What a recipient can do from each state: accept and decline replace each
+// other, and "Withdraw" takes either answer back (the offer is pending again).
+function offerButtons(o) {
+  const body = { from: o.from, channel: o.channel };
+  const what = o.channel + " from " + o.from;
+  const button = (cls, label, done, path) => h("button", {
+    type: "button", class: cls, "aria-label": label + " " + what,
+    onclick: () => act(done + " " + what, () => api("POST", path, body)),
+  }, label);
+  const accept = button("accept", "Accept", "accepted", "/api/offers/accept");
+  const decline = button("decline danger", "Decline", "declined", "/api/offers/decline");
+  if (o.state === "accepted") return [button("withdraw danger", "Withdraw", "withdrew your acceptance of", "/api/offers/reject")];
+  if (o.state === "declined") return [accept, " ", button("withdraw", "Withdraw", "withdrew your decline of", "/api/offers/reject")];
+  return [accept, " ", decline];
+}
+
 pages.offers = async (root) => {
   const doc = await api("GET", "/api/offers");
   root.append(
     h("h1", {}, "Shared with me"),
     h("p", { class: "muted" }, doc.require_accept
-      ? "This broker delivers a share only once you accept it."
-      : "This broker delivers shares without acceptance; accepting records your consent."),
-    table(["From", "Channel", "Type", "Via", "State", ""], doc.offers.map((o) => h("tr", { "data-from": o.from, "data-channel": o.channel },
+      ? "This broker delivers a share only once you accept it; a declined share delivers nothing."
+      : "This broker delivers shares without acceptance; accepting or declining records your answer."),
+    table(["From", "Channel", "Type", "Via", "State", ""], doc.offers.map((o) => h("tr", { "data-from": o.from, "data-channel": o.channel, "data-state": o.state },
       h("td", {}, o.from), h("td", { class: "mono" }, o.channel), h("td", {}, o.type), h("td", {}, o.via || "directly"),
       h("td", {}, h("span", { class: "tag " + o.state }, o.state)),
-      h("td", {}, o.accepted
-        ? h("button", { class: "danger", type: "button", onclick: () => act("rejected " + o.channel + " from " + o.from,
-            () => api("POST", "/api/offers/reject", { from: o.from, channel: o.channel })) }, "Reject")
-        : h("button", { type: "button", class: "accept", onclick: () => act("accepted " + o.channel + " from " + o.from,
-            () => api("POST", "/api/offers/accept", { from: o.from, channel: o.channel })) }, "Accept"))))));
+      h("td", {}, offerButtons(o))))));
 };
