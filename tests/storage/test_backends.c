@@ -36,6 +36,8 @@
 
 #include "log.h"
 #include "loader.h"
+#include "admin.h"
+#include "snapshot.h"
 #include "store_check.h"
 
 #ifdef HPF_TEST_MONGODB
@@ -1143,6 +1145,45 @@ static void test_declines(void)
     plugin_instance_free(pi);
 }
 
+/*
+ * Through the core's admin layer: declining reaches the store; a storage
+ * plugin built for ABI 1.4 (a copy of this one's descriptor, minor lowered)
+ * is never sent the new mutation and the refusal names it.
+ */
+static void test_declines_admin(void)
+{
+    struct plugin_instance *pi = open_store("declines_admin");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
+    const struct hpf_mutation setup[] = {
+        {.op = HPF_MUT_USER_ADD, .user = "jojo"},
+        {.op = HPF_MUT_USER_ADD, .user = "mark"},
+    };
+    CU_ASSERT_EQUAL(apply(pi, setup, G_N_ELEMENTS(setup)), HPF_OK);
+    struct admin a = {.storage = pi};
+    GError *e = NULL;
+    CU_ASSERT_TRUE(admin_decline(&a, "mark", "jojo", "c", TRUE, &e));
+    g_clear_error(&e);
+    struct snapshot *s = admin_snapshot(&a, &e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL(snapshot_offer_state(s, "mark", "jojo", "c"), OFFER_DECLINED);
+    snapshot_free(s);
+
+    const struct hpf_plugin *real = pi->desc;
+    struct hpf_plugin old = *real;
+    old.abi_minor = 4;
+    pi->desc = &old;
+    CU_ASSERT_FALSE(admin_decline(&a, "mark", "jojo", "c", FALSE, &e));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e->message, "(ABI 1.4) cannot store declined offers"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(e->message, real->name));
+    g_clear_error(&e);
+    pi->desc = real;
+    CHECK_SNAPSHOT(pi, "decline mark jojo c\n"
+                       "user jojo\n"
+                       "user mark");
+    plugin_instance_free(pi);
+}
+
 static const struct test_def {
     const char *name;
     void (*fn)(void);
@@ -1152,6 +1193,7 @@ static const struct test_def {
     {"console passwords", test_user_passwords},
     {"shares, accepts, group_del", test_shares_and_accepts},
     {"declines: a third state of an offer", test_declines},
+    {"declines through admin; refused for an ABI 1.4 plugin", test_declines_admin},
     {"authkey add/replace/del", test_authkey_mutations},
     {"names and secrets: UTF-8, no controls, bounded", test_names_checked},
     {"new user and group names do not start with '@'", test_at_names_refused},
