@@ -328,6 +328,26 @@ static int share_answer(struct ctx *c, const char *verb)
     return done(ok, &e);
 }
 
+/* A share's recipients with their answers: "\tbob=declined,carol=accepted" ("-": none). */
+static void print_recipients(const struct snapshot *s, const struct snap_share *sh)
+{
+    guint n = 0;
+    printf("\t");
+    for (guint i = 0; i < (sh->to_group ? s->members->len : 1); i++) {
+        const char *u = sh->to;
+        if (sh->to_group) {
+            const struct snap_member *m = s->members->pdata[i];
+            if (strcmp(m->group, sh->to))
+                continue;
+            u = m->user;
+        }
+        printf("%s%s=%s", n++ ? "," : "", shown(u),
+               offer_state_name(snapshot_offer_state(s, u, sh->from, sh->channel)));
+    }
+    if (n == 0)
+        printf("-");
+}
+
 static int cmd_share(struct ctx *c)
 {
     GError *e = NULL;
@@ -372,6 +392,8 @@ static int cmd_share(struct ctx *c)
             if (opt_user && strcmp(sh->from, opt_user))
                 printf("\t%s",
                        offer_state_name(snapshot_offer_state(s, opt_user, sh->from, sh->channel)));
+            else if (opt_user)
+                print_recipients(s, sh);
             printf("\n");
         }
         snapshot_free(s);

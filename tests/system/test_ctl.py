@@ -110,8 +110,8 @@ def shares(r):
     r.check("share list: FROM\\tTO\\tCHANNEL\\tTYPE, groups as @NAME",
             res.rc == 0 and sorted_lines(res) == sorted([l1, l2]), repr(res))
     res = c("share", "list", "--user", "jojo")
-    r.check("share list --user jojo: only jojo's outgoing share",
-            res.rc == 0 and res.lines() == [l1], repr(res))
+    r.check("share list --user jojo: only jojo's outgoing share, with mark's answer",
+            res.rc == 0 and res.lines() == [l1 + "\tmark=pending"], repr(res))
     res = c("share", "list", "--user", "alice")
     r.check("share list --user alice: the group share reaching her, pending",
             res.rc == 0 and res.lines() == [l2 + "\tpending"], repr(res))
@@ -138,6 +138,9 @@ def shares(r):
         res = c("share", "list", "--user", "alice")
         r.check("share list --user alice after %s: %s" % (verb, state),
                 res.rc == 0 and res.lines() == [l2 + "\t" + state], repr(res))
+        res = c("share", "list", "--user", "mark")
+        r.check("share list --user mark (the sender) after %s: alice=%s" % (verb, state),
+                res.rc == 0 and l2 + "\talice=" + state in res.lines(), repr(res))
     # A widening needs new consent; a narrowing keeps it.
     lm = "jojo\tmark\t%s\t" % CHAN
     t.ctl_ok(conf, "share", "accept", "--user", "mark", "--from", "jojo", "--channel", CHAN)
