@@ -398,6 +398,20 @@ gboolean admin_decline(struct admin *a, const char *user, const char *from, cons
     return apply(a, &m, 1, error);
 }
 
+gboolean admin_offer_answer(struct admin *a, const char *user, const char *from, const char *chan,
+                            enum offer_state now, enum offer_state want, GError **error)
+{
+    if (want == now)
+        return TRUE;
+    if (want == OFFER_ACCEPTED)
+        return admin_accept(a, user, from, chan, TRUE, error);
+    if (want == OFFER_DECLINED)
+        return admin_decline(a, user, from, chan, TRUE, error);
+    if (now == OFFER_ACCEPTED)
+        return admin_accept(a, user, from, chan, FALSE, error);
+    return admin_decline(a, user, from, chan, FALSE, error);
+}
+
 static char *new_secret(void)
 {
     guint8 raw[16];

@@ -98,6 +98,13 @@ gboolean admin_accept(struct admin *a, const char *user, const char *from, const
 gboolean admin_decline(struct admin *a, const char *user, const char *from, const char *chan,
                        gboolean decline, GError **error);
 /**
+ * Take user's answer to the offer of from on chan from `now` (what a fresh
+ * snapshot says) to `want`: accept, decline, or with OFFER_PENDING
+ * withdraw whichever answer there is.  Nothing to do when they are equal.
+ */
+gboolean admin_offer_answer(struct admin *a, const char *user, const char *from, const char *chan,
+                            enum offer_state now, enum offer_state want, GError **error);
+/**
  * Add an authkey.  secret may be NULL: one is generated (OpenSSL RAND,
  * 32 hex digits... 128 bits) and returned in *secret_out (caller frees).
  */

@@ -314,18 +314,7 @@ static int share_answer(struct ctx *c, const char *verb)
                                                        : OFFER_PENDING;
     if (!offered && (want != OFFER_PENDING || now == OFFER_PENDING))
         return fail_msg("no offer from '%s' on '%s' reaches '%s'", opt_from, opt_channel, opt_user);
-    if (want == now)
-        return 0; /* already so */
-    gboolean ok;
-    if (want == OFFER_ACCEPTED)
-        ok = admin_accept(&c->admin, opt_user, opt_from, opt_channel, TRUE, &e);
-    else if (want == OFFER_DECLINED)
-        ok = admin_decline(&c->admin, opt_user, opt_from, opt_channel, TRUE, &e);
-    else if (now == OFFER_ACCEPTED)
-        ok = admin_accept(&c->admin, opt_user, opt_from, opt_channel, FALSE, &e);
-    else
-        ok = admin_decline(&c->admin, opt_user, opt_from, opt_channel, FALSE, &e);
-    return done(ok, &e);
+    return done(admin_offer_answer(&c->admin, opt_user, opt_from, opt_channel, now, want, &e), &e);
 }
 
 /* A share's recipients with their answers: "\tbob=declined,carol=accepted" ("-": none). */

@@ -437,19 +437,6 @@ static void run_offers(struct web_job *j)
     web_job_ok(j, b);
 }
 
-/* The storage change that takes an offer from state `now` to `want`. */
-static gboolean offer_move(struct web_job *j, const char *from, const char *chan,
-                           enum offer_state now, enum offer_state want, GError **e)
-{
-    if (want == OFFER_ACCEPTED)
-        return admin_accept(&j->admin, j->acting, from, chan, TRUE, e);
-    if (want == OFFER_DECLINED)
-        return admin_decline(&j->admin, j->acting, from, chan, TRUE, e);
-    if (now == OFFER_ACCEPTED)
-        return admin_accept(&j->admin, j->acting, from, chan, FALSE, e);
-    return admin_decline(&j->admin, j->acting, from, chan, FALSE, e);
-}
-
 /*
  * Accept, decline, or (want pending) withdraw either answer.  Accept and
  * decline replace each other; saying again what holds is no error;
@@ -477,7 +464,7 @@ static void offer_decide(struct web_job *j, enum offer_state want)
         return;
     }
     GError *e = NULL;
-    done_op(j, offer_move(j, from, chan, now, want, &e), &e);
+    done_op(j, admin_offer_answer(&j->admin, j->acting, from, chan, now, want, &e), &e);
 }
 
 static void run_accept(struct web_job *j) { offer_decide(j, OFFER_ACCEPTED); }
