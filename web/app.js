@@ -62,7 +62,11 @@ function spotOf(el) {
   const scope = el && el.closest ? el.closest("#page, #login-page") : null;
   if (!scope || el === scope) return null;
   const form = el.closest("form");
-  if (form) return { after: form };
+  if (form) {
+    let after = form; // below the form's hint, if it has one
+    while (after.nextElementSibling && after.nextElementSibling.matches("small.hint")) after = after.nextElementSibling;
+    return { after };
+  }
   const row = el.closest("tbody tr");
   if (row) return { row };
   let n = el;

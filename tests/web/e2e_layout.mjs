@@ -254,10 +254,7 @@ async function focusKept(page) {
   await page.press("#group-name", "Enter");
   await waitText(page, "#status", /created group fresh/, "creating a group");
   check("after Enter in a form, focus is back in its field", (await activeName(page)) === "group-name", await activeName(page));
-  const after = await evalIn(page, () => {
-    const next = document.getElementById("group-form").nextElementSibling;
-    return next && next.classList.contains("said") ? next.textContent : "";
-  });
+  const after = await saidAfter(page, "group-form");
   check("the message shows right after the form that caused it", /created group fresh/.test(after), after);
 
   // A removed row: focus on the next row's button, the message where it was.
@@ -274,6 +271,15 @@ async function focusKept(page) {
   check("and the message sits where the row was", where === "sensor.004", where);
 }
 
+// The message shown after a form (below its hint, if any); "" if none.
+async function saidAfter(page, formId) {
+  return evalIn(page, (id) => {
+    let next = document.getElementById(id).nextElementSibling;
+    while (next && next.matches("small.hint")) next = next.nextElementSibling;
+    return next && next.classList.contains("said") ? next.textContent : "";
+  }, formId);
+}
+
 async function account(page) {
   await go(page, "account");
   await page.fill("#pw-old", "alice-password");
@@ -281,10 +287,7 @@ async function account(page) {
   await page.click('#pw-form button[type="submit"]');
   const said = await waitText(page, "#status", /same/, "the same password");
   check("the same password again is refused, in words", /same as the current one/.test(said), said);
-  const near = await evalIn(page, () => {
-    const next = document.getElementById("pw-form").nextElementSibling;
-    return next && next.classList.contains("said") ? next.textContent : "";
-  });
+  const near = await saidAfter(page, "pw-form");
   check("the refusal shows next to the password form", /same as the current one/.test(near), near);
 }
 
@@ -302,10 +305,7 @@ async function lockout(browser, base) {
     await page.evaluate(() => { document.getElementById("status").textContent = ""; });
   }
   check("a locked-out login says how long to wait", /try again in \d+ seconds?/.test(said), said);
-  const near = await evalIn(page, () => {
-    const next = document.getElementById("login-form").nextElementSibling;
-    return next && next.classList.contains("said") ? next.textContent : "";
-  });
+  const near = await saidAfter(page, "login-form");
   check("next to the login form", /try again in/.test(near), near);
   const [sw, cw] = await evalIn(page, () => [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
   check("phone: the lock-out message fits the screen", sw <= cw, sw + " > " + cw);
