@@ -162,6 +162,17 @@ document.getElementById("login-form").addEventListener("submit", async (ev) => {
   }
 });
 
+// With the menu folded, its button shows the count of offers waiting.
+const pendingCount = document.getElementById("pending-count");
+if (pendingCount) {
+  new MutationObserver(() => {
+    const copy = document.getElementById("menu-count");
+    copy.textContent = pendingCount.textContent;
+    copy.hidden = pendingCount.hidden;
+    copy.title = pendingCount.title;
+  }).observe(pendingCount, { attributes: true, childList: true, characterData: true, subtree: true });
+}
+
 document.getElementById("menu-toggle").addEventListener("click", (ev) =>
   setMenu(ev.currentTarget.getAttribute("aria-expanded") !== "true"));
 document.getElementById("top").addEventListener("keydown", (ev) => {

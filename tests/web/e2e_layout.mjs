@@ -155,6 +155,9 @@ async function phoneMenu(page) {
   const closed = await page.isVisible(toggle) && !(await page.isVisible('#nav a[data-page="shares"]')) &&
     (await page.getAttribute(toggle, "aria-expanded")) === "false" && (await page.getAttribute(toggle, "aria-controls")) === "nav";
   if (!check("phone: the menu is a Menu button (aria-expanded=false, aria-controls=nav), links hidden", closed)) return;
+  const counts = [await page.textContent("#menu-count"), await page.textContent("#pending-count")];
+  check("phone: the folded menu's button shows the count of offers waiting",
+    /^[1-9]\d*$/.test(counts[0]) && counts[0] === counts[1] && await page.isVisible("#menu-count"), counts.join(" / "));
   const box = await page.locator("header").boundingBox();
   check("phone: the header is one compact bar", box && box.height <= 80 && box.width <= PHONE.width,
     JSON.stringify(box));
