@@ -18,7 +18,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import {
-  DESKTOP, PHONE, STEP_TIMEOUT, check, ctl, expect, sleep, startBroker, stopBroker, publish,
+  DESKTOP, PHONE, STEP_TIMEOUT, check, ctl, expect, startBroker, stopBroker, publish,
   launch, newPage, login, go, waitText, run,
 } from "./e2e_lib.mjs";
 
@@ -143,7 +143,6 @@ async function everyPage(browser, base, viewport, label) {
   await login(page, base, "alice");
   for (const name of PAGES) {
     await go(page, name);
-    await sleep(200); // the page's own follow-up requests (counters, pending count)
     await pageChecks(page, label + " " + name, name);
   }
   return page;
@@ -180,8 +179,7 @@ async function clickAnswering(page, selector, accept) {
   const answer = (d) => { asked = d.message(); return accept ? d.accept() : d.dismiss(); };
   page.on("dialog", answer);
   try {
-    await page.click(selector);
-    await sleep(300); // the dialog opens from the click's handler
+    await page.click(selector); // a dialog opens (and is answered) before the click returns
   } finally {
     page.off("dialog", answer);
   }
