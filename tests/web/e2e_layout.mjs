@@ -215,9 +215,9 @@ async function destructive(page) {
     { name: "@doomed", selector: 'form.member-form[data-group="doomed"]' }, /deleted @doomed/);
   await confirmPattern(page, "groups", "button:text('Leave @ops')", "Leave group",
     { name: "@ops", selector: "button:text('Leave @ops')" }, /left @ops/);
-  await confirmPattern(page, "offers", 'tr[data-from="u001"][data-channel="feed.u001"] button.danger',
-    "Withdraw acceptance", { name: "feed.u001", selector: 'tr[data-from="u001"][data-channel="feed.u001"] button.danger' },
-    /rejected/);
+  const offer = 'tr[data-from="u001"][data-channel="feed.u001"]';
+  await confirmPattern(page, "offers", offer + " button.danger", "Withdraw acceptance",
+    { name: "feed.u001", selector: offer + " .tag.accepted" }, /rejected|withdrew/);
 }
 
 // Danger apart from Add and Save: a clear gap, or another line.
