@@ -12,14 +12,16 @@
 # with tests/web/setup.sh); it fails, never skips, when either is missing.
 # Screenshots of each page land in tests/web/artifacts/SUITE/ of the build tree.
 # Further suites are e2e_NAME.mjs on the same harness (e2e_lib.mjs): list
-# NAME in tests_web_e2e_suites and test_web_e2e-NAME.test runs it.
+# its wrapper, %reldir%/test_web_e2e-NAME.test, in tests_web_e2e_suites,
+# one a line.  (Wrappers, not names: automake drops a pattern substitution
+# in what TESTS takes, and a full make check then asks for a target NAME.)
 
 %canon_reldir%_e2e_suites = \
-	layout
+	%reldir%/test_web_e2e-layout.test
 
 EXTRA_DIST += %reldir%/test_api.py %reldir%/e2e.mjs %reldir%/e2e_lib.mjs %reldir%/package.json \
 	%reldir%/package-lock.json %reldir%/setup.sh \
-	$(%canon_reldir%_e2e_suites:%=%reldir%/e2e_%.mjs)
+	$(%canon_reldir%_e2e_suites:%reldir%/test_web_e2e-%.test=%reldir%/e2e_%.mjs)
 
 %canon_reldir%_wrappers =
 if BUILD_MONGODB
@@ -30,7 +32,7 @@ if BUILD_MYSQL
 endif
 %canon_reldir%_wrappers += \
 	%reldir%/test_web_e2e.test \
-	$(%canon_reldir%_e2e_suites:%=%reldir%/test_web_e2e-%.test) \
+	$(%canon_reldir%_e2e_suites) \
 	%reldir%/test_web_api-sqlite.test \
 	%reldir%/test_web_api-file.test
 
