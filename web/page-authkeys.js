@@ -16,7 +16,7 @@ function keyRows(keys) {
       "aria-describedby": "channel-rule", oninput: markDirty, ...ro });
     const sub = h("input", { value: k.subscribe.join(", "), "aria-label": "subscribe channels of " + k.ident, size: 22,
       "aria-describedby": "channel-rule", oninput: markDirty, ...ro });
-    const save = state.listsEditable ? [h("button", { class: "secondary", type: "button", onclick: () => act("saved " + k.ident,
+    const save = state.listsEditable ? [h("button", { class: "secondary", type: "button", "aria-label": "Save the channel lists of " + k.ident, onclick: () => act("saved " + k.ident,
       () => api("PUT", "/api/authkeys", { ident: k.ident, publish: pub.value, subscribe: sub.value })) }, "Save"), " "] : [];
     return h("tr", { "data-ident": k.ident },
       h("td", { class: "mono" }, k.ident), h("td", {}, pub), h("td", {}, sub),
@@ -24,8 +24,8 @@ function keyRows(keys) {
       h("td", { class: "num" }, String(k.received_msgs), " / ", fmtBytes(k.received_bytes)),
       h("td", { class: "num" }, String(k.connections)),
       h("td", {}, ...save,
-        h("button", { class: "danger", type: "button", onclick: () => {
-          if (confirm("Delete authkey " + k.ident + "? Its connections are closed.")) {
+        h("button", { class: "danger", type: "button", "aria-label": "Delete authkey " + k.ident, onclick: () => {
+          if (confirmDanger("Delete authkey " + k.ident, "Its connections are closed.")) {
             act("deleted " + k.ident, () => api("DELETE", "/api/authkeys", { ident: k.ident }));
           } } }, "Delete")));
   });

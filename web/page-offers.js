@@ -4,18 +4,22 @@
 
 // What a recipient can do from each state: accept and decline replace each
 // other, and "Withdraw" takes either answer back (the offer is pending again).
+// Only withdrawing an acceptance stops messages that flow now: it asks first.
 function offerButtons(o) {
   const body = { from: o.from, channel: o.channel };
   const what = o.channel + " from " + o.from;
-  const button = (cls, label, done, path) => h("button", {
+  const button = (cls, label, done, path, ask) => h("button", {
     type: "button", class: cls, "aria-label": label + " " + what,
-    onclick: () => act(done + " " + what, () => api("POST", path, body)),
+    onclick: () => (!ask || confirmDanger(ask, "Its messages stop reaching you.")) &&
+      act(done + " " + what, () => api("POST", path, body)),
   }, label);
   const accept = button("accept", "Accept", "accepted", "/api/offers/accept");
-  const decline = button("decline danger", "Decline", "declined", "/api/offers/decline");
-  if (o.state === "accepted") return [button("withdraw danger", "Withdraw", "withdrew your acceptance of", "/api/offers/reject")];
-  if (o.state === "declined") return [accept, " ", button("withdraw", "Withdraw", "withdrew your decline of", "/api/offers/reject")];
-  return [accept, " ", decline];
+  if (o.state === "accepted")
+    return [button("withdraw danger", "Withdraw", "withdrew your acceptance of", "/api/offers/reject",
+      "Withdraw your acceptance of " + what)];
+  if (o.state === "declined")
+    return [accept, " ", button("withdraw secondary", "Withdraw", "withdrew your decline of", "/api/offers/reject")];
+  return [accept, " ", button("decline secondary", "Decline", "declined", "/api/offers/decline")];
 }
 
 pages.offers = async (root) => {

@@ -26,7 +26,7 @@ pages.shares = async (root) => {
     table(["To", "Channel", "Type", "Recipients", ""], shares.shares.map((s) => h("tr", { "data-to": s.to, "data-channel": s.channel },
       h("td", {}, s.to), h("td", { class: "mono" }, s.channel), h("td", {}, h("span", { class: "tag" }, s.type)),
       h("td", { class: "recipients" }, recipientStates(s.recipients)),
-      h("td", {}, h("button", { class: "danger", type: "button", onclick: () =>
-        act("removed the share of " + s.channel + " with " + s.to,
+      h("td", {}, h("button", { class: "danger", type: "button", "aria-label": "Remove the share of " + s.channel + " with " + s.to, onclick: () =>
+        confirmDanger("Remove the share of " + s.channel + " with " + s.to, "Its recipients stop receiving it.") && act("removed the share of " + s.channel + " with " + s.to,
           () => api("DELETE", "/api/shares", { to: s.to, channel: s.channel })) }, "Remove"))))));
 };

@@ -188,6 +188,11 @@ static void run_password(struct web_job *j)
                       PASSWORD_MIN_LEN);
         return;
     }
+    /* Once the old one checks out, equal strings mean an unchanged password. */
+    if (!strcmp(old, new)) {
+        web_job_error(j, 400, "the new password is the same as the current one: choose another");
+        return;
+    }
     struct snapshot *s = begin(j);
     if (!s)
         return;

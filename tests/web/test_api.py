@@ -1455,6 +1455,33 @@ def offer_declines(r):
     r.check("the broker stops cleanly", b.stop() == 0)
 
 
+def lockout_wait_and_same_password(r):
+    conf, b, port = setup(r, "lockout-wait")
+    # A locked-out login says how long the wait is (the back-off: 30 s first).
+    for i in range(5):
+        Http(port).login("root", "wrong-%d" % i)
+    st, doc, _ = Http(port).login("root", PASSWORDS["root"])
+    m = re.search(r"try again in (\d+) seconds?", (doc or {}).get("error", ""))
+    r.check("a login locked out per address says how many seconds to wait (1..30)",
+            st == 429 and m and 1 <= int(m.group(1)) <= 30, repr((st, doc)))
+    for i in range(5):
+        Http(port, source="127.0.0.%d" % (30 + i)).login("bob", "guess-%d" % i)
+    st, doc, _ = Http(port, source="127.0.0.40").login("bob", PASSWORDS["bob"])
+    m = re.search(r"for this account; try again in (\d+) seconds?", (doc or {}).get("error", ""))
+    r.check("a login locked out per account says how many seconds to wait (1..30)",
+            st == 429 and m and 1 <= int(m.group(1)) <= 30, repr((st, doc)))
+    # The current password again is no change: refused, nothing ended.
+    h = Http(port, source="127.0.0.50")  # the default address is locked out now
+    t.expect(h.login("alice", PASSWORDS["alice"])[0] == 200, "alice logs in")
+    err(r, "a new password equal to the current one",
+        h.call("POST", "/api/password", {"old": PASSWORDS["alice"], "new": PASSWORDS["alice"]}),
+        400, "same as the current one")
+    ok(r, "the session goes on after the refusal", h.call("GET", "/api/session"))
+    ok(r, "and a real change still works", h.call("POST", "/api/password",
+                                                  {"old": PASSWORDS["alice"], "new": "alice-new-77"}))
+    r.check("the broker stops cleanly", b.stop() == 0)
+
+
 if __name__ == "__main__":
     t.main("test_web_api", [
         ("static files and bad HTTP", static_and_http),
@@ -1477,5 +1504,7 @@ if __name__ == "__main__":
         ("HTTPS console", tls_console),
         ("widening a share needs new consent; consent seen by both sides; long input",
          share_widening),
+        ("a lock-out names its wait; the same password is no change",
+         lockout_wait_and_same_password),
         ("declining an offer: a state of its own, both sides, the way back", offer_declines),
     ])
