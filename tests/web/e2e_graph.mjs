@@ -145,11 +145,18 @@ async function atSize(browser, base, fx, viewport, tag) {
     }
   });
   page.on("pageerror", (e) => errors.push(String(e)));
+  let answer = null;
+  page.on("response", async (r) => {
+    if (new URL(r.url()).pathname === "/api/graph") answer = await r.body().catch(() => null);
+  });
   await login(page, base, "alice");
   const t0 = Date.now();
   await go(page, "graph");
   const nodes = await drawn(page);
   const ms = Date.now() - t0;
+  const doc = answer ? JSON.parse(answer.toString("utf8")) : {};
+  check(tag + ": /api/graph gives the whole graph, " + (answer ? answer.length : 0) + " bytes, not truncated",
+    doc.truncated === false && doc.edges.length === expected(fx, "", 0) && doc.center === "alice");
   const lib = await page.evaluate(() => typeof cytoscape === "function" && !!graphView.cy &&
     document.querySelectorAll("#graph-canvas canvas").length > 0);
   check(tag + ": the vendored library draws the graph on a canvas (" + nodes + " nodes, " + ms + " ms)", lib && nodes > 1);
