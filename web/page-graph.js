@@ -10,6 +10,9 @@
 // table and the hover title give names in full.
 const GRAPH_LABEL_MAX = 24;
 
+// Largest zoom a layout's fit may choose (the user may zoom in further).
+const GRAPH_FIT_ZOOM_MAX = 1.5;
+
 // One set of colours for the canvas and the legend (app.css .swatch.* has
 // the same values: the CSP allows no style attributes set from here).
 const GRAPH_COLOURS = {
@@ -179,7 +182,12 @@ function graphControls(g, view) {
     h("span", { class: "graph-zoom" },
       h("button", { type: "button", class: "secondary", id: "graph-zoom-in", "aria-label": "zoom in", onclick: zoom(1.25) }, "+"),
       h("button", { type: "button", class: "secondary", id: "graph-zoom-out", "aria-label": "zoom out", onclick: zoom(0.8) }, "\u2212"),
-      h("button", { type: "button", class: "secondary", id: "graph-fit", onclick: () => view.cy && view.cy.fit(undefined, 20) }, "Fit")));
+      h("button", { type: "button", class: "secondary", id: "graph-fit", onclick: () => view.cy && graphFit(view.cy) }, "Fit")));
+}
+
+function graphFit(cy) {
+  cy.fit(undefined, 20);
+  if (cy.zoom() > GRAPH_FIT_ZOOM_MAX) { cy.zoom(GRAPH_FIT_ZOOM_MAX); cy.center(); }
 }
 
 // Draws the current subset: the canvas, the counts and the table.
@@ -187,6 +195,7 @@ function graphUpdate(view) {
   const { g, me } = view;
   const sub = graphSubset(g, me, view.channel.value, Number(view.hops.value));
   view.sub = sub;
+  delete view.canvas.dataset.drawn;
   view.canvas.dataset.nodes = String(sub.nodes.length);
   view.canvas.dataset.edges = String(sub.edges.length);
   view.count.textContent = sub.nodes.length + " nodes, " + sub.edges.length + " edges shown of " +
@@ -201,8 +210,13 @@ function graphUpdate(view) {
     view.cy.elements().remove();
     view.cy.add(cyElements(sub, me));
   });
-  view.cy.layout(cyLayout(view.layout.value, me)).run();
-  view.canvas.dataset.drawn = String(view.cy.nodes().length);
+  const layout = view.cy.layout(cyLayout(view.layout.value, me));
+  // Fitting a few nodes would blow them up to the largest zoom.
+  layout.one("layoutstop", () => {
+    graphFit(view.cy);
+    view.canvas.dataset.drawn = String(view.cy.nodes().length);
+  });
+  layout.run();
 }
 
 function graphStart(view) {

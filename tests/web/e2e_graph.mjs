@@ -213,7 +213,15 @@ async function atSize(browser, base, fx, viewport, tag) {
     /^(accepted|pending)/.test(await page.textContent('#graph-details dd[data-field="state"]')));
 
   await choose(page, "#graph-channel", "");
+  await choose(page, "#graph-layout", "layers");
+  const z0 = await page.evaluate(() => graphView.cy.zoom());
+  await page.click("#graph-zoom-in");
+  const z1 = await page.evaluate(() => graphView.cy.zoom());
   await page.click("#graph-fit");
+  const z2 = await page.evaluate(() => graphView.cy.zoom());
+  check(tag + ": layered layout drawn; zoom in and fit change the zoom (" + [z0, z1, z2].map((z) => z.toFixed(2)).join(", ") + ")",
+    z1 > z0 * 1.2 && Math.abs(z2 - z0) < 0.01);
+  await choose(page, "#graph-layout", "force");
   await noSideScroll(page, tag);
   const box = await page.locator("#graph-canvas").boundingBox();
   check(tag + ": the canvas fits the width (" + Math.round(box.width) + " px)", box.width <= viewport.width && box.width > 200);
