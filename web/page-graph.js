@@ -28,23 +28,20 @@ function shortLabel(s) {
   return chars.length > GRAPH_LABEL_MAX ? chars.slice(0, GRAPH_LABEL_MAX).join("") + "\u2026" : s;
 }
 
-function edgeId(e, i) { return "e" + i; }
-
 // The edges and nodes a choice of channel and hops leaves: share edges on
 // the channel ("" for all), memberships of the groups those reach, then
 // what lies within `hops` edges of me, either direction (0: no limit).
 function graphSubset(g, me, channel, hops) {
-  let edges = g.edges.map((e, i) => Object.assign({ id: edgeId(e, i) }, e));
+  let edges = g.edges.map((e, i) => Object.assign({ id: "e" + i }, e));
   if (channel) {
     const shared = new Set(edges.filter((e) => e.kind !== "member" && e.channel === channel).map((e) => e.to));
     edges = edges.filter((e) => e.kind === "member" ? shared.has(e.from) : e.channel === channel);
   }
-  let near = null;
   if (hops > 0) {
     const adj = new Map();
     const link = (a, b) => { if (!adj.has(a)) adj.set(a, []); adj.get(a).push(b); };
     for (const e of edges) { link(e.from, e.to); link(e.to, e.from); }
-    near = new Set([me]);
+    const near = new Set([me]);
     let ring = [me];
     for (let d = 0; d < hops && ring.length; d++) {
       const next = [];
@@ -223,7 +220,7 @@ function graphStart(view) {
   if (view.cy) { view.cy.resize(); return; }
   cyStyleMarker();
   view.cy = cytoscape({ container: view.canvas, style: cyStyle(), minZoom: 0.05, maxZoom: 4,
-    wheelSensitivity: 0.3, boxSelectionEnabled: false });
+    boxSelectionEnabled: false });
   const detail = (ev) => {
     const t = ev.target;
     return t.isNode() ? { node: t.id(), kind: t.data("kind") } : { edge: t.data("edge") };
