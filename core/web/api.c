@@ -879,67 +879,184 @@ static void node(JsonBuilder *b, GHashTable *seen, const char *id, const char *l
     END(b);
 }
 
-static void run_graph(struct web_job *j)
+/*
+ * Most edges (shares and group memberships) /api/graph returns: an
+ * administrator's view is the whole graph, and the browser lays out and
+ * draws all it gets.  Past this the answer says "truncated" and keeps the
+ * edges around the user first.  At 4,000 edges of 255-byte channel names
+ * the answer stays near 1.5 MB.
+ */
+#define GRAPH_MAX_EDGES 4000
+
+/* What one /api/graph answer shows, with lookup tables built once, so the
+ * cost stays linear in the snapshot rather than shares times members. */
+struct graph_view {
+    const struct snapshot *s;
+    const char *me;
+    gboolean all;
+    gboolean require_accept;
+    GHashTable *groups;   /* names of the groups I own or am in */
+    GHashTable *members;  /* group name -> GPtrArray of member names */
+    GHashTable *accepts;  /* "user\nfrom\nchannel" (names hold no control characters) */
+    GPtrArray *shares;    /* struct snap_share * shown */
+    GPtrArray *in_groups; /* struct snap_member * shown */
+    gboolean truncated;
+};
+
+static char *accept_key(const char *user, const char *from, const char *channel)
 {
-    struct snapshot *s = begin(j);
-    if (!s)
-        return;
-    gboolean all = j->is_admin && !web_query(j, "user");
-    const char *me = j->acting;
-    /* Groups in view: mine and those I am in. */
-    GHashTable *groups = g_hash_table_new(g_str_hash, g_str_equal);
+    return g_strjoin("\n", user, from, channel, NULL);
+}
+
+static void graph_view_init(struct graph_view *v, const struct snapshot *s, const char *me,
+                            gboolean all, gboolean require_accept)
+{
+    memset(v, 0, sizeof *v);
+    v->s = s;
+    v->me = me;
+    v->all = all;
+    v->require_accept = require_accept;
+    v->groups = g_hash_table_new(g_str_hash, g_str_equal);
+    v->members =
+        g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)g_ptr_array_unref);
+    v->accepts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    v->shares = g_ptr_array_new();
+    v->in_groups = g_ptr_array_new();
+    for (guint i = 0; i < s->members->len; i++) {
+        const struct snap_member *m = s->members->pdata[i];
+        GPtrArray *list = g_hash_table_lookup(v->members, m->group);
+        if (!list) {
+            list = g_ptr_array_new();
+            g_hash_table_insert(v->members, m->group, list);
+        }
+        g_ptr_array_add(list, m->user);
+        if (!strcmp(m->user, me))
+            g_hash_table_add(v->groups, m->group);
+    }
     for (guint i = 0; i < s->groups->len; i++) {
         const struct snap_group *g = s->groups->pdata[i];
-        if (all || !strcmp(g->owner, me) || snapshot_is_member(s, g->name, me))
-            g_hash_table_add(groups, g->name);
+        if (!strcmp(g->owner, me))
+            g_hash_table_add(v->groups, g->name);
     }
-    JsonBuilder *b = json_builder_new();
-    OBJ(b);
+    for (guint i = 0; require_accept && i < s->accepts->len; i++) {
+        const struct snap_accept *a = s->accepts->pdata[i];
+        g_hash_table_add(v->accepts, accept_key(a->user, a->from, a->channel));
+    }
+}
+
+static void graph_view_clear(struct graph_view *v)
+{
+    g_hash_table_unref(v->groups);
+    g_hash_table_unref(v->members);
+    g_hash_table_unref(v->accepts);
+    g_ptr_array_unref(v->shares);
+    g_ptr_array_unref(v->in_groups);
+}
+
+/* A share from me, to me or to a group of mine (owned or joined). */
+static gboolean graph_share_near(const struct graph_view *v, const struct snap_share *sh)
+{
+    if (!strcmp(sh->from, v->me))
+        return TRUE;
+    return sh->to_group ? g_hash_table_contains(v->groups, sh->to) : !strcmp(sh->to, v->me);
+}
+
+/* Adds an edge; when GRAPH_MAX_EDGES are there, marks the answer
+ * truncated instead and says to stop. */
+static gboolean graph_add(struct graph_view *v, GPtrArray *to, const void *edge)
+{
+    if (v->shares->len + v->in_groups->len >= GRAPH_MAX_EDGES) {
+        v->truncated = TRUE;
+        return FALSE;
+    }
+    g_ptr_array_add(to, (gpointer)edge);
+    return TRUE;
+}
+
+/* Edges near me first (all a user sees), then, for an administrator's
+ * whole graph, the others, up to GRAPH_MAX_EDGES. */
+static void graph_collect(struct graph_view *v)
+{
+    const struct snapshot *s = v->s;
+    for (int far = 0; far <= v->all; far++) {
+        for (guint i = 0; i < s->shares->len; i++) {
+            const struct snap_share *sh = s->shares->pdata[i];
+            if (graph_share_near(v, sh) == !far && !graph_add(v, v->shares, sh))
+                return;
+        }
+        for (guint i = 0; i < s->members->len; i++) {
+            const struct snap_member *m = s->members->pdata[i];
+            if (g_hash_table_contains(v->groups, m->group) == !far &&
+                !graph_add(v, v->in_groups, m))
+                return;
+        }
+    }
+}
+
+/* Consent of a share's recipients: "active" without require_accept, else
+ * "accepted" when every recipient accepted, "pending" when one has not,
+ * with the counts (a share to a group asks each member). */
+static void graph_share_state(const struct graph_view *v, const struct snap_share *sh,
+                              JsonBuilder *b)
+{
+    if (!v->require_accept) {
+        STR(b, "state", "active");
+        return;
+    }
+    GPtrArray *list = sh->to_group ? g_hash_table_lookup(v->members, sh->to) : NULL;
+    guint n = sh->to_group ? (list ? list->len : 0) : 1, ok = 0;
+    for (guint i = 0; i < n; i++) {
+        char *key = accept_key(sh->to_group ? list->pdata[i] : sh->to, sh->from, sh->channel);
+        ok += g_hash_table_contains(v->accepts, key);
+        g_free(key);
+    }
+    STR(b, "state", ok == n ? "accepted" : "pending");
+    INT(b, "recipients", n);
+    INT(b, "accepted", ok);
+}
+
+static void graph_nodes(const struct graph_view *v, JsonBuilder *b)
+{
     GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     json_builder_set_member_name(b, "nodes");
     json_builder_begin_array(b);
-    node(b, seen, me, me, "user");
-    GPtrArray *edges = g_ptr_array_new();
-    for (guint i = 0; i < s->shares->len; i++) {
-        const struct snap_share *sh = s->shares->pdata[i];
-        gboolean touches =
-            !strcmp(sh->from, me) ||
-            (sh->to_group ? g_hash_table_contains(groups, sh->to) : !strcmp(sh->to, me));
-        if (!all && !touches)
-            continue;
-        g_ptr_array_add(edges, (gpointer)sh);
+    node(b, seen, v->me, v->me, "user");
+    for (guint i = 0; i < v->shares->len; i++) {
+        const struct snap_share *sh = v->shares->pdata[i];
         char *to_id = g_strdup_printf("%s%s", sh->to_group ? "@" : "", sh->to);
         node(b, seen, sh->from, sh->from, "user");
         node(b, seen, to_id, to_id, sh->to_group ? "group" : "user");
         g_free(to_id);
     }
-    GPtrArray *members = g_ptr_array_new();
-    for (guint i = 0; i < s->members->len; i++) {
-        const struct snap_member *m = s->members->pdata[i];
-        if (!g_hash_table_contains(groups, m->group))
-            continue;
-        g_ptr_array_add(members, (gpointer)m);
+    for (guint i = 0; i < v->in_groups->len; i++) {
+        const struct snap_member *m = v->in_groups->pdata[i];
         char *gid = g_strdup_printf("@%s", m->group);
         node(b, seen, gid, gid, "group");
         node(b, seen, m->user, m->user, "user");
         g_free(gid);
     }
     json_builder_end_array(b);
+    g_hash_table_unref(seen);
+}
+
+static void graph_edges(const struct graph_view *v, JsonBuilder *b)
+{
     json_builder_set_member_name(b, "edges");
     json_builder_begin_array(b);
-    for (guint i = 0; i < edges->len; i++) {
-        const struct snap_share *sh = edges->pdata[i];
+    for (guint i = 0; i < v->shares->len; i++) {
+        const struct snap_share *sh = v->shares->pdata[i];
         char *to_id = g_strdup_printf("%s%s", sh->to_group ? "@" : "", sh->to);
         OBJ(b);
         STR(b, "from", sh->from);
         STR(b, "to", to_id);
         STR(b, "kind", share_type_name(sh->type));
         STR(b, "channel", sh->channel);
+        graph_share_state(v, sh, b);
         END(b);
         g_free(to_id);
     }
-    for (guint i = 0; i < members->len; i++) {
-        const struct snap_member *m = members->pdata[i];
+    for (guint i = 0; i < v->in_groups->len; i++) {
+        const struct snap_member *m = v->in_groups->pdata[i];
         char *gid = g_strdup_printf("@%s", m->group);
         OBJ(b);
         STR(b, "from", gid);
@@ -949,11 +1066,29 @@ static void run_graph(struct web_job *j)
         g_free(gid);
     }
     json_builder_end_array(b);
+}
+
+/* The sharing graph around the acting user (an administrator without
+ * ?user= gets all of it): nodes, share and membership edges with each
+ * share's consent state, bounded by GRAPH_MAX_EDGES. */
+static void run_graph(struct web_job *j)
+{
+    struct snapshot *s = begin(j);
+    if (!s)
+        return;
+    struct graph_view v;
+    graph_view_init(&v, s, j->acting, j->is_admin && !web_query(j, "user"), j->require_accept);
+    graph_collect(&v);
+    JsonBuilder *b = json_builder_new();
+    OBJ(b);
+    STR(b, "center", v.me);
+    BOOL(b, "require_accept", v.require_accept);
+    BOOL(b, "truncated", v.truncated);
+    INT(b, "max_edges", GRAPH_MAX_EDGES);
+    graph_nodes(&v, b);
+    graph_edges(&v, b);
     END(b);
-    g_ptr_array_unref(edges);
-    g_ptr_array_unref(members);
-    g_hash_table_unref(seen);
-    g_hash_table_unref(groups);
+    graph_view_clear(&v);
     snapshot_free(s);
     web_job_ok(j, b);
 }

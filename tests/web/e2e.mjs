@@ -94,8 +94,8 @@ async function main(chromium, artifacts) {
     await longInput(page);
 
     await go(page, "graph");
-    await page.waitForSelector("svg.graph", { timeout: STEP_TIMEOUT });
-    const graphText = await page.textContent("svg.graph");
+    await page.waitForSelector("#graph-canvas canvas", { timeout: STEP_TIMEOUT });
+    const graphText = await page.textContent("#graph-edges");
     check("the graph shows alice, @partners and bob", ["alice", "@partners", "bob"].every((n) => graphText.includes(n)),
       graphText);
     await page.fill("#readers-channel", CHAN);

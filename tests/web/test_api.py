@@ -1482,6 +1482,61 @@ def lockout_wait_and_same_password(r):
     r.check("the broker stops cleanly", b.stop() == 0)
 
 
+def graph_states_and_bound(r):
+    # /api/graph gives each share's consent state, who is in the centre, and
+    # stays bounded: past its edge limit it says "truncated", edges near the
+    # user kept first.
+    conf, b, port = setup(r, "graph", broker={"require_accept": "true"})
+    alice, bob, root = (logged_in(port, u) for u in ("alice", "bob", "root"))
+    ok(r, "graph: alice makes a group", alice.call("POST", "/api/groups", {"name": "gteam"}))
+    for u in ("bob", "carol"):
+        ok(r, "graph: and adds " + u,
+           alice.call("POST", "/api/groups/members", {"group": "gteam", "member": u}))
+    for to, chan in (("@gteam", "g.chan"), ("bob", "b.chan"), ("carol", "c.chan")):
+        ok(r, "graph: alice shares %s with %s" % (chan, to),
+           alice.call("POST", "/api/shares", {"to": to, "channel": chan}))
+    for chan in ("g.chan", "b.chan"):
+        ok(r, "graph: bob accepts " + chan,
+           bob.call("POST", "/api/offers/accept", {"from": "alice", "channel": chan}))
+    st, doc = alice.call("GET", "/api/graph")
+    states = sorted((e["to"], e["channel"], e["state"], e["recipients"], e["accepted"])
+                    for e in doc.get("edges", []) if e["kind"] != "member")
+    r.check("graph: consent per share (a group share counts its members)", st == 200 and states == [
+        ("@gteam", "g.chan", "pending", 2, 1), ("bob", "b.chan", "accepted", 1, 1),
+        ("carol", "c.chan", "pending", 1, 0)], repr(doc))
+    r.check("graph: centre, require_accept, not truncated", doc.get("center") == "alice" and
+            doc.get("require_accept") is True and doc.get("truncated") is False and
+            doc.get("max_edges", 0) > 0, repr(doc))
+    st, doc = root.call("GET", "/api/graph")
+    r.check("graph: an administrator sees the whole graph around himself",
+            st == 200 and doc["center"] == "root" and len(doc["edges"]) == 5 and
+            {"root", "alice", "@gteam"} <= {n["id"] for n in doc["nodes"]}, repr(doc))
+    st, doc = root.call("GET", "/api/graph?user=bob")
+    r.check("graph: ?user=bob is bob's view", st == 200 and doc["center"] == "bob" and
+            sorted((e["from"], e["to"]) for e in doc["edges"]) ==
+            [("@gteam", "bob"), ("@gteam", "carol"), ("alice", "@gteam"), ("alice", "bob")],
+            repr(doc))
+
+    limit = doc["max_edges"]
+    data = json.loads(t.ctl_ok(conf, "export").out)
+    data["shares"] += [{"from": "carol", "to_user": "root", "channel": "many.%05d" % i,
+                        "type": "shares"} for i in range(limit)]
+    path = os.path.join(r.subdir("graph"), "many.json")
+    with open(path, "w") as f:
+        json.dump(data, f)
+    t.ctl_ok(conf, "import", path, timeout=IMPORT_TIMEOUT)
+    st, doc = alice.call("GET", "/api/graph")
+    r.check("graph: a user's view without the far edges is whole",
+            st == 200 and doc["truncated"] is False and len(doc["edges"]) == 5, repr(doc)[:300])
+    st, doc = root.call("GET", "/api/graph")
+    edges = doc.get("edges", [])
+    r.check("graph: past the limit an administrator's graph is cut and says so",
+            st == 200 and doc["truncated"] is True and len(edges) == limit, repr(doc)[:300])
+    r.check("graph: the edges near root (carol's shares to him) come first",
+            all(e["to"] == "root" for e in edges), repr(edges[:3]))
+    r.check("the broker stops cleanly", b.stop() == 0)
+
+
 if __name__ == "__main__":
     t.main("test_web_api", [
         ("static files and bad HTTP", static_and_http),
@@ -1506,5 +1561,7 @@ if __name__ == "__main__":
          share_widening),
         ("a lock-out names its wait; the same password is no change",
          lockout_wait_and_same_password),
+        ("graph: consent states, the whole graph for admins, a bounded answer",
+         graph_states_and_bound),
         ("declining an offer: a state of its own, both sides, the way back", offer_declines),
     ])
