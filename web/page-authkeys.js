@@ -133,22 +133,25 @@ function keyRows(keys, doc) {
       "aria-describedby": "channel-rule", oninput: markDirty, ...ro });
     const save = state.listsEditable ? [h("button", { class: "secondary", type: "button", onclick: () => act("saved " + k.ident,
       () => api("PUT", "/api/authkeys", { ident: k.ident, publish: pub.value, subscribe: sub.value })) }, "Save"), " "] : [];
-    return h("tr", { "data-ident": k.ident },
-      h("td", { class: "mono" }, k.ident, " ", copyButton("Copy", k.ident, "the ident " + k.ident),
-        h("details", { class: "connect" }, h("summary", {}, "Connect"), snippet(k, ep, null))),
+    // Two rows per key: its fields and actions, then its flow health and
+    // connection snippet across the table.
+    return [h("tr", { class: "key-main", "data-ident": k.ident },
+      h("td", { class: "mono" }, k.ident, " ", copyButton("Copy", k.ident, "the ident " + k.ident)),
       h("td", {}, pub), h("td", {}, sub),
       h("td", { class: "num counters" }, String(k.published_msgs), " / ", fmtBytes(k.published_bytes)),
       h("td", { class: "num" }, String(k.received_msgs), " / ", fmtBytes(k.received_bytes)),
       h("td", { class: "num" }, String(k.connections)),
-      h("td", { class: "flow" }, flowCell(k)),
       h("td", {}, ...save,
         h("button", { class: "regen", type: "button", "aria-label": "regenerate the secret of " + k.ident,
           onclick: () => regenerate(k) }, "Regenerate secret"), " ",
         h("button", { class: "danger", type: "button", onclick: () => {
           if (confirm("Delete authkey " + k.ident + "? Its connections are closed.")) {
             act("deleted " + k.ident, () => api("DELETE", "/api/authkeys", { ident: k.ident }));
-          } } }, "Delete")));
-  });
+          } } }, "Delete"))),
+    h("tr", { class: "key-detail", "data-detail-of": k.ident },
+      h("td", { colspan: 7 }, h("div", { class: "flow" }, flowCell(k)),
+        h("details", { class: "connect" }, h("summary", {}, "Connect " + k.ident), snippet(k, ep, null))))];
+  }).flat();
 }
 
 pages.authkeys = async (root) => {
@@ -157,7 +160,7 @@ pages.authkeys = async (root) => {
   const pub = h("input", { id: "key-publish", placeholder: "chan1, chan2", "aria-describedby": "channel-rule" });
   const sub = h("input", { id: "key-subscribe", placeholder: "chan1, chan2", "aria-describedby": "channel-rule" });
   const shown = h("div", { id: "new-secret" });
-  const headers = ["Ident", "Publish", "Subscribe", "Published (msgs / bytes)", "Received", "Online", "Flow", ""];
+  const headers = ["Ident", "Publish", "Subscribe", "Published (msgs / bytes)", "Received", "Online", ""];
   // By ident, so a saved key keeps its row (storage moves a replaced key to the end).
   const keys = doc.authkeys.slice().sort((a, b) => (a.ident < b.ident ? -1 : a.ident > b.ident ? 1 : 0));
   const tbl = table(headers, keyRows(keys, doc));
@@ -197,7 +200,8 @@ pages.authkeys = async (root) => {
         cells[3].textContent = k.published_msgs + " / " + fmtBytes(k.published_bytes);
         cells[4].textContent = k.received_msgs + " / " + fmtBytes(k.received_bytes);
         cells[5].textContent = String(k.connections);
-        cells[6].replaceChildren(...flowCell(k));
+        const flow = tbl.querySelector('tr[data-detail-of="' + CSS.escape(k.ident) + '"] .flow');
+        if (flow) flow.replaceChildren(...flowCell(k));
       }
     } catch (e) { /* the next tick tries again */ }
   }, 2000);

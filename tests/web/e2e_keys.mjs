@@ -13,6 +13,7 @@ import {
 } from "./e2e_lib.mjs";
 
 const ROW = 'tr[data-ident="alice-sensor"]';
+const DETAIL = 'tr[data-detail-of="alice-sensor"]';
 
 // hpfeeds-cli pub until its exit status is as wanted (a change reaches
 // the broker within its reload); the last result.
@@ -38,7 +39,7 @@ async function createKey(page) {
 }
 
 async function snippetChecks(page, b, secret) {
-  const snip = (await page.textContent(ROW + " details.connect pre")) || "";
+  const snip = (await page.textContent(DETAIL + " details.connect pre")) || "";
   check("the row's snippet names the ident", snip.includes("--ident alice-sensor"), snip);
   check("the row's snippet has the broker's hpfeeds port", snip.includes("--port " + b.port), snip);
   check("the row's snippet has sub and pub lines with the channel",
@@ -60,7 +61,7 @@ async function flowChecks(page, b, secret) {
     const res = publish(b.port, "alice-sensor", secret, "message " + i);
     expect(res.status === 0, "hpfeeds-cli pub: " + res.stdout + res.stderr);
   }
-  const flow = await waitText(page, ROW + " td.flow", /published 3 in the last hour/, "flow health");
+  const flow = await waitText(page, DETAIL + " .flow", /published 3 in the last hour/, "flow health");
   check("after 3 real publishes the page shows 3 in the last hour on the channel",
     flow.includes("published 3 in the last hour (3 in the last day) on " + CHAN), flow);
   check("the page shows when the key last published and connected",
@@ -107,6 +108,9 @@ run("keys", async ({ chromium }) => {
     await snippetChecks(page, b, s1);
     await flowChecks(page, b, s1);
     await shot(page, "01-flow");
+    const box = await page.locator("section#page table").boundingBox();
+    check("the key table fits the 1280 px window (no sideways scrolling)",
+      box && box.x >= 0 && box.x + box.width <= DESKTOP.width, JSON.stringify(box));
     await regenerate(page, b, s1);
   } finally {
     await browser.close();
