@@ -110,7 +110,7 @@ void counters_collect(struct broker *b, struct conn *c)
                              .received_bytes = c->recv_bytes};
     counters_add(b->counters, c->ident, &d);
     if (b->flow && c->recv_msgs)
-        flow_note(b->flow, FLOW_DELIVERED, c->ident, NULL, c->recv_msgs, broker_now_s(b));
+        flow_note(b->flow, FLOW_DELIVERED, c->ident, NULL, c->owner, c->recv_msgs, broker_now_s(b));
     c->pub_msgs = c->pub_bytes = c->recv_msgs = c->recv_bytes = 0;
 }
 

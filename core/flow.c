@@ -16,6 +16,7 @@ struct flow {
     GHashTable *table; /* struct flow_key * (inside its series) -> struct flow_series * */
     GQueue recent;     /* links of the series, most recently counted first */
     guint max;
+    guint made;   /* series allocated: in the table, or forgotten and waiting at the back */
     gint64 since; /* unix seconds the table was made: nothing older is known */
 };
 
@@ -45,6 +46,7 @@ static void series_free(struct flow_series *s)
 {
     g_free((char *)s->key.ident);
     g_free((char *)s->key.chan);
+    g_free(s->owner);
     g_free(s);
 }
 
@@ -62,32 +64,48 @@ void flow_free(struct flow *f)
     g_free(f);
 }
 
+/* Out of the table, counts and names gone, a new generation (holders can tell). */
+static void empty(struct flow *f, struct flow_series *s)
+{
+    if (s->key.ident)
+        g_hash_table_remove(f->table, &s->key);
+    g_free((char *)s->key.ident);
+    g_free((char *)s->key.chan);
+    g_free(s->owner);
+    guint gen = s->gen + 1;
+    GList link = s->link;
+    memset(s, 0, sizeof *s);
+    s->gen = gen;
+    s->link = link;
+}
+
 /* The series at the back of the list, emptied for another key. */
 static struct flow_series *recycle(struct flow *f)
 {
     GList *l = g_queue_peek_tail_link(&f->recent);
     struct flow_series *s = l->data;
     g_queue_unlink(&f->recent, l);
-    g_hash_table_remove(f->table, &s->key);
-    g_free((char *)s->key.ident);
-    g_free((char *)s->key.chan);
-    guint gen = s->gen + 1;
-    memset(s, 0, sizeof *s);
-    s->gen = gen;
+    empty(f, s);
     return s;
 }
 
 struct flow_series *flow_series(struct flow *f, enum flow_kind kind, const char *ident,
-                                const char *chan)
+                                const char *chan, const char *owner)
 {
     struct flow_key probe = {.ident = ident, .chan = chan ? chan : "", .kind = kind};
     struct flow_series *s = g_hash_table_lookup(f->table, &probe);
     if (s)
         return s;
-    s = g_hash_table_size(f->table) >= f->max ? recycle(f) : g_new0(struct flow_series, 1);
+    if (f->made >= f->max) {
+        s = recycle(f);
+    } else {
+        s = g_new0(struct flow_series, 1);
+        f->made++;
+    }
     s->key.ident = g_strdup(ident);
     s->key.chan = g_strdup(probe.chan);
     s->key.kind = kind;
+    s->owner = g_strdup(owner);
     s->link.data = s;
     g_queue_push_head_link(&f->recent, &s->link);
     g_hash_table_insert(f->table, &s->key, s);
@@ -129,11 +147,11 @@ void flow_count(struct flow *f, struct flow_series *s, guint64 n, gint64 now)
     }
 }
 
-void flow_note(struct flow *f, enum flow_kind kind, const char *ident, const char *chan, guint64 n,
-               gint64 now)
+void flow_note(struct flow *f, enum flow_kind kind, const char *ident, const char *chan,
+               const char *owner, guint64 n, gint64 now)
 {
     if (ident)
-        flow_count(f, flow_series(f, kind, ident, chan), n, now);
+        flow_count(f, flow_series(f, kind, ident, chan, owner), n, now);
 }
 
 /*
@@ -169,8 +187,28 @@ guint64 flow_last_day(const struct flow_series *s, gint64 now)
 void flow_foreach(const struct flow *f, void (*fn)(const struct flow_series *s, void *data),
                   void *data)
 {
-    for (GList *l = f->recent.head; l; l = l->next)
-        fn(l->data, data);
+    for (GList *l = f->recent.head; l; l = l->next) {
+        const struct flow_series *s = l->data;
+        if (s->key.ident) /* not a forgotten one */
+            fn(s, data);
+    }
+}
+
+void flow_forget(struct flow *f, gboolean (*keep)(const char *ident, const char *owner, void *data),
+                 void *data)
+{
+    GList *l = f->recent.head;
+    while (l) {
+        GList *next = l->next;
+        struct flow_series *s = l->data;
+        if (s->key.ident && !keep(s->key.ident, s->owner, data)) {
+            /* Kept allocated (a session may hold a pointer to it), first to be reused. */
+            empty(f, s);
+            g_queue_unlink(&f->recent, l);
+            g_queue_push_tail_link(&f->recent, l);
+        }
+        l = next;
+    }
 }
 
 guint flow_size(const struct flow *f) { return g_hash_table_size(f->table); }

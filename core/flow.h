@@ -31,6 +31,7 @@ struct flow_key {
 
 struct flow_series {
     struct flow_key key;
+    char *owner;   /* the key's owner when the series was made (an ident changes hands) */
     guint gen;     /* bumped each time the series is reused for another key */
     gint64 last;   /* unix seconds of the last count; 0: never */
     guint64 total; /* since the series was made */
@@ -52,12 +53,12 @@ void flow_free(struct flow *f);
  * of a pointer to it can tell).  Never NULL.
  */
 struct flow_series *flow_series(struct flow *f, enum flow_kind kind, const char *ident,
-                                const char *chan);
+                                const char *chan, const char *owner);
 /** Count n at now (unix seconds): constant time, no allocation. */
 void flow_count(struct flow *f, struct flow_series *s, guint64 n, gint64 now);
 /** flow_series() then flow_count(); nothing for a NULL ident. */
-void flow_note(struct flow *f, enum flow_kind kind, const char *ident, const char *chan, guint64 n,
-               gint64 now);
+void flow_note(struct flow *f, enum flow_kind kind, const char *ident, const char *chan,
+               const char *owner, guint64 n, gint64 now);
 /** Counts of the current minute and the 59 before it. */
 guint64 flow_last_hour(const struct flow_series *s, gint64 now);
 /** Counts of the current hour and the 23 before it. */
@@ -66,6 +67,13 @@ guint64 flow_last_day(const struct flow_series *s, gint64 now);
 void flow_foreach(const struct flow *f, void (*fn)(const struct flow_series *s, void *data),
                   void *data);
 guint flow_size(const struct flow *f);
+/**
+ * Forget the series keep() declines, given their ident and owner (a
+ * deleted authkey, or one given to another user, who must not see the old
+ * counts).  Their memory stays, to be reused first.
+ */
+void flow_forget(struct flow *f, gboolean (*keep)(const char *ident, const char *owner, void *data),
+                 void *data);
 /** When the table was made (unix seconds): the counts cover no time before it. */
 gint64 flow_since(const struct flow *f);
 

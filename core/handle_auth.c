@@ -167,7 +167,7 @@ static void auth_done(void *arg)
     c->b->stats.connections_ready++;
     metrics_ready(c->b->metrics, c->ident);
     if (c->b->flow)
-        flow_note(c->b->flow, FLOW_CONNECTED, c->ident, NULL, 1, broker_now_s(c->b));
+        flow_note(c->b->flow, FLOW_CONNECTED, c->ident, NULL, c->owner, 1, broker_now_s(c->b));
     /* Made again if the session ever closes with an error (conn_fail). */
     event_free(c->timer);
     c->timer = NULL;

@@ -274,7 +274,7 @@ gboolean handle_publish(struct conn *c, const struct wire_msg *m, struct frame_b
     if (b->flow) {
         /* Flow health: one bucket increment; a lookup only when the series changed hands. */
         if (!c->flow_pub || c->flow_pub->gen != c->flow_pub_gen) {
-            c->flow_pub = flow_series(b->flow, FLOW_PUBLISHED, c->ident, chan);
+            c->flow_pub = flow_series(b->flow, FLOW_PUBLISHED, c->ident, chan, c->owner);
             c->flow_pub_gen = c->flow_pub->gen;
         }
         flow_count(b->flow, c->flow_pub, 1, broker_now_s(b));

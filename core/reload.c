@@ -13,6 +13,7 @@
 #include "broker.h"
 #include "cluster.h"
 #include "counters.h"
+#include "flow.h"
 #include "graph.h"
 #include "log.h"
 #include "router.h"
@@ -114,6 +115,14 @@ static gboolean same_secret(const struct conn *c, const struct snap_authkey *k)
         wire_auth_hash(c->nonce, sizeof c->nonce, k->secret, strlen(k->secret), hash) != 0)
         return TRUE; /* cannot tell: keep the session rather than drop it on a fault */
     return CRYPTO_memcmp(hash, c->auth_hash, sizeof hash) == 0;
+}
+
+/* Flow health keeps the counts of authkeys storage still has, under the same owner. */
+static gboolean key_exists(const char *ident, const char *owner, void *snap)
+{
+    const struct snapshot *s = snap;
+    const struct snap_authkey *k = g_hash_table_lookup(s->authkey_by_ident, ident);
+    return k && !g_strcmp0(k->owner, owner);
 }
 
 /* Bring one session in line with the new data (it may be closed). */
@@ -234,6 +243,8 @@ static void apply_result(struct broker *b, struct reload_job *j)
     GList *all = g_hash_table_get_values(b->conns);
     for (GList *l = all; l; l = l->next)
         recheck_session(b, l->data, j->snap);
+    if (b->flow)
+        flow_forget(b->flow, key_exists, j->snap);
     g_list_free(all);
 }
 

@@ -311,7 +311,7 @@ static void share_flow_add(const struct flow_series *s, void *data)
 {
     struct share_flow *sf = data;
     const char *owner = g_hash_table_lookup(sf->key_owner, s->key.ident);
-    if (s->key.kind != FLOW_PUBLISHED || !owner)
+    if (s->key.kind != FLOW_PUBLISHED || !owner || g_strcmp0(owner, s->owner))
         return;
     char *k = g_strconcat(owner, "\n", s->key.chan, NULL);
     guint64 *sum = g_hash_table_lookup(sf->sums, k);
@@ -598,7 +598,8 @@ static void flow_into(const struct flow_series *s, void *data)
 {
     struct flow_view *v = data;
     JsonObject *o = g_hash_table_lookup(v->by_ident, s->key.ident);
-    if (!o)
+    /* Counts made under another owner of the ident are not this key's. */
+    if (!o || g_strcmp0(s->owner, json_object_get_string_member(o, "owner")))
         return;
     guint64 hour = flow_last_hour(s, v->now), day = flow_last_day(s, v->now);
     if (s->key.kind == FLOW_CONNECTED) {

@@ -1489,6 +1489,15 @@ def regenerate_and_flow(r):
             bool(new) and new.still_works(CHAN))
     if new:
         new.close()
+    _, k = key_of(bob, "bob-fk")
+    r.check("bob's key shows its publish", bool(k) and bool(k["last_published"]), repr(k))
+    ok(r, "bob deletes his key", bob.call("DELETE", "/api/authkeys", {"ident": "bob-fk"}))
+    ok(r, "alice makes a key of that name",
+       alice.call("POST", "/api/authkeys", {"ident": "bob-fk"}))
+    _, k = key_of(alice, "bob-fk")
+    r.check("an ident that changed hands shows nothing of its previous owner's traffic",
+            bool(k) and k["last_published"] is None and k["last_connected"] is None and
+            k["flow"] == [] and k["delivered_day"] == 0, repr(k))
 
     # A public address for the snippets, and counts that start again at a restart.
     r.check("the broker stops cleanly", b.stop() == 0)
