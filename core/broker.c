@@ -18,6 +18,7 @@
 #include "broker.h"
 #include "cluster.h"
 #include "counters.h"
+#include "flow.h"
 #include "graph.h"
 #include "ipguard.h"
 #include "log.h"
@@ -28,7 +29,6 @@
 #include "tls.h"
 #include "web/web.h"
 #include "worker.h"
-#include "flow.h"
 
 struct listener {
     struct broker *b;
