@@ -12,10 +12,16 @@
 # with tests/web/setup.sh); it fails, never skips, when either is missing.
 # Screenshots of each page land in tests/web/artifacts/SUITE/ of the build tree.
 # Further suites are e2e_NAME.mjs on the same harness (e2e_lib.mjs): list
-# NAME in tests_web_e2e_suites and test_web_e2e-NAME.test runs it.
+# NAME in tests_web_e2e_suites and its wrapper %reldir%/test_web_e2e-NAME.test
+# in tests_web_e2e_tests; then test_web_e2e-NAME.test runs it.
 
 %canon_reldir%_e2e_suites = \
 	keys
+# Their wrappers, listed again: Automake rewrites TESTS for EXEEXT and reads
+# $(VAR:%=...) there as plain $(VAR), so deriving them would list the bare
+# suite names as tests (make check: "No rule to make target 'keys'").
+%canon_reldir%_e2e_tests = \
+	%reldir%/test_web_e2e-keys.test
 
 EXTRA_DIST += %reldir%/test_api.py %reldir%/e2e.mjs %reldir%/e2e_lib.mjs %reldir%/package.json \
 	%reldir%/package-lock.json %reldir%/setup.sh \
@@ -30,7 +36,7 @@ if BUILD_MYSQL
 endif
 %canon_reldir%_wrappers += \
 	%reldir%/test_web_e2e.test \
-	$(%canon_reldir%_e2e_suites:%=%reldir%/test_web_e2e-%.test) \
+	$(%canon_reldir%_e2e_tests) \
 	%reldir%/test_web_api-sqlite.test \
 	%reldir%/test_web_api-file.test
 
