@@ -496,6 +496,19 @@ gboolean admin_authkey_set(struct admin *a, const char *ident, const char *owner
     return ok;
 }
 
+gboolean admin_authkey_regenerate(struct admin *a, const char *ident, char **secret_out,
+                                  GError **error)
+{
+    char *secret = new_secret();
+    if (!secret)
+        return bad(error, HPF_ERR_IO, "cannot generate a secret: RAND_bytes failed");
+    gboolean ok = admin_authkey_set(a, ident, NULL, secret, NULL, NULL, error);
+    if (ok && secret_out)
+        *secret_out = g_steal_pointer(&secret);
+    g_free(secret);
+    return ok;
+}
+
 gboolean admin_authkey_del(struct admin *a, const char *ident, GError **error)
 {
     struct hpf_authkey key = {.ident = ident};

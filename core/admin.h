@@ -115,9 +115,17 @@ gboolean admin_authkey_del(struct admin *a, const char *ident, GError **error);
 /**
  * Change an authkey in one step (no moment without it, so live sessions
  * stay up): each non-NULL argument replaces that field; the rest is kept.
+ * A new secret ends the sessions opened with the old one when the broker
+ * reloads (reload.c); a session whose secret is unchanged stays.
  */
 gboolean admin_authkey_set(struct admin *a, const char *ident, const char *owner,
                            const char *secret, char **publish, char **subscribe, GError **error);
+/**
+ * Give an authkey a new generated secret (as admin_authkey_add makes one),
+ * returned in *secret_out (caller frees); the rest of the key is kept.
+ */
+gboolean admin_authkey_regenerate(struct admin *a, const char *ident, char **secret_out,
+                                  GError **error);
 
 /** Export everything as JSON text (deterministic order). */
 char *admin_export(struct admin *a, GError **error);

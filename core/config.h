@@ -39,6 +39,9 @@ struct web_conf {
     guint login_failures;       /**< failed logins per address per minute before back-off */
     char **hostnames;           /**< Host names allowed besides IP literals and localhost;
                                      NULL: none; {"*"}: any */
+    char *public_host;          /**< hpfeeds address shown in connection snippets; NULL: the
+                                     listener's (public_hpfeeds) */
+    guint public_port;
 };
 
 struct config {

@@ -31,6 +31,7 @@ noinst_LTLIBRARIES += %reldir%/libhpfcore.la
 	%reldir%/conn.c \
 	%reldir%/output.c \
 	%reldir%/counters.c %reldir%/counters.h \
+	%reldir%/flow.c %reldir%/flow.h \
 	%reldir%/handle_auth.c \
 	%reldir%/handle_publish.c \
 	%reldir%/handle_subscribe.c \

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "counters.h"
+#include "flow.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "password.h"
@@ -283,6 +284,13 @@ static void run_shares(struct web_job *j)
     if (!s)
         return;
     gboolean all = j->is_admin && !g_strcmp0(web_query(j, "all"), "1");
+    /* For finish_shares: whose keys publish what. */
+    j->idents = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    for (guint i = 0; i < s->authkeys->len; i++) {
+        const struct snap_authkey *k = s->authkeys->pdata[i];
+        if (all || !strcmp(k->owner, j->acting))
+            g_hash_table_insert(j->idents, g_strdup(k->ident), g_strdup(k->owner));
+    }
     JsonBuilder *b = json_builder_new();
     OBJ(b);
     json_builder_set_member_name(b, "shares");
@@ -296,6 +304,56 @@ static void run_shares(struct web_job *j)
     END(b);
     snapshot_free(s);
     web_job_ok(j, b);
+}
+
+struct share_flow {
+    GHashTable *key_owner; /* ident -> owner */
+    GHashTable *sums;      /* "owner\nchannel" -> guint64 * */
+    gint64 now;
+};
+
+static void share_flow_add(const struct flow_series *s, void *data)
+{
+    struct share_flow *sf = data;
+    const char *owner = g_hash_table_lookup(sf->key_owner, s->key.ident);
+    if (s->key.kind != FLOW_PUBLISHED || !owner || g_strcmp0(owner, s->owner))
+        return;
+    char *k = g_strconcat(owner, "\n", s->key.chan, NULL);
+    guint64 *sum = g_hash_table_lookup(sf->sums, k);
+    if (!sum) {
+        sum = g_new0(guint64, 1);
+        g_hash_table_insert(sf->sums, g_strdup(k), sum);
+    }
+    *sum += flow_last_hour(s, sf->now);
+    g_free(k);
+}
+
+/*
+ * Flow health on My shares: what the sender's keys published on the
+ * share's channel in the last hour (the broker's in-memory counts), so a
+ * sender sees whether anything is there to reach the partner.
+ */
+static void finish_shares(struct web_job *j)
+{
+    struct broker *b = j->w->b;
+    if (!b->flow || !j->idents)
+        return;
+    struct share_flow sf = {
+        .key_owner = j->idents,
+        .sums = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free),
+        .now = broker_now_s(b),
+    };
+    flow_foreach(b->flow, share_flow_add, &sf);
+    JsonArray *a = json_object_get_array_member(json_node_get_object(j->result), "shares");
+    for (guint i = 0; a && i < json_array_get_length(a); i++) {
+        JsonObject *o = json_array_get_object_element(a, i);
+        char *k = g_strconcat(json_object_get_string_member(o, "from"), "\n",
+                              json_object_get_string_member(o, "channel"), NULL);
+        const guint64 *sum = g_hash_table_lookup(sf.sums, k);
+        json_object_set_int_member(o, "published_hour", sum ? (gint64)*sum : 0);
+        g_free(k);
+    }
+    g_hash_table_unref(sf.sums);
 }
 
 /* An optional boolean member: 0 when absent, -1 (and a 400) when not a boolean. */
@@ -527,6 +585,119 @@ static void run_authkeys(struct web_job *j)
     web_job_ok(j, b);
 }
 
+/* ---- flow health (loop thread: the broker's in-memory buckets) ---- */
+
+static void set_time(JsonObject *o, const char *key, gint64 secs)
+{
+    GDateTime *t = secs > 0 ? g_date_time_new_from_unix_utc(secs) : NULL;
+    if (!t) {
+        json_object_set_null_member(o, key);
+        return;
+    }
+    char *ts = g_date_time_format(t, "%Y-%m-%dT%H:%M:%SZ");
+    json_object_set_string_member(o, key, ts);
+    g_free(ts);
+    g_date_time_unref(t);
+}
+
+struct flow_view {
+    GHashTable *by_ident; /* ident -> the key's JsonObject */
+    gint64 now;
+};
+
+/* One series into its key's object: the newest time, the channel's counts. */
+static void flow_into(const struct flow_series *s, void *data)
+{
+    struct flow_view *v = data;
+    JsonObject *o = g_hash_table_lookup(v->by_ident, s->key.ident);
+    /* Counts made under another owner of the ident are not this key's. */
+    if (!o || g_strcmp0(s->owner, json_object_get_string_member(o, "owner")))
+        return;
+    guint64 hour = flow_last_hour(s, v->now), day = flow_last_day(s, v->now);
+    if (s->key.kind == FLOW_CONNECTED) {
+        set_time(o, "last_connected", s->last);
+    } else if (s->key.kind == FLOW_DELIVERED) {
+        set_time(o, "last_delivered", s->last);
+        json_object_set_int_member(o, "delivered_hour", (gint64)hour);
+        json_object_set_int_member(o, "delivered_day", (gint64)day);
+    } else {
+        /* Series come newest first: the first one seen holds the key's last publish. */
+        if (json_object_get_null_member(o, "last_published"))
+            set_time(o, "last_published", s->last);
+        JsonObject *c = json_object_new();
+        json_object_set_string_member(c, "channel", s->key.chan);
+        json_object_set_int_member(c, "hour", (gint64)hour);
+        json_object_set_int_member(c, "day", (gint64)day);
+        set_time(c, "last", s->last);
+        json_array_add_object_element(json_object_get_array_member(o, "flow"), c);
+    }
+}
+
+/*
+ * Each key's recent traffic: last connected, last published, messages per
+ * channel in the last hour and day, and what was delivered to it.  Kept
+ * in memory since the broker started ("flow_since"); null and zero when
+ * not seen since.
+ */
+static void add_flow(struct broker *b, GHashTable *by_ident)
+{
+    GHashTableIter it;
+    gpointer o;
+    g_hash_table_iter_init(&it, by_ident);
+    while (g_hash_table_iter_next(&it, NULL, &o)) {
+        json_object_set_null_member(o, "last_connected");
+        json_object_set_null_member(o, "last_published");
+        json_object_set_null_member(o, "last_delivered");
+        json_object_set_int_member(o, "delivered_hour", 0);
+        json_object_set_int_member(o, "delivered_day", 0);
+        json_object_set_array_member(o, "flow", json_array_new());
+    }
+    if (!b->flow)
+        return;
+    counters_collect_all(b); /* delivered counts move into the buckets on collection */
+    struct flow_view v = {.by_ident = by_ident, .now = broker_now_s(b)};
+    flow_foreach(b->flow, flow_into, &v);
+}
+
+/*
+ * Where sensors connect, for the connection snippet: [web] public_hpfeeds
+ * when set, else the first hpfeeds listener (host null when it listens on
+ * every address: the console's own host name is the best guess, and the
+ * page fills it in).
+ */
+static void add_endpoint(struct web_job *j)
+{
+    struct broker *b = j->w->b;
+    const struct web_conf *wc = b->cfg->web;
+    JsonObject *root = json_node_get_object(j->result);
+    if (b->flow)
+        set_time(root, "flow_since", flow_since(b->flow));
+    JsonObject *e = json_object_new();
+    char *host = NULL;
+    int port = 0;
+    gboolean tls = FALSE;
+    gboolean bound = broker_listen_endpoint(b, &host, &port, &tls);
+    if (wc && wc->public_host) {
+        json_object_set_string_member(e, "host", wc->public_host);
+        json_object_set_int_member(e, "port", wc->public_port);
+    } else if (bound) {
+        gboolean any =
+            !*host || !strcmp(host, "*") || !strcmp(host, "0.0.0.0") || !strcmp(host, "::");
+        if (any)
+            json_object_set_null_member(e, "host");
+        else
+            json_object_set_string_member(e, "host", host);
+        json_object_set_int_member(e, "port", port);
+    } else {
+        json_object_set_null_member(e, "host");
+        json_object_set_null_member(e, "port");
+    }
+    json_object_set_boolean_member(e, "tls", tls);
+    json_object_set_boolean_member(e, "public", wc && wc->public_host);
+    g_free(host);
+    json_object_set_object_member(root, "hpfeeds", e);
+}
+
 static void bump(JsonObject *o, const char *key, guint64 by)
 {
     json_object_set_int_member(o, key, json_object_get_int_member(o, key) + (gint64)by);
@@ -566,7 +737,9 @@ static void finish_authkeys(struct web_job *j)
             bump(o, "connections", t->connections);
     }
     g_hash_table_unref(live);
+    add_flow(b, by_ident);
     g_hash_table_unref(by_ident);
+    add_endpoint(j);
 }
 
 /*
@@ -656,6 +829,33 @@ static void run_authkey_set(struct web_job *j)
     snapshot_free(s);
     g_strfreev(pub);
     g_strfreev(sub);
+}
+
+/* A new generated secret, shown once; sessions opened with the old one end at the reload. */
+static void run_authkey_secret(struct web_job *j)
+{
+    const char *ident = web_body_str(j, "ident", TRUE);
+    if (!ident)
+        return;
+    struct snapshot *s = begin(j);
+    if (s && own_key(j, s, ident)) {
+        GError *e = NULL;
+        char *secret = NULL;
+        if (!admin_authkey_regenerate(&j->admin, ident, &secret, &e)) {
+            web_job_gerror(j, e);
+            g_error_free(e);
+        } else {
+            j->changed = TRUE;
+            JsonBuilder *b = json_builder_new();
+            OBJ(b);
+            STR(b, "ident", ident);
+            STR(b, "secret", secret);
+            END(b);
+            web_job_ok(j, b);
+            g_free(secret);
+        }
+    }
+    snapshot_free(s);
 }
 
 static void run_authkey_del(struct web_job *j)
@@ -1151,7 +1351,7 @@ const struct web_route web_routes[] = {
     {"GET", "/api/session", TRUE, run_session, finish_session},
     {"POST", "/api/password", TRUE, run_password, web_crypto_finish},
     {"GET", "/api/users", TRUE, run_users, NULL},
-    {"GET", "/api/shares", TRUE, run_shares, NULL},
+    {"GET", "/api/shares", TRUE, run_shares, finish_shares},
     {"POST", "/api/shares", TRUE, run_share_add, NULL},
     {"DELETE", "/api/shares", TRUE, run_share_del, NULL},
     {"GET", "/api/offers", TRUE, run_offers, NULL},
@@ -1162,6 +1362,7 @@ const struct web_route web_routes[] = {
     {"POST", "/api/authkeys", TRUE, run_authkey_add, NULL},
     {"PUT", "/api/authkeys", TRUE, run_authkey_set, NULL},
     {"DELETE", "/api/authkeys", TRUE, run_authkey_del, NULL},
+    {"POST", "/api/authkeys/secret", TRUE, run_authkey_secret, NULL},
     {"GET", "/api/groups", TRUE, run_groups, NULL},
     {"POST", "/api/groups", TRUE, run_group_add, NULL},
     {"DELETE", "/api/groups", TRUE, run_group_del, NULL},

@@ -102,7 +102,7 @@ struct web_job {
     gboolean changed; /* storage changed: reload the broker now */
     gboolean resubmitted;
     /* per route */
-    GHashTable *idents; /* logs: the acting user's authkeys (NULL: all) */
+    GHashTable *idents; /* logs: the acting user's authkeys (NULL: all); shares: ident -> owner */
     char *hash;         /* login: stored hash; passwd: the new one */
     char *password;     /* login, passwd: plain text, wiped when freed */
     char *password2;

@@ -1535,6 +1535,162 @@ def graph_states_and_bound(r):
     r.check("graph: the edges near root (carol's shares to him) come first",
             all(e["to"] == "root" for e in edges), repr(edges[:3]))
     r.check("the broker stops cleanly", b.stop() == 0)
+def web_port_of(b):
+    """The console's port from a started broker's ready file."""
+    with open(b.ready) as f:
+        for line in f:
+            p = line.split()
+            if len(p) == 3 and p[0] == "http" and p[1] == "web":
+                return int(p[2])
+    t.expect(False, "no 'http web PORT' line in the ready file")
+
+
+def key_of(h, ident):
+    st, doc = h.call("GET", "/api/authkeys")
+    t.expect(st == 200, "GET /api/authkeys: %r %r" % (st, doc))
+    return doc, next((k for k in doc["authkeys"] if k["ident"] == ident), None)
+
+
+def hpfeeds_refused(b, ident, secret):
+    """A fresh AUTH with (ident, secret): True when the broker refuses it."""
+    c = hp.Client(t.HOST, b.port, ident, secret, timeout=2)
+    try:
+        c.connect()
+        op, fields = c.read_frame(2)
+        return op == hp.OP_ERROR and b"Authentication failed" in fields[0]
+    except hp.BrokerError as e:
+        return "Authentication failed" in str(e)
+    except (hp.Closed, OSError, TimeoutError):
+        return False
+    finally:
+        c.close()
+
+
+def regenerate_and_flow(r):
+    conf, b, port = setup(r, "keys-flow")
+    alice, bob = logged_in(port, "alice"), logged_in(port, "bob")
+    st, doc = alice.call("POST", "/api/authkeys", {"ident": "alice-fk", "publish": [CHAN],
+                                                   "subscribe": [CHAN]})
+    t.expect(st == 200, "alice makes a key: %r %r" % (st, doc))
+    s1 = doc["secret"]
+    ok(r, "alice shares the channel with bob",
+       alice.call("POST", "/api/shares", {"to": "bob", "channel": CHAN}))
+    doc, k = key_of(alice, "alice-fk")
+    r.check("a key never used: no last connected or published, no flow",
+            k["last_connected"] is None and k["last_published"] is None and k["flow"] == [] and
+            k["delivered_hour"] == 0, repr(k))
+    r.check("the hpfeeds endpoint is the broker's listener (address and bound port)",
+            doc.get("hpfeeds") == {"host": t.HOST, "port": b.port, "tls": False,
+                                   "public": False}, repr(doc.get("hpfeeds")))
+    r.check("flow_since says since when the counts are kept", bool(doc.get("flow_since")),
+            repr(doc.get("flow_since")))
+
+    # Real traffic: a sync token at login, 3 messages and another token,
+    # published and (her own key subscribes) delivered.
+    old = t.poll(lambda: hpfeeds_session(b, "alice-fk", s1), 10)
+    t.expect(old, "alice-fk logs in with its first secret")
+    for i in range(3):
+        old.publish(CHAN, b"flow %d" % i)
+    old.sync(CHAN)
+    doc, k = key_of(alice, "alice-fk")
+    flow = {f["channel"]: f for f in k["flow"]}
+    r.check("after real publishes: last connected and last published are set",
+            bool(k["last_connected"]) and bool(k["last_published"]), repr(k))
+    r.check("5 messages in the last hour and the last day on the channel",
+            CHAN in flow and flow[CHAN]["hour"] == 5 and flow[CHAN]["day"] == 5, repr(k["flow"]))
+    r.check("5 delivered to the key (its own subscription) in the last hour",
+            k["delivered_hour"] == 5 and k["delivered_day"] == 5, repr(k))
+    st, doc = alice.call("GET", "/api/shares")
+    r.check("My shares: the share shows 5 published in the last hour by alice's keys",
+            st == 200 and [s.get("published_hour") for s in doc["shares"]
+                           if s["channel"] == CHAN] == [5], repr(doc))
+
+    # Regenerating: only the owner (others get 404, as for any object of another user).
+    err(r, "bob cannot regenerate alice's key",
+        bob.call("POST", "/api/authkeys/secret", {"ident": "alice-fk"}), 404)
+    err(r, "regenerate without an ident", alice.call("POST", "/api/authkeys/secret", {}), 400)
+    err(r, "regenerate an unknown key",
+        alice.call("POST", "/api/authkeys/secret", {"ident": "nope"}), 404)
+    r.check("bob's attempt left the first secret working", not hpfeeds_refused(b, "alice-fk", s1))
+    st, doc = alice.call("POST", "/api/authkeys/secret", {"ident": "alice-fk"})
+    s2 = (doc or {}).get("secret", "")
+    r.check("alice regenerates: a new 32-hex-digit secret, shown once",
+            st == 200 and re.fullmatch(r"[0-9a-f]{32}", s2) is not None and s2 != s1 and
+            doc.get("ident") == "alice-fk", repr(doc))
+    doc, k = key_of(alice, "alice-fk")
+    r.check("the key list never shows the secret", "secret" not in k and s2 not in json.dumps(doc),
+            repr(k))
+    errors, closed = old.wait_error_and_close(15)
+    r.check("the session opened with the old secret is closed at the reload", closed,
+            repr(errors))
+    r.check("the old secret is refused by a real hpfeeds AUTH",
+            t.poll(lambda: hpfeeds_refused(b, "alice-fk", s1), 10))
+    new = t.poll(lambda: hpfeeds_session(b, "alice-fk", s2), 10)
+    r.check("the new secret is accepted", bool(new))
+    # A reload that leaves the secret alone keeps the session.  Bob's key's
+    # session closing on its own regeneration marks a reload at or after
+    # the one that applied alice's change.
+    st, doc = bob.call("POST", "/api/authkeys", {"ident": "bob-fk", "publish": [CHAN],
+                                                 "subscribe": [CHAN]})
+    t.expect(st == 200, "bob makes a key: %r %r" % (st, doc))
+    bob_old = t.poll(lambda: hpfeeds_session(b, "bob-fk", doc["secret"]), 10)
+    t.expect(bob_old, "bob-fk logs in")
+    ok(r, "alice changes the key's lists (a reload, same secret)",
+       alice.call("PUT", "/api/authkeys", {"ident": "alice-fk", "publish": [CHAN, "other"]}))
+    ok(r, "bob regenerates his key", bob.call("POST", "/api/authkeys/secret", {"ident": "bob-fk"}))
+    r.check("bob's old session is closed", bob_old.wait_error_and_close(15)[1])
+    r.check("alice's session with the current secret survived those reloads",
+            bool(new) and new.still_works(CHAN))
+    if new:
+        new.close()
+    _, k = key_of(bob, "bob-fk")
+    r.check("bob's key shows its publish", bool(k) and bool(k["last_published"]), repr(k))
+    ok(r, "bob deletes his key", bob.call("DELETE", "/api/authkeys", {"ident": "bob-fk"}))
+    ok(r, "alice makes a key of that name",
+       alice.call("POST", "/api/authkeys", {"ident": "bob-fk"}))
+    _, k = key_of(alice, "bob-fk")
+    r.check("an ident that changed hands shows nothing of its previous owner's traffic",
+            bool(k) and k["last_published"] is None and k["last_connected"] is None and
+            k["flow"] == [] and k["delivered_day"] == 0, repr(k))
+
+    # A public address for the snippets, and counts that start again at a restart.
+    r.check("the broker stops cleanly", b.stop() == 0)
+    with open(conf, "a") as f:
+        f.write("public_hpfeeds = sensors.example.org:20000\n")
+    b.start()
+    alice = logged_in(web_port_of(b), "alice")
+    doc, k = key_of(alice, "alice-fk")
+    r.check("[web] public_hpfeeds is the endpoint shown",
+            doc.get("hpfeeds") == {"host": "sensors.example.org", "port": 20000, "tls": False,
+                                   "public": True}, repr(doc.get("hpfeeds")))
+    r.check("after a restart the flow counts start again (memory only)",
+            k["last_published"] is None and k["flow"] == [], repr(k))
+    r.check("the broker stops cleanly", b.stop() == 0)
+    for bad in ("example.org", "host:0", "a b:1", "[zz]:1", ":10000", "h:70000"):
+        d = r.subdir("bad-public-" + re.sub(r"[^a-z0-9]", "_", bad))
+        c = t.write_config(d, {})
+        with open(c, "a") as f:
+            f.write("\n[web]\nlisten = tcp:%s:0\npublic_hpfeeds = %s\n" % (t.HOST, bad))
+        res = subprocess.run([t.DAEMON, "-t", "-c", c], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, timeout=60)
+        out = res.stdout.decode(errors="replace")
+        r.check("public_hpfeeds = %r is refused naming the key" % bad,
+                res.returncode != 0 and "public_hpfeeds" in out, out)
+
+
+def hpfeeds_session(b, ident, secret):
+    """A Peer subscribed to CHAN whose AUTH was accepted (a sync came back),
+    or None when refused (yet)."""
+    p = None
+    try:
+        p = b.connect(ident, secret)
+        p.subscribe(CHAN)
+        p.sync(CHAN)
+        return p
+    except (hp.BrokerError, hp.Closed, OSError, TimeoutError):
+        if p is not None:
+            p.close()
+        return None
 
 
 if __name__ == "__main__":
@@ -1563,5 +1719,6 @@ if __name__ == "__main__":
          lockout_wait_and_same_password),
         ("graph: consent states, the whole graph for admins, a bounded answer",
          graph_states_and_bound),
+        ("authkeys: regenerate a secret; flow health; connection endpoint", regenerate_and_flow),
         ("declining an offer: a state of its own, both sides, the way back", offer_declines),
     ])
