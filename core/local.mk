@@ -22,6 +22,7 @@ noinst_LTLIBRARIES += %reldir%/libhpfcore.la
 	%reldir%/tls.c %reldir%/tls.h \
 	%reldir%/ipguard.c %reldir%/ipguard.h \
 	%reldir%/admin.c %reldir%/admin.h \
+	%reldir%/admin_audit.c \
 	%reldir%/jsonutil.c %reldir%/jsonutil.h \
 	%reldir%/password.c %reldir%/password.h \
 	%reldir%/wire_str.h \

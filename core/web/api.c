@@ -97,6 +97,11 @@ static struct snapshot *begin(struct web_job *j)
     }
     g_free(j->acting);
     j->acting = g_strdup(as ? as : j->user);
+    if (strcmp(j->acting, j->user)) {
+        g_free(j->actor);
+        j->actor = g_strdup_printf("admin %s acting as %s", j->user, j->acting);
+        j->admin.actor = j->actor;
+    }
     return s;
 }
 

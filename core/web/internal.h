@@ -90,6 +90,7 @@ struct web_job {
     gboolean channels_mode; /* access = channels: the lists are the only access control */
     char *user;             /* session's user */
     char *acting;           /* whose objects (user, or another for an admin) */
+    char *actor;            /* who, for the audit trail (admin.actor points here) */
     gboolean is_admin;
     char *session_id;
     char *peer;
