@@ -166,6 +166,18 @@ void web_logout(struct web_job *j);
 void web_events_push(struct web *w, int type, const char *ident, const char *owner,
                      const char *peer, const char *channel, const char *reason, guint64 count);
 
+/* The API's common steps, for route files beside api.c. */
+/** Snapshot, the session's user still there, whose objects (acting); NULL with an error set. */
+struct snapshot *web_api_begin(struct web_job *j);
+
+/* Administration and audit routes (api_admin.c); web_routes[] lists them. */
+void web_run_admin_users(struct web_job *j);
+void web_run_admin_user_add(struct web_job *j);
+void web_run_admin_user_del(struct web_job *j);
+void web_run_admin_user_admin(struct web_job *j);
+void web_run_admin_user_password(struct web_job *j);
+void web_run_audit(struct web_job *j);
+
 /* Request parsing, shared with the console's fuzz target. */
 /** A query string into key -> value (NULL when empty); FALSE when refused:
  * a key without '=', a key twice, %00, text that is not UTF-8. */
