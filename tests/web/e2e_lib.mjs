@@ -90,7 +90,7 @@ export async function startBroker(access = "graph", dir = tmp, opts = {}) {
     ctl(conf, ["user", "add", u]);
     ctl(conf, ["user", "passwd", u], u + "-password\n");
   }
-  if (opts.admin) ctl(conf, ["user", "admin", opts.admin, "on"]);
+  if (opts.admin) ctl(conf, ["user", "admin", opts.admin, "yes"]);
   const ready = path.join(dir, "ready");
   brokerLog = brokerLog || path.join(dir, "broker.log");
   const log = fs.openSync(path.join(dir, "broker.log"), "a");

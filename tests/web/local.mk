@@ -15,6 +15,7 @@
 # NAME in tests_web_e2e_suites and test_web_e2e-NAME.test runs it.
 
 %canon_reldir%_e2e_suites =
+%canon_reldir%_e2e_suites += admin
 
 EXTRA_DIST += %reldir%/test_api.py %reldir%/e2e.mjs %reldir%/e2e_lib.mjs %reldir%/package.json \
 	%reldir%/package-lock.json %reldir%/setup.sh \
