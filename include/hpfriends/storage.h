@@ -133,8 +133,10 @@ struct hpf_audit_record {
     const char *detail; /**< more about it: "type shares_all (was shares)"; may be "" */
     /**
      * In a mutation: after adding this record, keep only the newest `keep`
-     * records (0: HPF_AUDIT_KEEP_DEFAULT), so the trail stays bounded.
-     * Ignored by audit_list().
+     * records (0: HPF_AUDIT_KEEP_DEFAULT), so the trail stays bounded.  A
+     * store whose ids count up by one may drop the ids at or below this
+     * record's id - keep (a range, not a count; gaps in the ids then leave
+     * a few records fewer, never more).  Ignored by audit_list().
      */
     uint32_t keep;
     const void *reserved[4];

@@ -22,27 +22,25 @@ static gboolean is_number(const bson_iter_t *it)
     return BSON_ITER_HOLDS_INT64(it) || BSON_ITER_HOLDS_INT32(it) || BSON_ITER_HOLDS_DOUBLE(it);
 }
 
-/* find() options: newest first, skip, limit, and the session if any. */
-static gboolean newest_first(bson_t *opts, int64_t skip, int64_t limit, mongoc_client_session_t *cs,
+/* find() options: newest first, limit, and the session if any. */
+static gboolean newest_first(bson_t *opts, int64_t limit, mongoc_client_session_t *cs,
                              bson_error_t *e)
 {
     bson_t sort;
     BSON_APPEND_DOCUMENT_BEGIN(opts, "sort", &sort);
     BSON_APPEND_INT32(&sort, "seq", -1);
     bson_append_document_end(opts, &sort);
-    if (skip > 0)
-        BSON_APPEND_INT64(opts, "skip", skip);
     BSON_APPEND_INT64(opts, "limit", limit);
     return !cs || mongoc_client_session_append(cs, opts, e);
 }
 
-/* The seq of the record `skip` places below the newest; 0 when there is none. */
-static gboolean id_at(struct mstore *s, mongoc_client_session_t *cs, int64_t skip, int64_t *id,
-                      bson_error_t *e)
+/* The seq of the newest record; 0 when there is none. */
+static gboolean newest_seq(struct mstore *s, mongoc_client_session_t *cs, int64_t *id,
+                           bson_error_t *e)
 {
     bson_t opts = BSON_INITIALIZER, filter = BSON_INITIALIZER;
     *id = 0;
-    gboolean ok = newest_first(&opts, skip, 1, cs, e);
+    gboolean ok = newest_first(&opts, 1, cs, e);
     if (ok) {
         mongoc_cursor_t *cur =
             mongoc_collection_find_with_opts(s->coll[MS_AUDIT], &filter, &opts, NULL);
@@ -73,12 +71,12 @@ static gboolean insert_one(struct mstore *s, mongoc_client_session_t *cs,
     return ok;
 }
 
-static gboolean trim(struct mstore *s, mongoc_client_session_t *cs, uint32_t keep, bson_error_t *e)
+/* The newest `keep` stay: seqs count up by one from the newest stored. */
+static gboolean trim(struct mstore *s, mongoc_client_session_t *cs, int64_t newest, uint32_t keep,
+                     bson_error_t *e)
 {
-    int64_t oldest_gone;
-    if (!id_at(s, cs, keep, &oldest_gone, e))
-        return FALSE;
-    if (oldest_gone == 0)
+    int64_t oldest_gone = newest - keep;
+    if (oldest_gone <= 0)
         return TRUE;
     bson_t *filter = BCON_NEW("seq", "{", "$lte", BCON_INT64(oldest_gone), "}");
     bson_t opts = BSON_INITIALIZER;
@@ -97,8 +95,8 @@ gboolean ms_audit_insert(struct mstore *s, mongoc_client_session_t *cs,
         if (m->op != HPF_MUT_AUDIT)
             continue;
         int64_t newest;
-        if (!id_at(s, cs, 0, &newest, e) || !insert_one(s, cs, m->audit, newest + 1, e) ||
-            !trim(s, cs, mut_audit_keep(m), e))
+        if (!newest_seq(s, cs, &newest, e) || !insert_one(s, cs, m->audit, newest + 1, e) ||
+            !trim(s, cs, newest + 1, mut_audit_keep(m), e))
             return FALSE;
     }
     return TRUE;
@@ -157,7 +155,7 @@ int ms_audit_list(void *instance, const struct hpf_audit_query *q, hpf_audit_cb 
     if (q->user)
         BSON_APPEND_UTF8(&filter, "user", q->user);
     bson_error_t e;
-    newest_first(&opts, 0, q->limit, NULL, &e);
+    newest_first(&opts, q->limit, NULL, &e);
     mongoc_cursor_t *cur =
         mongoc_collection_find_with_opts(s->coll[MS_AUDIT], &filter, &opts, NULL);
     const bson_t *doc;

@@ -20,17 +20,20 @@ bool pg_audit_insert(struct pstore *s, const struct hpf_mutation *m, struct pg_f
     g_snprintf(time, sizeof time, "%" G_GINT64_FORMAT, (gint64)r->time);
     g_snprintf(keep, sizeof keep, "%u", mut_audit_keep(m));
     const char *params[] = {
-        time, r->actor, or_empty(r->user), r->action, or_empty(r->object), or_empty(r->detail)};
-    if (!pg_run(s,
-                "INSERT INTO hpf_audit (time, actor, subject, action, object, detail) "
-                "VALUES ($1, $2, $3, $4, $5, $6)",
-                6, params, f))
-        return false;
-    /* Sequence values may have gaps (a rolled-back insert uses one up): count rows. */
-    return pg_run(s,
-                  "DELETE FROM hpf_audit WHERE id <= "
-                  "(SELECT id FROM hpf_audit ORDER BY id DESC LIMIT 1 OFFSET $1)",
-                  1, (const char *const[]){keep}, f);
+        time, r->actor, or_empty(r->user), r->action, or_empty(r->object), or_empty(r->detail),
+        keep};
+    /* The newest `keep` ids stay: a range of the primary key, not a count of
+     * the table.  (A sequence value used up by a failed commit leaves a gap,
+     * so the trail then holds a few records fewer than keep, never more.) */
+    PGresult *res =
+        pg_query(s,
+                 "WITH added AS (INSERT INTO hpf_audit (time, actor, subject, action, "
+                 "object, detail) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id) "
+                 "DELETE FROM hpf_audit WHERE id <= (SELECT id FROM added) - $7::bigint",
+                 7, params, f);
+    if (res)
+        PQclear(res);
+    return res != NULL;
 }
 
 int pg_audit_list(void *instance, const struct hpf_audit_query *q, hpf_audit_cb cb, void *ud)

@@ -31,12 +31,16 @@ int sq_audit_insert(struct store *s, const struct hpf_mutation *m)
     sqlite3_reset(st);
     if (rc != SQLITE_DONE)
         return HPF_ERR_IO;
-    /* The (keep+1)-th newest and everything older goes: ids may have gaps. */
-    st = sq_stmt(s, "DELETE FROM hpf_audit WHERE id <= "
-                    "(SELECT id FROM hpf_audit ORDER BY id DESC LIMIT 1 OFFSET ?1)");
+    /* Ids count up by one (AUTOINCREMENT, rolled back with a failed batch):
+     * the newest `keep` are those above this one's id - keep.  A range of
+     * the primary key, not a count of the table. */
+    sqlite3_int64 oldest_gone = sqlite3_last_insert_rowid(s->db) - mut_audit_keep(m);
+    if (oldest_gone <= 0)
+        return HPF_OK;
+    st = sq_stmt(s, "DELETE FROM hpf_audit WHERE id <= ?1");
     if (!st)
         return HPF_ERR_IO;
-    sqlite3_bind_int64(st, 1, mut_audit_keep(m));
+    sqlite3_bind_int64(st, 1, oldest_gone);
     rc = sqlite3_step(st);
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? HPF_OK : HPF_ERR_IO;
