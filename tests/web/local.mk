@@ -12,10 +12,13 @@
 # with tests/web/setup.sh); it fails, never skips, when either is missing.
 # Screenshots of each page land in tests/web/artifacts/SUITE/ of the build tree.
 # Further suites are e2e_NAME.mjs on the same harness (e2e_lib.mjs): list
-# NAME in tests_web_e2e_suites and test_web_e2e-NAME.test runs it.
+# tests/web/test_web_e2e-NAME.test in tests_web_e2e_wrappers and that runs it.
 
-%canon_reldir%_e2e_suites =
-%canon_reldir%_e2e_suites += admin
+# The list is of wrapper names, spelled out: automake rewrites a
+# substitution reference that reaches TESTS to the bare names (a suite list
+# "admin" made "admin" itself a test), so the suites derive from it instead.
+%canon_reldir%_e2e_wrappers = %reldir%/test_web_e2e-admin.test
+%canon_reldir%_e2e_suites = $(%canon_reldir%_e2e_wrappers:%reldir%/test_web_e2e-%.test=%)
 
 EXTRA_DIST += %reldir%/test_api.py %reldir%/e2e.mjs %reldir%/e2e_lib.mjs %reldir%/package.json \
 	%reldir%/package-lock.json %reldir%/setup.sh \
@@ -30,7 +33,7 @@ if BUILD_MYSQL
 endif
 %canon_reldir%_wrappers += \
 	%reldir%/test_web_e2e.test \
-	$(%canon_reldir%_e2e_suites:%=%reldir%/test_web_e2e-%.test) \
+	$(%canon_reldir%_e2e_wrappers) \
 	%reldir%/test_web_api-sqlite.test \
 	%reldir%/test_web_api-file.test
 
