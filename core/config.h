@@ -53,6 +53,7 @@ struct config {
     enum access_mode access;
     guint reload_interval;
     gboolean require_accept;
+    guint audit_keep; /**< newest audit records storage keeps */
     enum error_style error_style;
     enum on_denied on_denied;
     guint32 max_frame;

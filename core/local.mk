@@ -22,6 +22,7 @@ noinst_LTLIBRARIES += %reldir%/libhpfcore.la
 	%reldir%/tls.c %reldir%/tls.h \
 	%reldir%/ipguard.c %reldir%/ipguard.h \
 	%reldir%/admin.c %reldir%/admin.h \
+	%reldir%/admin_audit.c \
 	%reldir%/jsonutil.c %reldir%/jsonutil.h \
 	%reldir%/password.c %reldir%/password.h \
 	%reldir%/wire_str.h \
@@ -40,6 +41,7 @@ noinst_LTLIBRARIES += %reldir%/libhpfcore.la
 	%reldir%/web/server.c \
 	%reldir%/web/session.c \
 	%reldir%/web/api.c \
+	%reldir%/web/api_admin.c \
 	%reldir%/ctl/export.c
 %canon_reldir%_libhpfcore_la_CPPFLAGS = $(AM_CPPFLAGS) -DHPF_PLUGINDIR='"$(pluginsdir)"' \
 	-DHPF_WEBDIR='"$(pkgdatadir)/web"'

@@ -6,7 +6,7 @@
 
 // view counts page renders: a render that finishes after a newer one began
 // (a click during a slow load) is dropped, never shown over the newer page.
-const state = { user: null, admin: false, csrf: null, timer: null, view: 0 };
+const state = { user: null, admin: false, csrf: null, timer: null, view: 0, actAs: null };
 
 // ---- DOM helpers ----
 
@@ -131,7 +131,15 @@ class ApiError extends Error {
 const MAX_BODY = 65536;
 const TOO_LARGE = "too much text at once: the console sends at most 64 KiB per request; shorten the fields";
 
+// An administrator acting as another user (page-admin.js) names them on
+// every call about objects; the session and admin routes stay their own.
+function actingPath(path) {
+  if (!state.actAs || /^\/api\/(login|logout|session|password|admin\/)/.test(path)) return path;
+  return path + (path.includes("?") ? "&" : "?") + "user=" + encodeURIComponent(state.actAs);
+}
+
 async function api(method, path, body) {
+  path = actingPath(path);
   const opts = { method, headers: {}, credentials: "same-origin" };
   if (method !== "GET") {
     opts.headers["Content-Type"] = "application/json";

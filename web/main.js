@@ -13,6 +13,7 @@ function showLogin() {
   state.user = null;
   state.csrf = null;
   state.dirty = false;
+  setActAs(null);
   document.getElementById("nav").hidden = true;
   document.getElementById("menu-toggle").hidden = true;
   setMenu(false);
@@ -146,6 +147,8 @@ function loggedIn(doc) {
   document.getElementById("menu-toggle").hidden = false;
   document.getElementById("logout").hidden = false;
   document.getElementById("whoami").textContent = doc.user + (doc.admin ? " (admin)" : "");
+  document.getElementById("nav-admin").hidden = !doc.admin;
+  setActAs(null);
 }
 
 document.getElementById("login-form").addEventListener("submit", async (ev) => {

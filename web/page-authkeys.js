@@ -142,7 +142,7 @@ function keyRows(keys, doc) {
       h("td", { class: "num" }, String(k.received_msgs), " / ", fmtBytes(k.received_bytes)),
       h("td", { class: "num" }, String(k.connections)),
       h("td", {}, ...save,
-        h("button", { class: "regen", type: "button", "aria-label": "Regenerate the secret of " + k.ident,
+        h("button", { class: "regen", type: "button", "aria-label": "Regenerate secret of " + k.ident,
           onclick: () => regenerate(k) }, "Regenerate secret"), " ",
         h("button", { class: "danger", type: "button", "aria-label": "Delete authkey " + k.ident, onclick: () => {
           if (confirmDanger("Delete authkey " + k.ident, "Its connections are closed.")) {

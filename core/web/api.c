@@ -98,8 +98,15 @@ static struct snapshot *begin(struct web_job *j)
     }
     g_free(j->acting);
     j->acting = g_strdup(as ? as : j->user);
+    if (strcmp(j->acting, j->user)) {
+        g_free(j->actor);
+        j->actor = g_strdup_printf("admin %s acting as %s", j->user, j->acting);
+        j->admin.actor = j->actor;
+    }
     return s;
 }
+
+struct snapshot *web_api_begin(struct web_job *j) { return begin(j); }
 
 /* Report an admin_* result.  Takes the error by address: it is read only
  * after the call ran (argument evaluation order is unspecified). */
@@ -1372,5 +1379,12 @@ const struct web_route web_routes[] = {
     {"GET", "/api/logs", TRUE, run_logs, finish_logs},
     {"GET", "/api/graph", TRUE, run_graph, NULL},
     {"GET", "/api/readers", TRUE, run_readers, NULL},
+    /* api_admin.c */
+    {"GET", "/api/audit", TRUE, web_run_audit, NULL},
+    {"GET", "/api/admin/users", TRUE, web_run_admin_users, NULL},
+    {"POST", "/api/admin/users", TRUE, web_run_admin_user_add, NULL},
+    {"DELETE", "/api/admin/users", TRUE, web_run_admin_user_del, NULL},
+    {"POST", "/api/admin/users/admin", TRUE, web_run_admin_user_admin, NULL},
+    {"POST", "/api/admin/users/password", TRUE, web_run_admin_user_password, NULL},
 };
 const gsize web_n_routes = G_N_ELEMENTS(web_routes);

@@ -90,6 +90,7 @@ struct web_job {
     gboolean channels_mode; /* access = channels: the lists are the only access control */
     char *user;             /* session's user */
     char *acting;           /* whose objects (user, or another for an admin) */
+    char *actor;            /* who, for the audit trail (admin.actor points here) */
     gboolean is_admin;
     char *session_id;
     char *peer;
@@ -164,6 +165,18 @@ const char *web_session_csrf(struct web_job *j);
 void web_logout(struct web_job *j);
 void web_events_push(struct web *w, int type, const char *ident, const char *owner,
                      const char *peer, const char *channel, const char *reason, guint64 count);
+
+/* The API's common steps, for route files beside api.c. */
+/** Snapshot, the session's user still there, whose objects (acting); NULL with an error set. */
+struct snapshot *web_api_begin(struct web_job *j);
+
+/* Administration and audit routes (api_admin.c); web_routes[] lists them. */
+void web_run_admin_users(struct web_job *j);
+void web_run_admin_user_add(struct web_job *j);
+void web_run_admin_user_del(struct web_job *j);
+void web_run_admin_user_admin(struct web_job *j);
+void web_run_admin_user_password(struct web_job *j);
+void web_run_audit(struct web_job *j);
 
 /* Request parsing, shared with the console's fuzz target. */
 /** A query string into key -> value (NULL when empty); FALSE when refused:

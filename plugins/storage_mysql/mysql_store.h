@@ -12,8 +12,9 @@
  *  - hpf_key_owners (identifier, owner): the owner hpfeeds3's table has no
  *    column for; absent means the identifier owns the key.
  *  - hpf_users, hpf_groups, hpf_members, hpf_shares, hpf_accepts,
- *    hpf_declines (schema step 2), hpf_counters: ours, utf8mb4 with a byte-exact collation that does not
- *    pad ("a" and "a " are two names, as in every other backend).
+ *    hpf_declines (schema step 3), hpf_counters: ours, utf8mb4 with a
+ *    byte-exact collation that does not pad ("a" and "a " are two names,
+ *    as in every other backend).
  *  - hpf_meta (name, value): schema_version and data_version.
  *
  * version(): an in-memory counter that moves whenever data_version (every
@@ -42,7 +43,7 @@
 
 #include "../common/model.h"
 
-#define MY_SCHEMA_VERSION 2
+#define MY_SCHEMA_VERSION 3
 
 /* The longest column value read (a channel list as JSON text): longer is unreadable. */
 #define MY_MAX_VALUE  (4u << 20)
@@ -135,6 +136,10 @@ int my_trouble(struct mystore *s, const char *what);
 void my_healthy(struct mystore *s);
 /* Log a row problem once per (table, what). */
 void my_warn_row(struct mystore *s, const char *table, const char *what);
+
+/* audit.c: the audit trail; my_audit_insert() runs inside apply()'s transaction. */
+gboolean my_audit_insert(struct mystore *s, const struct hpf_mutation *m);
+int my_audit_list(void *instance, const struct hpf_audit_query *q, hpf_audit_cb cb, void *ud);
 
 /* schema.c: create or migrate; one line into err on failure. */
 int my_schema_migrate(struct mystore *s, char *err, size_t err_len);

@@ -62,11 +62,21 @@ static const char *const step1[] = {
     NULL,
 };
 
+/* The audit trail (audit.c); "subject" is whose object changed. */
+static const char *const step2[] = {
+    "CREATE TABLE IF NOT EXISTS hpf_audit (" ID ", time BIGINT NOT NULL, "
+    "actor VARCHAR(2048) NOT NULL, subject VARCHAR(255) NOT NULL DEFAULT '', "
+    "action VARCHAR(255) NOT NULL, object VARCHAR(2048) NOT NULL DEFAULT '', "
+    "detail VARCHAR(2048) NOT NULL DEFAULT '', KEY hpf_audit_subject (subject, id), "
+    "KEY hpf_audit_actor (actor(191), id))" TABLE_OPTS,
+    NULL,
+};
+
 /*
  * Declined offers (ABI 1.5): a table of their own, so that every row of
  * hpf_accepts still means "delivers".
  */
-static const char *const step2[] = {
+static const char *const step3[] = {
     "CREATE TABLE IF NOT EXISTS hpf_declines (" ID ", user_name " NAME ", from_user " NAME ", "
     "channel " NAME ", UNIQUE KEY hpf_declines_offer (user_name, from_user, channel), "
     "KEY hpf_declines_from (from_user))" TABLE_OPTS,
@@ -82,7 +92,8 @@ struct step {
 /* Append only; never edit a step that has shipped. */
 static const struct step steps[] = {
     {1, "hpfriends tables beside hpfeeds3's auth_keys", step1},
-    {2, "declined offers", step2},
+    {2, "the audit trail", step2},
+    {3, "declined offers", step3},
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(steps) == MY_SCHEMA_VERSION);

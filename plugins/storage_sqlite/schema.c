@@ -89,12 +89,24 @@ static const char step1_sql[] = HPFEEDS3_TABLES
 /* Console passwords: a salted slow hash, written by the broker. */
 static const char step2_sql[] = "ALTER TABLE hpf_users ADD COLUMN password TEXT;\n";
 
+/* The audit trail (audit.c); "subject" is whose object changed. */
+static const char step3_sql[] = "CREATE TABLE hpf_audit (\n"
+                                "    id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+                                "    time INTEGER NOT NULL,\n"
+                                "    actor TEXT NOT NULL,\n"
+                                "    subject TEXT NOT NULL DEFAULT '',\n"
+                                "    action TEXT NOT NULL,\n"
+                                "    object TEXT NOT NULL DEFAULT '',\n"
+                                "    detail TEXT NOT NULL DEFAULT '');\n"
+                                "CREATE INDEX hpf_audit_subject ON hpf_audit (subject, id);\n"
+                                "CREATE INDEX hpf_audit_actor ON hpf_audit (actor, id);\n";
+
 /*
  * Declined offers (ABI 1.5): a table of their own rather than a state
  * column on hpf_accepts, so that every row of hpf_accepts still means
  * "delivers", whoever reads it.
  */
-static const char step3_sql[] =
+static const char step4_sql[] =
     "CREATE TABLE hpf_declines (\n"
     "    id INTEGER PRIMARY KEY,\n"
     "    user_name TEXT NOT NULL,\n"
@@ -113,7 +125,8 @@ struct step {
 static const struct step steps[] = {
     {1, "hpfriends tables beside hpfeeds3's", step1_sql},
     {2, "console password hashes of users", step2_sql},
-    {3, "declined offers", step3_sql},
+    {3, "the audit trail", step3_sql},
+    {4, "declined offers", step4_sql},
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(steps) == SQ_SCHEMA_VERSION);

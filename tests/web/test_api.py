@@ -1691,6 +1691,147 @@ def hpfeeds_session(b, ident, secret):
         if p is not None:
             p.close()
         return None
+def audit_rows(h, query=""):
+    st, doc = h.call("GET", "/api/audit" + query)
+    t.expect(st == 200 and isinstance(doc, dict), "GET /api/audit%s: %r %r" % (query, st, doc))
+    return doc
+
+
+def admin_and_audit(r):
+    conf, b, port = setup(r, "admin")
+    alice, bob, root = logged_in(port, "alice"), logged_in(port, "bob"), logged_in(port, "root")
+
+    # Another tenant, logged in, is refused every admin route, however asked.
+    for method, path, body in (("GET", "/api/admin/users", None),
+                               ("POST", "/api/admin/users", {"name": "mallory"}),
+                               ("DELETE", "/api/admin/users", {"name": "bob"}),
+                               ("POST", "/api/admin/users/admin", {"name": "alice", "admin": True}),
+                               ("POST", "/api/admin/users/password", {"name": "bob"}),
+                               ("POST", "/api/admin/users/password",
+                                {"name": "bob", "password": "taken-over-1"}),
+                               ("GET", "/api/admin/users?user=root", None)):
+        err(r, "alice (no admin): %s %s" % (method, path), alice.call(method, path, body), 403)
+    r.check("alice's refused calls changed nothing: bob still logs in, alice no admin",
+            Http(port).login("bob", PASSWORDS["bob"])[0] == 200 and
+            alice.call("GET", "/api/session")[1].get("admin") is False)
+
+    st, doc = root.call("GET", "/api/admin/users")
+    users = {u["name"]: u for u in doc.get("users", [])} if st == 200 else {}
+    r.check("root lists the users with admin and password flags",
+            users.get("root", {}).get("admin") is True and users.get("alice", {}).get("password")
+            is True and users.get("alice", {}).get("admin") is False, repr(doc))
+
+    ok(r, "root creates dave with a password",
+       root.call("POST", "/api/admin/users", {"name": "dave", "password": "dave-pass-4444"}))
+    r.check("dave logs in", t.poll(lambda: Http(port).login("dave", "dave-pass-4444")[0] == 200,
+                                   10))
+    err(r, "creating dave again", root.call("POST", "/api/admin/users", {"name": "dave"}), 409)
+    err(r, "a bad admin flag", root.call("POST", "/api/admin/users",
+                                         {"name": "x1", "admin": "yes"}), 400, "true or false")
+    err(r, "a short password", root.call("POST", "/api/admin/users",
+                                         {"name": "x2", "password": "short"}), 400, "too short")
+    ok(r, "root creates erin, an admin, without a password",
+       root.call("POST", "/api/admin/users", {"name": "erin", "admin": True}))
+    st, doc = root.call("POST", "/api/admin/users/password", {"name": "erin"})
+    made = doc.get("password") if st == 200 and doc else None
+    r.check("a reset without a password makes one and shows it once",
+            isinstance(made, str) and len(made) >= 16, repr(doc))
+    r.check("erin logs in with it",
+            made and t.poll(lambda: Http(port).login("erin", made)[0] == 200, 10))
+    ok(r, "root sets erin's password",
+       root.call("POST", "/api/admin/users/password", {"name": "erin",
+                                                        "password": "erin-pass-5555"}))
+    r.check("the new one logs in, the made one no longer",
+            t.poll(lambda: Http(port).login("erin", "erin-pass-5555")[0] == 200, 10) and
+            Http(port).login("erin", made)[0] == 401)
+    err(r, "reset of an unknown user", root.call("POST", "/api/admin/users/password",
+                                                 {"name": "nobody"}), 404)
+    ok(r, "root makes dave an admin",
+       root.call("POST", "/api/admin/users/admin", {"name": "dave", "admin": True}))
+    st, doc = root.call("GET", "/api/admin/users")
+    r.check("dave is listed as an admin",
+            any(u["name"] == "dave" and u["admin"] for u in doc.get("users", [])), repr(doc))
+    err(r, "root cannot drop its own admin flag",
+        root.call("POST", "/api/admin/users/admin", {"name": "root", "admin": False}), 400,
+        "yourself")
+    err(r, "root cannot delete itself", root.call("DELETE", "/api/admin/users", {"name": "root"}),
+        400, "yourself")
+
+    # Acting as alice: her view, her objects, recorded as the admin's act.
+    ok(r, "root, acting as alice, shares adm.c with bob",
+       root.call("POST", "/api/shares?user=alice", {"to": "bob", "channel": "adm.c"}))
+    st, doc = alice.call("GET", "/api/shares")
+    r.check("alice sees the share made for her",
+            any(s["channel"] == "adm.c" for s in doc.get("shares", [])), repr(doc))
+    st, doc = alice.call("POST", "/api/authkeys", {"ident": "alice-adm", "publish": ["adm.c"]})
+    secret = doc.get("secret") if st == 200 else None
+    r.check("alice makes an authkey (its secret comes back once)", bool(secret), repr(doc))
+    ok(r, "alice makes a group", alice.call("POST", "/api/groups", {"name": "admteam"}))
+    ok(r, "alice adds bob", alice.call("POST", "/api/groups/members",
+                                       {"group": "admteam", "member": "bob"}))
+    ok(r, "alice removes bob", alice.call("DELETE", "/api/groups/members",
+                                          {"group": "admteam", "member": "bob"}))
+    ok(r, "alice deletes the share", alice.call("DELETE", "/api/shares",
+                                                {"to": "bob", "channel": "adm.c"}))
+
+    doc = audit_rows(alice)
+    got = [(x["action"], x["object"], x["actor"]) for x in doc.get("records", [])]
+    r.check("alice's audit: her changes newest first, the admin's act named as such",
+            doc.get("supported") is True and doc.get("all") is False and got[:6] == [
+                ("share del", "alice -> bob on adm.c", "alice"),
+                ("member del", "bob in @admteam", "alice"),
+                ("member add", "bob in @admteam", "alice"),
+                ("group add", "@admteam", "alice"),
+                ("authkey add", "alice-adm", "alice"),
+                ("share set", "alice -> bob on adm.c", "admin root acting as alice")], repr(got))
+    r.check("alice sees only records about her own objects",
+            all(x["user"] == "alice" for x in doc["records"]), repr(doc))
+    text = json.dumps(audit_rows(root, "?limit=1000"))
+    r.check("no secret, password or password hash in any record",
+            all(s not in text for s in (secret or "-", made or "-", "dave-pass-4444",
+                                         "erin-pass-5555", "pbkdf2")), text)
+    doc = audit_rows(bob)
+    r.check("bob's audit holds none of alice's records",
+            all(x["user"] == "bob" for x in doc.get("records", [])), repr(doc))
+    err(r, "alice cannot read bob's trail (?user=bob)", alice.call("GET", "/api/audit?user=bob"),
+        403)
+
+    doc = audit_rows(root, "?limit=1000")
+    acts = [(x["action"], x["object"], x["detail"]) for x in doc.get("records", [])]
+    r.check("root sees everyone's records, the admin flows among them",
+            doc.get("all") is True and ("user add", "dave", "") in acts and
+            ("user admin", "dave", "made an admin") in acts and
+            ("user password", "erin", "console password set") in acts and
+            ("user add", "erin", "an admin") in acts, repr(acts[:12]))
+    doc = audit_rows(root, "?actor=alice")
+    r.check("?actor=alice: only alice's own acts",
+            doc["records"] and all(x["actor"] == "alice" for x in doc["records"]), repr(doc))
+    doc = audit_rows(root, "?about=dave")
+    r.check("?about=dave: only records about dave",
+            [x["action"] for x in doc["records"]] == ["user admin", "user password", "user add"],
+            repr(doc))
+    doc = audit_rows(root, "?user=alice")
+    r.check("root acting as alice sees alice's trail",
+            doc.get("all") is False and doc["records"] and
+            all(x["user"] == "alice" for x in doc["records"]), repr(doc))
+    first = audit_rows(root, "?limit=2")
+    r.check("?limit=2: two records and where the next page starts",
+            len(first["records"]) == 2 and first.get("next_before") == first["records"][1]["id"],
+            repr(first))
+    second = audit_rows(root, "?limit=2&before=%d" % first.get("next_before", 0))
+    r.check("?before: the next page, older",
+            len(second["records"]) == 2 and
+            second["records"][0]["id"] < first["records"][1]["id"], repr(second))
+    for q in ("?limit=0", "?limit=1001", "?limit=x", "?before=-1"):
+        err(r, "GET /api/audit%s" % q, root.call("GET", "/api/audit" + q), 400)
+
+    ok(r, "root deletes dave", root.call("DELETE", "/api/admin/users", {"name": "dave"}))
+    r.check("dave can no longer log in",
+            t.poll(lambda: Http(port).login("dave", "dave-pass-4444")[0] == 401, 10))
+    res = t.ctl(conf, "audit", "--user", "dave", "--limit", "1")
+    r.check("hpfriendsctl audit shows the console's record: root deleted dave",
+            res.rc == 0 and res.out.split("\t")[2:5] == ["root", "user del", "dave"], repr(res))
+    r.check("the broker stops cleanly", b.stop() == 0)
 
 
 if __name__ == "__main__":
@@ -1720,5 +1861,6 @@ if __name__ == "__main__":
         ("graph: consent states, the whole graph for admins, a bounded answer",
          graph_states_and_bound),
         ("authkeys: regenerate a secret; flow health; connection endpoint", regenerate_and_flow),
+        ("administration and the audit trail", admin_and_audit),
         ("declining an offer: a state of its own, both sides, the way back", offer_declines),
     ])
