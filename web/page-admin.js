@@ -53,20 +53,20 @@ function userRow(u) {
     h("td", { class: "num" }, String(u.authkeys)), h("td", { class: "num" }, String(u.shares)),
     h("td", {},
       self ? h("span", { class: "muted" }, "you") : [
-        h("button", { type: "button", class: "secondary", "aria-label": "act as " + u.name, onclick: () => {
+        h("button", { type: "button", class: "secondary", "aria-label": "Act as " + u.name, onclick: () => {
           setActAs(u.name);
           location.hash = "#/shares";
         } }, "Act as"),
-        u.explicit ? h("button", { type: "button", class: "secondary", "aria-label": (u.admin ? "remove admin from " : "make admin ") + u.name,
+        u.explicit ? h("button", { type: "button", class: "secondary", "aria-label": (u.admin ? "Remove admin from " : "Make admin ") + u.name,
           onclick: () => act((u.admin ? "removed the admin flag of " : "made an admin: ") + u.name,
             () => api("POST", "/api/admin/users/admin", { name: u.name, admin: !u.admin })) },
           u.admin ? "Remove admin" : "Make admin") : null,
-        u.explicit ? h("button", { type: "button", class: "secondary", "aria-label": "reset the password of " + u.name,
+        u.explicit ? h("button", { type: "button", class: "secondary", "aria-label": "Reset password of " + u.name,
           onclick: () => {
             if (confirmDanger("Make a new console password for " + u.name, "The old one stops working."))
               resetPassword(u.name, null);
           } }, "Reset password") : null,
-        u.explicit ? h("button", { type: "button", class: "danger", "aria-label": "delete " + u.name, onclick: () => {
+        u.explicit ? h("button", { type: "button", class: "danger", "aria-label": "Delete user " + u.name, onclick: () => {
           if (confirmDanger("Delete user " + u.name, "Its authkeys, shares, groups and acceptances go with it."))
             act("deleted " + u.name, () => api("DELETE", "/api/admin/users", { name: u.name }));
         } }, "Delete") : null]));

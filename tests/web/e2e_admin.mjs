@@ -52,7 +52,7 @@ async function createAndReset(page, browser, base) {
 
   // Reset bob's password: confirmed, shown once, and it logs in.
   page.once("dialog", (d) => d.accept());
-  await page.click('tr[data-user="bob"] button[aria-label="reset the password of bob"]');
+  await page.click('tr[data-user="bob"] button[aria-label="Reset password of bob"]');
   await page.waitForSelector("#admin-made-password", { timeout: STEP_TIMEOUT });
   const made = (await page.textContent("#admin-made-password code")).trim();
   check("a new password for bob is shown once", made.length >= 16, made);
@@ -138,11 +138,11 @@ async function main(chromium) {
     await wholeTrail(page, b.conf);
     await go(page, "admin");
     page.once("dialog", (d) => d.accept());
-    await page.click('tr[data-user="carol"] button[aria-label="delete carol"]');
+    await page.click('tr[data-user="carol"] button[aria-label="Delete user carol"]');
     await waitText(page, "#status", /deleted carol/);
     check("carol is gone from the list", await rows(page, 'tr[data-user="carol"]') === 0);
     page.once("dialog", (d) => d.dismiss());
-    await page.click('tr[data-user="bob"] button[aria-label="delete bob"]');
+    await page.click('tr[data-user="bob"] button[aria-label="Delete user bob"]');
     await page.waitForTimeout(300);
     check("a dismissed confirmation deletes nothing", await rows(page, 'tr[data-user="bob"]') === 1);
     check("no script errors on the admin pages", errors.length === 0, errors.join("; "));

@@ -24,7 +24,9 @@ import {
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const AXE_FILE = path.join(process.env.HPF_WEB_NODE_DIR || here, "node_modules", "axe-core", "axe.min.js");
-const PAGES = ["shares", "offers", "authkeys", "groups", "logs", "graph", "account"];
+const PAGES = ["shares", "offers", "authkeys", "groups", "logs", "graph", "audit", "account"];
+// Pages only an administrator has (carol is one).
+const ADMIN_PAGES = ["admin"];
 const N_USERS = 200;
 const N_SHARES = 500;
 let artifacts = null;
@@ -145,6 +147,13 @@ async function everyPage(browser, base, viewport, label) {
     await go(page, name);
     await pageChecks(page, label + " " + name, name);
   }
+  const admin = await newPage(page.context().browser(), viewport);
+  await login(admin, base, "carol");
+  for (const name of ADMIN_PAGES) {
+    await go(admin, name);
+    await pageChecks(admin, label + " " + name + " (administrator)", name);
+  }
+  await admin.context().close();
   return page;
 }
 
@@ -318,6 +327,7 @@ async function main(chromium) {
   const file = path.join(b.dir, "community.json");
   fs.writeFileSync(file, community(ctl(b.conf, ["export"])));
   ctl(b.conf, ["import", file]);
+  ctl(b.conf, ["user", "admin", "carol", "yes"]);
   const shares = JSON.parse(ctl(b.conf, ["export"])).shares.length;
   check("the community is loaded: " + N_USERS + " users, " + shares + " shares", shares === N_SHARES, String(shares));
   for (let i = 0; i < 3; i++) publish(b.port, "alice-k002", "not-the-secret", "x"); // events for the logs page
