@@ -4,4 +4,5 @@
 webdir = $(pkgdatadir)/web
 dist_web_DATA = %reldir%/index.html %reldir%/app.css %reldir%/app.js %reldir%/main.js \
 	%reldir%/page-shares.js %reldir%/page-offers.js %reldir%/page-authkeys.js \
-	%reldir%/page-groups.js %reldir%/page-logs.js %reldir%/page-graph.js %reldir%/page-account.js
+	%reldir%/page-groups.js %reldir%/page-logs.js %reldir%/page-graph.js %reldir%/page-account.js \
+	%reldir%/listview.js

@@ -14,7 +14,9 @@
 # Further suites are e2e_NAME.mjs on the same harness (e2e_lib.mjs): list
 # NAME in tests_web_e2e_suites and test_web_e2e-NAME.test runs it.
 
-%canon_reldir%_e2e_suites =
+%canon_reldir%_e2e_suites = \
+	logs \
+	$(NULL)
 
 EXTRA_DIST += %reldir%/test_api.py %reldir%/e2e.mjs %reldir%/e2e_lib.mjs %reldir%/package.json \
 	%reldir%/package-lock.json %reldir%/setup.sh \
