@@ -90,7 +90,9 @@ function listview(tbl, opts) {
     next.disabled = st.page >= pages - 1;
   }
 
-  const wrap = h("div", { class: "listview" }, h("div", { class: "lv-tools" }, search, count), tbl, pager);
+  // A wide table scrolls in its own box, never the page.
+  const wrap = h("div", { class: "listview" }, h("div", { class: "lv-tools" }, search, count),
+    h("div", { class: "lv-scroll" }, tbl), pager);
   wrap.listview = { refresh, rows: dataRows };
   refresh();
   return wrap;

@@ -151,6 +151,19 @@ async function desktop(browser, b, base) {
   await filterAndPage(page, "desktop");
   await tagColours(page);
   await shot(page, "01-logs-desktop");
+  await page.fill("#logs-search", "closed by broker");
+  const found = await until("searching the loaded rows", async () => {
+    const t = await page.$$eval(ROWS, (rows) => rows.filter((r) => !r.hidden).map((r) => r.dataset.type));
+    return t.length === 1 ? t : null; });
+  check("desktop: searching 'closed by broker' finds the disconnect after the denied publish",
+    found[0] === "disconnect" && /closed by broker: publish denied/.test(
+      await page.textContent("#logs-table tbody tr[data-type=disconnect]:not([hidden])")));
+  await page.fill("#logs-search", "");
+  await page.fill("#logs-since", "2099-01-01T00:00");
+  await showType(page, "");
+  check("desktop: since 2099 (UTC) leaves no rows", (await rowIds(page)).length === 0);
+  await page.fill("#logs-since", "");
+  await showType(page, "");
   await liveRefresh(page, b, "desktop");
   await sharesList(page, "desktop");
   await shot(page, "02-shares-sorted-desktop");
@@ -178,6 +191,8 @@ async function phone(browser, base) {
   await go(page, "logs");
   await page.waitForSelector(ROWS, { timeout: STEP_TIMEOUT });
   await filterAndPage(page, "phone");
+  const wide = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+  check("phone: the log scrolls in its own box, not the page", wide[0] <= wide[1], wide.join(" > "));
   await shot(page, "04-logs-phone");
   await page.context().close();
 }
