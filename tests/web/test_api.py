@@ -1508,6 +1508,18 @@ def logs_backoff_and_closer(r, b, root, alice, bob):
     st, doc = root.call("GET", "/api/logs?type=refused")
     r.check("still one refusal row, not one per connection",
             st == 200 and len(doc["events"]) == 1, repr(doc)[:300])
+
+    def sunk():
+        try:
+            with open(b.events_file) as f:
+                got = [json.loads(line) for line in f if '"refused"' in line]
+        except OSError:
+            return None
+        return got or None
+    lines = t.poll(sunk, 10)
+    r.check("the file sink gets the same one refusal event",
+            lines is not None and len(lines) == 1 and lines[0].get("event") == "refused" and
+            lines[0].get("count") == refused and lines[0].get("peer") == "127.0.0.2", repr(lines))
     for who, h in (("alice", alice), ("bob", bob)):
         st, doc = h.call("GET", "/api/logs?type=refused")
         r.check("%s does not see refusals of an address" % who,
@@ -1532,10 +1544,13 @@ def logs_backoff_and_closer(r, b, root, alice, bob):
 
 
 def logs_broker(r, name):
-    """A broker quick to back off (3 failures), the three console users, and
-    alice-k (alice) and bob-k (bob)."""
+    """A broker quick to back off (3 failures) with a file sink of events
+    (ev.jsonl), the three console users, and alice-k (alice) and bob-k (bob)."""
     conf, b, port = setup(r, name, broker={"auth_failures_before_backoff": 3,
-                                           "auth_backoff": 4})
+                                           "auth_backoff": 4},
+                          web_more="\n[sink:ev]\nplugin = file\npath = ev.jsonl\n"
+                                   "messages = false\nevents = true\n")
+    b.events_file = os.path.join(os.path.dirname(conf), "ev.jsonl")
     alice, bob, root = logged_in(port, "alice"), logged_in(port, "bob"), logged_in(port, "root")
     st, doc = alice.call("POST", "/api/authkeys", {"ident": "alice-k", "publish": [CHAN],
                                                    "subscribe": [CHAN]})
