@@ -12,10 +12,16 @@
 # with tests/web/setup.sh); it fails, never skips, when either is missing.
 # Screenshots of each page land in tests/web/artifacts/SUITE/ of the build tree.
 # Further suites are e2e_NAME.mjs on the same harness (e2e_lib.mjs): list
-# NAME in tests_web_e2e_suites and test_web_e2e-NAME.test runs it.
+# NAME in tests_web_e2e_suites and its wrapper test_web_e2e-NAME.test in
+# tests_web_e2e_tests, which runs it.  (The wrappers are spelt out: automake
+# reads TESTS itself, to add $(EXEEXT), and takes $(VAR:%=...) for a suffix
+# substitution, which left "logs" alone in TESTS.)
 
 %canon_reldir%_e2e_suites = \
 	logs \
+	$(NULL)
+%canon_reldir%_e2e_tests = \
+	%reldir%/test_web_e2e-logs.test \
 	$(NULL)
 
 EXTRA_DIST += %reldir%/test_api.py %reldir%/e2e.mjs %reldir%/e2e_lib.mjs %reldir%/package.json \
@@ -31,7 +37,7 @@ if BUILD_MYSQL
 endif
 %canon_reldir%_wrappers += \
 	%reldir%/test_web_e2e.test \
-	$(%canon_reldir%_e2e_suites:%=%reldir%/test_web_e2e-%.test) \
+	$(%canon_reldir%_e2e_tests) \
 	%reldir%/test_web_api-sqlite.test \
 	%reldir%/test_web_api-file.test
 
