@@ -52,15 +52,10 @@ static char *shown(const char *v)
     return out;
 }
 
+/* Every change goes through here, so each gets its audit record (admin_audit.c). */
 static gboolean apply(struct admin *a, const struct hpf_mutation *m, size_t n, GError **error)
 {
-    char err[512] = "";
-    int rc = a->storage->desc->storage->apply(a->storage->inst, m, n, err, sizeof err);
-    if (rc != HPF_OK) {
-        g_set_error(error, ADMIN_ERROR, rc, "%s", *err ? err : hpf_strerror(rc));
-        return FALSE;
-    }
-    return TRUE;
+    return admin_apply_noted(a, m, n, NULL, NULL, error);
 }
 
 static gboolean bad(GError **error, int code, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
@@ -326,7 +321,12 @@ gboolean admin_share_set(struct admin *a, const char *from, const char *to, cons
     g_array_append_val(muts, m);
     if (admin_share_widens(old, type))
         void_accepts(s, from, target, to_group, chan, muts);
-    gboolean ok = apply(a, (struct hpf_mutation *)muts->data, muts->len, error);
+    char *was = old < 0 ? g_strdup("new")
+                        : g_strdup_printf("was %s; %u acceptance(s) withdrawn",
+                                          share_type_name(old), muts->len - 1);
+    gboolean ok =
+        admin_apply_noted(a, (struct hpf_mutation *)muts->data, muts->len, NULL, was, error);
+    g_free(was);
     if (ok && change) {
         change->old_type = old;
         change->voided = muts->len - 1;
@@ -455,8 +455,28 @@ gboolean admin_authkey_set(struct admin *a, const char *ident, const char *owner
         .n_subscribe = g_strv_length(sub),
     };
     struct hpf_mutation m = {.op = HPF_MUT_AUTHKEY_ADD, .authkey = &key, .replace = true};
-    gboolean ok = apply(a, &m, 1, error);
+    /* That the secret changed is recorded; the secret is not. */
+    GString *changed = g_string_new("");
+    if (owner && strcmp(owner, k->owner))
+        g_string_append_printf(changed, "owner was %s", k->owner);
+    if (secret && strcmp(secret, k->secret))
+        g_string_append_printf(changed, "%ssecret changed", changed->len ? "; " : "");
+    gboolean ok = admin_apply_noted(a, &m, 1, NULL, changed->len ? changed->str : NULL, error);
+    g_string_free(changed, TRUE);
     snapshot_free(s);
+    return ok;
+}
+
+gboolean admin_authkey_regenerate(struct admin *a, const char *ident, char **secret_out,
+                                  GError **error)
+{
+    char *secret = new_secret();
+    if (!secret)
+        return bad(error, HPF_ERR_IO, "cannot generate a secret: RAND_bytes failed");
+    gboolean ok = admin_authkey_set(a, ident, NULL, secret, NULL, NULL, error);
+    if (ok && secret_out)
+        *secret_out = g_steal_pointer(&secret);
+    g_free(secret);
     return ok;
 }
 

@@ -20,6 +20,13 @@ GQuark admin_error_quark(void);
 
 struct admin {
     struct plugin_instance *storage;
+    /**
+     * Who acts, for the audit trail: "alice", "admin root acting as alice",
+     * "hpfriendsctl (unix user root)" (admin_ctl_actor()).  NULL: "unknown".
+     */
+    const char *actor;
+    /** The newest audit records storage keeps ([broker] audit_keep); 0: its default. */
+    guint audit_keep;
 };
 
 /**
@@ -100,14 +107,48 @@ gboolean admin_authkey_del(struct admin *a, const char *ident, GError **error);
 /**
  * Change an authkey in one step (no moment without it, so live sessions
  * stay up): each non-NULL argument replaces that field; the rest is kept.
+ * A new secret ends the sessions opened with the old one when the broker
+ * reloads (reload.c); a session whose secret is unchanged stays.
  */
 gboolean admin_authkey_set(struct admin *a, const char *ident, const char *owner,
                            const char *secret, char **publish, char **subscribe, GError **error);
+/**
+ * Give an authkey a new generated secret (as admin_authkey_add makes one),
+ * returned in *secret_out (caller frees); the rest of the key is kept.
+ */
+gboolean admin_authkey_regenerate(struct admin *a, const char *ident, char **secret_out,
+                                  GError **error);
 
 /** Export everything as JSON text (deterministic order). */
 char *admin_export(struct admin *a, GError **error);
 /** Replace everything with the JSON document (atomic). */
 gboolean admin_import(struct admin *a, const char *json, gsize len, GError **error);
+
+/* ---- the audit trail (admin_audit.c) ---- */
+
+/** TRUE when the storage keeps an audit trail (ABI 1.5 with audit_list). */
+gboolean admin_audit_supported(const struct admin *a);
+/** "hpfriendsctl (unix user NAME)" for the user running it (g_free). */
+char *admin_ctl_actor(void);
+/**
+ * Apply n mutations atomically with one audit record about them (when the
+ * storage keeps a trail): described from the first mutation, with action
+ * replacing its action and detail added to its detail when not NULL.
+ * Never pass a secret or a password hash in detail.
+ */
+gboolean admin_apply_noted(struct admin *a, const struct hpf_mutation *m, size_t n,
+                           const char *action, const char *detail, GError **error);
+/** One record of the trail, owned. */
+struct admin_audit_entry {
+    gint64 id, time;
+    char *actor, *user, *action, *object, *detail;
+};
+void admin_audit_entry_free(gpointer p);
+/**
+ * The records q asks for, newest first (struct admin_audit_entry *), or
+ * NULL with error: HPF_ERR_UNSUPPORTED when the storage keeps no trail.
+ */
+GPtrArray *admin_audit_list(struct admin *a, const struct hpf_audit_query *q, GError **error);
 
 /** One reader of a publisher's messages, with the chain of edges behind it. */
 struct admin_reader {

@@ -18,6 +18,7 @@
 #include "broker.h"
 #include "cluster.h"
 #include "counters.h"
+#include "flow.h"
 #include "graph.h"
 #include "ipguard.h"
 #include "log.h"
@@ -33,6 +34,7 @@ struct listener {
     struct broker *b;
     struct evconnlistener *l;
     gboolean tls;
+    char *host; /* as configured: "" or "*" for any */
 };
 
 static void listener_free(gpointer p)
@@ -40,6 +42,7 @@ static void listener_free(gpointer p)
     struct listener *li = p;
     accept_guard_detach(li->l);
     evconnlistener_free(li->l);
+    g_free(li->host);
     g_free(li);
 }
 
@@ -107,6 +110,7 @@ struct broker *broker_new(struct config *cfg, GError **error)
     b->auth_chain = g_ptr_array_new_with_free_func((GDestroyNotify)plugin_instance_free);
     b->reload = reload_new();
     b->counters = counters_new();
+    b->flow = flow_new(FLOW_MAX_SERIES);
     b->metrics = metrics_new();
     b->ipguard = ipguard_new(cfg->max_connections_per_ip, cfg->auth_failures_before_backoff,
                              cfg->auth_backoff);
@@ -215,6 +219,7 @@ static gboolean bind_one(struct broker *b, const struct listen_addr *la, FILE *r
         return FALSE;
     }
     li->l = l;
+    li->host = g_strdup(la->host);
     g_ptr_array_add(b->listeners, li);
     if (!bind_device(l, la, spec, error)) {
         g_free(spec);
@@ -249,6 +254,28 @@ static gboolean bind_one(struct broker *b, const struct listen_addr *la, FILE *r
     if (ready)
         fprintf(ready, "%s %s %d\n", la->tls ? "tls" : "tcp", addr, port);
     g_free(spec);
+    return TRUE;
+}
+
+gint64 broker_now_s(struct broker *b)
+{
+    struct timeval tv;
+    if (!b->base || event_base_gettimeofday_cached(b->base, &tv) != 0)
+        return g_get_real_time() / G_USEC_PER_SEC;
+    return tv.tv_sec;
+}
+
+gboolean broker_listen_endpoint(struct broker *b, char **host, int *port, gboolean *tls)
+{
+    const struct listener *li = b->listeners && b->listeners->len ? b->listeners->pdata[0] : NULL;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (!li || getsockname(evconnlistener_get_fd(li->l), (struct sockaddr *)&ss, &sl) != 0)
+        return FALSE;
+    *port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                           : ((struct sockaddr_in *)&ss)->sin_port);
+    *host = g_strdup(li->host);
+    *tls = li->tls;
     return TRUE;
 }
 
@@ -632,6 +659,7 @@ void broker_free(struct broker *b)
     if (b->storage && b->storage->started)
         counters_flush(b, TRUE);
     counters_free(b->counters);
+    flow_free(b->flow);
     reload_free(b->reload);
     graph_free(b->graph);
     /* Every accepted message is queued by now: let the sinks drain and flush. */

@@ -78,6 +78,9 @@ struct conn {
     struct event *timer;       /* auth timeout, then close-flush deadline */
     guint32 uid;               /* owner's id in the current graph */
     gboolean key_from_storage; /* granted from storage: re-checked on reload */
+    /* The AUTH's proof, SHA-1(nonce || secret): a reload that finds another
+     * secret for the key ends the session (reload.c). */
+    uint8_t auth_hash[WIRE_HASH_LEN];
 
     /* Slow consumer: when the output queue first went over the bound. */
     gint64 over_since_us;
@@ -104,6 +107,8 @@ struct conn {
     gboolean input_paused;     /* in output.c's paused list: reading stopped for a backlog */
     struct pub_stat *pub_stat; /* metrics of the channel last published on */
     char *pub_stat_chan;
+    struct flow_series *flow_pub; /* flow series of that channel, valid while its gen */
+    guint flow_pub_gen;           /* is still flow_pub_gen (flow.c recycles series) */
 
     /* Traffic not yet added to the per-authkey counters. */
     guint64 pub_msgs, pub_bytes, recv_msgs, recv_bytes;
@@ -158,6 +163,7 @@ struct broker {
     struct graph *graph;
     struct reload *reload;     /* reload.c: data version, poll timer, jobs */
     struct counters *counters; /* counters.c: traffic not yet saved to storage */
+    struct flow *flow;         /* flow.c: recent traffic per authkey, for the console */
     gboolean stopping;
     gint64 stop_deadline_us;
 };
@@ -173,6 +179,13 @@ gboolean broker_load_plugins(struct broker *b, gboolean start, GError **error);
  * event loop itself failed. */
 int broker_run(struct broker *b);
 void broker_free(struct broker *b);
+/** Wall-clock seconds, as cached by the event loop for this turn (flow health's clock). */
+gint64 broker_now_s(struct broker *b);
+/**
+ * The first hpfeeds listener's bound address (host as configured: "" or
+ * "*" for any, or the address it resolved to) and port; FALSE when none.
+ */
+gboolean broker_listen_endpoint(struct broker *b, char **host, int *port, gboolean *tls);
 
 /* reload.c */
 /** Set up / free reload.c's state (free after the worker is gone). */

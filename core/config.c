@@ -9,6 +9,8 @@
  */
 #include "config.h"
 
+#include <hpfriends/storage.h>
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +44,7 @@ struct config *config_new_default(void)
     cfg->access = ACCESS_CHANNELS;
     cfg->reload_interval = 2;
     cfg->require_accept = FALSE;
+    cfg->audit_keep = HPF_AUDIT_KEEP_DEFAULT;
     cfg->error_style = ERROR_STYLE_HPFEEDS;
     cfg->on_denied = ON_DENIED_CLOSE;
     cfg->max_frame = WIRE_DEFAULT_MAX_FRAME;
@@ -316,6 +319,7 @@ static const struct key_def broker_keys[] = {
     {"access", K_ENUM, OFF(access), 0, 0, access_names},
     {"reload_interval", K_UINT, OFF(reload_interval), 1, 86400, NULL},
     {"require_accept", K_BOOL, OFF(require_accept), 0, 0, NULL},
+    {"audit_keep", K_UINT, OFF(audit_keep), 1, 100000000, NULL},
     {"error_style", K_ENUM, OFF(error_style), 0, 0, style_names},
     {"on_denied", K_ENUM, OFF(on_denied), 0, 0, denied_names},
     {"max_frame", K_SIZE, OFF(max_frame), 64, G_MAXUINT32, NULL},

@@ -39,6 +39,9 @@ struct web_conf {
     guint login_failures;       /**< failed logins per address per minute before back-off */
     char **hostnames;           /**< Host names allowed besides IP literals and localhost;
                                      NULL: none; {"*"}: any */
+    char *public_host;          /**< hpfeeds address shown in connection snippets; NULL: the
+                                     listener's (public_hpfeeds) */
+    guint public_port;
 };
 
 struct config {
@@ -50,6 +53,7 @@ struct config {
     enum access_mode access;
     guint reload_interval;
     gboolean require_accept;
+    guint audit_keep; /**< newest audit records storage keeps */
     enum error_style error_style;
     enum on_denied on_denied;
     guint32 max_frame;

@@ -8,6 +8,7 @@
 #include "counters.h"
 
 #include "broker.h"
+#include "flow.h"
 #include "log.h"
 #include "worker.h"
 
@@ -108,6 +109,8 @@ void counters_collect(struct broker *b, struct conn *c)
                              .received_msgs = c->recv_msgs,
                              .received_bytes = c->recv_bytes};
     counters_add(b->counters, c->ident, &d);
+    if (b->flow && c->recv_msgs)
+        flow_note(b->flow, FLOW_DELIVERED, c->ident, NULL, c->owner, c->recv_msgs, broker_now_s(b));
     c->pub_msgs = c->pub_bytes = c->recv_msgs = c->recv_bytes = 0;
 }
 
@@ -136,13 +139,18 @@ static void counters_done(void *arg)
     g_free(j);
 }
 
-void counters_flush(struct broker *b, gboolean now)
+void counters_collect_all(struct broker *b)
 {
     GHashTableIter it;
     gpointer v;
     g_hash_table_iter_init(&it, b->conns);
     while (g_hash_table_iter_next(&it, NULL, &v))
         counters_collect(b, v);
+}
+
+void counters_flush(struct broker *b, gboolean now)
+{
+    counters_collect_all(b);
     if (counters_size(b->counters) == 0 || !b->storage->desc->storage->counters_add)
         return;
     struct counters_job *j = g_new0(struct counters_job, 1);

@@ -32,6 +32,8 @@ void counters_array_free(GArray *a);
 
 /** Move a connection's traffic into the broker's table. */
 void counters_collect(struct broker *b, struct conn *c);
+/** counters_collect() for every connection (flow health's delivered counts catch up too). */
+void counters_collect_all(struct broker *b);
 /** Hand the broker's table to storage; synchronously when `now`. */
 void counters_flush(struct broker *b, gboolean now);
 /**

@@ -6,6 +6,7 @@
 #include <hpfriends/names.h>
 
 #include "broker.h"
+#include "flow.h"
 #include "graph.h"
 #include "ipguard.h"
 #include "log.h"
@@ -160,10 +161,13 @@ static void auth_done(void *arg)
     c->may_publish = conn_channel_set(j->req.publish);
     c->may_subscribe = conn_channel_set(j->req.subscribe);
     c->key_from_storage = j->from_storage;
+    memcpy(c->auth_hash, j->hash, sizeof c->auth_hash);
     c->uid = c->b->graph ? graph_user_id(c->b->graph, c->owner) : GRAPH_NO_USER;
     c->state = CONN_READY;
     c->b->stats.connections_ready++;
     metrics_ready(c->b->metrics, c->ident);
+    if (c->b->flow)
+        flow_note(c->b->flow, FLOW_CONNECTED, c->ident, NULL, c->owner, 1, broker_now_s(c->b));
     /* Made again if the session ever closes with an error (conn_fail). */
     event_free(c->timer);
     c->timer = NULL;

@@ -42,6 +42,7 @@
 
 #include "broker.h"
 #include "cluster.h"
+#include "flow.h"
 #include "graph.h"
 #include "log.h"
 #include "metrics.h"
@@ -270,8 +271,17 @@ gboolean handle_publish(struct conn *c, const struct wire_msg *m, struct frame_b
         g_free(c->pub_stat_chan);
         c->pub_stat_chan = g_strdup(chan);
         c->pub_stat = metrics_pub_stat(b->metrics, c->ident, chan);
+        c->flow_pub = NULL;
     }
     pub_stat_observe(c->pub_stat, m->data.len);
+    if (b->flow) {
+        /* Flow health: one bucket increment; a lookup only when the series changed hands. */
+        if (!c->flow_pub || c->flow_pub->gen != c->flow_pub_gen) {
+            c->flow_pub = flow_series(b->flow, FLOW_PUBLISHED, c->ident, chan, c->owner);
+            c->flow_pub_gen = c->flow_pub->gen;
+        }
+        flow_count(b->flow, c->flow_pub, 1, broker_now_s(b));
+    }
 
     handle_publish_fanout(b, c->owner, chan, blk, off, m->frame_len, m->data.len);
     if (b->cluster)

@@ -147,6 +147,13 @@ const char *ipguard_login_begin(struct ipguard *g, const char *key)
     return NULL;
 }
 
+guint ipguard_blocked_seconds(struct ipguard *g, const char *key)
+{
+    struct ipstate *s = lookup(g, key, FALSE);
+    gint64 left = s ? s->blocked_until - g_get_monotonic_time() : 0;
+    return left > 0 ? (guint)((left + G_USEC_PER_SEC - 1) / G_USEC_PER_SEC) : 0;
+}
+
 void ipguard_release(struct ipguard *g, const char *key)
 {
     struct ipstate *s = lookup(g, key, FALSE);

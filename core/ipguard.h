@@ -36,6 +36,11 @@ void ipguard_release(struct ipguard *g, const char *key);
  * ("too many wrong passwords", "too many password checks at once").
  */
 const char *ipguard_login_begin(struct ipguard *g, const char *key);
+/**
+ * How long key stays backed off: whole seconds, rounded up, so a refusal
+ * can say when to try again; 0 when it is not.
+ */
+guint ipguard_blocked_seconds(struct ipguard *g, const char *key);
 /** An AUTH from key failed. */
 void ipguard_auth_failed(struct ipguard *g, const char *key);
 /** Forget addresses with nothing left to remember. */

@@ -22,6 +22,7 @@ noinst_LTLIBRARIES += %reldir%/libhpfcore.la
 	%reldir%/tls.c %reldir%/tls.h \
 	%reldir%/ipguard.c %reldir%/ipguard.h \
 	%reldir%/admin.c %reldir%/admin.h \
+	%reldir%/admin_audit.c \
 	%reldir%/jsonutil.c %reldir%/jsonutil.h \
 	%reldir%/password.c %reldir%/password.h \
 	%reldir%/wire_str.h \
@@ -31,6 +32,7 @@ noinst_LTLIBRARIES += %reldir%/libhpfcore.la
 	%reldir%/conn.c \
 	%reldir%/output.c \
 	%reldir%/counters.c %reldir%/counters.h \
+	%reldir%/flow.c %reldir%/flow.h \
 	%reldir%/handle_auth.c \
 	%reldir%/handle_publish.c \
 	%reldir%/handle_subscribe.c \
@@ -40,6 +42,7 @@ noinst_LTLIBRARIES += %reldir%/libhpfcore.la
 	%reldir%/web/session.c \
 	%reldir%/web/api.c \
 	%reldir%/web/api_logs.c \
+	%reldir%/web/api_admin.c \
 	%reldir%/ctl/export.c
 %canon_reldir%_libhpfcore_la_CPPFLAGS = $(AM_CPPFLAGS) -DHPF_PLUGINDIR='"$(pluginsdir)"' \
 	-DHPF_WEBDIR='"$(pkgdatadir)/web"'

@@ -8,9 +8,12 @@
  */
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "broker.h"
 #include "cluster.h"
 #include "counters.h"
+#include "flow.h"
 #include "graph.h"
 #include "log.h"
 #include "router.h"
@@ -99,6 +102,29 @@ static void reload_run(void *arg)
     }
 }
 
+/*
+ * Whether the session's AUTH proves the key's current secret.  A new secret
+ * (regenerated in the console, or hpfriendsctl authkey set --secret) is
+ * meant to shut the old one out: sessions opened with it end at the reload
+ * that brings the change, as a deleted key's do.
+ */
+static gboolean same_secret(const struct conn *c, const struct snap_authkey *k)
+{
+    uint8_t hash[WIRE_HASH_LEN];
+    if (!k->secret ||
+        wire_auth_hash(c->nonce, sizeof c->nonce, k->secret, strlen(k->secret), hash) != 0)
+        return TRUE; /* cannot tell: keep the session rather than drop it on a fault */
+    return CRYPTO_memcmp(hash, c->auth_hash, sizeof hash) == 0;
+}
+
+/* Flow health keeps the counts of authkeys storage still has, under the same owner. */
+static gboolean key_exists(const char *ident, const char *owner, void *snap)
+{
+    const struct snapshot *s = snap;
+    const struct snap_authkey *k = g_hash_table_lookup(s->authkey_by_ident, ident);
+    return k && !g_strcmp0(k->owner, owner);
+}
+
 /* Bring one session in line with the new data (it may be closed). */
 static void recheck_session(struct broker *b, struct conn *c, const struct snapshot *s)
 {
@@ -112,6 +138,11 @@ static void recheck_session(struct broker *b, struct conn *c, const struct snaps
     if (!k) {
         log_notice("%s@%s: authkey deleted: closing its session", c->ident, c->peer);
         conn_fail(c, "revoked", "Authkey %s was revoked", c->ident);
+        return;
+    }
+    if (!same_secret(c, k)) {
+        log_notice("%s@%s: authkey secret changed: closing its session", c->ident, c->peer);
+        conn_fail(c, "revoked", "Authkey %s: its secret was changed", c->ident);
         return;
     }
     if (strcmp(k->owner, c->owner)) {
@@ -212,6 +243,8 @@ static void apply_result(struct broker *b, struct reload_job *j)
     GList *all = g_hash_table_get_values(b->conns);
     for (GList *l = all; l; l = l->next)
         recheck_session(b, l->data, j->snap);
+    if (b->flow)
+        flow_forget(b->flow, key_exists, j->snap);
     g_list_free(all);
 }
 

@@ -6,7 +6,7 @@
 
 // view counts page renders: a render that finishes after a newer one began
 // (a click during a slow load) is dropped, never shown over the newer page.
-const state = { user: null, admin: false, csrf: null, timer: null, view: 0 };
+const state = { user: null, admin: false, csrf: null, timer: null, view: 0, actAs: null };
 
 // ---- DOM helpers ----
 
@@ -39,17 +39,76 @@ function svg(tag, attrs, ...children) {
 // any other long message (from a proxy, say) to a few lines.
 const SAY_MAX = 400;
 
-function say(text, kind) {
-  const s = document.getElementById("status");
+// #status is the one live region (role=status): every message is announced
+// from it.  A message about an action in a form or a table row is also
+// shown right there, where the eye is, and #status is then only heard
+// (visually hidden, as the copy is hidden from screen readers, so nothing
+// is read twice); anything else shows at the top of the page.  spot: where
+// a row was that the action removed (from route()); else where focus is.
+function say(text, kind, spot) {
   text = text || "";
-  s.textContent = text.length > SAY_MAX ? text.slice(0, SAY_MAX) + "\u2026" : text;
-  s.className = kind || "";
+  if (text.length > SAY_MAX) text = text.slice(0, SAY_MAX) + "\u2026";
+  for (const old of document.querySelectorAll(".said-row, p.said")) old.remove();
+  const near = text ? (spot && spot.tbody.isConnected ? spot : spotOf(document.activeElement)) : null;
+  if (near) showNear(near, text, kind);
+  const s = document.getElementById("status");
+  s.textContent = text;
+  s.className = (kind || "") + (near ? " heard" : "");
 }
 
+// Where a message about the element el goes: after its form, under its
+// table row, or after its block of the page; null for the top.
+function spotOf(el) {
+  const scope = el && el.closest ? el.closest("#page, #login-page") : null;
+  if (!scope || el === scope) return null;
+  const form = el.closest("form");
+  if (form) {
+    let after = form; // below the form's hint, if it has one
+    while (after.nextElementSibling && after.nextElementSibling.matches("small.hint")) after = after.nextElementSibling;
+    return { after };
+  }
+  const row = el.closest("tbody tr");
+  if (row) return { row };
+  let n = el;
+  while (n.parentElement !== scope) n = n.parentElement;
+  return { after: n };
+}
+
+function showNear(spot, text, kind) {
+  const p = h("p", { class: "said " + (kind || ""), "aria-hidden": "true" }, text);
+  if (spot.after) { spot.after.after(p); return; }
+  const tbody = spot.tbody || spot.row.parentElement;
+  const head = tbody.parentElement.querySelector("thead tr");
+  const tr = h("tr", { class: "said-row", "aria-hidden": "true" },
+    h("td", { colspan: head ? head.cells.length : 1 }, p));
+  if (spot.row) spot.row.after(tr);
+  else if (spot.before) spot.before.before(tr);
+  else tbody.append(tr);
+}
+
+// Headers name each cell too (data-label): on a phone a row is stacked,
+// one labelled line per cell, instead of a table wider than the screen.
 function table(headers, rows) {
+  for (const tr of [].concat(rows)) {
+    let col = 0;
+    for (const td of tr.children) {
+      const head = headers[col];
+      if (td.tagName === "TD" && td.colSpan === 1 && head && !td.hasAttribute("data-label")) {
+        td.setAttribute("data-label", head instanceof Node ? head.textContent : String(head));
+      }
+      col += td.colSpan || 1;
+    }
+  }
   return h("table", {},
     h("thead", {}, h("tr", {}, headers.map((x) => h("th", {}, x)))),
     h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: headers.length, class: "muted" }, "none"))));
+}
+
+// Every action that removes, ends or takes something back asks first, the
+// same way: what is about to happen, and what follows from it.  Nothing is
+// done unless the answer is yes.
+function confirmDanger(what, then) {
+  return confirm(what + "?" + (then ? "\n" + then : ""));
 }
 
 // Channel list fields go to the API as typed: the server reads them by the
@@ -72,7 +131,15 @@ class ApiError extends Error {
 const MAX_BODY = 65536;
 const TOO_LARGE = "too much text at once: the console sends at most 64 KiB per request; shorten the fields";
 
+// An administrator acting as another user (page-admin.js) names them on
+// every call about objects; the session and admin routes stay their own.
+function actingPath(path) {
+  if (!state.actAs || /^\/api\/(login|logout|session|password|admin\/)/.test(path)) return path;
+  return path + (path.includes("?") ? "&" : "?") + "user=" + encodeURIComponent(state.actAs);
+}
+
 async function api(method, path, body) {
+  path = actingPath(path);
   const opts = { method, headers: {}, credentials: "same-origin" };
   if (method !== "GET") {
     opts.headers["Content-Type"] = "application/json";
@@ -91,7 +158,8 @@ async function api(method, path, body) {
   return doc;
 }
 
-// Run an action, redraw the page, then report the outcome.
+// Run an action, redraw the page (focus stays where it was), then report
+// the outcome next to where the action was.
 // fn may return a string: a more precise outcome than what.
 async function act(what, fn) {
   let res;
@@ -101,8 +169,8 @@ async function act(what, fn) {
     say(e.message, "error");
     return;
   }
-  await route();
-  say(typeof res === "string" ? res : what, "ok");
+  const spot = await route();
+  say(typeof res === "string" ? res : what, "ok", spot);
 }
 
 // Sharing a channel again with another type changes the share; a widening

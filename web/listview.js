@@ -34,8 +34,14 @@ function listview(tbl, opts) {
   const table = tbl.tagName === "TABLE" ? tbl : tbl.querySelector("table");
   const body = table.tBodies[0];
   const st = { query: "", col: -1, dir: 1, page: 0 };
-  // The "none" row table() puts in an empty list is no data.
-  const dataRows = () => Array.from(body.rows).filter((r) => !r.querySelector("td[colspan]"));
+  // The "none" row table() puts in an empty list is no data; a row marked
+  // data-detail-of belongs to the row before it and moves and hides with it.
+  const dataRows = () => Array.from(body.rows).filter((r) => !r.querySelector("td[colspan]") && !r.hasAttribute("data-detail-of"));
+  const details = (r) => {
+    const d = [];
+    for (let n = r.nextElementSibling; n && n.hasAttribute("data-detail-of"); n = n.nextElementSibling) d.push(n);
+    return d;
+  };
 
   const search = h("input", { type: "search", class: "lv-search", placeholder: "Search " + label,
     "aria-label": "Search " + label, id: opts.id ? opts.id + "-search" : null,
@@ -62,9 +68,9 @@ function listview(tbl, opts) {
 
   function sort() {
     const rows = dataRows();
-    const keyed = rows.map((r, n) => ({ r, n, k: cellText(r.cells[st.col]) }));
+    const keyed = rows.map((r, n) => ({ r, n, d: details(r), k: cellText(r.cells[st.col]) }));
     keyed.sort((a, b) => st.dir * compareCells(a.k, b.k) || a.n - b.n);
-    for (const x of keyed) body.append(x.r);
+    for (const x of keyed) body.append(x.r, ...x.d);
     heads.forEach((th, i) => {
       if (th.hasAttribute("aria-sort"))
         th.setAttribute("aria-sort", i === st.col ? (st.dir > 0 ? "ascending" : "descending") : "none");
@@ -74,13 +80,13 @@ function listview(tbl, opts) {
   function refresh() {
     if (st.col >= 0) sort();
     const rows = dataRows();
-    const hits = rows.filter((r) => !st.query ||
-      Array.from(r.cells).some((td) => cellText(td).toLowerCase().includes(st.query)));
+    const hits = rows.filter((r) => !st.query || [r, ...details(r)].some((x) =>
+      Array.from(x.cells).some((td) => cellText(td).toLowerCase().includes(st.query))));
     const pages = size ? Math.max(1, Math.ceil(hits.length / size)) : 1;
     st.page = Math.min(Math.max(st.page, 0), pages - 1);
     const from = size ? st.page * size : 0, to = size ? from + size : hits.length;
     const shown = new Set(hits.slice(from, to));
-    for (const r of rows) r.hidden = !shown.has(r);
+    for (const r of rows) for (const x of [r, ...details(r)]) x.hidden = !shown.has(r);
     const matched = hits.length === rows.length ? rows.length + " " + label
       : hits.length + " of " + rows.length + " " + label + " match";
     const range = size && hits.length > size ? "showing " + (from + 1) + "\u2013" + Math.min(to, hits.length) + "; " : "";

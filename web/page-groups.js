@@ -16,20 +16,20 @@ pages.groups = async (root) => {
     const member = h("input", { list: "all-users", placeholder: "user", "aria-label": "new member of " + g.name, required: true });
     root.append(h("h2", {}, "@" + g.name, " ", h("span", { class: "muted" }, g.mine ? "(yours)" : "(owned by " + g.owner + ")")));
     const rows = g.members.map((m) => h("tr", {}, h("td", {}, m), h("td", {},
-      g.mine ? h("button", { class: "danger", type: "button", onclick: () => act("removed " + m + " from @" + g.name,
+      g.mine ? h("button", { class: "danger", type: "button", "aria-label": "Remove " + m + " from @" + g.name, onclick: () => confirmDanger("Remove " + m + " from @" + g.name, "Shares to the group no longer reach " + m + ".") && act("removed " + m + " from @" + g.name,
         () => api("DELETE", "/api/groups/members", { group: g.name, member: m })) }, "Remove") : null)));
     root.append(table(["Member", ""], rows));
     if (g.mine) {
       root.append(h("form", { class: "member-form", "data-group": g.name, onsubmit: (ev) => { ev.preventDefault();
         act("added " + member.value + " to @" + g.name, () => api("POST", "/api/groups/members", { group: g.name, member: member.value.trim() })); } },
-        h("label", {}, "Add member", member), h("button", { type: "submit" }, "Add"),
-        h("button", { class: "danger", type: "button", onclick: () => {
-          if (confirm("Delete group @" + g.name + " and the shares to it?")) {
+        h("label", {}, "Add member", member), h("button", { type: "submit", "aria-label": "Add a member to @" + g.name }, "Add"),
+        h("button", { class: "danger", type: "button", "aria-label": "Delete group @" + g.name, onclick: () => {
+          if (confirmDanger("Delete group @" + g.name, "The shares to it are deleted too.")) {
             act("deleted @" + g.name, () => api("DELETE", "/api/groups", { name: g.name }));
           } } }, "Delete group")));
     }
     if (g.member) {
-      root.append(h("p", {}, h("button", { class: "danger", type: "button", onclick: () => act("left @" + g.name,
+      root.append(h("p", {}, h("button", { class: "danger", type: "button", onclick: () => confirmDanger("Leave @" + g.name, "Shares to the group no longer reach you.") && act("left @" + g.name,
         () => api("POST", "/api/groups/leave", { group: g.name })) }, "Leave @" + g.name)));
     }
   }

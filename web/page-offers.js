@@ -13,8 +13,8 @@ pages.offers = async (root) => {
       h("td", {}, o.from), h("td", { class: "mono" }, o.channel), h("td", {}, o.type), h("td", {}, o.via || "directly"),
       h("td", {}, h("span", { class: "tag " + o.state }, o.state)),
       h("td", {}, o.accepted
-        ? h("button", { class: "danger", type: "button", onclick: () => act("rejected " + o.channel + " from " + o.from,
+        ? h("button", { class: "danger", type: "button", "aria-label": "Reject " + o.channel + " from " + o.from, onclick: () => confirmDanger("Withdraw your acceptance of " + o.channel + " from " + o.from, "Its messages stop reaching you.") && act("rejected " + o.channel + " from " + o.from,
             () => api("POST", "/api/offers/reject", { from: o.from, channel: o.channel })) }, "Reject")
-        : h("button", { type: "button", class: "accept", onclick: () => act("accepted " + o.channel + " from " + o.from,
+        : h("button", { type: "button", class: "accept", "aria-label": "Accept " + o.channel + " from " + o.from, onclick: () => act("accepted " + o.channel + " from " + o.from,
             () => api("POST", "/api/offers/accept", { from: o.from, channel: o.channel })) }, "Accept"))))), { label: "offers", id: "offers" }));
 };

@@ -3,6 +3,15 @@
 // see each recipient's consent, remove a share.
 "use strict";
 
+// Flow health: what the sender's keys published on the channel in the last
+// hour (counted in the broker's memory since it started).
+function shareFlow(s) {
+  if (s.published_hour === undefined) return null;
+  return h("div", { class: "share-flow muted" },
+    Number(s.published_hour).toLocaleString("en-US") + " published in the last hour by " +
+    (s.from === state.user ? "your" : s.from + "'s") + " keys");
+}
+
 pages.shares = async (root) => {
   const [shares, users, groups] = await Promise.all([
     api("GET", "/api/shares"), api("GET", "/api/users"), api("GET", "/api/groups")]);
@@ -24,9 +33,9 @@ pages.shares = async (root) => {
       h("button", { type: "submit", id: "share-add" }, "Share")),
     ruleHint("share-channel-rule", "One channel name per share: no spaces or commas (the rule of every channel name)."),
     listview(table(["To", "Channel", "Type", "Recipients", ""], shares.shares.map((s) => h("tr", { "data-to": s.to, "data-channel": s.channel },
-      h("td", {}, s.to), h("td", { class: "mono" }, s.channel), h("td", {}, h("span", { class: "tag" }, s.type)),
+      h("td", {}, s.to), h("td", { class: "mono" }, s.channel, shareFlow(s)), h("td", {}, h("span", { class: "tag" }, s.type)),
       h("td", { class: "recipients" }, recipientStates(s.recipients)),
-      h("td", {}, h("button", { class: "danger", type: "button", onclick: () =>
-        act("removed the share of " + s.channel + " with " + s.to,
+      h("td", {}, h("button", { class: "danger", type: "button", "aria-label": "Remove the share of " + s.channel + " with " + s.to, onclick: () =>
+        confirmDanger("Remove the share of " + s.channel + " with " + s.to, "Its recipients stop receiving it.") && act("removed the share of " + s.channel + " with " + s.to,
           () => api("DELETE", "/api/shares", { to: s.to, channel: s.channel })) }, "Remove"))))), { label: "shares", id: "shares" }));
 };

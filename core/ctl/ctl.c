@@ -23,8 +23,10 @@
 
 static char *opt_config, **opt_auth, *opt_plugin_dir;
 static char *opt_from, *opt_to, *opt_channel, *opt_type, *opt_user, *opt_owner, *opt_ident,
-    *opt_secret, *opt_publish, *opt_subscribe;
+    *opt_secret, *opt_publish, *opt_subscribe, *opt_actor;
 static gboolean opt_admin, opt_dot, opt_version;
+static gint opt_limit = 50;
+static gint64 opt_before;
 
 static const GOptionEntry entries[] = {
     {"config", 'c', 0, G_OPTION_ARG_FILENAME, &opt_config, "The broker's config file", "FILE"},
@@ -47,6 +49,12 @@ static const GOptionEntry entries[] = {
      "C1,C2"},
     {"admin", 0, 0, G_OPTION_ARG_NONE, &opt_admin, "With user add: an administrator", NULL},
     {"dot", 0, 0, G_OPTION_ARG_NONE, &opt_dot, "With graph: Graphviz output", NULL},
+    {"actor", 0, 0, G_OPTION_ARG_STRING, &opt_actor, "With audit: records of this actor only",
+     "ACTOR"},
+    {"limit", 0, 0, G_OPTION_ARG_INT, &opt_limit, "With audit: at most N records (default 50)",
+     "N"},
+    {"before", 0, 0, G_OPTION_ARG_INT64, &opt_before, "With audit: records older than record ID",
+     "ID"},
     {"version", 'V', 0, G_OPTION_ARG_NONE, &opt_version, "Print the version and exit", NULL},
     G_OPTION_ENTRY_NULL,
 };
@@ -67,7 +75,8 @@ static const char usage_text[] =
     "  authkey del IDENT | authkey list [--owner U] | authkey show IDENT\n"
     "  readers --user U --channel C\n"
     "  graph --dot\n"
-    "  export [FILE] | import FILE|-\n";
+    "  export [FILE] | import FILE|-\n"
+    "  audit [--user U] [--actor A] [--limit N] [--before ID]\n";
 
 struct ctx {
     struct config *cfg;
@@ -533,13 +542,44 @@ static int cmd_import(struct ctx *c)
     return done(ok, &e);
 }
 
+/* ---- audit ---- */
+
+/* One record a line: ID, UTC time, actor, action, object, detail; tab-separated. */
+static int cmd_audit(struct ctx *c)
+{
+    if (c->argc != 1)
+        return usage("audit takes options only");
+    if (opt_limit < 1 || opt_limit > HPF_AUDIT_LIST_MAX)
+        return fail_msg("bad --limit %d: use 1-%d", opt_limit, HPF_AUDIT_LIST_MAX);
+    if (opt_before < 0)
+        return fail_msg("bad --before: a record id is positive");
+    struct hpf_audit_query q = {
+        .limit = (uint32_t)opt_limit, .before = opt_before, .actor = opt_actor, .user = opt_user};
+    GError *e = NULL;
+    GPtrArray *list = admin_audit_list(&c->admin, &q, &e);
+    if (!list)
+        return fail(e);
+    for (guint i = 0; i < list->len; i++) {
+        const struct admin_audit_entry *r = list->pdata[i];
+        GDateTime *t = g_date_time_new_from_unix_utc(r->time);
+        char *when = t ? g_date_time_format(t, "%Y-%m-%dT%H:%M:%SZ") : g_strdup("?");
+        printf("%" G_GINT64_FORMAT "\t%s\t%s\t%s\t%s\t%s\n", r->id, when, shown(r->actor),
+               shown(r->action), shown(r->object), shown(r->detail));
+        g_free(when);
+        if (t)
+            g_date_time_unref(t);
+    }
+    g_ptr_array_unref(list);
+    return 0;
+}
+
 static const struct {
     const char *name;
     int (*run)(struct ctx *c);
 } commands[] = {
     {"user", cmd_user},       {"group", cmd_group},     {"share", cmd_share},
     {"authkey", cmd_authkey}, {"readers", cmd_readers}, {"graph", cmd_graph},
-    {"export", cmd_export},   {"import", cmd_import},
+    {"export", cmd_export},   {"import", cmd_import},   {"audit", cmd_audit},
 };
 
 /*
@@ -630,7 +670,11 @@ int main(int argc, char **argv)
         rc = fail(e);
         goto out;
     }
+    char *actor = admin_ctl_actor();
+    c.admin.actor = actor;
+    c.admin.audit_keep = c.cfg->audit_keep;
     rc = run(&c);
+    g_free(actor);
 out:
     if (shown_pool)
         g_ptr_array_unref(shown_pool);

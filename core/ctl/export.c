@@ -160,6 +160,8 @@ static void export_authkeys(JsonBuilder *jb, struct snapshot *s)
 
 /* ---- import ---- */
 
+#define MUT_SUMMARY_KINDS 6
+
 struct importer {
     GArray *muts;      /* struct hpf_mutation */
     GPtrArray *keep;   /* things mutations point to */
@@ -398,6 +400,30 @@ static gboolean collect(struct importer *im, JsonObject *root)
     return TRUE;
 }
 
+/* The audit record's summary of an import: how much of each kind replaced everything. */
+static char *import_summary(const GArray *muts)
+{
+    guint n[MUT_SUMMARY_KINDS] = {0};
+    for (guint i = 0; i < muts->len; i++) {
+        int op = g_array_index(muts, struct hpf_mutation, i).op;
+        if (op == HPF_MUT_USER_ADD)
+            n[0]++;
+        else if (op == HPF_MUT_GROUP_ADD)
+            n[1]++;
+        else if (op == HPF_MUT_MEMBER_ADD)
+            n[2]++;
+        else if (op == HPF_MUT_SHARE_ADD)
+            n[3]++;
+        else if (op == HPF_MUT_ACCEPT_ADD)
+            n[4]++;
+        else if (op == HPF_MUT_AUTHKEY_ADD)
+            n[5]++;
+    }
+    return g_strdup_printf("replaced everything with %u users, %u groups, %u memberships, "
+                           "%u shares, %u acceptances, %u authkeys",
+                           n[0], n[1], n[2], n[3], n[4], n[5]);
+}
+
 gboolean admin_import(struct admin *a, const char *json, gsize len, GError **error)
 {
     JsonNode *root = NULL;
@@ -438,16 +464,16 @@ gboolean admin_import(struct admin *a, const char *json, gsize len, GError **err
         im.err = NULL;
         goto out;
     }
-    char err[512] = "";
-    int rc = a->storage->desc->storage->apply(a->storage->inst,
-                                              (const struct hpf_mutation *)im.muts->data,
-                                              im.muts->len, err, sizeof err);
-    if (rc != HPF_OK) {
-        g_set_error(error, ADMIN_ERROR, rc, "import: %s (nothing was changed)",
-                    *err ? err : hpf_strerror(rc));
-        goto out;
+    /* One audit record for the whole import, in the same apply(). */
+    char *summary = import_summary(im.muts);
+    GError *e = NULL;
+    ok = admin_apply_noted(a, (const struct hpf_mutation *)im.muts->data, im.muts->len, "import",
+                           summary, &e);
+    g_free(summary);
+    if (!ok) {
+        g_set_error(error, ADMIN_ERROR, e->code, "import: %s (nothing was changed)", e->message);
+        g_error_free(e);
     }
-    ok = TRUE;
 out:
     g_clear_error(&im.err);
     g_array_unref(im.muts);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "counters.h"
+#include "flow.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "password.h"
@@ -97,8 +98,15 @@ static struct snapshot *begin(struct web_job *j)
     }
     g_free(j->acting);
     j->acting = g_strdup(as ? as : j->user);
+    if (strcmp(j->acting, j->user)) {
+        g_free(j->actor);
+        j->actor = g_strdup_printf("admin %s acting as %s", j->user, j->acting);
+        j->admin.actor = j->actor;
+    }
     return s;
 }
+
+struct snapshot *web_api_begin(struct web_job *j) { return begin(j); }
 
 /* Report an admin_* result.  Takes the error by address: it is read only
  * after the call ran (argument evaluation order is unspecified). */
@@ -186,6 +194,11 @@ static void run_password(struct web_job *j)
     if (strlen(new) < PASSWORD_MIN_LEN) {
         web_job_error(j, 400, "the new password is too short: at least %d characters",
                       PASSWORD_MIN_LEN);
+        return;
+    }
+    /* Once the old one checks out, equal strings mean an unchanged password. */
+    if (!strcmp(old, new)) {
+        web_job_error(j, 400, "the new password is the same as the current one: choose another");
         return;
     }
     struct snapshot *s = begin(j);
@@ -278,6 +291,13 @@ static void run_shares(struct web_job *j)
     if (!s)
         return;
     gboolean all = j->is_admin && !g_strcmp0(web_query(j, "all"), "1");
+    /* For finish_shares: whose keys publish what. */
+    j->idents = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    for (guint i = 0; i < s->authkeys->len; i++) {
+        const struct snap_authkey *k = s->authkeys->pdata[i];
+        if (all || !strcmp(k->owner, j->acting))
+            g_hash_table_insert(j->idents, g_strdup(k->ident), g_strdup(k->owner));
+    }
     JsonBuilder *b = json_builder_new();
     OBJ(b);
     json_builder_set_member_name(b, "shares");
@@ -291,6 +311,56 @@ static void run_shares(struct web_job *j)
     END(b);
     snapshot_free(s);
     web_job_ok(j, b);
+}
+
+struct share_flow {
+    GHashTable *key_owner; /* ident -> owner */
+    GHashTable *sums;      /* "owner\nchannel" -> guint64 * */
+    gint64 now;
+};
+
+static void share_flow_add(const struct flow_series *s, void *data)
+{
+    struct share_flow *sf = data;
+    const char *owner = g_hash_table_lookup(sf->key_owner, s->key.ident);
+    if (s->key.kind != FLOW_PUBLISHED || !owner || g_strcmp0(owner, s->owner))
+        return;
+    char *k = g_strconcat(owner, "\n", s->key.chan, NULL);
+    guint64 *sum = g_hash_table_lookup(sf->sums, k);
+    if (!sum) {
+        sum = g_new0(guint64, 1);
+        g_hash_table_insert(sf->sums, g_strdup(k), sum);
+    }
+    *sum += flow_last_hour(s, sf->now);
+    g_free(k);
+}
+
+/*
+ * Flow health on My shares: what the sender's keys published on the
+ * share's channel in the last hour (the broker's in-memory counts), so a
+ * sender sees whether anything is there to reach the partner.
+ */
+static void finish_shares(struct web_job *j)
+{
+    struct broker *b = j->w->b;
+    if (!b->flow || !j->idents)
+        return;
+    struct share_flow sf = {
+        .key_owner = j->idents,
+        .sums = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free),
+        .now = broker_now_s(b),
+    };
+    flow_foreach(b->flow, share_flow_add, &sf);
+    JsonArray *a = json_object_get_array_member(json_node_get_object(j->result), "shares");
+    for (guint i = 0; a && i < json_array_get_length(a); i++) {
+        JsonObject *o = json_array_get_object_element(a, i);
+        char *k = g_strconcat(json_object_get_string_member(o, "from"), "\n",
+                              json_object_get_string_member(o, "channel"), NULL);
+        const guint64 *sum = g_hash_table_lookup(sf.sums, k);
+        json_object_set_int_member(o, "published_hour", sum ? (gint64)*sum : 0);
+        g_free(k);
+    }
+    g_hash_table_unref(sf.sums);
 }
 
 /* An optional boolean member: 0 when absent, -1 (and a 400) when not a boolean. */
@@ -515,6 +585,119 @@ static void run_authkeys(struct web_job *j)
     web_job_ok(j, b);
 }
 
+/* ---- flow health (loop thread: the broker's in-memory buckets) ---- */
+
+static void set_time(JsonObject *o, const char *key, gint64 secs)
+{
+    GDateTime *t = secs > 0 ? g_date_time_new_from_unix_utc(secs) : NULL;
+    if (!t) {
+        json_object_set_null_member(o, key);
+        return;
+    }
+    char *ts = g_date_time_format(t, "%Y-%m-%dT%H:%M:%SZ");
+    json_object_set_string_member(o, key, ts);
+    g_free(ts);
+    g_date_time_unref(t);
+}
+
+struct flow_view {
+    GHashTable *by_ident; /* ident -> the key's JsonObject */
+    gint64 now;
+};
+
+/* One series into its key's object: the newest time, the channel's counts. */
+static void flow_into(const struct flow_series *s, void *data)
+{
+    struct flow_view *v = data;
+    JsonObject *o = g_hash_table_lookup(v->by_ident, s->key.ident);
+    /* Counts made under another owner of the ident are not this key's. */
+    if (!o || g_strcmp0(s->owner, json_object_get_string_member(o, "owner")))
+        return;
+    guint64 hour = flow_last_hour(s, v->now), day = flow_last_day(s, v->now);
+    if (s->key.kind == FLOW_CONNECTED) {
+        set_time(o, "last_connected", s->last);
+    } else if (s->key.kind == FLOW_DELIVERED) {
+        set_time(o, "last_delivered", s->last);
+        json_object_set_int_member(o, "delivered_hour", (gint64)hour);
+        json_object_set_int_member(o, "delivered_day", (gint64)day);
+    } else {
+        /* Series come newest first: the first one seen holds the key's last publish. */
+        if (json_object_get_null_member(o, "last_published"))
+            set_time(o, "last_published", s->last);
+        JsonObject *c = json_object_new();
+        json_object_set_string_member(c, "channel", s->key.chan);
+        json_object_set_int_member(c, "hour", (gint64)hour);
+        json_object_set_int_member(c, "day", (gint64)day);
+        set_time(c, "last", s->last);
+        json_array_add_object_element(json_object_get_array_member(o, "flow"), c);
+    }
+}
+
+/*
+ * Each key's recent traffic: last connected, last published, messages per
+ * channel in the last hour and day, and what was delivered to it.  Kept
+ * in memory since the broker started ("flow_since"); null and zero when
+ * not seen since.
+ */
+static void add_flow(struct broker *b, GHashTable *by_ident)
+{
+    GHashTableIter it;
+    gpointer o;
+    g_hash_table_iter_init(&it, by_ident);
+    while (g_hash_table_iter_next(&it, NULL, &o)) {
+        json_object_set_null_member(o, "last_connected");
+        json_object_set_null_member(o, "last_published");
+        json_object_set_null_member(o, "last_delivered");
+        json_object_set_int_member(o, "delivered_hour", 0);
+        json_object_set_int_member(o, "delivered_day", 0);
+        json_object_set_array_member(o, "flow", json_array_new());
+    }
+    if (!b->flow)
+        return;
+    counters_collect_all(b); /* delivered counts move into the buckets on collection */
+    struct flow_view v = {.by_ident = by_ident, .now = broker_now_s(b)};
+    flow_foreach(b->flow, flow_into, &v);
+}
+
+/*
+ * Where sensors connect, for the connection snippet: [web] public_hpfeeds
+ * when set, else the first hpfeeds listener (host null when it listens on
+ * every address: the console's own host name is the best guess, and the
+ * page fills it in).
+ */
+static void add_endpoint(struct web_job *j)
+{
+    struct broker *b = j->w->b;
+    const struct web_conf *wc = b->cfg->web;
+    JsonObject *root = json_node_get_object(j->result);
+    if (b->flow)
+        set_time(root, "flow_since", flow_since(b->flow));
+    JsonObject *e = json_object_new();
+    char *host = NULL;
+    int port = 0;
+    gboolean tls = FALSE;
+    gboolean bound = broker_listen_endpoint(b, &host, &port, &tls);
+    if (wc && wc->public_host) {
+        json_object_set_string_member(e, "host", wc->public_host);
+        json_object_set_int_member(e, "port", wc->public_port);
+    } else if (bound) {
+        gboolean any =
+            !*host || !strcmp(host, "*") || !strcmp(host, "0.0.0.0") || !strcmp(host, "::");
+        if (any)
+            json_object_set_null_member(e, "host");
+        else
+            json_object_set_string_member(e, "host", host);
+        json_object_set_int_member(e, "port", port);
+    } else {
+        json_object_set_null_member(e, "host");
+        json_object_set_null_member(e, "port");
+    }
+    json_object_set_boolean_member(e, "tls", tls);
+    json_object_set_boolean_member(e, "public", wc && wc->public_host);
+    g_free(host);
+    json_object_set_object_member(root, "hpfeeds", e);
+}
+
 static void bump(JsonObject *o, const char *key, guint64 by)
 {
     json_object_set_int_member(o, key, json_object_get_int_member(o, key) + (gint64)by);
@@ -554,7 +737,9 @@ static void finish_authkeys(struct web_job *j)
             bump(o, "connections", t->connections);
     }
     g_hash_table_unref(live);
+    add_flow(b, by_ident);
     g_hash_table_unref(by_ident);
+    add_endpoint(j);
 }
 
 /*
@@ -644,6 +829,33 @@ static void run_authkey_set(struct web_job *j)
     snapshot_free(s);
     g_strfreev(pub);
     g_strfreev(sub);
+}
+
+/* A new generated secret, shown once; sessions opened with the old one end at the reload. */
+static void run_authkey_secret(struct web_job *j)
+{
+    const char *ident = web_body_str(j, "ident", TRUE);
+    if (!ident)
+        return;
+    struct snapshot *s = begin(j);
+    if (s && own_key(j, s, ident)) {
+        GError *e = NULL;
+        char *secret = NULL;
+        if (!admin_authkey_regenerate(&j->admin, ident, &secret, &e)) {
+            web_job_gerror(j, e);
+            g_error_free(e);
+        } else {
+            j->changed = TRUE;
+            JsonBuilder *b = json_builder_new();
+            OBJ(b);
+            STR(b, "ident", ident);
+            STR(b, "secret", secret);
+            END(b);
+            web_job_ok(j, b);
+            g_free(secret);
+        }
+    }
+    snapshot_free(s);
 }
 
 static void run_authkey_del(struct web_job *j)
@@ -822,67 +1034,184 @@ static void node(JsonBuilder *b, GHashTable *seen, const char *id, const char *l
     END(b);
 }
 
-static void run_graph(struct web_job *j)
+/*
+ * Most edges (shares and group memberships) /api/graph returns: an
+ * administrator's view is the whole graph, and the browser lays out and
+ * draws all it gets.  Past this the answer says "truncated" and keeps the
+ * edges around the user first.  At 4,000 edges of 255-byte channel names
+ * the answer stays near 1.5 MB.
+ */
+#define GRAPH_MAX_EDGES 4000
+
+/* What one /api/graph answer shows, with lookup tables built once, so the
+ * cost stays linear in the snapshot rather than shares times members. */
+struct graph_view {
+    const struct snapshot *s;
+    const char *me;
+    gboolean all;
+    gboolean require_accept;
+    GHashTable *groups;   /* names of the groups I own or am in */
+    GHashTable *members;  /* group name -> GPtrArray of member names */
+    GHashTable *accepts;  /* "user\nfrom\nchannel" (names hold no control characters) */
+    GPtrArray *shares;    /* struct snap_share * shown */
+    GPtrArray *in_groups; /* struct snap_member * shown */
+    gboolean truncated;
+};
+
+static char *accept_key(const char *user, const char *from, const char *channel)
 {
-    struct snapshot *s = begin(j);
-    if (!s)
-        return;
-    gboolean all = j->is_admin && !web_query(j, "user");
-    const char *me = j->acting;
-    /* Groups in view: mine and those I am in. */
-    GHashTable *groups = g_hash_table_new(g_str_hash, g_str_equal);
+    return g_strjoin("\n", user, from, channel, NULL);
+}
+
+static void graph_view_init(struct graph_view *v, const struct snapshot *s, const char *me,
+                            gboolean all, gboolean require_accept)
+{
+    memset(v, 0, sizeof *v);
+    v->s = s;
+    v->me = me;
+    v->all = all;
+    v->require_accept = require_accept;
+    v->groups = g_hash_table_new(g_str_hash, g_str_equal);
+    v->members =
+        g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)g_ptr_array_unref);
+    v->accepts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    v->shares = g_ptr_array_new();
+    v->in_groups = g_ptr_array_new();
+    for (guint i = 0; i < s->members->len; i++) {
+        const struct snap_member *m = s->members->pdata[i];
+        GPtrArray *list = g_hash_table_lookup(v->members, m->group);
+        if (!list) {
+            list = g_ptr_array_new();
+            g_hash_table_insert(v->members, m->group, list);
+        }
+        g_ptr_array_add(list, m->user);
+        if (!strcmp(m->user, me))
+            g_hash_table_add(v->groups, m->group);
+    }
     for (guint i = 0; i < s->groups->len; i++) {
         const struct snap_group *g = s->groups->pdata[i];
-        if (all || !strcmp(g->owner, me) || snapshot_is_member(s, g->name, me))
-            g_hash_table_add(groups, g->name);
+        if (!strcmp(g->owner, me))
+            g_hash_table_add(v->groups, g->name);
     }
-    JsonBuilder *b = json_builder_new();
-    OBJ(b);
+    for (guint i = 0; require_accept && i < s->accepts->len; i++) {
+        const struct snap_accept *a = s->accepts->pdata[i];
+        g_hash_table_add(v->accepts, accept_key(a->user, a->from, a->channel));
+    }
+}
+
+static void graph_view_clear(struct graph_view *v)
+{
+    g_hash_table_unref(v->groups);
+    g_hash_table_unref(v->members);
+    g_hash_table_unref(v->accepts);
+    g_ptr_array_unref(v->shares);
+    g_ptr_array_unref(v->in_groups);
+}
+
+/* A share from me, to me or to a group of mine (owned or joined). */
+static gboolean graph_share_near(const struct graph_view *v, const struct snap_share *sh)
+{
+    if (!strcmp(sh->from, v->me))
+        return TRUE;
+    return sh->to_group ? g_hash_table_contains(v->groups, sh->to) : !strcmp(sh->to, v->me);
+}
+
+/* Adds an edge; when GRAPH_MAX_EDGES are there, marks the answer
+ * truncated instead and says to stop. */
+static gboolean graph_add(struct graph_view *v, GPtrArray *to, const void *edge)
+{
+    if (v->shares->len + v->in_groups->len >= GRAPH_MAX_EDGES) {
+        v->truncated = TRUE;
+        return FALSE;
+    }
+    g_ptr_array_add(to, (gpointer)edge);
+    return TRUE;
+}
+
+/* Edges near me first (all a user sees), then, for an administrator's
+ * whole graph, the others, up to GRAPH_MAX_EDGES. */
+static void graph_collect(struct graph_view *v)
+{
+    const struct snapshot *s = v->s;
+    for (int far = 0; far <= v->all; far++) {
+        for (guint i = 0; i < s->shares->len; i++) {
+            const struct snap_share *sh = s->shares->pdata[i];
+            if (graph_share_near(v, sh) == !far && !graph_add(v, v->shares, sh))
+                return;
+        }
+        for (guint i = 0; i < s->members->len; i++) {
+            const struct snap_member *m = s->members->pdata[i];
+            if (g_hash_table_contains(v->groups, m->group) == !far &&
+                !graph_add(v, v->in_groups, m))
+                return;
+        }
+    }
+}
+
+/* Consent of a share's recipients: "active" without require_accept, else
+ * "accepted" when every recipient accepted, "pending" when one has not,
+ * with the counts (a share to a group asks each member). */
+static void graph_share_state(const struct graph_view *v, const struct snap_share *sh,
+                              JsonBuilder *b)
+{
+    if (!v->require_accept) {
+        STR(b, "state", "active");
+        return;
+    }
+    GPtrArray *list = sh->to_group ? g_hash_table_lookup(v->members, sh->to) : NULL;
+    guint n = sh->to_group ? (list ? list->len : 0) : 1, ok = 0;
+    for (guint i = 0; i < n; i++) {
+        char *key = accept_key(sh->to_group ? list->pdata[i] : sh->to, sh->from, sh->channel);
+        ok += g_hash_table_contains(v->accepts, key);
+        g_free(key);
+    }
+    STR(b, "state", ok == n ? "accepted" : "pending");
+    INT(b, "recipients", n);
+    INT(b, "accepted", ok);
+}
+
+static void graph_nodes(const struct graph_view *v, JsonBuilder *b)
+{
     GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     json_builder_set_member_name(b, "nodes");
     json_builder_begin_array(b);
-    node(b, seen, me, me, "user");
-    GPtrArray *edges = g_ptr_array_new();
-    for (guint i = 0; i < s->shares->len; i++) {
-        const struct snap_share *sh = s->shares->pdata[i];
-        gboolean touches =
-            !strcmp(sh->from, me) ||
-            (sh->to_group ? g_hash_table_contains(groups, sh->to) : !strcmp(sh->to, me));
-        if (!all && !touches)
-            continue;
-        g_ptr_array_add(edges, (gpointer)sh);
+    node(b, seen, v->me, v->me, "user");
+    for (guint i = 0; i < v->shares->len; i++) {
+        const struct snap_share *sh = v->shares->pdata[i];
         char *to_id = g_strdup_printf("%s%s", sh->to_group ? "@" : "", sh->to);
         node(b, seen, sh->from, sh->from, "user");
         node(b, seen, to_id, to_id, sh->to_group ? "group" : "user");
         g_free(to_id);
     }
-    GPtrArray *members = g_ptr_array_new();
-    for (guint i = 0; i < s->members->len; i++) {
-        const struct snap_member *m = s->members->pdata[i];
-        if (!g_hash_table_contains(groups, m->group))
-            continue;
-        g_ptr_array_add(members, (gpointer)m);
+    for (guint i = 0; i < v->in_groups->len; i++) {
+        const struct snap_member *m = v->in_groups->pdata[i];
         char *gid = g_strdup_printf("@%s", m->group);
         node(b, seen, gid, gid, "group");
         node(b, seen, m->user, m->user, "user");
         g_free(gid);
     }
     json_builder_end_array(b);
+    g_hash_table_unref(seen);
+}
+
+static void graph_edges(const struct graph_view *v, JsonBuilder *b)
+{
     json_builder_set_member_name(b, "edges");
     json_builder_begin_array(b);
-    for (guint i = 0; i < edges->len; i++) {
-        const struct snap_share *sh = edges->pdata[i];
+    for (guint i = 0; i < v->shares->len; i++) {
+        const struct snap_share *sh = v->shares->pdata[i];
         char *to_id = g_strdup_printf("%s%s", sh->to_group ? "@" : "", sh->to);
         OBJ(b);
         STR(b, "from", sh->from);
         STR(b, "to", to_id);
         STR(b, "kind", share_type_name(sh->type));
         STR(b, "channel", sh->channel);
+        graph_share_state(v, sh, b);
         END(b);
         g_free(to_id);
     }
-    for (guint i = 0; i < members->len; i++) {
-        const struct snap_member *m = members->pdata[i];
+    for (guint i = 0; i < v->in_groups->len; i++) {
+        const struct snap_member *m = v->in_groups->pdata[i];
         char *gid = g_strdup_printf("@%s", m->group);
         OBJ(b);
         STR(b, "from", gid);
@@ -892,11 +1221,29 @@ static void run_graph(struct web_job *j)
         g_free(gid);
     }
     json_builder_end_array(b);
+}
+
+/* The sharing graph around the acting user (an administrator without
+ * ?user= gets all of it): nodes, share and membership edges with each
+ * share's consent state, bounded by GRAPH_MAX_EDGES. */
+static void run_graph(struct web_job *j)
+{
+    struct snapshot *s = begin(j);
+    if (!s)
+        return;
+    struct graph_view v;
+    graph_view_init(&v, s, j->acting, j->is_admin && !web_query(j, "user"), j->require_accept);
+    graph_collect(&v);
+    JsonBuilder *b = json_builder_new();
+    OBJ(b);
+    STR(b, "center", v.me);
+    BOOL(b, "require_accept", v.require_accept);
+    BOOL(b, "truncated", v.truncated);
+    INT(b, "max_edges", GRAPH_MAX_EDGES);
+    graph_nodes(&v, b);
+    graph_edges(&v, b);
     END(b);
-    g_ptr_array_unref(edges);
-    g_ptr_array_unref(members);
-    g_hash_table_unref(seen);
-    g_hash_table_unref(groups);
+    graph_view_clear(&v);
     snapshot_free(s);
     web_job_ok(j, b);
 }
@@ -956,7 +1303,7 @@ const struct web_route web_routes[] = {
     {"GET", "/api/session", TRUE, run_session, finish_session},
     {"POST", "/api/password", TRUE, run_password, web_crypto_finish},
     {"GET", "/api/users", TRUE, run_users, NULL},
-    {"GET", "/api/shares", TRUE, run_shares, NULL},
+    {"GET", "/api/shares", TRUE, run_shares, finish_shares},
     {"POST", "/api/shares", TRUE, run_share_add, NULL},
     {"DELETE", "/api/shares", TRUE, run_share_del, NULL},
     {"GET", "/api/offers", TRUE, run_offers, NULL},
@@ -966,6 +1313,7 @@ const struct web_route web_routes[] = {
     {"POST", "/api/authkeys", TRUE, run_authkey_add, NULL},
     {"PUT", "/api/authkeys", TRUE, run_authkey_set, NULL},
     {"DELETE", "/api/authkeys", TRUE, run_authkey_del, NULL},
+    {"POST", "/api/authkeys/secret", TRUE, run_authkey_secret, NULL},
     {"GET", "/api/groups", TRUE, run_groups, NULL},
     {"POST", "/api/groups", TRUE, run_group_add, NULL},
     {"DELETE", "/api/groups", TRUE, run_group_del, NULL},
@@ -975,5 +1323,12 @@ const struct web_route web_routes[] = {
     {"GET", "/api/logs", TRUE, run_logs, web_logs_finish},
     {"GET", "/api/graph", TRUE, run_graph, NULL},
     {"GET", "/api/readers", TRUE, run_readers, NULL},
+    /* api_admin.c */
+    {"GET", "/api/audit", TRUE, web_run_audit, NULL},
+    {"GET", "/api/admin/users", TRUE, web_run_admin_users, NULL},
+    {"POST", "/api/admin/users", TRUE, web_run_admin_user_add, NULL},
+    {"DELETE", "/api/admin/users", TRUE, web_run_admin_user_del, NULL},
+    {"POST", "/api/admin/users/admin", TRUE, web_run_admin_user_admin, NULL},
+    {"POST", "/api/admin/users/password", TRUE, web_run_admin_user_password, NULL},
 };
 const gsize web_n_routes = G_N_ELEMENTS(web_routes);

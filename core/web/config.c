@@ -13,6 +13,7 @@ void web_conf_free(struct web_conf *wc)
     g_free(wc->tls_cert);
     g_free(wc->tls_key);
     g_strfreev(wc->hostnames);
+    g_free(wc->public_host);
     g_free(wc);
 }
 
@@ -71,8 +72,43 @@ static gboolean parse_hostnames(struct web_conf *wc, const char *v, GError **err
     return TRUE;
 }
 
+/*
+ * "host:port" or "[v6]:port": where sensors reach the broker when that is
+ * not the listener's own address (NAT, a proxy), shown in the console's
+ * connection snippets.  The host is a name or an address, nothing a shell
+ * or the page could read as more than that.
+ */
+static gboolean parse_public(struct web_conf *wc, const char *v, GError **error, const char *file)
+{
+    const char *colon = strrchr(v, ':');
+    char *host = colon ? g_strndup(v, colon - v) : NULL;
+    gboolean v6 = host && host[0] == '[' && host[strlen(host) - 1] == ']';
+    if (v6) {
+        memmove(host, host + 1, strlen(host) - 2);
+        host[strlen(host) - 2] = 0;
+    }
+    static const char allowed[] = "abcdefghijklmnopqrstuvwxyz"
+                                  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-";
+    guint port = 0;
+    gboolean ok = host && *host && strlen(host) <= 253 &&
+                  strspn(host, v6 ? "0123456789abcdefABCDEF:." : allowed) == strlen(host) &&
+                  get_uint(colon + 1, 1, 65535, &port);
+    if (!ok) {
+        g_free(host);
+        return web_fail(error, file, "public_hpfeeds",
+                        "expected HOST:PORT (a name or address, [ADDRESS]:PORT for IPv6), "
+                        "got '%s'",
+                        v);
+    }
+    g_free(wc->public_host);
+    wc->public_host = host;
+    wc->public_port = port;
+    return TRUE;
+}
+
 const char *const config_web_keys[] = {
-    "listen", "root", "tls_cert", "tls_key", "session_timeout", "login_failures", "hostnames", NULL,
+    "listen",         "root",      "tls_cert",       "tls_key", "session_timeout",
+    "login_failures", "hostnames", "public_hpfeeds", NULL,
 };
 
 gboolean config_load_web(struct config *cfg, GKeyFile *kf, const char *file, GError **error)
@@ -120,6 +156,8 @@ gboolean config_load_web(struct config *cfg, GKeyFile *kf, const char *file, GEr
                     web_fail(error, file, k, "expected a whole number from 1 to 1000, got '%s'", v);
         } else if (!strcmp(k, "hostnames")) {
             ok = parse_hostnames(wc, v, error, file);
+        } else if (!strcmp(k, "public_hpfeeds")) {
+            ok = parse_public(wc, v, error, file);
         } else {
             ok = web_fail(error, file, k, "in config_web_keys but not handled");
         }

@@ -92,6 +92,7 @@ struct web_job {
     gboolean channels_mode; /* access = channels: the lists are the only access control */
     char *user;             /* session's user */
     char *acting;           /* whose objects (user, or another for an admin) */
+    char *actor;            /* who, for the audit trail (admin.actor points here) */
     gboolean is_admin;
     char *session_id;
     char *peer;
@@ -104,7 +105,7 @@ struct web_job {
     gboolean changed; /* storage changed: reload the broker now */
     gboolean resubmitted;
     /* per route */
-    GHashTable *idents; /* logs: ident -> owner of every authkey */
+    GHashTable *idents; /* logs, shares: ident -> owner of every authkey */
     char *hash;         /* login: stored hash; passwd: the new one */
     char *password;     /* login, passwd: plain text, wiped when freed */
     char *password2;
@@ -173,6 +174,18 @@ void web_events_clear(struct web *w);
 gboolean web_logs_check_query(struct web_job *j);
 /** The page of events the query asks for, as this user may see them. */
 void web_logs_finish(struct web_job *j);
+
+/* The API's common steps, for route files beside api.c. */
+/** Snapshot, the session's user still there, whose objects (acting); NULL with an error set. */
+struct snapshot *web_api_begin(struct web_job *j);
+
+/* Administration and audit routes (api_admin.c); web_routes[] lists them. */
+void web_run_admin_users(struct web_job *j);
+void web_run_admin_user_add(struct web_job *j);
+void web_run_admin_user_del(struct web_job *j);
+void web_run_admin_user_admin(struct web_job *j);
+void web_run_admin_user_password(struct web_job *j);
+void web_run_audit(struct web_job *j);
 
 /* Request parsing, shared with the console's fuzz target. */
 /** A query string into key -> value (NULL when empty); FALSE when refused:

@@ -260,6 +260,7 @@ void web_job_free(struct web_job *j)
     g_free(j->hash);
     g_free(j->user);
     g_free(j->acting);
+    g_free(j->actor);
     g_free(j->session_id);
     g_free(j->peer);
     g_free(j->error);
@@ -585,6 +586,7 @@ static struct web_job *job_new(struct web *w, struct evhttp_request *req,
     j->req = req;
     j->route = route;
     j->admin.storage = w->b->storage;
+    j->admin.audit_keep = w->b->cfg->audit_keep;
     j->require_accept = w->b->cfg->require_accept;
     j->channels_mode = w->b->cfg->access == ACCESS_CHANNELS;
     j->peer = g_strdup(peer);
@@ -592,6 +594,8 @@ static struct web_job *job_new(struct web *w, struct evhttp_request *req,
     if (s) {
         j->user = g_strdup(s->user);
         j->session_id = g_strdup(s->id);
+        j->actor = g_strdup(s->user);
+        j->admin.actor = j->actor;
     }
     return j;
 }

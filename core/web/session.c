@@ -189,6 +189,23 @@ static void crypto_run(void *arg)
 
 static void crypto_done(void *arg);
 
+/*
+ * When a refused login may try again.  A back-off doubles while wrong
+ * passwords go on, so "later" would leave people guessing and retrying
+ * early, which only makes the next wait longer; checks refused for being
+ * too many at once have no wait to name.
+ */
+static void retry_when(struct ipguard *g, const char *key, char *out, gsize len)
+{
+    guint secs = ipguard_blocked_seconds(g, key);
+    if (!secs)
+        g_strlcpy(out, "try again later", len);
+    else if (secs < 120)
+        g_snprintf(out, len, "try again in %u second%s", secs, secs == 1 ? "" : "s");
+    else
+        g_snprintf(out, len, "try again in %u minutes", (secs + 59) / 60);
+}
+
 static gboolean is_login(const struct web_job *j) { return !strcmp(j->route->path, "/api/login"); }
 
 /*
@@ -206,9 +223,12 @@ static gboolean crypto_admit(struct web_job *j)
     struct web *w = j->w;
     gboolean login = is_login(j);
     if (!j->user_guarded) {
-        const char *why = ipguard_login_begin(w->user_guard, j->user ? j->user : "");
+        const char *key = j->user ? j->user : "";
+        const char *why = ipguard_login_begin(w->user_guard, key);
         if (why) {
-            web_job_error(j, 429, "%s for this account; try again later", why);
+            char when[64];
+            retry_when(w->user_guard, key, when, sizeof when);
+            web_job_error(j, 429, "%s for this account; %s", why, when);
             return FALSE;
         }
         j->user_guarded = TRUE;
@@ -452,8 +472,11 @@ gboolean web_login_admit(struct web *w, struct web_job *j, size_t body_len, stru
         return web_refuse(no, 413, "login request too large");
     /* Recent wrong passwords from this address, or too many of its logins at once. */
     const char *why = ipguard_login_begin(w->login_guard, j->peer);
-    if (why)
-        return web_refuse(no, 429, "%s from your address; try again later", why);
+    if (why) {
+        char when[64];
+        retry_when(w->login_guard, j->peer, when, sizeof when);
+        return web_refuse(no, 429, "%s from your address; %s", why, when);
+    }
     j->guarded = TRUE;
     if (w->crypto_busy >= MAX_CRYPTO_JOBS ||
         (!w->creds && w->storage_wait.length >= MAX_LOGIN_WAIT))

@@ -52,7 +52,8 @@
  *
  * History: 1.1 sink instance_wants; 1.2 console passwords in storage; 1.3
  * cluster plugins and host->cluster_inject; 1.4 the config readers
- * host->config_bool/config_size/config_uint, hpf_auth_ops.flags.
+ * host->config_bool/config_size/config_uint, hpf_auth_ops.flags; 1.5 the
+ * audit trail (hpf_storage_ops.audit_list, HPF_MUT_AUDIT).
  */
 #ifndef HPFRIENDS_PLUGIN_H
 #define HPFRIENDS_PLUGIN_H
@@ -68,7 +69,7 @@ extern "C" {
 #endif
 
 #define HPF_ABI_MAJOR 1
-#define HPF_ABI_MINOR 4
+#define HPF_ABI_MINOR 5
 
 /** The one symbol a plugin exports. */
 #define HPF_PLUGIN_ENTRY_SYMBOL "hpf_plugin_entry"

@@ -100,7 +100,59 @@ enum hpf_mutation_op {
     HPF_MUT_CLEAR,             /**< remove everything (used by import) */
     HPF_MUT_USER_SET_ADMIN,    /**< user, flag */
     HPF_MUT_USER_SET_PASSWORD, /**< user, password (NULL clears it); ABI 1.2 */
+    /* 16-23: kept for other ops of ABI 1.5 */
+    HPF_MUT_AUDIT = 24, /**< audit: append the record (ABI 1.5); see hpf_audit_record */
 };
+
+/** The newest records a storage keeps when a record asks for no other bound. */
+#define HPF_AUDIT_KEEP_DEFAULT 100000
+/** Longest actor, object or detail of an audit record, in bytes. */
+#define HPF_AUDIT_TEXT_MAX     2048
+/** The most records one audit_list() call reports. */
+#define HPF_AUDIT_LIST_MAX     1000
+
+/**
+ * One entry of the audit trail (ABI 1.5): who changed what, and when.
+ * Every text follows hpf_name_check() (<hpfriends/names.h>): actor, object
+ * and detail up to HPF_AUDIT_TEXT_MAX bytes, user and action up to
+ * HPF_NAME_MAX; user, object and detail may be empty.
+ *
+ * The core adds an HPF_MUT_AUDIT mutation to the same apply() batch as the
+ * change it describes, so the record is stored exactly when the change is:
+ * a failed batch stores neither.  Storage treats the texts as opaque (the
+ * core never puts a secret or a password hash in them).
+ */
+struct hpf_audit_record {
+    int64_t id;         /**< audit_list(): increasing with each record; ignored in a mutation */
+    int64_t time;       /**< seconds since the epoch, UTC */
+    const char *actor;  /**< who: "alice", "admin root acting as alice",
+                             "hpfriendsctl (unix user root)"; required */
+    const char *user;   /**< whose object it is (the user filter matches it); "" for none */
+    const char *action; /**< what kind of change: "share add", "user del", ...; required */
+    const char *object; /**< what it changed: "alice -> @team on chan"; may be "" */
+    const char *detail; /**< more about it: "type shares_all (was shares)"; may be "" */
+    /**
+     * In a mutation: after adding this record, keep only the newest `keep`
+     * records (0: HPF_AUDIT_KEEP_DEFAULT), so the trail stays bounded.  A
+     * store whose ids count up by one may drop the ids at or below this
+     * record's id - keep (a range, not a count; gaps in the ids then leave
+     * a few records fewer, never more).  Ignored by audit_list().
+     */
+    uint32_t keep;
+    const void *reserved[4];
+};
+
+/** audit_list()'s question: newest first, at most limit records. */
+struct hpf_audit_query {
+    uint32_t limit;    /**< 1..HPF_AUDIT_LIST_MAX */
+    int64_t before;    /**< only records with id < before; 0: from the newest */
+    const char *actor; /**< only records whose actor is exactly this; NULL: any */
+    const char *user;  /**< only records whose user is exactly this; NULL: any */
+    const void *reserved[4];
+};
+
+/** Called once per record by audit_list(); the strings live until it returns. */
+typedef void (*hpf_audit_cb)(void *user_data, const struct hpf_audit_record *record);
 
 struct hpf_mutation {
     int op; /**< enum hpf_mutation_op */
@@ -113,8 +165,9 @@ struct hpf_mutation {
     const struct hpf_authkey *authkey;
     bool replace;
     bool flag;
-    const char *password; /**< HPF_MUT_USER_SET_PASSWORD: the hash (ABI 1.2) */
-    const void *reserved[5];
+    const char *password;                 /**< HPF_MUT_USER_SET_PASSWORD: the hash (ABI 1.2) */
+    const struct hpf_audit_record *audit; /**< HPF_MUT_AUDIT: the record (ABI 1.5) */
+    const void *reserved[4];
 };
 
 /**
@@ -157,7 +210,17 @@ struct hpf_storage_ops {
     /** Read the stored counters of one authkey (zeros if none).  May be NULL. */
     int (*counters_get)(void *instance, const char *ident, struct hpf_counters *out);
 
-    const void *reserved[16];
+    /**
+     * The audit trail (ABI 1.5; may be NULL: then the storage keeps none,
+     * and the core sends it no HPF_MUT_AUDIT).  Calls cb for each record
+     * that matches q, newest (highest id) first, at most q->limit of them,
+     * from one consistent read.  HPF_OK (also when none matched),
+     * HPF_ERR_INVALID for a bad query, another status on failure.
+     */
+    int (*audit_list)(void *instance, const struct hpf_audit_query *q, hpf_audit_cb cb,
+                      void *user_data);
+
+    const void *reserved[15];
 };
 
 #ifdef __cplusplus

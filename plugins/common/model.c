@@ -671,6 +671,14 @@ static int clear_all(struct batch *b, const struct hpf_mutation *mu)
     return HPF_OK;
 }
 
+/* The model holds no audit trail: each backend stores the record itself. */
+static int audit_noop(struct batch *b, const struct hpf_mutation *mu)
+{
+    (void)b;
+    (void)mu;
+    return HPF_OK;
+}
+
 /* By op; mut_check() has vouched for the op before one is called. */
 static int (*const op_fn[MUT_OP_COUNT])(struct batch *, const struct hpf_mutation *) = {
     [HPF_MUT_USER_ADD] = user_add,
@@ -688,6 +696,7 @@ static int (*const op_fn[MUT_OP_COUNT])(struct batch *, const struct hpf_mutatio
     [HPF_MUT_CLEAR] = clear_all,
     [HPF_MUT_USER_SET_ADMIN] = user_set_admin,
     [HPF_MUT_USER_SET_PASSWORD] = user_set_password,
+    [HPF_MUT_AUDIT] = audit_noop,
 };
 
 int gm_apply(struct gm_model *m, const struct hpf_mutation *mutations, size_t n, char *err,

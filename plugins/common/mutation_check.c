@@ -9,6 +9,7 @@
 #include <hpfriends/names.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <string.h>
 
 /* The fields a mutation may require, in the order they are checked. */
@@ -48,6 +49,7 @@ static const struct rule {
     [HPF_MUT_CLEAR] = {"clear", {{F_END, NULL}}},
     [HPF_MUT_USER_SET_ADMIN] = {"user_set_admin", {{F_USER, "user name"}}},
     [HPF_MUT_USER_SET_PASSWORD] = {"user_set_password", {{F_USER, "user name"}}},
+    [HPF_MUT_AUDIT] = {"audit", {{F_END, NULL}}},
 };
 
 #if defined(__GNUC__)
@@ -144,12 +146,55 @@ int mut_check_batch(const struct hpf_mutation *mutations, size_t n, char *err, s
     return HPF_OK;
 }
 
+/*
+ * An audit record: who and what are required, every text is shown to
+ * people (console, terminal), so it passes the name rule, at a larger bound.
+ */
+static int check_audit(const struct hpf_audit_record *r, char *err, size_t err_len)
+{
+    if (!r)
+        return invalid(err, err_len, "audit: no record");
+    static const struct {
+        size_t offset;
+        const char *what;
+        size_t max;
+        bool required;
+    } texts[] = {
+        {offsetof(struct hpf_audit_record, actor), "actor", HPF_AUDIT_TEXT_MAX, true},
+        {offsetof(struct hpf_audit_record, user), "user", HPF_NAME_MAX, false},
+        {offsetof(struct hpf_audit_record, action), "action", HPF_NAME_MAX, true},
+        {offsetof(struct hpf_audit_record, object), "object", HPF_AUDIT_TEXT_MAX, false},
+        {offsetof(struct hpf_audit_record, detail), "detail", HPF_AUDIT_TEXT_MAX, false},
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        const char *v = *(const char *const *)((const char *)r + texts[i].offset);
+        if ((!v || !*v) && !texts[i].required)
+            continue;
+        const char *why = hpf_name_check(v, texts[i].max);
+        if (why)
+            return invalid(err, err_len, "audit: %s %s", texts[i].what, why);
+    }
+    return HPF_OK;
+}
+
+uint32_t mut_audit_keep(const struct hpf_mutation *m)
+{
+    return m->audit->keep ? m->audit->keep : HPF_AUDIT_KEEP_DEFAULT;
+}
+
+bool mut_audit_query_ok(const struct hpf_audit_query *q)
+{
+    return q && q->limit >= 1 && q->limit <= HPF_AUDIT_LIST_MAX;
+}
+
 int mut_check(const struct hpf_mutation *m, char *err, size_t err_len)
 {
     const char *name = mut_op_name(m->op);
     if (!name)
         return invalid(err, err_len, "apply: unknown mutation %d", m->op);
     const struct rule *r = &rules[m->op];
+    if (m->op == HPF_MUT_AUDIT)
+        return check_audit(m->audit, err, err_len);
 
     /* Said apart from "ident is empty": there is no key to have one. */
     if (m->op == HPF_MUT_AUTHKEY_ADD && !m->authkey)

@@ -16,7 +16,7 @@
 #include <hpfriends/storage.h>
 
 /* One past the highest enum hpf_mutation_op: the size of a table by op. */
-#define MUT_OP_COUNT (HPF_MUT_USER_SET_PASSWORD + 1)
+#define MUT_OP_COUNT (HPF_MUT_AUDIT + 1)
 
 /*
  * Start of an apply(): empties err, then HPF_OK, or HPF_ERR_INVALID with
@@ -33,6 +33,15 @@ int mut_check(const struct hpf_mutation *m, char *err, size_t err_len);
 
 /* "user_add" and so on, as errors name them; NULL for an unknown op. */
 const char *mut_op_name(int op);
+
+/*
+ * The newest records an audit mutation asks a backend to keep
+ * (HPF_AUDIT_KEEP_DEFAULT for 0); after mut_check() passed.
+ */
+uint32_t mut_audit_keep(const struct hpf_mutation *m);
+
+/* audit_list()'s query: present, with a limit of 1..HPF_AUDIT_LIST_MAX. */
+bool mut_audit_query_ok(const struct hpf_audit_query *q);
 
 /* An authkey without an owner belongs to its ident. */
 const char *mut_key_owner(const char *owner, const char *ident);

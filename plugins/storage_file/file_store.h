@@ -66,6 +66,7 @@ struct fs_state {
     uint64_t data_version;
     char *section_secret; /* NULL until the section exists */
     guint section_at;     /* authkeys before the section; G_MAXUINT: at the end */
+    JsonArray *audit;     /* the audit trail, oldest first (audit.c); NULL: none yet */
 };
 
 /* What tells one version of the file from another without reading it. */
@@ -129,6 +130,17 @@ int fs_create_empty(struct fstore *s, char *err, size_t err_len);
  * writers' lock is free right now (else the next writer does).  Logs them.
  */
 void fs_tidy(struct fstore *s);
+
+/*
+ * The audit trail (audit.c).  fs_audit_load() takes the section's "audit"
+ * member (NULL: none) into st, or says in why what is wrong with it;
+ * fs_audit_append() adds an HPF_MUT_AUDIT's record and trims to its bound.
+ */
+gboolean fs_audit_load(struct fs_state *st, JsonNode *node, char *why, size_t why_len);
+void fs_audit_append(struct fs_state *st, const struct hpf_mutation *m);
+void fs_audit_serialize(JsonBuilder *b, const struct fs_state *st);
+void fs_audit_list(const struct fs_state *st, const struct hpf_audit_query *q, hpf_audit_cb cb,
+                   void *ud);
 
 /* Install st as the data in force; moves the version when its content differs. */
 void fs_install(struct fstore *s, struct fs_state *st, const struct fs_identity *id);

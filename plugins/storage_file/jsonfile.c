@@ -40,6 +40,8 @@ void fs_state_free(struct fs_state *st)
         return;
     gm_model_free(st->model);
     g_hash_table_destroy(st->counters);
+    if (st->audit)
+        json_array_unref(st->audit);
     g_free(st->section_secret);
     g_free(st);
 }
@@ -360,6 +362,9 @@ static int parse_section(struct parse *p, struct fs_state *st, JsonNode *node)
         TRY(need_str(p, o, "accepts", i, "channel", &channel));
         gm_add_accept(st->model, user, from, channel);
     }
+    char why[128];
+    if (!fs_audit_load(st, json_object_get_member(sec, "audit"), why, sizeof why))
+        return section_fail(p, "%s", why);
     return parse_counts(p, st, sec);
 }
 
@@ -661,6 +666,7 @@ static JsonNode *section_node(const struct fs_state *st)
     section_groups(b, st->model);
     section_shares(b, st->model);
     section_counters(b, st->counters);
+    fs_audit_serialize(b, st);
     json_builder_end_object(b);
     JsonNode *n = json_builder_get_root(b);
     g_object_unref(b);

@@ -7,7 +7,8 @@ plugins_storage_file_la_SOURCES = \
 	plugins/common/json_nul.h \
 	plugins/storage_file/file_store.h \
 	plugins/storage_file/jsonfile.c \
-	plugins/storage_file/storage_file.c
+	plugins/storage_file/storage_file.c \
+	plugins/storage_file/audit.c
 plugins_storage_file_la_CPPFLAGS = $(PLUGIN_CPPFLAGS)
 plugins_storage_file_la_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(JSONGLIB_CFLAGS)
 plugins_storage_file_la_LDFLAGS = $(PLUGIN_LDFLAGS) -Wl,-z,nodelete

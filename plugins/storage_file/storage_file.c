@@ -234,6 +234,9 @@ static int apply_batch(struct fstore *s, struct fs_state *st, void *arg, char *e
                                  "authkey_add: that ident is the name of hpfriends' own section");
     }
     int status = gm_apply(st->model, b->mutations, b->n, err, err_len);
+    for (size_t i = 0; status == HPF_OK && i < b->n; i++)
+        if (b->mutations[i].op == HPF_MUT_AUDIT)
+            fs_audit_append(st, &b->mutations[i]);
     if (status == HPF_OK)
         st->data_version++; /* every successful apply, even one that changed nothing */
     return status;
@@ -318,6 +321,18 @@ static int file_counters_get(void *instance, const char *ident, struct hpf_count
     return HPF_OK;
 }
 
+static int file_audit_list(void *instance, const struct hpf_audit_query *q, hpf_audit_cb cb,
+                           void *user_data)
+{
+    struct fstore *s = instance;
+    if (!mut_audit_query_ok(q) || !cb)
+        return HPF_ERR_INVALID;
+    NEED_STATE(s);
+    refresh(s);
+    fs_audit_list(s->state, q, cb, user_data);
+    return HPF_OK;
+}
+
 static const struct hpf_storage_ops storage_ops = {
     .authkey_get = file_authkey_get,
     .version = file_version,
@@ -325,6 +340,7 @@ static const struct hpf_storage_ops storage_ops = {
     .apply = file_apply,
     .counters_add = file_counters_add,
     .counters_get = file_counters_get,
+    .audit_list = file_audit_list,
 };
 
 static const struct hpf_plugin plugin = {

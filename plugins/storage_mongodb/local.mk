@@ -8,7 +8,8 @@ plugins_storage_mongodb_la_SOURCES = \
 	plugins/storage_mongodb/mongo_store.h \
 	plugins/storage_mongodb/storage_mongodb.c \
 	plugins/storage_mongodb/read.c \
-	plugins/storage_mongodb/write.c
+	plugins/storage_mongodb/write.c \
+	plugins/storage_mongodb/audit.c
 plugins_storage_mongodb_la_CPPFLAGS = $(PLUGIN_CPPFLAGS)
 plugins_storage_mongodb_la_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(MONGOC_CFLAGS)
 plugins_storage_mongodb_la_LDFLAGS = $(PLUGIN_LDFLAGS) -Wl,-z,nodelete

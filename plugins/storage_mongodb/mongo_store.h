@@ -57,6 +57,7 @@ enum ms_coll {
     MS_ACCEPTS,
     MS_COUNTERS,
     MS_META,
+    MS_AUDIT,
     MS_N_COLL
 };
 
@@ -119,6 +120,11 @@ int ms_apply(void *instance, const struct hpf_mutation *mutations, size_t n, cha
              size_t err_len);
 int ms_counters_add(void *instance, const struct hpf_counters *deltas, size_t n);
 /* Indexes and the meta documents; one line into err on failure. */
+/* audit.c: the audit trail; ms_audit_insert() writes a batch's records (cs may be NULL). */
+gboolean ms_audit_insert(struct mstore *s, mongoc_client_session_t *cs,
+                         const struct hpf_mutation *mutations, size_t n, bson_error_t *e);
+int ms_audit_list(void *instance, const struct hpf_audit_query *q, hpf_audit_cb cb, void *ud);
+
 int ms_prepare(struct mstore *s, char *err, size_t err_len);
 
 #endif

@@ -28,7 +28,7 @@ static const char *const config_keys[] = {"uri", "timeout_ms", "transactions", N
 const char *const ms_coll_names[MS_N_COLL] = {
     [MS_AUTH_KEY] = "auth_key",     [MS_USERS] = "hpf_users",   [MS_GROUPS] = "hpf_groups",
     [MS_MEMBERS] = "hpf_members",   [MS_SHARES] = "hpf_shares", [MS_ACCEPTS] = "hpf_accepts",
-    [MS_COUNTERS] = "hpf_counters", [MS_META] = "hpf_meta",
+    [MS_COUNTERS] = "hpf_counters", [MS_META] = "hpf_meta",     [MS_AUDIT] = "hpf_audit",
 };
 
 int ms_status(const bson_error_t *e)
@@ -249,6 +249,7 @@ static const struct hpf_storage_ops storage_ops = {
     .apply = ms_apply,
     .counters_add = ms_counters_add,
     .counters_get = ms_counters_get,
+    .audit_list = ms_audit_list,
 };
 
 static const struct hpf_plugin plugin = {

@@ -307,6 +307,7 @@ static gboolean in_transaction(struct apply_ctx *a, mongoc_client_session_t *cs,
     guint done = 0;
     gboolean ok = run_wops(a->s, cs, ops, &done, e);
     g_ptr_array_unref(ops);
+    ok = ok && ms_audit_insert(a->s, cs, a->mutations, a->n, e);
     return ok && bump(a->s, cs, FALSE, e);
 }
 
@@ -403,6 +404,7 @@ static int apply_ordered(struct apply_ctx *a)
     guint done = 0;
     bson_error_t we;
     gboolean ok = run_wops(s, NULL, ops, &done, &we);
+    ok = ok && ms_audit_insert(s, NULL, a->mutations, a->n, &we);
     guint total = ops->len;
     g_ptr_array_unref(ops);
     /* Also after a failure: what was written is data, and readers must stop waiting. */
@@ -513,6 +515,9 @@ static const struct index_spec indexes[] = {
     {MS_COUNTERS, "hpf_counters_ident", {"ident"}, TRUE},
     {MS_META, "hpf_meta_key", {"key"}, TRUE},
     {MS_AUTH_KEY, "hpf_auth_key_identifier", {"identifier"}, TRUE},
+    {MS_AUDIT, "hpf_audit_seq", {"seq"}, TRUE},
+    {MS_AUDIT, "hpf_audit_user", {"user"}, FALSE},
+    {MS_AUDIT, "hpf_audit_actor", {"actor"}, FALSE},
 };
 
 /* libmongoc 1.23 has no create_indexes_with_opts: the createIndexes command. */

@@ -12,7 +12,8 @@ plugins_storage_mysql_la_SOURCES = \
 	plugins/storage_mysql/conn.c \
 	plugins/storage_mysql/schema.c \
 	plugins/storage_mysql/read.c \
-	plugins/storage_mysql/write.c
+	plugins/storage_mysql/write.c \
+	plugins/storage_mysql/audit.c
 plugins_storage_mysql_la_CPPFLAGS = $(PLUGIN_CPPFLAGS)
 plugins_storage_mysql_la_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(JSONGLIB_CFLAGS) $(MARIADB_CFLAGS)
 plugins_storage_mysql_la_LDFLAGS = $(PLUGIN_LDFLAGS) -Wl,-z,nodelete

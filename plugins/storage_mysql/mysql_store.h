@@ -42,7 +42,7 @@
 
 #include "../common/model.h"
 
-#define MY_SCHEMA_VERSION 1
+#define MY_SCHEMA_VERSION 2
 
 /* The longest column value read (a channel list as JSON text): longer is unreadable. */
 #define MY_MAX_VALUE  (4u << 20)
@@ -135,6 +135,10 @@ int my_trouble(struct mystore *s, const char *what);
 void my_healthy(struct mystore *s);
 /* Log a row problem once per (table, what). */
 void my_warn_row(struct mystore *s, const char *table, const char *what);
+
+/* audit.c: the audit trail; my_audit_insert() runs inside apply()'s transaction. */
+gboolean my_audit_insert(struct mystore *s, const struct hpf_mutation *m);
+int my_audit_list(void *instance, const struct hpf_audit_query *q, hpf_audit_cb cb, void *ud);
 
 /* schema.c: create or migrate; one line into err on failure. */
 int my_schema_migrate(struct mystore *s, char *err, size_t err_len);

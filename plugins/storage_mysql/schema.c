@@ -62,6 +62,16 @@ static const char *const step1[] = {
     NULL,
 };
 
+/* The audit trail (audit.c); "subject" is whose object changed. */
+static const char *const step2[] = {
+    "CREATE TABLE IF NOT EXISTS hpf_audit (" ID ", time BIGINT NOT NULL, "
+    "actor VARCHAR(2048) NOT NULL, subject VARCHAR(255) NOT NULL DEFAULT '', "
+    "action VARCHAR(255) NOT NULL, object VARCHAR(2048) NOT NULL DEFAULT '', "
+    "detail VARCHAR(2048) NOT NULL DEFAULT '', KEY hpf_audit_subject (subject, id), "
+    "KEY hpf_audit_actor (actor(191), id))" TABLE_OPTS,
+    NULL,
+};
+
 struct step {
     int version;
     const char *what;
@@ -71,6 +81,7 @@ struct step {
 /* Append only; never edit a step that has shipped. */
 static const struct step steps[] = {
     {1, "hpfriends tables beside hpfeeds3's auth_keys", step1},
+    {2, "the audit trail", step2},
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(steps) == MY_SCHEMA_VERSION);

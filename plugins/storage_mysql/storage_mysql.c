@@ -116,6 +116,7 @@ static const struct hpf_storage_ops storage_ops = {
     .apply = my_apply,
     .counters_add = my_counters_add,
     .counters_get = my_counters_get,
+    .audit_list = my_audit_list,
 };
 
 static const struct hpf_plugin plugin = {

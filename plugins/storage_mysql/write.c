@@ -224,6 +224,9 @@ static gboolean attempt(struct apply_ctx *a)
         ok = my_exec(s, w->sql, w->p, w->n, NULL, NULL, NULL);
     }
     g_ptr_array_unref(ops);
+    for (size_t i = 0; ok && i < a->n; i++)
+        if (a->mutations[i].op == HPF_MUT_AUDIT)
+            ok = my_audit_insert(s, &a->mutations[i]);
     return ok && my_exec(s, "COMMIT", NULL, 0, NULL, NULL, NULL);
 }
 

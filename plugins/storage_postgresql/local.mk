@@ -12,7 +12,8 @@ plugins_storage_postgresql_la_SOURCES = \
 	plugins/storage_postgresql/schema.c \
 	plugins/storage_postgresql/read.c \
 	plugins/storage_postgresql/write.c \
-	plugins/storage_postgresql/batch.c
+	plugins/storage_postgresql/batch.c \
+	plugins/storage_postgresql/audit.c
 plugins_storage_postgresql_la_CPPFLAGS = $(PLUGIN_CPPFLAGS)
 plugins_storage_postgresql_la_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(JSONGLIB_CFLAGS) \
 	$(LIBPQ_CFLAGS)

@@ -44,7 +44,7 @@
 #include "../common/model.h"
 
 /* Highest schema version this build knows; see schema.c. */
-#define PG_SCHEMA_VERSION 1
+#define PG_SCHEMA_VERSION 2
 
 struct pstore {
     const struct hpf_host *host;
@@ -112,6 +112,10 @@ int pg_authkey_get(void *instance, const char *ident, hpf_authkey_cb cb, void *u
 int pg_version(void *instance, uint64_t *version);
 int pg_snapshot(void *instance, const struct hpf_snapshot_visitor *visitor, void *user_data);
 int pg_counters_get(void *instance, const char *ident, struct hpf_counters *out);
+
+/* audit.c: the audit trail; pg_audit_insert() runs inside apply()'s transaction. */
+bool pg_audit_insert(struct pstore *s, const struct hpf_mutation *m, struct pg_fail *f);
+int pg_audit_list(void *instance, const struct hpf_audit_query *q, hpf_audit_cb cb, void *ud);
 
 /* batch.c: apply()'s inserts, a few hundred rows a statement */
 enum pg_btable { PB_USERS, PB_GROUPS, PB_MEMBERS, PB_SHARES, PB_ACCEPTS, PB_KEYS, PB_OWNERS, PB_N };

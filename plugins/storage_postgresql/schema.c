@@ -64,6 +64,21 @@ static const char *const step1_sql[] = {
     NULL,
 };
 
+/* The audit trail (audit.c); "subject" is whose object changed. */
+static const char *const step2_sql[] = {
+    "CREATE TABLE hpf_audit (\n"
+    "    id bigserial PRIMARY KEY,\n"
+    "    time bigint NOT NULL,\n"
+    "    actor text NOT NULL,\n"
+    "    subject text NOT NULL DEFAULT '',\n"
+    "    action text NOT NULL,\n"
+    "    object text NOT NULL DEFAULT '',\n"
+    "    detail text NOT NULL DEFAULT '')",
+    "CREATE INDEX hpf_audit_subject ON hpf_audit (subject, id)",
+    "CREATE INDEX hpf_audit_actor ON hpf_audit (actor, id)",
+    NULL,
+};
+
 struct step {
     int version;
     const char *what;
@@ -73,6 +88,7 @@ struct step {
 /* Append only; never edit a step that has shipped. */
 static const struct step steps[] = {
     {1, "hpfriends tables beside hpfeeds3's auth_keys", step1_sql},
+    {2, "the audit trail", step2_sql},
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(steps) == PG_SCHEMA_VERSION);

@@ -183,6 +183,7 @@ static const struct hpf_storage_ops storage_ops = {
     .apply = pg_apply,
     .counters_add = pg_counters_add,
     .counters_get = pg_counters_get,
+    .audit_list = pg_audit_list,
 };
 
 static const struct hpf_plugin plugin = {

@@ -282,6 +282,11 @@ static bool apply_locked(struct wctx *w, const struct hpf_mutation *mutations, s
         0, NULL);
     if (!w->failed && !pg_batch_flush(s, &w->batch, &w->f, w->what, sizeof w->what))
         w->failed = true;
+    for (size_t i = 0; i < n && !w->failed; i++) {
+        note(w, "table", "hpf_audit");
+        if (mutations[i].op == HPF_MUT_AUDIT && !pg_audit_insert(s, &mutations[i], &w->f))
+            w->failed = true;
+    }
     note(w, "table", "hpf_meta");
     run(w, "UPDATE hpf_meta SET value = value + 1 WHERE key = 'data_version'", 0, NULL);
     return !w->failed;

@@ -394,6 +394,11 @@ static int clear_all(struct batch *b, const struct hpf_mutation *m)
     return HPF_OK;
 }
 
+static int audit_add(struct batch *b, const struct hpf_mutation *m)
+{
+    return sq_audit_insert(b->s, m) == HPF_OK ? HPF_OK : sql_fail(b);
+}
+
 /* By op; mut_check() has vouched for the op before one is called. */
 static int (*const op_fn[MUT_OP_COUNT])(struct batch *, const struct hpf_mutation *) = {
     [HPF_MUT_USER_ADD] = user_add,
@@ -411,6 +416,7 @@ static int (*const op_fn[MUT_OP_COUNT])(struct batch *, const struct hpf_mutatio
     [HPF_MUT_CLEAR] = clear_all,
     [HPF_MUT_USER_SET_ADMIN] = user_set_admin,
     [HPF_MUT_USER_SET_PASSWORD] = user_set_password,
+    [HPF_MUT_AUDIT] = audit_add,
 };
 
 int sq_apply(void *instance, const struct hpf_mutation *mutations, size_t n, char *err,

@@ -9,7 +9,8 @@ plugins_storage_sqlite_la_SOURCES = \
 	plugins/storage_sqlite/storage_sqlite.c \
 	plugins/storage_sqlite/schema.c \
 	plugins/storage_sqlite/ops.c \
-	plugins/storage_sqlite/apply.c
+	plugins/storage_sqlite/apply.c \
+	plugins/storage_sqlite/audit.c
 plugins_storage_sqlite_la_CPPFLAGS = $(PLUGIN_CPPFLAGS)
 plugins_storage_sqlite_la_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(JSONGLIB_CFLAGS) $(SQLITE_CFLAGS)
 plugins_storage_sqlite_la_LDFLAGS = $(PLUGIN_LDFLAGS) -Wl,-z,nodelete

@@ -89,6 +89,18 @@ static const char step1_sql[] = HPFEEDS3_TABLES
 /* Console passwords: a salted slow hash, written by the broker. */
 static const char step2_sql[] = "ALTER TABLE hpf_users ADD COLUMN password TEXT;\n";
 
+/* The audit trail (audit.c); "subject" is whose object changed. */
+static const char step3_sql[] = "CREATE TABLE hpf_audit (\n"
+                                "    id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+                                "    time INTEGER NOT NULL,\n"
+                                "    actor TEXT NOT NULL,\n"
+                                "    subject TEXT NOT NULL DEFAULT '',\n"
+                                "    action TEXT NOT NULL,\n"
+                                "    object TEXT NOT NULL DEFAULT '',\n"
+                                "    detail TEXT NOT NULL DEFAULT '');\n"
+                                "CREATE INDEX hpf_audit_subject ON hpf_audit (subject, id);\n"
+                                "CREATE INDEX hpf_audit_actor ON hpf_audit (actor, id);\n";
+
 struct step {
     int version;
     const char *what;
@@ -99,6 +111,7 @@ struct step {
 static const struct step steps[] = {
     {1, "hpfriends tables beside hpfeeds3's", step1_sql},
     {2, "console password hashes of users", step2_sql},
+    {3, "the audit trail", step3_sql},
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(steps) == SQ_SCHEMA_VERSION);

@@ -17,7 +17,7 @@
 #include <hpfriends/storage.h>
 
 /* Highest schema version this build knows; see schema.c. */
-#define SQ_SCHEMA_VERSION 2
+#define SQ_SCHEMA_VERSION 3
 
 /* What the run-time error logging tracks, to complain once per outage. */
 enum sq_health { SQ_READS, SQ_COUNTERS, SQ_N_HEALTH };
@@ -75,6 +75,10 @@ int sq_counters_add(void *instance, const struct hpf_counters *deltas, size_t n)
 int sq_counters_get(void *instance, const char *ident, struct hpf_counters *out);
 
 /* apply.c */
+/* Audit trail (audit.c): add m's record and trim to its bound, in the open transaction. */
+int sq_audit_insert(struct store *s, const struct hpf_mutation *m);
+int sq_audit_list(void *instance, const struct hpf_audit_query *q, hpf_audit_cb cb, void *ud);
+
 int sq_apply(void *instance, const struct hpf_mutation *mutations, size_t n, char *err,
              size_t err_len);
 

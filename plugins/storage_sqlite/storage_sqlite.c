@@ -204,6 +204,7 @@ static const struct hpf_storage_ops storage_ops = {
     .apply = sq_apply,
     .counters_add = sq_counters_add,
     .counters_get = sq_counters_get,
+    .audit_list = sq_audit_list,
 };
 
 static const struct hpf_plugin plugin = {

@@ -70,7 +70,7 @@ static struct plugin_instance *open_storage(void)
 static void make_template(void)
 {
     struct plugin_instance *pi = open_storage();
-    struct admin a = {pi};
+    struct admin a = {.storage = pi};
     GError *e = NULL;
     char *pub[] = {"a", "b", NULL}, *sub[] = {"a", NULL};
     if (!admin_user_add(&a, "alice", TRUE, &e) || !admin_user_add(&a, "bob", FALSE, &e) ||
@@ -196,7 +196,7 @@ int fuzz_console_one(const uint8_t *data, size_t size)
         one_request(pi, data + start, len);
         start += len + 1;
     }
-    struct admin a = {pi};
+    struct admin a = {.storage = pi};
     GError *e = NULL;
     struct snapshot *s = admin_snapshot(&a, &e);
     FUZZ_CHECK(s != NULL, "no snapshot after the requests: %s", e ? e->message : "?");

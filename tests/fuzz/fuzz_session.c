@@ -263,7 +263,7 @@ static void add_share(const char *dir, const char *path)
                                                      HPF_KIND_STORAGE, "storage", keys, dir, &e);
     if (!pi || !plugin_instance_start(pi, &e))
         die("storage_sqlite", e ? e->message : NULL);
-    struct admin a = {pi};
+    struct admin a = {.storage = pi};
     /* storage_sqlite wants user rows for share ends (authkey owners alone are not enough). */
     if (!admin_user_add(&a, "alice", FALSE, &e) || !admin_user_add(&a, "bob", FALSE, &e) ||
         !admin_share_add(&a, "alice", "bob", "a", HPF_SHARE_SHARES, &e))

@@ -85,7 +85,8 @@ if BUILD_MONGODB
 EXTRA_PROGRAMS += tests/fuzz/fuzz_mongo_read
 endif
 FUZZ_MONGO_SOURCES = $(STORAGE_MODEL_SOURCES) plugins/storage_mongodb/mongo_store.h \
-	plugins/storage_mongodb/storage_mongodb.c plugins/storage_mongodb/write.c
+	plugins/storage_mongodb/storage_mongodb.c plugins/storage_mongodb/write.c \
+	plugins/storage_mongodb/audit.c
 tests_fuzz_fuzz_mongo_read_SOURCES = tests/fuzz/fuzz_mongo_read.c $(FUZZ_MONGO_SOURCES) \
 	$(FUZZ_COMMON)
 EXTRA_tests_fuzz_fuzz_mongo_read_SOURCES = plugins/storage_mongodb/read.c

@@ -78,8 +78,16 @@ static void test_old_minor_storage(void)
         fprintf(stderr, "\n%s\n", error->message);
     CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
     CU_ASSERT_TRUE_FATAL(plugin_instance_start(pi, &error));
-    struct admin a = {.storage = pi};
+    struct admin a = {.storage = pi, .actor = "tester"};
+    /* Changes go through without a record: it keeps no audit trail, and says so. */
+    CU_ASSERT_FALSE(admin_audit_supported(&a));
     CU_ASSERT_TRUE(admin_user_add(&a, "olduser", FALSE, &error));
+    GPtrArray *trail = admin_audit_list(&a, &(struct hpf_audit_query){.limit = 10}, &error);
+    CU_ASSERT_PTR_NULL(trail);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(error);
+    CU_ASSERT_EQUAL(error->code, HPF_ERR_UNSUPPORTED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "this storage keeps no audit trail"));
+    g_clear_error(&error);
     CU_ASSERT_FALSE(admin_user_set_password(&a, "olduser", "pbkdf2-sha256$1000$x$y", &error));
     CU_ASSERT_PTR_NOT_NULL_FATAL(error);
     CU_ASSERT_EQUAL(error->code, HPF_ERR_UNSUPPORTED);

@@ -152,14 +152,14 @@ static void test_fresh_database(void)
     g_free(path);
 
     sqlite3 *h = raw_open("fresh.db");
-    static const char *const tables[] = {"authkeys",    "logs",        "stats",       "hpf_meta",
-                                         "hpf_users",   "hpf_groups",  "hpf_members", "hpf_shares",
-                                         "hpf_accepts", "hpf_counters"};
+    static const char *const tables[] = {"authkeys",    "logs",         "stats",       "hpf_meta",
+                                         "hpf_users",   "hpf_groups",   "hpf_members", "hpf_shares",
+                                         "hpf_accepts", "hpf_counters", "hpf_audit"};
     for (size_t i = 0; i < G_N_ELEMENTS(tables); i++)
         CU_ASSERT_TRUE(raw_has(h, "table", tables[i]));
     CU_ASSERT_TRUE(raw_has(h, "index", "hpf_authkeys_ident_unique"));
     CU_ASSERT_TRUE(raw_has(h, "trigger", "hpf_bump_authkeys_INSERT"));
-    CU_ASSERT_EQUAL(raw_int(h, "SELECT value FROM hpf_meta WHERE key = 'schema_version'"), 2);
+    CU_ASSERT_EQUAL(raw_int(h, "SELECT value FROM hpf_meta WHERE key = 'schema_version'"), 3);
     char *mode = raw_text(h, "PRAGMA journal_mode");
     CU_ASSERT_STRING_EQUAL(mode, "wal");
     g_free(mode);
@@ -174,6 +174,40 @@ static void test_fresh_database(void)
     pi = open_store("fresh.db");
     CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
     CU_ASSERT_EQUAL(version_of(pi), v);
+    plugin_instance_free(pi);
+}
+
+/* A database of the release before the audit trail (schema 2) gains it, data kept. */
+static void test_migrate_audit(void)
+{
+    struct plugin_instance *pi = open_store("v2.db");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
+    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_USER_ADD, .user = "alice"), HPF_OK);
+    plugin_instance_free(pi);
+    sqlite3 *h = raw_open("v2.db");
+    raw_exec(h, "DROP TABLE hpf_audit");
+    raw_exec(h, "UPDATE hpf_meta SET value = 2 WHERE key = 'schema_version'");
+    sqlite3_close(h);
+
+    pi = open_store("v2.db");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
+    h = raw_open("v2.db");
+    CU_ASSERT_EQUAL(raw_int(h, "SELECT value FROM hpf_meta WHERE key = 'schema_version'"), 3);
+    CU_ASSERT_TRUE(raw_has(h, "table", "hpf_audit"));
+    CU_ASSERT_TRUE(raw_has(h, "index", "hpf_audit_subject"));
+    sqlite3_close(h);
+    CHECK_SNAPSHOT(pi, "user alice");
+    const struct hpf_mutation m[] = {
+        {.op = HPF_MUT_USER_ADD, .user = "bob"},
+        {.op = HPF_MUT_AUDIT,
+         .audit =
+             &(struct hpf_audit_record){
+                 .time = 1800000000, .actor = "root", .user = "bob", .action = "user add"}},
+    };
+    CU_ASSERT_EQUAL(apply(pi, m, 2), HPF_OK);
+    h = raw_open("v2.db");
+    CU_ASSERT_EQUAL(raw_int(h, "SELECT count(*) FROM hpf_audit WHERE subject = 'bob'"), 1);
+    sqlite3_close(h);
     plugin_instance_free(pi);
 }
 
@@ -247,7 +281,7 @@ static void test_hpfeeds3_database(void)
     CU_ASSERT_EQUAL(raw_int(h, "SELECT count(*) FROM authkeys"), 4);
     CU_ASSERT_EQUAL(raw_int(h, "SELECT count(*) FROM logs"), 2);
     CU_ASSERT_EQUAL(raw_int(h, "SELECT count(*) FROM stats"), 1);
-    CU_ASSERT_EQUAL(raw_int(h, "SELECT value FROM hpf_meta WHERE key = 'schema_version'"), 2);
+    CU_ASSERT_EQUAL(raw_int(h, "SELECT value FROM hpf_meta WHERE key = 'schema_version'"), 3);
     CU_ASSERT_TRUE(raw_has(h, "table", "hpf_shares"));
     CU_ASSERT_TRUE(raw_has(h, "index", "hpf_authkeys_ident_unique"));
     /* hpfeeds3 reads `select *` into six names: the table must keep six columns. */
@@ -490,7 +524,7 @@ static void test_newer_schema_refused(void)
     CU_ASSERT_PTR_NULL(pi);
     CU_ASSERT_PTR_NOT_NULL_FATAL(error);
     CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "schema version 99 is newer"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "(2)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "(3)"));
     CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "future.db"));
     g_clear_error(&error);
     /* Refused, not touched. */
@@ -648,6 +682,7 @@ int main(int argc, char **argv)
         void (*fn)(void);
     } tests[] = {
         {"fresh database", test_fresh_database},
+        {"a schema-2 database gains the audit trail", test_migrate_audit},
         {"config keys and validation", test_config},
         {"hpfeeds3 database keeps its rows", test_hpfeeds3_database},
         {"hpfeeds3 duplicate idents", test_hpfeeds3_duplicate_idents},

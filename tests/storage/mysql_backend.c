@@ -407,7 +407,7 @@ static void test_mysql_config(void)
         plugin_instance_free(pi);
     g_free(py);
     char *version = raw_rows(db, "SELECT value FROM hpf_meta WHERE name = 'schema_version'");
-    CU_ASSERT_STRING_EQUAL(version, "1\n");
+    CU_ASSERT_STRING_EQUAL(version, "2\n");
     g_free(version);
     CU_ASSERT_TRUE(
         raw_exec(db, "UPDATE hpf_meta SET value = 99 WHERE name = 'schema_version'", NULL, 0));

@@ -947,6 +947,168 @@ static void test_version(void)
     plugin_instance_free(pi);
 }
 
+/* ---- the audit trail (ABI 1.5) ---- */
+
+/* Records as "action object|detail|actor|user" lines, newest first; ids must fall. */
+struct trail {
+    GString *text;
+    int64_t last_id;
+    guint n;
+    bool ids_fall;
+};
+
+static void take_record(void *ud, const struct hpf_audit_record *r)
+{
+    struct trail *t = ud;
+    if (t->n > 0 && r->id >= t->last_id)
+        t->ids_fall = false;
+    t->last_id = r->id;
+    t->n++;
+    g_string_append_printf(t->text, "%s%s %s|%s|%s|%s", t->text->len ? "\n" : "", r->action,
+                           r->object, r->detail, r->actor, r->user);
+    CU_ASSERT_TRUE(r->time >= 1700000000);
+}
+
+/* The listing of q as text ("" for none); NULL when the call failed. */
+static char *trail_of(struct plugin_instance *pi, struct hpf_audit_query q)
+{
+    struct trail t = {.text = g_string_new(""), .ids_fall = true};
+    int rc = S(pi)->audit_list(pi->inst, &q, take_record, &t);
+    CU_ASSERT_EQUAL(rc, HPF_OK);
+    CU_ASSERT_TRUE(t.ids_fall);
+    return g_string_free(t.text, rc != HPF_OK);
+}
+
+#define CHECK_TRAIL(pi, q, expected)                                       \
+    do {                                                                   \
+        char *got_ = trail_of((pi), (q));                                  \
+        if (!got_ || strcmp(got_, (expected)))                             \
+            fprintf(stderr, "\n%s: trail:\n%s\nexpected:\n%s\n", B->suite, \
+                    got_ ? got_ : "(failed)", (expected));                 \
+        CU_ASSERT_STRING_EQUAL(got_ ? got_ : "", (expected));              \
+        g_free(got_);                                                      \
+    } while (0)
+
+#define NOTE(act, obj, det, who, whose, k)                                                         \
+    {                                                                                              \
+        .op = HPF_MUT_AUDIT, .audit = &(struct hpf_audit_record)                                   \
+        {                                                                                          \
+            .time = 1800000000, .actor = (who), .user = (whose), .action = (act), .object = (obj), \
+            .detail = (det), .keep = (k)                                                           \
+        }                                                                                          \
+    }
+
+static void test_audit_trail(void)
+{
+    struct plugin_instance *pi = open_store("audit");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(S(pi)->audit_list);
+    const struct hpf_audit_query all = {.limit = 100};
+    CHECK_TRAIL(pi, all, "");
+
+    /* The record goes with its change, in one apply(). */
+    const struct hpf_mutation add_alice[] = {
+        {.op = HPF_MUT_USER_ADD, .user = "alice"},
+        NOTE("user add", "alice", "", "root", "alice", 0),
+    };
+    CU_ASSERT_EQUAL(apply(pi, add_alice, 2), HPF_OK);
+    CHECK_TRAIL(pi, all, "user add alice||root|alice");
+
+    /* A batch that fails stores neither its change nor its record. */
+    uint64_t v = version_of(pi);
+    CU_ASSERT_EQUAL(apply(pi, add_alice, 2), HPF_ERR_EXISTS);
+    CHECK_ERR("user 'alice' already exists");
+    CHECK_TRAIL(pi, all, "user add alice||root|alice");
+    CU_ASSERT_EQUAL(version_of(pi), v);
+
+    /* Bad records are refused like bad names, and refuse their batch. */
+    const struct hpf_mutation no_actor[] = {
+        {.op = HPF_MUT_USER_ADD, .user = "bob"},
+        NOTE("user add", "bob", "", "", "bob", 0),
+    };
+    CU_ASSERT_EQUAL(apply(pi, no_actor, 2), HPF_ERR_INVALID);
+    CHECK_ERR("audit: actor is empty");
+    const struct hpf_mutation control[] = {NOTE("x", "y", "a\x1b[31m", "root", "", 0)};
+    CU_ASSERT_EQUAL(apply(pi, control, 1), HPF_ERR_INVALID);
+    CHECK_ERR("audit: detail contains a control character");
+    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_AUDIT), HPF_ERR_INVALID);
+    CHECK_ERR("audit: no record");
+    CHECK_TRAIL(pi, all, "user add alice||root|alice");
+
+    /* Texts come back as stored, UTF-8 included; the bound keeps the newest. */
+    const struct hpf_mutation more[] = {
+        {.op = HPF_MUT_USER_ADD, .user = "bob"},
+        NOTE("user add", "bob", "gr\xc3\xbc\xc3\x9f", "admin root acting as bob", "bob", 0),
+    };
+    CU_ASSERT_EQUAL(apply(pi, more, 2), HPF_OK);
+    const struct hpf_mutation share[] = {
+        {.op = HPF_MUT_SHARE_ADD, .user = "alice", .target = "bob", .channel = "c"},
+        NOTE("share set", "alice -> bob on c", "type shares", "alice", "alice", 0),
+    };
+    CU_ASSERT_EQUAL(apply(pi, share, 2), HPF_OK);
+    CHECK_TRAIL(pi, all,
+                "share set alice -> bob on c|type shares|alice|alice\n"
+                "user add bob|gr\xc3\xbc\xc3\x9f|admin root acting as bob|bob\n"
+                "user add alice||root|alice");
+
+    /* Filters: whose object, who acted, a page before an id, a limit. */
+    CHECK_TRAIL(pi, ((struct hpf_audit_query){.limit = 10, .user = "bob"}),
+                "user add bob|gr\xc3\xbc\xc3\x9f|admin root acting as bob|bob");
+    CHECK_TRAIL(pi, ((struct hpf_audit_query){.limit = 10, .actor = "root"}),
+                "user add alice||root|alice");
+    CHECK_TRAIL(pi, ((struct hpf_audit_query){.limit = 1}),
+                "share set alice -> bob on c|type shares|alice|alice");
+    struct trail t = {.text = g_string_new(""), .ids_fall = true};
+    CU_ASSERT_EQUAL(S(pi)->audit_list(pi->inst, &all, take_record, &t), HPF_OK);
+    g_string_free(t.text, TRUE);
+    /* t.last_id is the oldest record's: nothing is before it, two are after. */
+    CHECK_TRAIL(pi, ((struct hpf_audit_query){.limit = 10, .before = t.last_id}), "");
+    t = (struct trail){.text = g_string_new(""), .ids_fall = true};
+    CU_ASSERT_EQUAL(
+        S(pi)->audit_list(pi->inst, &(struct hpf_audit_query){.limit = 1}, take_record, &t),
+        HPF_OK);
+    g_string_free(t.text, TRUE);
+    CHECK_TRAIL(pi, ((struct hpf_audit_query){.limit = 10, .before = t.last_id}),
+                "user add bob|gr\xc3\xbc\xc3\x9f|admin root acting as bob|bob\n"
+                "user add alice||root|alice");
+
+    /* Bad queries. */
+    CU_ASSERT_EQUAL(
+        S(pi)->audit_list(pi->inst, &(struct hpf_audit_query){.limit = 0}, take_record, &t),
+        HPF_ERR_INVALID);
+    CU_ASSERT_EQUAL(S(pi)->audit_list(pi->inst,
+                                      &(struct hpf_audit_query){.limit = HPF_AUDIT_LIST_MAX + 1},
+                                      take_record, &t),
+                    HPF_ERR_INVALID);
+    CU_ASSERT_EQUAL(S(pi)->audit_list(pi->inst, NULL, take_record, &t), HPF_ERR_INVALID);
+
+    /* A clear (import) keeps the trail; keep = 2 drops all but the newest two. */
+    const struct hpf_mutation clear[] = {
+        {.op = HPF_MUT_CLEAR},
+        NOTE("import", "everything", "", "root", "", 2),
+    };
+    CU_ASSERT_EQUAL(apply(pi, clear, 2), HPF_OK);
+    CHECK_SNAPSHOT(pi, "");
+    CHECK_TRAIL(pi, all,
+                "import everything||root|\n"
+                "share set alice -> bob on c|type shares|alice|alice");
+
+    /* Another instance (hpfriendsctl in another process) sees and extends it. */
+    struct plugin_instance *other = open_store("audit");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(other);
+    const struct hpf_mutation again[] = {
+        {.op = HPF_MUT_USER_ADD, .user = "carol"},
+        NOTE("user add", "carol", "", "root", "carol", 0),
+    };
+    CU_ASSERT_EQUAL(apply(other, again, 2), HPF_OK);
+    CHECK_TRAIL(pi, all,
+                "user add carol||root|carol\n"
+                "import everything||root|\n"
+                "share set alice -> bob on c|type shares|alice|alice");
+    plugin_instance_free(other);
+    plugin_instance_free(pi);
+}
+
 static void test_snapshot_partial_visitor(void)
 {
     struct plugin_instance *pi = open_store("partial");
@@ -1049,6 +1211,7 @@ static const struct test_def {
     {"version: apply, out-of-band, counters, other instance", test_version},
     {"snapshot with a partial visitor", test_snapshot_partial_visitor},
     {"counters", test_counters},
+    {"audit trail: with its change, bounded, filtered", test_audit_trail},
 };
 
 /* ---- storage_file's own cases ---- */

@@ -10,6 +10,7 @@ Graphviz's `dot` is required: without it the rendering check fails.
 
 import json
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -440,6 +441,75 @@ def export_import(r):
             t.ctl_ok(conf2, "export").out == exported)
 
 
+def audit(r):
+    conf = new_conf(r, "audit")
+    c = lambda *a: t.ctl(conf, *a)  # noqa: E731
+    me = "hpfriendsctl (unix user %s)" % pwd.getpwuid(os.geteuid()).pw_name
+    worked_example(conf)
+    t.ctl_ok(conf, "user", "passwd", "jojo", input=b"a-console-password\n")
+    t.ctl_ok(conf, "authkey", "set", "jojo-key", "--secret", "a-new-secret")
+    t.ctl_ok(conf, "user", "admin", "mark", "yes")
+    t.ctl_ok(conf, "share", "del", "--from", "jojo", "--to", "mark", "--channel", CHAN)
+    r.check("a refused change (user add jojo again) exits 1", c("user", "add", "jojo").rc == 1)
+
+    res = c("audit", "--limit", "1000")
+    rows = [line.split("\t") for line in res.lines()]
+    r.check("audit: exit 0, ID\tTIME\tACTOR\tACTION\tOBJECT\tDETAIL a line",
+            res.rc == 0 and res.err == "" and rows and all(len(x) == 6 for x in rows), repr(res))
+    actions = [x[3] for x in rows]
+    want = ["share del", "user admin", "authkey set", "user password"] + ["authkey add"] * 4 + \
+        ["share set", "share set", "member add", "group add"] + ["user add"] * 4
+    r.check("audit: every change, newest first, the refused one not recorded",
+            actions == want, "got %r" % actions)
+    ids = [int(x[0]) for x in rows]
+    r.check("audit: ids fall", ids == sorted(ids, reverse=True) and len(set(ids)) == len(ids))
+    r.check("audit: the actor is hpfriendsctl with the unix user",
+            all(x[2] == me for x in rows), repr(rows[0]))
+    r.check("audit: times are UTC ISO 8601",
+            all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", x[1]) for x in rows))
+    r.check("audit: objects and details say what changed",
+            rows[0][4] == "jojo -> mark on " + CHAN and rows[1][5] == "made an admin"
+            and "secret changed" in rows[2][5] and rows[3][5] == "console password set"
+            and rows[10][4] == "alice in @partners", repr(rows[:4]))
+    secrets = ("jojo-secret", "a-new-secret", "a-console-password", "pbkdf2")
+    r.check("audit: no secret, password or password hash in any record",
+            not any(s in res.out for s in secrets), res.out)
+
+    res = c("audit", "--user", "mark")
+    r.check("audit --user mark: the records about mark's objects only",
+            res.rc == 0 and [x.split("\t")[3:5] for x in res.lines()] == [
+                ["user admin", "mark"], ["authkey add", "mark-key"],
+                ["share set", "mark -> @partners on " + CHAN], ["member add", "alice in @partners"],
+                ["group add", "@partners"], ["user add", "mark"]], repr(res))
+    res = c("audit", "--limit", "2")
+    r.check("audit --limit 2: the newest two", res.lines() == ["\t".join(x) for x in rows[:2]],
+            repr(res))
+    res = c("audit", "--limit", "2", "--before", rows[1][0])
+    r.check("audit --before ID: the page after it",
+            res.lines() == ["\t".join(x) for x in rows[2:4]], repr(res))
+    res = c("audit", "--actor", "someone else")
+    clean_ok(r, "audit --actor: no records of another actor", res, "")
+    one_line_error(r, "audit --limit 0", c("audit", "--limit", "0"))
+    one_line_error(r, "audit --limit 1001", c("audit", "--limit", "1001"))
+    usage_error(r, "audit with a word", c("audit", "everything"))
+
+    efile = os.path.join(os.path.dirname(conf), "audit-export.json")
+    t.ctl_ok(conf, "export", efile)
+    t.ctl_ok(conf, "import", efile)
+    res = c("audit", "--limit", "1")
+    row = res.out.rstrip("\n").split("\t")
+    r.check("import: one summary record, the trail kept",
+            row[3:5] == ["import", "everything"] and "4 users" in row[5]
+            and len(c("audit", "--limit", "1000").lines()) == len(rows) + 1, repr(res))
+
+    small = new_conf(r, "audit-keep", {"access": "graph", "audit_keep": 3})
+    for u in ("u1", "u2", "u3", "u4", "u5"):
+        t.ctl_ok(small, "user", "add", u)
+    res = t.ctl(small, "audit")
+    r.check("[broker] audit_keep = 3: only the newest three records stay",
+            [x.split("\t")[4] for x in res.lines()] == ["u5", "u4", "u3"], repr(res))
+
+
 if __name__ == "__main__":
     t.main("ctl", [
         ("users and groups", users_groups),
@@ -449,4 +519,5 @@ if __name__ == "__main__":
         ("readers of the worked example", readers),
         ("graph --dot", graph_dot),
         ("export and import", export_import),
+        ("audit trail", audit),
     ])

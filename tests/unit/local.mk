@@ -4,7 +4,8 @@ if HAVE_CUNIT
 UNIT_TESTS = %reldir%/test_wire %reldir%/test_router %reldir%/test_config \
 	%reldir%/test_ipguard %reldir%/test_password %reldir%/test_worker \
 	%reldir%/test_snapshot %reldir%/test_jsonutil %reldir%/test_log \
-	%reldir%/test_counters %reldir%/test_metrics %reldir%/test_names
+	%reldir%/test_counters %reldir%/test_metrics %reldir%/test_names \
+	%reldir%/test_flow
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 
@@ -48,5 +49,8 @@ UNIT_LDADD = core/libhpfcore.la $(CUNIT_LIBS)
 %canon_reldir%_test_log_SOURCES = %reldir%/test_log.c
 %canon_reldir%_test_log_CFLAGS = $(UNIT_CFLAGS)
 %canon_reldir%_test_log_LDADD = $(UNIT_LDADD)
+%canon_reldir%_test_flow_SOURCES = %reldir%/test_flow.c
+%canon_reldir%_test_flow_CFLAGS = $(UNIT_CFLAGS)
+%canon_reldir%_test_flow_LDADD = $(UNIT_LDADD)
 include tests/unit/graph.mk
 endif

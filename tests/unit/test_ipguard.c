@@ -86,6 +86,15 @@ static void test_login_pending(void)
     why = ipguard_login_begin(g, "10.0.0.9");
     CU_ASSERT_PTR_NOT_NULL_FATAL(why);
     CU_ASSERT_PTR_NOT_NULL(strstr(why, "wrong passwords"));
+    /* The wait left is known (to name it in the refusal), and it doubles. */
+    guint left = ipguard_blocked_seconds(g, "10.0.0.9");
+    CU_ASSERT(left >= 59 && left <= 60);
+    CU_ASSERT_EQUAL(ipguard_blocked_seconds(g, "10.0.0.10"), 0);
+    CU_ASSERT_EQUAL(ipguard_blocked_seconds(g, "10.9.9.9"), 0);
+    for (int i = 0; i < 3; i++)
+        ipguard_auth_failed(g, "10.0.0.9");
+    left = ipguard_blocked_seconds(g, "10.0.0.9");
+    CU_ASSERT(left >= 119 && left <= 120);
     ipguard_free(g);
 
     /* No concurrency cap (0): only failures count. */

@@ -94,8 +94,8 @@ async function main(chromium, artifacts) {
     await longInput(page);
 
     await go(page, "graph");
-    await page.waitForSelector("svg.graph", { timeout: STEP_TIMEOUT });
-    const graphText = await page.textContent("svg.graph");
+    await page.waitForSelector("#graph-canvas canvas", { timeout: STEP_TIMEOUT });
+    const graphText = await page.textContent("#graph-edges");
     check("the graph shows alice, @partners and bob", ["alice", "@partners", "bob"].every((n) => graphText.includes(n)),
       graphText);
     await page.fill("#readers-channel", CHAN);
@@ -260,6 +260,7 @@ async function longInput(page) {
   await waitText(page, "#status", /shared c+ with/, "sharing a long channel");
   const w = await page.$eval("html", (el) => el.scrollWidth);
   check("a 242-character channel does not stretch the page", w <= 1200, "scrollWidth " + w);
+  page.once("dialog", (d) => d.accept()); // removing asks first
   await page.click('tr[data-channel="' + longChan + '"] button.danger');
   await waitText(page, "#status", /removed/, "removing the long share");
   await go(page, "groups");

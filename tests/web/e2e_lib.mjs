@@ -90,7 +90,7 @@ export async function startBroker(access = "graph", dir = tmp, opts = {}) {
     ctl(conf, ["user", "add", u]);
     ctl(conf, ["user", "passwd", u], u + "-password\n");
   }
-  if (opts.admin) ctl(conf, ["user", "admin", opts.admin, "on"]);
+  if (opts.admin) ctl(conf, ["user", "admin", opts.admin, "yes"]);
   const ready = path.join(dir, "ready");
   brokerLog = brokerLog || path.join(dir, "broker.log");
   const log = fs.openSync(path.join(dir, "broker.log"), "a");
@@ -160,12 +160,18 @@ export async function login(page, base, user) {
   await page.fill("#login-user", user);
   await page.fill("#login-password", user + "-password");
   await page.click("#login-submit");
-  await page.waitForSelector("#nav:not([hidden])", { timeout: STEP_TIMEOUT });
+  // Attached, not visible: on a phone the links are behind the Menu button.
+  await page.waitForSelector("#nav:not([hidden])", { state: "attached", timeout: STEP_TIMEOUT });
   const who = await page.textContent("#whoami");
   check(user + " logs in", who.startsWith(user), who);
 }
 
 export async function go(page, name) {
+  // On a narrow screen the links are behind the Menu button: open it first.
+  if (await page.isVisible("#menu-toggle") &&
+      (await page.getAttribute("#menu-toggle", "aria-expanded")) !== "true") {
+    await page.click("#menu-toggle");
+  }
   await page.click('#nav a[data-page="' + name + '"]');
   await page.waitForSelector('section#page[data-page="' + name + '"]', { timeout: STEP_TIMEOUT });
 }

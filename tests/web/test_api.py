@@ -1402,6 +1402,119 @@ def hpfeeds_from(port, ident, secret, source):
         c.close()
 
 
+def lockout_wait_and_same_password(r):
+    conf, b, port = setup(r, "lockout-wait")
+    # A locked-out login says how long the wait is (the back-off: 30 s first).
+    for i in range(5):
+        Http(port).login("root", "wrong-%d" % i)
+    st, doc, _ = Http(port).login("root", PASSWORDS["root"])
+    m = re.search(r"try again in (\d+) seconds?", (doc or {}).get("error", ""))
+    r.check("a login locked out per address says how many seconds to wait (1..30)",
+            st == 429 and m and 1 <= int(m.group(1)) <= 30, repr((st, doc)))
+    for i in range(5):
+        Http(port, source="127.0.0.%d" % (30 + i)).login("bob", "guess-%d" % i)
+    st, doc, _ = Http(port, source="127.0.0.40").login("bob", PASSWORDS["bob"])
+    m = re.search(r"for this account; try again in (\d+) seconds?", (doc or {}).get("error", ""))
+    r.check("a login locked out per account says how many seconds to wait (1..30)",
+            st == 429 and m and 1 <= int(m.group(1)) <= 30, repr((st, doc)))
+    # The current password again is no change: refused, nothing ended.
+    h = Http(port, source="127.0.0.50")  # the default address is locked out now
+    t.expect(h.login("alice", PASSWORDS["alice"])[0] == 200, "alice logs in")
+    err(r, "a new password equal to the current one",
+        h.call("POST", "/api/password", {"old": PASSWORDS["alice"], "new": PASSWORDS["alice"]}),
+        400, "same as the current one")
+    ok(r, "the session goes on after the refusal", h.call("GET", "/api/session"))
+    ok(r, "and a real change still works", h.call("POST", "/api/password",
+                                                  {"old": PASSWORDS["alice"], "new": "alice-new-77"}))
+    r.check("the broker stops cleanly", b.stop() == 0)
+
+
+def graph_states_and_bound(r):
+    # /api/graph gives each share's consent state, who is in the centre, and
+    # stays bounded: past its edge limit it says "truncated", edges near the
+    # user kept first.
+    conf, b, port = setup(r, "graph", broker={"require_accept": "true"})
+    alice, bob, root = (logged_in(port, u) for u in ("alice", "bob", "root"))
+    ok(r, "graph: alice makes a group", alice.call("POST", "/api/groups", {"name": "gteam"}))
+    for u in ("bob", "carol"):
+        ok(r, "graph: and adds " + u,
+           alice.call("POST", "/api/groups/members", {"group": "gteam", "member": u}))
+    for to, chan in (("@gteam", "g.chan"), ("bob", "b.chan"), ("carol", "c.chan")):
+        ok(r, "graph: alice shares %s with %s" % (chan, to),
+           alice.call("POST", "/api/shares", {"to": to, "channel": chan}))
+    for chan in ("g.chan", "b.chan"):
+        ok(r, "graph: bob accepts " + chan,
+           bob.call("POST", "/api/offers/accept", {"from": "alice", "channel": chan}))
+    st, doc = alice.call("GET", "/api/graph")
+    states = sorted((e["to"], e["channel"], e["state"], e["recipients"], e["accepted"])
+                    for e in doc.get("edges", []) if e["kind"] != "member")
+    r.check("graph: consent per share (a group share counts its members)", st == 200 and states == [
+        ("@gteam", "g.chan", "pending", 2, 1), ("bob", "b.chan", "accepted", 1, 1),
+        ("carol", "c.chan", "pending", 1, 0)], repr(doc))
+    r.check("graph: centre, require_accept, not truncated", doc.get("center") == "alice" and
+            doc.get("require_accept") is True and doc.get("truncated") is False and
+            doc.get("max_edges", 0) > 0, repr(doc))
+    st, doc = root.call("GET", "/api/graph")
+    r.check("graph: an administrator sees the whole graph around himself",
+            st == 200 and doc["center"] == "root" and len(doc["edges"]) == 5 and
+            {"root", "alice", "@gteam"} <= {n["id"] for n in doc["nodes"]}, repr(doc))
+    st, doc = root.call("GET", "/api/graph?user=bob")
+    r.check("graph: ?user=bob is bob's view", st == 200 and doc["center"] == "bob" and
+            sorted((e["from"], e["to"]) for e in doc["edges"]) ==
+            [("@gteam", "bob"), ("@gteam", "carol"), ("alice", "@gteam"), ("alice", "bob")],
+            repr(doc))
+
+    limit = doc["max_edges"]
+    data = json.loads(t.ctl_ok(conf, "export").out)
+    data["shares"] += [{"from": "carol", "to_user": "root", "channel": "many.%05d" % i,
+                        "type": "shares"} for i in range(limit)]
+    path = os.path.join(r.subdir("graph"), "many.json")
+    with open(path, "w") as f:
+        json.dump(data, f)
+    t.ctl_ok(conf, "import", path, timeout=IMPORT_TIMEOUT)
+    st, doc = alice.call("GET", "/api/graph")
+    r.check("graph: a user's view without the far edges is whole",
+            st == 200 and doc["truncated"] is False and len(doc["edges"]) == 5, repr(doc)[:300])
+    st, doc = root.call("GET", "/api/graph")
+    edges = doc.get("edges", [])
+    r.check("graph: past the limit an administrator's graph is cut and says so",
+            st == 200 and doc["truncated"] is True and len(edges) == limit, repr(doc)[:300])
+    r.check("graph: the edges near root (carol's shares to him) come first",
+            all(e["to"] == "root" for e in edges), repr(edges[:3]))
+    r.check("the broker stops cleanly", b.stop() == 0)
+
+
+def web_port_of(b):
+    """The console's port from a started broker's ready file."""
+    with open(b.ready) as f:
+        for line in f:
+            p = line.split()
+            if len(p) == 3 and p[0] == "http" and p[1] == "web":
+                return int(p[2])
+    t.expect(False, "no 'http web PORT' line in the ready file")
+
+
+def key_of(h, ident):
+    st, doc = h.call("GET", "/api/authkeys")
+    t.expect(st == 200, "GET /api/authkeys: %r %r" % (st, doc))
+    return doc, next((k for k in doc["authkeys"] if k["ident"] == ident), None)
+
+
+def hpfeeds_refused(b, ident, secret):
+    """A fresh AUTH with (ident, secret): True when the broker refuses it."""
+    c = hp.Client(t.HOST, b.port, ident, secret, timeout=2)
+    try:
+        c.connect()
+        op, fields = c.read_frame(2)
+        return op == hp.OP_ERROR and b"Authentication failed" in fields[0]
+    except hp.BrokerError as e:
+        return "Authentication failed" in str(e)
+    except (hp.Closed, OSError, TimeoutError):
+        return False
+    finally:
+        c.close()
+
+
 def logs_query(r, alice, bob, root):
     """Filters, paging and bad parameters of GET /api/logs."""
     def ids(doc):
@@ -1583,6 +1696,274 @@ def console_logs_refusals(r):
     logs_backoff_and_closer(r, b, root, alice, bob)
     r.check("the broker stops cleanly", b.stop() == 0)
 
+def regenerate_and_flow(r):
+    conf, b, port = setup(r, "keys-flow")
+    alice, bob = logged_in(port, "alice"), logged_in(port, "bob")
+    st, doc = alice.call("POST", "/api/authkeys", {"ident": "alice-fk", "publish": [CHAN],
+                                                   "subscribe": [CHAN]})
+    t.expect(st == 200, "alice makes a key: %r %r" % (st, doc))
+    s1 = doc["secret"]
+    ok(r, "alice shares the channel with bob",
+       alice.call("POST", "/api/shares", {"to": "bob", "channel": CHAN}))
+    doc, k = key_of(alice, "alice-fk")
+    r.check("a key never used: no last connected or published, no flow",
+            k["last_connected"] is None and k["last_published"] is None and k["flow"] == [] and
+            k["delivered_hour"] == 0, repr(k))
+    r.check("the hpfeeds endpoint is the broker's listener (address and bound port)",
+            doc.get("hpfeeds") == {"host": t.HOST, "port": b.port, "tls": False,
+                                   "public": False}, repr(doc.get("hpfeeds")))
+    r.check("flow_since says since when the counts are kept", bool(doc.get("flow_since")),
+            repr(doc.get("flow_since")))
+
+    # Real traffic: a sync token at login, 3 messages and another token,
+    # published and (her own key subscribes) delivered.
+    old = t.poll(lambda: hpfeeds_session(b, "alice-fk", s1), 10)
+    t.expect(old, "alice-fk logs in with its first secret")
+    for i in range(3):
+        old.publish(CHAN, b"flow %d" % i)
+    old.sync(CHAN)
+    doc, k = key_of(alice, "alice-fk")
+    flow = {f["channel"]: f for f in k["flow"]}
+    r.check("after real publishes: last connected and last published are set",
+            bool(k["last_connected"]) and bool(k["last_published"]), repr(k))
+    r.check("5 messages in the last hour and the last day on the channel",
+            CHAN in flow and flow[CHAN]["hour"] == 5 and flow[CHAN]["day"] == 5, repr(k["flow"]))
+    r.check("5 delivered to the key (its own subscription) in the last hour",
+            k["delivered_hour"] == 5 and k["delivered_day"] == 5, repr(k))
+    st, doc = alice.call("GET", "/api/shares")
+    r.check("My shares: the share shows 5 published in the last hour by alice's keys",
+            st == 200 and [s.get("published_hour") for s in doc["shares"]
+                           if s["channel"] == CHAN] == [5], repr(doc))
+
+    # Regenerating: only the owner (others get 404, as for any object of another user).
+    err(r, "bob cannot regenerate alice's key",
+        bob.call("POST", "/api/authkeys/secret", {"ident": "alice-fk"}), 404)
+    err(r, "regenerate without an ident", alice.call("POST", "/api/authkeys/secret", {}), 400)
+    err(r, "regenerate an unknown key",
+        alice.call("POST", "/api/authkeys/secret", {"ident": "nope"}), 404)
+    r.check("bob's attempt left the first secret working", not hpfeeds_refused(b, "alice-fk", s1))
+    st, doc = alice.call("POST", "/api/authkeys/secret", {"ident": "alice-fk"})
+    s2 = (doc or {}).get("secret", "")
+    r.check("alice regenerates: a new 32-hex-digit secret, shown once",
+            st == 200 and re.fullmatch(r"[0-9a-f]{32}", s2) is not None and s2 != s1 and
+            doc.get("ident") == "alice-fk", repr(doc))
+    doc, k = key_of(alice, "alice-fk")
+    r.check("the key list never shows the secret", "secret" not in k and s2 not in json.dumps(doc),
+            repr(k))
+    errors, closed = old.wait_error_and_close(15)
+    r.check("the session opened with the old secret is closed at the reload", closed,
+            repr(errors))
+    r.check("the old secret is refused by a real hpfeeds AUTH",
+            t.poll(lambda: hpfeeds_refused(b, "alice-fk", s1), 10))
+    new = t.poll(lambda: hpfeeds_session(b, "alice-fk", s2), 10)
+    r.check("the new secret is accepted", bool(new))
+    # A reload that leaves the secret alone keeps the session.  Bob's key's
+    # session closing on its own regeneration marks a reload at or after
+    # the one that applied alice's change.
+    st, doc = bob.call("POST", "/api/authkeys", {"ident": "bob-fk", "publish": [CHAN],
+                                                 "subscribe": [CHAN]})
+    t.expect(st == 200, "bob makes a key: %r %r" % (st, doc))
+    bob_old = t.poll(lambda: hpfeeds_session(b, "bob-fk", doc["secret"]), 10)
+    t.expect(bob_old, "bob-fk logs in")
+    ok(r, "alice changes the key's lists (a reload, same secret)",
+       alice.call("PUT", "/api/authkeys", {"ident": "alice-fk", "publish": [CHAN, "other"]}))
+    ok(r, "bob regenerates his key", bob.call("POST", "/api/authkeys/secret", {"ident": "bob-fk"}))
+    r.check("bob's old session is closed", bob_old.wait_error_and_close(15)[1])
+    r.check("alice's session with the current secret survived those reloads",
+            bool(new) and new.still_works(CHAN))
+    if new:
+        new.close()
+    _, k = key_of(bob, "bob-fk")
+    r.check("bob's key shows its publish", bool(k) and bool(k["last_published"]), repr(k))
+    ok(r, "bob deletes his key", bob.call("DELETE", "/api/authkeys", {"ident": "bob-fk"}))
+    ok(r, "alice makes a key of that name",
+       alice.call("POST", "/api/authkeys", {"ident": "bob-fk"}))
+    _, k = key_of(alice, "bob-fk")
+    r.check("an ident that changed hands shows nothing of its previous owner's traffic",
+            bool(k) and k["last_published"] is None and k["last_connected"] is None and
+            k["flow"] == [] and k["delivered_day"] == 0, repr(k))
+
+    # A public address for the snippets, and counts that start again at a restart.
+    r.check("the broker stops cleanly", b.stop() == 0)
+    with open(conf, "a") as f:
+        f.write("public_hpfeeds = sensors.example.org:20000\n")
+    b.start()
+    alice = logged_in(web_port_of(b), "alice")
+    doc, k = key_of(alice, "alice-fk")
+    r.check("[web] public_hpfeeds is the endpoint shown",
+            doc.get("hpfeeds") == {"host": "sensors.example.org", "port": 20000, "tls": False,
+                                   "public": True}, repr(doc.get("hpfeeds")))
+    r.check("after a restart the flow counts start again (memory only)",
+            k["last_published"] is None and k["flow"] == [], repr(k))
+    r.check("the broker stops cleanly", b.stop() == 0)
+    for bad in ("example.org", "host:0", "a b:1", "[zz]:1", ":10000", "h:70000"):
+        d = r.subdir("bad-public-" + re.sub(r"[^a-z0-9]", "_", bad))
+        c = t.write_config(d, {})
+        with open(c, "a") as f:
+            f.write("\n[web]\nlisten = tcp:%s:0\npublic_hpfeeds = %s\n" % (t.HOST, bad))
+        res = subprocess.run([t.DAEMON, "-t", "-c", c], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, timeout=60)
+        out = res.stdout.decode(errors="replace")
+        r.check("public_hpfeeds = %r is refused naming the key" % bad,
+                res.returncode != 0 and "public_hpfeeds" in out, out)
+
+
+def hpfeeds_session(b, ident, secret):
+    """A Peer subscribed to CHAN whose AUTH was accepted (a sync came back),
+    or None when refused (yet)."""
+    p = None
+    try:
+        p = b.connect(ident, secret)
+        p.subscribe(CHAN)
+        p.sync(CHAN)
+        return p
+    except (hp.BrokerError, hp.Closed, OSError, TimeoutError):
+        if p is not None:
+            p.close()
+        return None
+def audit_rows(h, query=""):
+    st, doc = h.call("GET", "/api/audit" + query)
+    t.expect(st == 200 and isinstance(doc, dict), "GET /api/audit%s: %r %r" % (query, st, doc))
+    return doc
+
+
+def admin_and_audit(r):
+    conf, b, port = setup(r, "admin")
+    alice, bob, root = logged_in(port, "alice"), logged_in(port, "bob"), logged_in(port, "root")
+
+    # Another tenant, logged in, is refused every admin route, however asked.
+    for method, path, body in (("GET", "/api/admin/users", None),
+                               ("POST", "/api/admin/users", {"name": "mallory"}),
+                               ("DELETE", "/api/admin/users", {"name": "bob"}),
+                               ("POST", "/api/admin/users/admin", {"name": "alice", "admin": True}),
+                               ("POST", "/api/admin/users/password", {"name": "bob"}),
+                               ("POST", "/api/admin/users/password",
+                                {"name": "bob", "password": "taken-over-1"}),
+                               ("GET", "/api/admin/users?user=root", None)):
+        err(r, "alice (no admin): %s %s" % (method, path), alice.call(method, path, body), 403)
+    r.check("alice's refused calls changed nothing: bob still logs in, alice no admin",
+            Http(port).login("bob", PASSWORDS["bob"])[0] == 200 and
+            alice.call("GET", "/api/session")[1].get("admin") is False)
+
+    st, doc = root.call("GET", "/api/admin/users")
+    users = {u["name"]: u for u in doc.get("users", [])} if st == 200 else {}
+    r.check("root lists the users with admin and password flags",
+            users.get("root", {}).get("admin") is True and users.get("alice", {}).get("password")
+            is True and users.get("alice", {}).get("admin") is False, repr(doc))
+
+    ok(r, "root creates dave with a password",
+       root.call("POST", "/api/admin/users", {"name": "dave", "password": "dave-pass-4444"}))
+    r.check("dave logs in", t.poll(lambda: Http(port).login("dave", "dave-pass-4444")[0] == 200,
+                                   10))
+    err(r, "creating dave again", root.call("POST", "/api/admin/users", {"name": "dave"}), 409)
+    err(r, "a bad admin flag", root.call("POST", "/api/admin/users",
+                                         {"name": "x1", "admin": "yes"}), 400, "true or false")
+    err(r, "a short password", root.call("POST", "/api/admin/users",
+                                         {"name": "x2", "password": "short"}), 400, "too short")
+    ok(r, "root creates erin, an admin, without a password",
+       root.call("POST", "/api/admin/users", {"name": "erin", "admin": True}))
+    st, doc = root.call("POST", "/api/admin/users/password", {"name": "erin"})
+    made = doc.get("password") if st == 200 and doc else None
+    r.check("a reset without a password makes one and shows it once",
+            isinstance(made, str) and len(made) >= 16, repr(doc))
+    r.check("erin logs in with it",
+            made and t.poll(lambda: Http(port).login("erin", made)[0] == 200, 10))
+    ok(r, "root sets erin's password",
+       root.call("POST", "/api/admin/users/password", {"name": "erin",
+                                                        "password": "erin-pass-5555"}))
+    r.check("the new one logs in, the made one no longer",
+            t.poll(lambda: Http(port).login("erin", "erin-pass-5555")[0] == 200, 10) and
+            Http(port).login("erin", made)[0] == 401)
+    err(r, "reset of an unknown user", root.call("POST", "/api/admin/users/password",
+                                                 {"name": "nobody"}), 404)
+    ok(r, "root makes dave an admin",
+       root.call("POST", "/api/admin/users/admin", {"name": "dave", "admin": True}))
+    st, doc = root.call("GET", "/api/admin/users")
+    r.check("dave is listed as an admin",
+            any(u["name"] == "dave" and u["admin"] for u in doc.get("users", [])), repr(doc))
+    err(r, "root cannot drop its own admin flag",
+        root.call("POST", "/api/admin/users/admin", {"name": "root", "admin": False}), 400,
+        "yourself")
+    err(r, "root cannot delete itself", root.call("DELETE", "/api/admin/users", {"name": "root"}),
+        400, "yourself")
+
+    # Acting as alice: her view, her objects, recorded as the admin's act.
+    ok(r, "root, acting as alice, shares adm.c with bob",
+       root.call("POST", "/api/shares?user=alice", {"to": "bob", "channel": "adm.c"}))
+    st, doc = alice.call("GET", "/api/shares")
+    r.check("alice sees the share made for her",
+            any(s["channel"] == "adm.c" for s in doc.get("shares", [])), repr(doc))
+    st, doc = alice.call("POST", "/api/authkeys", {"ident": "alice-adm", "publish": ["adm.c"]})
+    secret = doc.get("secret") if st == 200 else None
+    r.check("alice makes an authkey (its secret comes back once)", bool(secret), repr(doc))
+    ok(r, "alice makes a group", alice.call("POST", "/api/groups", {"name": "admteam"}))
+    ok(r, "alice adds bob", alice.call("POST", "/api/groups/members",
+                                       {"group": "admteam", "member": "bob"}))
+    ok(r, "alice removes bob", alice.call("DELETE", "/api/groups/members",
+                                          {"group": "admteam", "member": "bob"}))
+    ok(r, "alice deletes the share", alice.call("DELETE", "/api/shares",
+                                                {"to": "bob", "channel": "adm.c"}))
+
+    doc = audit_rows(alice)
+    got = [(x["action"], x["object"], x["actor"]) for x in doc.get("records", [])]
+    r.check("alice's audit: her changes newest first, the admin's act named as such",
+            doc.get("supported") is True and doc.get("all") is False and got[:6] == [
+                ("share del", "alice -> bob on adm.c", "alice"),
+                ("member del", "bob in @admteam", "alice"),
+                ("member add", "bob in @admteam", "alice"),
+                ("group add", "@admteam", "alice"),
+                ("authkey add", "alice-adm", "alice"),
+                ("share set", "alice -> bob on adm.c", "admin root acting as alice")], repr(got))
+    r.check("alice sees only records about her own objects",
+            all(x["user"] == "alice" for x in doc["records"]), repr(doc))
+    text = json.dumps(audit_rows(root, "?limit=1000"))
+    r.check("no secret, password or password hash in any record",
+            all(s not in text for s in (secret or "-", made or "-", "dave-pass-4444",
+                                         "erin-pass-5555", "pbkdf2")), text)
+    doc = audit_rows(bob)
+    r.check("bob's audit holds none of alice's records",
+            all(x["user"] == "bob" for x in doc.get("records", [])), repr(doc))
+    err(r, "alice cannot read bob's trail (?user=bob)", alice.call("GET", "/api/audit?user=bob"),
+        403)
+
+    doc = audit_rows(root, "?limit=1000")
+    acts = [(x["action"], x["object"], x["detail"]) for x in doc.get("records", [])]
+    r.check("root sees everyone's records, the admin flows among them",
+            doc.get("all") is True and ("user add", "dave", "") in acts and
+            ("user admin", "dave", "made an admin") in acts and
+            ("user password", "erin", "console password set") in acts and
+            ("user add", "erin", "an admin") in acts, repr(acts[:12]))
+    doc = audit_rows(root, "?actor=alice")
+    r.check("?actor=alice: only alice's own acts",
+            doc["records"] and all(x["actor"] == "alice" for x in doc["records"]), repr(doc))
+    doc = audit_rows(root, "?about=dave")
+    r.check("?about=dave: only records about dave",
+            [x["action"] for x in doc["records"]] == ["user admin", "user password", "user add"],
+            repr(doc))
+    doc = audit_rows(root, "?user=alice")
+    r.check("root acting as alice sees alice's trail",
+            doc.get("all") is False and doc["records"] and
+            all(x["user"] == "alice" for x in doc["records"]), repr(doc))
+    first = audit_rows(root, "?limit=2")
+    r.check("?limit=2: two records and where the next page starts",
+            len(first["records"]) == 2 and first.get("next_before") == first["records"][1]["id"],
+            repr(first))
+    second = audit_rows(root, "?limit=2&before=%d" % first.get("next_before", 0))
+    r.check("?before: the next page, older",
+            len(second["records"]) == 2 and
+            second["records"][0]["id"] < first["records"][1]["id"], repr(second))
+    for q in ("?limit=0", "?limit=1001", "?limit=x", "?before=-1"):
+        err(r, "GET /api/audit%s" % q, root.call("GET", "/api/audit" + q), 400)
+
+    ok(r, "root deletes dave", root.call("DELETE", "/api/admin/users", {"name": "dave"}))
+    r.check("dave can no longer log in",
+            t.poll(lambda: Http(port).login("dave", "dave-pass-4444")[0] == 401, 10))
+    res = t.ctl(conf, "audit", "--user", "dave", "--limit", "1")
+    r.check("hpfriendsctl audit shows the console's record: root deleted dave",
+            res.rc == 0 and res.out.split("\t")[2:5] == ["root", "user del", "dave"], repr(res))
+    r.check("the broker stops cleanly", b.stop() == 0)
+
+
 if __name__ == "__main__":
     t.main("test_web_api", [
         ("static files and bad HTTP", static_and_http),
@@ -1608,4 +1989,10 @@ if __name__ == "__main__":
         ("logs: filters, paging, bad parameters, owners, per-user rows", console_logs),
         ("logs: back-off refusals summarised, the closer of a denied publish named",
          console_logs_refusals),
+        ("a lock-out names its wait; the same password is no change",
+         lockout_wait_and_same_password),
+        ("graph: consent states, the whole graph for admins, a bounded answer",
+         graph_states_and_bound),
+        ("authkeys: regenerate a secret; flow health; connection endpoint", regenerate_and_flow),
+        ("administration and the audit trail", admin_and_audit),
     ])
