@@ -114,6 +114,7 @@ struct broker *broker_new(struct config *cfg, GError **error)
     b->metrics = metrics_new();
     b->ipguard = ipguard_new(cfg->max_connections_per_ip, cfg->auth_failures_before_backoff,
                              cfg->auth_backoff);
+    ipguard_count_refusals(b->ipguard);
     return b;
 }
 
@@ -352,11 +353,32 @@ static void release_free_memory(const struct broker *b, gboolean periodic)
 #endif
 }
 
+/* Addresses whose refusals a tick reports at most (the rest wait a second). */
+#define REFUSAL_SUMMARIES_PER_TICK 64
+
+static void on_refusals(void *ud, const char *addr, guint count, gint64 first_us, const char *why)
+{
+    struct broker *b = ud;
+    gint64 secs = (g_get_monotonic_time() - first_us) / G_USEC_PER_SEC;
+    char span[32];
+    if (secs >= IPGUARD_SUMMARY_WINDOW_S)
+        g_strlcpy(span, "minute", sizeof span);
+    else
+        g_snprintf(span, sizeof span, "%" G_GINT64_FORMAT " s", MAX(secs, (gint64)1));
+    char *text = g_strdup_printf("refused %u connection%s from %s in the last %s: %s", count,
+                                 count == 1 ? "" : "s", addr, span, why);
+    sinks_event(b->sinks,
+                &(struct hpf_event){
+                    .type = HPF_EVENT_REFUSED, .peer = addr, .reason = text, .count = count});
+    g_free(text);
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct broker *b = arg;
     static guint ticks;
     check_slow_consumers(b);
+    ipguard_summaries(b->ipguard, REFUSAL_SUMMARIES_PER_TICK, FALSE, on_refusals, b);
     if (++ticks % 60 == 0)
         ipguard_expire(b->ipguard);
     release_free_memory(b, ticks % 5 == 0);
@@ -625,6 +647,7 @@ void broker_free(struct broker *b)
 {
     if (!b)
         return;
+    ipguard_summaries(b->ipguard, 0, TRUE, on_refusals, b); /* what the last ticks had not said */
     close_all(b, "broker shutting down");
     g_ptr_array_unref(b->listeners);
     cluster_free(b->cluster);

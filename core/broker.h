@@ -65,6 +65,7 @@ struct conn {
     char addr[48]; /* peer address without port: the ipguard key */
     gboolean tls;
     enum conn_state state;
+    char *close_why; /* why the broker closes it (conn_fail), for the disconnect event */
     uint8_t nonce[WIRE_NONCE_LEN];
 
     /* Set once authenticated. */

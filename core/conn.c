@@ -468,6 +468,11 @@ static void drop_subscriptions(struct conn *c)
 void conn_close(struct conn *c, const char *reason)
 {
     struct broker *b = c->b;
+    /* After conn_fail the peer's close (or the flush deadline) only ends
+     * what the broker began: the event names the broker and its reason. */
+    char *by_broker = c->close_why ? g_strconcat("closed by broker: ", c->close_why, NULL) : NULL;
+    if (by_broker)
+        reason = by_broker;
     log_debug("%s%s%s: disconnected: %s", c->ident ? c->ident : "", c->ident ? "@" : "", c->peer,
               reason);
     output_forget(c);
@@ -505,7 +510,9 @@ void conn_close(struct conn *c, const char *reason)
     g_free(c->ident);
     g_free(c->owner);
     g_free(c->pub_stat_chan);
+    g_free(c->close_why);
     g_free(c);
+    g_free(by_broker);
 }
 
 static void send_error_frame(struct conn *c, const char *text)
@@ -547,6 +554,8 @@ void conn_fail(struct conn *c, const char *category, const char *fmt, ...)
     char *text = g_strdup_vprintf(fmt, ap);
     va_end(ap);
     log_info("%s%s%s: closing: %s", c->ident ? c->ident : "", c->ident ? "@" : "", c->peer, text);
+    if (!c->close_why)
+        c->close_why = g_strdup(text);
     if (category)
         metrics_error(c->b->metrics, c->ident, category);
     send_error_frame(c, text);

@@ -194,6 +194,9 @@ gboolean handle_denied(struct conn *c, enum deny_kind kind, const char *chan)
         log_info("%s@%s: denied: %s", c->ident, c->peer, text);
         conn_send_error(c, "%s", text);
     } else {
+        /* The disconnect event says this, not the longer ERROR text. */
+        if (!c->close_why)
+            c->close_why = g_strdup(kind == DENY_PUB ? "publish denied" : "subscribe denied");
         conn_fail(c, "not-authorized", "%s", text);
     }
     g_free(text);

@@ -5,6 +5,9 @@
  * and recent AUTH failures, with the failure back-off doubling while
  * failures go on.  Entries that hold nothing are expired by a timer, so
  * the table stays as small as the set of addresses that are active.
+ * Refused connections can be counted per address and reported as one
+ * summary per address and window, so a client retrying in a loop costs one
+ * event a minute, not one per attempt.
  */
 #include "ipguard.h"
 
@@ -20,6 +23,9 @@ struct ipstate {
     gint64 window_start;
     gint64 blocked_until;
     gint64 backoff_us; /* next block length */
+    guint refused;     /* refused since refused_first, not reported yet */
+    gint64 refused_first;
+    const char *refused_why; /* static text */
 };
 
 struct ipguard {
@@ -27,6 +33,8 @@ struct ipguard {
     guint max_per_ip;
     guint threshold;
     gint64 backoff_us;
+    gboolean count_refusals;
+    GHashTable *refusing; /* key (borrowed from ips) -> struct ipstate *, refused > 0 */
 };
 
 struct ipguard *ipguard_new(guint max_per_ip, guint threshold, guint backoff_seconds)
@@ -36,6 +44,7 @@ struct ipguard *ipguard_new(guint max_per_ip, guint threshold, guint backoff_sec
     g->max_per_ip = max_per_ip;
     g->threshold = threshold;
     g->backoff_us = (gint64)backoff_seconds * G_USEC_PER_SEC;
+    g->refusing = g_hash_table_new(g_str_hash, g_str_equal);
     return g;
 }
 
@@ -43,6 +52,7 @@ void ipguard_free(struct ipguard *g)
 {
     if (!g)
         return;
+    g_hash_table_unref(g->refusing);
     g_hash_table_unref(g->ips);
     g_free(g);
 }
@@ -68,15 +78,62 @@ static struct ipstate *lookup(struct ipguard *g, const char *key, gboolean creat
     return s;
 }
 
+static const char why_backoff[] = "too many authentication failures";
+
+static void count_refusal(struct ipguard *g, const char *key, struct ipstate *s, const char *why)
+{
+    if (!g->count_refusals)
+        return;
+    if (!s->refused) {
+        s->refused_first = g_get_monotonic_time();
+        /* The entry stays while it has refusals to report (ipguard_expire). */
+        gpointer stored_key = NULL;
+        g_hash_table_lookup_extended(g->ips, key, &stored_key, NULL);
+        g_hash_table_replace(g->refusing, stored_key, s);
+    }
+    if (s->refused < G_MAXUINT)
+        s->refused++;
+    s->refused_why = why;
+}
+
 const char *ipguard_admit(struct ipguard *g, const char *key)
 {
     struct ipstate *s = lookup(g, key, TRUE);
-    if (s->blocked_until > g_get_monotonic_time())
+    if (s->blocked_until > g_get_monotonic_time()) {
+        count_refusal(g, key, s, why_backoff);
         return "Too many authentication failures from your address; try again later";
-    if (g->max_per_ip && s->conns >= g->max_per_ip)
+    }
+    if (g->max_per_ip && s->conns >= g->max_per_ip) {
+        count_refusal(g, key, s, "too many connections from one address");
         return "Too many connections from your address";
+    }
     s->conns++;
     return NULL;
+}
+
+void ipguard_count_refusals(struct ipguard *g) { g->count_refusals = TRUE; }
+
+guint ipguard_summaries(struct ipguard *g, guint max, gboolean flush, ipguard_summary_fn fn,
+                        void *ud)
+{
+    gint64 now = g_get_monotonic_time();
+    guint n = 0;
+    GHashTableIter it;
+    gpointer k, v;
+    g_hash_table_iter_init(&it, g->refusing);
+    while ((flush || n < max) && g_hash_table_iter_next(&it, &k, &v)) {
+        struct ipstate *s = v;
+        gboolean window_over = now - s->refused_first >= IPGUARD_SUMMARY_WINDOW_S * G_USEC_PER_SEC;
+        /* A back-off episode is reported when it ends, not a minute later. */
+        gboolean block_over = s->refused_why == why_backoff && s->blocked_until <= now;
+        if (!flush && !window_over && !block_over)
+            continue;
+        fn(ud, k, s->refused, s->refused_first, s->refused_why);
+        s->refused = 0;
+        g_hash_table_iter_remove(&it);
+        n++;
+    }
+    return n;
 }
 
 const char *ipguard_login_begin(struct ipguard *g, const char *key)
@@ -131,7 +188,7 @@ void ipguard_expire(struct ipguard *g)
     while (g_hash_table_iter_next(&it, NULL, &v)) {
         struct ipstate *s = v;
         /* Keep the back-off memory for a while after a block ends. */
-        if (s->conns == 0 && now - s->window_start > WINDOW_US &&
+        if (s->conns == 0 && s->refused == 0 && now - s->window_start > WINDOW_US &&
             now > s->blocked_until + MAX_BACKOFF_US)
             g_hash_table_iter_remove(&it);
     }

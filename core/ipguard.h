@@ -47,4 +47,20 @@ void ipguard_auth_failed(struct ipguard *g, const char *key);
 void ipguard_expire(struct ipguard *g);
 guint ipguard_tracked(const struct ipguard *g);
 
+/* Refusals, summarised: one report per address per window, not one per connection. */
+#define IPGUARD_SUMMARY_WINDOW_S 60
+/** Count the connections ipguard_admit refuses, per address, for ipguard_summaries. */
+void ipguard_count_refusals(struct ipguard *g);
+/** One address's refusals since first_us (monotonic); why is a lower-case phrase. */
+typedef void (*ipguard_summary_fn)(void *ud, const char *key, guint count, gint64 first_us,
+                                   const char *why);
+/**
+ * Report (and forget) the refusals of each address whose window is over:
+ * IPGUARD_SUMMARY_WINDOW_S after its first refusal, or sooner when its
+ * back-off has ended.  At most max addresses a call (the rest wait for the
+ * next); all of them when flush.  Returns how many were reported.
+ */
+guint ipguard_summaries(struct ipguard *g, guint max, gboolean flush, ipguard_summary_fn fn,
+                        void *ud);
+
 #endif

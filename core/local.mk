@@ -41,6 +41,7 @@ noinst_LTLIBRARIES += %reldir%/libhpfcore.la
 	%reldir%/web/server.c \
 	%reldir%/web/session.c \
 	%reldir%/web/api.c \
+	%reldir%/web/api_logs.c \
 	%reldir%/web/api_admin.c \
 	%reldir%/ctl/export.c
 %canon_reldir%_libhpfcore_la_CPPFLAGS = $(AM_CPPFLAGS) -DHPF_PLUGINDIR='"$(pluginsdir)"' \

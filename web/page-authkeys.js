@@ -163,7 +163,7 @@ pages.authkeys = async (root) => {
   const headers = ["Ident", "Publish", "Subscribe", "Published (msgs / bytes)", "Received", "Online", ""];
   // By ident, so a saved key keeps its row (storage moves a replaced key to the end).
   const keys = doc.authkeys.slice().sort((a, b) => (a.ident < b.ident ? -1 : a.ident > b.ident ? 1 : 0));
-  const tbl = table(headers, keyRows(keys, doc));
+  const tbl = listview(table(headers, keyRows(keys, doc)), { label: "authkeys", id: "keys" });
   root.append(
     h("h1", {}, "Authkeys"),
     h("p", { class: "muted" }, "Credentials for your sensors and subscribers. Counters update live."),

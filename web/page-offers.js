@@ -29,8 +29,8 @@ pages.offers = async (root) => {
     h("p", { class: "muted" }, doc.require_accept
       ? "This broker delivers a share only once you accept it; a declined share delivers nothing."
       : "This broker delivers shares without acceptance; accepting or declining records your answer."),
-    table(["From", "Channel", "Type", "Via", "State", ""], doc.offers.map((o) => h("tr", { "data-from": o.from, "data-channel": o.channel, "data-state": o.state },
+    listview(table(["From", "Channel", "Type", "Via", "State", ""], doc.offers.map((o) => h("tr", { "data-from": o.from, "data-channel": o.channel, "data-state": o.state },
       h("td", {}, o.from), h("td", { class: "mono" }, o.channel), h("td", {}, o.type), h("td", {}, o.via || "directly"),
       h("td", {}, h("span", { class: "tag " + o.state }, o.state)),
-      h("td", {}, offerButtons(o))))));
+      h("td", {}, offerButtons(o))))), { label: "offers", id: "offers" }));
 };

@@ -32,10 +32,10 @@ pages.shares = async (root) => {
       h("label", {}, "Channel", chan), h("label", {}, "Type", type),
       h("button", { type: "submit", id: "share-add" }, "Share")),
     ruleHint("share-channel-rule", "One channel name per share: no spaces or commas (the rule of every channel name)."),
-    table(["To", "Channel", "Type", "Recipients", ""], shares.shares.map((s) => h("tr", { "data-to": s.to, "data-channel": s.channel },
+    listview(table(["To", "Channel", "Type", "Recipients", ""], shares.shares.map((s) => h("tr", { "data-to": s.to, "data-channel": s.channel },
       h("td", {}, s.to), h("td", { class: "mono" }, s.channel, shareFlow(s)), h("td", {}, h("span", { class: "tag" }, s.type)),
       h("td", { class: "recipients" }, recipientStates(s.recipients)),
       h("td", {}, h("button", { class: "danger", type: "button", "aria-label": "Remove the share of " + s.channel + " with " + s.to, onclick: () =>
         confirmDanger("Remove the share of " + s.channel + " with " + s.to, "Its recipients stop receiving it.") && act("removed the share of " + s.channel + " with " + s.to,
-          () => api("DELETE", "/api/shares", { to: s.to, channel: s.channel })) }, "Remove"))))));
+          () => api("DELETE", "/api/shares", { to: s.to, channel: s.channel })) }, "Remove"))))), { label: "shares", id: "shares" }));
 };

@@ -1003,73 +1003,28 @@ static void run_group_leave(struct web_job *j)
     snapshot_free(s);
 }
 
-/* ---- logs ---- */
+/* ---- logs (the ring and the answer: api_logs.c) ---- */
 
 static void run_logs(struct web_job *j)
 {
     struct snapshot *s = begin(j);
     if (!s)
         return;
-    gboolean all = j->is_admin && !web_query(j, "user");
-    if (!all) {
-        j->idents = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-        for (guint i = 0; i < s->authkeys->len; i++) {
-            const struct snap_authkey *k = s->authkeys->pdata[i];
-            if (!strcmp(k->owner, j->acting))
-                g_hash_table_add(j->idents, g_strdup(k->ident));
-        }
+    if (!web_logs_check_query(j)) {
+        snapshot_free(s);
+        return;
+    }
+    /* Whose each ident is now: what a user may see, the owner an admin is shown. */
+    j->idents = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    for (guint i = 0; i < s->authkeys->len; i++) {
+        const struct snap_authkey *k = s->authkeys->pdata[i];
+        g_hash_table_replace(j->idents, g_strdup(k->ident), g_strdup(k->owner));
     }
     snapshot_free(s);
     JsonBuilder *b = json_builder_new();
     OBJ(b);
     END(b);
     web_job_ok(j, b);
-}
-
-#define MAX_LOG_ROWS 500
-
-static void finish_logs(struct web_job *j)
-{
-    JsonArray *a = json_array_new();
-    guint n = 0;
-    for (GList *l = j->w->events.tail; l && n < MAX_LOG_ROWS; l = l->prev) {
-        const struct web_event *e = l->data;
-        /* An owner's events go to that owner only (an ident may change hands);
-         * owner-less ones (AUTH failures) to whoever holds the ident now. */
-        if (j->idents &&
-            (e->owner ? strcmp(e->owner, j->acting) : !g_hash_table_contains(j->idents, e->ident)))
-            continue;
-        JsonObject *o = json_object_new();
-        GDateTime *t = g_date_time_new_from_unix_utc(e->time_us / G_USEC_PER_SEC);
-        char *ts = t ? g_date_time_format(t, "%Y-%m-%dT%H:%M:%SZ") : g_strdup("");
-        json_object_set_string_member(o, "time", ts);
-        g_free(ts);
-        if (t)
-            g_date_time_unref(t);
-        const char *type = hpf_event_name(e->type); /* the ring holds no connects */
-        json_object_set_string_member(o, "type", type ? type : "other");
-        /* The ident of a failed AUTH and a denied channel are what the client
-         * sent: shown escaped, as in the log (json-glib would write bytes that
-         * are not UTF-8 as if they were Latin-1). */
-        char *ident = log_escape(e->ident);
-        json_object_set_string_member(o, "ident", ident);
-        g_free(ident);
-        if (e->owner)
-            json_object_set_string_member(o, "owner", e->owner);
-        if (e->peer)
-            json_object_set_string_member(o, "peer", e->peer);
-        if (e->channel) {
-            char *chan = log_escape(e->channel);
-            json_object_set_string_member(o, "channel", chan);
-            g_free(chan);
-        }
-        if (e->reason)
-            json_object_set_string_member(o, "reason", e->reason);
-        json_object_set_int_member(o, "count", (gint64)e->count);
-        json_array_add_object_element(a, o);
-        n++;
-    }
-    json_object_set_array_member(json_node_get_object(j->result), "events", a);
 }
 
 /* ---- graph and readers ---- */
@@ -1376,7 +1331,7 @@ const struct web_route web_routes[] = {
     {"POST", "/api/groups/members", TRUE, run_member_add, NULL},
     {"DELETE", "/api/groups/members", TRUE, run_member_del, NULL},
     {"POST", "/api/groups/leave", TRUE, run_group_leave, NULL},
-    {"GET", "/api/logs", TRUE, run_logs, finish_logs},
+    {"GET", "/api/logs", TRUE, run_logs, web_logs_finish},
     {"GET", "/api/graph", TRUE, run_graph, NULL},
     {"GET", "/api/readers", TRUE, run_readers, NULL},
     /* api_admin.c */

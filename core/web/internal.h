@@ -15,6 +15,7 @@
 #define WEB_MAX_EVENTS 2000
 
 struct web_event {
+    guint64 id; /* 1, 2, ... in the order pushed: the log's paging cursor */
     gint64 time_us;
     int type; /* enum hpf_event_type */
     char *ident, *owner, *peer, *channel, *reason;
@@ -54,6 +55,7 @@ struct web {
     GHashTable *sessions;        /* id -> struct web_session * */
     GHashTable *jobs;            /* struct web_job * in flight */
     GQueue events;               /* struct web_event *, oldest first */
+    guint64 events_seq;          /* id of the newest event */
     struct ipguard *login_guard; /* password checks per address */
     struct ipguard *user_guard;  /* password checks per account (user name) */
     struct ipguard *name_guard;  /* "already exists" answers per account (name probing) */
@@ -103,7 +105,7 @@ struct web_job {
     gboolean changed; /* storage changed: reload the broker now */
     gboolean resubmitted;
     /* per route */
-    GHashTable *idents; /* logs: the acting user's authkeys (NULL: all); shares: ident -> owner */
+    GHashTable *idents; /* logs, shares: ident -> owner of every authkey */
     char *hash;         /* login: stored hash; passwd: the new one */
     char *password;     /* login, passwd: plain text, wiped when freed */
     char *password2;
@@ -163,8 +165,15 @@ void web_crypto_finish(struct web_job *j);
 /** The session's CSRF token (loop thread), or NULL. */
 const char *web_session_csrf(struct web_job *j);
 void web_logout(struct web_job *j);
+
+/* The event ring and /api/logs (api_logs.c; loop thread but for the check). */
 void web_events_push(struct web *w, int type, const char *ident, const char *owner,
                      const char *peer, const char *channel, const char *reason, guint64 count);
+void web_events_clear(struct web *w);
+/** The query of GET /api/logs is one the log can answer (else a 400 is set); any thread. */
+gboolean web_logs_check_query(struct web_job *j);
+/** The page of events the query asks for, as this user may see them. */
+void web_logs_finish(struct web_job *j);
 
 /* The API's common steps, for route files beside api.c. */
 /** Snapshot, the session's user still there, whose objects (acting); NULL with an error set. */

@@ -235,38 +235,7 @@ const char *web_query(struct web_job *j, const char *key)
     return j->query ? g_hash_table_lookup(j->query, key) : NULL;
 }
 
-/* ---- the event log ---- */
-
-static void web_event_free(gpointer p)
-{
-    struct web_event *e = p;
-    g_free(e->ident);
-    g_free(e->owner);
-    g_free(e->peer);
-    g_free(e->channel);
-    g_free(e->reason);
-    g_free(e);
-}
-
-void web_events_push(struct web *w, int type, const char *ident, const char *owner,
-                     const char *peer, const char *channel, const char *reason, guint64 count)
-{
-    /* Only what concerns an authkey: connects and pre-AUTH disconnects name none. */
-    if (!ident || type == HPF_EVENT_CONNECT)
-        return;
-    struct web_event *e = g_new0(struct web_event, 1);
-    e->time_us = g_get_real_time();
-    e->type = type;
-    e->ident = g_strdup(ident);
-    e->owner = g_strdup(owner);
-    e->peer = g_strdup(peer);
-    e->channel = g_strdup(channel);
-    e->reason = g_strdup(reason);
-    e->count = count;
-    g_queue_push_tail(&w->events, e);
-    while (w->events.length > WEB_MAX_EVENTS)
-        web_event_free(g_queue_pop_head(&w->events));
-}
+/* ---- the event log (kept in api_logs.c) ---- */
 
 static void on_event(void *ud, const struct hpf_event *ev)
 {
@@ -915,7 +884,7 @@ void web_free(struct web *w)
         event_free(w->tick);
     g_hash_table_unref(w->files);
     g_hash_table_unref(w->sessions);
-    g_queue_clear_full(&w->events, web_event_free);
+    web_events_clear(w);
     ipguard_free(w->login_guard);
     ipguard_free(w->user_guard);
     ipguard_free(w->name_guard);

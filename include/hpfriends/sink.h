@@ -44,6 +44,13 @@ enum hpf_event_type {
     HPF_EVENT_SLOW_DROP,       /**< ident, owner, peer, count */
     HPF_EVENT_DISCONNECT,      /**< ident (may be NULL), peer, reason */
     HPF_EVENT_CONNECT,         /**< peer */
+    /** Connections refused by the per-address limits: one event per
+     *  address and window (a minute, or until its back-off ends), never
+     *  one per connection.  peer (the address), reason (a sentence:
+     *  "refused 57 connections from 192.0.2.5 in the last minute: too
+     *  many authentication failures"), count (connections refused).
+     *  A plugin that does not know this type may treat it as any event. */
+    HPF_EVENT_REFUSED,
 };
 
 /** The event's name as the bundled sinks and the console write it
@@ -61,6 +68,8 @@ static inline const char *hpf_event_name(int type)
         return "disconnect";
     case HPF_EVENT_CONNECT:
         return "connect";
+    case HPF_EVENT_REFUSED:
+        return "refused";
     default:
         return NULL;
     }

@@ -117,6 +117,73 @@ static void test_keys(void)
     CU_ASSERT_STRING_EQUAL(key, "2001:db8::1");
 }
 
+struct seen {
+    guint calls, count;
+    char key[48];
+    const char *why;
+};
+
+static void note(void *ud, const char *key, guint count, gint64 first_us, const char *why)
+{
+    struct seen *s = ud;
+    s->calls++;
+    s->count += count;
+    g_strlcpy(s->key, key, sizeof s->key);
+    s->why = why;
+}
+
+static void test_refusal_summaries(void)
+{
+    struct ipguard *g = ipguard_new(1, 0, 60);
+    struct seen s = {0};
+    /* Not counted unless asked (the console's guards never report). */
+    CU_ASSERT_PTR_NULL(ipguard_admit(g, "10.0.0.1"));
+    CU_ASSERT_PTR_NOT_NULL(ipguard_admit(g, "10.0.0.1"));
+    CU_ASSERT_EQUAL(ipguard_summaries(g, 10, TRUE, note, &s), 0);
+    ipguard_count_refusals(g);
+    for (int i = 0; i < 57; i++)
+        CU_ASSERT_PTR_NOT_NULL(ipguard_admit(g, "10.0.0.1"));
+    CU_ASSERT_PTR_NULL(ipguard_admit(g, "10.0.0.2"));
+    CU_ASSERT_PTR_NOT_NULL(ipguard_admit(g, "10.0.0.2"));
+    /* The window (a minute) is not over: nothing yet. */
+    CU_ASSERT_EQUAL(ipguard_summaries(g, 10, FALSE, note, &s), 0);
+    /* An address with refusals to report is not expired meanwhile. */
+    ipguard_release(g, "10.0.0.1");
+    ipguard_expire(g);
+    CU_ASSERT_EQUAL(ipguard_tracked(g), 2);
+    /* At most max a call; flushed, each address once with its total. */
+    CU_ASSERT_EQUAL(ipguard_summaries(g, 1, TRUE, note, &s), 2);
+    CU_ASSERT_EQUAL(s.calls, 2);
+    CU_ASSERT_EQUAL(s.count, 58);
+    CU_ASSERT_STRING_EQUAL(s.why, "too many connections from one address");
+    CU_ASSERT_EQUAL(ipguard_summaries(g, 10, TRUE, note, &s), 0);
+    ipguard_free(g);
+
+    /* Back-off refusals are reported once the block is over, not a minute on. */
+    g = ipguard_new(0, 1, 1);
+    ipguard_count_refusals(g);
+    memset(&s, 0, sizeof s);
+    gint64 start = g_get_monotonic_time();
+    ipguard_auth_failed(g, "10.0.0.3");
+    for (int i = 0; i < 5; i++)
+        CU_ASSERT_PTR_NOT_NULL(ipguard_admit(g, "10.0.0.3"));
+    CU_ASSERT_EQUAL(ipguard_summaries(g, 10, FALSE, note, &s), 0);
+    /* The block lasts a second: reported within a few once it ends. */
+    gint64 deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+    guint n = 0;
+    while (!n && g_get_monotonic_time() < deadline) {
+        n = ipguard_summaries(g, 10, FALSE, note, &s);
+        if (!n)
+            g_usleep(20 * 1000);
+    }
+    CU_ASSERT_EQUAL(n, 1);
+    CU_ASSERT(g_get_monotonic_time() - start >= G_USEC_PER_SEC);
+    CU_ASSERT_EQUAL(s.count, 5);
+    CU_ASSERT_STRING_EQUAL(s.key, "10.0.0.3");
+    CU_ASSERT_STRING_EQUAL(s.why, "too many authentication failures");
+    ipguard_free(g);
+}
+
 int main(void)
 {
     static const struct test_case cases[] = {
@@ -125,6 +192,7 @@ int main(void)
         {"auth failure back-off", test_backoff},
         {"logins in progress count", test_login_pending},
         {"address keys", test_keys},
+        {"refusals summarised per address", test_refusal_summaries},
         {NULL, NULL},
     };
     return cunit_run("ipguard", cases);

@@ -21,7 +21,8 @@
 	%reldir%/test_web_e2e-consent.test \
 	%reldir%/test_web_e2e-graph.test \
 	%reldir%/test_web_e2e-keys.test \
-	%reldir%/test_web_e2e-admin.test
+	%reldir%/test_web_e2e-admin.test \
+	%reldir%/test_web_e2e-logs.test
 
 EXTRA_DIST += %reldir%/test_api.py %reldir%/e2e.mjs %reldir%/e2e_lib.mjs %reldir%/package.json \
 	%reldir%/package-lock.json %reldir%/setup.sh \

@@ -965,13 +965,13 @@ def logs_of_reused_ident(r):
             return False
     r.check("alice's key connects (a disconnect event owned by alice)", t.poll(connects, 10))
     r.check("alice sees her event", t.poll(lambda: any(
-        e.get("owner") == "alice" for e in alice.call("GET", "/api/logs")[1]["events"]), 5))
+        e.get("ident") == "shared-k" for e in alice.call("GET", "/api/logs")[1]["events"]), 5))
     ok(r, "alice deletes it", alice.call("DELETE", "/api/authkeys", {"ident": "shared-k"}))
     ok(r, "bob makes an authkey of the same ident",
        bob.call("POST", "/api/authkeys", {"ident": "shared-k"}), 200)
     st, doc = bob.call("GET", "/api/logs")
     r.check("bob does not see alice's events of that ident",
-            st == 200 and not any(e.get("owner") == "alice" for e in doc["events"]), repr(doc))
+            st == 200 and not any(e.get("ident") == "shared-k" for e in doc["events"]), repr(doc))
     r.check("the broker stops cleanly", b.stop() == 0)
 
 
@@ -1455,6 +1455,27 @@ def offer_declines(r):
     r.check("the broker stops cleanly", b.stop() == 0)
 
 
+def hpfeeds_from(port, ident, secret, source):
+    """One hpfeeds connection from another 127.x address (the broker's
+    back-off is per address): "refused" with the ERROR when the broker turns
+    it away before INFO, "failed" when its AUTH is answered with an ERROR."""
+    c = hp.Client(t.HOST, port, ident, secret, timeout=t.IO_TIMEOUT)
+    c.sock = socket.create_connection((t.HOST, port), timeout=t.IO_TIMEOUT,
+                                      source_address=(source, 0))
+    try:
+        op, fields = c.read_frame(t.IO_TIMEOUT)
+        if op == hp.OP_ERROR:
+            return "refused", fields[0].decode("utf-8", "replace")
+        c.nonce = fields[1]
+        c.send(hp.encode_auth(c.ident, c.nonce, c.secret))
+        op, fields = c.read_frame(t.IO_TIMEOUT)
+        return ("failed" if op == hp.OP_ERROR else "op %d" % op), fields
+    except (hp.Closed, OSError, TimeoutError) as e:
+        return "closed", repr(e)
+    finally:
+        c.close()
+
+
 def lockout_wait_and_same_password(r):
     conf, b, port = setup(r, "lockout-wait")
     # A locked-out login says how long the wait is (the back-off: 30 s first).
@@ -1535,6 +1556,8 @@ def graph_states_and_bound(r):
     r.check("graph: the edges near root (carol's shares to him) come first",
             all(e["to"] == "root" for e in edges), repr(edges[:3]))
     r.check("the broker stops cleanly", b.stop() == 0)
+
+
 def web_port_of(b):
     """The console's port from a started broker's ready file."""
     with open(b.ready) as f:
@@ -1565,6 +1588,187 @@ def hpfeeds_refused(b, ident, secret):
     finally:
         c.close()
 
+
+def logs_query(r, alice, bob, root):
+    """Filters, paging and bad parameters of GET /api/logs."""
+    def ids(doc):
+        return [e["id"] for e in doc["events"]]
+    st, doc = alice.call("GET", "/api/logs?type=auth_failed&limit=5")
+    r.check("logs: limit=5 gives 5 rows, newest first, and says there are more",
+            st == 200 and len(doc["events"]) == 5 and doc["more"] is True and
+            ids(doc) == sorted(ids(doc), reverse=True) and
+            doc["next_before"] == ids(doc)[-1], repr(doc)[:400])
+    seen, pages, cursor = [], 0, None
+    while pages < 10:
+        q = "/api/logs?type=auth_failed&ident=alice-k&limit=5" + \
+            ("&before=%d" % cursor if cursor else "")
+        st, doc = alice.call("GET", q)
+        if st != 200:
+            break
+        seen += ids(doc)
+        pages += 1
+        if not doc["more"]:
+            break
+        cursor = doc["next_before"]
+    r.check("logs: paging by 'before' walks all 12 failed AUTHs once, in 3 pages",
+            pages == 3 and len(seen) == 12 and len(set(seen)) == 12 and
+            seen == sorted(seen, reverse=True), "%d pages %r" % (pages, seen))
+    st, doc = alice.call("GET", "/api/logs?type=auth_failed,denied")
+    types = {e["type"] for e in doc.get("events", [])}
+    r.check("logs: type=auth_failed,denied gives those two types only",
+            st == 200 and types == {"auth_failed", "denied"}, repr(types))
+    st, doc = alice.call("GET", "/api/logs?type=denied")
+    r.check("logs: type=denied narrows to the denial",
+            st == 200 and [e["type"] for e in doc["events"]] == ["denied"], repr(doc)[:300])
+    newest = alice.call("GET", "/api/logs?limit=1")[1]["events"][0]["id"]
+    st, doc = alice.call("GET", "/api/logs?after=%d" % newest)
+    r.check("logs: nothing after the newest row", st == 200 and doc["events"] == [], repr(doc))
+    st, doc = alice.call("GET", "/api/logs?after=%d&type=auth_failed" % seen[3])
+    r.check("logs: after=ID gives the newer rows only", st == 200 and ids(doc) == seen[:3],
+            repr(doc)[:300])
+    st, doc = alice.call("GET", "/api/logs?since=2000-01-01T00:00:00Z&until=%d"
+                         % (int(time.time()) + 3600))
+    r.check("logs: a time range around now keeps the rows", st == 200 and
+            len(doc["events"]) >= 12, repr(doc)[:300])
+    st, doc = alice.call("GET", "/api/logs?since=%d" % (int(time.time()) + 3600))
+    r.check("logs: since an hour ahead gives none", st == 200 and doc["events"] == [], repr(doc))
+    st, doc = alice.call("GET", "/api/logs?until=2000-01-01T00:00:00%2B02:00")
+    r.check("logs: until 2000 (with a zone) gives none", st == 200 and doc["events"] == [],
+            repr(doc))
+    for q, text in (("limit=0", "from 1 to 200"), ("limit=201", "from 1 to 200"),
+                    ("limit=ten", "from 1 to 200"), ("limit=-5", "from 1 to 200"),
+                    ("type=bogus", "auth_failed, denied"), ("type=", "auth_failed, denied"),
+                    ("type=denied,,", "auth_failed, denied"), ("before=0", "event id"),
+                    ("before=x1", "event id"), ("after=-1", "event id"),
+                    ("since=yesterday", "'since' must be a time"),
+                    ("until=2026-13-45", "'until' must be a time"),
+                    ("since=2001-01-01T00:00:00Z&until=2000-01-01T00:00:00Z", "not be later"),
+                    ("ident=", "must not be empty"), ("page=2", "unknown parameter 'page'"),
+                    ("x" * 300 + "=1", "unknown parameter")):
+        res = alice.call("GET", "/api/logs?" + q)
+        err(r, "logs: GET /api/logs?%s" % q[:40], res, 400, text)
+        r.check("logs: the message of ?%s is short" % q[:40],
+                res[1] is not None and len(res[1].get("error", "")) < 200, repr(res[1])[:300])
+    # bob never sees alice's rows, whatever he asks for
+    for q in ("", "?ident=alice-k", "?type=auth_failed,denied,disconnect", "?limit=200",
+              "?since=2000-01-01T00:00:00Z", "?after=1", "?before=%d" % (newest + 1),
+              "?type=refused"):
+        st, doc = bob.call("GET", "/api/logs" + q)
+        r.check("logs: bob's GET /api/logs%s shows none of alice's keys" % q,
+                st == 200 and all(e.get("ident") not in ("alice-k", "alice-k2")
+                                  for e in doc["events"]) and doc["owners"] is False and
+                all("owner" not in e for e in doc["events"]), repr(doc)[:300])
+    st, doc = alice.call("GET", "/api/logs?limit=200")
+    r.check("logs: a user's rows carry no owner column", st == 200 and
+            doc["owners"] is False and all("owner" not in e for e in doc["events"]),
+            repr(doc)[:300])
+    st, doc = root.call("GET", "/api/logs?ident=alice-k&type=auth_failed&limit=200")
+    r.check("logs: the admin sees alice's failed AUTHs with their owner (the ident's holder)",
+            st == 200 and doc["owners"] is True and len(doc["events"]) == 12 and
+            all(e.get("owner") == "alice" for e in doc["events"]), repr(doc)[:300])
+    st, doc = root.call("GET", "/api/logs?user=alice&limit=200")
+    r.check("logs: the admin acting as alice sees alice's view (no owner column)",
+            st == 200 and doc["owners"] is False and
+            all(e.get("ident") != "bob-k" for e in doc["events"]), repr(doc)[:300])
+
+
+def logs_backoff_and_closer(r, b, root, alice, bob):
+    """Refusals by the back-off summarised; the closer of a denied publish named."""
+    fails = [hpfeeds_from(b.port, "bob-k", "wrong", "127.0.0.2")[0] for _ in range(3)]
+    r.check("3 failed AUTHs from 127.0.0.2", fails == ["failed"] * 3, repr(fails))
+    outcomes = [hpfeeds_from(b.port, "bob-k", "wrong", "127.0.0.2") for _ in range(25)]
+    refused = sum(1 for o in outcomes if o[0] == "refused")
+    r.check("then 127.0.0.2 is refused by the back-off, before INFO",
+            refused >= 20 and all("authentication failures" in o[1]
+                                  for o in outcomes if o[0] == "refused"), repr(outcomes[:3]))
+
+    def summary():
+        st, doc = root.call("GET", "/api/logs?type=refused")
+        return doc["events"] if st == 200 and doc["events"] else None
+    rows = t.poll(summary, 30)
+    want = "refused %d connections from 127.0.0.2 in the last" % refused
+    r.check("the admin's log shows one summary of those refusals",
+            rows is not None and len(rows) == 1 and rows[0]["peer"] == "127.0.0.2" and
+            rows[0]["count"] == refused and rows[0]["reason"].startswith(want) and
+            "too many authentication failures" in rows[0]["reason"], repr(rows))
+    time.sleep(1.5)  # a tick or more: any per-connection rows would show by now
+    st, doc = root.call("GET", "/api/logs?type=refused")
+    r.check("still one refusal row, not one per connection",
+            st == 200 and len(doc["events"]) == 1, repr(doc)[:300])
+
+    def sunk():
+        try:
+            with open(b.events_file) as f:
+                got = [json.loads(line) for line in f if '"refused"' in line]
+        except OSError:
+            return None
+        return got or None
+    lines = t.poll(sunk, 10)
+    r.check("the file sink gets the same one refusal event",
+            lines is not None and len(lines) == 1 and lines[0].get("event") == "refused" and
+            lines[0].get("count") == refused and lines[0].get("peer") == "127.0.0.2", repr(lines))
+    for who, h in (("alice", alice), ("bob", bob)):
+        st, doc = h.call("GET", "/api/logs?type=refused")
+        r.check("%s does not see refusals of an address" % who,
+                st == 200 and doc["events"] == [], repr(doc))
+
+    # A real client publishing where it may not: the broker closes, and says so.
+    p = b.connect("alice-k", alice.secret)
+    p.publish("forbidden.chan", b"nope")
+    errors, closed = p.wait_error_and_close(10)
+    p.close()
+    r.check("publishing where alice-k may not: ERROR, then closed",
+            errors and closed, repr((errors, closed)))
+
+    def closer():
+        st, doc = alice.call("GET", "/api/logs?type=disconnect&ident=alice-k")
+        rows = doc["events"] if st == 200 else []
+        return rows if rows else None
+    rows = t.poll(closer, 10)
+    r.check("the disconnect after the denied publish says 'closed by broker: publish denied'",
+            rows is not None and rows[0]["reason"] == "closed by broker: publish denied",
+            repr(rows))
+
+
+def logs_broker(r, name):
+    """A broker quick to back off (3 failures) with a file sink of events
+    (ev.jsonl), the three console users, and alice-k (alice) and bob-k (bob)."""
+    conf, b, port = setup(r, name, broker={"auth_failures_before_backoff": 3,
+                                           "auth_backoff": 4},
+                          web_more="\n[sink:ev]\nplugin = file\npath = ev.jsonl\n"
+                                   "messages = false\nevents = true\n")
+    b.events_file = os.path.join(os.path.dirname(conf), "ev.jsonl")
+    alice, bob, root = logged_in(port, "alice"), logged_in(port, "bob"), logged_in(port, "root")
+    st, doc = alice.call("POST", "/api/authkeys", {"ident": "alice-k", "publish": [CHAN],
+                                                   "subscribe": [CHAN]})
+    ok(r, "alice makes alice-k", (st, doc))
+    alice.secret = doc.get("secret") if isinstance(doc, dict) else None
+    ok(r, "bob makes bob-k", bob.call("POST", "/api/authkeys", {"ident": "bob-k"}))
+    return b, alice, bob, root
+
+
+def console_logs(r):
+    b, alice, bob, root = logs_broker(r, "logs")
+    # 12 failed AUTHs of alice-k, from 12 addresses (two from one would not back off)
+    fails = [hpfeeds_from(b.port, "alice-k", "wrong", "127.0.1.%d" % (i + 1))[0]
+             for i in range(12)]
+    r.check("12 failed AUTHs of alice-k", fails == ["failed"] * 12, repr(fails))
+    r.check("1 failed AUTH of bob-k",
+            hpfeeds_from(b.port, "bob-k", "wrong", "127.0.2.1")[0] == "failed")
+    den = b.connect("alice-k", alice.secret)
+    den.subscribe("forbidden.chan")
+    den.wait_error_and_close(10)
+    den.close()
+    r.check("the events are in the log", t.poll(lambda: len(root.call(
+        "GET", "/api/logs?type=auth_failed,denied&limit=200")[1]["events"]) >= 14, 10))
+    logs_query(r, alice, bob, root)
+    r.check("the broker stops cleanly", b.stop() == 0)
+
+
+def console_logs_refusals(r):
+    b, alice, bob, root = logs_broker(r, "logs-refused")
+    logs_backoff_and_closer(r, b, root, alice, bob)
+    r.check("the broker stops cleanly", b.stop() == 0)
 
 def regenerate_and_flow(r):
     conf, b, port = setup(r, "keys-flow")
@@ -1856,6 +2060,9 @@ if __name__ == "__main__":
         ("HTTPS console", tls_console),
         ("widening a share needs new consent; consent seen by both sides; long input",
          share_widening),
+        ("logs: filters, paging, bad parameters, owners, per-user rows", console_logs),
+        ("logs: back-off refusals summarised, the closer of a denied publish named",
+         console_logs_refusals),
         ("a lock-out names its wait; the same password is no change",
          lockout_wait_and_same_password),
         ("graph: consent states, the whole graph for admins, a bounded answer",
