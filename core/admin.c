@@ -376,6 +376,42 @@ gboolean admin_accept(struct admin *a, const char *user, const char *from, const
     return apply(a, &m, 1, error);
 }
 
+gboolean admin_decline(struct admin *a, const char *user, const char *from, const char *chan,
+                       gboolean decline, GError **error)
+{
+    CHECK_NAME("user", user);
+    CHECK_NAME("user", from);
+    if (decline)
+        CHECK_CHANNEL(chan);
+    else if (!chan || !*chan)
+        return bad(error, HPF_ERR_INVALID, "empty channel name");
+    const struct hpf_plugin *d = a->storage->desc;
+    if (d->abi_minor < 5)
+        return bad(error, HPF_ERR_UNSUPPORTED,
+                   "storage plugin '%s' (ABI %d.%d) cannot store declined offers: it needs "
+                   "ABI 1.5",
+                   d->name, d->abi_major, d->abi_minor);
+    struct hpf_mutation m = {.op = decline ? HPF_MUT_DECLINE_ADD : HPF_MUT_DECLINE_DEL,
+                             .user = user,
+                             .target = from,
+                             .channel = chan};
+    return apply(a, &m, 1, error);
+}
+
+gboolean admin_offer_answer(struct admin *a, const char *user, const char *from, const char *chan,
+                            enum offer_state now, enum offer_state want, GError **error)
+{
+    if (want == now)
+        return TRUE;
+    if (want == OFFER_ACCEPTED)
+        return admin_accept(a, user, from, chan, TRUE, error);
+    if (want == OFFER_DECLINED)
+        return admin_decline(a, user, from, chan, TRUE, error);
+    if (now == OFFER_ACCEPTED)
+        return admin_accept(a, user, from, chan, FALSE, error);
+    return admin_decline(a, user, from, chan, FALSE, error);
+}
+
 static char *new_secret(void)
 {
     guint8 raw[16];
@@ -591,6 +627,7 @@ static void pending_one(const char *t, gpointer data)
     r->user = g_strdup(t);
     r->path = g_strdup_printf("%s -%s-> %s%s", w->prefix, share_type_name(w->sh->type),
                               w->sh->to_group ? "@" : "", w->sh->to);
+    r->declined = snapshot_offer_state(w->s, t, w->sh->from, w->sh->channel) == OFFER_DECLINED;
     g_ptr_array_add(w->out, r);
 }
 

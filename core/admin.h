@@ -94,8 +94,23 @@ gboolean admin_share_set(struct admin *a, const char *from, const char *to, cons
                          int type, struct admin_share_change *change, GError **error);
 gboolean admin_share_del(struct admin *a, const char *from, const char *to, const char *chan,
                          GError **error);
+/** Accept (an acceptance replaces a decline) or withdraw an acceptance. */
 gboolean admin_accept(struct admin *a, const char *user, const char *from, const char *chan,
                       gboolean accept, GError **error);
+/**
+ * Decline the offer of from on chan (replacing an acceptance), or with
+ * decline FALSE withdraw a decline: the offer is pending again.  Needs a
+ * storage plugin of ABI 1.5 or newer.
+ */
+gboolean admin_decline(struct admin *a, const char *user, const char *from, const char *chan,
+                       gboolean decline, GError **error);
+/**
+ * Take user's answer to the offer of from on chan from `now` (what a fresh
+ * snapshot says) to `want`: accept, decline, or with OFFER_PENDING
+ * withdraw whichever answer there is.  Nothing to do when they are equal.
+ */
+gboolean admin_offer_answer(struct admin *a, const char *user, const char *from, const char *chan,
+                            enum offer_state now, enum offer_state want, GError **error);
 /**
  * Add an authkey.  secret may be NULL: one is generated (OpenSSL RAND,
  * 32 hex digits... 128 bits) and returned in *secret_out (caller frees).
@@ -153,7 +168,8 @@ GPtrArray *admin_audit_list(struct admin *a, const struct hpf_audit_query *q, GE
 /** One reader of a publisher's messages, with the chain of edges behind it. */
 struct admin_reader {
     char *user;
-    char *path; /* "jojo -shares-> mark -shares_all-> @partners" */
+    char *path;        /* "jojo -shares-> mark -shares_all-> @partners" */
+    gboolean declined; /* admin_pending_readers(): answered no, not just silent */
 };
 /** Readers of user's messages on chan per the sharing rule, publisher first. */
 GPtrArray *admin_readers(const struct snapshot *s, const char *user, const char *chan,

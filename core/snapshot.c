@@ -65,6 +65,7 @@ struct snapshot *snapshot_new(void)
     s->members = g_ptr_array_new_with_free_func(member_free);
     s->shares = g_ptr_array_new_with_free_func(share_free);
     s->accepts = g_ptr_array_new_with_free_func(accept_free);
+    s->declines = g_ptr_array_new_with_free_func(accept_free);
     s->authkeys = g_ptr_array_new_with_free_func(authkey_free);
     s->authkey_by_ident = g_hash_table_new(g_str_hash, g_str_equal);
     return s;
@@ -82,6 +83,7 @@ void snapshot_free(struct snapshot *s)
     g_ptr_array_unref(s->members);
     g_ptr_array_unref(s->shares);
     g_ptr_array_unref(s->accepts);
+    g_ptr_array_unref(s->declines);
     g_ptr_array_unref(s->authkeys);
     g_free(s);
 }
@@ -127,14 +129,25 @@ void snapshot_add_share(struct snapshot *s, const char *from, const char *to, gb
     g_ptr_array_add(s->shares, sh);
 }
 
-void snapshot_add_accept(struct snapshot *s, const char *user, const char *from,
-                         const char *channel)
+static void add_answer(GPtrArray *to, const char *user, const char *from, const char *channel)
 {
     struct snap_accept *a = g_new0(struct snap_accept, 1);
     a->user = g_strdup(user);
     a->from = g_strdup(from);
     a->channel = g_strdup(channel);
-    g_ptr_array_add(s->accepts, a);
+    g_ptr_array_add(to, a);
+}
+
+void snapshot_add_accept(struct snapshot *s, const char *user, const char *from,
+                         const char *channel)
+{
+    add_answer(s->accepts, user, from, channel);
+}
+
+void snapshot_add_decline(struct snapshot *s, const char *user, const char *from,
+                          const char *channel)
+{
+    add_answer(s->declines, user, from, channel);
 }
 
 static GPtrArray *strv_copy(const char *const *v, size_t n)
@@ -185,6 +198,10 @@ static void v_accept(void *ud, const char *user, const char *from, const char *c
 {
     snapshot_add_accept(ud, user, from, channel);
 }
+static void v_decline(void *ud, const char *user, const char *from, const char *channel)
+{
+    snapshot_add_decline(ud, user, from, channel);
+}
 static void v_authkey(void *ud, const struct hpf_authkey *key) { snapshot_add_authkey(ud, key); }
 
 static const struct hpf_snapshot_visitor visitor = {
@@ -195,6 +212,7 @@ static const struct hpf_snapshot_visitor visitor = {
     .accept = v_accept,
     .authkey = v_authkey,
     .user_password = v_password,
+    .decline = v_decline,
 };
 
 struct snapshot *snapshot_read(struct plugin_instance *storage, GError **error)
@@ -234,15 +252,44 @@ gboolean snapshot_is_member(const struct snapshot *s, const char *group, const c
     return FALSE;
 }
 
-gboolean snapshot_has_accept(const struct snapshot *s, const char *user, const char *from,
-                             const char *channel)
+static gboolean has_answer(const GPtrArray *in, const char *user, const char *from,
+                           const char *channel)
 {
-    for (guint i = 0; i < s->accepts->len; i++) {
-        const struct snap_accept *a = s->accepts->pdata[i];
+    for (guint i = 0; i < in->len; i++) {
+        const struct snap_accept *a = in->pdata[i];
         if (!strcmp(a->user, user) && !strcmp(a->from, from) && !strcmp(a->channel, channel))
             return TRUE;
     }
     return FALSE;
+}
+
+gboolean snapshot_has_accept(const struct snapshot *s, const char *user, const char *from,
+                             const char *channel)
+{
+    return has_answer(s->accepts, user, from, channel);
+}
+
+enum offer_state snapshot_offer_state(const struct snapshot *s, const char *user, const char *from,
+                                      const char *channel)
+{
+    if (has_answer(s->accepts, user, from, channel))
+        return OFFER_ACCEPTED;
+    if (has_answer(s->declines, user, from, channel))
+        return OFFER_DECLINED;
+    return OFFER_PENDING;
+}
+
+const char *offer_state_name(enum offer_state st)
+{
+    switch (st) {
+    case OFFER_ACCEPTED:
+        return "accepted";
+    case OFFER_DECLINED:
+        return "declined";
+    case OFFER_PENDING:
+        break;
+    }
+    return "pending";
 }
 
 const struct snap_group *snapshot_find_group(const struct snapshot *s, const char *name)

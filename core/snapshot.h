@@ -53,6 +53,7 @@ struct snapshot {
     GPtrArray *members;           /* struct snap_member * */
     GPtrArray *shares;            /* struct snap_share * */
     GPtrArray *accepts;           /* struct snap_accept * */
+    GPtrArray *declines;          /* struct snap_accept *: offers answered no */
     GPtrArray *authkeys;          /* struct snap_authkey * */
     GHashTable *authkey_by_ident; /* ident -> struct snap_authkey * (first wins) */
 };
@@ -71,6 +72,8 @@ void snapshot_add_share(struct snapshot *s, const char *from, const char *to, gb
                         const char *channel, int type);
 void snapshot_add_accept(struct snapshot *s, const char *user, const char *from,
                          const char *channel);
+void snapshot_add_decline(struct snapshot *s, const char *user, const char *from,
+                          const char *channel);
 void snapshot_add_authkey(struct snapshot *s, const struct hpf_authkey *key);
 
 /** Is `name` a user: an explicit one, or the owner of an authkey. */
@@ -81,6 +84,15 @@ gboolean snapshot_is_member(const struct snapshot *s, const char *group, const c
 /** Has `user` accepted what `from` shares on `channel`. */
 gboolean snapshot_has_accept(const struct snapshot *s, const char *user, const char *from,
                              const char *channel);
+
+/* Where `user` stands on the offer of `from` on `channel`. */
+enum offer_state { OFFER_PENDING, OFFER_ACCEPTED, OFFER_DECLINED };
+/** An acceptance wins over a decline (a store never holds both; a hand-made
+ * snapshot might). */
+enum offer_state snapshot_offer_state(const struct snapshot *s, const char *user, const char *from,
+                                      const char *channel);
+/** "pending", "accepted" or "declined", as the console and hpfriendsctl say. */
+const char *offer_state_name(enum offer_state st);
 
 const char *share_type_name(int type);
 /** "shares" or "shares_all" -> type; -1 otherwise. */

@@ -194,7 +194,8 @@ async function addShare(to, channel, type) {
 // Each page-*.js file adds its render function here.
 const pages = {};
 
-// Each recipient of a share with its consent: accepted or pending.
+// Each recipient of a share with its consent: pending, accepted or declined
+// (the tag's class is the state, so each looks different).
 function recipientStates(list) {
   if (!list || !list.length) return h("span", { class: "muted" }, "nobody yet");
   return list.map((r) => h("span", { class: "recipient", "data-user": r.user, "data-state": r.state },

@@ -244,7 +244,8 @@ function readersForm() {
         const r = await api("GET", "/api/readers?channel=" + encodeURIComponent(chan.value.trim()));
         out.replaceChildren(h("ul", { class: "paths" }, r.readers.map((x) =>
           h("li", { class: x.pending ? "pending" : "reader" }, h("strong", {}, x.user),
-            x.pending ? [" ", h("span", { class: "tag pending" }, "pending: has not accepted")] : [],
+            x.declined ? [" ", h("span", { class: "tag declined" }, "declined: does not receive")]
+              : x.pending ? [" ", h("span", { class: "tag pending" }, "pending: has not accepted")] : [],
             " \u2014 ", h("code", {}, x.path)))));
         say("", "");
       } catch (e) {

@@ -2,19 +2,35 @@
 // The console's "Shared with me" page: offers from others, and their consent.
 "use strict";
 
+// What a recipient can do from each state: accept and decline replace each
+// other, and "Withdraw" takes either answer back (the offer is pending again).
+// Only withdrawing an acceptance stops messages that flow now: it asks first.
+function offerButtons(o) {
+  const body = { from: o.from, channel: o.channel };
+  const what = o.channel + " from " + o.from;
+  const button = (cls, label, done, path, ask) => h("button", {
+    type: "button", class: cls, "aria-label": label + " " + what,
+    onclick: () => (!ask || confirmDanger(ask, "Its messages stop reaching you.")) &&
+      act(done + " " + what, () => api("POST", path, body)),
+  }, label);
+  const accept = button("accept", "Accept", "accepted", "/api/offers/accept");
+  if (o.state === "accepted")
+    return [button("withdraw danger", "Withdraw", "withdrew your acceptance of", "/api/offers/reject",
+      "Withdraw your acceptance of " + what)];
+  if (o.state === "declined")
+    return [accept, " ", button("withdraw secondary", "Withdraw", "withdrew your decline of", "/api/offers/reject")];
+  return [accept, " ", button("decline secondary", "Decline", "declined", "/api/offers/decline")];
+}
+
 pages.offers = async (root) => {
   const doc = await api("GET", "/api/offers");
   root.append(
     h("h1", {}, "Shared with me"),
     h("p", { class: "muted" }, doc.require_accept
-      ? "This broker delivers a share only once you accept it."
-      : "This broker delivers shares without acceptance; accepting records your consent."),
-    listview(table(["From", "Channel", "Type", "Via", "State", ""], doc.offers.map((o) => h("tr", { "data-from": o.from, "data-channel": o.channel },
+      ? "This broker delivers a share only once you accept it; a declined share delivers nothing."
+      : "This broker delivers shares without acceptance; accepting or declining records your answer."),
+    listview(table(["From", "Channel", "Type", "Via", "State", ""], doc.offers.map((o) => h("tr", { "data-from": o.from, "data-channel": o.channel, "data-state": o.state },
       h("td", {}, o.from), h("td", { class: "mono" }, o.channel), h("td", {}, o.type), h("td", {}, o.via || "directly"),
       h("td", {}, h("span", { class: "tag " + o.state }, o.state)),
-      h("td", {}, o.accepted
-        ? h("button", { class: "danger", type: "button", "aria-label": "Reject " + o.channel + " from " + o.from, onclick: () => confirmDanger("Withdraw your acceptance of " + o.channel + " from " + o.from, "Its messages stop reaching you.") && act("rejected " + o.channel + " from " + o.from,
-            () => api("POST", "/api/offers/reject", { from: o.from, channel: o.channel })) }, "Reject")
-        : h("button", { type: "button", class: "accept", "aria-label": "Accept " + o.channel + " from " + o.from, onclick: () => act("accepted " + o.channel + " from " + o.from,
-            () => api("POST", "/api/offers/accept", { from: o.from, channel: o.channel })) }, "Accept"))))), { label: "offers", id: "offers" }));
+      h("td", {}, offerButtons(o))))), { label: "offers", id: "offers" }));
 };

@@ -69,7 +69,7 @@ static const char usage_text[] =
     "  share add --from U --to U|@GROUP --channel C [--type shares|shares_all]\n"
     "  share del --from U --to U|@GROUP --channel C\n"
     "  share list [--user U]\n"
-    "  share accept|reject --user U --from F --channel C\n"
+    "  share accept|decline|reject --user U --from F --channel C\n"
     "  authkey add --owner U --ident I [--secret S] [--publish C1,C2] [--subscribe C1,C2]\n"
     "  authkey set IDENT [--owner U] [--secret S] [--publish C1,C2] [--subscribe C1,C2]\n"
     "  authkey del IDENT | authkey list [--owner U] | authkey show IDENT\n"
@@ -304,6 +304,48 @@ static int share_add(struct ctx *c, int type)
     return 0;
 }
 
+/*
+ * share accept, decline or reject (back to pending: withdraws an acceptance
+ * or a decline).  Saying again what already holds is no error; answering
+ * an offer that does not reach the user is.
+ */
+static int share_answer(struct ctx *c, const char *verb)
+{
+    GError *e = NULL;
+    struct snapshot *s = admin_snapshot(&c->admin, &e);
+    if (!s)
+        return fail(e);
+    gboolean offered = offer_exists(s, opt_user, opt_from, opt_channel);
+    enum offer_state now = snapshot_offer_state(s, opt_user, opt_from, opt_channel);
+    snapshot_free(s);
+    enum offer_state want = !strcmp(verb, "accept")    ? OFFER_ACCEPTED
+                            : !strcmp(verb, "decline") ? OFFER_DECLINED
+                                                       : OFFER_PENDING;
+    if (!offered && (want != OFFER_PENDING || now == OFFER_PENDING))
+        return fail_msg("no offer from '%s' on '%s' reaches '%s'", opt_from, opt_channel, opt_user);
+    return done(admin_offer_answer(&c->admin, opt_user, opt_from, opt_channel, now, want, &e), &e);
+}
+
+/* A share's recipients with their answers: "\tbob=declined,carol=accepted" ("-": none). */
+static void print_recipients(const struct snapshot *s, const struct snap_share *sh)
+{
+    guint n = 0;
+    printf("\t");
+    for (guint i = 0; i < (sh->to_group ? s->members->len : 1); i++) {
+        const char *u = sh->to;
+        if (sh->to_group) {
+            const struct snap_member *m = s->members->pdata[i];
+            if (strcmp(m->group, sh->to))
+                continue;
+            u = m->user;
+        }
+        printf("%s%s=%s", n++ ? "," : "", shown(u),
+               offer_state_name(snapshot_offer_state(s, u, sh->from, sh->channel)));
+    }
+    if (n == 0)
+        printf("-");
+}
+
 static int cmd_share(struct ctx *c)
 {
     GError *e = NULL;
@@ -325,26 +367,11 @@ static int cmd_share(struct ctx *c)
         NEED(opt_channel, "channel");
         return done(admin_share_del(&c->admin, opt_from, opt_to, opt_channel, &e), &e);
     }
-    if (!strcmp(verb, "accept") || !strcmp(verb, "reject")) {
-        gboolean accept = !strcmp(verb, "accept");
+    if (!strcmp(verb, "accept") || !strcmp(verb, "decline") || !strcmp(verb, "reject")) {
         NEED(opt_user, "user");
         NEED(opt_from, "from");
         NEED(opt_channel, "channel");
-        struct snapshot *s = admin_snapshot(&c->admin, &e);
-        if (!s)
-            return fail(e);
-        gboolean offered = offer_exists(s, opt_user, opt_from, opt_channel);
-        gboolean accepted = snapshot_has_accept(s, opt_user, opt_from, opt_channel);
-        snapshot_free(s);
-        if (accept && !offered)
-            return fail_msg("no offer from '%s' on '%s' reaches '%s'", opt_from, opt_channel,
-                            opt_user);
-        if (!accept && !accepted && !offered)
-            return fail_msg("no offer from '%s' on '%s' reaches '%s'", opt_from, opt_channel,
-                            opt_user);
-        if (accept == accepted)
-            return 0; /* already so */
-        return done(admin_accept(&c->admin, opt_user, opt_from, opt_channel, accept, &e), &e);
+        return share_answer(c, verb);
     }
     if (!strcmp(verb, "list")) {
         struct snapshot *s = admin_snapshot(&c->admin, &e);
@@ -361,15 +388,16 @@ static int cmd_share(struct ctx *c)
             printf("%s\t%s%s\t%s\t%s", shown(sh->from), sh->to_group ? "@" : "", shown(sh->to),
                    shown(sh->channel), share_type_name(sh->type));
             if (opt_user && strcmp(sh->from, opt_user))
-                printf("\t%s", snapshot_has_accept(s, opt_user, sh->from, sh->channel)
-                                   ? "accepted"
-                                   : "not accepted");
+                printf("\t%s",
+                       offer_state_name(snapshot_offer_state(s, opt_user, sh->from, sh->channel)));
+            else if (opt_user)
+                print_recipients(s, sh);
             printf("\n");
         }
         snapshot_free(s);
         return 0;
     }
-    return usage("share: expected add, del, list, accept or reject");
+    return usage("share: expected add, del, list, accept, decline or reject");
 }
 
 /* ---- authkey ---- */

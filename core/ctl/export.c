@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * hpfriendsctl export / import: the whole dataset as one JSON document,
- * one array per kind (users, groups, shares, accepts, authkeys), each
+ * one array per kind (users, groups, shares, accepts, authkeys, declines), each
  * written and read by a function of its own; an import checks every name
  * with hpf_name_check() and applies everything as one storage transaction.
  */
@@ -143,6 +143,19 @@ static void export_accepts(JsonBuilder *jb, struct snapshot *s)
     }
 }
 
+static void export_declines(JsonBuilder *jb, struct snapshot *s)
+{
+    g_ptr_array_sort(s->declines, cmp_accept);
+    for (guint i = 0; i < s->declines->len; i++) {
+        const struct snap_accept *d = s->declines->pdata[i];
+        json_builder_begin_object(jb);
+        jsonutil_add_str(jb, "user", d->user);
+        jsonutil_add_str(jb, "from", d->from);
+        jsonutil_add_str(jb, "channel", d->channel);
+        json_builder_end_object(jb);
+    }
+}
+
 static void export_authkeys(JsonBuilder *jb, struct snapshot *s)
 {
     g_ptr_array_sort(s->authkeys, cmp_authkey);
@@ -167,6 +180,7 @@ struct importer {
     GPtrArray *keep;   /* things mutations point to */
     const char *where; /* the kind being read, for messages */
     GError *err;
+    const struct hpf_plugin *storage; /* what it is imported into */
 };
 
 static gboolean fail_at(struct importer *im, guint i, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
@@ -316,6 +330,23 @@ static gboolean import_accept(struct importer *im, JsonObject *o, guint i)
     return TRUE;
 }
 
+static gboolean import_decline(struct importer *im, JsonObject *o, guint i)
+{
+    const char *user = str_member(im, o, "user", i);
+    const char *from = user ? str_member(im, o, "from", i) : NULL;
+    const char *chan = from ? str_member(im, o, "channel", i) : NULL;
+    if (!chan)
+        return FALSE;
+    if (im->storage->abi_minor < 5)
+        return fail_at(im, i,
+                       "storage plugin '%s' (ABI %d.%d) cannot store declined offers: "
+                       "it needs ABI 1.5",
+                       im->storage->name, im->storage->abi_major, im->storage->abi_minor);
+    push(im, (struct hpf_mutation){
+                 .op = HPF_MUT_DECLINE_ADD, .user = user, .target = from, .channel = chan});
+    return TRUE;
+}
+
 static gboolean import_authkey(struct importer *im, JsonObject *o, guint i)
 {
     const char *ident = str_member(im, o, "ident", i);
@@ -338,6 +369,9 @@ static gboolean import_authkey(struct importer *im, JsonObject *o, guint i)
 /*
  * The kinds of the document, in the order they are written and read back
  * (an import adds users before the groups, shares and keys that name them).
+ * "declines" came with storage ABI 1.5 and is written only when there are
+ * some, so an export without them is what older builds wrote and read;
+ * a build before it ignores the array (its offers read as pending).
  */
 static const struct kind {
     const char *name; /* its array's member name */
@@ -346,7 +380,7 @@ static const struct kind {
 } kinds[] = {
     {"users", export_users, import_user},          {"groups", export_groups, import_group},
     {"shares", export_shares, import_share},       {"accepts", export_accepts, import_accept},
-    {"authkeys", export_authkeys, import_authkey},
+    {"authkeys", export_authkeys, import_authkey}, {"declines", export_declines, import_decline},
 };
 
 char *admin_export(struct admin *a, GError **error)
@@ -360,6 +394,8 @@ char *admin_export(struct admin *a, GError **error)
     json_builder_set_member_name(jb, "version");
     json_builder_add_int_value(jb, EXPORT_VERSION);
     for (gsize k = 0; k < G_N_ELEMENTS(kinds); k++) {
+        if (kinds[k].export == export_declines && s->declines->len == 0)
+            continue;
         json_builder_set_member_name(jb, kinds[k].name);
         json_builder_begin_array(jb);
         kinds[k].export(jb, s);
@@ -431,6 +467,7 @@ gboolean admin_import(struct admin *a, const char *json, gsize len, GError **err
     struct importer im = {
         .muts = g_array_new(FALSE, FALSE, sizeof(struct hpf_mutation)),
         .keep = g_ptr_array_new_with_free_func(g_free),
+        .storage = a->storage->desc,
     };
 
     /* An export nests four deep; a deeper document could run the parser's stack out. */

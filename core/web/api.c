@@ -257,11 +257,11 @@ static void recipient_state(const struct snapshot *s, const struct snap_share *s
 {
     OBJ(b);
     STR(b, "user", user);
-    STR(b, "state", snapshot_has_accept(s, user, sh->from, sh->channel) ? "accepted" : "pending");
+    STR(b, "state", offer_state_name(snapshot_offer_state(s, user, sh->from, sh->channel)));
     END(b);
 }
 
-/* A share, and the consent of each of its recipients (pending or accepted). */
+/* A share, and the consent of each of its recipients (pending, accepted or declined). */
 static void share_obj_states(JsonBuilder *b, const struct snapshot *s, const struct snap_share *sh)
 {
     OBJ(b);
@@ -493,10 +493,11 @@ static void run_offers(struct web_job *j)
         char *via = sh->to_group ? g_strdup_printf("@%s", sh->to) : NULL;
         STR(b, "via", via);
         g_free(via);
-        gboolean accepted = snapshot_has_accept(s, j->acting, sh->from, sh->channel);
-        BOOL(b, "accepted", accepted);
-        STR(b, "state", accepted ? "accepted" : "pending");
-        pending += !accepted;
+        enum offer_state st = snapshot_offer_state(s, j->acting, sh->from, sh->channel);
+        BOOL(b, "accepted", st == OFFER_ACCEPTED);
+        STR(b, "state", offer_state_name(st));
+        /* Only offers still waiting for an answer: a declined one was answered. */
+        pending += st == OFFER_PENDING;
         END(b);
     }
     json_builder_end_array(b);
@@ -506,7 +507,12 @@ static void run_offers(struct web_job *j)
     web_job_ok(j, b);
 }
 
-static void offer_decide(struct web_job *j, gboolean accept)
+/*
+ * Accept, decline, or (want pending) withdraw either answer.  Accept and
+ * decline replace each other; saying again what holds is no error;
+ * answering an offer that does not reach the user is a 404.
+ */
+static void offer_decide(struct web_job *j, enum offer_state want)
 {
     const char *from = web_body_str(j, "from", TRUE);
     const char *chan = from ? web_body_str(j, "channel", TRUE) : NULL;
@@ -516,23 +522,24 @@ static void offer_decide(struct web_job *j, gboolean accept)
     if (!s)
         return;
     gboolean offered = find_offer(s, j->acting, from, chan) != NULL;
-    gboolean accepted = snapshot_has_accept(s, j->acting, from, chan);
+    enum offer_state now = snapshot_offer_state(s, j->acting, from, chan);
     snapshot_free(s);
-    if (!offered && accept) {
+    if (!offered && want != OFFER_PENDING) {
         g_autofree char *f = echo(from), *c = echo(chan);
         web_job_error(j, 404, "'%s' offers you nothing on '%s'", f, c);
         return;
     }
-    if (accept == accepted) {
+    if (want == now) {
         ok_simple(j); /* already so */
         return;
     }
     GError *e = NULL;
-    done_op(j, admin_accept(&j->admin, j->acting, from, chan, accept, &e), &e);
+    done_op(j, admin_offer_answer(&j->admin, j->acting, from, chan, now, want, &e), &e);
 }
 
-static void run_accept(struct web_job *j) { offer_decide(j, TRUE); }
-static void run_reject(struct web_job *j) { offer_decide(j, FALSE); }
+static void run_accept(struct web_job *j) { offer_decide(j, OFFER_ACCEPTED); }
+static void run_decline(struct web_job *j) { offer_decide(j, OFFER_DECLINED); }
+static void run_reject(struct web_job *j) { offer_decide(j, OFFER_PENDING); }
 
 /* ---- authkeys ---- */
 
@@ -1248,7 +1255,8 @@ static void run_graph(struct web_job *j)
     web_job_ok(j, b);
 }
 
-/* Readers as objects; pending ones (not accepted yet) are marked as such. */
+/* Readers as objects; pending ones (not accepted yet) are marked as such, and those
+ * who declined too. */
 static void reader_objs(JsonBuilder *b, const GPtrArray *r, gboolean pending)
 {
     for (guint i = 0; i < r->len; i++) {
@@ -1258,6 +1266,8 @@ static void reader_objs(JsonBuilder *b, const GPtrArray *r, gboolean pending)
         STR(b, "path", rd->path);
         if (pending)
             BOOL(b, "pending", TRUE);
+        if (pending && rd->declined)
+            BOOL(b, "declined", TRUE);
         END(b);
     }
 }
@@ -1309,6 +1319,7 @@ const struct web_route web_routes[] = {
     {"GET", "/api/offers", TRUE, run_offers, NULL},
     {"POST", "/api/offers/accept", TRUE, run_accept, NULL},
     {"POST", "/api/offers/reject", TRUE, run_reject, NULL},
+    {"POST", "/api/offers/decline", TRUE, run_decline, NULL},
     {"GET", "/api/authkeys", TRUE, run_authkeys, finish_authkeys},
     {"POST", "/api/authkeys", TRUE, run_authkey_add, NULL},
     {"PUT", "/api/authkeys", TRUE, run_authkey_set, NULL},

@@ -54,7 +54,8 @@
  * cluster plugins and host->cluster_inject; 1.4 the config readers
  * host->config_bool/config_size/config_uint, hpf_auth_ops.flags; 1.5 the
  * audit trail (hpf_storage_ops.audit_list, HPF_MUT_AUDIT), the sink event
- * HPF_EVENT_REFUSED.
+ * HPF_EVENT_REFUSED, declined offers (hpf_snapshot_visitor.decline,
+ * HPF_MUT_DECLINE_ADD/DEL).
  */
 #ifndef HPFRIENDS_PLUGIN_H
 #define HPFRIENDS_PLUGIN_H

@@ -20,6 +20,11 @@
  *    HPF_SHARE_SHARES (from's own messages) or HPF_SHARE_ALL (also what
  *    from can read on channel).
  *  - accept: user accepted the offer of `from` on `channel`.
+ *  - decline: user declined the offer of `from` on `channel` (ABI 1.5).
+ *    An offer is in at most one of three states: pending (neither row),
+ *    accepted or declined.  Only an accepted offer delivers (when the
+ *    broker runs with require_accept); a declined one delivers nothing,
+ *    like a pending one, but says the recipient answered no.
  *  - authkey: struct hpf_authkey.
  *  - version: a counter that every successful apply() increases.
  */
@@ -75,14 +80,21 @@ struct hpf_snapshot_visitor {
      * storage (the broker writes "pbkdf2-sha256$ITER$SALT$HASH").
      */
     void (*user_password)(void *ud, const char *name, const char *hash);
-    const void *reserved[7];
+    /**
+     * `user` declined the offer of `from` on `channel` (ABI 1.5; a plugin
+     * built for an older minor never calls it, and its offers are pending
+     * or accepted only).  Never reported beside an accept() of the same
+     * three names.
+     */
+    void (*decline)(void *ud, const char *user, const char *from, const char *channel);
+    const void *reserved[6];
 };
 
 /** Mutations applied by hpfriendsctl (and the web console). */
 enum hpf_mutation_op {
     HPF_MUT_USER_ADD = 1,      /**< user */
     HPF_MUT_USER_DEL,          /**< user; also drops its memberships, shares
-                                (both ends), acceptances, authkeys and the
+                                (both ends), acceptances, declines, authkeys and the
                                 groups it owns */
     HPF_MUT_GROUP_ADD,         /**< group, user = owner */
     HPF_MUT_GROUP_DEL,         /**< group; also drops members and shares to it */
@@ -92,16 +104,26 @@ enum hpf_mutation_op {
                                 channel, share_type; an existing edge with
                                 the same ends and channel gets the new type */
     HPF_MUT_SHARE_DEL,         /**< user = from, target, channel */
-    HPF_MUT_ACCEPT_ADD,        /**< user, target = from, channel */
-    HPF_MUT_ACCEPT_DEL,        /**< user, target = from, channel */
+    HPF_MUT_ACCEPT_ADD,        /**< user, target = from, channel; replaces a
+                                decline of the same offer (ABI 1.5) */
+    HPF_MUT_ACCEPT_DEL,        /**< user, target = from, channel: back to
+                                pending */
     HPF_MUT_AUTHKEY_ADD,       /**< authkey (replaces one with the same ident
                                 only when `replace` is set) */
     HPF_MUT_AUTHKEY_DEL,       /**< authkey->ident */
     HPF_MUT_CLEAR,             /**< remove everything (used by import) */
     HPF_MUT_USER_SET_ADMIN,    /**< user, flag */
     HPF_MUT_USER_SET_PASSWORD, /**< user, password (NULL clears it); ABI 1.2 */
-    /* 16-23: kept for other ops of ABI 1.5 */
-    HPF_MUT_AUDIT = 24, /**< audit: append the record (ABI 1.5); see hpf_audit_record */
+    /* 16-23: offer consent (ABI 1.5).  A plugin built for an older minor
+     * refuses them as unknown (HPF_ERR_INVALID); the broker does not send
+     * them to it. */
+    HPF_MUT_DECLINE_ADD = 16, /**< user, target = from, channel; replaces an
+                               acceptance of the same offer; HPF_ERR_EXISTS
+                               when already declined (ABI 1.5) */
+    HPF_MUT_DECLINE_DEL = 17, /**< user, target = from, channel: back to
+                               pending; HPF_ERR_NOTFOUND when not declined
+                               (ABI 1.5) */
+    HPF_MUT_AUDIT = 24,       /**< audit: append the record (ABI 1.5); see hpf_audit_record */
 };
 
 /** The newest records a storage keeps when a record asks for no other bound. */

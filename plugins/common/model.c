@@ -149,12 +149,14 @@ struct gm_model *gm_model_new(gpointer (*raw_ref)(gpointer), GDestroyNotify raw_
     m->members = g_ptr_array_new_with_free_func(member_free);
     m->shares = g_ptr_array_new_with_free_func(share_free);
     m->accepts = g_ptr_array_new_with_free_func(accept_free);
+    m->declines = g_ptr_array_new_with_free_func(accept_free);
     m->key_by_ident = g_hash_table_new(g_str_hash, g_str_equal);
     m->user_by_name = g_hash_table_new(g_str_hash, g_str_equal);
     m->group_by_name = g_hash_table_new(g_str_hash, g_str_equal);
     m->member_set = g_hash_table_new(member_hash, member_equal);
     m->share_set = g_hash_table_new(share_hash, share_equal);
     m->accept_set = g_hash_table_new(accept_hash, accept_equal);
+    m->decline_set = g_hash_table_new(accept_hash, accept_equal);
     m->raw_ref = raw_ref;
     m->raw_unref = raw_unref;
     return m;
@@ -170,6 +172,7 @@ void gm_model_free(struct gm_model *m)
     g_hash_table_destroy(m->member_set);
     g_hash_table_destroy(m->share_set);
     g_hash_table_destroy(m->accept_set);
+    g_hash_table_destroy(m->decline_set);
     for (guint i = 0; i < m->keys->len; i++)
         gm_key_free(m, m->keys->pdata[i]);
     g_ptr_array_unref(m->keys);
@@ -178,6 +181,7 @@ void gm_model_free(struct gm_model *m)
     g_ptr_array_unref(m->members);
     g_ptr_array_unref(m->shares);
     g_ptr_array_unref(m->accepts);
+    g_ptr_array_unref(m->declines);
     g_free(m);
 }
 
@@ -262,24 +266,50 @@ bool gm_add_share(struct gm_model *m, const char *from, const char *to, bool to_
     return true;
 }
 
-static struct gm_accept *find_accept(const struct gm_model *m, const char *user, const char *from,
-                                     const char *channel)
+static struct gm_accept *find_in(GHashTable *set, const char *user, const char *from,
+                                 const char *channel)
 {
     const struct gm_accept probe = {
         .user = (char *)user, .from = (char *)from, .channel = (char *)channel};
-    return g_hash_table_lookup(m->accept_set, &probe);
+    return g_hash_table_lookup(set, &probe);
+}
+
+static struct gm_accept *find_accept(const struct gm_model *m, const char *user, const char *from,
+                                     const char *channel)
+{
+    return find_in(m->accept_set, user, from, channel);
+}
+
+static struct gm_accept *find_decline(const struct gm_model *m, const char *user, const char *from,
+                                      const char *channel)
+{
+    return find_in(m->decline_set, user, from, channel);
+}
+
+static void add_answer(GPtrArray *a, GHashTable *set, const char *user, const char *from,
+                       const char *channel)
+{
+    struct gm_accept *r = g_new0(struct gm_accept, 1);
+    r->user = g_strdup(user);
+    r->from = g_strdup(from);
+    r->channel = g_strdup(channel);
+    g_ptr_array_add(a, r);
+    g_hash_table_add(set, r);
 }
 
 bool gm_add_accept(struct gm_model *m, const char *user, const char *from, const char *channel)
 {
     if (find_accept(m, user, from, channel))
         return false;
-    struct gm_accept *a = g_new0(struct gm_accept, 1);
-    a->user = g_strdup(user);
-    a->from = g_strdup(from);
-    a->channel = g_strdup(channel);
-    g_ptr_array_add(m->accepts, a);
-    g_hash_table_add(m->accept_set, a);
+    add_answer(m->accepts, m->accept_set, user, from, channel);
+    return true;
+}
+
+bool gm_add_decline(struct gm_model *m, const char *user, const char *from, const char *channel)
+{
+    if (find_decline(m, user, from, channel) || find_accept(m, user, from, channel))
+        return false;
+    add_answer(m->declines, m->decline_set, user, from, channel);
     return true;
 }
 
@@ -337,6 +367,10 @@ struct gm_model *gm_model_copy(const struct gm_model *m)
     for (guint i = 0; i < m->accepts->len; i++) {
         const struct gm_accept *a = m->accepts->pdata[i];
         gm_add_accept(c, a->user, a->from, a->channel);
+    }
+    for (guint i = 0; i < m->declines->len; i++) {
+        const struct gm_accept *a = m->declines->pdata[i];
+        gm_add_decline(c, a->user, a->from, a->channel);
     }
     return c;
 }
@@ -489,6 +523,7 @@ static int user_del(struct batch *b, const struct hpf_mutation *mu)
     remove_where(m->members, m->member_set, member_is_user, mu->user);
     remove_where(m->shares, m->share_set, share_touches_user, mu->user);
     remove_where(m->accepts, m->accept_set, accept_touches_user, mu->user);
+    remove_where(m->declines, m->decline_set, accept_touches_user, mu->user);
     /* Effective owner: an authkey without one belongs to its ident. */
     for (guint i = m->keys->len; i-- > 0;)
         if (!strcmp(((struct gm_key *)m->keys->pdata[i])->owner, mu->user))
@@ -599,6 +634,9 @@ static int accept_add(struct batch *b, const struct hpf_mutation *mu)
     if (find_accept(b->m, mu->user, mu->target, mu->channel))
         return fail(b, HPF_ERR_EXISTS, "user '%s' already accepted '%s' on '%s'", mu->user,
                     mu->target, mu->channel);
+    struct gm_accept *d = find_decline(b->m, mu->user, mu->target, mu->channel);
+    if (d)
+        remove_record(b->m->declines, b->m->decline_set, d);
     gm_add_accept(b->m, mu->user, mu->target, mu->channel);
     return HPF_OK;
 }
@@ -610,6 +648,30 @@ static int accept_del(struct batch *b, const struct hpf_mutation *mu)
         return fail(b, HPF_ERR_NOTFOUND, "user '%s' has not accepted '%s' on '%s'", mu->user,
                     mu->target, mu->channel);
     remove_record(b->m->accepts, b->m->accept_set, a);
+    return HPF_OK;
+}
+
+static int decline_add(struct batch *b, const struct hpf_mutation *mu)
+{
+    CHECK(require_user(b, mu->user));
+    CHECK(require_user(b, mu->target));
+    if (find_decline(b->m, mu->user, mu->target, mu->channel))
+        return fail(b, HPF_ERR_EXISTS, "user '%s' already declined '%s' on '%s'", mu->user,
+                    mu->target, mu->channel);
+    struct gm_accept *a = find_accept(b->m, mu->user, mu->target, mu->channel);
+    if (a)
+        remove_record(b->m->accepts, b->m->accept_set, a);
+    gm_add_decline(b->m, mu->user, mu->target, mu->channel);
+    return HPF_OK;
+}
+
+static int decline_del(struct batch *b, const struct hpf_mutation *mu)
+{
+    struct gm_accept *d = find_decline(b->m, mu->user, mu->target, mu->channel);
+    if (!d)
+        return fail(b, HPF_ERR_NOTFOUND, "user '%s' has not declined '%s' on '%s'", mu->user,
+                    mu->target, mu->channel);
+    remove_record(b->m->declines, b->m->decline_set, d);
     return HPF_OK;
 }
 
@@ -658,6 +720,8 @@ static int clear_all(struct batch *b, const struct hpf_mutation *mu)
     struct gm_model *m = b->m;
     g_hash_table_remove_all(m->accept_set);
     g_ptr_array_set_size(m->accepts, 0);
+    g_hash_table_remove_all(m->decline_set);
+    g_ptr_array_set_size(m->declines, 0);
     g_hash_table_remove_all(m->share_set);
     g_ptr_array_set_size(m->shares, 0);
     g_hash_table_remove_all(m->member_set);
@@ -696,6 +760,8 @@ static int (*const op_fn[MUT_OP_COUNT])(struct batch *, const struct hpf_mutatio
     [HPF_MUT_CLEAR] = clear_all,
     [HPF_MUT_USER_SET_ADMIN] = user_set_admin,
     [HPF_MUT_USER_SET_PASSWORD] = user_set_password,
+    [HPF_MUT_DECLINE_ADD] = decline_add,
+    [HPF_MUT_DECLINE_DEL] = decline_del,
     [HPF_MUT_AUDIT] = audit_noop,
 };
 
@@ -751,6 +817,10 @@ void gm_visit(const struct gm_model *m, const struct hpf_snapshot_visitor *v, vo
     for (guint i = 0; v->accept && i < m->accepts->len; i++) {
         const struct gm_accept *a = m->accepts->pdata[i];
         v->accept(ud, a->user, a->from, a->channel);
+    }
+    for (guint i = 0; v->decline && i < m->declines->len; i++) {
+        const struct gm_accept *a = m->declines->pdata[i];
+        v->decline(ud, a->user, a->from, a->channel);
     }
     for (guint i = 0; v->authkey && i < m->keys->len; i++) {
         const struct gm_key *k = m->keys->pdata[i];
@@ -819,6 +889,15 @@ void gm_digest(const struct gm_model *m, GChecksum *sum)
     feed(sum, "accepts");
     for (guint i = 0; i < m->accepts->len; i++) {
         const struct gm_accept *a = m->accepts->pdata[i];
+        feed(sum, a->user);
+        feed(sum, a->from);
+        feed(sum, a->channel);
+    }
+    /* Only when there are some: data written before declines keeps its digest. */
+    if (m->declines->len > 0)
+        feed(sum, "declines");
+    for (guint i = 0; i < m->declines->len; i++) {
+        const struct gm_accept *a = m->declines->pdata[i];
         feed(sum, a->user);
         feed(sum, a->from);
         feed(sum, a->channel);
@@ -899,6 +978,7 @@ void gm_diff(const struct gm_model *before, const struct gm_model *after,
     GPtrArray *readd_keys = g_ptr_array_new();
 
     /* deletions, dependents first */
+    diff_list(before->declines, after->declines, (id_fn)accept_id, GM_DECLINE, ops, ud, false);
     diff_list(before->accepts, after->accepts, (id_fn)accept_id, GM_ACCEPT, ops, ud, false);
     GHashTable *after_shares = index_by(after->shares, (id_fn)share_id);
     for (guint i = 0; i < before->shares->len; i++) {
@@ -959,6 +1039,7 @@ void gm_diff(const struct gm_model *before, const struct gm_model *after,
     for (guint i = 0; i < readd_shares->len; i++)
         ops->add(ud, GM_SHARE, readd_shares->pdata[i]);
     diff_list(before->accepts, after->accepts, (id_fn)accept_id, GM_ACCEPT, ops, ud, true);
+    diff_list(before->declines, after->declines, (id_fn)accept_id, GM_DECLINE, ops, ud, true);
     for (guint i = 0; i < after->keys->len; i++) {
         const struct gm_key *k = after->keys->pdata[i];
         if (!g_hash_table_contains(before->key_by_ident, k->ident))

@@ -3,7 +3,7 @@
  * The storage data model in memory, and apply()'s rules on it.
  *
  * storage_file and storage_mongodb both load everything (users, groups,
- * members, shares, accepts, authkeys) into a struct gm_model, run a batch of
+ * members, shares, accepts, declines, authkeys) into a struct gm_model, run a batch of
  * mutations against it with gm_apply(), and then persist the result: the
  * file plugin writes the whole model back, the MongoDB plugin writes the
  * difference (gm_diff()).  So the three backends share one set of
@@ -78,6 +78,7 @@ struct gm_model {
     GPtrArray *members;
     GPtrArray *shares;
     GPtrArray *accepts;
+    GPtrArray *declines; /* struct gm_accept *: offers answered no */
     /* lookups into the arrays above (values not owned) */
     GHashTable *key_by_ident;
     GHashTable *user_by_name;
@@ -91,6 +92,7 @@ struct gm_model {
     GHashTable *member_set;
     GHashTable *share_set;
     GHashTable *accept_set;
+    GHashTable *decline_set;
     /* how gm_key.raw is copied and freed; may be NULL when raw is unused */
     gpointer (*raw_ref)(gpointer raw);
     GDestroyNotify raw_unref;
@@ -114,6 +116,9 @@ bool gm_add_member(struct gm_model *m, const char *group, const char *user);
 bool gm_add_share(struct gm_model *m, const char *from, const char *to, bool to_group,
                   const char *channel, int type);
 bool gm_add_accept(struct gm_model *m, const char *user, const char *from, const char *channel);
+/* A decline beside an acceptance of the same offer is dropped (false): the
+ * acceptance wins, as the stores never hold both. */
+bool gm_add_decline(struct gm_model *m, const char *user, const char *from, const char *channel);
 /* Takes k (also when it returns false: then k is freed). */
 bool gm_add_key(struct gm_model *m, struct gm_key *k);
 
@@ -144,7 +149,7 @@ void gm_emit_key(const struct gm_key *k, hpf_authkey_cb cb, void *ud);
 void gm_digest(const struct gm_model *m, GChecksum *sum);
 
 /* What gm_diff() reports, per record kind. */
-enum gm_kind { GM_USER, GM_GROUP, GM_MEMBER, GM_SHARE, GM_ACCEPT, GM_KEY };
+enum gm_kind { GM_USER, GM_GROUP, GM_MEMBER, GM_SHARE, GM_ACCEPT, GM_KEY, GM_DECLINE };
 
 /*
  * Differences from `before` to `after`: del for records gone (or changed),

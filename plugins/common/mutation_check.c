@@ -49,6 +49,14 @@ static const struct rule {
     [HPF_MUT_CLEAR] = {"clear", {{F_END, NULL}}},
     [HPF_MUT_USER_SET_ADMIN] = {"user_set_admin", {{F_USER, "user name"}}},
     [HPF_MUT_USER_SET_PASSWORD] = {"user_set_password", {{F_USER, "user name"}}},
+    [HPF_MUT_DECLINE_ADD] = {"decline_add",
+                             {{F_USER, "declining user"},
+                              {F_TARGET, "offering user"},
+                              {F_CHANNEL, "channel"}}},
+    [HPF_MUT_DECLINE_DEL] = {"decline_del",
+                             {{F_USER, "declining user"},
+                              {F_TARGET, "offering user"},
+                              {F_CHANNEL, "channel"}}},
     [HPF_MUT_AUDIT] = {"audit", {{F_END, NULL}}},
 };
 
@@ -117,7 +125,8 @@ static int check_channels(const char *ident, const char *what, const char *const
 static int removes(int op)
 {
     return op == HPF_MUT_USER_DEL || op == HPF_MUT_GROUP_DEL || op == HPF_MUT_MEMBER_DEL ||
-           op == HPF_MUT_SHARE_DEL || op == HPF_MUT_ACCEPT_DEL || op == HPF_MUT_AUTHKEY_DEL;
+           op == HPF_MUT_SHARE_DEL || op == HPF_MUT_ACCEPT_DEL || op == HPF_MUT_AUTHKEY_DEL ||
+           op == HPF_MUT_DECLINE_DEL;
 }
 
 /* The name a mutation creates is held to the stricter rule of new names. */

@@ -31,7 +31,8 @@ int mut_check_batch(const struct hpf_mutation *mutations, size_t n, char *err, s
  */
 int mut_check(const struct hpf_mutation *m, char *err, size_t err_len);
 
-/* "user_add" and so on, as errors name them; NULL for an unknown op. */
+/* "user_add" and so on, as errors name them; NULL for an unknown op (also
+ * for a number in a gap of the enum). */
 const char *mut_op_name(int op);
 
 /*

@@ -281,6 +281,27 @@ static int parse_counts(struct parse *p, struct fs_state *st, JsonObject *sec)
     return status;
 }
 
+/*
+ * "accepts" and "declines": {user, from, channel} each.  A file written
+ * before declines existed has no "declines" (read as none); a storage_file
+ * of ABI 1.4 ignores the member, so there its declines read as pending.
+ */
+static int parse_answers(struct parse *p, struct fs_state *st, JsonObject *sec, const char *list,
+                         bool (*add)(struct gm_model *, const char *, const char *, const char *))
+{
+    JsonArray *a;
+    TRY(section_array(p, sec, list, &a));
+    for (guint i = 0; a && i < json_array_get_length(a); i++) {
+        const char *user, *from, *channel;
+        JsonObject *o = ELEM(a, i);
+        TRY(need_str(p, o, list, i, "user", &user));
+        TRY(need_str(p, o, list, i, "from", &from));
+        TRY(need_str(p, o, list, i, "channel", &channel));
+        add(st->model, user, from, channel);
+    }
+    return HPF_OK;
+}
+
 static int parse_section(struct parse *p, struct fs_state *st, JsonNode *node)
 {
     if (!JSON_NODE_HOLDS_OBJECT(node))
@@ -353,15 +374,8 @@ static int parse_section(struct parse *p, struct fs_state *st, JsonNode *node)
             return section_fail(p, "shares[%u]: \"to_group\" is not true or false", i);
         gm_add_share(st->model, from, to, tg && json_node_get_boolean(tg), channel, t);
     }
-    TRY(section_array(p, sec, "accepts", &a));
-    for (guint i = 0; a && i < json_array_get_length(a); i++) {
-        const char *user, *from, *channel;
-        JsonObject *o = ELEM(a, i);
-        TRY(need_str(p, o, "accepts", i, "user", &user));
-        TRY(need_str(p, o, "accepts", i, "from", &from));
-        TRY(need_str(p, o, "accepts", i, "channel", &channel));
-        gm_add_accept(st->model, user, from, channel);
-    }
+    TRY(parse_answers(p, st, sec, "accepts", gm_add_accept));
+    TRY(parse_answers(p, st, sec, "declines", gm_add_decline));
     char why[128];
     if (!fs_audit_load(st, json_object_get_member(sec, "audit"), why, sizeof why))
         return section_fail(p, "%s", why);
@@ -597,6 +611,21 @@ static void section_groups(JsonBuilder *b, const struct gm_model *m)
     g_hash_table_destroy(members_of);
 }
 
+static void section_answers(JsonBuilder *b, const char *name, const GPtrArray *list)
+{
+    json_builder_set_member_name(b, name);
+    json_builder_begin_array(b);
+    for (guint i = 0; i < list->len; i++) {
+        const struct gm_accept *a = list->pdata[i];
+        json_builder_begin_object(b);
+        put_str(b, "user", a->user);
+        put_str(b, "from", a->from);
+        put_str(b, "channel", a->channel);
+        json_builder_end_object(b);
+    }
+    json_builder_end_array(b);
+}
+
 static void section_shares(JsonBuilder *b, const struct gm_model *m)
 {
     json_builder_set_member_name(b, "shares");
@@ -613,17 +642,10 @@ static void section_shares(JsonBuilder *b, const struct gm_model *m)
     }
     json_builder_end_array(b);
 
-    json_builder_set_member_name(b, "accepts");
-    json_builder_begin_array(b);
-    for (guint i = 0; i < m->accepts->len; i++) {
-        const struct gm_accept *a = m->accepts->pdata[i];
-        json_builder_begin_object(b);
-        put_str(b, "user", a->user);
-        put_str(b, "from", a->from);
-        put_str(b, "channel", a->channel);
-        json_builder_end_object(b);
-    }
-    json_builder_end_array(b);
+    section_answers(b, "accepts", m->accepts);
+    /* Only when there are some: a file without declines stays as before them. */
+    if (m->declines->len > 0)
+        section_answers(b, "declines", m->declines);
 }
 
 static void section_counters(JsonBuilder *b, GHashTable *counters)

@@ -9,6 +9,9 @@
  *  - hpf_users {name, admin, password (optional), created}, hpf_groups {name, owner, created},
  *    hpf_members {group, user}, hpf_shares {from, to, to_group, channel,
  *    type: "shares"|"shares_all"}, hpf_accepts {user, from, channel},
+ *    hpf_declines {user, from, channel} (new in ABI 1.5: a collection an
+ *    older plugin never reads, so no schema step; there declines read as
+ *    pending),
  *    hpf_counters {ident, published_msgs, published_bytes, received_msgs,
  *    received_bytes}: ours.  _id is always the server's/driver's ObjectId
  *    (CongoDB takes no other kind); the natural keys carry unique indexes,
@@ -57,6 +60,7 @@ enum ms_coll {
     MS_ACCEPTS,
     MS_COUNTERS,
     MS_META,
+    MS_DECLINES,
     MS_AUDIT,
     MS_N_COLL
 };

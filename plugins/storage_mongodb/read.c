@@ -231,6 +231,16 @@ static void load_accept(struct mstore *s, const bson_t *doc, void *arg)
         gm_add_accept(arg, user, from, channel);
 }
 
+static void load_decline(struct mstore *s, const bson_t *doc, void *arg)
+{
+    const char *user = str_field(doc, "user"), *from = str_field(doc, "from");
+    const char *channel = str_field(doc, "channel");
+    if (!user || !from || !channel)
+        need_fields(s, MS_DECLINES, "'user', 'from' or 'channel'");
+    else
+        gm_add_decline(arg, user, from, channel);
+}
+
 static void load_key(struct mstore *s, const bson_t *doc, void *arg)
 {
     struct gm_key *k = parse_key(s, doc);
@@ -245,8 +255,9 @@ struct gm_model *ms_load_model(struct mstore *s, mongoc_client_session_t *cs, bs
         enum ms_coll c;
         doc_fn fn;
     } parts[] = {
-        {MS_USERS, load_user},   {MS_GROUPS, load_group},   {MS_MEMBERS, load_member},
-        {MS_SHARES, load_share}, {MS_ACCEPTS, load_accept}, {MS_AUTH_KEY, load_key},
+        {MS_USERS, load_user},       {MS_GROUPS, load_group},   {MS_MEMBERS, load_member},
+        {MS_SHARES, load_share},     {MS_ACCEPTS, load_accept}, {MS_AUTH_KEY, load_key},
+        {MS_DECLINES, load_decline},
     };
     for (size_t i = 0; i < G_N_ELEMENTS(parts); i++)
         if (!each_doc(s, parts[i].c, cs, NULL, NULL, 0, parts[i].fn, m, e)) {

@@ -29,6 +29,7 @@ const char *const ms_coll_names[MS_N_COLL] = {
     [MS_AUTH_KEY] = "auth_key",     [MS_USERS] = "hpf_users",   [MS_GROUPS] = "hpf_groups",
     [MS_MEMBERS] = "hpf_members",   [MS_SHARES] = "hpf_shares", [MS_ACCEPTS] = "hpf_accepts",
     [MS_COUNTERS] = "hpf_counters", [MS_META] = "hpf_meta",     [MS_AUDIT] = "hpf_audit",
+    [MS_DECLINES] = "hpf_declines",
 };
 
 int ms_status(const bson_error_t *e)

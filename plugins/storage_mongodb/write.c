@@ -89,7 +89,8 @@ static bson_t *record_filter(enum gm_kind kind, const void *r)
         return BCON_NEW("from", BCON_UTF8(s->from), "to", BCON_UTF8(s->to), "to_group",
                         BCON_BOOL(s->to_group), "channel", BCON_UTF8(s->channel));
     }
-    case GM_ACCEPT: {
+    case GM_ACCEPT:
+    case GM_DECLINE: {
         const struct gm_accept *a = r;
         return BCON_NEW("user", BCON_UTF8(a->user), "from", BCON_UTF8(a->from), "channel",
                         BCON_UTF8(a->channel));
@@ -101,8 +102,9 @@ static bson_t *record_filter(enum gm_kind kind, const void *r)
 }
 
 static const enum ms_coll coll_of[] = {
-    [GM_USER] = MS_USERS,   [GM_GROUP] = MS_GROUPS,   [GM_MEMBER] = MS_MEMBERS,
-    [GM_SHARE] = MS_SHARES, [GM_ACCEPT] = MS_ACCEPTS, [GM_KEY] = MS_AUTH_KEY,
+    [GM_USER] = MS_USERS,       [GM_GROUP] = MS_GROUPS,   [GM_MEMBER] = MS_MEMBERS,
+    [GM_SHARE] = MS_SHARES,     [GM_ACCEPT] = MS_ACCEPTS, [GM_KEY] = MS_AUTH_KEY,
+    [GM_DECLINE] = MS_DECLINES,
 };
 
 static bool on_del(void *ud, enum gm_kind kind, const void *record, const void *replacement)
@@ -151,6 +153,7 @@ static void on_add(void *ud, enum gm_kind kind, const void *r)
     }
     case GM_MEMBER:
     case GM_ACCEPT:
+    case GM_DECLINE:
         doc = record_filter(kind, r);
         break;
     case GM_SHARE:
@@ -512,6 +515,8 @@ static const struct index_spec indexes[] = {
     {MS_SHARES, "hpf_shares_to", {"to", "to_group"}, FALSE},
     {MS_ACCEPTS, "hpf_accepts_offer", {"user", "from", "channel"}, TRUE},
     {MS_ACCEPTS, "hpf_accepts_from", {"from"}, FALSE},
+    {MS_DECLINES, "hpf_declines_offer", {"user", "from", "channel"}, TRUE},
+    {MS_DECLINES, "hpf_declines_from", {"from"}, FALSE},
     {MS_COUNTERS, "hpf_counters_ident", {"ident"}, TRUE},
     {MS_META, "hpf_meta_key", {"key"}, TRUE},
     {MS_AUTH_KEY, "hpf_auth_key_identifier", {"identifier"}, TRUE},

@@ -12,8 +12,9 @@
  *  - hpf_key_owners (identifier, owner): the owner hpfeeds3's table has no
  *    column for; absent means the identifier owns the key.
  *  - hpf_users, hpf_groups, hpf_members, hpf_shares, hpf_accepts,
- *    hpf_counters: ours, utf8mb4 with a byte-exact collation that does not
- *    pad ("a" and "a " are two names, as in every other backend).
+ *    hpf_declines (schema step 3), hpf_counters: ours, utf8mb4 with a
+ *    byte-exact collation that does not pad ("a" and "a " are two names,
+ *    as in every other backend).
  *  - hpf_meta (name, value): schema_version and data_version.
  *
  * version(): an in-memory counter that moves whenever data_version (every
@@ -42,7 +43,7 @@
 
 #include "../common/model.h"
 
-#define MY_SCHEMA_VERSION 2
+#define MY_SCHEMA_VERSION 3
 
 /* The longest column value read (a channel list as JSON text): longer is unreadable. */
 #define MY_MAX_VALUE  (4u << 20)

@@ -143,6 +143,12 @@ static void load_accept(struct mystore *s, const char *const *v, unsigned n, voi
         gm_add_accept(m, v[0], v[1], v[2]);
 }
 
+static void load_decline(struct mystore *s, const char *const *v, unsigned n, void *m)
+{
+    if (n == 3 && all_set(s, "hpf_declines", v, 3))
+        gm_add_decline(m, v[0], v[1], v[2]);
+}
+
 static void load_owner(struct mystore *s, const char *const *v, unsigned n, void *owners)
 {
     if (n == 2 && all_set(s, "hpf_key_owners", v, 2))
@@ -177,6 +183,7 @@ struct gm_model *my_load_model(struct mystore *s)
         {"SELECT from_user, to_name, to_is_group, channel, type FROM hpf_shares ORDER BY id",
          load_share},
         {"SELECT user_name, from_user, channel FROM hpf_accepts ORDER BY id", load_accept},
+        {"SELECT user_name, from_user, channel FROM hpf_declines ORDER BY id", load_decline},
     };
     for (size_t i = 0; i < G_N_ELEMENTS(parts); i++)
         if (!my_exec(s, parts[i].sql, NULL, 0, parts[i].fn, m, NULL)) {

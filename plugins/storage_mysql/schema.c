@@ -72,6 +72,17 @@ static const char *const step2[] = {
     NULL,
 };
 
+/*
+ * Declined offers (ABI 1.5): a table of their own, so that every row of
+ * hpf_accepts still means "delivers".
+ */
+static const char *const step3[] = {
+    "CREATE TABLE IF NOT EXISTS hpf_declines (" ID ", user_name " NAME ", from_user " NAME ", "
+    "channel " NAME ", UNIQUE KEY hpf_declines_offer (user_name, from_user, channel), "
+    "KEY hpf_declines_from (from_user))" TABLE_OPTS,
+    NULL,
+};
+
 struct step {
     int version;
     const char *what;
@@ -82,6 +93,7 @@ struct step {
 static const struct step steps[] = {
     {1, "hpfriends tables beside hpfeeds3's auth_keys", step1},
     {2, "the audit trail", step2},
+    {3, "declined offers", step3},
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(steps) == MY_SCHEMA_VERSION);

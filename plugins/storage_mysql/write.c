@@ -112,6 +112,12 @@ static bool on_del(void *ud, enum gm_kind kind, const void *r, const void *repla
              "sss", a->user, a->from, a->channel);
         return false;
     }
+    case GM_DECLINE: {
+        const struct gm_accept *a = r;
+        push(ops, "DELETE FROM hpf_declines WHERE user_name = ? AND from_user = ? AND channel = ?",
+             "sss", a->user, a->from, a->channel);
+        return false;
+    }
     case GM_KEY: {
         const struct gm_key *k = r;
         if (replacement) {
@@ -159,6 +165,12 @@ static void on_add(void *ud, enum gm_kind kind, const void *r)
         const struct gm_accept *a = r;
         push(ops, "INSERT INTO hpf_accepts (user_name, from_user, channel) VALUES (?, ?, ?)", "sss",
              a->user, a->from, a->channel);
+        break;
+    }
+    case GM_DECLINE: {
+        const struct gm_accept *a = r;
+        push(ops, "INSERT INTO hpf_declines (user_name, from_user, channel) VALUES (?, ?, ?)",
+             "sss", a->user, a->from, a->channel);
         break;
     }
     case GM_KEY:

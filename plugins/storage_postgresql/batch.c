@@ -39,6 +39,10 @@ static const struct {
                     "SELECT user_name, from_user, channel "
                     "FROM json_populate_recordset(NULL::hpf_accepts, $1)",
                     "acceptance on channel", "channel"},
+    [PB_DECLINES] = {"INSERT INTO hpf_declines (user_name, from_user, channel) "
+                     "SELECT user_name, from_user, channel "
+                     "FROM json_populate_recordset(NULL::hpf_declines, $1)",
+                     "decline on channel", "channel"},
     /* in the batch's order, so that ids follow the order of the keys */
     [PB_KEYS] = {"INSERT INTO auth_keys (identifier, secret, publish, subscribe) "
                  "SELECT r.identifier, r.secret, r.publish, r.subscribe "

@@ -12,7 +12,8 @@
  *    identifier.  hpfeeds3 has no owner: a key's owner is its identifier
  *    unless hpf_key_owners names another.
  *  - hpf_meta (schema_version, data_version), hpf_users, hpf_groups,
- *    hpf_members, hpf_shares, hpf_accepts, hpf_key_owners, hpf_counters:
+ *    hpf_members, hpf_shares, hpf_accepts, hpf_declines (schema step 3),
+ *    hpf_key_owners, hpf_counters:
  *    ours (schema.c).
  *
  * version(): an in-memory counter that moves whenever data_version (bumped
@@ -44,7 +45,7 @@
 #include "../common/model.h"
 
 /* Highest schema version this build knows; see schema.c. */
-#define PG_SCHEMA_VERSION 2
+#define PG_SCHEMA_VERSION 3
 
 struct pstore {
     const struct hpf_host *host;
@@ -118,7 +119,17 @@ bool pg_audit_insert(struct pstore *s, const struct hpf_mutation *m, struct pg_f
 int pg_audit_list(void *instance, const struct hpf_audit_query *q, hpf_audit_cb cb, void *ud);
 
 /* batch.c: apply()'s inserts, a few hundred rows a statement */
-enum pg_btable { PB_USERS, PB_GROUPS, PB_MEMBERS, PB_SHARES, PB_ACCEPTS, PB_KEYS, PB_OWNERS, PB_N };
+enum pg_btable {
+    PB_USERS,
+    PB_GROUPS,
+    PB_MEMBERS,
+    PB_SHARES,
+    PB_ACCEPTS,
+    PB_KEYS,
+    PB_OWNERS,
+    PB_DECLINES,
+    PB_N
+};
 struct pg_batch {
     GPtrArray *rows[PB_N]; /* JsonObject *, one a row, fields named as the columns */
     GArray *bytes[PB_N];   /* size_t: about how much JSON each row makes */

@@ -114,6 +114,12 @@ static void load_accept(struct pstore *s, const PGresult *r, int row, struct gm_
     gm_add_accept(m, col(r, row, 0), col(r, row, 1), col(r, row, 2));
 }
 
+static void load_decline(struct pstore *s, const PGresult *r, int row, struct gm_model *m)
+{
+    (void)s;
+    gm_add_decline(m, col(r, row, 0), col(r, row, 1), col(r, row, 2));
+}
+
 static void load_key(struct pstore *s, const PGresult *r, int row, struct gm_model *m)
 {
     struct gm_key *k = parse_key(s, r, row);
@@ -136,6 +142,9 @@ static const struct {
     {"SELECT user_name, from_user, channel FROM hpf_accepts "
      "ORDER BY user_name COLLATE \"C\", from_user COLLATE \"C\", channel COLLATE \"C\"",
      load_accept},
+    {"SELECT user_name, from_user, channel FROM hpf_declines "
+     "ORDER BY user_name COLLATE \"C\", from_user COLLATE \"C\", channel COLLATE \"C\"",
+     load_decline},
     {KEY_SELECT "ORDER BY k.id", load_key},
 };
 

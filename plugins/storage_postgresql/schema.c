@@ -79,6 +79,20 @@ static const char *const step2_sql[] = {
     NULL,
 };
 
+/*
+ * Declined offers (ABI 1.5): a table of their own, so that every row of
+ * hpf_accepts still means "delivers".
+ */
+static const char *const step3_sql[] = {
+    "CREATE TABLE hpf_declines (\n"
+    "    user_name text NOT NULL,\n"
+    "    from_user text NOT NULL,\n"
+    "    channel text NOT NULL,\n"
+    "    PRIMARY KEY (user_name, from_user, channel))",
+    "CREATE INDEX hpf_declines_from ON hpf_declines (from_user)",
+    NULL,
+};
+
 struct step {
     int version;
     const char *what;
@@ -89,6 +103,7 @@ struct step {
 static const struct step steps[] = {
     {1, "hpfriends tables beside hpfeeds3's auth_keys", step1_sql},
     {2, "the audit trail", step2_sql},
+    {3, "declined offers", step3_sql},
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(steps) == PG_SCHEMA_VERSION);

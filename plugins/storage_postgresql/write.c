@@ -147,6 +147,13 @@ static bool on_del(void *ud, enum gm_kind kind, const void *r, const void *repla
             3, (const char *const[]){a->user, a->from, a->channel});
         return false;
     }
+    case GM_DECLINE: {
+        const struct gm_accept *a = r;
+        note(w, "decline on channel", a->channel);
+        run(w, "DELETE FROM hpf_declines WHERE user_name = $1 AND from_user = $2 AND channel = $3",
+            3, (const char *const[]){a->user, a->from, a->channel});
+        return false;
+    }
     case GM_KEY: {
         const struct gm_key *k = r, *n = replacement;
         if (update && n->usable) {
@@ -241,6 +248,12 @@ static void on_add(void *ud, enum gm_kind kind, const void *r)
     case GM_ACCEPT: {
         const struct gm_accept *a = r;
         row_add(w, PB_ACCEPTS, 3, (const char *const[]){"user_name", "from_user", "channel"},
+                (const char *const[]){a->user, a->from, a->channel}, NULL, false);
+        break;
+    }
+    case GM_DECLINE: {
+        const struct gm_accept *a = r;
+        row_add(w, PB_DECLINES, 3, (const char *const[]){"user_name", "from_user", "channel"},
                 (const char *const[]){a->user, a->from, a->channel}, NULL, false);
         break;
     }

@@ -166,6 +166,8 @@ static int user_del(struct batch *b, const struct hpf_mutation *m)
               "t", m->user));
     CHECK(run(b, NULL, "DELETE FROM hpf_accepts WHERE user_name = ?1 OR from_user = ?1", "t",
               m->user));
+    CHECK(run(b, NULL, "DELETE FROM hpf_declines WHERE user_name = ?1 OR from_user = ?1", "t",
+              m->user));
     /* Same owner rule as the readers: no owner means the ident is the owner. */
     CHECK(run(b, NULL,
               "DELETE FROM authkeys WHERE owner = ?1 OR "
@@ -299,6 +301,10 @@ static int accept_add(struct batch *b, const struct hpf_mutation *m)
     default:
         return HPF_ERR_IO;
     }
+    /* An acceptance replaces a decline of the same offer. */
+    CHECK(run(b, NULL,
+              "DELETE FROM hpf_declines WHERE user_name = ?1 AND from_user = ?2 AND channel = ?3",
+              "ttt", m->user, m->target, m->channel));
     return run(b, NULL,
                "INSERT INTO hpf_accepts (user_name, from_user, channel) VALUES (?1, ?2, ?3)", "ttt",
                m->user, m->target, m->channel);
@@ -313,6 +319,44 @@ static int accept_del(struct batch *b, const struct hpf_mutation *m)
               "ttt", m->user, m->target, m->channel));
     if (changes == 0)
         return fail(b, HPF_ERR_NOTFOUND, "user '%s' has not accepted '%s' on '%s'", m->user,
+                    m->target, m->channel);
+    return HPF_OK;
+}
+
+static int decline_add(struct batch *b, const struct hpf_mutation *m)
+{
+    CHECK(require_user(b, m->user));
+    CHECK(require_user(b, m->target));
+    switch (exists(b,
+                   "SELECT 1 FROM hpf_declines WHERE user_name = ?1 AND from_user = ?2 "
+                   "AND channel = ?3",
+                   "ttt", m->user, m->target, m->channel)) {
+    case 0:
+        break;
+    case 1:
+        return fail(b, HPF_ERR_EXISTS, "user '%s' already declined '%s' on '%s'", m->user,
+                    m->target, m->channel);
+    default:
+        return HPF_ERR_IO;
+    }
+    /* A decline replaces an acceptance of the same offer. */
+    CHECK(run(b, NULL,
+              "DELETE FROM hpf_accepts WHERE user_name = ?1 AND from_user = ?2 AND channel = ?3",
+              "ttt", m->user, m->target, m->channel));
+    return run(b, NULL,
+               "INSERT INTO hpf_declines (user_name, from_user, channel) VALUES (?1, ?2, ?3)",
+               "ttt", m->user, m->target, m->channel);
+}
+
+static int decline_del(struct batch *b, const struct hpf_mutation *m)
+{
+    int changes = 0;
+    CHECK(run(b, &changes,
+              "DELETE FROM hpf_declines WHERE user_name = ?1 AND from_user = ?2 "
+              "AND channel = ?3",
+              "ttt", m->user, m->target, m->channel));
+    if (changes == 0)
+        return fail(b, HPF_ERR_NOTFOUND, "user '%s' has not declined '%s' on '%s'", m->user,
                     m->target, m->channel);
     return HPF_OK;
 }
@@ -386,8 +430,9 @@ static int clear_all(struct batch *b, const struct hpf_mutation *m)
 {
     (void)m;
     static const char *const sql[] = {
-        "DELETE FROM hpf_accepts", "DELETE FROM hpf_shares", "DELETE FROM hpf_members",
-        "DELETE FROM hpf_groups",  "DELETE FROM hpf_users",  "DELETE FROM authkeys",
+        "DELETE FROM hpf_accepts", "DELETE FROM hpf_declines", "DELETE FROM hpf_shares",
+        "DELETE FROM hpf_members", "DELETE FROM hpf_groups",   "DELETE FROM hpf_users",
+        "DELETE FROM authkeys",
     };
     for (size_t i = 0; i < G_N_ELEMENTS(sql); i++)
         CHECK(run(b, NULL, sql[i], ""));
@@ -416,6 +461,8 @@ static int (*const op_fn[MUT_OP_COUNT])(struct batch *, const struct hpf_mutatio
     [HPF_MUT_CLEAR] = clear_all,
     [HPF_MUT_USER_SET_ADMIN] = user_set_admin,
     [HPF_MUT_USER_SET_PASSWORD] = user_set_password,
+    [HPF_MUT_DECLINE_ADD] = decline_add,
+    [HPF_MUT_DECLINE_DEL] = decline_del,
     [HPF_MUT_AUDIT] = audit_add,
 };
 

@@ -205,6 +205,19 @@ static int visit_accepts(struct store *s, const struct hpf_snapshot_visitor *v, 
     return rc;
 }
 
+static int visit_declines(struct store *s, const struct hpf_snapshot_visitor *v, void *ud)
+{
+    sqlite3_stmt *st = sq_stmt(s, "SELECT user_name, from_user, channel FROM hpf_declines "
+                                  "ORDER BY id");
+    if (!st)
+        return sqlite3_errcode(s->db);
+    int rc;
+    EACH_ROW(st, rc)
+    v->decline(ud, TEXT(st, 0), TEXT(st, 1), TEXT(st, 2));
+    sqlite3_reset(st);
+    return rc;
+}
+
 static int visit_authkeys(struct store *s, const struct hpf_snapshot_visitor *v, void *ud)
 {
     sqlite3_stmt *st = sq_stmt(s, s->auth_keys ? "SELECT " AUTHKEY_COLUMNS " FROM " BOTH_TABLES
@@ -241,9 +254,10 @@ int sq_snapshot(void *instance, const struct hpf_snapshot_visitor *visitor, void
         return sq_status(rc);
     }
     static int (*const visits[])(struct store *, const struct hpf_snapshot_visitor *, void *) = {
-        visit_users, visit_groups, visit_members, visit_shares, visit_accepts, visit_authkeys};
-    const bool wanted[] = {visitor->user,  visitor->group,  visitor->member,
-                           visitor->share, visitor->accept, visitor->authkey};
+        visit_users,   visit_groups,   visit_members, visit_shares,
+        visit_accepts, visit_authkeys, visit_declines};
+    const bool wanted[] = {visitor->user,   visitor->group,   visitor->member, visitor->share,
+                           visitor->accept, visitor->authkey, visitor->decline};
     G_STATIC_ASSERT(G_N_ELEMENTS(visits) == G_N_ELEMENTS(wanted));
     for (size_t i = 0; i < G_N_ELEMENTS(visits); i++) {
         if (!wanted[i])

@@ -101,6 +101,20 @@ static const char step3_sql[] = "CREATE TABLE hpf_audit (\n"
                                 "CREATE INDEX hpf_audit_subject ON hpf_audit (subject, id);\n"
                                 "CREATE INDEX hpf_audit_actor ON hpf_audit (actor, id);\n";
 
+/*
+ * Declined offers (ABI 1.5): a table of their own rather than a state
+ * column on hpf_accepts, so that every row of hpf_accepts still means
+ * "delivers", whoever reads it.
+ */
+static const char step4_sql[] =
+    "CREATE TABLE hpf_declines (\n"
+    "    id INTEGER PRIMARY KEY,\n"
+    "    user_name TEXT NOT NULL,\n"
+    "    from_user TEXT NOT NULL,\n"
+    "    channel TEXT NOT NULL,\n"
+    "    UNIQUE (user_name, from_user, channel));\n"
+    "CREATE INDEX hpf_declines_from ON hpf_declines (from_user);\n" BUMP("hpf_declines");
+
 struct step {
     int version;
     const char *what;
@@ -112,6 +126,7 @@ static const struct step steps[] = {
     {1, "hpfriends tables beside hpfeeds3's", step1_sql},
     {2, "console password hashes of users", step2_sql},
     {3, "the audit trail", step3_sql},
+    {4, "declined offers", step4_sql},
 };
 
 G_STATIC_ASSERT(G_N_ELEMENTS(steps) == SQ_SCHEMA_VERSION);

@@ -17,7 +17,7 @@
 #include <hpfriends/storage.h>
 
 /* Highest schema version this build knows; see schema.c. */
-#define SQ_SCHEMA_VERSION 3
+#define SQ_SCHEMA_VERSION 4
 
 /* What the run-time error logging tracks, to complain once per outage. */
 enum sq_health { SQ_READS, SQ_COUNTERS, SQ_N_HEALTH };

@@ -159,7 +159,7 @@ static void test_fresh_database(void)
         CU_ASSERT_TRUE(raw_has(h, "table", tables[i]));
     CU_ASSERT_TRUE(raw_has(h, "index", "hpf_authkeys_ident_unique"));
     CU_ASSERT_TRUE(raw_has(h, "trigger", "hpf_bump_authkeys_INSERT"));
-    CU_ASSERT_EQUAL(raw_int(h, "SELECT value FROM hpf_meta WHERE key = 'schema_version'"), 3);
+    CU_ASSERT_EQUAL(raw_int(h, "SELECT value FROM hpf_meta WHERE key = 'schema_version'"), 4);
     char *mode = raw_text(h, "PRAGMA journal_mode");
     CU_ASSERT_STRING_EQUAL(mode, "wal");
     g_free(mode);
@@ -186,13 +186,14 @@ static void test_migrate_audit(void)
     plugin_instance_free(pi);
     sqlite3 *h = raw_open("v2.db");
     raw_exec(h, "DROP TABLE hpf_audit");
+    raw_exec(h, "DROP TABLE hpf_declines"); /* schema 2 had neither */
     raw_exec(h, "UPDATE hpf_meta SET value = 2 WHERE key = 'schema_version'");
     sqlite3_close(h);
 
     pi = open_store("v2.db");
     CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
     h = raw_open("v2.db");
-    CU_ASSERT_EQUAL(raw_int(h, "SELECT value FROM hpf_meta WHERE key = 'schema_version'"), 3);
+    CU_ASSERT_EQUAL(raw_int(h, "SELECT value FROM hpf_meta WHERE key = 'schema_version'"), 4);
     CU_ASSERT_TRUE(raw_has(h, "table", "hpf_audit"));
     CU_ASSERT_TRUE(raw_has(h, "index", "hpf_audit_subject"));
     sqlite3_close(h);
@@ -281,7 +282,7 @@ static void test_hpfeeds3_database(void)
     CU_ASSERT_EQUAL(raw_int(h, "SELECT count(*) FROM authkeys"), 4);
     CU_ASSERT_EQUAL(raw_int(h, "SELECT count(*) FROM logs"), 2);
     CU_ASSERT_EQUAL(raw_int(h, "SELECT count(*) FROM stats"), 1);
-    CU_ASSERT_EQUAL(raw_int(h, "SELECT value FROM hpf_meta WHERE key = 'schema_version'"), 3);
+    CU_ASSERT_EQUAL(raw_int(h, "SELECT value FROM hpf_meta WHERE key = 'schema_version'"), 4);
     CU_ASSERT_TRUE(raw_has(h, "table", "hpf_shares"));
     CU_ASSERT_TRUE(raw_has(h, "index", "hpf_authkeys_ident_unique"));
     /* hpfeeds3 reads `select *` into six names: the table must keep six columns. */
@@ -524,7 +525,7 @@ static void test_newer_schema_refused(void)
     CU_ASSERT_PTR_NULL(pi);
     CU_ASSERT_PTR_NOT_NULL_FATAL(error);
     CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "schema version 99 is newer"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "(3)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "(4)"));
     CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "future.db"));
     g_clear_error(&error);
     /* Refused, not touched. */
@@ -537,6 +538,46 @@ static void test_newer_schema_refused(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(error->message, "not a number"));
     g_clear_error(&error);
     sqlite3_close(h);
+}
+
+/*
+ * A database of schema 3 (before declined offers) opens, gains hpf_declines
+ * in step 4 and keeps what it held.
+ */
+static void test_schema3_upgrades(void)
+{
+    struct plugin_instance *pi = open_store("declines-v3.db");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
+    const struct hpf_mutation setup[] = {
+        {.op = HPF_MUT_USER_ADD, .user = "alice"},
+        {.op = HPF_MUT_USER_ADD, .user = "bob"},
+        {.op = HPF_MUT_ACCEPT_ADD, .user = "bob", .target = "alice", .channel = "c"},
+    };
+    CU_ASSERT_EQUAL(apply(pi, setup, G_N_ELEMENTS(setup)), HPF_OK);
+    plugin_instance_free(pi);
+
+    /* A database of schema 3 (the audit trail, no declines yet). */
+    sqlite3 *h = raw_open("declines-v3.db");
+    raw_exec(h, "DROP TABLE hpf_declines");
+    raw_exec(h, "UPDATE hpf_meta SET value = 3 WHERE key = 'schema_version'");
+    CU_ASSERT_FALSE(raw_has(h, "table", "hpf_declines"));
+
+    pi = open_store("declines-v3.db");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
+    CU_ASSERT_EQUAL(raw_int(h, "SELECT value FROM hpf_meta WHERE key = 'schema_version'"), 4);
+    CU_ASSERT_TRUE(raw_has(h, "table", "hpf_declines"));
+    CU_ASSERT_TRUE(raw_has(h, "trigger", "hpf_bump_hpf_declines_INSERT"));
+    sqlite3_close(h);
+    CHECK_SNAPSHOT(pi, "accept bob alice c\n"
+                       "user alice\n"
+                       "user bob");
+    CU_ASSERT_EQUAL(
+        APPLY1(pi, .op = HPF_MUT_DECLINE_ADD, .user = "bob", .target = "alice", .channel = "c"),
+        HPF_OK);
+    CHECK_SNAPSHOT(pi, "decline bob alice c\n"
+                       "user alice\n"
+                       "user bob");
+    plugin_instance_free(pi);
 }
 
 /* hpfriendsctl holding the write lock: the broker keeps reading, a writer waits then gives up. */
@@ -691,6 +732,7 @@ int main(int argc, char **argv)
         {"authkeys written as hpfeeds3 writes them", test_authkey_hpfeeds3_columns},
         {"version: out-of-band writes", test_version_out_of_band},
         {"newer schema refused", test_newer_schema_refused},
+        {"a schema 3 database gains declines", test_schema3_upgrades},
         {"concurrent writer (WAL, busy_timeout)", test_concurrent_writer},
         {"a second process writing while we read", test_two_processes},
     };

@@ -407,7 +407,21 @@ static void test_mysql_config(void)
         plugin_instance_free(pi);
     g_free(py);
     char *version = raw_rows(db, "SELECT value FROM hpf_meta WHERE name = 'schema_version'");
-    CU_ASSERT_STRING_EQUAL(version, "2\n");
+    CU_ASSERT_STRING_EQUAL(version, "3\n");
+    g_free(version);
+    /* A database of schema 2 (before declined offers) opens and gains hpf_declines. */
+    CU_ASSERT_TRUE(raw_exec(db, "DROP TABLE hpf_declines", NULL, 0));
+    CU_ASSERT_TRUE(
+        raw_exec(db, "UPDATE hpf_meta SET value = 2 WHERE name = 'schema_version'", NULL, 0));
+    pi = open_uri(uri, &error);
+    g_clear_error(&error);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
+    plugin_instance_free(pi);
+    version = raw_rows(db, "SELECT value FROM hpf_meta WHERE name = 'schema_version'");
+    CU_ASSERT_STRING_EQUAL(version, "3\n");
+    g_free(version);
+    version = raw_rows(db, "SELECT count(*) FROM hpf_declines");
+    CU_ASSERT_STRING_EQUAL(version, "0\n");
     g_free(version);
     CU_ASSERT_TRUE(
         raw_exec(db, "UPDATE hpf_meta SET value = 99 WHERE name = 'schema_version'", NULL, 0));

@@ -368,6 +368,18 @@ static void test_pg_config(void)
     struct plugin_instance *pi = open_label("newer");
     CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
     plugin_instance_free(pi);
+    /* A database of schema 2 (before declined offers) opens and gains hpf_declines. */
+    sql_do("newer", "DROP TABLE hpf_declines");
+    sql_do("newer", "UPDATE hpf_meta SET value = 2 WHERE key = 'schema_version'");
+    pi = open_label("newer");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
+    plugin_instance_free(pi);
+    char *v = sql_text("newer", "SELECT value FROM hpf_meta WHERE key = 'schema_version'");
+    CU_ASSERT_STRING_EQUAL(v, "3\n");
+    g_free(v);
+    v = sql_text("newer", "SELECT count(*) FROM hpf_declines");
+    CU_ASSERT_STRING_EQUAL(v, "0\n");
+    g_free(v);
     sql_do("newer", "UPDATE hpf_meta SET value = 99 WHERE key = 'schema_version'");
     char *uri = pg_backend_uri("newer");
     refused(uri, NULL, "schema version 99 is newer than this storage_postgresql supports");

@@ -123,6 +123,11 @@ void v_accept(void *ud, const char *user, const char *from, const char *channel)
     g_ptr_array_add(ud, g_strdup_printf("accept %s %s %s", user, from, channel));
 }
 
+void v_decline(void *ud, const char *user, const char *from, const char *channel)
+{
+    g_ptr_array_add(ud, g_strdup_printf("decline %s %s %s", user, from, channel));
+}
+
 void v_authkey(void *ud, const struct hpf_authkey *k)
 {
     char *pub = join(k->publish, k->n_publish);
@@ -140,6 +145,7 @@ const struct hpf_snapshot_visitor visitor = {
     .share = v_share,
     .accept = v_accept,
     .authkey = v_authkey,
+    .decline = v_decline,
 };
 
 gint cmp_str(gconstpointer a, gconstpointer b)

@@ -22,7 +22,7 @@
 extern char errbuf[256];
 /* Named in CHECK_SNAPSHOT's report when set (the suite under test). */
 extern const char *store_suite;
-/* One line per user, group, member, share, acceptance and authkey: the
+/* One line per user, group, member, share, acceptance, decline and authkey: the
  * callbacks of `visitor`, for visitors that take only some of them. */
 extern const struct hpf_snapshot_visitor visitor;
 void v_user(void *ud, const char *name, bool admin);
@@ -31,6 +31,7 @@ void v_member(void *ud, const char *group, const char *user);
 void v_share(void *ud, const char *from, const char *to, bool to_group, const char *channel,
              int type);
 void v_accept(void *ud, const char *user, const char *from, const char *channel);
+void v_decline(void *ud, const char *user, const char *from, const char *channel);
 void v_authkey(void *ud, const struct hpf_authkey *k);
 
 extern const char *const chans_ab[2];

@@ -36,6 +36,8 @@
 
 #include "log.h"
 #include "loader.h"
+#include "admin.h"
+#include "snapshot.h"
 #include "store_check.h"
 
 #ifdef HPF_TEST_MONGODB
@@ -1193,6 +1195,157 @@ static void test_counters(void)
     plugin_instance_free(pi);
 }
 
+/*
+ * Declined offers (ABI 1.5): a third state beside pending and accepted.
+ * Declining replaces an acceptance, accepting replaces a decline, and
+ * removing either leaves the offer pending; user_del and clear take
+ * declines along, a batch that fails leaves none, and they survive a
+ * restart.
+ */
+static void test_declines(void)
+{
+    struct plugin_instance *pi = open_store("declines");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
+    const struct hpf_mutation setup[] = {
+        {.op = HPF_MUT_USER_ADD, .user = "jojo"},
+        {.op = HPF_MUT_USER_ADD, .user = "mark"},
+        {.op = HPF_MUT_USER_ADD, .user = "alice"},
+        {.op = HPF_MUT_SHARE_ADD,
+         .user = "jojo",
+         .target = "mark",
+         .channel = "c",
+         .share_type = HPF_SHARE_SHARES},
+    };
+    CU_ASSERT_EQUAL(apply(pi, setup, G_N_ELEMENTS(setup)), HPF_OK);
+    const char *base = "share jojo user:mark c shares\n"
+                       "user alice\n"
+                       "user jojo\n"
+                       "user mark";
+
+    uint64_t before = version_of(pi);
+    CU_ASSERT_EQUAL(
+        APPLY1(pi, .op = HPF_MUT_DECLINE_ADD, .user = "mark", .target = "jojo", .channel = "c"),
+        HPF_OK);
+    CU_ASSERT_TRUE(version_of(pi) > before);
+    char *want = g_strdup_printf("decline mark jojo c\n%s", base);
+    CHECK_SNAPSHOT(pi, want);
+    g_free(want);
+    CU_ASSERT_EQUAL(
+        APPLY1(pi, .op = HPF_MUT_DECLINE_ADD, .user = "mark", .target = "jojo", .channel = "c"),
+        HPF_ERR_EXISTS);
+    CHECK_ERR("user 'mark' already declined 'jojo' on 'c'");
+    CU_ASSERT_EQUAL(
+        APPLY1(pi, .op = HPF_MUT_DECLINE_ADD, .user = "mark", .target = "ghost", .channel = "c"),
+        HPF_ERR_NOTFOUND);
+    CHECK_ERR("user 'ghost' not found");
+    CU_ASSERT_EQUAL(
+        APPLY1(pi, .op = HPF_MUT_DECLINE_ADD, .user = "mark", .target = "jojo", .channel = ""),
+        HPF_ERR_INVALID);
+    CHECK_ERR("decline_add: channel is empty");
+    CU_ASSERT_EQUAL(
+        APPLY1(pi, .op = HPF_MUT_DECLINE_DEL, .user = "", .target = "jojo", .channel = "c"),
+        HPF_ERR_INVALID);
+    CHECK_ERR("decline_del: declining user is empty");
+
+    /* Accepting replaces the decline, declining replaces the acceptance. */
+    CU_ASSERT_EQUAL(
+        APPLY1(pi, .op = HPF_MUT_ACCEPT_ADD, .user = "mark", .target = "jojo", .channel = "c"),
+        HPF_OK);
+    want = g_strdup_printf("accept mark jojo c\n%s", base);
+    CHECK_SNAPSHOT(pi, want);
+    g_free(want);
+    CU_ASSERT_EQUAL(
+        APPLY1(pi, .op = HPF_MUT_DECLINE_ADD, .user = "mark", .target = "jojo", .channel = "c"),
+        HPF_OK);
+    want = g_strdup_printf("decline mark jojo c\n%s", base);
+    CHECK_SNAPSHOT(pi, want);
+    g_free(want);
+    /* Withdrawing the decline: pending, neither row. */
+    CU_ASSERT_EQUAL(
+        APPLY1(pi, .op = HPF_MUT_DECLINE_DEL, .user = "mark", .target = "jojo", .channel = "c"),
+        HPF_OK);
+    CHECK_SNAPSHOT(pi, base);
+    CU_ASSERT_EQUAL(
+        APPLY1(pi, .op = HPF_MUT_DECLINE_DEL, .user = "mark", .target = "jojo", .channel = "c"),
+        HPF_ERR_NOTFOUND);
+    CHECK_ERR("user 'mark' has not declined 'jojo' on 'c'");
+
+    /* A batch that fails leaves no decline behind. */
+    const struct hpf_mutation bad[] = {
+        {.op = HPF_MUT_DECLINE_ADD, .user = "alice", .target = "jojo", .channel = "c"},
+        {.op = HPF_MUT_DECLINE_ADD, .user = "alice", .target = "ghost", .channel = "c"},
+    };
+    CU_ASSERT_EQUAL(apply(pi, bad, G_N_ELEMENTS(bad)), HPF_ERR_NOTFOUND);
+    CHECK_SNAPSHOT(pi, base);
+
+    /* They survive a restart; a visitor without decline() is not called for them. */
+    CU_ASSERT_EQUAL(
+        APPLY1(pi, .op = HPF_MUT_DECLINE_ADD, .user = "mark", .target = "jojo", .channel = "c"),
+        HPF_OK);
+    CU_ASSERT_EQUAL(
+        APPLY1(pi, .op = HPF_MUT_DECLINE_ADD, .user = "alice", .target = "mark", .channel = "d"),
+        HPF_OK);
+    plugin_instance_free(pi);
+    pi = open_store("declines");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
+    want = g_strdup_printf("decline alice mark d\ndecline mark jojo c\n%s", base);
+    CHECK_SNAPSHOT(pi, want);
+    g_free(want);
+    struct hpf_snapshot_visitor old = visitor;
+    old.decline = NULL;
+    char *snap = snapshot_with(pi, &old);
+    CU_ASSERT_STRING_EQUAL(snap, base);
+    g_free(snap);
+
+    /* user_del takes the declines of both ends along; clear takes the rest. */
+    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_USER_DEL, .user = "jojo"), HPF_OK);
+    CHECK_SNAPSHOT(pi, "decline alice mark d\n"
+                       "user alice\n"
+                       "user mark");
+    CU_ASSERT_EQUAL(APPLY1(pi, .op = HPF_MUT_CLEAR), HPF_OK);
+    CHECK_SNAPSHOT(pi, "");
+    plugin_instance_free(pi);
+}
+
+/*
+ * Through the core's admin layer: declining reaches the store; a storage
+ * plugin built for ABI 1.4 (a copy of this one's descriptor, minor lowered)
+ * is never sent the new mutation and the refusal names it.
+ */
+static void test_declines_admin(void)
+{
+    struct plugin_instance *pi = open_store("declines_admin");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pi);
+    const struct hpf_mutation setup[] = {
+        {.op = HPF_MUT_USER_ADD, .user = "jojo"},
+        {.op = HPF_MUT_USER_ADD, .user = "mark"},
+    };
+    CU_ASSERT_EQUAL(apply(pi, setup, G_N_ELEMENTS(setup)), HPF_OK);
+    struct admin a = {.storage = pi};
+    GError *e = NULL;
+    CU_ASSERT_TRUE(admin_decline(&a, "mark", "jojo", "c", TRUE, &e));
+    g_clear_error(&e);
+    struct snapshot *s = admin_snapshot(&a, &e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL(snapshot_offer_state(s, "mark", "jojo", "c"), OFFER_DECLINED);
+    snapshot_free(s);
+
+    const struct hpf_plugin *real = pi->desc;
+    struct hpf_plugin old = *real;
+    old.abi_minor = 4;
+    pi->desc = &old;
+    CU_ASSERT_FALSE(admin_decline(&a, "mark", "jojo", "c", FALSE, &e));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e->message, "(ABI 1.4) cannot store declined offers"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(e->message, real->name));
+    g_clear_error(&e);
+    pi->desc = real;
+    CHECK_SNAPSHOT(pi, "decline mark jojo c\n"
+                       "user jojo\n"
+                       "user mark");
+    plugin_instance_free(pi);
+}
+
 static const struct test_def {
     const char *name;
     void (*fn)(void);
@@ -1201,6 +1354,8 @@ static const struct test_def {
     {"users, groups, members", test_users_and_groups},
     {"console passwords", test_user_passwords},
     {"shares, accepts, group_del", test_shares_and_accepts},
+    {"declines: a third state of an offer", test_declines},
+    {"declines through admin; refused for an ABI 1.4 plugin", test_declines_admin},
     {"authkey add/replace/del", test_authkey_mutations},
     {"names and secrets: UTF-8, no controls, bounded", test_names_checked},
     {"new user and group names do not start with '@'", test_at_names_refused},

@@ -111,11 +111,11 @@ def shares(r):
     r.check("share list: FROM\\tTO\\tCHANNEL\\tTYPE, groups as @NAME",
             res.rc == 0 and sorted_lines(res) == sorted([l1, l2]), repr(res))
     res = c("share", "list", "--user", "jojo")
-    r.check("share list --user jojo: only jojo's outgoing share",
-            res.rc == 0 and res.lines() == [l1], repr(res))
+    r.check("share list --user jojo: only jojo's outgoing share, with mark's answer",
+            res.rc == 0 and res.lines() == [l1 + "\tmark=pending"], repr(res))
     res = c("share", "list", "--user", "alice")
-    r.check("share list --user alice: the group share reaching her, not accepted",
-            res.rc == 0 and res.lines() == [l2 + "\tnot accepted"], repr(res))
+    r.check("share list --user alice: the group share reaching her, pending",
+            res.rc == 0 and res.lines() == [l2 + "\tpending"], repr(res))
     clean_ok(r, "share accept --user alice --from mark",
              c("share", "accept", "--user", "alice", "--from", "mark", "--channel", CHAN), "")
     res = c("share", "list", "--user", "alice")
@@ -126,8 +126,22 @@ def shares(r):
     clean_ok(r, "share reject --user alice --from mark",
              c("share", "reject", "--user", "alice", "--from", "mark", "--channel", CHAN), "")
     res = c("share", "list", "--user", "alice")
-    r.check("share list --user alice after reject: not accepted",
-            res.rc == 0 and res.lines() == [l2 + "\tnot accepted"], repr(res))
+    r.check("share list --user alice after reject: pending",
+            res.rc == 0 and res.lines() == [l2 + "\tpending"], repr(res))
+    # Declining: a state of its own; accept and decline replace each other,
+    # reject goes back to pending from either.
+    answer = lambda verb: c("share", verb, "--user", "alice", "--from", "mark",  # noqa: E731
+                            "--channel", CHAN)
+    for verb, state in (("decline", "declined"), ("decline", "declined"),
+                        ("accept", "accepted"), ("decline", "declined"),
+                        ("reject", "pending")):
+        clean_ok(r, "share %s --user alice --from mark" % verb, answer(verb), "")
+        res = c("share", "list", "--user", "alice")
+        r.check("share list --user alice after %s: %s" % (verb, state),
+                res.rc == 0 and res.lines() == [l2 + "\t" + state], repr(res))
+        res = c("share", "list", "--user", "mark")
+        r.check("share list --user mark (the sender) after %s: alice=%s" % (verb, state),
+                res.rc == 0 and l2 + "\talice=" + state in res.lines(), repr(res))
     # A widening needs new consent; a narrowing keeps it.
     lm = "jojo\tmark\t%s\t" % CHAN
     t.ctl_ok(conf, "share", "accept", "--user", "mark", "--from", "jojo", "--channel", CHAN)
@@ -138,7 +152,7 @@ def shares(r):
              "recipients must accept again\n")
     res = c("share", "list", "--user", "mark")
     r.check("after the widening mark has not accepted",
-            res.rc == 0 and lm + "shares_all\tnot accepted" in res.lines(), repr(res))
+            res.rc == 0 and lm + "shares_all\tpending" in res.lines(), repr(res))
     t.ctl_ok(conf, "share", "accept", "--user", "mark", "--from", "jojo", "--channel", CHAN)
     clean_ok(r, "share add --type shares over shares_all: says so",
              c("share", "add", "--from", "jojo", "--to", "mark", "--channel", CHAN),
@@ -258,6 +272,8 @@ def errors(r):
                    c("share", "accept", "--user", "mark", "--from", "jojo", "--channel", "x.y"))
     one_line_error(r, "share reject without an offer",
                    c("share", "reject", "--user", "eve", "--from", "jojo", "--channel", CHAN))
+    one_line_error(r, "share decline without an offer",
+                   c("share", "decline", "--user", "eve", "--from", "jojo", "--channel", CHAN))
     one_line_error(r, "readers --user nobody (unknown user)",
                    c("readers", "--user", "nobody", "--channel", CHAN))
     one_line_error(r, "user del nobody (missing)", c("user", "del", "nobody"))
@@ -391,8 +407,14 @@ def export_import(r):
     worked_example(conf)
     t.ctl_ok(conf, "user", "add", "boss", "--admin")
     t.ctl_ok(conf, "share", "accept", "--user", "mark", "--from", "jojo", "--channel", CHAN)
+    t.ctl_ok(conf, "share", "decline", "--user", "alice", "--from", "mark", "--channel", CHAN)
     res = t.ctl(conf, "export")
     exported = res.out
+    r.check("export holds the decline apart from the acceptances",
+            res.rc == 0 and json.loads(exported).get("declines") ==
+            [{"user": "alice", "from": "mark", "channel": CHAN}] and
+            json.loads(exported).get("accepts") ==
+            [{"user": "mark", "from": "jojo", "channel": CHAN}], exported)
     r.check("export to stdout: exit 0, a JSON document",
             res.rc == 0 and exported.lstrip().startswith("{") and "partners" in exported,
             repr(res))

@@ -324,6 +324,38 @@ static void test_require_accept(void)
     snapshot_free(s);
 }
 
+/*
+ * A declined offer delivers nothing, like a pending one, and a decline
+ * beside an acceptance (which no store holds, but a hand-made snapshot
+ * may) does not take the acceptance away.
+ */
+static void test_declined_delivers_nothing(void)
+{
+    struct snapshot *s = snapshot_new();
+    add_users(s, abcd);
+    share(s, "A", "B", "c", SH);
+    share(s, "A", "C", "c", SH);
+    snapshot_add_decline(s, "B", "A", "c");
+    snapshot_add_accept(s, "C", "A", "c");
+    struct graph *g = graph_build(s, TRUE);
+    expect_readers(g, "A", "c", abcd, L("A", "C"));
+    graph_free(g);
+    CU_ASSERT_EQUAL(snapshot_offer_state(s, "B", "A", "c"), OFFER_DECLINED);
+    CU_ASSERT_EQUAL(snapshot_offer_state(s, "C", "A", "c"), OFFER_ACCEPTED);
+    CU_ASSERT_EQUAL(snapshot_offer_state(s, "D", "A", "c"), OFFER_PENDING);
+    CU_ASSERT_STRING_EQUAL(offer_state_name(OFFER_DECLINED), "declined");
+    /* Without require_accept, answers are irrelevant: a decline too. */
+    g = graph_build(s, FALSE);
+    expect_readers(g, "A", "c", abcd, L("A", "B", "C"));
+    graph_free(g);
+    snapshot_add_decline(s, "C", "A", "c");
+    g = graph_build(s, TRUE);
+    expect_readers(g, "A", "c", abcd, L("A", "C"));
+    graph_free(g);
+    CU_ASSERT_EQUAL(snapshot_offer_state(s, "C", "A", "c"), OFFER_ACCEPTED);
+    snapshot_free(s);
+}
+
 static void test_accept_per_from_channel(void)
 {
     struct snapshot *s = snapshot_new();
@@ -837,6 +869,7 @@ int main(void)
         {"group edges", test_group_edge},
         {"missing groups", test_group_missing},
         {"require_accept", test_require_accept},
+        {"a declined offer delivers nothing", test_declined_delivers_nothing},
         {"accept is per (from, channel)", test_accept_per_from_channel},
         {"publisher's own edge types", test_publisher_own_edge_types},
         {"publisher reached again", test_publisher_reached_again},

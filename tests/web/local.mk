@@ -18,6 +18,7 @@
 
 %canon_reldir%_e2e_suites = \
 	%reldir%/test_web_e2e-layout.test \
+	%reldir%/test_web_e2e-consent.test \
 	%reldir%/test_web_e2e-graph.test \
 	%reldir%/test_web_e2e-keys.test \
 	%reldir%/test_web_e2e-admin.test \

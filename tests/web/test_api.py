@@ -136,7 +136,7 @@ def err(r, name, res, want, text=None):
                    good, "got %r %r" % (status, doc))
 
 
-def setup(r, name, broker=None, web_extra="", fast=True, web_more=""):
+def setup(r, name, broker=None, web_extra="", fast=True, web_more="", passwords=None):
     d = r.subdir(name)
     conf = t.write_config(d, dict({"access": "graph", "reload_interval": 1}, **(broker or {})))
     listen = "tls" if web_extra else "tcp"
@@ -149,7 +149,7 @@ def setup(r, name, broker=None, web_extra="", fast=True, web_more=""):
     saved = {k: os.environ.get(k) for k in FAST}
     os.environ.update(FAST)
     try:
-        for u, pw in PASSWORDS.items():
+        for u, pw in dict(PASSWORDS, **(passwords or {})).items():
             t.ctl_ok(conf, "user", "passwd", u, input=(pw + "\n").encode())
         if not fast:
             for k in FAST:
@@ -288,6 +288,7 @@ def login_and_sessions(r):
         err(r, "GET %s without a session" % path, h.call("GET", path), 401, "not logged in")
     for method, path in (("POST", "/api/shares"), ("DELETE", "/api/shares"),
                          ("POST", "/api/offers/accept"), ("POST", "/api/offers/reject"),
+                         ("POST", "/api/offers/decline"),
                          ("POST", "/api/authkeys"), ("PUT", "/api/authkeys"),
                          ("DELETE", "/api/authkeys"), ("POST", "/api/groups"),
                          ("DELETE", "/api/groups"), ("POST", "/api/groups/members"),
@@ -361,6 +362,7 @@ def login_and_sessions(r):
     # Bad JSON on every state-changing endpoint gets a 400 with a message.
     for method, path in (("POST", "/api/shares"), ("DELETE", "/api/shares"),
                          ("POST", "/api/offers/accept"), ("POST", "/api/offers/reject"),
+                         ("POST", "/api/offers/decline"),
                          ("POST", "/api/authkeys"), ("PUT", "/api/authkeys"),
                          ("DELETE", "/api/authkeys"), ("POST", "/api/groups"),
                          ("DELETE", "/api/groups"), ("POST", "/api/groups/members"),
@@ -1256,17 +1258,20 @@ def consent_states(r, alice, bob, to, chan, state):
             got == [[{"user": "bob", "state": state}]], repr(doc))
     st, doc = bob.call("GET", "/api/offers")
     got = [o.get("state") for o in doc["offers"] if o["channel"] == chan]
-    pending = sum(1 for o in doc["offers"] if not o["accepted"])
+    pending = sum(1 for o in doc["offers"] if o["state"] == "pending")
     r.check("%s %s: bob sees it %s, and the count of his pending offers" % (to, chan, state),
             got == [state] and doc.get("pending") == pending, repr(doc))
     st, doc = alice.call("GET", "/api/readers?channel=" + chan)
     want = [{"user": "alice", "path": "(publisher)"}]
     if state == "pending":
         want.append({"user": "bob", "path": "alice -shares-> " + to, "pending": True})
+    elif state == "declined":
+        want.append({"user": "bob", "path": "alice -shares-> " + to, "pending": True,
+                     "declined": True})
     else:
         want.append({"user": "bob", "path": "alice -shares-> " + to})
     r.check("%s %s: who receives lists bob as %s" % (to, chan,
-                                                     "pending" if state == "pending" else "a reader"),
+                                                     "a reader" if state == "accepted" else state),
             st == 200 and doc["readers"] == want, repr(doc))
 
 
@@ -1378,6 +1383,75 @@ def tls_console(r):
     except (http.client.HTTPException, OSError):
         status = None
     r.check("plain HTTP on the TLS port gets no page", status != 200, repr(status))
+    r.check("the broker stops cleanly", b.stop() == 0)
+
+
+def offer_declines(r):
+    """Decline: a state of its own (not pending, not accepted), seen by both
+    sides, left out of the pending count, delivering nothing; accept and
+    decline replace each other and reject goes back to pending."""
+    conf, b, port = setup(r, "declines", broker={"require_accept": "true"},
+                          passwords={"carol": "carol-pass-4444"})
+    alice = logged_in(port, "alice")
+    bob = logged_in(port, "bob")
+    carol = Http(port)
+    st, doc, _ = carol.login("carol", "carol-pass-4444")
+    t.expect(st == 200, "login carol: %r %r" % (st, doc))
+    ok(r, "alice makes a group with bob and carol",
+       alice.call("POST", "/api/groups", {"name": "dteam"}))
+    for who in ("bob", "carol"):
+        alice.call("POST", "/api/groups/members", {"group": "dteam", "member": who})
+    ok(r, "alice shares d.bob with bob", alice.call("POST", "/api/shares",
+                                                  {"to": "bob", "channel": "d.bob"}))
+    ok(r, "alice shares d.grp with @dteam", alice.call("POST", "/api/shares",
+                                                     {"to": "@dteam", "channel": "d.grp"}))
+    st, doc = bob.call("GET", "/api/offers")
+    r.check("bob: two offers, both pending, counted", st == 200 and doc.get("pending") == 2 and
+            sorted(o["state"] for o in doc["offers"]) == ["pending", "pending"], repr(doc))
+
+    decline = lambda who, chan: who.call("POST", "/api/offers/decline",  # noqa: E731
+                                         {"from": "alice", "channel": chan})
+    ok(r, "bob declines d.bob", decline(bob, "d.bob"))
+    consent_states(r, alice, bob, "bob", "d.bob", "declined")
+    st, doc = bob.call("GET", "/api/offers")
+    r.check("a declined offer is not accepted and not counted as pending",
+            [(o["accepted"], o["state"]) for o in doc["offers"] if o["channel"] == "d.bob"] ==
+            [(False, "declined")] and doc.get("pending") == 1, repr(doc))
+    st, doc = alice.call("GET", "/api/readers?channel=d.bob")
+    r.check("who receives: bob does not, and is marked as having declined",
+            st == 200 and doc["readers"] == [
+                {"user": "alice", "path": "(publisher)"},
+                {"user": "bob", "path": "alice -shares-> bob", "pending": True,
+                 "declined": True}], repr(doc))
+    ok(r, "declining again is no error", decline(bob, "d.bob"))
+    err(r, "decline an offer nobody made",
+        bob.call("POST", "/api/offers/decline", {"from": "carol", "channel": "d.bob"}), 404,
+        "offers you nothing")
+    err(r, "decline without a channel",
+        bob.call("POST", "/api/offers/decline", {"from": "alice"}), 400)
+
+    # The way back: accept replaces the decline, decline the acceptance,
+    # reject (withdraw) returns either to pending.
+    for path, state in (("accept", "accepted"), ("decline", "declined"),
+                        ("reject", "pending"), ("accept", "accepted"),
+                        ("reject", "pending")):
+        ok(r, "bob: %s d.bob" % path, bob.call("POST", "/api/offers/" + path,
+                                               {"from": "alice", "channel": "d.bob"}))
+        consent_states(r, alice, bob, "bob", "d.bob", state)
+
+    # A group share: each member's answer is their own.
+    ok(r, "carol declines d.grp", decline(carol, "d.grp"))
+    st, doc = alice.call("GET", "/api/shares")
+    got = [sh["recipients"] for sh in doc["shares"] if sh["channel"] == "d.grp"]
+    r.check("alice sees bob pending and carol declined on d.grp", got == [[
+        {"user": "bob", "state": "pending"}, {"user": "carol", "state": "declined"}]], repr(doc))
+    st, doc = carol.call("GET", "/api/offers")
+    r.check("carol has nothing pending", doc.get("pending") == 0 and
+            [o["state"] for o in doc["offers"]] == ["declined"], repr(doc))
+    st, doc = bob.call("GET", "/api/offers")
+    r.check("bob's d.grp is still pending (and d.bob, withdrawn)", doc.get("pending") == 2 and
+            [o["state"] for o in doc["offers"] if o["channel"] == "d.grp"] == ["pending"],
+            repr(doc))
     r.check("the broker stops cleanly", b.stop() == 0)
 
 
@@ -1995,4 +2069,5 @@ if __name__ == "__main__":
          graph_states_and_bound),
         ("authkeys: regenerate a secret; flow health; connection endpoint", regenerate_and_flow),
         ("administration and the audit trail", admin_and_audit),
+        ("declining an offer: a state of its own, both sides, the way back", offer_declines),
     ])
