@@ -130,8 +130,11 @@ static void note_edge(struct note *n, const struct hpf_mutation *m, const struct
         if (m->op == HPF_MUT_SHARE_ADD)
             g_string_append_printf(n->detail, "type %s", hpf_share_type_name(m->share_type));
         break;
-    default: /* HPF_MUT_ACCEPT_ADD, HPF_MUT_ACCEPT_DEL: the recipient's choice */
-        n->action = m->op == HPF_MUT_ACCEPT_ADD ? "offer accept" : "offer reject";
+    default: /* HPF_MUT_ACCEPT_*, HPF_MUT_DECLINE_*: the recipient's answer */
+        n->action = m->op == HPF_MUT_ACCEPT_ADD    ? "offer accept"
+                    : m->op == HPF_MUT_DECLINE_ADD ? "offer decline"
+                    : m->op == HPF_MUT_DECLINE_DEL ? "offer decline withdrawn"
+                                                   : "offer reject";
         n->user = g_strdup(m->user);
         n->object = g_strdup_printf("%s -> %s on %s", m->target, m->user, m->channel);
         break;
@@ -187,6 +190,8 @@ static void describe(struct admin *a, const struct hpf_mutation *m, size_t n, st
     case HPF_MUT_SHARE_DEL:
     case HPF_MUT_ACCEPT_ADD:
     case HPF_MUT_ACCEPT_DEL:
+    case HPF_MUT_DECLINE_ADD:
+    case HPF_MUT_DECLINE_DEL:
         note_edge(out, m, s);
         break;
     case HPF_MUT_CLEAR:

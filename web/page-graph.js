@@ -59,7 +59,8 @@ function graphSubset(g, me, channel, hops) {
 
 function stateText(e) {
   if (e.kind === "member") return "";
-  if (e.state === "pending" && e.recipients > 1) return "pending (" + e.accepted + " of " + e.recipients + " accepted)";
+  if (e.state === "pending" && e.recipients > 1)
+    return "pending (" + e.accepted + " of " + e.recipients + " accepted" + (e.declined ? ", " + e.declined + " declined" : "") + ")";
   return e.state || "";
 }
 
@@ -91,7 +92,7 @@ function cyElements(sub, me) {
     classes: n.kind + (n.id === me ? " me" : "") }));
   const edges = sub.edges.map((e) => ({ group: "edges",
     data: { id: e.id, source: e.from, target: e.to, short: e.channel ? shortLabel(e.channel) : "", full: e.channel || "", edge: e },
-    classes: e.kind + (e.state === "pending" ? " pending" : "") }));
+    classes: e.kind + (e.state === "pending" || e.state === "declined" ? " pending" : "") }));
   return nodes.concat(edges);
 }
 
@@ -127,7 +128,7 @@ function showDetails(panel, sub, me, what) {
 
 function legend() {
   const items = [["user", "user"], ["me", "you"], ["group", "group"], ["shares", "shares"],
-    ["shares_all", "shares_all"], ["member", "membership"], ["pending", "pending (not accepted)"]];
+    ["shares_all", "shares_all"], ["member", "membership"], ["pending", "pending or declined (not delivering)"]];
   return h("ul", { class: "graph-legend", id: "graph-legend", "aria-label": "legend" },
     items.map(([k, text]) => h("li", { "data-kind": k }, h("span", { class: "swatch " + k, "aria-hidden": "true" }), text)));
 }

@@ -1060,6 +1060,7 @@ struct graph_view {
     GHashTable *groups;   /* names of the groups I own or am in */
     GHashTable *members;  /* group name -> GPtrArray of member names */
     GHashTable *accepts;  /* "user\nfrom\nchannel" (names hold no control characters) */
+    GHashTable *declines; /* the same keys, for offers declined */
     GPtrArray *shares;    /* struct snap_share * shown */
     GPtrArray *in_groups; /* struct snap_member * shown */
     gboolean truncated;
@@ -1082,6 +1083,7 @@ static void graph_view_init(struct graph_view *v, const struct snapshot *s, cons
     v->members =
         g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)g_ptr_array_unref);
     v->accepts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    v->declines = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     v->shares = g_ptr_array_new();
     v->in_groups = g_ptr_array_new();
     for (guint i = 0; i < s->members->len; i++) {
@@ -1104,6 +1106,10 @@ static void graph_view_init(struct graph_view *v, const struct snapshot *s, cons
         const struct snap_accept *a = s->accepts->pdata[i];
         g_hash_table_add(v->accepts, accept_key(a->user, a->from, a->channel));
     }
+    for (guint i = 0; require_accept && i < s->declines->len; i++) {
+        const struct snap_accept *d = s->declines->pdata[i];
+        g_hash_table_add(v->declines, accept_key(d->user, d->from, d->channel));
+    }
 }
 
 static void graph_view_clear(struct graph_view *v)
@@ -1111,6 +1117,7 @@ static void graph_view_clear(struct graph_view *v)
     g_hash_table_unref(v->groups);
     g_hash_table_unref(v->members);
     g_hash_table_unref(v->accepts);
+    g_hash_table_unref(v->declines);
     g_ptr_array_unref(v->shares);
     g_ptr_array_unref(v->in_groups);
 }
@@ -1166,15 +1173,18 @@ static void graph_share_state(const struct graph_view *v, const struct snap_shar
         return;
     }
     GPtrArray *list = sh->to_group ? g_hash_table_lookup(v->members, sh->to) : NULL;
-    guint n = sh->to_group ? (list ? list->len : 0) : 1, ok = 0;
+    guint n = sh->to_group ? (list ? list->len : 0) : 1, ok = 0, no = 0;
     for (guint i = 0; i < n; i++) {
         char *key = accept_key(sh->to_group ? list->pdata[i] : sh->to, sh->from, sh->channel);
         ok += g_hash_table_contains(v->accepts, key);
+        no += g_hash_table_contains(v->declines, key);
         g_free(key);
     }
-    STR(b, "state", ok == n ? "accepted" : "pending");
+    /* Accepted or declined when every recipient answered so; else pending. */
+    STR(b, "state", n && no == n ? "declined" : ok == n ? "accepted" : "pending");
     INT(b, "recipients", n);
     INT(b, "accepted", ok);
+    INT(b, "declined", no);
 }
 
 static void graph_nodes(const struct graph_view *v, JsonBuilder *b)

@@ -1452,6 +1452,10 @@ def offer_declines(r):
     r.check("bob's d.grp is still pending (and d.bob, withdrawn)", doc.get("pending") == 2 and
             [o["state"] for o in doc["offers"] if o["channel"] == "d.grp"] == ["pending"],
             repr(doc))
+    doc = audit_rows(carol)
+    got = [(x["action"], x["object"], x["actor"]) for x in doc.get("records", [])]
+    r.check("carol's audit trail names her decline as such",
+            ("offer decline", "alice -> carol on d.grp", "carol") in got, repr(got))
     r.check("the broker stops cleanly", b.stop() == 0)
 
 
@@ -1507,7 +1511,8 @@ def graph_states_and_bound(r):
     # /api/graph gives each share's consent state, who is in the centre, and
     # stays bounded: past its edge limit it says "truncated", edges near the
     # user kept first.
-    conf, b, port = setup(r, "graph", broker={"require_accept": "true"})
+    conf, b, port = setup(r, "graph", broker={"require_accept": "true"},
+                          passwords={"carol": "carol-pass-4444"})
     alice, bob, root = (logged_in(port, u) for u in ("alice", "bob", "root"))
     ok(r, "graph: alice makes a group", alice.call("POST", "/api/groups", {"name": "gteam"}))
     for u in ("bob", "carol"):
@@ -1525,6 +1530,18 @@ def graph_states_and_bound(r):
     r.check("graph: consent per share (a group share counts its members)", st == 200 and states == [
         ("@gteam", "g.chan", "pending", 2, 1), ("bob", "b.chan", "accepted", 1, 1),
         ("carol", "c.chan", "pending", 1, 0)], repr(doc))
+    carol = Http(port)
+    t.expect(carol.login("carol", "carol-pass-4444")[0] == 200, "login carol")
+    for chan in ("c.chan", "g.chan"):
+        ok(r, "graph: carol declines " + chan,
+           carol.call("POST", "/api/offers/decline", {"from": "alice", "channel": chan}))
+    st, doc = alice.call("GET", "/api/graph")
+    states = sorted((e["to"], e["channel"], e["state"], e["accepted"], e["declined"])
+                    for e in doc.get("edges", []) if e["kind"] != "member")
+    r.check("graph: a declined share says declined; a group share counts its declines",
+            st == 200 and states == [("@gteam", "g.chan", "pending", 1, 1),
+                                     ("bob", "b.chan", "accepted", 1, 0),
+                                     ("carol", "c.chan", "declined", 0, 1)], repr(doc))
     r.check("graph: centre, require_accept, not truncated", doc.get("center") == "alice" and
             doc.get("require_accept") is True and doc.get("truncated") is False and
             doc.get("max_edges", 0) > 0, repr(doc))
