@@ -166,12 +166,16 @@ export async function login(page, base, user) {
   check(user + " logs in", who.startsWith(user), who);
 }
 
-export async function go(page, name) {
-  // On a narrow screen the links are behind the Menu button: open it first.
+// On a narrow screen the menu's links are behind the Menu button: open it.
+export async function openMenu(page) {
   if (await page.isVisible("#menu-toggle") &&
       (await page.getAttribute("#menu-toggle", "aria-expanded")) !== "true") {
     await page.click("#menu-toggle");
   }
+}
+
+export async function go(page, name) {
+  await openMenu(page);
   await page.click('#nav a[data-page="' + name + '"]');
   await page.waitForSelector('section#page[data-page="' + name + '"]', { timeout: STEP_TIMEOUT });
 }
