@@ -46,7 +46,12 @@ static char *shown(const char *v)
 {
     if (!v)
         return g_strdup("");
-    char *cut = g_strndup(v, 80);
+    /* Cut at a character boundary when the text is UTF-8, so the cut
+       itself never shows as a broken byte. */
+    const char *end = strlen(v) > 80 ? v + 80 : NULL;
+    if (end && g_utf8_validate(v, -1, NULL))
+        end = g_utf8_find_prev_char(v, end + 1);
+    char *cut = end ? g_strndup(v, (gsize)(end - v)) : g_strdup(v);
     char *out = log_escape(cut);
     g_free(cut);
     return out;

@@ -107,5 +107,6 @@ pages.admin = async (root) => {
       h("label", {}, "User", who), h("label", {}, "New password", setPw),
       h("button", { type: "submit", id: "admin-pw-set" }, "Set password")),
     h("h2", {}, "Users"),
-    table(["User", "Admin", "Console login", "Authkeys", "Shares", ""], doc.users.map(userRow)));
+    listview(table(["User", "Admin", "Console login", "Authkeys", "Shares", ""], doc.users.map(userRow)),
+      { label: "users", id: "users" }));
 };

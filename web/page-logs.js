@@ -25,7 +25,7 @@ function utcParam(v) {
 function logFilters() {
   const ident = h("input", { id: "logs-ident", placeholder: "any key", size: 16 });
   const type = h("select", { id: "logs-type" }, h("option", { value: "" }, "all events"),
-    LOG_TYPES.filter((t) => t !== "refused" || state.admin).map((t) => h("option", { value: t }, t)));
+    LOG_TYPES.filter((t) => t !== "refused" || (state.admin && !state.actAs)).map((t) => h("option", { value: t }, t)));
   const since = h("input", { id: "logs-since", type: "datetime-local" });
   const until = h("input", { id: "logs-until", type: "datetime-local" });
   const limit = h("select", { id: "logs-limit" }, [25, 50, 100, 200].map((n) => h("option", { value: n }, String(n))));
@@ -131,7 +131,7 @@ pages.logs = async (root) => {
 
   root.append(
     h("h1", {}, "Logs"),
-    h("p", { class: "muted" }, state.admin
+    h("p", { class: "muted" }, state.admin && !state.actAs
       ? "Recent events of everyone's authkeys, with their owner, and connections refused per address (newest first; kept in memory by the broker)."
       : "Recent failed logins, denied publishes and subscribes, drops and disconnects of your authkeys (newest first; kept in memory by the broker)."),
     h("form", { id: "logs-filter", onsubmit: (ev) => { ev.preventDefault(); v.before = null; v.stack = []; say("", ""); load(); } },

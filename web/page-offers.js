@@ -22,8 +22,19 @@ function offerButtons(o) {
   return [accept, " ", button("decline secondary", "Decline", "declined", "/api/offers/decline")];
 }
 
+// An answer is per sender and channel: when a sender offers one channel
+// twice (directly and through a group, or as shares and shares_all), one
+// Accept or Decline answers both rows, and the rows say so.
+function sameAnswerNote(offers) {
+  const n = new Map();
+  for (const o of offers) n.set(o.from + "\n" + o.channel, (n.get(o.from + "\n" + o.channel) || 0) + 1);
+  return (o) => n.get(o.from + "\n" + o.channel) > 1
+    ? h("small", { class: "muted same-answer" }, " one answer for every offer of this channel from " + o.from) : null;
+}
+
 pages.offers = async (root) => {
   const doc = await api("GET", "/api/offers");
+  const note = sameAnswerNote(doc.offers);
   root.append(
     h("h1", {}, "Shared with me"),
     h("p", { class: "muted" }, doc.require_accept
@@ -31,6 +42,6 @@ pages.offers = async (root) => {
       : "This broker delivers shares without acceptance; accepting or declining records your answer."),
     listview(table(["From", "Channel", "Type", "Via", "State", ""], doc.offers.map((o) => h("tr", { "data-from": o.from, "data-channel": o.channel, "data-state": o.state },
       h("td", {}, o.from), h("td", { class: "mono" }, o.channel), h("td", {}, o.type), h("td", {}, o.via || "directly"),
-      h("td", {}, h("span", { class: "tag " + o.state }, o.state)),
+      h("td", {}, h("span", { class: "tag " + o.state }, o.state), note(o)),
       h("td", {}, offerButtons(o))))), { label: "offers", id: "offers" }));
 };

@@ -328,6 +328,7 @@ async function main(chromium) {
   fs.writeFileSync(file, community(ctl(b.conf, ["export"])));
   ctl(b.conf, ["import", file]);
   ctl(b.conf, ["user", "admin", "carol", "yes"]);
+  ctl(b.conf, ["user", "add", "x".repeat(64)]); // the longest name: selects of users must still fit a phone
   const shares = JSON.parse(ctl(b.conf, ["export"])).shares.length;
   check("the community is loaded: " + N_USERS + " users, " + shares + " shares", shares === N_SHARES, String(shares));
   for (let i = 0; i < 3; i++) publish(b.port, "alice-k002", "not-the-secret", "x"); // events for the logs page

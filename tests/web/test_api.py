@@ -1291,6 +1291,10 @@ def long_input_messages(r, alice):
         r.check("%s -> 404, the name cut short in the message" % what,
                 res[0] == 404 and "n" * 64 + "\u2026" in msg and len(msg) < 200,
                 "%r %r" % (res[0], msg[:300]))
+    st, doc = alice.call("POST", "/api/authkeys", {"ident": "a\u0301" * 200})
+    msg = (doc or {}).get("error", "")
+    r.check("a long refused ident of combining accents is cut between characters, "
+            "never inside one", st == 400 and "\\x" not in msg and "a\u0301" in msg, repr(msg))
     st, doc = alice.call("GET", "/api/readers?channel=a%20b")
     msg = (doc or {}).get("error", "")
     r.check("readers of a bad channel: the rule in words, no query syntax",
