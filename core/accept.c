@@ -146,11 +146,12 @@ struct http_gate {
     struct log_ratelimit rl;
 };
 
+/* JSON, as every other error of the console: a client reads one format. */
 static const char http_503[] = "HTTP/1.1 503 Service Unavailable\r\n"
-                               "Content-Type: text/plain; charset=utf-8\r\n"
-                               "Content-Length: 21\r\n"
+                               "Content-Type: application/json\r\n"
+                               "Content-Length: 33\r\n"
                                "Connection: close\r\n\r\n"
-                               "too many connections\n";
+                               "{\"error\":\"too many connections\"}\n";
 
 static void gate_conn_free(gpointer p)
 {

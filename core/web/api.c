@@ -524,7 +524,9 @@ static void offer_decide(struct web_job *j, enum offer_state want)
     gboolean offered = find_offer(s, j->acting, from, chan) != NULL;
     enum offer_state now = snapshot_offer_state(s, j->acting, from, chan);
     snapshot_free(s);
-    if (!offered && want != OFFER_PENDING) {
+    /* Withdrawing needs no offer (an answer outlives a removed share), but
+       something to withdraw. */
+    if (!offered && (want != OFFER_PENDING || now == OFFER_PENDING)) {
         g_autofree char *f = echo(from), *c = echo(chan);
         web_job_error(j, 404, "'%s' offers you nothing on '%s'", f, c);
         return;

@@ -263,8 +263,11 @@ def static_and_http(r):
         c.request("GET", "/")
         c.getresponse().read()
         held.append(c)
-    status = h.request("GET", "/")[0]
+    res = h.request("GET", "/")
+    status = res[0]
     r.check("a 65th connection from one address -> 503", status == 503, repr(status))
+    r.check("and its answer is JSON, like every other console error",
+            res[1] == {"error": "too many connections"}, repr(res[1]))
     for c in held[:8]:
         c.close()
     r.check("closing connections makes room again",
@@ -1430,6 +1433,9 @@ def offer_declines(r):
     ok(r, "declining again is no error", decline(bob, "d.bob"))
     err(r, "decline an offer nobody made",
         bob.call("POST", "/api/offers/decline", {"from": "carol", "channel": "d.bob"}), 404,
+        "offers you nothing")
+    err(r, "withdraw an answer to an offer nobody made and nobody answered",
+        bob.call("POST", "/api/offers/reject", {"from": "carol", "channel": "d.none"}), 404,
         "offers you nothing")
     err(r, "decline without a channel",
         bob.call("POST", "/api/offers/decline", {"from": "alice"}), 400)
