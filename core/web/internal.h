@@ -81,6 +81,11 @@ struct web_route {
     gboolean session;  /* needs a logged-in user */
     web_run_fn run;    /* worker thread: storage work */
     web_run_fn finish; /* loop thread, optional: what only the loop may read */
+    /* The body members the route reads, separated by spaces ("user", for an
+       administrator acting for someone, is taken by every session route);
+       any other member is refused before the route runs, so a misspelt or
+       foreign field never passes silently. */
+    const char *body_keys;
 };
 
 struct web_job {

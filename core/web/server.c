@@ -600,6 +600,45 @@ static struct web_job *job_new(struct web *w, struct evhttp_request *req,
     return j;
 }
 
+/* Whether name is one of the words of a space-separated list. */
+static gboolean word_in(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; p && *p;) {
+        const char *sp = strchr(p, ' ');
+        size_t len = sp ? (size_t)(sp - p) : strlen(p);
+        if (len == n && !strncmp(p, name, n))
+            return TRUE;
+        p = sp ? sp + 1 : p + len;
+    }
+    return FALSE;
+}
+
+/* Every member of the body is one the route reads (web_route.body_keys). */
+static gboolean body_keys_known(struct web_job *j, struct web_refusal *no)
+{
+    JsonObject *o = json_node_get_object(j->body);
+    GList *names = json_object_get_members(o);
+    const char *unknown = NULL;
+    for (GList *l = names; l && !unknown; l = l->next)
+        if (!word_in(j->route->body_keys, l->data) &&
+            !(j->route->session && !strcmp(l->data, "user")))
+            unknown = l->data;
+    gboolean ok = TRUE;
+    if (unknown) {
+        char *cut = g_utf8_validate(unknown, -1, NULL) ? g_utf8_substring(unknown, 0, 64)
+                                                       : g_strndup(unknown, 64);
+        char *shown = log_escape(cut);
+        g_free(cut);
+        const char *keys = j->route->body_keys;
+        ok = web_refuse(no, 400, "unknown field '%s' (%s %s takes %s)", shown, j->route->method,
+                        j->route->path, keys && *keys ? keys : "no fields");
+        g_free(shown);
+    }
+    g_list_free(names);
+    return ok;
+}
+
 /* The JSON object of a change's body into j->body; FALSE (refused) when it is not one. */
 static gboolean body_read(struct web_job *j, struct evhttp_request *req, struct web_refusal *no)
 {
@@ -621,8 +660,9 @@ static gboolean body_read(struct web_job *j, struct evhttp_request *req, struct 
     if (!j->body) {
         web_refuse(no, 400, "%s", why);
         g_free(why);
+        return FALSE;
     }
-    return j->body != NULL;
+    return body_keys_known(j, no);
 }
 
 JsonNode *web_parse_body(const char *text, size_t len, char **why)
