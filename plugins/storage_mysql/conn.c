@@ -141,7 +141,11 @@ void my_rollback(struct mystore *s)
 
 static gboolean stmt_failed(struct mystore *s, MYSQL_STMT *st)
 {
-    set_error(s, mysql_stmt_errno(st), mysql_stmt_error(st));
+    /* A failure the statement has no words for may be the connection's. */
+    if (mysql_stmt_errno(st) || !s->conn)
+        set_error(s, mysql_stmt_errno(st), mysql_stmt_error(st));
+    else
+        set_error(s, mysql_errno(s->conn), mysql_error(s->conn));
     if (connection_errno(s->last_errno))
         my_disconnect(s);
     else

@@ -218,11 +218,18 @@ static void take_column(struct mystore *s, const char *const *vals, unsigned n, 
 /* auth_keys as found (maybe hpfeeds3's own): the columns we read must be there. */
 static int check_auth_keys(struct mystore *s, char *err, size_t err_len)
 {
+    static const char sql[] = "SELECT COLUMN_NAME FROM information_schema.COLUMNS "
+                              "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'auth_keys'";
     struct columns c = {0};
-    if (!my_exec(s,
-                 "SELECT COLUMN_NAME FROM information_schema.COLUMNS "
-                 "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'auth_keys'",
-                 NULL, 0, take_column, &c, NULL))
+    /* A read of the catalogue was once seen to fail without an error text
+       while other databases of the server were being dropped; it is only a
+       read, so it is tried a second time before the open fails. */
+    gboolean ok = my_exec(s, sql, NULL, 0, take_column, &c, NULL);
+    if (!ok && !s->last_errno) {
+        memset(&c, 0, sizeof c);
+        ok = my_exec(s, sql, NULL, 0, take_column, &c, NULL);
+    }
+    if (!ok)
         return failed(s, "reading the columns of auth_keys", err, err_len);
     if (!c.identifier || !c.secret || !c.publish || !c.subscribe)
         return hpf_set_error(err, err_len, HPF_ERR_INVALID,
