@@ -626,8 +626,10 @@ static gboolean body_keys_known(struct web_job *j, struct web_refusal *no)
             unknown = l->data;
     gboolean ok = TRUE;
     if (unknown) {
-        char *cut = g_utf8_validate(unknown, -1, NULL) ? g_utf8_substring(unknown, 0, 64)
-                                                       : g_strndup(unknown, 64);
+        /* g_utf8_substring() reads past a string shorter than its end. */
+        char *cut = g_utf8_validate(unknown, -1, NULL) && g_utf8_strlen(unknown, -1) > 64
+                        ? g_utf8_substring(unknown, 0, 64)
+                        : g_strndup(unknown, 256);
         char *shown = log_escape(cut);
         g_free(cut);
         const char *keys = j->route->body_keys;
