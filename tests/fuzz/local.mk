@@ -67,9 +67,10 @@ tests_fuzz_fuzz_file_storage_LDADD = $(FUZZ_LIBS)
 
 tests_fuzz_fuzz_console_SOURCES = tests/fuzz/fuzz_console.c $(FUZZ_COMMON)
 tests_fuzz_fuzz_console_CPPFLAGS = $(FUZZ_CPP_FLAGS)
-tests_fuzz_fuzz_console_CFLAGS = $(FUZZ_C_FLAGS)
+tests_fuzz_fuzz_console_CFLAGS = $(FUZZ_C_FLAGS) $(SQLITE_CFLAGS)
 tests_fuzz_fuzz_console_LDFLAGS = $(FUZZ_LINK_FLAGS)
-tests_fuzz_fuzz_console_LDADD = $(FUZZ_LIBS) $(JSONGLIB_LIBS) $(LIBEVENT_LIBS) $(OPENSSL_LIBS)
+tests_fuzz_fuzz_console_LDADD = $(FUZZ_LIBS) $(JSONGLIB_LIBS) $(LIBEVENT_LIBS) $(OPENSSL_LIBS) \
+	$(SQLITE_LIBS)
 
 # cluster_nats's pure codec only: no libnats, built whether or not the plugin is.
 tests_fuzz_fuzz_nats_codec_SOURCES = tests/fuzz/fuzz_nats_codec.c \
@@ -126,9 +127,9 @@ tests_fuzz_regressions_CPPFLAGS = $(AM_CPPFLAGS) -DFUZZ_REPLAY \
 	-DFUZZ_SRCDIR='"$(abs_top_srcdir)"' \
 	-DFUZZ_PLUGIN_DIR='"$(abs_top_builddir)/plugins/.libs"'
 tests_fuzz_regressions_CFLAGS = $(AM_CFLAGS) $(GLIB_CFLAGS) $(JSONGLIB_CFLAGS) \
-	$(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS) $(CUNIT_CFLAGS)
+	$(LIBEVENT_CFLAGS) $(OPENSSL_CFLAGS) $(SQLITE_CFLAGS) $(CUNIT_CFLAGS)
 tests_fuzz_regressions_LDADD = core/libhpfcore.la $(GLIB_LIBS) $(JSONGLIB_LIBS) \
-	$(LIBEVENT_LIBS) $(OPENSSL_LIBS) $(CUNIT_LIBS)
+	$(LIBEVENT_LIBS) $(OPENSSL_LIBS) $(SQLITE_LIBS) $(CUNIT_LIBS)
 if BUILD_MONGODB
 tests_fuzz_regressions_SOURCES += tests/fuzz/fuzz_mongo_read.c $(FUZZ_MONGO_SOURCES)
 tests_fuzz_regressions_CPPFLAGS += $(PLUGIN_CPPFLAGS) -DFUZZ_HAVE_MONGO
