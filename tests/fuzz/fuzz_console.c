@@ -19,9 +19,12 @@
  * alice sharing "a" with bob.  One storage instance serves every input (its
  * start-up, the schema check and dozens of prepared statements, took more
  * than half of each run); before each input a second SQLite connection
- * copies the template back over the database file with SQLite's backup API,
- * and the instance's own connection sees the new content at its next
- * transaction, as it sees hpfriendsctl's changes in a running broker.  The
+ * writes every table's rows back from a template file (DELETE, then INSERT
+ * ... SELECT, in one transaction; hpf_meta, which the tables' triggers bump,
+ * last), and the instance's own connection sees the new content at its next
+ * transaction, as it sees hpfriendsctl's changes in a running broker.  (Not
+ * SQLite's backup API: it bumps the schema cookie, and every statement of
+ * the instance was prepared again, which took most of each run.)  The
  * instance holds no other state that an input could carry to the next (its
  * caches are prepared statements and the idents it already warned about).
  * The input is up to
@@ -57,10 +60,11 @@
 static char *dir;
 static char *db_path;
 static GHashTable *keys;
-/* The template, in memory; a connection of our own to the instance's file;
- * the storage instance every input uses. */
-static sqlite3 *template_db;
+/* A connection of our own to the instance's file, with the template attached
+ * as "tmpl"; the statements that restore it, prepared once; the instance
+ * every input uses. */
 static sqlite3 *restore_db;
+static GPtrArray *restore_stmts;
 static struct plugin_instance *storage;
 static struct web fake_web;
 
@@ -80,25 +84,54 @@ static struct plugin_instance *open_storage(void)
     return pi;
 }
 
-static sqlite3 *sq_open(const char *path)
+static void sq_run(const char *sql)
 {
-    sqlite3 *db = NULL;
-    if (sqlite3_open(path, &db) != SQLITE_OK)
-        die(path, db ? sqlite3_errmsg(db) : "out of memory");
-    sqlite3_busy_timeout(db, 5000);
-    return db;
+    char *err = NULL;
+    if (sqlite3_exec(restore_db, sql, NULL, NULL, &err) != SQLITE_OK)
+        die(sql, err);
 }
 
-/* Copy from's "main" database over to's, whole. */
-static void sq_copy(sqlite3 *to, sqlite3 *from)
+static void restore_add(const char *sql)
 {
-    sqlite3_backup *b = sqlite3_backup_init(to, "main", from, "main");
-    if (!b)
-        die("sqlite3_backup_init", sqlite3_errmsg(to));
-    int rc = sqlite3_backup_step(b, -1);
-    sqlite3_backup_finish(b);
-    if (rc != SQLITE_DONE)
-        die("sqlite3_backup_step", sqlite3_errstr(rc));
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(restore_db, sql, -1, &st, NULL) != SQLITE_OK)
+        die(sql, sqlite3_errmsg(restore_db));
+    g_ptr_array_add(restore_stmts, st);
+}
+
+/* The restore statements: every table of the template, hpf_meta last. */
+static void restore_prepare(void)
+{
+    restore_stmts = g_ptr_array_new();
+    restore_add("BEGIN IMMEDIATE");
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(restore_db,
+                           "SELECT name FROM tmpl.sqlite_master WHERE type = 'table' "
+                           "ORDER BY name = 'hpf_meta', name",
+                           -1, &st, NULL) != SQLITE_OK)
+        die("template tables", sqlite3_errmsg(restore_db));
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(st, 0);
+        char *del = sqlite3_mprintf("DELETE FROM main.\"%w\"", t);
+        char *ins = sqlite3_mprintf("INSERT INTO main.\"%w\" SELECT * FROM tmpl.\"%w\"", t, t);
+        restore_add(del);
+        restore_add(ins);
+        sqlite3_free(del);
+        sqlite3_free(ins);
+    }
+    sqlite3_finalize(st);
+    restore_add("COMMIT");
+}
+
+static void restore(void)
+{
+    for (guint i = 0; i < restore_stmts->len; i++) {
+        sqlite3_stmt *st = restore_stmts->pdata[i];
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+            die("restoring the template", sqlite3_errmsg(restore_db));
+    }
 }
 
 static void make_template(void)
@@ -115,9 +148,20 @@ static void make_template(void)
         !admin_share_add(&a, "alice", "bob", "a", HPF_SHARE_SHARES, &e))
         die("template", e->message);
     plugin_instance_free(pi);
-    template_db = sq_open(":memory:");
-    restore_db = sq_open(db_path);
-    sq_copy(template_db, restore_db);
+    /* The instance closed the file: its WAL is folded in, the file is whole. */
+    char *tmpl = g_build_filename(dir, "template.db", NULL), *text;
+    gsize len;
+    if (!g_file_get_contents(db_path, &text, &len, &e) || !g_file_set_contents(tmpl, text, len, &e))
+        die("template", e->message);
+    g_free(text);
+    if (sqlite3_open(db_path, &restore_db) != SQLITE_OK)
+        die(db_path, sqlite3_errmsg(restore_db));
+    sqlite3_busy_timeout(restore_db, 5000);
+    char *attach = sqlite3_mprintf("ATTACH %Q AS tmpl", tmpl);
+    sq_run(attach);
+    sqlite3_free(attach);
+    g_free(tmpl);
+    restore_prepare();
     storage = open_storage();
 }
 
@@ -224,7 +268,7 @@ out:
 int fuzz_console_one(const uint8_t *data, size_t size)
 {
     struct plugin_instance *pi = storage;
-    sq_copy(restore_db, template_db);
+    restore();
     size_t start = 0;
     for (int n = 0; n < MAX_REQUESTS && start < size; n++) {
         const uint8_t *end = memchr(data + start, 0x1e, size - start);
