@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -282,10 +283,11 @@ static gboolean bind_one(struct broker *b, const struct listen_addr *la, FILE *r
 
 gint64 broker_now_s(struct broker *b)
 {
-    struct timeval tv;
-    if (!b->base || event_base_gettimeofday_cached(b->base, &tv) != 0)
-        return g_get_real_time() / G_USEC_PER_SEC;
-    return tv.tv_sec;
+    /* time() is a vDSO read; the loop's cached time takes the base's lock,
+     * and this runs per published message (perf: 3.6 % of the broker under
+     * hpfriends-bench -s ingest). */
+    (void)b;
+    return (gint64)time(NULL);
 }
 
 gboolean broker_listen_endpoint(struct broker *b, char **host, int *port, gboolean *tls)

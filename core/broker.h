@@ -179,7 +179,7 @@ gboolean broker_load_plugins(struct broker *b, gboolean start, GError **error);
  * event loop itself failed. */
 int broker_run(struct broker *b);
 void broker_free(struct broker *b);
-/** Wall-clock seconds, as cached by the event loop for this turn (flow health's clock). */
+/** Wall-clock seconds (flow health's clock); cheap enough to call per message. */
 gint64 broker_now_s(struct broker *b);
 /**
  * The first hpfeeds listener's bound address (host as configured: "" or
