@@ -332,12 +332,10 @@ static void check_slow_consumers(struct broker *b)
     }
     for (guint i = 0; victims && i < victims->len; i++) {
         struct conn *c = victims->pdata[i];
-        sinks_event(b->sinks, &(struct hpf_event){.type = HPF_EVENT_DISCONNECT,
-                                                  .ident = c->ident,
-                                                  .owner = c->owner,
-                                                  .peer = c->peer,
-                                                  .reason = "slow consumer",
-                                                  .count = c->dropped});
+        /* conn_close's disconnect event says "closed by broker: slow
+         * consumer" and carries the drops: one event per connection. */
+        if (!c->close_why)
+            c->close_why = g_strdup("slow consumer");
         log_warn(
             "%s@%s: disconnecting slow consumer: %zu bytes queued for over %u s, %" G_GUINT64_FORMAT
             " messages dropped",

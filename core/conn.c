@@ -484,7 +484,8 @@ void conn_close(struct conn *c, const char *reason)
                                               .ident = c->ident,
                                               .owner = c->owner,
                                               .peer = c->peer,
-                                              .reason = reason});
+                                              .reason = reason,
+                                              .count = c->dropped});
     if (c->ident) {
         guint64 queued = conn_queued(c);
         metrics_lost(b->metrics, c->ident);
@@ -628,10 +629,17 @@ static void on_write(struct bufferevent *bev, void *arg)
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct conn *c = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    /* A subscriber over its queue bound whose peer took nothing for
+     * slow_deadline: the kernel's TCP_USER_TIMEOUT (conn_new) can end it
+     * before the slow-consumer sweep does; either way it is the broker's
+     * doing, and the same event says so. */
+    if ((what & BEV_EVENT_ERROR) && err == ETIMEDOUT && c->over_since_us && !c->close_why)
+        c->close_why = g_strdup("slow consumer");
     if (what & BEV_EVENT_EOF)
         conn_close(c, "closed by peer");
     else if (what & BEV_EVENT_ERROR)
-        conn_close(c, g_strerror(EVUTIL_SOCKET_ERROR()));
+        conn_close(c, g_strerror(err));
     else if (what & BEV_EVENT_TIMEOUT)
         conn_close(c, "timeout");
 }

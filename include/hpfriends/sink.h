@@ -42,8 +42,11 @@ enum hpf_event_type {
     HPF_EVENT_AUTH_FAILED = 1, /**< ident, peer, reason */
     HPF_EVENT_DENIED,          /**< ident, owner, peer, channel, reason */
     HPF_EVENT_SLOW_DROP,       /**< ident, owner, peer, count */
-    HPF_EVENT_DISCONNECT,      /**< ident (may be NULL), peer, reason */
-    HPF_EVENT_CONNECT,         /**< peer */
+    /** ident (may be NULL), owner, peer, reason ("closed by broker: ..."
+     *  when the broker ended it), count (messages dropped for this
+     *  subscriber over its queue bound; 0: none) */
+    HPF_EVENT_DISCONNECT,
+    HPF_EVENT_CONNECT, /**< peer */
     /** Connections refused by the per-address limits: one event per
      *  address and window (a minute, or until its back-off ends), never
      *  one per connection.  peer (the address), reason (a sentence:

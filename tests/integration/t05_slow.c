@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -71,6 +72,40 @@ static gpointer reader_main(gpointer data)
     return NULL;
 }
 
+/* The disconnect events of ident in the file sink's event log (JSON lines). */
+static GPtrArray *disconnects_of(const char *path, const char *ident)
+{
+    GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+    char *text = NULL;
+    if (!g_file_get_contents(path, &text, NULL, NULL))
+        return out;
+    char *want = g_strdup_printf("\"ident\":\"%s\"", ident);
+    char **lines = g_strsplit(text, "\n", -1);
+    for (char **l = lines; *l; l++)
+        if (strstr(*l, "\"event\":\"disconnect\"") && strstr(*l, want))
+            g_ptr_array_add(out, g_strdup(*l));
+    g_strfreev(lines);
+    g_free(want);
+    g_free(text);
+    return out;
+}
+
+/* Waits until ident's disconnect is in the event log (events are written in order). */
+static bool await_disconnect(const char *path, const char *ident, int timeout_ms)
+{
+    int64_t deadline = h_now_ms() + timeout_ms;
+    for (;;) {
+        GPtrArray *got = disconnects_of(path, ident);
+        guint n = got->len;
+        g_ptr_array_unref(got);
+        if (n)
+            return true;
+        if (h_now_ms() >= deadline)
+            return false;
+        h_sleep_ms(20);
+    }
+}
+
 /* Reads and discards until EOF/reset; true when that happens in time. */
 static bool drain_to_eof(int fd, int timeout_ms, size_t *bytes)
 {
@@ -114,8 +149,12 @@ static void test_slow_consumer(void)
     CU_ASSERT_FATAL(h_broker_add_key(b, "fast", "fast-secret", "", "big"));
     CU_ASSERT_FATAL(h_broker_add_key(b, "slow", "slow-secret", "", "big"));
     CU_ASSERT_FATAL(h_broker_add_key(b, "sync", "sync-secret", "", ""));
+    /* The file sink records the broker's events (ev.jsonl beside the config). */
     CU_ASSERT_FATAL(h_broker_start(b, "max_queued_bytes = 1048576\n"
-                                      "slow_deadline = 2\n"));
+                                      "slow_deadline = 2\n"
+                                      "[sink:ev]\nplugin = file\npath = ev.jsonl\n"
+                                      "messages = false\nevents = true\n"));
+    char *events = g_build_filename(b->dir, "ev.jsonl", NULL);
 
     slow = h_connect_opt(b->port, 4096);
     CU_ASSERT_FATAL(slow >= 0);
@@ -211,7 +250,95 @@ static void test_slow_consumer(void)
         CU_ASSERT(h_read_frame(fast, H_WAIT_MS, &f) == H_FRAME && f.len == frame->len);
         h_frame_clear(&f);
     }
+
+    /* One disconnect event for the slow subscriber, saying why, with its
+     * drops.  sync's own disconnect, written after it, shows that any second
+     * one would be in the log by now. */
+    close(sync);
+    CU_ASSERT(await_disconnect(events, "sync", 10000));
+    GPtrArray *gone = disconnects_of(events, "slow");
+    fprintf(stderr, "  slow subscriber's disconnect events: %u%s%s\n", gone->len,
+            gone->len ? ": " : "", gone->len ? (char *)gone->pdata[0] : "");
+    CU_ASSERT(gone->len == 1);
+    if (gone->len) {
+        const char *ev = gone->pdata[0];
+        CU_ASSERT(strstr(ev, "\"reason\":\"closed by broker: slow consumer\"") != NULL);
+        CU_ASSERT(strstr(ev, "\"count\":") != NULL && !strstr(ev, "\"count\":0"));
+    }
+    g_ptr_array_unref(gone);
+    g_free(events);
     g_byte_array_free(frame, TRUE);
+    g_free(payload);
+    H_FINISH(b);
+}
+
+/*
+ * A subscriber that reads, but far less than is published to it, stays over
+ * its bound with its socket alive (so the kernel's TCP_USER_TIMEOUT does not
+ * end it first): the slow-consumer deadline disconnects it, and the event
+ * log gets one disconnect event for it, with the reason and its drops.
+ */
+static void test_slow_consumer_trickle(void)
+{
+    struct h_broker *b = h_broker_new();
+    uint8_t *payload = g_malloc0(MSG_PAYLOAD);
+    static uint8_t sip[4096];
+    size_t got = 0;
+
+    CU_ASSERT_FATAL(b != NULL);
+    CU_ASSERT_FATAL(h_broker_add_key(b, "pub1", "pub1-secret", "big", ""));
+    CU_ASSERT_FATAL(h_broker_add_key(b, "slow", "slow-secret", "", "big"));
+    CU_ASSERT_FATAL(h_broker_add_key(b, "sync", "sync-secret", "", ""));
+    CU_ASSERT_FATAL(h_broker_start(b, "max_queued_bytes = 1048576\n"
+                                      "slow_deadline = 2\n"
+                                      "[sink:ev]\nplugin = file\npath = ev.jsonl\n"
+                                      "messages = false\nevents = true\n"));
+    char *events = g_build_filename(b->dir, "ev.jsonl", NULL);
+    int slow = h_connect_opt(b->port, 4096);
+    CU_ASSERT_FATAL(slow >= 0);
+    CU_ASSERT_FATAL(h_auth(slow, "slow", "slow-secret"));
+    int pub = h_client(b->port, "pub1", "pub1-secret");
+    int sync = h_client(b->port, "sync", "sync-secret");
+    CU_ASSERT_FATAL(pub >= 0 && sync >= 0);
+    CU_ASSERT_FATAL(h_sub(slow, "slow", "big"));
+    CU_ASSERT_FATAL(h_barrier(b, (int[]){slow}, (const char *[]){"slow"}, 1, sync, "sync"));
+
+    /* Up to 3.2 MB/s published, 4 KiB every 20 ms read, until the broker
+     * ends it (what its socket holds may take longer to read than that). */
+    int64_t deadline = h_now_ms() + (SLOW_DEADLINE_S + 18) * 1000;
+    bool ended = false;
+    for (int i = 0; !ended && h_now_ms() < deadline; i++) {
+        CU_ASSERT_FATAL(h_pub(pub, "pub1", "big", payload, MSG_PAYLOAD));
+        ssize_t n = recv(slow, sip, sizeof sip, MSG_DONTWAIT);
+        if (n > 0)
+            got += (size_t)n;
+        h_sleep_ms(20);
+        if (i % 10 == 0)
+            ended = await_disconnect(events, "slow", 0);
+    }
+    fprintf(stderr, "  trickling subscriber read %zu bytes, %s\n", got,
+            ended ? "then the broker ended it" : "and is still connected");
+    CU_ASSERT(ended);
+    close(slow);
+
+    close(sync);
+    CU_ASSERT(await_disconnect(events, "sync", 10000));
+    GPtrArray *gone = disconnects_of(events, "slow");
+    for (guint i = 0; i < gone->len; i++)
+        fprintf(stderr, "  disconnect event: %s\n", (char *)gone->pdata[i]);
+    CU_ASSERT(gone->len == 1);
+    if (gone->len) {
+        const char *ev = gone->pdata[0];
+        CU_ASSERT(strstr(ev, "\"reason\":\"closed by broker: slow consumer\"") != NULL);
+        CU_ASSERT(strstr(ev, "\"count\":") != NULL && !strstr(ev, "\"count\":0"));
+    }
+    g_ptr_array_unref(gone);
+    /* The deadline, not the kernel, ended it: what this test is about. */
+    char *log = NULL;
+    CU_ASSERT(g_file_get_contents(b->log_path, &log, NULL, NULL) &&
+              strstr(log, "disconnecting slow consumer") != NULL);
+    g_free(log);
+    g_free(events);
     g_free(payload);
     H_FINISH(b);
 }
@@ -356,6 +483,7 @@ static const struct h_test tests[] = {
     {"backpressure_hold = 0: that reader gets drops instead",
      test_reader_behind_without_backpressure},
     {"slow consumer: bounded memory, others served, disconnected", test_slow_consumer},
+    {"a trickling slow consumer: the deadline ends it, one event", test_slow_consumer_trickle},
     {"under the bound nothing is dropped", test_bounded_but_lossless_when_under},
     {NULL, NULL},
 };
