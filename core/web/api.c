@@ -218,14 +218,20 @@ static void run_password(struct web_job *j)
 
 /* ---- users ---- */
 
-static void run_users(struct web_job *j)
+/*
+ * The {"users": [...]} answer, one entry a user, sorted by name: the user
+ * rows and the authkey owners without one (they count as users, but cannot
+ * log in; explicit says which).  The plain list and the administrators'
+ * list (api_admin.c) differ only in what row() writes of each.
+ */
+void web_api_users(struct web_job *j, const struct snapshot *s, web_user_row row)
 {
-    struct snapshot *s = begin(j);
-    if (!s)
-        return;
+    GHashTable *rows = g_hash_table_new(g_str_hash, g_str_equal);
     GHashTable *names = g_hash_table_new(g_str_hash, g_str_equal);
-    for (guint i = 0; i < s->users->len; i++)
+    for (guint i = 0; i < s->users->len; i++) {
+        g_hash_table_add(rows, s->users->pdata[i]);
         g_hash_table_add(names, s->users->pdata[i]);
+    }
     for (guint i = 0; i < s->authkeys->len; i++)
         g_hash_table_add(names, ((struct snap_authkey *)s->authkeys->pdata[i])->owner);
     GList *sorted = g_list_sort(g_hash_table_get_keys(names), (GCompareFunc)strcmp);
@@ -233,21 +239,36 @@ static void run_users(struct web_job *j)
     OBJ(b);
     json_builder_set_member_name(b, "users");
     json_builder_begin_array(b);
-    for (GList *l = sorted; l; l = l->next) {
-        OBJ(b);
-        STR(b, "name", (const char *)l->data);
-        if (j->is_admin) {
-            BOOL(b, "admin", g_hash_table_contains(s->admins, l->data));
-            BOOL(b, "password", g_hash_table_contains(s->passwords, l->data));
-        }
-        END(b);
-    }
+    for (GList *l = sorted; l; l = l->next)
+        row(b, j, s, l->data, g_hash_table_contains(rows, l->data));
     json_builder_end_array(b);
     END(b);
     g_list_free(sorted);
     g_hash_table_unref(names);
-    snapshot_free(s);
+    g_hash_table_unref(rows);
     web_job_ok(j, b);
+}
+
+/* A user as anyone sees them; whether admin and with a password, for administrators. */
+static void user_row(JsonBuilder *b, const struct web_job *j, const struct snapshot *s,
+                     const char *name, gboolean explicit_row)
+{
+    OBJ(b);
+    STR(b, "name", name);
+    if (j->is_admin) {
+        BOOL(b, "admin", g_hash_table_contains(s->admins, name));
+        BOOL(b, "password", g_hash_table_contains(s->passwords, name));
+    }
+    END(b);
+}
+
+static void run_users(struct web_job *j)
+{
+    struct snapshot *s = begin(j);
+    if (!s)
+        return;
+    web_api_users(j, s, user_row);
+    snapshot_free(s);
 }
 
 /* ---- shares ---- */
