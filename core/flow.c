@@ -10,6 +10,7 @@
  */
 #include "flow.h"
 
+#include <stddef.h>
 #include <string.h>
 
 struct flow {
@@ -112,33 +113,77 @@ struct flow_series *flow_series(struct flow *f, enum flow_kind kind, const char 
     return s;
 }
 
-/* Clear the buckets of the units after `at` up to `to`: they are new, whatever they held. */
-static void clear_passed(gint64 at, gint64 to, guint n, void (*clear)(struct flow_series *, guint),
-                         struct flow_series *s)
+/*
+ * A series holds two rings of buckets: one-minute ones for the last hour,
+ * one-hour ones for the last day.  They differ in span, length and bucket
+ * type only, so the code below serves both through this description.
+ */
+struct ring {
+    gint64 secs; /* a bucket's span */
+    guint n;     /* its buckets */
+    size_t at;   /* offsetof the unit (unix seconds / secs) the ring runs up to */
+    guint64 (*get)(const struct flow_series *s, guint i);
+    void (*add)(struct flow_series *s, guint i, guint64 n);
+    void (*clear)(struct flow_series *s, guint i);
+};
+
+static guint64 minute_get(const struct flow_series *s, guint i) { return s->minutes[i]; }
+static guint64 hour_get(const struct flow_series *s, guint i) { return s->hours[i]; }
+static void minute_clear(struct flow_series *s, guint i) { s->minutes[i] = 0; }
+static void hour_clear(struct flow_series *s, guint i) { s->hours[i] = 0; }
+
+/* A minute's bucket stops at G_MAXUINT32 rather than wrapping to a small count. */
+static void minute_add(struct flow_series *s, guint i, guint64 n)
 {
-    for (gint64 i = MAX(at + 1, to - (gint64)n + 1); i <= to; i++)
-        clear(s, (guint)(i % n));
+    s->minutes[i] += (guint32)MIN(n, G_MAXUINT32 - s->minutes[i]);
 }
 
-static void clear_minute(struct flow_series *s, guint i) { s->minutes[i] = 0; }
-static void clear_hour(struct flow_series *s, guint i) { s->hours[i] = 0; }
+static void hour_add(struct flow_series *s, guint i, guint64 n) { s->hours[i] += n; }
+
+static const struct ring minutes = {
+    .secs = 60,
+    .n = FLOW_MINUTES,
+    .at = offsetof(struct flow_series, minute),
+    .get = minute_get,
+    .add = minute_add,
+    .clear = minute_clear,
+};
+
+static const struct ring hours = {
+    .secs = 3600,
+    .n = FLOW_HOURS,
+    .at = offsetof(struct flow_series, hour),
+    .get = hour_get,
+    .add = hour_add,
+    .clear = hour_clear,
+};
+
+static gint64 ring_at(const struct ring *r, const struct flow_series *s)
+{
+    return *(const gint64 *)((const char *)s + r->at);
+}
+
+/* Count n into the ring's bucket of now, clearing the buckets time moved past. */
+static void ring_count(const struct ring *r, struct flow_series *s, guint64 n, gint64 now)
+{
+    gint64 at = ring_at(r, s);
+    /* A clock set back counts into the newest bucket rather than an old one. */
+    gint64 u = MAX(now / r->secs, at);
+    if (u > at) {
+        /* The buckets of the units after at up to u are new, whatever they held. */
+        for (gint64 i = MAX(at + 1, u - (gint64)r->n + 1); i <= u; i++)
+            r->clear(s, (guint)(i % r->n));
+        *(gint64 *)((char *)s + r->at) = u;
+    }
+    r->add(s, (guint)(u % r->n), n);
+}
 
 void flow_count(struct flow *f, struct flow_series *s, guint64 n, gint64 now)
 {
     if (now < 0)
         now = 0;
-    /* A clock set back counts into the newest bucket rather than an old one. */
-    gint64 m = MAX(now / 60, s->minute), hr = MAX(now / 3600, s->hour);
-    if (m > s->minute) {
-        clear_passed(s->minute, m, FLOW_MINUTES, clear_minute, s);
-        s->minute = m;
-    }
-    if (hr > s->hour) {
-        clear_passed(s->hour, hr, FLOW_HOURS, clear_hour, s);
-        s->hour = hr;
-    }
-    s->minutes[m % FLOW_MINUTES] += (guint32)MIN(n, G_MAXUINT32 - s->minutes[m % FLOW_MINUTES]);
-    s->hours[hr % FLOW_HOURS] += n;
+    ring_count(&minutes, s, n, now);
+    ring_count(&hours, s, n, now);
     s->total += n;
     s->last = MAX(now, s->last);
     if (f->recent.head != &s->link) {
@@ -155,34 +200,25 @@ void flow_note(struct flow *f, enum flow_kind kind, const char *ident, const cha
 }
 
 /*
- * The units of the window of n ending at now_unit that the ring (n units
- * ending at `at`) still holds: [*lo, *hi], empty when *lo > *hi.
+ * The sum of the ring's buckets of the window of r->n units ending at now
+ * that the ring (r->n units ending at its own unit) still holds.
  */
-static void window(gint64 now_unit, gint64 at, guint n, gint64 *lo, gint64 *hi)
+static guint64 ring_sum(const struct ring *r, const struct flow_series *s, gint64 now)
 {
-    *hi = MIN(now_unit, at);
-    *lo = MAX(MAX(now_unit, at) - (gint64)n + 1, 0);
+    gint64 at = ring_at(r, s), now_unit = MAX(now, 0) / r->secs;
+    gint64 lo = MAX(MAX(now_unit, at) - (gint64)r->n + 1, 0), hi = MIN(now_unit, at);
+    guint64 sum = 0;
+    for (gint64 i = lo; i <= hi; i++)
+        sum += r->get(s, (guint)(i % r->n));
+    return sum;
 }
 
 guint64 flow_last_hour(const struct flow_series *s, gint64 now)
 {
-    gint64 lo, hi;
-    guint64 sum = 0;
-    window(MAX(now, 0) / 60, s->minute, FLOW_MINUTES, &lo, &hi);
-    for (gint64 i = lo; i <= hi; i++)
-        sum += s->minutes[i % FLOW_MINUTES];
-    return sum;
+    return ring_sum(&minutes, s, now);
 }
 
-guint64 flow_last_day(const struct flow_series *s, gint64 now)
-{
-    gint64 lo, hi;
-    guint64 sum = 0;
-    window(MAX(now, 0) / 3600, s->hour, FLOW_HOURS, &lo, &hi);
-    for (gint64 i = lo; i <= hi; i++)
-        sum += s->hours[i % FLOW_HOURS];
-    return sum;
-}
+guint64 flow_last_day(const struct flow_series *s, gint64 now) { return ring_sum(&hours, s, now); }
 
 void flow_foreach(const struct flow *f, void (*fn)(const struct flow_series *s, void *data),
                   void *data)

@@ -218,14 +218,20 @@ static void run_password(struct web_job *j)
 
 /* ---- users ---- */
 
-static void run_users(struct web_job *j)
+/*
+ * The {"users": [...]} answer, one entry a user, sorted by name: the user
+ * rows and the authkey owners without one (they count as users, but cannot
+ * log in; explicit says which).  The plain list and the administrators'
+ * list (api_admin.c) differ only in what row() writes of each.
+ */
+void web_api_users(struct web_job *j, const struct snapshot *s, web_user_row row)
 {
-    struct snapshot *s = begin(j);
-    if (!s)
-        return;
+    GHashTable *rows = g_hash_table_new(g_str_hash, g_str_equal);
     GHashTable *names = g_hash_table_new(g_str_hash, g_str_equal);
-    for (guint i = 0; i < s->users->len; i++)
+    for (guint i = 0; i < s->users->len; i++) {
+        g_hash_table_add(rows, s->users->pdata[i]);
         g_hash_table_add(names, s->users->pdata[i]);
+    }
     for (guint i = 0; i < s->authkeys->len; i++)
         g_hash_table_add(names, ((struct snap_authkey *)s->authkeys->pdata[i])->owner);
     GList *sorted = g_list_sort(g_hash_table_get_keys(names), (GCompareFunc)strcmp);
@@ -233,21 +239,36 @@ static void run_users(struct web_job *j)
     OBJ(b);
     json_builder_set_member_name(b, "users");
     json_builder_begin_array(b);
-    for (GList *l = sorted; l; l = l->next) {
-        OBJ(b);
-        STR(b, "name", (const char *)l->data);
-        if (j->is_admin) {
-            BOOL(b, "admin", g_hash_table_contains(s->admins, l->data));
-            BOOL(b, "password", g_hash_table_contains(s->passwords, l->data));
-        }
-        END(b);
-    }
+    for (GList *l = sorted; l; l = l->next)
+        row(b, j, s, l->data, g_hash_table_contains(rows, l->data));
     json_builder_end_array(b);
     END(b);
     g_list_free(sorted);
     g_hash_table_unref(names);
-    snapshot_free(s);
+    g_hash_table_unref(rows);
     web_job_ok(j, b);
+}
+
+/* A user as anyone sees them; whether admin and with a password, for administrators. */
+static void user_row(JsonBuilder *b, const struct web_job *j, const struct snapshot *s,
+                     const char *name, gboolean explicit_row)
+{
+    OBJ(b);
+    STR(b, "name", name);
+    if (j->is_admin) {
+        BOOL(b, "admin", g_hash_table_contains(s->admins, name));
+        BOOL(b, "password", g_hash_table_contains(s->passwords, name));
+    }
+    END(b);
+}
+
+static void run_users(struct web_job *j)
+{
+    struct snapshot *s = begin(j);
+    if (!s)
+        return;
+    web_api_users(j, s, user_row);
+    snapshot_free(s);
 }
 
 /* ---- shares ---- */
@@ -545,16 +566,67 @@ static void run_reject(struct web_job *j) { offer_decide(j, OFFER_PENDING); }
 
 /* ---- authkeys ---- */
 
-static const struct snap_authkey *own_key(struct web_job *j, const struct snapshot *s,
-                                          const char *ident)
+/* Whose object name is, NULL when there is none: one per kind begin_owned() serves. */
+typedef const char *(*owner_fn)(const struct snapshot *s, const char *name);
+
+/*
+ * The preamble of the routes that act on one object (authkey, group) of the
+ * acting user: the snapshot, when no answer is set yet (a missing name or a
+ * bad body member already gave its 400) and the acting user owns the object.
+ * Another user's object gets the same 404 as a missing one (not_found, with
+ * one %s for the name), so nobody learns which names exist.  Caller frees
+ * the snapshot; NULL means the answer is set.
+ */
+static struct snapshot *begin_owned(struct web_job *j, const char *name, owner_fn owner_of,
+                                    const char *not_found)
 {
-    const struct snap_authkey *k = g_hash_table_lookup(s->authkey_by_ident, ident);
-    if (!k || strcmp(k->owner, j->acting)) {
-        g_autofree char *i = echo(ident);
-        web_job_error(j, 404, "authkey '%s' not found", i);
+    struct snapshot *s = name && !j->status ? begin(j) : NULL;
+    if (!s)
+        return NULL;
+    const char *owner = owner_of(s, name);
+    if (!owner || strcmp(owner, j->acting)) {
+        g_autofree char *n = echo(name);
+        web_job_error(j, 404, not_found, n);
+        snapshot_free(s);
         return NULL;
     }
-    return k;
+    return s;
+}
+
+static const char *key_owner(const struct snapshot *s, const char *ident)
+{
+    const struct snap_authkey *k = g_hash_table_lookup(s->authkey_by_ident, ident);
+    return k ? k->owner : NULL;
+}
+
+static struct snapshot *begin_own_key(struct web_job *j, const char *ident)
+{
+    return begin_owned(j, ident, key_owner, "authkey '%s' not found");
+}
+
+/*
+ * As done_op(), for the routes that make a secret: shown this once.  owner
+ * may be NULL (not echoed); takes secret.
+ */
+static void done_secret(struct web_job *j, gboolean ok, GError **e, const char *ident,
+                        const char *owner, char *secret)
+{
+    if (!ok) {
+        web_job_gerror(j, *e);
+        g_clear_error(e);
+        g_free(secret);
+        return;
+    }
+    j->changed = TRUE;
+    JsonBuilder *b = json_builder_new();
+    OBJ(b);
+    STR(b, "ident", ident);
+    if (owner)
+        STR(b, "owner", owner);
+    STR(b, "secret", secret);
+    END(b);
+    web_job_ok(j, b);
+    g_free(secret);
 }
 
 static void run_authkeys(struct web_job *j)
@@ -803,20 +875,8 @@ static void run_authkey_add(struct web_job *j)
         snapshot_free(s);
         GError *e = NULL;
         char *secret = NULL;
-        if (!admin_authkey_add(&j->admin, j->acting, ident, NULL, pub, sub, &secret, &e)) {
-            web_job_gerror(j, e);
-            g_error_free(e);
-        } else {
-            j->changed = TRUE;
-            JsonBuilder *b = json_builder_new();
-            OBJ(b);
-            STR(b, "ident", ident);
-            STR(b, "owner", j->acting);
-            STR(b, "secret", secret);
-            END(b);
-            web_job_ok(j, b);
-            g_free(secret);
-        }
+        gboolean ok = admin_authkey_add(&j->admin, j->acting, ident, NULL, pub, sub, &secret, &e);
+        done_secret(j, ok, &e, ident, j->acting, secret);
     }
     g_strfreev(pub);
     g_strfreev(sub);
@@ -830,8 +890,8 @@ static void run_authkey_set(struct web_job *j)
     gboolean has_pub = FALSE, has_sub = FALSE;
     char **pub = body_channels(j, "publish", &has_pub);
     char **sub = j->status ? NULL : body_channels(j, "subscribe", &has_sub);
-    struct snapshot *s = j->status ? NULL : begin(j);
-    if (s && own_key(j, s, ident) && lists_allowed(j, has_pub || has_sub)) {
+    struct snapshot *s = begin_own_key(j, ident);
+    if (s && lists_allowed(j, has_pub || has_sub)) {
         GError *e = NULL;
         done_op(j, admin_authkey_set(&j->admin, ident, NULL, NULL, pub, sub, &e), &e);
     }
@@ -844,25 +904,12 @@ static void run_authkey_set(struct web_job *j)
 static void run_authkey_secret(struct web_job *j)
 {
     const char *ident = web_body_str(j, "ident", TRUE);
-    if (!ident)
-        return;
-    struct snapshot *s = begin(j);
-    if (s && own_key(j, s, ident)) {
+    struct snapshot *s = begin_own_key(j, ident);
+    if (s) {
         GError *e = NULL;
         char *secret = NULL;
-        if (!admin_authkey_regenerate(&j->admin, ident, &secret, &e)) {
-            web_job_gerror(j, e);
-            g_error_free(e);
-        } else {
-            j->changed = TRUE;
-            JsonBuilder *b = json_builder_new();
-            OBJ(b);
-            STR(b, "ident", ident);
-            STR(b, "secret", secret);
-            END(b);
-            web_job_ok(j, b);
-            g_free(secret);
-        }
+        gboolean ok = admin_authkey_regenerate(&j->admin, ident, &secret, &e);
+        done_secret(j, ok, &e, ident, NULL, secret);
     }
     snapshot_free(s);
 }
@@ -870,10 +917,8 @@ static void run_authkey_secret(struct web_job *j)
 static void run_authkey_del(struct web_job *j)
 {
     const char *ident = web_body_str(j, "ident", TRUE);
-    if (!ident)
-        return;
-    struct snapshot *s = begin(j);
-    if (s && own_key(j, s, ident)) {
+    struct snapshot *s = begin_own_key(j, ident);
+    if (s) {
         GError *e = NULL;
         done_op(j, admin_authkey_del(&j->admin, ident, &e), &e);
     }
@@ -917,16 +962,15 @@ static void run_groups(struct web_job *j)
     web_job_ok(j, b);
 }
 
-/* The group, when the acting user owns it (else 404: no probing). */
-static gboolean own_group(struct web_job *j, const struct snapshot *s, const char *name)
+static const char *group_owner(const struct snapshot *s, const char *name)
 {
     const struct snap_group *g = snapshot_find_group(s, name);
-    if (!g || strcmp(g->owner, j->acting)) {
-        g_autofree char *n = echo(name);
-        web_job_error(j, 404, "group '%s' not found among your groups", n);
-        return FALSE;
-    }
-    return TRUE;
+    return g ? g->owner : NULL;
+}
+
+static struct snapshot *begin_own_group(struct web_job *j, const char *name)
+{
+    return begin_owned(j, name, group_owner, "group '%s' not found among your groups");
 }
 
 static void run_group_add(struct web_job *j)
@@ -945,10 +989,8 @@ static void run_group_add(struct web_job *j)
 static void run_group_del(struct web_job *j)
 {
     const char *name = web_body_str(j, "name", TRUE);
-    if (!name)
-        return;
-    struct snapshot *s = begin(j);
-    if (s && own_group(j, s, name)) {
+    struct snapshot *s = begin_own_group(j, name);
+    if (s) {
         GError *e = NULL;
         done_op(j, admin_group_del(&j->admin, name, &e), &e);
     }
@@ -959,10 +1001,8 @@ static void run_member_add(struct web_job *j)
 {
     const char *group = web_body_str(j, "group", TRUE);
     const char *member = group ? web_body_str(j, "member", TRUE) : NULL;
-    if (!member)
-        return;
-    struct snapshot *s = begin(j);
-    if (s && own_group(j, s, group)) {
+    struct snapshot *s = member ? begin_own_group(j, group) : NULL;
+    if (s) {
         GError *e = NULL;
         g_autofree char *m = echo(member);
         if (!snapshot_has_user(s, member))
@@ -977,10 +1017,8 @@ static void run_member_del(struct web_job *j)
 {
     const char *group = web_body_str(j, "group", TRUE);
     const char *member = group ? web_body_str(j, "member", TRUE) : NULL;
-    if (!member)
-        return;
-    struct snapshot *s = begin(j);
-    if (s && own_group(j, s, group)) {
+    struct snapshot *s = member ? begin_own_group(j, group) : NULL;
+    if (s) {
         GError *e = NULL;
         done_op(j, admin_member_del(&j->admin, group, member, &e), &e);
     }

@@ -65,7 +65,8 @@ static guint count_shares(const struct snapshot *s, const char *user)
     return n;
 }
 
-static void user_obj(JsonBuilder *b, const struct snapshot *s, const char *name, gboolean row)
+static void user_obj(JsonBuilder *b, const struct web_job *j, const struct snapshot *s,
+                     const char *name, gboolean row)
 {
     json_builder_begin_object(b);
     jsonutil_add_str(b, "name", name);
@@ -85,28 +86,8 @@ void web_run_admin_users(struct web_job *j)
     struct snapshot *s = begin_admin(j);
     if (!s)
         return;
-    GHashTable *rows = g_hash_table_new(g_str_hash, g_str_equal);
-    for (guint i = 0; i < s->users->len; i++)
-        g_hash_table_add(rows, s->users->pdata[i]);
-    GHashTable *names = g_hash_table_new(g_str_hash, g_str_equal);
-    for (guint i = 0; i < s->users->len; i++)
-        g_hash_table_add(names, s->users->pdata[i]);
-    for (guint i = 0; i < s->authkeys->len; i++)
-        g_hash_table_add(names, ((struct snap_authkey *)s->authkeys->pdata[i])->owner);
-    GList *sorted = g_list_sort(g_hash_table_get_keys(names), (GCompareFunc)strcmp);
-    JsonBuilder *b = json_builder_new();
-    json_builder_begin_object(b);
-    json_builder_set_member_name(b, "users");
-    json_builder_begin_array(b);
-    for (GList *l = sorted; l; l = l->next)
-        user_obj(b, s, l->data, g_hash_table_contains(rows, l->data));
-    json_builder_end_array(b);
-    json_builder_end_object(b);
-    g_list_free(sorted);
-    g_hash_table_unref(names);
-    g_hash_table_unref(rows);
+    web_api_users(j, s, user_obj);
     snapshot_free(s);
-    web_job_ok(j, b);
 }
 
 /* A password to give out once: 18 random bytes as 24 URL-safe characters. */

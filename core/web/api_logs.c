@@ -72,30 +72,42 @@ struct log_query {
     guint limit;
 };
 
-static gboolean parse_id(struct web_job *j, const char *key, guint64 *out)
+/* Digits only, into *n (G_MAXUINT64 when too large for it). */
+static gboolean whole_number(const char *v, guint64 *n)
+{
+    char *end = NULL;
+    *n = g_ascii_strtoull(v, &end, 10);
+    return g_ascii_isdigit(*v) && !*end;
+}
+
+/*
+ * The whole number from 1 to max under key; an absent key leaves *out as it
+ * is.  FALSE on anything else: the caller's error says what the key is for.
+ */
+static gboolean query_count(struct web_job *j, const char *key, guint64 max, guint64 *out)
 {
     const char *v = web_query(j, key);
+    guint64 n;
     if (!v)
         return TRUE;
-    char *end = NULL;
-    guint64 n = g_ascii_strtoull(v, &end, 10);
-    if (!g_ascii_isdigit(*v) || *end || n == 0 || n == G_MAXUINT64) {
-        web_job_error(j, 400, "'%s' must be an event id (a whole number from 1)", key);
+    if (!whole_number(v, &n) || n < 1 || n > max)
         return FALSE;
-    }
     *out = n;
     return TRUE;
 }
 
+static gboolean parse_id(struct web_job *j, const char *key, guint64 *out)
+{
+    if (query_count(j, key, G_MAXUINT64 - 1, out))
+        return TRUE;
+    web_job_error(j, 400, "'%s' must be an event id (a whole number from 1)", key);
+    return FALSE;
+}
+
 static gboolean parse_limit(struct web_job *j, guint *out)
 {
-    const char *v = web_query(j, "limit");
-    *out = LOGS_DEFAULT_LIMIT;
-    if (!v)
-        return TRUE;
-    char *end = NULL;
-    guint64 n = g_ascii_strtoull(v, &end, 10);
-    if (!g_ascii_isdigit(*v) || *end || n < 1 || n > LOGS_MAX_LIMIT) {
+    guint64 n = LOGS_DEFAULT_LIMIT;
+    if (!query_count(j, "limit", LOGS_MAX_LIMIT, &n)) {
         web_job_error(j, 400, "'limit' must be a whole number from 1 to %d", LOGS_MAX_LIMIT);
         return FALSE;
     }
@@ -109,9 +121,8 @@ static gboolean parse_time(struct web_job *j, const char *key, gint64 *out)
     const char *v = web_query(j, key);
     if (!v)
         return TRUE;
-    char *end = NULL;
-    guint64 secs = g_ascii_strtoull(v, &end, 10);
-    if (g_ascii_isdigit(*v) && !*end && secs < (guint64)G_MAXINT64 / G_USEC_PER_SEC) {
+    guint64 secs;
+    if (whole_number(v, &secs) && secs < (guint64)G_MAXINT64 / G_USEC_PER_SEC) {
         *out = (gint64)secs * G_USEC_PER_SEC;
         return TRUE;
     }

@@ -183,6 +183,11 @@ void web_logs_finish(struct web_job *j);
 /* The API's common steps, for route files beside api.c. */
 /** Snapshot, the session's user still there, whose objects (acting); NULL with an error set. */
 struct snapshot *web_api_begin(struct web_job *j);
+/** One user of web_api_users(); explicit_row: a user row, not only an authkey owner. */
+typedef void (*web_user_row)(JsonBuilder *b, const struct web_job *j, const struct snapshot *s,
+                             const char *name, gboolean explicit_row);
+/** The {"users": [...]} answer over every user of s, sorted; s stays the caller's. */
+void web_api_users(struct web_job *j, const struct snapshot *s, web_user_row row);
 
 /* Administration and audit routes (api_admin.c); web_routes[] lists them. */
 void web_run_admin_users(struct web_job *j);
