@@ -45,6 +45,7 @@ struct flow *flow_new(guint max_series)
 
 static void series_free(struct flow_series *s)
 {
+    g_free(s->rings);
     g_free((char *)s->key.ident);
     g_free((char *)s->key.chan);
     g_free(s->owner);
@@ -73,6 +74,7 @@ static void empty(struct flow *f, struct flow_series *s)
     g_free((char *)s->key.ident);
     g_free((char *)s->key.chan);
     g_free(s->owner);
+    g_free(s->rings);
     guint gen = s->gen + 1;
     GList link = s->link;
     memset(s, 0, sizeof *s);
@@ -114,7 +116,7 @@ struct flow_series *flow_series(struct flow *f, enum flow_kind kind, const char 
 }
 
 /*
- * A series holds two rings of buckets: one-minute ones for the last hour,
+ * A series' buckets are two rings: one-minute ones for the last hour,
  * one-hour ones for the last day.  They differ in span, length and bucket
  * type only, so the code below serves both through this description.
  */
@@ -122,28 +124,28 @@ struct ring {
     gint64 secs; /* a bucket's span */
     guint n;     /* its buckets */
     size_t at;   /* offsetof the unit (unix seconds / secs) the ring runs up to */
-    guint64 (*get)(const struct flow_series *s, guint i);
-    void (*add)(struct flow_series *s, guint i, guint64 n);
-    void (*clear)(struct flow_series *s, guint i);
+    guint64 (*get)(const struct flow_rings *r, guint i);
+    void (*add)(struct flow_rings *r, guint i, guint64 n);
+    void (*clear)(struct flow_rings *r, guint i);
 };
 
-static guint64 minute_get(const struct flow_series *s, guint i) { return s->minutes[i]; }
-static guint64 hour_get(const struct flow_series *s, guint i) { return s->hours[i]; }
-static void minute_clear(struct flow_series *s, guint i) { s->minutes[i] = 0; }
-static void hour_clear(struct flow_series *s, guint i) { s->hours[i] = 0; }
+static guint64 minute_get(const struct flow_rings *r, guint i) { return r->minutes[i]; }
+static guint64 hour_get(const struct flow_rings *r, guint i) { return r->hours[i]; }
+static void minute_clear(struct flow_rings *r, guint i) { r->minutes[i] = 0; }
+static void hour_clear(struct flow_rings *r, guint i) { r->hours[i] = 0; }
 
 /* A minute's bucket stops at G_MAXUINT32 rather than wrapping to a small count. */
-static void minute_add(struct flow_series *s, guint i, guint64 n)
+static void minute_add(struct flow_rings *r, guint i, guint64 n)
 {
-    s->minutes[i] += (guint32)MIN(n, G_MAXUINT32 - s->minutes[i]);
+    r->minutes[i] += (guint32)MIN(n, G_MAXUINT32 - r->minutes[i]);
 }
 
-static void hour_add(struct flow_series *s, guint i, guint64 n) { s->hours[i] += n; }
+static void hour_add(struct flow_rings *r, guint i, guint64 n) { r->hours[i] += n; }
 
 static const struct ring minutes = {
     .secs = 60,
     .n = FLOW_MINUTES,
-    .at = offsetof(struct flow_series, minute),
+    .at = offsetof(struct flow_rings, minute),
     .get = minute_get,
     .add = minute_add,
     .clear = minute_clear,
@@ -152,38 +154,49 @@ static const struct ring minutes = {
 static const struct ring hours = {
     .secs = 3600,
     .n = FLOW_HOURS,
-    .at = offsetof(struct flow_series, hour),
+    .at = offsetof(struct flow_rings, hour),
     .get = hour_get,
     .add = hour_add,
     .clear = hour_clear,
 };
 
-static gint64 ring_at(const struct ring *r, const struct flow_series *s)
+static gint64 ring_at(const struct ring *r, const struct flow_rings *b)
 {
-    return *(const gint64 *)((const char *)s + r->at);
+    return *(const gint64 *)((const char *)b + r->at);
 }
 
 /* Count n into the ring's bucket of now, clearing the buckets time moved past. */
-static void ring_count(const struct ring *r, struct flow_series *s, guint64 n, gint64 now)
+static void ring_count(const struct ring *r, struct flow_rings *b, guint64 n, gint64 now)
 {
-    gint64 at = ring_at(r, s);
+    gint64 at = ring_at(r, b);
     /* A clock set back counts into the newest bucket rather than an old one. */
     gint64 u = MAX(now / r->secs, at);
     if (u > at) {
         /* The buckets of the units after at up to u are new, whatever they held. */
         for (gint64 i = MAX(at + 1, u - (gint64)r->n + 1); i <= u; i++)
-            r->clear(s, (guint)(i % r->n));
-        *(gint64 *)((char *)s + r->at) = u;
+            r->clear(b, (guint)(i % r->n));
+        *(gint64 *)((char *)b + r->at) = u;
     }
-    r->add(s, (guint)(u % r->n), n);
+    r->add(b, (guint)(u % r->n), n);
+}
+
+static void rings_count(struct flow_rings *b, guint64 n, gint64 now)
+{
+    ring_count(&minutes, b, n, now);
+    ring_count(&hours, b, n, now);
 }
 
 void flow_count(struct flow *f, struct flow_series *s, guint64 n, gint64 now)
 {
     if (now < 0)
         now = 0;
-    ring_count(&minutes, s, n, now);
-    ring_count(&hours, s, n, now);
+    if (!s->rings && s->total && now != s->last) {
+        /* A second moment: the buckets, with what the first one counted. */
+        s->rings = g_new0(struct flow_rings, 1);
+        rings_count(s->rings, s->total, s->last);
+    }
+    if (s->rings)
+        rings_count(s->rings, n, now);
     s->total += n;
     s->last = MAX(now, s->last);
     if (f->recent.head != &s->link) {
@@ -201,15 +214,22 @@ void flow_note(struct flow *f, enum flow_kind kind, const char *ident, const cha
 
 /*
  * The sum of the ring's buckets of the window of r->n units ending at now
- * that the ring (r->n units ending at its own unit) still holds.
+ * that the ring (r->n units ending at its own unit) still holds.  A series
+ * without buckets counted everything in the second last: its total, when
+ * that second's unit is in the window.
  */
 static guint64 ring_sum(const struct ring *r, const struct flow_series *s, gint64 now)
 {
-    gint64 at = ring_at(r, s), now_unit = MAX(now, 0) / r->secs;
+    gint64 now_unit = MAX(now, 0) / r->secs;
+    if (!s->rings) {
+        gint64 u = s->last / r->secs;
+        return s->total && u <= now_unit && u > now_unit - (gint64)r->n ? s->total : 0;
+    }
+    gint64 at = ring_at(r, s->rings);
     gint64 lo = MAX(MAX(now_unit, at) - (gint64)r->n + 1, 0), hi = MIN(now_unit, at);
     guint64 sum = 0;
     for (gint64 i = lo; i <= hi; i++)
-        sum += r->get(s, (guint)(i % r->n));
+        sum += r->get(s->rings, (guint)(i % r->n));
     return sum;
 }
 

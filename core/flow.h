@@ -15,7 +15,8 @@
 
 #define FLOW_MINUTES    60
 #define FLOW_HOURS      24
-/* Series kept at most: ~600 bytes each plus the names, a few MiB in all. */
+/* Series kept at most: ~150 bytes each plus the names, and 450 more for the
+ * buckets of those counted at two moments or more; a few MiB in all. */
 #define FLOW_MAX_SERIES 8192
 
 enum flow_kind {
@@ -35,11 +36,18 @@ struct flow_series {
     guint gen;     /* bumped each time the series is reused for another key */
     gint64 last;   /* unix seconds of the last count; 0: never */
     guint64 total; /* since the series was made */
+    /* The buckets, made at the first count in a second other than last's:
+     * until then every count of the series was in the second last (most
+     * series of sessions opened count one, an idle sensor's connect). */
+    struct flow_rings *rings;
+    GList link; /* place in the recency list; data is the series */
+};
+
+struct flow_rings {
     gint64 minute; /* the minute (unix seconds / 60) minutes[] runs up to */
     gint64 hour;   /* the hour (unix seconds / 3600) hours[] runs up to */
     guint32 minutes[FLOW_MINUTES];
     guint64 hours[FLOW_HOURS];
-    GList link; /* place in the recency list; data is the series */
 };
 
 struct flow;

@@ -48,7 +48,8 @@ static void test_rollover(void)
     /* Counting after the wrap clears what the ring held for those slots. */
     flow_count(f, s, 2, T0 + 61 * 60); /* slot 1 again; minute 0's 7 must not be read */
     CU_ASSERT_EQUAL(flow_last_hour(s, T0 + 61 * 60), 1 + 2);
-    CU_ASSERT_EQUAL(s->minutes[0], 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s->rings);
+    CU_ASSERT_EQUAL(s->rings->minutes[0], 0);
     /* The day: hour 0 leaves the window at hour 24. */
     CU_ASSERT_EQUAL(flow_last_day(s, T0 + 23 * 3600), 10);
     CU_ASSERT_EQUAL(flow_last_day(s, T0 + 24 * 3600), 2);
@@ -59,7 +60,7 @@ static void test_rollover(void)
     CU_ASSERT_EQUAL(flow_last_day(s, T0 + 3 * 86400), 4);
     guint64 sum = 0;
     for (int i = 0; i < FLOW_MINUTES; i++)
-        sum += s->minutes[i];
+        sum += s->rings->minutes[i];
     CU_ASSERT_EQUAL(sum, 4);
     CU_ASSERT_EQUAL(s->total, 14);
     flow_free(f);
@@ -191,9 +192,43 @@ static void test_saturates(void)
     struct flow *f = flow_new(1);
     struct flow_series *s = flow_series(f, FLOW_PUBLISHED, "k", "c", "o");
     flow_count(f, s, G_MAXUINT32, T0);
-    flow_count(f, s, 5, T0); /* a minute bucket stops at its maximum, never wraps to 4 */
-    CU_ASSERT_EQUAL(s->minutes[(T0 / 60) % FLOW_MINUTES], G_MAXUINT32);
-    CU_ASSERT_EQUAL(flow_last_day(s, T0), (guint64)G_MAXUINT32 + 5);
+    /* Another second of the same minute: the buckets are made; that minute's
+     * stops at its maximum, never wraps to 4. */
+    flow_count(f, s, 5, T0 + 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s->rings);
+    CU_ASSERT_EQUAL(s->rings->minutes[(T0 / 60) % FLOW_MINUTES], G_MAXUINT32);
+    CU_ASSERT_EQUAL(flow_last_day(s, T0 + 1), (guint64)G_MAXUINT32 + 5);
+    flow_free(f);
+}
+
+/* Counts in one second need no buckets; a second moment makes them, holding
+ * both, and the sums are the same either way. */
+static void test_lazy_buckets(void)
+{
+    struct flow *f = flow_new(1); /* one series: "b" below reuses "k"'s */
+    struct flow_series *s = flow_series(f, FLOW_CONNECTED, "k", NULL, "o");
+    flow_count(f, s, 1, T0 + 30);
+    flow_count(f, s, 2, T0 + 30);
+    CU_ASSERT_PTR_NULL(s->rings);
+    CU_ASSERT_EQUAL(flow_last_hour(s, T0 + 30), 3);
+    CU_ASSERT_EQUAL(flow_last_hour(s, T0 + 59 * 60), 3);
+    CU_ASSERT_EQUAL(flow_last_hour(s, T0 + 60 * 60), 0);
+    CU_ASSERT_EQUAL(flow_last_day(s, T0 + 23 * 3600), 3);
+    CU_ASSERT_EQUAL(flow_last_day(s, T0 + 24 * 3600), 0);
+    CU_ASSERT_EQUAL(flow_last_hour(s, T0 - 60), 0); /* a clock set back: not yet */
+    flow_count(f, s, 4, T0 + 10 * 60);
+    CU_ASSERT_PTR_NOT_NULL(s->rings);
+    CU_ASSERT_EQUAL(flow_last_hour(s, T0 + 10 * 60), 7);
+    CU_ASSERT_EQUAL(flow_last_hour(s, T0 + 60 * 60), 4);
+    CU_ASSERT_EQUAL(flow_last_day(s, T0 + 23 * 3600), 7);
+    CU_ASSERT_EQUAL(s->total, 7);
+    /* Reused for another key: no buckets again. */
+    flow_forget(f, keep_b, "b");
+    struct flow_series *t = flow_series(f, FLOW_CONNECTED, "b", NULL, "o");
+    CU_ASSERT_PTR_EQUAL(t, s);
+    flow_count(f, t, 1, T0);
+    CU_ASSERT_PTR_NULL(t->rings);
+    CU_ASSERT_EQUAL(flow_last_hour(t, T0), 1);
     flow_free(f);
 }
 
@@ -206,6 +241,7 @@ int main(void)
         {"cap and eviction", test_cap_and_eviction},
         {"foreach, recent first", test_foreach_recent_first},
         {"minute buckets saturate", test_saturates},
+        {"buckets made at the second moment a series counts", test_lazy_buckets},
         {"forget deleted keys", test_forget},
         {"forget counts of a previous owner", test_forget_owner_change},
         {NULL, NULL},
