@@ -164,9 +164,9 @@ static GPtrArray *target_checks(const struct result *rs, guint n)
     }
     if (slow && slow->have_proc && slow->plan) {
         double bound = max_queued_mib(slow->plan) + 20;
-        /* Full speed: no drops for the readers, and a rate near the broker's
-         * own without a stalled subscriber (fanout; else the relay's). */
-        const struct result *ref = fanout ? fanout : relay;
+        /* Full speed: no drops for the readers, and a rate near that of the
+         * same readers without the stalled subscriber (slow-base). */
+        const struct result *ref = find(rs, n, "slow-base");
         double ratio =
             ref && ref->deliveries_per_s > 0 ? slow->deliveries_per_s / ref->deliveries_per_s : 0;
         double peak = slow->hwm_kib / 1024.0;

@@ -23,7 +23,8 @@
  *                        which the broker can only answer by dropping).
  *   latency-relay, latency       10,000 msg/s from a timer, 10 subscribers.
  *   latency50k-relay, latency50k 50,000 msg/s, 10 subscribers.
- *   slow                 1 subscriber that never reads + 10 that do.
+ *   slow-base, slow      10 reading subscribers; slow adds 1 that never
+ *                        reads (the readers must not notice it).
  *   idle                 10,000 authenticated connections, each subscribed
  *                        to a channel nobody publishes on: broker RSS per
  *                        connection.
@@ -61,6 +62,7 @@ enum {
     S_LATENCY,
     S_LATENCY50K_RELAY,
     S_LATENCY50K,
+    S_SLOW_BASE,
     S_SLOW,
     S_IDLE,
     S_TLS_FANOUT,
@@ -130,9 +132,12 @@ static const struct plan defaults[S_COUNT] = {
                       .what = "timer-paced, 10 subscribers",
                       .ref = "latency50k-relay",
                       PACED(50000)},
+    [S_SLOW_BASE] = {.name = "slow-base",
+                     .what = "slow's reading subscribers alone",
+                     FANOUT(10, 1024)},
     [S_SLOW] = {.name = "slow",
                 .what = "1 stalled + 10 reading subscribers",
-                .ref = "fanout",
+                .ref = "slow-base",
                 .mode = MODE_STREAM,
                 .publishers = 1,
                 .subscribers = 11,
@@ -171,7 +176,8 @@ static struct opts o = {
 static const GOptionEntry entries[] = {
     {"scenario", 's', 0, G_OPTION_ARG_STRING_ARRAY, &o.scenarios,
      "relay, fanout, graph, relay-large, fanout-large, relay-500, fanout-500, ingest-relay, "
-     "ingest, latency-relay, latency, latency50k-relay, latency50k, slow, idle, tls-fanout, "
+     "ingest, latency-relay, latency, latency50k-relay, latency50k, slow-base, slow, idle, "
+     "tls-fanout, "
      "or all (repeatable; default all)",
      "NAME"},
     {"duration", 'd', 0, G_OPTION_ARG_DOUBLE, &o.duration, "Seconds per scenario (5)", "S"},
