@@ -124,6 +124,7 @@ struct ring {
     gint64 secs; /* a bucket's span */
     guint n;     /* its buckets */
     size_t at;   /* offsetof the unit (unix seconds / secs) the ring runs up to */
+    guint64 max; /* what a bucket holds at most */
     guint64 (*get)(const struct flow_rings *r, guint i);
     void (*add)(struct flow_rings *r, guint i, guint64 n);
     void (*clear)(struct flow_rings *r, guint i);
@@ -146,6 +147,7 @@ static const struct ring minutes = {
     .secs = 60,
     .n = FLOW_MINUTES,
     .at = offsetof(struct flow_rings, minute),
+    .max = G_MAXUINT32,
     .get = minute_get,
     .add = minute_add,
     .clear = minute_clear,
@@ -155,6 +157,7 @@ static const struct ring hours = {
     .secs = 3600,
     .n = FLOW_HOURS,
     .at = offsetof(struct flow_rings, hour),
+    .max = G_MAXUINT64,
     .get = hour_get,
     .add = hour_add,
     .clear = hour_clear,
@@ -223,7 +226,8 @@ static guint64 ring_sum(const struct ring *r, const struct flow_series *s, gint6
     gint64 now_unit = MAX(now, 0) / r->secs;
     if (!s->rings) {
         gint64 u = s->last / r->secs;
-        return s->total && u <= now_unit && u > now_unit - (gint64)r->n ? s->total : 0;
+        /* As the one bucket would hold it (a minute's stops at G_MAXUINT32). */
+        return u <= now_unit && u > now_unit - (gint64)r->n ? MIN(s->total, r->max) : 0;
     }
     gint64 at = ring_at(r, s->rings);
     gint64 lo = MAX(MAX(now_unit, at) - (gint64)r->n + 1, 0), hi = MIN(now_unit, at);

@@ -232,6 +232,62 @@ static void test_lazy_buckets(void)
     flow_free(f);
 }
 
+/* A minute bucket saturates at G_MAXUINT32 whether or not the series has its
+ * buckets yet: the hour's count never goes down when a count is added. */
+static void test_saturates_in_one_second(void)
+{
+    struct flow *f = flow_new(1);
+    struct flow_series *s = flow_series(f, FLOW_PUBLISHED, "k", "c", "o");
+    flow_count(f, s, G_MAXUINT32, T0);
+    flow_count(f, s, 5, T0);
+    guint64 before = flow_last_hour(s, T0 + 1);
+    flow_count(f, s, 1, T0 + 1); /* the second moment: the buckets are made */
+    CU_ASSERT(flow_last_hour(s, T0 + 1) >= before);
+    CU_ASSERT_EQUAL(before, G_MAXUINT32);
+    flow_free(f);
+}
+
+/* The second moment made by a clock set back: what the first counted stays
+ * in its minute, the late count goes into that newest minute too. */
+static void test_lazy_clock_back(void)
+{
+    struct flow *f = flow_new(1);
+    struct flow_series *s = flow_series(f, FLOW_PUBLISHED, "k", "c", "o");
+    flow_count(f, s, 3, T0 + 3600 + 120);
+    flow_count(f, s, 4, T0 + 60); /* an hour and a minute back */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s->rings);
+    CU_ASSERT_EQUAL(s->rings->minutes[((T0 + 3600 + 120) / 60) % FLOW_MINUTES], 7);
+    CU_ASSERT_EQUAL(s->last, T0 + 3600 + 120);
+    CU_ASSERT_EQUAL(flow_last_hour(s, T0 + 3600 + 120), 7);
+    CU_ASSERT_EQUAL(flow_last_hour(s, T0 + 2 * 3600 + 119), 7);
+    CU_ASSERT_EQUAL(flow_last_hour(s, T0 + 2 * 3600 + 120), 0);
+    flow_free(f);
+}
+
+/* The second moment after a long silence: the first moment's counts have
+ * left both windows; a zero count first makes no second moment. */
+static void test_lazy_long_silence(void)
+{
+    struct flow *f = flow_new(2);
+    struct flow_series *s = flow_series(f, FLOW_PUBLISHED, "k", "c", "o");
+    flow_count(f, s, 0, T0);
+    flow_count(f, s, 5, T0 + 10);
+    CU_ASSERT_PTR_NULL(s->rings);
+    flow_count(f, s, 2, T0 + 3 * 86400 + 7);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s->rings);
+    CU_ASSERT_EQUAL(flow_last_hour(s, T0 + 3 * 86400 + 7), 2);
+    CU_ASSERT_EQUAL(flow_last_day(s, T0 + 3 * 86400 + 7), 2);
+    CU_ASSERT_EQUAL(s->total, 7);
+    /* Recycled past the cap with its buckets (ASan: freed once, not leaked). */
+    struct flow_series *t = flow_series(f, FLOW_PUBLISHED, "k2", "c", "o");
+    flow_count(f, t, 1, T0 + 3 * 86400 + 8);
+    struct flow_series *u = flow_series(f, FLOW_PUBLISHED, "k3", "c", "o");
+    CU_ASSERT_PTR_EQUAL(u, s);
+    CU_ASSERT_PTR_NULL(u->rings);
+    CU_ASSERT_EQUAL(flow_last_day(u, T0 + 3 * 86400 + 8), 0);
+    flow_free(f);
+}
+
 int main(void)
 {
     static const struct test_case cases[] = {
@@ -242,6 +298,9 @@ int main(void)
         {"foreach, recent first", test_foreach_recent_first},
         {"minute buckets saturate", test_saturates},
         {"buckets made at the second moment a series counts", test_lazy_buckets},
+        {"minute buckets saturate within one second", test_saturates_in_one_second},
+        {"second moment by a clock set back", test_lazy_clock_back},
+        {"second moment after a long silence; recycled with buckets", test_lazy_long_silence},
         {"forget deleted keys", test_forget},
         {"forget counts of a previous owner", test_forget_owner_change},
         {NULL, NULL},
