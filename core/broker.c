@@ -306,6 +306,18 @@ gboolean broker_listen_endpoint(struct broker *b, char **host, int *port, gboole
 
 /* ---- housekeeping ---- */
 
+void broker_slow_close(struct broker *b, struct conn *c, const char *how)
+{
+    /* conn_close's disconnect event says "closed by broker: slow consumer"
+     * and carries the drops: one event per connection. */
+    if (!c->close_why)
+        c->close_why = g_strdup("slow consumer");
+    log_warn("%s@%s: disconnecting slow consumer: %zu bytes %s %u s, %" G_GUINT64_FORMAT
+             " messages dropped",
+             c->ident, c->peer, conn_queued(c), how, b->cfg->slow_deadline, c->dropped);
+    b->stats.slow_disconnects++;
+}
+
 static void check_slow_consumers(struct broker *b)
 {
     gint64 now = g_get_monotonic_time();
@@ -332,15 +344,7 @@ static void check_slow_consumers(struct broker *b)
     }
     for (guint i = 0; victims && i < victims->len; i++) {
         struct conn *c = victims->pdata[i];
-        /* conn_close's disconnect event says "closed by broker: slow
-         * consumer" and carries the drops: one event per connection. */
-        if (!c->close_why)
-            c->close_why = g_strdup("slow consumer");
-        log_warn(
-            "%s@%s: disconnecting slow consumer: %zu bytes queued for over %u s, %" G_GUINT64_FORMAT
-            " messages dropped",
-            c->ident, c->peer, conn_queued(c), b->cfg->slow_deadline, c->dropped);
-        b->stats.slow_disconnects++;
+        broker_slow_close(b, c, "queued for over");
         conn_close(c, "slow consumer");
     }
     if (victims)
@@ -351,28 +355,58 @@ static void check_slow_consumers(struct broker *b)
  * glibc keeps freed memory for reuse, and after a burst (a flood of
  * clients, a backlog drained) that can be tens of MiB that nothing uses
  * (measured in tests/integration/t08_soak: 88 MiB resident, 15 MiB after a
- * trim).  Give it back when a good part of the heap is free (checked every
- * periodic call), and once a burst of closed connections is over (no more
+ * trim).  What is resident but not in use is the process's RSS less what
+ * malloc has handed out; its lowest value is what the process needs beside
+ * the heap.  Give memory back when that grew by a good part (judged every
+ * fifth tick), and once a burst of closed connections is over (no more
  * closed in the last tick): 3,000 abandoned TLS handshakes leave some
- * 16 MiB resident with less than 8 MiB counted free, and a trim takes it
- * back to within 5 MiB of the start (t11_hostile).
+ * 16 MiB resident, and a trim takes it back to within 5 MiB of the start
+ * (t11_hostile).  (Not mallinfo2's free count alone: what a trim gave back
+ * stays counted free, and a heap with holes would be trimmed again and
+ * again, on a loop that faults the same pages back in.)
  */
 #define TRIM_AFTER_CLOSES 64
+#define TRIM_GROWTH       ((size_t)8 * 1024 * 1024) /* periodic: this much more held */
+#define TRIM_BURST_FLOOR  ((size_t)1024 * 1024)     /* after a burst: at least this much */
+
+#ifdef __GLIBC__
+/* Resident bytes not handed out by malloc (0 when /proc cannot say). */
+static size_t held_idle(void)
+{
+    unsigned long size = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return 0;
+    int n = fscanf(f, "%lu %lu", &size, &resident);
+    fclose(f);
+    if (n != 2)
+        return 0;
+    size_t rss = (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+    struct mallinfo2 mi = mallinfo2();
+    size_t used = mi.uordblks + mi.hblkhd;
+    return rss > used ? rss - used : 0;
+}
+#endif
 
 static void release_free_memory(const struct broker *b, gboolean periodic)
 {
 #ifdef __GLIBC__
     static guint64 lost_seen, lost_trimmed;
+    static size_t low = SIZE_MAX; /* least held_idle() seen */
     guint64 lost = b->stats.connections_lost;
     gboolean burst_over = lost == lost_seen && lost - lost_trimmed >= TRIM_AFTER_CLOSES;
     lost_seen = lost;
     if (!burst_over && !periodic)
         return;
-    struct mallinfo2 mi = mallinfo2();
-    if (burst_over || mi.fordblks > 8u * 1024 * 1024) {
+    size_t idle = held_idle();
+    low = MIN(low, idle);
+    size_t grown = idle - low;
+    if ((burst_over && grown >= TRIM_BURST_FLOOR) || grown > TRIM_GROWTH) {
         malloc_trim(0);
-        lost_trimmed = lost;
+        low = MIN(low, held_idle());
     }
+    if (burst_over)
+        lost_trimmed = lost;
 #endif
 }
 
