@@ -184,6 +184,13 @@ void broker_free(struct broker *b);
 /** Wall-clock seconds (flow health's clock); cheap enough to call per message. */
 gint64 broker_now_s(struct broker *b);
 /**
+ * c, a subscriber over its queue bound, is being closed for it (the
+ * slow_deadline sweep, or the kernel's TCP_USER_TIMEOUT after as long):
+ * log it, count it, and make the disconnect event say so.  how: "queued
+ * for over", "queued, the peer taking nothing for".  The caller closes c.
+ */
+void broker_slow_close(struct broker *b, struct conn *c, const char *how);
+/**
  * The first hpfeeds listener's bound address (host as configured: "" or
  * "*" for any, or the address it resolved to) and port; FALSE when none.
  */

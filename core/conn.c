@@ -643,8 +643,8 @@ static void close_on_error(struct conn *c, int err)
      * slow_deadline: the kernel's TCP_USER_TIMEOUT (conn_new) can end it
      * before the slow-consumer sweep does; either way it is the broker's
      * doing, and the same event says so. */
-    if (err == ETIMEDOUT && c->over_since_us && !c->close_why)
-        c->close_why = g_strdup("slow consumer");
+    if (err == ETIMEDOUT && c->over_since_us && c->state == CONN_READY)
+        broker_slow_close(c->b, c, "queued, the peer taking nothing for");
     conn_close(c, g_strerror(err));
 }
 
