@@ -132,6 +132,18 @@ static void restore(void)
         if (rc != SQLITE_DONE)
             die("restoring the template", sqlite3_errmsg(restore_db));
     }
+    /* A read transaction the instance left open (a statement stepped and
+     * never reset) would go on showing it the previous input's data: the
+     * checkpoint cannot finish then.  It also keeps the WAL small. */
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(restore_db, "PRAGMA wal_checkpoint(TRUNCATE)", -1, &st, NULL) !=
+            SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW)
+        die("wal_checkpoint", sqlite3_errmsg(restore_db));
+    int busy = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (busy)
+        die("wal_checkpoint", "the storage instance holds a transaction open between inputs");
 }
 
 static void make_template(void)
