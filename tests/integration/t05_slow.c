@@ -106,6 +106,43 @@ static bool await_disconnect(const char *path, const char *ident, int timeout_ms
     }
 }
 
+/* Starts b (1 MiB queue bound, 2 s slow_deadline) with a file sink of its
+ * events; returns that file's path. */
+static char *start_with_event_log(struct h_broker *b)
+{
+    CU_ASSERT_FATAL(h_broker_start(b, "max_queued_bytes = 1048576\n"
+                                      "slow_deadline = 2\n"
+                                      "[sink:ev]\nplugin = file\npath = ev.jsonl\n"
+                                      "messages = false\nevents = true\n"));
+    return g_build_filename(b->dir, "ev.jsonl", NULL);
+}
+
+/*
+ * Once sync's disconnect is in the event log (written after the slow one,
+ * so any second event for "slow" would be there by now): exactly one
+ * disconnect event for "slow", saying the broker ended it for being slow,
+ * with its drops; and the broker's log says log_says.
+ */
+static void check_slow_disconnect(struct h_broker *b, const char *events, int sync,
+                                  const char *log_says)
+{
+    close(sync);
+    CU_ASSERT(await_disconnect(events, "sync", 10000));
+    GPtrArray *gone = disconnects_of(events, "slow");
+    for (guint i = 0; i < gone->len; i++)
+        fprintf(stderr, "  slow subscriber's disconnect event: %s\n", (char *)gone->pdata[i]);
+    CU_ASSERT(gone->len == 1);
+    if (gone->len) {
+        const char *ev = gone->pdata[0];
+        CU_ASSERT(strstr(ev, "\"reason\":\"closed by broker: slow consumer\"") != NULL);
+        CU_ASSERT(strstr(ev, "\"count\":") != NULL && !strstr(ev, "\"count\":0"));
+    }
+    g_ptr_array_unref(gone);
+    char *log = NULL;
+    CU_ASSERT(g_file_get_contents(b->log_path, &log, NULL, NULL) && strstr(log, log_says) != NULL);
+    g_free(log);
+}
+
 /* Reads and discards until EOF/reset; true when that happens in time. */
 static bool drain_to_eof(int fd, int timeout_ms, size_t *bytes)
 {
@@ -149,12 +186,7 @@ static void test_slow_consumer(void)
     CU_ASSERT_FATAL(h_broker_add_key(b, "fast", "fast-secret", "", "big"));
     CU_ASSERT_FATAL(h_broker_add_key(b, "slow", "slow-secret", "", "big"));
     CU_ASSERT_FATAL(h_broker_add_key(b, "sync", "sync-secret", "", ""));
-    /* The file sink records the broker's events (ev.jsonl beside the config). */
-    CU_ASSERT_FATAL(h_broker_start(b, "max_queued_bytes = 1048576\n"
-                                      "slow_deadline = 2\n"
-                                      "[sink:ev]\nplugin = file\npath = ev.jsonl\n"
-                                      "messages = false\nevents = true\n"));
-    char *events = g_build_filename(b->dir, "ev.jsonl", NULL);
+    char *events = start_with_event_log(b);
 
     slow = h_connect_opt(b->port, 4096);
     CU_ASSERT_FATAL(slow >= 0);
@@ -252,26 +284,9 @@ static void test_slow_consumer(void)
     }
 
     /* One disconnect event for the slow subscriber, saying why, with its
-     * drops.  sync's own disconnect, written after it, shows that any second
-     * one would be in the log by now. */
-    close(sync);
-    CU_ASSERT(await_disconnect(events, "sync", 10000));
-    GPtrArray *gone = disconnects_of(events, "slow");
-    fprintf(stderr, "  slow subscriber's disconnect events: %u%s%s\n", gone->len,
-            gone->len ? ": " : "", gone->len ? (char *)gone->pdata[0] : "");
-    CU_ASSERT(gone->len == 1);
-    if (gone->len) {
-        const char *ev = gone->pdata[0];
-        CU_ASSERT(strstr(ev, "\"reason\":\"closed by broker: slow consumer\"") != NULL);
-        CU_ASSERT(strstr(ev, "\"count\":") != NULL && !strstr(ev, "\"count\":0"));
-    }
-    g_ptr_array_unref(gone);
-    /* Logged and counted as a slow consumer whichever ended it: the
+     * drops; logged and counted as a slow consumer whichever ended it: the
      * deadline sweep or, often first, the kernel's TCP_USER_TIMEOUT. */
-    char *log = NULL;
-    CU_ASSERT(g_file_get_contents(b->log_path, &log, NULL, NULL) &&
-              strstr(log, "disconnecting slow consumer") != NULL);
-    g_free(log);
+    check_slow_disconnect(b, events, sync, "disconnecting slow consumer");
     g_free(events);
     g_byte_array_free(frame, TRUE);
     g_free(payload);
@@ -295,11 +310,7 @@ static void test_slow_consumer_trickle(void)
     CU_ASSERT_FATAL(h_broker_add_key(b, "pub1", "pub1-secret", "big", ""));
     CU_ASSERT_FATAL(h_broker_add_key(b, "slow", "slow-secret", "", "big"));
     CU_ASSERT_FATAL(h_broker_add_key(b, "sync", "sync-secret", "", ""));
-    CU_ASSERT_FATAL(h_broker_start(b, "max_queued_bytes = 1048576\n"
-                                      "slow_deadline = 2\n"
-                                      "[sink:ev]\nplugin = file\npath = ev.jsonl\n"
-                                      "messages = false\nevents = true\n"));
-    char *events = g_build_filename(b->dir, "ev.jsonl", NULL);
+    char *events = start_with_event_log(b);
     int slow = h_connect_opt(b->port, 4096);
     CU_ASSERT_FATAL(slow >= 0);
     CU_ASSERT_FATAL(h_auth(slow, "slow", "slow-secret"));
@@ -327,23 +338,8 @@ static void test_slow_consumer_trickle(void)
     CU_ASSERT(ended);
     close(slow);
 
-    close(sync);
-    CU_ASSERT(await_disconnect(events, "sync", 10000));
-    GPtrArray *gone = disconnects_of(events, "slow");
-    for (guint i = 0; i < gone->len; i++)
-        fprintf(stderr, "  disconnect event: %s\n", (char *)gone->pdata[i]);
-    CU_ASSERT(gone->len == 1);
-    if (gone->len) {
-        const char *ev = gone->pdata[0];
-        CU_ASSERT(strstr(ev, "\"reason\":\"closed by broker: slow consumer\"") != NULL);
-        CU_ASSERT(strstr(ev, "\"count\":") != NULL && !strstr(ev, "\"count\":0"));
-    }
-    g_ptr_array_unref(gone);
     /* The deadline, not the kernel, ended it: what this test is about. */
-    char *log = NULL;
-    CU_ASSERT(g_file_get_contents(b->log_path, &log, NULL, NULL) &&
-              strstr(log, "disconnecting slow consumer") != NULL);
-    g_free(log);
+    check_slow_disconnect(b, events, sync, "bytes queued for over");
     g_free(events);
     g_free(payload);
     H_FINISH(b);
