@@ -86,35 +86,8 @@ static gboolean id_equal(gconstpointer a, gconstpointer b)
     return *(const guint64 *)a == *(const guint64 *)b;
 }
 
-/*
- * glibc's defaults hand memory back as soon as the top of the heap holds
- * 128 KiB free, and serve anything over 128 KiB (its threshold then grows
- * with what was freed) with mmap.  The fanout path allocates and frees a
- * block of up to READ_BATCH (256 KiB) of frames and an input chain of the
- * same size per read, so under a steady load nearly every block came from
- * fresh pages: 18,000 page faults a second, a quarter of the broker's CPU at
- * 50,000 messages/s (perf, hpfriends-bench -s latency50k).  Fixed thresholds
- * keep that memory in the heap.  The trim threshold is 16 such blocks:
- * fanout still faulted 2,400 pages a second with 1 MiB, none with 4 MiB,
- * and a larger one keeps what a burst of work freed (32 MiB: 2,000 parked
- * sessions measured 1.6 KiB each in t06 instead of 1.2, and the worker's
- * arena kept 8 MiB of AUTH work in t11).  release_free_memory() gives back
- * what a burst leaves below the threshold.
- */
-#define MALLOC_MMAP_THRESHOLD (4 * 1024 * 1024)
-#define MALLOC_TRIM_THRESHOLD (4 * 1024 * 1024)
-
-static void tune_allocator(void)
-{
-#ifdef __GLIBC__
-    mallopt(M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD);
-    mallopt(M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD);
-#endif
-}
-
 struct broker *broker_new(struct config *cfg, GError **error)
 {
-    tune_allocator();
     struct broker *b = g_new0(struct broker, 1);
     b->cfg = cfg;
     /* The changelist folds the write-event add and delete that every
@@ -371,7 +344,7 @@ static void check_slow_consumers(struct broker *b)
  */
 #define TRIM_AFTER_CLOSES 64
 #define TRIM_GROWTH       ((size_t)8 * 1024 * 1024) /* periodic: this much more held */
-#define TRIM_BURST_FLOOR  ((size_t)1024 * 1024)     /* after a burst: at least this much */
+#define TRIM_BURST_FLOOR  ((size_t)1024 * 1024)     /* after a burst: this much counted free */
 
 #ifdef __GLIBC__
 /* Resident bytes not handed out by malloc (0 when /proc cannot say). */
@@ -405,7 +378,10 @@ static void release_free_memory(const struct broker *b, gboolean periodic)
     size_t idle = held_idle();
     low = MIN(low, idle);
     size_t grown = idle - low;
-    if ((burst_over && grown >= TRIM_BURST_FLOOR) || grown > TRIM_GROWTH) {
+    /* After a burst, what malloc counts free (abandoned TLS handshakes
+     * leave their memory "in use" in the resident count until then). */
+    gboolean burst_free = burst_over && mallinfo2().fordblks >= TRIM_BURST_FLOOR;
+    if (burst_free || grown > TRIM_GROWTH) {
         malloc_trim(0);
         low = MIN(low, held_idle());
     }

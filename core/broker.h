@@ -54,11 +54,9 @@ struct conn {
     guint64 id;
     struct bufferevent *bev; /* NULL while parked */
     /* Plain sockets: the socket is ours, not the bufferevent's (it comes and
-     * goes: an idle session is parked, watched by park_ev alone).  An
-     * authenticated plain session reads its socket itself, through park_ev,
-     * parked or not (self_read; conn.c, "Reading"). */
+     * goes: an idle session is parked, watched by park_ev alone). */
     evutil_socket_t fd;
-    gboolean own_fd, parked, self_read;
+    gboolean own_fd, parked;
     gboolean busy;      /* read or queued since the last idle sweep */
     guint wakes;        /* unparked since the last quiet idle sweep */
     gint64 direct_turn; /* loop turn of the last write made while parked */
@@ -251,16 +249,10 @@ gboolean conn_park(struct conn *c);
 /** c may have gone idle (input handled, output written): park it now unless
  * it woke up often lately (then the idle sweep parks it once it is quiet). */
 void conn_idle(struct conn *c);
-/** Stop reading from c (the broker is stopping, a backlog or the input
- * budget holds it back), whatever reads it. */
+/** Stop reading from c (the broker is stopping). */
 void conn_stop_reading(struct conn *c);
-/** Read from c again (its AUTH was accepted, it is no longer held back). */
+/** Read from c again (its AUTH was accepted). */
 void conn_resume_reading(struct conn *c);
-/** Whether c is being read. */
-gboolean conn_reading(const struct conn *c);
-/** c is authenticated: a plain session reads its socket itself from now on
- * (conn.c, "Reading"); reading stays as it was, on or off. */
-void conn_start_self_read(struct conn *c);
 /** Free the input budget's state (after every connection is closed). */
 void conn_budget_free(struct broker *b);
 

@@ -5,11 +5,9 @@
  * Input is read in batches: a read event takes what the socket holds, up to
  * READ_BATCH, and every complete frame in it is handled before the loop
  * turns (see handle_publish.c for what that means for the fanout).  libevent
- * 2.1's socket bufferevent reads at most 4 KiB per event, after an ioctl
- * (FIONREAD) to size it, so an authenticated plain session reads its socket
- * itself, one readv per read event (see "Reading" below); OpenSSL
- * bufferevents honour max_single_read, and a session still to authenticate
- * gets libevent's 4 KiB a read.
+ * 2.1's socket bufferevent reads at most 4 KiB per event and keeps its
+ * input's end frozen while our callback runs, so on_read tops the input up
+ * itself; OpenSSL bufferevents honour max_single_read.
  *
  * Memory per session is bounded two ways.  An idle plain session is parked:
  * its bufferevent (about 1 KiB with its evbuffers) is freed and a bare event
@@ -55,7 +53,6 @@
 #define LIBEVENT_MAX_READ    4096
 
 static void on_read(struct bufferevent *bev, void *arg);
-static void on_sock_read(evutil_socket_t fd, short what, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
 static struct conn *attach(struct broker *b, struct bufferevent *bev, const struct sockaddr *sa,
@@ -242,7 +239,7 @@ static void budget_account(struct conn *c, size_t left, gboolean handled)
         return;
     c->input_held = TRUE;
     g_ptr_array_add(c->b->budget->held, c);
-    conn_stop_reading(c);
+    bufferevent_disable(c->bev, EV_READ);
     log_info("%s@%s: %zu bytes of an incomplete frame held over the input budget: "
              "reading paused",
              c->ident, c->peer, left);
@@ -265,7 +262,7 @@ static void budget_release(struct budget *g, guint i)
     c->input_held = FALSE;
     /* A subscriber's backlog may hold it still (output.c resumes it then). */
     if (!c->input_paused && c->state == CONN_READY && !g->b->stopping)
-        conn_resume_reading(c);
+        bufferevent_enable(c->bev, EV_READ);
 }
 
 static void on_budget_resume(evutil_socket_t fd, short what, void *arg)
@@ -378,8 +375,6 @@ static struct conn *attach(struct broker *b, struct bufferevent *bev, const stru
     c->tls = tls;
     c->bev = bev;
     bev_setup(c);
-    if (c->own_fd)
-        event_assign(&c->park_ev, b->base, c->fd, EV_READ | EV_PERSIST, on_sock_read, c);
     c->subscribed = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     g_hash_table_insert(b->conns, &c->id, c);
     b->stats.connections_made++;
@@ -502,7 +497,7 @@ void conn_close(struct conn *c, const char *reason)
     b->stats.connections_lost++;
     if (c->timer)
         event_free(c->timer);
-    if (c->own_fd) /* park_ev: parked, or reading itself */
+    if (c->parked)
         event_del(&c->park_ev);
     if (c->bev)
         bufferevent_free(c->bev);
@@ -569,11 +564,6 @@ void conn_fail(struct conn *c, const char *category, const char *fmt, ...)
 
     c->state = CONN_CLOSING;
     drop_subscriptions(c);
-    /* From here on only the bufferevent reads (begin_linger). */
-    if (c->self_read) {
-        event_del(&c->park_ev);
-        c->self_read = FALSE;
-    }
     if (c->bev) {
         bufferevent_disable(c->bev, EV_READ);
         evbuffer_drain(bufferevent_get_input(c->bev), (size_t)-1);
@@ -661,56 +651,54 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 }
 
 /*
- * Reading.  An authenticated plain session reads its socket itself:
- * park_ev, parked or not, is its only reader (the bufferevent, while there
- * is one, never reads: its EV_READ stays off), and one readv per read event
- * takes what the socket holds, up to READ_BATCH (or max_frame, when lower;
- * or what the input budget has room for, but never less than libevent's
- * 4 KiB, as before).  libevent would spend an ioctl and a read of at most
- * 4 KiB on each event, and a second read for the rest: under 200 publishers
- * of small messages that was a third of the broker's system calls.  Before
- * AUTH, and over TLS, the bufferevent reads (on_read).
+ * A plain socket's input, topped up from the socket with one readv to
+ * READ_BATCH (or max_frame, the input's high watermark, when lower);
+ * authenticated sessions only.  An error or EOF is left in the socket for
+ * the bufferevent's next read to report.  libevent sizes its own read by
+ * FIONREAD: when the input holds less than its 4 KiB, the socket had no
+ * more and the readv is skipped (many publishers of small messages would
+ * pay a second syscall for nothing).  (Sizing the reservation by another
+ * FIONREAD measured slower under ingest.)
  */
-static ssize_t read_socket(struct conn *c, struct evbuffer *in)
+static void read_batch(struct conn *c)
 {
-    size_t have = evbuffer_get_length(in), max = (size_t)c->b->cfg->max_frame;
-    if (have >= max) {
-        /* A whole frame waits (conn_process_input takes it): the input's
-         * bound, as libevent's high watermark was. */
-        errno = EAGAIN;
-        return -1;
-    }
-    size_t want = MIN((size_t)READ_BATCH, max - have);
-    /* What may join an incomplete frame is what the input budget has room
-     * for, but at least libevent's 4 KiB (budget_account stops the session
-     * when it holds a large frame over the budget). */
-    want = MIN(want, MAX(budget_room(c), (size_t)LIBEVENT_MAX_READ));
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    /* Before AUTH a peer gets libevent's 4 KiB a read, nothing more. */
+    if (c->tls || fd < 0 || c->state != CONN_READY)
+        return;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t have = evbuffer_get_length(in);
+    size_t bound = MIN((size_t)READ_BATCH, (size_t)c->b->cfg->max_frame);
+    /* What may join an incomplete frame is what the input budget has room for. */
+    bound = MIN(bound, have + budget_room(c));
+    if (have < LIBEVENT_MAX_READ || have >= bound)
+        return;
     struct evbuffer_iovec v[2];
-    int n = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2);
-    if (n <= 0) {
-        errno = ENOMEM;
-        return -1;
+    evbuffer_unfreeze(in, 0);
+    int n = evbuffer_reserve_space(in, (ev_ssize_t)(bound - have), v, 2);
+    if (n > 0) {
+        struct iovec iov[2];
+        for (int i = 0; i < n; i++)
+            iov[i] = (struct iovec){.iov_base = v[i].iov_base, .iov_len = v[i].iov_len};
+        ssize_t got = readv(fd, iov, n);
+        size_t left = got > 0 ? (size_t)got : 0;
+        int used = 0;
+        for (; used < n && left > 0; used++) {
+            v[used].iov_len = MIN(v[used].iov_len, left);
+            left -= v[used].iov_len;
+        }
+        evbuffer_commit_space(in, v, used);
     }
-    struct iovec iov[2];
-    for (int i = 0; i < n; i++)
-        iov[i] = (struct iovec){.iov_base = v[i].iov_base, .iov_len = v[i].iov_len};
-    ssize_t got = readv(c->fd, iov, n);
-    size_t left = got > 0 ? (size_t)got : 0;
-    int used = 0;
-    for (; used < n && left > 0; used++) {
-        v[used].iov_len = MIN(v[used].iov_len, left);
-        left -= v[used].iov_len;
-    }
-    int saved = errno;
-    evbuffer_commit_space(in, v, used);
-    errno = saved;
-    return got;
+    evbuffer_freeze(in, 0);
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
     c->busy = TRUE;
+    /* Not while a backlog holds input back: that waits in the socket. */
+    if (!output_hold_input(c))
+        read_batch(c);
     conn_process_input(c);
 }
 
@@ -741,9 +729,7 @@ static gboolean unpark(struct conn *c)
         log_err("%s: cannot set up the connection's buffers", c->peer);
         return FALSE;
     }
-    /* park_ev goes on reading a session that reads itself. */
-    if (!c->self_read)
-        event_del(&c->park_ev);
+    event_del(&c->park_ev);
     c->parked = FALSE;
     c->bev = bev;
     c->busy = TRUE;
@@ -755,34 +741,29 @@ static gboolean unpark(struct conn *c)
     return TRUE;
 }
 
-/* park_ev: input for a parked session, or for any authenticated plain one. */
-static void on_sock_read(evutil_socket_t fd, short what, void *arg)
+static void on_parked_read(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
-    if (c->parked && !unpark(c))
+    if (!unpark(c))
         return;
-    c->busy = TRUE;
     /* A subscriber's backlog holds input back: it waits in the socket. */
     if (output_hold_input(c))
         return;
     struct evbuffer *in = bufferevent_get_input(c->bev);
-    ssize_t n;
-    /* A socket bufferevent keeps its input's end frozen but while it reads. */
     evbuffer_unfreeze(in, 0);
-    if (c->self_read) {
-        n = read_socket(c, in);
-    } else {
-        /* Before AUTH a peer gets libevent's 4 KiB a read, nothing more; the
-         * bufferevent reads the rest. */
-        n = evbuffer_read(in, fd, LIBEVENT_MAX_READ);
-    }
+    size_t want = MIN((size_t)READ_BATCH, (size_t)c->b->cfg->max_frame);
+    want = MIN(want, MAX(budget_room(c), (size_t)LIBEVENT_MAX_READ));
+    /* Before AUTH a peer gets libevent's 4 KiB a read, nothing more. */
+    if (c->state != CONN_READY)
+        want = LIBEVENT_MAX_READ;
+    int n = evbuffer_read(in, fd, (int)want);
     int err = EVUTIL_SOCKET_ERROR();
     evbuffer_freeze(in, 0);
     if (n == 0)
         conn_close(c, "closed by peer");
     else if (n < 0 && err != EAGAIN && err != EWOULDBLOCK && err != EINTR)
         close_on_error(c, err);
-    else
+    else if (n > 0)
         conn_process_input(c);
 }
 
@@ -797,39 +778,23 @@ gboolean conn_park(struct conn *c)
     gboolean reading = c->state != CONN_AUTHING;
     short enabled = bufferevent_get_enabled(bev);
     if (c->out_listed || c->run_block || c->input_paused || c->input_held || c->backlogged ||
-        c->over_since_us || (enabled & EV_WRITE) || reading != conn_reading(c) ||
+        c->over_since_us || (enabled & EV_WRITE) || reading != !!(enabled & EV_READ) ||
         evbuffer_get_length(bufferevent_get_input(bev)) ||
         evbuffer_get_length(bufferevent_get_output(bev)))
         return FALSE;
     c->backlog_exempt = FALSE; /* its queue is empty */
     bufferevent_free(bev);
     c->bev = NULL;
-    /* A session that reads itself is read by park_ev already. */
-    if (reading && !c->self_read)
+    event_assign(&c->park_ev, c->b->base, c->fd, EV_READ | EV_PERSIST, on_parked_read, c);
+    if (reading)
         event_add(&c->park_ev, NULL);
     c->parked = TRUE;
     return TRUE;
 }
 
-gboolean conn_reading(const struct conn *c)
-{
-    if (c->parked || c->self_read)
-        return event_pending(&c->park_ev, EV_READ, NULL) != 0;
-    return (bufferevent_get_enabled(c->bev) & EV_READ) != 0;
-}
-
-void conn_start_self_read(struct conn *c)
-{
-    if (!c->own_fd || c->tls)
-        return;
-    c->self_read = TRUE;
-    if (c->bev)
-        bufferevent_disable(c->bev, EV_READ);
-}
-
 void conn_resume_reading(struct conn *c)
 {
-    if (c->parked || c->self_read)
+    if (c->parked)
         event_add(&c->park_ev, NULL);
     else
         bufferevent_enable(c->bev, EV_READ);
@@ -866,7 +831,7 @@ size_t conn_write_parked(struct conn *c, const void *data, size_t len)
 
 void conn_stop_reading(struct conn *c)
 {
-    if (c->parked || c->self_read)
+    if (c->parked)
         event_del(&c->park_ev);
     else
         bufferevent_disable(c->bev, EV_READ);

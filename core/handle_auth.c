@@ -175,7 +175,6 @@ static void auth_done(void *arg)
     auth_job_free(j);
 
     /* Frames pipelined behind AUTH wait in the input buffer: run them now. */
-    conn_start_self_read(c);
     if (c->b->stopping)
         return; /* no new input while the broker drains */
     conn_resume_reading(c);

@@ -5,8 +5,8 @@
  * How the fanout works (what is read when, what is written when, what
  * bounds what):
  * - Read: one read event takes what a connection's socket holds, up to
- *   READ_BATCH (256 KiB; TLS_READ, 32 KiB, over TLS) or max_frame, with one
- *   readv (conn.c, "Reading").  Its complete
+ *   READ_BATCH (256 KiB; TLS_READ, 32 KiB, over TLS) or max_frame (conn.c,
+ *   on_read).  Its complete
  *   frames are copied once into a frame block and handled in that turn;
  *   libevent then serves the other ready connections, so one publisher
  *   gets at most READ_BATCH per loop turn.  While a subscriber that keeps

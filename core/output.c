@@ -210,7 +210,7 @@ gboolean output_hold_input(struct conn *c)
     if (!c->input_paused) {
         c->input_paused = TRUE;
         g_ptr_array_add(o->paused, c);
-        conn_stop_reading(c);
+        bufferevent_disable(c->bev, EV_READ);
     }
     return TRUE;
 }
@@ -234,7 +234,7 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
             continue;
         /* Held for the input budget: conn.c resumes it. */
         if (!c->input_held)
-            conn_resume_reading(c);
+            bufferevent_enable(c->bev, EV_READ);
         conn_process_input(c);
     }
     g_ptr_array_unref(paused);
@@ -276,9 +276,7 @@ void output_attach(struct conn *c)
     if (c->direct_out) {
         bufferevent_set_max_single_write(c->bev, BACKLOG_MAX_WRITE);
         bufferevent_disable(c->bev, EV_WRITE); /* enabled from birth */
-        /* An authenticated plain session reads its socket itself (conn.c). */
-        if (!c->self_read)
-            bufferevent_enable(c->bev, EV_READ);
+        bufferevent_enable(c->bev, EV_READ);
         conn_output_kick(c);
     } else {
         bufferevent_enable(c->bev, EV_READ | EV_WRITE);
