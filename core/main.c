@@ -272,13 +272,17 @@ out:
         char *why = g_strdup_printf("failed: %s", error->message);
         service_notify_status(why);
         g_free(why);
-        service_daemon_failed(error->message);
-        g_error_free(error);
     }
     service_notify_close();
     broker_free(b);
     /* Last: whoever waits for the file to go knows the sinks are flushed. */
     service_pidfile_release(pidfile);
+    /* A detached start's command exits with this: nothing of ours is left
+     * by then (the pid file was still there when it was told before). */
+    if (error) {
+        service_daemon_failed(error->message);
+        g_error_free(error);
+    }
     service_identity_clear(&ident);
     config_free(cfg);
     free_options();

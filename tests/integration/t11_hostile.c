@@ -464,9 +464,19 @@ static void test_shared_channel_sets(void)
         CU_ASSERT(h_sub(fd[i], "fleet", "sensor.publish.channel.00000"));
         CU_ASSERT(h_expect_error_prefix(fd[i], "Authkey not allowed to sub here"));
     }
-    long rss1 = h_broker_rss_kb(b);
-    fprintf(stderr, "  %d more sessions of a key with 4000 + 4000 channels: +%ld KiB\n", N - 1,
-            rss1 - rss0);
+    /* What the AUTHs' work freed may still be with the allocator (on a busy
+     * machine the worker runs ahead of the loop and many keys' lists are
+     * alive at once): the broker gives it back within a release period
+     * (broker.c, release_free_memory, every fifth 1 s tick). */
+    long rss1 = h_broker_rss_kb(b), first = rss1;
+    int64_t settle = h_now_ms() + 7000;
+    while (rss1 - rss0 >= 8 * 1024 && h_now_ms() < settle) {
+        h_sleep_ms(250);
+        rss1 = h_broker_rss_kb(b);
+    }
+    fprintf(stderr,
+            "  %d more sessions of a key with 4000 + 4000 channels: +%ld KiB (+%ld at once)\n",
+            N - 1, rss1 - rss0, first - rss0);
     CU_ASSERT(rss1 - rss0 < 8 * 1024);
     /* A key over the bound is refused. */
     int h = h_connect(b->port);
