@@ -10,7 +10,6 @@
  */
 #include "flow.h"
 
-#include <stddef.h>
 #include <string.h>
 
 struct flow {
@@ -121,10 +120,10 @@ struct flow_series *flow_series(struct flow *f, enum flow_kind kind, const char 
  * type only, so the code below serves both through this description.
  */
 struct ring {
-    gint64 secs; /* a bucket's span */
-    guint n;     /* its buckets */
-    size_t at;   /* offsetof the unit (unix seconds / secs) the ring runs up to */
-    guint64 max; /* what a bucket holds at most */
+    gint64 secs;          /* a bucket's span */
+    guint n;              /* its buckets */
+    enum flow_ring which; /* its unit in flow_rings.at[] */
+    guint64 max;          /* what a bucket holds at most */
     guint64 (*get)(const struct flow_rings *r, guint i);
     void (*add)(struct flow_rings *r, guint i, guint64 n);
     void (*clear)(struct flow_rings *r, guint i);
@@ -146,7 +145,7 @@ static void hour_add(struct flow_rings *r, guint i, guint64 n) { r->hours[i] += 
 static const struct ring minutes = {
     .secs = 60,
     .n = FLOW_MINUTES,
-    .at = offsetof(struct flow_rings, minute),
+    .which = FLOW_RING_MINUTES,
     .max = G_MAXUINT32,
     .get = minute_get,
     .add = minute_add,
@@ -156,29 +155,24 @@ static const struct ring minutes = {
 static const struct ring hours = {
     .secs = 3600,
     .n = FLOW_HOURS,
-    .at = offsetof(struct flow_rings, hour),
+    .which = FLOW_RING_HOURS,
     .max = G_MAXUINT64,
     .get = hour_get,
     .add = hour_add,
     .clear = hour_clear,
 };
 
-static gint64 ring_at(const struct ring *r, const struct flow_rings *b)
-{
-    return *(const gint64 *)((const char *)b + r->at);
-}
-
 /* Count n into the ring's bucket of now, clearing the buckets time moved past. */
 static void ring_count(const struct ring *r, struct flow_rings *b, guint64 n, gint64 now)
 {
-    gint64 at = ring_at(r, b);
+    gint64 at = b->at[r->which];
     /* A clock set back counts into the newest bucket rather than an old one. */
     gint64 u = MAX(now / r->secs, at);
     if (u > at) {
         /* The buckets of the units after at up to u are new, whatever they held. */
         for (gint64 i = MAX(at + 1, u - (gint64)r->n + 1); i <= u; i++)
             r->clear(b, (guint)(i % r->n));
-        *(gint64 *)((char *)b + r->at) = u;
+        b->at[r->which] = u;
     }
     r->add(b, (guint)(u % r->n), n);
 }
@@ -229,7 +223,7 @@ static guint64 ring_sum(const struct ring *r, const struct flow_series *s, gint6
         /* As the one bucket would hold it (a minute's stops at G_MAXUINT32). */
         return u <= now_unit && u > now_unit - (gint64)r->n ? MIN(s->total, r->max) : 0;
     }
-    gint64 at = ring_at(r, s->rings);
+    gint64 at = s->rings->at[r->which];
     gint64 lo = MAX(MAX(now_unit, at) - (gint64)r->n + 1, 0), hi = MIN(now_unit, at);
     guint64 sum = 0;
     for (gint64 i = lo; i <= hi; i++)

@@ -43,9 +43,12 @@ struct flow_series {
     GList link; /* place in the recency list; data is the series */
 };
 
+enum flow_ring { FLOW_RING_MINUTES, FLOW_RING_HOURS };
+
 struct flow_rings {
-    gint64 minute; /* the minute (unix seconds / 60) minutes[] runs up to */
-    gint64 hour;   /* the hour (unix seconds / 3600) hours[] runs up to */
+    /* The unit (unix seconds / its span) each ring runs up to: the minute
+     * minutes[] ends at, the hour hours[] ends at. */
+    gint64 at[2];
     guint32 minutes[FLOW_MINUTES];
     guint64 hours[FLOW_HOURS];
 };
