@@ -347,8 +347,9 @@ static void check_slow_consumers(struct broker *b)
 #define TRIM_BURST_FLOOR  ((size_t)1024 * 1024)     /* after a burst: this much counted free */
 
 #ifdef __GLIBC__
-/* Resident bytes not handed out by malloc (0 when /proc cannot say). */
-static size_t held_idle(void)
+/* Resident bytes not handed out by malloc, as mi counts them (0 when /proc
+ * cannot say). */
+static size_t held_idle(const struct mallinfo2 *mi)
 {
     unsigned long size = 0, resident = 0;
     FILE *f = fopen("/proc/self/statm", "r");
@@ -359,8 +360,7 @@ static size_t held_idle(void)
     if (n != 2)
         return 0;
     size_t rss = (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
-    struct mallinfo2 mi = mallinfo2();
-    size_t used = mi.uordblks + mi.hblkhd;
+    size_t used = mi->uordblks + mi->hblkhd;
     return rss > used ? rss - used : 0;
 }
 #endif
@@ -375,15 +375,17 @@ static void release_free_memory(const struct broker *b, gboolean periodic)
     lost_seen = lost;
     if (!burst_over && !periodic)
         return;
-    size_t idle = held_idle();
+    struct mallinfo2 mi = mallinfo2();
+    size_t idle = held_idle(&mi);
     low = MIN(low, idle);
     size_t grown = idle - low;
     /* After a burst, what malloc counts free (abandoned TLS handshakes
      * leave their memory "in use" in the resident count until then). */
-    gboolean burst_free = burst_over && mallinfo2().fordblks >= TRIM_BURST_FLOOR;
+    gboolean burst_free = burst_over && mi.fordblks >= TRIM_BURST_FLOOR;
     if (burst_free || grown > TRIM_GROWTH) {
         malloc_trim(0);
-        low = MIN(low, held_idle());
+        mi = mallinfo2();
+        low = MIN(low, held_idle(&mi));
     }
     if (burst_over)
         lost_trimmed = lost;

@@ -641,11 +641,10 @@ static void close_on_error(struct conn *c, int err)
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct conn *c = arg;
-    int err = EVUTIL_SOCKET_ERROR();
     if (what & BEV_EVENT_EOF)
         conn_close(c, "closed by peer");
     else if (what & BEV_EVENT_ERROR)
-        close_on_error(c, err);
+        close_on_error(c, EVUTIL_SOCKET_ERROR());
     else if (what & BEV_EVENT_TIMEOUT)
         conn_close(c, "timeout");
 }
