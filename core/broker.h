@@ -116,7 +116,8 @@ struct conn {
     /* Input budget (conn.c): bytes of an incomplete frame in the input, since
      * when that frame is incomplete, and whether reading stopped for it. */
     size_t partial;
-    gint64 partial_since_us;
+    gint64 partial_since_us; /* frame_timeout runs from here */
+    gint64 partial_born_us;  /* the frame's first byte */
     gboolean input_held;
 };
 
@@ -255,6 +256,10 @@ void conn_stop_reading(struct conn *c);
 void conn_resume_reading(struct conn *c);
 /** Free the input budget's state (after every connection is closed). */
 void conn_budget_free(struct broker *b);
+/** Bytes held in incomplete frames, and sessions not read for the input budget. */
+void conn_budget_stats(const struct broker *b, guint64 *bytes, guint *held);
+/** Sessions held for the input budget are looked at again (backpressure ended). */
+void conn_budget_kick(struct broker *b);
 
 /* Live connections, summed per ident, for the exporter and the console. */
 struct conn_ident_totals {

@@ -24,6 +24,7 @@
 #include <stdarg.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/ioctl.h>
 #include <sys/uio.h>
 
 #include <event2/buffer.h>
@@ -115,27 +116,51 @@ static void bev_setup(struct conn *c)
  * The input budget.  An authenticated session may send a frame of up to
  * max_frame in as many pieces, as slowly as it likes, and until its last
  * byte is in the broker holds the rest.  Bytes held in incomplete frames are
- * counted per session, per address and in all.  Over [broker] input_budget,
- * or over input_budget_per_ip for its address, a session holding more than
- * HOLD_FLOOR of an incomplete frame is no longer read (its peer waits, as
- * under backpressure: nothing is lost) until the totals are back under, and
- * reads take no more than the budget has room for (at least libevent's
- * 4 KiB).  Sessions sending frames under HOLD_FLOOR keep flowing; one that
- * sends large frames waits while the budget is spent.  A frame must arrive
- * whole within frame_timeout of its first byte (the clock stops while a
- * subscriber's backlog holds the session back): a session holding one
- * longer is closed, which is also what frees a budget spent by stalled
- * frames.
+ * counted per session, per address and in all, against [broker]
+ * input_budget and input_budget_per_ip:
+ *
+ *   - over a bound, a session holding more than HOLD_FLOOR of an incomplete
+ *     frame is held: no longer read (its peer waits, as under backpressure:
+ *     nothing is lost) until the totals are back under;
+ *   - sessions holding less keep being read, so each may add up to
+ *     HOLD_FLOOR and a read past the bound (holding them too stopped the
+ *     small frames of honest publishers whenever finishers had added to
+ *     the total: not done);
+ *   - reads take no more than the budget has room for (at least libevent's
+ *     4 KiB), and a held session is not read at all.
+ *
+ * Sessions sending frames under HOLD_FLOOR keep flowing while the budget is
+ * spent by large ones.  What frees a spent budget is frames completing, or
+ * sessions closing.  So that held sessions always complete, one of them at a
+ * time is the finisher: read past the budget until its frame is whole (at
+ * most one max_frame more).  It is the held session with the fewest bytes
+ * left to complete whose peer has bytes waiting in the socket; one whose
+ * socket runs dry before its frame is whole goes back to waiting, and the
+ * next is chosen.
+ *
+ * A frame must arrive whole within frame_timeout of its first byte.  The
+ * clock stops while the broker, not the peer, is what keeps the frame from
+ * completing: while a subscriber's backlog holds the session back, or while
+ * the budget holds it and its peer's next bytes are already waiting in the
+ * socket.  A session holding a frame longer is closed: the peer that
+ * stalls with part of a frame sent is cut, and what it held is freed.
  */
 #define HOLD_FLOOR          (16 * 1024)
 #define FRAME_CHECK_SECONDS 1
+#define HELD_FRAME_TIMEOUTS 10
 
 struct budget {
     struct broker *b;
     size_t total;
-    GHashTable *by_addr;  /* address (owned) -> bytes, while not 0 */
-    GHashTable *holders;  /* struct conn * with part of a frame buffered */
-    GPtrArray *held;      /* struct conn * not read for the budget */
+    GHashTable *by_addr;      /* address (owned) -> bytes, while not 0 */
+    GHashTable *holders;      /* struct conn * with part of a frame buffered */
+    GPtrArray *held;          /* struct conn * not read for the budget */
+    struct conn *finisher;    /* a once-held session read past the budget */
+    size_t finisher_mark;     /* its partial bytes at the last check */
+    gboolean finisher_sticky; /* it keeps its turn until its frame is whole */
+    guint said_held;          /* budget_say: sessions held when last said */
+    gint64 said_us;
+    guint cut;            /* sessions cut at frame_timeout since */
     struct event *check;  /* frame deadlines, every FRAME_CHECK_SECONDS */
     struct event *resume; /* active: the held may be read again */
 };
@@ -174,9 +199,39 @@ void conn_budget_free(struct broker *b)
     b->budget = NULL;
 }
 
+void conn_budget_stats(const struct broker *b, guint64 *bytes, guint *held)
+{
+    const struct budget *g = b->budget;
+    *bytes = g ? g->total : 0;
+    *held = g ? g->held->len : 0;
+}
+
+void conn_budget_kick(struct broker *b)
+{
+    struct budget *g = b->budget;
+    if (g && g->held->len)
+        event_active(g->resume, EV_TIMEOUT, 0);
+}
+
 static size_t addr_bytes(const struct budget *g, const char *addr)
 {
     return GPOINTER_TO_SIZE(g_hash_table_lookup(g->by_addr, addr));
+}
+
+/* A bound and a quarter: past it (and a max_frame), finishers must finish. */
+static size_t hard_bound(size_t bound) { return bound + bound / 4; }
+
+/* Bytes c needs to complete the frame it holds part of (0: unknown yet). */
+static size_t frame_rest(const struct conn *c)
+{
+    uint8_t hdr[4];
+    if (!c->bev || c->partial < sizeof hdr)
+        return 0;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    if (evbuffer_copyout(in, hdr, sizeof hdr) != (ev_ssize_t)sizeof hdr)
+        return 0;
+    size_t flen = wire_peek_length(hdr);
+    return flen > c->partial ? flen - c->partial : 0;
 }
 
 /* Bytes c may still read into incomplete frames before a bound is reached. */
@@ -186,16 +241,22 @@ static size_t budget_room(const struct conn *c)
     const struct config *cfg = c->b->cfg;
     if (!g)
         return MIN(cfg->input_budget, cfg->input_budget_per_ip);
+    if (c == g->finisher)
+        return MAX(frame_rest(c), (size_t)LIBEVENT_MAX_READ);
     size_t a = addr_bytes(g, c->addr);
     size_t all = cfg->input_budget - MIN(g->total, cfg->input_budget);
     size_t mine = cfg->input_budget_per_ip - MIN(a, cfg->input_budget_per_ip);
     return MIN(all, mine);
 }
 
-static gboolean budget_over(const struct budget *g, const struct conn *c)
+/* Whether c, holding partial bytes of an incomplete frame, is to be held. */
+static gboolean budget_holds(const struct budget *g, const struct conn *c, size_t partial)
 {
     const struct config *cfg = g->b->cfg;
-    return g->total > cfg->input_budget || addr_bytes(g, c->addr) > cfg->input_budget_per_ip;
+    if (!partial || c == g->finisher)
+        return FALSE;
+    size_t a = addr_bytes(g, c->addr);
+    return partial > HOLD_FLOOR && (g->total > cfg->input_budget || a > cfg->input_budget_per_ip);
 }
 
 /* c holds partial bytes of an incomplete frame now (0: none); new_frame:
@@ -203,9 +264,9 @@ static gboolean budget_over(const struct budget *g, const struct conn *c)
 static void budget_set(struct conn *c, size_t partial, gboolean new_frame)
 {
     if (!partial)
-        c->partial_since_us = 0;
+        c->partial_since_us = c->partial_born_us = 0;
     else if (!c->partial || new_frame)
-        c->partial_since_us = g_get_monotonic_time();
+        c->partial_since_us = c->partial_born_us = g_get_monotonic_time();
     if (partial == c->partial)
         return;
     struct budget *g = budget_get(c->b);
@@ -230,28 +291,99 @@ static void budget_set(struct conn *c, size_t partial, gboolean new_frame)
     c->partial = partial;
 }
 
+static void budget_hold(struct conn *c)
+{
+    struct budget *g = c->b->budget;
+    c->input_held = TRUE;
+    g_ptr_array_add(g->held, c);
+    bufferevent_disable(c->bev, EV_READ);
+    /* No session finishing: one of the held gets the turn. */
+    if (!g->finisher)
+        event_active(g->resume, EV_TIMEOUT, 0);
+    /* Per session at debug only: on_frame_check says how many are held. */
+    log_debug("%s@%s: %zu bytes of an incomplete frame held over the input budget: "
+              "reading paused",
+              c->ident, c->peer, c->partial);
+}
+
+/* Says when sessions start being held for the budget, every BUDGET_SAY_SECONDS
+ * while they are, and when none is any more: one line, not one per session. */
+#define BUDGET_SAY_SECONDS 10
+
+static void budget_say(struct budget *g, gint64 now)
+{
+    guint held = g->held->len + (g->finisher != NULL);
+    if (!held && !g->said_held) {
+        g->cut = 0;
+        return;
+    }
+    if (held && g->said_held && now - g->said_us < BUDGET_SAY_SECONDS * G_USEC_PER_SEC)
+        return;
+    if (held)
+        log_notice("input budget spent: %u sessions held (not read) with %zu bytes in "
+                   "incomplete frames; %u cut at frame_timeout since the last report",
+                   held, g->total, g->cut);
+    else
+        log_notice("input budget: no session held any more (%u cut at frame_timeout)", g->cut);
+    g->said_held = held;
+    g->said_us = now;
+    g->cut = 0;
+}
+
+/*
+ * Whether c's peer has sent on while the broker was not reading it: its
+ * socket holds bytes not read yet.  (A peer can make a byte wait now and
+ * then to look busy: HELD_FRAME_TIMEOUTS bounds what that buys it.)
+ */
+static gboolean peer_waiting(const struct conn *c)
+{
+    int n = 0;
+    evutil_socket_t fd = c->bev ? bufferevent_getfd(c->bev) : -1;
+    return fd >= 0 && ioctl(fd, FIONREAD, &n) == 0 && n > 0;
+}
+
+/* The finisher is done (its frame completed, it closed, or it ran dry). */
+static void finisher_done(struct budget *g)
+{
+    g->finisher = NULL;
+    if (g->held->len)
+        event_active(g->resume, EV_TIMEOUT, 0);
+}
+
 /* After c's input is handled: count what is left of an incomplete frame,
- * and stop reading c when it holds a large one over the budget. */
+ * and stop reading c when the budget says so. */
 static void budget_account(struct conn *c, size_t left, gboolean handled)
 {
     budget_set(c, left, handled);
-    if (left <= HOLD_FLOOR || c->input_held || !budget_over(c->b->budget, c))
+    struct budget *g = c->b->budget;
+    if (!g)
         return;
-    c->input_held = TRUE;
-    g_ptr_array_add(c->b->budget->held, c);
-    bufferevent_disable(c->bev, EV_READ);
-    log_info("%s@%s: %zu bytes of an incomplete frame held over the input budget: "
-             "reading paused",
-             c->ident, c->peer, left);
+    if (c == g->finisher) {
+        if (handled || !left) {
+            finisher_done(g);
+        } else if (!g->finisher_sticky && !peer_waiting(c)) {
+            /* Read to the end of what its peer sent and still incomplete:
+             * the next held session's turn (pick_finisher bounds what
+             * finishers may leave behind this way). */
+            finisher_done(g);
+            budget_hold(c);
+            return;
+        }
+    }
+    if (!c->input_held && budget_holds(g, c, left))
+        budget_hold(c);
 }
 
 /* c is closing: its bytes leave the budget. */
 static void budget_forget(struct conn *c)
 {
+    struct budget *g = c->b->budget;
     if (c->input_held) {
-        g_ptr_array_remove_fast(c->b->budget->held, c);
+        g_ptr_array_remove_fast(g->held, c);
         c->input_held = FALSE;
     }
+    if (g && g->finisher == c)
+        finisher_done(g);
     budget_set(c, 0, FALSE);
 }
 
@@ -265,12 +397,65 @@ static void budget_release(struct budget *g, guint i)
         bufferevent_enable(c->bev, EV_READ);
 }
 
+/* Whether the bytes waiting in c's socket complete its frame. */
+static gboolean completes_now(const struct conn *c)
+{
+    int n = 0;
+    evutil_socket_t fd = c->bev ? bufferevent_getfd(c->bev) : -1;
+    return fd >= 0 && ioctl(fd, FIONREAD, &n) == 0 && n > 0 && (size_t)n >= frame_rest(c);
+}
+
+/*
+ * No finisher: a held session whose peer has sent on becomes one and is read
+ * again: first one whose socket holds the rest of its frame (it completes
+ * at once), else the one with the fewest bytes left to complete.  A
+ * finisher whose socket runs dry before its frame is whole is held again
+ * and leaves its bytes behind, so once the total (or its address's) is a
+ * max_frame past the hard bound the one chosen keeps its turn until its
+ * frame is whole (or it is cut at frame_timeout: its clock runs while it
+ * is read).
+ */
+static void pick_finisher(struct budget *g)
+{
+    if (g->finisher || !g->held->len || g->b->stopping)
+        return;
+    guint best = G_MAXUINT;
+    size_t best_rest = G_MAXSIZE;
+    for (guint i = 0; i < g->held->len; i++) {
+        struct conn *c = g->held->pdata[i];
+        if (c->input_paused || c->state != CONN_READY || !peer_waiting(c))
+            continue;
+        if (completes_now(c)) {
+            best = i;
+            break;
+        }
+        size_t rest = frame_rest(c);
+        if (best == G_MAXUINT || rest < best_rest) {
+            best = i;
+            best_rest = rest;
+        }
+    }
+    if (best == G_MAXUINT)
+        return;
+    struct conn *c = g->finisher = g->held->pdata[best];
+    const struct config *cfg = g->b->cfg;
+    g->finisher_mark = c->partial;
+    g->finisher_sticky =
+        (g->total > hard_bound(cfg->input_budget) + cfg->max_frame ||
+         addr_bytes(g, c->addr) > hard_bound(cfg->input_budget_per_ip) + cfg->max_frame) &&
+        !completes_now(c);
+    budget_release(g, best);
+}
+
 static void on_budget_resume(evutil_socket_t fd, short what, void *arg)
 {
     struct budget *g = arg;
-    for (guint i = g->held->len; i-- > 0;)
-        if (!budget_over(g, g->held->pdata[i]))
+    for (guint i = g->held->len; i-- > 0;) {
+        struct conn *c = g->held->pdata[i];
+        if (!budget_holds(g, c, c->partial))
             budget_release(g, i);
+    }
+    pick_finisher(g);
 }
 
 /*
@@ -299,25 +484,48 @@ static void on_frame_check(evutil_socket_t fd, short what, void *arg)
     struct budget *g = arg;
     const guint limit = g->b->cfg->frame_timeout;
     gint64 now = g_get_monotonic_time();
+    /* A finisher that made no progress for a whole check gives its turn
+     * to a held session whose peer has sent on (unless it must finish: see
+     * pick_finisher).  What it read stays counted; with nothing waiting,
+     * its clock runs while it is held. */
+    struct conn *f = g->finisher;
+    if (f && !g->finisher_sticky && f->partial == g->finisher_mark) {
+        for (guint i = 0; i < g->held->len; i++) {
+            struct conn *c = g->held->pdata[i];
+            if (!c->input_paused && c->state == CONN_READY && peer_waiting(c)) {
+                g->finisher = NULL;
+                budget_hold(f);
+                break;
+            }
+        }
+    }
+    if (g->finisher)
+        g->finisher_mark = g->finisher->partial;
     GPtrArray *late = NULL;
     GHashTableIter it;
     gpointer k;
     g_hash_table_iter_init(&it, g->holders);
     while (g_hash_table_iter_next(&it, &k, NULL)) {
         struct conn *c = k;
-        if (c->input_paused) /* the broker, not the peer, stalls it */
+        /* The broker, not the peer, stalls it: the clock stops, for up to
+         * HELD_FRAME_TIMEOUTS times frame_timeout in all. */
+        if (c->input_paused || (c->input_held && peer_waiting(c)))
             c->partial_since_us = now;
-        else if (now - c->partial_since_us >= (gint64)limit * G_USEC_PER_SEC)
+        if (now - c->partial_since_us >= (gint64)limit * G_USEC_PER_SEC ||
+            now - c->partial_born_us >= (gint64)limit * HELD_FRAME_TIMEOUTS * G_USEC_PER_SEC)
             g_ptr_array_add(late ? late : (late = g_ptr_array_new()), c);
     }
     for (guint i = 0; late && i < late->len; i++) {
         struct conn *c = late->pdata[i];
+        g->cut++;
         conn_fail(c, "frame-timeout", "Frame not completed within %u seconds (%zu bytes held)",
                   limit, c->partial);
     }
     if (late)
         g_ptr_array_unref(late);
     budget_release_closed(g);
+    pick_finisher(g);
+    budget_say(g, now);
 }
 
 struct conn *conn_new(struct broker *b, evutil_socket_t fd, const struct sockaddr *sa, gboolean tls)
@@ -836,29 +1044,46 @@ void conn_stop_reading(struct conn *c)
         bufferevent_disable(c->bev, EV_READ);
 }
 
-static gboolean dispatch(struct conn *c, const struct wire_msg *m, struct frame_block *blk,
-                         size_t off)
+/*
+ * Whether op may come now (checked at the header, before anything waits
+ * for the rest of the frame): AUTH first and only then, after it what
+ * clients send.  FALSE: c is failed.
+ */
+static gboolean op_acceptable(struct conn *c, uint8_t op)
 {
     if (c->state == CONN_AWAIT_AUTH) {
-        if (m->op != WIRE_OP_AUTH) {
-            conn_fail(c, "first-not-auth", "First message was not AUTH");
-            return FALSE;
-        }
-        return handle_auth(c, m);
+        if (op == WIRE_OP_AUTH)
+            return TRUE;
+        conn_fail(c, "first-not-auth", "First message was not AUTH");
+        return FALSE;
     }
-    switch (m->op) {
+    switch (op) {
     case WIRE_OP_PUBLISH:
-        return handle_publish(c, m, blk, off);
     case WIRE_OP_SUBSCRIBE:
-        return handle_subscribe(c, m);
     case WIRE_OP_UNSUBSCRIBE:
-        return handle_unsubscribe(c, m);
+        return TRUE;
     case WIRE_OP_AUTH:
         conn_fail(c, "bad-frame", "Bad frame: AUTH on an authenticated connection");
         return FALSE;
     default:
-        conn_fail(c, "bad-frame", "Bad frame: %s is not sent by clients", wire_op_name(m->op));
+        conn_fail(c, "bad-frame", "Bad frame: %s is not sent by clients", wire_op_name(op));
         return FALSE;
+    }
+}
+
+/* Handles a whole frame whose op op_acceptable() let through. */
+static gboolean dispatch(struct conn *c, const struct wire_msg *m, struct frame_block *blk,
+                         size_t off)
+{
+    switch (m->op) {
+    case WIRE_OP_AUTH:
+        return handle_auth(c, m);
+    case WIRE_OP_PUBLISH:
+        return handle_publish(c, m, blk, off);
+    case WIRE_OP_SUBSCRIBE:
+        return handle_subscribe(c, m);
+    default:
+        return handle_unsubscribe(c, m);
     }
 }
 
@@ -934,6 +1159,8 @@ void conn_process_input(struct conn *c)
             conn_fail(c, "bad-frame", "Bad frame: %s", err);
             break;
         }
+        if (hl == WIRE_HEADER_LEN && !op_acceptable(c, h[4]))
+            break;
         if (len < flen)
             break;
         if (!blk || pos + flen > blk->len) {

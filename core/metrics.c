@@ -412,6 +412,11 @@ static void render_own(GString *out, const struct metrics_view *v)
          (double)v->data_version},
         {"hpfriends_subscriptions", "gauge", "Subscriptions over all channels",
          (double)v->subscriptions},
+        {"hpfriends_input_partial_bytes", "gauge",
+         "Bytes held in incomplete frames (counted against input_budget)",
+         (double)v->input_partial},
+        {"hpfriends_input_held_sessions", "gauge",
+         "Sessions not read while the input budget is spent", (double)v->input_held},
     };
     for (gsize i = 0; i < G_N_ELEMENTS(own); i++) {
         head(out, own[i].name, own[i].type, own[i].help);
@@ -512,6 +517,7 @@ char *metrics_render(struct broker *b)
         .subscriptions = router_subscription_count(b->router),
         .sinks = g_array_new(FALSE, FALSE, sizeof(struct sink_stats)),
     };
+    conn_budget_stats(b, &v.input_partial, &v.input_held);
     if (b->graph) {
         graph_get_stats(b->graph, &gs);
         v.graph = &gs;

@@ -53,6 +53,8 @@ struct metrics_view {
     const struct broker_stats *stats;
     guint64 data_version;
     guint subscriptions;                    /* over all channels */
+    guint64 input_partial;                  /* bytes held in incomplete frames */
+    guint input_held;                       /* sessions not read for the input budget */
     const struct graph_stats *graph;        /* NULL: no graph */
     GArray *sinks;                          /* struct sink_stats; NULL: none */
     const struct cluster_counters *cluster; /* NULL: a single node */

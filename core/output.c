@@ -237,6 +237,9 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
             bufferevent_enable(c->bev, EV_READ);
         conn_process_input(c);
     }
+    /* Held sessions may take their turn to finish now. */
+    if (paused->len)
+        conn_budget_kick(o->b);
     g_ptr_array_unref(paused);
 }
 
