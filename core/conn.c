@@ -122,10 +122,11 @@ static void bev_setup(struct conn *c)
  *   - over a bound, a session holding more than HOLD_FLOOR of an incomplete
  *     frame is held: no longer read (its peer waits, as under backpressure:
  *     nothing is lost) until the totals are back under;
- *   - sessions holding less keep being read, so each may add up to
- *     HOLD_FLOOR and a read past the bound (holding them too stopped the
- *     small frames of honest publishers whenever finishers had added to
- *     the total: not done);
+ *   - over a bound by a quarter more and the two frames finishers may add
+ *     (below), sessions holding less are held too, except one whose socket
+ *     holds the rest of its frame (it completes at once): many sessions
+ *     each under HOLD_FLOOR cannot carry the total further, and honest
+ *     small frames still flow;
  *   - reads take no more than the budget has room for (at least libevent's
  *     4 KiB), and a held session is not read at all.
  *
@@ -218,7 +219,7 @@ static size_t addr_bytes(const struct budget *g, const char *addr)
     return GPOINTER_TO_SIZE(g_hash_table_lookup(g->by_addr, addr));
 }
 
-/* A bound and a quarter: past it (and a max_frame), finishers must finish. */
+/* A bound and a quarter. */
 static size_t hard_bound(size_t bound) { return bound + bound / 4; }
 
 /* Bytes c needs to complete the frame it holds part of (0: unknown yet). */
@@ -232,6 +233,14 @@ static size_t frame_rest(const struct conn *c)
         return 0;
     size_t flen = wire_peek_length(hdr);
     return flen > c->partial ? flen - c->partial : 0;
+}
+
+/* Whether the bytes waiting in c's socket complete its frame. */
+static gboolean completes_now(const struct conn *c)
+{
+    int n = 0;
+    evutil_socket_t fd = c->bev ? bufferevent_getfd(c->bev) : -1;
+    return fd >= 0 && ioctl(fd, FIONREAD, &n) == 0 && n > 0 && (size_t)n >= frame_rest(c);
 }
 
 /* Bytes c may still read into incomplete frames before a bound is reached. */
@@ -249,13 +258,26 @@ static size_t budget_room(const struct conn *c)
     return MIN(all, mine);
 }
 
-/* Whether c, holding partial bytes of an incomplete frame, is to be held. */
-static gboolean budget_holds(const struct budget *g, const struct conn *c, size_t partial)
+/* Past this, sessions under HOLD_FLOOR are held too: a bound and a quarter,
+ * and the two frames finishers may add (see pick_finisher). */
+static size_t all_hold_bound(const struct config *cfg, size_t bound)
+{
+    return hard_bound(bound) + 2 * (size_t)cfg->max_frame;
+}
+
+/* Whether c, holding c->partial bytes of an incomplete frame, is to be held. */
+static gboolean budget_holds(const struct budget *g, const struct conn *c)
 {
     const struct config *cfg = g->b->cfg;
+    size_t partial = c->partial;
     if (!partial || c == g->finisher)
         return FALSE;
     size_t a = addr_bytes(g, c->addr);
+    /* Many sessions each under the floor: only those whose socket holds
+     * the rest of a small frame go on (they complete at once). */
+    if (g->total > all_hold_bound(cfg, cfg->input_budget) ||
+        a > all_hold_bound(cfg, cfg->input_budget_per_ip))
+        return frame_rest(c) > HOLD_FLOOR || !completes_now(c);
     return partial > HOLD_FLOOR && (g->total > cfg->input_budget || a > cfg->input_budget_per_ip);
 }
 
@@ -370,7 +392,7 @@ static void budget_account(struct conn *c, size_t left, gboolean handled)
             return;
         }
     }
-    if (!c->input_held && budget_holds(g, c, left))
+    if (!c->input_held && budget_holds(g, c))
         budget_hold(c);
 }
 
@@ -395,14 +417,6 @@ static void budget_release(struct budget *g, guint i)
     /* A subscriber's backlog may hold it still (output.c resumes it then). */
     if (!c->input_paused && c->state == CONN_READY && !g->b->stopping)
         bufferevent_enable(c->bev, EV_READ);
-}
-
-/* Whether the bytes waiting in c's socket complete its frame. */
-static gboolean completes_now(const struct conn *c)
-{
-    int n = 0;
-    evutil_socket_t fd = c->bev ? bufferevent_getfd(c->bev) : -1;
-    return fd >= 0 && ioctl(fd, FIONREAD, &n) == 0 && n > 0 && (size_t)n >= frame_rest(c);
 }
 
 /*
@@ -447,16 +461,18 @@ static void pick_finisher(struct budget *g)
     budget_release(g, best);
 }
 
-static void on_budget_resume(evutil_socket_t fd, short what, void *arg)
+/* The held that the budget no longer holds are read again; then a finisher. */
+static void budget_review(struct budget *g)
 {
-    struct budget *g = arg;
     for (guint i = g->held->len; i-- > 0;) {
         struct conn *c = g->held->pdata[i];
-        if (!budget_holds(g, c, c->partial))
+        if (!budget_holds(g, c))
             budget_release(g, i);
     }
     pick_finisher(g);
 }
+
+static void on_budget_resume(evutil_socket_t fd, short what, void *arg) { budget_review(arg); }
 
 /*
  * A held session is not read, so its peer's close goes unseen: one whose
@@ -524,7 +540,7 @@ static void on_frame_check(evutil_socket_t fd, short what, void *arg)
     if (late)
         g_ptr_array_unref(late);
     budget_release_closed(g);
-    pick_finisher(g);
+    budget_review(g);
     budget_say(g, now);
 }
 
