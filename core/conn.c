@@ -133,18 +133,23 @@ static void bev_setup(struct conn *c)
  * Sessions sending frames under HOLD_FLOOR keep flowing while the budget is
  * spent by large ones.  What frees a spent budget is frames completing, or
  * sessions closing.  So that held sessions always complete, one of them at a
- * time is the finisher: read past the budget until its frame is whole (at
- * most one max_frame more).  It is the held session with the fewest bytes
- * left to complete whose peer has bytes waiting in the socket; one whose
- * socket runs dry before its frame is whole goes back to waiting, and the
- * next is chosen.
+ * time is the finisher, read past the budget (pick_finisher): among the
+ * held whose peer has bytes waiting in the socket, one whose socket holds
+ * the rest of its frame, else the one with the fewest bytes left.  A
+ * finisher whose socket runs dry before its frame is whole, or that makes
+ * no progress for a whole check, goes back to waiting and the next is
+ * chosen; what it read stays counted.  Once that has carried the total (or
+ * its address's) a max_frame past a bound and a quarter, the finisher
+ * keeps its turn until its frame is whole or it is cut, so finishers add at
+ * most two max_frame.
  *
  * A frame must arrive whole within frame_timeout of its first byte.  The
  * clock stops while the broker, not the peer, is what keeps the frame from
  * completing: while a subscriber's backlog holds the session back, or while
  * the budget holds it and its peer's next bytes are already waiting in the
- * socket.  A session holding a frame longer is closed: the peer that
- * stalls with part of a frame sent is cut, and what it held is freed.
+ * socket; never past HELD_FRAME_TIMEOUTS times frame_timeout in all.  A
+ * session holding a frame longer is closed: the peer that stalls with part
+ * of a frame sent is cut, and what it held is freed.
  */
 #define HOLD_FLOOR          (16 * 1024)
 #define FRAME_CHECK_SECONDS 1
