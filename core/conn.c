@@ -138,10 +138,11 @@ static void bev_setup(struct conn *c)
  * the rest of its frame, else the one with the fewest bytes left.  A
  * finisher whose socket runs dry before its frame is whole, or that makes
  * no progress for a whole check, goes back to waiting and the next is
- * chosen; what it read stays counted.  Once that has carried the total (or
- * its address's) a max_frame past a bound and a quarter, the finisher
- * keeps its turn until its frame is whole or it is cut, so finishers add at
- * most two max_frame.
+ * chosen; what it read stays counted.  One whose frame, completed, would
+ * carry the total (or its address's) a max_frame past a bound and a
+ * quarter keeps its turn until its frame is whole, or is cut when it sends
+ * nothing for a whole check of its turn: finishers add at most two
+ * max_frame.
  *
  * A frame must arrive whole within frame_timeout of its first byte.  The
  * clock stops while the broker, not the peer, is what keeps the frame from
@@ -163,6 +164,9 @@ struct budget {
     GPtrArray *held;          /* struct conn * not read for the budget */
     struct conn *finisher;    /* a once-held session read past the budget */
     size_t finisher_mark;     /* its partial bytes at the last check */
+    gint64 finisher_since_us; /* its turn began */
+    GHashTable *turns;        /* address (owned) -> finisher turns that completed no frame,
+                        * while any session is held */
     gboolean finisher_sticky; /* it keeps its turn until its frame is whole */
     guint said_held;          /* budget_say: sessions held when last said */
     gint64 said_us;
@@ -184,6 +188,7 @@ static struct budget *budget_get(struct broker *b)
     g->by_addr = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     g->holders = g_hash_table_new(g_direct_hash, g_direct_equal);
     g->held = g_ptr_array_new();
+    g->turns = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     g->check = event_new(b->base, -1, EV_PERSIST, on_frame_check, g);
     g->resume = event_new(b->base, -1, 0, on_budget_resume, g);
     struct timeval tv = {FRAME_CHECK_SECONDS, 0};
@@ -199,6 +204,7 @@ void conn_budget_free(struct broker *b)
     g_hash_table_unref(g->by_addr);
     g_hash_table_unref(g->holders);
     g_ptr_array_unref(g->held);
+    g_hash_table_unref(g->turns);
     event_free(g->check);
     event_free(g->resume);
     g_free(g);
@@ -240,12 +246,21 @@ static size_t frame_rest(const struct conn *c)
     return flen > c->partial ? flen - c->partial : 0;
 }
 
-/* Whether the bytes waiting in c's socket complete its frame. */
-static gboolean completes_now(const struct conn *c)
+/* Bytes waiting in c's socket, not read yet (0 when it cannot say). */
+static size_t socket_waiting(const struct conn *c)
 {
     int n = 0;
     evutil_socket_t fd = c->bev ? bufferevent_getfd(c->bev) : -1;
-    return fd >= 0 && ioctl(fd, FIONREAD, &n) == 0 && n > 0 && (size_t)n >= frame_rest(c);
+    if (fd < 0 || ioctl(fd, FIONREAD, &n) < 0 || n < 0)
+        return 0;
+    return (size_t)n;
+}
+
+/* Whether the bytes waiting in c's socket complete its frame. */
+static gboolean completes_now(const struct conn *c)
+{
+    size_t n = socket_waiting(c);
+    return n > 0 && n >= frame_rest(c);
 }
 
 /* Bytes c may still read into incomplete frames before a bound is reached. */
@@ -362,12 +377,7 @@ static void budget_say(struct budget *g, gint64 now)
  * socket holds bytes not read yet.  (A peer can make a byte wait now and
  * then to look busy: HELD_FRAME_TIMEOUTS bounds what that buys it.)
  */
-static gboolean peer_waiting(const struct conn *c)
-{
-    int n = 0;
-    evutil_socket_t fd = c->bev ? bufferevent_getfd(c->bev) : -1;
-    return fd >= 0 && ioctl(fd, FIONREAD, &n) == 0 && n > 0;
-}
+static gboolean peer_waiting(const struct conn *c) { return socket_waiting(c) > 0; }
 
 /* The finisher is done (its frame completed, it closed, or it ran dry). */
 static void finisher_done(struct budget *g)
@@ -387,6 +397,11 @@ static void budget_account(struct conn *c, size_t left, gboolean handled)
         return;
     if (c == g->finisher) {
         if (handled || !left) {
+            /* A turn that completed a frame does not count against its
+             * address (pick_finisher). */
+            guint turns = GPOINTER_TO_UINT(g_hash_table_lookup(g->turns, c->addr));
+            if (turns)
+                g_hash_table_replace(g->turns, g_strdup(c->addr), GUINT_TO_POINTER(turns - 1));
             finisher_done(g);
         } else if (!g->finisher_sticky && !peer_waiting(c)) {
             /* Read to the end of what its peer sent and still incomplete:
@@ -427,7 +442,11 @@ static void budget_release(struct budget *g, guint i)
 /*
  * No finisher: a held session whose peer has sent on becomes one and is read
  * again: first one whose socket holds the rest of its frame (it completes
- * at once), else the one with the fewest bytes left to complete.  A
+ * at once); else, so that many sessions of a few addresses cannot keep the
+ * others waiting, one of the address that had the fewest turns that
+ * completed no frame since sessions began to be held,
+ * the one with the most bytes waiting (a sender kept from sending by the
+ * broker fills its socket; one that stalled has at most what it sent).  A
  * finisher whose socket runs dry before its frame is whole is held again
  * and leaves its bytes behind, so once the total (or its address's) is a
  * max_frame past the hard bound the one chosen keeps its turn until its
@@ -436,32 +455,42 @@ static void budget_release(struct budget *g, guint i)
  */
 static void pick_finisher(struct budget *g)
 {
+    if (!g->held->len && !g->finisher)
+        g_hash_table_remove_all(g->turns);
     if (g->finisher || !g->held->len || g->b->stopping)
         return;
-    guint best = G_MAXUINT;
-    size_t best_rest = G_MAXSIZE;
+    guint best = G_MAXUINT, best_turns = G_MAXUINT;
+    size_t best_waiting = 0;
     for (guint i = 0; i < g->held->len; i++) {
         struct conn *c = g->held->pdata[i];
-        if (c->input_paused || c->state != CONN_READY || !peer_waiting(c))
+        size_t waiting = 0;
+        if (c->input_paused || c->state != CONN_READY || !(waiting = socket_waiting(c)))
             continue;
-        if (completes_now(c)) {
+        if (waiting >= frame_rest(c)) {
             best = i;
             break;
         }
-        size_t rest = frame_rest(c);
-        if (best == G_MAXUINT || rest < best_rest) {
+        guint turns = GPOINTER_TO_UINT(g_hash_table_lookup(g->turns, c->addr));
+        if (turns < best_turns || (turns == best_turns && waiting > best_waiting)) {
             best = i;
-            best_rest = rest;
+            best_turns = turns;
+            best_waiting = waiting;
         }
     }
     if (best == G_MAXUINT)
         return;
     struct conn *c = g->finisher = g->held->pdata[best];
     const struct config *cfg = g->b->cfg;
+    guint turns = GPOINTER_TO_UINT(g_hash_table_lookup(g->turns, c->addr));
+    g_hash_table_replace(g->turns, g_strdup(c->addr), GUINT_TO_POINTER(turns + 1));
     g->finisher_mark = c->partial;
+    g->finisher_since_us = g_get_monotonic_time();
+    /* One that could carry a total past its bound and a quarter and a
+     * max_frame, were it held again before its frame is whole, must finish. */
+    size_t rest = frame_rest(c) ? frame_rest(c) : cfg->max_frame;
     g->finisher_sticky =
-        (g->total > hard_bound(cfg->input_budget) + cfg->max_frame ||
-         addr_bytes(g, c->addr) > hard_bound(cfg->input_budget_per_ip) + cfg->max_frame) &&
+        (g->total + rest > hard_bound(cfg->input_budget) + cfg->max_frame ||
+         addr_bytes(g, c->addr) + rest > hard_bound(cfg->input_budget_per_ip) + cfg->max_frame) &&
         !completes_now(c);
     budget_release(g, best);
 }
@@ -506,11 +535,23 @@ static void on_frame_check(evutil_socket_t fd, short what, void *arg)
     const guint limit = g->b->cfg->frame_timeout;
     gint64 now = g_get_monotonic_time();
     /* A finisher that made no progress for a whole check gives its turn
-     * to a held session whose peer has sent on (unless it must finish: see
-     * pick_finisher).  What it read stays counted; with nothing waiting,
-     * its clock runs while it is held. */
+     * to a held session whose peer has sent on; what it read stays counted,
+     * and with nothing waiting its clock runs while it is held.  One that
+     * had to finish (see pick_finisher) and sent nothing in its turn is cut:
+     * what it holds is what keeps the others waiting. */
     struct conn *f = g->finisher;
-    if (f && !g->finisher_sticky && f->partial == g->finisher_mark) {
+    if (f && (f->partial != g->finisher_mark ||
+              now - g->finisher_since_us < FRAME_CHECK_SECONDS * G_USEC_PER_SEC * 3 / 4))
+        f = NULL; /* it progresses, or its turn only began */
+    if (f && g->finisher_sticky && !f->input_paused) {
+        g->cut++;
+        conn_fail(f, "frame-timeout",
+                  "Frame not completed: nothing sent for %d s of its turn while the input "
+                  "budget is spent (%zu bytes held)",
+                  FRAME_CHECK_SECONDS, f->partial);
+        f = NULL;
+    }
+    if (f && !g->finisher_sticky) {
         for (guint i = 0; i < g->held->len; i++) {
             struct conn *c = g->held->pdata[i];
             if (!c->input_paused && c->state == CONN_READY && peer_waiting(c)) {
@@ -539,8 +580,14 @@ static void on_frame_check(evutil_socket_t fd, short what, void *arg)
     for (guint i = 0; late && i < late->len; i++) {
         struct conn *c = late->pdata[i];
         g->cut++;
-        conn_fail(c, "frame-timeout", "Frame not completed within %u seconds (%zu bytes held)",
-                  limit, c->partial);
+        if (now - c->partial_since_us >= (gint64)limit * G_USEC_PER_SEC)
+            conn_fail(c, "frame-timeout", "Frame not completed within %u seconds (%zu bytes held)",
+                      limit, c->partial);
+        else
+            conn_fail(c, "frame-timeout",
+                      "Frame not completed within %u seconds of its first byte, the limit for "
+                      "a frame held back for the input budget (%zu bytes held)",
+                      limit * HELD_FRAME_TIMEOUTS, c->partial);
     }
     if (late)
         g_ptr_array_unref(late);
