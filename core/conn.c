@@ -443,15 +443,15 @@ static void budget_release(struct budget *g, guint i)
  * No finisher: a held session whose peer has sent on becomes one and is read
  * again: first one whose socket holds the rest of its frame (it completes
  * at once); else, so that many sessions of a few addresses cannot keep the
- * others waiting, one of the address that had the fewest turns that
- * completed no frame since sessions began to be held,
- * the one with the most bytes waiting (a sender kept from sending by the
- * broker fills its socket; one that stalled has at most what it sent).  A
- * finisher whose socket runs dry before its frame is whole is held again
- * and leaves its bytes behind, so once the total (or its address's) is a
- * max_frame past the hard bound the one chosen keeps its turn until its
- * frame is whole (or it is cut at frame_timeout: its clock runs while it
- * is read).
+ * others waiting, one of the address with the fewest turns that completed
+ * no frame since sessions began to be held, and of those the one with the
+ * most bytes waiting (a sender kept from sending by the broker fills its
+ * socket; one that stalled has at most what it sent).  A finisher whose
+ * socket runs dry before its frame is whole is held again and leaves its
+ * bytes behind, so one whose frame, completed, would carry the total (or
+ * its address's) a max_frame past the hard bound must finish: it keeps its
+ * turn until its frame is whole, or is cut when it sends nothing for a
+ * check of its turn (on_frame_check).
  */
 static void pick_finisher(struct budget *g)
 {
