@@ -230,6 +230,17 @@ static size_t addr_bytes(const struct budget *g, const char *addr)
     return GPOINTER_TO_SIZE(g_hash_table_lookup(g->by_addr, addr));
 }
 
+/* Finisher turns of addr that completed no frame (pick_finisher). */
+static guint addr_turns(const struct budget *g, const char *addr)
+{
+    return GPOINTER_TO_UINT(g_hash_table_lookup(g->turns, addr));
+}
+
+static void addr_turns_set(struct budget *g, const char *addr, guint turns)
+{
+    g_hash_table_replace(g->turns, g_strdup(addr), GUINT_TO_POINTER(turns));
+}
+
 /* A bound and a quarter. */
 static size_t hard_bound(size_t bound) { return bound + bound / 4; }
 
@@ -399,9 +410,9 @@ static void budget_account(struct conn *c, size_t left, gboolean handled)
         if (handled || !left) {
             /* A turn that completed a frame does not count against its
              * address (pick_finisher). */
-            guint turns = GPOINTER_TO_UINT(g_hash_table_lookup(g->turns, c->addr));
+            guint turns = addr_turns(g, c->addr);
             if (turns)
-                g_hash_table_replace(g->turns, g_strdup(c->addr), GUINT_TO_POINTER(turns - 1));
+                addr_turns_set(g, c->addr, turns - 1);
             finisher_done(g);
         } else if (!g->finisher_sticky && !peer_waiting(c)) {
             /* Read to the end of what its peer sent and still incomplete:
@@ -460,38 +471,42 @@ static void pick_finisher(struct budget *g)
     if (g->finisher || !g->held->len || g->b->stopping)
         return;
     guint best = G_MAXUINT, best_turns = G_MAXUINT;
-    size_t best_waiting = 0;
+    size_t best_waiting = 0, best_rest = 0;
+    gboolean whole = FALSE; /* best's socket holds the rest of its frame */
     for (guint i = 0; i < g->held->len; i++) {
         struct conn *c = g->held->pdata[i];
         size_t waiting = 0;
         if (c->input_paused || c->state != CONN_READY || !(waiting = socket_waiting(c)))
             continue;
-        if (waiting >= frame_rest(c)) {
+        size_t rest = frame_rest(c);
+        if (waiting >= rest) {
             best = i;
+            best_rest = rest;
+            whole = TRUE;
             break;
         }
-        guint turns = GPOINTER_TO_UINT(g_hash_table_lookup(g->turns, c->addr));
+        guint turns = addr_turns(g, c->addr);
         if (turns < best_turns || (turns == best_turns && waiting > best_waiting)) {
             best = i;
             best_turns = turns;
             best_waiting = waiting;
+            best_rest = rest;
         }
     }
     if (best == G_MAXUINT)
         return;
     struct conn *c = g->finisher = g->held->pdata[best];
     const struct config *cfg = g->b->cfg;
-    guint turns = GPOINTER_TO_UINT(g_hash_table_lookup(g->turns, c->addr));
-    g_hash_table_replace(g->turns, g_strdup(c->addr), GUINT_TO_POINTER(turns + 1));
+    addr_turns_set(g, c->addr, addr_turns(g, c->addr) + 1);
     g->finisher_mark = c->partial;
     g->finisher_since_us = g_get_monotonic_time();
     /* One that could carry a total past its bound and a quarter and a
      * max_frame, were it held again before its frame is whole, must finish. */
-    size_t rest = frame_rest(c) ? frame_rest(c) : cfg->max_frame;
+    size_t rest = best_rest ? best_rest : cfg->max_frame;
     g->finisher_sticky =
+        !whole &&
         (g->total + rest > hard_bound(cfg->input_budget) + cfg->max_frame ||
-         addr_bytes(g, c->addr) + rest > hard_bound(cfg->input_budget_per_ip) + cfg->max_frame) &&
-        !completes_now(c);
+         addr_bytes(g, c->addr) + rest > hard_bound(cfg->input_budget_per_ip) + cfg->max_frame);
     budget_release(g, best);
 }
 
