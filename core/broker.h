@@ -170,6 +170,8 @@ struct broker {
 };
 
 /* broker.c */
+/** Malloc thresholds for the fanout's short-lived buffers; call once, early. */
+void broker_tune_malloc(void);
 struct broker *broker_new(struct config *cfg, GError **error);
 /** Load and start the plugins, bind the listeners. */
 gboolean broker_start(struct broker *b, const char *ready_file, GError **error);

@@ -209,6 +209,7 @@ int main(int argc, char **argv)
     struct pidfile *pidfile = NULL;
     int rc = 1;
 
+    broker_tune_malloc();
     plugin_process_init();
     int status = parse_options(&argc, &argv);
     if (status >= 0) {
