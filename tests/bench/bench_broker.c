@@ -59,10 +59,11 @@ gboolean proc_sample(pid_t pid, struct proc_sample *out)
     /* Fields after the command name, which may hold spaces and ')'. */
     const char *p = stat ? strrchr(stat, ')') : NULL;
     if (p && status) {
-        unsigned long utime = 0, stime = 0;
+        unsigned long minflt = 0, utime = 0, stime = 0;
         /* state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
-        if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) ==
-            2) {
+        if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %lu %*u %*u %*u %lu %lu", &minflt, &utime,
+                   &stime) == 3) {
+            out->minflt = minflt;
             out->cpu_s = (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
             out->rss_kib = status_kib(status, "VmRSS:");
             out->hwm_kib = status_kib(status, "VmHWM:");

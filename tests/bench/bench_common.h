@@ -86,7 +86,8 @@ struct broker_counters {
 };
 
 struct proc_sample {
-    double cpu_s; /* utime + stime */
+    double cpu_s;         /* utime + stime */
+    unsigned long minflt; /* minor page faults */
     long rss_kib, hwm_kib;
     gboolean ok;
 };
@@ -104,6 +105,7 @@ struct result {
     double p50_us, p99_us, p999_us, max_us;
     gboolean have_proc;
     double cpu_s;
+    double faults; /* the broker's minor page faults in the window */
     long rss_start_kib, hwm_kib, rss_end_kib;
     double bench_cpu_s;
     /* Per bench thread over the window: CPU % of one core and what it ran. */

@@ -329,7 +329,9 @@ void report_table(const struct opts *o, struct result *rs, guint n)
                    " deliveries in the window, %" G_GUINT64_FORMAT " in all; latency max %.0f us\n",
                    r->window_s, r->sent, r->delivered_window, r->delivered_total, r->max_us);
         if (r->have_proc && r->rss_start_kib > 0)
-            printf("  - broker RSS when the window opened: %.1f MiB\n", r->rss_start_kib / 1024.0);
+            printf("  - broker RSS when the window opened: %.1f MiB; %.0f page faults/s in the "
+                   "window\n",
+                   r->rss_start_kib / 1024.0, r->window_s > 0 ? r->faults / r->window_s : 0);
         if (r->have_window_counters)
             printf("  - broker counters in the window: %.0f publishes, %.0f deliveries queued "
                    "(%.0f/s), %.0f drops\n",
@@ -409,6 +411,7 @@ void report_json(const struct opts *o, struct result *rs, guint n, FILE *out)
         add_num(jb, "latency_p999_us", r->have_latency, r->p999_us);
         add_num(jb, "latency_max_us", r->have_latency, r->max_us);
         add_num(jb, "broker_cpu_s", r->have_proc, r->cpu_s);
+        add_num(jb, "broker_page_faults", r->have_proc, r->faults);
         add_num(jb, "broker_cpu_ns_per_out", r->have_proc && out_count(r) > 0,
                 out_count(r) > 0 ? 1e9 * r->cpu_s / out_count(r) : 0);
         add_num(jb, "broker_window_publishes", r->have_window_counters,

@@ -1024,6 +1024,7 @@ static void fill_result(struct run *r, struct result *res)
     if (r->start.ok && r->end.ok) {
         res->have_proc = TRUE;
         res->cpu_s = r->end.cpu_s - r->start.cpu_s;
+        res->faults = (double)(r->end.minflt - r->start.minflt);
         res->rss_start_kib = r->start.rss_kib;
         res->hwm_kib = r->end.hwm_kib;
         res->rss_end_kib = r->end.rss_kib;
