@@ -142,9 +142,77 @@ struct http_gate {
     void *arg;
     GPtrArray *fresh; /* bufferevents made this loop turn, connections not yet seen */
     struct event *settle;
-    GHashTable *conns; /* struct evhttp_connection * -> struct gate_conn * */
+    GHashTable *conns;     /* struct evhttp_connection * -> struct gate_conn * */
+    GHashTable *lingering; /* struct parting * (set) */
     struct log_ratelimit rl;
 };
+
+/*
+ * A refused client may still be sending its request.  Closing a socket with
+ * input unread, or input still to come, answers it with a reset, and the
+ * client sees "connection reset" or a broken pipe instead of the 503.  So a
+ * refused socket is kept a moment after the reply: its sending side shut,
+ * what arrives read and dropped, until the peer closes, LINGER_BYTES came or
+ * LINGER_MS passed.  At most LINGER_MAX at once; past that, closed at once.
+ */
+#define LINGER_MAX   256
+#define LINGER_BYTES (64 * 1024)
+#define LINGER_MS    2000
+
+struct parting {
+    struct http_gate *g;
+    evutil_socket_t fd;
+    struct event *ev;
+    size_t got;
+    gint64 until_us;
+};
+
+static void linger_free(gpointer p)
+{
+    struct parting *lg = p;
+    event_free(lg->ev);
+    evutil_closesocket(lg->fd);
+    g_free(lg);
+}
+
+static void on_linger(evutil_socket_t fd, short what, void *arg)
+{
+    struct parting *lg = arg;
+    gint64 left_us = lg->until_us - g_get_monotonic_time();
+    if (what & EV_READ) {
+        char buf[4096];
+        ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n > 0)
+            lg->got += (size_t)n;
+        gboolean again = n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR));
+        if (again && lg->got < LINGER_BYTES && left_us > 0) {
+            struct timeval tv = {(time_t)(left_us / G_USEC_PER_SEC),
+                                 (suseconds_t)(left_us % G_USEC_PER_SEC)};
+            event_add(lg->ev, &tv);
+            return;
+        }
+    }
+    g_hash_table_remove(lg->g->lingering, lg); /* closes */
+}
+
+/* Keep fd's connection (a dup: the caller closes fd) until the peer is done sending. */
+static void linger_start(struct http_gate *g, evutil_socket_t fd, struct event_base *base)
+{
+    if (g_hash_table_size(g->lingering) >= LINGER_MAX)
+        return;
+    evutil_socket_t d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (d < 0)
+        return;
+    shutdown(d, SHUT_WR);
+    struct parting *lg = g_new0(struct parting, 1);
+    lg->g = g;
+    lg->fd = d;
+    lg->until_us = g_get_monotonic_time() + (gint64)LINGER_MS * 1000;
+    lg->ev = event_new(base, d, EV_READ, on_linger, lg);
+    struct timeval tv = {LINGER_MS / 1000, (LINGER_MS % 1000) * 1000};
+    g_hash_table_add(g->lingering, lg);
+    event_add(lg->ev, &tv);
+}
 
 /* JSON, as every other error of the console: a client reads one format. */
 static const char http_503[] = "HTTP/1.1 503 Service Unavailable\r\n"
@@ -195,9 +263,10 @@ static void gate_refuse(struct http_gate *g, struct evhttp_connection *evcon,
     if (log_ratelimit_ok(&g->rl, NULL))
         log_warn("%s: refusing a connection from %s: %s", g->who, peer, why);
     if (!g->ops.make_bev) {
-        ssize_t w = send(bufferevent_getfd(bev), http_503, sizeof http_503 - 1,
-                         MSG_DONTWAIT | MSG_NOSIGNAL);
-        (void)w; /* best effort, as for the hpfeeds listener */
+        evutil_socket_t fd = bufferevent_getfd(bev);
+        ssize_t w = send(fd, http_503, sizeof http_503 - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w == (ssize_t)sizeof http_503 - 1) /* the whole reply is out: let it arrive */
+            linger_start(g, fd, bufferevent_get_base(bev));
     }
     evhttp_connection_free(evcon);
 }
@@ -277,6 +346,7 @@ struct http_gate *http_gate_new(struct evhttp *http, struct evhttp_bound_socket 
     g->fresh = g_ptr_array_new();
     g->settle = event_new(evconnlistener_get_base(l), -1, 0, gate_settle, g);
     g->conns = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, gate_conn_free);
+    g->lingering = g_hash_table_new_full(g_direct_hash, g_direct_equal, linger_free, NULL);
     g->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10);
     evhttp_set_bevcb(http, gate_bev, g);
     /* Over TLS a plain-text 503 would be noise to the peer: just close. */
@@ -342,6 +412,7 @@ void http_gate_free(struct http_gate *g)
     event_free(g->settle);
     g_ptr_array_unref(g->fresh);
     g_hash_table_unref(g->conns);
+    g_hash_table_unref(g->lingering);
     g_free(g->who);
     g_free(g);
 }

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import resource
+import select
 import socket
 import ssl
 import subprocess
@@ -446,6 +447,8 @@ PORTS = [0]
 
 # The console's bounds on password checks running at once (core/web/internal.h).
 CHECKS_PER_ADDR, CHECKS_PER_USER = 16, 8
+# Console connections one address may hold (core/web/server.c).
+CONNS_PER_IP = 64
 
 
 def login_backoff_concurrent(r):
@@ -551,6 +554,43 @@ def login_flood_and_hpfeeds(r):
             isinstance(took, float) and took < 5, repr(took))
     r.check("the logins were refused (401) or turned away (429, 503), none lost",
             all(c in (401, 429, 503) for c in codes) and 401 in codes, repr(codes))
+    r.check("the broker stops cleanly", b.stop() == 0)
+
+
+def refused_connection_reads_503(r):
+    # Past an address's connection bound the console answers 503 at accept.
+    # A client may still be sending its request then (http.client sends a
+    # POST's headers and body apart): it must read the 503, not a reset.
+    conf, b, port = setup(r, "refused")
+    held = [socket.create_connection(("127.0.0.1", port), timeout=10)
+            for _ in range(CONNS_PER_IP)]
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    body = json.dumps({"user": "alice", "password": PASSWORDS["alice"]}).encode()
+    got, err = b"", None
+    try:
+        s.sendall(b"POST /api/login HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                  b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                  % (port, len(body)))
+        # The refusal is out (and the old code had closed the socket by now).
+        ready = select.select([s], [], [], 10)[0]
+        time.sleep(0.2)
+        s.sendall(body)
+        while ready:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+    except OSError as e:
+        err = e
+    finally:
+        s.close()
+    r.check("a refused client still sending its request reads the 503",
+            err is None and got.startswith(b"HTTP/1.1 503")
+            and b"too many connections" in got, repr((err, got[:200])))
+    for h in held:
+        h.close()
+    st = t.poll(lambda: Http(port).login("alice", PASSWORDS["alice"])[0] == 200 or None, 10)
+    r.check("the address's connections closed, it logs in again", st, repr(st))
     r.check("the broker stops cleanly", b.stop() == 0)
 
 
@@ -2085,6 +2125,7 @@ if __name__ == "__main__":
         ("logins from one address side by side; a password-change flood",
          concurrent_logins_one_address),
         ("logins do not hold up hpfeeds AUTH", login_flood_and_hpfeeds),
+        ("a client refused at accept reads the 503", refused_connection_reads_503),
         ("deeply nested JSON", deep_json),
         ("hostile names and secrets", hostile_names),
         ("access = channels: only admins set channel lists", channels_mode),
