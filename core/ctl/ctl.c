@@ -28,6 +28,47 @@ static gboolean opt_admin, opt_dot, opt_version;
 static gint opt_limit = 50;
 static gint64 opt_before;
 
+/*
+ * A value option given twice: --publish and --subscribe take the channels
+ * of every occurrence (--publish a --publish b is a,b); any other is
+ * refused, rather than the last silently winning.
+ */
+static struct {
+    const char *name;
+    char **dst;
+} const valued[] = {
+    {"--from", &opt_from},           {"--to", &opt_to},         {"--channel", &opt_channel},
+    {"--type", &opt_type},           {"--user", &opt_user},     {"--owner", &opt_owner},
+    {"--ident", &opt_ident},         {"--secret", &opt_secret}, {"--publish", &opt_publish},
+    {"--subscribe", &opt_subscribe}, {"--actor", &opt_actor},
+};
+
+static gboolean take_value(const gchar *name, const gchar *value, gpointer data, GError **error)
+{
+    for (gsize i = 0; i < G_N_ELEMENTS(valued); i++) {
+        if (strcmp(name, valued[i].name))
+            continue;
+        char **dst = valued[i].dst;
+        gboolean list = dst == &opt_publish || dst == &opt_subscribe;
+        if (*dst && !list) {
+            g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED, "%s given more than once",
+                        name);
+            return FALSE;
+        }
+        char *v = *dst ? g_strconcat(*dst, ",", value, NULL) : g_strdup(value);
+        g_free(*dst);
+        *dst = v;
+        return TRUE;
+    }
+    g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED, "%s: not a value option", name);
+    return FALSE;
+}
+
+#define VALUE_OPTION(name, help, meta)                                      \
+    {                                                                       \
+        name, 0, 0, G_OPTION_ARG_CALLBACK, (gpointer)take_value, help, meta \
+    }
+
 static const GOptionEntry entries[] = {
     {"config", 'c', 0, G_OPTION_ARG_FILENAME, &opt_config, "The broker's config file", "FILE"},
     {"auth", 0, 0, G_OPTION_ARG_STRING_ARRAY, &opt_auth,
@@ -35,22 +76,19 @@ static const GOptionEntry entries[] = {
      "mongodb:// or database+...:// URI; env keys are read-only)",
      "SOURCE"},
     {"plugin-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt_plugin_dir, "Load plugins from DIR", "DIR"},
-    {"from", 0, 0, G_OPTION_ARG_STRING, &opt_from, "Sharing user", "USER"},
-    {"to", 0, 0, G_OPTION_ARG_STRING, &opt_to, "Receiving user, or @GROUP", "USER|@GROUP"},
-    {"channel", 0, 0, G_OPTION_ARG_STRING, &opt_channel, "Channel", "CHANNEL"},
-    {"type", 0, 0, G_OPTION_ARG_STRING, &opt_type, "shares (default) or shares_all", "TYPE"},
-    {"user", 0, 0, G_OPTION_ARG_STRING, &opt_user, "User", "USER"},
-    {"owner", 0, 0, G_OPTION_ARG_STRING, &opt_owner, "Owning user", "USER"},
-    {"ident", 0, 0, G_OPTION_ARG_STRING, &opt_ident, "Authkey ident", "IDENT"},
-    {"secret", 0, 0, G_OPTION_ARG_STRING, &opt_secret, "Authkey secret (generated if absent)",
-     "SECRET"},
-    {"publish", 0, 0, G_OPTION_ARG_STRING, &opt_publish, "Channels it may publish on", "C1,C2"},
-    {"subscribe", 0, 0, G_OPTION_ARG_STRING, &opt_subscribe, "Channels it may subscribe to",
-     "C1,C2"},
+    VALUE_OPTION("from", "Sharing user", "USER"),
+    VALUE_OPTION("to", "Receiving user, or @GROUP", "USER|@GROUP"),
+    VALUE_OPTION("channel", "Channel", "CHANNEL"),
+    VALUE_OPTION("type", "shares (default) or shares_all", "TYPE"),
+    VALUE_OPTION("user", "User", "USER"),
+    VALUE_OPTION("owner", "Owning user", "USER"),
+    VALUE_OPTION("ident", "Authkey ident", "IDENT"),
+    VALUE_OPTION("secret", "Authkey secret (generated if absent)", "SECRET"),
+    VALUE_OPTION("publish", "Channels it may publish on (repeatable)", "C1,C2"),
+    VALUE_OPTION("subscribe", "Channels it may subscribe to (repeatable)", "C1,C2"),
     {"admin", 0, 0, G_OPTION_ARG_NONE, &opt_admin, "With user add: an administrator", NULL},
     {"dot", 0, 0, G_OPTION_ARG_NONE, &opt_dot, "With graph: Graphviz output", NULL},
-    {"actor", 0, 0, G_OPTION_ARG_STRING, &opt_actor, "With audit: records of this actor only",
-     "ACTOR"},
+    VALUE_OPTION("actor", "With audit: records of this actor only", "ACTOR"),
     {"limit", 0, 0, G_OPTION_ARG_INT, &opt_limit, "With audit: at most N records (default 50)",
      "N"},
     {"before", 0, 0, G_OPTION_ARG_INT64, &opt_before, "With audit: records older than record ID",

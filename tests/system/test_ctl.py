@@ -199,6 +199,22 @@ def authkeys(r):
     r.check("the list is a.one and a.two, the blank one empty",
             res.rc == 0 and "\npublish: a.one,a.two\nsubscribe: \n" in res.out, repr(res))
     clean_ok(r, "authkey del mark-sp", c("authkey", "del", "mark-sp"), "")
+    clean_ok(r, "authkey add: --publish and --subscribe repeated add up",
+             c("authkey", "add", "--owner", "mark", "--ident", "mark-rep", "--secret", "s",
+               "--publish", "a.one", "--publish", "a.two,a.three", "--subscribe", "a.one",
+               "--subscribe", "a.two"), "")
+    res = c("authkey", "show", "mark-rep")
+    r.check("the lists hold every occurrence's channels",
+            res.rc == 0 and "\npublish: a.one,a.two,a.three\nsubscribe: a.one,a.two\n" in res.out,
+            repr(res))
+    clean_ok(r, "authkey del mark-rep", c("authkey", "del", "mark-rep"), "")
+    for opt, a, b in (("--owner", "jojo", "mark"), ("--ident", "x1", "x2"),
+                      ("--secret", "s1", "s2")):
+        res = c("authkey", "add", "--owner", "mark", "--ident", "mark-twice", opt, a, opt, b)
+        usage_error(r, "authkey add with %s twice" % opt, res)
+        r.check("... and the error names it", "%s given more than once" % opt in res.err,
+                repr(res))
+    one_line_error(r, "no key was made by the refused adds", c("authkey", "show", "mark-twice"))
     res = c("authkey", "list")
     r.check("authkey list: IDENT\\towner=\\tpublish=\\tsubscribe=",
             res.rc == 0 and sorted_lines(res) == want, repr(res))
