@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -144,6 +145,7 @@ struct http_gate {
     struct event *settle;
     GHashTable *conns;     /* struct evhttp_connection * -> struct gate_conn * */
     GHashTable *lingering; /* struct parting * (set) */
+    guint linger_max;
     struct log_ratelimit rl;
 };
 
@@ -153,7 +155,9 @@ struct http_gate {
  * client sees "connection reset" or a broken pipe instead of the 503.  So a
  * refused socket is kept a moment after the reply: its sending side shut,
  * what arrives read and dropped, until the peer closes, LINGER_BYTES came or
- * LINGER_MS passed.  At most LINGER_MAX at once; past that, closed at once.
+ * LINGER_MS passed.  At most LINGER_MAX at once, and no more than a
+ * sixteenth of the descriptors the process may open; past that, closed at
+ * once.
  */
 #define LINGER_MAX   256
 #define LINGER_BYTES (64 * 1024)
@@ -198,7 +202,7 @@ static void on_linger(evutil_socket_t fd, short what, void *arg)
 /* Keep fd's connection (a dup: the caller closes fd) until the peer is done sending. */
 static void linger_start(struct http_gate *g, evutil_socket_t fd, struct event_base *base)
 {
-    if (g_hash_table_size(g->lingering) >= LINGER_MAX)
+    if (g_hash_table_size(g->lingering) >= g->linger_max)
         return;
     evutil_socket_t d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (d < 0)
@@ -347,6 +351,10 @@ struct http_gate *http_gate_new(struct evhttp *http, struct evhttp_bound_socket 
     g->settle = event_new(evconnlistener_get_base(l), -1, 0, gate_settle, g);
     g->conns = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, gate_conn_free);
     g->lingering = g_hash_table_new_full(g_direct_hash, g_direct_equal, linger_free, NULL);
+    struct rlimit nofile;
+    g->linger_max = getrlimit(RLIMIT_NOFILE, &nofile) == 0
+                        ? (guint)MIN((rlim_t)LINGER_MAX, nofile.rlim_cur / 16)
+                        : 0;
     g->rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10);
     evhttp_set_bevcb(http, gate_bev, g);
     /* Over TLS a plain-text 503 would be noise to the peer: just close. */

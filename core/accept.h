@@ -43,9 +43,10 @@ struct http_gate_ops {
  * Gate every connection of http (bound on bs): at most max_conns at once,
  * counted as soon as they are accepted (refused with a 503 over plain HTTP,
  * the socket kept up to 2 s while the client finishes sending, so that the
- * reply is read rather than reset; closed over TLS); a connection whose first request is not complete
- * first_request_s seconds after accept, or whose next request is not
- * complete first_request_s seconds after the last reply, is closed.
+ * reply is read rather than reset; closed over TLS); a connection whose
+ * first request is not complete first_request_s seconds after accept, or
+ * whose next request is not complete first_request_s seconds after the
+ * last reply, is closed.
  * Installs http's bevcb.
  * Free it right after evhttp_free(http).
  */
