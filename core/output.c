@@ -73,14 +73,18 @@ void conn_output_kick(struct conn *c)
 {
     struct output *o = c->b->out;
     c->busy = TRUE;
-    if (c->out_listed || !c->bev)
+    if (!c->bev)
+        return;
+    /* Judged as the queue grows, not only once the turn's write is done: a
+     * turn reads every ready publisher, and fifty of them at 256 KiB each
+     * would fill a queue past max_queued_bytes before the write. */
+    backlog_update(c);
+    if (c->out_listed)
         return;
     /* TLS, pairs (EV_WRITE always on) and a backlog being written: the
      * bufferevent writes; the queue only grew. */
-    if (!c->direct_out || (bufferevent_get_enabled(c->bev) & EV_WRITE)) {
-        backlog_update(c);
+    if (!c->direct_out || (bufferevent_get_enabled(c->bev) & EV_WRITE))
         return;
-    }
     if (conn_queued(c) == 0)
         return;
     c->out_listed = TRUE;
@@ -105,13 +109,13 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
         evbuffer_unfreeze(out, 1);
         evbuffer_write(out, bufferevent_getfd(c->bev));
         evbuffer_freeze(out, 1);
+        backlog_update(c);
         if (evbuffer_get_length(out) == 0) {
             conn_output_drained(c);
         } else {
             /* The rest when the socket takes it; after an error, it meets the
              * error again and reports it to on_event. */
             bufferevent_enable(c->bev, EV_WRITE);
-            backlog_update(c);
         }
     }
     g_ptr_array_set_size(o->pending, 0);
