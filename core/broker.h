@@ -188,7 +188,9 @@ gint64 broker_now_s(struct broker *b);
  * c, a subscriber over its queue bound, is being closed for it (the
  * slow_deadline sweep, or the kernel's TCP_USER_TIMEOUT after as long):
  * log it, count it, and make the disconnect event say so.  how: "queued
- * for over", "queued, the peer taking nothing for".  The caller closes c.
+ * for over", "queued, the kernel timing the connection out
+ * (TCP_USER_TIMEOUT) after" (it does so for a peer that takes nothing, or
+ * almost nothing).  The caller closes c.
  */
 void broker_slow_close(struct broker *b, struct conn *c, const char *how);
 /**

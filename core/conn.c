@@ -925,7 +925,8 @@ static void close_on_error(struct conn *c, int err)
      * before the slow-consumer sweep does; either way it is the broker's
      * doing, and the same event says so. */
     if (err == ETIMEDOUT && c->over_since_us && c->state == CONN_READY)
-        broker_slow_close(c->b, c, "queued, the peer taking nothing for");
+        broker_slow_close(c->b, c,
+                          "queued, the kernel timing the connection out (TCP_USER_TIMEOUT) after");
     conn_close(c, g_strerror(err));
 }
 
