@@ -11,7 +11,11 @@
  *   libevent then serves the other ready connections, so one publisher
  *   gets at most READ_BATCH per loop turn.  While a subscriber that keeps
  *   up has more than the backlog mark queued (max_queued_bytes / 16, 64 KiB
- *   to 1 MiB), no publisher is read: the data waits in their sockets.
+ *   to 1 MiB), no publisher is read: the data waits in their sockets.  The
+ *   mark is judged each time a queue grows (output.c, conn_output_kick), so
+ *   the publishers after the one that crossed it wait within the same turn:
+ *   a queue passes the mark by one publisher's read at most (READ_BATCH,
+ *   or one frame when max_frame is larger).
  * - Decide: the receivers of (owner, channel) are the router's subscribers
  *   (access = channels), or a view of them the router caches per owner
  *   (access = graph): decided once, again only when the channel's
