@@ -14,7 +14,7 @@
  *   to 1 MiB), no publisher is read: the data waits in their sockets.  The
  *   mark is judged each time a queue grows (output.c, conn_output_kick), so
  *   the publishers after the one that crossed it wait within the same turn:
- *   a queue passes the mark by one publisher's read at most (READ_BATCH,
+ *   a queue passes the mark by about one publisher's read (READ_BATCH,
  *   or one frame when max_frame is larger).
  * - Decide: the receivers of (owner, channel) are the router's subscribers
  *   (access = channels), or a view of them the router caches per owner
