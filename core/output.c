@@ -219,29 +219,14 @@ gboolean output_hold_input(struct conn *c)
     return TRUE;
 }
 
-/*
- * Reading resumes, RESUME_BATCH sessions a loop turn, the longest paused
- * first: run what they read before they stopped, and read them again.
- * Each pause and resume is an epoll_ctl.  When 200 publishers flood one
- * subscriber, the first few of them refill its backlog, and resuming all
- * would pause the rest again at once: two system calls for each of them,
- * about one per message delivered.  The rest keep their places and go on
- * in a later turn, once the backlog allows (or at once, if it never
- * formed); those paused again queue up behind them.
- */
-#define RESUME_BATCH 16
-
+/* Reading resumes: run what the paused read before they stopped. */
 static void on_resume(evutil_socket_t fd, short what, void *arg)
 {
     struct output *o = arg;
     if (o->backlogged->len)
         return;
     GPtrArray *paused = o->paused;
-    guint n = MIN(paused->len, RESUME_BATCH);
-    o->paused = g_ptr_array_sized_new(paused->len - n);
-    for (guint i = n; i < paused->len; i++)
-        g_ptr_array_add(o->paused, paused->pdata[i]);
-    g_ptr_array_set_size(paused, n);
+    o->paused = g_ptr_array_new();
     for (guint i = 0; i < paused->len; i++) {
         struct conn *c = paused->pdata[i];
         c->input_paused = FALSE;
@@ -260,11 +245,6 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
     if (paused->len)
         conn_budget_kick(o->b);
     g_ptr_array_unref(paused);
-    /* The next batch after the loop has polled (and read this one). */
-    if (o->paused->len && !o->backlogged->len && !o->b->stopping) {
-        struct timeval now = {0, 0};
-        evtimer_add(o->resume, &now);
-    }
 }
 
 /* ---- idle sessions ---- */
@@ -328,7 +308,7 @@ void output_forget(struct conn *c)
     if (c->out_listed)
         g_ptr_array_remove_fast(o->pending, c);
     if (c->input_paused)
-        g_ptr_array_remove(o->paused, c); /* the order is the resume order */
+        g_ptr_array_remove_fast(o->paused, c);
     if (c->backlogged)
         backlog_remove(c);
 }
