@@ -419,14 +419,21 @@ static gpointer flood_main(gpointer data)
  */
 enum { BEHIND_COUNT = 4000 };
 
-static int reader_behind(const char *extra, int sleep_ms, gboolean *in_order)
+/* A broker where pub1 publishes and sub1 subscribes on "big", started with conf. */
+static struct h_broker *big_broker(const char *conf)
 {
     struct h_broker *b = h_broker_new();
     CU_ASSERT_FATAL(b != NULL);
     CU_ASSERT_FATAL(h_broker_add_key(b, "pub1", "pub1-secret", "big", ""));
     CU_ASSERT_FATAL(h_broker_add_key(b, "sub1", "sub1-secret", "", "big"));
-    char *conf = g_strdup_printf("max_queued_bytes = 1048576\nslow_deadline = 30\n%s", extra);
     CU_ASSERT_FATAL(h_broker_start(b, conf));
+    return b;
+}
+
+static int reader_behind(const char *extra, int sleep_ms, gboolean *in_order)
+{
+    char *conf = g_strdup_printf("max_queued_bytes = 1048576\nslow_deadline = 30\n%s", extra);
+    struct h_broker *b = big_broker(conf);
     g_free(conf);
     int sub = h_connect_opt(b->port, 65536);
     CU_ASSERT_FATAL(sub >= 0);
@@ -503,11 +510,7 @@ static gpointer many_pub_main(gpointer data)
 
 static void test_many_publishers_one_reader(void)
 {
-    struct h_broker *b = h_broker_new();
-    CU_ASSERT_FATAL(b != NULL);
-    CU_ASSERT_FATAL(h_broker_add_key(b, "pub1", "pub1-secret", "big", ""));
-    CU_ASSERT_FATAL(h_broker_add_key(b, "sub1", "sub1-secret", "", "big"));
-    CU_ASSERT_FATAL(h_broker_start(b, "max_queued_bytes = 1048576\n"));
+    struct h_broker *b = big_broker("max_queued_bytes = 1048576\n");
     int sub = h_client(b->port, "sub1", "sub1-secret");
     CU_ASSERT_FATAL(sub >= 0);
     CU_ASSERT_FATAL(h_sub(sub, "sub1", "big"));
