@@ -15,7 +15,11 @@
  *   mark is judged each time a queue grows (output.c, conn_output_kick), so
  *   the publishers after the one that crossed it wait within the same turn:
  *   a queue passes the mark by about one publisher's read (READ_BATCH,
- *   or one frame when max_frame is larger).
+ *   or one frame when max_frame is larger).  The paused take turns: when
+ *   a backlog forms, every publisher read since the last one formed joins
+ *   the back of a queue; once it is gone, RESUME_BATCH (16) of the queue
+ *   resume per loop turn, the longest paused first, each with a first
+ *   read of at most RESUMED_READ (64 KiB).
  * - Decide: the receivers of (owner, channel) are the router's subscribers
  *   (access = channels), or a view of them the router caches per owner
  *   (access = graph): decided once, again only when the channel's

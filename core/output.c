@@ -27,9 +27,11 @@ struct output {
     GPtrArray *pending;          /* struct conn * with output to write this turn */
     struct event *flush;         /* active when pending is not empty */
     GPtrArray *backlogged;       /* struct conn * over the mark, not exempt */
-    GPtrArray *paused;           /* struct conn * whose reading is stopped */
+    GQueue paused;               /* struct conn * whose reading is stopped, resume order */
+    GPtrArray *readers;          /* struct conn * read since a backlog last formed */
     struct event *backlog_timer; /* checks the backlogs' progress */
-    struct event *resume;        /* active: restart the paused */
+    struct event *resume;        /* active or due: restart the paused, a batch */
+    struct event *settle;        /* active: a backlog formed, pause the readers */
     struct event *idle_sweep;    /* parks the sessions quiet since the last one */
 };
 
@@ -154,7 +156,7 @@ static void backlog_remove(struct conn *c)
     c->backlogged = FALSE;
     if (o->backlogged->len == 0) {
         evtimer_del(o->backlog_timer);
-        if (o->paused->len)
+        if (o->paused.length)
             event_active(o->resume, EV_TIMEOUT, 0);
     }
 }
@@ -170,8 +172,11 @@ static void backlog_update(struct conn *c)
             c->backlog_since_us = c->backlog_moved_us = g_get_monotonic_time();
             c->backlog_left = queued;
             g_ptr_array_add(o->backlogged, c);
-            if (o->backlogged->len == 1)
+            if (o->backlogged->len == 1) {
                 backlog_arm(o);
+                if (o->readers->len)
+                    event_active(o->settle, EV_TIMEOUT, 0);
+            }
         }
     } else if (queued <= mark / 2) {
         c->backlog_exempt = FALSE;
@@ -205,46 +210,123 @@ static void on_backlog_check(evutil_socket_t fd, short what, void *arg)
     backlog_arm(o);
 }
 
+/* A paused session's input keeps its incomplete frame, often a few hundred
+ * bytes at the end of a READ_BATCH chain: moved to a chain of its size,
+ * 200 paused publishers hold 200 small chains, not 50 MiB. */
+#define PAUSED_TAIL_MAX (16 * 1024)
+
+static void compact_tail(struct conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t n = evbuffer_get_length(in);
+    /* TLS input is the filter's own, not frozen like a socket's. */
+    if (c->tls || n == 0 || n > PAUSED_TAIL_MAX)
+        return;
+    uint8_t tail[PAUSED_TAIL_MAX];
+    evbuffer_unfreeze(in, 0);
+    evbuffer_remove(in, tail, n);
+    evbuffer_add(in, tail, n);
+    evbuffer_freeze(in, 0);
+}
+
+/* Stop reading c until its turn in the queue: at the back, or at the front
+ * when it was resumed and held back before it could read. */
+static void pause_input(struct output *o, struct conn *c)
+{
+    if (c->input_paused)
+        return;
+    c->input_paused = TRUE;
+    c->paused_link.data = c;
+    if (c->resume_first)
+        g_queue_push_head_link(&o->paused, &c->paused_link);
+    else
+        g_queue_push_tail_link(&o->paused, &c->paused_link);
+    c->resume_first = FALSE;
+    bufferevent_disable(c->bev, EV_READ);
+    compact_tail(c);
+}
+
 gboolean output_hold_input(struct conn *c)
 {
     struct output *o = c->b->out;
     if (!o->backlogged->len || c->state != CONN_READY)
         return FALSE;
     /* A subscriber is behind: this input waits (on_resume). */
-    if (!c->input_paused) {
-        c->input_paused = TRUE;
-        g_ptr_array_add(o->paused, c);
-        bufferevent_disable(c->bev, EV_READ);
-    }
+    pause_input(o, c);
     return TRUE;
 }
 
-/* Reading resumes: run what the paused read before they stopped. */
+void output_read_done(struct conn *c)
+{
+    struct output *o = c->b->out;
+    c->resume_first = FALSE;
+    if (c->read_listed || c->input_paused || !c->bev || c->state != CONN_READY)
+        return;
+    c->read_listed = TRUE;
+    g_ptr_array_add(o->readers, c);
+}
+
+/*
+ * A backlog formed: every session that read since the last one formed
+ * pauses too, at the back of the queue in the order they read, even when
+ * the turn's write clears the backlog at once.  The backlog is a round:
+ * one left enabled keeps its place at the head of epoll's ready list and
+ * is read first in every turn, before the mark is crossed, while the
+ * others wait for their batch.  Runs after the turn's reads, never inside
+ * one (pausing compacts the input).
+ */
+static void on_settle(evutil_socket_t fd, short what, void *arg)
+{
+    struct output *o = arg;
+    for (guint i = 0; i < o->readers->len; i++) {
+        struct conn *c = o->readers->pdata[i];
+        c->read_listed = FALSE;
+        if (c->bev && c->state == CONN_READY)
+            pause_input(o, c);
+    }
+    g_ptr_array_set_size(o->readers, 0);
+    if (o->paused.length && !o->backlogged->len)
+        event_active(o->resume, EV_TIMEOUT, 0);
+}
+
+/*
+ * Reading resumes, RESUME_BATCH sessions a loop turn, the longest paused
+ * first: run what they had read, and read them again.  Each pause and
+ * resume is an epoll_ctl.  When 200 publishers flood one subscriber, the
+ * first two or three of them refill its backlog, and resuming all would
+ * pause the rest again at once: two system calls each, about one per
+ * message delivered.  The rest keep their places and go on in a later
+ * turn (the next batch after the loop has polled), once the backlog allows.
+ */
+#define RESUME_BATCH 16
+
 static void on_resume(evutil_socket_t fd, short what, void *arg)
 {
     struct output *o = arg;
-    if (o->backlogged->len)
-        return;
-    GPtrArray *paused = o->paused;
-    o->paused = g_ptr_array_new();
-    for (guint i = 0; i < paused->len; i++) {
-        struct conn *c = paused->pdata[i];
+    guint n = 0;
+    while (n < RESUME_BATCH && !o->backlogged->len && !o->b->stopping) {
+        GList *l = g_queue_pop_head_link(&o->paused);
+        if (!l)
+            break;
+        struct conn *c = l->data;
         c->input_paused = FALSE;
-    }
-    for (guint i = 0; i < paused->len; i++) {
-        struct conn *c = paused->pdata[i];
-        /* A connection closed meanwhile has left the list (output_forget). */
-        if (c->state != CONN_READY || o->b->stopping)
+        /* A connection closed meanwhile has left the queue (output_forget). */
+        if (c->state != CONN_READY || !c->bev)
             continue;
+        n++;
+        c->resume_first = TRUE;
         /* Held for the input budget: conn.c resumes it. */
         if (!c->input_held)
             bufferevent_enable(c->bev, EV_READ);
         conn_process_input(c);
     }
     /* Held sessions may take their turn to finish now. */
-    if (paused->len)
+    if (n)
         conn_budget_kick(o->b);
-    g_ptr_array_unref(paused);
+    if (o->paused.length && !o->backlogged->len && !o->b->stopping) {
+        struct timeval now = {0, 0};
+        evtimer_add(o->resume, &now);
+    }
 }
 
 /* ---- idle sessions ---- */
@@ -307,8 +389,14 @@ void output_forget(struct conn *c)
         g_ptr_array_remove_fast(o->runs, c);
     if (c->out_listed)
         g_ptr_array_remove_fast(o->pending, c);
-    if (c->input_paused)
-        g_ptr_array_remove_fast(o->paused, c);
+    if (c->input_paused) {
+        g_queue_unlink(&o->paused, &c->paused_link);
+        c->input_paused = FALSE;
+    }
+    if (c->read_listed) {
+        g_ptr_array_remove_fast(o->readers, c);
+        c->read_listed = FALSE;
+    }
     if (c->backlogged)
         backlog_remove(c);
 }
@@ -321,9 +409,11 @@ struct output *output_new(struct broker *b)
     o->pending = g_ptr_array_new();
     o->flush = event_new(b->base, -1, 0, on_flush, o);
     o->backlogged = g_ptr_array_new();
-    o->paused = g_ptr_array_new();
+    g_queue_init(&o->paused);
+    o->readers = g_ptr_array_new();
     o->backlog_timer = evtimer_new(b->base, on_backlog_check, o);
     o->resume = event_new(b->base, -1, 0, on_resume, o);
+    o->settle = event_new(b->base, -1, 0, on_settle, o);
     o->idle_sweep = event_new(b->base, -1, EV_PERSIST, on_idle_sweep, o);
     struct timeval tv = {IDLE_SWEEP_SECONDS, 0};
     evtimer_add(o->idle_sweep, &tv);
@@ -337,10 +427,12 @@ void output_free(struct output *o)
     g_ptr_array_unref(o->runs);
     g_ptr_array_unref(o->pending);
     g_ptr_array_unref(o->backlogged);
-    g_ptr_array_unref(o->paused);
+    /* paused holds links of the connections' own: nothing to free. */
+    g_ptr_array_unref(o->readers);
     event_free(o->flush);
     event_free(o->backlog_timer);
     event_free(o->resume);
+    event_free(o->settle);
     event_free(o->idle_sweep);
     g_free(o);
 }

@@ -119,6 +119,9 @@ struct result {
     double per_conn_kib;
     /* slow */
     guint64 stalled_received, stalled_drops;
+    /* several publishers: deliveries in the window per publisher */
+    gboolean have_fairness;
+    guint64 pub_min, pub_median, pub_max;
     /* the broker's view, over the window plus the drain */
     gboolean have_counters, have_window_counters;
     struct broker_counters counted, counted_window;

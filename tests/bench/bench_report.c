@@ -449,6 +449,9 @@ void report_json(const struct opts *o, struct result *rs, guint n, FILE *out)
         add_num(jb, "drops", d, (double)r->drops);
         add_num(jb, "expected_deliveries", d, (double)r->expected);
         add_int(jb, "out_of_order", (gint64)r->reordered);
+        add_num(jb, "publisher_least_served", r->have_fairness, (double)r->pub_min);
+        add_num(jb, "publisher_median_served", r->have_fairness, (double)r->pub_median);
+        add_num(jb, "publisher_most_served", r->have_fairness, (double)r->pub_max);
         add_int(jb, "error_frames", (gint64)r->errors_seen);
         double ref = ref_rate(rs, n, r);
         add_str(jb, "compared_with", r->plan ? r->plan->ref : NULL);

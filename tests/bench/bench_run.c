@@ -103,8 +103,9 @@ struct client {
     gboolean confirmed;
     /* subscriber */
     gboolean stalled, warmed;
-    guint64 received;  /* read by other threads (window, drain) */
-    guint64 *next_seq; /* per publisher */
+    guint64 received;   /* read by other threads (window, drain) */
+    guint64 *next_seq;  /* per publisher */
+    guint64 *in_window; /* per publisher: received in the measured window */
     guint64 gaps, reorders;
 };
 
@@ -345,6 +346,7 @@ static void got_publish(struct client *c, const struct wire_msg *m, guint64 now)
     if (phase(r) == PH_MEASURE) {
         store64(&l->recv_window, l->recv_window + 1);
         store64(&l->bytes_window, l->bytes_window + m->frame_len);
+        c->in_window[src]++;
     }
     hist_add(l->hist, now > sent ? now - sent : 0);
     guint64 *next = &c->next_seq[src];
@@ -593,6 +595,7 @@ static struct client *client_new(struct run *r, enum role role, int index)
         c->payload_off = c->frame_len - size;
     } else {
         c->next_seq = g_new0(guint64, MAX(r->p->publishers, 1));
+        c->in_window = g_new0(guint64, MAX(r->p->publishers, 1));
     }
     return c;
 }
@@ -690,6 +693,7 @@ static void client_free(gpointer p)
     g_free(c->frame);
     g_free(c->rbuf);
     g_free(c->next_seq);
+    g_free(c->in_window);
     g_free(c);
 }
 
@@ -1008,6 +1012,51 @@ static void thread_result(struct run *r, struct result *res)
     res->bench_bound = res->bench_max_pct >= BENCH_BOUND_PCT;
 }
 
+/*
+ * With several publishers flooding (--window 0): how evenly the broker read
+ * them, as each one's deliveries in the window (to the reading subscribers,
+ * added up): the least served, the median and the most.  The publishers of
+ * a loop thread write whenever their sockets take more, so a gap between
+ * them is the broker's (or the relay's) choice, not the scheduler's.  (With
+ * a window, the bench chooses who may send.)
+ */
+static int cmp_u64(gconstpointer a, gconstpointer b)
+{
+    guint64 x = *(const guint64 *)a, y = *(const guint64 *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void report_fairness(struct run *r)
+{
+    guint n = r->pubs->len;
+    if (n < 2 || r->p->mode != MODE_STREAM || r->p->window > 0)
+        return;
+    guint64 *per = g_new0(guint64, n);
+    for (guint i = 0; i < r->subs->len; i++) {
+        struct client *s = r->subs->pdata[i];
+        if (s->stalled)
+            continue;
+        for (guint j = 0; j < n; j++)
+            per[j] += s->in_window[j];
+    }
+    guint most = 0;
+    for (guint j = 1; j < n; j++)
+        if (per[j] > per[most])
+            most = j;
+    qsort(per, n, sizeof *per, cmp_u64);
+    struct result *res = r->res;
+    res->have_fairness = TRUE;
+    res->pub_min = per[0];
+    res->pub_median = per[n / 2];
+    res->pub_max = per[n - 1];
+    result_note(res,
+                "per publisher in the window: least served %" G_GUINT64_FORMAT
+                ", median %" G_GUINT64_FORMAT ", most %" G_GUINT64_FORMAT
+                " (publisher %u of %u) deliveries",
+                res->pub_min, res->pub_median, res->pub_max, most, n);
+    g_free(per);
+}
+
 static void fill_result(struct run *r, struct result *res)
 {
     const struct plan *p = r->p;
@@ -1094,6 +1143,7 @@ static void fill_result(struct run *r, struct result *res)
         res->drops += sent - MIN(s->received, sent);
         gaps += s->gaps;
     }
+    report_fairness(r);
     if (res->have_counters) {
         const struct broker_counters *k = &res->counted;
         result_note(

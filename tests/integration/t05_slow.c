@@ -5,7 +5,9 @@
  * slow_deadline.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -552,6 +554,125 @@ static void test_many_publishers_one_reader(void)
     H_FINISH(b);
 }
 
+/*
+ * Publishers flooding one reader slower than all of them take turns: while
+ * the reader's backlog holds them back, each is read in its turn, about as
+ * much as the others.  The publishers are written from one thread (poll,
+ * non-blocking sockets), so each has data waiting whenever the broker
+ * looks; how much of each the reader gets is the broker's doing.  Reading
+ * resumes a few publishers at a time; one that stayed enabled would be
+ * read first in every turn (it was: the least served got nothing at all).
+ */
+enum { TURN_PUBS = 20, TURN_SIZE = 512, TURN_READ = 20000 };
+
+struct turn_flood {
+    int fd[TURN_PUBS];
+    gint stop;
+    bool ok;
+};
+
+static gpointer turn_flood_main(gpointer data)
+{
+    struct turn_flood *t = data;
+    GByteArray *frame[TURN_PUBS];
+    size_t off[TURN_PUBS];
+    guint32 seq[TURN_PUBS] = {0};
+    uint8_t payload[TURN_SIZE];
+    memset(payload, 't', sizeof payload);
+    for (int i = 0; i < TURN_PUBS; i++) {
+        frame[i] = g_byte_array_new();
+        off[i] = 0;
+        fcntl(t->fd[i], F_SETFL, fcntl(t->fd[i], F_GETFL) | O_NONBLOCK);
+    }
+    t->ok = true;
+    while (t->ok && !g_atomic_int_get(&t->stop)) {
+        struct pollfd pfd[TURN_PUBS];
+        for (int i = 0; i < TURN_PUBS; i++)
+            pfd[i] = (struct pollfd){.fd = t->fd[i], .events = POLLOUT};
+        if (poll(pfd, TURN_PUBS, 100) < 0 && errno != EINTR)
+            t->ok = false;
+        for (int i = 0; i < TURN_PUBS && t->ok; i++) {
+            if (!(pfd[i].revents & POLLOUT))
+                continue;
+            /* 32 frames at a time, each numbered by its publisher. */
+            if (off[i] == frame[i]->len) {
+                g_byte_array_set_size(frame[i], 0);
+                off[i] = 0;
+                for (int k = 0; k < 32; k++, seq[i]++) {
+                    memcpy(payload, &i, sizeof i);
+                    memcpy(payload + sizeof i, &seq[i], sizeof seq[i]);
+                    h_enc_publish(frame[i], "pub1", "big", payload, sizeof payload);
+                }
+            }
+            ssize_t n =
+                send(t->fd[i], frame[i]->data + off[i], frame[i]->len - off[i], MSG_NOSIGNAL);
+            if (n > 0)
+                off[i] += (size_t)n;
+            else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                t->ok = false;
+        }
+    }
+    for (int i = 0; i < TURN_PUBS; i++)
+        g_byte_array_free(frame[i], TRUE);
+    return NULL;
+}
+
+static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
+
+static void test_flooding_publishers_take_turns(void)
+{
+    struct h_broker *b = big_broker("max_queued_bytes = 1048576\n");
+    int sub = h_client(b->port, "sub1", "sub1-secret");
+    CU_ASSERT_FATAL(sub >= 0);
+    CU_ASSERT_FATAL(h_sub(sub, "sub1", "big"));
+    struct turn_flood fl = {.stop = 0};
+    for (int i = 0; i < TURN_PUBS; i++) {
+        fl.fd[i] = h_client(b->port, "pub1", "pub1-secret");
+        CU_ASSERT_FATAL(fl.fd[i] >= 0);
+    }
+    CU_ASSERT_FATAL(h_barrier1(b, sub, "sub1", fl.fd[0], "pub1"));
+    GThread *t = g_thread_new("turn-flood", turn_flood_main, &fl);
+    int count[TURN_PUBS] = {0}, got = 0, bad = 0;
+    guint32 next[TURN_PUBS] = {0};
+    struct h_frame f = {0};
+    /* About 16 MB/s: 32 messages, then 1 ms. */
+    while (got < TURN_READ && h_read_frame(sub, 5000, &f) == H_FRAME) {
+        const uint8_t *id, *ch, *pl;
+        size_t il, cl, pll;
+        int who = -1;
+        guint32 seq = 0;
+        if (h_parse_publish(&f, &id, &il, &ch, &cl, &pl, &pll) && pll == TURN_SIZE) {
+            memcpy(&who, pl, sizeof who);
+            memcpy(&seq, pl + sizeof who, sizeof seq);
+        }
+        if (who < 0 || who >= TURN_PUBS || seq != next[who]) {
+            bad++;
+        } else {
+            next[who]++;
+            count[who]++;
+        }
+        if (++got % 32 == 0)
+            h_sleep_ms(1);
+    }
+    h_frame_clear(&f);
+    g_atomic_int_set(&fl.stop, 1);
+    g_thread_join(t);
+    CU_ASSERT(fl.ok);
+    int sorted[TURN_PUBS];
+    memcpy(sorted, count, sizeof sorted);
+    qsort(sorted, TURN_PUBS, sizeof *sorted, cmp_int);
+    int least = sorted[0], median = sorted[TURN_PUBS / 2], most = sorted[TURN_PUBS - 1];
+    fprintf(stderr,
+            "  %d publishers flooding one reader: %d read, %d out of order; per publisher "
+            "least %d, median %d, most %d\n",
+            TURN_PUBS, got, bad, least, median, most);
+    CU_ASSERT_EQUAL(got, TURN_READ);
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT(least * 4 >= median);
+    CU_ASSERT(most <= median * 4);
+    H_FINISH(b);
+}
+
 static void test_reader_behind_without_backpressure(void)
 {
     gboolean in_order;
@@ -563,6 +684,7 @@ static void test_reader_behind_without_backpressure(void)
 static const struct h_test tests[] = {
     {"a reader slower than the publisher loses nothing", test_reader_behind_loses_nothing},
     {"many publishers flooding one reader: nothing lost", test_many_publishers_one_reader},
+    {"publishers flooding a slower reader take turns", test_flooding_publishers_take_turns},
     {"backpressure_hold = 0: that reader gets drops instead",
      test_reader_behind_without_backpressure},
     {"slow consumer: bounded memory, others served, disconnected", test_slow_consumer},
