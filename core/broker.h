@@ -106,8 +106,8 @@ struct conn {
     size_t backlog_left;                       /* queue at the last progress */
     gboolean input_paused;     /* in output.c's paused queue: reading stopped for a backlog */
     GList paused_link;         /* its link there (data: this connection) */
-    gboolean resume_first;     /* resumed and not read since: paused again, it goes first */
     gboolean read_listed;      /* read since a backlog last formed: in output.c's readers */
+    GList read_link;           /* its link there */
     struct pub_stat *pub_stat; /* metrics of the channel last published on */
     char *pub_stat_chan;
     struct flow_series *flow_pub; /* flow series of that channel, valid while its gen */
@@ -294,6 +294,11 @@ void conn_output_kick(struct conn *c);
 gboolean output_written(struct conn *c);
 /** TRUE when c's input must wait for a subscriber's backlog (reading stopped). */
 gboolean output_hold_input(struct conn *c);
+/** c's turn after a backlog (output.c): what it had read is handled, and a
+ * plain socket is read now, in the queue's order, not epoll's. */
+void conn_read_turn(struct conn *c);
+/** TRUE while sessions wait for their turn to be read again. */
+gboolean output_waiting(const struct broker *b);
 /** c has read and handled its input: when a backlog forms, it pauses too. */
 void output_read_done(struct conn *c);
 /** c has a publish run to queue at the end of the input (output_runs_flush). */

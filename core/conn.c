@@ -52,12 +52,10 @@
 #define TLS_READ             (32 * 1024)
 /* What libevent 2.1 reads from a socket per read event at most. */
 #define LIBEVENT_MAX_READ    4096
-/* At most this much a read for a session just resumed from a backlog's
- * queue (output.c): each turn of the round is a share of about the same
- * size, not whatever the peer's socket has grown to hold.  Measured with
- * 200 publishers flooding one reader: 64 KiB kept the least served
- * publisher within 0.75 of the median; uncapped, a few took 3 times it. */
-#define RESUMED_READ         (64 * 1024)
+/* At most this much a read while sessions wait for their turn behind a
+ * backlog (output.c): a turn is a share of about the same size for each,
+ * not whatever its peer's socket has grown to hold. */
+#define TURN_READ            (64 * 1024)
 
 static void on_read(struct bufferevent *bev, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
@@ -955,9 +953,10 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
  * FIONREAD: when the input holds less than its 4 KiB, the socket had no
  * more and the readv is skipped (many publishers of small messages would
  * pay a second syscall for nothing).  (Sizing the reservation by another
- * FIONREAD measured slower under ingest.)
+ * FIONREAD measured slower under ingest.)  Without libevent's read first
+ * (top_up FALSE: conn_read_turn), the readv is the read.
  */
-static void read_batch(struct conn *c)
+static void read_batch(struct conn *c, gboolean top_up)
 {
     evutil_socket_t fd = bufferevent_getfd(c->bev);
     /* Before AUTH a peer gets libevent's 4 KiB a read, nothing more. */
@@ -968,11 +967,9 @@ static void read_batch(struct conn *c)
     size_t bound = MIN((size_t)READ_BATCH, (size_t)c->b->cfg->max_frame);
     /* What may join an incomplete frame is what the input budget has room for. */
     bound = MIN(bound, have + budget_room(c));
-    /* Back from a backlog's queue (output.c): a fair share, not all the
-     * socket holds. */
-    if (c->resume_first)
-        bound = MIN(bound, have + RESUMED_READ);
-    if (have < LIBEVENT_MAX_READ || have >= bound)
+    if (output_waiting(c->b))
+        bound = MIN(bound, have + TURN_READ);
+    if ((top_up && have < LIBEVENT_MAX_READ) || have >= bound)
         return;
     struct evbuffer_iovec v[2];
     evbuffer_unfreeze(in, 0);
@@ -999,7 +996,15 @@ static void on_read(struct bufferevent *bev, void *arg)
     c->busy = TRUE;
     /* Not while a backlog holds input back: that waits in the socket. */
     if (!output_hold_input(c))
-        read_batch(c);
+        read_batch(c, TRUE);
+    conn_process_input(c);
+    output_read_done(c);
+}
+
+void conn_read_turn(struct conn *c)
+{
+    c->busy = TRUE;
+    read_batch(c, FALSE);
     conn_process_input(c);
     output_read_done(c);
 }

@@ -18,8 +18,9 @@
  *   or one frame when max_frame is larger).  The paused take turns: when
  *   a backlog forms, every publisher read since the last one formed joins
  *   the back of a queue; once it is gone, RESUME_BATCH (16) of the queue
- *   resume per loop turn, the longest paused first, each with a first
- *   read of at most RESUMED_READ (64 KiB).
+ *   have their turn per loop turn, the longest paused first: each is read
+ *   at once, in the queue's order (not epoll's), until a backlog forms.
+ *   While any wait, a read takes at most TURN_READ (64 KiB, conn.c).
  * - Decide: the receivers of (owner, channel) are the router's subscribers
  *   (access = channels), or a view of them the router caches per owner
  *   (access = graph): decided once, again only when the channel's

@@ -28,7 +28,7 @@ struct output {
     struct event *flush;         /* active when pending is not empty */
     GPtrArray *backlogged;       /* struct conn * over the mark, not exempt */
     GQueue paused;               /* struct conn * whose reading is stopped, resume order */
-    GPtrArray *readers;          /* struct conn * read since a backlog last formed */
+    GQueue readers;              /* struct conn * read since a backlog last formed */
     struct event *backlog_timer; /* checks the backlogs' progress */
     struct event *resume;        /* active or due: restart the paused, a batch */
     struct event *settle;        /* active: a backlog formed, pause the readers */
@@ -174,7 +174,7 @@ static void backlog_update(struct conn *c)
             g_ptr_array_add(o->backlogged, c);
             if (o->backlogged->len == 1) {
                 backlog_arm(o);
-                if (o->readers->len)
+                if (o->readers.length)
                     event_active(o->settle, EV_TIMEOUT, 0);
             }
         }
@@ -229,19 +229,14 @@ static void compact_tail(struct conn *c)
     evbuffer_freeze(in, 0);
 }
 
-/* Stop reading c until its turn in the queue: at the back, or at the front
- * when it was resumed and held back before it could read. */
+/* Stop reading c until its turn: at the back of the queue. */
 static void pause_input(struct output *o, struct conn *c)
 {
     if (c->input_paused)
         return;
     c->input_paused = TRUE;
     c->paused_link.data = c;
-    if (c->resume_first)
-        g_queue_push_head_link(&o->paused, &c->paused_link);
-    else
-        g_queue_push_tail_link(&o->paused, &c->paused_link);
-    c->resume_first = FALSE;
+    g_queue_push_tail_link(&o->paused, &c->paused_link);
     bufferevent_disable(c->bev, EV_READ);
     compact_tail(c);
 }
@@ -256,14 +251,16 @@ gboolean output_hold_input(struct conn *c)
     return TRUE;
 }
 
+gboolean output_waiting(const struct broker *b) { return b->out->paused.length > 0; }
+
 void output_read_done(struct conn *c)
 {
     struct output *o = c->b->out;
-    c->resume_first = FALSE;
     if (c->read_listed || c->input_paused || !c->bev || c->state != CONN_READY)
         return;
     c->read_listed = TRUE;
-    g_ptr_array_add(o->readers, c);
+    c->read_link.data = c;
+    g_queue_push_tail_link(&o->readers, &c->read_link);
 }
 
 /*
@@ -278,25 +275,26 @@ void output_read_done(struct conn *c)
 static void on_settle(evutil_socket_t fd, short what, void *arg)
 {
     struct output *o = arg;
-    for (guint i = 0; i < o->readers->len; i++) {
-        struct conn *c = o->readers->pdata[i];
+    GList *l;
+    while ((l = g_queue_pop_head_link(&o->readers))) {
+        struct conn *c = l->data;
         c->read_listed = FALSE;
         if (c->bev && c->state == CONN_READY)
             pause_input(o, c);
     }
-    g_ptr_array_set_size(o->readers, 0);
     if (o->paused.length && !o->backlogged->len)
         event_active(o->resume, EV_TIMEOUT, 0);
 }
 
 /*
- * Reading resumes, RESUME_BATCH sessions a loop turn, the longest paused
- * first: run what they had read, and read them again.  Each pause and
- * resume is an epoll_ctl.  When 200 publishers flood one subscriber, the
- * first two or three of them refill its backlog, and resuming all would
- * pause the rest again at once: two system calls each, about one per
- * message delivered.  The rest keep their places and go on in a later
- * turn (the next batch after the loop has polled), once the backlog allows.
+ * Reading resumes in the queue's order, until a backlog forms again or
+ * RESUME_BATCH sessions have had their turn in this loop turn: each is
+ * read here and now (conn_read_turn), not when epoll next lists it, so
+ * the first in the queue is the first read.  When 200 publishers flood
+ * one subscriber, the first one or two of them refill its backlog; the
+ * rest keep their places (no epoll_ctl for them: resuming all and pausing
+ * them again at once was about one system call per message delivered).
+ * The next batch runs after the loop has polled.
  */
 #define RESUME_BATCH 16
 
@@ -314,11 +312,13 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
         if (c->state != CONN_READY || !c->bev)
             continue;
         n++;
-        c->resume_first = TRUE;
         /* Held for the input budget: conn.c resumes it. */
-        if (!c->input_held)
-            bufferevent_enable(c->bev, EV_READ);
-        conn_process_input(c);
+        if (c->input_held) {
+            conn_process_input(c);
+            continue;
+        }
+        bufferevent_enable(c->bev, EV_READ);
+        conn_read_turn(c);
     }
     /* Held sessions may take their turn to finish now. */
     if (n)
@@ -394,7 +394,7 @@ void output_forget(struct conn *c)
         c->input_paused = FALSE;
     }
     if (c->read_listed) {
-        g_ptr_array_remove_fast(o->readers, c);
+        g_queue_unlink(&o->readers, &c->read_link);
         c->read_listed = FALSE;
     }
     if (c->backlogged)
@@ -410,7 +410,7 @@ struct output *output_new(struct broker *b)
     o->flush = event_new(b->base, -1, 0, on_flush, o);
     o->backlogged = g_ptr_array_new();
     g_queue_init(&o->paused);
-    o->readers = g_ptr_array_new();
+    g_queue_init(&o->readers);
     o->backlog_timer = evtimer_new(b->base, on_backlog_check, o);
     o->resume = event_new(b->base, -1, 0, on_resume, o);
     o->settle = event_new(b->base, -1, 0, on_settle, o);
@@ -427,8 +427,7 @@ void output_free(struct output *o)
     g_ptr_array_unref(o->runs);
     g_ptr_array_unref(o->pending);
     g_ptr_array_unref(o->backlogged);
-    /* paused holds links of the connections' own: nothing to free. */
-    g_ptr_array_unref(o->readers);
+    /* paused and readers hold links of the connections' own: nothing to free. */
     event_free(o->flush);
     event_free(o->backlog_timer);
     event_free(o->resume);
