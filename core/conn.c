@@ -954,14 +954,15 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
  * more and the readv is skipped (many publishers of small messages would
  * pay a second syscall for nothing).  (Sizing the reservation by another
  * FIONREAD measured slower under ingest.)  Without libevent's read first
- * (top_up FALSE: conn_read_turn), the readv is the read.
+ * (top_up FALSE: conn_read_turn), the readv is the read.  Returns what
+ * the readv read.
  */
-static void read_batch(struct conn *c, gboolean top_up)
+static size_t read_batch(struct conn *c, gboolean top_up)
 {
     evutil_socket_t fd = bufferevent_getfd(c->bev);
     /* Before AUTH a peer gets libevent's 4 KiB a read, nothing more. */
     if (c->tls || fd < 0 || c->state != CONN_READY)
-        return;
+        return 0;
     struct evbuffer *in = bufferevent_get_input(c->bev);
     size_t have = evbuffer_get_length(in);
     size_t bound = MIN((size_t)READ_BATCH, (size_t)c->b->cfg->max_frame);
@@ -970,7 +971,8 @@ static void read_batch(struct conn *c, gboolean top_up)
     if (output_waiting(c->b))
         bound = MIN(bound, have + TURN_READ);
     if ((top_up && have < LIBEVENT_MAX_READ) || have >= bound)
-        return;
+        return 0;
+    size_t read = 0;
     struct evbuffer_iovec v[2];
     evbuffer_unfreeze(in, 0);
     int n = evbuffer_reserve_space(in, (ev_ssize_t)(bound - have), v, 2);
@@ -979,7 +981,7 @@ static void read_batch(struct conn *c, gboolean top_up)
         for (int i = 0; i < n; i++)
             iov[i] = (struct iovec){.iov_base = v[i].iov_base, .iov_len = v[i].iov_len};
         ssize_t got = readv(fd, iov, n);
-        size_t left = got > 0 ? (size_t)got : 0;
+        size_t left = read = got > 0 ? (size_t)got : 0;
         int used = 0;
         for (; used < n && left > 0; used++) {
             v[used].iov_len = MIN(v[used].iov_len, left);
@@ -988,6 +990,7 @@ static void read_batch(struct conn *c, gboolean top_up)
         evbuffer_commit_space(in, v, used);
     }
     evbuffer_freeze(in, 0);
+    return read;
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
@@ -1003,10 +1006,14 @@ static void on_read(struct bufferevent *bev, void *arg)
 
 void conn_read_turn(struct conn *c)
 {
-    c->busy = TRUE;
-    read_batch(c, FALSE);
+    size_t got = read_batch(c, FALSE);
     conn_process_input(c);
-    output_read_done(c);
+    /* A peer with nothing to say (a subscriber) is not paused again at the
+     * next backlog for having had its turn. */
+    if (got) {
+        c->busy = TRUE;
+        output_read_done(c);
+    }
 }
 
 /*
