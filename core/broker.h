@@ -105,9 +105,8 @@ struct conn {
     gint64 backlog_since_us, backlog_moved_us; /* over the mark since; last progress */
     size_t backlog_left;                       /* queue at the last progress */
     gboolean input_paused;     /* in output.c's paused queue: reading stopped for a backlog */
-    GList paused_link;         /* its link there (data: this connection) */
     gboolean read_listed;      /* read since a backlog last formed: in output.c's readers */
-    GList read_link;           /* its link there */
+    GList turn_link;           /* its link in one of those two (data: this connection) */
     struct pub_stat *pub_stat; /* metrics of the channel last published on */
     char *pub_stat_chan;
     struct flow_series *flow_pub; /* flow series of that channel, valid while its gen */

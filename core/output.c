@@ -234,9 +234,14 @@ static void pause_input(struct output *o, struct conn *c)
 {
     if (c->input_paused)
         return;
+    /* Its link leaves the readers (if there) for the paused queue. */
+    if (c->read_listed) {
+        g_queue_unlink(&o->readers, &c->turn_link);
+        c->read_listed = FALSE;
+    }
     c->input_paused = TRUE;
-    c->paused_link.data = c;
-    g_queue_push_tail_link(&o->paused, &c->paused_link);
+    c->turn_link.data = c;
+    g_queue_push_tail_link(&o->paused, &c->turn_link);
     bufferevent_disable(c->bev, EV_READ);
     compact_tail(c);
 }
@@ -259,8 +264,8 @@ void output_read_done(struct conn *c)
     if (c->read_listed || c->input_paused || !c->bev || c->state != CONN_READY)
         return;
     c->read_listed = TRUE;
-    c->read_link.data = c;
-    g_queue_push_tail_link(&o->readers, &c->read_link);
+    c->turn_link.data = c;
+    g_queue_push_tail_link(&o->readers, &c->turn_link);
 }
 
 /*
@@ -390,11 +395,11 @@ void output_forget(struct conn *c)
     if (c->out_listed)
         g_ptr_array_remove_fast(o->pending, c);
     if (c->input_paused) {
-        g_queue_unlink(&o->paused, &c->paused_link);
+        g_queue_unlink(&o->paused, &c->turn_link);
         c->input_paused = FALSE;
     }
     if (c->read_listed) {
-        g_queue_unlink(&o->readers, &c->read_link);
+        g_queue_unlink(&o->readers, &c->turn_link);
         c->read_listed = FALSE;
     }
     if (c->backlogged)
