@@ -219,7 +219,7 @@ static void compact_tail(struct conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     size_t n = evbuffer_get_length(in);
-    /* TLS input is the filter's own, not frozen like a socket's. */
+    /* A TLS session's input is filled by its filter: left as it is. */
     if (c->tls || n == 0 || n > PAUSED_TAIL_MAX)
         return;
     uint8_t tail[PAUSED_TAIL_MAX];
