@@ -20,7 +20,7 @@
  *   relay-500, fanout-500       1 -> 500, 1 KiB.
  *   ingest-relay, ingest 200 publishers -> 1 subscriber, 512 B, at most 2000
  *                        messages in flight (--window 0: an open-loop flood,
- *                        which the broker can only answer by dropping).
+ *                        which the broker's backpressure holds back).
  *   latency-relay, latency       10,000 msg/s from a timer, 10 subscribers.
  *   latency50k-relay, latency50k 50,000 msg/s, 10 subscribers.
  *   slow-base, slow      10 reading subscribers; slow adds 1 that never
@@ -69,9 +69,9 @@ enum {
     S_COUNT
 };
 
-/* Closed loop for ingest: the broker never pushes back on publishers, so
- * an open-loop flood from 200 sockets measures only how fast it drops
- * (--window 0). */
+/* ingest is closed loop by default (2000 messages in flight, broker and
+ * relay alike); --window 0 floods, and the broker's backpressure holds the
+ * publishers back in turns (the notes then give each one's deliveries). */
 #define FANOUT(n, sz) .mode = MODE_STREAM, .publishers = 1, .subscribers = (n), .size = (sz)
 #define INGEST        .mode = MODE_STREAM, .publishers = 200, .subscribers = 1, .size = 512, .window = 2000
 #define PACED(r)      .mode = MODE_PACED, .publishers = 1, .subscribers = 10, .size = 1024, .rate = (r)
