@@ -972,7 +972,7 @@ static size_t read_batch(struct conn *c, gboolean top_up)
         bound = MIN(bound, have + TURN_READ);
     if ((top_up && have < LIBEVENT_MAX_READ) || have >= bound)
         return 0;
-    size_t read = 0;
+    size_t taken = 0;
     struct evbuffer_iovec v[2];
     evbuffer_unfreeze(in, 0);
     int n = evbuffer_reserve_space(in, (ev_ssize_t)(bound - have), v, 2);
@@ -981,7 +981,7 @@ static size_t read_batch(struct conn *c, gboolean top_up)
         for (int i = 0; i < n; i++)
             iov[i] = (struct iovec){.iov_base = v[i].iov_base, .iov_len = v[i].iov_len};
         ssize_t got = readv(fd, iov, n);
-        size_t left = read = got > 0 ? (size_t)got : 0;
+        size_t left = taken = got > 0 ? (size_t)got : 0;
         int used = 0;
         for (; used < n && left > 0; used++) {
             v[used].iov_len = MIN(v[used].iov_len, left);
@@ -990,7 +990,7 @@ static size_t read_batch(struct conn *c, gboolean top_up)
         evbuffer_commit_space(in, v, used);
     }
     evbuffer_freeze(in, 0);
-    return read;
+    return taken;
 }
 
 static void on_read(struct bufferevent *bev, void *arg)

@@ -313,7 +313,8 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
             break;
         struct conn *c = l->data;
         c->input_paused = FALSE;
-        /* A connection closed meanwhile has left the queue (output_forget). */
+        /* One closed meanwhile has left the queue (output_forget); one
+         * closing is let go here. */
         if (c->state != CONN_READY || !c->bev)
             continue;
         n++;
